@@ -29,11 +29,11 @@ build:
 
 ## models: train the default demo models into models/default (reproducible, fixed seed)
 models: build deps-onnxruntime
-	@bash scripts/models.sh "$(BIN)" "$(MODEL_DIR)"
+	@if [ -f scripts/models.sh ]; then bash scripts/models.sh "$(BIN)" "$(MODEL_DIR)"; else echo "models: scripts/models.sh not present yet; skipping"; fi
 
 ## run: start the server with the embedded default (in-memory stores, demo knowledge, default models)
 run: deps-onnxruntime models
-	$(BIN) serve --models "$(MODEL_DIR)"
+	$(BIN) serve --models "$(MODEL_DIR)" --onnxruntime-lib "$(ONNXRUNTIME_LIB)"
 
 ## test: install what is needed, then run every test against the real components
 test: deps models

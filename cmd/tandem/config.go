@@ -1,0 +1,202 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration of `tandem serve`: one struct tree,
+// filled from defaults, then the environment, then flags (flags win), and
+// checked by Validate before anything starts. Only package main reads the
+// environment; every other package receives its part of this struct.
+type Config struct {
+	// Addr is the listen address (env TANDEM_ADDR, default ":8080"; ":0" picks a free port).
+	Addr string
+	// PublicURL is the base URL printed for humans (env TANDEM_PUBLIC_URL; default derived from Addr).
+	PublicURL string
+	// LogLevel is one of debug, info, warn, error (env LOG_LEVEL, default info).
+	LogLevel string
+	// LogFormat is text or json (env LOG_FORMAT, default text).
+	LogFormat string
+	// ShutdownTimeout bounds graceful shutdown (env TANDEM_SHUTDOWN_TIMEOUT, default 15s).
+	ShutdownTimeout time.Duration
+
+	// DatabaseURL selects PostgreSQL stores when set; empty means in-memory
+	// stores (env DATABASE_URL).
+	DatabaseURL string
+	// NATSURL enables cross-node delivery when set (env NATS_URL).
+	NATSURL string
+
+	// ModelDir holds the trained NLU models (env TANDEM_MODEL_DIR, default models/default).
+	ModelDir string
+	// ONNXRuntimeLib is the ONNX Runtime shared library (env ONNXRUNTIME_LIB,
+	// default .deps/onnxruntime/libonnxruntime.so.1).
+	ONNXRuntimeLib string
+
+	// AdminToken authenticates the admin API; generated and printed at start
+	// when empty (env TANDEM_ADMIN_TOKEN).
+	AdminToken string
+	// JWTSecret signs agent/admin/customer tokens; generated at start when
+	// empty, which invalidates tokens across restarts (env TANDEM_JWT_SECRET).
+	JWTSecret string
+	// Demo loads the demo knowledge pack, demo site and demo agent at start
+	// when the stores are empty (env TANDEM_DEMO, default true).
+	Demo bool
+
+	// LLM configures optional generative answers; off unless BaseURL is set.
+	LLM LLMConfig
+}
+
+// LLMConfig configures an OpenAI-compatible chat completions server.
+type LLMConfig struct {
+	BaseURL string // env LLM_BASE_URL
+	Model   string // env LLM_MODEL (default "gpt-4o-mini")
+	APIKey  string // env LLM_API_KEY
+}
+
+// DefaultConfig returns the documented defaults: the embedded configuration
+// that `make run` uses.
+func DefaultConfig() Config {
+	return Config{
+		Addr:            ":8080",
+		LogLevel:        "info",
+		LogFormat:       "text",
+		ShutdownTimeout: 15 * time.Second,
+		ModelDir:        filepath.Join("models", "default"),
+		ONNXRuntimeLib:  filepath.Join(".deps", "onnxruntime", "libonnxruntime.so.1"),
+		Demo:            true,
+		LLM:             LLMConfig{Model: "gpt-4o-mini"},
+	}
+}
+
+var (
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"text", "json"}
+)
+
+// Validate checks every setting and names the offending one with its
+// accepted values.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(setting, value, accepted string) {
+		errs = append(errs, fmt.Errorf("invalid %s %q: accepted values: %s", setting, value, accepted))
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("TANDEM_ADDR (--addr)", c.Addr, "host:port, e.g. :8080 or 127.0.0.1:0")
+	} else if _, port, _ := net.SplitHostPort(c.Addr); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			bad("TANDEM_ADDR (--addr)", c.Addr, "a port between 0 and 65535")
+		}
+	}
+	if !slices.Contains(logLevels, c.LogLevel) {
+		bad("LOG_LEVEL (--log-level)", c.LogLevel, strings.Join(logLevels, ", "))
+	}
+	if !slices.Contains(logFormats, c.LogFormat) {
+		bad("LOG_FORMAT (--log-format)", c.LogFormat, strings.Join(logFormats, ", "))
+	}
+	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 10*time.Minute {
+		bad("TANDEM_SHUTDOWN_TIMEOUT (--shutdown-timeout)", c.ShutdownTimeout.String(), "a duration between 1ms and 10m, e.g. 15s")
+	}
+	checkURL := func(setting, v string, schemes ...string) {
+		if v == "" {
+			return
+		}
+		u, err := url.Parse(v)
+		if err != nil || !slices.Contains(schemes, u.Scheme) || u.Host == "" {
+			bad(setting, redact(v), "a URL with scheme "+strings.Join(schemes, " or "))
+		}
+	}
+	checkURL("DATABASE_URL (--database-url)", c.DatabaseURL, "postgres", "postgresql")
+	checkURL("NATS_URL (--nats-url)", c.NATSURL, "nats", "tls")
+	checkURL("LLM_BASE_URL (--llm-base-url)", c.LLM.BaseURL, "http", "https")
+	if c.LLM.BaseURL != "" && c.LLM.Model == "" {
+		bad("LLM_MODEL (--llm-model)", "", "a model name when LLM_BASE_URL is set")
+	}
+	if c.ModelDir == "" {
+		bad("TANDEM_MODEL_DIR (--models)", "", "a directory made by `make models` or `tandem train`")
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		bad("TANDEM_ADMIN_TOKEN", "(hidden)", "at least 16 characters")
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		bad("TANDEM_JWT_SECRET", "(hidden)", "at least 32 characters")
+	}
+	return errors.Join(errs...)
+}
+
+// redact hides a URL's password.
+func redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable)"
+	}
+	return u.Redacted()
+}
+
+// bindFlags declares one flag per setting, with the environment variable
+// (when set) overriding the default shown.
+func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
+	var errs []error
+	str := func(p *string, name, env, usage string) {
+		if v := getenv(env); v != "" {
+			*p = v
+		}
+		fs.StringVar(p, name, *p, usage+" (env "+env+")")
+	}
+	str(&c.Addr, "addr", "TANDEM_ADDR", "listen address")
+	str(&c.PublicURL, "public-url", "TANDEM_PUBLIC_URL", "base URL printed for humans")
+	str(&c.LogLevel, "log-level", "LOG_LEVEL", "log level: "+strings.Join(logLevels, ", "))
+	str(&c.LogFormat, "log-format", "LOG_FORMAT", "log format: text or json")
+	str(&c.DatabaseURL, "database-url", "DATABASE_URL", "PostgreSQL URL; empty = in-memory stores")
+	str(&c.NATSURL, "nats-url", "NATS_URL", "NATS URL for multi-node delivery; empty = in-process bus")
+	str(&c.ModelDir, "models", "TANDEM_MODEL_DIR", "trained model directory")
+	str(&c.ONNXRuntimeLib, "onnxruntime-lib", "ONNXRUNTIME_LIB", "ONNX Runtime shared library")
+	str(&c.AdminToken, "admin-token", "TANDEM_ADMIN_TOKEN", "admin API token; generated when empty")
+	str(&c.JWTSecret, "jwt-secret", "TANDEM_JWT_SECRET", "token signing secret; generated when empty")
+	str(&c.LLM.BaseURL, "llm-base-url", "LLM_BASE_URL", "OpenAI-compatible server; empty = no generative answers")
+	str(&c.LLM.Model, "llm-model", "LLM_MODEL", "LLM model name")
+	str(&c.LLM.APIKey, "llm-api-key", "LLM_API_KEY", "LLM API key")
+	if v := getenv("TANDEM_SHUTDOWN_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("invalid TANDEM_SHUTDOWN_TIMEOUT %q: accepted values: a duration such as 15s", v))
+		} else {
+			c.ShutdownTimeout = d
+		}
+	}
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "graceful shutdown deadline (env TANDEM_SHUTDOWN_TIMEOUT)")
+	if v := getenv("TANDEM_DEMO"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("invalid TANDEM_DEMO %q: accepted values: true, false", v))
+		} else {
+			c.Demo = b
+		}
+	}
+	fs.BoolVar(&c.Demo, "demo", c.Demo, "load the demo knowledge, site and agent into empty stores (env TANDEM_DEMO)")
+	return errors.Join(errs...)
+}
+
+// resolvePaths makes relative default paths work when the binary runs from
+// the repository root or elsewhere (ONNXRUNTIME_LIB and model dir).
+func (c *Config) resolvePaths() {
+	for _, p := range []*string{&c.ModelDir, &c.ONNXRuntimeLib} {
+		if *p == "" || filepath.IsAbs(*p) {
+			continue
+		}
+		if abs, err := filepath.Abs(*p); err == nil {
+			if _, err := os.Stat(abs); err == nil {
+				*p = abs
+			}
+		}
+	}
+}

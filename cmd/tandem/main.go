@@ -1,0 +1,76 @@
+// Command tandem is Tandem's single binary.
+//
+//	tandem serve   run the chat service (gateway, bot pipeline, handoff)
+//	tandem train   train intent and entity models from labelled data
+//	tandem eval    evaluate models (and later the whole bot) on labelled data
+//
+// Run `tandem <command> -h` for each command's flags. Configuration of
+// `serve` comes from flags and environment variables (flags win); see
+// Config.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "tandem:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+const usage = `usage: tandem <command> [flags]
+
+commands:
+  serve   run the chat service
+  train   train intent and entity models
+  eval    evaluate models on labelled data
+`
+
+// run dispatches a subcommand. It is main without the process: tests call it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "tandem: unknown command %q\n\n%s", cmd, usage)
+		return errUsage
+	}
+}
+
+// runServe runs the server until ctx is cancelled (SIGINT/SIGTERM), then
+// shuts it down within the configured deadline.
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	m := NewMain(stdout, stderr)
+	if err := m.ParseFlags(args, getenv); err != nil {
+		return err
+	}
+	if err := m.Run(ctx); err != nil {
+		_ = m.Close()
+		return err
+	}
+	<-ctx.Done()
+	m.Logger.Info("shutting down", "deadline", m.Config.ShutdownTimeout)
+	return m.Close()
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tandem-chat/tandem/internal/testenv"
+)
+
+func testGetenv(env map[string]string) func(string) string {
+	return func(k string) string { return env[k] }
+}
+
+// TestServeLifecycle boots the real server on :0, checks the operational
+// endpoints, then shuts it down and sees it exit cleanly.
+func TestServeLifecycle(t *testing.T) {
+	lib := testenv.ONNXRuntimeLib(t)
+	var stdout, stderr bytes.Buffer
+	m := NewMain(&stdout, &stderr)
+	err := m.ParseFlags([]string{"--addr", "127.0.0.1:0", "--log-level", "debug"},
+		testGetenv(map[string]string{"ONNXRUNTIME_LIB": lib}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	base := m.URL()
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/healthz"); code != 200 || !strings.Contains(body, `"ok"`) {
+		t.Fatalf("/healthz = %d %s", code, body)
+	}
+	if code, body := get("/readyz"); code != 200 || !strings.Contains(body, `"ready"`) {
+		t.Fatalf("/readyz = %d %s", code, body)
+	}
+	code, body := get("/metrics")
+	if code != 200 || !strings.Contains(body, "go_goroutines") || !strings.Contains(body, "tandem_http_request_duration_seconds") {
+		t.Fatalf("/metrics = %d, missing expected series:\n%.500s", code, body)
+	}
+	if code, body := get("/no-such-thing"); code != 404 || !strings.Contains(body, `"not_found"`) {
+		t.Fatalf("unknown path = %d %s", code, body)
+	}
+	if !strings.Contains(stdout.String(), base+"/healthz") {
+		t.Fatalf("banner does not print the health URL:\n%s", stdout.String())
+	}
+
+	if err := m.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Fatal("server still answers after Close")
+	}
+	if !strings.Contains(stderr.String(), "shutdown complete") {
+		t.Fatalf("no clean shutdown log:\n%s", stderr.String())
+	}
+}
+
+// TestServeSignalShutdown runs the serve command as main does and cancels its
+// context (what SIGTERM does through signal.NotifyContext).
+func TestServeSignalShutdown(t *testing.T) {
+	lib := testenv.ONNXRuntimeLib(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0"}, testGetenv(map[string]string{"ONNXRUNTIME_LIB": lib}), &stdout, &stderr)
+	}()
+	// Wait for the banner, then "send SIGTERM".
+	for !strings.Contains(stdout.String(), "/healthz") {
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited early: %v\n%s", err, stderr.String())
+		default:
+		}
+		waitABit()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve returned %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "shutdown complete") {
+		t.Fatalf("no clean shutdown:\n%s", stderr.String())
+	}
+}
+
+// TestBadConfigRejected shows bad values fail fast naming the setting and
+// the accepted values.
+func TestBadConfigRejected(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		{"log level flag", []string{"--log-level", "verbose"}, nil, []string{"LOG_LEVEL", "verbose", "debug, info, warn, error"}},
+		{"log format env", nil, map[string]string{"LOG_FORMAT": "xml"}, []string{"LOG_FORMAT", "text, json"}},
+		{"addr", []string{"--addr", "nonsense"}, nil, []string{"TANDEM_ADDR", "host:port"}},
+		{"database url", nil, map[string]string{"DATABASE_URL": "mysql://x"}, []string{"DATABASE_URL", "postgres"}},
+		{"shutdown env", nil, map[string]string{"TANDEM_SHUTDOWN_TIMEOUT": "soon"}, []string{"TANDEM_SHUTDOWN_TIMEOUT", "duration"}},
+		{"demo env", nil, map[string]string{"TANDEM_DEMO": "maybe"}, []string{"TANDEM_DEMO", "true, false"}},
+		{"unknown flag", []string{"--no-such-flag"}, nil, []string{"no-such-flag"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := run(context.Background(), append([]string{"serve"}, tt.args...), testGetenv(tt.env), &out, &errb)
+			if err == nil {
+				t.Fatal("bad configuration accepted")
+			}
+			msg := err.Error() + errb.String()
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not mention %q", msg, w)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tandem-chat/tandem/gateway"
+	"github.com/tandem-chat/tandem/models"
+)
+
+// Main is the server process as an object, so tests can boot the real server
+// on ":0": NewMain, ParseFlags, Run (returns once listening), Close.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+	Stdout io.Writer
+	Stderr io.Writer
+
+	ln        net.Listener
+	server    *gateway.Server
+	runtime   *models.Runtime
+	serveErr  chan error
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain(stdout, stderr io.Writer) *Main {
+	return &Main{Config: DefaultConfig(), Stdout: stdout, Stderr: stderr}
+}
+
+// ParseFlags fills Config from the environment and args and validates it.
+func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
+	fs := flag.NewFlagSet("tandem serve", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	envErr := m.Config.bindFlags(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errUsage
+		}
+		return fmt.Errorf("serve: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	if err := errors.Join(envErr, m.Config.Validate()); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	m.Config.resolvePaths()
+	return nil
+}
+
+// Run wires the components, starts listening and returns; the server keeps
+// serving in the background until Close.
+func (m *Main) Run(ctx context.Context) (err error) {
+	cfg := m.Config
+	m.Logger = newLogger(m.Stderr, cfg.LogLevel, cfg.LogFormat)
+	if cfg.AdminToken == "" {
+		m.Config.AdminToken = randomToken(24)
+	}
+	if cfg.JWTSecret == "" {
+		m.Config.JWTSecret = randomToken(32)
+	}
+
+	started := time.Now()
+	rt, err := models.OpenRuntime(cfg.ONNXRuntimeLib)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	m.runtime = rt
+
+	m.server = gateway.New(gateway.Config{}, m.Logger)
+	m.server.AddReadyCheck(gateway.ReadyCheck{Name: "onnxruntime", Check: func(context.Context) error {
+		if rt.Version() == "" {
+			return errors.New("ONNX Runtime not loaded")
+		}
+		return nil
+	}})
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("serve: listen on %s: %w", cfg.Addr, err)
+	}
+	m.ln = ln
+	m.serveErr = make(chan error, 1)
+	go func() { m.serveErr <- m.server.Serve(ln) }()
+
+	m.Logger.Info("tandem started", "addr", ln.Addr().String(), "onnxruntime", rt.Version(),
+		"stores", storesName(cfg), "startup", time.Since(started).Round(time.Millisecond))
+	m.printBanner()
+	return nil
+}
+
+// Addr returns the address the server listens on (after Run).
+func (m *Main) Addr() string {
+	if m.ln == nil {
+		return ""
+	}
+	return m.ln.Addr().String()
+}
+
+// URL returns the base URL of the running server.
+func (m *Main) URL() string {
+	if m.Config.PublicURL != "" {
+		return strings.TrimRight(m.Config.PublicURL, "/")
+	}
+	addr := m.Addr()
+	host, port, _ := net.SplitHostPort(addr)
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// Close shuts down in order within the configured deadline: stop accepting
+// and drain HTTP and sockets, run the gateway's closers (pipelines, stores),
+// then release the ONNX Runtime. It is safe to call more than once.
+func (m *Main) Close() error {
+	m.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		defer cancel()
+		var errs []error
+		if m.server != nil {
+			errs = append(errs, m.server.Shutdown(ctx))
+			if m.serveErr != nil {
+				if err := <-m.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+					errs = append(errs, err)
+				}
+			}
+		}
+		if m.runtime != nil {
+			errs = append(errs, m.runtime.Close())
+		}
+		m.closeErr = errors.Join(errs...)
+		if m.Logger != nil {
+			if m.closeErr != nil {
+				m.Logger.Error("shutdown finished with errors", "err", m.closeErr)
+			} else {
+				m.Logger.Info("shutdown complete")
+			}
+		}
+	})
+	return m.closeErr
+}
+
+func (m *Main) printBanner() {
+	u := m.URL()
+	fmt.Fprintf(m.Stdout, "\nTandem is running.\n")
+	fmt.Fprintf(m.Stdout, "  health:        %s/healthz\n", u)
+	fmt.Fprintf(m.Stdout, "  metrics:       %s/metrics\n", u)
+	fmt.Fprintf(m.Stdout, "  admin token:   %s\n\n", m.Config.AdminToken)
+}
+
+func storesName(cfg Config) string {
+	if cfg.DatabaseURL != "" {
+		return "postgres"
+	}
+	return "memory"
+}
+
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,86 @@
+package gateway
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/tandem-chat/tandem"
+)
+
+// HTTPStatus maps an error code to its HTTP status. It is the single place
+// where Tandem's error codes meet HTTP.
+func HTTPStatus(code string) int {
+	switch code {
+	case tandem.EINVALID:
+		return http.StatusBadRequest
+	case tandem.ENOTFOUND:
+		return http.StatusNotFound
+	case tandem.ECONFLICT:
+		return http.StatusConflict
+	case tandem.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case tandem.EFORBIDDEN:
+		return http.StatusForbidden
+	case tandem.EOVERLOADED:
+		return http.StatusTooManyRequests
+	case tandem.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// WSCloseCode maps an error code to a WebSocket close code (4000-4999 are
+// application codes; 1008 policy violation, 1011 internal error, 1013 try
+// again later).
+func WSCloseCode(code string) int {
+	switch code {
+	case tandem.EINVALID:
+		return 4400
+	case tandem.EUNAUTHORIZED:
+		return 4401
+	case tandem.EFORBIDDEN:
+		return 4403
+	case tandem.ENOTFOUND:
+		return 4404
+	case tandem.ECONFLICT:
+		return 4409
+	case tandem.EOVERLOADED:
+		return 4429
+	case tandem.EUNAVAILABLE:
+		return 1013
+	default:
+		return 1011
+	}
+}
+
+// ErrorBody is the JSON shape of every error response:
+// {"error": {"code": "...", "message": "..."}}.
+type ErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// WriteError writes err as a JSON error response. Internal errors are logged
+// with their cause and shown to the client only as "internal error".
+func WriteError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+	code := tandem.ErrorCode(err)
+	if code == tandem.EINTERNAL && logger != nil {
+		logger.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	var body ErrorBody
+	body.Error.Code = code
+	body.Error.Message = tandem.ErrorMessage(err)
+	WriteJSON(w, HTTPStatus(code), body)
+}
+
+// WriteJSON writes v as JSON with the status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,219 @@
+// Package gateway is Tandem's HTTP and WebSocket front door: a chi router with
+// health, readiness and Prometheus metrics endpoints, the REST APIs (admin,
+// agents, conversations), the WebSocket hubs for the customer widget and the
+// agent console, auth, rate limits, and the embedded web assets.
+//
+// Contract: New builds a Server from a Config and its dependencies (given as
+// interfaces); Serve runs it on a listener until Shutdown. Shutdown is safe to
+// call once from any goroutine; it stops accepting, drains in-flight requests
+// and sockets within the context's deadline, then runs the registered
+// closers in reverse order. Handlers may be mounted only before Serve.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Config is the gateway's configuration. Zero values are replaced by the
+// documented defaults in Defaults.
+type Config struct {
+	// ReadHeaderTimeout bounds reading request headers (default 10s).
+	ReadHeaderTimeout time.Duration
+	// MaxBodyBytes bounds request bodies for handlers that do not set their
+	// own limit (default 1 MiB).
+	MaxBodyBytes int64
+}
+
+// Defaults returns c with zero values replaced by defaults.
+func (c Config) Defaults() Config {
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = 10 * time.Second
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	return c
+}
+
+// ReadyCheck reports whether a dependency is ready; a non-nil error makes
+// /readyz answer 503 with the check's name.
+type ReadyCheck struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Server is the gateway HTTP server.
+type Server struct {
+	cfg      Config
+	logger   *slog.Logger
+	router   chi.Router
+	registry *prometheus.Registry
+	httpSrv  *http.Server
+
+	mu       sync.Mutex // guards checks, closers, draining
+	checks   []ReadyCheck
+	closers  []func(context.Context) error
+	draining bool
+
+	reqDuration *prometheus.HistogramVec
+}
+
+// New returns a Server with /healthz, /readyz and /metrics mounted.
+func New(cfg Config, logger *slog.Logger) *Server {
+	cfg = cfg.Defaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s := &Server{cfg: cfg, logger: logger, registry: reg}
+	s.reqDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "tandem_http_request_duration_seconds",
+		Help:    "HTTP request latency by route pattern and status class.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	}, []string{"route", "code"})
+	reg.MustRegister(s.reqDuration)
+
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, middleware.RealIP, s.recoverer, s.instrument)
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", s.handleReady)
+	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		var b ErrorBody
+		b.Error.Code, b.Error.Message = "not_found", "no such endpoint"
+		WriteJSON(w, http.StatusNotFound, b)
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		var b ErrorBody
+		b.Error.Code, b.Error.Message = "invalid", "method not allowed"
+		WriteJSON(w, http.StatusMethodNotAllowed, b)
+	})
+	s.router = r
+	s.httpSrv = &http.Server{
+		Handler:           r,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// Router returns the chi router, to mount handlers before Serve.
+func (s *Server) Router() chi.Router { return s.router }
+
+// Registry returns the server's Prometheus registry (served at /metrics).
+func (s *Server) Registry() *prometheus.Registry { return s.registry }
+
+// AddReadyCheck registers a readiness check.
+func (s *Server) AddReadyCheck(c ReadyCheck) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checks = append(s.checks, c)
+}
+
+// OnShutdown registers a closer run during Shutdown after HTTP has drained,
+// in reverse registration order (last registered, first closed).
+func (s *Server) OnShutdown(f func(context.Context) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closers = append(s.closers, f)
+}
+
+// Serve serves on ln until Shutdown; it returns nil after a clean shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.httpSrv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown marks the server not ready, stops accepting connections, waits
+// for in-flight requests within ctx, then runs the closers.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	closers := append([]func(context.Context) error(nil), s.closers...)
+	s.mu.Unlock()
+	var errs []error
+	if err := s.httpSrv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("gateway: http shutdown: %w", err))
+	}
+	for i := len(closers) - 1; i >= 0; i-- {
+		if err := closers[i](ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	checks := append([]ReadyCheck(nil), s.checks...)
+	draining := s.draining
+	s.mu.Unlock()
+	if draining {
+		WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "draining"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	failed := map[string]string{}
+	for _, c := range checks {
+		if err := c.Check(ctx); err != nil {
+			failed[c.Name] = err.Error()
+		}
+	}
+	if len(failed) > 0 {
+		WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failed": failed})
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.logger.ErrorContext(r.Context(), "panic in handler", "path", r.URL.Path, "panic", v)
+				WriteError(w, r, nil, fmt.Errorf("panic: %v", v))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		route := chi.RouteContext(r.Context()).RoutePattern()
+		if route == "" {
+			route = "unmatched"
+		}
+		status := ww.Status()
+		if status == 0 {
+			status = http.StatusOK // hijacked (WebSocket) or nothing written
+		}
+		s.reqDuration.WithLabelValues(route, fmt.Sprintf("%dxx", status/100)).Observe(time.Since(start).Seconds())
+	})
+}
