@@ -6,7 +6,7 @@
 #   1. TEST_DATABASE_URL, when set (used as is; must already have pgvector available);
 #   2. the local server on 127.0.0.1:5432 (started with pg_ctlcluster if it is down);
 #   3. a private cluster in .deps/pgdata on a free port, after installing Debian's
-#      PostgreSQL when no server is installed.
+#      PostgreSQL when no server is installed (TANDEM_PG_PRIVATE=1 forces this).
 # When `CREATE EXTENSION vector` fails, pgvector is built from Debian's source
 # package (trixie deb-src, through a private apt sources list; the system's
 # sources are not touched) against postgresql-server-dev-<major>.
@@ -32,9 +32,11 @@ url="${TEST_DATABASE_URL:-}"
 if [[ -z "$url" ]]; then
   local_url="postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
   if ! command -v psql >/dev/null; then apt_install postgresql-client; fi
-  if can_connect "$local_url"; then
+  if [[ "${TANDEM_PG_PRIVATE:-0}" == 1 ]]; then
+    : # forced private cluster (used to exercise the fresh-machine path)
+  elif can_connect "$local_url"; then
     url="$local_url"
-  elif command -v pg_ctlcluster >/dev/null && ls /etc/postgresql/*/main >/dev/null 2>&1; then
+  elif [[ "${TANDEM_PG_PRIVATE:-0}" != 1 ]] && command -v pg_ctlcluster >/dev/null && ls /etc/postgresql/*/main >/dev/null 2>&1; then
     ver="$(ls /etc/postgresql | sort -V | tail -n1)"
     echo "deps: starting local PostgreSQL $ver cluster"
     pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
