@@ -1,0 +1,334 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"unicode"
+
+	"github.com/tandem-chat/tandem"
+)
+
+// decide applies the answer policy to the stage results. cacheable says the
+// reply depends only on the normalised text (no dialogue state, no slots,
+// not generated), so the hot cache may serve it next time.
+func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onDelta func(string)) (r tandem.Reply, cacheable bool, err error) {
+	pol := p.cfg.Policy
+	st, _ := p.deps.State.Load(ctx, turn.ConversationID) // a snapshot; finish re-reads under the lock
+	nlu := &t.nlu
+
+	// The customer picked one of the clarifying quick replies.
+	var chosenFAQ string
+	if len(st.PendingClarify) > 0 {
+		for _, c := range st.PendingClarify {
+			if normalise(c.Label) == t.norm {
+				if c.Intent != "" {
+					nlu.Intent = tandem.IntentScore{Name: c.Intent, Confidence: 1}
+					nlu.OutOfScope = false
+				}
+				chosenFAQ = c.FAQID
+				break
+			}
+		}
+	}
+
+	intent := nlu.Intent
+	confident := !nlu.OutOfScope && intent.Name != "" && intent.Name != tandem.OutOfScope && intent.Confidence >= pol.AnswerThreshold
+	if confident && slices.Contains(pol.Escalation.HumanIntents, intent.Name) {
+		return p.escalate(t, turn, tandem.EscalateRequested, "intent "+intent.Name), false, nil
+	}
+	if confident && slices.Contains(pol.Escalation.Intents, intent.Name) {
+		return p.escalate(t, turn, tandem.EscalateIntent, intent.Name), false, nil
+	}
+
+	// Pick the FAQ to answer from: the chosen one, the one linked to a
+	// confident intent, or a strong retrieval hit (per-item threshold wins).
+	var faq *tandem.Hit
+	for i := range t.hits {
+		h := &t.hits[i]
+		if (chosenFAQ != "" && h.FAQ.ID == chosenFAQ) || (chosenFAQ == "" && confident && h.FAQ.Intent == intent.Name) {
+			faq = h
+			break
+		}
+	}
+	if faq == nil && len(t.hits) > 0 {
+		h := &t.hits[0]
+		thr := pol.FAQMinScore
+		if h.FAQ.Threshold > 0 {
+			thr = h.FAQ.Threshold
+		}
+		if h.Score >= thr && (!nlu.OutOfScope || h.Score >= max(thr, 0.9)) {
+			faq = h
+		}
+	}
+
+	// Generative answer grounded in the top FAQs.
+	if p.deps.LLM != nil && len(t.hits) > 0 && t.hits[0].Score >= pol.LLM.MinScore {
+		if p.deps.LLM.Open() {
+			p.m.llm.WithLabelValues("breaker_open").Inc()
+			if pol.LLM.OnFailure == "escalate" || faq == nil {
+				return p.escalate(t, turn, tandem.EscalateBreakerOpen, "the answer generator is unavailable"), false, nil
+			}
+		} else {
+			n := min(pol.LLM.Sources, len(t.hits))
+			sources := make([]tandem.FAQ, n)
+			for i := range n {
+				sources[i] = t.hits[i].FAQ
+			}
+			text, gerr := p.deps.LLM.Generate(ctx, t.text, sources, onDelta)
+			switch {
+			case gerr == nil:
+				p.m.llm.WithLabelValues("ok").Inc()
+				return tandem.Reply{Kind: tandem.ReplyAnswer, Text: text, Sources: toSources(t.hits[:n]), Generated: true}, false, nil
+			case errors.Is(gerr, ErrNoAnswer):
+				p.m.llm.WithLabelValues("no_answer").Inc()
+			default:
+				if ctx.Err() != nil {
+					return tandem.Reply{}, false, ctx.Err()
+				}
+				p.m.llm.WithLabelValues("error").Inc()
+				p.log.WarnContext(ctx, "llm answer failed", "conversation", turn.ConversationID, "err", gerr)
+				if pol.LLM.OnFailure == "escalate" || faq == nil {
+					return p.escalate(t, turn, tandem.EscalateBreakerOpen, "answer generation failed"), false, nil
+				}
+			}
+		}
+	}
+
+	if faq != nil {
+		return tandem.Reply{Kind: tandem.ReplyAnswer, Text: faq.FAQ.Answer, Sources: toSources([]tandem.Hit{*faq})}, chosenFAQ == "", nil
+	}
+	if confident {
+		if resp, ok := pol.Responses[intent.Name]; ok {
+			text, usedSlots := fillSlots(resp, nlu.Entities, st.Slots)
+			return tandem.Reply{Kind: tandem.ReplyAnswer, Text: text}, !usedSlots, nil
+		}
+	}
+
+	if choices := p.clarifyChoices(t); len(choices) >= 2 {
+		r := tandem.Reply{Kind: tandem.ReplyClarify, Text: pol.Messages.Clarify}
+		for _, c := range choices {
+			r.QuickReplies = append(r.QuickReplies, c.Label)
+		}
+		return r, false, nil
+	}
+	return tandem.Reply{Kind: tandem.ReplyFallback, Text: pol.Messages.Fallback}, false, nil
+}
+
+// clarifyChoices returns the options to offer when the top candidates are
+// too close to call, or nil.
+func (p *Pipeline) clarifyChoices(t *turnCtx) []Choice {
+	pol := p.cfg.Policy
+	var out []Choice
+	rk := t.nlu.Ranking
+	if len(rk) >= 2 && !t.nlu.OutOfScope && rk[0].Confidence < pol.ClarifyCeiling && rk[0].Confidence-rk[1].Confidence <= pol.ClarifyMargin && rk[1].Confidence >= 0.1 {
+		for _, s := range rk {
+			if len(out) == pol.ClarifyChoices || s.Confidence < 0.1 || s.Name == tandem.OutOfScope {
+				break
+			}
+			if !p.answerable(t, s.Name) {
+				continue
+			}
+			out = append(out, Choice{Label: p.label(t, s.Name), Intent: s.Name})
+		}
+		if len(out) >= 2 {
+			return out
+		}
+		out = out[:0]
+	}
+	// Two or more FAQs nearly tied below the answer threshold.
+	h := t.hits
+	if len(h) >= 2 && h[0].Score >= pol.FAQMinScore*0.75 && h[0].Score-h[1].Score <= pol.ClarifyMargin/2 {
+		for _, x := range h {
+			if len(out) == pol.ClarifyChoices || h[0].Score-x.Score > pol.ClarifyMargin/2 {
+				break
+			}
+			out = append(out, Choice{Label: x.FAQ.Question, FAQID: x.FAQ.ID})
+		}
+	}
+	return out
+}
+
+func (p *Pipeline) answerable(t *turnCtx, intent string) bool {
+	if _, ok := p.cfg.Policy.Responses[intent]; ok {
+		return true
+	}
+	for _, h := range t.hits {
+		if h.FAQ.Intent == intent {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Pipeline) label(t *turnCtx, intent string) string {
+	if l, ok := p.cfg.Policy.Labels[intent]; ok {
+		return l
+	}
+	for _, h := range t.hits {
+		if h.FAQ.Intent == intent {
+			return h.FAQ.Question
+		}
+	}
+	s := strings.ReplaceAll(intent, "_", " ")
+	if s == "" {
+		return s
+	}
+	r := []rune(s)
+	r[0] = unicode.ToUpper(r[0])
+	return string(r)
+}
+
+// escalate builds an escalation reply with its reason, priority, skills and
+// the NLU summary.
+func (p *Pipeline) escalate(t *turnCtx, turn tandem.Turn, reason tandem.EscalationReason, detail string) tandem.Reply {
+	e := p.cfg.Policy.Escalation
+	prio, ok := e.Priorities[string(reason)]
+	if !ok {
+		prio = defaultPriority(reason)
+	}
+	if turn.Customer.VIP() && prio < 3 {
+		prio = 3
+	}
+	skills := e.Skills[string(reason)]
+	if s, ok := e.Skills["intent:"+t.nlu.Intent.Name]; ok {
+		skills = s
+	}
+	p.m.escalations.WithLabelValues(string(reason)).Inc()
+	return tandem.Reply{
+		Kind: tandem.ReplyEscalate,
+		Text: p.cfg.Policy.Messages.Escalate,
+		Escalation: &tandem.Escalation{
+			Reason: reason, Detail: detail, Priority: prio,
+			Skills: append([]string(nil), skills...), Language: t.lang,
+		},
+	}
+}
+
+func defaultPriority(r tandem.EscalationReason) int {
+	switch r {
+	case tandem.EscalateVIP:
+		return 3
+	case tandem.EscalateSentiment, tandem.EscalateAbuse:
+		return 2
+	case tandem.EscalateRequested, tandem.EscalateButton, tandem.EscalateIntent, tandem.EscalateBreakerOpen:
+		return 1
+	}
+	return 0
+}
+
+// finish updates the dialogue state under the conversation's lock, turns
+// repeated fallbacks into an escalation, and attaches the NLU summary.
+func (p *Pipeline) finish(ctx context.Context, t *turnCtx, turn tandem.Turn, r tandem.Reply, _ error) (tandem.Reply, error) {
+	unlock := p.locks.lock(turn.ConversationID)
+	defer unlock()
+	st, err := p.deps.State.Load(ctx, turn.ConversationID)
+	if err != nil {
+		return tandem.Reply{}, tandem.WrapError(tandem.EUNAVAILABLE, err, "conversation state unavailable")
+	}
+	st.Turns++
+	st.UpdatedAt = turn.Time
+	if t.nlu.Intent.Name != "" {
+		st.pushIntent(t.nlu.Intent.Name)
+	}
+	for _, e := range t.nlu.Entities {
+		st.setSlot(e.Type, e.Value)
+	}
+	switch r.Kind {
+	case tandem.ReplyFallback:
+		st.Fallbacks++
+		st.PendingClarify = nil
+		if max := p.cfg.Policy.MaxFallbacks; max > 0 && st.Fallbacks >= max {
+			r = p.escalate(t, turn, tandem.EscalateLowConfidence, "consecutive low-confidence turns")
+			st.Fallbacks = 0
+		}
+	case tandem.ReplyClarify:
+		st.PendingClarify = st.PendingClarify[:0]
+		for _, q := range r.QuickReplies {
+			st.PendingClarify = append(st.PendingClarify, p.choiceFor(t, q))
+		}
+	default:
+		st.Fallbacks = 0
+		st.PendingClarify = nil
+	}
+	if err := p.deps.State.Save(ctx, turn.ConversationID, st); err != nil {
+		return tandem.Reply{}, tandem.WrapError(tandem.EUNAVAILABLE, err, "conversation state unavailable")
+	}
+	r.NLU = t.nlu
+	if r.Escalation != nil {
+		r.Escalation.Summary = t.nlu
+	}
+	return r, nil
+}
+
+func (p *Pipeline) choiceFor(t *turnCtx, label string) Choice {
+	for _, c := range p.clarifyChoices(t) {
+		if c.Label == label {
+			return c
+		}
+	}
+	return Choice{Label: label}
+}
+
+// finishCached records a cache-served answer in the dialogue state.
+func (p *Pipeline) finishCached(ctx context.Context, turn tandem.Turn, r tandem.Reply) (tandem.Reply, error) {
+	unlock := p.locks.lock(turn.ConversationID)
+	defer unlock()
+	st, err := p.deps.State.Load(ctx, turn.ConversationID)
+	if err != nil {
+		return tandem.Reply{}, tandem.WrapError(tandem.EUNAVAILABLE, err, "conversation state unavailable")
+	}
+	st.Turns++
+	st.UpdatedAt = turn.Time
+	st.Fallbacks = 0
+	st.PendingClarify = nil
+	if r.NLU.Intent.Name != "" {
+		st.pushIntent(r.NLU.Intent.Name)
+	}
+	if err := p.deps.State.Save(ctx, turn.ConversationID, st); err != nil {
+		return tandem.Reply{}, tandem.WrapError(tandem.EUNAVAILABLE, err, "conversation state unavailable")
+	}
+	return r, nil
+}
+
+// cacheableReply strips what must not be shared between conversations.
+func cacheableReply(r tandem.Reply) tandem.Reply {
+	r.NLU.Entities = nil
+	r.Escalation = nil
+	r.Sources = slices.Clone(r.Sources)
+	r.QuickReplies = slices.Clone(r.QuickReplies)
+	r.NLU.Ranking = slices.Clone(r.NLU.Ranking)
+	return r
+}
+
+func toSources(hits []tandem.Hit) []tandem.Source {
+	out := make([]tandem.Source, len(hits))
+	for i, h := range hits {
+		out[i] = tandem.Source{FAQID: h.FAQ.ID, Question: h.FAQ.Question, Score: h.Score}
+	}
+	return out
+}
+
+// fillSlots replaces {type} placeholders with this turn's entities or the
+// conversation's remembered slots; it reports whether any were used.
+func fillSlots(tmpl string, ents []tandem.Entity, slots map[string]string) (string, bool) {
+	if !strings.Contains(tmpl, "{") {
+		return tmpl, false
+	}
+	used := false
+	out := tmpl
+	for _, e := range ents {
+		if strings.Contains(out, "{"+e.Type+"}") {
+			out = strings.ReplaceAll(out, "{"+e.Type+"}", e.Value)
+			used = true
+		}
+	}
+	for k, v := range slots {
+		if strings.Contains(out, "{"+k+"}") {
+			out = strings.ReplaceAll(out, "{"+k+"}", v)
+			used = true
+		}
+	}
+	return out, used
+}

@@ -1,0 +1,283 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+	"github.com/sony/gobreaker"
+
+	"github.com/tandem-chat/tandem"
+)
+
+// LLMConfig configures generative answers through any OpenAI-compatible
+// chat completions server. Zero values take the defaults in brackets.
+type LLMConfig struct {
+	BaseURL string // e.g. http://127.0.0.1:11434/v1 (required)
+	Model   string // (required)
+	APIKey  string
+	// Stream requests server-sent token deltas [true unless NoStream].
+	NoStream bool
+	// FirstTokenTimeout bounds the wait for response headers and the first
+	// token [10s]; IdleTimeout bounds the gap between two chunks [5s];
+	// MaxDuration bounds a whole answer [60s]. There is deliberately no
+	// overall HTTP client timeout, which would cut long streams.
+	FirstTokenTimeout time.Duration
+	IdleTimeout       time.Duration
+	MaxDuration       time.Duration
+	MaxTokens         int     // [400]
+	Temperature       float32 // [0.2]
+	// Breaker: open after ConsecutiveFailures [5] failures in a row, stay open
+	// OpenFor [30s], then let HalfOpenRequests [1] through; counts reset every
+	// Interval [60s] while closed.
+	ConsecutiveFailures uint32
+	OpenFor             time.Duration
+	HalfOpenRequests    uint32
+	Interval            time.Duration
+	// Company is named in the system prompt ["our company"].
+	Company string
+}
+
+func (c LLMConfig) withDefaults() LLMConfig {
+	if c.FirstTokenTimeout <= 0 {
+		c.FirstTokenTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 5 * time.Second
+	}
+	if c.MaxDuration <= 0 {
+		c.MaxDuration = 60 * time.Second
+	}
+	if c.MaxTokens <= 0 {
+		c.MaxTokens = 400
+	}
+	if c.Temperature == 0 {
+		c.Temperature = 0.2
+	}
+	if c.ConsecutiveFailures == 0 {
+		c.ConsecutiveFailures = 5
+	}
+	if c.OpenFor <= 0 {
+		c.OpenFor = 30 * time.Second
+	}
+	if c.HalfOpenRequests == 0 {
+		c.HalfOpenRequests = 1
+	}
+	if c.Interval <= 0 {
+		c.Interval = 60 * time.Second
+	}
+	if c.Company == "" {
+		c.Company = "our company"
+	}
+	return c
+}
+
+// noAnswer is what the model must say when the sources do not answer.
+const noAnswer = "NO_ANSWER"
+
+// ErrNoAnswer means the model found no answer in the sources.
+var ErrNoAnswer = errors.New("llm: the sources do not answer the question")
+
+// LLM writes answers grounded in retrieved FAQs, behind a circuit breaker.
+// Generate may be called from many goroutines.
+type LLM struct {
+	cfg    LLMConfig
+	client *openai.Client
+	cb     *gobreaker.CircuitBreaker
+	// onState, when set, observes breaker transitions (metrics).
+	onState func(from, to string)
+}
+
+// NewLLM returns a client for cfg.
+func NewLLM(cfg LLMConfig) (*LLM, error) {
+	cfg = cfg.withDefaults()
+	if cfg.BaseURL == "" || cfg.Model == "" {
+		return nil, errors.New("llm: base URL and model are required")
+	}
+	oc := openai.DefaultConfig(cfg.APIKey)
+	oc.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	oc.HTTPClient = &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ResponseHeaderTimeout: cfg.FirstTokenTimeout,
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       90 * time.Second,
+	}}
+	l := &LLM{cfg: cfg, client: openai.NewClientWithConfig(oc)}
+	l.cb = gobreaker.NewCircuitBreaker(gobreaker.Settings{
+		Name:        "llm",
+		MaxRequests: cfg.HalfOpenRequests,
+		Interval:    cfg.Interval,
+		Timeout:     cfg.OpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.ConsecutiveFailures },
+		IsSuccessful: func(err error) bool {
+			// The model declining to answer, or the caller leaving, says
+			// nothing about the server's health.
+			return err == nil || errors.Is(err, ErrNoAnswer) || errors.Is(err, errCallerGone)
+		},
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			if l.onState != nil {
+				l.onState(from.String(), to.String())
+			}
+		},
+	})
+	return l, nil
+}
+
+// BreakerState returns "closed", "half-open" or "open".
+func (l *LLM) BreakerState() string { return l.cb.State().String() }
+
+// Open reports whether the breaker is open (calls fail fast).
+func (l *LLM) Open() bool { return l.cb.State() == gobreaker.StateOpen }
+
+var errCallerGone = errors.New("llm: caller went away")
+
+// Generate answers question from sources, calling onDelta (if not nil) with
+// each piece of text as it arrives. It returns the whole answer. On a
+// failure after some deltas were delivered, the caller must discard them:
+// the returned error says no answer was produced. ErrNoAnswer means the
+// model said the sources do not cover the question. An open breaker returns
+// an error with code tandem.EUNAVAILABLE without calling the server.
+func (l *LLM) Generate(ctx context.Context, question string, sources []tandem.FAQ, onDelta func(string)) (string, error) {
+	out, err := l.cb.Execute(func() (any, error) {
+		s, err := l.generate(ctx, question, sources, onDelta)
+		if err != nil && ctx.Err() != nil && !errors.Is(err, ErrNoAnswer) {
+			return s, fmt.Errorf("%w: %w", errCallerGone, err)
+		}
+		return s, err
+	})
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		return "", tandem.WrapError(tandem.EUNAVAILABLE, err, "the answer generator is unavailable")
+	}
+	if err != nil {
+		return "", err
+	}
+	return out.(string), nil
+}
+
+func (l *LLM) messages(question string, sources []tandem.FAQ) []openai.ChatCompletionMessage {
+	var b strings.Builder
+	fmt.Fprintf(&b, "You are a customer-support assistant for %s. Answer the customer's question using ONLY the numbered sources below. ", l.cfg.Company)
+	b.WriteString("Do not use any other knowledge, do not guess, and do not make promises the sources do not make. ")
+	b.WriteString("Cite the sources you used as [1], [2]. Keep the answer short and friendly. ")
+	fmt.Fprintf(&b, "If the sources do not answer the question, reply with exactly %s and nothing else.\n\nSources:\n", noAnswer)
+	for i, s := range sources {
+		fmt.Fprintf(&b, "[%d] Q: %s\nA: %s\n", i+1, s.Question, s.Answer)
+	}
+	return []openai.ChatCompletionMessage{
+		{Role: openai.ChatMessageRoleSystem, Content: b.String()},
+		{Role: openai.ChatMessageRoleUser, Content: question},
+	}
+}
+
+func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FAQ, onDelta func(string)) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.MaxDuration)
+	defer cancel()
+	req := openai.ChatCompletionRequest{
+		Model:       l.cfg.Model,
+		Messages:    l.messages(question, sources),
+		MaxTokens:   l.cfg.MaxTokens,
+		Temperature: l.cfg.Temperature,
+	}
+	if l.cfg.NoStream {
+		cctx, ccancel := context.WithTimeout(ctx, l.cfg.FirstTokenTimeout+l.cfg.IdleTimeout)
+		defer ccancel()
+		resp, err := l.client.CreateChatCompletion(cctx, req)
+		if err != nil {
+			return "", fmt.Errorf("llm: chat completion: %w", err)
+		}
+		if len(resp.Choices) == 0 {
+			return "", errors.New("llm: response has no choices")
+		}
+		text := strings.TrimSpace(resp.Choices[0].Message.Content)
+		if text == "" {
+			return "", errors.New("llm: empty answer")
+		}
+		if strings.HasPrefix(text, noAnswer) {
+			return "", ErrNoAnswer
+		}
+		if onDelta != nil {
+			onDelta(text)
+		}
+		return text, nil
+	}
+
+	// Streaming: a watchdog cancels the request when the first token, or
+	// the next chunk, is late.
+	sctx, scancel := context.WithCancelCause(ctx)
+	defer scancel(nil)
+	var wmu sync.Mutex // guards watchdog
+	watchdog := time.AfterFunc(l.cfg.FirstTokenTimeout, func() { scancel(errors.New("llm: first token timeout")) })
+	defer func() { wmu.Lock(); watchdog.Stop(); wmu.Unlock() }()
+	req.Stream = true
+	stream, err := l.client.CreateChatCompletionStream(sctx, req)
+	if err != nil {
+		return "", fmt.Errorf("llm: open stream: %w", withCause(sctx, err))
+	}
+	defer stream.Close()
+
+	var text strings.Builder
+	held := "" // text not yet forwarded while it could still be the NO_ANSWER sentinel
+	sentinelChecked := false
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("llm: stream cut after %d bytes: %w", text.Len(), withCause(sctx, err))
+		}
+		wmu.Lock()
+		watchdog.Reset(l.cfg.IdleTimeout)
+		wmu.Unlock()
+		if len(resp.Choices) == 0 {
+			continue
+		}
+		d := resp.Choices[0].Delta.Content
+		if d == "" {
+			continue
+		}
+		text.WriteString(d)
+		if !sentinelChecked {
+			held += d
+			trimmed := strings.TrimLeft(held, " \n")
+			if len(trimmed) < len(noAnswer) && strings.HasPrefix(noAnswer, trimmed) {
+				continue // could still be the sentinel
+			}
+			sentinelChecked = true
+			if strings.HasPrefix(trimmed, noAnswer) {
+				return "", ErrNoAnswer
+			}
+			d, held = held, ""
+		}
+		if onDelta != nil {
+			onDelta(d)
+		}
+	}
+	out := strings.TrimSpace(text.String())
+	if strings.HasPrefix(out, noAnswer) {
+		return "", ErrNoAnswer
+	}
+	if out == "" {
+		return "", errors.New("llm: empty answer")
+	}
+	if held != "" && onDelta != nil {
+		onDelta(held)
+	}
+	return out, nil
+}
+
+// withCause prefers the watchdog's reason over a bare "context canceled".
+func withCause(ctx context.Context, err error) error {
+	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+		return fmt.Errorf("%w (%v)", c, err)
+	}
+	return err
+}

@@ -1,0 +1,170 @@
+package pipeline
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tandem-chat/tandem"
+)
+
+const groundedAnswer = "You can track your order from the Orders page [1]. It updates every hour."
+
+func newLLM(t *testing.T, f *fakeOpenAI, mutate func(*LLMConfig)) *LLM {
+	t.Helper()
+	cfg := LLMConfig{BaseURL: f.URL + "/v1", Model: "ok", FirstTokenTimeout: 2 * time.Second, IdleTimeout: 300 * time.Millisecond,
+		ConsecutiveFailures: 3, OpenFor: 100 * time.Millisecond}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	l, err := NewLLM(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+type deltaRecorder struct {
+	mu sync.Mutex
+	b  strings.Builder
+	n  int
+}
+
+func (d *deltaRecorder) add(s string) { d.mu.Lock(); d.b.WriteString(s); d.n++; d.mu.Unlock() }
+func (d *deltaRecorder) String() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.b.String()
+}
+
+func TestLLMModes(t *testing.T) {
+	f := newFakeOpenAI(t, groundedAnswer)
+	ctx := context.Background()
+	src := []tandem.FAQ{{ID: "f1", Question: "How do I track my order?", Answer: "Orders page."}}
+
+	t.Run("stream", func(t *testing.T) {
+		l := newLLM(t, f, nil)
+		var d deltaRecorder
+		out, err := l.Generate(ctx, "where is my order", src, d.add)
+		if err != nil || out != groundedAnswer || d.String() != groundedAnswer || d.n < 3 {
+			t.Fatalf("out=%q err=%v deltas=%q (%d)", out, err, d.String(), d.n)
+		}
+	})
+	t.Run("non-stream", func(t *testing.T) {
+		l := newLLM(t, f, func(c *LLMConfig) { c.NoStream = true })
+		out, err := l.Generate(ctx, "where is my order", src, nil)
+		if err != nil || out != groundedAnswer {
+			t.Fatalf("out=%q err=%v", out, err)
+		}
+	})
+	for _, mode := range []string{"fail", "malformed", "cut", "stall", "slow"} {
+		t.Run(mode, func(t *testing.T) {
+			l := newLLM(t, f, func(c *LLMConfig) { c.Model = mode; c.FirstTokenTimeout = 300 * time.Millisecond })
+			if _, err := l.Generate(ctx, "q", src, nil); err == nil {
+				t.Fatalf("mode %s: no error", mode)
+			}
+		})
+	}
+	t.Run("noanswer", func(t *testing.T) {
+		l := newLLM(t, f, func(c *LLMConfig) { c.Model = "noanswer" })
+		var d deltaRecorder
+		if _, err := l.Generate(ctx, "q", src, d.add); err != ErrNoAnswer {
+			t.Fatalf("err = %v", err)
+		}
+		if d.String() != "" {
+			t.Fatalf("sentinel leaked to the stream: %q", d.String())
+		}
+		if l.BreakerState() != "closed" {
+			t.Fatal("a declined answer counted as a failure")
+		}
+	})
+}
+
+// TestBreakerOpensAndRecovers: failures open the breaker, turns still get an
+// answer (extractive) or an escalation, and a half-open probe closes it again.
+func TestBreakerOpensAndRecovers(t *testing.T) {
+	f := newFakeOpenAI(t, groundedAnswer)
+	l := newLLM(t, f, nil)
+	p := newTestPipeline(t, func(c *Config, d *Deps) { d.LLM = l })
+	ctx := context.Background()
+
+	r, err := p.Respond(ctx, turn("llm", "how can I track my order"))
+	if err != nil || !r.Generated || r.Text != groundedAnswer || len(r.Sources) == 0 {
+		t.Fatalf("healthy LLM: %+v %v", r, err)
+	}
+
+	f.mode.Store("fail")
+	for i := range 3 {
+		r, err := p.Respond(ctx, turn("llm", "how can I track my order"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind != tandem.ReplyAnswer || r.Generated || r.Text != demoFAQs[0].Answer {
+			t.Fatalf("failure %d: want extractive answer, got %+v", i, r)
+		}
+	}
+	if l.BreakerState() != "open" {
+		t.Fatalf("breaker = %s after 3 failures", l.BreakerState())
+	}
+	before := f.requests.Load()
+	r, err = p.Respond(ctx, turn("llm2", "how can I track my order"))
+	if err != nil || r.Kind != tandem.ReplyAnswer || r.Generated {
+		t.Fatalf("open breaker: %+v %v", r, err)
+	}
+	if f.requests.Load() != before {
+		t.Fatal("open breaker still called the server")
+	}
+	// With no extractive answer available, an open breaker escalates.
+	r, _ = p.Respond(ctx, turn("llm3", "what are the shipping costs"))
+	if r.Kind != tandem.ReplyAnswer {
+		// shipping FAQ is a strong hit (0.9) so extractive answer is fine
+		t.Fatalf("shipping: %+v", r)
+	}
+	pe := newTestPipeline(t, func(c *Config, d *Deps) { d.LLM = l; c.Policy.LLM.OnFailure = "escalate" })
+	r, _ = pe.Respond(ctx, turn("llm4", "how can I track my order"))
+	if r.Kind != tandem.ReplyEscalate || r.Escalation.Reason != tandem.EscalateBreakerOpen {
+		t.Fatalf("escalate policy with open breaker: %+v", r)
+	}
+
+	// Recovery: after OpenFor the breaker lets one probe through.
+	f.mode.Store("")
+	for l.BreakerState() == "open" {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if l.BreakerState() != "half-open" {
+		t.Fatalf("breaker = %s", l.BreakerState())
+	}
+	r, err = p.Respond(ctx, turn("llm5", "how can I track my order"))
+	if err != nil || !r.Generated {
+		t.Fatalf("half-open probe: %+v %v", r, err)
+	}
+	if l.BreakerState() != "closed" {
+		t.Fatalf("breaker = %s after a successful probe", l.BreakerState())
+	}
+}
+
+// TestStreamCutMidAnswer: the customer saw part of an answer, the stream
+// died; the turn yields one coherent reply (the extractive answer) and the
+// partial text is not repeated in it.
+func TestStreamCutMidAnswer(t *testing.T) {
+	f := newFakeOpenAI(t, groundedAnswer)
+	f.mode.Store("cut")
+	l := newLLM(t, f, nil)
+	p := newTestPipeline(t, func(c *Config, d *Deps) { d.LLM = l })
+	var d deltaRecorder
+	r, err := p.RespondStream(context.Background(), turn("cut", "how can I track my order"), d.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.String() == "" || !strings.HasPrefix(groundedAnswer, d.String()) || d.String() == groundedAnswer {
+		t.Fatalf("expected a partial stream, got %q", d.String())
+	}
+	if r.Generated || r.Text != demoFAQs[0].Answer || strings.Contains(r.Text, d.String()) {
+		t.Fatalf("reply after cut = %+v", r)
+	}
+	if strings.Count(r.Text, "Orders") != 1 {
+		t.Fatalf("duplicated text: %q", r.Text)
+	}
+}

@@ -1,0 +1,34 @@
+package pipeline
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	stage       *prometheus.HistogramVec
+	stageErrors *prometheus.CounterVec
+	turns       *prometheus.CounterVec
+	escalations *prometheus.CounterVec
+	cache       *prometheus.CounterVec
+	batchSize   *prometheus.HistogramVec
+	llm         *prometheus.CounterVec
+}
+
+func (m *metrics) register(r prometheus.Registerer) error {
+	m.stage = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "tandem_pipeline_stage_seconds", Help: "Time spent per pipeline stage (turn = whole turn).",
+		Buckets: prometheus.ExponentialBuckets(5e-6, 2.5, 14),
+	}, []string{"stage"})
+	m.stageErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_pipeline_stage_errors_total", Help: "Stage failures by stage."}, []string{"stage"})
+	m.turns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_pipeline_turns_total", Help: "Turns by reply kind."}, []string{"kind"})
+	m.escalations = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_pipeline_escalations_total", Help: "Escalations by reason."}, []string{"reason"})
+	m.cache = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_pipeline_answer_cache_total", Help: "Hot answer cache lookups by result."}, []string{"result"})
+	m.batchSize = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "tandem_pipeline_batch_size", Help: "Texts per model call.", Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
+	}, []string{"model"})
+	m.llm = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_pipeline_llm_total", Help: "LLM answer attempts by outcome."}, []string{"outcome"})
+	for _, c := range []prometheus.Collector{m.stage, m.stageErrors, m.turns, m.escalations, m.cache, m.batchSize, m.llm} {
+		if err := r.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,385 @@
+// Package pipeline is the bot's brain: Respond(ctx, Turn) (Reply, error)
+// turns one customer message into an answer, a clarifying question, a
+// fallback, or an escalation to a human.
+//
+// A turn first passes cheap checks (the "talk to a person" button, human
+// request keywords in several languages including Chinese, VIP tier, abuse,
+// strong negative sentiment), then the hot answer cache; on a miss it takes a
+// per-turn context from a sync.Pool and runs the stages in parallel, each
+// under its own deadline and timed into Prometheus: intent model and entity
+// model (both micro-batched across concurrent turns, see Batcher), rule
+// extractors and FAQ retrieval. The answer policy (Policy, YAML) then decides,
+// using and updating the conversation's bounded dialogue State. With an LLM
+// configured, answers are generated from the top FAQs behind a circuit
+// breaker and streamed; on failure the turn falls back to the extractive FAQ
+// answer or escalates, per policy.
+//
+// Contract: Respond and RespondStream may be called from any number of
+// goroutines; turns of the same conversation are serialised only around the
+// state update. Every escalation carries a machine-readable reason and the
+// NLU summary. Close stops the batchers; in-flight turns finish first.
+// Dependencies are interfaces declared here; cmd wires the concrete models,
+// knowledge base and stores.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tandem-chat/tandem"
+)
+
+// IntentModel classifies many texts in one call (one model run).
+type IntentModel interface {
+	ClassifyBatch(ctx context.Context, texts []string) ([]tandem.NLU, error)
+}
+
+// EntityModel tags many texts in one call.
+type EntityModel interface {
+	TagBatch(ctx context.Context, texts []string) ([][]tandem.Entity, error)
+}
+
+// RuleExtractor finds rule-based entities (emails, order ids, dates
+// relative to ref, ...).
+type RuleExtractor interface {
+	Extract(text string, ref time.Time) []tandem.Entity
+}
+
+// Retriever searches the published FAQs. Hit.Score must be in [0, 1] and
+// comparable across queries (e.g. the best phrasing's cosine similarity).
+type Retriever interface {
+	Retrieve(ctx context.Context, query, locale string, k int) ([]tandem.Hit, error)
+}
+
+// AnswerCache maps a normalised query to a reply; the knowledge base
+// invalidates it on every change.
+type AnswerCache interface {
+	Get(key string) (tandem.Reply, bool)
+	Put(key string, r tandem.Reply)
+}
+
+// Generator writes grounded answers (see LLM).
+type Generator interface {
+	Generate(ctx context.Context, question string, sources []tandem.FAQ, onDelta func(string)) (string, error)
+	Open() bool
+}
+
+// Deps are the pipeline's collaborators; only Intent is required.
+type Deps struct {
+	Intent     IntentModel
+	Entities   EntityModel
+	Rules      RuleExtractor
+	Retriever  Retriever
+	Cache      AnswerCache
+	LLM        Generator
+	State      StateStore           // default: NewMemoryStateStore(0, 0)
+	Registerer prometheus.Registerer // default: a private registry
+	Logger     *slog.Logger
+}
+
+// Config tunes the pipeline. Zero values take the defaults.
+type Config struct {
+	Policy       Policy
+	Batch        BatchConfig
+	StageTimeout time.Duration // per stage [250ms]
+	TopK         int           // FAQ hits retrieved [5]
+}
+
+// Pipeline answers turns. Build it with New.
+type Pipeline struct {
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	pool    sync.Pool // *turnCtx
+	locks   convLocks
+	intentB *Batcher[string, tandem.NLU]
+	entityB *Batcher[string, []tandem.Entity]
+	m       metrics
+}
+
+// New validates the configuration and starts the batchers.
+func New(cfg Config, deps Deps) (*Pipeline, error) {
+	if deps.Intent == nil {
+		return nil, errors.New("pipeline: an intent model is required")
+	}
+	cfg.Policy.applyDefaults()
+	if err := cfg.Policy.Validate(); err != nil {
+		return nil, fmt.Errorf("pipeline: policy: %w", err)
+	}
+	if cfg.StageTimeout <= 0 {
+		cfg.StageTimeout = 250 * time.Millisecond
+	}
+	if cfg.TopK <= 0 {
+		cfg.TopK = 5
+	}
+	if deps.State == nil {
+		deps.State = NewMemoryStateStore(0, 0)
+	}
+	if deps.Registerer == nil {
+		deps.Registerer = prometheus.NewRegistry()
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Pipeline{cfg: cfg, deps: deps, log: deps.Logger}
+	if err := p.m.register(deps.Registerer); err != nil {
+		return nil, fmt.Errorf("pipeline: metrics: %w", err)
+	}
+	p.pool.New = func() any { return new(turnCtx) }
+	p.intentB = NewBatcher(cfg.Batch, deps.Intent.ClassifyBatch, func(n int) { p.m.batchSize.WithLabelValues("intent").Observe(float64(n)) })
+	if deps.Entities != nil {
+		p.entityB = NewBatcher(cfg.Batch, deps.Entities.TagBatch, func(n int) { p.m.batchSize.WithLabelValues("entity").Observe(float64(n)) })
+	}
+	return p, nil
+}
+
+// Close stops the batchers after queued work is done.
+func (p *Pipeline) Close() {
+	p.intentB.Close()
+	if p.entityB != nil {
+		p.entityB.Close()
+	}
+}
+
+// Policy returns the active policy.
+func (p *Pipeline) Policy() Policy { return p.cfg.Policy }
+
+// turnCtx is the per-turn scratch space, pooled. Everything a turn writes
+// lives here and is cleared by reset before the context is reused, so one
+// turn can never see another's data.
+type turnCtx struct {
+	text, norm, lang string
+	nlu              tandem.NLU
+	modelEnts        []tandem.Entity
+	ruleEnts         []tandem.Entity
+	hits             []tandem.Hit
+	intentErr        error
+	entityErr        error
+	retrieveErr      error
+	sentiment        float64
+}
+
+func (t *turnCtx) reset() {
+	clear(t.modelEnts[:cap(t.modelEnts)])
+	clear(t.ruleEnts[:cap(t.ruleEnts)])
+	clear(t.hits[:cap(t.hits)])
+	*t = turnCtx{modelEnts: t.modelEnts[:0], ruleEnts: t.ruleEnts[:0], hits: t.hits[:0]}
+}
+
+func (p *Pipeline) acquire() *turnCtx { return p.pool.Get().(*turnCtx) }
+
+func (p *Pipeline) release(t *turnCtx) {
+	t.reset()
+	p.pool.Put(t)
+}
+
+// Respond answers one turn.
+func (p *Pipeline) Respond(ctx context.Context, turn tandem.Turn) (tandem.Reply, error) {
+	return p.RespondStream(ctx, turn, nil)
+}
+
+// RespondStream answers one turn; generated answers are also delivered
+// piece by piece to onDelta as they arrive. The returned Reply is
+// authoritative: if generation fails midway, the streamed preview must be
+// replaced by Reply.Text (which is then the extractive answer or an
+// escalation notice, never the partial text plus more).
+func (p *Pipeline) RespondStream(ctx context.Context, turn tandem.Turn, onDelta func(string)) (reply tandem.Reply, err error) {
+	start := time.Now()
+	defer func() {
+		kind := string(reply.Kind)
+		if err != nil {
+			kind = "error_" + tandem.ErrorCode(err)
+		}
+		p.m.turns.WithLabelValues(kind).Inc()
+		p.m.stage.WithLabelValues("turn").Observe(time.Since(start).Seconds())
+	}()
+	if turn.ConversationID == "" {
+		return tandem.Reply{}, tandem.Errorf(tandem.EINVALID, "conversation id is required")
+	}
+	text := strings.ToValidUTF8(turn.Text, "\uFFFD")
+	text = strings.TrimSpace(truncateRunes(text, p.cfg.Policy.MaxTurnRunes))
+	if text == "" && !turn.RequestHuman {
+		return tandem.Reply{}, tandem.Errorf(tandem.EINVALID, "message is empty")
+	}
+	if turn.Time.IsZero() {
+		turn.Time = time.Now()
+	}
+
+	t := p.acquire()
+	defer p.release(t)
+	t.text = text
+	t.norm = normalise(text)
+	t.lang = detectLanguage(text, turn.Locale)
+	t.sentiment = sentiment(t.norm)
+
+	if esc := p.cheapTrigger(t, turn); esc != "" {
+		p.runStages(ctx, t, turn, false) // best effort: the agent gets the NLU summary
+		return p.finish(ctx, t, turn, p.escalate(t, turn, esc, ""), nil)
+	}
+
+	cacheKey := turn.Locale + "\x00" + t.norm
+	if p.deps.Cache != nil && t.norm != "" {
+		cs := time.Now()
+		r, ok := p.deps.Cache.Get(cacheKey)
+		p.m.stage.WithLabelValues("cache").Observe(time.Since(cs).Seconds())
+		if ok {
+			p.m.cache.WithLabelValues("hit").Inc()
+			r.Cached = true
+			return p.finishCached(ctx, turn, r)
+		}
+		p.m.cache.WithLabelValues("miss").Inc()
+	}
+
+	if err := p.runStages(ctx, t, turn, true); err != nil {
+		return tandem.Reply{}, err
+	}
+	r, cacheable, err := p.decide(ctx, t, turn, onDelta)
+	if err != nil {
+		return tandem.Reply{}, err
+	}
+	reply, err = p.finish(ctx, t, turn, r, nil)
+	if err == nil && cacheable && p.deps.Cache != nil && t.norm != "" {
+		p.deps.Cache.Put(cacheKey, cacheableReply(reply))
+	}
+	return reply, err
+}
+
+// cheapTrigger checks the triggers that need no model.
+func (p *Pipeline) cheapTrigger(t *turnCtx, turn tandem.Turn) tandem.EscalationReason {
+	e := p.cfg.Policy.Escalation
+	switch {
+	case turn.RequestHuman:
+		return tandem.EscalateButton
+	case p.mentionsHuman(t.norm):
+		return tandem.EscalateRequested
+	case *e.VIP && turn.Customer.VIP():
+		return tandem.EscalateVIP
+	case p.abusive(t.norm):
+		return tandem.EscalateAbuse
+	case e.SentimentThreshold >= -1 && t.sentiment <= e.SentimentThreshold:
+		return tandem.EscalateSentiment
+	}
+	return ""
+}
+
+func (p *Pipeline) mentionsHuman(norm string) bool {
+	for _, kws := range p.cfg.Policy.Escalation.Keywords {
+		for _, k := range kws {
+			if containsPhrase(norm, k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (p *Pipeline) abusive(norm string) bool {
+	for _, w := range p.cfg.Policy.Escalation.AbuseWords {
+		if containsPhrase(norm, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// runStages runs intent, entities, rules and retrieval in parallel. With
+// strict, an overloaded model fails the turn; otherwise stage errors only
+// leave their results empty.
+func (p *Pipeline) runStages(ctx context.Context, t *turnCtx, turn tandem.Turn, strict bool) error {
+	if t.text == "" {
+		return nil
+	}
+	var wg sync.WaitGroup
+	p.intentB.Expect(1)
+	if p.entityB != nil {
+		p.entityB.Expect(1)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sctx, cancel := context.WithTimeout(ctx, p.cfg.StageTimeout)
+		defer cancel()
+		s := time.Now()
+		p.intentB.Expect(-1)
+		nlu, err := p.intentB.Submit(sctx, t.text)
+		p.m.stage.WithLabelValues("intent").Observe(time.Since(s).Seconds())
+		t.nlu, t.intentErr = nlu, err
+	}()
+	if p.entityB != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sctx, cancel := context.WithTimeout(ctx, p.cfg.StageTimeout)
+			defer cancel()
+			s := time.Now()
+			p.entityB.Expect(-1)
+			ents, err := p.entityB.Submit(sctx, t.text)
+			p.m.stage.WithLabelValues("entities").Observe(time.Since(s).Seconds())
+			t.modelEnts, t.entityErr = append(t.modelEnts, ents...), err
+		}()
+	}
+	if p.deps.Retriever != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sctx, cancel := context.WithTimeout(ctx, p.cfg.StageTimeout)
+			defer cancel()
+			s := time.Now()
+			hits, err := p.deps.Retriever.Retrieve(sctx, t.text, turn.Locale, p.cfg.TopK)
+			p.m.stage.WithLabelValues("retrieval").Observe(time.Since(s).Seconds())
+			t.hits, t.retrieveErr = append(t.hits, hits...), err
+		}()
+	}
+	if p.deps.Rules != nil {
+		s := time.Now()
+		t.ruleEnts = append(t.ruleEnts, p.deps.Rules.Extract(t.text, turn.Time)...)
+		p.m.stage.WithLabelValues("rules").Observe(time.Since(s).Seconds())
+	}
+	wg.Wait()
+	for name, err := range map[string]error{"intent": t.intentErr, "entities": t.entityErr, "retrieval": t.retrieveErr} {
+		if err == nil {
+			continue
+		}
+		if strict && tandem.ErrorCode(err) == tandem.EOVERLOADED {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.m.stageErrors.WithLabelValues(name).Inc()
+		p.log.WarnContext(ctx, "pipeline stage failed", "stage", name, "conversation", turn.ConversationID, "err", err)
+	}
+	t.nlu.Entities = mergeEntities(t.modelEnts, t.ruleEnts)
+	t.nlu.Language = t.lang
+	t.nlu.Sentiment = t.sentiment
+	return nil
+}
+
+// mergeEntities returns model and rule entities; a rule entity wins over an
+// overlapping model entity (rules are exact and normalised).
+func mergeEntities(model, rules []tandem.Entity) []tandem.Entity {
+	out := make([]tandem.Entity, 0, len(model)+len(rules))
+	out = append(out, rules...)
+	for _, m := range model {
+		overlap := false
+		for _, r := range rules {
+			if m.Start < r.End && r.Start < m.End {
+				overlap = true
+				break
+			}
+		}
+		if !overlap {
+			out = append(out, m)
+		}
+	}
+	slices.SortFunc(out, func(a, b tandem.Entity) int { return a.Start - b.Start })
+	return out
+}

@@ -1,0 +1,401 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tandem-chat/tandem"
+)
+
+var demoFAQs = []tandem.FAQ{
+	{ID: "f-track", Question: "How do I track my order?", Answer: "Open Orders and click Track.", Intent: "track_order", Status: tandem.FAQPublished},
+	{ID: "f-refund", Question: "How long does a refund take?", Answer: "Refunds take 5 business days.", Intent: "get_refund", Status: tandem.FAQPublished},
+	{ID: "f-ship", Question: "What are the shipping costs?", Answer: "Shipping is free over 50 EUR.", Status: tandem.FAQPublished},
+}
+
+func testModel() *keywordModel {
+	return &keywordModel{rules: []kwRule{
+		{kw: "track", intent: "track_order", conf: 0.95},
+		{kw: "refund", intent: "get_refund", conf: 0.9},
+		{kw: "complain", intent: "complaint", conf: 0.9},
+		{kw: "agent please", intent: "contact_human_agent", conf: 0.9},
+		{kw: "invoice or bill", intent: "check_invoice", conf: 0.42, second: "check_bill", secondConf: 0.38},
+		{kw: "hello", intent: "greet", conf: 0.97},
+		{kw: "vague", intent: "track_order", conf: 0.2},
+	}}
+}
+
+func newTestPipeline(t testing.TB, mutate func(*Config, *Deps)) *Pipeline {
+	t.Helper()
+	cfg := Config{Policy: DefaultPolicy()}
+	cfg.Policy.Escalation.Intents = []string{"complaint"}
+	cfg.Policy.Responses = map[string]string{
+		"greet":         "Hello! How can I help?",
+		"check_invoice": "Your invoices are under Account > Invoices.",
+		"check_bill":    "Your bill is under Account > Billing.",
+		"order_status":  "Order {order_id} is on its way.",
+	}
+	deps := Deps{Intent: testModel(), Rules: regexRules{}, Retriever: staticRetriever{faqs: demoFAQs}}
+	if mutate != nil {
+		mutate(&cfg, &deps)
+	}
+	p, err := New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+func turn(conv, text string) tandem.Turn {
+	return tandem.Turn{ConversationID: conv, Text: text, Time: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+}
+
+func TestAnswerFromLinkedFAQAndIntentResponse(t *testing.T) {
+	p := newTestPipeline(t, nil)
+	ctx := context.Background()
+	r, err := p.Respond(ctx, turn("c1", "where can I track my parcel"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind != tandem.ReplyAnswer || r.Text != demoFAQs[0].Answer || len(r.Sources) != 1 || r.Sources[0].FAQID != "f-track" {
+		t.Fatalf("reply = %+v", r)
+	}
+	if r.NLU.Intent.Name != "track_order" {
+		t.Fatalf("nlu = %+v", r.NLU)
+	}
+	r, _ = p.Respond(ctx, turn("c1", "hello there"))
+	if r.Kind != tandem.ReplyAnswer || r.Text != "Hello! How can I help?" {
+		t.Fatalf("intent response: %+v", r)
+	}
+}
+
+func TestClarifyThenResolve(t *testing.T) {
+	p := newTestPipeline(t, nil)
+	ctx := context.Background()
+	r, err := p.Respond(ctx, turn("c2", "invoice or bill?"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind != tandem.ReplyClarify || len(r.QuickReplies) != 2 {
+		t.Fatalf("want clarify with 2 quick replies, got %+v", r)
+	}
+	// Picking a quick reply answers with that intent.
+	r, err = p.Respond(ctx, turn("c2", r.QuickReplies[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind != tandem.ReplyAnswer || r.Text != "Your bill is under Account > Billing." {
+		t.Fatalf("after choosing: %+v", r)
+	}
+}
+
+func TestEscalationTriggers(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		turns  []tandem.Turn
+		reason tandem.EscalationReason
+	}{
+		{"button", []tandem.Turn{{ConversationID: "b", RequestHuman: true}}, tandem.EscalateButton},
+		{"keyword en", []tandem.Turn{turn("k1", "Can I talk to a human please")}, tandem.EscalateRequested},
+		{"keyword zh", []tandem.Turn{turn("k2", "我要转人工")}, tandem.EscalateRequested},
+		{"keyword de", []tandem.Turn{turn("k3", "Ich möchte mit einem Menschen sprechen")}, tandem.EscalateRequested},
+		{"human intent", []tandem.Turn{turn("h", "agent please")}, tandem.EscalateRequested},
+		{"configured intent", []tandem.Turn{turn("ci", "I want to complain about the delivery")}, tandem.EscalateIntent},
+		{"abuse", []tandem.Turn{turn("ab", "you stupid bot")}, tandem.EscalateAbuse},
+		{"negative sentiment", []tandem.Turn{turn("ns", "this is absolutely terrible, the worst service, I am furious")}, tandem.EscalateSentiment},
+		{"vip", []tandem.Turn{{ConversationID: "v", Text: "track my order", Customer: tandem.Customer{ID: "u1", Tier: "vip"}}}, tandem.EscalateVIP},
+		{"low confidence", []tandem.Turn{turn("lc", "blorp zzz"), turn("lc", "qwerty asdf")}, tandem.EscalateLowConfidence},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newTestPipeline(t, nil)
+			var r tandem.Reply
+			var err error
+			for i, tn := range tt.turns {
+				r, err = p.Respond(ctx, tn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i < len(tt.turns)-1 && r.Kind == tandem.ReplyEscalate {
+					t.Fatalf("escalated too early at turn %d: %+v", i, r)
+				}
+			}
+			if r.Kind != tandem.ReplyEscalate || r.Escalation == nil {
+				t.Fatalf("want escalation, got %+v", r)
+			}
+			if r.Escalation.Reason != tt.reason {
+				t.Fatalf("reason = %q, want %q", r.Escalation.Reason, tt.reason)
+			}
+			if tt.turns[len(tt.turns)-1].Text != "" && r.Escalation.Summary.Intent.Name == "" {
+				t.Fatalf("escalation carries no NLU summary: %+v", r.Escalation)
+			}
+		})
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	p := newTestPipeline(t, nil)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, text string
+		wantErr    string
+	}{
+		{"empty", "", tandem.EINVALID},
+		{"whitespace", " \t\n  ", tandem.EINVALID},
+		{"100KB", strings.Repeat("where is my refund ", 100*1024/19), ""},
+		{"invalid utf8", "track \xff\xfe my order \xc3", ""},
+		{"emoji only", "😀😀🙏", ""},
+		{"mixed script", "track my 订单 заказ please", ""},
+		{"control chars", "track\x00\x01 order", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := p.Respond(ctx, turn("bad-"+tc.name, tc.text))
+			if tc.wantErr != "" {
+				if tandem.ErrorCode(err) != tc.wantErr {
+					t.Fatalf("err = %v, want code %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("err = %v", err)
+			}
+			if r.Kind == "" || r.Text == "" {
+				t.Fatalf("no sensible reply: %+v", r)
+			}
+		})
+	}
+	if _, err := p.Respond(ctx, tandem.Turn{Text: "hi"}); tandem.ErrorCode(err) != tandem.EINVALID {
+		t.Fatalf("missing conversation id: %v", err)
+	}
+}
+
+// TestConcurrentTurns runs thousands of turns over many conversations at
+// once; each turn mentions its own order id, and each reply must carry
+// exactly that id (no cross-talk through pooled contexts or batches).
+func TestConcurrentTurns(t *testing.T) {
+	model := testModel()
+	p := newTestPipeline(t, func(c *Config, d *Deps) { d.Intent = model; c.Policy.MaxFallbacks = -1 })
+	ctx := context.Background()
+	const convs, perConv = 200, 15
+	var wg sync.WaitGroup
+	errs := make(chan error, convs)
+	for c := range convs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conv := fmt.Sprintf("conv-%d", c)
+			for i := range perConv {
+				id := fmt.Sprintf("ORD-%d%03d", c, i)
+				text := "track " + id
+				if i%3 == 1 {
+					text = "refund for " + id
+				}
+				r, err := p.Respond(ctx, turn(conv, text))
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(r.NLU.Entities) != 1 || r.NLU.Entities[0].Value != id {
+					errs <- fmt.Errorf("%s turn %d: entities %+v, want only %s", conv, i, r.NLU.Entities, id)
+					return
+				}
+				want := "track_order"
+				if i%3 == 1 {
+					want = "get_refund"
+				}
+				if r.NLU.Intent.Name != want || r.Kind != tandem.ReplyAnswer {
+					errs <- fmt.Errorf("%s turn %d: %+v", conv, i, r)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	st, _ := p.deps.State.Load(ctx, "conv-7")
+	if st.Turns != perConv || len(st.RecentIntents) != maxRecent || st.Slots["order_id"] != "ORD-7014" {
+		t.Fatalf("state of conv-7 = %+v", st)
+	}
+	var batched bool
+	model.sizes.Range(func(k, _ any) bool {
+		if k.(int) > 1 {
+			batched = true
+		}
+		return true
+	})
+	if !batched {
+		t.Error("no model call carried more than one text under concurrency")
+	}
+}
+
+// TestPooledContextReset checks that reset leaves nothing of a turn behind.
+func TestPooledContextReset(t *testing.T) {
+	tc := &turnCtx{
+		text: "secret", norm: "secret", lang: "en", sentiment: -1,
+		nlu:         tandem.NLU{Intent: tandem.IntentScore{Name: "x", Confidence: 1}, Entities: []tandem.Entity{{Type: "email"}}},
+		modelEnts:   []tandem.Entity{{Type: "a", Value: "secret"}},
+		ruleEnts:    []tandem.Entity{{Type: "b", Value: "secret"}},
+		hits:        []tandem.Hit{{FAQ: tandem.FAQ{ID: "f"}}},
+		intentErr:   errors.New("x"),
+		retrieveErr: errors.New("y"),
+	}
+	backing := tc.modelEnts[:1]
+	tc.reset()
+	if len(tc.modelEnts) != 0 || len(tc.ruleEnts) != 0 || len(tc.hits) != 0 {
+		t.Fatal("slices not emptied")
+	}
+	if backing[0] != (tandem.Entity{}) {
+		t.Fatal("backing array still holds the old entity")
+	}
+	zero := turnCtx{modelEnts: tc.modelEnts, ruleEnts: tc.ruleEnts, hits: tc.hits}
+	if !reflect.DeepEqual(*tc, zero) {
+		t.Fatalf("reset left data: %+v", *tc)
+	}
+}
+
+func TestHotCache(t *testing.T) {
+	cache := &mapCache{}
+	model := testModel()
+	p := newTestPipeline(t, func(c *Config, d *Deps) { d.Cache = cache; d.Intent = model })
+	ctx := context.Background()
+	r1, err := p.Respond(ctx, turn("a", "Where can I TRACK my parcel?"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := model.calls.Load()
+	r2, err := p.Respond(ctx, turn("b", "where can i track my parcel"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r2.Cached || r2.Text != r1.Text || model.calls.Load() != calls {
+		t.Fatalf("second identical question not served from cache: %+v (model calls %d -> %d)", r2, calls, model.calls.Load())
+	}
+	// Escalation triggers still win over the cache.
+	r3, _ := p.Respond(ctx, tandem.Turn{ConversationID: "v", Text: "where can i track my parcel", Customer: tandem.Customer{Tier: "vip"}})
+	if r3.Kind != tandem.ReplyEscalate {
+		t.Fatalf("VIP not escalated on a cached question: %+v", r3)
+	}
+}
+
+func TestBatcherOverloadAndLoneTurn(t *testing.T) {
+	block := make(chan struct{})
+	var sizes []int
+	var mu sync.Mutex
+	b := NewBatcher(BatchConfig{QueueSize: 2, Workers: 1, MaxBatch: 4}, func(ctx context.Context, in []int) ([]int, error) {
+		<-block
+		return in, nil
+	}, func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() })
+	defer b.Close()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	results := make(chan error, 10)
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := b.Submit(ctx, i)
+			results <- err
+		}()
+	}
+	// Some submissions must be refused while the worker is blocked.
+	deadline := time.After(5 * time.Second)
+	overloaded := 0
+	for overloaded == 0 {
+		select {
+		case err := <-results:
+			if tandem.ErrorCode(err) == tandem.EOVERLOADED {
+				overloaded++
+			}
+		case <-deadline:
+			t.Fatal("no submission was refused with a full queue")
+		}
+	}
+	close(block)
+	wg.Wait()
+
+	// A lone submission is processed alone, without waiting for company.
+	b2 := NewBatcher(BatchConfig{MaxWait: time.Millisecond}, func(ctx context.Context, in []int) ([]int, error) { return in, nil }, nil)
+	defer b2.Close()
+	if v, err := b2.Submit(ctx, 42); err != nil || v != 42 {
+		t.Fatalf("lone submit = %v, %v", v, err)
+	}
+}
+
+func TestPolicyYAML(t *testing.T) {
+	good := `
+name: demo
+answer_threshold: 0.6
+escalation:
+  intents: [complaint]
+  keywords:
+    zh: ["人工"]
+responses:
+  greet: "Hi!"
+llm:
+  on_failure: escalate
+`
+	p, err := ParsePolicy([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.AnswerThreshold != 0.6 || p.Escalation.Intents[0] != "complaint" || p.LLM.OnFailure != "escalate" || p.MaxFallbacks != 2 {
+		t.Fatalf("parsed %+v", p)
+	}
+	for _, bad := range []struct{ yaml, want string }{
+		{"answer_treshold: 0.5", "answer_treshold"},
+		{"answer_threshold: 1.5", "answer_threshold"},
+		{"llm: {on_failure: shrug}", "llm.on_failure"},
+		{"responses: {greet: ''}", "responses.greet"},
+		{"clarify_choices: 50", "clarify_choices"},
+	} {
+		if _, err := ParsePolicy([]byte(bad.yaml)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: err = %v, want mention of %q", bad.yaml, err, bad.want)
+		}
+	}
+}
+
+func TestSentimentAndKeywords(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		neg  bool
+	}{
+		{"this is terrible and I am furious", true},
+		{"the worst experience ever, absolutely awful", true},
+		{"not bad at all, thanks", false},
+		{"great service, thank you", false},
+		{"where is my order", false},
+		{"太差了，我很生气", true},
+	} {
+		s := sentiment(normalise(tc.text))
+		if (s <= -0.6) != tc.neg {
+			t.Errorf("sentiment(%q) = %.2f", tc.text, s)
+		}
+	}
+	if containsPhrase(normalise("I'd like to reprEsentative"), "representative") != true {
+		t.Error("keyword not found")
+	}
+	if containsPhrase(normalise("representatives of the company"), "representative") {
+		t.Error("keyword matched inside a longer word")
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 1000 {
+		b := make([]byte, r.IntN(64))
+		for i := range b {
+			b[i] = byte(r.UintN(256))
+		}
+		_ = sentiment(normalise(string(b)))
+		_ = detectLanguage(string(b), "")
+	}
+}

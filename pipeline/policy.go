@@ -1,0 +1,250 @@
+package pipeline
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Policy is a bot's answer policy, loaded from YAML (see docs/pipeline.md).
+// Zero values take the defaults documented on each field; Validate checks
+// ranges and names the offending key.
+type Policy struct {
+	// Name of the bot, shown in logs.
+	Name string `yaml:"name"`
+	// AnswerThreshold is the minimum calibrated intent confidence (or FAQ
+	// score) to answer (default 0.5). A per-FAQ threshold overrides it.
+	AnswerThreshold float64 `yaml:"answer_threshold"`
+	// FAQMinScore is the minimum retrieval score to answer from an FAQ when
+	// the intent model does not point at it (default 0.75).
+	FAQMinScore float64 `yaml:"faq_min_score"`
+	// ClarifyMargin: when the top two candidates are within this margin and
+	// the top one is below ClarifyCeiling, ask which one was meant (default 0.15).
+	ClarifyMargin float64 `yaml:"clarify_margin"`
+	// ClarifyCeiling: above this confidence never clarify (default 0.8).
+	ClarifyCeiling float64 `yaml:"clarify_ceiling"`
+	// ClarifyChoices is how many quick replies a clarification offers (default 3).
+	ClarifyChoices int `yaml:"clarify_choices"`
+	// MaxFallbacks: escalate after this many consecutive low-confidence
+	// turns (default 2; 0 takes the default, -1 disables).
+	MaxFallbacks int `yaml:"max_fallbacks"`
+
+	Escalation EscalationPolicy `yaml:"escalation"`
+	// Responses maps an intent to the bot's answer for it.
+	Responses map[string]string `yaml:"responses"`
+	// Labels maps an intent to a human label used in clarifying quick replies.
+	Labels   map[string]string `yaml:"labels"`
+	Messages Messages          `yaml:"messages"`
+	LLM      LLMPolicy         `yaml:"llm"`
+	// MaxTurnRunes: longer messages are cut to this many characters before
+	// NLU (default 1000). The message is stored whole by the gateway.
+	MaxTurnRunes int `yaml:"max_turn_runes"`
+}
+
+// EscalationPolicy says when a conversation goes to a human.
+type EscalationPolicy struct {
+	// HumanIntents are intents meaning "I want a person" (default contact_human_agent).
+	HumanIntents []string `yaml:"human_intents"`
+	// Keywords are phrases, per language, meaning "I want a person"; matched
+	// on normalised text (case-folded; substring for CJK, whole words otherwise).
+	Keywords map[string][]string `yaml:"keywords"`
+	// Intents escalate whenever predicted with at least AnswerThreshold (e.g. complaint).
+	Intents []string `yaml:"intents"`
+	// VIP escalates every turn of a VIP-tier customer (default true).
+	VIP *bool `yaml:"vip"`
+	// SentimentThreshold escalates turns whose sentiment is at or below it
+	// (default -0.6; -1 disables... use Disabled sentiment by setting -2).
+	SentimentThreshold float64 `yaml:"sentiment_threshold"`
+	// AbuseWords escalate on abuse (whole words, case-folded).
+	AbuseWords []string `yaml:"abuse_words"`
+	// Priorities per reason (higher is more urgent).
+	Priorities map[string]int `yaml:"priorities"`
+	// Skills per reason or intent ("intent:complaint": ["complaints"]).
+	Skills map[string][]string `yaml:"skills"`
+}
+
+// Messages are the bot's fixed texts.
+type Messages struct {
+	Fallback   string `yaml:"fallback"`
+	Clarify    string `yaml:"clarify"`
+	Escalate   string `yaml:"escalate"`
+	Overloaded string `yaml:"overloaded"`
+}
+
+// LLMPolicy configures generative answers (used only when an LLM is wired).
+type LLMPolicy struct {
+	// Sources is how many retrieved FAQs ground the answer (default 3).
+	Sources int `yaml:"sources"`
+	// MinScore is the retrieval score needed to try generation (default 0.3).
+	MinScore float64 `yaml:"min_score"`
+	// OnFailure is "extractive" (answer with the best FAQ) or "escalate"
+	// (default extractive).
+	OnFailure string `yaml:"on_failure"`
+}
+
+// DefaultPolicy returns the defaults.
+func DefaultPolicy() Policy {
+	var p Policy
+	p.applyDefaults()
+	return p
+}
+
+func (p *Policy) applyDefaults() {
+	if p.Name == "" {
+		p.Name = "bot"
+	}
+	if p.AnswerThreshold == 0 {
+		p.AnswerThreshold = 0.5
+	}
+	if p.FAQMinScore == 0 {
+		p.FAQMinScore = 0.75
+	}
+	if p.ClarifyMargin == 0 {
+		p.ClarifyMargin = 0.15
+	}
+	if p.ClarifyCeiling == 0 {
+		p.ClarifyCeiling = 0.8
+	}
+	if p.ClarifyChoices == 0 {
+		p.ClarifyChoices = 3
+	}
+	if p.MaxFallbacks == 0 {
+		p.MaxFallbacks = 2
+	}
+	if p.MaxTurnRunes == 0 {
+		p.MaxTurnRunes = 1000
+	}
+	e := &p.Escalation
+	if e.HumanIntents == nil {
+		e.HumanIntents = []string{"contact_human_agent"}
+	}
+	if e.Keywords == nil {
+		e.Keywords = defaultHumanKeywords()
+	}
+	if e.VIP == nil {
+		t := true
+		e.VIP = &t
+	}
+	if e.SentimentThreshold == 0 {
+		e.SentimentThreshold = -0.6
+	}
+	if e.AbuseWords == nil {
+		e.AbuseWords = []string{"idiot", "idiots", "stupid", "moron", "fuck", "fucking", "shit", "bastard", "asshole", "dumbass", "useless piece"}
+	}
+	if e.Priorities == nil {
+		e.Priorities = map[string]int{}
+	}
+	m := &p.Messages
+	if m.Fallback == "" {
+		m.Fallback = "Sorry, I didn't quite get that. Could you rephrase it? You can also ask to talk to a person."
+	}
+	if m.Clarify == "" {
+		m.Clarify = "Did you mean one of these?"
+	}
+	if m.Escalate == "" {
+		m.Escalate = "I'm connecting you with a member of our team. They will see everything we talked about."
+	}
+	if m.Overloaded == "" {
+		m.Overloaded = "We're very busy right now; please try again in a moment."
+	}
+	if p.LLM.Sources == 0 {
+		p.LLM.Sources = 3
+	}
+	if p.LLM.MinScore == 0 {
+		p.LLM.MinScore = 0.3
+	}
+	if p.LLM.OnFailure == "" {
+		p.LLM.OnFailure = "extractive"
+	}
+}
+
+func defaultHumanKeywords() map[string][]string {
+	return map[string][]string{
+		"en": {"talk to a person", "talk to a human", "speak to a human", "speak to a person", "real person", "human agent", "live agent", "customer service representative", "talk to an agent", "speak to an agent", "talk to someone", "speak to someone", "representative", "operator"},
+		"de": {"mit einem menschen", "mitarbeiter sprechen", "echten menschen", "kundenberater"},
+		"fr": {"parler à un humain", "parler à une personne", "conseiller", "un agent humain"},
+		"es": {"hablar con una persona", "hablar con un humano", "agente humano", "un representante"},
+		"zh": {"人工", "人工客服", "转人工", "真人", "客服人员", "找客服"},
+		"ja": {"オペレーター", "担当者", "人と話"},
+	}
+}
+
+// Validate checks the policy, naming each bad key.
+func (p Policy) Validate() error {
+	var errs []error
+	unit := func(key string, v float64) {
+		if v < 0 || v > 1 {
+			errs = append(errs, fmt.Errorf("%s = %v: must be between 0 and 1", key, v))
+		}
+	}
+	unit("answer_threshold", p.AnswerThreshold)
+	unit("faq_min_score", p.FAQMinScore)
+	unit("clarify_margin", p.ClarifyMargin)
+	unit("clarify_ceiling", p.ClarifyCeiling)
+	unit("llm.min_score", p.LLM.MinScore)
+	if p.ClarifyChoices < 2 || p.ClarifyChoices > 10 {
+		errs = append(errs, fmt.Errorf("clarify_choices = %d: must be between 2 and 10", p.ClarifyChoices))
+	}
+	if p.MaxFallbacks < -1 || p.MaxFallbacks > 100 {
+		errs = append(errs, fmt.Errorf("max_fallbacks = %d: must be -1 (never) or between 1 and 100", p.MaxFallbacks))
+	}
+	if p.MaxTurnRunes < 10 || p.MaxTurnRunes > 100000 {
+		errs = append(errs, fmt.Errorf("max_turn_runes = %d: must be between 10 and 100000", p.MaxTurnRunes))
+	}
+	if p.Escalation.SentimentThreshold < -2 || p.Escalation.SentimentThreshold > 0 {
+		errs = append(errs, fmt.Errorf("escalation.sentiment_threshold = %v: must be between -1 and 0 (or -2 to disable)", p.Escalation.SentimentThreshold))
+	}
+	if !slices.Contains([]string{"extractive", "escalate"}, p.LLM.OnFailure) {
+		errs = append(errs, fmt.Errorf("llm.on_failure = %q: accepted values: extractive, escalate", p.LLM.OnFailure))
+	}
+	if p.LLM.Sources < 1 || p.LLM.Sources > 10 {
+		errs = append(errs, fmt.Errorf("llm.sources = %d: must be between 1 and 10", p.LLM.Sources))
+	}
+	for lang, kws := range p.Escalation.Keywords {
+		for _, k := range kws {
+			if strings.TrimSpace(k) == "" {
+				errs = append(errs, fmt.Errorf("escalation.keywords.%s: empty keyword", lang))
+			}
+		}
+	}
+	for intent, r := range p.Responses {
+		if strings.TrimSpace(r) == "" {
+			errs = append(errs, fmt.Errorf("responses.%s: empty response", intent))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ParsePolicy reads a policy from YAML; unknown keys are errors, so a typo
+// does not silently fall back to a default.
+func ParsePolicy(b []byte) (Policy, error) {
+	var p Policy
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&p); err != nil {
+		return Policy{}, fmt.Errorf("policy: %w", err)
+	}
+	p.applyDefaults()
+	if err := p.Validate(); err != nil {
+		return Policy{}, fmt.Errorf("policy: %w", err)
+	}
+	return p, nil
+}
+
+// LoadPolicy reads a policy YAML file.
+func LoadPolicy(path string) (Policy, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Policy{}, fmt.Errorf("policy: %w", err)
+	}
+	p, err := ParsePolicy(b)
+	if err != nil {
+		return Policy{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}

@@ -1,0 +1,168 @@
+package pipeline
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// normalise folds text for keyword matching and cache keys: valid UTF-8,
+// NFKC, lower case, punctuation dropped, whitespace collapsed.
+func normalise(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = norm.NFKC.String(s)
+	var b strings.Builder
+	b.Grow(len(s))
+	space := false
+	for _, r := range s {
+		switch {
+		case unicode.IsLetter(r) || unicode.IsNumber(r) || r == '\'' || r == '@' || r == '-' || r == '#':
+			if space && b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			space = false
+			b.WriteRune(unicode.ToLower(r))
+		default:
+			space = true
+		}
+	}
+	return b.String()
+}
+
+// truncateRunes cuts s to at most n runes.
+func truncateRunes(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	i := 0
+	for pos := range s {
+		if i == n {
+			return s[:pos]
+		}
+		i++
+	}
+	return s
+}
+
+func isCJK(r rune) bool {
+	return unicode.Is(unicode.Han, r) || unicode.Is(unicode.Hiragana, r) || unicode.Is(unicode.Katakana, r) || unicode.Is(unicode.Hangul, r)
+}
+
+// containsPhrase reports whether the normalised text contains the phrase:
+// as a substring for CJK phrases (no spaces between words), on word
+// boundaries otherwise.
+func containsPhrase(text, phrase string) bool {
+	phrase = normalise(phrase)
+	if phrase == "" {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(phrase)
+	if isCJK(r) {
+		return strings.Contains(text, phrase)
+	}
+	for i := 0; ; {
+		j := strings.Index(text[i:], phrase)
+		if j < 0 {
+			return false
+		}
+		start, end := i+j, i+j+len(phrase)
+		if (start == 0 || text[start-1] == ' ') && (end == len(text) || text[end] == ' ') {
+			return true
+		}
+		i = start + 1
+		if i >= len(text) {
+			return false
+		}
+	}
+}
+
+// detectLanguage guesses the language from the script; Latin text returns
+// the fallback (the widget's locale, or "en").
+func detectLanguage(s, fallback string) string {
+	var han, kana, hangul, latin int
+	for _, r := range s {
+		switch {
+		case unicode.Is(unicode.Hiragana, r) || unicode.Is(unicode.Katakana, r):
+			kana++
+		case unicode.Is(unicode.Han, r):
+			han++
+		case unicode.Is(unicode.Hangul, r):
+			hangul++
+		case unicode.Is(unicode.Latin, r):
+			latin++
+		}
+	}
+	switch {
+	case kana > 0 && kana+han >= latin:
+		return "ja"
+	case han > 0 && han >= latin:
+		return "zh"
+	case hangul > 0 && hangul >= latin:
+		return "ko"
+	}
+	if fallback != "" {
+		return fallback
+	}
+	return "en"
+}
+
+// sentimentLexicon scores words from -1 (very negative) to 1.
+var sentimentLexicon = map[string]float64{
+	"terrible": -0.9, "horrible": -0.9, "awful": -0.9, "worst": -1, "hate": -0.9, "disgusting": -0.9,
+	"furious": -1, "angry": -0.8, "outraged": -1, "ridiculous": -0.7, "unacceptable": -0.9,
+	"scam": -0.9, "fraud": -0.8, "useless": -0.8, "pathetic": -0.9, "disappointed": -0.6,
+	"disappointing": -0.6, "annoyed": -0.5, "frustrated": -0.6, "frustrating": -0.6, "bad": -0.5,
+	"poor": -0.4, "broken": -0.4, "never": -0.2, "incompetent": -0.9, "lousy": -0.7, "sucks": -0.8,
+	"rubbish": -0.7, "garbage": -0.8, "nightmare": -0.8, "fed": -0.3, "sick": -0.3, "lied": -0.7,
+	"good": 0.5, "great": 0.7, "excellent": 0.9, "thanks": 0.4, "thank": 0.4, "love": 0.7,
+	"happy": 0.6, "perfect": 0.8, "awesome": 0.8, "helpful": 0.6, "nice": 0.4, "wonderful": 0.8,
+	"糟糕": -0.8, "垃圾": -0.9, "生气": -0.8, "愤怒": -1, "失望": -0.6, "太差": -0.8, "骗子": -0.9,
+	"谢谢": 0.4, "很好": 0.6,
+}
+
+var negations = map[string]bool{"not": true, "no": true, "never": true, "isn't": true, "don't": true, "didn't": true, "wasn't": true, "can't": true, "won't": true}
+var intensifiers = map[string]float64{"very": 1.5, "so": 1.4, "really": 1.4, "extremely": 1.8, "absolutely": 1.7, "totally": 1.5, "completely": 1.5}
+
+// sentiment returns a score in [-1, 1] for normalised text using a small
+// lexicon with negation and intensifiers; CJK terms match as substrings.
+func sentiment(normText string) float64 {
+	words := strings.Fields(normText)
+	var sum float64
+	var hits int
+	for i, w := range words {
+		v, ok := sentimentLexicon[w]
+		if !ok {
+			continue
+		}
+		if i > 0 {
+			if m, ok := intensifiers[words[i-1]]; ok {
+				v *= m
+			}
+		}
+		for j := max(0, i-3); j < i; j++ {
+			if negations[words[j]] && w != "never" {
+				v = -v * 0.5
+				break
+			}
+		}
+		sum += v
+		hits++
+	}
+	for term, v := range sentimentLexicon {
+		r, _ := utf8.DecodeRuneInString(term)
+		if isCJK(r) && strings.Contains(normText, term) {
+			sum += v
+			hits++
+		}
+	}
+	if hits == 0 {
+		return 0
+	}
+	score := sum / float64(hits)
+	if hits > 1 {
+		score *= 1 + 0.15*float64(min(hits-1, 3))
+	}
+	return max(-1, min(1, score))
+}
