@@ -183,6 +183,7 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 	req := openai.ChatCompletionRequest{
 		Model:       l.cfg.Model,
 		Messages:    l.messages(question, sources),
+		//lint:ignore SA1019 OpenAI-compatible servers (vLLM, llama.cpp, Ollama) read max_tokens, not max_completion_tokens
 		MaxTokens:   l.cfg.MaxTokens,
 		Temperature: l.cfg.Temperature,
 	}

@@ -103,6 +103,8 @@ type Pipeline struct {
 	intentB *Batcher[string, tandem.NLU]
 	entityB *Batcher[string, []tandem.Entity]
 	m       metrics
+	humanKW []string // normalised human-request keywords
+	abuseKW []string // normalised abuse words
 }
 
 // New validates the configuration and starts the batchers.
@@ -134,6 +136,14 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		return nil, fmt.Errorf("pipeline: metrics: %w", err)
 	}
 	p.pool.New = func() any { return new(turnCtx) }
+	for _, kws := range cfg.Policy.Escalation.Keywords {
+		for _, k := range kws {
+			p.humanKW = append(p.humanKW, normalise(k))
+		}
+	}
+	for _, w := range cfg.Policy.Escalation.AbuseWords {
+		p.abuseKW = append(p.abuseKW, normalise(w))
+	}
 	p.intentB = NewBatcher(cfg.Batch, deps.Intent.ClassifyBatch, func(n int) { p.m.batchSize.WithLabelValues("intent").Observe(float64(n)) })
 	if deps.Entities != nil {
 		p.entityB = NewBatcher(cfg.Batch, deps.Entities.TagBatch, func(n int) { p.m.batchSize.WithLabelValues("entity").Observe(float64(n)) })
@@ -271,19 +281,17 @@ func (p *Pipeline) cheapTrigger(t *turnCtx, turn tandem.Turn) tandem.EscalationR
 }
 
 func (p *Pipeline) mentionsHuman(norm string) bool {
-	for _, kws := range p.cfg.Policy.Escalation.Keywords {
-		for _, k := range kws {
-			if containsPhrase(norm, k) {
-				return true
-			}
+	for _, k := range p.humanKW {
+		if containsNormalised(norm, k) {
+			return true
 		}
 	}
 	return false
 }
 
 func (p *Pipeline) abusive(norm string) bool {
-	for _, w := range p.cfg.Policy.Escalation.AbuseWords {
-		if containsPhrase(norm, w) {
+	for _, w := range p.abuseKW {
+		if containsNormalised(norm, w) {
 			return true
 		}
 	}

@@ -54,7 +54,11 @@ func isCJK(r rune) bool {
 // as a substring for CJK phrases (no spaces between words), on word
 // boundaries otherwise.
 func containsPhrase(text, phrase string) bool {
-	phrase = normalise(phrase)
+	return containsNormalised(text, normalise(phrase))
+}
+
+// containsNormalised is containsPhrase for an already normalised phrase.
+func containsNormalised(text, phrase string) bool {
 	if phrase == "" {
 		return false
 	}
@@ -122,6 +126,26 @@ var sentimentLexicon = map[string]float64{
 	"谢谢": 0.4, "很好": 0.6,
 }
 
+// cjkSentimentTerms are the lexicon's CJK entries, matched as substrings.
+var cjkSentimentTerms = func() []string {
+	var out []string
+	for term := range sentimentLexicon {
+		if r, _ := utf8.DecodeRuneInString(term); isCJK(r) {
+			out = append(out, term)
+		}
+	}
+	return out
+}()
+
+func hasCJK(s string) bool {
+	for _, r := range s {
+		if r >= 0x2E80 && isCJK(r) {
+			return true
+		}
+	}
+	return false
+}
+
 var negations = map[string]bool{"not": true, "no": true, "never": true, "isn't": true, "don't": true, "didn't": true, "wasn't": true, "can't": true, "won't": true}
 var intensifiers = map[string]float64{"very": 1.5, "so": 1.4, "really": 1.4, "extremely": 1.8, "absolutely": 1.7, "totally": 1.5, "completely": 1.5}
 
@@ -150,11 +174,12 @@ func sentiment(normText string) float64 {
 		sum += v
 		hits++
 	}
-	for term, v := range sentimentLexicon {
-		r, _ := utf8.DecodeRuneInString(term)
-		if isCJK(r) && strings.Contains(normText, term) {
-			sum += v
-			hits++
+	if hasCJK(normText) {
+		for _, term := range cjkSentimentTerms {
+			if strings.Contains(normText, term) {
+				sum += sentimentLexicon[term]
+				hits++
+			}
 		}
 	}
 	if hits == 0 {
