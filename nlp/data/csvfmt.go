@@ -1,0 +1,120 @@
+package data
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"io"
+	"strings"
+)
+
+// readCSV parses a CSV file (an optional UTF-8 byte-order mark is skipped)
+// and calls row with each record and its line.
+func readCSV(path string, row func(rec []string, line int) error) error {
+	b, err := readFile(path)
+	if err != nil {
+		return err
+	}
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+	r := csv.NewReader(bytes.NewReader(b))
+	r.FieldsPerRecord = -1
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				return fileErr(path, pe.Line, "invalid CSV: %v", pe.Err)
+			}
+			return fileErr(path, 0, "invalid CSV: %v", err)
+		}
+		line, _ := r.FieldPos(0)
+		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
+			continue
+		}
+		if err := row(rec, line); err != nil {
+			return err
+		}
+	}
+}
+
+// loadCSV reads plain CSV: columns text,intent (a header row with exactly
+// those names is optional; extra columns are ignored).
+func loadCSV(s Spec) (*Dataset, error) {
+	if err := s.noSplits(); err != nil {
+		return nil, err
+	}
+	ds := &Dataset{}
+	first := true
+	err := readCSV(s.Path, func(rec []string, line int) error {
+		if first {
+			first = false
+			if len(rec) >= 2 && strings.EqualFold(strings.TrimSpace(rec[0]), "text") && strings.EqualFold(strings.TrimSpace(rec[1]), "intent") {
+				return nil
+			}
+		}
+		if len(rec) < 2 {
+			return fileErr(s.Path, line, "want 2 columns text,intent, got %d", len(rec))
+		}
+		ex := Example{Text: rec[0], Intent: strings.TrimSpace(rec[1])}
+		if ex.Intent == "" {
+			return fileErr(s.Path, line, "empty intent")
+		}
+		if err := checkExample(&ex); err != nil {
+			return fileErr(s.Path, line, "%v", err)
+		}
+		ds.Examples = append(ds.Examples, ex)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ds, nil
+}
+
+// loadBitext reads the Bitext customer-support CSV: a header naming at least
+// the columns utterance and intent (flags and category are ignored).
+func loadBitext(s Spec) (*Dataset, error) {
+	if err := s.noSplits(); err != nil {
+		return nil, err
+	}
+	ds := &Dataset{}
+	textCol, intentCol := -1, -1
+	err := readCSV(s.Path, func(rec []string, line int) error {
+		if textCol < 0 {
+			for i, h := range rec {
+				switch strings.ToLower(strings.TrimSpace(h)) {
+				case "utterance", "instruction":
+					textCol = i
+				case "intent":
+					intentCol = i
+				}
+			}
+			if textCol < 0 || intentCol < 0 {
+				return fileErr(s.Path, line, "header must name the columns utterance and intent, got %q", rec)
+			}
+			return nil
+		}
+		if len(rec) <= textCol || len(rec) <= intentCol {
+			return fileErr(s.Path, line, "want at least %d columns, got %d", max(textCol, intentCol)+1, len(rec))
+		}
+		ex := Example{Text: rec[textCol], Intent: strings.TrimSpace(rec[intentCol])}
+		if ex.Intent == "" {
+			return fileErr(s.Path, line, "empty intent")
+		}
+		if err := checkExample(&ex); err != nil {
+			return fileErr(s.Path, line, "%v", err)
+		}
+		ds.Examples = append(ds.Examples, ex)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if textCol < 0 {
+		return nil, fileErr(s.Path, 0, "empty file")
+	}
+	return ds, nil
+}
