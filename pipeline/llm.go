@@ -181,8 +181,8 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.MaxDuration)
 	defer cancel()
 	req := openai.ChatCompletionRequest{
-		Model:       l.cfg.Model,
-		Messages:    l.messages(question, sources),
+		Model:    l.cfg.Model,
+		Messages: l.messages(question, sources),
 		//lint:ignore SA1019 OpenAI-compatible servers (vLLM, llama.cpp, Ollama) read max_tokens, not max_completion_tokens
 		MaxTokens:   l.cfg.MaxTokens,
 		Temperature: l.cfg.Temperature,

@@ -80,7 +80,7 @@ type Deps struct {
 	Retriever  Retriever
 	Cache      AnswerCache
 	LLM        Generator
-	State      StateStore           // default: NewMemoryStateStore(0, 0)
+	State      StateStore            // default: NewMemoryStateStore(0, 0)
 	Registerer prometheus.Registerer // default: a private registry
 	Logger     *slog.Logger
 }

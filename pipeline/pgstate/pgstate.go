@@ -1,0 +1,83 @@
+// Package pgstate keeps the pipeline's dialogue state in PostgreSQL: one
+// JSONB row per conversation. It is an adapter: only cmd wires it.
+//
+// Contract: Store is safe for concurrent use; Migrate is idempotent and is
+// run by New.
+package pgstate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tandem-chat/tandem/pipeline"
+)
+
+// Store is a pipeline.StateStore on PostgreSQL.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var _ pipeline.StateStore = (*Store)(nil)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS dialogue_state (
+	conversation_id text PRIMARY KEY,
+	state           jsonb NOT NULL,
+	updated_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS dialogue_state_updated_at ON dialogue_state (updated_at);
+`
+
+// New applies the schema and returns the store.
+func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
+	if _, err := pool.Exec(ctx, schema); err != nil {
+		return nil, fmt.Errorf("pgstate: migrate: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Load returns the state, or a zero State for an unknown conversation.
+func (s *Store) Load(ctx context.Context, id string) (pipeline.State, error) {
+	var b []byte
+	err := s.pool.QueryRow(ctx, `SELECT state FROM dialogue_state WHERE conversation_id = $1`, id).Scan(&b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return pipeline.State{}, nil
+	}
+	if err != nil {
+		return pipeline.State{}, fmt.Errorf("pgstate: load %s: %w", id, err)
+	}
+	var st pipeline.State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return pipeline.State{}, fmt.Errorf("pgstate: decode %s: %w", id, err)
+	}
+	return st, nil
+}
+
+// Save upserts the state.
+func (s *Store) Save(ctx context.Context, id string, st pipeline.State) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("pgstate: encode: %w", err)
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO dialogue_state (conversation_id, state, updated_at) VALUES ($1, $2, now())
+		ON CONFLICT (conversation_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()`, id, b)
+	if err != nil {
+		return fmt.Errorf("pgstate: save %s: %w", id, err)
+	}
+	return nil
+}
+
+// Prune deletes states idle since before the given age in seconds; it
+// returns how many were removed.
+func (s *Store) Prune(ctx context.Context, olderThanSeconds int) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM dialogue_state WHERE updated_at < now() - make_interval(secs => $1)`, olderThanSeconds)
+	if err != nil {
+		return 0, fmt.Errorf("pgstate: prune: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
