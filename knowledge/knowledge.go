@@ -1,0 +1,265 @@
+// Package knowledge is Tandem's FAQ knowledge base: the Store contract that
+// the in-memory (knowledge/memstore) and PostgreSQL + pgvector
+// (knowledge/pgstore) adapters implement, hybrid lexical + vector search fused
+// with weighted reciprocal rank fusion, the Embedder contract (local ONNX and
+// OpenAI-compatible encoders live in knowledge/embed), the hot answer cache,
+// background re-embedding when the encoder changes, bulk import/export and the
+// admin Service that the REST API (gateway/kbapi) and the bot pipeline use.
+//
+// Contract:
+//   - Every FAQ write goes through a Store method that bumps the item's
+//     version, stamps updated_at/updated_by and appends a Revision (the full
+//     snapshot), so every previous version stays retrievable with Versions.
+//   - Update and Delete take the version the caller last read; a mismatch is
+//     a *tandem.Error with code ECONFLICT and changes nothing.
+//   - Import applies a batch in one transaction: all rows or none.
+//   - Each phrasing of an FAQ (Texts: the question first, then the
+//     alternatives) has one vector per encoder version ("model"); Update
+//     replaces all vectors of the item, so vectors never describe stale text.
+//   - Store methods may be called concurrently. Service methods may be called
+//     concurrently; Service.Close stops its background work.
+package knowledge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"strings"
+	"time"
+
+	"github.com/tandem-chat/tandem"
+)
+
+// Retriever names used in tandem.Hit.Retrievers.
+const (
+	RetrieverLexical = "lexical"
+	RetrieverVector  = "vector"
+)
+
+// Filter restricts searches. Zero value: every locale, any tags, drafts
+// included.
+type Filter struct {
+	Locale        string   `json:"locale,omitempty"`         // exact locale ("en"); empty = any
+	Tags          []string `json:"tags,omitempty"`           // the item must carry all of these tags
+	PublishedOnly bool     `json:"published_only,omitempty"` // skip drafts
+}
+
+// ListFilter selects a page of FAQs ordered by id.
+type ListFilter struct {
+	Filter
+	Status   tandem.FAQStatus // "" = any
+	Category string           // "" = any
+	After    string           // return ids greater than this (keyset cursor)
+	Limit    int              // 0 = 100; capped at 1000
+}
+
+// Page is one page of List.
+type Page struct {
+	Items []tandem.FAQ `json:"items"`
+	Next  string       `json:"next,omitempty"` // cursor for the next page; empty at the end
+}
+
+// Embedding is the vectors of one FAQ's Texts under one encoder version.
+type Embedding struct {
+	Model   string      // encoder version (Embedder.Version)
+	Vectors [][]float32 // Vectors[i] embeds Texts(faq)[i]
+}
+
+// Write is a change to one FAQ.
+type Write struct {
+	FAQ             tandem.FAQ
+	Embeddings      []Embedding // vectors for the new text, per model; may be empty
+	Actor           string      // who makes the change (audit trail)
+	ExpectedVersion int64       // Update/Delete: the version the caller last saw
+}
+
+// Action says what an upsert did.
+type Action string
+
+// Upsert actions.
+const (
+	ActionCreated   Action = "created"
+	ActionUpdated   Action = "updated"
+	ActionUnchanged Action = "unchanged"
+)
+
+// Outcome is the result of one upserted row.
+type Outcome struct {
+	Row    int        `json:"row"` // index in the batch (0-based)
+	Action Action     `json:"action"`
+	FAQ    tandem.FAQ `json:"faq"`
+}
+
+// Op is the kind of change a Revision records.
+type Op string
+
+// Revision operations.
+const (
+	OpCreate Op = "create"
+	OpUpdate Op = "update"
+	OpDelete Op = "delete"
+)
+
+// Revision is one entry of an FAQ's audit trail: the full snapshot after the
+// change (for deletes, the last content), who made it and when.
+type Revision struct {
+	FAQ   tandem.FAQ `json:"faq"`
+	Op    Op         `json:"op"`
+	Actor string     `json:"actor"`
+	At    time.Time  `json:"at"`
+}
+
+// Scored is one retriever result: the FAQ, the retriever's own score (BM25 or
+// ts_rank for lexical, cosine similarity for vector) and, for vector search,
+// the index into Texts(FAQ) of the best-matching phrasing (-1 if unknown).
+type Scored struct {
+	FAQ     tandem.FAQ
+	Score   float64
+	Matched int
+}
+
+// ModelInfo describes the vectors of one encoder version held by a store.
+type ModelInfo struct {
+	Version string `json:"version"`
+	Dim     int    `json:"dim"`
+	Active  bool   `json:"active"` // the version searches use
+}
+
+// Store is the FAQ system of record. Errors are *tandem.Error for client
+// faults: ENOTFOUND, ECONFLICT (version mismatch, duplicate external id),
+// EINVALID (vector dimension mismatch).
+type Store interface {
+	List(ctx context.Context, f ListFilter) (Page, error)
+	Get(ctx context.Context, id string) (tandem.FAQ, error)
+	GetByExternalID(ctx context.Context, externalID string) (tandem.FAQ, error)
+	// Create stores a new FAQ (ID assigned when empty) at version 1.
+	Create(ctx context.Context, w Write) (tandem.FAQ, error)
+	// Update replaces the content of w.FAQ.ID if its version is
+	// w.ExpectedVersion, and replaces all its vectors with w.Embeddings.
+	Update(ctx context.Context, w Write) (tandem.FAQ, error)
+	// Delete removes the FAQ if its version is expectedVersion (0: any).
+	Delete(ctx context.Context, id string, expectedVersion int64, actor string) error
+	// UpsertByExternalID creates or updates the FAQ with w.FAQ.ExternalID;
+	// an identical item is left untouched (ActionUnchanged).
+	UpsertByExternalID(ctx context.Context, w Write) (Outcome, error)
+	// Import upserts every write by external id in one transaction. With
+	// dryRun nothing is stored but the outcomes are computed as if it were.
+	Import(ctx context.Context, ws []Write, dryRun bool) ([]Outcome, error)
+	// Versions returns the audit trail of an FAQ, oldest first; it survives
+	// deletion.
+	Versions(ctx context.Context, id string) ([]Revision, error)
+
+	// LexicalSearch ranks FAQs by full-text relevance of their question,
+	// phrasings and tags (answer with a low weight), best first.
+	LexicalSearch(ctx context.Context, query string, f Filter, k int) ([]Scored, error)
+	// VectorSearch ranks FAQs by the best cosine similarity between vec and
+	// any of their phrasing vectors under model, best first.
+	VectorSearch(ctx context.Context, model string, vec []float32, f Filter, k int) ([]Scored, error)
+
+	// RegisterModel records an encoder version and its dimension; it fails
+	// with EINVALID when the version is known with another dimension.
+	RegisterModel(ctx context.Context, version string, dim int) error
+	// Models lists the registered encoder versions.
+	Models(ctx context.Context) ([]ModelInfo, error)
+	// ActivateModel makes version the one searches use. It fails with
+	// ECONFLICT while some FAQ lacks vectors for it.
+	ActivateModel(ctx context.Context, version string) error
+	// DropModel deletes a non-active version and its vectors.
+	DropModel(ctx context.Context, version string) error
+	// SetEmbedding stores the vectors of one FAQ for one model if the FAQ is
+	// still at faqVersion (ECONFLICT otherwise: the text changed).
+	SetEmbedding(ctx context.Context, faqID string, faqVersion int64, e Embedding) error
+	// MissingEmbeddings returns up to limit FAQs that have no vectors for
+	// model, ordered by id.
+	MissingEmbeddings(ctx context.Context, model string, limit int) ([]tandem.FAQ, error)
+
+	Close() error
+}
+
+// Embedder turns texts into unit-length vectors. Implementations must be
+// safe for concurrent use.
+type Embedder interface {
+	Embed(ctx context.Context, texts []string) ([][]float32, error)
+	Dim() int
+	Version() string // changes whenever vectors would change
+}
+
+// Texts returns the texts of an FAQ that get one vector each: the question
+// first, then the alternative phrasings in order.
+func Texts(f tandem.FAQ) []string {
+	out := make([]string, 0, 1+len(f.Phrasings))
+	out = append(out, f.Question)
+	out = append(out, f.Phrasings...)
+	return out
+}
+
+// SameContent reports whether two FAQs have the same curated content
+// (everything but identity, version and audit stamps).
+func SameContent(a, b tandem.FAQ) bool {
+	return a.ExternalID == b.ExternalID && a.Question == b.Question && equalStrings(a.Phrasings, b.Phrasings) &&
+		a.Answer == b.Answer && a.Category == b.Category && equalStrings(a.Tags, b.Tags) &&
+		a.Locale == b.Locale && a.Status == b.Status && a.Intent == b.Intent && a.Threshold == b.Threshold
+}
+
+// SameText reports whether two FAQs have the same embedded texts.
+func SameText(a, b tandem.FAQ) bool {
+	return a.Question == b.Question && equalStrings(a.Phrasings, b.Phrasings)
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// HasTags reports whether have contains every tag of want.
+func HasTags(have, want []string) bool {
+	for _, w := range want {
+		found := false
+		for _, h := range have {
+			if h == w {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// Match reports whether f passes the filter.
+func (fl Filter) Match(f tandem.FAQ) bool {
+	if fl.Locale != "" && f.Locale != fl.Locale {
+		return false
+	}
+	if fl.PublishedOnly && f.Status != tandem.FAQPublished {
+		return false
+	}
+	return HasTags(f.Tags, fl.Tags)
+}
+
+// Clone returns a deep copy of f (slices are not shared).
+func Clone(f tandem.FAQ) tandem.FAQ {
+	if f.Phrasings != nil {
+		f.Phrasings = append([]string(nil), f.Phrasings...)
+	}
+	if f.Tags != nil {
+		f.Tags = append([]string(nil), f.Tags...)
+	}
+	return f
+}
+
+// NewID returns a random FAQ id ("faq_" and 20 base32 characters).
+func NewID() string {
+	var b [13]byte
+	_, _ = rand.Read(b[:])
+	return "faq_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))[:20]
+}

@@ -1,0 +1,981 @@
+package knowledge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tandem-chat/tandem"
+)
+
+// Config configures a Service. Zero values take the documented defaults.
+type Config struct {
+	Store Store // required
+	// Embedder is the current sentence encoder; nil turns vector retrieval
+	// off (lexical search only).
+	Embedder Embedder
+	// Previous are older encoders kept loaded so that the index built with
+	// them keeps serving while the store re-embeds with Embedder. Without
+	// the old encoder, vector retrieval is off until re-embedding finishes.
+	Previous []Embedder
+	// Fusion weights of the hybrid ranking (default plain RRF, K=60).
+	Fusion Fusion
+	// Candidates is how many results each retriever contributes to fusion
+	// (default 50).
+	Candidates int
+	// Cache bounds the hot answer cache.
+	Cache CacheConfig
+	// Registerer receives the cache and search metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// ReindexBatch is the number of FAQs embedded per step of the background
+	// re-embedding (default 64).
+	ReindexBatch int
+	// OnChange, when set, is called after every change to the knowledge base
+	// (after the local cache is invalidated), e.g. to fan the invalidation
+	// out to other nodes over the bus.
+	OnChange func()
+}
+
+// Search limits.
+const (
+	MaxQueryLen = 1000 // characters
+	MaxK        = 100
+	DefaultK    = 5
+)
+
+// Mode selects the retrievers of a search.
+type Mode string
+
+// Search modes.
+const (
+	ModeHybrid  Mode = "hybrid"
+	ModeLexical Mode = "lexical"
+	ModeVector  Mode = "vector"
+)
+
+// SearchRequest is one search.
+type SearchRequest struct {
+	Query  string
+	Filter Filter
+	K      int  // default 5, at most 100
+	Mode   Mode // default hybrid
+	// NoCache bypasses the hot answer cache (search preview).
+	NoCache bool
+}
+
+// SearchResult is the ranked hits of a search.
+type SearchResult struct {
+	Hits   []tandem.Hit `json:"hits"`
+	Cached bool         `json:"cached"`
+	Mode   Mode         `json:"mode"`
+	Model  string       `json:"model,omitempty"` // encoder version used for vector retrieval; "" when it was off
+}
+
+// ReindexStatus describes the background re-embedding.
+type ReindexStatus struct {
+	Running    bool      `json:"running"`
+	Model      string    `json:"model,omitempty"`   // the version being built
+	Serving    string    `json:"serving,omitempty"` // the version searches use
+	Embedded   int       `json:"embedded"`          // FAQs embedded by this run
+	Error      string    `json:"error,omitempty"`   // last error (the run retries)
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+}
+
+// Service is the knowledge base as the rest of Tandem sees it: validated,
+// audited CRUD, bulk import/export, hybrid search behind the hot answer
+// cache, and background re-embedding. Methods may be called concurrently.
+type Service struct {
+	cfg    Config
+	store  Store
+	log    *slog.Logger
+	cache  *Cache[SearchResult]
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu           sync.Mutex    // guards the fields below
+	serving      Embedder      // encoder for queries against the served index; nil = vector off
+	servingModel string        // version searched
+	target       Embedder      // encoder being built; nil when no job runs
+	status       ReindexStatus // of the last or current job
+	jobDone      chan struct{} // closed when the running job ends
+	kickAgain    bool          // rerun the job after it ends
+
+	searches *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// NewService checks cfg and builds a Service; call Start before use.
+func NewService(cfg Config) (*Service, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("knowledge: Config.Store is required")
+	}
+	if cfg.Candidates <= 0 {
+		cfg.Candidates = 50
+	}
+	if cfg.ReindexBatch <= 0 {
+		cfg.ReindexBatch = 64
+	}
+	cfg.Fusion = cfg.Fusion.Defaults()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cache, err := NewCache(cfg.Cache, resultSize, cfg.Registerer, "search")
+	if err != nil {
+		return nil, fmt.Errorf("knowledge: cache metrics: %w", err)
+	}
+	s := &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, cache: cache}
+	s.searches = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "tandem", Subsystem: "knowledge", Name: "searches_total",
+		Help: "Knowledge base searches by mode and outcome."}, []string{"mode", "outcome"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "tandem", Subsystem: "knowledge", Name: "search_seconds",
+		Help: "Knowledge base search latency (cache misses).", Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12)}, []string{"mode"})
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{s.searches, s.latency} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("knowledge: metrics: %w", err)
+			}
+		}
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+func resultSize(r SearchResult) int64 {
+	n := int64(64)
+	for _, h := range r.Hits {
+		n += int64(200 + len(h.FAQ.ID) + len(h.FAQ.ExternalID) + len(h.FAQ.Question) + len(h.FAQ.Answer) + len(h.Matched) + len(h.FAQ.Category) + len(h.FAQ.Intent))
+		for _, p := range h.FAQ.Phrasings {
+			n += int64(16 + len(p))
+		}
+		for _, t := range h.FAQ.Tags {
+			n += int64(16 + len(t))
+		}
+		n += int64(48 * len(h.Retrievers))
+	}
+	return n
+}
+
+// Start registers the encoder with the store and decides what searches use:
+// the encoder itself when the store's vectors are already from it (or when
+// there is no complete index yet), else the previous encoder that built the
+// active index (if configured) while a background job re-embeds every FAQ.
+// A dimension that disagrees with the stored vectors of the same encoder
+// version is an error.
+func (s *Service) Start(ctx context.Context) error {
+	models, err := s.store.Models(ctx)
+	if err != nil {
+		return fmt.Errorf("knowledge: read models: %w", err)
+	}
+	var active *ModelInfo
+	for i := range models {
+		if models[i].Active {
+			active = &models[i]
+		}
+	}
+	e := s.cfg.Embedder
+	if e == nil {
+		if active != nil {
+			if prev := s.previous(active.Version); prev != nil {
+				s.mu.Lock()
+				s.serving, s.servingModel = prev, active.Version
+				s.mu.Unlock()
+			}
+		}
+		return nil
+	}
+	if e.Dim() <= 0 {
+		return fmt.Errorf("knowledge: embedder %s reports dimension %d", e.Version(), e.Dim())
+	}
+	if err := s.store.RegisterModel(ctx, e.Version(), e.Dim()); err != nil {
+		return fmt.Errorf("knowledge: register embedder %s: %w", e.Version(), err)
+	}
+	s.mu.Lock()
+	switch {
+	case active == nil || active.Version == e.Version():
+		s.serving, s.servingModel = e, e.Version()
+	default:
+		if prev := s.previous(active.Version); prev != nil {
+			s.serving, s.servingModel = prev, active.Version
+		}
+		s.log.Info("knowledge: encoder changed; re-embedding in the background", "from", active.Version, "to", e.Version())
+	}
+	s.target = e
+	s.mu.Unlock()
+	s.kick()
+	return nil
+}
+
+func (s *Service) previous(version string) Embedder {
+	for _, p := range s.cfg.Previous {
+		if p != nil && p.Version() == version {
+			return p
+		}
+	}
+	return nil
+}
+
+// SetEmbedder hot-swaps the encoder: the current index keeps serving with
+// the current encoder while every FAQ is re-embedded with e in the
+// background; searches switch when the new index is complete.
+func (s *Service) SetEmbedder(ctx context.Context, e Embedder) error {
+	if e == nil || e.Dim() <= 0 {
+		return tandem.Errorf(tandem.EINVALID, "embedder is missing or has no dimension")
+	}
+	if err := s.store.RegisterModel(ctx, e.Version(), e.Dim()); err != nil {
+		return fmt.Errorf("knowledge: register embedder %s: %w", e.Version(), err)
+	}
+	s.mu.Lock()
+	if s.serving == nil {
+		s.serving, s.servingModel = e, e.Version()
+	}
+	s.target = e
+	s.mu.Unlock()
+	s.kick()
+	return nil
+}
+
+// Close stops background work. It does not close the store.
+func (s *Service) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// Invalidate empties the hot answer cache; call it when another node
+// reports a knowledge base change. It returns the new generation.
+func (s *Service) Invalidate() uint64 { return s.cache.Invalidate() }
+
+// CacheGeneration returns the cache generation (bumped by every change).
+func (s *Service) CacheGeneration() uint64 { return s.cache.Generation() }
+
+func (s *Service) changed() {
+	s.cache.Invalidate()
+	if s.cfg.OnChange != nil {
+		s.cfg.OnChange()
+	}
+}
+
+// writeEncoders returns the encoders whose vectors a write must carry.
+func (s *Service) writeEncoders() []Embedder {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Embedder
+	if s.serving != nil {
+		out = append(out, s.serving)
+	}
+	if s.target != nil && (s.serving == nil || s.target.Version() != s.serving.Version()) {
+		out = append(out, s.target)
+	}
+	return out
+}
+
+// embedFAQs computes the vectors of every FAQ under every write encoder.
+// On failure it returns nil vectors and an error; callers store the text
+// anyway and let the background job fill the vectors in.
+func (s *Service) embedFAQs(ctx context.Context, faqs []tandem.FAQ) ([][]Embedding, error) {
+	encs := s.writeEncoders()
+	out := make([][]Embedding, len(faqs))
+	if len(encs) == 0 || len(faqs) == 0 {
+		return out, nil
+	}
+	var texts []string
+	for _, f := range faqs {
+		texts = append(texts, Texts(f)...)
+	}
+	for _, e := range encs {
+		vecs, err := embedBatched(ctx, e, texts, 256)
+		if err != nil {
+			return make([][]Embedding, len(faqs)), err
+		}
+		off := 0
+		for i, f := range faqs {
+			n := 1 + len(f.Phrasings)
+			out[i] = append(out[i], Embedding{Model: e.Version(), Vectors: vecs[off : off+n]})
+			off += n
+		}
+	}
+	return out, nil
+}
+
+func embedBatched(ctx context.Context, e Embedder, texts []string, batch int) ([][]float32, error) {
+	out := make([][]float32, 0, len(texts))
+	for i := 0; i < len(texts); i += batch {
+		j := min(i+batch, len(texts))
+		v, err := e.Embed(ctx, texts[i:j])
+		if err != nil {
+			return nil, fmt.Errorf("knowledge: embed with %s: %w", e.Version(), err)
+		}
+		if len(v) != j-i {
+			return nil, fmt.Errorf("knowledge: embedder %s returned %d vectors for %d texts", e.Version(), len(v), j-i)
+		}
+		for _, x := range v {
+			if len(x) != e.Dim() {
+				return nil, fmt.Errorf("knowledge: embedder %s returned a %d-dimensional vector, configured %d", e.Version(), len(x), e.Dim())
+			}
+		}
+		out = append(out, v...)
+	}
+	return out, nil
+}
+
+func (s *Service) embedOne(ctx context.Context, f tandem.FAQ) []Embedding {
+	embs, err := s.embedFAQs(ctx, []tandem.FAQ{f})
+	if err != nil {
+		s.log.WarnContext(ctx, "knowledge: embedding failed; stored without vectors, the background job will retry", "err", err)
+		return nil
+	}
+	return embs[0]
+}
+
+// List returns a page of FAQs.
+func (s *Service) List(ctx context.Context, f ListFilter) (Page, error) { return s.store.List(ctx, f) }
+
+// Get returns one FAQ.
+func (s *Service) Get(ctx context.Context, id string) (tandem.FAQ, error) { return s.store.Get(ctx, id) }
+
+// Versions returns the audit trail of an FAQ, oldest first.
+func (s *Service) Versions(ctx context.Context, id string) ([]Revision, error) {
+	return s.store.Versions(ctx, id)
+}
+
+// Create validates and stores a new FAQ on behalf of actor.
+func (s *Service) Create(ctx context.Context, actor string, f tandem.FAQ) (tandem.FAQ, error) {
+	if err := ValidActor(actor); err != nil {
+		return tandem.FAQ{}, err
+	}
+	f.ID = ""
+	n, err := Normalize(f)
+	if err != nil {
+		return tandem.FAQ{}, err
+	}
+	embs := s.embedOne(ctx, n)
+	out, err := s.store.Create(ctx, Write{FAQ: n, Embeddings: embs, Actor: actor})
+	if err != nil {
+		return tandem.FAQ{}, err
+	}
+	s.afterWrite(embs)
+	return out, nil
+}
+
+func (s *Service) afterWrite(embs []Embedding) {
+	s.changed()
+	if len(s.writeEncoders()) > len(embs) {
+		s.kick() // vectors missing: fill them in the background
+	}
+}
+
+// Update replaces the content of FAQ f.ID if it is still at
+// expectedVersion (ECONFLICT otherwise).
+func (s *Service) Update(ctx context.Context, actor string, f tandem.FAQ, expectedVersion int64) (tandem.FAQ, error) {
+	if err := ValidActor(actor); err != nil {
+		return tandem.FAQ{}, err
+	}
+	if expectedVersion <= 0 {
+		return tandem.FAQ{}, tandem.Errorf(tandem.EINVALID, "the expected version is required (If-Match or \"version\")")
+	}
+	n, err := Normalize(f)
+	if err != nil {
+		return tandem.FAQ{}, err
+	}
+	cur, err := s.store.Get(ctx, f.ID)
+	if err != nil {
+		return tandem.FAQ{}, err
+	}
+	if cur.Version != expectedVersion {
+		return tandem.FAQ{}, versionConflict(f.ID, expectedVersion, cur.Version)
+	}
+	var embs []Embedding
+	if !SameText(cur, n) {
+		embs = s.embedOne(ctx, n)
+	}
+	out, err := s.store.Update(ctx, Write{FAQ: n, Embeddings: embs, Actor: actor, ExpectedVersion: expectedVersion})
+	if err != nil {
+		return tandem.FAQ{}, err
+	}
+	if SameText(cur, n) {
+		s.changed()
+	} else {
+		s.afterWrite(embs)
+	}
+	return out, nil
+}
+
+func versionConflict(id string, expected, actual int64) error {
+	return tandem.Errorf(tandem.ECONFLICT, "FAQ %s is at version %d, not %d: reload it and apply your change again", id, actual, expected)
+}
+
+// SetStatus publishes or unpublishes an FAQ. expectedVersion 0 skips the
+// version check.
+func (s *Service) SetStatus(ctx context.Context, actor, id string, status tandem.FAQStatus, expectedVersion int64) (tandem.FAQ, error) {
+	if err := ValidActor(actor); err != nil {
+		return tandem.FAQ{}, err
+	}
+	if status != tandem.FAQDraft && status != tandem.FAQPublished {
+		return tandem.FAQ{}, tandem.Errorf(tandem.EINVALID, "status: %q is neither draft nor published", status)
+	}
+	cur, err := s.store.Get(ctx, id)
+	if err != nil {
+		return tandem.FAQ{}, err
+	}
+	if expectedVersion != 0 && cur.Version != expectedVersion {
+		return tandem.FAQ{}, versionConflict(id, expectedVersion, cur.Version)
+	}
+	if cur.Status == status {
+		return cur, nil
+	}
+	next := Clone(cur)
+	next.Status = status
+	out, err := s.store.Update(ctx, Write{FAQ: next, Actor: actor, ExpectedVersion: cur.Version})
+	if err != nil {
+		return tandem.FAQ{}, err
+	}
+	s.changed()
+	return out, nil
+}
+
+// Delete removes an FAQ if it is at expectedVersion (0: any version). Its
+// audit trail remains.
+func (s *Service) Delete(ctx context.Context, actor, id string, expectedVersion int64) error {
+	if err := ValidActor(actor); err != nil {
+		return err
+	}
+	if err := s.store.Delete(ctx, id, expectedVersion, actor); err != nil {
+		return err
+	}
+	s.changed()
+	return nil
+}
+
+// Upsert creates or updates the FAQ with f.ExternalID (required).
+func (s *Service) Upsert(ctx context.Context, actor string, f tandem.FAQ) (Outcome, error) {
+	if err := ValidActor(actor); err != nil {
+		return Outcome{}, err
+	}
+	n, err := Normalize(f)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if n.ExternalID == "" {
+		return Outcome{}, tandem.Errorf(tandem.EINVALID, "external_id: required for upserts")
+	}
+	var embs []Embedding
+	if cur, err := s.store.GetByExternalID(ctx, n.ExternalID); err != nil || !SameText(cur, n) {
+		embs = s.embedOne(ctx, n)
+	}
+	out, err := s.store.UpsertByExternalID(ctx, Write{FAQ: n, Embeddings: embs, Actor: actor})
+	if err != nil {
+		return Outcome{}, err
+	}
+	if out.Action != ActionUnchanged {
+		s.afterWrite(embs)
+	}
+	return out, nil
+}
+
+// ImportOptions control a bulk import.
+type ImportOptions struct {
+	// DryRun validates and reports what would happen without storing.
+	DryRun bool
+	// Partial applies the valid rows even when some rows are invalid (the
+	// report says exactly which rows applied). By default an import with
+	// any invalid row applies nothing.
+	Partial bool
+}
+
+// RowResult is the outcome of one import row.
+type RowResult struct {
+	Row        int          `json:"row"`
+	Line       int          `json:"line,omitempty"`
+	ExternalID string       `json:"external_id,omitempty"`
+	ID         string       `json:"id,omitempty"`
+	Action     Action       `json:"action,omitempty"` // empty when the row failed or was not applied
+	Version    int64        `json:"version,omitempty"`
+	Error      *ErrorDetail `json:"error,omitempty"`
+}
+
+// ErrorDetail is the client-facing shape of an error.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// ImportReport says what an import did (or, for a dry run, would do).
+type ImportReport struct {
+	DryRun    bool        `json:"dry_run"`
+	Applied   bool        `json:"applied"` // true when the valid rows were stored
+	Total     int         `json:"total"`
+	Created   int         `json:"created"`
+	Updated   int         `json:"updated"`
+	Unchanged int         `json:"unchanged"`
+	Failed    int         `json:"failed"`
+	Rows      []RowResult `json:"rows"`
+}
+
+// Import upserts parsed records by external id, all in one store
+// transaction. Without opts.Partial any invalid row means nothing is
+// applied; with it, exactly the valid rows are applied. Either way the
+// report lists every row.
+func (s *Service) Import(ctx context.Context, actor string, recs []Record, opts ImportOptions) (ImportReport, error) {
+	if err := ValidActor(actor); err != nil {
+		return ImportReport{}, err
+	}
+	rep := ImportReport{DryRun: opts.DryRun, Total: len(recs), Rows: make([]RowResult, len(recs))}
+	var writes []Write
+	var rowOf []int
+	for i, r := range recs {
+		rr := RowResult{Row: r.Row, Line: r.Line, ExternalID: r.FAQ.ExternalID}
+		if r.Err != nil {
+			rr.Error = &ErrorDetail{Code: tandem.ErrorCode(r.Err), Message: tandem.ErrorMessage(r.Err)}
+			rep.Failed++
+		} else {
+			writes = append(writes, Write{FAQ: r.FAQ, Actor: actor})
+			rowOf = append(rowOf, i)
+		}
+		rep.Rows[i] = rr
+	}
+	if rep.Failed > 0 && !opts.Partial {
+		return rep, nil
+	}
+	// Classify first (a rolled-back transaction), so only new or changed
+	// text is embedded.
+	outs, err := s.store.Import(ctx, writes, true)
+	if err != nil {
+		return rep, err
+	}
+	if !opts.DryRun && len(writes) > 0 {
+		var need []int
+		var faqs []tandem.FAQ
+		for i, o := range outs {
+			if o.Action == ActionCreated || o.Action == ActionUpdated {
+				need = append(need, i)
+				faqs = append(faqs, writes[i].FAQ)
+			}
+		}
+		embs, err := s.embedFAQs(ctx, faqs)
+		if err != nil {
+			s.log.WarnContext(ctx, "knowledge: import embedding failed; stored without vectors, the background job will retry", "err", err)
+		}
+		missing := err != nil
+		for j, i := range need {
+			writes[i].Embeddings = embs[j]
+		}
+		outs, err = s.store.Import(ctx, writes, false)
+		if err != nil {
+			return rep, err
+		}
+		rep.Applied = true
+		changed := false
+		for _, o := range outs {
+			if o.Action != ActionUnchanged {
+				changed = true
+			}
+		}
+		if changed {
+			s.changed()
+		}
+		if missing {
+			s.kick()
+		}
+	}
+	for j, o := range outs {
+		rr := &rep.Rows[rowOf[j]]
+		rr.ID, rr.Version = o.FAQ.ID, o.FAQ.Version
+		rr.Action = o.Action
+		switch o.Action {
+		case ActionCreated:
+			rep.Created++
+		case ActionUpdated:
+			rep.Updated++
+		case ActionUnchanged:
+			rep.Unchanged++
+		}
+	}
+	return rep, nil
+}
+
+// Export writes every FAQ matching f in the format.
+func (s *Service) Export(ctx context.Context, f ListFilter, e *Exporter) error {
+	f.After = ""
+	f.Limit = 1000
+	for {
+		page, err := s.store.List(ctx, f)
+		if err != nil {
+			return err
+		}
+		for _, item := range page.Items {
+			if err := e.Write(item); err != nil {
+				return fmt.Errorf("knowledge: export: %w", err)
+			}
+		}
+		if page.Next == "" {
+			return e.Close()
+		}
+		f.After = page.Next
+	}
+}
+
+// Search runs a hybrid (or single-retriever) search behind the hot answer
+// cache.
+func (s *Service) Search(ctx context.Context, req SearchRequest) (SearchResult, error) {
+	if !utf8.ValidString(req.Query) {
+		return SearchResult{}, tandem.Errorf(tandem.EINVALID, "q: not valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(req.Query); n > MaxQueryLen {
+		return SearchResult{}, tandem.Errorf(tandem.EINVALID, "q: %d characters, more than %d", n, MaxQueryLen)
+	}
+	norm := NormalizeQuery(req.Query)
+	if norm == "" {
+		return SearchResult{}, tandem.Errorf(tandem.EINVALID, "q: empty query")
+	}
+	if req.K == 0 {
+		req.K = DefaultK
+	}
+	if req.K < 0 || req.K > MaxK {
+		return SearchResult{}, tandem.Errorf(tandem.EINVALID, "k: must be between 1 and %d", MaxK)
+	}
+	switch req.Mode {
+	case "":
+		req.Mode = ModeHybrid
+	case ModeHybrid, ModeLexical, ModeVector:
+	default:
+		return SearchResult{}, tandem.Errorf(tandem.EINVALID, "mode: %q is not hybrid, lexical or vector", req.Mode)
+	}
+	tags := append([]string(nil), req.Filter.Tags...)
+	for i := range tags {
+		tags[i] = strings.ToLower(strings.TrimSpace(tags[i]))
+	}
+	sort.Strings(tags)
+	req.Filter.Tags = tags
+	key := fmt.Sprintf("%s|%d|%s|%t|%s|%s", req.Mode, req.K, req.Filter.Locale, req.Filter.PublishedOnly, strings.Join(tags, ","), norm)
+	if !req.NoCache {
+		if r, ok := s.cache.Get(key); ok {
+			r.Cached = true
+			s.searches.WithLabelValues(string(req.Mode), "cache_hit").Inc()
+			return r, nil
+		}
+	}
+	gen := s.cache.Generation()
+	start := time.Now()
+	res, err := s.search(ctx, req)
+	if err != nil {
+		s.searches.WithLabelValues(string(req.Mode), "error").Inc()
+		return SearchResult{}, err
+	}
+	s.latency.WithLabelValues(string(req.Mode)).Observe(time.Since(start).Seconds())
+	s.searches.WithLabelValues(string(req.Mode), "ok").Inc()
+	if !req.NoCache {
+		s.cache.Put(key, res, gen)
+	}
+	return res, nil
+}
+
+func (s *Service) search(ctx context.Context, req SearchRequest) (SearchResult, error) {
+	s.mu.Lock()
+	enc, model := s.serving, s.servingModel
+	s.mu.Unlock()
+	res := SearchResult{Mode: req.Mode}
+	lists := map[string][]Scored{}
+	var lexErr, vecErr error
+	var wg sync.WaitGroup
+	var lex, vec []Scored
+	if req.Mode != ModeVector {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lex, lexErr = s.store.LexicalSearch(ctx, req.Query, req.Filter, s.cfg.Candidates)
+		}()
+	}
+	if req.Mode != ModeLexical && enc != nil {
+		res.Model = model
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var v [][]float32
+			v, vecErr = enc.Embed(ctx, []string{req.Query})
+			if vecErr == nil && (len(v) != 1 || len(v[0]) != enc.Dim()) {
+				vecErr = fmt.Errorf("knowledge: embedder %s returned a malformed query vector", model)
+			}
+			if vecErr == nil {
+				vec, vecErr = s.store.VectorSearch(ctx, model, v[0], req.Filter, s.cfg.Candidates)
+			}
+		}()
+	}
+	wg.Wait()
+	if lexErr != nil {
+		return SearchResult{}, fmt.Errorf("knowledge: lexical search: %w", lexErr)
+	}
+	switch {
+	case req.Mode == ModeVector && enc == nil:
+		return SearchResult{}, tandem.Errorf(tandem.EUNAVAILABLE, "vector search is off: no sentence encoder is serving")
+	case vecErr != nil && req.Mode == ModeVector:
+		return SearchResult{}, tandem.WrapError(tandem.EUNAVAILABLE, vecErr, "vector search failed")
+	case vecErr != nil:
+		// Hybrid degrades to lexical rather than failing the turn.
+		s.log.WarnContext(ctx, "knowledge: vector retrieval failed; answering from lexical only", "err", vecErr)
+		res.Model = ""
+	default:
+		if enc != nil && req.Mode != ModeLexical {
+			lists[RetrieverVector] = vec
+		}
+	}
+	if req.Mode != ModeVector {
+		lists[RetrieverLexical] = lex
+	}
+	res.Hits = s.cfg.Fusion.Fuse(lists, req.K)
+	if res.Hits == nil {
+		res.Hits = []tandem.Hit{}
+	}
+	return res, nil
+}
+
+// ReindexStatus returns the state of the background re-embedding.
+func (s *Service) ReindexStatus() ReindexStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.status
+	st.Serving = s.servingModel
+	return st
+}
+
+// Reindex starts (or, if running, re-arms) the background job that embeds
+// every FAQ lacking vectors for the current encoder and then switches
+// searches to it. With force, existing vectors are recomputed too (in
+// place; searches keep working). It returns immediately.
+func (s *Service) Reindex(ctx context.Context, force bool) (ReindexStatus, error) {
+	s.mu.Lock()
+	e := s.cfg.Embedder
+	if s.target != nil {
+		e = s.target
+	}
+	if e == nil {
+		s.mu.Unlock()
+		return ReindexStatus{}, tandem.Errorf(tandem.EUNAVAILABLE, "no sentence encoder is configured: nothing to index")
+	}
+	s.target = e
+	s.mu.Unlock()
+	if force {
+		s.reembedAll(e)
+	}
+	s.kick()
+	return s.ReindexStatus(), nil
+}
+
+// reembedAll recomputes all vectors of e in place, page by page, in the
+// background.
+func (s *Service) reembedAll(e Embedder) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f := ListFilter{Limit: s.cfg.ReindexBatch}
+		for {
+			page, err := s.store.List(s.ctx, f)
+			if err != nil {
+				s.setErr(err)
+				return
+			}
+			embs, err := s.embedWith(s.ctx, e, page.Items)
+			if err != nil {
+				s.setErr(err)
+				return
+			}
+			for i, it := range page.Items {
+				if err := s.store.SetEmbedding(s.ctx, it.ID, it.Version, embs[i]); err != nil && !isConflictOrGone(err) {
+					s.setErr(err)
+					return
+				}
+			}
+			s.mu.Lock()
+			s.status.Embedded += len(page.Items)
+			s.mu.Unlock()
+			if page.Next == "" {
+				s.changed()
+				return
+			}
+			f.After = page.Next
+		}
+	}()
+}
+
+func (s *Service) setErr(err error) {
+	if s.ctx.Err() != nil {
+		return
+	}
+	s.log.Error("knowledge: reindex", "err", err)
+	s.mu.Lock()
+	s.status.Error = err.Error()
+	s.mu.Unlock()
+}
+
+func isConflictOrGone(err error) bool {
+	c := tandem.ErrorCode(err)
+	return c == tandem.ECONFLICT || c == tandem.ENOTFOUND
+}
+
+func (s *Service) embedWith(ctx context.Context, e Embedder, faqs []tandem.FAQ) ([]Embedding, error) {
+	var texts []string
+	for _, f := range faqs {
+		texts = append(texts, Texts(f)...)
+	}
+	vecs, err := embedBatched(ctx, e, texts, 256)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Embedding, len(faqs))
+	off := 0
+	for i, f := range faqs {
+		n := 1 + len(f.Phrasings)
+		out[i] = Embedding{Model: e.Version(), Vectors: vecs[off : off+n]}
+		off += n
+	}
+	return out, nil
+}
+
+// kick starts the re-embedding job if an encoder is targeted and no job
+// runs; if one runs it will run once more.
+func (s *Service) kick() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.target == nil {
+		s.target = s.cfg.Embedder
+	}
+	if s.target == nil || s.ctx.Err() != nil {
+		return
+	}
+	if s.status.Running {
+		s.kickAgain = true
+		return
+	}
+	s.status = ReindexStatus{Running: true, Model: s.target.Version(), StartedAt: time.Now()}
+	s.jobDone = make(chan struct{})
+	e, done := s.target, s.jobDone
+	s.wg.Add(1)
+	go s.runJob(e, done)
+}
+
+// WaitReindex blocks until the current re-embedding job (if any) ends or
+// ctx is done.
+func (s *Service) WaitReindex(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		running, done := s.status.Running, s.jobDone
+		s.mu.Unlock()
+		if !running {
+			return nil
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (s *Service) runJob(e Embedder, done chan struct{}) {
+	defer s.wg.Done()
+	backoff := time.Second
+	for {
+		err := s.fill(e)
+		if err == nil {
+			err = s.store.ActivateModel(s.ctx, e.Version())
+			if tandem.ErrorCode(err) == tandem.ECONFLICT {
+				// Written meanwhile without vectors: fill again.
+				select {
+				case <-s.ctx.Done():
+				case <-time.After(50 * time.Millisecond):
+				}
+				continue
+			}
+		}
+		if err == nil {
+			break
+		}
+		if s.ctx.Err() != nil {
+			break
+		}
+		s.setErr(err)
+		select {
+		case <-s.ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Minute)
+	}
+	s.mu.Lock()
+	ok := s.ctx.Err() == nil
+	var old string
+	if ok {
+		old = s.servingModel
+		s.serving, s.servingModel = e, e.Version()
+		s.status.Error = ""
+	}
+	s.status.Running = false
+	s.status.FinishedAt = time.Now()
+	again := s.kickAgain && ok
+	s.kickAgain = false
+	close(done)
+	s.mu.Unlock()
+	if ok {
+		if old != "" && old != e.Version() {
+			if err := s.store.DropModel(s.ctx, old); err != nil {
+				s.log.Warn("knowledge: drop old vectors", "model", old, "err", err)
+			}
+			s.log.Info("knowledge: searches switched to the new encoder", "model", e.Version(), "was", old)
+		}
+		s.changed()
+	}
+	if again {
+		s.kick()
+	}
+}
+
+// fill embeds every FAQ lacking vectors for e, batch by batch. It is
+// resumable: a restart continues with whatever is still missing.
+func (s *Service) fill(e Embedder) error {
+	skip := map[string]int64{}
+	for {
+		faqs, err := s.store.MissingEmbeddings(s.ctx, e.Version(), s.cfg.ReindexBatch+len(skip))
+		if err != nil {
+			return err
+		}
+		var todo []tandem.FAQ
+		for _, f := range faqs {
+			if v, ok := skip[f.ID]; ok && v == f.Version {
+				continue
+			}
+			todo = append(todo, f)
+		}
+		if len(todo) == 0 {
+			return nil
+		}
+		if len(todo) > s.cfg.ReindexBatch {
+			todo = todo[:s.cfg.ReindexBatch]
+		}
+		embs, err := s.embedWith(s.ctx, e, todo)
+		if err != nil {
+			return err
+		}
+		for i, f := range todo {
+			err := s.store.SetEmbedding(s.ctx, f.ID, f.Version, embs[i])
+			switch {
+			case err == nil:
+			case isConflictOrGone(err):
+				skip[f.ID] = f.Version // changed meanwhile; the new version is picked up next round
+			default:
+				return err
+			}
+		}
+		s.mu.Lock()
+		s.status.Embedded += len(todo)
+		s.mu.Unlock()
+	}
+}

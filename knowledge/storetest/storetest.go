@@ -1,0 +1,651 @@
+// Package storetest is the contract test suite every knowledge.Store
+// adapter must pass. Adapters call Run from their own tests with a factory
+// that returns a fresh, empty store.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/knowledge"
+)
+
+// Factory returns a new empty store for one subtest.
+type Factory func(t *testing.T) knowledge.Store
+
+// Run runs the contract suite.
+func Run(t *testing.T, newStore Factory) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s knowledge.Store)
+	}{
+		{"CreateGetList", testCreateGetList},
+		{"UpdateOptimistic", testUpdateOptimistic},
+		{"DeleteAndAudit", testDeleteAndAudit},
+		{"ExternalIDUnique", testExternalIDUnique},
+		{"Upsert", testUpsert},
+		{"ImportAtomic", testImportAtomic},
+		{"ImportDryRun", testImportDryRun},
+		{"LexicalSearch", testLexicalSearch},
+		{"LexicalFilters", testLexicalFilters},
+		{"VectorSearch", testVectorSearch},
+		{"VectorLifecycle", testVectorLifecycle},
+		{"Models", testModels},
+		{"ConcurrentUpdates", testConcurrentUpdates},
+		{"Unicode", testUnicode},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			t.Cleanup(func() { _ = s.Close() })
+			tc.fn(t, s)
+		})
+	}
+}
+
+var ctx = context.Background()
+
+func faq(ext, q string, phr ...string) tandem.FAQ {
+	return tandem.FAQ{ExternalID: ext, Question: q, Phrasings: phr, Answer: "Answer to: " + q, Locale: "en", Status: tandem.FAQPublished}
+}
+
+func mustCreate(t *testing.T, s knowledge.Store, f tandem.FAQ, embs ...knowledge.Embedding) tandem.FAQ {
+	t.Helper()
+	n, err := knowledge.Normalize(f)
+	if err != nil {
+		t.Fatalf("normalize: %v", err)
+	}
+	out, err := s.Create(ctx, knowledge.Write{FAQ: n, Actor: "alice", Embeddings: embs})
+	if err != nil {
+		t.Fatalf("create %q: %v", f.Question, err)
+	}
+	return out
+}
+
+func wantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	if got := tandem.ErrorCode(err); got != code {
+		t.Fatalf("error code = %q (%v), want %q", got, err, code)
+	}
+}
+
+func testCreateGetList(t *testing.T, s knowledge.Store) {
+	f := faq("ext-1", "How do I reset my password?", "forgot password", "password reset link")
+	f.Tags = []string{"account", "security"}
+	f.Category = "account"
+	f.Intent = "reset_password"
+	f.Threshold = 0.7
+	got := mustCreate(t, s, f)
+	if got.ID == "" || got.Version != 1 || got.UpdatedBy != "alice" || got.CreatedAt.IsZero() || !got.UpdatedAt.Equal(got.CreatedAt) {
+		t.Fatalf("created = %+v", got)
+	}
+	back, err := s.Get(ctx, got.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !knowledge.SameContent(back, got) || back.Version != 1 || !back.CreatedAt.Equal(got.CreatedAt) {
+		t.Fatalf("get = %+v, want %+v", back, got)
+	}
+	byExt, err := s.GetByExternalID(ctx, "ext-1")
+	if err != nil || byExt.ID != got.ID {
+		t.Fatalf("by external id = %+v, %v", byExt, err)
+	}
+	_, err = s.Get(ctx, "faq_missing")
+	wantCode(t, err, tandem.ENOTFOUND)
+	_, err = s.GetByExternalID(ctx, "nope")
+	wantCode(t, err, tandem.ENOTFOUND)
+
+	for i := range 7 {
+		mustCreate(t, s, faq(fmt.Sprintf("p-%d", i), fmt.Sprintf("Question number %d?", i)))
+	}
+	var all []tandem.FAQ
+	f2 := knowledge.ListFilter{Limit: 3}
+	for pages := 0; ; pages++ {
+		if pages > 5 {
+			t.Fatal("pagination does not end")
+		}
+		p, err := s.List(ctx, f2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Items) > 3 {
+			t.Fatalf("page of %d items, limit 3", len(p.Items))
+		}
+		all = append(all, p.Items...)
+		if p.Next == "" {
+			break
+		}
+		f2.After = p.Next
+	}
+	if len(all) != 8 {
+		t.Fatalf("listed %d items, want 8", len(all))
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i-1].ID >= all[i].ID {
+			t.Fatalf("list not ordered by id: %s then %s", all[i-1].ID, all[i].ID)
+		}
+	}
+	p, err := s.List(ctx, knowledge.ListFilter{Category: "account"})
+	if err != nil || len(p.Items) != 1 || p.Items[0].ID != got.ID {
+		t.Fatalf("category filter = %+v, %v", p, err)
+	}
+	p, err = s.List(ctx, knowledge.ListFilter{Filter: knowledge.Filter{Tags: []string{"security"}}})
+	if err != nil || len(p.Items) != 1 {
+		t.Fatalf("tag filter = %+v, %v", p, err)
+	}
+}
+
+func testUpdateOptimistic(t *testing.T, s knowledge.Store) {
+	f := mustCreate(t, s, faq("u-1", "Where is my order?"))
+	next := f
+	next.Answer = "Track it under Orders."
+	out, err := s.Update(ctx, knowledge.Write{FAQ: next, Actor: "bob", ExpectedVersion: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Version != 2 || out.Answer != "Track it under Orders." || out.UpdatedBy != "bob" || !out.CreatedAt.Equal(f.CreatedAt) || out.UpdatedAt.Before(f.UpdatedAt) {
+		t.Fatalf("updated = %+v", out)
+	}
+	stale := f
+	stale.Answer = "stale write"
+	_, err = s.Update(ctx, knowledge.Write{FAQ: stale, Actor: "carol", ExpectedVersion: 1})
+	wantCode(t, err, tandem.ECONFLICT)
+	cur, _ := s.Get(ctx, f.ID)
+	if cur.Answer != "Track it under Orders." || cur.Version != 2 {
+		t.Fatalf("conflicting update changed the item: %+v", cur)
+	}
+	missing := f
+	missing.ID = "faq_nope"
+	_, err = s.Update(ctx, knowledge.Write{FAQ: missing, Actor: "x", ExpectedVersion: 1})
+	wantCode(t, err, tandem.ENOTFOUND)
+}
+
+func testDeleteAndAudit(t *testing.T, s knowledge.Store) {
+	f := mustCreate(t, s, faq("d-1", "Can I cancel my order?"))
+	next := f
+	next.Question = "Can I cancel an order?"
+	if _, err := s.Update(ctx, knowledge.Write{FAQ: next, Actor: "bob", ExpectedVersion: 1}); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, s.Delete(ctx, f.ID, 1, "carol"), tandem.ECONFLICT)
+	if _, err := s.Get(ctx, f.ID); err != nil {
+		t.Fatalf("conflicting delete removed the item: %v", err)
+	}
+	if err := s.Delete(ctx, f.ID, 2, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Get(ctx, f.ID)
+	wantCode(t, err, tandem.ENOTFOUND)
+	wantCode(t, s.Delete(ctx, f.ID, 0, "carol"), tandem.ENOTFOUND)
+	revs, err := s.Versions(ctx, f.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(revs) != 3 {
+		t.Fatalf("%d revisions, want 3: %+v", len(revs), revs)
+	}
+	want := []struct {
+		op       knowledge.Op
+		actor, q string
+		version  int64
+	}{{knowledge.OpCreate, "alice", "Can I cancel my order?", 1}, {knowledge.OpUpdate, "bob", "Can I cancel an order?", 2}, {knowledge.OpDelete, "carol", "Can I cancel an order?", 3}}
+	for i, w := range want {
+		r := revs[i]
+		if r.Op != w.op || r.Actor != w.actor || r.FAQ.Question != w.q || r.FAQ.Version != w.version || r.At.IsZero() {
+			t.Errorf("revision %d = %+v, want %+v", i, r, w)
+		}
+	}
+	// The external id is free again.
+	mustCreate(t, s, faq("d-1", "Can I cancel my order?"))
+	_, err = s.Versions(ctx, "faq_never")
+	wantCode(t, err, tandem.ENOTFOUND)
+}
+
+func testExternalIDUnique(t *testing.T, s knowledge.Store) {
+	a := mustCreate(t, s, faq("same", "First?"))
+	n, _ := knowledge.Normalize(faq("same", "Second?"))
+	_, err := s.Create(ctx, knowledge.Write{FAQ: n, Actor: "x"})
+	wantCode(t, err, tandem.ECONFLICT)
+	b := mustCreate(t, s, faq("other", "Third?"))
+	b.ExternalID = "same"
+	_, err = s.Update(ctx, knowledge.Write{FAQ: b, Actor: "x", ExpectedVersion: 1})
+	wantCode(t, err, tandem.ECONFLICT)
+	if got, _ := s.GetByExternalID(ctx, "same"); got.ID != a.ID {
+		t.Fatalf("external id now points at %s, want %s", got.ID, a.ID)
+	}
+}
+
+func testUpsert(t *testing.T, s knowledge.Store) {
+	n, _ := knowledge.Normalize(faq("up-1", "Do you ship abroad?"))
+	o, err := s.UpsertByExternalID(ctx, knowledge.Write{FAQ: n, Actor: "importer"})
+	if err != nil || o.Action != knowledge.ActionCreated || o.FAQ.Version != 1 {
+		t.Fatalf("first upsert = %+v, %v", o, err)
+	}
+	o2, err := s.UpsertByExternalID(ctx, knowledge.Write{FAQ: n, Actor: "importer"})
+	if err != nil || o2.Action != knowledge.ActionUnchanged || o2.FAQ.Version != 1 || o2.FAQ.ID != o.FAQ.ID {
+		t.Fatalf("identical upsert = %+v, %v", o2, err)
+	}
+	n.Answer = "Yes, to 40 countries."
+	o3, err := s.UpsertByExternalID(ctx, knowledge.Write{FAQ: n, Actor: "importer"})
+	if err != nil || o3.Action != knowledge.ActionUpdated || o3.FAQ.Version != 2 || o3.FAQ.ID != o.FAQ.ID {
+		t.Fatalf("changed upsert = %+v, %v", o3, err)
+	}
+	revs, _ := s.Versions(ctx, o.FAQ.ID)
+	if len(revs) != 2 {
+		t.Fatalf("%d revisions after create+unchanged+update, want 2", len(revs))
+	}
+}
+
+func batch(t *testing.T, n int, prefix string) []knowledge.Write {
+	var ws []knowledge.Write
+	for i := range n {
+		f, err := knowledge.Normalize(faq(fmt.Sprintf("%s-%d", prefix, i), fmt.Sprintf("Imported question %d?", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, knowledge.Write{FAQ: f, Actor: "importer"})
+	}
+	return ws
+}
+
+func count(t *testing.T, s knowledge.Store) int {
+	t.Helper()
+	p, err := s.List(ctx, knowledge.ListFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(p.Items)
+}
+
+func testImportAtomic(t *testing.T, s knowledge.Store) {
+	if err := s.RegisterModel(ctx, "m4", 4); err != nil {
+		t.Fatal(err)
+	}
+	existing := mustCreate(t, s, faq("imp-1", "Imported question 1?"))
+	ws := batch(t, 5, "imp")
+	ws[3].Embeddings = []knowledge.Embedding{{Model: "m4", Vectors: [][]float32{{1, 2, 3}}}} // wrong dimension
+	if _, err := s.Import(ctx, ws, false); err == nil {
+		t.Fatal("import with a bad row succeeded")
+	}
+	if n := count(t, s); n != 1 {
+		t.Fatalf("failed import left %d items, want 1 (nothing applied)", n)
+	}
+	ws[3].Embeddings = nil
+	outs, err := s.Import(ctx, ws, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created, unchanged int
+	for i, o := range outs {
+		if o.Row != i {
+			t.Fatalf("outcome %d has row %d", i, o.Row)
+		}
+		switch o.Action {
+		case knowledge.ActionCreated:
+			created++
+		case knowledge.ActionUnchanged:
+			unchanged++
+			if o.FAQ.ID != existing.ID {
+				t.Fatalf("unchanged row is %s, want %s", o.FAQ.ID, existing.ID)
+			}
+		}
+	}
+	if created != 4 || unchanged != 1 || count(t, s) != 5 {
+		t.Fatalf("created %d unchanged %d total %d", created, unchanged, count(t, s))
+	}
+	// Re-running the same import is idempotent.
+	outs, err = s.Import(ctx, ws, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range outs {
+		if o.Action != knowledge.ActionUnchanged || o.FAQ.Version != 1 {
+			t.Fatalf("re-import outcome %+v", o)
+		}
+	}
+	// Duplicate external ids in one batch are refused as a whole.
+	dup := batch(t, 2, "dup")
+	dup = append(dup, dup[0])
+	if _, err := s.Import(ctx, dup, false); err == nil {
+		t.Fatal("import with duplicate external ids succeeded")
+	}
+	if n := count(t, s); n != 5 {
+		t.Fatalf("duplicate import left %d items, want 5", n)
+	}
+}
+
+func testImportDryRun(t *testing.T, s knowledge.Store) {
+	mustCreate(t, s, faq("dry-0", "Imported question 0?"))
+	ws := batch(t, 3, "dry")
+	ws[0].FAQ.Answer = "changed"
+	outs, err := s.Import(ctx, ws, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outs[0].Action != knowledge.ActionUpdated || outs[1].Action != knowledge.ActionCreated || outs[2].Action != knowledge.ActionCreated {
+		t.Fatalf("dry-run outcomes %+v", outs)
+	}
+	if n := count(t, s); n != 1 {
+		t.Fatalf("dry run stored items: %d", n)
+	}
+	got, _ := s.GetByExternalID(ctx, "dry-0")
+	if got.Answer == "changed" || got.Version != 1 {
+		t.Fatalf("dry run changed an item: %+v", got)
+	}
+}
+
+func seedSearch(t *testing.T, s knowledge.Store) map[string]tandem.FAQ {
+	items := []tandem.FAQ{
+		{ExternalID: "ship", Question: "How long does shipping take?", Phrasings: []string{"delivery time", "when will my parcel arrive"}, Answer: "3-5 business days.", Tags: []string{"shipping"}},
+		{ExternalID: "return", Question: "How do I return an item?", Phrasings: []string{"send something back", "return policy"}, Answer: "Within 30 days.", Tags: []string{"returns"}},
+		{ExternalID: "refund", Question: "When will I get my refund?", Phrasings: []string{"money back", "refund status"}, Answer: "Within 5 days of receiving the return.", Tags: []string{"returns", "payments"}},
+		{ExternalID: "pay", Question: "Which payment methods do you accept?", Phrasings: []string{"can I pay with paypal", "credit card"}, Answer: "Cards and PayPal.", Tags: []string{"payments"}},
+		{ExternalID: "pw", Question: "How do I reset my password?", Phrasings: []string{"forgot my password"}, Answer: "Use the reset link.", Tags: []string{"account"}},
+		{ExternalID: "ship-de", Question: "Wie lange dauert der Versand?", Phrasings: []string{"Lieferzeit"}, Answer: "3-5 Werktage.", Locale: "de", Tags: []string{"shipping"}},
+		{ExternalID: "draft", Question: "How long does express shipping take?", Answer: "Next day.", Tags: []string{"shipping"}, Status: tandem.FAQDraft},
+	}
+	out := map[string]tandem.FAQ{}
+	for _, f := range items {
+		if f.Status == "" {
+			f.Status = tandem.FAQPublished
+		}
+		out[f.ExternalID] = mustCreate(t, s, f)
+	}
+	return out
+}
+
+func ids(hits []knowledge.Scored) []string {
+	var out []string
+	for _, h := range hits {
+		out = append(out, h.FAQ.ExternalID)
+	}
+	return out
+}
+
+func testLexicalSearch(t *testing.T, s knowledge.Store) {
+	seedSearch(t, s)
+	for _, tc := range []struct{ q, want string }{
+		{"how long is delivery", "ship"},
+		{"I forgot my password", "pw"},
+		{"Refunds: money back?", "refund"},
+		{"can i pay with PayPal", "pay"},
+		{"returning items", "return"},
+	} {
+		hits, err := s.LexicalSearch(ctx, tc.q, knowledge.Filter{PublishedOnly: true}, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hits) == 0 || hits[0].FAQ.ExternalID != tc.want {
+			t.Errorf("lexical %q = %v, want %s first", tc.q, ids(hits), tc.want)
+			continue
+		}
+		for i := 1; i < len(hits); i++ {
+			if hits[i].Score > hits[i-1].Score {
+				t.Errorf("lexical %q not sorted: %v", tc.q, hits)
+			}
+		}
+		if hits[0].Score <= 0 {
+			t.Errorf("lexical %q top score %v", tc.q, hits[0].Score)
+		}
+	}
+	hits, err := s.LexicalSearch(ctx, "zebra quantum", knowledge.Filter{}, 5)
+	if err != nil || len(hits) != 0 {
+		t.Errorf("unrelated query = %v, %v", ids(hits), err)
+	}
+	hits, err = s.LexicalSearch(ctx, "shipping", knowledge.Filter{}, 1)
+	if err != nil || len(hits) != 1 {
+		t.Errorf("k=1 returned %d hits, %v", len(hits), err)
+	}
+}
+
+func testLexicalFilters(t *testing.T, s knowledge.Store) {
+	seedSearch(t, s)
+	hits, _ := s.LexicalSearch(ctx, "express shipping", knowledge.Filter{}, 10)
+	if !contains(ids(hits), "draft") {
+		t.Errorf("drafts must be found without PublishedOnly: %v", ids(hits))
+	}
+	hits, _ = s.LexicalSearch(ctx, "express shipping", knowledge.Filter{PublishedOnly: true}, 10)
+	if contains(ids(hits), "draft") {
+		t.Errorf("PublishedOnly returned a draft: %v", ids(hits))
+	}
+	hits, _ = s.LexicalSearch(ctx, "Versand Lieferzeit shipping", knowledge.Filter{Locale: "de"}, 10)
+	if len(hits) != 1 || hits[0].FAQ.ExternalID != "ship-de" {
+		t.Errorf("locale de = %v", ids(hits))
+	}
+	hits, _ = s.LexicalSearch(ctx, "money back refund return", knowledge.Filter{Tags: []string{"returns", "payments"}}, 10)
+	if len(hits) != 1 || hits[0].FAQ.ExternalID != "refund" {
+		t.Errorf("tags returns+payments = %v", ids(hits))
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// unit returns a 4-d unit vector pointing mostly along axis a.
+func unit(a int, noise float32) []float32 {
+	v := []float32{noise, noise, noise, noise}
+	v[a] = 1
+	var n float32
+	for _, x := range v {
+		n += x * x
+	}
+	n = float32(math.Sqrt(float64(n)))
+	for i := range v {
+		v[i] /= n
+	}
+	return v
+}
+
+func testVectorSearch(t *testing.T, s knowledge.Store) {
+	if err := s.RegisterModel(ctx, "m4", 4); err != nil {
+		t.Fatal(err)
+	}
+	emb := func(vs ...[]float32) knowledge.Embedding { return knowledge.Embedding{Model: "m4", Vectors: vs} }
+	a := mustCreate(t, s, faq("a", "Alpha?", "alpha two"), emb(unit(0, 0), unit(1, 0.1)))
+	b := mustCreate(t, s, faq("b", "Beta?"), emb(unit(1, 0)))
+	c := tandem.FAQ{ExternalID: "c", Question: "Gamma?", Answer: "g", Locale: "fr", Status: tandem.FAQDraft, Tags: []string{"x"}}
+	mustCreate(t, s, c, emb(unit(2, 0)))
+	_ = b
+
+	hits, err := s.VectorSearch(ctx, "m4", unit(1, 0.01), knowledge.Filter{}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hits) != 2 || hits[0].FAQ.ExternalID != "b" || hits[1].FAQ.ExternalID != "a" {
+		t.Fatalf("vector hits = %v", ids(hits))
+	}
+	if hits[1].Matched != 1 {
+		t.Errorf("a matched phrasing %d, want 1 (the alternative)", hits[1].Matched)
+	}
+	if hits[0].Score < 0.99 || hits[0].Score > 1.0001 || hits[1].Score >= hits[0].Score {
+		t.Errorf("scores %v %v: want cosine similarity", hits[0].Score, hits[1].Score)
+	}
+	// One hit per FAQ even when several phrasings match.
+	hits, _ = s.VectorSearch(ctx, "m4", unit(0, 0.5), knowledge.Filter{}, 10)
+	if len(hits) != 3 || hits[0].FAQ.ID != a.ID {
+		t.Fatalf("dedup per FAQ: %v", ids(hits))
+	}
+	hits, _ = s.VectorSearch(ctx, "m4", unit(2, 0), knowledge.Filter{PublishedOnly: true}, 10)
+	if contains(ids(hits), "c") || len(hits) != 2 {
+		t.Errorf("PublishedOnly = %v", ids(hits))
+	}
+	hits, _ = s.VectorSearch(ctx, "m4", unit(0, 0), knowledge.Filter{Locale: "fr", Tags: []string{"x"}}, 10)
+	if len(hits) != 1 || hits[0].FAQ.ExternalID != "c" {
+		t.Errorf("locale+tag filter = %v", ids(hits))
+	}
+	_, err = s.VectorSearch(ctx, "m4", []float32{1, 0}, knowledge.Filter{}, 1)
+	wantCode(t, err, tandem.EINVALID)
+	_, err = s.VectorSearch(ctx, "unknown", unit(0, 0), knowledge.Filter{}, 1)
+	if err == nil {
+		t.Error("search of an unknown model succeeded")
+	}
+	// Vectors with the wrong count or dimension are refused.
+	bad := faq("bad", "Bad?", "two")
+	n, _ := knowledge.Normalize(bad)
+	_, err = s.Create(ctx, knowledge.Write{FAQ: n, Actor: "x", Embeddings: []knowledge.Embedding{emb(unit(0, 0))}})
+	wantCode(t, err, tandem.EINVALID)
+	_, err = s.Create(ctx, knowledge.Write{FAQ: n, Actor: "x", Embeddings: []knowledge.Embedding{emb([]float32{1, 0, 0}, []float32{1, 0, 0})}})
+	wantCode(t, err, tandem.EINVALID)
+	if _, err := s.GetByExternalID(ctx, "bad"); tandem.ErrorCode(err) != tandem.ENOTFOUND {
+		t.Errorf("a refused create stored the item: %v", err)
+	}
+}
+
+func testVectorLifecycle(t *testing.T, s knowledge.Store) {
+	if err := s.RegisterModel(ctx, "m4", 4); err != nil {
+		t.Fatal(err)
+	}
+	emb := func(vs ...[]float32) knowledge.Embedding { return knowledge.Embedding{Model: "m4", Vectors: vs} }
+	a := mustCreate(t, s, faq("a", "Alpha?"), emb(unit(0, 0)))
+	b := mustCreate(t, s, faq("b", "Beta?"))
+	miss, err := s.MissingEmbeddings(ctx, "m4", 10)
+	if err != nil || len(miss) != 1 || miss[0].ID != b.ID {
+		t.Fatalf("missing = %v, %v", miss, err)
+	}
+	wantCode(t, s.ActivateModel(ctx, "m4"), tandem.ECONFLICT)
+	wantCode(t, s.SetEmbedding(ctx, b.ID, 7, emb(unit(1, 0))), tandem.ECONFLICT)
+	if err := s.SetEmbedding(ctx, b.ID, 1, emb(unit(1, 0))); err != nil {
+		t.Fatal(err)
+	}
+	if miss, _ := s.MissingEmbeddings(ctx, "m4", 10); len(miss) != 0 {
+		t.Fatalf("still missing %v", miss)
+	}
+	if err := s.ActivateModel(ctx, "m4"); err != nil {
+		t.Fatal(err)
+	}
+	// A status-only change keeps the vectors...
+	a2 := a
+	a2.Status = tandem.FAQDraft
+	a2, err = s.Update(ctx, knowledge.Write{FAQ: a2, Actor: "x", ExpectedVersion: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if miss, _ := s.MissingEmbeddings(ctx, "m4", 10); len(miss) != 0 {
+		t.Fatalf("status change dropped vectors: %v", miss)
+	}
+	hits, _ := s.VectorSearch(ctx, "m4", unit(0, 0), knowledge.Filter{PublishedOnly: true}, 5)
+	if contains(ids(hits), "a") {
+		t.Fatalf("unpublished item still found by published-only vector search")
+	}
+	// ...a text change without vectors drops them (never stale vectors).
+	a3 := a2
+	a3.Question = "Alpha changed?"
+	if _, err := s.Update(ctx, knowledge.Write{FAQ: a3, Actor: "x", ExpectedVersion: 2}); err != nil {
+		t.Fatal(err)
+	}
+	miss, _ = s.MissingEmbeddings(ctx, "m4", 10)
+	if len(miss) != 1 || miss[0].ID != a.ID || miss[0].Version != 3 {
+		t.Fatalf("after text change missing = %+v", miss)
+	}
+	hits, _ = s.VectorSearch(ctx, "m4", unit(0, 0), knowledge.Filter{}, 5)
+	if contains(ids(hits), "a") {
+		t.Fatalf("stale vectors still searched")
+	}
+	// Deleting removes its vectors from search.
+	if err := s.Delete(ctx, b.ID, 0, "x"); err != nil {
+		t.Fatal(err)
+	}
+	hits, _ = s.VectorSearch(ctx, "m4", unit(1, 0), knowledge.Filter{}, 5)
+	if len(hits) != 0 {
+		t.Fatalf("deleted item found: %v", ids(hits))
+	}
+}
+
+func testModels(t *testing.T, s knowledge.Store) {
+	if err := s.RegisterModel(ctx, "enc-v1", 8); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RegisterModel(ctx, "enc-v1", 8); err != nil {
+		t.Fatalf("re-registering is idempotent: %v", err)
+	}
+	wantCode(t, s.RegisterModel(ctx, "enc-v1", 16), tandem.EINVALID)
+	if err := s.RegisterModel(ctx, "enc-v2", 16); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ActivateModel(ctx, "enc-v1"); err != nil { // empty store: nothing missing
+		t.Fatal(err)
+	}
+	ms, err := s.Models(ctx)
+	if err != nil || len(ms) != 2 {
+		t.Fatalf("models = %+v, %v", ms, err)
+	}
+	for _, m := range ms {
+		if (m.Version == "enc-v1") != m.Active {
+			t.Fatalf("models = %+v", ms)
+		}
+	}
+	wantCode(t, s.DropModel(ctx, "enc-v1"), tandem.ECONFLICT)
+	if err := s.ActivateModel(ctx, "enc-v2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DropModel(ctx, "enc-v1"); err != nil {
+		t.Fatal(err)
+	}
+	ms, _ = s.Models(ctx)
+	if len(ms) != 1 || ms[0].Version != "enc-v2" || !ms[0].Active {
+		t.Fatalf("after drop: %+v", ms)
+	}
+}
+
+func testConcurrentUpdates(t *testing.T, s knowledge.Store) {
+	f := mustCreate(t, s, faq("c-1", "Concurrent?"))
+	var ok, conflict atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			next := f
+			next.Answer = fmt.Sprintf("writer %d", i)
+			_, err := s.Update(ctx, knowledge.Write{FAQ: next, Actor: fmt.Sprintf("w%d", i), ExpectedVersion: 1})
+			switch tandem.ErrorCode(err) {
+			case "":
+				ok.Add(1)
+			case tandem.ECONFLICT:
+				conflict.Add(1)
+			default:
+				t.Errorf("update: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 1 || conflict.Load() != 7 {
+		t.Fatalf("%d updates succeeded and %d conflicted, want 1 and 7", ok.Load(), conflict.Load())
+	}
+	revs, _ := s.Versions(ctx, f.ID)
+	if len(revs) != 2 {
+		t.Fatalf("%d revisions, want 2", len(revs))
+	}
+	cur, _ := s.Get(ctx, f.ID)
+	if cur.Version != 2 || cur.Answer != revs[1].FAQ.Answer {
+		t.Fatalf("current %+v does not match the last revision %+v", cur, revs[1].FAQ)
+	}
+}
+
+func testUnicode(t *testing.T, s knowledge.Store) {
+	mustCreate(t, s, tandem.FAQ{ExternalID: "zh", Question: "如何申请退款？", Phrasings: []string{"退款多久到账"}, Answer: "七天内。", Locale: "zh", Status: tandem.FAQPublished})
+	mustCreate(t, s, tandem.FAQ{ExternalID: "fr", Question: "Où est ma commande ?", Answer: "Voir « Commandes ».", Locale: "fr", Status: tandem.FAQPublished})
+	got, err := s.GetByExternalID(ctx, "zh")
+	if err != nil || got.Question != "如何申请退款？" || got.Phrasings[0] != "退款多久到账" {
+		t.Fatalf("round trip = %+v, %v", got, err)
+	}
+	hits, err := s.LexicalSearch(ctx, "退款", knowledge.Filter{}, 5)
+	if err != nil || len(hits) == 0 || hits[0].FAQ.ExternalID != "zh" {
+		t.Fatalf("CJK lexical = %v, %v", ids(hits), err)
+	}
+	hits, err = s.LexicalSearch(ctx, "commande", knowledge.Filter{Locale: "fr"}, 5)
+	if err != nil || len(hits) != 1 {
+		t.Fatalf("French lexical = %v, %v", ids(hits), err)
+	}
+}
