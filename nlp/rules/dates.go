@@ -1,0 +1,492 @@
+package rules
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	reMonth = `(january|jan|february|feb|march|mar|april|apr|may|june|jun|july|jul|august|aug|september|sept|sep|october|oct|november|nov|december|dec)`
+	reNum   = `(\d{1,3}|a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|ninety|a\s+couple\s+of|couple\s+of|a\s+couple)`
+	reUnit  = `(minutes?|mins?|hours?|hrs?|days?|weeks?|fortnights?|months?|years?)`
+)
+
+var (
+	reDayMonth = regexp.MustCompile(`(?i)\b(?:on\s+)?(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)?(?:\s+of)?\s+` + reMonth + `\b\.?(?:,?\s+(\d{4})\b)?`)
+	reMonthDay = regexp.MustCompile(`(?i)\b(?:on\s+)?` + reMonth + `\b\.?\s+(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)?\b(?:,?\s+(\d{4})\b)?`)
+	reISODate  = regexp.MustCompile(`\b(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2}))?)?\b`)
+	reSlash    = regexp.MustCompile(`\b(\d{1,2})/(\d{1,2})(?:/(\d{4}|\d{2}))?\b`)
+	reDotted   = regexp.MustCompile(`\b(\d{1,2})\.(\d{1,2})\.(\d{4}|\d{2})\b`)
+	reRelDay   = regexp.MustCompile(`(?i)\b(today|tonight|tomorrow|tmrw|yesterday|(?:the\s+)?day\s+after\s+tomorrow|(?:the\s+)?day\s+before\s+yesterday)\b`)
+	reWeekday  = regexp.MustCompile(`(?i)\b(?:(next|last|this|coming|on|past|previous)\s+)?(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b`)
+	reInOffset = regexp.MustCompile(`(?i)\b(?:in|within|after)\s+` + reNum + `\s+` + reUnit + `\b`)
+	reAgo      = regexp.MustCompile(`(?i)\b` + reNum + `\s+` + reUnit + `\s+(ago|from\s+now|later|before|earlier)\b`)
+	rePeriod   = regexp.MustCompile(`(?i)\b(last|this|next|past|previous|coming|the)\s+(week|month|year|weekend)\b`)
+	reAMPM     = regexp.MustCompile(`(?i)\b(?:at\s+)?(\d{1,2})(?:[:.](\d{2}))?\s*(a\.m\.|p\.m\.|am\b|pm\b)`)
+	reTime24   = regexp.MustCompile(`\b(?:at\s+)?([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?\b`)
+	reAtHour   = regexp.MustCompile(`(?i)\b(?:at|@)\s+(\d{1,2})(?:\s*o'?clock)?\b|\b(\d{1,2})\s*o'?clock\b`)
+	reNamedT   = regexp.MustCompile(`(?i)\b(?:at\s+)?(noon|midday|midnight)\b`)
+	reJoinDT   = regexp.MustCompile(`(?i)^(?:\s*,?\s*(?:at|@|around)?\s*|\s+)$`)
+	reJoinTD   = regexp.MustCompile(`(?i)^\s+(?:on\s+)?$`)
+)
+
+var monthNum = map[string]time.Month{
+	"january": 1, "jan": 1, "february": 2, "feb": 2, "march": 3, "mar": 3, "april": 4, "apr": 4,
+	"may": 5, "june": 6, "jun": 6, "july": 7, "jul": 7, "august": 8, "aug": 8, "september": 9,
+	"sept": 9, "sep": 9, "october": 10, "oct": 10, "november": 11, "nov": 11, "december": 12, "dec": 12,
+}
+
+var numWords = map[string]int{
+	"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+	"eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
+	"fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
+	"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "ninety": 90,
+	"a couple of": 2, "couple of": 2, "a couple": 2,
+}
+
+var weekdays = map[string]time.Weekday{
+	"sunday": time.Sunday, "monday": time.Monday, "tuesday": time.Tuesday, "wednesday": time.Wednesday,
+	"thursday": time.Thursday, "friday": time.Friday, "saturday": time.Saturday,
+}
+
+// temporal is a date/time match before it becomes a candidate.
+type temporal struct {
+	st, en  int
+	kind    int       // tDate, tRange, tTime, tDateTime
+	day     time.Time // tDate, tDateTime (date part / full instant), tRange start
+	last    time.Time // tRange end (inclusive)
+	h, m, s int       // tTime
+	tonight bool      // "tonight": a following bare hour reads as pm
+}
+
+const (
+	tDate = iota
+	tRange
+	tTime
+	tDateTime
+)
+
+// trimLead moves st past leading "on ", "at ", "@", "the " (the cue words
+// are not part of the entity).
+func trimLead(s string, st, en int) int {
+	for {
+		rest := strings.ToLower(s[st:en])
+		moved := false
+		for _, p := range []string{"on", "at", "the", "@"} {
+			if strings.HasPrefix(rest, p) {
+				k := len(p)
+				j := k
+				for j < len(rest) && (rest[j] == ' ' || rest[j] == '\t' || rest[j] == '\n') {
+					j++
+				}
+				if (j > k || p == "@") && j < len(rest) {
+					st += j
+					moved = true
+					break
+				}
+			}
+		}
+		if !moved {
+			return st
+		}
+	}
+}
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+func midnight(t time.Time) time.Time {
+	y, m, d := t.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, t.Location())
+}
+
+// mkDate returns the date if it exists.
+func mkDate(y int, m time.Month, d int, loc *time.Location) (time.Time, bool) {
+	if m < 1 || m > 12 || d < 1 || d > 31 || y < 1 || y > 9999 {
+		return time.Time{}, false
+	}
+	t := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	if t.Day() != d || t.Month() != m {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// nearestYear picks the year that puts day/month nearest to ref.
+func nearestYear(m time.Month, d int, ref time.Time) (time.Time, bool) {
+	base := midnight(ref)
+	var best time.Time
+	found := false
+	for _, y := range []int{ref.Year() - 1, ref.Year(), ref.Year() + 1} {
+		t, ok := mkDate(y, m, d, ref.Location())
+		if !ok {
+			continue
+		}
+		if !found || absDur(t.Sub(base)) < absDur(best.Sub(base)) {
+			best, found = t, true
+		}
+	}
+	return best, found
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+func year(s string) int {
+	y := atoi(s)
+	if len(s) == 2 {
+		if y < 70 {
+			return 2000 + y
+		}
+		return 1900 + y
+	}
+	return y
+}
+
+func (e *Extractor) dates(s string, ref time.Time, cs []candidate) []candidate {
+	if ref.IsZero() {
+		ref = time.Now()
+	}
+	loc := ref.Location()
+	today := midnight(ref)
+	var ts []temporal
+	addDate := func(st, en int, t time.Time) {
+		ts = append(ts, temporal{st: trimLead(s, st, en), en: en, kind: tDate, day: t})
+	}
+	for _, m := range reDayMonth.FindAllStringSubmatchIndex(s, -1) {
+		d, mon := atoi(s[m[2]:m[3]]), monthNum[strings.ToLower(s[m[4]:m[5]])]
+		var t time.Time
+		var ok bool
+		en := m[1]
+		if m[6] >= 0 && m[7] < len(s) && (s[m[7]] == '-' || s[m[7]] == '/' || s[m[7]] == ':') {
+			m[6], en = -1, m[5] // the "year" starts another expression (2026-11-22)
+		}
+		if m[6] >= 0 {
+			t, ok = mkDate(atoi(s[m[6]:m[7]]), mon, d, loc)
+		} else {
+			t, ok = nearestYear(mon, d, ref)
+		}
+		if ok {
+			addDate(m[0], en, t)
+		}
+	}
+	for _, m := range reMonthDay.FindAllStringSubmatchIndex(s, -1) {
+		mon, d := monthNum[strings.ToLower(s[m[2]:m[3]])], atoi(s[m[4]:m[5]])
+		var t time.Time
+		var ok bool
+		en := m[1]
+		if m[6] >= 0 && m[7] < len(s) && (s[m[7]] == '-' || s[m[7]] == '/' || s[m[7]] == ':') {
+			m[6], en = -1, m[5] // the "year" starts another expression (2026-11-22)
+		}
+		if m[6] >= 0 {
+			t, ok = mkDate(atoi(s[m[6]:m[7]]), mon, d, loc)
+		} else {
+			t, ok = nearestYear(mon, d, ref)
+		}
+		if ok {
+			addDate(m[0], en, t)
+		}
+	}
+	for _, m := range reISODate.FindAllStringSubmatchIndex(s, -1) {
+		t, ok := mkDate(atoi(s[m[2]:m[3]]), time.Month(atoi(s[m[4]:m[5]])), atoi(s[m[6]:m[7]]), loc)
+		if !ok {
+			continue
+		}
+		if m[8] >= 0 {
+			h, mi, sec := atoi(s[m[8]:m[9]]), atoi(s[m[10]:m[11]]), 0
+			if m[12] >= 0 {
+				sec = atoi(s[m[12]:m[13]])
+			}
+			if h <= 23 && mi <= 59 && sec <= 59 {
+				ts = append(ts, temporal{st: m[0], en: m[1], kind: tDateTime, day: t.Add(time.Duration(h)*time.Hour + time.Duration(mi)*time.Minute + time.Duration(sec)*time.Second)})
+				continue
+			}
+		}
+		ts = append(ts, temporal{st: m[0], en: m[7], kind: tDate, day: t})
+	}
+	for _, m := range reSlash.FindAllStringSubmatchIndex(s, -1) {
+		if m[0] > 0 && (s[m[0]-1] == '/' || s[m[0]-1] == '.' || isDigit(s[m[0]-1])) || m[1] < len(s) && s[m[1]] == '/' {
+			continue
+		}
+		a, b := atoi(s[m[2]:m[3]]), atoi(s[m[4]:m[5]])
+		d, mon := a, b
+		if e.mdy {
+			d, mon = b, a
+		}
+		var t time.Time
+		var ok bool
+		if m[6] >= 0 {
+			t, ok = mkDate(year(s[m[6]:m[7]]), time.Month(mon), d, loc)
+		} else {
+			t, ok = nearestYear(time.Month(mon), d, ref)
+		}
+		if ok {
+			addDate(m[0], m[1], t)
+		}
+	}
+	for _, m := range reDotted.FindAllStringSubmatchIndex(s, -1) {
+		if m[0] > 0 && (s[m[0]-1] == '.' || isDigit(s[m[0]-1])) || m[1] < len(s) && s[m[1]] == '.' && m[1]+1 < len(s) && isDigit(s[m[1]+1]) {
+			continue
+		}
+		if t, ok := mkDate(year(s[m[6]:m[7]]), time.Month(atoi(s[m[4]:m[5]])), atoi(s[m[2]:m[3]]), loc); ok {
+			addDate(m[0], m[1], t)
+		}
+	}
+	for _, m := range reRelDay.FindAllStringSubmatchIndex(s, -1) {
+		w := strings.Join(strings.Fields(strings.ToLower(s[m[2]:m[3]])), " ")
+		w = strings.TrimPrefix(w, "the ")
+		off := 0
+		switch w {
+		case "tomorrow", "tmrw":
+			off = 1
+		case "yesterday":
+			off = -1
+		case "day after tomorrow":
+			off = 2
+		case "day before yesterday":
+			off = -2
+		}
+		ts = append(ts, temporal{st: trimLead(s, m[0], m[1]), en: m[1], kind: tDate, day: today.AddDate(0, 0, off), tonight: w == "tonight"})
+	}
+	for _, m := range reWeekday.FindAllStringSubmatchIndex(s, -1) {
+		q := ""
+		if m[2] >= 0 {
+			q = strings.ToLower(s[m[2]:m[3]])
+		}
+		wd := weekdays[strings.ToLower(s[m[4]:m[5]])]
+		ahead := (int(wd) - int(ref.Weekday()) + 7) % 7
+		var t time.Time
+		switch q {
+		case "next":
+			if ahead == 0 {
+				ahead = 7
+			}
+			t = today.AddDate(0, 0, ahead)
+		case "last", "past", "previous":
+			back := (int(ref.Weekday()) - int(wd) + 7) % 7
+			if back == 0 {
+				back = 7
+			}
+			t = today.AddDate(0, 0, -back)
+		default: // "", this, coming, on
+			if q == "coming" && ahead == 0 {
+				ahead = 7
+			}
+			t = today.AddDate(0, 0, ahead)
+		}
+		addDate(m[0], m[1], t)
+	}
+	offset := func(st, en int, num, unit string, sign int) {
+		n, ok := numWords[strings.Join(strings.Fields(strings.ToLower(num)), " ")]
+		if !ok {
+			n = atoi(num)
+		}
+		if n < 0 || n > 999 {
+			return
+		}
+		n *= sign
+		u := strings.ToLower(unit)
+		switch {
+		case strings.HasPrefix(u, "min"):
+			ts = append(ts, temporal{st: st, en: en, kind: tDateTime, day: ref.Add(time.Duration(n) * time.Minute).Truncate(time.Minute)})
+		case strings.HasPrefix(u, "h"):
+			ts = append(ts, temporal{st: st, en: en, kind: tDateTime, day: ref.Add(time.Duration(n) * time.Hour).Truncate(time.Minute)})
+		case strings.HasPrefix(u, "day"):
+			ts = append(ts, temporal{st: st, en: en, kind: tDate, day: today.AddDate(0, 0, n)})
+		case strings.HasPrefix(u, "week"):
+			ts = append(ts, temporal{st: st, en: en, kind: tDate, day: today.AddDate(0, 0, 7*n)})
+		case strings.HasPrefix(u, "fortnight"):
+			ts = append(ts, temporal{st: st, en: en, kind: tDate, day: today.AddDate(0, 0, 14*n)})
+		case strings.HasPrefix(u, "month"):
+			ts = append(ts, temporal{st: st, en: en, kind: tDate, day: today.AddDate(0, n, 0)})
+		case strings.HasPrefix(u, "year"):
+			ts = append(ts, temporal{st: st, en: en, kind: tDate, day: today.AddDate(n, 0, 0)})
+		}
+	}
+	for _, m := range reInOffset.FindAllStringSubmatchIndex(s, -1) {
+		offset(m[0], m[1], s[m[2]:m[3]], s[m[4]:m[5]], 1)
+	}
+	for _, m := range reAgo.FindAllStringSubmatchIndex(s, -1) {
+		sign := 1
+		switch strings.ToLower(s[m[6]:m[7]]) {
+		case "ago", "before", "earlier":
+			sign = -1
+		}
+		offset(m[0], m[1], s[m[2]:m[3]], s[m[4]:m[5]], sign)
+	}
+	for _, m := range rePeriod.FindAllStringSubmatchIndex(s, -1) {
+		q, unit := strings.ToLower(s[m[2]:m[3]]), strings.ToLower(s[m[4]:m[5]])
+		if q == "the" && unit != "weekend" {
+			continue
+		}
+		dir := 0
+		switch q {
+		case "last", "past", "previous":
+			dir = -1
+		case "next", "coming":
+			dir = 1
+		}
+		var from, to time.Time
+		switch unit {
+		case "week":
+			monday := today.AddDate(0, 0, -((int(ref.Weekday()) + 6) % 7))
+			from = monday.AddDate(0, 0, 7*dir)
+			to = from.AddDate(0, 0, 6)
+		case "weekend":
+			sat := today.AddDate(0, 0, (int(time.Saturday)-int(ref.Weekday())+7)%7)
+			if ref.Weekday() == time.Sunday {
+				sat = today.AddDate(0, 0, -1) // "this weekend" on a Sunday is the current one
+			}
+			from = sat.AddDate(0, 0, 7*dir)
+			to = from.AddDate(0, 0, 1)
+		case "month":
+			first := time.Date(ref.Year(), ref.Month(), 1, 0, 0, 0, 0, loc)
+			from = first.AddDate(0, dir, 0)
+			to = from.AddDate(0, 1, -1)
+		case "year":
+			from = time.Date(ref.Year()+dir, 1, 1, 0, 0, 0, 0, loc)
+			to = time.Date(ref.Year()+dir, 12, 31, 0, 0, 0, 0, loc)
+		}
+		st := m[0]
+		if q == "the" {
+			st = m[4]
+		}
+		ts = append(ts, temporal{st: st, en: m[1], kind: tRange, day: from, last: to})
+	}
+	// Times of day.
+	for _, m := range reAMPM.FindAllStringSubmatchIndex(s, -1) {
+		if m[0] > 0 && (isDigit(s[m[0]-1]) || s[m[0]-1] == '.' || s[m[0]-1] == ':' || s[m[0]-1] == '$') {
+			continue
+		}
+		h, mi := atoi(s[m[2]:m[3]]), 0
+		if m[4] >= 0 {
+			mi = atoi(s[m[4]:m[5]])
+		}
+		if h < 1 || h > 12 || mi > 59 {
+			continue
+		}
+		pm := strings.HasPrefix(strings.ToLower(s[m[6]:m[7]]), "p")
+		h %= 12
+		if pm {
+			h += 12
+		}
+		ts = append(ts, temporal{st: trimLead(s, m[0], m[1]), en: m[1], kind: tTime, h: h, m: mi})
+	}
+	for _, m := range reTime24.FindAllStringSubmatchIndex(s, -1) {
+		if m[0] > 0 && (isDigit(s[m[0]-1]) || s[m[0]-1] == ':' || s[m[0]-1] == '.') || m[1] < len(s) && s[m[1]] == ':' {
+			continue
+		}
+		sec := 0
+		if m[6] >= 0 {
+			sec = atoi(s[m[6]:m[7]])
+		}
+		ts = append(ts, temporal{st: trimLead(s, m[0], m[1]), en: m[1], kind: tTime, h: atoi(s[m[2]:m[3]]), m: atoi(s[m[4]:m[5]]), s: sec})
+	}
+	for _, m := range reAtHour.FindAllStringSubmatchIndex(s, -1) {
+		g := 2
+		if m[2] < 0 {
+			g = 4
+		}
+		if m[1] < len(s) && (s[m[1]] == ':' || s[m[1]] == '/' || s[m[1]] == '.' && m[1]+1 < len(s) && isDigit(s[m[1]+1]) || s[m[1]] == '%') {
+			continue
+		}
+		h := atoi(s[m[g]:m[g+1]])
+		if h > 23 {
+			continue
+		}
+		if h >= 1 && h <= 7 {
+			h += 12
+		}
+		ts = append(ts, temporal{st: trimLead(s, m[0], m[1]), en: m[1], kind: tTime, h: h})
+	}
+	for _, m := range reNamedT.FindAllStringSubmatchIndex(s, -1) {
+		h := 12
+		if strings.EqualFold(s[m[2]:m[3]], "midnight") {
+			h = 0
+		}
+		ts = append(ts, temporal{st: trimLead(s, m[0], m[1]), en: m[1], kind: tTime, h: h})
+	}
+	// Date + time (either order) -> datetime. Only short gaps can join, so
+	// the pairs are found through maps keyed by the offsets near each end.
+	n := len(ts)
+	timesByStart := map[int][]int{}
+	timesByEnd := map[int][]int{}
+	for j := 0; j < n; j++ {
+		if ts[j].kind == tTime {
+			timesByStart[ts[j].st] = append(timesByStart[ts[j].st], j)
+			timesByEnd[ts[j].en] = append(timesByEnd[ts[j].en], j)
+		}
+	}
+	const maxGap = 12 // bytes between the parts: " at ", ", ", " on "
+	for i := 0; i < n; i++ {
+		d := ts[i]
+		if d.kind != tDate {
+			continue
+		}
+		join := func(t temporal, st, en int) {
+			h := t.h
+			if d.tonight && h < 12 && h >= 1 {
+				h += 12
+			}
+			at := d.day.Add(time.Duration(h)*time.Hour + time.Duration(t.m)*time.Minute + time.Duration(t.s)*time.Second)
+			ts = append(ts, temporal{st: st, en: en, kind: tDateTime, day: at})
+		}
+		for g := 0; g <= maxGap && d.en+g <= len(s); g++ {
+			for _, j := range timesByStart[d.en+g] {
+				if reJoinDT.MatchString(s[d.en : d.en+g]) {
+					join(ts[j], d.st, ts[j].en)
+				}
+			}
+		}
+		for g := 0; g <= maxGap && d.st-g >= 0; g++ {
+			for _, j := range timesByEnd[d.st-g] {
+				if reJoinTD.MatchString(s[d.st-g : d.st]) {
+					join(ts[j], ts[j].st, d.en)
+				}
+			}
+		}
+	}
+	for _, t := range ts {
+		if t.en <= t.st {
+			continue
+		}
+		c := candidate{start: t.st, end: t.en, source: SourceRule, prio: prioDate}
+		switch t.kind {
+		case tDate:
+			c.typ, c.value = TypeDate, t.day.Format("2006-01-02")
+		case tRange:
+			c.typ, c.value = TypeDate, t.day.Format("2006-01-02")+"/"+t.last.Format("2006-01-02")
+		case tTime:
+			if t.s != 0 {
+				c.typ, c.value = TypeTime, twoDigits(t.h)+":"+twoDigits(t.m)+":"+twoDigits(t.s)
+			} else {
+				c.typ, c.value = TypeTime, twoDigits(t.h)+":"+twoDigits(t.m)
+			}
+		case tDateTime:
+			c.typ, c.value, c.prio = TypeDateTime, t.day.Format(time.RFC3339), prioDateTime
+		}
+		if !e.enabled[c.typ] {
+			continue
+		}
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+func twoDigits(n int) string {
+	if n < 10 {
+		return "0" + strconv.Itoa(n)
+	}
+	return strconv.Itoa(n)
+}

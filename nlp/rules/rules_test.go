@@ -1,0 +1,331 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/nlp/data"
+)
+
+// ref is Wednesday 4 March 2026, 10:00 at UTC+1.
+var ref = time.Date(2026, 3, 4, 10, 0, 0, 0, time.FixedZone("CET", 3600))
+
+// want is "type:text=value" for each entity, in order.
+func summary(es []tandem.Entity) []string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = fmt.Sprintf("%s:%s=%s", e.Type, e.Text, e.Value)
+	}
+	return out
+}
+
+func check(t *testing.T, x *Extractor, in string, want ...string) {
+	t.Helper()
+	got := x.Extract(in, ref)
+	if strings.Join(summary(got), " | ") != strings.Join(want, " | ") {
+		t.Errorf("Extract(%q)\n got: %q\nwant: %q", in, summary(got), want)
+	}
+	checkOffsets(t, in, got)
+}
+
+func checkOffsets(t *testing.T, in string, es []tandem.Entity) {
+	t.Helper()
+	rs := []rune(in)
+	prevEnd := 0
+	for _, e := range es {
+		if e.Start < prevEnd || e.End <= e.Start || e.End > len(rs) {
+			t.Fatalf("Extract(%q): bad or overlapping offsets %+v", in, e)
+		}
+		if got := string(rs[e.Start:e.End]); got != e.Text {
+			t.Fatalf("Extract(%q): Text %q but runes [%d,%d) are %q", in, e.Text, e.Start, e.End, got)
+		}
+		if e.Source != SourceRule && e.Source != SourceLookup {
+			t.Fatalf("Extract(%q): source %q", in, e.Source)
+		}
+		prevEnd = e.End
+	}
+}
+
+func TestEmailURL(t *testing.T) {
+	x := Default()
+	for _, c := range []struct {
+		in   string
+		want []string
+	}{
+		{"mail me at Jane.Doe@Example.COM please", []string{"email:Jane.Doe@Example.COM=jane.doe@example.com"}},
+		{"a+b@mail.co.uk.", []string{"email:a+b@mail.co.uk=a+b@mail.co.uk"}},
+		{"not an email: foo@bar", nil},
+		{"see www.example.com/a?b=1.", []string{"url:www.example.com/a?b=1=http://www.example.com/a?b=1"}},
+		{"(https://Shop.Example.org/x)", []string{"url:https://Shop.Example.org/x=https://shop.example.org/x"}},
+		{"go to example.com now", []string{"url:example.com=http://example.com"}},
+		{"HTTP://EXAMPLE.COM/Path", []string{"url:HTTP://EXAMPLE.COM/Path=http://example.com/Path"}},
+	} {
+		check(t, x, c.in, c.want...)
+	}
+}
+
+func TestPhone(t *testing.T) {
+	x := Default()
+	cc, err := New(Config{DefaultCountryCode: "44"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		x    *Extractor
+		in   string
+		want []string
+	}{
+		{x, "call +44 20 7946 0958 now", []string{"phone:+44 20 7946 0958=+442079460958"}},
+		{x, "call +1 (415) 555-2671", []string{"phone:+1 (415) 555-2671=+14155552671"}},
+		{x, "my number is (415) 555-2671", []string{"phone:(415) 555-2671=4155552671"}},
+		{x, "415-555-2671", []string{"phone:415-555-2671=4155552671"}},
+		{x, "0044 20 7946 0958", []string{"phone:0044 20 7946 0958=+442079460958"}},
+		{x, "07911123456", []string{"phone:07911123456=07911123456"}},
+		{cc, "07911 123456", []string{"phone:07911 123456=+447911123456"}},
+		{cc, "+33 6 12 34 56 78", []string{"phone:+33 6 12 34 56 78=+33612345678"}},
+		{x, "we shipped 12345678 units", nil},                         // bare digits are not a phone
+		{x, "it costs 1,234,567.89", nil},                             // not a phone
+		{x, "+1 555", nil},                                            // too short
+		{x, "version 10.2.3.4", nil},                                  // dotted numbers
+		{x, "+12345678901234567890", nil},                             // too long
+		{x, "call 555 1234 today", []string{"date:today=2026-03-04"}}, // too short without area code
+	} {
+		check(t, c.x, c.in, c.want...)
+	}
+}
+
+func TestIDs(t *testing.T) {
+	x := Default()
+	for _, c := range []struct {
+		in   string
+		want []string
+	}{
+		{"where is ORD-12345?", []string{"order_id:ORD-12345=ORD-12345"}},
+		{"order ord 4444 please", []string{"order_id:ord 4444=ORD-4444"}},
+		{"my order #123456 is late", []string{"order_id:#123456=123456"}},
+		{"order number: AB-9921X", []string{"order_id:AB-9921X=AB-9921X"}},
+		{"ticket TCK-778 and ticket no. 4521", []string{"ticket_id:TCK-778=TCK-778", "ticket_id:4521=TCK-4521"}},
+		{"issue #12", nil}, // too short for an order id
+		{"a&#123456;b", nil},
+	} {
+		check(t, x, c.in, c.want...)
+	}
+	custom, err := New(Config{IDPatterns: []IDPattern{{Type: "invoice_id", Expr: `\bINV(?P<id>\d{6})\b`, Prefix: "INV/"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, custom, "INV123456 and ORD-12345", "invoice_id:INV123456=INV/123456")
+	if _, err := New(Config{IDPatterns: []IDPattern{{Type: "x", Expr: `(`}}}); err == nil {
+		t.Fatal("bad id pattern accepted")
+	}
+}
+
+func TestMoney(t *testing.T) {
+	x := Default()
+	eur, _ := New(Config{DollarCurrency: "cad"})
+	for _, c := range []struct {
+		x    *Extractor
+		in   string
+		want []string
+	}{
+		{x, "refund $12.50 please", []string{"money:$12.50=12.50 USD"}},
+		{x, "it was 12,50 €", []string{"money:12,50 €=12.50 EUR"}},
+		{x, "EUR 30", []string{"money:EUR 30=30.00 EUR"}},
+		{x, "30 dollars", []string{"money:30 dollars=30.00 USD"}},
+		{x, "I paid 1.234,56€ and £5", []string{"money:1.234,56€=1234.56 EUR", "money:£5=5.00 GBP"}},
+		{x, "$1,200 or 1,200.5 usd", []string{"money:$1,200=1200.00 USD", "money:1,200.5 usd=1200.50 USD"}},
+		{x, "50 cents", []string{"money:50 cents=0.50 USD"}},
+		{x, "¥1000", []string{"money:¥1000=1000 JPY"}},
+		{x, "退款100元", []string{"money:100元=100.00 CNY"}},
+		{x, "CHF 1'250.50", []string{"money:CHF 1'250.50=1250.50 CHF"}},
+		{x, "20 bucks", []string{"money:20 bucks=20.00 USD"}},
+		{x, "US$ 5", []string{"money:US$ 5=5.00 USD"}},
+		{x, "12.345.678,9 eur", []string{"money:12.345.678,9 eur=12345678.90 EUR"}},
+		{x, "3 apples for 1,2,3 dollars", nil}, // malformed grouping
+		{eur, "$5", []string{"money:$5=5.00 CAD"}},
+	} {
+		check(t, c.x, c.in, c.want...)
+	}
+}
+
+func TestDates(t *testing.T) {
+	x := Default()
+	mdy, err := New(Config{DateOrder: "MDY"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		x    *Extractor
+		in   string
+		want []string
+	}{
+		{x, "today", []string{"date:today=2026-03-04"}},
+		{x, "Tomorrow please", []string{"date:Tomorrow=2026-03-05"}},
+		{x, "it came yesterday", []string{"date:yesterday=2026-03-03"}},
+		{x, "the day after tomorrow", []string{"date:day after tomorrow=2026-03-06"}},
+		{x, "next friday", []string{"date:next friday=2026-03-06"}},
+		{x, "next wednesday", []string{"date:next wednesday=2026-03-11"}},
+		{x, "on wednesday", []string{"date:wednesday=2026-03-04"}},
+		{x, "last friday", []string{"date:last friday=2026-02-27"}},
+		{x, "last wednesday", []string{"date:last wednesday=2026-02-25"}},
+		{x, "in 3 days", []string{"date:in 3 days=2026-03-07"}},
+		{x, "in two weeks", []string{"date:in two weeks=2026-03-18"}},
+		{x, "a month ago", []string{"date:a month ago=2026-02-04"}},
+		{x, "last week", []string{"date:last week=2026-02-23/2026-03-01"}},
+		{x, "this week", []string{"date:this week=2026-03-02/2026-03-08"}},
+		{x, "next month", []string{"date:next month=2026-04-01/2026-04-30"}},
+		{x, "last year", []string{"date:last year=2025-01-01/2025-12-31"}},
+		{x, "this weekend", []string{"date:this weekend=2026-03-07/2026-03-08"}},
+		{x, "on 5 March", []string{"date:5 March=2026-03-05"}},
+		{x, "on the 2nd of May", []string{"date:2nd of May=2026-05-02"}},
+		{x, "December 20", []string{"date:December 20=2025-12-20"}}, // nearer than 2026-12-20
+		{x, "March 5th, 2027", []string{"date:March 5th, 2027=2027-03-05"}},
+		{x, "5 March 2026-11-22", []string{"date:5 March=2026-03-05", "date:2026-11-22=2026-11-22"}},
+		{x, "2026-11-22", []string{"date:2026-11-22=2026-11-22"}},
+		{x, "5/3", []string{"date:5/3=2026-03-05"}},
+		{mdy, "5/3", []string{"date:5/3=2026-05-03"}},
+		{x, "05.03.2026", []string{"date:05.03.2026=2026-03-05"}},
+		{x, "1/2/25", []string{"date:1/2/25=2025-02-01"}},
+		{x, "31/2", nil}, // no such date
+		{x, "30 febuary", nil},
+		{x, "at 3pm", []string{"time:3pm=15:00"}},
+		{x, "at 3:30 p.m.", []string{"time:3:30 p.m.=15:30"}},
+		{x, "12am", []string{"time:12am=00:00"}},
+		{x, "14:30", []string{"time:14:30=14:30"}},
+		{x, "at 9", []string{"time:9=09:00"}},
+		{x, "at 5 o'clock", []string{"time:5 o'clock=17:00"}},
+		{x, "noon", []string{"time:noon=12:00"}},
+		{x, "25:00 or 3.5 stars", nil},
+		{x, "tomorrow at 3pm", []string{"datetime:tomorrow at 3pm=2026-03-05T15:00:00+01:00"}},
+		{x, "3:30 pm on monday", []string{"datetime:3:30 pm on monday=2026-03-09T15:30:00+01:00"}},
+		{x, "friday at noon, 3 days ago", []string{"datetime:friday at noon=2026-03-06T12:00:00+01:00", "date:3 days ago=2026-03-01"}},
+		{x, "tonight at 8", []string{"datetime:tonight at 8=2026-03-04T20:00:00+01:00"}},
+		{x, "in 2 hours", []string{"datetime:in 2 hours=2026-03-04T12:00:00+01:00"}},
+		{x, "2026-11-22T10:30", []string{"datetime:2026-11-22T10:30=2026-11-22T10:30:00+01:00"}},
+	} {
+		check(t, c.x, c.in, c.want...)
+	}
+	if _, err := New(Config{DateOrder: "YMD"}); err == nil {
+		t.Fatal("bad date order accepted")
+	}
+	noDates, _ := New(Config{Disable: []string{TypeDate}})
+	check(t, noDates, "tomorrow at 3pm", "time:3pm=15:00")
+}
+
+func TestLookupsAndRegexes(t *testing.T) {
+	ds := &data.Dataset{
+		Lookups:  map[string][]string{"city": {"New York", "Berlin", "São Paulo"}, "product": {"iPhone 15"}},
+		Synonyms: map[string]string{"nyc": "New York", "big apple": "New York"},
+		Regexes:  map[string]string{"zip": `\b\d{5}\b`},
+	}
+	x, err := New(Config{}.WithDataset(ds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, x, "ship my IPHONE 15 to the big apple or NYC, or new york 10001",
+		"product:IPHONE 15=iPhone 15", "city:big apple=New York", "city:NYC=New York", "city:new york=New York", "zip:10001=10001")
+	check(t, x, "from são paulo", "city:são paulo=São Paulo")
+	check(t, x, "newyork", nil...)
+	es := x.Extract("to Berlin", ref)
+	if len(es) != 1 || es[0].Source != SourceLookup {
+		t.Fatalf("lookup source: %+v", es)
+	}
+	if _, err := New(Config{Regexes: map[string]string{"x": `(`}}); err == nil {
+		t.Fatal("bad regex accepted")
+	}
+	if _, err := New(Config{Disable: []string{"nope"}}); err == nil {
+		t.Fatal("unknown disable type accepted")
+	}
+}
+
+func TestOverlapResolution(t *testing.T) {
+	x := Default()
+	// A date inside a longer datetime, an e-mail that contains a URL-like
+	// domain, and a phone-like date: the longest wins.
+	check(t, x, "write to help@shop.com by 2026-11-22 at 14:30",
+		"email:help@shop.com=help@shop.com", "datetime:2026-11-22 at 14:30=2026-11-22T14:30:00+01:00")
+	// Equal length and start: priority decides (a date over a phone).
+	check(t, x, "05.03.2026", "date:05.03.2026=2026-03-05")
+}
+
+func TestOffsetsNonASCII(t *testing.T) {
+	in := "Grüße! Bestellung ORD-12345 über 12,50 € am 5. März? 明天 email: ü@x.de"
+	es := Extract(in, ref)
+	checkOffsets(t, in, es)
+	got := summary(es)
+	want := []string{"order_id:ORD-12345=ORD-12345", "money:12,50 €=12.50 EUR"}
+	if strings.Join(got[:2], "|") != strings.Join(want, "|") {
+		t.Fatalf("got %q", got)
+	}
+	if es[0].Start != 18 {
+		t.Fatalf("rune offset of ORD-12345 = %d, want 18", es[0].Start)
+	}
+}
+
+func TestZeroRefUsesNow(t *testing.T) {
+	es := Extract("today", time.Time{})
+	if len(es) != 1 || es[0].Value != time.Now().Format("2006-01-02") && es[0].Value != time.Now().Add(-time.Minute).Format("2006-01-02") {
+		t.Fatalf("zero ref: %+v", es)
+	}
+}
+
+func FuzzExtract(f *testing.F) {
+	for _, s := range []string{
+		"call +44 20 7946 0958 tomorrow at 3pm", "ORD-12345 $12.50 12,50 € 5/3 14:30",
+		"jane@example.com www.example.com", "\xff\xfe 5 March \xc3", "退款100元 #882211",
+		"in 3 days last week next friday on 5 March 2026-11-22", "(((((1)))))-1-1-1-1-1-1",
+	} {
+		f.Add(s)
+	}
+	ds := &data.Dataset{Lookups: map[string][]string{"city": {"New York", "berlin"}}, Synonyms: map[string]string{"nyc": "New York"}}
+	x, err := New(Config{}.WithDataset(ds))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		es := x.Extract(s, ref)
+		n := utf8.RuneCountInString(s)
+		rs := []rune(s)
+		prev := 0
+		for _, e := range es {
+			if e.Start < prev || e.End <= e.Start || e.End > n {
+				t.Fatalf("bad offsets %+v in %q", e, s)
+			}
+			if string(rs[e.Start:e.End]) != e.Text {
+				t.Fatalf("text %q != runes %q", e.Text, string(rs[e.Start:e.End]))
+			}
+			if e.Value == "" || e.Type == "" {
+				t.Fatalf("empty value/type %+v", e)
+			}
+			prev = e.End
+		}
+		// Deterministic.
+		if again := x.Extract(s, ref); fmt.Sprint(again) != fmt.Sprint(es) {
+			t.Fatalf("not deterministic on %q", s)
+		}
+	})
+}
+
+func BenchmarkExtract(b *testing.B) {
+	x := Default()
+	s := "Hi, my order ORD-123456 from last friday was charged $49.99 twice; call me at +44 20 7946 0958 or mail jane@example.com"
+	b.ReportAllocs()
+	for b.Loop() {
+		x.Extract(s, ref)
+	}
+}
+
+// TestLargeInput runs adversarial, repetitive inputs (many overlapping
+// candidates); it guards against super-linear blow-ups by finishing at all
+// under the package test timeout.
+func TestLargeInput(t *testing.T) {
+	for _, unit := range []string{"today 3pm tomorrow at 14:30 ", "(1)-(2)-(3)-", "$1,2", "5/3/5/3/", "a@b.co.", "#1234 ORD-1234 ", "in 3 days ago "} {
+		s := strings.Repeat(unit, 20000/len(unit))
+		es := Extract(s, ref)
+		checkOffsets(t, s, es)
+	}
+}
