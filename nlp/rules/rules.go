@@ -543,11 +543,7 @@ func (e *Extractor) phones(s string, cs []candidate) []candidate {
 		case intl:
 			value = "+" + string(digits)
 		case e.cc != "":
-			d := string(digits)
-			if strings.HasPrefix(d, "0") {
-				d = d[1:]
-			}
-			value = "+" + e.cc + d
+			value = "+" + e.cc + strings.TrimPrefix(string(digits), "0")
 		default:
 			value = string(digits)
 		}
