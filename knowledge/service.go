@@ -342,7 +342,9 @@ func (s *Service) embedOne(ctx context.Context, f tandem.FAQ) []Embedding {
 func (s *Service) List(ctx context.Context, f ListFilter) (Page, error) { return s.store.List(ctx, f) }
 
 // Get returns one FAQ.
-func (s *Service) Get(ctx context.Context, id string) (tandem.FAQ, error) { return s.store.Get(ctx, id) }
+func (s *Service) Get(ctx context.Context, id string) (tandem.FAQ, error) {
+	return s.store.Get(ctx, id)
+}
 
 // Versions returns the audit trail of an FAQ, oldest first.
 func (s *Service) Versions(ctx context.Context, id string) ([]Revision, error) {

@@ -709,7 +709,7 @@ func (h *topK) Less(i, j int) bool {
 	return h.items[i].it.faq.ID > h.items[j].it.faq.ID
 }
 func (h *topK) Swap(i, j int) { h.items[i], h.items[j] = h.items[j], h.items[i] }
-func (h *topK) Push(x any)   { h.items = append(h.items, x.(scoredItem)) }
+func (h *topK) Push(x any)    { h.items = append(h.items, x.(scoredItem)) }
 func (h *topK) Pop() any {
 	x := h.items[len(h.items)-1]
 	h.items = h.items[:len(h.items)-1]
