@@ -1,0 +1,294 @@
+// Package nlp understands customer text: normalisation and tokenisation
+// (nlp/text), featurisation shared by training and inference
+// (nlp/features), the intent trainer (nlp/intent), the entity tagger
+// (nlp/entity), rule extractors (nlp/rules) and data loaders (nlp/data).
+// This package serves the trained models: a Classifier loads a model
+// directory (models.Manifest) and runs the intent model in ONNX Runtime.
+//
+// Contract: a Classifier is safe for concurrent use. It holds a bounded pool
+// of ONNX Runtime sessions; calls wait for a free session (or ctx). Batched
+// calls put many texts in one ONNX Runtime Run. Confidences are calibrated
+// (temperature scaling fitted at training time); NLU.OutOfScope is set when
+// the top intent is "oos" or its confidence is below the model's threshold,
+// in which case NLU.Intent still names the best guess.
+package nlp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/models"
+	"github.com/tandem-chat/tandem/nlp/features"
+	"github.com/tandem-chat/tandem/nlp/intent"
+)
+
+// Options configure a Classifier. Zero values mean the defaults.
+type Options struct {
+	Sessions  int     // ONNX Runtime sessions in the pool (default GOMAXPROCS)
+	TopK      int     // intents in NLU.Ranking (default 5)
+	MaxBatch  int     // texts per ONNX Runtime call (default 64)
+	Threshold float64 // overrides the manifest's out-of-scope threshold when > 0
+}
+
+// Classifier runs a model directory's intent model.
+type Classifier struct {
+	dir       string
+	manifest  *models.Manifest
+	labels    []string
+	oos       int
+	fz        *features.Featurizer
+	threshold float64
+	topK      int
+	maxBatch  int
+	pool      chan *models.Session
+	sessions  []*models.Session
+	closeOnce sync.Once
+	bufs      sync.Pool // *batchBuf
+}
+
+type batchBuf struct {
+	rows [][]int32
+	w    [][]float32
+	ids  []int64
+	wts  []float32
+}
+
+// LoadClassifier loads the model directory dir (verifying the manifest's
+// checksums) and creates the session pool in rt.
+func LoadClassifier(rt *models.Runtime, dir string, opt Options) (*Classifier, error) {
+	man, err := models.ReadManifest(dir)
+	if err != nil {
+		return nil, err
+	}
+	me, ok := man.Models[intent.RoleIntent]
+	if !ok {
+		return nil, fmt.Errorf("nlp: %s has no intent model", dir)
+	}
+	if me.Kind != intent.Kind {
+		return nil, fmt.Errorf("nlp: %s: intent model kind %q, this build serves %q", dir, me.Kind, intent.Kind)
+	}
+	var fcfg features.Config
+	if err := json.Unmarshal(me.Features, &fcfg); err != nil {
+		return nil, fmt.Errorf("nlp: %s: feature config: %w", dir, err)
+	}
+	vb, err := os.ReadFile(filepath.Join(dir, me.Aux["vocab"]))
+	if err != nil {
+		return nil, fmt.Errorf("nlp: %w", err)
+	}
+	vocab, err := features.ReadVocab(bytes.NewReader(vb))
+	if err != nil {
+		return nil, fmt.Errorf("nlp: %s: %w", dir, err)
+	}
+	fz, err := features.New(fcfg, vocab)
+	if err != nil {
+		return nil, fmt.Errorf("nlp: %s: %w", dir, err)
+	}
+	graph, err := os.ReadFile(filepath.Join(dir, me.File))
+	if err != nil {
+		return nil, fmt.Errorf("nlp: %w", err)
+	}
+	if len(me.Labels) < 2 {
+		return nil, fmt.Errorf("nlp: %s: intent model has %d labels", dir, len(me.Labels))
+	}
+	c := &Classifier{
+		dir: dir, manifest: man, labels: me.Labels, oos: -1, fz: fz, threshold: me.Threshold,
+		topK: 5, maxBatch: 64,
+	}
+	for i, l := range me.Labels {
+		if l == tandem.OutOfScope {
+			c.oos = i
+		}
+	}
+	if opt.Threshold > 0 {
+		c.threshold = opt.Threshold
+	}
+	if opt.TopK > 0 {
+		c.topK = opt.TopK
+	}
+	c.topK = min(c.topK, len(c.labels))
+	if opt.MaxBatch > 0 {
+		c.maxBatch = opt.MaxBatch
+	}
+	n := opt.Sessions
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	c.pool = make(chan *models.Session, n)
+	for i := 0; i < n; i++ {
+		s, err := rt.NewSession(graph, []string{intent.InputIDs, intent.InputWeights}, []string{intent.OutputProbs})
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("nlp: %s: %w", dir, err)
+		}
+		c.sessions = append(c.sessions, s)
+		c.pool <- s
+	}
+	c.bufs.New = func() any { return new(batchBuf) }
+	return c, nil
+}
+
+// Manifest returns the loaded manifest.
+func (c *Classifier) Manifest() *models.Manifest { return c.manifest }
+
+// Labels returns the intent labels.
+func (c *Classifier) Labels() []string { return c.labels }
+
+// Threshold returns the out-of-scope threshold in use.
+func (c *Classifier) Threshold() float64 { return c.threshold }
+
+// Close releases the sessions. Calls in flight must have returned.
+func (c *Classifier) Close() error {
+	var errs []error
+	c.closeOnce.Do(func() {
+		for _, s := range c.sessions {
+			errs = append(errs, s.Close())
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Classify classifies one text.
+func (c *Classifier) Classify(ctx context.Context, text string) (tandem.NLU, error) {
+	var out [1]tandem.NLU
+	if err := c.classify(ctx, []string{text}, out[:]); err != nil {
+		return tandem.NLU{}, err
+	}
+	return out[0], nil
+}
+
+// ClassifyBatch classifies texts, MaxBatch texts per ONNX Runtime call.
+func (c *Classifier) ClassifyBatch(ctx context.Context, texts []string) ([]tandem.NLU, error) {
+	out := make([]tandem.NLU, len(texts))
+	for i := 0; i < len(texts); i += c.maxBatch {
+		j := min(i+c.maxBatch, len(texts))
+		if err := c.classify(ctx, texts[i:j], out[i:j]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Probs returns the calibrated probabilities of each text (rows in the order
+// of Labels), for evaluation tools.
+func (c *Classifier) Probs(ctx context.Context, texts []string) ([][]float32, error) {
+	out := make([][]float32, 0, len(texts))
+	for i := 0; i < len(texts); i += c.maxBatch {
+		j := min(i+c.maxBatch, len(texts))
+		err := c.run(ctx, texts[i:j], func(k int, p []float32) {
+			out = append(out, append([]float32(nil), p...))
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (c *Classifier) classify(ctx context.Context, texts []string, out []tandem.NLU) error {
+	return c.run(ctx, texts, func(k int, p []float32) { out[k] = c.decide(p) })
+}
+
+// run featurises texts, runs one batch and calls each with every text's
+// probabilities (valid only during the call).
+func (c *Classifier) run(ctx context.Context, texts []string, each func(int, []float32)) error {
+	if len(texts) == 0 {
+		return nil
+	}
+	b := c.bufs.Get().(*batchBuf)
+	defer c.bufs.Put(b)
+	for len(b.rows) < len(texts) {
+		b.rows = append(b.rows, nil)
+		b.w = append(b.w, nil)
+	}
+	L := 1
+	for i, t := range texts {
+		b.rows[i], b.w[i] = c.fz.Vector(t, b.rows[i][:0], b.w[i][:0])
+		L = max(L, len(b.rows[i]))
+	}
+	B := len(texts)
+	if cap(b.ids) < B*L {
+		b.ids = make([]int64, B*L)
+		b.wts = make([]float32, B*L)
+	}
+	ids, wts := b.ids[:B*L], b.wts[:B*L]
+	clear(ids)
+	clear(wts)
+	for i := 0; i < B; i++ {
+		for j, r := range b.rows[i] {
+			ids[i*L+j] = int64(r)
+			wts[i*L+j] = b.w[i][j]
+		}
+	}
+	idT, err := ort.NewTensor(ort.NewShape(int64(B), int64(L)), ids)
+	if err != nil {
+		return fmt.Errorf("nlp: ids tensor: %w", err)
+	}
+	defer idT.Destroy()
+	wT, err := ort.NewTensor(ort.NewShape(int64(B), int64(L)), wts)
+	if err != nil {
+		return fmt.Errorf("nlp: weights tensor: %w", err)
+	}
+	defer wT.Destroy()
+	C := len(c.labels)
+	probs := make([]float32, B*C)
+	pT, err := ort.NewTensor(ort.NewShape(int64(B), int64(C)), probs)
+	if err != nil {
+		return fmt.Errorf("nlp: probs tensor: %w", err)
+	}
+	defer pT.Destroy()
+	var s *models.Session
+	select {
+	case s = <-c.pool:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	err = s.Run([]ort.Value{idT, wT}, []ort.Value{pT})
+	c.pool <- s
+	if err != nil {
+		return fmt.Errorf("nlp: intent model: %w", err)
+	}
+	for i := 0; i < B; i++ {
+		each(i, probs[i*C:i*C+C])
+	}
+	return nil
+}
+
+// decide turns one text's probabilities into an NLU result.
+func (c *Classifier) decide(p []float32) tandem.NLU {
+	best := 0
+	for i, v := range p {
+		if v > p[best] {
+			best = i
+		}
+	}
+	var n tandem.NLU
+	n.Intent = tandem.IntentScore{Name: c.labels[best], Confidence: float64(p[best])}
+	n.OutOfScope = best == c.oos || float64(p[best]) < c.threshold
+	// Top-k by partial selection (k is small).
+	idx := make([]int, 0, c.topK+1)
+	for i, v := range p {
+		if len(idx) < c.topK || v > p[idx[len(idx)-1]] {
+			idx = append(idx, i)
+			sort.SliceStable(idx, func(a, b int) bool { return p[idx[a]] > p[idx[b]] })
+			if len(idx) > c.topK {
+				idx = idx[:c.topK]
+			}
+		}
+	}
+	n.Ranking = make([]tandem.IntentScore, len(idx))
+	for k, i := range idx {
+		n.Ranking[k] = tandem.IntentScore{Name: c.labels[i], Confidence: float64(p[i])}
+	}
+	return n
+}

@@ -1,0 +1,210 @@
+package intent
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/internal/testenv"
+	"github.com/tandem-chat/tandem/models"
+	"github.com/tandem-chat/tandem/nlp/data"
+)
+
+// ToyData returns a small synthetic dataset with English and Chinese intents
+// and out-of-scope examples.
+func toyData(n int, seed uint64) *data.Dataset {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	tmpl := map[string][]string{
+		"track_order":     {"where is my order %s", "track order %s please", "has order %s shipped yet", "status of my package %s", "when will %s arrive"},
+		"refund":          {"i want a refund for %s", "give me my money back for %s", "refund order %s", "how do i get reimbursed for %s", "return %s for a refund"},
+		"greet":           {"hello %s", "hi there %s", "good morning %s", "hey %s", "greetings %s"},
+		"cancel_order":    {"cancel order %s", "please cancel %s", "i no longer want %s, cancel it", "stop order %s", "cancel my purchase %s"},
+		"zh_weather":      {"今天%s天气怎么样", "%s明天会下雨吗", "%s的气温是多少", "查一下%s的天气", "%s天气预报"},
+		tandem.OutOfScope: {"what is the capital of %s", "tell me a joke about %s", "who won the game %s", "how tall is %s", "sing a song about %s"},
+	}
+	fills := []string{"ord-123", "the blue shoes", "my laptop", "alice", "bob", "北京", "上海", "item 42", "x7", "the red dress"}
+	var labels []string
+	for l := range tmpl {
+		labels = append(labels, l)
+	}
+	slices.Sort(labels)
+	ds := &data.Dataset{Source: "toy"}
+	for i := 0; i < n; i++ {
+		for _, l := range labels {
+			t := tmpl[l][rng.IntN(len(tmpl[l]))]
+			ds.Examples = append(ds.Examples, data.Example{Text: fmt.Sprintf(t, fills[rng.IntN(len(fills))]), Intent: l})
+		}
+	}
+	return ds
+}
+
+func toyConfig() Config {
+	cfg := DefaultConfig()
+	cfg.Hidden, cfg.Members, cfg.Epochs = 16, 2, 8
+	cfg.Features.Buckets = 1 << 16
+	return cfg
+}
+
+func trainToy(t testing.TB, threads int) *Model {
+	t.Helper()
+	cfg := toyConfig()
+	cfg.Threads = threads
+	m, err := Train(context.Background(), toyData(30, 1), nil, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestTrainLearnsAndIsDeterministic(t *testing.T) {
+	a := trainToy(t, 1)
+	b := trainToy(t, 2)
+	if !slices.Equal(a.E, b.E) || !slices.Equal(a.Wo, b.Wo) || a.Threshold != b.Threshold || a.Temperature != b.Temperature {
+		t.Fatal("training is not deterministic across thread counts")
+	}
+	test := toyData(10, 99)
+	ok := 0
+	for _, ex := range test.Examples {
+		if a.Predict(ex.Text).Label == ex.Intent {
+			ok++
+		}
+	}
+	if acc := float64(ok) / float64(len(test.Examples)); acc < 0.9 {
+		t.Fatalf("toy accuracy %.3f < 0.9", acc)
+	}
+	if p := a.Predict("上海明天会下雨吗"); p.Label != "zh_weather" {
+		t.Fatalf("Chinese text classified as %s", p.Label)
+	}
+	if a.Temperature <= 0 || a.Validation.Examples == 0 {
+		t.Fatalf("not calibrated: T=%v validation %+v", a.Temperature, a.Validation)
+	}
+	cfg := toyConfig()
+	cfg.Seed = 2
+	c, err := Train(context.Background(), toyData(30, 1), nil, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Equal(a.E, c.E) {
+		t.Fatal("different seeds gave identical weights")
+	}
+}
+
+func TestTrainErrors(t *testing.T) {
+	one := &data.Dataset{Examples: []data.Example{{Text: "a", Intent: "x"}, {Text: "b", Intent: "x"}}}
+	if _, err := Train(context.Background(), one, nil, toyConfig(), nil); err == nil {
+		t.Fatal("one intent accepted")
+	}
+	bad := toyConfig()
+	bad.Hidden = 0
+	if _, err := Train(context.Background(), toyData(3, 1), nil, bad, nil); err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Train(ctx, toyData(30, 1), nil, toyConfig(), nil); err == nil {
+		t.Fatal("cancelled context ignored")
+	}
+}
+
+func TestQuantizeRows(t *testing.T) {
+	x := []float32{0, 0, 0, 1, -2, 0.5, 0.001, 0.002, -0.003}
+	q, s := QuantizeRows(x, 3, 3)
+	if s[0] != 0 || q[0] != 0 {
+		t.Fatal("zero row")
+	}
+	for r := 0; r < 3; r++ {
+		for c := 0; c < 3; c++ {
+			got := float32(q[r*3+c]) * s[r]
+			if d := math.Abs(float64(got - x[r*3+c])); d > float64(s[r])/2+1e-9 {
+				t.Fatalf("row %d col %d: %v vs %v", r, c, got, x[r*3+c])
+			}
+		}
+	}
+}
+
+// TestONNXMatchesForward runs the exported graphs in ONNX Runtime and
+// compares them with the trainer's own forward pass: fp32 within 1e-4,
+// int8 within the quantisation error.
+func TestONNXMatchesForward(t *testing.T) {
+	rt, err := models.OpenRuntime(testenv.ONNXRuntimeLib(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	m := trainToy(t, 0)
+	texts := []string{"where is my order ord-123", "hello bob", "今天北京天气怎么样", "", "zzzz unknown words qqq", "Cancel ORDER x7!!"}
+	C := m.NumLabels()
+	// Reference logits.
+	var rows [][]int32
+	var ws [][]float32
+	L := 1
+	want := make([]float32, len(texts)*C)
+	h := make([]float32, m.Hidden)
+	for i, s := range texts {
+		r, w := m.Featurizer.Vector(s, nil, nil)
+		rows, ws = append(rows, r), append(ws, w)
+		L = max(L, len(r))
+		m.Logits(r, w, h, want[i*C:i*C+C])
+	}
+	ids := make([]int64, len(texts)*L)
+	wts := make([]float32, len(texts)*L)
+	for i := range texts {
+		for j := range rows[i] {
+			ids[i*L+j] = int64(rows[i][j])
+			wts[i*L+j] = ws[i][j]
+		}
+	}
+	for _, tc := range []struct {
+		int8 bool
+		tol  float64
+	}{{false, 1e-4}, {true, 0.05}} {
+		sess, err := rt.NewSession(m.ONNX(tc.int8), []string{InputIDs, InputWeights}, []string{OutputLogits, OutputProbs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		idT, _ := ort.NewTensor(ort.NewShape(int64(len(texts)), int64(L)), ids)
+		wT, _ := ort.NewTensor(ort.NewShape(int64(len(texts)), int64(L)), wts)
+		outs := []ort.Value{nil, nil}
+		if err := sess.Run([]ort.Value{idT, wT}, outs); err != nil {
+			t.Fatal(err)
+		}
+		got := outs[0].(*ort.Tensor[float32]).GetData()
+		probs := outs[1].(*ort.Tensor[float32]).GetData()
+		var maxDiff float64
+		for i := range want {
+			maxDiff = max(maxDiff, math.Abs(float64(got[i]-want[i])))
+		}
+		if maxDiff > tc.tol {
+			t.Errorf("int8=%v: max |onnx - forward| = %g > %g", tc.int8, maxDiff, tc.tol)
+		}
+		p := make([]float64, C)
+		for i := range texts {
+			best := Softmax(want[i*C:i*C+C], m.Temperature, p)
+			var sum float64
+			for c := 0; c < C; c++ {
+				sum += float64(probs[i*C+c])
+				if !tc.int8 && math.Abs(float64(probs[i*C+c])-p[c]) > 1e-4 {
+					t.Errorf("prob %d/%d: onnx %v, forward %v", i, c, probs[i*C+c], p[c])
+				}
+			}
+			if math.Abs(sum-1) > 1e-4 {
+				t.Errorf("probs of text %d sum to %v", i, sum)
+			}
+			if !tc.int8 && slices.Index(probs[i*C:i*C+C], slices.Max(probs[i*C:i*C+C])) != best {
+				t.Errorf("text %d: arg max differs", i)
+			}
+		}
+		t.Logf("int8=%v: max logit difference %g", tc.int8, maxDiff)
+		idT.Destroy()
+		wT.Destroy()
+		outs[0].Destroy()
+		outs[1].Destroy()
+		sess.Close()
+	}
+}

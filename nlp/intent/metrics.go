@@ -1,0 +1,144 @@
+package intent
+
+import (
+	"sort"
+
+	"github.com/tandem-chat/tandem"
+)
+
+// Metrics are intent classification metrics. In-scope accuracy counts an
+// in-scope text predicted out of scope as wrong; OOS precision and recall
+// treat "out of scope" as the positive class; MacroF1 averages the F1 of
+// every label present in the gold data or the predictions (oos included).
+type Metrics struct {
+	Examples        int     `json:"examples"`
+	Accuracy        float64 `json:"accuracy"`
+	InScopeAccuracy float64 `json:"in_scope_accuracy"`
+	OOSPrecision    float64 `json:"oos_precision"`
+	OOSRecall       float64 `json:"oos_recall"`
+	MacroF1         float64 `json:"macro_f1"`
+	Threshold       float64 `json:"threshold"`
+}
+
+// Score computes Metrics from gold and predicted labels (predictions already
+// thresholded: out-of-scope predictions are tandem.OutOfScope).
+func Score(gold, pred []string) Metrics {
+	var m Metrics
+	m.Examples = len(gold)
+	var correct, inScope, inCorrect, oosGold, oosPred, oosHit int
+	tp := map[string]int{}
+	fp := map[string]int{}
+	fn := map[string]int{}
+	for i, g := range gold {
+		p := pred[i]
+		if g == p {
+			correct++
+			tp[g]++
+		} else {
+			fp[p]++
+			fn[g]++
+		}
+		if g == tandem.OutOfScope {
+			oosGold++
+			if p == tandem.OutOfScope {
+				oosHit++
+			}
+		} else {
+			inScope++
+			if g == p {
+				inCorrect++
+			}
+		}
+		if p == tandem.OutOfScope {
+			oosPred++
+		}
+	}
+	div := func(a, b int) float64 {
+		if b == 0 {
+			return 0
+		}
+		return float64(a) / float64(b)
+	}
+	m.Accuracy = div(correct, len(gold))
+	m.InScopeAccuracy = div(inCorrect, inScope)
+	m.OOSPrecision = div(oosHit, oosPred)
+	m.OOSRecall = div(oosHit, oosGold)
+	labels := map[string]bool{}
+	for _, g := range gold {
+		labels[g] = true
+	}
+	for _, p := range pred {
+		labels[p] = true
+	}
+	names := make([]string, 0, len(labels))
+	for l := range labels {
+		names = append(names, l)
+	}
+	sort.Strings(names)
+	var f1 float64
+	for _, l := range names {
+		d := 2*tp[l] + fp[l] + fn[l]
+		if d > 0 {
+			f1 += float64(2*tp[l]) / float64(d)
+		}
+	}
+	if len(names) > 0 {
+		m.MacroF1 = f1 / float64(len(names))
+	}
+	return m
+}
+
+// thresholded returns the labels predicted at threshold t from the top
+// label and its confidence.
+func thresholded(top []string, conf []float64, t float64) []string {
+	out := make([]string, len(top))
+	for i := range top {
+		if conf[i] < t {
+			out[i] = tandem.OutOfScope
+		} else {
+			out[i] = top[i]
+		}
+	}
+	return out
+}
+
+// ChooseThreshold picks the out-of-scope confidence threshold on validation
+// predictions (gold labels, top labels, calibrated confidences).
+//
+// With out-of-scope examples in the validation data it maximises in-scope
+// accuracy + out-of-scope recall (both count: a missed oos text is escalated
+// too late, a rejected in-scope one too early), preferring the lower
+// threshold on ties. Without them it takes the highest threshold that rejects
+// at most maxReject of the correctly classified in-scope texts.
+func ChooseThreshold(gold, top []string, conf []float64, maxReject float64) float64 {
+	hasOOS := false
+	for _, g := range gold {
+		hasOOS = hasOOS || g == tandem.OutOfScope
+	}
+	if !hasOOS {
+		var ok []float64
+		for i := range gold {
+			if gold[i] == top[i] {
+				ok = append(ok, conf[i])
+			}
+		}
+		if len(ok) == 0 {
+			return 0
+		}
+		sort.Float64s(ok)
+		k := int(maxReject * float64(len(ok)))
+		if k == 0 {
+			return 0
+		}
+		return ok[k]
+	}
+	best, bestScore := 0.0, -1.0
+	for i := 0; i <= 100; i++ {
+		t := float64(i) / 100
+		m := Score(gold, thresholded(top, conf, t))
+		if s := m.InScopeAccuracy + m.OOSRecall; s > bestScore+1e-12 {
+			best, bestScore = t, s
+		}
+	}
+	return best
+}

@@ -1,0 +1,132 @@
+// Package intent trains, calibrates, exports and evaluates Tandem's intent
+// classifier.
+//
+// Architecture: a text's sparse TF-IDF vector over hashed word and char
+// n-grams (package features) is multiplied into an embedding table E
+// ([rows x Hidden], an "embedding bag": gather the rows of the text's
+// features, weight them by tf-idf, sum), plus a bias, through a ReLU, then a
+// linear layer to one logit per intent (the out-of-scope label "oos" is an
+// ordinary class when the data has it). Members trained independently from
+// different seeds form an ensemble whose averaged logits are exactly those of
+// one wider model (E and the output layer concatenated), so an ensemble
+// exports as a single graph. Confidence is softmax(logits / Temperature),
+// with the temperature fitted on a held-out validation slice; a text is out of
+// scope when its top intent is "oos" or its confidence is below Threshold,
+// also chosen on that slice.
+//
+// Contract: Model is immutable after Train or Load and its methods are safe
+// for concurrent use. Forward is the reference the exported ONNX graph is
+// tested against.
+package intent
+
+import (
+	"math"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/nlp/features"
+)
+
+// Model is a trained intent classifier.
+type Model struct {
+	Labels      []string
+	Featurizer  *features.Featurizer
+	Hidden      int       // width of the hidden (bag) layer
+	E           []float32 // [(Vocab.Len()+1) x Hidden], row 0 zero (padding)
+	B0          []float32 // [Hidden]
+	Wo          []float32 // [Hidden x len(Labels)]
+	Bo          []float32 // [len(Labels)]
+	Temperature float64   // confidence = softmax(logits / Temperature)
+	Threshold   float64   // out of scope below this confidence
+	Validation  Metrics   // metrics on the validation slice at Threshold
+	Config      Config    // training configuration
+	DataDigest  string    // features of the training data (data.Dataset.Digest)
+	Examples    int       // training examples used
+}
+
+// NumLabels returns the number of intents.
+func (m *Model) NumLabels() int { return len(m.Labels) }
+
+// OOSIndex returns the index of the out-of-scope label, or -1.
+func (m *Model) OOSIndex() int {
+	for i, l := range m.Labels {
+		if l == tandem.OutOfScope {
+			return i
+		}
+	}
+	return -1
+}
+
+// Logits computes the logits of a featurised text (rows, weights) into out
+// (len NumLabels), using h as scratch (len Hidden). It is the reference
+// forward pass.
+func (m *Model) Logits(rows []int32, weights []float32, h, out []float32) {
+	logits(m.E, m.B0, m.Wo, m.Bo, m.Hidden, len(m.Labels), rows, weights, h, out)
+}
+
+func logits(E, b0, Wo, bo []float32, H, C int, rows []int32, weights []float32, h, out []float32) {
+	copy(h, b0)
+	for i, r := range rows {
+		w := weights[i]
+		e := E[int(r)*H : int(r)*H+H]
+		for d := range h {
+			h[d] += w * e[d]
+		}
+	}
+	copy(out, bo)
+	for d, v := range h {
+		if v <= 0 {
+			continue
+		}
+		wo := Wo[d*C : d*C+C]
+		for c := range out {
+			out[c] += v * wo[c]
+		}
+	}
+}
+
+// Softmax writes softmax(logits / T) into p and returns the arg max.
+func Softmax(logits []float32, T float64, p []float64) int {
+	best := 0
+	mx := math.Inf(-1)
+	for i, v := range logits {
+		if float64(v) > mx {
+			mx, best = float64(v), i
+		}
+	}
+	var sum float64
+	for i, v := range logits {
+		p[i] = math.Exp((float64(v) - mx) / T)
+		sum += p[i]
+	}
+	for i := range p {
+		p[i] /= sum
+	}
+	return best
+}
+
+// Prediction is the decision for one text.
+type Prediction struct {
+	Label      string
+	Index      int
+	Confidence float64
+	OutOfScope bool
+	Probs      []float64 // calibrated, per label
+}
+
+// Predict classifies one text with the reference (pure Go) forward pass.
+func (m *Model) Predict(s string) Prediction {
+	rows, w := m.Featurizer.Vector(s, nil, nil)
+	h := make([]float32, m.Hidden)
+	lg := make([]float32, len(m.Labels))
+	m.Logits(rows, w, h, lg)
+	p := make([]float64, len(m.Labels))
+	best := Softmax(lg, m.Temperature, p)
+	return m.Decide(p, best)
+}
+
+// Decide turns calibrated probabilities into a prediction.
+func (m *Model) Decide(p []float64, best int) Prediction {
+	pr := Prediction{Label: m.Labels[best], Index: best, Confidence: p[best], Probs: p}
+	pr.OutOfScope = pr.Label == tandem.OutOfScope || pr.Confidence < m.Threshold
+	return pr
+}

@@ -1,0 +1,586 @@
+package intent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/nlp/data"
+	"github.com/tandem-chat/tandem/nlp/features"
+)
+
+// Config is the training configuration (recorded in the model manifest).
+type Config struct {
+	Features       features.Config `json:"features"`
+	Hidden         int             `json:"hidden"`          // hidden width per ensemble member
+	Members        int             `json:"members"`         // ensemble size
+	Epochs         int             `json:"epochs"`          //
+	BatchSize      int             `json:"batch_size"`      //
+	LR             float64         `json:"lr"`              // Adam step for dense layers
+	EmbedLR        float64         `json:"embed_lr"`        // row-wise AdaGrad step for the embedding table
+	Dropout        float64         `json:"dropout"`         // on the hidden layer
+	FeatureDropout float64         `json:"feature_dropout"` // on input features
+	WeightDecay    float64         `json:"weight_decay"`    // decoupled, on the output layer
+	LabelSmoothing float64         `json:"label_smoothing"` //
+	ValidFraction  float64         `json:"valid_fraction"`  // held-out share of each label when no validation set is given
+	MaxReject      float64         `json:"max_reject"`      // threshold rule without oos validation data
+	InitScale      float64         `json:"init_scale"`      // std of the initial embedding rows
+	Seed           uint64          `json:"seed"`            //
+	Threads        int             `json:"-"`               // goroutines (0 = GOMAXPROCS); results do not depend on it
+}
+
+// DefaultConfig returns the configuration `tandem train` uses.
+func DefaultConfig() Config {
+	return Config{
+		Features: features.DefaultConfig(), Hidden: 256, Members: 2, Epochs: 20, BatchSize: 32,
+		LR: 2e-3, EmbedLR: 0.2, Dropout: 0.3, FeatureDropout: 0.1, WeightDecay: 1e-4,
+		LabelSmoothing: 0.05, InitScale: 0.01, ValidFraction: 0.1, MaxReject: 0.02, Seed: 1,
+	}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if err := c.Features.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.Hidden < 1 || c.Hidden > 4096:
+		return fmt.Errorf("intent: hidden %d out of range [1, 4096]", c.Hidden)
+	case c.Members < 1 || c.Members > 16:
+		return fmt.Errorf("intent: members %d out of range [1, 16]", c.Members)
+	case c.Epochs < 1 || c.BatchSize < 1:
+		return errors.New("intent: epochs and batch size must be positive")
+	case c.LR <= 0 || c.EmbedLR <= 0:
+		return errors.New("intent: learning rates must be positive")
+	case c.Dropout < 0 || c.Dropout >= 1 || c.FeatureDropout < 0 || c.FeatureDropout >= 1:
+		return errors.New("intent: dropout must be in [0, 1)")
+	case c.ValidFraction < 0 || c.ValidFraction >= 0.5:
+		return errors.New("intent: valid_fraction must be in [0, 0.5)")
+	}
+	return nil
+}
+
+// Progress receives training progress; nil is allowed.
+type Progress func(format string, args ...any)
+
+// WriterProgress returns a Progress printing lines to w.
+func WriterProgress(w io.Writer) Progress {
+	var mu sync.Mutex
+	return func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(w, format+"\n", args...)
+	}
+}
+
+// set is a featurised example set.
+type set struct {
+	off    []int // example i has features off[i]:off[i+1]
+	rows   []int32
+	w      []float32
+	labels []int32
+	texts  []string
+}
+
+func (s *set) n() int { return len(s.labels) }
+
+func (s *set) example(i int) ([]int32, []float32) {
+	return s.rows[s.off[i]:s.off[i+1]], s.w[s.off[i]:s.off[i+1]]
+}
+
+// Split divides examples (with non-empty intents) into a fit part and a
+// stratified held-out validation part (frac of each label, at least one when
+// the label has 4 or more examples), deterministically for seed.
+func Split(exs []data.Example, frac float64, seed uint64) (fit, valid []data.Example) {
+	byLabel := map[string][]int{}
+	for i, ex := range exs {
+		if ex.Intent != "" {
+			byLabel[ex.Intent] = append(byLabel[ex.Intent], i)
+		}
+	}
+	labels := make([]string, 0, len(byLabel))
+	for l := range byLabel {
+		labels = append(labels, l)
+	}
+	sort.Strings(labels)
+	isValid := make([]bool, len(exs))
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	for _, l := range labels {
+		idx := byLabel[l]
+		k := int(math.Round(frac * float64(len(idx))))
+		if k == 0 && frac > 0 && len(idx) >= 4 {
+			k = 1
+		}
+		rng.Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+		for _, i := range idx[:k] {
+			isValid[i] = true
+		}
+	}
+	for i, ex := range exs {
+		if ex.Intent == "" {
+			continue
+		}
+		if isValid[i] {
+			valid = append(valid, ex)
+		} else {
+			fit = append(fit, ex)
+		}
+	}
+	return fit, valid
+}
+
+// Train trains an intent model on ds. When valid is nil a validation slice
+// is held out of ds (Config.ValidFraction); the validation data picks the
+// temperature and the out-of-scope threshold and is never trained on.
+// Examples without an intent are skipped.
+func Train(ctx context.Context, ds, valid *data.Dataset, cfg Config, progress Progress) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if progress == nil {
+		progress = func(string, ...any) {}
+	}
+	threads := cfg.Threads
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	var fitEx, validEx []data.Example
+	if valid != nil {
+		for _, ex := range ds.Examples {
+			if ex.Intent != "" {
+				fitEx = append(fitEx, ex)
+			}
+		}
+		for _, ex := range valid.Examples {
+			if ex.Intent != "" {
+				validEx = append(validEx, ex)
+			}
+		}
+	} else {
+		fitEx, validEx = Split(ds.Examples, cfg.ValidFraction, cfg.Seed)
+	}
+	if len(fitEx) == 0 {
+		return nil, errors.New("intent: no training examples with an intent")
+	}
+	labelSet := map[string]bool{}
+	for _, ex := range fitEx {
+		labelSet[ex.Intent] = true
+	}
+	if len(labelSet) < 2 {
+		return nil, fmt.Errorf("intent: need at least 2 intents, got %d", len(labelSet))
+	}
+	labels := make([]string, 0, len(labelSet))
+	for l := range labelSet {
+		labels = append(labels, l)
+	}
+	sort.Strings(labels)
+	index := map[string]int32{}
+	for i, l := range labels {
+		index[l] = int32(i)
+	}
+
+	start := time.Now()
+	fitTerms := termsParallel(&cfg.Features, fitEx, threads)
+	vocab := features.BuildVocab(fitTerms, cfg.Features.MinDF)
+	fz, err := features.New(cfg.Features, vocab)
+	if err != nil {
+		return nil, err
+	}
+	fit := vectorise(fz, fitEx, fitTerms, index)
+	vs := vectorise(fz, validEx, termsParallel(&cfg.Features, validEx, threads), index)
+	progress("intent: %d training and %d validation examples, %d intents, %d features (%s)",
+		fit.n(), vs.n(), len(labels), vocab.Len(), time.Since(start).Round(time.Millisecond))
+
+	// Train the members concurrently; each is deterministic on its own.
+	members := make([]*member, cfg.Members)
+	errs := make([]error, cfg.Members)
+	sem := make(chan struct{}, threads)
+	var wg sync.WaitGroup
+	for k := range members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			members[k], errs[k] = trainMember(ctx, fit, vs, vocab.Len()+1, len(labels), cfg, k, progress)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	m := combine(members, labels, fz, cfg)
+	m.Examples = fit.n()
+	m.calibrate(vs, threads)
+	progress("intent: trained in %s; validation accuracy %.4f, in-scope %.4f, oos recall %.3f at threshold %.2f (temperature %.3f)",
+		time.Since(start).Round(time.Millisecond), m.Validation.Accuracy, m.Validation.InScopeAccuracy,
+		m.Validation.OOSRecall, m.Threshold, m.Temperature)
+	return m, nil
+}
+
+func termsParallel(cfg *features.Config, exs []data.Example, threads int) [][]features.Term {
+	out := make([][]features.Term, len(exs))
+	var wg sync.WaitGroup
+	for t := 0; t < threads; t++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := t; i < len(exs); i += threads {
+				out[i] = cfg.Terms(exs[i].Text)
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func vectorise(fz *features.Featurizer, exs []data.Example, terms [][]features.Term, index map[string]int32) *set {
+	s := &set{off: []int{0}}
+	for i, ex := range exs {
+		s.rows, s.w = fz.FromTerms(terms[i], s.rows, s.w)
+		s.off = append(s.off, len(s.rows))
+		l, ok := index[ex.Intent]
+		if !ok {
+			l = -1 // a validation label never seen in training: always wrong
+		}
+		s.labels = append(s.labels, l)
+		s.texts = append(s.texts, ex.Text)
+	}
+	return s
+}
+
+// member is one trained ensemble member.
+type member struct {
+	E, B0, Wo, Bo []float32
+}
+
+type adam struct {
+	m, v []float32
+	t    int
+}
+
+func (a *adam) step(p, g []float32, lr, decay float64) {
+	if a.m == nil {
+		a.m = make([]float32, len(p))
+		a.v = make([]float32, len(p))
+	}
+	const b1, b2, eps = 0.9, 0.999, 1e-8
+	a.t++
+	c1 := 1 - math.Pow(b1, float64(a.t))
+	c2 := 1 - math.Pow(b2, float64(a.t))
+	step := float32(lr * math.Sqrt(c2) / c1)
+	dec := float32(1 - lr*decay)
+	for i, gi := range g {
+		a.m[i] = b1*a.m[i] + (1-b1)*gi
+		a.v[i] = b2*a.v[i] + (1-b2)*gi*gi
+		p[i] = p[i]*dec - step*a.m[i]/(float32(math.Sqrt(float64(a.v[i])))+eps)
+	}
+}
+
+func trainMember(ctx context.Context, fit, vs *set, rows, C int, cfg Config, k int, progress Progress) (*member, error) {
+	H := cfg.Hidden
+	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(k)+1))
+	m := &member{
+		E:  make([]float32, rows*H),
+		B0: make([]float32, H),
+		Wo: make([]float32, H*C),
+		Bo: make([]float32, C),
+	}
+	// Row 0 (padding) stays zero. Small initial rows keep features seen
+	// rarely in training from adding noise at inference; the random output
+	// layer breaks the symmetry between hidden units.
+	for i := H; i < len(m.E); i++ {
+		m.E[i] = float32(rng.NormFloat64() * cfg.InitScale)
+	}
+	lim := math.Sqrt(6 / float64(H+C))
+	for i := range m.Wo {
+		m.Wo[i] = float32((rng.Float64()*2 - 1) * lim)
+	}
+	for i := range m.B0 {
+		m.B0[i] = 0.01
+	}
+	var (
+		adamWo, adamBo, adamB0 adam
+		gWo                    = make([]float32, H*C)
+		gBo                    = make([]float32, C)
+		gB0                    = make([]float32, H)
+		acc                    = make([]float32, rows) // row-wise AdaGrad accumulators
+		slot                   = make([]int32, rows)   // row -> slot in gE, or -1
+		gE                     []float32
+		touched                []int32
+		h                      = make([]float32, H)
+		a                      = make([]float32, H)
+		mask                   = make([]float32, H)
+		lg                     = make([]float32, C)
+		p                      = make([]float64, C)
+		g                      = make([]float32, C)
+		da                     = make([]float32, H)
+		dr                     []int32
+		dw                     []float32
+	)
+	for i := range slot {
+		slot[i] = -1
+	}
+	order := make([]int, fit.n())
+	for i := range order {
+		order[i] = i
+	}
+	keep := float32(1 - cfg.Dropout)
+	fkeep := 1 - cfg.FeatureDropout
+	smooth := cfg.LabelSmoothing
+	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		var loss float64
+		for b0 := 0; b0 < len(order); b0 += cfg.BatchSize {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			batch := order[b0:min(b0+cfg.BatchSize, len(order))]
+			inv := float32(1) / float32(len(batch))
+			clear(gWo)
+			clear(gBo)
+			clear(gB0)
+			touched = touched[:0]
+			gE = gE[:0]
+			for _, ei := range batch {
+				rs, ws := fit.example(ei)
+				// Feature dropout: drop each feature with the given rate.
+				dr, dw = dr[:0], dw[:0]
+				for i, r := range rs {
+					if cfg.FeatureDropout == 0 || rng.Float64() < fkeep {
+						dr = append(dr, r)
+						dw = append(dw, ws[i])
+					}
+				}
+				if len(dr) == 0 && len(rs) > 0 {
+					dr, dw = append(dr, rs...), append(dw, ws...)
+				}
+				copy(h, m.B0)
+				for i, r := range dr {
+					w := dw[i]
+					e := m.E[int(r)*H : int(r)*H+H]
+					for d := range h {
+						h[d] += w * e[d]
+					}
+				}
+				copy(lg, m.Bo)
+				for d, v := range h {
+					mask[d] = 0
+					a[d] = 0
+					if v <= 0 {
+						continue
+					}
+					if cfg.Dropout > 0 && rng.Float32() >= keep {
+						continue
+					}
+					mask[d] = 1 / keep
+					a[d] = v / keep
+					wo := m.Wo[d*C : d*C+C]
+					for c := range lg {
+						lg[c] += a[d] * wo[c]
+					}
+				}
+				Softmax(lg, 1, p)
+				y := int(fit.labels[ei])
+				loss -= math.Log(math.Max(p[y], 1e-12))
+				for c := range g {
+					t := smooth / float64(C)
+					if c == y {
+						t += 1 - smooth
+					}
+					g[c] = float32(p[c]-t) * inv
+					gBo[c] += g[c]
+				}
+				for d := range da {
+					da[d] = 0
+					if a[d] == 0 {
+						continue
+					}
+					wo := m.Wo[d*C : d*C+C]
+					gw := gWo[d*C : d*C+C]
+					var s float32
+					for c, gc := range g {
+						gw[c] += a[d] * gc
+						s += wo[c] * gc
+					}
+					da[d] = s * mask[d]
+					gB0[d] += da[d]
+				}
+				for i, r := range dr {
+					sl := slot[r]
+					if sl < 0 {
+						sl = int32(len(touched))
+						slot[r] = sl
+						touched = append(touched, r)
+						gE = append(gE, make([]float32, H)...)
+					}
+					w := dw[i]
+					ge := gE[int(sl)*H : int(sl)*H+H]
+					for d, v := range da {
+						ge[d] += w * v
+					}
+				}
+			}
+			adamWo.step(m.Wo, gWo, cfg.LR, cfg.WeightDecay)
+			adamBo.step(m.Bo, gBo, cfg.LR, 0)
+			adamB0.step(m.B0, gB0, cfg.LR, 0)
+			// Row-wise AdaGrad on the touched embedding rows, in first-touch order.
+			for sl, r := range touched {
+				ge := gE[sl*H : sl*H+H]
+				var sq float32
+				for _, v := range ge {
+					sq += v * v
+				}
+				acc[r] += sq / float32(H)
+				step := float32(cfg.EmbedLR / math.Sqrt(float64(acc[r])+1e-10))
+				e := m.E[int(r)*H : int(r)*H+H]
+				for d, v := range ge {
+					e[d] -= step * v
+				}
+				slot[r] = -1
+			}
+		}
+		if vs.n() > 0 {
+			acc := accuracy(m, vs, H, C)
+			progress("intent: member %d/%d epoch %d/%d loss %.4f validation accuracy %.4f", k+1, cfg.Members, epoch, cfg.Epochs, loss/float64(len(order)), acc)
+		} else {
+			progress("intent: member %d/%d epoch %d/%d loss %.4f", k+1, cfg.Members, epoch, cfg.Epochs, loss/float64(len(order)))
+		}
+	}
+	return m, nil
+}
+
+func accuracy(m *member, vs *set, H, C int) float64 {
+	h := make([]float32, H)
+	lg := make([]float32, C)
+	ok := 0
+	for i := 0; i < vs.n(); i++ {
+		rs, ws := vs.example(i)
+		logits(m.E, m.B0, m.Wo, m.Bo, H, C, rs, ws, h, lg)
+		best := 0
+		for c := range lg {
+			if lg[c] > lg[best] {
+				best = c
+			}
+		}
+		if int32(best) == vs.labels[i] {
+			ok++
+		}
+	}
+	return float64(ok) / float64(vs.n())
+}
+
+// combine merges ensemble members into one model whose logits are the mean
+// of the members' logits.
+func combine(ms []*member, labels []string, fz *features.Featurizer, cfg Config) *Model {
+	K, H, C := len(ms), cfg.Hidden, len(labels)
+	HT := K * H
+	rows := len(ms[0].E) / H
+	m := &Model{
+		Labels: labels, Featurizer: fz, Hidden: HT, Config: cfg,
+		E: make([]float32, rows*HT), B0: make([]float32, HT), Wo: make([]float32, HT*C), Bo: make([]float32, C),
+		Temperature: 1,
+	}
+	inv := 1 / float32(K)
+	for k, mb := range ms {
+		for r := 0; r < rows; r++ {
+			copy(m.E[r*HT+k*H:r*HT+k*H+H], mb.E[r*H:r*H+H])
+		}
+		copy(m.B0[k*H:], mb.B0)
+		for d := 0; d < H; d++ {
+			for c := 0; c < C; c++ {
+				m.Wo[(k*H+d)*C+c] = mb.Wo[d*C+c] * inv
+			}
+		}
+		for c := range m.Bo {
+			m.Bo[c] += mb.Bo[c] * inv
+		}
+	}
+	return m
+}
+
+// calibrate fits the temperature (minimum NLL on the validation set) and the
+// out-of-scope threshold, and records validation metrics.
+func (m *Model) calibrate(vs *set, threads int) {
+	if vs.n() == 0 {
+		m.Temperature, m.Threshold = 1, 0
+		return
+	}
+	C := len(m.Labels)
+	all := make([]float32, vs.n()*C)
+	var wg sync.WaitGroup
+	for t := 0; t < threads; t++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := make([]float32, m.Hidden)
+			for i := t; i < vs.n(); i += threads {
+				rs, ws := vs.example(i)
+				m.Logits(rs, ws, h, all[i*C:i*C+C])
+			}
+		}()
+	}
+	wg.Wait()
+	nll := func(T float64) float64 {
+		p := make([]float64, C)
+		var s float64
+		for i := 0; i < vs.n(); i++ {
+			y := vs.labels[i]
+			if y < 0 {
+				continue
+			}
+			Softmax(all[i*C:i*C+C], T, p)
+			s -= math.Log(math.Max(p[y], 1e-300))
+		}
+		return s
+	}
+	// Golden-section search on log T in [ln 0.05, ln 20].
+	lo, hi := math.Log(0.05), math.Log(20)
+	phi := (math.Sqrt(5) - 1) / 2
+	x1, x2 := hi-phi*(hi-lo), lo+phi*(hi-lo)
+	f1, f2 := nll(math.Exp(x1)), nll(math.Exp(x2))
+	for i := 0; i < 60; i++ {
+		if f1 < f2 {
+			hi, x2, f2 = x2, x1, f1
+			x1 = hi - phi*(hi-lo)
+			f1 = nll(math.Exp(x1))
+		} else {
+			lo, x1, f1 = x1, x2, f2
+			x2 = lo + phi*(hi-lo)
+			f2 = nll(math.Exp(x2))
+		}
+	}
+	m.Temperature = math.Exp((lo + hi) / 2)
+	gold := make([]string, vs.n())
+	top := make([]string, vs.n())
+	conf := make([]float64, vs.n())
+	p := make([]float64, C)
+	for i := 0; i < vs.n(); i++ {
+		best := Softmax(all[i*C:i*C+C], m.Temperature, p)
+		if vs.labels[i] >= 0 {
+			gold[i] = m.Labels[vs.labels[i]]
+		} else {
+			gold[i] = "?"
+		}
+		top[i] = m.Labels[best]
+		conf[i] = p[best]
+	}
+	m.Threshold = ChooseThreshold(gold, top, conf, m.Config.MaxReject)
+	pred := thresholded(top, conf, m.Threshold)
+	for i, l := range top {
+		if l == tandem.OutOfScope {
+			pred[i] = tandem.OutOfScope
+		}
+	}
+	m.Validation = Score(gold, pred)
+	m.Validation.Threshold = m.Threshold
+}

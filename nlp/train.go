@@ -1,0 +1,134 @@
+package nlp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/tandem-chat/tandem/models"
+	"github.com/tandem-chat/tandem/nlp/data"
+	"github.com/tandem-chat/tandem/nlp/intent"
+)
+
+// TrainOptions configure TrainDir.
+type TrainOptions struct {
+	Data     *data.Dataset // training data (required)
+	Valid    *data.Dataset // validation data; nil holds out a slice of Data
+	Out      string        // model directory to write (int8 weights)
+	FP32Out  string        // optional second directory with the fp32 export
+	Intent   intent.Config // intent trainer configuration
+	Name     string        // manifest name (default: base name of Out)
+	Version  string        // manifest version (default: created time + data digest prefix)
+	Progress intent.Progress
+}
+
+// TrainResult is what TrainDir produced.
+type TrainResult struct {
+	Manifest *models.Manifest
+	Intent   *intent.Model
+	Elapsed  time.Duration
+}
+
+// TrainDir trains the models on opt.Data and writes a complete model
+// directory at opt.Out: the ONNX graphs, their auxiliary files and a sealed
+// manifest. The directory is assembled beside Out and renamed into place,
+// so a reader never sees a half-written model directory.
+func TrainDir(ctx context.Context, opt TrainOptions) (*TrainResult, error) {
+	if opt.Data == nil || opt.Out == "" {
+		return nil, errors.New("nlp: train needs data and an output directory")
+	}
+	start := time.Now()
+	m, err := intent.Train(ctx, opt.Data, opt.Valid, opt.Intent, opt.Progress)
+	if err != nil {
+		return nil, err
+	}
+	res := &TrainResult{Intent: m}
+	name := opt.Name
+	if name == "" {
+		name = filepath.Base(filepath.Clean(opt.Out))
+	}
+	digest := opt.Data.Digest()
+	created := time.Now().UTC().Truncate(time.Second)
+	version := opt.Version
+	if version == "" {
+		version = created.Format("20060102T150405Z") + "-" + digest[:8]
+	}
+	sources := strings.Split(opt.Data.Source, " + ")
+	write := func(dir string, int8 bool) (*models.Manifest, error) {
+		return writeDir(dir, func(tmp string) (*models.Manifest, error) {
+			entry, err := m.Save(tmp, int8)
+			if err != nil {
+				return nil, err
+			}
+			prec := intent.PrecisionFP32
+			if int8 {
+				prec = intent.PrecisionInt8
+			}
+			man := &models.Manifest{
+				Name: name, Version: version, Created: created,
+				Producer:  "tandem train (" + runtime.Version() + ")",
+				Precision: prec,
+				Data:      models.DataInfo{Sources: sources, Digest: digest, Examples: len(opt.Data.Examples)},
+				Models:    map[string]models.ModelEntry{intent.RoleIntent: entry},
+			}
+			return man, man.Seal(tmp)
+		})
+	}
+	if res.Manifest, err = write(opt.Out, true); err != nil {
+		return nil, err
+	}
+	if opt.FP32Out != "" {
+		if _, err := write(opt.FP32Out, false); err != nil {
+			return nil, err
+		}
+	}
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+// writeDir builds a directory with fill in a temporary sibling of dir and
+// swaps it into place (the previous directory, if any, is removed after).
+func writeDir(dir string, fill func(tmp string) (*models.Manifest, error)) (*models.Manifest, error) {
+	dir = filepath.Clean(dir)
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, fmt.Errorf("nlp: %w", err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".new-")
+	if err != nil {
+		return nil, fmt.Errorf("nlp: %w", err)
+	}
+	man, err := fill(tmp)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("nlp: %w", err)
+	}
+	var old string
+	if _, err := os.Stat(dir); err == nil {
+		old = filepath.Join(parent, "."+filepath.Base(dir)+".old-"+fmt.Sprint(time.Now().UnixNano()))
+		if err := os.Rename(dir, old); err != nil {
+			os.RemoveAll(tmp)
+			return nil, fmt.Errorf("nlp: replace %s: %w", dir, err)
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if old != "" {
+			_ = os.Rename(old, dir)
+		}
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("nlp: install %s: %w", dir, err)
+	}
+	if old != "" {
+		os.RemoveAll(old)
+	}
+	return man, nil
+}
