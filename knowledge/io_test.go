@@ -1,0 +1,136 @@
+package knowledge_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/knowledge"
+)
+
+func TestParseImportRowErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		format knowledge.Format
+		body   string
+		rows   int
+		bad    map[int]string // row -> substring of the error
+		fatal  string
+	}{
+		{"json ok", knowledge.FormatJSON, `[{"external_id":"a","question":"Q?","answer":"A"}]`, 1, nil, ""},
+		{"json envelope", knowledge.FormatJSON, `{"items":[{"external_id":"a","question":"Q?","answer":"A"}]}`, 1, nil, ""},
+		{"json unknown field", knowledge.FormatJSON, `[{"external_id":"a","question":"Q?","answer":"A","colour":"red"}]`, 1, map[int]string{0: `unknown field "colour"`}, ""},
+		{"json wrong type", knowledge.FormatJSON, `[{"external_id":"a","question":"Q?","answer":"A","tags":"x"}]`, 1, map[int]string{0: "tags"}, ""},
+		{"json malformed", knowledge.FormatJSON, `[{"external_id":"a",`, 0, nil, "malformed JSON"},
+		{"json not array", knowledge.FormatJSON, `"hello"`, 0, nil, "array"},
+		{"json missing ext", knowledge.FormatJSON, `[{"question":"Q?","answer":"A"}]`, 1, map[int]string{0: "external_id: required"}, ""},
+		{"json duplicate ext", knowledge.FormatJSON, `[{"external_id":"a","question":"Q?","answer":"A"},{"external_id":"a","question":"R?","answer":"B"}]`, 2, map[int]string{1: "duplicates row 1"}, ""},
+		{"json oversized", knowledge.FormatJSON, `[{"external_id":"a","question":"` + strings.Repeat("x", 501) + `","answer":"A"}]`, 1, map[int]string{0: "question"}, ""},
+		{"jsonl", knowledge.FormatJSONL, "{\"external_id\":\"a\",\"question\":\"Q?\",\"answer\":\"A\"}\n\n{\"external_id\":\"b\",\"question\":\"R?\"\n", 2, map[int]string{1: "EOF"}, ""},
+		{"jsonl invalid utf8", knowledge.FormatJSONL, "{\"external_id\":\"a\",\"question\":\"Q\xff?\",\"answer\":\"A\"}\n", 1, map[int]string{0: "UTF-8"}, ""},
+		{"csv ok", knowledge.FormatCSV, "external_id,question,answer,tags\na,Q?,A,x|y\n", 1, nil, ""},
+		{"csv wrong field count", knowledge.FormatCSV, "external_id,question,answer\na,Q?,A\nb,R?\n", 2, map[int]string{1: "2 fields"}, ""},
+		{"csv bad quote", knowledge.FormatCSV, "external_id,question,answer\na,\"Q?,A\n", 0, nil, "malformed CSV"},
+		{"csv unknown column", knowledge.FormatCSV, "external_id,question,answer,colour\n", 0, nil, "unknown column"},
+		{"csv missing column", knowledge.FormatCSV, "question,answer\n", 0, nil, "external_id"},
+		{"csv bad threshold", knowledge.FormatCSV, "external_id,question,answer,threshold\na,Q?,A,high\n", 1, map[int]string{0: "threshold"}, ""},
+		{"csv invalid utf8", knowledge.FormatCSV, "external_id,question,answer\na,Q\xfe,A\n", 1, map[int]string{0: "UTF-8"}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			recs, err := knowledge.ParseImport(strings.NewReader(tc.body), tc.format)
+			if tc.fatal != "" {
+				if err == nil || tandem.ErrorCode(err) != tandem.EINVALID || !strings.Contains(err.Error(), tc.fatal) {
+					t.Fatalf("err = %v, want invalid containing %q", err, tc.fatal)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != tc.rows {
+				t.Fatalf("%d rows, want %d", len(recs), tc.rows)
+			}
+			for i, r := range recs {
+				want, bad := tc.bad[i]
+				switch {
+				case bad && (r.Err == nil || !strings.Contains(r.Err.Error(), want)):
+					t.Errorf("row %d err = %v, want %q", i, r.Err, want)
+				case !bad && r.Err != nil:
+					t.Errorf("row %d unexpected err %v", i, r.Err)
+				}
+				if r.Row != i+1 || r.Line == 0 {
+					t.Errorf("row %d numbered %d line %d", i, r.Row, r.Line)
+				}
+			}
+		})
+	}
+}
+
+func TestExportImportRoundTrip(t *testing.T) {
+	items := []tandem.FAQ{
+		{ID: "faq_1", ExternalID: "a", Question: "Q, with comma?", Phrasings: []string{"one", "two | three"}, Answer: "Line 1\nLine \"2\"", Tags: []string{"x", "y"}, Locale: "en", Status: tandem.FAQPublished, Threshold: 0.5, Version: 3},
+		{ID: "faq_2", ExternalID: "b", Question: "Über?", Answer: "Ja.", Locale: "de", Status: tandem.FAQDraft, Intent: "greet"},
+	}
+	for _, f := range []knowledge.Format{knowledge.FormatJSON, knowledge.FormatJSONL, knowledge.FormatCSV} {
+		var buf bytes.Buffer
+		e, err := knowledge.NewExporter(&buf, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range items {
+			if err := e.Write(it); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+		recs, err := knowledge.ParseImport(&buf, f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if len(recs) != 2 {
+			t.Fatalf("%s: %d rows", f, len(recs))
+		}
+		for i, r := range recs {
+			if r.Err != nil {
+				t.Fatalf("%s row %d: %v", f, i, r.Err)
+			}
+			want, _ := knowledge.Normalize(items[i])
+			if !knowledge.SameContent(r.FAQ, want) {
+				t.Errorf("%s row %d: got %+v want %+v", f, i, r.FAQ, want)
+			}
+		}
+	}
+}
+
+func FuzzParseImport(f *testing.F) {
+	f.Add([]byte(`[{"external_id":"a","question":"Q?","answer":"A"}]`), uint8(0))
+	f.Add([]byte("{\"external_id\":\"a\",\"question\":\"Q?\",\"answer\":\"A\"}\n"), uint8(1))
+	f.Add([]byte("external_id,question,answer\na,Q?,A\n"), uint8(2))
+	formats := []knowledge.Format{knowledge.FormatJSON, knowledge.FormatJSONL, knowledge.FormatCSV}
+	f.Fuzz(func(t *testing.T, body []byte, which uint8) {
+		recs, err := knowledge.ParseImport(bytes.NewReader(body), formats[int(which)%3])
+		if err != nil {
+			if tandem.ErrorCode(err) != tandem.EINVALID {
+				t.Fatalf("non-client error: %v", err)
+			}
+			return
+		}
+		seen := map[string]bool{}
+		for _, r := range recs {
+			if r.Err != nil {
+				continue
+			}
+			if _, err := knowledge.Normalize(r.FAQ); err != nil {
+				t.Fatalf("accepted row does not normalise: %v", err)
+			}
+			if seen[r.FAQ.ExternalID] {
+				t.Fatalf("duplicate external id %q accepted", r.FAQ.ExternalID)
+			}
+			seen[r.FAQ.ExternalID] = true
+		}
+	})
+}

@@ -1,0 +1,343 @@
+package knowledge_test
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/knowledge"
+	"github.com/tandem-chat/tandem/knowledge/memstore"
+)
+
+// hashEmbedder is a deterministic bag-of-words embedder. gate, when set,
+// blocks Embed calls with more than one text (index builds) until closed.
+type hashEmbedder struct {
+	version string
+	dim     int
+	mu      sync.Mutex
+	fail    bool
+	gate    chan struct{}
+	calls   int
+}
+
+func (h *hashEmbedder) Dim() int        { return h.dim }
+func (h *hashEmbedder) Version() string { return h.version }
+func (h *hashEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	h.mu.Lock()
+	h.calls++
+	fail, gate := h.fail, h.gate
+	h.mu.Unlock()
+	if fail {
+		return nil, errors.New("embedder down")
+	}
+	if gate != nil && len(texts) > 1 {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	out := make([][]float32, len(texts))
+	for i, t := range texts {
+		v := make([]float32, h.dim)
+		for _, w := range knowledge.Tokens(t) {
+			f := fnv.New32a()
+			f.Write([]byte(h.version + w))
+			v[f.Sum32()%uint32(h.dim)]++
+		}
+		v[0] += 0.001
+		out[i] = v
+	}
+	return out, nil
+}
+
+var ctx = context.Background()
+
+func newService(t *testing.T, cfg knowledge.Config) *knowledge.Service {
+	t.Helper()
+	if cfg.Store == nil {
+		cfg.Store = memstore.New()
+	}
+	s, err := knowledge.NewService(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func demo() []tandem.FAQ {
+	return []tandem.FAQ{
+		{ExternalID: "ship", Question: "How long does shipping take?", Phrasings: []string{"delivery time", "when will my parcel arrive"}, Answer: "3-5 days.", Status: tandem.FAQPublished},
+		{ExternalID: "refund", Question: "When do I get my refund?", Phrasings: []string{"money back"}, Answer: "5 days.", Status: tandem.FAQPublished},
+		{ExternalID: "pw", Question: "How do I reset my password?", Answer: "Use the link.", Status: tandem.FAQPublished},
+	}
+}
+
+func TestServiceSearchCacheAndInvalidation(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	enc := &hashEmbedder{version: "h1", dim: 32}
+	s := newService(t, knowledge.Config{Embedder: enc, Registerer: reg})
+	var ids []tandem.FAQ
+	for _, f := range demo() {
+		out, err := s.Create(ctx, "alice", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, out)
+	}
+	if err := s.WaitReindex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Search(ctx, knowledge.SearchRequest{Query: "When will my parcel arrive?", Filter: knowledge.Filter{PublishedOnly: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Hits) == 0 || res.Hits[0].FAQ.ExternalID != "ship" || res.Cached || res.Model != "h1" {
+		t.Fatalf("search = %+v", res)
+	}
+	h := res.Hits[0]
+	if _, ok := h.Retrievers[knowledge.RetrieverLexical]; !ok {
+		t.Errorf("lexical retriever missing: %v", h.Retrievers)
+	}
+	if v, ok := h.Retrievers[knowledge.RetrieverVector]; !ok || v < 0.99 {
+		t.Errorf("vector retriever missing or low: %v", h.Retrievers)
+	}
+	if h.Matched != "when will my parcel arrive" {
+		t.Errorf("matched %q", h.Matched)
+	}
+	// Same query, different spelling: cache hit.
+	res2, err := s.Search(ctx, knowledge.SearchRequest{Query: "  when will my PARCEL arrive ", Filter: knowledge.Filter{PublishedOnly: true}})
+	if err != nil || !res2.Cached || res2.Hits[0].FAQ.ID != h.FAQ.ID {
+		t.Fatalf("second search cached=%v err=%v", res2.Cached, err)
+	}
+	if got := testutil.ToFloat64(mustCounter(t, reg, "tandem_knowledge_cache_hits_total")); got != 1 {
+		t.Errorf("cache hits = %v, want 1", got)
+	}
+	// Unpublishing invalidates: the next search misses and no longer finds it.
+	gen := s.CacheGeneration()
+	if _, err := s.SetStatus(ctx, "bob", ids[0].ID, tandem.FAQDraft, ids[0].Version); err != nil {
+		t.Fatal(err)
+	}
+	if s.CacheGeneration() == gen {
+		t.Fatal("a change did not bump the cache generation")
+	}
+	res3, err := s.Search(ctx, knowledge.SearchRequest{Query: "when will my parcel arrive", Filter: knowledge.Filter{PublishedOnly: true}})
+	if err != nil || res3.Cached {
+		t.Fatalf("after change cached=%v err=%v", res3.Cached, err)
+	}
+	for _, hit := range res3.Hits {
+		if hit.FAQ.ExternalID == "ship" {
+			t.Fatal("unpublished FAQ served after invalidation")
+		}
+	}
+	// Bad queries.
+	for _, q := range []string{"", "   ?!", strings.Repeat("a", knowledge.MaxQueryLen+1), "bad \xff utf8"} {
+		if _, err := s.Search(ctx, knowledge.SearchRequest{Query: q}); tandem.ErrorCode(err) != tandem.EINVALID {
+			t.Errorf("query %.20q: err %v, want invalid", q, err)
+		}
+	}
+	if _, err := s.Search(ctx, knowledge.SearchRequest{Query: "x", Mode: "magic"}); tandem.ErrorCode(err) != tandem.EINVALID {
+		t.Errorf("bad mode accepted")
+	}
+	// Lexical and vector modes each report only their retriever.
+	lex, _ := s.Search(ctx, knowledge.SearchRequest{Query: "money back", Mode: knowledge.ModeLexical})
+	vec, _ := s.Search(ctx, knowledge.SearchRequest{Query: "money back", Mode: knowledge.ModeVector})
+	if len(lex.Hits) == 0 || len(vec.Hits) == 0 || lex.Hits[0].Retrievers[knowledge.RetrieverVector] != 0 || vec.Hits[0].Retrievers[knowledge.RetrieverLexical] != 0 {
+		t.Errorf("mode hits: %+v / %+v", lex.Hits, vec.Hits)
+	}
+}
+
+func mustCounter(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			c := prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})
+			c.Add(mf.GetMetric()[0].GetCounter().GetValue())
+			return c
+		}
+	}
+	t.Fatalf("metric %s not registered", name)
+	return nil
+}
+
+func TestServiceReindexOnEncoderChange(t *testing.T) {
+	store := memstore.New()
+	a := &hashEmbedder{version: "enc-a", dim: 16}
+	s1 := newService(t, knowledge.Config{Store: store, Embedder: a})
+	for _, f := range demo() {
+		if _, err := s1.Create(ctx, "alice", f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s1.WaitReindex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = s1.Close()
+	models, _ := store.Models(ctx)
+	if len(models) != 1 || !models[0].Active || models[0].Version != "enc-a" {
+		t.Fatalf("models after first start: %+v", models)
+	}
+
+	// Restart with a new encoder: the old index keeps serving (with the
+	// old encoder kept as Previous) until the new one is complete.
+	b := &hashEmbedder{version: "enc-b", dim: 24, gate: make(chan struct{})}
+	s2 := newService(t, knowledge.Config{Store: store, Embedder: b, Previous: []knowledge.Embedder{a}, ReindexBatch: 1})
+	st := s2.ReindexStatus()
+	if !st.Running || st.Model != "enc-b" || st.Serving != "enc-a" {
+		t.Fatalf("status during reindex: %+v", st)
+	}
+	res, err := s2.Search(ctx, knowledge.SearchRequest{Query: "money back"})
+	if err != nil || res.Model != "enc-a" || len(res.Hits) == 0 || res.Hits[0].FAQ.ExternalID != "refund" {
+		t.Fatalf("search during reindex: %+v, %v", res, err)
+	}
+	// A write during the rebuild carries vectors for both encoders.
+	if _, err := s2.Create(ctx, "bob", tandem.FAQ{ExternalID: "new", Question: "Do you sell gift cards?", Answer: "Yes.", Status: tandem.FAQPublished}); err != nil {
+		t.Fatal(err)
+	}
+	close(b.gate)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s2.WaitReindex(wctx); err != nil {
+		t.Fatal(err)
+	}
+	st = s2.ReindexStatus()
+	if st.Running || st.Serving != "enc-b" || st.Error != "" {
+		t.Fatalf("status after reindex: %+v", st)
+	}
+	models, _ = store.Models(ctx)
+	if len(models) != 1 || models[0].Version != "enc-b" || !models[0].Active {
+		t.Fatalf("models after switch: %+v (old vectors should be dropped)", models)
+	}
+	res, err = s2.Search(ctx, knowledge.SearchRequest{Query: "gift cards", Mode: knowledge.ModeVector})
+	if err != nil || res.Model != "enc-b" || len(res.Hits) == 0 || res.Hits[0].FAQ.ExternalID != "new" {
+		t.Fatalf("search after reindex: %+v, %v", res, err)
+	}
+}
+
+func TestServiceEmbeddingFailureIsRepaired(t *testing.T) {
+	enc := &hashEmbedder{version: "h", dim: 16}
+	store := memstore.New()
+	s := newService(t, knowledge.Config{Store: store, Embedder: enc})
+	enc.mu.Lock()
+	enc.fail = true
+	enc.mu.Unlock()
+	f, err := s.Create(ctx, "alice", demo()[0])
+	if err != nil {
+		t.Fatalf("create must succeed without vectors: %v", err)
+	}
+	// Hybrid search degrades to lexical while the embedder is down.
+	res, err := s.Search(ctx, knowledge.SearchRequest{Query: "shipping"})
+	if err != nil || len(res.Hits) != 1 || res.Model != "" {
+		t.Fatalf("degraded search = %+v, %v", res, err)
+	}
+	if _, err := s.Search(ctx, knowledge.SearchRequest{Query: "shipping", Mode: knowledge.ModeVector}); tandem.ErrorCode(err) != tandem.EUNAVAILABLE {
+		t.Fatalf("vector-only search with a failing embedder: %v", err)
+	}
+	enc.mu.Lock()
+	enc.fail = false
+	enc.mu.Unlock()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		miss, _ := store.MissingEmbeddings(ctx, "h", 10)
+		if len(miss) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("vectors of %s never filled in", f.ID)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestServiceImportModes(t *testing.T) {
+	s := newService(t, knowledge.Config{Embedder: &hashEmbedder{version: "h", dim: 16}})
+	body := `external_id,question,answer,phrasings,tags,status
+a,How do I pay?,Card or PayPal.,payment methods|can I pay by card,payments,published
+b,,Missing question.,,,
+c,Where is my order?,See Orders.,,orders,published
+a,Duplicate?,Dup.,,,
+`
+	recs, err := knowledge.ParseImport(strings.NewReader(body), knowledge.FormatCSV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.Import(ctx, "importer", recs, knowledge.ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Applied || rep.Failed != 2 || rep.Rows[1].Error == nil || rep.Rows[3].Error == nil || !strings.Contains(rep.Rows[3].Error.Message, "duplicates row 1") {
+		t.Fatalf("atomic import report: %+v", rep)
+	}
+	if p, _ := s.List(ctx, knowledge.ListFilter{}); len(p.Items) != 0 {
+		t.Fatalf("atomic import with errors stored %d items", len(p.Items))
+	}
+	rep, err = s.Import(ctx, "importer", recs, knowledge.ImportOptions{Partial: true, DryRun: true})
+	if err != nil || rep.Applied || rep.Created != 2 {
+		t.Fatalf("dry run: %+v, %v", rep, err)
+	}
+	if p, _ := s.List(ctx, knowledge.ListFilter{}); len(p.Items) != 0 {
+		t.Fatal("dry run stored items")
+	}
+	rep, err = s.Import(ctx, "importer", recs, knowledge.ImportOptions{Partial: true})
+	if err != nil || !rep.Applied || rep.Created != 2 || rep.Failed != 2 {
+		t.Fatalf("partial import: %+v, %v", rep, err)
+	}
+	if rep.Rows[0].Action != knowledge.ActionCreated || rep.Rows[2].Action != knowledge.ActionCreated || rep.Rows[1].Action != "" || rep.Rows[0].ID == "" {
+		t.Fatalf("rows: %+v", rep.Rows)
+	}
+	// Idempotent: the same import again changes nothing.
+	rep, err = s.Import(ctx, "importer", recs, knowledge.ImportOptions{Partial: true})
+	if err != nil || rep.Unchanged != 2 || rep.Created != 0 || rep.Updated != 0 {
+		t.Fatalf("re-import: %+v, %v", rep, err)
+	}
+	res, err := s.Search(ctx, knowledge.SearchRequest{Query: "can I pay by card"})
+	if err != nil || len(res.Hits) == 0 || res.Hits[0].FAQ.ExternalID != "a" {
+		t.Fatalf("search imported: %+v, %v", res, err)
+	}
+}
+
+func TestServiceUpdateConflict(t *testing.T) {
+	s := newService(t, knowledge.Config{})
+	f, err := s.Create(ctx, "alice", demo()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Answer = "Two days."
+	if _, err := s.Update(ctx, "bob", f, 1); err != nil {
+		t.Fatal(err)
+	}
+	f.Answer = "Stale."
+	if _, err := s.Update(ctx, "carol", f, 1); tandem.ErrorCode(err) != tandem.ECONFLICT {
+		t.Fatalf("stale update: %v", err)
+	}
+	if _, err := s.Update(ctx, "carol", f, 0); tandem.ErrorCode(err) != tandem.EINVALID {
+		t.Fatalf("update without version: %v", err)
+	}
+	revs, _ := s.Versions(ctx, f.ID)
+	if len(revs) != 2 || revs[0].FAQ.Answer != "3-5 days." || revs[1].FAQ.Answer != "Two days." {
+		t.Fatalf("versions: %+v", revs)
+	}
+	// Without an encoder, vector mode is unavailable but hybrid works.
+	if _, err := s.Search(ctx, knowledge.SearchRequest{Query: "shipping", Mode: knowledge.ModeVector}); tandem.ErrorCode(err) != tandem.EUNAVAILABLE {
+		t.Fatalf("vector without encoder: %v", err)
+	}
+	if res, err := s.Search(ctx, knowledge.SearchRequest{Query: "shipping"}); err != nil || len(res.Hits) != 1 {
+		t.Fatalf("lexical-only hybrid: %+v, %v", res, err)
+	}
+}
