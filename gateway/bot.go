@@ -1,0 +1,245 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tandem-chat/tandem"
+)
+
+// Bot answers customer turns (the pipeline implements it).
+type Bot interface {
+	Respond(ctx context.Context, turn tandem.Turn) (tandem.Reply, error)
+}
+
+// StreamingBot is a Bot that can stream its answer; the gateway uses it
+// when the Bot implements it, sending each delta as a delta frame.
+type StreamingBot interface {
+	RespondStream(ctx context.Context, turn tandem.Turn, onDelta func(delta string)) (tandem.Reply, error)
+}
+
+// Handoff takes escalated conversations (the handoff engine implements
+// it). It reports progress back through Chat.HandoffStatus.
+type Handoff interface {
+	Escalate(ctx context.Context, conversationID string, esc tandem.Escalation) error
+}
+
+// turnJob is one customer message to answer.
+type turnJob struct {
+	msg          tandem.Message
+	requestHuman bool
+}
+
+// dispatcher runs bot turns: in order per conversation, at most
+// MaxConcurrentTurns at once on the node, at most MaxPendingTurns waiting
+// per conversation.
+type dispatcher struct {
+	chat   *Chat
+	sem    chan struct{}
+	ctx    context.Context // cancelled when shutdown runs out of time
+	cancel context.CancelFunc
+
+	mu     sync.Mutex // guards queues, closed
+	queues map[string][]turnJob
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func newDispatcher(c *Chat) *dispatcher {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &dispatcher{chat: c, sem: make(chan struct{}, c.cfg.MaxConcurrentTurns), ctx: ctx, cancel: cancel, queues: map[string][]turnJob{}}
+}
+
+// room reports whether the conversation can take another turn.
+func (d *dispatcher) room(conv string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return tandem.Errorf(tandem.EUNAVAILABLE, "server is restarting; reconnect")
+	}
+	if len(d.queues[conv]) >= d.chat.cfg.MaxPendingTurns {
+		return tandem.Errorf(tandem.EOVERLOADED, "the assistant is still answering your previous messages")
+	}
+	return nil
+}
+
+func (d *dispatcher) submit(j turnJob) error {
+	conv := j.msg.ConversationID
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return tandem.Errorf(tandem.EUNAVAILABLE, "server is restarting")
+	}
+	q, running := d.queues[conv]
+	if len(q) >= d.chat.cfg.MaxPendingTurns {
+		return tandem.Errorf(tandem.EOVERLOADED, "too many pending turns")
+	}
+	d.queues[conv] = append(q, j)
+	if !running {
+		d.wg.Add(1)
+		go d.run(conv)
+	}
+	return nil
+}
+
+func (d *dispatcher) run(conv string) {
+	defer d.wg.Done()
+	for {
+		d.mu.Lock()
+		q := d.queues[conv]
+		if len(q) == 0 {
+			delete(d.queues, conv)
+			d.mu.Unlock()
+			return
+		}
+		j := q[0]
+		d.queues[conv] = q[1:]
+		d.mu.Unlock()
+		select {
+		case d.sem <- struct{}{}:
+		case <-d.ctx.Done():
+			continue // drain without running
+		}
+		d.chat.runTurn(d.ctx, j)
+		<-d.sem
+	}
+}
+
+// close stops taking turns and waits for queued ones within ctx.
+func (d *dispatcher) close(ctx context.Context) error {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		d.cancel()
+		return nil
+	case <-ctx.Done():
+		d.cancel()
+		<-done
+		return fmt.Errorf("gateway: bot turns cut short by shutdown: %w", ctx.Err())
+	}
+}
+
+// runTurn answers one customer message and escalates when the bot says so.
+func (c *Chat) runTurn(base context.Context, j turnJob) {
+	ctx, cancel := context.WithTimeout(base, c.cfg.BotTimeout)
+	defer cancel()
+	convID := j.msg.ConversationID
+	conv, err := c.log.Conversation(ctx, convID)
+	if err != nil {
+		c.logger.Error("bot turn: read conversation", "conversation", convID, "err", err)
+		return
+	}
+	switch conv.Mode {
+	case tandem.ModeHuman:
+		return // an agent answers
+	case tandem.ModeClosed:
+		if conv, err = c.log.SetMode(ctx, convID, tandem.ModeBot, ""); err != nil {
+			c.logger.Error("bot turn: reopen conversation", "conversation", convID, "err", err)
+			return
+		}
+	}
+	if c.bot == nil {
+		if j.requestHuman {
+			c.escalate(ctx, conv, tandem.Escalation{Reason: tandem.EscalateButton})
+		}
+		return
+	}
+	turn := tandem.Turn{ConversationID: convID, MessageSeq: j.msg.Seq, Text: j.msg.Text, Locale: conv.Locale,
+		Customer: conv.Customer, RequestHuman: j.requestHuman, Time: j.msg.CreatedAt}
+	_ = c.Publish(ctx, convID, "", TypingFrame{Type: FrameTyping, ConversationID: convID, Author: tandem.AuthorBot, Name: c.cfg.BotName, On: true})
+	start := time.Now()
+	streamID := ""
+	var reply tandem.Reply
+	if sb, ok := c.bot.(StreamingBot); ok {
+		streamID = "s" + strconv.FormatInt(j.msg.Seq, 10)
+		reply, err = sb.RespondStream(ctx, turn, func(delta string) {
+			if delta == "" {
+				return
+			}
+			_ = c.Publish(ctx, convID, "", DeltaFrame{Type: FrameDelta, ConversationID: convID, StreamID: streamID, ReplyTo: j.msg.Seq, Text: delta})
+		})
+	} else {
+		reply, err = c.bot.Respond(ctx, turn)
+	}
+	if err != nil {
+		c.logger.Error("bot turn failed", "conversation", convID, "seq", j.msg.Seq, "err", err)
+		reply = tandem.Reply{Kind: tandem.ReplyFallback,
+			Text:         "Sorry, I could not process that just now. Please try again, or talk to a person.",
+			QuickReplies: []string{"Talk to a person"}}
+	}
+	c.metrics.turns.WithLabelValues(string(reply.Kind)).Observe(time.Since(start).Seconds())
+	if reply.Text != "" {
+		data := map[string]any{"reply_kind": string(reply.Kind), "reply_to": j.msg.Seq}
+		if len(reply.Sources) > 0 {
+			data["sources"] = reply.Sources
+		}
+		if len(reply.QuickReplies) > 0 {
+			data["quick_replies"] = reply.QuickReplies
+		}
+		if streamID != "" {
+			data["stream_id"] = streamID
+		}
+		m := tandem.Message{ConversationID: convID, ClientID: "bot:" + strconv.FormatInt(j.msg.Seq, 10),
+			Author: tandem.AuthorBot, AuthorID: "bot", AuthorName: c.cfg.BotName, Text: reply.Text, Data: normaliseData(data)}
+		if _, _, err := c.PostMessage(ctx, m); err != nil {
+			c.logger.Error("bot turn: log reply", "conversation", convID, "err", err)
+			return
+		}
+	} else {
+		_ = c.Publish(ctx, convID, "", TypingFrame{Type: FrameTyping, ConversationID: convID, Author: tandem.AuthorBot, On: false})
+	}
+	if reply.Kind == tandem.ReplyEscalate {
+		esc := tandem.Escalation{Reason: tandem.EscalateLowConfidence, Summary: reply.NLU}
+		if reply.Escalation != nil {
+			esc = *reply.Escalation
+		} else if j.requestHuman {
+			esc.Reason = tandem.EscalateButton
+		}
+		c.escalate(ctx, conv, esc)
+	}
+}
+
+// normaliseData makes structured data look the same whether it comes from
+// memory or from a JSON store (slices of structs become []any of maps).
+func normaliseData(d map[string]any) map[string]any {
+	var out map[string]any
+	if err := jsonRoundTrip(d, &out); err != nil {
+		return d
+	}
+	return out
+}
+
+// escalate hands the conversation to the handoff engine.
+func (c *Chat) escalate(ctx context.Context, conv tandem.Conversation, esc tandem.Escalation) {
+	if conv.Mode == tandem.ModeQueued || conv.Mode == tandem.ModeHuman {
+		return // already escalated
+	}
+	unavailable := func() {
+		_ = c.HandoffStatus(ctx, conv.ID, HandoffStatus{Status: HandoffUnavailable,
+			Message: "No one is available to take over right now. The assistant can keep helping."})
+	}
+	if c.handoff == nil {
+		unavailable()
+		return
+	}
+	if _, err := c.log.SetMode(ctx, conv.ID, tandem.ModeQueued, ""); err != nil {
+		c.logger.Error("escalate: set mode", "conversation", conv.ID, "err", err)
+		unavailable()
+		return
+	}
+	_ = c.Publish(ctx, conv.ID, "", handoffFrame(conv.ID, HandoffStatus{Status: HandoffQueued}))
+	if err := c.handoff.Escalate(ctx, conv.ID, esc); err != nil {
+		c.logger.Error("escalate", "conversation", conv.ID, "err", err)
+		if _, err := c.log.SetMode(ctx, conv.ID, tandem.ModeBot, ""); err != nil {
+			c.logger.Error("escalate: reset mode", "conversation", conv.ID, "err", err)
+		}
+		unavailable()
+	}
+}

@@ -1,0 +1,363 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/tandem-chat/tandem"
+)
+
+// Close codes used by the gateway besides WSCloseCode's mapping.
+const (
+	CloseServiceRestart = websocket.CloseServiceRestart // 1012: reconnect (to any node)
+	CloseMessageTooBig  = websocket.CloseMessageTooBig  // 1009: frame above the read limit
+	CloseSlowConsumer   = 4429                          // the client did not read fast enough
+)
+
+// FrameHandler gives a Conn its protocol: the widget's is built in (see
+// docs/protocol.md); the agent console provides its own.
+type FrameHandler interface {
+	// HandleFrame handles one text frame. It runs on the connection's read
+	// goroutine: frames of one connection are handled one at a time.
+	HandleFrame(ctx context.Context, c *Conn, data []byte)
+	// Closed is called once, after the connection has ended.
+	Closed(c *Conn)
+}
+
+// Conn is one WebSocket connection: a read goroutine that hands frames to
+// its FrameHandler and one writer goroutine that drains a bounded queue.
+// Conversation messages are written in seq order, exactly once per
+// connection: the writer drops seqs it has sent and reads gaps from the
+// ConvLog. A connection whose queue overflows is closed with
+// CloseSlowConsumer (the client resumes from its last seq).
+//
+// Send, Follow, Unfollow, Close and Deliver may be called concurrently.
+type Conn struct {
+	id      string
+	chat    *Chat
+	ws      *websocket.Conn
+	ip      string
+	handler FrameHandler
+	ctx     context.Context
+	cancel  context.CancelFunc
+
+	queue    chan outItem
+	closeReq chan closeRequest // capacity 1: the first close request wins
+	closing  atomic.Bool       // no more frames are queued
+	ignoring atomic.Bool       // a close was requested: incoming frames are ignored
+	readDone chan struct{}     // closed when the read goroutine ends
+	strikes  int               // invalid frames; read goroutine only
+
+	mu      sync.Mutex // guards follows
+	follows map[string]func()
+
+	last map[string]int64 // conversation -> last seq written; writer goroutine only
+}
+
+type outItem struct {
+	ev     *Event     // conversation event (ordered by Seq when Seq > 0)
+	frame  []byte     // a frame for this connection only
+	follow *followReq // start delivering a conversation after a seq
+}
+
+type followReq struct {
+	conv  string
+	after int64
+}
+
+type closeRequest struct {
+	code   int
+	reason string
+	drain  bool // write what is queued first
+}
+
+// ID returns the connection's unique id.
+func (c *Conn) ID() string { return c.id }
+
+// RemoteIP returns the client's IP address.
+func (c *Conn) RemoteIP() string { return c.ip }
+
+// Context is cancelled when the connection ends.
+func (c *Conn) Context() context.Context { return c.ctx }
+
+// Send queues a server frame (marshalled to JSON) for this connection only.
+func (c *Conn) Send(frame any) {
+	c.enqueue(outItem{frame: mustJSON(frame)})
+}
+
+// SendError queues an error frame for err; internal errors are logged and
+// sent without details.
+func (c *Conn) SendError(err error, clientID string) {
+	if tandem.ErrorCode(err) == tandem.EINTERNAL {
+		c.chat.logger.Error("connection error", "conn", c.id, "err", err)
+	}
+	c.chat.metrics.errors.WithLabelValues(tandem.ErrorCode(err)).Inc()
+	c.Send(errorFrameFor(err, clientID))
+}
+
+// Strike counts an invalid frame and closes the connection (invalid) after
+// too many.
+func (c *Conn) Strike() {
+	c.strikes++
+	if c.strikes > c.chat.cfg.MaxInvalidFrames {
+		c.Close(WSCloseCode(tandem.EINVALID), "too many invalid frames", true)
+	}
+}
+
+// Deliver implements Subscriber. Ephemeral events are not echoed to the
+// connection that caused them.
+func (c *Conn) Deliver(ev *Event) {
+	if ev.Seq == 0 && ev.Origin == c.id {
+		return
+	}
+	c.enqueue(outItem{ev: ev})
+}
+
+func (c *Conn) enqueue(it outItem) {
+	if c.closing.Load() {
+		return
+	}
+	select {
+	case c.queue <- it:
+	default:
+		c.chat.metrics.slow.Inc()
+		c.Close(CloseSlowConsumer, "slow consumer", false)
+	}
+}
+
+// Follow subscribes the connection to a conversation and delivers every
+// message after seq `after`, then new ones as they are logged, in order.
+func (c *Conn) Follow(conversationID string, after int64) error {
+	c.mu.Lock()
+	if c.follows == nil {
+		c.follows = map[string]func(){}
+	}
+	if _, ok := c.follows[conversationID]; ok {
+		c.mu.Unlock()
+		return tandem.Errorf(tandem.ECONFLICT, "already following this conversation")
+	}
+	c.follows[conversationID] = func() {} // reserve
+	c.mu.Unlock()
+	// Subscribe before reading the log (in the writer): a message logged
+	// after the read arrives as an event; one logged before is in the read.
+	unsub, err := c.chat.hub.Subscribe(conversationID, c)
+	c.mu.Lock()
+	if err != nil {
+		delete(c.follows, conversationID)
+		c.mu.Unlock()
+		return tandem.WrapError(tandem.EUNAVAILABLE, err, "cannot subscribe to the conversation")
+	}
+	if c.follows == nil { // the connection ended meanwhile
+		c.mu.Unlock()
+		unsub()
+		return tandem.Errorf(tandem.EUNAVAILABLE, "connection closed")
+	}
+	c.follows[conversationID] = unsub
+	c.mu.Unlock()
+	c.enqueue(outItem{follow: &followReq{conv: conversationID, after: after}})
+	return nil
+}
+
+// Unfollow stops delivering a conversation.
+func (c *Conn) Unfollow(conversationID string) {
+	c.mu.Lock()
+	unsub := c.follows[conversationID]
+	delete(c.follows, conversationID)
+	c.mu.Unlock()
+	if unsub != nil {
+		unsub()
+	}
+}
+
+// Close asks the connection to close with a close code. With drain, the
+// frames already queued are written first. The first request wins.
+func (c *Conn) Close(code int, reason string, drain bool) {
+	c.ignoring.Store(true)
+	select {
+	case c.closeReq <- closeRequest{code: code, reason: reason, drain: drain}:
+		if !drain {
+			c.closing.Store(true)
+		}
+	default:
+	}
+}
+
+func (c *Conn) readLoop() {
+	defer c.chat.connEnded(c)
+	defer close(c.readDone)
+	cfg := &c.chat.cfg
+	c.ws.SetReadLimit(cfg.MaxFrameBytes)
+	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+	})
+	for {
+		mt, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				c.chat.metrics.errors.WithLabelValues("too_big").Inc()
+			}
+			return
+		}
+		_ = c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+		if c.ignoring.Load() {
+			continue // wait for the peer's close frame
+		}
+		c.chat.metrics.framesIn.Inc()
+		if mt != websocket.TextMessage {
+			c.SendError(tandem.Errorf(tandem.EINVALID, "binary frames are not supported"), "")
+			c.Strike()
+			continue
+		}
+		c.handler.HandleFrame(c.ctx, c, data)
+	}
+}
+
+func (c *Conn) writeLoop() {
+	cfg := &c.chat.cfg
+	defer c.ws.Close()
+	ping := time.NewTicker(cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case it := <-c.queue:
+			if err := c.writeItem(it); err != nil {
+				c.logEnd(err)
+				return
+			}
+		case req := <-c.closeReq:
+			c.closing.Store(true)
+			if req.drain {
+			drain:
+				for {
+					select {
+					case it := <-c.queue:
+						if err := c.writeItem(it); err != nil {
+							return
+						}
+					default:
+						break drain
+					}
+				}
+			}
+			msg := websocket.FormatCloseMessage(req.code, req.reason)
+			if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(cfg.WriteTimeout)); err != nil {
+				return
+			}
+			// Wait for the peer's close frame (the reader ends), briefly.
+			t := time.NewTimer(cfg.CloseGrace)
+			select {
+			case <-c.readDone:
+			case <-t.C:
+			}
+			t.Stop()
+			return
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)); err != nil {
+				c.logEnd(err)
+				return
+			}
+		case <-c.readDone:
+			return
+		}
+	}
+}
+
+func (c *Conn) logEnd(err error) {
+	var ne net.Error
+	if errors.Is(err, net.ErrClosed) || errors.As(err, &ne) || errors.Is(err, websocket.ErrCloseSent) {
+		c.chat.logger.Debug("connection write ended", "conn", c.id, "err", err)
+		return
+	}
+	c.chat.logger.Warn("connection write failed", "conn", c.id, "err", err)
+}
+
+func (c *Conn) write(frame []byte) error {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.chat.cfg.WriteTimeout))
+	if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
+		return err
+	}
+	c.chat.metrics.framesOut.Inc()
+	return nil
+}
+
+func (c *Conn) writeItem(it outItem) error {
+	switch {
+	case it.follow != nil:
+		if c.last == nil {
+			c.last = map[string]int64{}
+		}
+		c.last[it.follow.conv] = it.follow.after
+		return c.fill(it.follow.conv, math.MaxInt64)
+	case it.ev != nil && it.ev.Seq > 0:
+		last, ok := c.last[it.ev.ConversationID]
+		if !ok || it.ev.Seq <= last {
+			return nil // not followed yet (the pending log read covers it) or sent already
+		}
+		if it.ev.Seq > last+1 {
+			c.chat.metrics.gapFills.Inc()
+			if err := c.fill(it.ev.ConversationID, it.ev.Seq-1); err != nil {
+				return err
+			}
+			if c.last[it.ev.ConversationID] != it.ev.Seq-1 {
+				return fmt.Errorf("gateway: log of %s has no seq %d", it.ev.ConversationID, it.ev.Seq-1)
+			}
+		}
+		if err := c.write(it.ev.Frame); err != nil {
+			return err
+		}
+		c.last[it.ev.ConversationID] = it.ev.Seq
+		return nil
+	case it.ev != nil:
+		return c.write(it.ev.Frame)
+	default:
+		return c.write(it.frame)
+	}
+}
+
+// fill writes the logged messages after the last one sent, up to seq upTo.
+func (c *Conn) fill(conv string, upTo int64) error {
+	const page = 256
+	for c.last[conv] < upTo {
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+		msgs, err := c.chat.log.Messages(ctx, conv, c.last[conv], int(min(upTo-c.last[conv], page)))
+		cancel()
+		if err != nil {
+			c.Close(WSCloseCode(tandem.EUNAVAILABLE), "log unavailable", false)
+			return fmt.Errorf("gateway: read log of %s: %w", conv, err)
+		}
+		for _, m := range msgs {
+			if m.Seq != c.last[conv]+1 {
+				return fmt.Errorf("gateway: log of %s jumps from %d to %d", conv, c.last[conv], m.Seq)
+			}
+			if err := c.write(mustJSON(MessageFrame{Type: FrameMessage, ConversationID: conv, Message: m})); err != nil {
+				return err
+			}
+			c.last[conv] = m.Seq
+		}
+		if len(msgs) < page {
+			return nil
+		}
+	}
+	return nil
+}
+
+// ended releases the connection's subscriptions; called once by the reader.
+func (c *Conn) ended() {
+	c.cancel()
+	c.mu.Lock()
+	follows := c.follows
+	c.follows = nil
+	c.mu.Unlock()
+	for _, unsub := range follows {
+		unsub()
+	}
+}

@@ -1,0 +1,179 @@
+package gateway
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tandem-chat/tandem"
+)
+
+// ConvLog is the conversation log: conversations and their messages, each
+// message with a per-conversation sequence number (1, 2, 3, ... without
+// gaps) and an optional client idempotency key.
+//
+// Contract (checked for every implementation by gateway/convlogtest):
+//   - Append assigns the next seq and stores the message durably before it
+//     returns; only then may the caller acknowledge it.
+//   - Append with a ClientID already stored in that conversation stores
+//     nothing and returns the stored message with duplicate = true.
+//   - Appends to one conversation are serialised: seqs have no gaps and no
+//     repeats even when several nodes append at once.
+//   - Messages returns messages with seq > after in ascending seq order.
+//   - Errors are *tandem.Error with ENOTFOUND for unknown conversations and
+//     ECONFLICT for an existing id in CreateConversation.
+//
+// All methods may be called concurrently.
+type ConvLog interface {
+	// CreateConversation stores a new conversation; c.ID must be set.
+	CreateConversation(ctx context.Context, c tandem.Conversation) (tandem.Conversation, error)
+	// Conversation returns one conversation.
+	Conversation(ctx context.Context, id string) (tandem.Conversation, error)
+	// LatestConversation returns the customer's most recently updated
+	// conversation on the site that is not closed.
+	LatestConversation(ctx context.Context, siteKey, customerID string) (tandem.Conversation, error)
+	// Append stores m with the next seq (m.Seq is ignored) and returns it.
+	Append(ctx context.Context, m tandem.Message) (stored tandem.Message, duplicate bool, err error)
+	// Messages returns up to limit messages with seq > after, ascending.
+	Messages(ctx context.Context, conversationID string, after int64, limit int) ([]tandem.Message, error)
+	// SetMode sets the conversation's mode and assigned agent ("" for none).
+	SetMode(ctx context.Context, id string, mode tandem.Mode, agentID string) (tandem.Conversation, error)
+}
+
+// MemLog is the in-memory ConvLog (the embedded default). It keeps
+// everything until the process exits; use the Postgres log in production.
+type MemLog struct {
+	now func() time.Time
+
+	mu    sync.RWMutex // guards convs
+	convs map[string]*memConv
+}
+
+type memConv struct {
+	conv     tandem.Conversation
+	msgs     []tandem.Message // msgs[i].Seq == i+1
+	byClient map[string]int64 // client id -> seq
+}
+
+var _ ConvLog = (*MemLog)(nil)
+
+// NewMemLog returns an empty in-memory log.
+func NewMemLog() *MemLog {
+	return &MemLog{now: time.Now, convs: map[string]*memConv{}}
+}
+
+// CreateConversation implements ConvLog.
+func (l *MemLog) CreateConversation(_ context.Context, c tandem.Conversation) (tandem.Conversation, error) {
+	if c.ID == "" {
+		return c, tandem.Errorf(tandem.EINVALID, "conversation id is empty")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.convs[c.ID]; ok {
+		return c, tandem.Errorf(tandem.ECONFLICT, "conversation %s exists", c.ID)
+	}
+	now := l.now().UTC()
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = now
+	}
+	c.UpdatedAt = c.CreatedAt
+	c.LastSeq = 0
+	if c.Mode == "" {
+		c.Mode = tandem.ModeBot
+	}
+	l.convs[c.ID] = &memConv{conv: c, byClient: map[string]int64{}}
+	return c, nil
+}
+
+// Conversation implements ConvLog.
+func (l *MemLog) Conversation(_ context.Context, id string) (tandem.Conversation, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	mc, ok := l.convs[id]
+	if !ok {
+		return tandem.Conversation{}, tandem.Errorf(tandem.ENOTFOUND, "conversation not found")
+	}
+	return mc.conv, nil
+}
+
+// LatestConversation implements ConvLog.
+func (l *MemLog) LatestConversation(_ context.Context, siteKey, customerID string) (tandem.Conversation, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var best *tandem.Conversation
+	for _, mc := range l.convs {
+		c := &mc.conv
+		if c.SiteKey != siteKey || c.Customer.ID != customerID || c.Mode == tandem.ModeClosed {
+			continue
+		}
+		if best == nil || c.UpdatedAt.After(best.UpdatedAt) || c.UpdatedAt.Equal(best.UpdatedAt) && c.ID > best.ID {
+			best = c
+		}
+	}
+	if best == nil {
+		return tandem.Conversation{}, tandem.Errorf(tandem.ENOTFOUND, "conversation not found")
+	}
+	return *best, nil
+}
+
+// Append implements ConvLog.
+func (l *MemLog) Append(_ context.Context, m tandem.Message) (tandem.Message, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	mc, ok := l.convs[m.ConversationID]
+	if !ok {
+		return m, false, tandem.Errorf(tandem.ENOTFOUND, "conversation not found")
+	}
+	if m.ClientID != "" {
+		if seq, ok := mc.byClient[m.ClientID]; ok {
+			return mc.msgs[seq-1], true, nil
+		}
+	}
+	m.Seq = int64(len(mc.msgs)) + 1
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = l.now().UTC()
+	}
+	if m.Kind == "" {
+		m.Kind = "text"
+	}
+	mc.msgs = append(mc.msgs, m)
+	if m.ClientID != "" {
+		mc.byClient[m.ClientID] = m.Seq
+	}
+	mc.conv.LastSeq = m.Seq
+	mc.conv.UpdatedAt = m.CreatedAt
+	return m, false, nil
+}
+
+// Messages implements ConvLog.
+func (l *MemLog) Messages(_ context.Context, id string, after int64, limit int) ([]tandem.Message, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	mc, ok := l.convs[id]
+	if !ok {
+		return nil, tandem.Errorf(tandem.ENOTFOUND, "conversation not found")
+	}
+	if after < 0 {
+		after = 0
+	}
+	if after >= int64(len(mc.msgs)) || limit <= 0 {
+		return []tandem.Message{}, nil
+	}
+	end := min(int64(len(mc.msgs)), after+int64(limit))
+	return slices.Clone(mc.msgs[after:end]), nil
+}
+
+// SetMode implements ConvLog.
+func (l *MemLog) SetMode(_ context.Context, id string, mode tandem.Mode, agentID string) (tandem.Conversation, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	mc, ok := l.convs[id]
+	if !ok {
+		return tandem.Conversation{}, tandem.Errorf(tandem.ENOTFOUND, "conversation not found")
+	}
+	mc.conv.Mode = mode
+	mc.conv.AgentID = agentID
+	mc.conv.UpdatedAt = l.now().UTC()
+	return mc.conv, nil
+}

@@ -1,0 +1,126 @@
+package gateway
+
+import (
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// keyedLimiter is a token bucket per key (IP address, conversation id),
+// bounded in size: idle buckets are swept, and when the table is full of
+// active keys new keys are refused (fail closed under a flood of keys).
+type keyedLimiter struct {
+	limit rate.Limit
+	burst int
+	max   int
+	idle  time.Duration
+
+	mu        sync.Mutex // guards m, lastSweep
+	m         map[string]*limiterEntry
+	lastSweep time.Time
+}
+
+type limiterEntry struct {
+	lim  *rate.Limiter
+	last time.Time
+}
+
+func newKeyedLimiter(perSecond float64, burst, max int) *keyedLimiter {
+	return &keyedLimiter{limit: rate.Limit(perSecond), burst: burst, max: max, idle: 10 * time.Minute, m: map[string]*limiterEntry{}}
+}
+
+// allow takes one token for key; it returns false and how long to wait
+// when the bucket is empty.
+func (k *keyedLimiter) allow(key string, now time.Time) (bool, time.Duration) {
+	if k.limit <= 0 {
+		return true, 0
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e := k.m[key]
+	if e == nil {
+		if len(k.m) >= k.max || now.Sub(k.lastSweep) > time.Minute {
+			k.sweep(now)
+		}
+		if len(k.m) >= k.max {
+			return false, time.Second
+		}
+		e = &limiterEntry{lim: rate.NewLimiter(k.limit, k.burst)}
+		k.m[key] = e
+	}
+	e.last = now
+	r := e.lim.ReserveN(now, 1)
+	if !r.OK() {
+		return false, time.Second
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+func (k *keyedLimiter) sweep(now time.Time) {
+	k.lastSweep = now
+	for key, e := range k.m {
+		// A bucket idle long enough to be full again carries no state.
+		if now.Sub(e.last) > k.idle || e.lim.TokensAt(now) >= float64(k.burst) && now.Sub(e.last) > time.Minute {
+			delete(k.m, key)
+		}
+	}
+}
+
+// connCounter bounds concurrent connections in total and per key (IP).
+type connCounter struct {
+	maxTotal, maxPerKey int
+
+	mu    sync.Mutex // guards total, byKey
+	total int
+	byKey map[string]int
+}
+
+func newConnCounter(maxTotal, maxPerKey int) *connCounter {
+	return &connCounter{maxTotal: maxTotal, maxPerKey: maxPerKey, byKey: map[string]int{}}
+}
+
+func (c *connCounter) acquire(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.total >= c.maxTotal || c.byKey[key] >= c.maxPerKey {
+		return false
+	}
+	c.total++
+	c.byKey[key]++
+	return true
+}
+
+func (c *connCounter) release(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.total--
+	if n := c.byKey[key] - 1; n > 0 {
+		c.byKey[key] = n
+	} else {
+		delete(c.byKey, key)
+	}
+}
+
+func (c *connCounter) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.total
+}
+
+// clientIP is the address rate limits apply to: the request's RemoteAddr
+// host (chi's RealIP middleware, mounted by the server, has already applied
+// X-Forwarded-For / X-Real-IP when present).
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

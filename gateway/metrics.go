@@ -1,0 +1,45 @@
+package gateway
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type chatMetrics struct {
+	accepted  prometheus.Counter
+	rejected  *prometheus.CounterVec
+	framesIn  prometheus.Counter
+	framesOut prometheus.Counter
+	errors    *prometheus.CounterVec
+	slow      prometheus.Counter
+	gapFills  prometheus.Counter
+	appended  *prometheus.CounterVec
+	turns     *prometheus.HistogramVec
+}
+
+func newChatMetrics() *chatMetrics {
+	return &chatMetrics{
+		accepted:  prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_ws_connections_accepted_total", Help: "WebSocket connections accepted."}),
+		rejected:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_ws_rejected_total", Help: "Connections, sessions and messages rejected by limits, by limit."}, []string{"limit"}),
+		framesIn:  prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_ws_frames_in_total", Help: "WebSocket frames received."}),
+		framesOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_ws_frames_out_total", Help: "WebSocket frames written."}),
+		errors:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_ws_errors_total", Help: "Error frames sent and read-limit closes, by code."}, []string{"code"}),
+		slow:      prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_ws_slow_consumers_total", Help: "Connections closed because their send queue overflowed."}),
+		gapFills:  prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_ws_gap_fills_total", Help: "Message gaps a connection filled from the log."}),
+		appended:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_messages_appended_total", Help: "Messages appended to conversation logs, by author."}, []string{"author"}),
+		turns: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tandem_bot_turn_seconds", Help: "Bot turn latency by reply kind.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}, []string{"kind"}),
+	}
+}
+
+func (m *chatMetrics) register(r prometheus.Registerer, c *Chat) error {
+	conns := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_ws_connections", Help: "Open WebSocket connections."},
+		func() float64 { return float64(c.Connections()) })
+	for _, col := range []prometheus.Collector{m.accepted, m.rejected, m.framesIn, m.framesOut, m.errors, m.slow, m.gapFills, m.appended, m.turns, conns} {
+		if err := r.Register(col); err != nil {
+			return fmt.Errorf("gateway: register metrics: %w", err)
+		}
+	}
+	return nil
+}

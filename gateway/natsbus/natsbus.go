@@ -1,0 +1,185 @@
+// Package natsbus is the NATS gateway.Bus: it connects gateway nodes so any
+// node delivers to any connection and cache invalidations reach all nodes.
+//
+// Contract: Subscribe returns after the server has registered the
+// subscription (a flush round trip), so events published afterwards by any
+// node are received. All subscriptions share one bounded channel drained
+// by one dispatcher goroutine; handlers must not block. When the channel
+// overflows, NATS drops messages for that subscription (counted in
+// Dropped); conversation consumers recover them from the log by seq.
+// Publish is asynchronous (buffered by the client); Close flushes and
+// drains. All methods may be called concurrently.
+package natsbus
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/gateway"
+)
+
+// Config configures the bus.
+type Config struct {
+	URL  string // e.g. nats://127.0.0.1:4222
+	Name string // connection name shown by the NATS server (default "tandem")
+	// Buffer is the capacity of the shared delivery channel (default 65536).
+	Buffer int
+	Logger *slog.Logger
+}
+
+// Bus is a NATS-backed gateway.Bus.
+type Bus struct {
+	nc     *nats.Conn
+	ch     chan *nats.Msg
+	logger *slog.Logger
+	stop   chan struct{} // closed by Close
+	done   chan struct{} // closed when the dispatcher exits
+
+	mu       sync.RWMutex // guards handlers
+	handlers map[*nats.Subscription]func([]byte)
+
+	dropped   atomic.Int64
+	closeOnce sync.Once
+}
+
+var _ gateway.Bus = (*Bus)(nil)
+
+// Connect connects to NATS (retrying in the background after a lost
+// connection) and starts the dispatcher.
+func Connect(ctx context.Context, cfg Config) (*Bus, error) {
+	if cfg.Name == "" {
+		cfg.Name = "tandem"
+	}
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = 1 << 16
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	b := &Bus{ch: make(chan *nats.Msg, cfg.Buffer), logger: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}), handlers: map[*nats.Subscription]func([]byte){}}
+	timeout := 5 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	nc, err := nats.Connect(cfg.URL,
+		nats.Name(cfg.Name),
+		nats.Timeout(timeout),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			cfg.Logger.Warn("nats disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { cfg.Logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if err == nats.ErrSlowConsumer {
+				b.dropped.Add(1)
+			}
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			cfg.Logger.Warn("nats async error", "subject", subj, "err", err)
+		}),
+	)
+	if err != nil {
+		return nil, tandem.WrapError(tandem.EUNAVAILABLE, err, "cannot connect to NATS")
+	}
+	b.nc = nc
+	go b.dispatch()
+	return b, nil
+}
+
+func (b *Bus) dispatch() {
+	defer close(b.done)
+	for {
+		var m *nats.Msg
+		select {
+		case m = <-b.ch:
+		case <-b.stop:
+			return
+		}
+		b.mu.RLock()
+		h := b.handlers[m.Sub]
+		b.mu.RUnlock()
+		if h != nil {
+			h(m.Data)
+		}
+	}
+}
+
+// Publish implements gateway.Bus.
+func (b *Bus) Publish(_ context.Context, subject string, data []byte) error {
+	if err := b.nc.Publish(subject, data); err != nil {
+		return tandem.WrapError(tandem.EUNAVAILABLE, err, "bus publish failed")
+	}
+	return nil
+}
+
+// Subscribe implements gateway.Bus.
+func (b *Bus) Subscribe(subject string, handler func([]byte)) (gateway.Subscription, error) {
+	if subject == "" || strings.ContainsAny(subject, " \t\r\n*>") {
+		return nil, tandem.Errorf(tandem.EINVALID, "bad subject %q", subject)
+	}
+	// Register the handler before messages can arrive.
+	b.mu.Lock()
+	sub, err := b.nc.ChanSubscribe(subject, b.ch)
+	if err != nil {
+		b.mu.Unlock()
+		return nil, tandem.WrapError(tandem.EUNAVAILABLE, err, "bus subscribe failed")
+	}
+	b.handlers[sub] = handler
+	b.mu.Unlock()
+	if err := b.nc.Flush(); err != nil {
+		_ = b.unsubscribe(sub)
+		return nil, tandem.WrapError(tandem.EUNAVAILABLE, err, "bus subscribe failed")
+	}
+	return subscription{b: b, sub: sub}, nil
+}
+
+type subscription struct {
+	b   *Bus
+	sub *nats.Subscription
+}
+
+func (s subscription) Unsubscribe() error { return s.b.unsubscribe(s.sub) }
+
+func (b *Bus) unsubscribe(sub *nats.Subscription) error {
+	b.mu.Lock()
+	delete(b.handlers, sub)
+	b.mu.Unlock()
+	if err := sub.Unsubscribe(); err != nil && err != nats.ErrConnectionClosed && err != nats.ErrBadSubscription {
+		return fmt.Errorf("natsbus: unsubscribe %s: %w", sub.Subject, err)
+	}
+	return nil
+}
+
+// Dropped returns how many times NATS reported a slow consumer (dropped messages).
+func (b *Bus) Dropped() int64 { return b.dropped.Load() }
+
+// Ping checks the connection (for readiness checks).
+func (b *Bus) Ping(context.Context) error {
+	if !b.nc.IsConnected() {
+		return tandem.Errorf(tandem.EUNAVAILABLE, "NATS not connected (%s)", b.nc.Status())
+	}
+	return nil
+}
+
+// Close flushes pending publishes, closes the connection and stops the dispatcher.
+func (b *Bus) Close() error {
+	b.closeOnce.Do(func() {
+		_ = b.nc.FlushTimeout(2 * time.Second)
+		b.nc.Close()
+		close(b.stop)
+		<-b.done
+	})
+	return nil
+}

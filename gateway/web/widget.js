@@ -1,0 +1,436 @@
+/*
+ * Tandem chat widget (protocol tandem.v1, see docs/protocol.md).
+ *
+ * Add to any page:
+ *   <script src="https://chat.example.com/widget.js" data-site-key="YOUR_SITE_KEY" defer></script>
+ * Optional attributes: data-title, data-open="true", data-locale,
+ * data-user-id + data-user-signature (+ data-user-name, data-user-email)
+ * for verified customers (signature = hex HMAC-SHA256 of the user id with
+ * the site secret, computed by the site's backend).
+ *
+ * Guarantees: every message the customer sends is kept in an outbox
+ * (localStorage) until the server acknowledges it, and resent after
+ * reconnects and reloads; the server deduplicates by client id. Messages
+ * are rendered once, in seq order. All text is rendered with textContent.
+ */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script || window.__tandemWidget) { return; }
+  var siteKey = script.getAttribute("data-site-key");
+  if (!siteKey) { console.error("tandem: data-site-key is required"); return; }
+  var base = new URL(script.src, location.href).origin;
+  var title = script.getAttribute("data-title") || "Chat with us";
+  var storeKey = "tandem:v1:" + base + ":" + siteKey;
+  var MAX_CACHED = 500;
+
+  // ---- persistent state -------------------------------------------------
+  var state = load();
+  function load() {
+    try {
+      var s = JSON.parse(localStorage.getItem(storeKey) || "null");
+      if (s && typeof s === "object") {
+        s.messages = Array.isArray(s.messages) ? s.messages : [];
+        s.outbox = Array.isArray(s.outbox) ? s.outbox : [];
+        s.lastSeq = typeof s.lastSeq === "number" ? s.lastSeq : 0;
+        return s;
+      }
+    } catch (e) { /* corrupt or unavailable storage: start afresh */ }
+    return { token: "", conversationId: "", lastSeq: 0, messages: [], outbox: [] };
+  }
+  function save() {
+    try {
+      if (state.messages.length > MAX_CACHED) { state.messages = state.messages.slice(-MAX_CACHED); }
+      localStorage.setItem(storeKey, JSON.stringify(state));
+    } catch (e) { /* storage full or disabled: keep working in memory */ }
+  }
+  function resetConversation(id) {
+    state.conversationId = id; state.lastSeq = 0; state.messages = []; state.outbox = [];
+    clearNode(logEl); pendingEls = {}; streamEls = {};
+  }
+
+  // ---- DOM ---------------------------------------------------------------
+  function el(tag, attrs, text) {
+    var e = document.createElement(tag);
+    if (attrs) { for (var k in attrs) { if (Object.prototype.hasOwnProperty.call(attrs, k)) { e.setAttribute(k, attrs[k]); } } }
+    if (text != null) { e.textContent = String(text); }
+    return e;
+  }
+  function clearNode(n) { while (n.firstChild) { n.removeChild(n.firstChild); } }
+
+  var css = [
+    ".tandem-root{position:fixed;right:16px;bottom:16px;z-index:2147483000;font:15px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1b1f24}",
+    ".tandem-launcher{background:#2456d3;color:#fff;border:0;border-radius:24px;padding:12px 18px;font:inherit;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25)}",
+    ".tandem-launcher:focus-visible,.tandem-root button:focus-visible,.tandem-input:focus-visible{outline:3px solid #ffbf47;outline-offset:2px}",
+    ".tandem-panel{display:flex;flex-direction:column;width:360px;max-width:calc(100vw - 32px);height:520px;max-height:calc(100vh - 96px);background:#fff;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.3);overflow:hidden;margin-bottom:12px}",
+    ".tandem-panel[hidden]{display:none}",
+    ".tandem-header{display:flex;align-items:center;gap:8px;background:#2456d3;color:#fff;padding:10px 12px}",
+    ".tandem-title{flex:1;font-weight:600;margin:0;font-size:16px}",
+    ".tandem-status{font-size:12px;opacity:.9}",
+    ".tandem-close{background:transparent;border:0;color:#fff;font-size:22px;line-height:1;cursor:pointer;padding:2px 8px}",
+    ".tandem-log{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:8px;background:#f5f7fb}",
+    ".tandem-msg{max-width:85%;padding:8px 11px;border-radius:12px;white-space:pre-wrap;word-wrap:break-word;overflow-wrap:anywhere}",
+    ".tandem-msg[data-author=customer]{align-self:flex-end;background:#2456d3;color:#fff}",
+    ".tandem-msg[data-author=bot],.tandem-msg[data-author=agent]{align-self:flex-start;background:#fff;border:1px solid #dde3ee}",
+    ".tandem-msg[data-author=system]{align-self:center;background:transparent;color:#555;font-size:13px;font-style:italic}",
+    ".tandem-msg.tandem-pending{opacity:.6}",
+    ".tandem-msg.tandem-failed{border:1px solid #c0392b}",
+    ".tandem-name{display:block;font-size:11px;font-weight:600;opacity:.75;margin-bottom:2px}",
+    ".tandem-sources{margin:6px 0 0;padding-left:18px;font-size:12px;color:#444}",
+    ".tandem-typing{min-height:18px;padding:0 12px;font-size:12px;color:#555;background:#f5f7fb}",
+    ".tandem-quick{display:flex;flex-wrap:wrap;gap:6px;padding:6px 12px;background:#f5f7fb}",
+    ".tandem-quick:empty{display:none}",
+    ".tandem-quick button{border:1px solid #2456d3;color:#2456d3;background:#fff;border-radius:14px;padding:5px 10px;font:inherit;font-size:13px;cursor:pointer}",
+    ".tandem-form{display:flex;gap:6px;padding:8px;border-top:1px solid #dde3ee;align-items:flex-end}",
+    ".tandem-input{flex:1;resize:none;border:1px solid #b8c2d6;border-radius:8px;padding:8px;font:inherit;min-height:38px;max-height:120px}",
+    ".tandem-send{background:#2456d3;color:#fff;border:0;border-radius:8px;padding:9px 12px;font:inherit;cursor:pointer}",
+    ".tandem-human{background:transparent;border:0;color:#fff;text-decoration:underline;font:inherit;font-size:12px;cursor:pointer}",
+    ".tandem-sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}",
+    "@media (max-width:480px){.tandem-root{right:0;bottom:0;left:0}.tandem-root .tandem-launcher{position:fixed;right:16px;bottom:16px}",
+    ".tandem-panel{width:100vw;max-width:100vw;height:100vh;height:100dvh;max-height:none;border-radius:0;margin:0}}"
+  ].join("\n");
+
+  var root = el("div", { "class": "tandem-root", id: "tandem-root" });
+  var style = el("style", null, css);
+  var panelId = "tandem-panel";
+  var panel = el("section", { "class": "tandem-panel", id: panelId, role: "dialog", "aria-label": title, hidden: "" });
+  var header = el("div", { "class": "tandem-header" });
+  var h2 = el("h2", { "class": "tandem-title" }, title);
+  var statusEl = el("span", { "class": "tandem-status", id: "tandem-status", role: "status", "aria-live": "polite" }, "Connecting…");
+  var humanBtn = el("button", { "class": "tandem-human", type: "button", id: "tandem-human" }, "Talk to a person");
+  var closeBtn = el("button", { "class": "tandem-close", type: "button", "aria-label": "Close chat" }, "×");
+  header.appendChild(h2); header.appendChild(statusEl); header.appendChild(humanBtn); header.appendChild(closeBtn);
+  var logEl = el("div", { "class": "tandem-log", id: "tandem-log", role: "log", "aria-live": "polite", "aria-relevant": "additions", tabindex: "0", "aria-label": "Conversation" });
+  var typingEl = el("div", { "class": "tandem-typing", id: "tandem-typing", "aria-live": "polite" });
+  var quickEl = el("div", { "class": "tandem-quick", id: "tandem-quick", role: "group", "aria-label": "Suggested replies" });
+  var form = el("form", { "class": "tandem-form" });
+  var label = el("label", { "for": "tandem-input", "class": "tandem-sr" }, "Type your message");
+  var input = el("textarea", { "class": "tandem-input", id: "tandem-input", rows: "1", maxlength: "4000", placeholder: "Type your message…", autocomplete: "off" });
+  var sendBtn = el("button", { "class": "tandem-send", type: "submit", id: "tandem-send" }, "Send");
+  form.appendChild(label); form.appendChild(input); form.appendChild(sendBtn);
+  panel.appendChild(header); panel.appendChild(logEl); panel.appendChild(typingEl); panel.appendChild(quickEl); panel.appendChild(form);
+  var launcher = el("button", { "class": "tandem-launcher", type: "button", id: "tandem-launcher", "aria-controls": panelId, "aria-expanded": "false" }, title);
+  root.appendChild(style); root.appendChild(panel); root.appendChild(launcher);
+
+  var pendingEls = {};  // client_id -> element of an unacknowledged message
+  var streamEls = {};   // stream_id -> element of a streaming answer
+  var typingTimers = {};
+
+  function setOpen(open) {
+    if (open) { panel.removeAttribute("hidden"); } else { panel.setAttribute("hidden", ""); }
+    launcher.setAttribute("aria-expanded", open ? "true" : "false");
+    launcher.textContent = open ? "Close chat" : title;
+    if (open) { input.focus(); scrollDown(); sendRead(); } else { launcher.focus(); }
+  }
+  launcher.addEventListener("click", function () { setOpen(panel.hasAttribute("hidden")); });
+  closeBtn.addEventListener("click", function () { setOpen(false); });
+  panel.addEventListener("keydown", function (e) { if (e.key === "Escape") { setOpen(false); } });
+  form.addEventListener("submit", function (e) { e.preventDefault(); submitInput(); });
+  input.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submitInput(); }
+  });
+  input.addEventListener("input", onTyping);
+  humanBtn.addEventListener("click", function () { queue("handoff_request", ""); });
+
+  function scrollDown() { logEl.scrollTop = logEl.scrollHeight; }
+
+  function renderMessage(m) {
+    var author = m.author || "system";
+    var node = el("div", { "class": "tandem-msg", "data-seq": String(m.seq), "data-author": author });
+    if (author === "agent" || (author === "bot" && m.author_name)) {
+      node.appendChild(el("span", { "class": "tandem-name" }, m.author_name || (author === "agent" ? "Agent" : "Assistant")));
+    }
+    node.appendChild(el("span", { "class": "tandem-text" }, m.text));
+    var data = m.data || {};
+    if (Array.isArray(data.sources) && data.sources.length) {
+      var ul = el("ul", { "class": "tandem-sources", "aria-label": "Sources" });
+      data.sources.slice(0, 5).forEach(function (s) { ul.appendChild(el("li", null, s && s.question ? s.question : "")); });
+      node.appendChild(ul);
+    }
+    return node;
+  }
+
+  function renderPending(item) {
+    var node = el("div", { "class": "tandem-msg tandem-pending", "data-author": "customer", "data-client-id": item.client_id });
+    node.appendChild(el("span", { "class": "tandem-text" }, item.text || "Talk to a person"));
+    node.appendChild(el("span", { "class": "tandem-sr" }, " (sending)"));
+    logEl.appendChild(node);
+    pendingEls[item.client_id] = node;
+  }
+
+  function showQuickReplies(list) {
+    clearNode(quickEl);
+    (list || []).slice(0, 6).forEach(function (q) {
+      if (typeof q !== "string" || !q) { return; }
+      var b = el("button", { type: "button" }, q);
+      b.addEventListener("click", function () {
+        if (/^talk to a (person|human|agent)$/i.test(q)) { queue("handoff_request", ""); } else { queue("message", q); }
+      });
+      quickEl.appendChild(b);
+    });
+  }
+
+  // appendMessage renders a logged message once, in seq order.
+  function appendMessage(m, fromCache) {
+    if (!fromCache) {
+      if (m.seq <= state.lastSeq) { return; }
+      state.lastSeq = m.seq;
+      state.messages.push(m);
+    }
+    if (m.client_id && pendingEls[m.client_id]) {
+      logEl.removeChild(pendingEls[m.client_id]);
+      delete pendingEls[m.client_id];
+    }
+    var sid = m.data && m.data.stream_id;
+    if (sid && streamEls[sid]) { logEl.removeChild(streamEls[sid]); delete streamEls[sid]; }
+    // Keep pending (unacknowledged) bubbles below the log's messages.
+    var firstPending = logEl.querySelector(".tandem-pending");
+    logEl.insertBefore(renderMessage(m), firstPending);
+    if (m.author === "bot" || m.author === "agent") {
+      setTyping(m.author, false);
+      showQuickReplies(m.data && m.data.quick_replies);
+    } else if (m.author === "customer") {
+      showQuickReplies(null);
+    }
+    if (!fromCache) { scrollDown(); }
+  }
+
+  function setTyping(author, on, name) {
+    clearTimeout(typingTimers[author]);
+    if (on) {
+      typingEl.textContent = (name || (author === "agent" ? "Agent" : "Assistant")) + " is typing…";
+      typingTimers[author] = setTimeout(function () { setTyping(author, false); }, 10000);
+    } else {
+      typingEl.textContent = "";
+    }
+  }
+
+  function setStatus(text) { statusEl.textContent = text; }
+
+  // ---- outbox --------------------------------------------------------------
+  function newClientId() {
+    var a = new Uint8Array(12);
+    (window.crypto || window.msCrypto).getRandomValues(a);
+    return "m-" + Array.prototype.map.call(a, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+  function submitInput() {
+    var text = input.value.trim();
+    if (!text) { return; }
+    input.value = "";
+    stopTyping();
+    queue("message", text);
+  }
+  function queue(type, text) {
+    var item = { type: type, client_id: newClientId(), text: text };
+    state.outbox.push(item);
+    save();
+    renderPending(item);
+    scrollDown();
+    flush();
+  }
+  function flush() {
+    if (!welcomed) { return; }
+    for (var i = 0; i < state.outbox.length; i++) {
+      var item = state.outbox[i];
+      if (item.sentOn === connSerial || item.retryAt > Date.now()) { continue; }
+      if (!send({ type: item.type, client_id: item.client_id, text: item.text })) { return; }
+      item.sentOn = connSerial;
+    }
+  }
+  function acked(clientId) {
+    state.outbox = state.outbox.filter(function (x) { return x.client_id !== clientId; });
+    save();
+  }
+
+  // ---- typing and read receipts -------------------------------------------
+  var typingSent = 0, typingStop = null;
+  function onTyping() {
+    var now = Date.now();
+    if (now - typingSent > 3000) { typingSent = now; send({ type: "typing", on: true }); }
+    clearTimeout(typingStop);
+    typingStop = setTimeout(stopTyping, 4000);
+  }
+  function stopTyping() {
+    clearTimeout(typingStop);
+    if (typingSent) { typingSent = 0; send({ type: "typing", on: false }); }
+  }
+  var readSent = 0;
+  function sendRead() {
+    if (!panel.hasAttribute("hidden") && state.lastSeq > readSent && welcomed) {
+      readSent = state.lastSeq;
+      send({ type: "read", seq: state.lastSeq });
+    }
+  }
+
+  // ---- connection ------------------------------------------------------------
+  var ws = null, welcomed = false, connSerial = 0, attempt = 0, retryTimer = null, heartbeat = null, lastFrame = 0, heartbeatMs = 25000;
+
+  function backoff() {
+    // Exponential backoff with full jitter: 0.5-30 s ceiling.
+    var ceil = Math.min(30000, 500 * Math.pow(2, attempt));
+    attempt++;
+    return Math.round(ceil / 2 + Math.random() * ceil / 2);
+  }
+  function scheduleReconnect(delay) {
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(start, delay == null ? backoff() : delay);
+  }
+
+  function send(obj) {
+    if (!ws || ws.readyState !== 1) { return false; }
+    try { ws.send(JSON.stringify(obj)); return true; } catch (e) { return false; }
+  }
+
+  function start() {
+    clearTimeout(retryTimer);
+    if (ws) { return; }
+    setStatus("Connecting…");
+    var body = { site_key: siteKey, token: state.token || undefined, locale: script.getAttribute("data-locale") || navigator.language || "" };
+    var uid = script.getAttribute("data-user-id");
+    if (uid) {
+      body.identity = { user_id: uid, signature: script.getAttribute("data-user-signature") || "",
+        name: script.getAttribute("data-user-name") || undefined, email: script.getAttribute("data-user-email") || undefined };
+    }
+    fetch(base + "/v1/widget/session", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), credentials: "omit" })
+      .then(function (r) {
+        return r.json().then(function (j) { return { status: r.status, body: j }; }, function () { return { status: r.status, body: {} }; });
+      })
+      .then(function (res) {
+        if (res.status !== 200) {
+          var code = res.body && res.body.error && res.body.error.code;
+          if (code === "forbidden" || code === "not_found" || (code === "unauthorized" && !state.token)) {
+            setStatus("Chat unavailable on this page"); return;
+          }
+          if (code === "unauthorized") { state.token = ""; save(); }
+          setStatus("Reconnecting…"); scheduleReconnect(); return;
+        }
+        var s = res.body;
+        if (s.conversation_id !== state.conversationId) { resetConversation(s.conversation_id); }
+        state.token = s.token; save();
+        connect(s);
+      }, function () { setStatus("Offline — reconnecting…"); scheduleReconnect(); });
+  }
+
+  function connect(s) {
+    var url = base.replace(/^http/, "ws") + s.ws_path;
+    var sock;
+    try { sock = new WebSocket(url, "tandem.v1"); } catch (e) { scheduleReconnect(); return; }
+    ws = sock; welcomed = false; connSerial++;
+    sock.onopen = function () {
+      lastFrame = Date.now();
+      sock.send(JSON.stringify({ type: "hello", token: state.token, last_seq: state.lastSeq }));
+    };
+    sock.onmessage = function (e) {
+      if (sock !== ws) { return; }
+      lastFrame = Date.now();
+      var f;
+      try { f = JSON.parse(e.data); } catch (err) { return; }
+      if (f && typeof f.type === "string") { onFrame(f); }
+    };
+    sock.onclose = function (e) {
+      if (sock !== ws) { return; }
+      ws = null; welcomed = false;
+      clearInterval(heartbeat);
+      setTyping("bot", false); setTyping("agent", false);
+      if (e.code === 4401 || e.code === 4403) { state.token = ""; save(); scheduleReconnect(200); setStatus("Reconnecting…"); return; }
+      if (e.code === 1012) { setStatus("Reconnecting…"); scheduleReconnect(200 + Math.random() * 1500); return; }
+      setStatus("Offline — reconnecting…");
+      scheduleReconnect();
+    };
+  }
+
+  function onFrame(f) {
+    switch (f.type) {
+    case "welcome":
+      welcomed = true; attempt = 0;
+      if (f.last_seq < state.lastSeq) { resetConversation(f.conversation_id); }
+      heartbeatMs = f.heartbeat_ms > 0 ? f.heartbeat_ms : 25000;
+      clearInterval(heartbeat);
+      heartbeat = setInterval(function () {
+        if (Date.now() - lastFrame > 2 * heartbeatMs + 5000) { if (ws) { ws.close(); } return; }
+        send({ type: "ping" });
+      }, heartbeatMs);
+      setStatus(modeText(f.mode));
+      flush();
+      break;
+    case "ack":
+      acked(f.client_id);
+      break;
+    case "message":
+      if (f.message && f.conversation_id === state.conversationId) { appendMessage(f.message, false); save(); sendRead(); }
+      break;
+    case "delta":
+      var node = streamEls[f.stream_id];
+      if (!node) {
+        node = el("div", { "class": "tandem-msg", "data-author": "bot", "data-stream": f.stream_id, "aria-busy": "true" });
+        node.appendChild(el("span", { "class": "tandem-text" }, ""));
+        logEl.insertBefore(node, logEl.querySelector(".tandem-pending"));
+        streamEls[f.stream_id] = node;
+      }
+      node.lastChild.textContent += f.text;
+      scrollDown();
+      break;
+    case "typing":
+      if (f.author !== "customer") { setTyping(f.author, !!f.on, f.name); }
+      break;
+    case "handoff":
+      setStatus(handoffText(f));
+      break;
+    case "error":
+      onError(f);
+      break;
+    }
+  }
+
+  function onError(f) {
+    if (!f.client_id) { return; }
+    var item = null;
+    state.outbox.forEach(function (x) { if (x.client_id === f.client_id) { item = x; } });
+    if (!item) { return; }
+    if (f.code === "overloaded" || f.code === "unavailable" || f.code === "internal") {
+      item.sentOn = -1;
+      item.retryAt = Date.now() + (f.retry_after_ms || 2000);
+      setTimeout(flush, (f.retry_after_ms || 2000) + 50);
+      return;
+    }
+    // invalid or forbidden: the server will never accept it.
+    acked(f.client_id);
+    var p = pendingEls[f.client_id];
+    if (p) {
+      p.className = "tandem-msg tandem-failed";
+      p.appendChild(el("span", { "class": "tandem-sr" }, " (not sent: " + (f.message || f.code) + ")"));
+      delete pendingEls[f.client_id];
+    }
+  }
+
+  function modeText(mode) {
+    return mode === "human" ? "With an agent" : mode === "queued" ? "Waiting for an agent" : "Online";
+  }
+  function handoffText(f) {
+    switch (f.status) {
+    case "queued":
+      var t = "Waiting for an agent";
+      if (f.position) { t += " — position " + f.position; }
+      if (f.estimated_wait_s) { t += ", about " + Math.max(1, Math.round(f.estimated_wait_s / 60)) + " min"; }
+      return t;
+    case "assigned": return "Chatting with " + (f.agent_name || "an agent");
+    case "returned": return "Online";
+    case "unavailable": return f.message || "No agent available right now";
+    case "closed": return "Conversation closed";
+    }
+    return statusEl.textContent;
+  }
+
+  window.addEventListener("online", function () { attempt = 0; if (!ws) { scheduleReconnect(100); } });
+
+  // ---- boot ----------------------------------------------------------------
+  function boot() {
+    document.body.appendChild(root);
+    state.messages.forEach(function (m) { appendMessage(m, true); });
+    state.outbox.forEach(function (item) { delete item.sentOn; renderPending(item); });
+    if (script.getAttribute("data-open") === "true") { setOpen(true); }
+    start();
+  }
+  window.__tandemWidget = { version: "tandem.v1", state: function () { return JSON.parse(JSON.stringify(state)); } };
+  if (document.body) { boot(); } else { document.addEventListener("DOMContentLoaded", boot); }
+})();

@@ -1,0 +1,308 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tandem-chat/tandem"
+)
+
+// SessionRequest is the body of POST /v1/widget/session.
+type SessionRequest struct {
+	SiteKey string `json:"site_key"`
+	// Token is a previously issued customer token: the same conversation
+	// is resumed when it is still valid for this site.
+	Token string `json:"token,omitempty"`
+	// Identity is a verified customer, signed by the site's backend.
+	Identity *SignedIdentity `json:"identity,omitempty"`
+	Locale   string          `json:"locale,omitempty"`
+}
+
+// SignedIdentity is a site's assertion of who the customer is.
+type SignedIdentity struct {
+	UserID    string `json:"user_id"`
+	Name      string `json:"name,omitempty"`
+	Email     string `json:"email,omitempty"`
+	Signature string `json:"signature"` // hex(HMAC-SHA256(site secret, user_id))
+}
+
+// SessionResponse answers a session request.
+type SessionResponse struct {
+	Token          string          `json:"token"`
+	ConversationID string          `json:"conversation_id"`
+	Customer       tandem.Customer `json:"customer"`
+	Mode           tandem.Mode     `json:"mode"`
+	LastSeq        int64           `json:"last_seq"`
+	WebSocketPath  string          `json:"ws_path"`
+	Protocol       string          `json:"protocol"`
+}
+
+const maxSessionBody = 8 << 10
+
+// allowCORS sets CORS headers for an allowed site origin.
+func allowCORS(w http.ResponseWriter, r *http.Request) {
+	if o := r.Header.Get("Origin"); o != "" {
+		w.Header().Set("Access-Control-Allow-Origin", o)
+		w.Header().Add("Vary", "Origin")
+	}
+}
+
+func (c *Chat) handleSessionPreflight(w http.ResponseWriter, r *http.Request) {
+	// The site key is in the body, which a preflight does not carry: allow
+	// the preflight for any origin; the real request is checked per site.
+	allowCORS(w, r)
+	w.Header().Set("Access-Control-Allow-Methods", "POST")
+	w.Header().Set("Access-Control-Allow-Headers", "Content-Type")
+	w.Header().Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleSession creates or resumes a widget session: a customer token
+// bound to one conversation.
+func (c *Chat) handleSession(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if c.draining.Load() {
+		WriteError(w, r, c.logger, tandem.Errorf(tandem.EUNAVAILABLE, "server is restarting; retry"))
+		return
+	}
+	if ok, _ := c.ipLimiter.allow(clientIP(r), time.Now()); !ok {
+		c.metrics.rejected.WithLabelValues("ip_rate").Inc()
+		WriteError(w, r, c.logger, tandem.Errorf(tandem.EOVERLOADED, "too many requests; retry later"))
+		return
+	}
+	var req SessionRequest
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxSessionBody+1))
+	if err != nil || len(body) > maxSessionBody {
+		WriteError(w, r, c.logger, tandem.Errorf(tandem.EINVALID, "request body too large or unreadable"))
+		return
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		WriteError(w, r, c.logger, tandem.Errorf(tandem.EINVALID, "body must be a JSON object with site_key"))
+		return
+	}
+	if !validID(req.SiteKey, 64) {
+		WriteError(w, r, c.logger, tandem.Errorf(tandem.EINVALID, "site_key is missing or malformed"))
+		return
+	}
+	site, err := c.sites.Site(ctx, req.SiteKey)
+	if err != nil {
+		WriteError(w, r, c.logger, err)
+		return
+	}
+	if !site.OriginAllowed(r) {
+		WriteError(w, r, c.logger, tandem.Errorf(tandem.EFORBIDDEN, "origin not allowed for this site"))
+		return
+	}
+	allowCORS(w, r)
+	if len(req.Locale) > 16 || !utf8.ValidString(req.Locale) {
+		req.Locale = ""
+	}
+
+	var customer tandem.Customer
+	if id := req.Identity; id != nil {
+		if id.UserID == "" || len(id.UserID) > 128 || len(id.Name) > 128 || len(id.Email) > 254 ||
+			!utf8.ValidString(id.UserID+id.Name+id.Email) {
+			WriteError(w, r, c.logger, tandem.Errorf(tandem.EINVALID, "identity fields are missing or too long"))
+			return
+		}
+		if !VerifyIdentity(site.Secret, id.UserID, id.Signature) {
+			WriteError(w, r, c.logger, tandem.Errorf(tandem.EUNAUTHORIZED, "identity signature does not match"))
+			return
+		}
+		customer = tandem.Customer{ID: "u:" + id.UserID, Verified: true, Name: id.Name, Email: id.Email}
+	}
+
+	conv, resumed := c.resumeSession(ctx, req, site, customer)
+	if !resumed {
+		if customer.ID == "" {
+			customer = tandem.Customer{ID: newID("anon")}
+		}
+		conv, err = c.log.CreateConversation(ctx, tandem.Conversation{ID: newID("c"), SiteKey: site.Key, Customer: customer, Mode: tandem.ModeBot, Locale: req.Locale})
+		if err != nil {
+			WriteError(w, r, c.logger, err)
+			return
+		}
+	}
+	token, err := c.auth.IssueCustomer(conv)
+	if err != nil {
+		WriteError(w, r, c.logger, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, SessionResponse{Token: token, ConversationID: conv.ID, Customer: conv.Customer, Mode: conv.Mode,
+		LastSeq: conv.LastSeq, WebSocketPath: "/v1/widget/ws?site=" + site.Key, Protocol: Subprotocol})
+}
+
+// resumeSession finds the conversation to continue: the one of a still
+// valid token (for the same customer), else a verified customer's latest.
+func (c *Chat) resumeSession(ctx context.Context, req SessionRequest, site Site, verified tandem.Customer) (tandem.Conversation, bool) {
+	if req.Token != "" {
+		if p, err := c.auth.Parse(req.Token); err == nil && p.Role == RoleCustomer && p.SiteKey == site.Key &&
+			(verified.ID == "" || verified.ID == p.ID) {
+			if conv, err := c.log.Conversation(ctx, p.ConversationID); err == nil && conv.Customer.ID == p.ID && conv.Mode != tandem.ModeClosed {
+				return conv, true
+			}
+		}
+	}
+	if verified.ID != "" {
+		if conv, err := c.log.LatestConversation(ctx, site.Key, verified.ID); err == nil {
+			return conv, true
+		}
+	}
+	return tandem.Conversation{}, false
+}
+
+// handleWidgetWS upgrades a widget connection after checking the site's
+// Origin allow-list; the client then authenticates with a hello frame.
+func (c *Chat) handleWidgetWS(w http.ResponseWriter, r *http.Request) {
+	key := r.URL.Query().Get("site")
+	if !validID(key, 64) {
+		WriteError(w, r, c.logger, tandem.Errorf(tandem.EINVALID, "site query parameter is missing or malformed"))
+		return
+	}
+	site, err := c.sites.Site(r.Context(), key)
+	if err != nil {
+		WriteError(w, r, c.logger, err)
+		return
+	}
+	if !site.OriginAllowed(r) {
+		c.metrics.rejected.WithLabelValues("origin").Inc()
+		WriteError(w, r, c.logger, tandem.Errorf(tandem.EFORBIDDEN, "origin not allowed for this site"))
+		return
+	}
+	c.Accept(w, r, &widgetSession{chat: c, siteKey: key})
+}
+
+// widgetSession is the widget protocol state of one connection. Its
+// methods run on the connection's read goroutine.
+type widgetSession struct {
+	chat    *Chat
+	siteKey string
+	p       Principal // set by hello
+	rejects int       // rate-limit rejections in a row
+}
+
+// HandleFrame implements FrameHandler.
+func (s *widgetSession) HandleFrame(ctx context.Context, c *Conn, data []byte) {
+	f, err := DecodeClientFrame(data)
+	if err != nil {
+		c.SendError(err, "")
+		c.Strike()
+		return
+	}
+	if s.p.ID == "" {
+		if f.Type != FrameHello {
+			c.SendError(tandem.Errorf(tandem.EUNAUTHORIZED, "the first frame must be hello"), "")
+			c.Close(WSCloseCode(tandem.EUNAUTHORIZED), "hello required", true)
+			return
+		}
+		s.hello(ctx, c, f)
+		return
+	}
+	if f.ConversationID != "" && f.ConversationID != s.p.ConversationID {
+		c.SendError(tandem.Errorf(tandem.EFORBIDDEN, "not your conversation"), f.ClientID)
+		c.Strike()
+		return
+	}
+	conv := s.p.ConversationID
+	switch f.Type {
+	case FrameHello:
+		c.SendError(tandem.Errorf(tandem.EINVALID, "already said hello"), "")
+		c.Strike()
+	case FrameMessage, FrameHandoffRequest:
+		s.message(ctx, c, f)
+	case FrameTyping:
+		_ = s.chat.Publish(ctx, conv, c.ID(), TypingFrame{Type: FrameTyping, ConversationID: conv, Author: tandem.AuthorCustomer, On: *f.On})
+	case FrameRead:
+		_ = s.chat.Publish(ctx, conv, c.ID(), ReadFrame{Type: FrameRead, ConversationID: conv, Author: tandem.AuthorCustomer, Seq: f.Seq})
+	case FramePing:
+		c.Send(PongFrame{Type: FramePong, ID: f.ID})
+	}
+}
+
+func (s *widgetSession) hello(ctx context.Context, c *Conn, f ClientFrame) {
+	p, err := s.chat.auth.Parse(f.Token)
+	if err == nil && (p.Role != RoleCustomer || p.SiteKey != s.siteKey) {
+		err = tandem.Errorf(tandem.EUNAUTHORIZED, "token is not a customer token for this site")
+	}
+	if err == nil && f.ConversationID != "" && f.ConversationID != p.ConversationID {
+		err = tandem.Errorf(tandem.EFORBIDDEN, "not your conversation")
+	}
+	var conv tandem.Conversation
+	if err == nil {
+		conv, err = s.chat.log.Conversation(ctx, p.ConversationID)
+		if err == nil && conv.Customer.ID != p.ID {
+			err = tandem.Errorf(tandem.EFORBIDDEN, "not your conversation")
+		} else if tandem.ErrorCode(err) == tandem.ENOTFOUND {
+			err = tandem.Errorf(tandem.EUNAUTHORIZED, "conversation no longer exists; start a new session")
+		}
+	}
+	if err != nil {
+		c.SendError(err, "")
+		c.Close(WSCloseCode(tandem.ErrorCode(err)), tandem.ErrorMessage(err), true)
+		return
+	}
+	after := f.LastSeq
+	if after > conv.LastSeq {
+		after = 0 // the client is ahead of the log (e.g. a reset demo store): replay everything
+	}
+	s.p = p
+	c.Send(WelcomeFrame{Type: FrameWelcome, Protocol: Subprotocol, ConversationID: conv.ID, Customer: conv.Customer,
+		Mode: conv.Mode, LastSeq: conv.LastSeq, HeartbeatMS: s.chat.cfg.PingInterval.Milliseconds()})
+	if err := c.Follow(conv.ID, after); err != nil {
+		c.SendError(err, "")
+		c.Close(WSCloseCode(tandem.ErrorCode(err)), "cannot follow conversation", true)
+	}
+}
+
+func (s *widgetSession) message(ctx context.Context, c *Conn, f ClientFrame) {
+	chat := s.chat
+	conv := s.p.ConversationID
+	if ok, wait := chat.convLimiter.allow(conv, time.Now()); !ok {
+		chat.metrics.rejected.WithLabelValues("conversation_rate").Inc()
+		fr := errorFrameFor(tandem.Errorf(tandem.EOVERLOADED, "too many messages; slow down"), f.ClientID)
+		fr.RetryAfterMS = max(wait.Milliseconds(), 1)
+		c.Send(fr)
+		if s.rejects++; s.rejects >= chat.cfg.MaxRejects {
+			c.Close(WSCloseCode(tandem.EOVERLOADED), "message flood", true)
+		}
+		return
+	}
+	s.rejects = 0
+	if chat.bot != nil || f.Type == FrameHandoffRequest {
+		if err := chat.turns.room(conv); err != nil {
+			c.SendError(err, f.ClientID)
+			return
+		}
+	}
+	m := tandem.Message{ConversationID: conv, ClientID: f.ClientID, Author: tandem.AuthorCustomer, AuthorID: s.p.ID,
+		AuthorName: s.p.Name, Text: f.Text, Kind: "text"}
+	if f.Type == FrameHandoffRequest {
+		m.Kind = "handoff_request"
+		if m.Text == "" {
+			m.Text = "I would like to talk to a person."
+		}
+	}
+	stored, dup, err := chat.log.Append(ctx, m)
+	if err != nil {
+		c.SendError(err, f.ClientID)
+		return
+	}
+	c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: stored.Seq, Duplicate: dup})
+	// Publish duplicates too: if the first attempt's node died before
+	// publishing, this delivers it; receivers drop seqs they have.
+	chat.publishMessage(ctx, stored, c.ID())
+	if dup {
+		return
+	}
+	chat.metrics.appended.WithLabelValues(string(tandem.AuthorCustomer)).Inc()
+	if err := chat.turns.submit(turnJob{msg: stored, requestHuman: f.Type == FrameHandoffRequest}); err != nil {
+		chat.logger.Warn("bot turn not queued", "conversation", conv, "seq", stored.Seq, "err", err)
+	}
+}
+
+// Closed implements FrameHandler.
+func (s *widgetSession) Closed(*Conn) {}

@@ -1,0 +1,524 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/gateway"
+)
+
+func TestMessageAckAndBotAnswer(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	s := ts.session(t, nil)
+	if s.Protocol != gateway.Subprotocol || s.ConversationID == "" || s.Token == "" || s.Customer.Verified {
+		t.Fatalf("session = %+v", s)
+	}
+	c := ts.connect(t, s.Token, 0)
+	c.send(map[string]any{"type": "message", "client_id": "m1", "text": "  where is my order?  "})
+	ack, _ := c.until(isType("ack"))
+	if ack.ClientID != "m1" || ack.Seq != 1 || ack.Duplicate {
+		t.Fatalf("ack = %s", ack.raw)
+	}
+	mine, _ := c.until(isType("message"))
+	if m := mine.msg(t); m.Seq != 1 || m.Text != "where is my order?" || m.Author != tandem.AuthorCustomer || m.ClientID != "m1" {
+		t.Fatalf("own message = %+v", m)
+	}
+	bot, skipped := c.until(isType("message"))
+	m := bot.msg(t)
+	if m.Seq != 2 || m.Author != tandem.AuthorBot || m.Text != "echo: where is my order?" || m.AuthorName != "Assistant" {
+		t.Fatalf("bot message = %+v", m)
+	}
+	if src, _ := m.Data["sources"].([]any); len(src) != 1 || m.Data["reply_kind"] != "answer" {
+		t.Fatalf("bot data = %#v", m.Data)
+	}
+	typing := false
+	for _, f := range skipped {
+		typing = typing || f.Type == "typing" && f.Author == "bot" && f.On
+	}
+	if !typing {
+		t.Fatalf("no bot typing frame before the answer: %v", skipped)
+	}
+	// Application heartbeat.
+	c.send(map[string]any{"type": "ping", "id": "p1"})
+	if f, _ := c.until(isType("pong")); f.ID != "p1" {
+		t.Fatalf("pong = %s", f.raw)
+	}
+	// Quick replies.
+	c.send(map[string]any{"type": "message", "client_id": "m2", "text": "help"})
+	f, _ := c.until(messageFrom(tandem.AuthorBot))
+	if qr, _ := f.msg(t).Data["quick_replies"].([]any); len(qr) != 2 || qr[0] != "Shipping" {
+		t.Fatalf("quick replies = %#v", f.msg(t).Data)
+	}
+}
+
+func TestStreamedAnswer(t *testing.T) {
+	ts := startServer(t, serverOpts{bot: streamBot{}})
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	c.send(map[string]any{"type": "message", "client_id": "m1", "text": "one two three"})
+	var text strings.Builder
+	final, _ := c.until(func(f frame) bool {
+		if f.Type == "delta" {
+			if f.StreamID != "s1" {
+				t.Fatalf("delta = %s", f.raw)
+			}
+			text.WriteString(f.Text)
+		}
+		return f.Type == "message" && f.msg(t).Author == tandem.AuthorBot
+	})
+	if text.String() != "echo: one two three" {
+		t.Fatalf("deltas = %q", text.String())
+	}
+	if m := final.msg(t); m.Text != text.String() || m.Data["stream_id"] != "s1" {
+		t.Fatalf("final = %+v", m)
+	}
+}
+
+func TestDuplicateClientIDAckedOnceProcessedOnce(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	c.send(map[string]any{"type": "message", "client_id": "same", "text": "hello"})
+	c.until(messageFrom(tandem.AuthorBot))
+	// The same client id again (e.g. resent after a reconnect) on another connection.
+	c2 := ts.connect(t, s.Token, 2)
+	c2.send(map[string]any{"type": "message", "client_id": "same", "text": "hello"})
+	ack, _ := c2.until(isType("ack"))
+	if ack.Seq != 1 || !ack.Duplicate {
+		t.Fatalf("duplicate ack = %s", ack.raw)
+	}
+	c2.send(map[string]any{"type": "message", "client_id": "other", "text": "next"})
+	f, _ := c2.until(messageFrom(tandem.AuthorBot))
+	if m := f.msg(t); m.Seq != 4 || m.Text != "echo: next" {
+		t.Fatalf("after duplicate: %+v (a duplicate was processed twice?)", m)
+	}
+	msgs, _ := ts.Log.Messages(context.Background(), s.ConversationID, 0, 100)
+	if len(msgs) != 4 {
+		t.Fatalf("log has %d messages, want 4", len(msgs))
+	}
+}
+
+func TestResumeReplaysGapInOrder(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	for i := 1; i <= 3; i++ {
+		c.send(map[string]any{"type": "message", "client_id": fmt.Sprint("m", i), "text": fmt.Sprint("msg ", i)})
+		c.until(messageFrom(tandem.AuthorBot))
+	}
+	c.ws.Close()
+	// Messages logged while the client is away (e.g. an agent writes).
+	for i := 0; i < 3; i++ {
+		if _, _, err := ts.Chat.PostMessage(context.Background(), tandem.Message{ConversationID: s.ConversationID, Author: tandem.AuthorAgent, Text: fmt.Sprint("agent ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2 := ts.connect(t, s.Token, 4)
+	for want := int64(5); want <= 9; want++ {
+		f := c2.next()
+		if f.Type != "message" || f.msg(t).Seq != want {
+			t.Fatalf("replay: want seq %d, got %s", want, f.raw)
+		}
+	}
+	// A session request with the stored token resumes the same conversation.
+	s2 := ts.session(t, map[string]any{"site_key": testSite, "token": s.Token})
+	if s2.ConversationID != s.ConversationID || s2.LastSeq != 9 {
+		t.Fatalf("resume session = %+v", s2)
+	}
+}
+
+func TestCustomerIsolation(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	alice := ts.session(t, nil)
+	bob := ts.session(t, nil)
+	if alice.ConversationID == bob.ConversationID || alice.Customer.ID == bob.Customer.ID {
+		t.Fatal("two anonymous sessions share a conversation")
+	}
+	ca := ts.connect(t, alice.Token, 0)
+	ca.send(map[string]any{"type": "message", "client_id": "a1", "text": "alice secret"})
+	ca.until(messageFrom(tandem.AuthorBot))
+
+	// Bob names Alice's conversation in a frame: refused, nothing stored.
+	cb := ts.connect(t, bob.Token, 0)
+	cb.send(map[string]any{"type": "message", "client_id": "b1", "text": "let me in", "conversation_id": alice.ConversationID})
+	f, _ := cb.until(isType("error"))
+	if f.Code != "forbidden" || f.ClientID != "b1" {
+		t.Fatalf("cross-conversation write = %s", f.raw)
+	}
+	// Bob's hello naming Alice's conversation is refused and closed.
+	c3, _, err := ts.dial(t, testSite, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c3.send(map[string]any{"type": "hello", "token": bob.Token, "conversation_id": alice.ConversationID})
+	if f := c3.next(); f.Type != "error" || f.Code != "forbidden" {
+		t.Fatalf("hello into another conversation = %s", f.raw)
+	}
+	if code := c3.expectClose(); code != 4403 {
+		t.Fatalf("close code = %d, want 4403", code)
+	}
+	// Forged token: Alice's conversation id signed with another secret.
+	forger, _ := gateway.NewAuth([]byte(strings.Repeat("x", 40)), "", 0)
+	forged, _ := forger.IssueCustomer(tandem.Conversation{ID: alice.ConversationID, SiteKey: testSite, Customer: alice.Customer})
+	c4, _, _ := ts.dial(t, testSite, "")
+	c4.send(map[string]any{"type": "hello", "token": forged})
+	if f := c4.next(); f.Code != "unauthorized" {
+		t.Fatalf("forged hello = %s", f.raw)
+	}
+	if code := c4.expectClose(); code != 4401 {
+		t.Fatalf("forged close = %d, want 4401", code)
+	}
+	// A "none" algorithm token.
+	c5, _, _ := ts.dial(t, testSite, "")
+	c5.send(map[string]any{"type": "hello", "token": "eyJhbGciOiJub25lIn0.eyJyb2xlIjoiY3VzdG9tZXIifQ."})
+	if f := c5.next(); f.Code != "unauthorized" {
+		t.Fatalf("alg none hello = %s", f.raw)
+	}
+	// History API: Bob cannot read Alice's history, Alice can, an admin can.
+	path := "/v1/conversations/" + alice.ConversationID + "/messages"
+	if code, body := ts.get(t, path, bob.Token); code != 403 || strings.Contains(body, "alice secret") {
+		t.Fatalf("bob reads alice: %d %s", code, body)
+	}
+	if code, _ := ts.get(t, path, forged); code != 401 {
+		t.Fatalf("forged REST token: %d", code)
+	}
+	if code, _ := ts.get(t, path, ""); code != 401 {
+		t.Fatalf("no token: %d", code)
+	}
+	if code, _ := ts.get(t, "/v1/conversations/c_doesnotexist/messages", bob.Token); code != 403 {
+		t.Fatalf("bob probes unknown id: %d (must not reveal existence)", code)
+	}
+	code, body := ts.get(t, path, alice.Token)
+	var page gateway.MessagesPage
+	_ = json.Unmarshal([]byte(body), &page)
+	if code != 200 || len(page.Messages) != 2 || page.Messages[0].Text != "alice secret" {
+		t.Fatalf("alice history: %d %s", code, body)
+	}
+	if code, _ := ts.get(t, path, testAdmin); code != 200 {
+		t.Fatalf("admin token: %d", code)
+	}
+	// Agents: only when assigned.
+	agent, _ := ts.Auth.IssueStaff("agent-7", "Sam", gateway.RoleAgent, time.Hour)
+	if code, _ := ts.get(t, path, agent); code != 403 {
+		t.Fatalf("unassigned agent: %d", code)
+	}
+	if err := ts.Chat.HandoffStatus(context.Background(), alice.ConversationID, gateway.HandoffStatus{Status: gateway.HandoffAssigned, AgentID: "agent-7", AgentName: "Sam"}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := ts.get(t, path+"?after=1&limit=1", agent); code != 200 || !strings.Contains(body, `"seq":2`) || !strings.Contains(body, `"next_after":2`) {
+		t.Fatalf("assigned agent page: %d %s", code, body)
+	}
+	adminJWT, _ := ts.Auth.IssueStaff("root", "Root", gateway.RoleAdmin, time.Hour)
+	if code, _ := ts.get(t, "/v1/conversations/"+bob.ConversationID, adminJWT); code != 200 {
+		t.Fatalf("admin JWT: %d", code)
+	}
+	// Nothing of Bob's attempts was stored in either conversation.
+	for _, id := range []string{alice.ConversationID, bob.ConversationID} {
+		msgs, _ := ts.Log.Messages(context.Background(), id, 0, 100)
+		for _, m := range msgs {
+			if m.ClientID == "b1" {
+				t.Fatalf("refused message stored in %s", id)
+			}
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	ts := startServer(t, serverOpts{cfg: gateway.ChatConfig{MaxFrameBytes: 1024}})
+	s := ts.session(t, nil)
+	cases := []struct {
+		name string
+		mt   int
+		data string
+		code string
+	}{
+		{"malformed json", websocket.TextMessage, `{"type":"message",`, "invalid"},
+		{"not an object", websocket.TextMessage, `[1,2,3]`, "invalid"},
+		{"wrong field type", websocket.TextMessage, `{"type":"message","client_id":7,"text":"x"}`, "invalid"},
+		{"text wrong type", websocket.TextMessage, `{"type":"message","client_id":"a","text":{"x":1}}`, "invalid"},
+		{"unknown type", websocket.TextMessage, `{"type":"launch_missiles"}`, "invalid"},
+		{"no type", websocket.TextMessage, `{"text":"hi"}`, "invalid"},
+		{"empty text", websocket.TextMessage, `{"type":"message","client_id":"a","text":"   "}`, "invalid"},
+		{"bad client id", websocket.TextMessage, `{"type":"message","client_id":"a b<script>","text":"x"}`, "invalid"},
+		{"invalid utf8", websocket.TextMessage, "{\"type\":\"message\",\"client_id\":\"a\",\"text\":\"\xff\xfe\"}", "invalid"},
+		{"binary frame", websocket.BinaryMessage, `{"type":"ping"}`, "invalid"},
+		{"trailing data", websocket.TextMessage, `{"type":"ping"} {"type":"ping"}`, "invalid"},
+		{"typing without on", websocket.TextMessage, `{"type":"typing"}`, "invalid"},
+	}
+	c := ts.connect(t, s.Token, 0)
+	for _, tc := range cases {
+		c.sendRaw(tc.mt, []byte(tc.data))
+		f := c.next()
+		if f.Type != "error" || f.Code != tc.code {
+			t.Fatalf("%s: got %s, want error %s", tc.name, f.raw, tc.code)
+		}
+	}
+	// The connection still works after bad frames.
+	c.send(map[string]any{"type": "message", "client_id": "ok", "text": "still here"})
+	if ack, _ := c.until(isType("ack")); ack.Seq != 1 {
+		t.Fatalf("ack after bad input = %s", ack.raw)
+	}
+	// Oversized frame: closed with 1009, nothing stored.
+	c.send(map[string]any{"type": "message", "client_id": "big", "text": strings.Repeat("a", 2000)})
+	if code := c.expectClose(); code != websocket.CloseMessageTooBig {
+		t.Fatalf("oversized close = %d", code)
+	}
+	// Too many invalid frames: closed with 4400.
+	c2 := ts.connect(t, s.Token, 0)
+	closed := 0
+	for i := 0; i < 30 && closed == 0; i++ {
+		_ = c2.ws.WriteMessage(websocket.TextMessage, []byte(`nonsense`))
+	}
+	if code := c2.expectClose(); code != 4400 {
+		t.Fatalf("invalid flood close = %d", code)
+	}
+	// A frame before hello: unauthorized.
+	c3, _, _ := ts.dial(t, testSite, "")
+	c3.send(map[string]any{"type": "message", "client_id": "x", "text": "hi"})
+	if f := c3.next(); f.Code != "unauthorized" {
+		t.Fatalf("pre-hello message = %s", f.raw)
+	}
+	if code := c3.expectClose(); code != 4401 {
+		t.Fatalf("pre-hello close = %d", code)
+	}
+	msgs, _ := ts.Log.Messages(context.Background(), s.ConversationID, 0, 100)
+	for _, m := range msgs {
+		if m.ClientID != "ok" && m.Author == tandem.AuthorCustomer {
+			t.Fatalf("bad input stored: %+v", m)
+		}
+	}
+	// Bad session requests.
+	for _, body := range []any{"nope", map[string]any{}, map[string]any{"site_key": "no-such-site"}, map[string]any{"site_key": "../../etc"}} {
+		if code, raw := ts.post(t, "/v1/widget/session", body, ts.URL); code == 200 || !strings.Contains(raw, `"code"`) {
+			t.Fatalf("bad session %v accepted: %d %s", body, code, raw)
+		}
+	}
+}
+
+func TestOriginAllowListAndIdentity(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	// The shop site allows only https://shop.example.
+	if code, _ := ts.post(t, "/v1/widget/session", map[string]any{"site_key": testSiteKey2}, "https://evil.example"); code != 403 {
+		t.Fatalf("foreign origin session = %d", code)
+	}
+	if _, resp, err := ts.dial(t, testSiteKey2, "https://evil.example"); err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Fatalf("foreign origin websocket upgraded (err %v)", err)
+	}
+	// Verified identity: right signature.
+	sig := gateway.SignIdentity([]byte(testSiteSecret), "user-42")
+	code, raw := ts.post(t, "/v1/widget/session", map[string]any{"site_key": testSiteKey2,
+		"identity": map[string]any{"user_id": "user-42", "name": "Ada", "signature": sig}}, "https://shop.example")
+	var s gateway.SessionResponse
+	_ = json.Unmarshal([]byte(raw), &s)
+	if code != 200 || !s.Customer.Verified || s.Customer.ID != "u:user-42" || s.Customer.Name != "Ada" {
+		t.Fatalf("verified session = %d %s", code, raw)
+	}
+	// The same verified user on another device resumes the same conversation.
+	_, raw2 := ts.post(t, "/v1/widget/session", map[string]any{"site_key": testSiteKey2,
+		"identity": map[string]any{"user_id": "user-42", "signature": sig}}, "https://shop.example")
+	var s2 gateway.SessionResponse
+	_ = json.Unmarshal([]byte(raw2), &s2)
+	if s2.ConversationID != s.ConversationID {
+		t.Fatalf("verified user got a new conversation: %s vs %s", s2.ConversationID, s.ConversationID)
+	}
+	// Wrong signature (e.g. signed for another user).
+	bad := gateway.SignIdentity([]byte(testSiteSecret), "user-43")
+	if code, _ := ts.post(t, "/v1/widget/session", map[string]any{"site_key": testSiteKey2,
+		"identity": map[string]any{"user_id": "user-42", "signature": bad}}, "https://shop.example"); code != 401 {
+		t.Fatalf("bad signature = %d", code)
+	}
+	// A token for one site is not valid on another.
+	c, _, err := ts.dial(t, testSite, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.send(map[string]any{"type": "hello", "token": s.Token})
+	if f := c.next(); f.Code != "unauthorized" {
+		t.Fatalf("cross-site token = %s", f.raw)
+	}
+}
+
+func TestRateLimitFlood(t *testing.T) {
+	ts := startServer(t, serverOpts{cfg: gateway.ChatConfig{ConvRate: 0.001, ConvBurst: 3, MaxRejects: 5}})
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	for i := 0; i < 20; i++ {
+		b, _ := json.Marshal(map[string]any{"type": "message", "client_id": fmt.Sprint("f", i), "text": "spam"})
+		if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+			break
+		}
+	}
+	acks, limited := 0, 0
+	for {
+		f, err := c.read(10 * time.Second)
+		if err != nil {
+			ce, ok := err.(*websocket.CloseError)
+			if !ok || ce.Code != 4429 {
+				t.Fatalf("flood ended with %v, want close 4429", err)
+			}
+			break
+		}
+		switch {
+		case f.Type == "ack":
+			acks++
+		case f.Type == "error" && f.Code == "overloaded":
+			if f.RetryAfterMS <= 0 || f.ClientID == "" {
+				t.Fatalf("overloaded frame = %s", f.raw)
+			}
+			limited++
+		}
+	}
+	if acks != 3 || limited != 5 {
+		t.Fatalf("acks %d, rate-limited %d; want 3 and 5", acks, limited)
+	}
+	msgs, _ := ts.Log.Messages(context.Background(), s.ConversationID, 0, 100)
+	customer := 0
+	for _, m := range msgs {
+		if m.Author == tandem.AuthorCustomer {
+			customer++
+		}
+	}
+	if customer != 3 {
+		t.Fatalf("stored %d customer messages, want 3", customer)
+	}
+}
+
+func TestEscalationAndHandoffStatus(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	c.send(map[string]any{"type": "handoff_request", "client_id": "h1"})
+	if f, _ := c.until(isType("handoff")); f.Status != "queued" {
+		t.Fatalf("handoff frame = %s", f.raw)
+	}
+	if got := ts.Handoff.escalated(); len(got) != 1 || got[0] != s.ConversationID {
+		t.Fatalf("escalated = %v", got)
+	}
+	conv, _ := ts.Log.Conversation(context.Background(), s.ConversationID)
+	if conv.Mode != tandem.ModeQueued {
+		t.Fatalf("mode = %s", conv.Mode)
+	}
+	// The engine reports a queue position, then an assignment.
+	ctx := context.Background()
+	_ = ts.Chat.HandoffStatus(ctx, s.ConversationID, gateway.HandoffStatus{Status: gateway.HandoffQueued, Position: 2, EstimatedWait: 90 * time.Second})
+	f, _ := c.until(func(f frame) bool { return f.Type == "handoff" && strings.Contains(string(f.raw), `"position":2`) })
+	if !strings.Contains(string(f.raw), `"estimated_wait_s":90`) {
+		t.Fatalf("queued frame = %s", f.raw)
+	}
+	_ = ts.Chat.HandoffStatus(ctx, s.ConversationID, gateway.HandoffStatus{Status: gateway.HandoffAssigned, AgentID: "a1", AgentName: "Sam"})
+	note, _ := c.until(messageFrom(tandem.AuthorSystem))
+	if !strings.Contains(note.msg(t).Text, "Sam") {
+		t.Fatalf("assignment note = %s", note.raw)
+	}
+	if f, _ := c.until(isType("handoff")); f.Status != "assigned" || strings.Contains(string(f.raw), "a1") {
+		t.Fatalf("assigned frame = %s (must not expose the agent id)", f.raw)
+	}
+	// In human mode the bot stays quiet; the agent's message reaches the customer.
+	c.send(map[string]any{"type": "message", "client_id": "x1", "text": "hi agent"})
+	c.until(isType("ack"))
+	if _, _, err := ts.Chat.PostMessage(ctx, tandem.Message{ConversationID: s.ConversationID, Author: tandem.AuthorAgent, AuthorName: "Sam", Text: "hello, Sam here"}); err != nil {
+		t.Fatal(err)
+	}
+	f, skipped := c.until(messageFrom(tandem.AuthorAgent))
+	for _, x := range skipped {
+		if x.Type == "message" && x.msg(t).Author == tandem.AuthorBot {
+			t.Fatalf("bot answered in human mode: %s", x.raw)
+		}
+	}
+	if f.msg(t).Text != "hello, Sam here" {
+		t.Fatalf("agent message = %s", f.raw)
+	}
+	// Back to the bot.
+	_ = ts.Chat.HandoffStatus(ctx, s.ConversationID, gateway.HandoffStatus{Status: gateway.HandoffReturned})
+	c.until(func(f frame) bool { return f.Type == "handoff" && f.Status == "returned" })
+	c.send(map[string]any{"type": "message", "client_id": "x2", "text": "bot again"})
+	if f, _ := c.until(messageFrom(tandem.AuthorBot)); f.msg(t).Text != "echo: bot again" {
+		t.Fatalf("after return = %s", f.raw)
+	}
+}
+
+func TestTypingAndReadReachOthersNotSender(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	s := ts.session(t, nil)
+	tab1 := ts.connect(t, s.Token, 0)
+	tab2 := ts.connect(t, s.Token, 0)
+	// An "agent console" subscriber through the hub.
+	sub := &collector{ch: make(chan *gateway.Event, 16)}
+	unsub, err := ts.Chat.Hub().Subscribe(s.ConversationID, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	tab1.send(map[string]any{"type": "typing", "on": true})
+	tab1.send(map[string]any{"type": "read", "seq": 1})
+	if f := tab2.next(); f.Type != "typing" || !f.On || f.Author != "customer" {
+		t.Fatalf("tab2 typing = %s", f.raw)
+	}
+	if f := tab2.next(); f.Type != "read" || f.Seq != 1 {
+		t.Fatalf("tab2 read = %s", f.raw)
+	}
+	ev := <-sub.ch
+	if !strings.Contains(string(ev.Frame), `"typing"`) {
+		t.Fatalf("subscriber got %s", ev.Frame)
+	}
+	tab1.send(map[string]any{"type": "ping", "id": "x"})
+	if f := tab1.next(); f.Type != "pong" {
+		t.Fatalf("sender got its own ephemeral frame: %s", f.raw)
+	}
+}
+
+type collector struct{ ch chan *gateway.Event }
+
+func (c *collector) Deliver(ev *gateway.Event) {
+	select {
+	case c.ch <- ev:
+	default:
+	}
+}
+
+func TestShutdownTellsClientsToReconnect(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	c.send(map[string]any{"type": "message", "client_id": "m1", "text": "bye"})
+	c.until(isType("ack"))
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- ts.Server.Shutdown(ctx)
+	}()
+	if code := c.expectClose(); code != websocket.CloseServiceRestart {
+		t.Fatalf("close = %d, want 1012", code)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if ts.Chat.Connections() != 0 {
+		t.Fatalf("%d connections left after shutdown", ts.Chat.Connections())
+	}
+}
+
+func TestWidgetAssetsAndDemoPage(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	resp, err := http.Get(ts.URL + "/widget.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") || resp.Header.Get("ETag") == "" {
+		t.Fatalf("widget.js: %d %v", resp.StatusCode, resp.Header)
+	}
+	code, body := ts.get(t, "/", "")
+	if code != 200 || !strings.Contains(body, `data-site-key="demo"`) || !strings.Contains(body, `src="/widget.js"`) {
+		t.Fatalf("demo page: %d %.300s", code, body)
+	}
+}
