@@ -464,3 +464,22 @@ func (e *Exporter) Close() error {
 	}
 	return e.err
 }
+
+// DecodeFAQ strictly decodes one FAQ object as the admin API accepts it
+// (the import row shape: unknown fields and invalid UTF-8 are EINVALID).
+// It returns the FAQ and the "version" field, if the object carried one.
+func DecodeFAQ(raw []byte) (tandem.FAQ, int64, error) {
+	if !utf8.Valid(raw) {
+		return tandem.FAQ{}, 0, tandem.Errorf(tandem.EINVALID, "body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var w wireFAQ
+	if err := dec.Decode(&w); err != nil {
+		return tandem.FAQ{}, 0, rowError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return tandem.FAQ{}, 0, tandem.Errorf(tandem.EINVALID, "trailing data after the JSON object")
+	}
+	return w.faq(), w.Version, nil
+}

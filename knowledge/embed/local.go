@@ -55,7 +55,7 @@ func (e *Encoder) Export(name string) ([]byte, Manifest) {
 	g.Init(onnx.Int64Tensor("axes_last", []int64{1}, []int64{-1}))
 	g.Init(onnx.Int64Tensor("axes_seq", []int64{1}, []int64{1}))
 	g.Init(onnx.FloatTensor("eps", []int64{1}, []float32{1e-12}))
-	rows := g.Op("Gather", []string{"table", "ids"}, "rows")                            // [N,L,D] int8
+	rows := g.Op("Gather", []string{"table", "ids"}, "rows")                               // [N,L,D] int8
 	rowsF := g.Op("Cast", []string{rows}, "rows_f", onnx.AttrInt("to", int64(onnx.Float))) // dequantise after the gather
 	sc := g.Op("Gather", []string{"scales", "ids"}, "row_scales")                          // [N,L]
 	w := g.Op("Mul", []string{sc, "weights"}, "row_weights")                               // [N,L]

@@ -1,0 +1,452 @@
+package kbapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/gateway"
+	"github.com/tandem-chat/tandem/gateway/kbapi"
+	"github.com/tandem-chat/tandem/knowledge"
+	"github.com/tandem-chat/tandem/knowledge/memstore"
+)
+
+type bagEmbedder struct{}
+
+func (bagEmbedder) Dim() int        { return 32 }
+func (bagEmbedder) Version() string { return "bag-test" }
+func (bagEmbedder) Embed(_ context.Context, texts []string) ([][]float32, error) {
+	out := make([][]float32, len(texts))
+	for i, t := range texts {
+		v := make([]float32, 32)
+		for _, w := range knowledge.Tokens(t) {
+			h := fnv.New32a()
+			h.Write([]byte(w))
+			v[h.Sum32()%32]++
+		}
+		v[0] += 0.01
+		out[i] = v
+	}
+	return out, nil
+}
+
+type env struct {
+	srv        *httptest.Server
+	svc        *knowledge.Service
+	store      *memstore.Store
+	admin      string // JWT with role admin
+	agent      string // JWT with role agent
+	adminToken string // static token
+}
+
+const secret = "0123456789abcdef0123456789abcdef-test"
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	auth, err := gateway.NewAuth([]byte(secret), "static-admin-token", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := memstore.New()
+	svc, err := knowledge.NewService(knowledge.Config{Store: store, Embedder: bagEmbedder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close() })
+	h, err := kbapi.New(kbapi.Config{Service: svc, Auth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/knowledge/", http.StripPrefix("/api/v1/knowledge", h))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	admin, _ := auth.IssueStaff("u-1", "Ada", gateway.RoleAdmin, time.Hour)
+	agent, _ := auth.IssueStaff("u-2", "Bob", gateway.RoleAgent, time.Hour)
+	return &env{srv: srv, svc: svc, store: store, admin: admin, agent: agent, adminToken: "static-admin-token"}
+}
+
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r resp) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("body %q: %v", r.body, err)
+	}
+}
+
+func (r resp) errCode(t *testing.T) (string, string) {
+	t.Helper()
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	r.json(t, &e)
+	if e.Error.Code == "" {
+		t.Fatalf("no error code in %s", r.body)
+	}
+	return e.Error.Code, e.Error.Message
+}
+
+func (e *env) do(t *testing.T, method, path, token string, body []byte, hdr ...string) resp {
+	t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+"/api/v1/knowledge"+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return resp{status: res.StatusCode, header: res.Header, body: b}
+}
+
+func TestAuth(t *testing.T) {
+	e := setup(t)
+	r := e.do(t, "GET", "/faqs", "", nil)
+	if code, _ := r.errCode(t); r.status != 401 || code != tandem.EUNAUTHORIZED {
+		t.Fatalf("no token: %d %s", r.status, r.body)
+	}
+	r = e.do(t, "GET", "/faqs", "forged.jwt.token", nil)
+	if r.status != 401 {
+		t.Fatalf("bad token: %d", r.status)
+	}
+	r = e.do(t, "GET", "/faqs", e.agent, nil)
+	if code, _ := r.errCode(t); r.status != 403 || code != tandem.EFORBIDDEN {
+		t.Fatalf("agent: %d %s", r.status, r.body)
+	}
+	for _, tok := range []string{e.admin, e.adminToken} {
+		if r := e.do(t, "GET", "/faqs", tok, nil); r.status != 200 {
+			t.Fatalf("admin: %d %s", r.status, r.body)
+		}
+	}
+}
+
+func TestCRUDWithETags(t *testing.T) {
+	e := setup(t)
+	r := e.do(t, "POST", "/faqs", e.admin, []byte(`{"external_id":"ship","question":"How long does shipping take?","phrasings":["delivery time"],"answer":"3-5 days.","tags":["Shipping"],"status":"published"}`))
+	if r.status != 201 || r.header.Get("ETag") != `"1"` || !strings.HasPrefix(r.header.Get("Location"), "/api/v1/knowledge/faqs/faq_") {
+		t.Fatalf("create: %d %v %s", r.status, r.header, r.body)
+	}
+	var f tandem.FAQ
+	r.json(t, &f)
+	if f.UpdatedBy != "Ada <u-1>" || f.Tags[0] != "shipping" {
+		t.Fatalf("created %+v", f)
+	}
+	path := "/faqs/" + f.ID
+	if r := e.do(t, "GET", path, e.admin, nil); r.status != 200 || r.header.Get("ETag") != `"1"` {
+		t.Fatalf("get: %d %v", r.status, r.header)
+	}
+	if r := e.do(t, "GET", path, e.admin, nil, "If-None-Match", `"1"`); r.status != 304 {
+		t.Fatalf("conditional get: %d", r.status)
+	}
+	upd := []byte(`{"external_id":"ship","question":"How long does shipping take?","answer":"2-4 days.","status":"published"}`)
+	if r := e.do(t, "PUT", path, e.admin, upd); r.status != 400 {
+		t.Fatalf("update without If-Match: %d %s", r.status, r.body)
+	}
+	r = e.do(t, "PUT", path, e.admin, upd, "If-Match", `"1"`)
+	if r.status != 200 || r.header.Get("ETag") != `"2"` {
+		t.Fatalf("update: %d %s", r.status, r.body)
+	}
+	r = e.do(t, "PUT", path, e.admin, []byte(`{"question":"Stale?","answer":"stale"}`), "If-Match", `"1"`)
+	if code, msg := r.errCode(t); r.status != 409 || code != tandem.ECONFLICT || !strings.Contains(msg, "version 2") {
+		t.Fatalf("stale update: %d %s", r.status, r.body)
+	}
+	// Body version works in place of If-Match.
+	if r := e.do(t, "PUT", path, e.admin, []byte(`{"version":2,"question":"How long does shipping take?","answer":"1-3 days.","status":"published"}`)); r.status != 200 {
+		t.Fatalf("update with body version: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, "POST", path+"/unpublish", e.admin, nil, "If-Match", `"3"`); r.status != 200 || r.header.Get("ETag") != `"4"` {
+		t.Fatalf("unpublish: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, "POST", path+"/publish", e.admin, nil); r.status != 200 {
+		t.Fatalf("publish: %d %s", r.status, r.body)
+	}
+	var revs struct{ Items []knowledge.Revision }
+	e.do(t, "GET", path+"/versions", e.admin, nil).json(t, &revs)
+	if len(revs.Items) != 5 || revs.Items[1].FAQ.Answer != "2-4 days." {
+		t.Fatalf("versions: %+v", revs)
+	}
+	var rev knowledge.Revision
+	e.do(t, "GET", path+"/versions/2", e.admin, nil).json(t, &rev)
+	if rev.FAQ.Answer != "2-4 days." || rev.Op != knowledge.OpUpdate {
+		t.Fatalf("version 2: %+v", rev)
+	}
+	if r := e.do(t, "GET", path+"/versions/99", e.admin, nil); r.status != 404 {
+		t.Fatalf("missing version: %d", r.status)
+	}
+	if r := e.do(t, "DELETE", path, e.admin, nil, "If-Match", `"1"`); r.status != 409 {
+		t.Fatalf("stale delete: %d", r.status)
+	}
+	if r := e.do(t, "DELETE", path, e.admin, nil, "If-Match", `"5"`); r.status != 204 {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, "GET", path, e.admin, nil); r.status != 404 {
+		t.Fatalf("get deleted: %d", r.status)
+	}
+	e.do(t, "GET", path+"/versions", e.admin, nil).json(t, &revs)
+	if len(revs.Items) != 6 || revs.Items[5].Op != knowledge.OpDelete {
+		t.Fatalf("audit after delete: %+v", revs.Items)
+	}
+}
+
+func TestConcurrentEdits(t *testing.T) {
+	e := setup(t)
+	var f tandem.FAQ
+	e.do(t, "POST", "/faqs", e.admin, []byte(`{"question":"Q?","answer":"A"}`)).json(t, &f)
+	var wg sync.WaitGroup
+	statuses := make([]int, 10)
+	for i := range statuses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i] = e.do(t, "PUT", "/faqs/"+f.ID, e.admin, []byte(fmt.Sprintf(`{"question":"Q?","answer":"writer %d"}`, i)), "If-Match", `"1"`).status
+		}()
+	}
+	wg.Wait()
+	ok, conflict := 0, 0
+	for _, s := range statuses {
+		switch s {
+		case 200:
+			ok++
+		case 409:
+			conflict++
+		}
+	}
+	if ok != 1 || conflict != 9 {
+		t.Fatalf("statuses %v: want one 200 and nine 409", statuses)
+	}
+	var revs struct{ Items []knowledge.Revision }
+	e.do(t, "GET", "/faqs/"+f.ID+"/versions", e.admin, nil).json(t, &revs)
+	if len(revs.Items) != 2 {
+		t.Fatalf("%d revisions, want 2 (nothing lost, nothing doubled)", len(revs.Items))
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	e := setup(t)
+	cases := []struct {
+		name, body, want string
+	}{
+		{"unknown field", `{"question":"Q?","answer":"A","colour":"red"}`, `unknown field "colour"`},
+		{"invalid utf8", "{\"question\":\"Q\xff?\",\"answer\":\"A\"}", "UTF-8"},
+		{"oversized question", `{"question":"` + strings.Repeat("q", 501) + `","answer":"A"}`, "question"},
+		{"oversized answer", `{"question":"Q?","answer":"` + strings.Repeat("a", 20001) + `"}`, "answer"},
+		{"empty answer", `{"question":"Q?","answer":"  "}`, "answer"},
+		{"bad status", `{"question":"Q?","answer":"A","status":"live"}`, "status"},
+		{"bad locale", `{"question":"Q?","answer":"A","locale":"English!"}`, "locale"},
+		{"bad threshold", `{"question":"Q?","answer":"A","threshold":3}`, "threshold"},
+		{"not json", `question=Q`, "invalid"},
+		{"two objects", `{"question":"Q?","answer":"A"}{}`, "trailing"},
+	}
+	for _, tc := range cases {
+		r := e.do(t, "POST", "/faqs", e.admin, []byte(tc.body))
+		code, msg := r.errCode(t)
+		if r.status != 400 || code != tandem.EINVALID || !strings.Contains(msg, tc.want) {
+			t.Errorf("%s: %d %s", tc.name, r.status, r.body)
+		}
+	}
+	huge := []byte(`{"question":"Q?","answer":"` + strings.Repeat("a", 2<<20) + `"}`)
+	if r := e.do(t, "POST", "/faqs", e.admin, huge); r.status != 413 {
+		t.Errorf("2 MiB FAQ: %d", r.status)
+	}
+	if r := e.do(t, "GET", "/search", e.admin, nil); r.status != 400 {
+		t.Errorf("search without q: %d", r.status)
+	}
+	if p, _ := e.store.List(context.Background(), knowledge.ListFilter{}); len(p.Items) != 0 {
+		t.Fatalf("bad input stored %d items", len(p.Items))
+	}
+}
+
+func count(t *testing.T, e *env) int {
+	p, err := e.store.List(context.Background(), knowledge.ListFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(p.Items)
+}
+
+func TestImport(t *testing.T) {
+	e := setup(t)
+	csv := "external_id,question,answer,phrasings,status\n" +
+		"pay,How can I pay?,Card or PayPal.,payment options|pay by card,published\n" +
+		"bad,\"unterminated,x\n"
+	r := e.do(t, "POST", "/import?format=csv", e.admin, []byte(csv))
+	if code, msg := r.errCode(t); r.status != 400 || code != tandem.EINVALID || !strings.Contains(msg, "malformed CSV") {
+		t.Fatalf("broken CSV: %d %s", r.status, r.body)
+	}
+	csv = "external_id,question,answer,phrasings,status\n" +
+		"pay,How can I pay?,Card or PayPal.,payment options|pay by card,published\n" +
+		"short,Only two\n" +
+		"ret,How do I return an item?,Within 30 days.,,published\n" +
+		"pay,Duplicate,Dup.,,\n" +
+		"long," + strings.Repeat("x", 600) + ",A,,\n"
+	r = e.do(t, "POST", "/import", e.admin, []byte(csv), "Content-Type", "text/csv")
+	if r.status != 422 {
+		t.Fatalf("atomic import with bad rows: %d %s", r.status, r.body)
+	}
+	var ie struct {
+		Error  struct{ Code, Message string }
+		Report knowledge.ImportReport
+	}
+	r.json(t, &ie)
+	if ie.Error.Code != tandem.EINVALID || ie.Report.Applied || ie.Report.Failed != 3 || count(t, e) != 0 {
+		t.Fatalf("atomic report: %+v, %d stored", ie, count(t, e))
+	}
+	for _, row := range []int{1, 3, 4} {
+		if ie.Report.Rows[row].Error == nil {
+			t.Errorf("row %d has no error: %+v", row+1, ie.Report.Rows[row])
+		}
+	}
+	if ie.Report.Rows[2].Line != 4 {
+		t.Errorf("row 3 line %d, want 4", ie.Report.Rows[2].Line)
+	}
+	r = e.do(t, "POST", "/import?format=csv&mode=partial&dry_run=true", e.admin, []byte(csv))
+	var rep knowledge.ImportReport
+	r.json(t, &rep)
+	if r.status != 200 || rep.Applied || rep.Created != 2 || count(t, e) != 0 {
+		t.Fatalf("dry run: %d %+v", r.status, rep)
+	}
+	r = e.do(t, "POST", "/import?format=csv&mode=partial", e.admin, []byte(csv))
+	r.json(t, &rep)
+	if r.status != 200 || !rep.Applied || rep.Created != 2 || rep.Failed != 3 || count(t, e) != 2 {
+		t.Fatalf("partial: %d %+v", r.status, rep)
+	}
+	applied := 0
+	for _, row := range rep.Rows {
+		if row.Action != "" {
+			applied++
+			if row.ID == "" || row.Error != nil {
+				t.Errorf("applied row without id: %+v", row)
+			}
+		}
+	}
+	if applied != 2 {
+		t.Fatalf("%d rows reported applied, want 2", applied)
+	}
+	// JSONL upsert by external id: one unchanged, one updated, one new.
+	jsonl := `{"external_id":"pay","question":"How can I pay?","answer":"Card or PayPal.","phrasings":["payment options","pay by card"],"status":"published"}
+{"external_id":"ret","question":"How do I return an item?","answer":"Within 60 days.","status":"published"}
+{"external_id":"new","question":"Do you have gift cards?","answer":"Yes."}
+`
+	r = e.do(t, "POST", "/import?format=jsonl", e.admin, []byte(jsonl))
+	r.json(t, &rep)
+	if r.status != 200 || rep.Unchanged != 1 || rep.Updated != 1 || rep.Created != 1 {
+		t.Fatalf("jsonl upsert: %d %+v", r.status, rep)
+	}
+	r = e.do(t, "POST", "/import?format=jsonl", e.admin, []byte(jsonl))
+	r.json(t, &rep)
+	if rep.Unchanged != 3 {
+		t.Fatalf("re-import not idempotent: %+v", rep)
+	}
+	// Unknown JSON fields are per-row errors.
+	r = e.do(t, "POST", "/import?format=json", e.admin, []byte(`[{"external_id":"z","question":"Q?","answer":"A","extra":1}]`))
+	if r.status != 422 || !strings.Contains(string(r.body), `unknown field \"extra\"`) {
+		t.Fatalf("unknown field: %d %s", r.status, r.body)
+	}
+	// More than 10 MiB is refused before anything is parsed or stored.
+	var big bytes.Buffer
+	big.WriteString("[")
+	for i := 0; big.Len() < 10<<20+10; i++ {
+		if i > 0 {
+			big.WriteString(",")
+		}
+		fmt.Fprintf(&big, `{"external_id":"big-%d","question":"Question number %d?","answer":"%s"}`, i, i, strings.Repeat("a", 1000))
+	}
+	big.WriteString("]")
+	before := count(t, e)
+	r = e.do(t, "POST", "/import?format=json", e.admin, big.Bytes())
+	if code, _ := r.errCode(t); r.status != 413 || code != tandem.EINVALID || count(t, e) != before {
+		t.Fatalf("11 MB import: %d %s, %d items", r.status, r.body, count(t, e))
+	}
+	if r := e.do(t, "POST", "/import", e.admin, []byte("[]")); r.status != 400 {
+		t.Fatalf("import without format: %d", r.status)
+	}
+}
+
+func TestExportSearchReindex(t *testing.T) {
+	e := setup(t)
+	for _, b := range []string{
+		`{"external_id":"ship","question":"How long does shipping take?","phrasings":["when will my parcel arrive"],"answer":"3-5 days.","status":"published","tags":["shipping"]}`,
+		`{"external_id":"refund","question":"When do I get my refund?","phrasings":["money back"],"answer":"5 days.","status":"published"}`,
+		`{"external_id":"draft","question":"Parcel lockers?","answer":"Soon.","status":"draft"}`,
+	} {
+		if r := e.do(t, "POST", "/faqs", e.admin, []byte(b)); r.status != 201 {
+			t.Fatalf("create: %s", r.body)
+		}
+	}
+	_ = e.svc.WaitReindex(context.Background())
+	r := e.do(t, "GET", "/search?q=when+will+my+parcel+arrive&published=true&k=2", e.admin, nil)
+	var res knowledge.SearchResult
+	r.json(t, &res)
+	if r.status != 200 || len(res.Hits) == 0 || res.Hits[0].FAQ.ExternalID != "ship" || res.Hits[0].Score <= 0 || len(res.Hits) > 2 {
+		t.Fatalf("search: %d %s", r.status, r.body)
+	}
+	if _, ok := res.Hits[0].Retrievers["vector"]; !ok {
+		t.Fatalf("retrievers: %v", res.Hits[0].Retrievers)
+	}
+	for _, h := range res.Hits {
+		if h.FAQ.ExternalID == "draft" {
+			t.Fatal("published=true returned a draft")
+		}
+	}
+	if r := e.do(t, "GET", "/search?q=parcel&mode=bogus", e.admin, nil); r.status != 400 {
+		t.Fatalf("bad mode: %d", r.status)
+	}
+	for _, f := range []string{"json", "jsonl", "csv"} {
+		r := e.do(t, "GET", "/export?format="+f, e.admin, nil)
+		if r.status != 200 || !strings.Contains(r.header.Get("Content-Disposition"), "."+f) {
+			t.Fatalf("export %s: %d %v", f, r.status, r.header)
+		}
+		recs, err := knowledge.ParseImport(bytes.NewReader(r.body), knowledge.Format(f))
+		if err != nil || len(recs) != 3 {
+			t.Fatalf("export %s re-parsed: %d rows, %v", f, len(recs), err)
+		}
+		// Re-importing an export changes nothing.
+		imp := e.do(t, "POST", "/import?format="+f, e.admin, r.body)
+		var rep knowledge.ImportReport
+		imp.json(t, &rep)
+		if imp.status != 200 || rep.Unchanged != 3 {
+			t.Fatalf("re-import of %s export: %d %s", f, imp.status, imp.body)
+		}
+	}
+	if r := e.do(t, "GET", "/export?format=xml", e.admin, nil); r.status != 400 {
+		t.Fatalf("bad export format: %d", r.status)
+	}
+	r = e.do(t, "POST", "/reindex?force=true", e.admin, nil)
+	var st knowledge.ReindexStatus
+	r.json(t, &st)
+	if r.status != 202 || st.Model != "bag-test" {
+		t.Fatalf("reindex: %d %s", r.status, r.body)
+	}
+	_ = e.svc.WaitReindex(context.Background())
+	r = e.do(t, "GET", "/reindex", e.admin, nil)
+	r.json(t, &st)
+	if r.status != 200 || st.Serving != "bag-test" {
+		t.Fatalf("reindex status: %d %s", r.status, r.body)
+	}
+}
