@@ -1145,7 +1145,7 @@ func (s *Store) VectorSearch(ctx context.Context, model string, vec []float32, f
 		sim float64
 	}
 	var order []string
-	found := map[string]best{}
+	var found map[string]best
 	for limit := max(4*k, 40); ; limit *= 4 {
 		args := []any{pgvector.NewVector(vec), limit}
 		for _, p := range params {
