@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tandem-chat/tandem"
@@ -42,6 +43,8 @@ type dispatcher struct {
 	ctx    context.Context // cancelled when shutdown runs out of time
 	cancel context.CancelFunc
 
+	pending atomic.Int64 // turns queued or running
+
 	mu     sync.Mutex // guards queues, closed
 	queues map[string][]turnJob
 	closed bool
@@ -78,6 +81,7 @@ func (d *dispatcher) submit(j turnJob) error {
 		return tandem.Errorf(tandem.EOVERLOADED, "too many pending turns")
 	}
 	d.queues[conv] = append(q, j)
+	d.pending.Add(1)
 	if !running {
 		d.wg.Add(1)
 		go d.run(conv)
@@ -101,10 +105,12 @@ func (d *dispatcher) run(conv string) {
 		select {
 		case d.sem <- struct{}{}:
 		case <-d.ctx.Done():
+			d.pending.Add(-1)
 			continue // drain without running
 		}
 		d.chat.runTurn(d.ctx, j)
 		<-d.sem
+		d.pending.Add(-1)
 	}
 }
 
@@ -125,6 +131,9 @@ func (d *dispatcher) close(ctx context.Context) error {
 		return fmt.Errorf("gateway: bot turns cut short by shutdown: %w", ctx.Err())
 	}
 }
+
+// PendingTurns returns the bot turns queued or running on this node.
+func (c *Chat) PendingTurns() int { return int(c.turns.pending.Load()) }
 
 // runTurn answers one customer message and escalates when the bot says so.
 func (c *Chat) runTurn(base context.Context, j turnJob) {

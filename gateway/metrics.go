@@ -36,7 +36,9 @@ func newChatMetrics() *chatMetrics {
 func (m *chatMetrics) register(r prometheus.Registerer, c *Chat) error {
 	conns := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_ws_connections", Help: "Open WebSocket connections."},
 		func() float64 { return float64(c.Connections()) })
-	for _, col := range []prometheus.Collector{m.accepted, m.rejected, m.framesIn, m.framesOut, m.errors, m.slow, m.gapFills, m.appended, m.turns, conns} {
+	pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_bot_turns_pending", Help: "Bot turns queued or running on this node."},
+		func() float64 { return float64(c.PendingTurns()) })
+	for _, col := range []prometheus.Collector{m.accepted, m.rejected, m.framesIn, m.framesOut, m.errors, m.slow, m.gapFills, m.appended, m.turns, conns, pending} {
 		if err := r.Register(col); err != nil {
 			return fmt.Errorf("gateway: register metrics: %w", err)
 		}
