@@ -53,6 +53,10 @@ func runDelivery(t *testing.T, nodes []*testServer, dc deliveryConfig) {
 	var ackedTotal atomic.Int64
 	var cuts atomic.Int64
 
+	sessions := make([]gateway.SessionResponse, dc.customers)
+	for i := range sessions {
+		sessions[i] = nodes[0].session(t, nil)
+	}
 	// Chaos: drop every connection of a random live node now and then.
 	chaosDone := make(chan struct{})
 	stopChaos := make(chan struct{})
@@ -74,10 +78,6 @@ func runDelivery(t *testing.T, nodes []*testServer, dc deliveryConfig) {
 		}
 	}()
 
-	sessions := make([]gateway.SessionResponse, dc.customers)
-	for i := range sessions {
-		sessions[i] = nodes[0].session(t, nil)
-	}
 	var wg sync.WaitGroup
 	errs := make(chan error, dc.customers*2+1)
 	received := make([][]tandem.Message, dc.customers)
