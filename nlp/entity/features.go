@@ -1,0 +1,429 @@
+package entity
+
+import (
+	"sort"
+	"strings"
+	"unicode"
+
+	"github.com/tandem-chat/tandem/nlp/text"
+)
+
+// FeatureConfig is the token featurisation, stored in the manifest. Every
+// field changes the feature ids, so a model must be served with the config
+// it was trained with.
+type FeatureConfig struct {
+	Version     int    `json:"version"`      // featuriser algorithm version
+	Seed        uint64 `json:"seed"`         // hash seed
+	Window      int    `json:"window"`       // word features of tokens i-Window..i+Window
+	AffixMax    int    `json:"affix_max"`    // prefixes/suffixes of 1..AffixMax runes
+	CharN       int    `json:"char_n"`       // char n-grams (n = CharN) of the padded token; 0 disables
+	Sentence    bool   `json:"sentence"`     // bag of the sentence's words (intent context)
+	Gazetteer   bool   `json:"gazetteer"`    // gazetteer match features
+	MaxTokens   int    `json:"max_tokens"`   // tokens tagged per text (the rest is not tagged)
+	MaxSentence int    `json:"max_sentence"` // words in the sentence bag
+}
+
+// FeatureVersion is the featuriser algorithm version of this build.
+const FeatureVersion = 1
+
+// DefaultFeatureConfig returns the featurisation used unless configured.
+func DefaultFeatureConfig() FeatureConfig {
+	return FeatureConfig{Version: FeatureVersion, Seed: 0x656e74697479, Window: 2, AffixMax: 4, CharN: 3,
+		Sentence: true, Gazetteer: true, MaxTokens: 128, MaxSentence: 48}
+}
+
+// Token is a token of the entity tagger: a text.Tokenize token, further
+// split where letters meet digits and where a lower-case letter meets an
+// upper-case one ("3pm" -> "3" "pm", "L.aJoseph" -> ... "a" "Joseph"), so
+// more annotated span boundaries fall on token boundaries.
+type Token = text.Token
+
+// Tokens returns the tagger's tokens of s (rune offsets into s).
+func Tokens(s string) []Token {
+	return appendTokens(nil, s)
+}
+
+func appendTokens(dst []Token, s string) []Token {
+	base := text.Tokenize(s)
+	for _, t := range base {
+		if t.End-t.Start < 2 || !needsSplit(t.Text) {
+			dst = append(dst, t)
+			continue
+		}
+		rs := []rune(t.Text)
+		if len(rs) != t.End-t.Start { // combining sequences changed the count: keep whole
+			dst = append(dst, t)
+			continue
+		}
+		start := 0
+		for i := 1; i <= len(rs); i++ {
+			if i == len(rs) || boundary(rs[i-1], rs[i]) {
+				piece := string(rs[start:i])
+				dst = append(dst, Token{Text: piece, Norm: text.Normalize(piece), Start: t.Start + start, End: t.Start + i})
+				start = i
+			}
+		}
+	}
+	return dst
+}
+
+func needsSplit(s string) bool {
+	var prev rune = -1
+	for _, r := range s {
+		if prev >= 0 && boundary(prev, r) {
+			return true
+		}
+		prev = r
+	}
+	return false
+}
+
+func boundary(a, b rune) bool {
+	da, db := unicode.IsDigit(a), unicode.IsDigit(b)
+	la, lb := unicode.IsLetter(a), unicode.IsLetter(b)
+	switch {
+	case da && lb, la && db:
+		return true
+	case unicode.IsLower(a) && unicode.IsUpper(b):
+		return true
+	}
+	return false
+}
+
+// --- hashing -----------------------------------------------------------------
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+type hasher uint64
+
+func (c *FeatureConfig) start(tag string) hasher {
+	h := uint64(fnvOffset) ^ c.Seed
+	h *= fnvPrime
+	for i := 0; i < len(tag); i++ {
+		h ^= uint64(tag[i])
+		h *= fnvPrime
+	}
+	return hasher(h)
+}
+
+func (h hasher) str(s string) hasher {
+	x := uint64(h)
+	x ^= 0xff // field separator
+	x *= fnvPrime
+	for i := 0; i < len(s); i++ {
+		x ^= uint64(s[i])
+		x *= fnvPrime
+	}
+	return hasher(x)
+}
+
+func (h hasher) num(n int) hasher {
+	x := uint64(h)
+	x ^= 0xfe
+	x *= fnvPrime
+	x ^= uint64(uint32(n))
+	x *= fnvPrime
+	return hasher(x)
+}
+
+func (h hasher) sum() uint64 {
+	x := uint64(h)
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	if x == 0 {
+		x = 1 // 0 is reserved for padding
+	}
+	return x
+}
+
+// shape maps a token to a compressed character-class string: "Xxx" -> "Xx",
+// "12:30" -> "d:d", "ABC" -> "X", "北" -> "C".
+func shape(s string) string {
+	var b strings.Builder
+	var last rune = -1
+	n := 0
+	for _, r := range s {
+		var c rune
+		switch {
+		case unicode.IsUpper(r):
+			c = 'X'
+		case unicode.IsLower(r):
+			c = 'x'
+		case unicode.IsDigit(r):
+			c = 'd'
+		case text.IsUnsegmented(r):
+			c = 'C'
+		case unicode.IsLetter(r):
+			c = 'L'
+		default:
+			c = r
+		}
+		if c != last {
+			b.WriteRune(c)
+			last = c
+			n++
+			if n >= 8 {
+				break
+			}
+		}
+	}
+	return b.String()
+}
+
+// gazMatch is one gazetteer match over tokens [start, end).
+type gazMatch struct {
+	start, end int
+	typ        string
+}
+
+// featurize computes the hashed features of every token of toks (at most
+// MaxTokens). gaz may be nil.
+func (c *FeatureConfig) featurize(toks []Token, gaz *gazetteer) [][]uint64 {
+	if len(toks) > c.MaxTokens {
+		toks = toks[:c.MaxTokens]
+	}
+	n := len(toks)
+	norms := make([]string, n)
+	shapes := make([]string, n)
+	for i, t := range toks {
+		norms[i] = t.Norm
+		shapes[i] = shape(t.Text)
+	}
+	word := func(i int) string {
+		switch {
+		case i < 0:
+			return "<s>"
+		case i >= n:
+			return "</s>"
+		}
+		return norms[i]
+	}
+	shp := func(i int) string {
+		switch {
+		case i < 0:
+			return "<s>"
+		case i >= n:
+			return "</s>"
+		}
+		return shapes[i]
+	}
+	// Sentence-level features, shared by every token.
+	var sent []uint64
+	sent = append(sent, c.start("bias").sum())
+	if c.Sentence {
+		seen := map[string]bool{}
+		for i := 0; i < n && len(seen) < c.MaxSentence; i++ {
+			w := norms[i]
+			if !isWordy(w) || seen[w] {
+				continue
+			}
+			seen[w] = true
+			sent = append(sent, c.start("S").str(w).sum())
+		}
+		sent = append(sent, c.start("F0").str(word(0)).sum(), c.start("F01").str(word(0)).str(word(1)).sum())
+	}
+	// Gazetteer matches per token.
+	var gazFeats [][]uint64
+	if c.Gazetteer && gaz != nil {
+		gazFeats = make([][]uint64, n)
+		for _, m := range gaz.matches(norms) {
+			for i := m.start; i < m.end; i++ {
+				pos := "I"
+				if i == m.start {
+					pos = "B"
+				}
+				gazFeats[i] = append(gazFeats[i], c.start("G").str(pos).str(m.typ).sum(), c.start("Gt").str(m.typ).num(min(m.end-m.start, 4)).sum())
+				if m.end-m.start == 1 {
+					gazFeats[i] = append(gazFeats[i], c.start("G1").str(m.typ).sum())
+				}
+			}
+			if m.start > 0 {
+				gazFeats[m.start-1] = append(gazFeats[m.start-1], c.start("G>").str(m.typ).sum())
+			}
+			if m.end < n {
+				gazFeats[m.end] = append(gazFeats[m.end], c.start("G<").str(m.typ).sum())
+			}
+		}
+	}
+	out := make([][]uint64, n)
+	var runes []rune
+	for i := 0; i < n; i++ {
+		f := make([]uint64, 0, 64)
+		f = append(f, sent...)
+		for d := -c.Window; d <= c.Window; d++ {
+			f = append(f, c.start("w").num(d).str(word(i+d)).sum())
+		}
+		for d := -1; d <= 1; d++ {
+			f = append(f, c.start("sh").num(d).str(shp(i+d)).sum())
+		}
+		f = append(f,
+			c.start("b").num(-1).str(word(i-1)).str(word(i)).sum(),
+			c.start("b").num(0).str(word(i)).str(word(i+1)).sum(),
+			c.start("b").num(-2).str(word(i-2)).str(word(i-1)).sum(),
+			c.start("b").num(1).str(word(i+1)).str(word(i+2)).sum(),
+			c.start("t").str(word(i-1)).str(word(i)).str(word(i+1)).sum(),
+			c.start("os").str(toks[i].Text).sum(), // original case
+		)
+		runes = append(runes[:0], []rune(norms[i])...)
+		if len(runes) > 24 {
+			runes = runes[:24]
+		}
+		for k := 1; k <= c.AffixMax && k <= len(runes); k++ {
+			f = append(f, c.start("p").str(string(runes[:k])).sum(), c.start("s").str(string(runes[len(runes)-k:])).sum())
+		}
+		for _, d := range []int{-1, 1} {
+			j := i + d
+			if j >= 0 && j < n {
+				rs := []rune(norms[j])
+				if len(rs) > 3 {
+					f = append(f, c.start("s3").num(d).str(string(rs[len(rs)-3:])).sum())
+				}
+			}
+		}
+		if c.CharN > 0 && len(runes) > c.CharN-2 && len(runes) > 1 {
+			padded := make([]rune, 0, len(runes)+2)
+			padded = append(padded, '<')
+			padded = append(padded, runes...)
+			padded = append(padded, '>')
+			for k := 0; k+c.CharN <= len(padded); k++ {
+				f = append(f, c.start("c").str(string(padded[k:k+c.CharN])).sum())
+			}
+		}
+		if gazFeats != nil {
+			f = append(f, gazFeats[i]...)
+			for _, d := range []int{-1, 1} {
+				if j := i + d; j >= 0 && j < n {
+					for _, g := range gazFeats[j] {
+						f = append(f, c.start("gn").num(d).num(int(g%1000003)).sum())
+					}
+				}
+			}
+		}
+		out[i] = uniqSorted(f)
+	}
+	return out
+}
+
+func uniqSorted(f []uint64) []uint64 {
+	sort.Slice(f, func(a, b int) bool { return f[a] < f[b] })
+	k := 0
+	for i, v := range f {
+		if i == 0 || v != f[k-1] {
+			f[k] = v
+			k++
+		}
+	}
+	return f[:k]
+}
+
+// isWordy reports whether s has a letter or digit.
+func isWordy(s string) bool {
+	for _, r := range s {
+		if unicode.IsLetter(r) || unicode.IsNumber(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// --- gazetteer ---------------------------------------------------------------
+
+// gazetteer matches known entity values (token sequences of normalised
+// tokens) in a text.
+type gazetteer struct {
+	root gazNode
+}
+
+type gazNode struct {
+	next  map[string]*gazNode
+	types []string // sorted, unique
+}
+
+const gazMaxLen = 8
+
+func newGazetteer() *gazetteer { return &gazetteer{} }
+
+// add indexes value (normalised tokens) under typ.
+func (g *gazetteer) add(norms []string, typ string) {
+	if len(norms) == 0 || len(norms) > gazMaxLen {
+		return
+	}
+	n := &g.root
+	for _, w := range norms {
+		if n.next == nil {
+			n.next = map[string]*gazNode{}
+		}
+		c := n.next[w]
+		if c == nil {
+			c = &gazNode{}
+			n.next[w] = c
+		}
+		n = c
+	}
+	i := sort.SearchStrings(n.types, typ)
+	if i < len(n.types) && n.types[i] == typ {
+		return
+	}
+	n.types = append(n.types, "")
+	copy(n.types[i+1:], n.types[i:])
+	n.types[i] = typ
+}
+
+// matches returns every (start, end, type) match, at most gazMaxLen tokens.
+func (g *gazetteer) matches(norms []string) []gazMatch {
+	var out []gazMatch
+	for i := range norms {
+		n := &g.root
+		for j := i; j < len(norms) && j-i < gazMaxLen; j++ {
+			n = n.next[norms[j]]
+			if n == nil {
+				break
+			}
+			for _, t := range n.types {
+				out = append(out, gazMatch{start: i, end: j + 1, typ: t})
+			}
+		}
+	}
+	return out
+}
+
+// entries lists the gazetteer as (type, normalised value) pairs, sorted.
+func (g *gazetteer) entries() [][2]string {
+	var out [][2]string
+	var walk func(n *gazNode, path []string)
+	walk = func(n *gazNode, path []string) {
+		for _, t := range n.types {
+			out = append(out, [2]string{t, strings.Join(path, "\x1f")})
+		}
+		keys := make([]string, 0, len(n.next))
+		for k := range n.next {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			walk(n.next[k], append(path, k))
+		}
+	}
+	walk(&g.root, nil)
+	sort.Slice(out, func(i, j int) bool {
+		if out[i][0] != out[j][0] {
+			return out[i][0] < out[j][0]
+		}
+		return out[i][1] < out[j][1]
+	})
+	return out
+}
+
+func normsOf(toks []Token) []string {
+	out := make([]string, len(toks))
+	for i, t := range toks {
+		out[i] = t.Norm
+	}
+	return out
+}

@@ -1,0 +1,404 @@
+package entity
+
+import (
+	"context"
+	"math"
+	"strings"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/nlp/text"
+)
+
+// Model is a trained tagger held in memory: the featuriser configuration,
+// the feature vocabulary, the emission table (one row of tag scores per
+// feature), the linear-chain transitions, the gazetteer and the value
+// normalisation table. It tags text with a pure-Go forward pass (the
+// reference the ONNX export is tested against) and is safe for concurrent
+// use once trained.
+type Model struct {
+	Types    []string      // entity types, sorted
+	Tags     []string      // "O", then "B-type", "I-type" for each type
+	Features FeatureConfig // featurisation
+
+	hashes []uint64         // row r (1-based) is the feature hashes[r-1]
+	vocab  map[uint64]int32 // feature hash -> row
+	w      []float32        // (len(hashes)+1) x K emission table; row 0 is zero (padding)
+	start  []float32        // K: score of a tag at the first token
+	end    []float32        // K: score of a tag at the last token
+	trans  []float32        // K x K: trans[i*K+j] is the score of tag j after tag i
+	gaz    *gazetteer
+	values map[string]string // normalised surface text -> canonical value
+
+	info       TrainInfo
+	exportFP32 bool // Save also writes entity.fp32.onnx
+}
+
+// TrainInfo describes how a model was trained (stored in the manifest).
+type TrainInfo struct {
+	Examples   int     `json:"examples"`
+	Epochs     int     `json:"epochs"`
+	Seed       int64   `json:"seed"`
+	DataDigest string  `json:"data_digest,omitempty"`
+	Seconds    float64 `json:"seconds"`
+	Loss       float64 `json:"final_loss"`
+	Features   int     `json:"features"`
+}
+
+// Info returns the training information.
+func (m *Model) Info() TrainInfo { return m.info }
+
+// K returns the number of tags.
+func (m *Model) K() int { return len(m.Tags) }
+
+// NumFeatures returns the size of the feature vocabulary.
+func (m *Model) NumFeatures() int { return len(m.hashes) }
+
+const negInf = float32(-1e30)
+
+// tagSet builds the BIO tag list of types.
+func tagSet(types []string) []string {
+	tags := []string{"O"}
+	for _, t := range types {
+		tags = append(tags, "B-"+t, "I-"+t)
+	}
+	return tags
+}
+
+// allowedMatrix returns the BIO constraints: I-x may only follow B-x or
+// I-x, and may not start a sequence. Tags are laid out as tagSet.
+func allowedMatrix(k int) (allowed []bool, startOK []bool) {
+	allowed = make([]bool, k*k)
+	startOK = make([]bool, k)
+	for j := 0; j < k; j++ {
+		startOK[j] = j == 0 || j%2 == 1 // O or B-x
+		for i := 0; i < k; i++ {
+			if j == 0 || j%2 == 1 {
+				allowed[i*k+j] = true
+				continue
+			}
+			// j is I-x with B-x = j-1.
+			allowed[i*k+j] = i == j || i == j-1
+		}
+	}
+	return allowed, startOK
+}
+
+// rowsOf maps hashed features to vocabulary rows, dropping unknown ones.
+func (m *Model) rowsOf(feats []uint64, dst []int32) []int32 {
+	dst = dst[:0]
+	for _, h := range feats {
+		if r, ok := m.vocab[h]; ok {
+			dst = append(dst, r)
+		}
+	}
+	return dst
+}
+
+// encode tokenises and featurises s into rows per token.
+func (m *Model) encode(s string) ([]Token, [][]int32) {
+	toks := Tokens(s)
+	if len(toks) > m.Features.MaxTokens {
+		toks = toks[:m.Features.MaxTokens]
+	}
+	feats := m.Features.featurize(toks, m.gaz)
+	rows := make([][]int32, len(toks))
+	for i, f := range feats {
+		rows[i] = m.rowsOf(f, nil)
+	}
+	return toks, rows
+}
+
+// emissions computes the [T][K] emission scores of the token rows into out.
+func (m *Model) emissions(rows [][]int32, out []float32) []float32 {
+	k := m.K()
+	out = resize(out, len(rows)*k)
+	for t, rs := range rows {
+		e := out[t*k : (t+1)*k]
+		for i := range e {
+			e[i] = 0
+		}
+		for _, r := range rs {
+			w := m.w[int(r)*k : int(r+1)*k]
+			for i := range e {
+				e[i] += w[i]
+			}
+		}
+	}
+	return out
+}
+
+func resize(b []float32, n int) []float32 {
+	if cap(b) < n {
+		return make([]float32, n)
+	}
+	return b[:n]
+}
+
+// viterbi returns the best constrained tag path for emissions [T][K].
+func viterbi(emis []float32, T, K int, start, end, trans []float32, allowed, startOK []bool) []int {
+	if T == 0 {
+		return nil
+	}
+	score := make([]float32, T*K)
+	back := make([]int32, T*K)
+	for j := 0; j < K; j++ {
+		if startOK[j] {
+			score[j] = start[j] + emis[j]
+		} else {
+			score[j] = negInf
+		}
+	}
+	for t := 1; t < T; t++ {
+		prev := score[(t-1)*K : t*K]
+		cur := score[t*K : (t+1)*K]
+		for j := 0; j < K; j++ {
+			best, bi := negInf*2, int32(0)
+			for i := 0; i < K; i++ {
+				if !allowed[i*K+j] {
+					continue
+				}
+				if v := prev[i] + trans[i*K+j]; v > best {
+					best, bi = v, int32(i)
+				}
+			}
+			cur[j] = best + emis[t*K+j]
+			back[t*K+j] = bi
+		}
+	}
+	last := score[(T-1)*K : T*K]
+	best, bj := negInf*2, 0
+	for j := 0; j < K; j++ {
+		if v := last[j] + end[j]; v > best {
+			best, bj = v, j
+		}
+	}
+	path := make([]int, T)
+	path[T-1] = bj
+	for t := T - 1; t > 0; t-- {
+		path[t-1] = int(back[t*K+path[t]])
+	}
+	return path
+}
+
+// crf holds exponentiated potentials for scaled forward-backward.
+type crf struct {
+	K       int
+	expT    []float64 // K x K, 0 where not allowed
+	expS    []float64 // K
+	expE    []float64 // K
+	allowed []bool
+	startOK []bool
+}
+
+func newCRF(K int, start, end, trans []float32, allowed, startOK []bool) *crf {
+	c := &crf{K: K, expT: make([]float64, K*K), expS: make([]float64, K), expE: make([]float64, K), allowed: allowed, startOK: startOK}
+	for i := range c.expT {
+		if allowed[i] {
+			c.expT[i] = math.Exp(float64(trans[i]))
+		}
+	}
+	for j := 0; j < K; j++ {
+		if startOK[j] {
+			c.expS[j] = math.Exp(float64(start[j]))
+		}
+		c.expE[j] = math.Exp(float64(end[j]))
+	}
+	return c
+}
+
+// fbScratch is reusable forward-backward state.
+type fbScratch struct {
+	pe, alpha, beta, marg []float64
+	scale                 []float64
+}
+
+// forwardBackward computes token marginals marg[T][K] and log Z for the
+// emissions. Emissions are shifted per token for stability.
+func (c *crf) forwardBackward(emis []float32, T int, sc *fbScratch) (logZ float64) {
+	K := c.K
+	sc.pe = grow(sc.pe, T*K)
+	sc.alpha = grow(sc.alpha, T*K)
+	sc.beta = grow(sc.beta, T*K)
+	sc.marg = grow(sc.marg, T*K)
+	sc.scale = grow(sc.scale, T)
+	shift := 0.0
+	for t := 0; t < T; t++ {
+		mx := float32(negInf)
+		for j := 0; j < K; j++ {
+			mx = max(mx, emis[t*K+j])
+		}
+		shift += float64(mx)
+		for j := 0; j < K; j++ {
+			sc.pe[t*K+j] = math.Exp(float64(emis[t*K+j] - mx))
+		}
+	}
+	// Forward.
+	a := sc.alpha
+	s := 0.0
+	for j := 0; j < K; j++ {
+		a[j] = c.expS[j] * sc.pe[j]
+		s += a[j]
+	}
+	sc.scale[0] = s
+	for j := 0; j < K; j++ {
+		a[j] /= s
+	}
+	for t := 1; t < T; t++ {
+		prev := a[(t-1)*K : t*K]
+		cur := a[t*K : (t+1)*K]
+		for j := range cur {
+			cur[j] = 0
+		}
+		for i := 0; i < K; i++ {
+			p := prev[i]
+			if p == 0 {
+				continue
+			}
+			row := c.expT[i*K : (i+1)*K]
+			for j := 0; j < K; j++ {
+				cur[j] += p * row[j]
+			}
+		}
+		s := 0.0
+		for j := 0; j < K; j++ {
+			cur[j] *= sc.pe[t*K+j]
+			s += cur[j]
+		}
+		sc.scale[t] = s
+		for j := 0; j < K; j++ {
+			cur[j] /= s
+		}
+	}
+	zEnd := 0.0
+	for j := 0; j < K; j++ {
+		zEnd += a[(T-1)*K+j] * c.expE[j]
+	}
+	logZ = shift + math.Log(zEnd)
+	for t := 0; t < T; t++ {
+		logZ += math.Log(sc.scale[t])
+	}
+	// Backward (scaled with the same factors).
+	b := sc.beta
+	for j := 0; j < K; j++ {
+		b[(T-1)*K+j] = c.expE[j] / zEnd
+	}
+	for t := T - 2; t >= 0; t-- {
+		nxt := b[(t+1)*K : (t+2)*K]
+		cur := b[t*K : (t+1)*K]
+		tmp := sc.marg[t*K : (t+1)*K] // scratch: nxt * pe
+		for j := 0; j < K; j++ {
+			tmp[j] = nxt[j] * sc.pe[(t+1)*K+j]
+		}
+		for i := 0; i < K; i++ {
+			row := c.expT[i*K : (i+1)*K]
+			v := 0.0
+			for j := 0; j < K; j++ {
+				v += row[j] * tmp[j]
+			}
+			cur[i] = v / sc.scale[t+1]
+		}
+	}
+	for t := 0; t < T; t++ {
+		for j := 0; j < K; j++ {
+			sc.marg[t*K+j] = a[t*K+j] * b[t*K+j]
+		}
+	}
+	return logZ
+}
+
+func grow(b []float64, n int) []float64 {
+	if cap(b) < n {
+		return make([]float64, n)
+	}
+	return b[:n]
+}
+
+// spans turns a tag path over toks into entities of s.
+func (m *Model) spans(s string, toks []Token, path []int, marg []float64) []tandem.Entity {
+	var out []tandem.Entity
+	K := m.K()
+	rs := []rune(s)
+	for t := 0; t < len(path); {
+		tag := path[t]
+		if tag == 0 || tag%2 == 0 { // O, or a stray I (cannot happen under the constraints)
+			t++
+			continue
+		}
+		typ := m.Types[(tag-1)/2]
+		u := t + 1
+		for u < len(path) && path[u] == tag+1 {
+			u++
+		}
+		st, en := toks[t].Start, toks[u-1].End
+		conf := 1.0
+		if marg != nil {
+			for v := t; v < u; v++ {
+				conf = math.Min(conf, marg[v*K+path[v]])
+			}
+		}
+		surf := string(rs[max(0, st):min(len(rs), en)])
+		out = append(out, tandem.Entity{Type: typ, Text: surf, Value: m.normalise(surf), Start: st, End: en, Source: "model", Confidence: math.Round(conf*1e4) / 1e4})
+		t = u
+	}
+	return out
+}
+
+// normalise maps a surface text to its canonical value (dataset synonyms,
+// then values learned from the training spans), else the text itself.
+func (m *Model) normalise(surf string) string {
+	if v, ok := m.values[text.Normalize(strings.TrimSpace(surf))]; ok {
+		return v
+	}
+	return surf
+}
+
+// decode runs Viterbi (and, for confidences, forward-backward) on the
+// emissions of one text.
+func (m *Model) decode(s string, toks []Token, emis []float32, c *crf, sc *fbScratch) []tandem.Entity {
+	T := len(toks)
+	if T == 0 {
+		return nil
+	}
+	path := viterbi(emis, T, m.K(), m.start, m.end, m.trans, c.allowed, c.startOK)
+	c.forwardBackward(emis, T, sc)
+	return m.spans(s, toks, path, sc.marg)
+}
+
+// Tag tags one text with the Go forward pass.
+func (m *Model) Tag(s string) []tandem.Entity {
+	toks, rows := m.encode(s)
+	emis := m.emissions(rows, nil)
+	return m.decode(s, toks, emis, m.newCRF(), &fbScratch{})
+}
+
+// TagBatch tags texts with the Go forward pass. It never fails; the error
+// is for interface compatibility with (*Tagger).TagBatch.
+func (m *Model) TagBatch(ctx context.Context, texts []string) ([][]tandem.Entity, error) {
+	out := make([][]tandem.Entity, len(texts))
+	c := m.newCRF()
+	var sc fbScratch
+	var emis []float32
+	for i, s := range texts {
+		if i%64 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		toks, rows := m.encode(s)
+		emis = m.emissions(rows, emis)
+		out[i] = m.decode(s, toks, emis, c, &sc)
+	}
+	return out, nil
+}
+
+func (m *Model) newCRF() *crf {
+	allowed, startOK := allowedMatrix(m.K())
+	return newCRF(m.K(), m.start, m.end, m.trans, allowed, startOK)
+}
+
+// Emissions returns the Go forward pass's emission scores of s, [T][K]
+// flattened, with its tokens (the reference for the ONNX export).
+func (m *Model) Emissions(s string) ([]Token, []float32) {
+	toks, rows := m.encode(s)
+	return toks, m.emissions(rows, nil)
+}

@@ -1,0 +1,258 @@
+package entity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/models"
+)
+
+// Options adjust a Tagger. The zero value is the default.
+type Options struct {
+	// Sessions is the number of ONNX Runtime sessions in the pool (default
+	// GOMAXPROCS); each runs single-threaded.
+	Sessions int
+	// MaxBatch is the number of texts per ONNX Runtime call (default 64);
+	// TagBatch splits larger batches and runs the parts concurrently.
+	MaxBatch int
+	// FP32 serves entity.fp32.onnx instead of the int8 entity.onnx.
+	FP32 bool
+}
+
+// Tagger serves a saved model through ONNX Runtime: featurisation and
+// Viterbi decoding in Go, emission scores in ONNX Runtime. All methods are
+// safe for concurrent use; Close must not race with them.
+type Tagger struct {
+	m        *Model // without emission weights
+	pool     chan *models.Session
+	sessions []*models.Session
+	maxBatch int
+	crf      *crf
+	file     string
+}
+
+// Load opens the model directory dir (see Save) with default Options.
+func Load(rt *models.Runtime, dir string) (*Tagger, error) { return LoadWith(rt, dir, Options{}) }
+
+// LoadWith opens the model directory dir.
+func LoadWith(rt *models.Runtime, dir string, opt Options) (*Tagger, error) {
+	if rt == nil {
+		return nil, errors.New("entity: load: nil ONNX runtime")
+	}
+	m, mf, err := readManifest(dir)
+	if err != nil {
+		return nil, err
+	}
+	name := FileONNX
+	if opt.FP32 {
+		name = FileONNXFP32
+	}
+	b, err := readChecked(dir, name, mf.Files)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Sessions <= 0 {
+		opt.Sessions = runtime.GOMAXPROCS(0)
+	}
+	if opt.MaxBatch <= 0 {
+		opt.MaxBatch = 64
+	}
+	t := &Tagger{m: m, pool: make(chan *models.Session, opt.Sessions), maxBatch: opt.MaxBatch, crf: m.newCRF(), file: name}
+	for i := 0; i < opt.Sessions; i++ {
+		s, err := rt.NewSession(b, []string{InputIDs, InputWeights}, []string{OutputScores})
+		if err != nil {
+			t.Close()
+			return nil, fmt.Errorf("entity: load %s: %w", name, err)
+		}
+		t.sessions = append(t.sessions, s)
+		t.pool <- s
+	}
+	return t, nil
+}
+
+// Types returns the entity types the tagger predicts.
+func (t *Tagger) Types() []string { return t.m.Types }
+
+// Manifest-level information about the training run.
+func (t *Tagger) Info() TrainInfo { return t.m.info }
+
+// Close releases the sessions.
+func (t *Tagger) Close() error {
+	var errs []error
+	for _, s := range t.sessions {
+		errs = append(errs, s.Close())
+	}
+	t.sessions = nil
+	return errors.Join(errs...)
+}
+
+// Tag tags one text.
+func (t *Tagger) Tag(ctx context.Context, s string) ([]tandem.Entity, error) {
+	out, err := t.TagBatch(ctx, []string{s})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// TagBatch tags texts, MaxBatch texts per ONNX Runtime call, the calls
+// running concurrently on the session pool. The result has one slice per
+// text (nil when it has no entity).
+func (t *Tagger) TagBatch(ctx context.Context, texts []string) ([][]tandem.Entity, error) {
+	out := make([][]tandem.Entity, len(texts))
+	if len(texts) <= t.maxBatch {
+		return out, t.run(ctx, texts, out)
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs error
+	)
+	sem := make(chan struct{}, cap(t.pool))
+	for lo := 0; lo < len(texts); lo += t.maxBatch {
+		hi := min(lo+t.maxBatch, len(texts))
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return nil, ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := t.run(ctx, texts[lo:hi], out[lo:hi]); err != nil {
+				mu.Lock()
+				errs = errors.Join(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if errs != nil {
+		return nil, errs
+	}
+	return out, nil
+}
+
+// run tags one chunk with one ONNX Runtime call.
+func (t *Tagger) run(ctx context.Context, texts []string, out [][]tandem.Entity) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m := t.m
+	toks := make([][]Token, len(texts))
+	rows := make([][][]int32, len(texts))
+	maxT, maxF := 0, 0
+	for i, s := range texts {
+		toks[i], rows[i] = m.encode(s)
+		maxT = max(maxT, len(toks[i]))
+		for _, r := range rows[i] {
+			maxF = max(maxF, len(r))
+		}
+	}
+	if maxT == 0 {
+		return nil
+	}
+	maxF = max(maxF, 1)
+	B := len(texts)
+	ids := make([]int64, B*maxT*maxF)
+	wts := make([]float32, B*maxT*maxF)
+	for i := range texts {
+		for tk, rs := range rows[i] {
+			base := (i*maxT + tk) * maxF
+			for f, r := range rs {
+				ids[base+f] = int64(r)
+				wts[base+f] = 1
+			}
+		}
+	}
+	idT, err := ort.NewTensor(ort.NewShape(int64(B), int64(maxT), int64(maxF)), ids)
+	if err != nil {
+		return fmt.Errorf("entity: ids tensor: %w", err)
+	}
+	defer idT.Destroy()
+	wT, err := ort.NewTensor(ort.NewShape(int64(B), int64(maxT), int64(maxF)), wts)
+	if err != nil {
+		return fmt.Errorf("entity: weights tensor: %w", err)
+	}
+	defer wT.Destroy()
+	var sess *models.Session
+	select {
+	case sess = <-t.pool:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	outs := []ort.Value{nil}
+	err = sess.Run([]ort.Value{idT, wT}, outs)
+	t.pool <- sess
+	if err != nil {
+		return fmt.Errorf("entity: %s: %w", t.file, err)
+	}
+	defer outs[0].Destroy()
+	res, ok := outs[0].(*ort.Tensor[float32])
+	if !ok {
+		return fmt.Errorf("entity: %s: unexpected output type %T", t.file, outs[0])
+	}
+	scores := res.GetData()
+	K := m.K()
+	if len(scores) != B*maxT*K {
+		return fmt.Errorf("entity: %s: %d scores, want %d", t.file, len(scores), B*maxT*K)
+	}
+	var sc fbScratch
+	for i, s := range texts {
+		T := len(toks[i])
+		if T == 0 {
+			continue
+		}
+		out[i] = m.decode(s, toks[i], scores[i*maxT*K:(i*maxT+T)*K], t.crf, &sc)
+	}
+	return nil
+}
+
+// Emissions returns the ONNX emission scores of s, [T][K] flattened, with
+// its tokens (for tests comparing with the Go forward pass).
+func (t *Tagger) Emissions(ctx context.Context, s string) ([]Token, []float32, error) {
+	toks, rows := t.m.encode(s)
+	if len(toks) == 0 {
+		return nil, nil, nil
+	}
+	maxF := 1
+	for _, r := range rows {
+		maxF = max(maxF, len(r))
+	}
+	T := len(toks)
+	ids := make([]int64, T*maxF)
+	wts := make([]float32, T*maxF)
+	for tk, rs := range rows {
+		for f, r := range rs {
+			ids[tk*maxF+f] = int64(r)
+			wts[tk*maxF+f] = 1
+		}
+	}
+	idT, err := ort.NewTensor(ort.NewShape(1, int64(T), int64(maxF)), ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer idT.Destroy()
+	wT, err := ort.NewTensor(ort.NewShape(1, int64(T), int64(maxF)), wts)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer wT.Destroy()
+	sess := <-t.pool
+	outs := []ort.Value{nil}
+	err = sess.Run([]ort.Value{idT, wT}, outs)
+	t.pool <- sess
+	if err != nil {
+		return nil, nil, err
+	}
+	defer outs[0].Destroy()
+	return toks, append([]float32(nil), outs[0].(*ort.Tensor[float32]).GetData()...), nil
+}
