@@ -920,11 +920,6 @@ func (s *Service) runJob(e Embedder, done chan struct{}) {
 		s.serving, s.servingModel = e, e.Version()
 		s.status.Error = ""
 	}
-	s.status.Running = false
-	s.status.FinishedAt = time.Now()
-	again := s.kickAgain && ok
-	s.kickAgain = false
-	close(done)
 	s.mu.Unlock()
 	if ok {
 		if old != "" && old != e.Version() {
@@ -935,6 +930,13 @@ func (s *Service) runJob(e Embedder, done chan struct{}) {
 		}
 		s.changed()
 	}
+	s.mu.Lock()
+	s.status.Running = false
+	s.status.FinishedAt = time.Now()
+	again := s.kickAgain && ok
+	s.kickAgain = false
+	close(done)
+	s.mu.Unlock()
 	if again {
 		s.kick()
 	}

@@ -9,10 +9,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/gateway"
@@ -448,5 +452,41 @@ func TestExportSearchReindex(t *testing.T) {
 	r.json(t, &st)
 	if r.status != 200 || st.Serving != "bag-test" {
 		t.Fatalf("reindex status: %d %s", r.status, r.body)
+	}
+}
+
+// TestOpenAPIDocumentsRoutes checks that every path of
+// docs/openapi-knowledge.yaml is served (an unauthenticated call is 401,
+// not 404) and that an undocumented path is 404.
+func TestOpenAPIDocumentsRoutes(t *testing.T) {
+	e := setup(t)
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "openapi-knowledge.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		OpenAPI string                    `yaml:"openapi"`
+		Paths   map[string]map[string]any `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.") || len(doc.Paths) < 10 {
+		t.Fatalf("openapi %q with %d paths", doc.OpenAPI, len(doc.Paths))
+	}
+	for p, ops := range doc.Paths {
+		path := strings.NewReplacer("{id}", "faq_x", "{version}", "1").Replace(p)
+		for method := range ops {
+			if method == "parameters" {
+				continue
+			}
+			r := e.do(t, strings.ToUpper(method), path, "", nil)
+			if r.status != 401 {
+				t.Errorf("%s %s: %d, want 401 (route exists, needs auth)", method, p, r.status)
+			}
+		}
+	}
+	if r := e.do(t, "GET", "/nope", e.admin, nil); r.status != 404 {
+		t.Errorf("undocumented route: %d", r.status)
 	}
 }

@@ -828,10 +828,12 @@ func (s *Store) Versions(ctx context.Context, id string) ([]knowledge.Revision, 
 // --- search ---
 
 // LexicalSearch implements knowledge.Store: BM25 over the tsvector column.
-// Candidates come from the GIN index (documents containing a query term;
-// when the query has rarer terms, only those select candidates, which keeps
-// very common words from scanning most of the table) and are scored with
-// every query term.
+// Candidates come from the GIN index: documents containing a query term
+// that occurs in at most 10% of the FAQs (or, if the query has none, its
+// rarest term), so very common words never make the scan cover most of the
+// table; candidates are then scored with every query term. A document that
+// matches only very common words is thus not ranked — the price of bounded
+// latency (the in-memory store scores every document).
 func (s *Store) LexicalSearch(ctx context.Context, query string, fl knowledge.Filter, k int) ([]knowledge.Scored, error) {
 	terms := uniq(knowledge.Tokens(query))
 	if len(terms) == 0 || k <= 0 {
@@ -874,7 +876,7 @@ func (s *Store) LexicalSearch(ctx context.Context, query string, fl knowledge.Fi
 		}
 		qterms = append(qterms, t)
 		idfs = append(idfs, math.Log(1+(n-df+0.5)/(df+0.5)))
-		if df <= math.Max(0.05*n, 1000) {
+		if df <= 0.1*n {
 			selective = append(selective, t)
 		}
 	}
@@ -882,7 +884,15 @@ func (s *Store) LexicalSearch(ctx context.Context, query string, fl knowledge.Fi
 		return nil, nil
 	}
 	if len(selective) == 0 {
-		selective = qterms
+		// Only very common terms: candidates are documents with the rarest
+		// of them.
+		rarest := 0
+		for i, t := range qterms {
+			if dfs[t] < dfs[qterms[rarest]] {
+				rarest = i
+			}
+		}
+		selective = []string{qterms[rarest]}
 	}
 	parts := make([]string, len(selective))
 	for i, t := range selective {

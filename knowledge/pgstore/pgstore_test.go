@@ -117,3 +117,89 @@ func TestVectorSearchUsesHNSW(t *testing.T) {
 		}
 	}
 }
+
+type wordEmbedder struct {
+	version string
+	dim     int
+}
+
+func (w wordEmbedder) Dim() int        { return w.dim }
+func (w wordEmbedder) Version() string { return w.version }
+func (w wordEmbedder) Embed(_ context.Context, texts []string) ([][]float32, error) {
+	out := make([][]float32, len(texts))
+	for i, t := range texts {
+		v := make([]float32, w.dim)
+		for _, tok := range knowledge.Tokens(t) {
+			h := 0
+			for _, c := range w.version + tok {
+				h = h*31 + int(c)
+			}
+			v[(h%w.dim+w.dim)%w.dim]++
+		}
+		v[0] += 0.01
+		out[i] = v
+	}
+	return out, nil
+}
+
+// TestServiceReembedsOnPostgres runs the service's encoder switch against
+// the real database: the new encoder's HNSW index is built, the old
+// vectors and index are dropped once the new index is complete.
+func TestServiceReembedsOnPostgres(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	a := wordEmbedder{"enc-a", 16}
+	svc, err := knowledge.NewService(knowledge.Config{Store: s, Embedder: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"How long does shipping take?", "When do I get my refund?", "How do I reset my password?"} {
+		if _, err := svc.Create(ctx, "alice", tandem.FAQ{Question: q, Answer: "A.", Status: tandem.FAQPublished}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := svc.WaitReindex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc.Close()
+	b := wordEmbedder{"enc-b", 24}
+	svc2, err := knowledge.NewService(knowledge.Config{Store: s, Embedder: b, Previous: []knowledge.Embedder{a}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc2.Close()
+	if err := svc2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc2.WaitReindex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	models, _ := s.Models(ctx)
+	if len(models) != 1 || models[0].Version != "enc-b" || !models[0].Active {
+		t.Fatalf("models %+v", models)
+	}
+	var indexes []string
+	rows, _ := s.Pool().Query(ctx, "SELECT indexname FROM pg_indexes WHERE indexname LIKE 'kb_emb_hnsw_%'")
+	for rows.Next() {
+		var n string
+		_ = rows.Scan(&n)
+		indexes = append(indexes, n)
+	}
+	rows.Close()
+	if len(indexes) != 1 {
+		t.Fatalf("HNSW indexes after the switch: %v, want only enc-b's", indexes)
+	}
+	res, err := svc2.Search(ctx, knowledge.SearchRequest{Query: "refund", Mode: knowledge.ModeVector})
+	if err != nil || res.Model != "enc-b" || len(res.Hits) == 0 || !strings.Contains(res.Hits[0].FAQ.Question, "refund") {
+		t.Fatalf("search after switch: %+v, %v", res, err)
+	}
+	// A dimension change for the same encoder name is refused clearly.
+	svc3, _ := knowledge.NewService(knowledge.Config{Store: s, Embedder: wordEmbedder{"enc-b", 32}})
+	defer svc3.Close()
+	if err := svc3.Start(ctx); err == nil || !strings.Contains(err.Error(), "24-dimensional") {
+		t.Fatalf("dimension mismatch: %v", err)
+	}
+}
