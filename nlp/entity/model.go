@@ -249,15 +249,21 @@ func (c *crf) forwardBackward(emis []float32, T int, sc *fbScratch) (logZ float6
 		for j := range cur {
 			cur[j] = 0
 		}
+		// BIO structure: O and B-x may follow any tag (columns 0 and odd);
+		// I-x (even columns > 0) only B-x and I-x.
 		for i := 0; i < K; i++ {
 			p := prev[i]
 			if p == 0 {
 				continue
 			}
 			row := c.expT[i*K : (i+1)*K]
-			for j := 0; j < K; j++ {
+			cur[0] += p * row[0]
+			for j := 1; j < K; j += 2 {
 				cur[j] += p * row[j]
 			}
+		}
+		for j := 2; j < K; j += 2 {
+			cur[j] = prev[j-1]*c.expT[(j-1)*K+j] + prev[j]*c.expT[j*K+j]
 		}
 		s := 0.0
 		for j := 0; j < K; j++ {
@@ -291,9 +297,16 @@ func (c *crf) forwardBackward(emis []float32, T int, sc *fbScratch) (logZ float6
 		}
 		for i := 0; i < K; i++ {
 			row := c.expT[i*K : (i+1)*K]
-			v := 0.0
-			for j := 0; j < K; j++ {
+			v := row[0] * tmp[0]
+			for j := 1; j < K; j += 2 {
 				v += row[j] * tmp[j]
+			}
+			switch {
+			case i == 0:
+			case i%2 == 1: // B-x -> I-x
+				v += row[i+1] * tmp[i+1]
+			default: // I-x -> I-x
+				v += row[i] * tmp[i]
 			}
 			cur[i] = v / sc.scale[t+1]
 		}

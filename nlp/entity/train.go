@@ -21,7 +21,7 @@ import (
 // on each field.
 type Config struct {
 	Features FeatureConfig // zero: DefaultFeatureConfig()
-	// Epochs over the training data (default 12).
+	// Epochs over the training data (default 5).
 	Epochs int
 	// LearningRate of AdaGrad (default 0.15).
 	LearningRate float64
@@ -60,7 +60,7 @@ func (c Config) withDefaults() Config {
 		c.Features = DefaultFeatureConfig()
 	}
 	if c.Epochs == 0 {
-		c.Epochs = 12
+		c.Epochs = 5
 	}
 	if c.LearningRate == 0 {
 		c.LearningRate = 0.15
@@ -549,10 +549,14 @@ func (tr *trainer) step(batch []int) float64 {
 				if f == 0 {
 					continue
 				}
-				for i := 0; i < K; i++ {
-					if tr.allowed[i*K+j] {
+				if j > 0 && j%2 == 0 { // I-x: only from B-x and I-x
+					for _, i := range [2]int{j - 1, j} {
 						s.dT[i*K+j] += a[(t-1)*K+i] * c.expT[i*K+j] * f
 					}
+					continue
+				}
+				for i := 0; i < K; i++ {
+					s.dT[i*K+j] += a[(t-1)*K+i] * c.expT[i*K+j] * f
 				}
 			}
 			s.dT[ex.labels[t-1]*K+ex.labels[t]]--
