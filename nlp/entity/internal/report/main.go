@@ -287,4 +287,3 @@ func envOr(k, def string) string {
 	}
 	return def
 }
-
