@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/tandem-chat/tandem/nlp/text"
@@ -132,7 +131,9 @@ type scratch struct {
 	toks  []text.Token
 	words []string
 	buf   []byte
-	runes []rune
+	offs  []int
+	keys  []Key
+	rows  []int32
 	terms []Term
 }
 
@@ -140,25 +141,31 @@ type scratch struct {
 // (group, bucket), each (group, bucket) once.
 func (c *Config) Terms(s string) []Term {
 	var sc scratch
-	return c.terms(&sc, s)
+	c.keys(&sc, s)
+	slices.Sort(sc.keys)
+	var out []Term
+	for i, k := range sc.keys {
+		if i > 0 && k == sc.keys[i-1] {
+			out[len(out)-1].Count++
+			continue
+		}
+		out = append(out, Term{Bucket: uint32(k), Group: uint8(k >> 32), Count: 1})
+	}
+	return out
 }
 
-func (c *Config) terms(sc *scratch, s string) []Term {
+// keys fills sc.keys with the feature keys of s in generation order: for
+// each token its char n-grams (or, for a run of unsegmented characters, the
+// run's char n-grams), then the word n-grams; at most MaxFeatures.
+func (c *Config) keys(sc *scratch, s string) {
 	sc.toks = text.AppendTokens(sc.toks[:0], s)
-	sc.terms = sc.terms[:0]
-	add := func(g uint8, h uint64) {
-		if len(sc.terms) < c.MaxFeatures {
-			sc.terms = append(sc.terms, Term{Bucket: c.bucket(h), Group: g, Count: 1})
-		}
-	}
-	// Word tokens: tokens with at least one letter or digit, and runs of
-	// unsegmented characters (joined, for char n-grams).
+	sc.keys = sc.keys[:0]
 	sc.words = sc.words[:0]
 	for i := 0; i < len(sc.toks); i++ {
 		t := sc.toks[i]
 		r, _ := utf8.DecodeRuneInString(t.Norm)
-		if text.IsUnsegmented(r) && c.CJKMaxN > 0 {
-			// Gather the run of unsegmented single-char tokens that touch.
+		if c.CJKMaxN > 0 && text.IsUnsegmented(r) {
+			// The run of touching unsegmented single-character tokens.
 			j := i + 1
 			for j < len(sc.toks) && sc.toks[j].Start == sc.toks[j-1].End {
 				r2, _ := utf8.DecodeRuneInString(sc.toks[j].Norm)
@@ -167,15 +174,13 @@ func (c *Config) terms(sc *scratch, s string) []Term {
 				}
 				j++
 			}
-			var run strings.Builder
+			sc.buf = append(sc.buf[:0], ' ')
 			for k := i; k < j; k++ {
-				run.WriteString(sc.toks[k].Norm)
+				sc.buf = append(sc.buf, sc.toks[k].Norm...)
 				sc.words = append(sc.words, sc.toks[k].Norm)
 			}
-			sc.runes = append(sc.runes[:0], ' ')
-			sc.runes = append(sc.runes, []rune(run.String())...)
-			sc.runes = append(sc.runes, ' ')
-			c.charGrams(sc, add, 1, c.CJKMaxN, true)
+			sc.buf = append(sc.buf, ' ')
+			c.charGrams(sc, 1, c.CJKMaxN)
 			i = j - 1
 			continue
 		}
@@ -184,61 +189,63 @@ func (c *Config) terms(sc *scratch, s string) []Term {
 		}
 		sc.words = append(sc.words, t.Norm)
 		if c.CharMaxN > 0 {
-			sc.runes = append(sc.runes[:0], ' ')
-			sc.runes = append(sc.runes, []rune(t.Norm)...)
-			sc.runes = append(sc.runes, ' ')
-			c.charGrams(sc, add, c.CharMinN, c.CharMaxN, false)
+			sc.buf = append(sc.buf[:0], ' ')
+			sc.buf = append(sc.buf, t.Norm...)
+			sc.buf = append(sc.buf, ' ')
+			c.charGrams(sc, c.CharMinN, c.CharMaxN)
 		}
 	}
 	if c.WordMaxN > 0 {
+		start := c.hashStart('w')
 		for i := range sc.words {
-			h := c.hashStart('w')
+			h := start
 			for n := 1; n <= c.WordMaxN && i+n <= len(sc.words); n++ {
 				if n > 1 {
 					h ^= ' '
 					h *= fnvPrime
 				}
 				h = hashString(h, sc.words[i+n-1])
-				add(GroupWord, h)
+				if len(sc.keys) < c.MaxFeatures {
+					sc.keys = append(sc.keys, key(GroupWord, c.bucket(h)))
+				}
 			}
 		}
 	}
-	return mergeTerms(sc.terms)
 }
 
-// charGrams adds the n-grams (minN..maxN) of sc.runes (a padded word).
-// Grams that are only padding are skipped; with skipPadOnly1, unigrams of
-// the padding are skipped too.
-func (c *Config) charGrams(sc *scratch, add func(uint8, uint64), minN, maxN int, _ bool) {
-	rs := sc.runes
-	for n := minN; n <= maxN; n++ {
-		if n > len(rs) {
-			break
-		}
-		for i := 0; i+n <= len(rs); i++ {
-			g := rs[i : i+n]
+// charGrams adds the char n-grams (minN..maxN characters) of the padded
+// word in sc.buf; grams of one or two characters that are only padding are
+// skipped.
+func (c *Config) charGrams(sc *scratch, minN, maxN int) {
+	sc.offs = sc.offs[:0]
+	for i := range string(sc.buf) {
+		sc.offs = append(sc.offs, i)
+	}
+	nr := len(sc.offs)
+	sc.offs = append(sc.offs, len(sc.buf))
+	start := c.hashStart('c')
+	for n := minN; n <= maxN && n <= nr; n++ {
+		for i := 0; i+n <= nr; i++ {
+			g := sc.buf[sc.offs[i]:sc.offs[i+n]]
 			if n <= 2 && allSpace(g) {
 				continue
 			}
-			sc.buf = sc.buf[:0]
-			for _, r := range g {
-				sc.buf = utf8.AppendRune(sc.buf, r)
+			if len(sc.keys) >= c.MaxFeatures {
+				return
 			}
-			h := c.hashStart('c')
-			for _, b := range sc.buf {
+			h := start
+			for _, b := range g {
 				h ^= uint64(b)
 				h *= fnvPrime
 			}
-			add(GroupChar, h)
+			sc.keys = append(sc.keys, key(GroupChar, c.bucket(h)))
 		}
-		// sklearn's char_wb stops after the first n-gram when the padded
-		// word is shorter than n; here every n-gram of the padded word counts.
 	}
 }
 
-func allSpace(rs []rune) bool {
-	for _, r := range rs {
-		if r != ' ' {
+func allSpace(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' {
 			return false
 		}
 	}
@@ -250,39 +257,11 @@ func isWordy(s string) bool {
 		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
 			return true
 		}
-		if r >= utf8.RuneSelf && (isLetterOrDigit(r)) {
+		if r >= utf8.RuneSelf && isLetterOrDigit(r) {
 			return true
 		}
 	}
 	return false
-}
-
-func mergeTerms(ts []Term) []Term {
-	if len(ts) == 0 {
-		return ts
-	}
-	slices.SortFunc(ts, func(a, b Term) int {
-		if a.Group != b.Group {
-			return int(a.Group) - int(b.Group)
-		}
-		if a.Bucket < b.Bucket {
-			return -1
-		}
-		if a.Bucket > b.Bucket {
-			return 1
-		}
-		return 0
-	})
-	out := ts[:1]
-	for _, t := range ts[1:] {
-		last := &out[len(out)-1]
-		if t.Group == last.Group && t.Bucket == last.Bucket {
-			last.Count += t.Count
-			continue
-		}
-		out = append(out, t)
-	}
-	return out
 }
 
 // tfWeight returns the term-frequency weight of a count.

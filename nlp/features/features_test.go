@@ -83,8 +83,8 @@ func TestTermsIDF(t *testing.T) {
 	want := map[string]float32{"a": 1, "b": float32(math.Log(2) + 1)}
 	for word, idf := range want {
 		ts := cfg.Terms(word)
-		r, ok := f.vocab.rows[key(ts[0].Group, ts[0].Bucket)]
-		if !ok || math.Abs(float64(v.idf[r-1]-idf)) > 1e-6 {
+		r := f.vocab.row(key(ts[0].Group, ts[0].Bucket))
+		if r == 0 || math.Abs(float64(v.idf[r-1]-idf)) > 1e-6 {
 			t.Fatalf("idf(%s) = %v, want %v", word, v.idf[r-1], idf)
 		}
 	}
@@ -156,8 +156,17 @@ func FuzzFeatures(f *testing.F) {
 				t.Fatalf("bad feature %d weight %v", r, w1[i])
 			}
 		}
-		if len(cfg.Terms(s)) > cfg.MaxFeatures {
+		terms := cfg.Terms(s)
+		var n float32
+		for _, tm := range terms {
+			n += tm.Count
+		}
+		if int(n) > cfg.MaxFeatures {
 			t.Fatal("max_features exceeded")
+		}
+		r3, w3 := fz.FromTerms(terms, nil, nil)
+		if !slices.Equal(r1, r3) || !slices.Equal(w1, w3) {
+			t.Fatal("Vector differs from FromTerms(Terms)")
 		}
 	})
 }

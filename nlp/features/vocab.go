@@ -22,9 +22,31 @@ func key(g uint8, b uint32) Key { return Key(uint64(g)<<32 | uint64(b)) }
 // Vocab maps the (group, bucket) keys seen in training to dense rows
 // 1..Len() (row 0 is the padding row) and holds their idf.
 type Vocab struct {
-	keys []Key     // sorted; keys[i] has row i+1
-	idf  []float32 // idf[i] of keys[i]
-	rows map[Key]int32
+	keys      []Key     // sorted; keys[i] has row i+1
+	idf       []float32 // idf[i] of keys[i]
+	table     []slotKV  // open addressing, len a power of two
+	shift     uint
+	firstChar int32 // first row of the char group (rows below are words)
+}
+
+type slotKV struct {
+	key Key
+	row int32 // 0 = empty
+}
+
+func (v *Vocab) slot(k Key) int {
+	return int((uint64(k) * 0x9E3779B97F4A7C15) >> v.shift)
+}
+
+// row returns the row of k, or 0 when k is not in the vocabulary.
+func (v *Vocab) row(k Key) int32 {
+	mask := len(v.table) - 1
+	for i := v.slot(k); ; i = (i + 1) & mask {
+		e := v.table[i]
+		if e.row == 0 || e.key == k {
+			return e.row
+		}
+	}
 }
 
 // Len is the number of feature rows excluding the padding row; a model's
@@ -56,11 +78,23 @@ func BuildVocab(docs [][]Term, minDF int) *Vocab {
 }
 
 func newVocab(keys []Key, idf []float32) *Vocab {
-	rows := make(map[Key]int32, len(keys))
-	for i, k := range keys {
-		rows[k] = int32(i + 1)
+	size, bits := 16, uint(4)
+	for size < 2*len(keys) {
+		size, bits = size*2, bits+1
 	}
-	return &Vocab{keys: keys, idf: idf, rows: rows}
+	v := &Vocab{keys: keys, idf: idf, table: make([]slotKV, size), shift: 64 - bits, firstChar: int32(len(keys) + 1)}
+	mask := size - 1
+	for i, k := range keys {
+		j := v.slot(k)
+		for v.table[j].row != 0 {
+			j = (j + 1) & mask
+		}
+		v.table[j] = slotKV{key: k, row: int32(i + 1)}
+		if k>>32 == GroupChar && v.firstChar == int32(len(keys)+1) {
+			v.firstChar = int32(i + 1)
+		}
+	}
+	return v
 }
 
 const vocabMagic = "TNDVOC01"
@@ -143,51 +177,68 @@ func (f *Featurizer) Vocab() *Vocab { return f.vocab }
 
 // Vector appends the feature rows and weights of s to rows and weights and
 // returns them. Rows are ascending and unique; the weights of each group
-// have L2 norm equal to the group weight (or are absent).
+// have L2 norm equal to the group weight (or are absent). The result equals
+// FromTerms(Config.Terms(s)) exactly.
 func (f *Featurizer) Vector(s string, rows []int32, weights []float32) ([]int32, []float32) {
 	sc := f.pool.Get().(*scratch)
-	terms := f.cfg.terms(sc, s)
-	rows, weights = f.FromTerms(terms, rows, weights)
+	f.cfg.keys(sc, s)
+	sc.rows = sc.rows[:0]
+	for _, k := range sc.keys {
+		if r := f.vocab.row(k); r != 0 {
+			sc.rows = append(sc.rows, r)
+		}
+	}
+	slices.Sort(sc.rows)
+	base := len(rows)
+	for i, r := range sc.rows {
+		if i > 0 && r == sc.rows[i-1] {
+			weights[len(weights)-1]++
+			continue
+		}
+		rows = append(rows, r)
+		weights = append(weights, 1)
+	}
 	f.pool.Put(sc)
-	return rows, weights
+	return f.weigh(rows, weights, base)
 }
 
 // FromTerms is Vector for precomputed terms (Config.Terms).
 func (f *Featurizer) FromTerms(terms []Term, rows []int32, weights []float32) ([]int32, []float32) {
 	base := len(rows)
-	groupStart := base
-	var curGroup uint8
-	var sum float64
-	flush := func(end int) {
+	for _, t := range terms {
+		if r := f.vocab.row(key(t.Group, t.Bucket)); r != 0 {
+			rows = append(rows, r)
+			weights = append(weights, t.Count)
+		}
+	}
+	return f.weigh(rows, weights, base)
+}
+
+// weigh turns the counts in weights[base:] (rows ascending) into tf-idf
+// weights normalised per group.
+func (f *Featurizer) weigh(rows []int32, weights []float32, base int) ([]int32, []float32) {
+	split := base
+	for split < len(rows) && rows[split] < f.vocab.firstChar {
+		split++
+	}
+	for g, span := range [2][2]int{{base, split}, {split, len(rows)}} {
 		gw := f.cfg.WordWeight
-		if curGroup == GroupChar {
+		if g == 1 {
 			gw = f.cfg.CharWeight
+		}
+		var sum float64
+		for i := span[0]; i < span[1]; i++ {
+			w := f.cfg.tfWeight(weights[i]) * f.vocab.idf[rows[i]-1]
+			weights[i] = w
+			sum += float64(w) * float64(w)
 		}
 		if sum > 0 {
 			scale := float32(float64(gw) / math.Sqrt(sum))
-			for i := groupStart; i < end; i++ {
+			for i := span[0]; i < span[1]; i++ {
 				weights[i] *= scale
 			}
 		}
-		sum = 0
 	}
-	for _, t := range terms {
-		if t.Group != curGroup {
-			flush(len(rows))
-			curGroup, groupStart = t.Group, len(rows)
-		}
-		r, ok := f.vocab.rows[key(t.Group, t.Bucket)]
-		if !ok {
-			continue
-		}
-		w := f.cfg.tfWeight(t.Count) * f.vocab.idf[r-1]
-		rows = append(rows, r)
-		weights = append(weights, w)
-		sum += float64(w) * float64(w)
-	}
-	flush(len(rows))
-	// Keys sort by group then bucket, and rows follow key order, so rows
-	// are already ascending; drop zero-weight rows (group weight 0).
 	out := base
 	for i := base; i < len(rows); i++ {
 		if weights[i] != 0 {

@@ -105,12 +105,12 @@ func thresholded(top []string, conf []float64, t float64) []string {
 // ChooseThreshold picks the out-of-scope confidence threshold on validation
 // predictions (gold labels, top labels, calibrated confidences).
 //
-// With out-of-scope examples in the validation data it maximises in-scope
-// accuracy + out-of-scope recall (both count: a missed oos text is escalated
-// too late, a rejected in-scope one too early), preferring the lower
-// threshold on ties. Without them it takes the highest threshold that rejects
-// at most maxReject of the correctly classified in-scope texts.
-func ChooseThreshold(gold, top []string, conf []float64, maxReject float64) float64 {
+// With out-of-scope examples in the validation data it maximises the
+// expected accuracy on traffic in which a share oosPrior of the texts is out
+// of scope: (1-oosPrior)*in-scope accuracy + oosPrior*oos recall, preferring
+// the lower threshold on ties. Without them it takes the highest threshold
+// that rejects at most maxReject of the correctly classified in-scope texts.
+func ChooseThreshold(gold, top []string, conf []float64, oosPrior, maxReject float64) float64 {
 	hasOOS := false
 	for _, g := range gold {
 		hasOOS = hasOOS || g == tandem.OutOfScope
@@ -135,8 +135,14 @@ func ChooseThreshold(gold, top []string, conf []float64, maxReject float64) floa
 	best, bestScore := 0.0, -1.0
 	for i := 0; i <= 100; i++ {
 		t := float64(i) / 100
-		m := Score(gold, thresholded(top, conf, t))
-		if s := m.InScopeAccuracy + m.OOSRecall; s > bestScore+1e-12 {
+		pred := thresholded(top, conf, t)
+		for j := range top {
+			if top[j] == tandem.OutOfScope {
+				pred[j] = tandem.OutOfScope
+			}
+		}
+		m := Score(gold, pred)
+		if s := (1-oosPrior)*m.InScopeAccuracy + oosPrior*m.OOSRecall; s > bestScore+1e-12 {
 			best, bestScore = t, s
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,7 +32,10 @@ type Config struct {
 	WeightDecay    float64         `json:"weight_decay"`    // decoupled, on the output layer
 	LabelSmoothing float64         `json:"label_smoothing"` //
 	ValidFraction  float64         `json:"valid_fraction"`  // held-out share of each label when no validation set is given
+	OOSPrior       float64         `json:"oos_prior"`       // assumed out-of-scope share of traffic for the threshold rule
 	MaxReject      float64         `json:"max_reject"`      // threshold rule without oos validation data
+	Refit          bool            `json:"refit"`           // after calibration, retrain on training + validation data
+	PseudoOOS      float64         `json:"pseudo_oos"`      // synthetic out-of-scope texts per real one (mixtures of in-scope words); 0 = none
 	InitScale      float64         `json:"init_scale"`      // std of the initial embedding rows
 	Seed           uint64          `json:"seed"`            //
 	Threads        int             `json:"-"`               // goroutines (0 = GOMAXPROCS); results do not depend on it
@@ -40,9 +44,9 @@ type Config struct {
 // DefaultConfig returns the configuration `tandem train` uses.
 func DefaultConfig() Config {
 	return Config{
-		Features: features.DefaultConfig(), Hidden: 256, Members: 2, Epochs: 20, BatchSize: 32,
-		LR: 2e-3, EmbedLR: 0.2, Dropout: 0.3, FeatureDropout: 0.1, WeightDecay: 1e-4,
-		LabelSmoothing: 0.05, InitScale: 0.01, ValidFraction: 0.1, MaxReject: 0.02, Seed: 1,
+		Features: features.DefaultConfig(), Hidden: 256, Members: 2, Epochs: 10, BatchSize: 32,
+		LR: 2e-3, EmbedLR: 0.05, Dropout: 0.3, FeatureDropout: 0.1, WeightDecay: 1e-4,
+		LabelSmoothing: 0.05, InitScale: 0.01, ValidFraction: 0.1, OOSPrior: 0.1, MaxReject: 0.02, Refit: true, PseudoOOS: 5, Seed: 1,
 	}
 }
 
@@ -64,6 +68,8 @@ func (c Config) Validate() error {
 		return errors.New("intent: dropout must be in [0, 1)")
 	case c.ValidFraction < 0 || c.ValidFraction >= 0.5:
 		return errors.New("intent: valid_fraction must be in [0, 0.5)")
+	case c.OOSPrior < 0 || c.OOSPrior >= 1 || c.MaxReject < 0 || c.MaxReject >= 1:
+		return errors.New("intent: oos_prior and max_reject must be in [0, 1)")
 	}
 	return nil
 }
@@ -188,16 +194,44 @@ func Train(ctx context.Context, ds, valid *data.Dataset, cfg Config, progress Pr
 	}
 
 	start := time.Now()
+	m, vs, err := fitModel(ctx, fitEx, validEx, labels, index, cfg, threads, "", progress)
+	if err != nil {
+		return nil, err
+	}
+	m.calibrate(vs, threads)
+	progress("intent: calibrated in %s; validation accuracy %.4f, in-scope %.4f, oos recall %.3f at threshold %.2f (temperature %.3f)",
+		time.Since(start).Round(time.Millisecond), m.Validation.Accuracy, m.Validation.InScopeAccuracy,
+		m.Validation.OOSRecall, m.Threshold, m.Temperature)
+	if cfg.Refit && len(validEx) > 0 && valid == nil {
+		// Retrain on all the data with the same recipe; the temperature and
+		// threshold fitted above carry over (the recipe, not the weights,
+		// determines the confidence scale).
+		all := append(append([]data.Example(nil), fitEx...), validEx...)
+		full, _, err := fitModel(ctx, all, nil, labels, index, cfg, threads, "refit ", progress)
+		if err != nil {
+			return nil, err
+		}
+		full.Temperature, full.Threshold, full.Validation = m.Temperature, m.Threshold, m.Validation
+		m = full
+	}
+	progress("intent: trained in %s", time.Since(start).Round(time.Millisecond))
+	return m, nil
+}
+
+// fitModel featurises the examples, learns the vocabulary on fitEx and
+// trains the ensemble members.
+func fitModel(ctx context.Context, fitEx, validEx []data.Example, labels []string, index map[string]int32, cfg Config, threads int, phase string, progress Progress) (*Model, *set, error) {
+	fitEx = append(fitEx, pseudoOOS(fitEx, cfg.PseudoOOS, cfg.Seed)...)
 	fitTerms := termsParallel(&cfg.Features, fitEx, threads)
 	vocab := features.BuildVocab(fitTerms, cfg.Features.MinDF)
 	fz, err := features.New(cfg.Features, vocab)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fit := vectorise(fz, fitEx, fitTerms, index)
 	vs := vectorise(fz, validEx, termsParallel(&cfg.Features, validEx, threads), index)
-	progress("intent: %d training and %d validation examples, %d intents, %d features (%s)",
-		fit.n(), vs.n(), len(labels), vocab.Len(), time.Since(start).Round(time.Millisecond))
+	progress("intent: %s%d training and %d validation examples, %d intents, %d features",
+		phase, fit.n(), vs.n(), len(labels), vocab.Len())
 
 	// Train the members concurrently; each is deterministic on its own.
 	members := make([]*member, cfg.Members)
@@ -210,21 +244,57 @@ func Train(ctx context.Context, ds, valid *data.Dataset, cfg Config, progress Pr
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			members[k], errs[k] = trainMember(ctx, fit, vs, vocab.Len()+1, len(labels), cfg, k, progress)
+			members[k], errs[k] = trainMember(ctx, fit, vs, vocab.Len()+1, len(labels), cfg, k, phase, progress)
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-
 	m := combine(members, labels, fz, cfg)
 	m.Examples = fit.n()
-	m.calibrate(vs, threads)
-	progress("intent: trained in %s; validation accuracy %.4f, in-scope %.4f, oos recall %.3f at threshold %.2f (temperature %.3f)",
-		time.Since(start).Round(time.Millisecond), m.Validation.Accuracy, m.Validation.InScopeAccuracy,
-		m.Validation.OOSRecall, m.Threshold, m.Temperature)
-	return m, nil
+	return m, vs, nil
+}
+
+// pseudoOOS synthesises out-of-scope examples when the data has real ones:
+// each mixes the words of two training texts of different intents, so the
+// model learns that evidence split between intents means "none of them".
+// It returns rate times as many as there are real oos examples.
+func pseudoOOS(exs []data.Example, rate float64, seed uint64) []data.Example {
+	var nOOS int
+	var in []int
+	for i, ex := range exs {
+		if ex.Intent == tandem.OutOfScope {
+			nOOS++
+		} else {
+			in = append(in, i)
+		}
+	}
+	n := int(rate * float64(nOOS))
+	if n == 0 || len(in) < 2 {
+		return nil
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x00505))
+	out := make([]data.Example, 0, n)
+	for len(out) < n {
+		a, b := exs[in[rng.IntN(len(in))]], exs[in[rng.IntN(len(in))]]
+		if a.Intent == b.Intent {
+			continue
+		}
+		wa, wb := strings.Fields(a.Text), strings.Fields(b.Text)
+		var words []string
+		for _, w := range [][]string{wa, wb} {
+			if len(w) == 0 {
+				continue
+			}
+			k := 1 + rng.IntN((len(w)+1)/2)
+			s := rng.IntN(len(w) - k + 1)
+			words = append(words, w[s:s+k]...)
+		}
+		rng.Shuffle(len(words), func(i, j int) { words[i], words[j] = words[j], words[i] })
+		out = append(out, data.Example{Text: strings.Join(words, " "), Intent: tandem.OutOfScope})
+	}
+	return out
 }
 
 func termsParallel(cfg *features.Config, exs []data.Example, threads int) [][]features.Term {
@@ -286,7 +356,7 @@ func (a *adam) step(p, g []float32, lr, decay float64) {
 	}
 }
 
-func trainMember(ctx context.Context, fit, vs *set, rows, C int, cfg Config, k int, progress Progress) (*member, error) {
+func trainMember(ctx context.Context, fit, vs *set, rows, C int, cfg Config, k int, phase string, progress Progress) (*member, error) {
 	H := cfg.Hidden
 	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(k)+1))
 	m := &member{
@@ -451,9 +521,9 @@ func trainMember(ctx context.Context, fit, vs *set, rows, C int, cfg Config, k i
 		}
 		if vs.n() > 0 {
 			acc := accuracy(m, vs, H, C)
-			progress("intent: member %d/%d epoch %d/%d loss %.4f validation accuracy %.4f", k+1, cfg.Members, epoch, cfg.Epochs, loss/float64(len(order)), acc)
+			progress("intent: %smember %d/%d epoch %d/%d loss %.4f validation accuracy %.4f", phase, k+1, cfg.Members, epoch, cfg.Epochs, loss/float64(len(order)), acc)
 		} else {
-			progress("intent: member %d/%d epoch %d/%d loss %.4f", k+1, cfg.Members, epoch, cfg.Epochs, loss/float64(len(order)))
+			progress("intent: %smember %d/%d epoch %d/%d loss %.4f", phase, k+1, cfg.Members, epoch, cfg.Epochs, loss/float64(len(order)))
 		}
 	}
 	return m, nil
@@ -574,7 +644,7 @@ func (m *Model) calibrate(vs *set, threads int) {
 		top[i] = m.Labels[best]
 		conf[i] = p[best]
 	}
-	m.Threshold = ChooseThreshold(gold, top, conf, m.Config.MaxReject)
+	m.Threshold = ChooseThreshold(gold, top, conf, m.Config.OOSPrior, m.Config.MaxReject)
 	pred := thresholded(top, conf, m.Threshold)
 	for i, l := range top {
 		if l == tandem.OutOfScope {
