@@ -231,6 +231,7 @@ type Ticket struct {
 	ConversationID string           `json:"conversation_id"`
 	CustomerID     string           `json:"customer_id"`
 	Reason         EscalationReason `json:"reason"`
+	Detail         string           `json:"detail,omitempty"` // Escalation.Detail
 	Priority       int              `json:"priority"`
 	Skills         []string         `json:"skills,omitempty"`
 	Language       string           `json:"language,omitempty"`
@@ -238,10 +239,13 @@ type Ticket struct {
 	Summary        NLU              `json:"summary"`
 	State          TicketState      `json:"state"`
 	AgentID        string           `json:"agent_id,omitempty"`
+	LastAgentID    string           `json:"last_agent_id,omitempty"` // preferred (sticky) agent: who last helped this customer
 	ContactAddress string           `json:"contact_address,omitempty"`
 	Version        int64            `json:"version"`
 	CreatedAt      time.Time        `json:"created_at"`
+	QueuedAt       time.Time        `json:"queued_at,omitzero"` // when it last entered the queue
 	OfferedAt      time.Time        `json:"offered_at,omitzero"`
+	OfferExpiresAt time.Time        `json:"offer_expires_at,omitzero"`
 	AssignedAt     time.Time        `json:"assigned_at,omitzero"`
 	ClosedAt       time.Time        `json:"closed_at,omitzero"`
 }

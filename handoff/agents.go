@@ -1,0 +1,330 @@
+package handoff
+
+import (
+	"context"
+	"fmt"
+	"net/mail"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tandem-chat/tandem"
+)
+
+// Agent roles.
+const (
+	RoleAgent = "agent"
+	RoleAdmin = "admin"
+)
+
+// Limits on agent accounts.
+const (
+	MaxChatsLimit     = 100
+	MinPasswordLength = 8
+	MaxPasswordLength = 72 // bcrypt's limit, in bytes
+	maxNameLength     = 100
+	maxTags           = 50
+)
+
+// Actor is who performs an agent action: the agent's ID (the JWT subject)
+// and whether they are an admin. Admins may act on tickets held by others.
+type Actor struct {
+	AgentID string
+	Admin   bool
+}
+
+// CreateAgent creates an agent account. The ID is generated; CreatedAt is
+// the clock's time; an empty Role means agent, MaxChats 0 means
+// Config.DefaultMaxChats, an empty DisplayName the email's local part. An
+// empty password creates an account that cannot log in until SetPassword.
+// The returned agent has no password hash.
+func (e *Engine) CreateAgent(ctx context.Context, a tandem.Agent, password string) (tandem.Agent, error) {
+	a.ID = newID("agt_")
+	a.CreatedAt = e.now()
+	if a.MaxChats == 0 {
+		a.MaxChats = e.cfg.DefaultMaxChats
+	}
+	a, err := validateAgent(a)
+	if err != nil {
+		return tandem.Agent{}, err
+	}
+	a.PasswordHash = nil
+	if password != "" {
+		if a.PasswordHash, err = e.hash(password); err != nil {
+			return tandem.Agent{}, err
+		}
+	}
+	if err := e.store.CreateAgent(ctx, a); err != nil {
+		return tandem.Agent{}, fmt.Errorf("handoff: create agent: %w", err)
+	}
+	a.PasswordHash = nil
+	return a, nil
+}
+
+// UpdateAgent replaces an agent's profile (email, display name, role,
+// skills, languages, max chats) and returns the stored agent.
+func (e *Engine) UpdateAgent(ctx context.Context, a tandem.Agent) (tandem.Agent, error) {
+	old, err := e.store.Agent(ctx, a.ID)
+	if err != nil {
+		return tandem.Agent{}, err
+	}
+	a.CreatedAt = old.CreatedAt
+	if a.MaxChats == 0 {
+		a.MaxChats = old.MaxChats
+	}
+	if a, err = validateAgent(a); err != nil {
+		return tandem.Agent{}, err
+	}
+	if err := e.store.UpdateAgent(ctx, a); err != nil {
+		return tandem.Agent{}, fmt.Errorf("handoff: update agent: %w", err)
+	}
+	e.requestRoute() // more capacity or skills may make routing possible
+	return e.Agent(ctx, a.ID)
+}
+
+// SetPassword sets an agent's password (MinPasswordLength to
+// MaxPasswordLength bytes).
+func (e *Engine) SetPassword(ctx context.Context, agentID, password string) error {
+	h, err := e.hash(password)
+	if err != nil {
+		return err
+	}
+	if err := e.store.SetPasswordHash(ctx, agentID, h); err != nil {
+		return fmt.Errorf("handoff: set password: %w", err)
+	}
+	return nil
+}
+
+func (e *Engine) hash(password string) ([]byte, error) {
+	if len(password) < MinPasswordLength || len(password) > MaxPasswordLength {
+		return nil, tandem.Errorf(tandem.EINVALID, "password must be %d to %d bytes long", MinPasswordLength, MaxPasswordLength)
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(password), e.cfg.BcryptCost)
+	if err != nil {
+		return nil, fmt.Errorf("handoff: bcrypt: %w", err)
+	}
+	return h, nil
+}
+
+// Authenticate checks an email and password and returns the agent (without
+// its hash). Any mismatch, unknown email or account without a password is
+// EUNAUTHORIZED with the same message, and costs one bcrypt comparison, so
+// responses do not reveal which emails exist. Issuing the session token
+// (JWT) is the gateway's job (gateway.Auth.IssueStaff).
+func (e *Engine) Authenticate(ctx context.Context, email, password string) (tandem.Agent, error) {
+	deny := tandem.Errorf(tandem.EUNAUTHORIZED, "invalid email or password")
+	a, err := e.store.AgentByEmail(ctx, strings.TrimSpace(email))
+	switch {
+	case tandem.ErrorCode(err) == tandem.ENOTFOUND || (err == nil && len(a.PasswordHash) == 0):
+		_ = bcrypt.CompareHashAndPassword(e.dummy, []byte(password))
+		return tandem.Agent{}, deny
+	case err != nil:
+		return tandem.Agent{}, fmt.Errorf("handoff: authenticate: %w", err)
+	}
+	if bcrypt.CompareHashAndPassword(a.PasswordHash, []byte(password)) != nil {
+		return tandem.Agent{}, deny
+	}
+	a.PasswordHash = nil
+	return a, nil
+}
+
+// Agent returns an agent without its password hash.
+func (e *Engine) Agent(ctx context.Context, id string) (tandem.Agent, error) {
+	a, err := e.store.Agent(ctx, id)
+	a.PasswordHash = nil
+	return a, err
+}
+
+// Agents lists all agents (without password hashes) ordered by ID.
+func (e *Engine) Agents(ctx context.Context) ([]tandem.Agent, error) {
+	as, err := e.store.Agents(ctx)
+	for i := range as {
+		as[i].PasswordHash = nil
+	}
+	return as, err
+}
+
+func validateAgent(a tandem.Agent) (tandem.Agent, error) {
+	a.Email = strings.ToLower(strings.TrimSpace(a.Email))
+	if addr, err := mail.ParseAddress(a.Email); err != nil || addr.Address != a.Email || addr.Name != "" {
+		return a, tandem.Errorf(tandem.EINVALID, "invalid email address %q", a.Email)
+	}
+	a.DisplayName = strings.TrimSpace(a.DisplayName)
+	if a.DisplayName == "" {
+		a.DisplayName, _, _ = strings.Cut(a.Email, "@")
+	}
+	if utf8.RuneCountInString(a.DisplayName) > maxNameLength {
+		return a, tandem.Errorf(tandem.EINVALID, "display name longer than %d characters", maxNameLength)
+	}
+	switch a.Role {
+	case "":
+		a.Role = RoleAgent
+	case RoleAgent, RoleAdmin:
+	default:
+		return a, tandem.Errorf(tandem.EINVALID, "role must be %q or %q", RoleAgent, RoleAdmin)
+	}
+	if a.MaxChats < 1 || a.MaxChats > MaxChatsLimit {
+		return a, tandem.Errorf(tandem.EINVALID, "max chats must be between 1 and %d", MaxChatsLimit)
+	}
+	a.Skills = NormalizeTags(a.Skills)
+	a.Languages = NormalizeTags(a.Languages)
+	if len(a.Skills) > maxTags || len(a.Languages) > maxTags {
+		return a, tandem.Errorf(tandem.EINVALID, "at most %d skills and %d languages", maxTags, maxTags)
+	}
+	for _, s := range append(append([]string(nil), a.Skills...), a.Languages...) {
+		if len(s) > 64 || strings.ContainsAny(s, " ,\t\n") {
+			return a, tandem.Errorf(tandem.EINVALID, "invalid skill or language %q", s)
+		}
+	}
+	return a, nil
+}
+
+// Connect records a new console connection of an agent and returns its
+// session ID, which the gateway passes to Heartbeat and Disconnect. An
+// agent may have several sessions (tabs, nodes); they are connected while
+// any session is live. The agent's chosen presence is kept (new agents are
+// online).
+func (e *Engine) Connect(ctx context.Context, agentID string) (string, AgentStatus, error) {
+	before, err := e.AgentStatus(ctx, agentID)
+	if err != nil {
+		return "", AgentStatus{}, err
+	}
+	sid := newID("ses_")
+	if err := e.store.OpenSession(ctx, agentID, sid, e.cfg.Node, e.now()); err != nil {
+		return "", AgentStatus{}, fmt.Errorf("handoff: connect: %w", err)
+	}
+	after, err := e.AgentStatus(ctx, agentID)
+	if err != nil {
+		return "", AgentStatus{}, err
+	}
+	e.presenceChanged(before, after)
+	e.requestRoute()
+	return sid, after, nil
+}
+
+// Heartbeat keeps a session live. The gateway calls it on every pong (or at
+// least every HeartbeatTimeout/3). A session unknown to the store (pruned
+// after a long network outage) is recreated.
+func (e *Engine) Heartbeat(ctx context.Context, agentID, sessionID string) error {
+	now := e.now()
+	err := e.store.TouchSession(ctx, agentID, sessionID, now)
+	if tandem.ErrorCode(err) == tandem.ENOTFOUND {
+		if _, err := e.store.Agent(ctx, agentID); err != nil {
+			return err
+		}
+		err = e.store.OpenSession(ctx, agentID, sessionID, e.cfg.Node, now)
+	}
+	if err != nil {
+		return fmt.Errorf("handoff: heartbeat: %w", err)
+	}
+	return nil
+}
+
+// Disconnect ends a session. When it was the agent's last one, the agent
+// is offline for routing at once, but keeps their tickets for
+// DisconnectGrace; reconnecting within the grace period changes nothing
+// else. After it, Tick queues their tickets again (nothing is lost: the
+// conversation and its ticket stay, only the holder changes).
+func (e *Engine) Disconnect(ctx context.Context, agentID, sessionID string) error {
+	before, err := e.AgentStatus(ctx, agentID)
+	if err != nil {
+		return err
+	}
+	if err := e.store.CloseSession(ctx, agentID, sessionID, e.now()); err != nil {
+		return fmt.Errorf("handoff: disconnect: %w", err)
+	}
+	after, err := e.AgentStatus(ctx, agentID)
+	if err != nil {
+		return err
+	}
+	e.presenceChanged(before, after)
+	return nil
+}
+
+// SetPresence sets the presence an agent chose. Away and offline agents
+// get no new offers; their pending offers go back to the queue at once
+// (without skipping them), and their assigned chats stay with them.
+func (e *Engine) SetPresence(ctx context.Context, agentID string, p tandem.Presence) (AgentStatus, error) {
+	switch p {
+	case tandem.PresenceOnline, tandem.PresenceAway, tandem.PresenceOffline:
+	default:
+		return AgentStatus{}, tandem.Errorf(tandem.EINVALID, "presence must be online, away or offline")
+	}
+	before, err := e.AgentStatus(ctx, agentID)
+	if err != nil {
+		return AgentStatus{}, err
+	}
+	now := e.now()
+	if err := e.store.SetPresence(ctx, agentID, p, now); err != nil {
+		return AgentStatus{}, fmt.Errorf("handoff: set presence: %w", err)
+	}
+	if p != tandem.PresenceOnline {
+		offers, err := e.store.Tickets(ctx, TicketFilter{States: []tandem.TicketState{tandem.TicketOffered}, AgentID: agentID})
+		if err != nil {
+			return AgentStatus{}, fmt.Errorf("handoff: set presence: %w", err)
+		}
+		for _, t := range offers {
+			out, err := e.store.Apply(ctx, Change{
+				TicketID: t.ID, Now: now, Node: e.cfg.Node, Reason: ReasonPresence,
+				From: []tandem.TicketState{tandem.TicketOffered}, Holder: agentID, Version: t.Version,
+				To: tandem.TicketQueued,
+			})
+			if tandem.ErrorCode(err) == tandem.ECONFLICT {
+				continue
+			}
+			if err != nil {
+				return AgentStatus{}, fmt.Errorf("handoff: withdraw offer %s: %w", t.ID, err)
+			}
+			e.m.transitions.WithLabelValues(ReasonPresence).Inc()
+			e.emit(Event{Type: EventRequeued, At: now, Ticket: ptr(out), PrevAgentID: agentID, Reason: ReasonPresence})
+		}
+	}
+	after, err := e.AgentStatus(ctx, agentID)
+	if err != nil {
+		return AgentStatus{}, err
+	}
+	e.presenceChanged(before, after)
+	e.requestRoute()
+	return after, nil
+}
+
+func (e *Engine) presenceChanged(before, after AgentStatus) {
+	if before.Presence == after.Presence && before.Connected == after.Connected && before.Chosen == after.Chosen {
+		return
+	}
+	e.mu.Lock()
+	e.lastPos = e.lastPos.Add(-e.cfg.PositionInterval) // agents online changed: refresh positions soon
+	e.mu.Unlock()
+	e.emit(Event{Type: EventPresence, AgentID: after.Agent.ID, Agent: ptr(after)})
+}
+
+// AgentStatus returns an agent's status.
+func (e *Engine) AgentStatus(ctx context.Context, agentID string) (AgentStatus, error) {
+	st, err := e.store.AgentState(ctx, agentID, e.liveAfter(e.now()))
+	if err != nil {
+		return AgentStatus{}, err
+	}
+	return status(st), nil
+}
+
+// AgentStatuses returns the status of every agent, ordered by ID.
+func (e *Engine) AgentStatuses(ctx context.Context) ([]AgentStatus, error) {
+	sts, err := e.store.AgentStates(ctx, e.liveAfter(e.now()))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]AgentStatus, len(sts))
+	for i, st := range sts {
+		out[i] = status(st)
+	}
+	return out, nil
+}
+
+func status(st AgentState) AgentStatus {
+	st.Agent.PasswordHash = nil
+	return AgentStatus{
+		Agent: st.Agent, Presence: st.Effective(), Chosen: st.Presence, Connected: st.Connected(),
+		Load: st.Load, IdleSince: st.IdleSince, LastSeen: st.LastSeen,
+	}
+}

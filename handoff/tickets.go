@@ -1,0 +1,598 @@
+package handoff
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/tandem-chat/tandem"
+)
+
+// Escalate creates a queued ticket for a conversation the bot hands off,
+// and returns it with its place in the queue. The ticket carries the
+// escalation's reason, detail, skills, language (esc.Language, else the
+// conversation's locale, else the detected language) and NLU summary, the
+// customer's ID and tier, and the conversation ID (the link to the
+// transcript). Its priority is esc.Priority plus Config.ReasonPriority of
+// the reason plus Config.VIPBoost for VIP customers.
+//
+// Escalate is idempotent per conversation: if the conversation already has
+// an open ticket, that ticket is returned unchanged. It emits EventQueued
+// and, when no agent is online, EventNobodyOnline; routing follows
+// asynchronously (Run) or at the next Tick.
+func (e *Engine) Escalate(ctx context.Context, conv tandem.Conversation, esc tandem.Escalation) (tandem.Ticket, QueueInfo, error) {
+	if strings.TrimSpace(conv.ID) == "" {
+		return tandem.Ticket{}, QueueInfo{}, tandem.Errorf(tandem.EINVALID, "escalation without a conversation")
+	}
+	if esc.Reason == "" {
+		return tandem.Ticket{}, QueueInfo{}, tandem.Errorf(tandem.EINVALID, "escalation without a reason")
+	}
+	if t, err := e.store.OpenTicket(ctx, conv.ID); err == nil {
+		q, err := e.Position(ctx, t.ID)
+		return t, q, err
+	} else if tandem.ErrorCode(err) != tandem.ENOTFOUND {
+		return tandem.Ticket{}, QueueInfo{}, fmt.Errorf("handoff: escalate: %w", err)
+	}
+	lang := firstNonEmpty(esc.Language, conv.Locale, esc.Summary.Language)
+	customerID := conv.Customer.ID
+	if customerID == "" {
+		customerID = "anonymous:" + conv.ID
+	}
+	now := e.now()
+	t := tandem.Ticket{
+		ID:             newID("tkt_"),
+		ConversationID: conv.ID,
+		CustomerID:     customerID,
+		Reason:         esc.Reason,
+		Detail:         esc.Detail,
+		Priority:       e.priority(esc, conv.Customer),
+		Skills:         NormalizeTags(esc.Skills),
+		Language:       strings.ToLower(strings.TrimSpace(lang)),
+		Tier:           conv.Customer.Tier,
+		Summary:        esc.Summary,
+		State:          tandem.TicketQueued,
+		CreatedAt:      now,
+		QueuedAt:       now,
+	}
+	out, err := e.store.CreateTicket(ctx, t, e.cfg.Node)
+	if tandem.ErrorCode(err) == tandem.ECONFLICT { // a concurrent Escalate won
+		if t, err := e.store.OpenTicket(ctx, conv.ID); err == nil {
+			q, err := e.Position(ctx, t.ID)
+			return t, q, err
+		}
+	}
+	if err != nil {
+		return tandem.Ticket{}, QueueInfo{}, fmt.Errorf("handoff: escalate: %w", err)
+	}
+	e.m.transitions.WithLabelValues(ReasonEscalated).Inc()
+	q, err := e.position(ctx, out)
+	if err != nil {
+		return out, QueueInfo{}, err
+	}
+	e.mu.Lock()
+	e.positions[out.ID] = q
+	e.mu.Unlock()
+	e.emit(Event{Type: EventQueued, At: now, Ticket: ptr(out), Queue: ptr(q), Reason: ReasonEscalated})
+	if q.NobodyOnline {
+		e.emit(Event{Type: EventNobodyOnline, At: now, Ticket: ptr(out), Queue: ptr(q)})
+	}
+	e.requestRoute()
+	return out, q, nil
+}
+
+func (e *Engine) priority(esc tandem.Escalation, c tandem.Customer) int {
+	p := esc.Priority + e.cfg.ReasonPriority[esc.Reason]
+	if c.VIP() {
+		p += e.cfg.VIPBoost
+	}
+	return p
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if strings.TrimSpace(s) != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// LeaveContact stores a contact address (an email address or a phone
+// number) on the conversation's open ticket, typically when nobody is
+// online. The ticket stays queued. It emits EventContact.
+func (e *Engine) LeaveContact(ctx context.Context, conversationID, address string) (tandem.Ticket, error) {
+	address = strings.TrimSpace(address)
+	if !validContact(address) {
+		return tandem.Ticket{}, tandem.Errorf(tandem.EINVALID, "enter an email address or a phone number")
+	}
+	t, err := e.store.OpenTicket(ctx, conversationID)
+	if err != nil {
+		return tandem.Ticket{}, err
+	}
+	out, err := e.store.SetContact(ctx, t.ID, address)
+	if err != nil {
+		return tandem.Ticket{}, err
+	}
+	e.emit(Event{Type: EventContact, Ticket: ptr(out)})
+	return out, nil
+}
+
+func validContact(s string) bool {
+	if s == "" || len(s) > 254 || strings.ContainsAny(s, "\r\n\t") {
+		return false
+	}
+	if at := strings.LastIndexByte(s, '@'); at > 0 {
+		domain := s[at+1:]
+		return !strings.ContainsAny(s, " <>,;") && strings.Contains(domain, ".") && !strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".")
+	}
+	digits := 0
+	for i, r := range s {
+		switch {
+		case unicode.IsDigit(r) && r < 128:
+			digits++
+		case r == '+' && i == 0, r == ' ', r == '-', r == '(', r == ')', r == '.':
+		default:
+			return false
+		}
+	}
+	return digits >= 6 && digits <= 15
+}
+
+// Cancel closes a conversation's open ticket on the customer's side: state
+// TicketReturned when the customer goes back to the bot, TicketAbandoned
+// when they leave. An agent holding the ticket loses it (EventReturned or
+// EventClosed tells them).
+func (e *Engine) Cancel(ctx context.Context, conversationID string, state tandem.TicketState) (tandem.Ticket, error) {
+	if state != tandem.TicketReturned && state != tandem.TicketAbandoned {
+		return tandem.Ticket{}, tandem.Errorf(tandem.EINVALID, "cancel state must be returned or abandoned")
+	}
+	for attempt := 0; ; attempt++ {
+		t, err := e.store.OpenTicket(ctx, conversationID)
+		if err != nil {
+			return tandem.Ticket{}, err
+		}
+		out, err := e.close(ctx, t, state, ReasonCustomer, Change{
+			From: []tandem.TicketState{tandem.TicketQueued, tandem.TicketOffered, tandem.TicketAssigned}, AnyHolder: true,
+		})
+		if tandem.ErrorCode(err) == tandem.ECONFLICT && attempt < 3 {
+			continue // changed under us (offered, accepted): retry on the new version
+		}
+		return out, err
+	}
+}
+
+// close applies a closing transition prepared in c and emits its event.
+func (e *Engine) close(ctx context.Context, t tandem.Ticket, state tandem.TicketState, reason string, c Change) (tandem.Ticket, error) {
+	now := e.now()
+	c.TicketID, c.Now, c.Node, c.Reason, c.Version, c.To = t.ID, now, e.cfg.Node, reason, t.Version, state
+	out, err := e.store.Apply(ctx, c)
+	if err != nil {
+		return tandem.Ticket{}, err
+	}
+	e.m.transitions.WithLabelValues(reason).Inc()
+	if !out.AssignedAt.IsZero() {
+		e.m.handle.WithLabelValues(string(state)).Observe(out.ClosedAt.Sub(out.AssignedAt).Seconds())
+	}
+	typ := EventClosed
+	if state == tandem.TicketReturned {
+		typ = EventReturned
+	}
+	ev := Event{Type: typ, At: now, Ticket: ptr(out), Reason: reason}
+	if Holds(t.State) {
+		ev.PrevAgentID = t.AgentID
+		e.requestRoute() // capacity freed
+	}
+	e.emit(ev)
+	return out, nil
+}
+
+// ticketFor loads a ticket for an agent action that needs it assigned to
+// the actor (or any holder for admins).
+func (e *Engine) ticketFor(ctx context.Context, a Actor, ticketID string) (tandem.Ticket, error) {
+	t, err := e.store.Ticket(ctx, ticketID)
+	if err != nil {
+		return tandem.Ticket{}, err
+	}
+	if !a.Admin && t.AgentID != a.AgentID {
+		return tandem.Ticket{}, tandem.Errorf(tandem.EFORBIDDEN, "ticket %s is not assigned to you", t.ID)
+	}
+	if t.State != tandem.TicketAssigned {
+		return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "ticket %s is %s, not assigned", t.ID, t.State)
+	}
+	return t, nil
+}
+
+// Accept turns an offer to the actor into an assignment. Accepting twice,
+// after the offer expired or after it went to someone else is ECONFLICT
+// with a message saying which.
+func (e *Engine) Accept(ctx context.Context, a Actor, ticketID string) (tandem.Ticket, error) {
+	t, err := e.store.Ticket(ctx, ticketID)
+	if err != nil {
+		return tandem.Ticket{}, err
+	}
+	now := e.now()
+	switch {
+	case t.State == tandem.TicketAssigned && t.AgentID == a.AgentID:
+		return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "you have already accepted ticket %s", t.ID)
+	case t.State != tandem.TicketOffered || t.AgentID != a.AgentID:
+		return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "the offer of ticket %s is no longer available to you (it expired, was withdrawn or went to another agent)", t.ID)
+	case !now.Before(t.OfferExpiresAt):
+		return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "the offer of ticket %s has expired", t.ID)
+	}
+	out, err := e.store.Apply(ctx, Change{
+		TicketID: t.ID, Now: now, Node: e.cfg.Node, Reason: ReasonAccept,
+		From: []tandem.TicketState{tandem.TicketOffered}, Holder: a.AgentID, Version: t.Version, OfferLive: true,
+		To: tandem.TicketAssigned, Agent: a.AgentID,
+	})
+	if err != nil {
+		return tandem.Ticket{}, err
+	}
+	e.assigned(ctx, out, ReasonAccept)
+	return out, nil
+}
+
+func (e *Engine) assigned(ctx context.Context, t tandem.Ticket, reason string) {
+	e.m.transitions.WithLabelValues(reason).Inc()
+	e.m.wait.Observe(t.AssignedAt.Sub(t.QueuedAt).Seconds())
+	name := ""
+	if ag, err := e.store.Agent(ctx, t.AgentID); err == nil {
+		name = ag.DisplayName
+	}
+	e.emit(Event{Type: EventAssigned, At: t.AssignedAt, Ticket: ptr(t), AgentID: t.AgentID, AgentName: name, Reason: reason})
+}
+
+// Decline refuses an offer: the ticket is queued again and routing skips
+// the actor for it for Config.SkipFor.
+func (e *Engine) Decline(ctx context.Context, a Actor, ticketID string) (tandem.Ticket, error) {
+	t, err := e.store.Ticket(ctx, ticketID)
+	if err != nil {
+		return tandem.Ticket{}, err
+	}
+	if t.State != tandem.TicketOffered || t.AgentID != a.AgentID {
+		return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "ticket %s has no pending offer to you", t.ID)
+	}
+	now := e.now()
+	out, err := e.store.Apply(ctx, Change{
+		TicketID: t.ID, Now: now, Node: e.cfg.Node, Reason: ReasonDecline,
+		From: []tandem.TicketState{tandem.TicketOffered}, Holder: a.AgentID, Version: t.Version,
+		To: tandem.TicketQueued, Skip: a.AgentID, SkipUntil: now.Add(e.cfg.SkipFor),
+	})
+	if err != nil {
+		return tandem.Ticket{}, err
+	}
+	e.m.transitions.WithLabelValues(ReasonDecline).Inc()
+	e.emit(Event{Type: EventOfferDeclined, At: now, Ticket: ptr(out), AgentID: a.AgentID, PrevAgentID: a.AgentID, Reason: ReasonDecline})
+	e.requestRoute()
+	return out, nil
+}
+
+// Claim assigns a queued ticket to the actor directly (the queue view's
+// "take"), regardless of skills, language and skips, but within capacity
+// and only while the actor is connected.
+func (e *Engine) Claim(ctx context.Context, a Actor, ticketID string) (tandem.Ticket, error) {
+	t, err := e.store.Ticket(ctx, ticketID)
+	if err != nil {
+		return tandem.Ticket{}, err
+	}
+	if t.State != tandem.TicketQueued {
+		if t.AgentID == a.AgentID && Holds(t.State) {
+			return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "ticket %s is already %s to you", t.ID, t.State)
+		}
+		return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "ticket %s is %s, not queued", t.ID, t.State)
+	}
+	now := e.now()
+	out, err := e.store.Apply(ctx, Change{
+		TicketID: t.ID, Now: now, Node: e.cfg.Node, Reason: ReasonClaim,
+		From: []tandem.TicketState{tandem.TicketQueued}, Version: t.Version,
+		To: tandem.TicketAssigned, Agent: a.AgentID, LiveAfter: e.liveAfter(now),
+	})
+	if err != nil {
+		return tandem.Ticket{}, err
+	}
+	e.assigned(ctx, out, ReasonClaim)
+	return out, nil
+}
+
+// Transfer hands an assigned ticket to another agent as an offer (with the
+// usual timeout). The target must exist, differ from the holder, be online
+// and connected and have free capacity, else ENOTFOUND, EINVALID or
+// ECONFLICT and nothing changes. If the target declines or lets the offer
+// expire, the ticket is queued and routing skips the former holder.
+func (e *Engine) Transfer(ctx context.Context, a Actor, ticketID, toAgentID string) (tandem.Ticket, error) {
+	t, err := e.ticketFor(ctx, a, ticketID)
+	if err != nil {
+		return tandem.Ticket{}, err
+	}
+	if toAgentID == t.AgentID {
+		return tandem.Ticket{}, tandem.Errorf(tandem.EINVALID, "ticket %s is already with that agent", t.ID)
+	}
+	if _, err := e.store.Agent(ctx, toAgentID); err != nil {
+		return tandem.Ticket{}, err
+	}
+	now := e.now()
+	out, err := e.store.Apply(ctx, Change{
+		TicketID: t.ID, Now: now, Node: e.cfg.Node, Reason: ReasonTransfer,
+		From: []tandem.TicketState{tandem.TicketAssigned}, Holder: t.AgentID, Version: t.Version,
+		To: tandem.TicketOffered, Agent: toAgentID, RequireOnline: true, LiveAfter: e.liveAfter(now),
+		OfferExpires: now.Add(e.cfg.OfferTimeout), Skip: t.AgentID, SkipUntil: now.Add(e.cfg.SkipFor),
+	})
+	if err != nil {
+		return tandem.Ticket{}, err
+	}
+	e.m.transitions.WithLabelValues(ReasonTransfer).Inc()
+	e.emit(Event{Type: EventTransferred, At: now, Ticket: ptr(out), AgentID: toAgentID, PrevAgentID: t.AgentID, Reason: ReasonTransfer})
+	e.emit(Event{Type: EventOffered, At: now, Ticket: ptr(out), AgentID: toAgentID, PrevAgentID: t.AgentID, Reason: ReasonTransfer})
+	return out, nil
+}
+
+// TransferToGroup sends an assigned ticket back to the queue requiring the
+// given skills (a skill group); routing skips the former holder.
+func (e *Engine) TransferToGroup(ctx context.Context, a Actor, ticketID string, skills []string) (tandem.Ticket, error) {
+	skills = NormalizeTags(skills)
+	if len(skills) == 0 {
+		return tandem.Ticket{}, tandem.Errorf(tandem.EINVALID, "transfer to a group needs at least one skill")
+	}
+	t, err := e.ticketFor(ctx, a, ticketID)
+	if err != nil {
+		return tandem.Ticket{}, err
+	}
+	now := e.now()
+	out, err := e.store.Apply(ctx, Change{
+		TicketID: t.ID, Now: now, Node: e.cfg.Node, Reason: ReasonTransferGroup,
+		From: []tandem.TicketState{tandem.TicketAssigned}, Holder: t.AgentID, Version: t.Version,
+		To: tandem.TicketQueued, SetSkills: true, Skills: skills, Skip: t.AgentID, SkipUntil: now.Add(e.cfg.SkipFor),
+	})
+	if err != nil {
+		return tandem.Ticket{}, err
+	}
+	e.m.transitions.WithLabelValues(ReasonTransferGroup).Inc()
+	e.emit(Event{Type: EventTransferred, At: now, Ticket: ptr(out), PrevAgentID: t.AgentID, Reason: ReasonTransferGroup})
+	e.requestRoute()
+	return out, nil
+}
+
+// Resolve closes an assigned ticket as resolved.
+func (e *Engine) Resolve(ctx context.Context, a Actor, ticketID string) (tandem.Ticket, error) {
+	t, err := e.ticketFor(ctx, a, ticketID)
+	if err != nil {
+		return tandem.Ticket{}, err
+	}
+	return e.close(ctx, t, tandem.TicketResolved, ReasonResolve, Change{From: []tandem.TicketState{tandem.TicketAssigned}, Holder: t.AgentID})
+}
+
+// ReturnToBot hands an assigned conversation back to the bot (the ticket
+// becomes returned); the gateway switches the conversation to bot mode and
+// posts a note on EventReturned.
+func (e *Engine) ReturnToBot(ctx context.Context, a Actor, ticketID string) (tandem.Ticket, error) {
+	t, err := e.ticketFor(ctx, a, ticketID)
+	if err != nil {
+		return tandem.Ticket{}, err
+	}
+	return e.close(ctx, t, tandem.TicketReturned, ReasonReturn, Change{From: []tandem.TicketState{tandem.TicketAssigned}, Holder: t.AgentID})
+}
+
+// Authorize returns the open ticket of a conversation if the actor may read
+// it (write false: offered or assigned to them) or act on it (write true:
+// assigned to them). Admins may do both on any open ticket. Otherwise it is
+// EFORBIDDEN, also when the conversation has no open ticket, so agents
+// cannot probe conversations.
+func (e *Engine) Authorize(ctx context.Context, a Actor, conversationID string, write bool) (tandem.Ticket, error) {
+	t, err := e.store.OpenTicket(ctx, conversationID)
+	if tandem.ErrorCode(err) == tandem.ENOTFOUND {
+		if a.Admin {
+			return tandem.Ticket{}, err
+		}
+		return tandem.Ticket{}, tandem.Errorf(tandem.EFORBIDDEN, "conversation is not assigned to you")
+	}
+	if err != nil {
+		return tandem.Ticket{}, err
+	}
+	if a.Admin {
+		return t, nil
+	}
+	if t.AgentID == a.AgentID && (t.State == tandem.TicketAssigned || (!write && t.State == tandem.TicketOffered)) {
+		return t, nil
+	}
+	return tandem.Ticket{}, tandem.Errorf(tandem.EFORBIDDEN, "conversation is not assigned to you")
+}
+
+// Ticket returns a ticket.
+func (e *Engine) Ticket(ctx context.Context, id string) (tandem.Ticket, error) {
+	return e.store.Ticket(ctx, id)
+}
+
+// OpenTicket returns a conversation's open ticket, or ENOTFOUND.
+func (e *Engine) OpenTicket(ctx context.Context, conversationID string) (tandem.Ticket, error) {
+	return e.store.OpenTicket(ctx, conversationID)
+}
+
+// AgentTickets returns the tickets offered or assigned to an agent (what
+// the console shows after a reconnect).
+func (e *Engine) AgentTickets(ctx context.Context, agentID string) ([]tandem.Ticket, error) {
+	return e.store.Tickets(ctx, TicketFilter{States: []tandem.TicketState{tandem.TicketOffered, tandem.TicketAssigned}, AgentID: agentID})
+}
+
+// Transitions returns a ticket's recorded transitions, oldest first.
+func (e *Engine) Transitions(ctx context.Context, ticketID string) ([]Transition, error) {
+	return e.store.Transitions(ctx, TransitionFilter{TicketID: ticketID})
+}
+
+// QueuedTicket is a queued ticket with its place in the queue.
+type QueuedTicket struct {
+	Ticket tandem.Ticket `json:"ticket"`
+	Queue  QueueInfo     `json:"queue"`
+}
+
+// Queue returns up to limit queued tickets (0 = Config.MaxPositions) in
+// queue order with positions and estimated waits, for the console's queue
+// view.
+func (e *Engine) Queue(ctx context.Context, limit int) ([]QueuedTicket, error) {
+	if limit <= 0 || limit > e.cfg.MaxPositions {
+		limit = e.cfg.MaxPositions
+	}
+	ts, err := e.store.Tickets(ctx, TicketFilter{States: []tandem.TicketState{tandem.TicketQueued}, Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	ci, err := e.capacity(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]QueuedTicket, len(ts))
+	for i, t := range ts {
+		out[i] = QueuedTicket{Ticket: t, Queue: ci.info(i + 1)}
+	}
+	return out, nil
+}
+
+// Position returns where a queued ticket stands; ECONFLICT if it is not
+// queued.
+func (e *Engine) Position(ctx context.Context, ticketID string) (QueueInfo, error) {
+	t, err := e.store.Ticket(ctx, ticketID)
+	if err != nil {
+		return QueueInfo{}, err
+	}
+	if t.State != tandem.TicketQueued {
+		return QueueInfo{}, nil
+	}
+	return e.position(ctx, t)
+}
+
+func (e *Engine) position(ctx context.Context, t tandem.Ticket) (QueueInfo, error) {
+	ahead, err := e.store.QueueAhead(ctx, t)
+	if err != nil {
+		return QueueInfo{}, fmt.Errorf("handoff: position: %w", err)
+	}
+	ci, err := e.capacity(ctx)
+	if err != nil {
+		return QueueInfo{}, err
+	}
+	return ci.info(ahead + 1), nil
+}
+
+// capacityInfo is what wait estimates are made of.
+type capacityInfo struct {
+	online   int           // agents online and connected
+	capacity int           // their MaxChats, summed
+	free     int           // their free slots, summed
+	handle   time.Duration // average recent handle time
+}
+
+func (e *Engine) capacity(ctx context.Context) (capacityInfo, error) {
+	now := e.now()
+	sts, err := e.store.AgentStates(ctx, e.liveAfter(now))
+	if err != nil {
+		return capacityInfo{}, fmt.Errorf("handoff: agent states: %w", err)
+	}
+	var c capacityInfo
+	for _, st := range sts {
+		if st.Connected() && st.Presence == tandem.PresenceOnline {
+			c.online++
+			c.capacity += st.Agent.MaxChats
+			c.free += max(0, st.Agent.MaxChats-st.Load)
+		}
+	}
+	if c.handle, err = e.handleTime(ctx, now); err != nil {
+		return capacityInfo{}, err
+	}
+	return c, nil
+}
+
+// handleTime returns the average recent handle time, refreshed at most
+// every PositionInterval.
+func (e *Engine) handleTime(ctx context.Context, now time.Time) (time.Duration, error) {
+	e.mu.Lock()
+	if !e.handleAt.IsZero() && now.Sub(e.handleAt) < e.cfg.PositionInterval {
+		h := e.handle
+		e.mu.Unlock()
+		return h, nil
+	}
+	e.mu.Unlock()
+	ds, err := e.store.HandleTimes(ctx, e.cfg.HandleTimeSamples)
+	if err != nil {
+		return 0, fmt.Errorf("handoff: handle times: %w", err)
+	}
+	h := e.cfg.DefaultHandleTime
+	if len(ds) > 0 {
+		var sum time.Duration
+		for _, d := range ds {
+			sum += d
+		}
+		// Blend with the default while samples are few.
+		n := len(ds)
+		sum += time.Duration(max(0, e.cfg.HandleTimeSamples/5-n)) * e.cfg.DefaultHandleTime
+		h = sum / time.Duration(n+max(0, e.cfg.HandleTimeSamples/5-n))
+	}
+	e.mu.Lock()
+	e.handle, e.handleAt = h, now
+	e.mu.Unlock()
+	return h, nil
+}
+
+// info estimates the wait of the ticket at position pos (1-based): tickets
+// up to the free slots are served now; beyond them, online capacity serves
+// capacity tickets per average handle time.
+func (c capacityInfo) info(pos int) QueueInfo {
+	q := QueueInfo{Position: pos, AgentsOnline: c.online, NobodyOnline: c.online == 0}
+	if c.online == 0 || c.capacity == 0 || pos <= c.free {
+		return q
+	}
+	q.EstimatedWait = (c.handle * time.Duration(pos-c.free) / time.Duration(c.capacity)).Round(time.Second)
+	return q
+}
+
+// updatePositions emits EventPosition for queued tickets whose QueueInfo
+// changed since this engine last told, at most every PositionInterval
+// unless force.
+func (e *Engine) updatePositions(ctx context.Context, force bool) error {
+	now := e.now()
+	e.mu.Lock()
+	due := force || e.lastPos.IsZero() || now.Sub(e.lastPos) >= e.cfg.PositionInterval
+	if due {
+		e.lastPos = now
+	}
+	e.mu.Unlock()
+	if !due {
+		return nil
+	}
+	qs, err := e.Queue(ctx, 0)
+	if err != nil {
+		return err
+	}
+	e.m.queueDepth.Set(float64(len(qs)))
+	next := make(map[string]QueueInfo, len(qs))
+	var changed []QueuedTicket
+	e.mu.Lock()
+	for _, q := range qs {
+		next[q.Ticket.ID] = q.Queue
+		if old, ok := e.positions[q.Ticket.ID]; !ok || !sameInfo(old, q.Queue) {
+			changed = append(changed, q)
+		}
+	}
+	e.positions = next
+	e.mu.Unlock()
+	if len(qs) > 0 {
+		e.m.agentsOnline.Set(float64(qs[0].Queue.AgentsOnline))
+	} else if c, err := e.capacity(ctx); err == nil {
+		e.m.agentsOnline.Set(float64(c.online))
+	}
+	for _, q := range changed {
+		e.emit(Event{Type: EventPosition, At: now, Ticket: ptr(q.Ticket), Queue: ptr(q.Queue)})
+	}
+	return nil
+}
+
+// sameInfo treats estimates within 15 s (or 10 %) as unchanged, so
+// customers are not flooded with jitter.
+func sameInfo(a, b QueueInfo) bool {
+	if a.Position != b.Position || a.NobodyOnline != b.NobodyOnline || a.AgentsOnline != b.AgentsOnline {
+		return false
+	}
+	d := a.EstimatedWait - b.EstimatedWait
+	if d < 0 {
+		d = -d
+	}
+	return d < 15*time.Second || d < max(a.EstimatedWait, b.EstimatedWait)/10
+}
