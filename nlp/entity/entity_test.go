@@ -584,3 +584,106 @@ func summary(es []tandem.Entity) string {
 	}
 	return b.String()
 }
+
+var (
+	tinyOnce  sync.Once
+	tinyM     *Model
+	tinyError error
+)
+
+// tinyModel is trained in milliseconds on synthetic data (for fuzzing and
+// race tests).
+func tinyModel(t testing.TB) *Model {
+	t.Helper()
+	tinyOnce.Do(func() {
+		ds := &data.Dataset{Lookups: map[string][]string{"city": {"Lyon"}}}
+		cities := []string{"Paris", "Berlin", "New York", "Rome", "北京", "São Paulo"}
+		items := []string{"shoes", "a lamp", "two books", "the red bike"}
+		for i := 0; i < 60; i++ {
+			c, it := cities[i%len(cities)], items[i%len(items)]
+			txt := "ship " + it + " to " + c + " please"
+			st := len([]rune("ship "))
+			cs := st + len([]rune(it)) + len(" to ")
+			ds.Examples = append(ds.Examples, data.Example{Text: txt, Entities: []data.Span{
+				{Type: "item", Value: it, Start: st, End: st + len([]rune(it))},
+				{Type: "city", Value: c, Start: cs, End: cs + len([]rune(c))},
+			}})
+		}
+		tinyM, tinyError = Train(context.Background(), ds, Config{Epochs: 5, Seed: 1, ExportFP32: true}, nil)
+	})
+	if tinyError != nil {
+		t.Fatal(tinyError)
+	}
+	return tinyM
+}
+
+func FuzzTag(f *testing.F) {
+	for _, s := range []string{"ship shoes to Paris please", "", "\xff\xfe", "北京 São Paulo", "a\u0301b", strings.Repeat("to Rome ", 200)} {
+		f.Add(s)
+	}
+	m := tinyModel(f)
+	f.Fuzz(func(t *testing.T, s string) {
+		es := m.Tag(s)
+		rs := []rune(s)
+		prev := 0
+		for _, e := range es {
+			if e.Start < prev || e.End <= e.Start || e.End > len(rs) {
+				t.Fatalf("bad offsets %+v in %q", e, s)
+			}
+			if string(rs[e.Start:e.End]) != e.Text {
+				t.Fatalf("text %q != runes %q", e.Text, string(rs[e.Start:e.End]))
+			}
+			if e.Confidence < 0 || e.Confidence > 1 || math.IsNaN(e.Confidence) {
+				t.Fatalf("confidence %v", e.Confidence)
+			}
+			prev = e.End
+		}
+		if again := m.Tag(s); summary(again) != summary(es) {
+			t.Fatalf("not deterministic on %q", s)
+		}
+	})
+}
+
+// TestTinyTaggerRace exercises the ONNX tagger from many goroutines (run
+// with -race).
+func TestTinyTaggerRace(t *testing.T) {
+	rt := openRuntime(t)
+	m := tinyModel(t)
+	if es := m.Tag("ship two books to Berlin please"); summary(es) != `item[5,14)="two books" city[18,24)="Berlin" ` {
+		t.Fatalf("tiny model: %s", summary(es))
+	}
+	dir := t.TempDir()
+	if _, err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	tg, err := LoadWith(rt, dir, Options{Sessions: 2, MaxBatch: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	texts := []string{"ship shoes to Paris please", "ship a lamp to Lyon", "", "北京", "ship the red bike to Rome please", "hello"}
+	want, _ := m.TagBatch(context.Background(), texts)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 5; i++ {
+				got, err := tg.TagBatch(context.Background(), texts)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for k := range got {
+					if summary(got[k]) != summary(want[k]) {
+						t.Errorf("%q: ONNX %s, Go %s", texts[k], summary(got[k]), summary(want[k]))
+					}
+				}
+				if _, err := tg.Tag(context.Background(), texts[(g+i)%len(texts)]); err != nil {
+					t.Error(err)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+}

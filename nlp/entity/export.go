@@ -87,14 +87,14 @@ func quantizeRows(w []float32, k int) ([]int8, []float32) {
 // per-row quantised weights dequantised to float (what entity.onnx
 // computes), for comparing int8 and float accuracy in Go.
 func (m *Model) Quantized() *Model {
-	c := *m
+	c := m.clone()
 	q, s := quantizeRows(m.w, m.K())
 	c.w = make([]float32, len(m.w))
 	k := m.K()
 	for i, v := range q {
 		c.w[i] = float32(v) * s[i/k]
 	}
-	return &c
+	return c
 }
 
 // ONNX returns the emission model as ONNX bytes: int8 per-row quantised
@@ -107,26 +107,26 @@ func (m *Model) ONNX(quantized bool) []byte {
 	g.Input(InputIDs, onnx.Int64, onnx.P("batch"), onnx.P("tokens"), onnx.P("features"))
 	g.Input(InputWeights, onnx.Float, onnx.P("batch"), onnx.P("tokens"), onnx.P("features"))
 	g.Output(OutputScores, onnx.Float, onnx.P("batch"), onnx.P("tokens"), onnx.D(K))
-	g.Init(onnx.Int64Tensor("axes_last", []int64{1}, []int64{-1}))
-	g.Init(onnx.Int64Tensor("axes_feat", []int64{1}, []int64{2}))
-	var x string
+	// The weighted sum over features is a batched MatMul:
+	// [B,T,1,F] x [B,T,F,K] -> [B,T,1,K], then the unit axis is squeezed.
+	g.Init(onnx.Int64Tensor("axes_row", []int64{1}, []int64{2}))
+	var w4, e string
 	if quantized {
 		q, s := quantizeRows(m.w, int(K))
 		g.Init(onnx.Int8Tensor("table_q", []int64{V, K}, q))
 		g.Init(onnx.FloatTensor("table_scale", []int64{V}, s))
-		e := g.Op("Gather", []string{"table_q", InputIDs}, "emb_q")                     // [B,T,F,K] int8
-		ef := g.Op("Cast", []string{e}, "emb_f", onnx.AttrInt("to", int64(onnx.Float))) // [B,T,F,K]
-		sc := g.Op("Gather", []string{"table_scale", InputIDs}, "row_scale")            // [B,T,F]
-		sw := g.Op("Mul", []string{sc, InputWeights}, "scaled_w")                       // [B,T,F]
-		sw4 := g.Op("Unsqueeze", []string{sw, "axes_last"}, "scaled_w4")                // [B,T,F,1]
-		x = g.Op("Mul", []string{ef, sw4}, "weighted")                                  // [B,T,F,K]
+		eq := g.Op("Gather", []string{"table_q", InputIDs}, "emb_q")                   // [B,T,F,K] int8
+		e = g.Op("Cast", []string{eq}, "emb_f", onnx.AttrInt("to", int64(onnx.Float))) // [B,T,F,K]
+		sc := g.Op("Gather", []string{"table_scale", InputIDs}, "row_scale")           // [B,T,F]
+		sw := g.Op("Mul", []string{sc, InputWeights}, "scaled_w")                      // [B,T,F]
+		w4 = g.Op("Unsqueeze", []string{sw, "axes_row"}, "w_row")                      // [B,T,1,F]
 	} else {
 		g.Init(onnx.FloatTensor("table", []int64{V, K}, m.w))
-		e := g.Op("Gather", []string{"table", InputIDs}, "emb")            // [B,T,F,K]
-		w4 := g.Op("Unsqueeze", []string{InputWeights, "axes_last"}, "w4") // [B,T,F,1]
-		x = g.Op("Mul", []string{e, w4}, "weighted")                       // [B,T,F,K]
+		e = g.Op("Gather", []string{"table", InputIDs}, "emb")              // [B,T,F,K]
+		w4 = g.Op("Unsqueeze", []string{InputWeights, "axes_row"}, "w_row") // [B,T,1,F]
 	}
-	g.Op("ReduceSum", []string{x, "axes_feat"}, OutputScores, onnx.AttrInt("keepdims", 0)) // [B,T,K]
+	y := g.Op("MatMul", []string{w4, e}, "summed")         // [B,T,1,K]
+	g.Op("Squeeze", []string{y, "axes_row"}, OutputScores) // [B,T,K]
 	quant := "fp32"
 	if quantized {
 		quant = "int8-per-row-symmetric"

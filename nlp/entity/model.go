@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"strings"
+	"sync"
 
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/nlp/text"
@@ -28,6 +29,9 @@ type Model struct {
 	trans  []float32        // K x K: trans[i*K+j] is the score of tag j after tag i
 	gaz    *gazetteer
 	values map[string]string // normalised surface text -> canonical value
+
+	crfOnce sync.Once
+	crf     *crf // exponentiated potentials, built on first use
 
 	info       TrainInfo
 	exportFP32 bool // Save also writes entity.fp32.onnx
@@ -153,12 +157,21 @@ func viterbi(emis []float32, T, K int, start, end, trans []float32, allowed, sta
 		cur := score[t*K : (t+1)*K]
 		for j := 0; j < K; j++ {
 			best, bi := negInf*2, int32(0)
-			for i := 0; i < K; i++ {
-				if !allowed[i*K+j] {
-					continue
+			if j > 0 && j%2 == 0 {
+				// I-x: only from B-x (j-1) and I-x (j) when allowed.
+				for _, i := range [2]int{j - 1, j} {
+					if allowed[i*K+j] {
+						if v := prev[i] + trans[i*K+j]; v > best {
+							best, bi = v, int32(i)
+						}
+					}
 				}
-				if v := prev[i] + trans[i*K+j]; v > best {
-					best, bi = v, int32(i)
+			} else {
+				// O and B-x may follow any tag.
+				for i := 0; i < K; i++ {
+					if v := prev[i] + trans[i*K+j]; v > best {
+						best, bi = v, int32(i)
+					}
 				}
 			}
 			cur[j] = best + emis[t*K+j]
@@ -381,14 +394,14 @@ func (m *Model) decode(s string, toks []Token, emis []float32, c *crf, sc *fbScr
 func (m *Model) Tag(s string) []tandem.Entity {
 	toks, rows := m.encode(s)
 	emis := m.emissions(rows, nil)
-	return m.decode(s, toks, emis, m.newCRF(), &fbScratch{})
+	return m.decode(s, toks, emis, m.cachedCRF(), &fbScratch{})
 }
 
 // TagBatch tags texts with the Go forward pass. It never fails; the error
 // is for interface compatibility with (*Tagger).TagBatch.
 func (m *Model) TagBatch(ctx context.Context, texts []string) ([][]tandem.Entity, error) {
 	out := make([][]tandem.Entity, len(texts))
-	c := m.newCRF()
+	c := m.cachedCRF()
 	var sc fbScratch
 	var emis []float32
 	for i, s := range texts {
@@ -407,6 +420,20 @@ func (m *Model) TagBatch(ctx context.Context, texts []string) ([][]tandem.Entity
 func (m *Model) newCRF() *crf {
 	allowed, startOK := allowedMatrix(m.K())
 	return newCRF(m.K(), m.start, m.end, m.trans, allowed, startOK)
+}
+
+// clone returns a copy of m sharing its (immutable) tables, with its own
+// CRF cache.
+func (m *Model) clone() *Model {
+	return &Model{Types: m.Types, Tags: m.Tags, Features: m.Features, hashes: m.hashes, vocab: m.vocab, w: m.w,
+		start: m.start, end: m.end, trans: m.trans, gaz: m.gaz, values: m.values, info: m.info, exportFP32: m.exportFP32}
+}
+
+// cachedCRF returns the model's CRF potentials, computed once (the
+// parameters do not change after training).
+func (m *Model) cachedCRF() *crf {
+	m.crfOnce.Do(func() { m.crf = m.newCRF() })
+	return m.crf
 }
 
 // Emissions returns the Go forward pass's emission scores of s, [T][K]

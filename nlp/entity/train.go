@@ -342,7 +342,7 @@ func Train(ctx context.Context, ds *data.Dataset, cfg Config, progress io.Writer
 		}
 		line := fmt.Sprintf("entity: epoch %d/%d loss %.4f", ep, cfg.Epochs, loss/float64(len(exs)))
 		if len(cfg.Valid) > 0 {
-			eval := m
+			eval := m.clone() // the parameters change after this evaluation
 			if !cfg.NoAverage {
 				eval = tr.averaged()
 			}
@@ -461,10 +461,10 @@ type trainer struct {
 
 // averaged returns a copy of the model with the averaged parameters.
 func (tr *trainer) averaged() *Model {
-	m := *tr.m
+	m := tr.m.clone()
 	n := float64(tr.steps)
 	if n == 0 {
-		return &m
+		return m
 	}
 	inv := float32(1 / n)
 	m.w = make([]float32, len(tr.m.w))
@@ -495,7 +495,7 @@ func (tr *trainer) averaged() *Model {
 			m.end[i-K*K-K] = v
 		}
 	}
-	return &m
+	return m
 }
 
 // step computes the CRF gradient of a batch (examples in parallel) and
