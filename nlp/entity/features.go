@@ -3,8 +3,10 @@ package entity
 import (
 	"sort"
 	"strings"
+	"time"
 	"unicode"
 
+	"github.com/tandem-chat/tandem/nlp/rules"
 	"github.com/tandem-chat/tandem/nlp/text"
 )
 
@@ -19,6 +21,7 @@ type FeatureConfig struct {
 	CharN       int    `json:"char_n"`       // char n-grams (n = CharN) of the padded token; 0 disables
 	Sentence    bool   `json:"sentence"`     // bag of the sentence's words (intent context)
 	Gazetteer   bool   `json:"gazetteer"`    // gazetteer match features
+	Rules       bool   `json:"rules"`        // nlp/rules entity-type features (dates, times, money, ...)
 	MaxTokens   int    `json:"max_tokens"`   // tokens tagged per text (the rest is not tagged)
 	MaxSentence int    `json:"max_sentence"` // words in the sentence bag
 }
@@ -29,7 +32,7 @@ const FeatureVersion = 1
 // DefaultFeatureConfig returns the featurisation used unless configured.
 func DefaultFeatureConfig() FeatureConfig {
 	return FeatureConfig{Version: FeatureVersion, Seed: 0x656e74697479, Window: 2, AffixMax: 4, CharN: 3,
-		Sentence: true, Gazetteer: true, MaxTokens: 128, MaxSentence: 48}
+		Sentence: true, Gazetteer: true, Rules: true, MaxTokens: 128, MaxSentence: 48}
 }
 
 // Token is a token of the entity tagger: a text.Tokenize token, further
@@ -184,7 +187,31 @@ type gazMatch struct {
 
 // featurize computes the hashed features of every token of toks (at most
 // MaxTokens). gaz may be nil.
-func (c *FeatureConfig) featurize(toks []Token, gaz *gazetteer) [][]uint64 {
+// ruleRef is the fixed reference time of rule features: only the types of
+// rule entities are features, never their (time-dependent) values.
+var ruleRef = time.Date(2020, 1, 1, 12, 0, 0, 0, time.UTC)
+
+// ruleMatches returns the nlp/rules entities of s as token matches.
+func ruleMatches(s string, toks []Token) []gazMatch {
+	var out []gazMatch
+	for _, e := range rules.Extract(s, ruleRef) {
+		st, en := -1, -1
+		for i, t := range toks {
+			if t.End > e.Start && t.Start < e.End {
+				if st < 0 {
+					st = i
+				}
+				en = i + 1
+			}
+		}
+		if st >= 0 {
+			out = append(out, gazMatch{start: st, end: en, typ: e.Type})
+		}
+	}
+	return out
+}
+
+func (c *FeatureConfig) featurize(s string, toks []Token, gaz *gazetteer) [][]uint64 {
 	if len(toks) > c.MaxTokens {
 		toks = toks[:c.MaxTokens]
 	}
@@ -251,6 +278,25 @@ func (c *FeatureConfig) featurize(toks []Token, gaz *gazetteer) [][]uint64 {
 			}
 		}
 	}
+	var ruleFeats [][]uint64
+	if c.Rules {
+		ruleFeats = make([][]uint64, n)
+		for _, m := range ruleMatches(s, toks) {
+			for i := m.start; i < m.end; i++ {
+				pos := "I"
+				if i == m.start {
+					pos = "B"
+				}
+				ruleFeats[i] = append(ruleFeats[i], c.start("R").str(pos).str(m.typ).sum())
+			}
+			if m.start > 0 {
+				ruleFeats[m.start-1] = append(ruleFeats[m.start-1], c.start("R>").str(m.typ).sum())
+			}
+			if m.end < n {
+				ruleFeats[m.end] = append(ruleFeats[m.end], c.start("R<").str(m.typ).sum())
+			}
+		}
+	}
 	out := make([][]uint64, n)
 	var runes []rune
 	for i := 0; i < n; i++ {
@@ -304,6 +350,9 @@ func (c *FeatureConfig) featurize(toks []Token, gaz *gazetteer) [][]uint64 {
 					}
 				}
 			}
+		}
+		if ruleFeats != nil {
+			f = append(f, ruleFeats[i]...)
 		}
 		out[i] = uniqSorted(f)
 	}

@@ -104,7 +104,7 @@ func (m *Model) encode(s string) ([]Token, [][]int32) {
 	if len(toks) > m.Features.MaxTokens {
 		toks = toks[:m.Features.MaxTokens]
 	}
-	feats := m.Features.featurize(toks, m.gaz)
+	feats := m.Features.featurize(s, toks, m.gaz)
 	rows := make([][]int32, len(toks))
 	for i, f := range feats {
 		rows[i] = m.rowsOf(f, nil)

@@ -275,7 +275,7 @@ func Train(ctx context.Context, ds *data.Dataset, cfg Config, progress io.Writer
 		if cfg.Features.Gazetteer {
 			g = foldGaz[fold[i]]
 		}
-		hashes[i] = cfg.Features.featurize(exs[i].toks, g)
+		hashes[i] = cfg.Features.featurize(src[i].Text, exs[i].toks, g)
 	})
 	counts := map[uint64]int32{}
 	for _, ex := range hashes {

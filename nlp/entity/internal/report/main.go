@@ -49,21 +49,47 @@ type result struct {
 
 func run() error {
 	var (
-		snips   = flag.String("snips", "../shared/datasets/snips", "SNIPS directory")
-		nlupp   = flag.String("nlupp", "../shared/datasets/nlupp-banking", "NLU++ banking directory (empty: skip)")
-		lib     = flag.String("onnxruntime", envOr("ONNXRUNTIME_LIB", ".deps/onnxruntime/libonnxruntime.so.1"), "ONNX Runtime library")
-		seed    = flag.Int64("seed", 1, "training seed")
-		epochs  = flag.Int("epochs", 0, "epochs (0: default)")
-		l2      = flag.Float64("l2", 0, "L2 (0: default)")
-		out     = flag.String("out", "", "model directory for the SNIPS model (default: a temporary directory)")
-		dev     = flag.Bool("dev", false, "tuning run: train on 9/10 of SNIPS train, test on the other 1/10")
-		speedN  = flag.Int("speed-n", 3000, "single-message calls in the latency run")
-		jsonOut = flag.String("json", "", "also write the results as JSON to this file")
+		snips     = flag.String("snips", "../shared/datasets/snips", "SNIPS directory")
+		nlupp     = flag.String("nlupp", "../shared/datasets/nlupp-banking", "NLU++ banking directory (empty: skip)")
+		lib       = flag.String("onnxruntime", envOr("ONNXRUNTIME_LIB", ".deps/onnxruntime/libonnxruntime.so.1"), "ONNX Runtime library")
+		seed      = flag.Int64("seed", 1, "training seed")
+		epochs    = flag.Int("epochs", 0, "epochs (0: default)")
+		l2        = flag.Float64("l2", 0, "L2 (0: default)")
+		out       = flag.String("out", "", "model directory for the SNIPS model (default: a temporary directory)")
+		dev       = flag.Bool("dev", false, "tuning run: train on 9/10 of SNIPS train, test on the other 1/10")
+		speedN    = flag.Int("speed-n", 3000, "single-message calls in the latency run")
+		jsonOut   = flag.String("json", "", "also write the results as JSON to this file")
+		noRules   = flag.Bool("norules", false, "disable rule features")
+		nluppOnly = flag.Bool("nlupp-only", false, "only NLU++ (tuning)")
 	)
 	flag.Parse()
 	ctx := context.Background()
-	cfg := entity.Config{Seed: *seed, Epochs: *epochs, L2: *l2, ExportFP32: true}
+	cfg := entity.Config{Seed: *seed, Epochs: *epochs, L2: *l2, ExportFP32: true, Features: entity.DefaultFeatureConfig()}
+	cfg.Features.Rules = !*noRules
 	var results []result
+	if *nluppOnly {
+		tr, err := data.Load("nlupp:" + *nlupp + "#0-9")
+		if err != nil {
+			return err
+		}
+		te, err := data.Load("nlupp:" + *nlupp + "#10-19")
+		if err != nil {
+			return err
+		}
+		m, err := entity.Train(ctx, tr, cfg, os.Stderr)
+		if err != nil {
+			return err
+		}
+		met, err := entity.Evaluate(ctx, m, te.Examples)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("NLU++ micro F1 %.4f (P %.4f R %.4f)\n", met.MicroF1, met.Precision, met.Recall)
+		for _, t := range sortedTypes(met) {
+			fmt.Printf("  %-20s %.3f %d\n", t, met.PerType[t].F1, met.PerType[t].Support)
+		}
+		return nil
+	}
 
 	// SNIPS.
 	trainDS, err := data.Load("snips:" + *snips + "#train")
@@ -277,6 +303,15 @@ func speed(ctx context.Context, rt *models.Runtime, dir string, test []data.Exam
 	}
 	thr := float64(rounds*len(texts)) / time.Since(t0).Seconds()
 	return lat, thr, nil
+}
+
+func sortedTypes(m entity.Metrics) []string {
+	types := make([]string, 0, len(m.PerType))
+	for t := range m.PerType {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	return types
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
