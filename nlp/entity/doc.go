@@ -16,7 +16,9 @@
 // gazetteer features (the token is inside, begins, or is next to a known
 // value of type X: values seen in training, cross-fold during training so
 // the model learns how far to trust them, plus the dataset's lookup
-// tables). The emission score of tag k at a token is the sum over its
+// tables), and the types of the nlp/rules entities covering or touching
+// the token (date, time, money, ...; never their time-dependent values).
+// The emission score of tag k at a token is the sum over its
 // features of a learned table row: scores = sum_f W[f, k]. Transitions
 // between tags (plus start and end scores) complete a linear-chain CRF;
 // decoding is Viterbi constrained to valid BIO sequences (no I-x after O,
