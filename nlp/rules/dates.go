@@ -154,7 +154,7 @@ func year(s string) int {
 	return y
 }
 
-func (e *Extractor) dates(s string, ref time.Time, cs []candidate) []candidate {
+func (e *Extractor) dates(s string, h *hints, ref time.Time, cs []candidate) []candidate {
 	if ref.IsZero() {
 		ref = time.Now()
 	}
@@ -164,7 +164,7 @@ func (e *Extractor) dates(s string, ref time.Time, cs []candidate) []candidate {
 	addDate := func(st, en int, t time.Time) {
 		ts = append(ts, temporal{st: trimLead(s, st, en), en: en, kind: tDate, day: t})
 	}
-	for _, m := range reDayMonth.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range find(reDayMonth, s, h.digits && h.month) {
 		d, mon := atoi(s[m[2]:m[3]]), monthNum[strings.ToLower(s[m[4]:m[5]])]
 		var t time.Time
 		var ok bool
@@ -181,7 +181,7 @@ func (e *Extractor) dates(s string, ref time.Time, cs []candidate) []candidate {
 			addDate(m[0], en, t)
 		}
 	}
-	for _, m := range reMonthDay.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range find(reMonthDay, s, h.digits && h.month) {
 		mon, d := monthNum[strings.ToLower(s[m[2]:m[3]])], atoi(s[m[4]:m[5]])
 		var t time.Time
 		var ok bool
@@ -198,7 +198,7 @@ func (e *Extractor) dates(s string, ref time.Time, cs []candidate) []candidate {
 			addDate(m[0], en, t)
 		}
 	}
-	for _, m := range reISODate.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range find(reISODate, s, h.digits && h.has("-")) {
 		t, ok := mkDate(atoi(s[m[2]:m[3]]), time.Month(atoi(s[m[4]:m[5]])), atoi(s[m[6]:m[7]]), loc)
 		if !ok {
 			continue
@@ -215,7 +215,7 @@ func (e *Extractor) dates(s string, ref time.Time, cs []candidate) []candidate {
 		}
 		ts = append(ts, temporal{st: m[0], en: m[7], kind: tDate, day: t})
 	}
-	for _, m := range reSlash.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range find(reSlash, s, h.digits && h.has("/")) {
 		if m[0] > 0 && (s[m[0]-1] == '/' || s[m[0]-1] == '.' || isDigit(s[m[0]-1])) || m[1] < len(s) && s[m[1]] == '/' {
 			continue
 		}
@@ -235,7 +235,7 @@ func (e *Extractor) dates(s string, ref time.Time, cs []candidate) []candidate {
 			addDate(m[0], m[1], t)
 		}
 	}
-	for _, m := range reDotted.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range find(reDotted, s, h.digits && h.has(".")) {
 		if m[0] > 0 && (s[m[0]-1] == '.' || isDigit(s[m[0]-1])) || m[1] < len(s) && s[m[1]] == '.' && m[1]+1 < len(s) && isDigit(s[m[1]+1]) {
 			continue
 		}
@@ -243,7 +243,7 @@ func (e *Extractor) dates(s string, ref time.Time, cs []candidate) []candidate {
 			addDate(m[0], m[1], t)
 		}
 	}
-	for _, m := range reRelDay.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range find(reRelDay, s, h.any("today", "tonight", "tomorrow", "tmrw", "yesterday")) {
 		w := strings.Join(strings.Fields(strings.ToLower(s[m[2]:m[3]])), " ")
 		w = strings.TrimPrefix(w, "the ")
 		off := 0
@@ -259,7 +259,7 @@ func (e *Extractor) dates(s string, ref time.Time, cs []candidate) []candidate {
 		}
 		ts = append(ts, temporal{st: trimLead(s, m[0], m[1]), en: m[1], kind: tDate, day: today.AddDate(0, 0, off), tonight: w == "tonight"})
 	}
-	for _, m := range reWeekday.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range find(reWeekday, s, h.has("day")) {
 		q := ""
 		if m[2] >= 0 {
 			q = strings.ToLower(s[m[2]:m[3]])
@@ -314,10 +314,10 @@ func (e *Extractor) dates(s string, ref time.Time, cs []candidate) []candidate {
 			ts = append(ts, temporal{st: st, en: en, kind: tDate, day: today.AddDate(n, 0, 0)})
 		}
 	}
-	for _, m := range reInOffset.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range find(reInOffset, s, h.unit && h.any("in", "within", "after")) {
 		offset(m[0], m[1], s[m[2]:m[3]], s[m[4]:m[5]], 1)
 	}
-	for _, m := range reAgo.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range find(reAgo, s, h.unit && h.any("ago", "from now", "later", "before", "earlier")) {
 		sign := 1
 		switch strings.ToLower(s[m[6]:m[7]]) {
 		case "ago", "before", "earlier":
@@ -325,7 +325,7 @@ func (e *Extractor) dates(s string, ref time.Time, cs []candidate) []candidate {
 		}
 		offset(m[0], m[1], s[m[2]:m[3]], s[m[4]:m[5]], sign)
 	}
-	for _, m := range rePeriod.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range find(rePeriod, s, h.any("week", "month", "year")) {
 		q, unit := strings.ToLower(s[m[2]:m[3]]), strings.ToLower(s[m[4]:m[5]])
 		if q == "the" && unit != "weekend" {
 			continue
@@ -365,7 +365,7 @@ func (e *Extractor) dates(s string, ref time.Time, cs []candidate) []candidate {
 		ts = append(ts, temporal{st: st, en: m[1], kind: tRange, day: from, last: to})
 	}
 	// Times of day.
-	for _, m := range reAMPM.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range find(reAMPM, s, h.digits && h.any("am", "pm", "a.m", "p.m")) {
 		if m[0] > 0 && (isDigit(s[m[0]-1]) || s[m[0]-1] == '.' || s[m[0]-1] == ':' || s[m[0]-1] == '$') {
 			continue
 		}
@@ -383,7 +383,7 @@ func (e *Extractor) dates(s string, ref time.Time, cs []candidate) []candidate {
 		}
 		ts = append(ts, temporal{st: trimLead(s, m[0], m[1]), en: m[1], kind: tTime, h: h, m: mi})
 	}
-	for _, m := range reTime24.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range find(reTime24, s, h.digits && h.has(":")) {
 		if m[0] > 0 && (isDigit(s[m[0]-1]) || s[m[0]-1] == ':' || s[m[0]-1] == '.') || m[1] < len(s) && s[m[1]] == ':' {
 			continue
 		}
@@ -393,7 +393,7 @@ func (e *Extractor) dates(s string, ref time.Time, cs []candidate) []candidate {
 		}
 		ts = append(ts, temporal{st: trimLead(s, m[0], m[1]), en: m[1], kind: tTime, h: atoi(s[m[2]:m[3]]), m: atoi(s[m[4]:m[5]]), s: sec})
 	}
-	for _, m := range reAtHour.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range find(reAtHour, s, h.digits && h.any("at", "@", "clock")) {
 		g := 2
 		if m[2] < 0 {
 			g = 4
@@ -410,7 +410,7 @@ func (e *Extractor) dates(s string, ref time.Time, cs []candidate) []candidate {
 		}
 		ts = append(ts, temporal{st: trimLead(s, m[0], m[1]), en: m[1], kind: tTime, h: h})
 	}
-	for _, m := range reNamedT.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range find(reNamedT, s, h.any("noon", "midday", "midnight")) {
 		h := 12
 		if strings.EqualFold(s[m[2]:m[3]], "midnight") {
 			h = 0

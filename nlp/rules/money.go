@@ -35,7 +35,7 @@ var wordCurrency = map[string]string{
 // it is not 2.
 var minorDigits = map[string]int{"JPY": 0, "KRW": 0, "HUF": 0}
 
-func (e *Extractor) money(s string, cs []candidate) []candidate {
+func (e *Extractor) money(s string, h *hints, cs []candidate) []candidate {
 	add := func(st, en int, num, cur string, div int) {
 		if st > 0 && (isAlnum(s[st-1]) || s[st-1] == '.' || s[st-1] == ',') && !strings.HasPrefix(s[st:en], "$") && s[st] >= '0' && s[st] <= '9' {
 			return // inside a longer number or word
@@ -56,10 +56,10 @@ func (e *Extractor) money(s string, cs []candidate) []candidate {
 		cur = strings.ToUpper(cur)
 		cs = append(cs, candidate{start: st, end: en, typ: TypeMoney, value: formatMoney(minor, div, cur), source: SourceRule, prio: prioMoney})
 	}
-	if !strings.ContainsAny(s, "0123456789") {
+	if !h.digits {
 		return cs
 	}
-	for _, m := range reMoneySymBefore.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range find(reMoneySymBefore, s, h.currencySymbol || h.has("chf")) {
 		sym := s[m[2]:m[3]]
 		cur := symbolCurrency[sym]
 		if sym == "$" {
@@ -67,7 +67,7 @@ func (e *Extractor) money(s string, cs []candidate) []candidate {
 		}
 		add(m[0], m[1], s[m[4]:m[5]], cur, 1)
 	}
-	for _, m := range reMoneySymAfter.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range find(reMoneySymAfter, s, h.currencySymbol) {
 		sym := s[m[4]:m[5]]
 		cur := symbolCurrency[sym]
 		if sym == "$" {
@@ -75,13 +75,13 @@ func (e *Extractor) money(s string, cs []candidate) []candidate {
 		}
 		add(m[0], m[1], s[m[2]:m[3]], cur, 1)
 	}
-	for _, m := range reMoneyCodeFirst.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range find(reMoneyCodeFirst, s, h.code) {
 		add(m[0], m[1], s[m[4]:m[5]], s[m[2]:m[3]], 1)
 	}
-	for _, m := range reMoneyCodeAfter.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range find(reMoneyCodeAfter, s, h.code) {
 		add(m[0], m[1], s[m[2]:m[3]], s[m[4]:m[5]], 1)
 	}
-	for _, m := range reMoneyWords.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range find(reMoneyWords, s, true) {
 		w := strings.ToLower(strings.Join(strings.Fields(s[m[4]:m[5]]), " "))
 		switch w {
 		case "cent", "cents":

@@ -171,6 +171,9 @@ type Extractor struct {
 	lookups  *trie
 	synonyms map[string]string
 	regexes  []regexRule
+	// idsNeedDigits: every id pattern needs a digit (the defaults), so
+	// texts without digits skip them.
+	idsNeedDigits bool
 }
 
 type idRule struct {
@@ -225,6 +228,7 @@ func New(cfg Config) (*Extractor, error) {
 	pats := cfg.IDPatterns
 	if pats == nil {
 		pats = DefaultIDPatterns()
+		e.idsNeedDigits = true // every default pattern needs a digit
 	}
 	for i, p := range pats {
 		if p.Type == "" {
@@ -299,21 +303,24 @@ func (e *Extractor) Extract(s string, ref time.Time) []tandem.Entity {
 		return nil
 	}
 	var cs []candidate
+	h := newHints(s)
 	if e.enabled[TypeEmail] {
 		cs = e.emails(s, cs)
 	}
-	if e.enabled[TypeURL] {
+	if e.enabled[TypeURL] && h.has(".") {
 		cs = e.urls(s, cs)
 	}
-	if e.enabled[TypePhone] {
+	if e.enabled[TypePhone] && h.ndigits >= 7 {
 		cs = e.phones(s, cs)
 	}
-	cs = e.idents(s, cs)
+	if h.digits || !e.idsNeedDigits {
+		cs = e.idents(s, cs)
+	}
 	if e.enabled[TypeMoney] {
-		cs = e.money(s, cs)
+		cs = e.money(s, h, cs)
 	}
 	if e.enabled[TypeDate] || e.enabled[TypeTime] {
-		cs = e.dates(s, ref, cs)
+		cs = e.dates(s, h, ref, cs)
 	}
 	for _, r := range e.regexes {
 		for _, m := range r.re.FindAllStringIndex(s, -1) {
@@ -590,3 +597,60 @@ func isAlnum(c byte) bool {
 }
 
 func decodeRune(s string) (rune, int) { return utf8.DecodeRuneInString(s) }
+
+// hints are cheap facts about a text that let Extract skip regular
+// expressions that cannot match (most messages have no digits, no '@', no
+// month name), which makes extraction several times faster.
+type hints struct {
+	lower          string // ASCII-lower-cased text (for substring tests only)
+	digits         bool
+	ndigits        int
+	month, unit    bool
+	currencySymbol bool
+	code           bool
+}
+
+var (
+	monthStems    = []string{"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"}
+	unitStems     = []string{"min", "hour", "hr", "day", "week", "fortnight", "month", "year"}
+	currencyCodes = []string{"usd", "eur", "gbp", "jpy", "chf", "cad", "aud", "nzd", "inr", "cny", "rmb", "sek", "nok", "dkk", "pln", "czk", "huf", "mxn", "brl", "hkd", "sgd", "krw", "try", "zar", "rub"}
+)
+
+func newHints(s string) *hints {
+	b := []byte(s)
+	h := &hints{}
+	for i, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			h.ndigits++
+		case c >= 'A' && c <= 'Z':
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	h.lower = string(b)
+	h.digits = h.ndigits > 0
+	h.month = h.any(monthStems...)
+	h.unit = h.any(unitStems...)
+	h.currencySymbol = strings.ContainsAny(s, "$€£¥₹₩₽₺₪元块円")
+	h.code = h.any(currencyCodes...)
+	return h
+}
+
+func (h *hints) has(sub string) bool { return strings.Contains(h.lower, sub) }
+
+func (h *hints) any(subs ...string) bool {
+	for _, s := range subs {
+		if strings.Contains(h.lower, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// find runs re only when the precondition holds.
+func find(re *regexp.Regexp, s string, pre bool) [][]int {
+	if !pre {
+		return nil
+	}
+	return re.FindAllStringSubmatchIndex(s, -1)
+}

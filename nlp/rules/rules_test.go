@@ -329,3 +329,13 @@ func TestLargeInput(t *testing.T) {
 		checkOffsets(t, s, es)
 	}
 }
+
+// BenchmarkExtractPlain is a typical message with no digits.
+func BenchmarkExtractPlain(b *testing.B) {
+	x := Default()
+	s := "I'd like to add this song to my Classical Relaxations playlist on Spotify, can you do that please"
+	b.ReportAllocs()
+	for b.Loop() {
+		x.Extract(s, ref)
+	}
+}
