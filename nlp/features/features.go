@@ -134,7 +134,6 @@ type scratch struct {
 	offs  []int
 	keys  []Key
 	rows  []int32
-	terms []Term
 }
 
 // Terms returns the hashed terms of s with their raw counts, sorted by

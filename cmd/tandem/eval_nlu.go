@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/models"
+	"github.com/tandem-chat/tandem/nlp"
+	"github.com/tandem-chat/tandem/nlp/data"
+	"github.com/tandem-chat/tandem/nlp/intent"
+)
+
+const evalUsage = `usage: tandem eval --model DIR --data SPEC [--json]
+
+Evaluates a model directory on labelled data (SPEC as in tandem train) and
+prints intent metrics (accuracy, in-scope accuracy, out-of-scope precision and
+recall, macro F1 at the model's threshold) and, when the data has entity
+spans, entity metrics. --json prints one JSON object.
+
+flags:
+`
+
+// evalReport is the JSON printed by `tandem eval --json`.
+type evalReport struct {
+	Model    string         `json:"model"`
+	Version  string         `json:"version"`
+	Data     string         `json:"data"`
+	Examples int            `json:"examples"`
+	Intent   intent.Metrics `json:"intent"`
+	Entity   any            `json:"entity,omitempty"`
+	Speed    evalSpeed      `json:"speed"`
+}
+
+type evalSpeed struct {
+	Seconds           float64 `json:"seconds"`
+	MessagesPerSecond float64 `json:"messages_per_second"`
+}
+
+// runEvalNLU implements `tandem eval --model DIR --data SPEC`.
+func runEvalNLU(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tandem eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, evalUsage); fs.PrintDefaults() }
+	var (
+		modelDir  = fs.String("model", "", "model directory (written by tandem train)")
+		spec      = fs.String("data", "", "evaluation data SPEC")
+		asJSON    = fs.Bool("json", false, "print one JSON object")
+		oos       = fs.String("oos-label", "", "label the data uses for out-of-scope examples")
+		threshold = fs.Float64("threshold", 0, "override the model's out-of-scope threshold (0 = the model's)")
+		lib       = fs.String("onnxruntime-lib", defaultORTLib(), "ONNX Runtime shared library (env ONNXRUNTIME_LIB)")
+	)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errUsage
+		}
+		return fmt.Errorf("eval: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("eval: unexpected argument %q", fs.Arg(0))
+	}
+	if *modelDir == "" || *spec == "" {
+		fs.Usage()
+		return errors.New("eval: --model and --data are required")
+	}
+	ds, err := data.LoadWith(*spec, data.Options{OOSLabel: *oos})
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	rt, err := models.OpenRuntime(*lib)
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	defer rt.Close()
+	clf, err := nlp.LoadClassifier(rt, *modelDir, nlp.Options{Threshold: *threshold})
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	defer clf.Close()
+	var texts, gold []string
+	for _, ex := range ds.Examples {
+		if ex.Intent == "" {
+			continue
+		}
+		texts = append(texts, ex.Text)
+		gold = append(gold, ex.Intent)
+	}
+	start := time.Now()
+	res, err := clf.ClassifyBatch(ctx, texts)
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	el := time.Since(start)
+	pred := make([]string, len(res))
+	for i, r := range res {
+		pred[i] = r.Intent.Name
+		if r.OutOfScope {
+			pred[i] = tandem.OutOfScope
+		}
+	}
+	rep := evalReport{
+		Model: *modelDir, Version: clf.Manifest().Version, Data: *spec, Examples: len(ds.Examples),
+		Intent: intent.Score(gold, pred),
+		Speed:  evalSpeed{Seconds: el.Seconds(), MessagesPerSecond: float64(len(texts)) / el.Seconds()},
+	}
+	rep.Intent.Threshold = clf.Threshold()
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	m := rep.Intent
+	fmt.Fprintf(stdout, "model %s (%s) on %s: %d examples\n", *modelDir, rep.Version, *spec, rep.Examples)
+	fmt.Fprintf(stdout, "intent: accuracy %.4f  in-scope accuracy %.4f  oos precision %.4f  oos recall %.4f  macro F1 %.4f  (threshold %.2f)\n",
+		m.Accuracy, m.InScopeAccuracy, m.OOSPrecision, m.OOSRecall, m.MacroF1, m.Threshold)
+	fmt.Fprintf(stdout, "speed: %d texts in %s (%.0f/s, batched)\n", len(texts), el.Round(time.Millisecond), rep.Speed.MessagesPerSecond)
+	return nil
+}
+
+// defaultORTLib is $ONNXRUNTIME_LIB, else the library `make deps` installs.
+func defaultORTLib() string {
+	if p := os.Getenv("ONNXRUNTIME_LIB"); p != "" {
+		return p
+	}
+	return filepath.Join(".deps", "onnxruntime", "libonnxruntime.so.1")
+}
