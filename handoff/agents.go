@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
@@ -80,6 +81,10 @@ func (e *Engine) UpdateAgent(ctx context.Context, a tandem.Agent) (tandem.Agent,
 		return tandem.Agent{}, fmt.Errorf("handoff: update agent: %w", err)
 	}
 	e.requestRoute() // more capacity or skills may make routing possible
+	e.mu.Lock()
+	delete(e.names, a.ID)
+	e.capAt = time.Time{}
+	e.mu.Unlock()
 	return e.Agent(ctx, a.ID)
 }
 
@@ -295,6 +300,8 @@ func (e *Engine) presenceChanged(before, after AgentStatus) {
 	}
 	e.mu.Lock()
 	e.lastPos = e.lastPos.Add(-e.cfg.PositionInterval) // agents online changed: refresh positions soon
+	e.capAt = time.Time{}
+	delete(e.names, after.Agent.ID)
 	e.mu.Unlock()
 	e.emit(Event{Type: EventPresence, AgentID: after.Agent.ID, Agent: ptr(after)})
 }

@@ -186,6 +186,14 @@ type Engine struct {
 	handle    time.Duration        // average recent handle time
 	handleAt  time.Time            // when handle was computed
 	lastPrune time.Time
+	names     map[string]cachedName // agent display names
+	capCache  capacityInfo          // for Escalate's queue info
+	capAt     time.Time             // when capCache was computed (zero: invalid)
+}
+
+type cachedName struct {
+	name string
+	at   time.Time
 }
 
 // New returns an Engine over store. It starts the event dispatcher; call
@@ -214,6 +222,7 @@ func New(store Store, cfg Config) (*Engine, error) {
 		kick:      make(chan struct{}, 1),
 		dummy:     dummy,
 		positions: map[string]QueueInfo{},
+		names:     map[string]cachedName{},
 	}
 	e.d = newDispatcher(cfg.Notifier, cfg.EventBuffer, m.dropped.Inc)
 	return e, nil

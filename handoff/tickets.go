@@ -29,12 +29,6 @@ func (e *Engine) Escalate(ctx context.Context, conv tandem.Conversation, esc tan
 	if esc.Reason == "" {
 		return tandem.Ticket{}, QueueInfo{}, tandem.Errorf(tandem.EINVALID, "escalation without a reason")
 	}
-	if t, err := e.store.OpenTicket(ctx, conv.ID); err == nil {
-		q, err := e.Position(ctx, t.ID)
-		return t, q, err
-	} else if tandem.ErrorCode(err) != tandem.ENOTFOUND {
-		return tandem.Ticket{}, QueueInfo{}, fmt.Errorf("handoff: escalate: %w", err)
-	}
 	lang := firstNonEmpty(esc.Language, conv.Locale, esc.Summary.Language)
 	customerID := conv.Customer.ID
 	if customerID == "" {
@@ -57,7 +51,7 @@ func (e *Engine) Escalate(ctx context.Context, conv tandem.Conversation, esc tan
 		QueuedAt:       now,
 	}
 	out, err := e.store.CreateTicket(ctx, t, e.cfg.Node)
-	if tandem.ErrorCode(err) == tandem.ECONFLICT { // a concurrent Escalate won
+	if tandem.ErrorCode(err) == tandem.ECONFLICT { // already open (or a concurrent Escalate won)
 		if t, err := e.store.OpenTicket(ctx, conv.ID); err == nil {
 			q, err := e.Position(ctx, t.ID)
 			return t, q, err
@@ -66,8 +60,9 @@ func (e *Engine) Escalate(ctx context.Context, conv tandem.Conversation, esc tan
 	if err != nil {
 		return tandem.Ticket{}, QueueInfo{}, fmt.Errorf("handoff: escalate: %w", err)
 	}
+	e.requestRoute() // route while we compute the position
 	e.m.transitions.WithLabelValues(ReasonEscalated).Inc()
-	q, err := e.position(ctx, out)
+	q, err := e.position(ctx, out, true)
 	if err != nil {
 		return out, QueueInfo{}, err
 	}
@@ -78,7 +73,6 @@ func (e *Engine) Escalate(ctx context.Context, conv tandem.Conversation, esc tan
 	if q.NobodyOnline {
 		e.emit(Event{Type: EventNobodyOnline, At: now, Ticket: ptr(out), Queue: ptr(q)})
 	}
-	e.requestRoute()
 	return out, q, nil
 }
 
@@ -153,8 +147,8 @@ func (e *Engine) Cancel(ctx context.Context, conversationID string, state tandem
 		if err != nil {
 			return tandem.Ticket{}, err
 		}
-		out, err := e.close(ctx, t, state, ReasonCustomer, Change{
-			From: []tandem.TicketState{tandem.TicketQueued, tandem.TicketOffered, tandem.TicketAssigned}, AnyHolder: true,
+		out, err := e.close(ctx, t.ID, state, ReasonCustomer, Change{
+			From: []tandem.TicketState{tandem.TicketQueued, tandem.TicketOffered, tandem.TicketAssigned}, AnyHolder: true, Version: t.Version,
 		})
 		if tandem.ErrorCode(err) == tandem.ECONFLICT && attempt < 3 {
 			continue // changed under us (offered, accepted): retry on the new version
@@ -163,10 +157,11 @@ func (e *Engine) Cancel(ctx context.Context, conversationID string, state tandem
 	}
 }
 
-// close applies a closing transition prepared in c and emits its event.
-func (e *Engine) close(ctx context.Context, t tandem.Ticket, state tandem.TicketState, reason string, c Change) (tandem.Ticket, error) {
+// close applies a closing transition prepared in c (conditions) and emits
+// its event.
+func (e *Engine) close(ctx context.Context, ticketID string, state tandem.TicketState, reason string, c Change) (tandem.Ticket, error) {
 	now := e.now()
-	c.TicketID, c.Now, c.Node, c.Reason, c.Version, c.To = t.ID, now, e.cfg.Node, reason, t.Version, state
+	c.TicketID, c.Now, c.Node, c.Reason, c.To = ticketID, now, e.cfg.Node, reason, state
 	out, err := e.store.Apply(ctx, c)
 	if err != nil {
 		return tandem.Ticket{}, err
@@ -180,12 +175,36 @@ func (e *Engine) close(ctx context.Context, t tandem.Ticket, state tandem.Ticket
 		typ = EventReturned
 	}
 	ev := Event{Type: typ, At: now, Ticket: ptr(out), Reason: reason}
-	if Holds(t.State) {
-		ev.PrevAgentID = t.AgentID
+	if out.AgentID != "" && (!out.AssignedAt.IsZero() || !out.OfferedAt.IsZero()) {
+		ev.PrevAgentID = out.AgentID
 		e.requestRoute() // capacity freed
 	}
 	e.emit(ev)
 	return out, nil
+}
+
+// heldBy returns the conditions of a change to a ticket assigned to the
+// actor (any holder for admins).
+func heldBy(a Actor) Change {
+	return Change{From: []tandem.TicketState{tandem.TicketAssigned}, Holder: a.AgentID, AnyHolder: a.Admin}
+}
+
+// explainHeld turns a failed change to a ticket that had to be assigned to
+// the actor into the error the actor should see, after reading the ticket.
+func (e *Engine) explainHeld(ctx context.Context, a Actor, ticketID string, err error) error {
+	if code := tandem.ErrorCode(err); code != tandem.ECONFLICT && code != tandem.ENOTFOUND {
+		return err
+	}
+	t, rerr := e.store.Ticket(ctx, ticketID)
+	switch {
+	case rerr != nil:
+		return rerr
+	case !a.Admin && t.AgentID != a.AgentID:
+		return tandem.Errorf(tandem.EFORBIDDEN, "ticket %s is not assigned to you", t.ID)
+	case t.State != tandem.TicketAssigned:
+		return tandem.Errorf(tandem.ECONFLICT, "ticket %s is %s, not assigned", t.ID, t.State)
+	}
+	return err
 }
 
 // ticketFor loads a ticket for an agent action that needs it assigned to
@@ -206,26 +225,27 @@ func (e *Engine) ticketFor(ctx context.Context, a Actor, ticketID string) (tande
 
 // Accept turns an offer to the actor into an assignment. Accepting twice,
 // after the offer expired or after it went to someone else is ECONFLICT
-// with a message saying which.
+// with a message saying which, and changes nothing.
 func (e *Engine) Accept(ctx context.Context, a Actor, ticketID string) (tandem.Ticket, error) {
-	t, err := e.store.Ticket(ctx, ticketID)
-	if err != nil {
-		return tandem.Ticket{}, err
-	}
 	now := e.now()
-	switch {
-	case t.State == tandem.TicketAssigned && t.AgentID == a.AgentID:
-		return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "you have already accepted ticket %s", t.ID)
-	case t.State != tandem.TicketOffered || t.AgentID != a.AgentID:
-		return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "the offer of ticket %s is no longer available to you (it expired, was withdrawn or went to another agent)", t.ID)
-	case !now.Before(t.OfferExpiresAt):
-		return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "the offer of ticket %s has expired", t.ID)
-	}
 	out, err := e.store.Apply(ctx, Change{
-		TicketID: t.ID, Now: now, Node: e.cfg.Node, Reason: ReasonAccept,
-		From: []tandem.TicketState{tandem.TicketOffered}, Holder: a.AgentID, Version: t.Version, OfferLive: true,
+		TicketID: ticketID, Now: now, Node: e.cfg.Node, Reason: ReasonAccept,
+		From: []tandem.TicketState{tandem.TicketOffered}, Holder: a.AgentID, OfferLive: true,
 		To: tandem.TicketAssigned, Agent: a.AgentID,
 	})
+	if tandem.ErrorCode(err) == tandem.ECONFLICT {
+		t, rerr := e.store.Ticket(ctx, ticketID)
+		switch {
+		case rerr != nil:
+			return tandem.Ticket{}, rerr
+		case t.State == tandem.TicketAssigned && t.AgentID == a.AgentID:
+			return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "you have already accepted ticket %s", t.ID)
+		case t.State == tandem.TicketOffered && t.AgentID == a.AgentID && !now.Before(t.OfferExpiresAt):
+			return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "the offer of ticket %s has expired", t.ID)
+		default:
+			return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "the offer of ticket %s is no longer available to you (it expired, was withdrawn or went to another agent)", t.ID)
+		}
+	}
 	if err != nil {
 		return tandem.Ticket{}, err
 	}
@@ -236,29 +256,43 @@ func (e *Engine) Accept(ctx context.Context, a Actor, ticketID string) (tandem.T
 func (e *Engine) assigned(ctx context.Context, t tandem.Ticket, reason string) {
 	e.m.transitions.WithLabelValues(reason).Inc()
 	e.m.wait.Observe(t.AssignedAt.Sub(t.QueuedAt).Seconds())
-	name := ""
-	if ag, err := e.store.Agent(ctx, t.AgentID); err == nil {
-		name = ag.DisplayName
+	e.emit(Event{Type: EventAssigned, At: t.AssignedAt, Ticket: ptr(t), AgentID: t.AgentID, AgentName: e.displayName(ctx, t.AgentID), Reason: reason})
+}
+
+// displayName returns an agent's display name, cached for a minute.
+func (e *Engine) displayName(ctx context.Context, agentID string) string {
+	now := e.now()
+	e.mu.Lock()
+	n, ok := e.names[agentID]
+	e.mu.Unlock()
+	if ok && now.Sub(n.at) < time.Minute {
+		return n.name
 	}
-	e.emit(Event{Type: EventAssigned, At: t.AssignedAt, Ticket: ptr(t), AgentID: t.AgentID, AgentName: name, Reason: reason})
+	ag, err := e.store.Agent(ctx, agentID)
+	if err != nil {
+		return ""
+	}
+	e.mu.Lock()
+	if len(e.names) > 10000 {
+		clear(e.names)
+	}
+	e.names[agentID] = cachedName{ag.DisplayName, now}
+	e.mu.Unlock()
+	return ag.DisplayName
 }
 
 // Decline refuses an offer: the ticket is queued again and routing skips
 // the actor for it for Config.SkipFor.
 func (e *Engine) Decline(ctx context.Context, a Actor, ticketID string) (tandem.Ticket, error) {
-	t, err := e.store.Ticket(ctx, ticketID)
-	if err != nil {
-		return tandem.Ticket{}, err
-	}
-	if t.State != tandem.TicketOffered || t.AgentID != a.AgentID {
-		return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "ticket %s has no pending offer to you", t.ID)
-	}
 	now := e.now()
 	out, err := e.store.Apply(ctx, Change{
-		TicketID: t.ID, Now: now, Node: e.cfg.Node, Reason: ReasonDecline,
-		From: []tandem.TicketState{tandem.TicketOffered}, Holder: a.AgentID, Version: t.Version,
+		TicketID: ticketID, Now: now, Node: e.cfg.Node, Reason: ReasonDecline,
+		From: []tandem.TicketState{tandem.TicketOffered}, Holder: a.AgentID,
 		To: tandem.TicketQueued, Skip: a.AgentID, SkipUntil: now.Add(e.cfg.SkipFor),
 	})
+	if tandem.ErrorCode(err) == tandem.ECONFLICT {
+		return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "ticket %s has no pending offer to you", ticketID)
+	}
 	if err != nil {
 		return tandem.Ticket{}, err
 	}
@@ -355,22 +389,22 @@ func (e *Engine) TransferToGroup(ctx context.Context, a Actor, ticketID string, 
 
 // Resolve closes an assigned ticket as resolved.
 func (e *Engine) Resolve(ctx context.Context, a Actor, ticketID string) (tandem.Ticket, error) {
-	t, err := e.ticketFor(ctx, a, ticketID)
+	out, err := e.close(ctx, ticketID, tandem.TicketResolved, ReasonResolve, heldBy(a))
 	if err != nil {
-		return tandem.Ticket{}, err
+		return tandem.Ticket{}, e.explainHeld(ctx, a, ticketID, err)
 	}
-	return e.close(ctx, t, tandem.TicketResolved, ReasonResolve, Change{From: []tandem.TicketState{tandem.TicketAssigned}, Holder: t.AgentID})
+	return out, nil
 }
 
 // ReturnToBot hands an assigned conversation back to the bot (the ticket
 // becomes returned); the gateway switches the conversation to bot mode and
 // posts a note on EventReturned.
 func (e *Engine) ReturnToBot(ctx context.Context, a Actor, ticketID string) (tandem.Ticket, error) {
-	t, err := e.ticketFor(ctx, a, ticketID)
+	out, err := e.close(ctx, ticketID, tandem.TicketReturned, ReasonReturn, heldBy(a))
 	if err != nil {
-		return tandem.Ticket{}, err
+		return tandem.Ticket{}, e.explainHeld(ctx, a, ticketID, err)
 	}
-	return e.close(ctx, t, tandem.TicketReturned, ReasonReturn, Change{From: []tandem.TicketState{tandem.TicketAssigned}, Holder: t.AgentID})
+	return out, nil
 }
 
 // Authorize returns the open ticket of a conversation if the actor may read
@@ -457,15 +491,23 @@ func (e *Engine) Position(ctx context.Context, ticketID string) (QueueInfo, erro
 	if t.State != tandem.TicketQueued {
 		return QueueInfo{}, nil
 	}
-	return e.position(ctx, t)
+	return e.position(ctx, t, false)
 }
 
-func (e *Engine) position(ctx context.Context, t tandem.Ticket) (QueueInfo, error) {
+// position computes a queued ticket's QueueInfo; cached allows capacity
+// figures up to a second old (or older changes on other nodes), which
+// spares Escalate a query per call under load.
+func (e *Engine) position(ctx context.Context, t tandem.Ticket, cached bool) (QueueInfo, error) {
 	ahead, err := e.store.QueueAhead(ctx, t)
 	if err != nil {
 		return QueueInfo{}, fmt.Errorf("handoff: position: %w", err)
 	}
-	ci, err := e.capacity(ctx)
+	var ci capacityInfo
+	if cached {
+		ci, err = e.cachedCapacity(ctx)
+	} else {
+		ci, err = e.capacity(ctx)
+	}
 	if err != nil {
 		return QueueInfo{}, err
 	}
@@ -498,6 +540,25 @@ func (e *Engine) capacity(ctx context.Context) (capacityInfo, error) {
 		return capacityInfo{}, err
 	}
 	return c, nil
+}
+
+func (e *Engine) cachedCapacity(ctx context.Context) (capacityInfo, error) {
+	now := e.now()
+	e.mu.Lock()
+	if !e.capAt.IsZero() && now.Sub(e.capAt) < time.Second && !now.Before(e.capAt) {
+		ci := e.capCache
+		e.mu.Unlock()
+		return ci, nil
+	}
+	e.mu.Unlock()
+	ci, err := e.capacity(ctx)
+	if err != nil {
+		return ci, err
+	}
+	e.mu.Lock()
+	e.capCache, e.capAt = ci, now
+	e.mu.Unlock()
+	return ci, nil
 }
 
 // handleTime returns the average recent handle time, refreshed at most

@@ -698,7 +698,7 @@ func (s *Store) Route(ctx context.Context, r handoff.RouteRequest) ([]tandem.Tic
 			return nil
 		}
 		// Lock the first Limit routable tickets; other nodes skip them.
-		batch, err := collectTickets(tx.Query(ctx, `WITH avail AS (`+candidatesSQL+`)
+		batch, err := collectTickets(tx.Query(ctx, `WITH avail AS MATERIALIZED (`+candidatesSQL+`)
 			SELECT `+ticketCols("t.")+` FROM handoff_tickets t
 			WHERE t.state = 'queued' AND EXISTS (
 				SELECT 1 FROM avail a
