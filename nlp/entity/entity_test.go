@@ -687,3 +687,27 @@ func TestTinyTaggerRace(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestRuleFeatures: with FeatureConfig.Rules, tokens inside an nlp/rules
+// entity carry its type as a feature (and only then).
+func TestRuleFeatures(t *testing.T) {
+	fc := DefaultFeatureConfig()
+	fc.Rules = true
+	s := "please send EUR 40 to my savings"
+	toks := Tokens(s)
+	feats := fc.featurize(s, toks, nil)
+	want := fc.start("R").str("B").str("money").sum()
+	found := false
+	for _, h := range feats[2] { // "EUR"
+		found = found || h == want
+	}
+	if !found {
+		t.Fatal("no rule feature on the money token")
+	}
+	fc.Rules = false
+	for _, h := range fc.featurize(s, toks, nil)[2] {
+		if h == want {
+			t.Fatal("rule feature present with Rules off")
+		}
+	}
+}

@@ -21,7 +21,7 @@ type FeatureConfig struct {
 	CharN       int    `json:"char_n"`       // char n-grams (n = CharN) of the padded token; 0 disables
 	Sentence    bool   `json:"sentence"`     // bag of the sentence's words (intent context)
 	Gazetteer   bool   `json:"gazetteer"`    // gazetteer match features
-	Rules       bool   `json:"rules"`        // nlp/rules entity-type features (dates, times, money, ...)
+	Rules       bool   `json:"rules"`        // nlp/rules entity-type features (dates, times, money, ...); off by default, see docs/entities.md
 	MaxTokens   int    `json:"max_tokens"`   // tokens tagged per text (the rest is not tagged)
 	MaxSentence int    `json:"max_sentence"` // words in the sentence bag
 }
@@ -32,7 +32,7 @@ const FeatureVersion = 1
 // DefaultFeatureConfig returns the featurisation used unless configured.
 func DefaultFeatureConfig() FeatureConfig {
 	return FeatureConfig{Version: FeatureVersion, Seed: 0x656e74697479, Window: 2, AffixMax: 4, CharN: 3,
-		Sentence: true, Gazetteer: true, Rules: true, MaxTokens: 128, MaxSentence: 48}
+		Sentence: true, Gazetteer: true, Rules: false, MaxTokens: 128, MaxSentence: 48}
 }
 
 // Token is a token of the entity tagger: a text.Tokenize token, further

@@ -59,13 +59,13 @@ func run() error {
 		dev       = flag.Bool("dev", false, "tuning run: train on 9/10 of SNIPS train, test on the other 1/10")
 		speedN    = flag.Int("speed-n", 3000, "single-message calls in the latency run")
 		jsonOut   = flag.String("json", "", "also write the results as JSON to this file")
-		noRules   = flag.Bool("norules", false, "disable rule features")
+		withRules = flag.Bool("rules", false, "enable rule-type features")
 		nluppOnly = flag.Bool("nlupp-only", false, "only NLU++ (tuning)")
 	)
 	flag.Parse()
 	ctx := context.Background()
 	cfg := entity.Config{Seed: *seed, Epochs: *epochs, L2: *l2, ExportFP32: true, Features: entity.DefaultFeatureConfig()}
-	cfg.Features.Rules = !*noRules
+	cfg.Features.Rules = *withRules
 	var results []result
 	if *nluppOnly {
 		tr, err := data.Load("nlupp:" + *nlupp + "#0-9")
