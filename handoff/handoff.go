@@ -67,7 +67,8 @@ type Store interface {
 	// Agents lists all agents ordered by ID.
 	Agents(ctx context.Context) ([]tandem.Agent, error)
 
-	// OpenSession records a console connection of an agent.
+	// OpenSession records a console connection of an agent. If the agent
+	// had no session at all, IdleSince becomes now.
 	OpenSession(ctx context.Context, agentID, sessionID, node string, now time.Time) error
 	// TouchSession records a heartbeat; ENOTFOUND if the session is unknown.
 	TouchSession(ctx context.Context, agentID, sessionID string, now time.Time) error
@@ -130,7 +131,7 @@ type AgentState struct {
 	Presence  tandem.Presence // presence the agent chose (online, away, offline)
 	Sessions  int             // live console sessions
 	Load      int             // tickets offered to or assigned to the agent
-	IdleSince time.Time       // last time the agent received or finished work, or came online
+	IdleSince time.Time       // last time the agent received or finished work, connected or switched to online
 	LastSeen  time.Time       // last sign of life: heartbeat or disconnect (zero if never)
 }
 

@@ -186,9 +186,22 @@ func (s *Store) OpenSession(_ context.Context, agentID, sessionID, _ string, now
 	if sess, ok := s.sessions[sessionID]; ok && sess.agentID != agentID {
 		return tandem.Errorf(tandem.ECONFLICT, "session belongs to another agent")
 	}
+	if !s.hasSession(agentID) {
+		r.idleSince = now // back from being disconnected: idle from now
+	}
 	s.sessions[sessionID] = &session{agentID: agentID, lastSeen: now}
 	r.lastSeen = maxTime(r.lastSeen, now)
 	return nil
+}
+
+// hasSession reports whether the agent has any session. s.mu must be held.
+func (s *Store) hasSession(agentID string) bool {
+	for _, sess := range s.sessions {
+		if sess.agentID == agentID {
+			return true
+		}
+	}
+	return false
 }
 
 // TouchSession implements handoff.Store.

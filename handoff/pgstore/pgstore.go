@@ -296,7 +296,9 @@ func (s *Store) Agents(ctx context.Context) ([]tandem.Agent, error) {
 func (s *Store) OpenSession(ctx context.Context, agentID, sessionID, node string, now time.Time) error {
 	now = handoff.UTC(now)
 	return wrap("open session", s.tx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE handoff_agents SET last_seen_at = greatest(last_seen_at, $2) WHERE id = $1`, agentID, now)
+		tag, err := tx.Exec(ctx, `UPDATE handoff_agents a SET last_seen_at = greatest(last_seen_at, $2),
+				idle_since = CASE WHEN EXISTS (SELECT 1 FROM handoff_sessions s WHERE s.agent_id = a.id) THEN idle_since ELSE $2 END
+			WHERE id = $1`, agentID, now)
 		if err != nil {
 			return err
 		}

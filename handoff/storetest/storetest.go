@@ -448,6 +448,15 @@ func testSessions(t *testing.T, s handoff.Store) {
 	wantCode(t, s.SetPresence(ctx, "nope", tandem.PresenceAway, T0), tandem.ENOTFOUND)
 
 	check(t, s.PruneSessions(ctx, T0.Add(5*time.Second))) // s2 (last seen +2s) goes
+	// Connecting with no other session resets the idle time; a second
+	// session does not.
+	check(t, s.OpenSession(ctx, "a1", "s3", "n", T0.Add(time.Minute)))
+	check(t, s.OpenSession(ctx, "a1", "s4", "n", T0.Add(2*time.Minute)))
+	if st := must[handoff.AgentState](t)(s.AgentState(ctx, "a1", T0)); !st.IdleSince.Equal(T0.Add(time.Minute)) || st.Sessions != 2 {
+		t.Fatalf("after reconnect: %+v", st)
+	}
+	check(t, s.CloseSession(ctx, "a1", "s3", T0.Add(3*time.Minute)))
+	check(t, s.CloseSession(ctx, "a1", "s4", T0.Add(3*time.Minute)))
 	st = must[handoff.AgentState](t)(s.AgentState(ctx, "a1", time.Time{}))
 	if st.Sessions != 0 {
 		t.Fatalf("after prune: %d sessions", st.Sessions)
