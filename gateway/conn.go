@@ -71,6 +71,7 @@ type outItem struct {
 type followReq struct {
 	conv  string
 	after int64
+	first []byte // optional frame written before the replay (e.g. welcome)
 }
 
 type closeRequest struct {
@@ -135,7 +136,18 @@ func (c *Conn) enqueue(it outItem) {
 
 // Follow subscribes the connection to a conversation and delivers every
 // message after seq `after`, then new ones as they are logged, in order.
+// Ephemeral events of the conversation are delivered from then on.
 func (c *Conn) Follow(conversationID string, after int64) error {
+	return c.follow(conversationID, after, nil)
+}
+
+// FollowAfter is Follow with a frame written first, before the replay and
+// before any event of the conversation (the widget's welcome).
+func (c *Conn) FollowAfter(conversationID string, after int64, first any) error {
+	return c.follow(conversationID, after, mustJSON(first))
+}
+
+func (c *Conn) follow(conversationID string, after int64, first []byte) error {
 	c.mu.Lock()
 	if c.follows == nil {
 		c.follows = map[string]func(){}
@@ -162,7 +174,7 @@ func (c *Conn) Follow(conversationID string, after int64) error {
 	}
 	c.follows[conversationID] = unsub
 	c.mu.Unlock()
-	c.enqueue(outItem{follow: &followReq{conv: conversationID, after: after}})
+	c.enqueue(outItem{follow: &followReq{conv: conversationID, after: after, first: first}})
 	return nil
 }
 
@@ -292,6 +304,11 @@ func (c *Conn) write(frame []byte) error {
 func (c *Conn) writeItem(it outItem) error {
 	switch {
 	case it.follow != nil:
+		if it.follow.first != nil {
+			if err := c.write(it.follow.first); err != nil {
+				return err
+			}
+		}
 		if c.last == nil {
 			c.last = map[string]int64{}
 		}
@@ -317,6 +334,9 @@ func (c *Conn) writeItem(it outItem) error {
 		c.last[it.ev.ConversationID] = it.ev.Seq
 		return nil
 	case it.ev != nil:
+		if _, ok := c.last[it.ev.ConversationID]; !ok {
+			return nil // ephemeral event from before the follow took effect
+		}
 		return c.write(it.ev.Frame)
 	default:
 		return c.write(it.frame)

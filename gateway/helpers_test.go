@@ -383,6 +383,13 @@ func (c *wsClient) until(ok func(frame) bool) (frame, []frame) {
 	}
 }
 
+// collect reads frames until done returns true.
+func (c *wsClient) collect(done func(frame) bool) {
+	c.t.Helper()
+	for !done(c.next()) {
+	}
+}
+
 // expectClose reads until the connection closes and returns the close code.
 func (c *wsClient) expectClose() int {
 	c.t.Helper()

@@ -250,9 +250,9 @@ func (s *widgetSession) hello(ctx context.Context, c *Conn, f ClientFrame) {
 		after = 0 // the client is ahead of the log (e.g. a reset demo store): replay everything
 	}
 	s.p = p
-	c.Send(WelcomeFrame{Type: FrameWelcome, Protocol: Subprotocol, ConversationID: conv.ID, Customer: conv.Customer,
-		Mode: conv.Mode, LastSeq: conv.LastSeq, HeartbeatMS: s.chat.cfg.PingInterval.Milliseconds()})
-	if err := c.Follow(conv.ID, after); err != nil {
+	welcome := WelcomeFrame{Type: FrameWelcome, Protocol: Subprotocol, ConversationID: conv.ID, Customer: conv.Customer,
+		Mode: conv.Mode, LastSeq: conv.LastSeq, HeartbeatMS: s.chat.cfg.PingInterval.Milliseconds()}
+	if err := c.FollowAfter(conv.ID, after, welcome); err != nil {
 		c.SendError(err, "")
 		c.Close(WSCloseCode(tandem.ErrorCode(err)), "cannot follow conversation", true)
 	}
@@ -299,6 +299,14 @@ func (s *widgetSession) message(ctx context.Context, c *Conn, f ClientFrame) {
 		return
 	}
 	chat.metrics.appended.WithLabelValues(string(tandem.AuthorCustomer)).Inc()
+	// A message written while an agent has the conversation is for the
+	// agent, even if the conversation returns to the bot before its turn runs.
+	if cv, err := chat.log.Conversation(ctx, conv); err != nil || cv.Mode == tandem.ModeHuman && f.Type != FrameHandoffRequest {
+		if err != nil {
+			chat.logger.Error("read conversation", "conversation", conv, "err", err)
+		}
+		return
+	}
 	if err := chat.turns.submit(turnJob{msg: stored, requestHuman: f.Type == FrameHandoffRequest}); err != nil {
 		chat.logger.Warn("bot turn not queued", "conversation", conv, "seq", stored.Seq, "err", err)
 	}

@@ -114,6 +114,7 @@
 
   var pendingEls = {};  // client_id -> element of an unacknowledged message
   var streamEls = {};   // stream_id -> element of a streaming answer
+  var streamsDone = {}; // stream_ids whose final message has arrived (late deltas are ignored)
   var typingTimers = {};
 
   function setOpen(open) {
@@ -182,7 +183,10 @@
       delete pendingEls[m.client_id];
     }
     var sid = m.data && m.data.stream_id;
-    if (sid && streamEls[sid]) { logEl.removeChild(streamEls[sid]); delete streamEls[sid]; }
+    if (sid) {
+      streamsDone[sid] = true;
+      if (streamEls[sid]) { logEl.removeChild(streamEls[sid]); delete streamEls[sid]; }
+    }
     // Keep pending (unacknowledged) bubbles below the log's messages.
     var firstPending = logEl.querySelector(".tandem-pending");
     logEl.insertBefore(renderMessage(m), firstPending);
@@ -360,6 +364,7 @@
       if (f.message && f.conversation_id === state.conversationId) { appendMessage(f.message, false); save(); sendRead(); }
       break;
     case "delta":
+      if (streamsDone[f.stream_id]) { break; }
       var node = streamEls[f.stream_id];
       if (!node) {
         node = el("div", { "class": "tandem-msg", "data-author": "bot", "data-stream": f.stream_id, "aria-busy": "true" });
