@@ -22,7 +22,8 @@ import (
 // own pool) on one database while workers with seeded random choices
 // escalate, accept, decline, claim, transfer, resolve, return, cancel,
 // disconnect and reconnect, and a shared manual clock advances so offers
-// time out and disconnected agents lose their chats. Both engines route
+// time out; then half the agents' nodes crash and the clock passes the
+// grace period, so their chats are re-queued while both nodes sweep. Both engines route
 // continuously. Meanwhile a checker takes consistent snapshots; at the end
 // the transition log is replayed. Properties:
 //
@@ -38,7 +39,7 @@ func TestNoDoubleAssignment(t *testing.T) {
 		seed    = 20260105
 		nAgents = 14
 		workers = 8
-		steps   = 120
+		steps   = 200
 	)
 	db := pgtest.New(t)
 	ctx := context.Background()
@@ -131,7 +132,7 @@ func TestNoDoubleAssignment(t *testing.T) {
 				ag := agents[r.IntN(len(agents))]
 				actor := handoff.Actor{AgentID: ag.id}
 				switch op := r.IntN(100); {
-				case op < 22: // a customer escalates
+				case op < 20: // a customer escalates
 					n := convs.Add(1)
 					esc := tandem.Escalation{Reason: []tandem.EscalationReason{tandem.EscalateButton, tandem.EscalateLowConfidence, tandem.EscalateSentiment}[r.IntN(3)],
 						Language: langs[r.IntN(2)]}
@@ -159,7 +160,7 @@ func TestNoDoubleAssignment(t *testing.T) {
 						sessions[ag.id] = sid
 						mu.Unlock()
 					}
-				case op < 33: // disconnect
+				case op < 32: // disconnect
 					mu.Lock()
 					sid, ok := sessions[ag.id]
 					delete(sessions, ag.id)
@@ -167,11 +168,11 @@ func TestNoDoubleAssignment(t *testing.T) {
 					if ok {
 						fail("disconnect", e.Disconnect(ctx, ag.id, sid))
 					}
-				case op < 35: // presence toggle
+				case op < 34: // presence toggle
 					p := []tandem.Presence{tandem.PresenceOnline, tandem.PresenceOnline, tandem.PresenceAway}[r.IntN(3)]
 					_, err := e.SetPresence(ctx, ag.id, p)
 					fail("presence", err)
-				case op < 75: // act on one of the agent's tickets
+				case op < 74: // act on one of the agent's tickets
 					ts, err := e.AgentTickets(ctx, ag.id)
 					fail("agent tickets", err)
 					if len(ts) == 0 {
@@ -199,7 +200,16 @@ func TestNoDoubleAssignment(t *testing.T) {
 						_, err = e.ReturnToBot(ctx, actor, tk.ID)
 						fail("return", err)
 					case k < 8:
-						if _, err = e.Transfer(ctx, actor, tk.ID, agents[r.IntN(len(agents))].id); err == nil {
+						to := agents[r.IntN(len(agents))].id
+						mu.Lock() // prefer a connected target, as a console would
+						for id := range sessions {
+							if id != ag.id && r.IntN(3) == 0 {
+								to = id
+								break
+							}
+						}
+						mu.Unlock()
+						if _, err = e.Transfer(ctx, actor, tk.ID, to); err == nil {
 							transfers.Add(1)
 						}
 						fail("transfer", err)
@@ -207,7 +217,7 @@ func TestNoDoubleAssignment(t *testing.T) {
 						_, err = e.TransferToGroup(ctx, actor, tk.ID, []string{skills[r.IntN(3)]})
 						fail("transfer group", err)
 					}
-				case op < 85: // claim from the queue
+				case op < 84: // claim from the queue
 					q, err := e.Queue(ctx, 20)
 					fail("queue", err)
 					if len(q) > 0 {
@@ -217,14 +227,14 @@ func TestNoDoubleAssignment(t *testing.T) {
 							fail("claim", err)
 						}
 					}
-				case op < 88: // a customer leaves or goes back to the bot
+				case op < 87: // a customer leaves or goes back to the bot
 					n := convs.Load()
 					if n > 0 {
 						_, err := e.Cancel(ctx, fmt.Sprintf("c%d", 1+r.Int64N(n)), []tandem.TicketState{tandem.TicketReturned, tandem.TicketAbandoned}[r.IntN(2)])
 						fail("cancel", err)
 					}
-				case op < 94: // time passes
-					clock.Advance(time.Duration(r.IntN(12)) * time.Second)
+				case op < 91: // time passes
+					clock.Advance(time.Duration(r.IntN(7)) * time.Second)
 				default: // an explicit sweep on this node
 					fail("tick", e.Tick(ctx))
 				}
@@ -232,6 +242,42 @@ func TestNoDoubleAssignment(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// Final phase: the nodes holding half of the agents' consoles crash (no
+	// more heartbeats); two minutes pass in 10 s steps while the other half
+	// keep heartbeating and both nodes sweep concurrently, so offers expire
+	// and the crashed agents' chats are re-queued and routed again.
+	for range 12 {
+		clock.Advance(10 * time.Second)
+		for i, ag := range agents {
+			if i%2 == 1 {
+				continue
+			}
+			mu.Lock()
+			sid, ok := sessions[ag.id]
+			mu.Unlock()
+			if ok && engines[i%2].Heartbeat(ctx, ag.id, sid) == nil {
+				continue
+			}
+			sid, _, err := engines[i%2].Connect(ctx, ag.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			sessions[ag.id] = sid
+			mu.Unlock()
+		}
+		var tw sync.WaitGroup
+		for k := range 4 {
+			tw.Add(1)
+			go func() {
+				defer tw.Done()
+				if err := engines[k%2].Tick(ctx); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		tw.Wait()
+	}
 	// Let the nodes finish routing, then stop them.
 	for _, e := range engines {
 		if err := e.Tick(ctx); err != nil {
@@ -252,17 +298,21 @@ func TestNoDoubleAssignment(t *testing.T) {
 	}
 	replay(t, trs, maxOf)
 	byNode := map[string]int{}
+	byReason := map[string]int{}
 	routed := 0
 	for _, tr := range trs {
+		byReason[tr.Reason]++
 		if tr.Reason == handoff.ReasonRoute {
 			routed++
 			byNode[tr.Node]++
 		}
 	}
+	t.Logf("transitions by reason: %v", byReason)
 	t.Logf("seed %d: %d conversations, %d transitions, %d routed offers %v, %d accepts, %d claims, %d transfers, %d resolved, %d snapshots",
 		seed, convs.Load(), len(trs), routed, byNode, accepts.Load(), claims.Load(), transfers.Load(), closes.Load(), snapshots.Load())
-	if accepts.Load() < 30 || byNode["node1"] == 0 || byNode["node2"] == 0 || snapshots.Load() < 2 {
-		t.Errorf("the run exercised too little: %d accepts, offers by node %v, %d snapshots", accepts.Load(), byNode, snapshots.Load())
+	if accepts.Load() < 30 || byNode["node1"] == 0 || byNode["node2"] == 0 || snapshots.Load() < 2 ||
+		byReason[handoff.ReasonDisconnect] == 0 || byReason[handoff.ReasonOfferTimeout] == 0 || byReason[handoff.ReasonDecline] == 0 {
+		t.Errorf("the run exercised too little: %d accepts, offers by node %v, transitions %v, %d snapshots", accepts.Load(), byNode, byReason, snapshots.Load())
 	}
 }
 
