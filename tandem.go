@@ -270,5 +270,6 @@ type Agent struct {
 	Skills       []string  `json:"skills,omitempty"`
 	Languages    []string  `json:"languages,omitempty"`
 	MaxChats     int       `json:"max_chats"`
+	Disabled     bool      `json:"disabled,omitempty"` // cannot log in, connect or receive work
 	CreatedAt    time.Time `json:"created_at"`
 }

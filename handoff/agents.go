@@ -64,7 +64,11 @@ func (e *Engine) CreateAgent(ctx context.Context, a tandem.Agent, password strin
 }
 
 // UpdateAgent replaces an agent's profile (email, display name, role,
-// skills, languages, max chats) and returns the stored agent.
+// skills, languages, max chats, disabled) and returns the stored agent.
+// Disabling an agent withdraws their pending offers at once; their console
+// is refused at the next Heartbeat (EFORBIDDEN: the gateway closes the
+// socket), so their assigned chats are re-queued after DisconnectGrace
+// unless an admin transfers them first.
 func (e *Engine) UpdateAgent(ctx context.Context, a tandem.Agent) (tandem.Agent, error) {
 	old, err := e.store.Agent(ctx, a.ID)
 	if err != nil {
@@ -79,6 +83,11 @@ func (e *Engine) UpdateAgent(ctx context.Context, a tandem.Agent) (tandem.Agent,
 	}
 	if err := e.store.UpdateAgent(ctx, a); err != nil {
 		return tandem.Agent{}, fmt.Errorf("handoff: update agent: %w", err)
+	}
+	if a.Disabled && !old.Disabled {
+		if err := e.withdrawOffers(ctx, a.ID, e.now()); err != nil {
+			return tandem.Agent{}, err
+		}
 	}
 	e.requestRoute() // more capacity or skills may make routing possible
 	e.mu.Lock()
@@ -129,6 +138,9 @@ func (e *Engine) Authenticate(ctx context.Context, email, password string) (tand
 	}
 	if bcrypt.CompareHashAndPassword(a.PasswordHash, []byte(password)) != nil {
 		return tandem.Agent{}, deny
+	}
+	if a.Disabled {
+		return tandem.Agent{}, tandem.Errorf(tandem.EUNAUTHORIZED, "this account is disabled")
 	}
 	a.PasswordHash = nil
 	return a, nil
@@ -195,6 +207,9 @@ func (e *Engine) Connect(ctx context.Context, agentID string) (string, AgentStat
 	if err != nil {
 		return "", AgentStatus{}, err
 	}
+	if before.Agent.Disabled {
+		return "", AgentStatus{}, errDisabled
+	}
 	sid := newID("ses_")
 	if err := e.store.OpenSession(ctx, agentID, sid, e.cfg.Node, e.now()); err != nil {
 		return "", AgentStatus{}, fmt.Errorf("handoff: connect: %w", err)
@@ -210,14 +225,19 @@ func (e *Engine) Connect(ctx context.Context, agentID string) (string, AgentStat
 
 // Heartbeat keeps a session live. The gateway calls it on every pong (or at
 // least every HeartbeatTimeout/3). A session unknown to the store (pruned
-// after a long network outage) is recreated.
+// after a long network outage) is recreated. For a disabled agent it
+// returns EFORBIDDEN: close the console's socket.
 func (e *Engine) Heartbeat(ctx context.Context, agentID, sessionID string) error {
 	now := e.now()
-	err := e.store.TouchSession(ctx, agentID, sessionID, now)
+	a, err := e.store.Agent(ctx, agentID)
+	if err != nil {
+		return err
+	}
+	if a.Disabled {
+		return errDisabled
+	}
+	err = e.store.TouchSession(ctx, agentID, sessionID, now)
 	if tandem.ErrorCode(err) == tandem.ENOTFOUND {
-		if _, err := e.store.Agent(ctx, agentID); err != nil {
-			return err
-		}
 		err = e.store.OpenSession(ctx, agentID, sessionID, e.cfg.Node, now)
 	}
 	if err != nil {
@@ -265,24 +285,8 @@ func (e *Engine) SetPresence(ctx context.Context, agentID string, p tandem.Prese
 		return AgentStatus{}, fmt.Errorf("handoff: set presence: %w", err)
 	}
 	if p != tandem.PresenceOnline {
-		offers, err := e.store.Tickets(ctx, TicketFilter{States: []tandem.TicketState{tandem.TicketOffered}, AgentID: agentID})
-		if err != nil {
-			return AgentStatus{}, fmt.Errorf("handoff: set presence: %w", err)
-		}
-		for _, t := range offers {
-			out, err := e.store.Apply(ctx, Change{
-				TicketID: t.ID, Now: now, Node: e.cfg.Node, Reason: ReasonPresence,
-				From: []tandem.TicketState{tandem.TicketOffered}, Holder: agentID, Version: t.Version,
-				To: tandem.TicketQueued,
-			})
-			if tandem.ErrorCode(err) == tandem.ECONFLICT {
-				continue
-			}
-			if err != nil {
-				return AgentStatus{}, fmt.Errorf("handoff: withdraw offer %s: %w", t.ID, err)
-			}
-			e.m.transitions.WithLabelValues(ReasonPresence).Inc()
-			e.emit(Event{Type: EventRequeued, At: now, Ticket: ptr(out), PrevAgentID: agentID, Reason: ReasonPresence})
+		if err := e.withdrawOffers(ctx, agentID, now); err != nil {
+			return AgentStatus{}, err
 		}
 	}
 	after, err := e.AgentStatus(ctx, agentID)
@@ -293,6 +297,36 @@ func (e *Engine) SetPresence(ctx context.Context, agentID string, p tandem.Prese
 	e.requestRoute()
 	return after, nil
 }
+
+// withdrawOffers puts the agent's pending offers back in the queue (not
+// skipping the agent).
+func (e *Engine) withdrawOffers(ctx context.Context, agentID string, now time.Time) error {
+	offers, err := e.store.Tickets(ctx, TicketFilter{States: []tandem.TicketState{tandem.TicketOffered}, AgentID: agentID})
+	if err != nil {
+		return fmt.Errorf("handoff: withdraw offers: %w", err)
+	}
+	for _, t := range offers {
+		out, err := e.store.Apply(ctx, Change{
+			TicketID: t.ID, Now: now, Node: e.cfg.Node, Reason: ReasonPresence,
+			From: []tandem.TicketState{tandem.TicketOffered}, Holder: agentID, Version: t.Version,
+			To: tandem.TicketQueued,
+		})
+		if tandem.ErrorCode(err) == tandem.ECONFLICT {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("handoff: withdraw offer %s: %w", t.ID, err)
+		}
+		e.m.transitions.WithLabelValues(ReasonPresence).Inc()
+		e.emit(Event{Type: EventRequeued, At: now, Ticket: ptr(out), PrevAgentID: agentID, Reason: ReasonPresence})
+	}
+	if len(offers) > 0 {
+		e.requestRoute()
+	}
+	return nil
+}
+
+var errDisabled = tandem.Errorf(tandem.EFORBIDDEN, "this account is disabled")
 
 func (e *Engine) presenceChanged(before, after AgentStatus) {
 	if before.Presence == after.Presence && before.Connected == after.Connected && before.Chosen == after.Chosen {

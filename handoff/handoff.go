@@ -54,8 +54,9 @@ type Store interface {
 	// online, no sessions and no load; IdleSince is a.CreatedAt.
 	CreateAgent(ctx context.Context, a tandem.Agent) error
 	// UpdateAgent replaces the profile of an existing agent (email,
-	// display name, role, skills, languages, max chats); the password hash
-	// and creation time are kept. Lowering MaxChats below the current load
+	// display name, role, skills, languages, max chats, disabled); the
+	// password hash and creation time are kept. Disabled agents are never
+	// candidates and cannot acquire tickets. Lowering MaxChats below the current load
 	// is allowed: no new work arrives until the load falls.
 	UpdateAgent(ctx context.Context, a tandem.Agent) error
 	// SetPasswordHash replaces an agent's bcrypt hash.
@@ -149,7 +150,7 @@ func (s AgentState) Effective() tandem.Presence {
 
 // Available reports whether routing may offer the agent new work.
 func (s AgentState) Available() bool {
-	return s.Connected() && s.Presence == tandem.PresenceOnline && s.Load < s.Agent.MaxChats
+	return !s.Agent.Disabled && s.Connected() && s.Presence == tandem.PresenceOnline && s.Load < s.Agent.MaxChats
 }
 
 // TicketFilter selects tickets. Zero fields match everything.
@@ -387,6 +388,8 @@ func QueueLess(a, b tandem.Ticket) bool {
 // it has a session live at or after c.LiveAfter.
 func AcquireError(st AgentState, c Change, live bool) error {
 	switch {
+	case st.Agent.Disabled:
+		return tandem.Errorf(tandem.ECONFLICT, "agent %s is disabled", st.Agent.ID)
 	case !c.LiveAfter.IsZero() && !live:
 		return tandem.Errorf(tandem.ECONFLICT, "agent %s is offline", st.Agent.ID)
 	case c.RequireOnline && st.Presence != tandem.PresenceOnline:

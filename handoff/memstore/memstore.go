@@ -516,7 +516,7 @@ func (s *Store) Route(_ context.Context, r handoff.RouteRequest) ([]tandem.Ticke
 	defer s.mu.Unlock()
 	var cands []handoff.Candidate
 	for _, a := range s.agents {
-		if a.presence != tandem.PresenceOnline || a.load >= a.a.MaxChats {
+		if a.presence != tandem.PresenceOnline || a.load >= a.a.MaxChats || a.a.Disabled {
 			continue
 		}
 		if live, _ := s.liveSessions(a, r.LiveAfter); live == 0 {
@@ -557,7 +557,7 @@ func (s *Store) Route(_ context.Context, r handoff.RouteRequest) ([]tandem.Ticke
 		if a == nil || t == nil || t.State != tandem.TicketQueued || !slices.ContainsFunc(batch, func(b tandem.Ticket) bool { return b.ID == t.ID }) {
 			continue
 		}
-		if a.presence != tandem.PresenceOnline || a.load >= a.a.MaxChats {
+		if a.presence != tandem.PresenceOnline || a.load >= a.a.MaxChats || a.a.Disabled {
 			continue
 		}
 		a.load++

@@ -207,11 +207,11 @@ func nilIfEmpty(ss []string) []string {
 
 // ---- agents ----
 
-const agentCols = "id, email, display_name, password_hash, role, skills, languages, max_chats, created_at"
+const agentCols = "id, email, display_name, password_hash, role, skills, languages, max_chats, disabled, created_at"
 
 func scanAgent(row pgx.Row) (tandem.Agent, error) {
 	var a tandem.Agent
-	err := row.Scan(&a.ID, &a.Email, &a.DisplayName, &a.PasswordHash, &a.Role, &a.Skills, &a.Languages, &a.MaxChats, &a.CreatedAt)
+	err := row.Scan(&a.ID, &a.Email, &a.DisplayName, &a.PasswordHash, &a.Role, &a.Skills, &a.Languages, &a.MaxChats, &a.Disabled, &a.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, handoff.ErrAgentNotFound
 	}
@@ -228,9 +228,9 @@ func (s *Store) CreateAgent(ctx context.Context, a tandem.Agent) error {
 	if a.ID == "" {
 		return tandem.Errorf(tandem.EINVALID, "agent without an ID")
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO handoff_agents (id, email, display_name, password_hash, role, skills, languages, max_chats, idle_since, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`,
-		a.ID, a.Email, a.DisplayName, a.PasswordHash, a.Role, tags(a.Skills), tags(a.Languages), a.MaxChats, handoff.UTC(a.CreatedAt))
+	_, err := s.pool.Exec(ctx, `INSERT INTO handoff_agents (id, email, display_name, password_hash, role, skills, languages, max_chats, disabled, idle_since, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)`,
+		a.ID, a.Email, a.DisplayName, a.PasswordHash, a.Role, tags(a.Skills), tags(a.Languages), a.MaxChats, a.Disabled, handoff.UTC(a.CreatedAt))
 	if isUnique(err, "") {
 		return handoff.ErrAgentConflict
 	}
@@ -239,8 +239,8 @@ func (s *Store) CreateAgent(ctx context.Context, a tandem.Agent) error {
 
 // UpdateAgent implements handoff.Store.
 func (s *Store) UpdateAgent(ctx context.Context, a tandem.Agent) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE handoff_agents SET email = $2, display_name = $3, role = $4, skills = $5, languages = $6, max_chats = $7 WHERE id = $1`,
-		a.ID, a.Email, a.DisplayName, a.Role, tags(a.Skills), tags(a.Languages), a.MaxChats)
+	tag, err := s.pool.Exec(ctx, `UPDATE handoff_agents SET email = $2, display_name = $3, role = $4, skills = $5, languages = $6, max_chats = $7, disabled = $8
+		WHERE id = $1`, a.ID, a.Email, a.DisplayName, a.Role, tags(a.Skills), tags(a.Languages), a.MaxChats, a.Disabled)
 	if isUnique(err, "") {
 		return handoff.ErrAgentConflict
 	}
@@ -361,7 +361,7 @@ func (s *Store) PruneSessions(ctx context.Context, cutoff time.Time) error {
 	return wrap("prune sessions", err)
 }
 
-const stateQuery = `SELECT a.id, a.email, a.display_name, a.role, a.skills, a.languages, a.max_chats, a.created_at,
+const stateQuery = `SELECT a.id, a.email, a.display_name, a.role, a.skills, a.languages, a.max_chats, a.disabled, a.created_at,
 	a.presence, a.load, a.idle_since,
 	(SELECT count(*) FROM handoff_sessions s WHERE s.agent_id = a.id AND s.last_seen >= $1),
 	greatest(a.last_seen_at, (SELECT max(s.last_seen) FROM handoff_sessions s WHERE s.agent_id = a.id))
@@ -373,7 +373,7 @@ func scanState(row pgx.Row) (handoff.AgentState, error) {
 	var sessions int64
 	var last *time.Time
 	a := &st.Agent
-	err := row.Scan(&a.ID, &a.Email, &a.DisplayName, &a.Role, &a.Skills, &a.Languages, &a.MaxChats, &a.CreatedAt,
+	err := row.Scan(&a.ID, &a.Email, &a.DisplayName, &a.Role, &a.Skills, &a.Languages, &a.MaxChats, &a.Disabled, &a.CreatedAt,
 		&presence, &st.Load, &st.IdleSince, &sessions, &last)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, handoff.ErrAgentNotFound
@@ -610,7 +610,7 @@ func (s *Store) Apply(ctx context.Context, c handoff.Change) (tandem.Ticket, err
 					continue
 				}
 				tag, err := tx.Exec(ctx, `UPDATE handoff_agents a SET load = load + 1, idle_since = $2
-					WHERE id = $1 AND load < max_chats AND (NOT $3 OR presence = 'online')
+					WHERE id = $1 AND load < max_chats AND NOT disabled AND (NOT $3 OR presence = 'online')
 					AND ($4::timestamptz IS NULL OR EXISTS (SELECT 1 FROM handoff_sessions s WHERE s.agent_id = a.id AND s.last_seen >= $4))`,
 					id, c.Now, c.RequireOnline, nt(c.LiveAfter))
 				if err != nil {
@@ -665,7 +665,7 @@ func nullStr(s string) any {
 }
 
 const candidatesSQL = `SELECT a.id, a.skills, a.languages, a.load, a.max_chats, a.idle_since FROM handoff_agents a
-	WHERE a.presence = 'online' AND a.load < a.max_chats
+	WHERE a.presence = 'online' AND a.load < a.max_chats AND NOT a.disabled
 	AND EXISTS (SELECT 1 FROM handoff_sessions s WHERE s.agent_id = a.id AND s.last_seen >= $1)`
 
 // Route implements handoff.Store.
@@ -746,7 +746,7 @@ func (s *Store) Route(ctx context.Context, r handoff.RouteRequest) ([]tandem.Tic
 			}
 			b.Queue(`WITH a AS (
 					UPDATE handoff_agents SET load = load + 1, idle_since = $3
-					WHERE id = $2 AND load < max_chats AND presence = 'online'
+					WHERE id = $2 AND load < max_chats AND presence = 'online' AND NOT disabled
 					RETURNING id),
 				t AS (
 					UPDATE handoff_tickets SET state = 'offered', agent_id = $2, offered_at = $3, offer_expires_at = $4,

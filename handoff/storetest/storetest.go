@@ -67,6 +67,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"EscalateIdempotent", testEscalateIdempotent},
 		{"Authorize", testAuthorize},
 		{"Authenticate", testAuthenticate},
+		{"DisableAgent", testDisableAgent},
 		{"Metrics", testMetrics},
 	}
 	for _, tc := range tests {
@@ -389,10 +390,10 @@ func testAgents(t *testing.T, s handoff.Store) {
 	}
 
 	upd := got
-	upd.DisplayName, upd.Skills, upd.MaxChats, upd.Role, upd.PasswordHash = "Ann B", []string{"tech"}, 5, "admin", nil
+	upd.DisplayName, upd.Skills, upd.MaxChats, upd.Role, upd.PasswordHash, upd.Disabled = "Ann B", []string{"tech"}, 5, "admin", nil, true
 	check(t, s.UpdateAgent(ctx, upd))
 	got = must[tandem.Agent](t)(s.Agent(ctx, "a1"))
-	if got.DisplayName != "Ann B" || got.MaxChats != 5 || got.Role != "admin" || !slices.Equal(got.Skills, []string{"tech"}) || string(got.PasswordHash) != "hash" {
+	if got.DisplayName != "Ann B" || got.MaxChats != 5 || got.Role != "admin" || !slices.Equal(got.Skills, []string{"tech"}) || string(got.PasswordHash) != "hash" || !got.Disabled {
 		t.Fatalf("updated agent = %+v", got)
 	}
 	upd.Email = "ZED@example.com"
@@ -1643,4 +1644,58 @@ func testMetrics(t *testing.T, s handoff.Store) {
 	if !errors.Is(err, err) || !strings.Contains(err.Error(), "registered") {
 		t.Fatalf("error = %v", err)
 	}
+}
+
+func testDisableAgent(t *testing.T, s handoff.Store) {
+	h := newHarness(t, s)
+	ann, _ := h.online("ann max=3")
+	h.advance(time.Second)
+	bob, _ := h.online("bob max=3")
+	t0 := h.escalate("")
+	h.tick()
+	h.want(t0.ID, tandem.TicketOffered, ann.ID)
+	h.accept(ann.ID, t0.ID)
+	t1 := h.escalate("")
+	h.tick()
+	h.want(t1.ID, tandem.TicketOffered, bob.ID)
+	must[tandem.Ticket](t)(h.e.Decline(ctx, handoff.Actor{AgentID: bob.ID}, t1.ID))
+	h.tick()
+	h.want(t1.ID, tandem.TicketOffered, ann.ID)
+
+	// An admin disables ann: her offer goes back to the queue at once (it
+	// waits: bob declined it and is skipped); she cannot log in, connect,
+	// heartbeat, claim or be transferred to.
+	off := ann
+	off.Disabled = true
+	got := must[tandem.Agent](t)(h.e.UpdateAgent(ctx, off))
+	if !got.Disabled {
+		t.Fatal("not disabled")
+	}
+	h.want(t1.ID, tandem.TicketQueued, "")
+	_, err := h.e.Authenticate(ctx, "ann@example.com", "password-ann")
+	wantCode(t, err, tandem.EUNAUTHORIZED)
+	_, _, err = h.e.Connect(ctx, ann.ID)
+	wantCode(t, err, tandem.EFORBIDDEN)
+	wantCode(t, h.e.Heartbeat(ctx, ann.ID, h.sessions[ann.ID]), tandem.EFORBIDDEN)
+	h.crash(ann.ID) // the gateway closes her socket
+	_, err = h.e.Claim(ctx, handoff.Actor{AgentID: ann.ID}, t1.ID)
+	wantCode(t, err, tandem.ECONFLICT)
+	t2 := h.escalate("")
+	h.claim(bob.ID, t2.ID)
+	_, err = h.e.Transfer(ctx, handoff.Actor{AgentID: bob.ID}, t2.ID, ann.ID)
+	wantCode(t, err, tandem.ECONFLICT)
+	if !strings.Contains(tandem.ErrorMessage(err), "disabled") {
+		t.Fatalf("message %q", tandem.ErrorMessage(err))
+	}
+	// Her assigned chat is re-queued after the grace period and goes to bob.
+	h.advance(61 * time.Second)
+	h.tick()
+	h.want(t0.ID, tandem.TicketOffered, bob.ID)
+	// Re-enabled, she can work again.
+	off.Disabled = false
+	must[tandem.Agent](t)(h.e.UpdateAgent(ctx, off))
+	must[tandem.Agent](t)(h.e.Authenticate(ctx, "ann@example.com", "password-ann"))
+	h.connect(ann.ID)
+	h.tick()
+	h.want(t1.ID, tandem.TicketOffered, ann.ID)
 }
