@@ -858,7 +858,7 @@ func testRouteSkillsLanguage(t *testing.T, s handoff.Store) {
 	t1 := h.escalate("skills=billing,tech lang=de-AT")
 	t2 := h.escalate("skills=TECH lang=en")
 	t3 := h.escalate("skills=billing lang=fr")
-	t4 := h.escalate("skills=billing lang=en-GB")
+	t4 := h.escalate("skills=billing lang=en_GB")
 	h.tick()
 	h.want(t1.ID, tandem.TicketOffered, a2.ID) // only bob has both skills and German
 	h.want(t2.ID, tandem.TicketOffered, a3.ID) // only cat has tech and English
