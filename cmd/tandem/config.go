@@ -52,6 +52,12 @@ type Config struct {
 	// when the stores are empty (env TANDEM_DEMO, default true).
 	Demo bool
 
+	// Sites lists the sites that embed the widget:
+	// "key=secret@origin,origin;key2=secret2@*" (env TANDEM_SITES). The
+	// secret signs verified identities; "*" allows any origin. With Demo,
+	// the site "demo" (own origin) is added.
+	Sites string
+
 	// LLM configures optional generative answers; off unless BaseURL is set.
 	LLM LLMConfig
 }
@@ -162,6 +168,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	str(&c.ONNXRuntimeLib, "onnxruntime-lib", "ONNXRUNTIME_LIB", "ONNX Runtime shared library")
 	str(&c.AdminToken, "admin-token", "TANDEM_ADMIN_TOKEN", "admin API token; generated when empty")
 	str(&c.JWTSecret, "jwt-secret", "TANDEM_JWT_SECRET", "token signing secret; generated when empty")
+	str(&c.Sites, "sites", "TANDEM_SITES", "widget sites: key=secret@origin[,origin];...")
 	str(&c.LLM.BaseURL, "llm-base-url", "LLM_BASE_URL", "OpenAI-compatible server; empty = no generative answers")
 	str(&c.LLM.Model, "llm-model", "LLM_MODEL", "LLM model name")
 	str(&c.LLM.APIKey, "llm-api-key", "LLM_API_KEY", "LLM API key")

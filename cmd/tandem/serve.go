@@ -29,6 +29,8 @@ type Main struct {
 
 	ln        net.Listener
 	server    *gateway.Server
+	chat      *gateway.Chat // customer chat (wireGateway)
+	bus       gateway.Bus   // cross-node bus: conversation events, "kb.invalidate"
 	runtime   *models.Runtime
 	serveErr  chan error
 	closeOnce sync.Once
@@ -87,6 +89,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		return nil
 	}})
+
+	if err := m.wireGateway(ctx, nil, nil); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -159,6 +165,9 @@ func (m *Main) printBanner() {
 	fmt.Fprintf(m.Stdout, "\nTandem is running.\n")
 	fmt.Fprintf(m.Stdout, "  health:        %s/healthz\n", u)
 	fmt.Fprintf(m.Stdout, "  metrics:       %s/metrics\n", u)
+	if m.Config.Demo {
+		fmt.Fprintf(m.Stdout, "  widget demo:   %s/\n", u)
+	}
 	fmt.Fprintf(m.Stdout, "  admin token:   %s\n\n", m.Config.AdminToken)
 }
 
