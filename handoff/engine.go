@@ -180,6 +180,11 @@ type Engine struct {
 	running atomic.Bool
 	closed  atomic.Bool
 
+	// order: Escalate holds it shared from creating a ticket until its
+	// EventQueued is emitted; a routing pass holds it exclusively, so this
+	// node never emits an offer before the ticket's queued event.
+	order sync.RWMutex
+
 	mu        sync.Mutex           // guards the fields below
 	positions map[string]QueueInfo // last QueueInfo emitted per queued ticket
 	lastPos   time.Time            // clock time of the last position computation
@@ -310,6 +315,7 @@ func (e *Engine) Tick(ctx context.Context) error {
 func (e *Engine) Route(ctx context.Context) (int, error) {
 	total := 0
 	for range 64 {
+		e.order.Lock()
 		now := e.now()
 		offered, err := e.store.Route(ctx, RouteRequest{
 			Now:          now,
@@ -320,6 +326,7 @@ func (e *Engine) Route(ctx context.Context) (int, error) {
 			Match:        Match,
 		})
 		if err != nil {
+			e.order.Unlock()
 			return total, fmt.Errorf("handoff: route: %w", err)
 		}
 		for _, t := range offered {
@@ -327,6 +334,7 @@ func (e *Engine) Route(ctx context.Context) (int, error) {
 			e.m.offerLatency.Observe(t.OfferedAt.Sub(t.QueuedAt).Seconds())
 			e.emit(Event{Type: EventOffered, At: t.OfferedAt, Ticket: ptr(t), AgentID: t.AgentID, Reason: ReasonRoute})
 		}
+		e.order.Unlock()
 		total += len(offered)
 		if len(offered) == 0 {
 			break

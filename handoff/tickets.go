@@ -50,6 +50,8 @@ func (e *Engine) Escalate(ctx context.Context, conv tandem.Conversation, esc tan
 		CreatedAt:      now,
 		QueuedAt:       now,
 	}
+	e.order.RLock()
+	defer e.order.RUnlock()
 	out, err := e.store.CreateTicket(ctx, t, e.cfg.Node)
 	if tandem.ErrorCode(err) == tandem.ECONFLICT { // already open (or a concurrent Escalate won)
 		if t, err := e.store.OpenTicket(ctx, conv.ID); err == nil {
@@ -60,8 +62,10 @@ func (e *Engine) Escalate(ctx context.Context, conv tandem.Conversation, esc tan
 	if err != nil {
 		return tandem.Ticket{}, QueueInfo{}, fmt.Errorf("handoff: escalate: %w", err)
 	}
-	e.requestRoute() // route while we compute the position
 	e.m.transitions.WithLabelValues(ReasonEscalated).Inc()
+	// Route only after EventQueued is out, so that subscribers never see
+	// the offer of a ticket before the ticket itself.
+	defer e.requestRoute()
 	q, err := e.position(ctx, out, true)
 	if err != nil {
 		return out, QueueInfo{}, err
