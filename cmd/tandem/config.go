@@ -60,6 +60,20 @@ type Config struct {
 
 	// LLM configures optional generative answers; off unless BaseURL is set.
 	LLM LLMConfig
+
+	// Policy is the bot's answer policy (YAML, see docs/pipeline.md); empty
+	// uses the embedded demo policy (env TANDEM_POLICY).
+	Policy string
+	// EmbeddingsURL selects a remote OpenAI-compatible embeddings API for
+	// the knowledge base instead of the local encoder (env
+	// EMBEDDINGS_BASE_URL); EmbeddingsModel and EmbeddingsDim describe it
+	// (env EMBEDDINGS_MODEL, EMBEDDINGS_DIM; EMBEDDINGS_API_KEY is the key).
+	EmbeddingsURL   string
+	EmbeddingsModel string
+	EmbeddingsDim   int
+	EmbeddingsKey   string
+
+	// Agent settings (the handoff engine and agent console) live below.
 }
 
 // LLMConfig configures an OpenAI-compatible chat completions server.
@@ -130,6 +144,10 @@ func (c Config) Validate() error {
 	if c.ModelDir == "" {
 		bad("TANDEM_MODEL_DIR (--models)", "", "a directory made by `make models` or `tandem train`")
 	}
+	checkURL("EMBEDDINGS_BASE_URL (--embeddings-base-url)", c.EmbeddingsURL, "http", "https")
+	if c.EmbeddingsURL != "" && (c.EmbeddingsModel == "" || c.EmbeddingsDim <= 0 || c.EmbeddingsDim > 16000) {
+		bad("EMBEDDINGS_MODEL/EMBEDDINGS_DIM", fmt.Sprintf("%s/%d", c.EmbeddingsModel, c.EmbeddingsDim), "a model name and dimensions between 1 and 16000 when EMBEDDINGS_BASE_URL is set")
+	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		bad("TANDEM_ADMIN_TOKEN", "(hidden)", "at least 16 characters")
 	}
@@ -172,6 +190,19 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	str(&c.LLM.BaseURL, "llm-base-url", "LLM_BASE_URL", "OpenAI-compatible server; empty = no generative answers")
 	str(&c.LLM.Model, "llm-model", "LLM_MODEL", "LLM model name")
 	str(&c.LLM.APIKey, "llm-api-key", "LLM_API_KEY", "LLM API key")
+	str(&c.Policy, "policy", "TANDEM_POLICY", "answer policy YAML; empty = embedded demo policy")
+	str(&c.EmbeddingsURL, "embeddings-base-url", "EMBEDDINGS_BASE_URL", "OpenAI-compatible embeddings API; empty = local encoder")
+	str(&c.EmbeddingsModel, "embeddings-model", "EMBEDDINGS_MODEL", "embeddings model name")
+	str(&c.EmbeddingsKey, "embeddings-api-key", "EMBEDDINGS_API_KEY", "embeddings API key")
+	if v := getenv("EMBEDDINGS_DIM"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("invalid EMBEDDINGS_DIM %q: accepted values: a positive integer", v))
+		} else {
+			c.EmbeddingsDim = n
+		}
+	}
+	fs.IntVar(&c.EmbeddingsDim, "embeddings-dim", c.EmbeddingsDim, "embedding dimensions of the remote API (env EMBEDDINGS_DIM)")
 	if v := getenv("TANDEM_SHUTDOWN_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
