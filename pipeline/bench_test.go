@@ -28,7 +28,7 @@ func BenchmarkRespondOverhead(b *testing.B) {
 // BenchmarkCacheHit measures the hot-cache path: normalisation, cheap
 // triggers, cache lookup and the state update.
 func BenchmarkCacheHit(b *testing.B) {
-	cache := &mapCache{}
+	cache := newReplyCache(b)
 	p := newTestPipeline(b, func(c *Config, d *Deps) { d.Cache = cache })
 	ctx := context.Background()
 	if _, err := p.Respond(ctx, turn("warm", "where can I track my parcel")); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/tandem-chat/tandem/knowledge"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -89,26 +90,14 @@ func (s staticRetriever) Retrieve(_ context.Context, q, _ string, k int) ([]tand
 	return out, nil
 }
 
-// mapCache is a trivial AnswerCache.
-type mapCache struct {
-	mu sync.Mutex
-	m  map[string]tandem.Reply
-}
-
-func (c *mapCache) Get(k string) (tandem.Reply, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	r, ok := c.m[k]
-	return r, ok
-}
-
-func (c *mapCache) Put(k string, r tandem.Reply) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]tandem.Reply{}
+// newReplyCache returns the real hot answer cache (knowledge.Cache).
+func newReplyCache(t testing.TB) *knowledge.Cache[tandem.Reply] {
+	t.Helper()
+	c, err := knowledge.NewCache(knowledge.CacheConfig{}, func(r tandem.Reply) int64 { return int64(64 + len(r.Text)) }, nil, "answer")
+	if err != nil {
+		t.Fatal(err)
 	}
-	c.m[k] = r
+	return c
 }
 
 // fakeOpenAI is a protocol-faithful OpenAI-compatible chat completions

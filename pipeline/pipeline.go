@@ -60,10 +60,14 @@ type Retriever interface {
 }
 
 // AnswerCache maps a normalised query to a reply; the knowledge base
-// invalidates it on every change.
+// invalidates it on every change. The pipeline reads Generation before it
+// computes an answer and passes it to Put, which must refuse the reply if
+// the cache was invalidated in between (knowledge.Cache does), so an answer
+// computed from an old knowledge base is never cached.
 type AnswerCache interface {
+	Generation() uint64
 	Get(key string) (tandem.Reply, bool)
-	Put(key string, r tandem.Reply)
+	Put(key string, r tandem.Reply, gen uint64) bool
 }
 
 // Generator writes grounded answers (see LLM).
@@ -236,7 +240,9 @@ func (p *Pipeline) RespondStream(ctx context.Context, turn tandem.Turn, onDelta 
 	}
 
 	cacheKey := turn.Locale + "\x00" + t.norm
+	var gen uint64
 	if p.deps.Cache != nil && t.norm != "" {
+		gen = p.deps.Cache.Generation()
 		cs := time.Now()
 		r, ok := p.deps.Cache.Get(cacheKey)
 		p.m.stage.WithLabelValues("cache").Observe(time.Since(cs).Seconds())
@@ -257,7 +263,7 @@ func (p *Pipeline) RespondStream(ctx context.Context, turn tandem.Turn, onDelta 
 	}
 	reply, err = p.finish(ctx, t, turn, r, nil)
 	if err == nil && cacheable && p.deps.Cache != nil && t.norm != "" {
-		p.deps.Cache.Put(cacheKey, cacheableReply(reply))
+		p.deps.Cache.Put(cacheKey, cacheableReply(reply), gen)
 	}
 	return reply, err
 }

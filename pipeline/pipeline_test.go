@@ -266,7 +266,7 @@ func TestPooledContextReset(t *testing.T) {
 }
 
 func TestHotCache(t *testing.T) {
-	cache := &mapCache{}
+	cache := newReplyCache(t)
 	model := testModel()
 	p := newTestPipeline(t, func(c *Config, d *Deps) { d.Cache = cache; d.Intent = model })
 	ctx := context.Background()

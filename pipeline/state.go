@@ -67,8 +67,9 @@ type MemoryStateStore struct {
 }
 
 type stateEntry struct {
-	id string
-	s  State
+	id    string
+	s     State
+	saved time.Time // store clock at the last Save: idle time counts from here
 }
 
 // NewMemoryStateStore returns a store holding at most max conversations
@@ -92,7 +93,7 @@ func (m *MemoryStateStore) Load(_ context.Context, id string) (State, error) {
 		return State{}, nil
 	}
 	e := el.Value.(*stateEntry)
-	if time.Since(e.s.UpdatedAt) > m.ttl {
+	if time.Since(e.saved) > m.ttl {
 		m.order.Remove(el)
 		delete(m.items, id)
 		return State{}, nil
@@ -106,12 +107,14 @@ func (m *MemoryStateStore) Save(_ context.Context, id string, s State) error {
 	s = cloneState(s)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	now := time.Now()
 	if el, ok := m.items[id]; ok {
-		el.Value.(*stateEntry).s = s
+		e := el.Value.(*stateEntry)
+		e.s, e.saved = s, now
 		m.order.MoveToFront(el)
 		return nil
 	}
-	m.items[id] = m.order.PushFront(&stateEntry{id: id, s: s})
+	m.items[id] = m.order.PushFront(&stateEntry{id: id, s: s, saved: now})
 	for m.order.Len() > m.max {
 		last := m.order.Back()
 		m.order.Remove(last)
