@@ -29,7 +29,7 @@ build:
 
 ## models: train the default demo models into models/default (reproducible, fixed seed)
 models: build deps-onnxruntime
-	@if [ -f scripts/models.sh ]; then bash scripts/models.sh "$(BIN)" "$(MODEL_DIR)"; else echo "models: scripts/models.sh not present yet; skipping"; fi
+	@bash scripts/models.sh "$(BIN)" "$(MODEL_DIR)"
 
 ## run: start the server with the embedded default (in-memory stores, demo knowledge, default models)
 run: deps-onnxruntime models

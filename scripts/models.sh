@@ -35,12 +35,33 @@ stamp=$( {
 } | sha256sum | cut -d' ' -f1)
 if [[ -f "$dir/manifest.json" && -f "$dir/.inputs.sha256" && "$(cat "$dir/.inputs.sha256")" == "$stamp" ]]; then
   echo "models: $dir is up to date"
-  exit 0
+else
+  echo "models: training the default models into $dir (seed $seed)" >&2
+  start=$(date +%s)
+  "$bin" train "${specs[@]}" --out "$dir" --seed "$seed" --name tandem-default \
+    --members 2 --hidden 128 --epochs 5 --no-refit --quiet
+  echo "$stamp" > "$dir/.inputs.sha256"
+  echo "models: done in $(( $(date +%s) - start ))s" >&2
 fi
 
-echo "models: training the default models into $dir (seed $seed)" >&2
-start=$(date +%s)
-"$bin" train "${specs[@]}" --out "$dir" --seed "$seed" --name tandem-default \
-  --members 2 --hidden 128 --epochs 5 --no-refit --quiet
-echo "$stamp" > "$dir/.inputs.sha256"
-echo "models: done in $(( $(date +%s) - start ))s" >&2
+# The knowledge base's sentence encoder (kb-encoder.onnx/json), trained on
+# the demo FAQ phrasings plus CLINC150 and Bitext utterances. `tandem train`
+# above rewrites DIR, so this runs after it, with its own stamp.
+kbstamp=$( {
+  echo "seed=$seed"
+  cat "$dir/.inputs.sha256" 2>/dev/null || true
+  (cd "$root" && find knowledge -name '*.go' ! -name '*_test.go' -print0 | sort -z | xargs -0 sha256sum)
+  sha256sum "$root"/knowledge/demo/*.json 2>/dev/null || true
+} | sha256sum | cut -d' ' -f1)
+if [[ -f "$dir/kb-encoder.onnx" && -f "$dir/.kb-encoder.sha256" && "$(cat "$dir/.kb-encoder.sha256")" == "$kbstamp" ]]; then
+  echo "models: knowledge encoder in $dir is up to date"
+else
+  echo "models: training the knowledge encoder into $dir" >&2
+  start=$(date +%s)
+  (cd "$root" && go build -o "$root/bin/kb-encoder-train" ./knowledge/cmd/kb-encoder-train)
+  "$root/bin/kb-encoder-train" -out "$dir" -data "$root/../shared/datasets" \
+    -onnxruntime-lib "${ONNXRUNTIME_LIB:-$root/.deps/onnxruntime/libonnxruntime.so.1}" > "$dir/kb-encoder.log" 2>&1 \
+    || { cat "$dir/kb-encoder.log" >&2; exit 1; }
+  echo "$kbstamp" > "$dir/.kb-encoder.sha256"
+  echo "models: knowledge encoder done in $(( $(date +%s) - start ))s" >&2
+fi

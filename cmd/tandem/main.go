@@ -3,6 +3,8 @@
 //	tandem serve   run the chat service (gateway, bot pipeline, handoff)
 //	tandem train   train intent and entity models from labelled data
 //	tandem eval    evaluate models (and later the whole bot) on labelled data
+//	tandem ask     answer messages with the configured bot and print the replies
+//	tandem loadgen measure whole-turn latency and throughput of the bot
 //
 // Run `tandem <command> -h` for each command's flags. Configuration of
 // `serve` comes from flags and environment variables (flags win); see
@@ -38,6 +40,8 @@ commands:
   serve   run the chat service
   train   train intent and entity models
   eval    evaluate models on labelled data
+  ask     answer messages with the bot and print the replies as JSON
+  loadgen measure whole-turn latency and throughput (docs/benchmarks.md)
 `
 
 // run dispatches a subcommand. It is main without the process: tests call it.
@@ -54,6 +58,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runTrain(ctx, rest, stdout, stderr)
 	case "eval":
 		return runEvalNLU(ctx, rest, stdout, stderr)
+	case "ask":
+		return runAsk(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -5,14 +5,26 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/tandem-chat/tandem/internal/testenv"
 )
 
+// testGetenv serves env; TANDEM_MODEL_DIR defaults to the trained models
+// ($TANDEM_MODEL_DIR or models/default), which every server needs.
 func testGetenv(env map[string]string) func(string) string {
-	return func(k string) string { return env[k] }
+	return func(k string) string {
+		if v, ok := env[k]; ok || k != "TANDEM_MODEL_DIR" {
+			return v
+		}
+		if v := os.Getenv("TANDEM_MODEL_DIR"); v != "" {
+			return v
+		}
+		return filepath.Join("..", "..", "models", "default")
+	}
 }
 
 // TestServeLifecycle boots the real server on :0, checks the operational

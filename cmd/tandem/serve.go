@@ -32,6 +32,9 @@ type Main struct {
 	chat      *gateway.Chat // customer chat (wireGateway)
 	bus       gateway.Bus   // cross-node bus: conversation events, "kb.invalidate"
 	runtime   *models.Runtime
+	nodeID    string   // this process's id on the bus
+	banner    []string // extra "name: value" lines for the start-up banner
+	bot       *bot     // the pipeline and what it owns (wireBot)
 	serveErr  chan error
 	closeOnce sync.Once
 	closeErr  error
@@ -75,6 +78,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Config.JWTSecret = randomToken(32)
 	}
 
+	m.nodeID = randomToken(8)
 	started := time.Now()
 	rt, err := models.OpenRuntime(cfg.ONNXRuntimeLib)
 	if err != nil {
@@ -90,7 +94,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return nil
 	}})
 
-	if err := m.wireGateway(ctx, nil, nil); err != nil {
+	bot, err := m.wireBot(ctx) // cmd/tandem/bot.go: NLU, knowledge, pipeline
+	if err != nil {
+		return err
+	}
+	if err := m.wireGateway(ctx, bot, nil); err != nil {
+		return err
+	}
+	if err := m.wireKnowledgeAPI(ctx); err != nil { // needs the chat's auth and bus
 		return err
 	}
 
@@ -167,6 +178,9 @@ func (m *Main) printBanner() {
 	fmt.Fprintf(m.Stdout, "  metrics:       %s/metrics\n", u)
 	if m.Config.Demo {
 		fmt.Fprintf(m.Stdout, "  widget demo:   %s/\n", u)
+	}
+	for _, line := range m.banner {
+		fmt.Fprintf(m.Stdout, "  %s\n", line)
 	}
 	fmt.Fprintf(m.Stdout, "  admin token:   %s\n\n", m.Config.AdminToken)
 }

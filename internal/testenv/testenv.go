@@ -109,3 +109,17 @@ func trimSpace(b []byte) []byte {
 	}
 	return b
 }
+
+// ModelDir returns the trained default model directory: $TANDEM_MODEL_DIR,
+// else models/default in the repo (built by `make models`).
+func ModelDir(tb testing.TB) string {
+	tb.Helper()
+	p := os.Getenv("TANDEM_MODEL_DIR")
+	if p == "" {
+		p = filepath.Join(RepoRoot(tb), "models", "default")
+	}
+	if _, err := os.Stat(filepath.Join(p, "manifest.json")); err != nil {
+		Missing(tb, "no trained models in %s (run `make models`)", p)
+	}
+	return p
+}

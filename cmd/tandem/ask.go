@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/models"
+)
+
+// runAsk answers one or more messages with the bot of the configuration
+// (models, policy, demo knowledge) without starting a server, printing
+// each reply as JSON: a quick way to see what the bot understood.
+//
+//	tandem ask [serve flags] "where is my order?" ["and then?" ...]
+func runAsk(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg := DefaultConfig()
+	fs := flag.NewFlagSet("tandem ask", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	envErr := cfg.bindFlags(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errUsage
+		}
+		return err
+	}
+	if err := errors.Join(envErr, cfg.Validate()); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if fs.NArg() == 0 {
+		return fmt.Errorf("ask: give at least one message, e.g. tandem ask \"where is my order?\"")
+	}
+	cfg.resolvePaths()
+	cfg.DatabaseURL = "" // never touch a real store from the command line
+	rt, err := models.OpenRuntime(cfg.ONNXRuntimeLib)
+	if err != nil {
+		return fmt.Errorf("ask: %w", err)
+	}
+	defer rt.Close()
+	b, err := buildBot(ctx, rt, cfg, botOptions{})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	for i, text := range fs.Args() {
+		r, err := b.Respond(ctx, tandem.Turn{ConversationID: "ask", MessageSeq: int64(i + 1), Text: text, Time: time.Now()})
+		if err != nil {
+			return fmt.Errorf("ask %q: %w", strings.TrimSpace(text), err)
+		}
+		if err := enc.Encode(map[string]any{"text": text, "reply": r}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/gateway"
+	"github.com/tandem-chat/tandem/internal/testenv"
+)
+
+// bootServer starts the real server on :0 with env (plus the ONNX Runtime
+// library and the trained models) and closes it at the end of the test.
+func bootServer(t *testing.T, env map[string]string, args ...string) *Main {
+	t.Helper()
+	if env == nil {
+		env = map[string]string{}
+	}
+	env["ONNXRUNTIME_LIB"] = testenv.ONNXRuntimeLib(t)
+	env["TANDEM_MODEL_DIR"] = testenv.ModelDir(t)
+	var stdout, stderr syncBuffer
+	m := NewMain(&stdout, &stderr)
+	if err := m.ParseFlags(append([]string{"--addr", "127.0.0.1:0"}, args...), testGetenv(env)); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+// widgetClient is a customer connected like the widget.
+type widgetClient struct {
+	t    *testing.T
+	ws   *websocket.Conn
+	conv string
+	n    int
+}
+
+func dialWidget(t *testing.T, base string) *widgetClient {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/v1/widget/session", strings.NewReader(`{"site_key":"demo"}`))
+	req.Header.Set("Origin", base)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s gateway.SessionResponse
+	_ = json.NewDecoder(resp.Body).Decode(&s)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || s.Token == "" {
+		t.Fatalf("session: %d %+v", resp.StatusCode, s)
+	}
+	d := websocket.Dialer{Subprotocols: []string{gateway.Subprotocol}}
+	ws, _, err := d.Dial(strings.Replace(base, "http", "ws", 1)+s.WebSocketPath, http.Header{"Origin": {base}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	if err := ws.WriteJSON(map[string]any{"type": "hello", "token": s.Token}); err != nil {
+		t.Fatal(err)
+	}
+	return &widgetClient{t: t, ws: ws, conv: s.ConversationID}
+}
+
+// ask sends text and returns the bot's answer (the first bot message
+// frame) and the handoff frames seen before it.
+func (c *widgetClient) ask(text string) (tandem.Message, []map[string]any) {
+	c.t.Helper()
+	c.n++
+	if err := c.ws.WriteJSON(map[string]any{"type": "message", "client_id": fmt.Sprintf("m%d", c.n), "text": text}); err != nil {
+		c.t.Fatal(err)
+	}
+	var handoffs []map[string]any
+	_ = c.ws.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for {
+		_, b, err := c.ws.ReadMessage()
+		if err != nil {
+			c.t.Fatalf("waiting for the answer to %q: %v", text, err)
+		}
+		var f struct {
+			Type    string         `json:"type"`
+			Message tandem.Message `json:"message"`
+		}
+		if err := json.Unmarshal(b, &f); err != nil {
+			c.t.Fatalf("frame %s: %v", b, err)
+		}
+		switch f.Type {
+		case gateway.FrameHandoff:
+			var h map[string]any
+			_ = json.Unmarshal(b, &h)
+			handoffs = append(handoffs, h)
+		case gateway.FrameMessage:
+			if f.Message.Author == tandem.AuthorBot {
+				return f.Message, handoffs
+			}
+		}
+	}
+}
+
+// TestServedBotAnswers boots the real server (trained models in ONNX
+// Runtime, demo knowledge, demo policy) and asks it questions through the
+// widget's WebSocket: FAQ answers with sources, an intent response, and a
+// fallback for nonsense.
+func TestServedBotAnswers(t *testing.T) {
+	m := bootServer(t, nil)
+	c := dialWidget(t, m.URL())
+
+	ans, _ := c.ask("How long does shipping take?")
+	if ans.Text == "" || ans.Data["sources"] == nil {
+		t.Fatalf("shipping question: %+v", ans)
+	}
+	t.Logf("shipping: %.120q sources=%v", ans.Text, ans.Data["sources"])
+
+	ans, _ = c.ask("I want to track my order")
+	if ans.Text == "" || strings.Contains(ans.Text, "didn't quite get") {
+		t.Fatalf("track order: %+v", ans)
+	}
+	nlu, _ := json.Marshal(ans.Data)
+	t.Logf("track: %.120q %s", ans.Text, nlu)
+
+	ans, _ = c.ask("zxq vlorp ptang")
+	if ans.Text == "" {
+		t.Fatalf("nonsense got no reply: %+v", ans)
+	}
+	t.Logf("nonsense: %.120q", ans.Text)
+
+	// The demo FAQs are searchable through the admin API.
+	req, _ := http.NewRequest("GET", m.URL()+"/api/v1/knowledge/search?q=refund", nil)
+	req.Header.Set("Authorization", "Bearer "+m.Config.AdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(buf.String(), `"hits"`) {
+		t.Fatalf("search preview: %d %.300s", resp.StatusCode, buf.String())
+	}
+}
