@@ -32,55 +32,69 @@ func (f Fusion) Defaults() Fusion {
 // else the question. Ties break by FAQ id for determinism.
 func (f Fusion) Fuse(lists map[string][]Scored, k int) []tandem.Hit {
 	f = f.Defaults()
+	type found struct {
+		name  string
+		score float64
+	}
 	type acc struct {
-		hit     tandem.Hit
+		faq     *tandem.FAQ
+		score   float64
+		found   []found
 		matched int
 	}
-	byID := map[string]*acc{}
-	var order []string
 	names := make([]string, 0, len(lists))
-	for name := range lists {
+	n := 0
+	for name, l := range lists {
 		names = append(names, name)
+		n += len(l)
 	}
 	sort.Strings(names)
+	// Accumulate without copying FAQs or allocating per candidate; only the
+	// k hits returned are materialised.
+	accs := make([]acc, 0, n)
+	byID := make(map[string]int, n)
 	for _, name := range names {
 		w := f.LexicalWeight
 		if name == RetrieverVector {
 			w = f.VectorWeight
 		}
-		for i, s := range lists[name] {
-			a := byID[s.FAQ.ID]
-			if a == nil {
-				a = &acc{hit: tandem.Hit{FAQ: s.FAQ, Retrievers: map[string]float64{}}, matched: -1}
-				byID[s.FAQ.ID] = a
-				order = append(order, s.FAQ.ID)
+		l := lists[name]
+		for i := range l {
+			s := &l[i]
+			j, ok := byID[s.FAQ.ID]
+			if !ok {
+				j = len(accs)
+				accs = append(accs, acc{faq: &s.FAQ, matched: -1})
+				byID[s.FAQ.ID] = j
 			}
-			a.hit.Score += w / (f.K + float64(i+1))
-			a.hit.Retrievers[name] = s.Score
+			a := &accs[j]
+			a.score += w / (f.K + float64(i+1))
+			a.found = append(a.found, found{name, s.Score})
 			if name == RetrieverVector && s.Matched >= 0 {
 				a.matched = s.Matched
 			}
 		}
 	}
-	hits := make([]tandem.Hit, 0, len(order))
-	for _, id := range order {
-		a := byID[id]
-		texts := Texts(a.hit.FAQ)
-		if a.matched >= 0 && a.matched < len(texts) {
-			a.hit.Matched = texts[a.matched]
-		} else {
-			a.hit.Matched = a.hit.FAQ.Question
+	sort.SliceStable(accs, func(i, j int) bool {
+		if accs[i].score != accs[j].score {
+			return accs[i].score > accs[j].score
 		}
-		hits = append(hits, a.hit)
-	}
-	sort.SliceStable(hits, func(i, j int) bool {
-		if hits[i].Score != hits[j].Score {
-			return hits[i].Score > hits[j].Score
-		}
-		return hits[i].FAQ.ID < hits[j].FAQ.ID
+		return accs[i].faq.ID < accs[j].faq.ID
 	})
-	if k > 0 && len(hits) > k {
-		hits = hits[:k]
+	if k > 0 && len(accs) > k {
+		accs = accs[:k]
+	}
+	hits := make([]tandem.Hit, len(accs))
+	for i := range accs {
+		a := &accs[i]
+		h := tandem.Hit{FAQ: *a.faq, Score: a.score, Retrievers: make(map[string]float64, len(a.found)), Matched: a.faq.Question}
+		for _, fd := range a.found {
+			h.Retrievers[fd.name] = fd.score
+		}
+		if m := a.matched; m > 0 && m <= len(a.faq.Phrasings) { // 0 is the question (see Texts)
+			h.Matched = a.faq.Phrasings[m-1]
+		}
+		hits[i] = h
 	}
 	return hits
 }

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/eval"
+	"github.com/tandem-chat/tandem/knowledge"
+	"github.com/tandem-chat/tandem/knowledge/demo"
+	"github.com/tandem-chat/tandem/models"
+	"github.com/tandem-chat/tandem/nlp/data"
+)
+
+// loadResult is one load run.
+type loadResult struct {
+	Concurrency int              `json:"concurrency"`
+	Batching    bool             `json:"batching"`
+	Cache       bool             `json:"cache"`
+	Turns       int              `json:"turns"`
+	Errors      int64            `json:"errors"`
+	Overloaded  int64            `json:"overloaded"`
+	Seconds     float64          `json:"seconds"`
+	TurnsPerSec float64          `json:"turns_per_s"`
+	Latency     eval.Latency     `json:"latency"`
+	Kinds       map[string]int64 `json:"kinds"`
+	CacheHits   int64            `json:"cache_hits"`
+}
+
+// measureLoad runs total turns through b from conc concurrent
+// conversations: each worker owns one conversation and sends its turns in
+// order (the next after the previous answer), taking texts round-robin
+// from an offset of its own so that workers do not move in lockstep.
+func measureLoad(ctx context.Context, b *bot, texts []string, conc, total int) loadResult {
+	var (
+		next     atomic.Int64
+		errs     atomic.Int64
+		overload atomic.Int64
+		hits     atomic.Int64
+		mu       sync.Mutex
+		kinds    = map[string]int64{}
+		lat      = make([]time.Duration, total)
+		wg       sync.WaitGroup
+	)
+	start := time.Now()
+	for w := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conv := fmt.Sprintf("load-%d-%d", conc, w)
+			local := map[string]int64{}
+			seq := int64(0)
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(total) {
+					break
+				}
+				seq++
+				text := texts[(int(i)*7919+w)%len(texts)]
+				t0 := time.Now()
+				r, err := b.Respond(ctx, tandem.Turn{ConversationID: conv, MessageSeq: seq, Text: text, Time: t0})
+				lat[i] = time.Since(t0)
+				switch {
+				case tandem.ErrorCode(err) == tandem.EOVERLOADED:
+					overload.Add(1)
+				case err != nil:
+					errs.Add(1)
+				default:
+					local[string(r.Kind)]++
+					if r.Cached {
+						hits.Add(1)
+					}
+				}
+			}
+			mu.Lock()
+			for k, v := range local {
+				kinds[k] += v
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	return loadResult{Concurrency: conc, Turns: total, Errors: errs.Load(), Overloaded: overload.Load(),
+		Seconds: el.Seconds(), TurnsPerSec: float64(total) / el.Seconds(), Latency: eval.Percentiles(lat),
+		Kinds: kinds, CacheHits: hits.Load()}
+}
+
+// loadTexts returns the customer messages of the load: the in-scope and
+// out-of-scope utterances of a dataset SPEC, or, by default, the Bitext
+// customer-support utterances (when ../shared/datasets is there) plus the
+// demo FAQ questions and phrasings.
+func loadTexts(spec string) ([]string, string, error) {
+	var texts []string
+	if spec != "" {
+		ds, err := data.Load(spec)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, e := range ds.Examples {
+			texts = append(texts, e.Text)
+		}
+		return texts, spec, nil
+	}
+	desc := "demo FAQ questions and phrasings"
+	faqs, err := demo.FAQs()
+	if err != nil {
+		return nil, "", err
+	}
+	for _, f := range faqs {
+		texts = append(texts, knowledge.Texts(f)...)
+	}
+	bitext := filepath.Join("..", "shared", "datasets", "bitext-customer-support", "bitext_customer_support_20k.csv")
+	if _, err := os.Stat(bitext); err == nil {
+		ds, err := data.Load("bitext:" + bitext)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, e := range ds.Examples {
+			texts = append(texts, e.Text)
+		}
+		desc = "Bitext customer-support utterances + " + desc
+	}
+	return texts, desc, nil
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// runLoadgen measures whole-turn latency and throughput of the configured
+// bot in process (no sockets): the figures of docs/benchmarks.md,
+// "Pipeline".
+//
+//	tandem loadgen [serve flags] [--concurrency 1,16,256] [--turns N]
+//	               [--data SPEC] [--no-batching] [--cache] [--json]
+func runLoadgen(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg := DefaultConfig()
+	fs := flag.NewFlagSet("tandem loadgen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	envErr := cfg.bindFlags(fs, getenv)
+	concS := fs.String("concurrency", "1,16,256", "concurrent conversations, comma-separated")
+	turns := fs.Int("turns", 20000, "turns per concurrency level")
+	spec := fs.String("data", "", "dataset SPEC for the messages (default: Bitext utterances + demo FAQ phrasings)")
+	noBatch := fs.Bool("no-batching", false, "one model call per turn (no micro-batching)")
+	both := fs.Bool("compare-batching", false, "run every level with and without micro-batching")
+	cache := fs.Bool("cache", false, "keep the hot answer cache on (repeated texts are served from it)")
+	asJSON := fs.Bool("json", false, "print one JSON object per run")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured runs to this file")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errUsage
+		}
+		return err
+	}
+	if err := errors.Join(envErr, cfg.Validate()); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	levels, err := parseInts(*concS)
+	if err != nil {
+		return fmt.Errorf("loadgen: --concurrency: %w", err)
+	}
+	if *turns <= 0 {
+		return fmt.Errorf("loadgen: --turns must be positive")
+	}
+	cfg.resolvePaths()
+	cfg.DatabaseURL = "" // in-memory stores: the figures are the pipeline's
+	cfg.LLM.BaseURL = ""
+	texts, desc, err := loadTexts(*spec)
+	if err != nil {
+		return fmt.Errorf("loadgen: %w", err)
+	}
+	rt, err := models.OpenRuntime(cfg.ONNXRuntimeLib)
+	if err != nil {
+		return fmt.Errorf("loadgen: %w", err)
+	}
+	defer rt.Close()
+	modes := []bool{!*noBatch}
+	if *both {
+		modes = []bool{true, false}
+	}
+	fmt.Fprintf(stderr, "loadgen: %d messages (%s), GOMAXPROCS=%d, cache=%t\n", len(texts), desc, runtime.GOMAXPROCS(0), *cache)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if !*asJSON {
+		fmt.Fprintln(tw, "concurrency\tbatching\tturns\tturns/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\toverloaded\tcache hits\t")
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("loadgen: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("loadgen: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	for _, batching := range modes {
+		b, err := buildBot(ctx, rt, cfg, botOptions{NoBatching: !batching, NoCache: !*cache})
+		if err != nil {
+			return err
+		}
+		// Warm up: every text once (models, pools, allocator).
+		_ = measureLoad(ctx, b, texts, 16, min(len(texts), 2000))
+		for _, c := range levels {
+			r := measureLoad(ctx, b, texts, c, *turns)
+			r.Batching, r.Cache = batching, *cache
+			if *asJSON {
+				if err := json.NewEncoder(stdout).Encode(r); err != nil {
+					return err
+				}
+				continue
+			}
+			fmt.Fprintf(tw, "%d\t%t\t%d\t%.0f\t%.3f\t%.3f\t%.3f\t%.3f\t%d\t%d\t%d\t\n", c, batching, r.Turns, r.TurnsPerSec,
+				r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max, r.Errors, r.Overloaded, r.CacheHits)
+		}
+		_ = b.Close()
+	}
+	return tw.Flush()
+}
