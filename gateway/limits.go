@@ -115,8 +115,8 @@ func (c *connCounter) count() int {
 }
 
 // clientIP is the address rate limits apply to: the request's RemoteAddr
-// host (chi's RealIP middleware, mounted by the server, has already applied
-// X-Forwarded-For / X-Real-IP when present).
+// host (the server's realIP middleware has already replaced it with the
+// client's address when the peer is a trusted proxy).
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

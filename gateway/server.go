@@ -17,6 +17,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +37,13 @@ type Config struct {
 	// MaxBodyBytes bounds request bodies for handlers that do not set their
 	// own limit (default 1 MiB).
 	MaxBodyBytes int64
+	// TrustedProxies are the reverse proxies (load balancers) in front of
+	// the server. Only a request whose peer address is in one of them has
+	// its client address taken from X-Forwarded-For (the rightmost entry
+	// that is not itself a trusted proxy); everyone else's forwarding
+	// headers are ignored, so a client cannot dodge per-IP limits by
+	// sending one. Empty: forwarding headers are never trusted.
+	TrustedProxies []netip.Prefix
 }
 
 // Defaults returns c with zero values replaced by defaults.
@@ -88,7 +97,7 @@ func New(cfg Config, logger *slog.Logger) *Server {
 	reg.MustRegister(s.reqDuration)
 
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, middleware.RealIP, s.recoverer, s.instrument)
+	r.Use(middleware.RequestID, s.realIP, s.recoverer, s.instrument)
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -215,5 +224,47 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			status = http.StatusOK // hijacked (WebSocket) or nothing written
 		}
 		s.reqDuration.WithLabelValues(route, fmt.Sprintf("%dxx", status/100)).Observe(time.Since(start).Seconds())
+	})
+}
+
+// realIP sets r.RemoteAddr to the client's address as reported by a
+// trusted proxy (see Config.TrustedProxies); other requests keep their
+// peer address.
+func (s *Server) realIP(next http.Handler) http.Handler {
+	if len(s.cfg.TrustedProxies) == 0 {
+		return next
+	}
+	trusted := func(a netip.Addr) bool {
+		a = a.Unmap()
+		for _, p := range s.cfg.TrustedProxies {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		peer, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil || !trusted(peer.Addr()) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		var hops []string
+		for _, h := range r.Header.Values("X-Forwarded-For") {
+			hops = append(hops, strings.Split(h, ",")...)
+		}
+		for i := len(hops) - 1; i >= 0; i-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				break // malformed: stop at the last address we could trust
+			}
+			if !trusted(a) {
+				r2 := r.Clone(r.Context())
+				r2.RemoteAddr = netip.AddrPortFrom(a.Unmap(), 0).String()
+				next.ServeHTTP(w, r2)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
 	})
 }

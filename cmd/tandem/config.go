@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -72,6 +73,11 @@ type Config struct {
 	EmbeddingsModel string
 	EmbeddingsDim   int
 	EmbeddingsKey   string
+
+	// TrustedProxies lists the reverse proxies in front of the server as
+	// comma-separated CIDRs or addresses; only their X-Forwarded-For is
+	// believed for per-IP limits (env TANDEM_TRUSTED_PROXIES; default none).
+	TrustedProxies string
 
 	// Agent settings (the handoff engine and agent console) live below.
 }
@@ -148,6 +154,9 @@ func (c Config) Validate() error {
 	if c.EmbeddingsURL != "" && (c.EmbeddingsModel == "" || c.EmbeddingsDim <= 0 || c.EmbeddingsDim > 16000) {
 		bad("EMBEDDINGS_MODEL/EMBEDDINGS_DIM", fmt.Sprintf("%s/%d", c.EmbeddingsModel, c.EmbeddingsDim), "a model name and dimensions between 1 and 16000 when EMBEDDINGS_BASE_URL is set")
 	}
+	if _, err := parseProxies(c.TrustedProxies); err != nil {
+		bad("TANDEM_TRUSTED_PROXIES (--trusted-proxies)", c.TrustedProxies, "comma-separated CIDRs or IP addresses, e.g. 10.0.0.0/8,192.168.1.5")
+	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		bad("TANDEM_ADMIN_TOKEN", "(hidden)", "at least 16 characters")
 	}
@@ -190,6 +199,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	str(&c.LLM.BaseURL, "llm-base-url", "LLM_BASE_URL", "OpenAI-compatible server; empty = no generative answers")
 	str(&c.LLM.Model, "llm-model", "LLM_MODEL", "LLM model name")
 	str(&c.LLM.APIKey, "llm-api-key", "LLM_API_KEY", "LLM API key")
+	str(&c.TrustedProxies, "trusted-proxies", "TANDEM_TRUSTED_PROXIES", "reverse proxies whose X-Forwarded-For is believed (CIDRs, comma-separated)")
 	str(&c.Policy, "policy", "TANDEM_POLICY", "answer policy YAML; empty = embedded demo policy")
 	str(&c.EmbeddingsURL, "embeddings-base-url", "EMBEDDINGS_BASE_URL", "OpenAI-compatible embeddings API; empty = local encoder")
 	str(&c.EmbeddingsModel, "embeddings-model", "EMBEDDINGS_MODEL", "embeddings model name")
@@ -237,4 +247,24 @@ func (c *Config) resolvePaths() {
 			}
 		}
 	}
+}
+
+// parseProxies reads TrustedProxies: CIDRs or single addresses.
+func parseProxies(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a CIDR nor an IP address", f)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }

@@ -86,7 +86,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.runtime = rt
 
-	m.server = gateway.New(gateway.Config{}, m.Logger)
+	proxies, _ := parseProxies(cfg.TrustedProxies) // validated by ParseFlags
+	m.server = gateway.New(gateway.Config{TrustedProxies: proxies}, m.Logger)
 	m.server.AddReadyCheck(gateway.ReadyCheck{Name: "onnxruntime", Check: func(context.Context) error {
 		if rt.Version() == "" {
 			return errors.New("ONNX Runtime not loaded")

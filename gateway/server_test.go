@@ -1,0 +1,52 @@
+package gateway_test
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+
+	"github.com/tandem-chat/tandem/gateway"
+)
+
+// TestRealIPOnlyFromTrustedProxies: forwarding headers move the client
+// address only when the peer is a configured proxy, so a client cannot
+// spoof its way around per-IP limits.
+func TestRealIPOnlyFromTrustedProxies(t *testing.T) {
+	cases := []struct {
+		name    string
+		trusted []string
+		peer    string
+		xff     []string
+		want    string
+	}{
+		{"no proxies configured", nil, "203.0.113.9:5000", []string{"1.2.3.4"}, "203.0.113.9:5000"},
+		{"untrusted peer", []string{"10.0.0.0/8"}, "203.0.113.9:5000", []string{"1.2.3.4"}, "203.0.113.9:5000"},
+		{"trusted peer", []string{"10.0.0.0/8"}, "10.1.2.3:5000", []string{"198.51.100.7"}, "198.51.100.7:0"},
+		{"spoofed leftmost entry ignored", []string{"10.0.0.0/8"}, "10.1.2.3:5000", []string{"1.1.1.1, 198.51.100.7"}, "198.51.100.7:0"},
+		{"chain of proxies", []string{"10.0.0.0/8"}, "10.1.2.3:5000", []string{"198.51.100.7", "10.9.9.9"}, "198.51.100.7:0"},
+		{"garbage header", []string{"10.0.0.0/8"}, "10.1.2.3:5000", []string{"<script>"}, "10.1.2.3:5000"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var cfg gateway.Config
+			for _, p := range c.trusted {
+				cfg.TrustedProxies = append(cfg.TrustedProxies, netip.MustParsePrefix(p))
+			}
+			s := gateway.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			var got string
+			s.Router().Get("/ip", func(w http.ResponseWriter, r *http.Request) { got = r.RemoteAddr })
+			req := httptest.NewRequest("GET", "/ip", nil)
+			req.RemoteAddr = c.peer
+			for _, v := range c.xff {
+				req.Header.Add("X-Forwarded-For", v)
+			}
+			s.Router().ServeHTTP(httptest.NewRecorder(), req)
+			if got != c.want {
+				t.Fatalf("RemoteAddr = %q, want %q", got, c.want)
+			}
+		})
+	}
+}
