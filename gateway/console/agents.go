@@ -1,0 +1,247 @@
+package console
+
+import (
+	"encoding/json"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/gateway"
+	"github.com/tandem-chat/tandem/handoff"
+)
+
+// maxAgentBody bounds agents API request bodies.
+const maxAgentBody = 16 << 10
+
+// LoginRequest is the body of POST /api/v1/agents/login.
+type LoginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// LoginResponse answers a successful login.
+type LoginResponse struct {
+	Token     string       `json:"token"`
+	ExpiresAt time.Time    `json:"expires_at"`
+	Agent     tandem.Agent `json:"agent"`
+}
+
+// CreateAgentRequest is the body of POST /api/v1/agents.
+type CreateAgentRequest struct {
+	Email       string   `json:"email"`
+	DisplayName string   `json:"display_name"`
+	Password    string   `json:"password"`
+	Role        string   `json:"role,omitempty"` // agent (default) or admin
+	Skills      []string `json:"skills,omitempty"`
+	Languages   []string `json:"languages,omitempty"`
+	MaxChats    int      `json:"max_chats,omitempty"`
+}
+
+// AgentsPage is the body of GET /api/v1/agents.
+type AgentsPage struct {
+	Agents []handoff.AgentStatus `json:"agents"`
+}
+
+func (c *Console) agentsAPI() http.Handler {
+	r := chi.NewRouter()
+	r.Post("/login", c.login)
+	r.Group(func(r chi.Router) {
+		r.Use(c.requireAdmin)
+		r.Get("/", c.listAgents)
+		r.Post("/", c.createAgent)
+		r.Get("/{id}", c.getAgent)
+		r.Post("/{id}/disable", c.setDisabled(true))
+		r.Post("/{id}/enable", c.setDisabled(false))
+	})
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.ENOTFOUND, "no such agents API route"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		var body gateway.ErrorBody
+		body.Error.Code, body.Error.Message = tandem.EINVALID, "method not allowed"
+		gateway.WriteJSON(w, http.StatusMethodNotAllowed, body)
+	})
+	return r
+}
+
+// requireAdmin lets through the static admin token and admin JWTs.
+func (c *Console) requireAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := c.auth.Authenticate(r)
+		if err != nil {
+			gateway.WriteError(w, r, c.log, err)
+			return
+		}
+		if p.Role != gateway.RoleAdmin {
+			gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.EFORBIDDEN, "admin only"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func decodeBody(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxAgentBody+1))
+	if err != nil || len(body) > maxAgentBody {
+		return tandem.Errorf(tandem.EINVALID, "request body too large or unreadable")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return tandem.Errorf(tandem.EINVALID, "body must be a JSON object with the documented fields")
+	}
+	return nil
+}
+
+// login checks an agent's email and password (bcrypt) and issues an agent
+// (or admin) JWT.
+func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	if !c.logins.allow(clientIP(r), time.Now()) {
+		gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.EOVERLOADED, "too many login attempts; retry later"))
+		return
+	}
+	var req LoginRequest
+	if err := decodeBody(r, &req); err != nil {
+		gateway.WriteError(w, r, c.log, err)
+		return
+	}
+	a, err := c.eng.Authenticate(r.Context(), req.Email, req.Password)
+	if err != nil {
+		gateway.WriteError(w, r, c.log, err)
+		return
+	}
+	role := gateway.RoleAgent
+	if a.Role == handoff.RoleAdmin {
+		role = gateway.RoleAdmin
+	}
+	tok, err := c.auth.IssueStaff(a.ID, a.DisplayName, role, c.cfg.TokenTTL)
+	if err != nil {
+		gateway.WriteError(w, r, c.log, err)
+		return
+	}
+	a.PasswordHash = nil
+	gateway.WriteJSON(w, http.StatusOK, LoginResponse{Token: tok, ExpiresAt: time.Now().Add(c.cfg.TokenTTL).UTC().Truncate(time.Second), Agent: a})
+}
+
+func (c *Console) listAgents(w http.ResponseWriter, r *http.Request) {
+	sts, err := c.eng.AgentStatuses(r.Context())
+	if err != nil {
+		gateway.WriteError(w, r, c.log, err)
+		return
+	}
+	if sts == nil {
+		sts = []handoff.AgentStatus{}
+	}
+	gateway.WriteJSON(w, http.StatusOK, AgentsPage{Agents: sts})
+}
+
+func (c *Console) getAgent(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	if !validID(id, 64) {
+		gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.ENOTFOUND, "agent not found"))
+		return
+	}
+	st, err := c.eng.AgentStatus(r.Context(), id)
+	if err != nil {
+		gateway.WriteError(w, r, c.log, err)
+		return
+	}
+	gateway.WriteJSON(w, http.StatusOK, st)
+}
+
+func (c *Console) createAgent(w http.ResponseWriter, r *http.Request) {
+	var req CreateAgentRequest
+	if err := decodeBody(r, &req); err != nil {
+		gateway.WriteError(w, r, c.log, err)
+		return
+	}
+	if len(req.Password) < handoff.MinPasswordLength {
+		gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.EINVALID, "password must be at least %d characters", handoff.MinPasswordLength))
+		return
+	}
+	a, err := c.eng.CreateAgent(r.Context(), tandem.Agent{Email: req.Email, DisplayName: req.DisplayName, Role: req.Role,
+		Skills: req.Skills, Languages: req.Languages, MaxChats: req.MaxChats}, req.Password)
+	if err != nil {
+		gateway.WriteError(w, r, c.log, err)
+		return
+	}
+	w.Header().Set("Location", "/api/v1/agents/"+a.ID)
+	gateway.WriteJSON(w, http.StatusCreated, a)
+}
+
+func (c *Console) setDisabled(disabled bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := chi.URLParam(r, "id")
+		if !validID(id, 64) {
+			gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.ENOTFOUND, "agent not found"))
+			return
+		}
+		a, err := c.eng.Agent(r.Context(), id)
+		if err != nil {
+			gateway.WriteError(w, r, c.log, err)
+			return
+		}
+		a.Disabled = disabled
+		if a, err = c.eng.UpdateAgent(r.Context(), a); err != nil {
+			gateway.WriteError(w, r, c.log, err)
+			return
+		}
+		a.PasswordHash = nil
+		gateway.WriteJSON(w, http.StatusOK, a)
+	}
+}
+
+// clientIP is the request's remote address without the port.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// limiter is a bounded set of per-key token buckets.
+type limiter struct {
+	rate  float64
+	burst float64
+	max   int
+
+	mu      sync.Mutex // guards buckets
+	buckets map[string]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func newLimiter(rate float64, burst, max int) *limiter {
+	return &limiter{rate: rate, burst: float64(burst), max: max, buckets: map[string]*bucket{}}
+}
+
+func (l *limiter) allow(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		if len(l.buckets) >= l.max {
+			clear(l.buckets) // bounded: forget everyone rather than grow
+		}
+		b = &bucket{tokens: l.burst, last: now}
+		l.buckets[key] = b
+	}
+	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}

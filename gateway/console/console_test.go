@@ -1,0 +1,429 @@
+package console_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/gateway"
+	"github.com/tandem-chat/tandem/handoff"
+)
+
+// TestHandoffThroughConsole drives one handoff over real sockets: the
+// customer asks for a person, the agent gets the offer with the transcript,
+// the bot's summary and suggestions, accepts, they talk (messages and
+// typing both ways, nothing reaches the bot meanwhile), and the agent
+// returns the conversation to the bot, which answers again.
+func TestHandoffThroughConsole(t *testing.T) {
+	e := newEnv(t)
+	ann, annTok := e.agent("ann@example.com", "Ann", map[string]any{"languages": []string{"en"}})
+	agent := e.console(annTok)
+	cust, conv := e.customer()
+
+	cust.send(map[string]any{"type": "message", "client_id": "c1", "text": "where is my order A-1234?"})
+	cust.until(messageFrom(tandem.AuthorBot, "bot: where is my order"))
+	cust.send(map[string]any{"type": "handoff_request", "client_id": "c2"})
+	cust.until(handoffStatus("queued"))
+	e.escalated(conv)
+	e.tick() // route: offer to Ann
+
+	offer, _ := agent.until(ticketEvent("ticket.offered"))
+	tk := offer.Ticket
+	if tk.ConversationID != conv || tk.AgentID != ann.ID || tk.State != tandem.TicketOffered {
+		t.Fatalf("offer = %+v", tk)
+	}
+	if tk.Summary.Intent.Name != "order_status" || tk.Summary.Intent.Confidence != 0.42 || len(tk.Summary.Entities) != 1 ||
+		tk.Reason != tandem.EscalateRequested {
+		t.Fatalf("offer lacks the bot's summary: %+v", tk)
+	}
+	// The transcript follows the offer, then suggestions.
+	agent.until(messageFrom(tandem.AuthorCustomer, "where is my order A-1234?"))
+	agent.until(messageFrom(tandem.AuthorBot, "Let me get a person"))
+	sug, _ := agent.until(isType("suggestions"))
+	if len(sug.Items) != 1 || sug.Items[0].FAQID != "faq-1" || !strings.Contains(string(sug.raw), "where is my order A-1234?") {
+		t.Fatalf("suggestions = %s", sug.raw)
+	}
+
+	agent.send(map[string]any{"type": "accept", "ticket_id": tk.ID, "ref": "a1"})
+	if f, _ := agent.until(answer("a1")); f.Type != "ok" || f.Ticket.State != tandem.TicketAssigned {
+		t.Fatalf("accept: %s", f.raw)
+	}
+	// The note is logged before the status frame is published.
+	cust.until(messageFrom(tandem.AuthorSystem, "You are now chatting with Ann"))
+	if f, _ := cust.until(handoffStatus("assigned")); f.AgentName != "Ann" {
+		t.Fatalf("customer sees %s", f.raw)
+	}
+
+	// Agent to customer, with typing.
+	agent.send(map[string]any{"type": "typing", "conversation_id": conv, "on": true})
+	if f, _ := cust.until(isType("typing")); f.Author != "agent" || f.Name != "Ann" || !f.On {
+		t.Fatalf("customer typing frame %s", f.raw)
+	}
+	agent.send(map[string]any{"type": "message", "conversation_id": conv, "client_id": "m1", "text": "Hi, I'm Ann. Let me check."})
+	ack, _ := agent.until(isType("ack"))
+	if ack.ClientID != "m1" || ack.Seq == 0 {
+		t.Fatalf("ack %s", ack.raw)
+	}
+	if f, _ := cust.until(messageFrom(tandem.AuthorAgent, "Let me check")); f.msg().AuthorName != "Ann" || f.msg().Seq != ack.Seq {
+		t.Fatalf("customer got %s", f.raw)
+	}
+	// Customer to agent, with typing; the bot stays quiet.
+	cust.send(map[string]any{"type": "typing", "on": true})
+	if f, _ := agent.until(isType("typing")); f.Author != "customer" || !f.On {
+		t.Fatalf("agent typing frame %s", f.raw)
+	}
+	cust.send(map[string]any{"type": "message", "client_id": "c3", "text": "thanks, it's order A-1234"})
+	agent.until(messageFrom(tandem.AuthorCustomer, "thanks, it's order A-1234"))
+
+	// Return to the bot.
+	agent.send(map[string]any{"type": "return", "ticket_id": tk.ID, "ref": "r1"})
+	if f, _ := agent.until(answer("r1")); f.Type != "ok" || f.Ticket.State != tandem.TicketReturned {
+		t.Fatalf("return: %s", f.raw)
+	}
+	cust.until(handoffStatus("returned"))
+	cust.send(map[string]any{"type": "message", "client_id": "c4", "text": "how do returns work"})
+	cust.until(messageFrom(tandem.AuthorBot, "bot: how do returns work"))
+
+	msgs, err := e.Chat.Messages(context.Background(), conv, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if m.Author == tandem.AuthorBot && strings.Contains(m.Text, "A-1234") && m.Text != "bot: where is my order A-1234?" {
+			t.Fatalf("the bot answered a message written to the agent: %q", m.Text)
+		}
+	}
+	// The agent no longer follows the conversation: the customer's next
+	// message does not reach the console.
+	agent.send(map[string]any{"type": "open", "conversation_id": conv, "ref": "o1"})
+	if f, _ := agent.until(answer("o1")); f.Type != "error" || f.Code != tandem.EFORBIDDEN {
+		t.Fatalf("open after return: %s", f.raw)
+	}
+}
+
+// TestConsoleAccess: agents cannot read or act on conversations that are
+// not theirs, bad tokens are refused, and conflicting actions get clear
+// errors that change nothing.
+func TestConsoleAccess(t *testing.T) {
+	e := newEnv(t)
+	ann, annTok := e.agent("ann@example.com", "Ann", nil)
+	bob, bobTok := e.agent("bob@example.com", "Bob", nil)
+	_, carlTok := e.agent("carl@example.com", "Carl", nil)
+	annC := e.console(annTok)
+	// Bob and Carl connect but step away, so the ticket goes to Ann.
+	bobC := e.console(bobTok)
+	bobC.send(map[string]any{"type": "presence", "status": "away", "ref": "p"})
+	bobC.until(answer("p"))
+	carlC := e.console(carlTok)
+	carlC.send(map[string]any{"type": "presence", "status": "away", "ref": "p"})
+	carlC.until(answer("p"))
+
+	cust, conv := e.customer()
+	cust.send(map[string]any{"type": "message", "client_id": "c1", "text": "I want a human"})
+	cust.until(handoffStatus("queued"))
+	e.escalated(conv)
+	e.tick()
+	offer, _ := annC.until(ticketEvent("ticket.offered"))
+	tk := offer.Ticket
+
+	t.Run("another agent cannot read or act", func(t *testing.T) {
+		steps := []map[string]any{
+			{"type": "open", "conversation_id": conv},
+			{"type": "message", "conversation_id": conv, "client_id": "x1", "text": "hijack"},
+			{"type": "typing", "conversation_id": conv, "on": true},
+			{"type": "read", "conversation_id": conv, "seq": 1},
+			{"type": "suggest", "conversation_id": conv},
+			{"type": "accept", "ticket_id": tk.ID},
+			{"type": "resolve", "ticket_id": tk.ID},
+			{"type": "return", "ticket_id": tk.ID},
+			{"type": "transfer", "ticket_id": tk.ID, "to_agent_id": bob.ID},
+		}
+		for i, s := range steps {
+			ref := "b" + string(rune('a'+i))
+			s["ref"] = ref
+			bobC.send(s)
+			f, skipped := bobC.until(answer(ref))
+			if f.Type != "error" || (f.Code != tandem.EFORBIDDEN && f.Code != tandem.ECONFLICT) {
+				t.Errorf("%v: got %s", s["type"], f.raw)
+			}
+			for _, x := range skipped {
+				if x.Type == "message" || x.Type == "typing" {
+					t.Errorf("bob received a frame of the conversation: %s", x.raw)
+				}
+			}
+		}
+		// The history API agrees: 403 for Bob, 200 for Ann (offered to her).
+		if code, raw := e.do("GET", "/v1/conversations/"+conv+"/messages", bobTok, nil); code != http.StatusForbidden {
+			t.Errorf("history for bob: %d %s", code, raw)
+		}
+		if code, raw := e.do("GET", "/v1/conversations/"+conv+"/messages", annTok, nil); code != http.StatusOK {
+			t.Errorf("history for ann: %d %s", code, raw)
+		}
+		// Ann cannot write before accepting.
+		annC.send(map[string]any{"type": "message", "conversation_id": conv, "client_id": "early", "text": "hi", "ref": "early"})
+		if f, _ := annC.until(answer("early")); f.Type != "error" || f.Code != tandem.EFORBIDDEN {
+			t.Errorf("message before accept: %s", f.raw)
+		}
+	})
+
+	t.Run("double accept", func(t *testing.T) {
+		annC.send(map[string]any{"type": "accept", "ticket_id": tk.ID, "ref": "a1"})
+		if f, _ := annC.until(answer("a1")); f.Type != "ok" {
+			t.Fatalf("accept: %s", f.raw)
+		}
+		annC.send(map[string]any{"type": "accept", "ticket_id": tk.ID, "ref": "a2"})
+		f, _ := annC.until(answer("a2"))
+		if f.Type != "error" || f.Code != tandem.ECONFLICT || !strings.Contains(f.errText(), "already accepted") || f.TicketID() != tk.ID {
+			t.Fatalf("second accept: %s", f.raw)
+		}
+	})
+
+	t.Run("transfer to an offline or away agent", func(t *testing.T) {
+		carlC.ws.Close() // Carl is away and now disconnected
+		annC.send(map[string]any{"type": "transfer", "ticket_id": tk.ID, "to_agent_id": bob.ID, "ref": "t1"})
+		f, _ := annC.until(answer("t1"))
+		if f.Type != "error" || f.Code != tandem.ECONFLICT || !strings.Contains(f.errText(), "away") {
+			t.Fatalf("transfer to away bob: %s", f.raw)
+		}
+		annC.send(map[string]any{"type": "transfer", "ticket_id": tk.ID, "to_agent_id": "agt_nobody", "ref": "t2"})
+		if f, _ := annC.until(answer("t2")); f.Type != "error" {
+			t.Fatalf("transfer to unknown: %s", f.raw)
+		}
+		got, err := e.Engine.Ticket(context.Background(), tk.ID)
+		if err != nil || got.State != tandem.TicketAssigned || got.AgentID != ann.ID {
+			t.Fatalf("after failed transfers the ticket is %+v (%v)", got, err)
+		}
+	})
+
+	t.Run("accept after the offer timed out", func(t *testing.T) {
+		cust2, conv2 := e.customer()
+		cust2.send(map[string]any{"type": "handoff_request", "client_id": "h"})
+		cust2.until(handoffStatus("queued"))
+		e.escalated(conv2)
+		e.tick()
+		o, _ := annC.until(func(f frame) bool { return ticketEvent("ticket.offered")(f) && f.Ticket.ConversationID == conv2 })
+		e.Clock.Advance(e.Engine.Config().OfferTimeout + time.Second)
+		annC.send(map[string]any{"type": "accept", "ticket_id": o.Ticket.ID, "ref": "late"})
+		f, _ := annC.until(answer("late"))
+		if f.Type != "error" || f.Code != tandem.ECONFLICT || !strings.Contains(f.errText(), "expired") {
+			t.Fatalf("late accept: %s", f.raw)
+		}
+		e.tick() // the sweep re-queues it
+		annC.until(func(f frame) bool { return ticketEvent("ticket.offer_expired")(f) && f.Ticket.ID == o.Ticket.ID })
+		got, _ := e.Engine.Ticket(context.Background(), o.Ticket.ID)
+		if got.State == tandem.TicketAssigned {
+			t.Fatalf("late accept assigned the ticket: %+v", got)
+		}
+	})
+
+	t.Run("bad tokens", func(t *testing.T) {
+		forged := func() string {
+			c := gateway.Claims{Role: gateway.RoleAdmin, RegisteredClaims: jwt.RegisteredClaims{Subject: ann.ID, Issuer: "tandem",
+				ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}
+			s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte("another-secret-of-at-least-32-bytes!!"))
+			return s
+		}()
+		expired := func() string {
+			c := gateway.Claims{Role: gateway.RoleAgent, RegisteredClaims: jwt.RegisteredClaims{Subject: ann.ID, Issuer: "tandem",
+				ExpiresAt: jwt.NewNumericDate(time.Now().Add(-time.Minute))}}
+			s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(testSecret))
+			return s
+		}()
+		unknown, _ := e.Auth.IssueStaff("agt_deleted", "Ghost", gateway.RoleAgent, time.Hour)
+		custTok, _ := e.Auth.IssueCustomer(tandem.Conversation{ID: conv, SiteKey: "demo", Customer: tandem.Customer{ID: "anon_x"}})
+		for name, tok := range map[string]string{"forged": forged, "expired": expired, "unknown agent": unknown, "customer": custTok, "admin token": testAdmin} {
+			c := e.dial("/console/ws")
+			c.send(map[string]any{"type": "hello", "token": tok})
+			f, _ := c.until(isType("error"))
+			if f.Code != tandem.EUNAUTHORIZED {
+				t.Errorf("%s: %s", name, f.raw)
+			}
+			if code := c.expectClose(); code != 4401 {
+				t.Errorf("%s: close %d", name, code)
+			}
+		}
+		// The first frame must be hello.
+		c := e.dial("/console/ws")
+		c.send(map[string]any{"type": "queue"})
+		if code := c.expectClose(); code != 4401 {
+			t.Errorf("no hello: close %d", code)
+		}
+		// Another origin is refused before the upgrade.
+		req, _ := http.NewRequest("GET", e.URL+"/console/ws", nil)
+		req.Header.Set("Origin", "https://evil.example")
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusForbidden {
+			t.Errorf("foreign origin: %v %v", resp.StatusCode, err)
+		}
+	})
+
+	t.Run("disabled agent is cut off", func(t *testing.T) {
+		if code, raw := e.do("POST", "/api/v1/agents/"+bob.ID+"/disable", testAdmin, nil); code != 200 {
+			t.Fatalf("disable: %d %s", code, raw)
+		}
+		c := e.dial("/console/ws")
+		c.send(map[string]any{"type": "hello", "token": bobTok})
+		if f, _ := c.until(isType("error")); f.Code != tandem.EFORBIDDEN {
+			t.Fatalf("disabled hello: %s", f.raw)
+		}
+		if code, _ := e.do("POST", "/api/v1/agents/login", "", map[string]string{"email": "bob@example.com", "password": password}); code != http.StatusUnauthorized {
+			t.Fatalf("disabled login: %d", code)
+		}
+	})
+}
+
+// TicketID returns the error frame's ticket_id.
+func (f frame) TicketID() string {
+	var x struct {
+		TicketID string `json:"ticket_id"`
+	}
+	_ = json.Unmarshal(f.raw, &x)
+	return x.TicketID
+}
+
+// TestDisconnectRequeues: when an agent's console closes and stays away
+// beyond the grace period, their chat goes to another agent with its
+// transcript; nothing is lost.
+func TestDisconnectRequeues(t *testing.T) {
+	e := newEnv(t)
+	_, annTok := e.agent("ann@example.com", "Ann", nil)
+	bob, bobTok := e.agent("bob@example.com", "Bob", nil)
+	annC := e.console(annTok)
+	cust, conv := e.customer()
+	cust.send(map[string]any{"type": "handoff_request", "client_id": "h"})
+	cust.until(handoffStatus("queued"))
+	e.escalated(conv)
+	e.tick()
+	offer, _ := annC.until(ticketEvent("ticket.offered"))
+	annC.send(map[string]any{"type": "accept", "ticket_id": offer.Ticket.ID, "ref": "a"})
+	annC.until(answer("a"))
+	annC.send(map[string]any{"type": "message", "conversation_id": conv, "client_id": "m1", "text": "Ann here"})
+	annC.until(isType("ack"))
+	cust.until(messageFrom(tandem.AuthorAgent, "Ann here"))
+
+	annC.ws.Close()
+	// Wait until the server has seen the close (no console session left).
+	for e.Console.Sessions() != 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	bobC := e.console(bobTok)
+	cfg := e.Engine.Config()
+	// Keep Bob alive while the clock passes Ann's grace period.
+	for step := time.Duration(0); step <= cfg.DisconnectGrace; step += cfg.HeartbeatTimeout / 3 {
+		e.Clock.Advance(cfg.HeartbeatTimeout / 3)
+		bobC.send(map[string]any{"type": "ping"})
+		bobC.until(isType("pong"))
+		st, err := e.Engine.AgentStatus(context.Background(), bob.ID)
+		if err != nil || !st.Connected {
+			t.Fatalf("bob not connected: %+v %v", st, err)
+		}
+	}
+	e.tick()
+	e.tick()
+	o, _ := bobC.until(ticketEvent("ticket.offered"))
+	if o.Ticket.ConversationID != conv || o.Ticket.LastAgentID == "" {
+		t.Fatalf("re-offered ticket %+v", o.Ticket)
+	}
+	bobC.until(messageFrom(tandem.AuthorAgent, "Ann here")) // the transcript is intact
+	cust.until(handoffStatus("queued"))
+	trs, err := e.Engine.Transitions(context.Background(), o.Ticket.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, tr := range trs {
+		reasons = append(reasons, tr.Reason)
+	}
+	if !strings.Contains(strings.Join(reasons, ","), handoff.ReasonDisconnect) {
+		t.Fatalf("transitions %v lack a disconnect", reasons)
+	}
+}
+
+// TestAgentsAPI covers the admin REST API and login.
+func TestAgentsAPI(t *testing.T) {
+	e := newEnv(t)
+	a, agentTok := e.agent("ann@example.com", "Ann", map[string]any{"skills": []string{"billing"}, "languages": []string{"en", "de"}, "max_chats": 2})
+	if a.MaxChats != 2 || len(a.Skills) != 1 || a.Role != "agent" {
+		t.Fatalf("created %+v", a)
+	}
+	tests := []struct {
+		name, method, path, bearer string
+		body                       any
+		want                       int
+	}{
+		{"list as admin", "GET", "/api/v1/agents", testAdmin, nil, 200},
+		{"list without token", "GET", "/api/v1/agents", "", nil, 401},
+		{"list as agent", "GET", "/api/v1/agents", agentTok, nil, 403},
+		{"create as agent", "POST", "/api/v1/agents", agentTok, map[string]any{"email": "x@example.com", "password": password}, 403},
+		{"duplicate email", "POST", "/api/v1/agents", testAdmin, map[string]any{"email": "ANN@example.com", "password": password}, 409},
+		{"bad email", "POST", "/api/v1/agents", testAdmin, map[string]any{"email": "nope", "password": password}, 400},
+		{"short password", "POST", "/api/v1/agents", testAdmin, map[string]any{"email": "y@example.com", "password": "short"}, 400},
+		{"unknown field", "POST", "/api/v1/agents", testAdmin, map[string]any{"email": "z@example.com", "password": password, "is_god": true}, 400},
+		{"get", "GET", "/api/v1/agents/" + a.ID, testAdmin, nil, 200},
+		{"get unknown", "GET", "/api/v1/agents/agt_nope", testAdmin, nil, 404},
+		{"wrong password", "POST", "/api/v1/agents/login", "", map[string]string{"email": "ann@example.com", "password": "wrong password"}, 401},
+		{"unknown email", "POST", "/api/v1/agents/login", "", map[string]string{"email": "who@example.com", "password": password}, 401},
+	}
+	for _, tt := range tests {
+		code, raw := e.do(tt.method, tt.path, tt.bearer, tt.body)
+		if code != tt.want {
+			t.Errorf("%s: %d %s, want %d", tt.name, code, raw, tt.want)
+		}
+		if code >= 400 && !strings.Contains(string(raw), `"error"`) {
+			t.Errorf("%s: error body %s", tt.name, raw)
+		}
+	}
+	// An admin agent's JWT is an admin for the API.
+	_, adminTok := e.agent("root@example.com", "Root", map[string]any{"role": "admin"})
+	code, raw := e.do("GET", "/api/v1/agents", adminTok, nil)
+	if code != 200 {
+		t.Fatalf("admin jwt list: %d %s", code, raw)
+	}
+	var page struct {
+		Agents []handoff.AgentStatus `json:"agents"`
+	}
+	if err := json.Unmarshal(raw, &page); err != nil || len(page.Agents) != 2 {
+		t.Fatalf("list: %s", raw)
+	}
+	if strings.Contains(string(raw), "password") || strings.Contains(string(raw), "$2a$") {
+		t.Fatalf("list leaks password hashes: %s", raw)
+	}
+	// Disable and enable.
+	if code, raw := e.do("POST", "/api/v1/agents/"+a.ID+"/disable", adminTok, nil); code != 200 || !strings.Contains(string(raw), `"disabled":true`) {
+		t.Fatalf("disable: %d %s", code, raw)
+	}
+	if code, _ := e.do("POST", "/api/v1/agents/login", "", map[string]string{"email": "ann@example.com", "password": password}); code != 401 {
+		t.Fatalf("disabled agent logged in: %d", code)
+	}
+	if code, raw := e.do("POST", "/api/v1/agents/"+a.ID+"/enable", adminTok, nil); code != 200 || strings.Contains(string(raw), `"disabled":true`) {
+		t.Fatalf("enable: %d %s", code, raw)
+	}
+	if code, _ := e.do("POST", "/api/v1/agents/login", "", map[string]string{"email": "ann@example.com", "password": password}); code != 200 {
+		t.Fatalf("enabled agent cannot log in: %d", code)
+	}
+}
+
+func TestConsolePage(t *testing.T) {
+	e := newEnv(t)
+	for path, want := range map[string]string{"/console": "text/html", "/console/console.js": "text/javascript", "/console/console.css": "text/css"} {
+		resp, err := http.Get(e.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), want) {
+			t.Errorf("%s: %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		if path == "/console" && !strings.Contains(resp.Header.Get("Content-Security-Policy"), "script-src 'self'") {
+			t.Errorf("console page CSP: %q", resp.Header.Get("Content-Security-Policy"))
+		}
+	}
+}

@@ -1,0 +1,381 @@
+package console
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/gateway"
+	"github.com/tandem-chat/tandem/handoff"
+)
+
+// session is one console connection. HandleFrame runs on the connection's
+// read goroutine; pushed events are applied by the session's worker
+// goroutine (run), in order.
+type session struct {
+	c    *Console
+	done chan struct{} // closed when the worker ends
+
+	// Set once by hello (read goroutine) before the session is registered
+	// or its worker started; read-only afterwards.
+	conn  *gateway.Conn
+	agent tandem.Agent
+	admin bool
+	jobs  chan job
+
+	authed   atomic.Bool
+	isReady  atomic.Bool // the welcome was sent
+	closed   atomic.Bool
+	sid      atomic.Value // string: the engine's presence session id
+	lastBeat time.Time    // read goroutine only
+
+	mu      sync.Mutex      // guards watched
+	watched map[string]bool // conversations an admin opened
+}
+
+type job struct {
+	init  bool
+	event *handoff.Event
+}
+
+func (s *session) actor() handoff.Actor { return handoff.Actor{AgentID: s.agent.ID, Admin: s.admin} }
+
+func (s *session) ready() bool { return s.isReady.Load() }
+
+func (s *session) watching(conv string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.watched[conv]
+}
+
+// push queues a job for the worker without blocking; a session that cannot
+// keep up is closed (the console reconnects and reloads its state).
+func (s *session) push(j job) {
+	select {
+	case s.jobs <- j:
+	default:
+		s.conn.Close(gateway.CloseSlowConsumer, "slow consumer", false)
+	}
+}
+
+// HandleFrame implements gateway.FrameHandler.
+func (s *session) HandleFrame(ctx context.Context, conn *gateway.Conn, data []byte) {
+	f, err := DecodeClientFrame(data)
+	if err != nil {
+		conn.Send(errorFrame(err, ClientFrame{}))
+		conn.Strike()
+		return
+	}
+	if !s.authed.Load() {
+		if f.Type != FrameHello {
+			conn.Send(errorFrame(tandem.Errorf(tandem.EUNAUTHORIZED, "the first frame must be hello"), f))
+			conn.Close(gateway.WSCloseCode(tandem.EUNAUTHORIZED), "hello required", true)
+			return
+		}
+		s.hello(ctx, conn, f)
+		return
+	}
+	s.heartbeat(ctx)
+	if s.closed.Load() {
+		return
+	}
+	if err := s.handle(ctx, f); err != nil {
+		s.conn.Send(errorFrame(err, f))
+		if code := tandem.ErrorCode(err); code == tandem.EINVALID {
+			s.conn.Strike()
+		}
+	}
+}
+
+func (s *session) hello(ctx context.Context, conn *gateway.Conn, f ClientFrame) {
+	c := s.c
+	fail := func(err error) {
+		conn.Send(errorFrame(err, f))
+		conn.Close(gateway.WSCloseCode(tandem.ErrorCode(err)), tandem.ErrorMessage(err), true)
+	}
+	p, err := c.auth.Parse(f.Token)
+	if err != nil {
+		fail(err)
+		return
+	}
+	if p.Role != gateway.RoleAgent && p.Role != gateway.RoleAdmin {
+		fail(tandem.Errorf(tandem.EUNAUTHORIZED, "the console needs an agent token"))
+		return
+	}
+	agent, err := c.eng.Agent(ctx, p.ID)
+	if err != nil {
+		if tandem.ErrorCode(err) == tandem.ENOTFOUND {
+			err = tandem.Errorf(tandem.EUNAUTHORIZED, "unknown agent; log in again")
+		}
+		fail(err)
+		return
+	}
+	sid, _, err := c.eng.Connect(ctx, agent.ID)
+	if err != nil {
+		if tandem.ErrorCode(err) == tandem.ENOTFOUND {
+			err = tandem.Errorf(tandem.EUNAUTHORIZED, "unknown agent; log in again")
+		}
+		fail(err)
+		return
+	}
+	s.conn, s.agent, s.admin = conn, agent, agent.Role == handoff.RoleAdmin
+	s.sid.Store(sid)
+	s.lastBeat = c.eng.Config().Clock.Now()
+	s.jobs = make(chan job, c.cfg.SessionQueue)
+	s.authed.Store(true)
+	s.jobs <- job{init: true} // first: before any event can be queued
+	c.register(s)
+	go s.run()
+}
+
+// heartbeat tells the engine the agent is alive, at most every
+// HeartbeatTimeout/6 (the console pings every HeartbeatTimeout/3).
+func (s *session) heartbeat(ctx context.Context) {
+	cfg := s.c.eng.Config()
+	every := cfg.HeartbeatTimeout / 6
+	now := cfg.Clock.Now() // the engine's time: tests move it
+
+	if now.Sub(s.lastBeat) < every {
+		return
+	}
+	s.lastBeat = now
+	sid, _ := s.sid.Load().(string)
+	err := s.c.eng.Heartbeat(ctx, s.agent.ID, sid)
+	switch tandem.ErrorCode(err) {
+	case "":
+	case tandem.ENOTFOUND: // the session expired (e.g. a long network stall): open a new one
+		if sid, _, err := s.c.eng.Connect(ctx, s.agent.ID); err == nil {
+			s.sid.Store(sid)
+		} else {
+			s.end(err)
+		}
+	case tandem.EFORBIDDEN, tandem.EUNAUTHORIZED: // disabled
+		s.end(err)
+	default:
+		s.c.log.Warn("console: heartbeat", "agent", s.agent.ID, "err", err)
+	}
+}
+
+func (s *session) end(err error) {
+	s.closed.Store(true)
+	s.conn.Send(errorFrame(err, ClientFrame{}))
+	s.conn.Close(gateway.WSCloseCode(tandem.ErrorCode(err)), tandem.ErrorMessage(err), true)
+}
+
+// handle runs one client frame after hello.
+func (s *session) handle(ctx context.Context, f ClientFrame) error {
+	c, a := s.c, s.actor()
+	ok := func(t *tandem.Ticket) {
+		s.conn.Send(OKFrame{Type: FrameOK, Ref: f.Ref, Action: f.Type, Ticket: t})
+	}
+	ticketAction := func(do func(context.Context, handoff.Actor, string) (tandem.Ticket, error)) error {
+		t, err := do(ctx, a, f.TicketID)
+		if err != nil {
+			return err
+		}
+		s.sync(ctx, t.ConversationID)
+		ok(&t)
+		return nil
+	}
+	switch f.Type {
+	case FrameHello:
+		return tandem.Errorf(tandem.EINVALID, "already said hello")
+	case FramePing:
+		s.conn.Send(PongFrame{Type: FramePong, ID: f.ID})
+	case FramePresence:
+		if _, err := c.eng.SetPresence(ctx, s.agent.ID, tandem.Presence(f.Status)); err != nil {
+			return err
+		}
+		ok(nil)
+	case FrameAccept:
+		return ticketAction(c.eng.Accept)
+	case FrameDecline:
+		return ticketAction(c.eng.Decline)
+	case FrameClaim:
+		return ticketAction(c.eng.Claim)
+	case FrameResolve:
+		return ticketAction(c.eng.Resolve)
+	case FrameReturn:
+		return ticketAction(c.eng.ReturnToBot)
+	case FrameTransfer:
+		if f.ToAgentID != "" {
+			return ticketAction(func(ctx context.Context, a handoff.Actor, id string) (tandem.Ticket, error) {
+				return c.eng.Transfer(ctx, a, id, f.ToAgentID)
+			})
+		}
+		return ticketAction(func(ctx context.Context, a handoff.Actor, id string) (tandem.Ticket, error) {
+			return c.eng.TransferToGroup(ctx, a, id, f.Skills)
+		})
+	case FrameOpen:
+		if _, err := c.eng.Authorize(ctx, a, f.ConversationID, false); err != nil {
+			return err
+		}
+		if s.admin {
+			s.mu.Lock()
+			if s.watched == nil {
+				s.watched = map[string]bool{}
+			}
+			s.watched[f.ConversationID] = true
+			s.mu.Unlock()
+		}
+		if err := s.follow(f.ConversationID); err != nil {
+			return err
+		}
+		ok(nil)
+	case FrameMessage:
+		if _, err := c.eng.Authorize(ctx, a, f.ConversationID, true); err != nil {
+			return err
+		}
+		m, dup, err := c.chat.PostMessage(ctx, tandem.Message{ConversationID: f.ConversationID, ClientID: "agent:" + f.ClientID,
+			Author: tandem.AuthorAgent, AuthorID: s.agent.ID, AuthorName: s.agent.DisplayName, Text: f.Text, Kind: "text"})
+		if err != nil {
+			return err
+		}
+		s.conn.Send(AckFrame{Type: FrameAck, ConversationID: f.ConversationID, ClientID: f.ClientID, Seq: m.Seq, Duplicate: dup})
+	case FrameTyping:
+		if _, err := c.eng.Authorize(ctx, a, f.ConversationID, true); err != nil {
+			return err
+		}
+		return c.chat.Publish(ctx, f.ConversationID, s.conn.ID(), gateway.TypingFrame{Type: gateway.FrameTyping,
+			ConversationID: f.ConversationID, Author: tandem.AuthorAgent, Name: s.agent.DisplayName, On: *f.On})
+	case FrameRead:
+		if _, err := c.eng.Authorize(ctx, a, f.ConversationID, false); err != nil {
+			return err
+		}
+		return c.chat.Publish(ctx, f.ConversationID, s.conn.ID(), gateway.ReadFrame{Type: gateway.FrameRead,
+			ConversationID: f.ConversationID, Author: tandem.AuthorAgent, Seq: f.Seq})
+	case FrameSuggest:
+		if _, err := c.eng.Authorize(ctx, a, f.ConversationID, false); err != nil {
+			return err
+		}
+		sf, _ := c.suggestions(ctx, f.ConversationID, f.Query)
+		s.conn.Send(sf)
+	case FrameQueue:
+		q, err := c.queueFrame(ctx)
+		if err != nil {
+			return err
+		}
+		s.conn.Send(q)
+	case FrameAgents:
+		af, err := c.agentsFrame(ctx)
+		if err != nil {
+			return err
+		}
+		s.conn.Send(af)
+	}
+	return nil
+}
+
+// follow subscribes the connection to a conversation: the transcript is
+// replayed, then live frames follow. Following twice is not an error.
+func (s *session) follow(conv string) error {
+	if err := s.conn.Follow(conv, 0); err != nil && tandem.ErrorCode(err) != tandem.ECONFLICT {
+		return err
+	}
+	return nil
+}
+
+// sync follows a conversation while the agent may read it and stops
+// following it otherwise (the store is the source of truth, not the order
+// in which events arrive).
+func (s *session) sync(ctx context.Context, conv string) {
+	if _, err := s.c.eng.Authorize(ctx, s.actor(), conv, false); err == nil {
+		if err := s.follow(conv); err != nil {
+			s.c.log.Warn("console: follow", "conversation", conv, "err", err)
+		}
+		return
+	}
+	s.mu.Lock()
+	delete(s.watched, conv)
+	s.mu.Unlock()
+	s.conn.Unfollow(conv)
+}
+
+// run is the session's worker: the welcome, then pushed events in order.
+func (s *session) run() {
+	defer close(s.done)
+	ctx := s.conn.Context()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-s.jobs:
+			if j.init {
+				s.welcome(ctx)
+			} else if j.event != nil {
+				s.apply(ctx, *j.event)
+			}
+		}
+	}
+}
+
+func (s *session) welcome(ctx context.Context) {
+	c := s.c
+	st, err := c.eng.AgentStatus(ctx, s.agent.ID)
+	var tickets []tandem.Ticket
+	if err == nil {
+		tickets, err = c.eng.AgentTickets(ctx, s.agent.ID)
+	}
+	if err != nil {
+		s.end(err)
+		return
+	}
+	if tickets == nil {
+		tickets = []tandem.Ticket{}
+	}
+	cfg := c.eng.Config()
+	s.conn.Send(WelcomeFrame{Type: FrameWelcome, Protocol: gateway.Subprotocol, Agent: agentView(st, true), Tickets: tickets,
+		Canned: c.cfg.Canned, HeartbeatMS: (cfg.HeartbeatTimeout / 3).Milliseconds(), OfferTimeoutS: seconds(cfg.OfferTimeout)})
+	s.isReady.Store(true)
+	for _, t := range tickets {
+		s.sync(ctx, t.ConversationID)
+		if sf, ok := c.suggestions(ctx, t.ConversationID, ""); ok {
+			s.conn.Send(sf)
+		}
+	}
+	if q, err := c.queueFrame(ctx); err == nil {
+		s.conn.Send(q)
+	}
+	if a, err := c.agentsFrame(ctx); err == nil {
+		s.conn.Send(a)
+	}
+}
+
+// apply pushes one handoff event to the console.
+func (s *session) apply(ctx context.Context, e handoff.Event) {
+	if e.Type == handoff.EventPresence {
+		if e.Agent != nil && e.Agent.Agent.ID == s.agent.ID {
+			s.conn.Send(PresenceFrame{Type: FrameMyPresence, Agent: agentView(*e.Agent, true)})
+		}
+		return
+	}
+	if e.Ticket == nil {
+		return
+	}
+	t := *e.Ticket
+	s.conn.Send(TicketFrame{Type: FrameTicket, Event: string(e.Type), Ticket: t, AgentName: e.AgentName,
+		PrevAgentID: e.PrevAgentID, Reason: e.Reason})
+	s.sync(ctx, t.ConversationID)
+	if e.Type == handoff.EventOffered && e.AgentID == s.agent.ID {
+		if sf, ok := s.c.suggestions(ctx, t.ConversationID, ""); ok {
+			s.conn.Send(sf)
+		}
+	}
+}
+
+// Closed implements gateway.FrameHandler: the agent's presence session ends
+// (the engine's grace period starts when it was their last).
+func (s *session) Closed(*gateway.Conn) {
+	if !s.authed.Load() {
+		return
+	}
+	s.c.unregister(s)
+	sid, _ := s.sid.Load().(string)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.c.eng.Disconnect(ctx, s.agent.ID, sid); err != nil {
+		s.c.log.Warn("console: disconnect", "agent", s.agent.ID, "err", err)
+	}
+}

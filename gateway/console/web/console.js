@@ -1,0 +1,526 @@
+/*
+ * Tandem agent console (protocol tandem.v1, "Agent console" in docs/protocol.md).
+ *
+ * No framework, no build step. All user-supplied text is rendered with
+ * textContent (never innerHTML). The token lives in sessionStorage (one tab).
+ */
+(function () {
+  "use strict";
+  var TOKEN_KEY = "tandem-console-token";
+  var $ = function (id) { return document.getElementById(id); };
+
+  // ---- state -----------------------------------------------------------------
+  var token = sessionStorage.getItem(TOKEN_KEY) || "";
+  var ws = null, attempt = 0, pingTimer = null, reconnectTimer = null, heartbeatMS = 15000;
+  var me = null;           // AgentView
+  var tickets = {};        // ticket id -> ticket (offered to or assigned to me)
+  var convs = {};          // conversation id -> {messages: {seq: msg}, seqs: [], suggestions, typing}
+  var selected = "";       // selected conversation id
+  var queue = [];          // queue entries
+  var agents = [];         // team view
+  var canned = [];
+  var pending = {};        // ref -> callback(frame)
+  var pendingMsgs = {};    // client id -> element
+  var refSeq = 0;
+  var typingSent = 0, typingOffTimer = null, typingShowTimer = null;
+  var suggestTimer = null;
+  var closedNote = {};     // conversation id -> why the ticket left this console
+
+  function el(tag, attrs, text) {
+    var e = document.createElement(tag);
+    if (attrs) { for (var k in attrs) { if (Object.prototype.hasOwnProperty.call(attrs, k)) { e.setAttribute(k, attrs[k]); } } }
+    if (text != null) { e.textContent = String(text); }
+    return e;
+  }
+  function clear(n) { while (n.firstChild) { n.removeChild(n.firstChild); } }
+  function toast(text) {
+    var t = $("toast");
+    t.textContent = text;
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(function () { t.textContent = ""; }, 6000);
+  }
+  function conv(id) {
+    if (!convs[id]) { convs[id] = { messages: {}, seqs: [], suggestions: null, typing: "" }; }
+    return convs[id];
+  }
+  function ticketOf(convId) {
+    for (var id in tickets) { if (tickets[id].conversation_id === convId) { return tickets[id]; } }
+    return null;
+  }
+  function newID(prefix) {
+    var a = new Uint8Array(8);
+    crypto.getRandomValues(a);
+    return prefix + Array.prototype.map.call(a, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+  function shortID(id) { return String(id || "").slice(-6); }
+  function pct(x) { return Math.round((x || 0) * 100) + "%"; }
+
+  // ---- login -------------------------------------------------------------------
+  $("login-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    $("login-error").textContent = "";
+    var email = $("login-email").value.trim(), password = $("login-password").value;
+    if (!email || !password) { $("login-error").textContent = "Enter your email and password."; return; }
+    $("login-submit").disabled = true;
+    fetch("/api/v1/agents/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email: email, password: password }) })
+      .then(function (r) { return r.json().then(function (j) { return { status: r.status, body: j }; }); })
+      .then(function (res) {
+        $("login-submit").disabled = false;
+        if (res.status !== 200) {
+          $("login-error").textContent = (res.body && res.body.error && res.body.error.message) || "Sign-in failed.";
+          return;
+        }
+        token = res.body.token;
+        sessionStorage.setItem(TOKEN_KEY, token);
+        $("login-password").value = "";
+        connect();
+      })
+      .catch(function () { $("login-submit").disabled = false; $("login-error").textContent = "Cannot reach the server."; });
+  });
+  $("logout").addEventListener("click", function () { signOut("Signed out"); });
+
+  function signOut(msg) {
+    token = ""; sessionStorage.removeItem(TOKEN_KEY);
+    if (ws) { var w = ws; ws = null; w.onclose = null; w.close(1000); }
+    clearTimeout(reconnectTimer); clearInterval(pingTimer);
+    me = null; tickets = {}; convs = {}; selected = ""; queue = []; agents = [];
+    $("app").hidden = true; $("me").hidden = true; $("login").hidden = false;
+    $("conn-status").textContent = msg || "Signed out";
+    $("login-email").focus();
+  }
+
+  // ---- socket ------------------------------------------------------------------
+  function connect() {
+    if (!token) { signOut(); return; }
+    clearTimeout(reconnectTimer);
+    $("conn-status").textContent = "Connecting…";
+    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/console/ws";
+    var sock = new WebSocket(url, "tandem.v1");
+    ws = sock;
+    sock.onopen = function () { sock.send(JSON.stringify({ type: "hello", token: token })); };
+    sock.onmessage = function (ev) {
+      var f;
+      try { f = JSON.parse(ev.data); } catch (e) { return; }
+      onFrame(f);
+    };
+    sock.onclose = function (ev) {
+      if (ws !== sock) { return; }
+      ws = null; clearInterval(pingTimer);
+      if (ev.code === 4401 || ev.code === 4403) { signOut(ev.reason || "Please sign in again"); return; }
+      $("conn-status").textContent = "Reconnecting…";
+      var cap = Math.min(30000, 500 * Math.pow(2, attempt++));
+      reconnectTimer = setTimeout(connect, ev.code === 1012 ? 200 + Math.random() * 1500 : cap / 2 + Math.random() * cap / 2);
+    };
+  }
+  function send(f) {
+    if (!ws || ws.readyState !== 1) { toast("Not connected; try again in a moment."); return false; }
+    ws.send(JSON.stringify(f));
+    return true;
+  }
+  // act sends an action frame and calls done(frame) with its ok or error answer.
+  function act(f, done) {
+    f.ref = "r" + (++refSeq);
+    if (done) { pending[f.ref] = done; }
+    return send(f);
+  }
+
+  function onFrame(f) {
+    switch (f.type) {
+    case "welcome": onWelcome(f); break;
+    case "ticket": onTicket(f); break;
+    case "message": onMessage(f.conversation_id, f.message); break;
+    case "typing":
+      if (f.author !== "agent" || (me && f.name !== me.display_name)) { showTyping(f.conversation_id, f.on ? (f.name || label(f.author)) + " is typing…" : ""); }
+      break;
+    case "handoff":
+      break; // the customer's view; ticket frames carry the agent's
+    case "queue": queue = f.tickets || []; renderQueue(); break;
+    case "agents": agents = f.agents || []; renderTransferTargets(); break;
+    case "presence": if (f.agent) { me = f.agent; renderMe(); } break;
+    case "suggestions": conv(f.conversation_id).suggestions = f; if (f.conversation_id === selected) { renderSuggestions(); } break;
+    case "ack": acked(f.client_id); break;
+    case "ok": case "error":
+      if (f.type === "error") { onError(f); }
+      if (f.ref && pending[f.ref]) { var cb = pending[f.ref]; delete pending[f.ref]; cb(f); }
+      break;
+    }
+  }
+
+  function onWelcome(f) {
+    attempt = 0;
+    me = f.agent; canned = f.canned || []; heartbeatMS = f.heartbeat_ms || 15000;
+    tickets = {};
+    (f.tickets || []).forEach(function (t) { tickets[t.id] = t; });
+    // Transcripts are replayed from the start on every (re)connect.
+    convs = {};
+    $("login").hidden = true; $("app").hidden = false; $("me").hidden = false;
+    $("conn-status").textContent = "Connected";
+    renderMe(); renderCanned(); renderLists();
+    if (selected && !ticketOf(selected)) { select(""); } else { renderConv(); }
+    clearInterval(pingTimer);
+    pingTimer = setInterval(function () { send({ type: "ping" }); }, heartbeatMS);
+  }
+
+  function onTicket(f) {
+    var t = f.ticket;
+    var mine = me && t.agent_id === me.id && (t.state === "offered" || t.state === "assigned");
+    var had = !!tickets[t.id];
+    if (mine) {
+      tickets[t.id] = t;
+      if (f.event === "ticket.offered" && !had) { toast("New conversation offered: " + reasonText(t.reason)); }
+      delete closedNote[t.conversation_id];
+    } else if (had) {
+      delete tickets[t.id];
+      closedNote[t.conversation_id] = goneText(f);
+      if (t.conversation_id === selected) { toast(goneText(f)); }
+    }
+    renderLists();
+    if (t.conversation_id === selected) { renderConv(); }
+  }
+  function goneText(f) {
+    switch (f.event) {
+    case "ticket.offer_expired": return "The offer expired.";
+    case "ticket.offer_declined": return "Offer declined.";
+    case "ticket.returned": return "The conversation is back with the bot.";
+    case "ticket.closed": return f.ticket.state === "abandoned" ? "The customer left." : "Conversation closed.";
+    case "ticket.transferred": return "Conversation transferred.";
+    case "ticket.requeued": return "The conversation went back to the queue.";
+    }
+    return "The conversation is no longer yours.";
+  }
+
+  function onMessage(convId, m) {
+    if (!m || !convId) { return; }
+    var c = conv(convId);
+    if (c.messages[m.seq]) { return; }
+    c.messages[m.seq] = m;
+    c.seqs.push(m.seq);
+    c.seqs.sort(function (a, b) { return a - b; });
+    if (m.client_id && m.client_id.indexOf("agent:") === 0) { acked(m.client_id.slice(6)); }
+    if (convId === selected) {
+      appendMessage(m);
+      if (m.author === "customer") {
+        showTyping(convId, "");
+        if (ws && ws.readyState === 1) { send({ type: "read", conversation_id: convId, seq: m.seq }); }
+        if (m.kind === "text") {
+          clearTimeout(suggestTimer);
+          suggestTimer = setTimeout(function () { if (selected === convId && ticketOf(convId)) { send({ type: "suggest", conversation_id: convId }); } }, 400);
+        }
+      }
+    }
+  }
+
+  function onError(f) {
+    if (f.client_id && pendingMsgs[f.client_id]) {
+      var p = pendingMsgs[f.client_id];
+      p.classList.add("failed");
+      p.appendChild(el("span", { "class": "sr" }, " (not sent)"));
+      delete pendingMsgs[f.client_id];
+    }
+    toast(f.message || f.code);
+  }
+
+  function acked(clientID) {
+    var p = pendingMsgs[clientID];
+    if (p) { if (p.parentNode) { p.parentNode.removeChild(p); } delete pendingMsgs[clientID]; }
+  }
+
+  // ---- rendering -------------------------------------------------------------
+  function label(author) { return author === "customer" ? "Customer" : author === "bot" ? "Bot" : author === "agent" ? "Agent" : "System"; }
+  function reasonText(r) {
+    return ({ customer_requested: "customer asked for a person", button: "customer pressed “talk to a person”", low_confidence: "the bot was unsure",
+      configured_intent: "topic handled by people", negative_sentiment: "upset customer", abuse: "abuse", vip: "VIP customer", llm_unavailable: "assistant unavailable" })[r] || r || "";
+  }
+
+  function renderMe() {
+    if (!me) { return; }
+    $("me-name").textContent = me.display_name + (me.role === "admin" ? " (admin)" : "");
+    $("presence").value = me.chosen_presence === "away" ? "away" : "online";
+  }
+  $("presence").addEventListener("change", function () {
+    var v = $("presence").value;
+    act({ type: "presence", status: v }, function (f) { if (f.type === "error" && me) { renderMe(); } });
+  });
+
+  function renderCanned() {
+    var s = $("canned");
+    while (s.options.length > 1) { s.remove(1); }
+    canned.forEach(function (c, i) { var o = el("option", { value: String(i) }, c.title); s.appendChild(o); });
+  }
+  $("canned").addEventListener("change", function () {
+    var i = $("canned").value;
+    if (i === "") { return; }
+    var input = $("composer-input");
+    input.value = (input.value ? input.value + " " : "") + canned[+i].text;
+    $("canned").value = "";
+    input.focus();
+  });
+
+  function itemButton(t, title, meta) {
+    var b = el("button", { type: "button", "class": "open", "data-conversation": t.conversation_id });
+    b.appendChild(el("span", { "class": "title" }, title));
+    b.appendChild(el("span", { "class": "meta" }, meta));
+    b.addEventListener("click", function () { select(t.conversation_id); });
+    return b;
+  }
+
+  function renderLists() {
+    var offers = $("offers"), chats = $("chats");
+    clear(offers); clear(chats);
+    var nOffers = 0, nChats = 0;
+    Object.keys(tickets).map(function (k) { return tickets[k]; })
+      .sort(function (a, b) { return (a.offered_at || a.created_at) < (b.offered_at || b.created_at) ? -1 : 1; })
+      .forEach(function (t) {
+        var li = el("li", { "class": "item" + (t.state === "offered" ? " offer" : "") + (t.conversation_id === selected ? " selected" : ""), "data-ticket": t.id, "data-state": t.state });
+        if (t.state === "offered") {
+          nOffers++;
+          li.appendChild(itemButton(t, "Customer " + shortID(t.customer_id), reasonText(t.reason) + (t.summary && t.summary.intent && t.summary.intent.name ? " · " + t.summary.intent.name : "")));
+          var row = el("div", { "class": "buttons" });
+          var acc = el("button", { type: "button", "class": "primary accept", "aria-label": "Accept conversation with customer " + shortID(t.customer_id) }, "Accept");
+          var dec = el("button", { type: "button", "class": "decline", "aria-label": "Decline conversation with customer " + shortID(t.customer_id) }, "Decline");
+          acc.addEventListener("click", function () { accept(t); });
+          dec.addEventListener("click", function () { decline(t); });
+          row.appendChild(acc); row.appendChild(dec); li.appendChild(row);
+          offers.appendChild(li);
+        } else {
+          nChats++;
+          li.appendChild(itemButton(t, "Customer " + shortID(t.customer_id), reasonText(t.reason)));
+          chats.appendChild(li);
+        }
+      });
+    if (nOffers === 0) { offers.appendChild(el("li", { "class": "meta" }, "No offers.")); }
+    if (nChats === 0) { chats.appendChild(el("li", { "class": "meta" }, "No chats.")); }
+    $("offers-count").textContent = nOffers ? "(" + nOffers + ")" : "";
+    $("chats-count").textContent = nChats ? "(" + nChats + ")" : "";
+  }
+
+  function renderQueue() {
+    var q = $("queue");
+    clear(q);
+    $("queue-count").textContent = queue.length ? "(" + queue.length + ")" : "";
+    if (!queue.length) { q.appendChild(el("li", { "class": "meta" }, "Nobody is waiting.")); return; }
+    queue.forEach(function (e) {
+      var t = e.ticket;
+      var li = el("li", { "class": "item", "data-ticket": t.id });
+      li.appendChild(el("span", { "class": "title" }, "#" + e.position + " · customer " + shortID(t.customer_id)));
+      var meta = reasonText(t.reason);
+      if (t.skills && t.skills.length) { meta += " · skills " + t.skills.join(", "); }
+      if (t.language) { meta += " · " + t.language; }
+      if (t.contact_address) { meta += " · left a contact"; }
+      li.appendChild(el("span", { "class": "meta" }, meta));
+      var row = el("div", { "class": "buttons" });
+      var b = el("button", { type: "button", "class": "claim", "aria-label": "Claim the conversation of customer " + shortID(t.customer_id) }, "Claim");
+      b.addEventListener("click", function () {
+        b.disabled = true;
+        act({ type: "claim", ticket_id: t.id }, function (f) {
+          b.disabled = false;
+          if (f.type === "ok" && f.ticket) { tickets[f.ticket.id] = f.ticket; renderLists(); select(f.ticket.conversation_id); }
+        });
+      });
+      row.appendChild(b); li.appendChild(row);
+      q.appendChild(li);
+    });
+  }
+
+  function renderTransferTargets() {
+    var s = $("transfer-agent");
+    clear(s);
+    var others = agents.filter(function (a) { return !me || a.id !== me.id; });
+    if (!others.length) { s.appendChild(el("option", { value: "" }, "No other agents")); return; }
+    others.sort(function (a, b) { return (a.presence === "online" ? 0 : 1) - (b.presence === "online" ? 0 : 1) || a.display_name.localeCompare(b.display_name); });
+    others.forEach(function (a) {
+      s.appendChild(el("option", { value: a.id }, a.display_name + " — " + a.presence + " (" + a.load + "/" + a.max_chats + ")"));
+    });
+  }
+
+  function select(convId) {
+    selected = convId;
+    renderLists();
+    renderConv();
+    if (convId) {
+      var c = conv(convId);
+      if (!c.suggestions && ticketOf(convId)) { send({ type: "suggest", conversation_id: convId }); }
+      var last = c.seqs[c.seqs.length - 1];
+      if (last) { send({ type: "read", conversation_id: convId, seq: last }); }
+      $("main").focus();
+    }
+  }
+
+  function renderConv() {
+    var t = selected ? ticketOf(selected) : null;
+    $("empty").hidden = !!selected;
+    $("conv").hidden = !selected;
+    $("transfer").hidden = !(t && t.state === "assigned");
+    if (!selected) { clear($("summary")); clear($("suggestions")); return; }
+    var c = conv(selected);
+    $("conv-title").textContent = "Conversation with customer " + (t ? shortID(t.customer_id) : shortID(selected));
+    var state = t ? (t.state === "offered" ? "Offered to you" : "Assigned to you") : (closedNote[selected] || "Not yours");
+    $("conv-state").textContent = state;
+    $("offer-actions").hidden = !(t && t.state === "offered");
+    $("chat-actions").hidden = !(t && t.state === "assigned");
+    var canWrite = !!(t && t.state === "assigned");
+    ["composer-input", "composer-send", "canned"].forEach(function (id) { $(id).disabled = !canWrite; });
+    renderTimer();
+    var log = $("chat-log");
+    clear(log);
+    c.seqs.forEach(function (s) { log.appendChild(messageNode(c.messages[s])); });
+    log.scrollTop = log.scrollHeight;
+    $("typing").textContent = c.typing || "";
+    renderSummary(t);
+    renderSuggestions();
+  }
+
+  function messageNode(m) {
+    var n = el("div", { "class": "msg", "data-seq": String(m.seq), "data-author": m.author || "system" });
+    if (m.author !== "system") { n.appendChild(el("span", { "class": "name" }, m.author_name || label(m.author))); }
+    n.appendChild(el("span", { "class": "text" }, m.text));
+    return n;
+  }
+  function appendMessage(m) {
+    var log = $("chat-log");
+    var node = messageNode(m);
+    var after = null;
+    Array.prototype.forEach.call(log.querySelectorAll(".msg[data-seq]"), function (x) { if (!after && +x.getAttribute("data-seq") > m.seq) { after = x; } });
+    log.insertBefore(node, after || log.querySelector(".msg.pending"));
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function renderTimer() {
+    var t = selected ? ticketOf(selected) : null;
+    if (!t || t.state !== "offered" || !t.offer_expires_at) { $("offer-timer").textContent = ""; return; }
+    var s = Math.max(0, Math.round((Date.parse(t.offer_expires_at) - Date.now()) / 1000));
+    $("offer-timer").textContent = "Expires in " + s + " s";
+  }
+  setInterval(renderTimer, 1000);
+
+  function renderSummary(t) {
+    var dl = $("summary");
+    clear(dl);
+    function row(k, v) { if (v === undefined || v === null || v === "") { return; } dl.appendChild(el("dt", null, k)); dl.appendChild(el("dd", null, v)); }
+    if (!t) { row("Ticket", closedNote[selected] || "none"); return; }
+    var s = t.summary || {};
+    row("Escalated because", reasonText(t.reason));
+    row("Detail", t.detail);
+    if (s.intent && s.intent.name) { row("Intent", s.intent.name); row("Confidence", pct(s.intent.confidence)); }
+    if (s.out_of_scope) { row("Out of scope", "yes"); }
+    if (s.ranking && s.ranking.length > 1) { row("Also considered", s.ranking.slice(1, 4).map(function (r) { return r.name + " " + pct(r.confidence); }).join(", ")); }
+    (s.entities || []).forEach(function (e) { row("Entity: " + e.type, e.text + (e.value && e.value !== e.text ? " → " + e.value : "")); });
+    if (typeof s.sentiment === "number" && s.sentiment !== 0) { row("Sentiment", s.sentiment.toFixed(2)); }
+    row("Language", t.language || s.language);
+    row("Priority", String(t.priority));
+    if (t.skills && t.skills.length) { row("Skills", t.skills.join(", ")); }
+    row("Tier", t.tier);
+    row("Contact", t.contact_address);
+  }
+
+  function renderSuggestions() {
+    var ul = $("suggestions");
+    clear(ul);
+    var s = selected ? conv(selected).suggestions : null;
+    if (!s || !s.items || !s.items.length) { ul.appendChild(el("li", { "class": "meta" }, "No suggestions.")); return; }
+    var t = ticketOf(selected);
+    s.items.forEach(function (it) {
+      var li = el("li", { "class": "suggestion", "data-faq": it.faq_id });
+      li.appendChild(el("span", { "class": "q" }, it.question));
+      li.appendChild(el("span", { "class": "a" }, it.answer));
+      var b = el("button", { type: "button", "class": "use", "aria-label": "Use the answer to: " + it.question }, "Use this answer");
+      b.disabled = !(t && t.state === "assigned");
+      b.addEventListener("click", function () { var input = $("composer-input"); input.value = it.answer; input.focus(); });
+      li.appendChild(b);
+      ul.appendChild(li);
+    });
+  }
+
+  function showTyping(convId, text) {
+    conv(convId).typing = text;
+    if (convId === selected) { $("typing").textContent = text; }
+    clearTimeout(typingShowTimer);
+    if (text) { typingShowTimer = setTimeout(function () { showTyping(convId, ""); }, 8000); }
+  }
+
+  // ---- actions -----------------------------------------------------------------
+  function accept(t) {
+    act({ type: "accept", ticket_id: t.id }, function (f) {
+      if (f.type === "ok" && f.ticket) { tickets[f.ticket.id] = f.ticket; renderLists(); select(f.ticket.conversation_id); $("composer-input").focus(); }
+    });
+  }
+  function decline(t) {
+    act({ type: "decline", ticket_id: t.id }, function (f) {
+      if (f.type === "ok") { delete tickets[t.id]; closedNote[t.conversation_id] = "Offer declined."; renderLists(); if (selected === t.conversation_id) { renderConv(); } }
+    });
+  }
+  function closing(type) {
+    return function () {
+      var t = ticketOf(selected);
+      if (!t) { return; }
+      act({ type: type, ticket_id: t.id }, function (f) {
+        if (f.type === "ok") {
+          delete tickets[t.id];
+          closedNote[t.conversation_id] = type === "return" ? "Returned to the bot." : type === "resolve" ? "Closed." : "Transferred.";
+          toast(closedNote[t.conversation_id]);
+          renderLists(); renderConv();
+        }
+      });
+    };
+  }
+  $("accept-btn").addEventListener("click", function () { var t = ticketOf(selected); if (t) { accept(t); } });
+  $("decline-btn").addEventListener("click", function () { var t = ticketOf(selected); if (t) { decline(t); } });
+  $("return-btn").addEventListener("click", closing("return"));
+  $("resolve-btn").addEventListener("click", closing("resolve"));
+  $("transfer-btn").addEventListener("click", function () {
+    var t = ticketOf(selected), to = $("transfer-agent").value;
+    if (!t || !to) { return; }
+    act({ type: "transfer", ticket_id: t.id, to_agent_id: to }, function (f) { if (f.type === "ok") { delete tickets[t.id]; closedNote[t.conversation_id] = "Transferred."; toast("Transferred."); renderLists(); renderConv(); } });
+  });
+  $("transfer-group-btn").addEventListener("click", function () {
+    var t = ticketOf(selected);
+    var skills = $("transfer-skills").value.split(",").map(function (s) { return s.trim(); }).filter(Boolean);
+    if (!t || !skills.length) { toast("Enter at least one skill."); return; }
+    act({ type: "transfer", ticket_id: t.id, skills: skills }, function (f) { if (f.type === "ok") { delete tickets[t.id]; closedNote[t.conversation_id] = "Transferred to " + skills.join(", ") + "."; toast(closedNote[t.conversation_id]); renderLists(); renderConv(); } });
+  });
+
+  $("composer").addEventListener("submit", function (e) { e.preventDefault(); sendReply(); });
+  $("composer-input").addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendReply(); }
+  });
+  $("composer-input").addEventListener("input", function () {
+    if (!selected || !ticketOf(selected)) { return; }
+    var now = Date.now();
+    if (now - typingSent > 2500) { typingSent = now; send({ type: "typing", conversation_id: selected, on: true }); }
+    clearTimeout(typingOffTimer);
+    var convId = selected;
+    typingOffTimer = setTimeout(function () { typingSent = 0; send({ type: "typing", conversation_id: convId, on: false }); }, 3000);
+  });
+
+  function sendReply() {
+    var input = $("composer-input");
+    var text = input.value.trim();
+    var t = selected ? ticketOf(selected) : null;
+    if (!text || !t || t.state !== "assigned") { return; }
+    var cid = newID("m");
+    if (!send({ type: "message", conversation_id: selected, client_id: cid, text: text })) { return; }
+    clearTimeout(typingOffTimer); typingSent = 0;
+    send({ type: "typing", conversation_id: selected, on: false });
+    var p = el("div", { "class": "msg pending", "data-author": "agent" });
+    p.appendChild(el("span", { "class": "text" }, text));
+    $("chat-log").appendChild(p);
+    pendingMsgs[cid] = p;
+    input.value = "";
+  }
+
+  // ---- boot ----------------------------------------------------------------------
+  document.addEventListener("keydown", function (e) {
+    // Alt+A accepts the oldest offer; Escape clears the selection.
+    if (e.altKey && (e.key === "a" || e.key === "A")) {
+      var offers = Object.keys(tickets).map(function (k) { return tickets[k]; }).filter(function (t) { return t.state === "offered"; });
+      if (offers.length) { e.preventDefault(); accept(offers[0]); }
+    }
+  });
+  window.addEventListener("online", function () { if (!ws && token) { attempt = 0; connect(); } });
+  window.__tandemConsole = {
+    state: function () { return JSON.parse(JSON.stringify({ me: me, tickets: tickets, selected: selected, queue: queue, agents: agents })); },
+    connected: function () { return !!(ws && ws.readyState === 1 && me); }
+  };
+  renderLists(); renderQueue();
+  if (token) { connect(); } else { $("login-email").focus(); }
+})();

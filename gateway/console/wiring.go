@@ -1,0 +1,66 @@
+package console
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/gateway"
+	"github.com/tandem-chat/tandem/handoff"
+)
+
+// The engine needs its Notifier (the Console) when it is created, the chat
+// needs the engine (gateway.Handoff) when it is created, and the Console
+// needs the chat: Handoff and LateNotifier break the cycle.
+
+// Handoff adapts a handoff.Engine to gateway.Handoff and
+// gateway.ChatDeps.AgentAccess. The chat is bound after it is built
+// (SetChat); escalations before that fail with unavailable.
+type Handoff struct {
+	Engine *handoff.Engine
+	chat   atomic.Pointer[gateway.Chat]
+}
+
+var _ gateway.Handoff = (*Handoff)(nil)
+
+// SetChat binds the chat whose conversations are escalated.
+func (h *Handoff) SetChat(c *gateway.Chat) { h.chat.Store(c) }
+
+// Escalate implements gateway.Handoff: it creates the conversation's ticket.
+func (h *Handoff) Escalate(ctx context.Context, conversationID string, esc tandem.Escalation) error {
+	chat := h.chat.Load()
+	if chat == nil {
+		return tandem.Errorf(tandem.EUNAVAILABLE, "handoff is starting")
+	}
+	conv, err := chat.Conversation(ctx, conversationID)
+	if err != nil {
+		return err
+	}
+	_, _, err = h.Engine.Escalate(ctx, conv, esc)
+	return err
+}
+
+// AgentAccess is gateway.ChatDeps.AgentAccess: an agent may read a
+// conversation offered or assigned to them.
+func (h *Handoff) AgentAccess(ctx context.Context, agentID, conversationID string) bool {
+	_, err := h.Engine.Authorize(ctx, handoff.Actor{AgentID: agentID}, conversationID, false)
+	return err == nil
+}
+
+// LateNotifier is a handoff.Notifier that forwards to a Console bound after
+// the engine was created; events before Set are dropped.
+type LateNotifier struct {
+	c atomic.Pointer[Console]
+}
+
+var _ handoff.Notifier = (*LateNotifier)(nil)
+
+// Set binds the console.
+func (n *LateNotifier) Set(c *Console) { n.c.Store(c) }
+
+// Notify implements handoff.Notifier.
+func (n *LateNotifier) Notify(ctx context.Context, e handoff.Event) {
+	if c := n.c.Load(); c != nil {
+		c.Notify(ctx, e)
+	}
+}
