@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/gateway"
 	"github.com/tandem-chat/tandem/internal/testenv"
+	"github.com/tandem-chat/tandem/models"
 )
 
 // bootServer starts the real server on :0 with env (plus the ONNX Runtime
@@ -146,5 +148,115 @@ func TestServedBotAnswers(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(buf.String(), `"hits"`) {
 		t.Fatalf("search preview: %d %.300s", resp.StatusCode, buf.String())
+	}
+}
+
+// newTestBot builds the served bot (real models in ONNX Runtime, demo
+// knowledge and policy, in-memory stores) without the HTTP server.
+func newTestBot(t *testing.T, opt botOptions) *bot {
+	t.Helper()
+	rt, err := models.OpenRuntime(testenv.ONNXRuntimeLib(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Close() })
+	cfg := DefaultConfig()
+	cfg.ModelDir = testenv.ModelDir(t)
+	b, err := buildBot(context.Background(), rt, cfg, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+// TestRealBotBadInput: hostile or odd turns get a reply or a clear error
+// from the real models, never a panic.
+func TestRealBotBadInput(t *testing.T) {
+	b := newTestBot(t, botOptions{})
+	ctx := context.Background()
+	cases := map[string]string{
+		"empty":         "",
+		"whitespace":    " \t\n  ",
+		"100KB":         strings.Repeat("where is my order ", 100<<10/18),
+		"invalid UTF8":  "where is my \xff\xfe order",
+		"emoji only":    "😡😡😡🔥",
+		"mixed script":  "我的订单 where is it? Где мой заказ",
+		"chinese human": "我要人工客服",
+		"control chars": "track\x00my\x1border",
+		"markup":        "<img src=x onerror=alert(1)> refund",
+	}
+	for name, text := range cases {
+		r, err := b.Respond(ctx, tandem.Turn{ConversationID: "bad-" + name, Text: text, Time: time.Now()})
+		if err != nil {
+			if tandem.ErrorCode(err) != tandem.EINVALID || tandem.ErrorMessage(err) == "" {
+				t.Errorf("%s: error %v is not a clear invalid-input error", name, err)
+			}
+			continue
+		}
+		if r.Kind == "" || (r.Text == "" && r.Kind != tandem.ReplyEscalate) {
+			t.Errorf("%s: empty reply %+v", name, r)
+		}
+		if name == "chinese human" && r.Escalation == nil {
+			t.Errorf("a Chinese request for a person did not escalate: %+v", r)
+		}
+	}
+}
+
+// TestRealBotConcurrentTurns: thousands of turns from many conversations
+// at once through the real models, micro-batched, give every conversation
+// exactly the replies it gets when run alone.
+func TestRealBotConcurrentTurns(t *testing.T) {
+	texts := []string{
+		"How long does shipping take?", "I want a refund", "where is my order ORD-12345",
+		"can I pay with paypal", "how do I reset my password", "I want to delete my account",
+		"do you ship to Canada", "my parcel arrived damaged", "thanks!", "hello",
+		"change my delivery address", "what is your return policy", "zxq vlorp",
+	}
+	const convs, turns = 100, 20
+	script := func(c int) []string {
+		out := make([]string, turns)
+		for i := range out {
+			out[i] = texts[(c*7+i*3)%len(texts)]
+		}
+		return out
+	}
+	type result struct {
+		kind   tandem.ReplyKind
+		text   string
+		intent string
+	}
+	ctx := context.Background()
+	run := func(b *bot, c int) []result {
+		var out []result
+		for i, text := range script(c) {
+			r, err := b.Respond(ctx, tandem.Turn{ConversationID: fmt.Sprintf("conv-%d", c), MessageSeq: int64(i + 1), Text: text, Time: time.Unix(1_800_000_000, 0)})
+			if err != nil {
+				t.Errorf("conv %d turn %d: %v", c, i, err)
+				return out
+			}
+			out = append(out, result{r.Kind, r.Text, r.NLU.Intent.Name})
+		}
+		return out
+	}
+	// Alone: one conversation at a time on its own bot.
+	alone := newTestBot(t, botOptions{NoCache: true})
+	want := make([][]result, convs)
+	for c := range convs {
+		want[c] = run(alone, c)
+	}
+	// Together: all conversations at once on a shared, batching bot.
+	shared := newTestBot(t, botOptions{NoCache: true})
+	got := make([][]result, convs)
+	var wg sync.WaitGroup
+	for c := range convs {
+		wg.Add(1)
+		go func() { defer wg.Done(); got[c] = run(shared, c) }()
+	}
+	wg.Wait()
+	for c := range convs {
+		if fmt.Sprint(got[c]) != fmt.Sprint(want[c]) {
+			t.Fatalf("conversation %d differs when run concurrently:\n got %v\nwant %v", c, got[c], want[c])
+		}
 	}
 }
