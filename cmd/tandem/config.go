@@ -80,6 +80,15 @@ type Config struct {
 	TrustedProxies string
 
 	// Agent settings (the handoff engine and agent console) live below.
+	// AgentTokenTTL is the lifetime of the agent and admin tokens issued by
+	// POST /api/v1/agents/login (env TANDEM_AGENT_TOKEN_TTL; 0 = 12h).
+	AgentTokenTTL time.Duration
+	// OfferTimeout is how long an agent has to accept an offered
+	// conversation before it goes to the next one (env TANDEM_OFFER_TIMEOUT; 0 = 30s).
+	OfferTimeout time.Duration
+	// DisconnectGrace is how long an agent whose console disconnected keeps
+	// their chats before they are queued again (env TANDEM_DISCONNECT_GRACE; 0 = 60s).
+	DisconnectGrace time.Duration
 }
 
 // LLMConfig configures an OpenAI-compatible chat completions server.
@@ -231,6 +240,24 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 		}
 	}
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "load the demo knowledge, site and agent into empty stores (env TANDEM_DEMO)")
+	for _, d := range []struct {
+		p         *time.Duration
+		name, env string
+		usage     string
+	}{
+		{&c.AgentTokenTTL, "agent-token-ttl", "TANDEM_AGENT_TOKEN_TTL", "lifetime of agent login tokens; 0 = 12h"},
+		{&c.OfferTimeout, "offer-timeout", "TANDEM_OFFER_TIMEOUT", "time an agent has to accept an offer; 0 = 30s"},
+		{&c.DisconnectGrace, "disconnect-grace", "TANDEM_DISCONNECT_GRACE", "how long a disconnected agent keeps their chats; 0 = 60s"},
+	} {
+		if v := getenv(d.env); v != "" {
+			if x, err := time.ParseDuration(v); err != nil {
+				errs = append(errs, fmt.Errorf("invalid %s %q: accepted values: a duration such as 30s", d.env, v))
+			} else {
+				*d.p = x
+			}
+		}
+		fs.DurationVar(d.p, d.name, *d.p, d.usage+" (env "+d.env+")")
+	}
 	return errors.Join(errs...)
 }
 

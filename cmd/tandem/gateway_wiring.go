@@ -71,7 +71,7 @@ func (m *Main) wireGateway(ctx context.Context, bot gateway.Bot, handoff gateway
 		return fmt.Errorf("serve: %w", err)
 	}
 	chat, err := gateway.NewChat(chatCfg, gateway.ChatDeps{
-		Log: log, Bus: bus, Auth: auth, Sites: sites, Bot: bot, Handoff: handoff,
+		Log: log, Bus: bus, Auth: auth, Sites: sites, Bot: bot, Handoff: handoff, AgentAccess: agentAccess(handoff),
 		Logger: m.Logger.With("component", "chat"), Registerer: m.server.Registry(),
 	})
 	if err != nil {

@@ -99,7 +99,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := m.wireGateway(ctx, bot, nil); err != nil {
+	ho, err := m.wireHandoff(ctx) // cmd/tandem/handoff_wiring.go: handoff engine and store
+	if err != nil {
+		return err
+	}
+	if err := m.wireGateway(ctx, bot, ho.adapter); err != nil {
+		return err
+	}
+	if err := m.wireConsole(ctx, ho); err != nil { // needs the chat: agent console, agents API, routing
 		return err
 	}
 	if err := m.wireKnowledgeAPI(ctx); err != nil { // needs the chat's auth and bus
