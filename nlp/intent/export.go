@@ -90,7 +90,32 @@ func (m *Model) ONNX(int8 bool) []byte {
 	h := g.Op("Add", []string{bag2, "B0"}, "h")
 	a := g.Op("Relu", []string{h}, "a")
 	mm := g.Op("MatMul", []string{a, "Wo"}, "mm")
-	lg := g.Op("Add", []string{mm, "Bo"}, OutputLogits)
+	lgName := OutputLogits
+	if m.Lin != nil {
+		lgName = "deep_logits"
+	}
+	lg := g.Op("Add", []string{mm, "Bo"}, lgName)
+	if m.Lin != nil {
+		var wide string
+		if int8 {
+			q, scales := QuantizeRows(m.Lin, rows, C)
+			g.Init(onnx.Int8Tensor("L_q", []int64{int64(rows), int64(C)}, q))
+			g.Init(onnx.FloatTensor("L_scale", []int64{int64(rows)}, scales))
+			gq := g.Op("Gather", []string{"L_q", InputIDs}, "l_q")                         // [B,L,C] int8
+			gf := g.Op("Cast", []string{gq}, "l_f", onnx.AttrInt("to", int64(onnx.Float))) // [B,L,C]
+			s := g.Op("Gather", []string{"L_scale", InputIDs}, "l_s")                      // [B,L]
+			sw := g.Op("Mul", []string{s, InputWeights}, "lsw")                            // [B,L]
+			sw3 := g.Op("Unsqueeze", []string{sw, "axes_1"}, "lsw3")                       // [B,1,L]
+			wide = g.Op("MatMul", []string{sw3, gf}, "wide3")                              // [B,1,C]
+		} else {
+			g.Init(onnx.FloatTensor("L", []int64{int64(rows), int64(C)}, m.Lin))
+			w3 := g.Op("Unsqueeze", []string{InputWeights, "axes_1"}, "lw3") // [B,1,L]
+			gl := g.Op("Gather", []string{"L", InputIDs}, "l_f")             // [B,L,C]
+			wide = g.Op("MatMul", []string{w3, gl}, "wide3")                 // [B,1,C]
+		}
+		wide2 := g.Op("Squeeze", []string{wide, "axes_1"}, "wide") // [B,C]
+		lg = g.Op("Add", []string{lg, wide2}, OutputLogits)
+	}
 	sc := g.Op("Mul", []string{lg, "inv_t"}, "scaled")
 	g.Op("Softmax", []string{sc}, OutputProbs, onnx.AttrInt("axis", -1))
 	prec := PrecisionFP32

@@ -1,15 +1,19 @@
 // Package intent trains, calibrates, exports and evaluates Tandem's intent
 // classifier.
 //
-// Architecture: a text's sparse TF-IDF vector over hashed word and char
-// n-grams (package features) is multiplied into an embedding table E
-// ([rows x Hidden], an "embedding bag": gather the rows of the text's
-// features, weight them by tf-idf, sum), plus a bias, through a ReLU, then a
-// linear layer to one logit per intent (the out-of-scope label "oos" is an
-// ordinary class when the data has it). Members trained independently from
-// different seeds form an ensemble whose averaged logits are exactly those of
-// one wider model (E and the output layer concatenated), so an ensemble
-// exports as a single graph. Confidence is softmax(logits / Temperature),
+// Architecture ("wide and deep"): a text's sparse TF-IDF vector x over
+// hashed word and char n-grams (package features) feeds two branches whose
+// logits are mixed (Config.LinearMix). The deep branch multiplies x into an
+// embedding table E ([rows x Hidden], an "embedding bag": gather the rows of
+// the text's features, weight them by tf-idf, sum), adds a bias, applies a
+// ReLU, then a linear layer to one logit per intent (the out-of-scope label
+// "oos" is an ordinary class when the data has it). Members trained
+// independently from different seeds form an ensemble whose averaged logits
+// are exactly those of one wider model (E and the output layer
+// concatenated). The wide branch is a softmax regression on x (table Lin
+// [rows x labels], trained separately with plain SGD, whose implicit bias
+// toward large margins makes it behave like an L2 logistic regression). The
+// mixture exports as a single graph. Confidence is softmax(logits / Temperature),
 // with the temperature fitted on a held-out validation slice; a text is out of
 // scope when its top intent is "oos" or its confidence is below Threshold,
 // also chosen on that slice.
@@ -35,6 +39,7 @@ type Model struct {
 	B0          []float32 // [Hidden]
 	Wo          []float32 // [Hidden x len(Labels)]
 	Bo          []float32 // [len(Labels)]
+	Lin         []float32 // [(Vocab.Len()+1) x len(Labels)] linear (wide) branch added to the logits; nil = none
 	Temperature float64   // confidence = softmax(logits / Temperature)
 	Threshold   float64   // out of scope below this confidence
 	Validation  Metrics   // metrics on the validation slice at Threshold
@@ -60,7 +65,17 @@ func (m *Model) OOSIndex() int {
 // (len NumLabels), using h as scratch (len Hidden). It is the reference
 // forward pass.
 func (m *Model) Logits(rows []int32, weights []float32, h, out []float32) {
-	logits(m.E, m.B0, m.Wo, m.Bo, m.Hidden, len(m.Labels), rows, weights, h, out)
+	C := len(m.Labels)
+	logits(m.E, m.B0, m.Wo, m.Bo, m.Hidden, C, rows, weights, h, out)
+	if m.Lin != nil {
+		for i, r := range rows {
+			w := weights[i]
+			row := m.Lin[int(r)*C : int(r)*C+C]
+			for c, v := range row {
+				out[c] += w * v
+			}
+		}
+	}
 }
 
 func logits(E, b0, Wo, bo []float32, H, C int, rows []int32, weights []float32, h, out []float32) {

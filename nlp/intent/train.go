@@ -20,33 +20,40 @@ import (
 
 // Config is the training configuration (recorded in the model manifest).
 type Config struct {
-	Features       features.Config `json:"features"`
-	Hidden         int             `json:"hidden"`          // hidden width per ensemble member
-	Members        int             `json:"members"`         // ensemble size
-	Epochs         int             `json:"epochs"`          //
-	BatchSize      int             `json:"batch_size"`      //
-	LR             float64         `json:"lr"`              // Adam step for dense layers
-	EmbedLR        float64         `json:"embed_lr"`        // row-wise AdaGrad step for the embedding table
-	Dropout        float64         `json:"dropout"`         // on the hidden layer
-	FeatureDropout float64         `json:"feature_dropout"` // on input features
-	WeightDecay    float64         `json:"weight_decay"`    // decoupled, on the output layer
-	LabelSmoothing float64         `json:"label_smoothing"` //
-	ValidFraction  float64         `json:"valid_fraction"`  // held-out share of each label when no validation set is given
-	OOSPrior       float64         `json:"oos_prior"`       // assumed out-of-scope share of traffic for the threshold rule
-	MaxReject      float64         `json:"max_reject"`      // threshold rule without oos validation data
-	Refit          bool            `json:"refit"`           // after calibration, retrain on training + validation data
-	PseudoOOS      float64         `json:"pseudo_oos"`      // synthetic out-of-scope texts per real one (mixtures of in-scope words); 0 = none
-	InitScale      float64         `json:"init_scale"`      // std of the initial embedding rows
-	Seed           uint64          `json:"seed"`            //
-	Threads        int             `json:"-"`               // goroutines (0 = GOMAXPROCS); results do not depend on it
+	Features         features.Config `json:"features"`
+	Hidden           int             `json:"hidden"`             // hidden width per ensemble member
+	Members          int             `json:"members"`            // ensemble size
+	Epochs           int             `json:"epochs"`             //
+	BatchSize        int             `json:"batch_size"`         //
+	LR               float64         `json:"lr"`                 // Adam step for dense layers
+	EmbedLR          float64         `json:"embed_lr"`           // row-wise AdaGrad step for the embedding table
+	Dropout          float64         `json:"dropout"`            // on the hidden layer
+	FeatureDropout   float64         `json:"feature_dropout"`    // on input features
+	WeightDecay      float64         `json:"weight_decay"`       // decoupled, on the output layer
+	LabelSmoothing   float64         `json:"label_smoothing"`    //
+	ValidFraction    float64         `json:"valid_fraction"`     // held-out share of each label when no validation set is given
+	OOSValidFraction float64         `json:"oos_valid_fraction"` // held-out share of the out-of-scope label (more, so the threshold sees enough of them; the refit trains on all)
+	OOSPrior         float64         `json:"oos_prior"`          // assumed out-of-scope share of traffic for the threshold rule
+	MaxReject        float64         `json:"max_reject"`         // threshold rule without oos validation data
+	Refit            bool            `json:"refit"`              // after calibration, retrain on training + validation data
+	PseudoOOS        float64         `json:"pseudo_oos"`         // synthetic out-of-scope texts per real one (mixtures of in-scope words); 0 = none
+	InitScale        float64         `json:"init_scale"`         // std of the initial embedding rows
+	LinearEpochs     int             `json:"linear_epochs"`      // epochs of the linear (wide) branch; 0 = no linear branch
+	LinearLR         float64         `json:"linear_lr"`          // AdaGrad step of the linear branch
+	LinearL2         float64         `json:"linear_l2"`          // decay per update of touched linear rows
+	LinearSGD        bool            `json:"linear_sgd"`         // plain SGD instead of AdaGrad for the linear branch
+	LinearMix        float64         `json:"linear_mix"`         // share of the linear branch in the logits (the deep branch gets 1 - LinearMix)
+	Seed             uint64          `json:"seed"`               //
+	Threads          int             `json:"-"`                  // goroutines (0 = GOMAXPROCS); results do not depend on it
 }
 
 // DefaultConfig returns the configuration `tandem train` uses.
 func DefaultConfig() Config {
 	return Config{
-		Features: features.DefaultConfig(), Hidden: 256, Members: 2, Epochs: 10, BatchSize: 32,
+		Features: features.DefaultConfig(), Hidden: 256, Members: 2, Epochs: 5, BatchSize: 32,
 		LR: 2e-3, EmbedLR: 0.05, Dropout: 0.3, FeatureDropout: 0.1, WeightDecay: 1e-4,
-		LabelSmoothing: 0.05, InitScale: 0.01, ValidFraction: 0.1, OOSPrior: 0.1, MaxReject: 0.02, Refit: true, PseudoOOS: 5, Seed: 1,
+		LabelSmoothing: 0.05, InitScale: 0.01, ValidFraction: 0.1, OOSValidFraction: 0.25, OOSPrior: 0.05, MaxReject: 0.02, Refit: true, PseudoOOS: 5, Seed: 1,
+		LinearEpochs: 20, LinearLR: 20, LinearSGD: true, LinearMix: 0.4,
 	}
 }
 
@@ -66,10 +73,14 @@ func (c Config) Validate() error {
 		return errors.New("intent: learning rates must be positive")
 	case c.Dropout < 0 || c.Dropout >= 1 || c.FeatureDropout < 0 || c.FeatureDropout >= 1:
 		return errors.New("intent: dropout must be in [0, 1)")
-	case c.ValidFraction < 0 || c.ValidFraction >= 0.5:
-		return errors.New("intent: valid_fraction must be in [0, 0.5)")
+	case c.ValidFraction < 0 || c.ValidFraction >= 0.5 || c.OOSValidFraction < 0 || c.OOSValidFraction >= 0.5:
+		return errors.New("intent: valid_fraction and oos_valid_fraction must be in [0, 0.5)")
 	case c.OOSPrior < 0 || c.OOSPrior >= 1 || c.MaxReject < 0 || c.MaxReject >= 1:
 		return errors.New("intent: oos_prior and max_reject must be in [0, 1)")
+	case c.LinearEpochs < 0 || c.LinearEpochs > 0 && (c.LinearLR <= 0 || c.LinearMix <= 0 || c.LinearMix >= 1):
+		return errors.New("intent: the linear branch needs epochs >= 0, a positive step and a mix in (0, 1)")
+	case c.LinearL2 < 0 || c.LinearL2 >= 1:
+		return errors.New("intent: linear_l2 must be in [0, 1)")
 	}
 	return nil
 }
@@ -103,9 +114,10 @@ func (s *set) example(i int) ([]int32, []float32) {
 }
 
 // Split divides examples (with non-empty intents) into a fit part and a
-// stratified held-out validation part (frac of each label, at least one when
-// the label has 4 or more examples), deterministically for seed.
-func Split(exs []data.Example, frac float64, seed uint64) (fit, valid []data.Example) {
+// stratified held-out validation part (frac of each label, oosFrac of the
+// out-of-scope label, at least one when the label has 4 or more examples),
+// deterministically for seed.
+func Split(exs []data.Example, frac, oosFrac float64, seed uint64) (fit, valid []data.Example) {
 	byLabel := map[string][]int{}
 	for i, ex := range exs {
 		if ex.Intent != "" {
@@ -121,7 +133,11 @@ func Split(exs []data.Example, frac float64, seed uint64) (fit, valid []data.Exa
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	for _, l := range labels {
 		idx := byLabel[l]
-		k := int(math.Round(frac * float64(len(idx))))
+		f := frac
+		if l == tandem.OutOfScope && frac > 0 {
+			f = oosFrac
+		}
+		k := int(math.Round(f * float64(len(idx))))
 		if k == 0 && frac > 0 && len(idx) >= 4 {
 			k = 1
 		}
@@ -171,7 +187,7 @@ func Train(ctx context.Context, ds, valid *data.Dataset, cfg Config, progress Pr
 			}
 		}
 	} else {
-		fitEx, validEx = Split(ds.Examples, cfg.ValidFraction, cfg.Seed)
+		fitEx, validEx = Split(ds.Examples, cfg.ValidFraction, max(cfg.ValidFraction, cfg.OOSValidFraction), cfg.Seed)
 	}
 	if len(fitEx) == 0 {
 		return nil, errors.New("intent: no training examples with an intent")
@@ -233,11 +249,23 @@ func fitModel(ctx context.Context, fitEx, validEx []data.Example, labels []strin
 	progress("intent: %s%d training and %d validation examples, %d intents, %d features",
 		phase, fit.n(), vs.n(), len(labels), vocab.Len())
 
-	// Train the members concurrently; each is deterministic on its own.
+	// Train the members (and the linear branch) concurrently; each is
+	// deterministic on its own. The linear branch starts first: it is the
+	// longest job.
 	members := make([]*member, cfg.Members)
-	errs := make([]error, cfg.Members)
+	errs := make([]error, cfg.Members+1)
 	sem := make(chan struct{}, threads)
 	var wg sync.WaitGroup
+	var lin *linear
+	if cfg.LinearEpochs > 0 {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			lin, errs[cfg.Members] = trainLinear(ctx, fit, vs, vocab.Len()+1, len(labels), cfg, phase, progress)
+		}()
+	}
 	for k := range members {
 		wg.Add(1)
 		go func() {
@@ -251,7 +279,7 @@ func fitModel(ctx context.Context, fitEx, validEx []data.Example, labels []strin
 	if err := errors.Join(errs...); err != nil {
 		return nil, nil, err
 	}
-	m := combine(members, labels, fz, cfg)
+	m := combine(members, lin, labels, fz, cfg)
 	m.Examples = fit.n()
 	return m, vs, nil
 }
@@ -551,7 +579,7 @@ func accuracy(m *member, vs *set, H, C int) float64 {
 
 // combine merges ensemble members into one model whose logits are the mean
 // of the members' logits.
-func combine(ms []*member, labels []string, fz *features.Featurizer, cfg Config) *Model {
+func combine(ms []*member, lin *linear, labels []string, fz *features.Featurizer, cfg Config) *Model {
 	K, H, C := len(ms), cfg.Hidden, len(labels)
 	HT := K * H
 	rows := len(ms[0].E) / H
@@ -561,6 +589,17 @@ func combine(ms []*member, labels []string, fz *features.Featurizer, cfg Config)
 		Temperature: 1,
 	}
 	inv := 1 / float32(K)
+	if lin != nil {
+		inv *= float32(1 - cfg.LinearMix)
+		mix := float32(cfg.LinearMix)
+		m.Lin = make([]float32, len(lin.W))
+		for i, v := range lin.W {
+			m.Lin[i] = mix * v
+		}
+		for c := range m.Bo {
+			m.Bo[c] = mix * lin.B[c]
+		}
+	}
 	for k, mb := range ms {
 		for r := 0; r < rows; r++ {
 			copy(m.E[r*HT+k*H:r*HT+k*H+H], mb.E[r*H:r*H+H])
@@ -600,6 +639,13 @@ func (m *Model) calibrate(vs *set, threads int) {
 		}()
 	}
 	wg.Wait()
+	m.calibrateLogits(all, vs)
+}
+
+// calibrateLogits fits the temperature and threshold from the validation
+// logits all ([vs.n() x C]) and records the validation metrics.
+func (m *Model) calibrateLogits(all []float32, vs *set) {
+	C := len(m.Labels)
 	nll := func(T float64) float64 {
 		p := make([]float64, C)
 		var s float64
@@ -653,4 +699,154 @@ func (m *Model) calibrate(vs *set, threads int) {
 	}
 	m.Validation = Score(gold, pred)
 	m.Validation.Threshold = m.Threshold
+}
+
+// linear is a softmax regression over the tf-idf features (the "wide"
+// branch): logits = bias + sum_i w_i * W[row_i].
+type linear struct {
+	W, B []float32 // W [rows x C]
+}
+
+// trainLinear fits a softmax regression on fit with per-coordinate AdaGrad
+// on minibatches (rows touched by the batch only) and decoupled L2 decay
+// applied lazily to touched rows.
+func trainLinear(ctx context.Context, fit, vs *set, rows, C int, cfg Config, phase string, progress Progress) (*linear, error) {
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x11ea7))
+	l := &linear{W: make([]float32, rows*C), B: make([]float32, C)}
+	acc := make([]float32, rows*C)
+	accB := make([]float32, C)
+	slot := make([]int32, rows)
+	for i := range slot {
+		slot[i] = -1
+	}
+	var (
+		touched []int32
+		gW      []float32
+		gB      = make([]float32, C)
+		lg      = make([]float32, C)
+		p       = make([]float64, C)
+		g       = make([]float32, C)
+	)
+	order := make([]int, fit.n())
+	for i := range order {
+		order[i] = i
+	}
+	lr := float32(cfg.LinearLR)
+	smooth := cfg.LabelSmoothing
+	for epoch := 1; epoch <= cfg.LinearEpochs; epoch++ {
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		var loss float64
+		for b0 := 0; b0 < len(order); b0 += cfg.BatchSize {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			batch := order[b0:min(b0+cfg.BatchSize, len(order))]
+			inv := float32(1) / float32(len(batch))
+			clear(gB)
+			touched = touched[:0]
+			gW = gW[:0]
+			for _, ei := range batch {
+				rs, ws := fit.example(ei)
+				copy(lg, l.B)
+				for i, r := range rs {
+					w := ws[i]
+					row := l.W[int(r)*C : int(r)*C+C]
+					for c, v := range row {
+						lg[c] += w * v
+					}
+				}
+				Softmax(lg, 1, p)
+				y := int(fit.labels[ei])
+				loss -= math.Log(math.Max(p[y], 1e-12))
+				for c := range g {
+					t := smooth / float64(C)
+					if c == y {
+						t += 1 - smooth
+					}
+					g[c] = float32(p[c]-t) * inv
+					gB[c] += g[c]
+				}
+				for i, r := range rs {
+					sl := slot[r]
+					if sl < 0 {
+						sl = int32(len(touched))
+						slot[r] = sl
+						touched = append(touched, r)
+						if n := len(gW) + C; n <= cap(gW) {
+							gW = gW[:n]
+							clear(gW[n-C:])
+						} else {
+							gW = append(gW, make([]float32, C)...)
+						}
+					}
+					w := ws[i]
+					gr := gW[int(sl)*C : int(sl)*C+C]
+					for c, v := range g {
+						gr[c] += w * v
+					}
+				}
+			}
+			for c, v := range gB {
+				if cfg.LinearSGD {
+					l.B[c] -= lr * v
+					continue
+				}
+				accB[c] += v * v
+				l.B[c] -= lr * v / float32(math.Sqrt(float64(accB[c]))+1e-8)
+			}
+			decay := float32(1 - cfg.LinearL2)
+			for sl, r := range touched {
+				gr := gW[sl*C : sl*C+C]
+				row := l.W[int(r)*C : int(r)*C+C]
+				ac := acc[int(r)*C : int(r)*C+C]
+				if cfg.LinearSGD {
+					for c, v := range gr {
+						row[c] = row[c]*decay - lr*v
+					}
+				} else {
+					for c, v := range gr {
+						ac[c] += v * v
+						row[c] = row[c]*decay - lr*v/(float32(math.Sqrt(float64(ac[c])))+1e-8)
+					}
+				}
+				slot[r] = -1
+			}
+		}
+		if vs.n() > 0 {
+			progress("intent: %slinear epoch %d/%d loss %.4f validation accuracy %.4f", phase, epoch, cfg.LinearEpochs, loss/float64(len(order)), linearAccuracy(l, vs, C))
+		} else {
+			progress("intent: %slinear epoch %d/%d loss %.4f", phase, epoch, cfg.LinearEpochs, loss/float64(len(order)))
+		}
+	}
+	return l, nil
+}
+
+func (l *linear) logits(C int, rows []int32, weights []float32, out []float32) {
+	copy(out, l.B)
+	for i, r := range rows {
+		w := weights[i]
+		row := l.W[int(r)*C : int(r)*C+C]
+		for c, v := range row {
+			out[c] += w * v
+		}
+	}
+}
+
+func linearAccuracy(l *linear, vs *set, C int) float64 {
+	lg := make([]float32, C)
+	ok := 0
+	for i := 0; i < vs.n(); i++ {
+		rs, ws := vs.example(i)
+		l.logits(C, rs, ws, lg)
+		best := 0
+		for c := range lg {
+			if lg[c] > lg[best] {
+				best = c
+			}
+		}
+		if int32(best) == vs.labels[i] {
+			ok++
+		}
+	}
+	return float64(ok) / float64(vs.n())
 }

@@ -1,0 +1,167 @@
+package intent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/nlp/data"
+	"github.com/tandem-chat/tandem/nlp/features"
+)
+
+func envF(k string, d float64) float64 {
+	if v := os.Getenv(k); v != "" {
+		f, _ := strconv.ParseFloat(v, 64)
+		return f
+	}
+	return d
+}
+
+// TestDevCLINC is a development experiment (train,oos_train -> val,oos_val).
+func TestDevCLINC(t *testing.T) {
+	if os.Getenv("TANDEM_INTENT_DEV") == "" {
+		t.Skip("set TANDEM_INTENT_DEV=1")
+	}
+	p := "../../../shared/datasets/clinc150/data_full.json"
+	tr, err := data.Load("clinc150:" + p + "#train,oos_train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dv, err := data.Load("clinc150:" + p + "#val,oos_val")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Hidden = int(envF("H", 256))
+	cfg.Epochs = int(envF("EP", 10))
+	cfg.LinearEpochs = int(envF("LEP", 10))
+	cfg.LinearLR = envF("LLR", 0.5)
+	cfg.LinearL2 = envF("LL2", 0)
+	cfg.LinearSGD = envF("LSGD", 1) == 1
+	cfg.PseudoOOS = envF("PSEUDO", 5)
+	cfg.Features.WordMaxN = int(envF("WN", 2))
+	cfg.Features.CharMinN = int(envF("CMIN", 2))
+	cfg.Features.CharMaxN = int(envF("CMAX", 5))
+	cfg.Features.WordWeight = float32(envF("WW", 1))
+	cfg.LabelSmoothing = envF("LS", 0.05)
+	cfg.EmbedLR = envF("ELR", 0.05)
+	cfg.Dropout = envF("DROP", 0.3)
+	labelSet := map[string]bool{}
+	for _, ex := range tr.Examples {
+		labelSet[ex.Intent] = true
+	}
+	labels := tr.Labels()
+	index := map[string]int32{}
+	for i, l := range labels {
+		index[l] = int32(i)
+	}
+	C := len(labels)
+	fitEx := append(append([]data.Example(nil), tr.Examples...), pseudoOOS(tr.Examples, cfg.PseudoOOS, cfg.Seed)...)
+	t0 := time.Now()
+	terms := termsParallel(&cfg.Features, fitEx, 2)
+	vocab := features.BuildVocab(terms, cfg.Features.MinDF)
+	fz, _ := features.New(cfg.Features, vocab)
+	fit := vectorise(fz, fitEx, terms, index)
+	vs := vectorise(fz, dv.Examples, termsParallel(&cfg.Features, dv.Examples, 2), index)
+	t.Logf("featurised %d+%d in %s, %d features", fit.n(), vs.n(), time.Since(t0), vocab.Len())
+	prog := func(f string, a ...any) { t.Logf(f, a...) }
+	ctx := context.Background()
+	gold := make([]string, vs.n())
+	for i := range gold {
+		gold[i] = labels[vs.labels[i]]
+	}
+	report := func(name string, lg []float32) {
+		m := &Model{Labels: labels, Config: cfg}
+		m.calibrateLogits(lg, vs)
+		top := make([]string, vs.n())
+		conf := make([]float64, vs.n())
+		pp := make([]float64, C)
+		for i := 0; i < vs.n(); i++ {
+			b := Softmax(lg[i*C:i*C+C], m.Temperature, pp)
+			top[i], conf[i] = labels[b], pp[b]
+		}
+		var sb strings.Builder
+		at := func(th float64) Metrics {
+			pred := thresholded(top, conf, th)
+			for j := range top {
+				if top[j] == tandem.OutOfScope {
+					pred[j] = tandem.OutOfScope
+				}
+			}
+			return Score(gold, pred)
+		}
+		m0 := at(0)
+		fmt.Fprintf(&sb, "%s: T=%.3f none %.4f/%.2f chosen t=%.2f %.4f/%.2f", name, m.Temperature, m0.InScopeAccuracy, m0.OOSRecall, m.Threshold, m.Validation.InScopeAccuracy, m.Validation.OOSRecall)
+		for _, prior := range []float64{0.05, 0.03} {
+			th := ChooseThreshold(gold, top, conf, prior, 0.02)
+			mm := at(th)
+			fmt.Fprintf(&sb, " | prior %.2f t=%.2f %.4f/%.2f", prior, th, mm.InScopeAccuracy, mm.OOSRecall)
+		}
+		for _, target := range []float64{0.6, 0.7, 0.8} {
+			best := Metrics{}
+			bt := 0.0
+			for i := 0; i <= 100; i++ {
+				mm := at(float64(i) / 100)
+				if mm.OOSRecall >= target && mm.InScopeAccuracy > best.InScopeAccuracy {
+					best, bt = mm, float64(i)/100
+				}
+			}
+			fmt.Fprintf(&sb, " | r>=%.1f: %.4f (t=%.2f)", target, best.InScopeAccuracy, bt)
+		}
+		t.Log(sb.String())
+	}
+	var linLg []float32
+	if cfg.LinearEpochs > 0 {
+		t0 = time.Now()
+		lin, err := trainLinear(ctx, fit, vs, vocab.Len()+1, C, cfg, "", prog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("linear trained in %s", time.Since(t0))
+		linLg = make([]float32, vs.n()*C)
+		for i := 0; i < vs.n(); i++ {
+			rs, ws := vs.example(i)
+			lin.logits(C, rs, ws, linLg[i*C:i*C+C])
+		}
+		report("linear", linLg)
+	}
+	K := int(envF("K", 2))
+	if K == 0 {
+		return
+	}
+	t0 = time.Now()
+	mems := make([]*member, K)
+	done := make(chan int)
+	for k := range mems {
+		go func() {
+			mems[k], _ = trainMember(ctx, fit, vs, vocab.Len()+1, C, cfg, k, "", prog)
+			done <- k
+		}()
+	}
+	for range mems {
+		<-done
+	}
+	t.Logf("mlp trained in %s", time.Since(t0))
+	m := combine(mems, nil, labels, fz, cfg)
+	mlpLg := make([]float32, vs.n()*C)
+	h := make([]float32, m.Hidden)
+	for i := 0; i < vs.n(); i++ {
+		rs, ws := vs.example(i)
+		m.Logits(rs, ws, h, mlpLg[i*C:i*C+C])
+	}
+	report("mlp", mlpLg)
+	if linLg != nil {
+		for _, a := range []float32{0.3, 0.5, 0.7} {
+			mix := make([]float32, len(mlpLg))
+			for i := range mix {
+				mix[i] = a*mlpLg[i] + (1-a)*linLg[i]
+			}
+			report(fmt.Sprintf("mix a=%.1f", a), mix)
+		}
+	}
+}
