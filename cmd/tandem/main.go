@@ -4,6 +4,7 @@
 //	tandem train   train intent and entity models from labelled data
 //	tandem eval    evaluate models (and later the whole bot) on labelled data
 //	tandem ask     answer messages with the configured bot and print the replies
+//	tandem agent   create and list agent accounts (PostgreSQL)
 //	tandem loadgen measure whole-turn latency and throughput of the bot
 //
 // Run `tandem <command> -h` for each command's flags. Configuration of
@@ -42,6 +43,7 @@ commands:
   eval    evaluate models on labelled data
   ask     answer messages with the bot and print the replies as JSON
   loadgen measure whole-turn latency and throughput (docs/benchmarks.md)
+  agent   create and list agent accounts (tandem agent create --email ...)
 `
 
 // run dispatches a subcommand. It is main without the process: tests call it.
@@ -62,6 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runAsk(ctx, rest, getenv, stdout, stderr)
 	case "loadgen":
 		return runLoadgen(ctx, rest, getenv, stdout, stderr)
+	case "agent":
+		return runAgent(ctx, rest, getenv, os.Stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

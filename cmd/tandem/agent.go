@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/handoff"
+	"github.com/tandem-chat/tandem/handoff/pgstore"
+)
+
+const agentUsage = `usage: tandem agent <command> [flags]
+
+commands:
+  create   create an agent account (prompts for the password, or --password-stdin)
+  list     list agent accounts
+
+Both work on the PostgreSQL store of DATABASE_URL (or --database-url). With
+the in-memory store (no DATABASE_URL) agents live inside the running server:
+use its admin API, POST /api/v1/agents (docs/openapi-agents.yaml).
+`
+
+// runAgent runs `tandem agent ...`. stdin is read for the password.
+func runAgent(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, agentUsage)
+		return errUsage
+	}
+	switch args[0] {
+	case "create":
+		return runAgentCreate(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "list":
+		return runAgentList(ctx, args[1:], getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, agentUsage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "tandem agent: unknown command %q\n\n%s", args[0], agentUsage)
+		return errUsage
+	}
+}
+
+// openAgentEngine opens the Postgres handoff store and an engine over it
+// (no routing runs: only account calls are made).
+func openAgentEngine(ctx context.Context, databaseURL string) (*handoff.Engine, func(), error) {
+	if databaseURL == "" {
+		return nil, nil, errors.New("agent: DATABASE_URL (or --database-url) is required; without a database, agents live in the running server: use POST /api/v1/agents")
+	}
+	if err := (Config{DatabaseURL: databaseURL}).validateDatabaseURL(); err != nil {
+		return nil, nil, err
+	}
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	store, err := pgstore.Open(octx, databaseURL, pgstore.Options{MaxConns: 2})
+	if err != nil {
+		return nil, nil, fmt.Errorf("agent: %w", err)
+	}
+	eng, err := handoff.New(store, handoff.Config{Node: "cli", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		store.Close()
+		return nil, nil, fmt.Errorf("agent: %w", err)
+	}
+	return eng, func() {
+		_ = eng.Close(context.Background())
+		_ = store.Close()
+	}, nil
+}
+
+// validateDatabaseURL checks only the database URL setting.
+func (c Config) validateDatabaseURL() error {
+	d := DefaultConfig()
+	d.DatabaseURL = c.DatabaseURL
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func runAgentCreate(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tandem agent create", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	email := fs.String("email", "", "login email (required)")
+	name := fs.String("name", "", "display name shown to customers (default: the email's local part)")
+	skills := fs.String("skills", "", "comma-separated skills, e.g. billing,returns")
+	languages := fs.String("languages", "", "comma-separated languages the agent serves, e.g. en,de")
+	maxChats := fs.Int("max-chats", 0, "concurrent chats (0 = 3)")
+	role := fs.String("role", handoff.RoleAgent, "agent or admin")
+	passwordStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	dbURL := fs.String("database-url", getenv("DATABASE_URL"), "PostgreSQL URL (env DATABASE_URL)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errUsage
+		}
+		return fmt.Errorf("agent create: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("agent create: unexpected argument %q", fs.Arg(0))
+	}
+	if strings.TrimSpace(*email) == "" {
+		return errors.New("agent create: --email is required")
+	}
+	if *role != handoff.RoleAgent && *role != handoff.RoleAdmin {
+		return fmt.Errorf("agent create: invalid --role %q: accepted values: agent, admin", *role)
+	}
+	if *maxChats < 0 || *maxChats > handoff.MaxChatsLimit {
+		return fmt.Errorf("agent create: invalid --max-chats %d: accepted values: 1..%d (0 = default)", *maxChats, handoff.MaxChatsLimit)
+	}
+	password, err := readPassword(stdin, stderr, *passwordStdin)
+	if err != nil {
+		return fmt.Errorf("agent create: %w", err)
+	}
+	if len(password) < handoff.MinPasswordLength || len(password) > handoff.MaxPasswordLength {
+		return fmt.Errorf("agent create: the password must be %d to %d bytes", handoff.MinPasswordLength, handoff.MaxPasswordLength)
+	}
+	eng, closeEng, err := openAgentEngine(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer closeEng()
+	a, err := eng.CreateAgent(ctx, tandem.Agent{Email: strings.TrimSpace(*email), DisplayName: strings.TrimSpace(*name), Role: *role,
+		Skills: splitList(*skills), Languages: splitList(*languages), MaxChats: *maxChats}, password)
+	if err != nil {
+		if code := tandem.ErrorCode(err); code != tandem.EINTERNAL {
+			return fmt.Errorf("agent create: %s", tandem.ErrorMessage(err))
+		}
+		return fmt.Errorf("agent create: %w", err)
+	}
+	fmt.Fprintf(stdout, "created %s %s <%s> (%s, max %d chats", a.ID, a.DisplayName, a.Email, a.Role, a.MaxChats)
+	if len(a.Skills) > 0 {
+		fmt.Fprintf(stdout, ", skills %s", strings.Join(a.Skills, ","))
+	}
+	if len(a.Languages) > 0 {
+		fmt.Fprintf(stdout, ", languages %s", strings.Join(a.Languages, ","))
+	}
+	fmt.Fprintln(stdout, ")")
+	return nil
+}
+
+// readPassword reads the password from stdin's first line (fromStdin) or
+// prompts twice on the terminal without echo.
+func readPassword(stdin io.Reader, stderr io.Writer, fromStdin bool) (string, error) {
+	if fromStdin {
+		line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		return strings.TrimRight(line, "\r\n"), nil
+	}
+	f, isFile := stdin.(*os.File)
+	if !isFile {
+		return "", errors.New("no terminal to prompt on: pass --password-stdin")
+	}
+	p1, ok, err := readSecret(f, stderr, "Password: ")
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", errors.New("standard input is not a terminal: pass --password-stdin")
+	}
+	p2, _, err := readSecret(f, stderr, "Repeat password: ")
+	if err != nil {
+		return "", err
+	}
+	if p1 != p2 {
+		return "", errors.New("the passwords do not match")
+	}
+	return p1, nil
+}
+
+func runAgentList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tandem agent list", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dbURL := fs.String("database-url", getenv("DATABASE_URL"), "PostgreSQL URL (env DATABASE_URL)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errUsage
+		}
+		return fmt.Errorf("agent list: %w", err)
+	}
+	eng, closeEng, err := openAgentEngine(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer closeEng()
+	agents, err := eng.Agents(ctx)
+	if err != nil {
+		return fmt.Errorf("agent list: %w", err)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tEMAIL\tNAME\tROLE\tSKILLS\tLANGUAGES\tMAX\tDISABLED")
+	for _, a := range agents {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%v\n", a.ID, a.Email, a.DisplayName, a.Role,
+			strings.Join(a.Skills, ","), strings.Join(a.Languages, ","), a.MaxChats, a.Disabled)
+	}
+	return tw.Flush()
+}

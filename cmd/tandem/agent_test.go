@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/tandem-chat/tandem/gateway"
+	"github.com/tandem-chat/tandem/gateway/console"
+	"github.com/tandem-chat/tandem/internal/pgtest"
+)
+
+// TestAgentCLIAndPostgresServe creates an agent with `tandem agent create`
+// in a real PostgreSQL database, then boots the server on that database
+// and logs the agent into the console socket: the CLI and the server share
+// the Postgres handoff store.
+func TestAgentCLIAndPostgresServe(t *testing.T) {
+	db := pgtest.New(t)
+	env := testGetenv(map[string]string{"DATABASE_URL": db.URL})
+	ctx := context.Background()
+	// agentCmd runs `tandem agent args...` with stdin (list goes through
+	// the top-level dispatch, which reads the process's stdin).
+	agentCmd := func(stdin string, args ...string) (string, error) {
+		var out, errb bytes.Buffer
+		var err error
+		if args[0] == "list" {
+			err = run(ctx, append([]string{"agent"}, args...), env, &out, &errb)
+		} else {
+			err = runAgent(ctx, args, env, strings.NewReader(stdin), &out, &errb)
+		}
+		return out.String() + errb.String(), err
+	}
+
+	out, err := agentCmd("s3cret-passw0rd\n", "create", "--email", "Dana@Example.com", "--name", "Dana", "--skills", "billing, returns",
+		"--languages", "en,de", "--max-chats", "4", "--password-stdin")
+	if err != nil || !strings.Contains(out, "created agt_") || !strings.Contains(out, "skills billing,returns") {
+		t.Fatalf("create: %v\n%s", err, out)
+	}
+	for _, tt := range []struct {
+		name  string
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"duplicate email", "another-password\n", []string{"create", "--email", "dana@example.com", "--password-stdin"}, "already"},
+		{"short password", "short\n", []string{"create", "--email", "x@example.com", "--password-stdin"}, "8 to 72 bytes"},
+		{"no email", "long-enough-pw\n", []string{"create", "--password-stdin"}, "--email is required"},
+		{"bad role", "long-enough-pw\n", []string{"create", "--email", "y@example.com", "--role", "root", "--password-stdin"}, "agent, admin"},
+		{"no terminal", "long-enough-pw\n", []string{"create", "--email", "z@example.com"}, "--password-stdin"},
+		{"bad email", "long-enough-pw\n", []string{"create", "--email", "not-an-email", "--password-stdin"}, "email"},
+	} {
+		out, err := agentCmd(tt.stdin, tt.args...)
+		if err == nil || !strings.Contains(err.Error()+out, tt.want) {
+			t.Errorf("%s: err %v, out %q; want an error mentioning %q", tt.name, err, out, tt.want)
+		}
+	}
+	var noDB bytes.Buffer
+	if err := run(ctx, []string{"agent", "list"}, testGetenv(nil), &noDB, &noDB); err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
+		t.Errorf("list without a database: %v", err)
+	}
+	if out, err := agentCmd("", "list"); err != nil || !strings.Contains(out, "dana@example.com") || !strings.Contains(out, "billing,returns") {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+
+	// The server on the same database: Dana logs in and opens the console.
+	m := bootServer(t, map[string]string{"DATABASE_URL": db.URL, "TANDEM_DEMO": "false"})
+	base := m.URL()
+	body := strings.NewReader(`{"email":"dana@example.com","password":"s3cret-passw0rd"}`)
+	resp, err := http.Post(base+"/api/v1/agents/login", "application/json", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lr console.LoginResponse
+	_ = json.NewDecoder(resp.Body).Decode(&lr)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || lr.Token == "" || lr.Agent.MaxChats != 4 {
+		t.Fatalf("login: %d %+v", resp.StatusCode, lr)
+	}
+	d := websocket.Dialer{Subprotocols: []string{gateway.Subprotocol}, HandshakeTimeout: 5 * time.Second}
+	ws, _, err := d.Dial(strings.Replace(base, "http", "ws", 1)+"/console/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	_ = ws.WriteJSON(map[string]any{"type": "hello", "token": lr.Token})
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var welcome struct {
+		Type  string            `json:"type"`
+		Agent console.AgentView `json:"agent"`
+	}
+	if err := ws.ReadJSON(&welcome); err != nil || welcome.Type != "welcome" || welcome.Agent.Email != "dana@example.com" || !welcome.Agent.Connected {
+		t.Fatalf("welcome: %+v %v", welcome, err)
+	}
+	// The admin API lists her from the database.
+	req, _ := http.NewRequest("GET", base+"/api/v1/agents", nil)
+	req.Header.Set("Authorization", "Bearer "+m.Config.AdminToken)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page console.AgentsPage
+	_ = json.NewDecoder(resp.Body).Decode(&page)
+	resp.Body.Close()
+	if len(page.Agents) != 1 || !page.Agents[0].Connected {
+		t.Fatalf("agents: %+v", page)
+	}
+}
