@@ -52,12 +52,36 @@ type env struct {
 	Auth    *gateway.Auth
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newNode(t, nodeOpts{}) }
+
+// nodeOpts lets several nodes share a clock, a handoff store, a
+// conversation log and a bus (zero values: a fresh memory node).
+type nodeOpts struct {
+	name  string
+	clock *handoff.ManualClock
+	store handoff.Store
+	log   gateway.ConvLog
+	bus   gateway.Bus
+}
+
+func newNode(t *testing.T, o nodeOpts) *env {
 	t.Helper()
-	clock := handoff.NewManualClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	clock := o.clock
+	if clock == nil {
+		clock = handoff.NewManualClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	}
+	if o.store == nil {
+		o.store = memstore.New()
+	}
+	if o.log == nil {
+		o.log = gateway.NewMemLog()
+	}
+	if o.bus == nil {
+		o.bus = gateway.NewLocalBus()
+	}
 	late := &console.LateNotifier{}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng, err := handoff.New(memstore.New(), handoff.Config{Clock: clock, Notifier: late, Logger: logger, BcryptCost: 4})
+	eng, err := handoff.New(o.store, handoff.Config{Node: o.name, Clock: clock, Notifier: late, Logger: logger, BcryptCost: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,10 +89,10 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bus := gateway.NewLocalBus()
+	bus := o.bus
 	ho := &console.Handoff{Engine: eng}
 	chat, err := gateway.NewChat(gateway.ChatConfig{}, gateway.ChatDeps{
-		Log: gateway.NewMemLog(), Bus: bus, Auth: auth, Bot: testBot{}, Handoff: ho, AgentAccess: ho.AgentAccess,
+		Log: o.log, Bus: bus, Auth: auth, Bot: testBot{}, Handoff: ho, AgentAccess: ho.AgentAccess,
 		Sites: gateway.StaticSites{"demo": {Key: "demo", AllowedOrigins: []string{"self"}}}, Logger: logger,
 	})
 	if err != nil {
