@@ -425,6 +425,6 @@ func (m *Main) wireKnowledgeAPI(ctx context.Context) error {
 		return fmt.Errorf("serve: subscribe to knowledge changes: %w", err)
 	}
 	m.server.OnShutdown(func(context.Context) error { return sub.Unsubscribe() })
-	m.banner = append(m.banner, fmt.Sprintf("admin API:     %s/api/v1/knowledge/faqs (Authorization: Bearer <admin token>)", m.URL()))
+	m.banner = append(m.banner, "admin API:     {url}/api/v1/knowledge/faqs (Authorization: Bearer <admin token>)")
 	return nil
 }

@@ -33,7 +33,7 @@ type Main struct {
 	bus       gateway.Bus   // cross-node bus: conversation events, "kb.invalidate"
 	runtime   *models.Runtime
 	nodeID    string   // this process's id on the bus
-	banner    []string // extra "name: value" lines for the start-up banner
+	banner    []string // extra "name: value" lines for the start-up banner; "{url}" becomes the base URL
 	bot       *bot     // the pipeline and what it owns (wireBot)
 	serveErr  chan error
 	closeOnce sync.Once
@@ -188,7 +188,7 @@ func (m *Main) printBanner() {
 		fmt.Fprintf(m.Stdout, "  widget demo:   %s/\n", u)
 	}
 	for _, line := range m.banner {
-		fmt.Fprintf(m.Stdout, "  %s\n", line)
+		fmt.Fprintf(m.Stdout, "  %s\n", strings.ReplaceAll(line, "{url}", u))
 	}
 	fmt.Fprintf(m.Stdout, "  admin token:   %s\n\n", m.Config.AdminToken)
 }
