@@ -167,6 +167,7 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 	noBatch := fs.Bool("no-batching", false, "one model call per turn (no micro-batching)")
 	both := fs.Bool("compare-batching", false, "run every level with and without micro-batching")
 	cache := fs.Bool("cache", false, "keep the hot answer cache on (repeated texts are served from it)")
+	unique := fs.Int("unique", 0, "use only the first N distinct messages (with --cache: mostly cache hits)")
 	asJSON := fs.Bool("json", false, "print one JSON object per run")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured runs to this file")
 	if err := fs.Parse(args); err != nil {
@@ -191,6 +192,10 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 	texts, desc, err := loadTexts(*spec)
 	if err != nil {
 		return fmt.Errorf("loadgen: %w", err)
+	}
+	if *unique > 0 && *unique < len(texts) {
+		texts = texts[:*unique]
+		desc = fmt.Sprintf("first %d of %s", *unique, desc)
 	}
 	rt, err := models.OpenRuntime(cfg.ONNXRuntimeLib)
 	if err != nil {
