@@ -39,6 +39,7 @@ type loadResult struct {
 	Latency     eval.Latency     `json:"latency"`
 	Kinds       map[string]int64 `json:"kinds"`
 	CacheHits   int64            `json:"cache_hits"`
+	OfferedRate float64          `json:"offered_rate,omitempty"` // open loop: arrivals per second
 }
 
 // measureLoad runs total turns through b from conc concurrent
@@ -100,6 +101,78 @@ func measureLoad(ctx context.Context, b *bot, texts []string, conc, total int) l
 		Kinds: kinds, CacheHits: hits.Load()}
 }
 
+// measureOpenLoop offers total turns at a fixed arrival rate (turns/s)
+// spread round-robin over conc conversations, like real traffic that does
+// not wait for the bot. A conversation's turns are answered in order; a
+// turn that arrives while its conversation is busy waits, and its latency
+// counts from its scheduled arrival (no coordinated omission).
+func measureOpenLoop(ctx context.Context, b *bot, texts []string, conc, total int, rate float64) loadResult {
+	var (
+		errs, overload, hits atomic.Int64
+		lat                  = make([]time.Duration, total)
+		wg                   sync.WaitGroup
+		mu                   sync.Mutex
+		kinds                = map[string]int64{}
+	)
+	type arrival struct {
+		i  int
+		at time.Time
+	}
+	queues := make([]chan arrival, conc)
+	for c := range conc {
+		queues[c] = make(chan arrival, total/conc+1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conv := fmt.Sprintf("open-%d-%d", conc, c)
+			local := map[string]int64{}
+			seq := int64(0)
+			for a := range queues[c] {
+				seq++
+				r, err := b.Respond(ctx, tandem.Turn{ConversationID: conv, MessageSeq: seq, Text: texts[(a.i*7919+c)%len(texts)], Time: a.at})
+				lat[a.i] = time.Since(a.at)
+				switch {
+				case tandem.ErrorCode(err) == tandem.EOVERLOADED:
+					overload.Add(1)
+				case err != nil:
+					errs.Add(1)
+				default:
+					local[string(r.Kind)]++
+					if r.Cached {
+						hits.Add(1)
+					}
+				}
+			}
+			mu.Lock()
+			for k, v := range local {
+				kinds[k] += v
+			}
+			mu.Unlock()
+		}()
+	}
+	start := time.Now()
+	interval := time.Duration(float64(time.Second) / rate)
+	for i := 0; i < total; {
+		now := time.Now()
+		for ; i < total; i++ {
+			at := start.Add(time.Duration(i) * interval)
+			if at.After(now) {
+				break
+			}
+			queues[i%conc] <- arrival{i, at}
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	for _, q := range queues {
+		close(q)
+	}
+	wg.Wait()
+	el := time.Since(start)
+	return loadResult{Concurrency: conc, Turns: total, Errors: errs.Load(), Overloaded: overload.Load(),
+		Seconds: el.Seconds(), TurnsPerSec: float64(total) / el.Seconds(), Latency: eval.Percentiles(lat),
+		Kinds: kinds, CacheHits: hits.Load(), OfferedRate: rate}
+}
+
 // loadTexts returns the customer messages of the load: the in-scope and
 // out-of-scope utterances of a dataset SPEC, or, by default, the Bitext
 // customer-support utterances (when ../shared/datasets is there) plus the
@@ -155,7 +228,8 @@ func parseInts(s string) ([]int, error) {
 // "Pipeline".
 //
 //	tandem loadgen [serve flags] [--concurrency 1,16,256] [--turns N]
-//	               [--data SPEC] [--no-batching] [--cache] [--json]
+//	               [--rate R,...] [--data SPEC] [--no-batching | --compare-batching]
+//	               [--cache] [--unique N] [--json]
 func runLoadgen(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg := DefaultConfig()
 	fs := flag.NewFlagSet("tandem loadgen", flag.ContinueOnError)
@@ -167,6 +241,7 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 	noBatch := fs.Bool("no-batching", false, "one model call per turn (no micro-batching)")
 	both := fs.Bool("compare-batching", false, "run every level with and without micro-batching")
 	cache := fs.Bool("cache", false, "keep the hot answer cache on (repeated texts are served from it)")
+	rateS := fs.String("rate", "", "open loop: offered turns/s, comma-separated (default: closed loop, each conversation sends its next turn after the answer)")
 	unique := fs.Int("unique", 0, "use only the first N distinct messages (with --cache: mostly cache hits)")
 	asJSON := fs.Bool("json", false, "print one JSON object per run")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured runs to this file")
@@ -182,6 +257,12 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 	levels, err := parseInts(*concS)
 	if err != nil {
 		return fmt.Errorf("loadgen: --concurrency: %w", err)
+	}
+	var rates []int
+	if *rateS != "" {
+		if rates, err = parseInts(*rateS); err != nil {
+			return fmt.Errorf("loadgen: --rate: %w", err)
+		}
 	}
 	if *turns <= 0 {
 		return fmt.Errorf("loadgen: --turns must be positive")
@@ -209,7 +290,7 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 	fmt.Fprintf(stderr, "loadgen: %d messages (%s), GOMAXPROCS=%d, cache=%t\n", len(texts), desc, runtime.GOMAXPROCS(0), *cache)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if !*asJSON {
-		fmt.Fprintln(tw, "concurrency\tbatching\tturns\tturns/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\toverloaded\tcache hits\t")
+		fmt.Fprintln(tw, "concurrency\tbatching\toffered/s\tturns\tturns/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\toverloaded\tcache hits\t")
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -229,8 +310,17 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		// Warm up: every text once (models, pools, allocator).
 		_ = measureLoad(ctx, b, texts, 16, min(len(texts), 2000))
+		var runs []func() loadResult
 		for _, c := range levels {
-			r := measureLoad(ctx, b, texts, c, *turns)
+			if len(rates) == 0 {
+				runs = append(runs, func() loadResult { return measureLoad(ctx, b, texts, c, *turns) })
+			}
+			for _, rate := range rates {
+				runs = append(runs, func() loadResult { return measureOpenLoop(ctx, b, texts, c, *turns, float64(rate)) })
+			}
+		}
+		for _, run := range runs {
+			r := run()
 			r.Batching, r.Cache = batching, *cache
 			if *asJSON {
 				if err := json.NewEncoder(stdout).Encode(r); err != nil {
@@ -238,7 +328,11 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 				}
 				continue
 			}
-			fmt.Fprintf(tw, "%d\t%t\t%d\t%.0f\t%.3f\t%.3f\t%.3f\t%.3f\t%d\t%d\t%d\t\n", c, batching, r.Turns, r.TurnsPerSec,
+			offered := "closed"
+			if r.OfferedRate > 0 {
+				offered = fmt.Sprintf("%.0f", r.OfferedRate)
+			}
+			fmt.Fprintf(tw, "%d\t%t\t%s\t%d\t%.0f\t%.3f\t%.3f\t%.3f\t%.3f\t%d\t%d\t%d\t\n", r.Concurrency, batching, offered, r.Turns, r.TurnsPerSec,
 				r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max, r.Errors, r.Overloaded, r.CacheHits)
 		}
 		_ = b.Close()
