@@ -2,8 +2,10 @@ package nlp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,25 +14,41 @@ import (
 
 	"github.com/tandem-chat/tandem/models"
 	"github.com/tandem-chat/tandem/nlp/data"
+	"github.com/tandem-chat/tandem/nlp/entity"
 	"github.com/tandem-chat/tandem/nlp/intent"
+)
+
+// Manifest roles and kinds of the entity tagger.
+const (
+	RoleEntity = "entity"
+	EntityKind = "entity-crf-bio"
 )
 
 // TrainOptions configure TrainDir.
 type TrainOptions struct {
-	Data     *data.Dataset // training data (required)
-	Valid    *data.Dataset // validation data; nil holds out a slice of Data
-	Out      string        // model directory to write (int8 weights)
-	FP32Out  string        // optional second directory with the fp32 export
-	Intent   intent.Config // intent trainer configuration
-	Name     string        // manifest name (default: base name of Out)
-	Version  string        // manifest version (default: created time + data digest prefix)
-	Progress intent.Progress
+	Data    *data.Dataset // training data (required)
+	Valid   *data.Dataset // validation data; nil holds out a slice of Data
+	Out     string        // model directory to write (int8 weights)
+	FP32Out string        // optional second directory with the fp32 export
+	Intent  intent.Config // intent trainer configuration
+	// EntityData is the data the entity tagger learns from. Nil means
+	// Data. The tagger is trained when this data has entity spans (and
+	// NoEntity is false); `tandem train` passes only the data sets that
+	// carry annotations, since a set without any annotation is unannotated
+	// rather than entity-free.
+	EntityData *data.Dataset
+	Entity     entity.Config // entity trainer configuration (zero: defaults; Seed is taken from Intent.Seed when 0)
+	NoEntity   bool          // never train an entity tagger
+	Name       string        // manifest name (default: base name of Out)
+	Version    string        // manifest version (default: created time + data digest prefix)
+	Progress   intent.Progress
 }
 
 // TrainResult is what TrainDir produced.
 type TrainResult struct {
 	Manifest *models.Manifest
 	Intent   *intent.Model
+	Entity   *entity.Model // nil when no tagger was trained
 	Elapsed  time.Duration
 }
 
@@ -48,6 +66,23 @@ func TrainDir(ctx context.Context, opt TrainOptions) (*TrainResult, error) {
 		return nil, err
 	}
 	res := &TrainResult{Intent: m}
+	eds := opt.EntityData
+	if eds == nil {
+		eds = opt.Data
+	}
+	if !opt.NoEntity && eds.HasEntities() {
+		ecfg := opt.Entity
+		if ecfg.Seed == 0 {
+			ecfg.Seed = int64(opt.Intent.Seed)
+		}
+		var pw io.Writer
+		if opt.Progress != nil {
+			pw = progressWriter(opt.Progress)
+		}
+		if res.Entity, err = entity.Train(ctx, eds, ecfg, pw); err != nil {
+			return nil, err
+		}
+	}
 	name := opt.Name
 	if name == "" {
 		name = filepath.Base(filepath.Clean(opt.Out))
@@ -75,6 +110,13 @@ func TrainDir(ctx context.Context, opt TrainOptions) (*TrainResult, error) {
 				Precision: prec,
 				Data:      models.DataInfo{Sources: sources, Digest: digest, Examples: len(opt.Data.Examples)},
 				Models:    map[string]models.ModelEntry{intent.RoleIntent: entry},
+			}
+			if res.Entity != nil {
+				ee, err := saveEntity(res.Entity, tmp, int8)
+				if err != nil {
+					return nil, err
+				}
+				man.Models[RoleEntity] = ee
 			}
 			return man, man.Seal(tmp)
 		})
@@ -132,3 +174,45 @@ func writeDir(dir string, fill func(tmp string) (*models.Manifest, error)) (*mod
 	}
 	return man, nil
 }
+
+// saveEntity writes the tagger's files into dir and returns its manifest
+// entry. The fp32 directory serves entity.fp32.onnx (the int8 graph the
+// entity package always writes is removed there).
+func saveEntity(m *entity.Model, dir string, int8 bool) (models.ModelEntry, error) {
+	m.SetExportFP32(!int8)
+	_, err := m.Save(dir)
+	m.SetExportFP32(false)
+	if err != nil {
+		return models.ModelEntry{}, err
+	}
+	file := entity.FileONNX
+	if !int8 {
+		file = entity.FileONNXFP32
+		if err := os.Remove(filepath.Join(dir, entity.FileONNX)); err != nil {
+			return models.ModelEntry{}, fmt.Errorf("nlp: %w", err)
+		}
+	}
+	info := m.Info()
+	feat, _ := json.Marshal(m.Features)
+	train, _ := json.Marshal(info)
+	return models.ModelEntry{
+		Kind: EntityKind, File: file,
+		Inputs: []string{entity.InputIDs, entity.InputWeights}, Outputs: []string{entity.OutputScores},
+		Labels: m.Types, Aux: map[string]string{"vocab": entity.FileVocab, "crf": entity.FileManifest},
+		Features: feat, Training: train,
+	}, nil
+}
+
+// progressWriter adapts a Progress to an io.Writer (one call per line).
+func progressWriter(p intent.Progress) io.Writer {
+	return writerFunc(func(b []byte) (int, error) {
+		for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+			p("%s", line)
+		}
+		return len(b), nil
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }

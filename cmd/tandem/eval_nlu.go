@@ -9,12 +9,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/models"
 	"github.com/tandem-chat/tandem/nlp"
 	"github.com/tandem-chat/tandem/nlp/data"
+	"github.com/tandem-chat/tandem/nlp/entity"
 	"github.com/tandem-chat/tandem/nlp/intent"
 )
 
@@ -30,13 +32,15 @@ flags:
 
 // evalReport is the JSON printed by `tandem eval --json`.
 type evalReport struct {
-	Model    string         `json:"model"`
-	Version  string         `json:"version"`
-	Data     string         `json:"data"`
-	Examples int            `json:"examples"`
-	Intent   intent.Metrics `json:"intent"`
-	Entity   any            `json:"entity,omitempty"`
-	Speed    evalSpeed      `json:"speed"`
+	Model    string          `json:"model"`
+	Version  string          `json:"version"`
+	Data     string          `json:"data"`
+	Examples int             `json:"examples"`
+	Intent   intent.Metrics  `json:"intent"`
+	Entity   *entity.Metrics `json:"entity,omitempty"`
+	Speed    evalSpeed       `json:"speed"`
+	// EntitySpeed is the tagger's throughput on the same texts (batched).
+	EntitySpeed *evalSpeed `json:"entity_speed,omitempty"`
 }
 
 type evalSpeed struct {
@@ -111,6 +115,24 @@ func runEvalNLU(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		Speed:  evalSpeed{Seconds: el.Seconds(), MessagesPerSecond: float64(len(texts)) / el.Seconds()},
 	}
 	rep.Intent.Threshold = clf.Threshold()
+	if ds.HasEntities() {
+		tg, err := nlp.LoadEntityTagger(rt, *modelDir)
+		switch {
+		case errors.Is(err, nlp.ErrNoEntityModel):
+			fmt.Fprintf(stderr, "eval: %s has no entity tagger; entity metrics skipped\n", *modelDir)
+		case err != nil:
+			return fmt.Errorf("eval: %w", err)
+		default:
+			defer tg.Close()
+			start := time.Now()
+			met, err := entity.Evaluate(ctx, tg, ds.Examples)
+			if err != nil {
+				return fmt.Errorf("eval: %w", err)
+			}
+			rep.Entity = &met
+			rep.EntitySpeed = &evalSpeed{Seconds: time.Since(start).Seconds(), MessagesPerSecond: float64(len(ds.Examples)) / time.Since(start).Seconds()}
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -121,6 +143,18 @@ func runEvalNLU(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fmt.Fprintf(stdout, "intent: accuracy %.4f  in-scope accuracy %.4f  oos precision %.4f  oos recall %.4f  macro F1 %.4f  (threshold %.2f)\n",
 		m.Accuracy, m.InScopeAccuracy, m.OOSPrecision, m.OOSRecall, m.MacroF1, m.Threshold)
 	fmt.Fprintf(stdout, "speed: %d texts in %s (%.0f/s, batched)\n", len(texts), el.Round(time.Millisecond), rep.Speed.MessagesPerSecond)
+	if e := rep.Entity; e != nil {
+		fmt.Fprintf(stdout, "entity: micro F1 %.4f  precision %.4f  recall %.4f  (%d gold spans)\n", e.MicroF1, e.Precision, e.Recall, e.Support)
+		types := make([]string, 0, len(e.PerType))
+		for t := range e.PerType {
+			types = append(types, t)
+		}
+		sort.Strings(types)
+		for _, t := range types {
+			f := e.PerType[t]
+			fmt.Fprintf(stdout, "  %-28s F1 %.3f  P %.3f  R %.3f  support %d\n", t, f.F1, f.Precision, f.Recall, f.Support)
+		}
+	}
 	return nil
 }
 

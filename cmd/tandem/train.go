@@ -10,6 +10,7 @@ import (
 
 	"github.com/tandem-chat/tandem/nlp"
 	"github.com/tandem-chat/tandem/nlp/data"
+	"github.com/tandem-chat/tandem/nlp/entity"
 	"github.com/tandem-chat/tandem/nlp/intent"
 )
 
@@ -57,6 +58,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		threads = fs.Int("threads", 0, "worker goroutines (0 = all cores; results do not depend on it)")
 		quiet   = fs.Bool("quiet", false, "no progress output")
 		noRefit = fs.Bool("no-refit", false, "keep the model trained without the validation slice (faster) instead of retraining on all data")
+		noEnt   = fs.Bool("no-entities", false, "do not train the entity tagger even when the data has entity annotations")
+		entEp   = fs.Int("entity-epochs", 0, "entity tagger training epochs (0 = the tagger's default)")
 	)
 	fs.Var(&specs, "data", "training data SPEC (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -73,15 +76,24 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("train: --data and --out are required")
 	}
 	opt := data.Options{OOSLabel: *oos}
-	var sets []*data.Dataset
+	var sets, annotated []*data.Dataset
 	for _, s := range specs {
 		ds, err := data.LoadWith(s, opt)
 		if err != nil {
 			return fmt.Errorf("train: %w", err)
 		}
 		sets = append(sets, ds)
+		if ds.HasEntities() {
+			annotated = append(annotated, ds)
+		}
 	}
 	ds := data.Merge(sets...)
+	// The entity tagger learns from the data sets that carry annotations
+	// only: a set without any is unannotated, not free of entities.
+	var eds *data.Dataset
+	if len(annotated) > 0 {
+		eds = data.Merge(annotated...)
+	}
 	var vds *data.Dataset
 	if *valid != "" {
 		var err error
@@ -97,8 +109,12 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *quiet {
 		progress = nil
 	}
+	if *entEp < 0 {
+		return fmt.Errorf("train: --entity-epochs must be >= 0")
+	}
 	res, err := nlp.TrainDir(ctx, nlp.TrainOptions{
 		Data: ds, Valid: vds, Out: *out, FP32Out: *fp32Out, Intent: cfg,
+		EntityData: eds, NoEntity: eds == nil || *noEnt, Entity: entity.Config{Epochs: *entEp, Seed: int64(*seed)},
 		Name: *name, Version: *version, Progress: progress,
 	})
 	if err != nil {
@@ -108,5 +124,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "wrote %s (%s %s): %d intents, %d examples, validation accuracy %.4f, in-scope %.4f, oos recall %.3f, threshold %.2f, in %s\n",
 		*out, res.Manifest.Name, res.Manifest.Version, len(m.Labels), m.Examples, m.Validation.Accuracy,
 		m.Validation.InScopeAccuracy, m.Validation.OOSRecall, m.Threshold, res.Elapsed.Round(1e7))
+	if e := res.Entity; e != nil {
+		fmt.Fprintf(stdout, "entity tagger: %d types (%s), %d examples, %d features\n",
+			len(e.Types), strings.Join(e.Types, ", "), e.Info().Examples, e.NumFeatures())
+	}
 	return nil
 }
