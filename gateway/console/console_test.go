@@ -427,3 +427,23 @@ func TestConsolePage(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginRateLimit: password guessing from one address is cut off with 429.
+func TestLoginRateLimit(t *testing.T) {
+	e := newEnv(t)
+	e.agent("ann@example.com", "Ann", nil) // one login
+	limited := 0
+	for i := 0; i < 30; i++ {
+		code, raw := e.do("POST", "/api/v1/agents/login", "", map[string]string{"email": "ann@example.com", "password": "guess-" + string(rune('a'+i))})
+		switch code {
+		case http.StatusUnauthorized:
+		case http.StatusTooManyRequests:
+			limited++
+		default:
+			t.Fatalf("attempt %d: %d %s", i, code, raw)
+		}
+	}
+	if limited == 0 {
+		t.Fatal("30 quick login attempts were never rate limited")
+	}
+}
