@@ -33,6 +33,15 @@ stamp=$( {
   sha256sum "${inputs[@]}" "$0"
   (cd "$root" && find nlp models/onnx models -maxdepth 3 -name '*.go' ! -name '*_test.go' -print0 | sort -z | xargs -0 sha256sum)
 } | sha256sum | cut -d' ' -f1)
+# `tandem train` replaces DIR: keep the knowledge encoder (and the one
+# before it) aside; the encoder step at the end puts them back.
+keep=$(mktemp -d)
+trap 'rm -rf "$keep"' EXIT
+for f in "$dir"/kb-encoder.onnx "$dir"/kb-encoder.json "$dir"/.kb-encoder.sha256; do
+  if [[ -f "$f" ]]; then cp -p "$f" "$keep/"; fi
+done
+if [[ -d "$dir/previous" ]]; then cp -rp "$dir/previous" "$keep/"; fi
+
 if [[ -f "$dir/manifest.json" && -f "$dir/.inputs.sha256" && "$(cat "$dir/.inputs.sha256")" == "$stamp" ]]; then
   echo "models: $dir is up to date"
 else
@@ -45,23 +54,37 @@ else
 fi
 
 # The knowledge base's sentence encoder (kb-encoder.onnx/json), trained on
-# the demo FAQ phrasings plus CLINC150 and Bitext utterances. `tandem train`
-# above rewrites DIR, so this runs after it, with its own stamp.
+# the demo FAQ phrasings plus CLINC150 and Bitext utterances by `tandem
+# train-encoder`. `tandem train` above rewrites DIR, so this runs after it,
+# with its own stamp. When a new encoder replaces an old one, the old one is
+# kept in DIR/previous: a Postgres knowledge base indexed with it keeps
+# serving vector search while the server re-embeds in the background.
 kbstamp=$( {
   echo "seed=$seed"
-  cat "$dir/.inputs.sha256" 2>/dev/null || true
+  for f in "$root/../shared/datasets/clinc150/data_full.json" "$bitext"; do
+    if [[ -f "$f" ]]; then sha256sum "$f"; fi
+  done
   (cd "$root" && find knowledge -name '*.go' ! -name '*_test.go' -print0 | sort -z | xargs -0 sha256sum)
   sha256sum "$root"/knowledge/demo/*.json 2>/dev/null || true
 } | sha256sum | cut -d' ' -f1)
-if [[ -f "$dir/kb-encoder.onnx" && -f "$dir/.kb-encoder.sha256" && "$(cat "$dir/.kb-encoder.sha256")" == "$kbstamp" ]]; then
+if [[ -f "$keep/kb-encoder.onnx" && -f "$keep/.kb-encoder.sha256" && "$(cat "$keep/.kb-encoder.sha256")" == "$kbstamp" ]]; then
+  # Up to date (put back if `tandem train` replaced DIR).
+  [[ -f "$dir/kb-encoder.onnx" ]] || cp -p "$keep"/kb-encoder.onnx "$keep"/kb-encoder.json "$keep/.kb-encoder.sha256" "$dir/"
+  if [[ -d "$keep/previous" && ! -d "$dir/previous" ]]; then cp -rp "$keep/previous" "$dir/"; fi
   echo "models: knowledge encoder in $dir is up to date"
 else
   echo "models: training the knowledge encoder into $dir" >&2
   start=$(date +%s)
-  (cd "$root" && go build -o "$root/bin/kb-encoder-train" ./knowledge/cmd/kb-encoder-train)
-  "$root/bin/kb-encoder-train" -out "$dir" -data "$root/../shared/datasets" \
+  "$bin" train-encoder -out "$dir" -data "$root/../shared/datasets" \
     -onnxruntime-lib "${ONNXRUNTIME_LIB:-$root/.deps/onnxruntime/libonnxruntime.so.1}" > "$dir/kb-encoder.log" 2>&1 \
     || { cat "$dir/kb-encoder.log" >&2; exit 1; }
+  version() { grep -m1 '"version"' "$1"; }
+  if [[ -f "$keep/kb-encoder.json" ]] && [[ "$(version "$keep/kb-encoder.json")" != "$(version "$dir/kb-encoder.json")" ]]; then
+    rm -rf "$dir/previous" && mkdir -p "$dir/previous"
+    cp -p "$keep/kb-encoder.onnx" "$keep/kb-encoder.json" "$dir/previous/"
+  elif [[ -d "$keep/previous" && ! -d "$dir/previous" ]]; then
+    cp -rp "$keep/previous" "$dir/"
+  fi
   echo "$kbstamp" > "$dir/.kb-encoder.sha256"
   echo "models: knowledge encoder done in $(( $(date +%s) - start ))s" >&2
 fi

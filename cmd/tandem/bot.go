@@ -142,13 +142,24 @@ func buildBot(ctx context.Context, rt *models.Runtime, cfg Config, opt botOption
 	if err != nil {
 		return nil, err
 	}
+	closeEmbedder := func(e knowledge.Embedder) {
+		if c, ok := e.(interface{ Close() error }); ok {
+			b.closers = append(b.closers, c.Close)
+		}
+	}
+	closeEmbedder(embedder)
 	if embedder != nil {
 		be := newBatchedEmbedder(embedder, opt.NoBatching)
 		b.closers = append(b.closers, func() error { be.b.Close(); return nil })
 		embedder = be
 	}
+	var previous []knowledge.Embedder
+	if prev := openPreviousEmbedder(rt, cfg, log); prev != nil {
+		closeEmbedder(prev)
+		previous = append(previous, prev)
+	}
 	svc, err := knowledge.NewService(knowledge.Config{
-		Store: store, Embedder: embedder, Registerer: reg, Logger: log.With("component", "knowledge"),
+		Store: store, Embedder: embedder, Previous: previous, Registerer: reg, Logger: log.With("component", "knowledge"),
 		// Vector first, lexical as a tie-breaker: the weights measured best
 		// on the retrieval evaluation (docs/benchmarks.md, Knowledge).
 		Fusion: knowledge.Fusion{K: 5, LexicalWeight: 0.1, VectorWeight: 1},
@@ -307,6 +318,26 @@ func openEmbedder(rt *models.Runtime, cfg Config, log *slog.Logger) (knowledge.E
 		return nil, fmt.Errorf("serve: knowledge encoder: %w", err)
 	}
 	return l, nil
+}
+
+// openPreviousEmbedder opens the encoder that `make models` kept when it
+// trained a new one (DIR/previous), so that a Postgres knowledge base
+// indexed with it keeps serving vector search while the service re-embeds
+// every FAQ with the new encoder in the background. nil when there is none.
+func openPreviousEmbedder(rt *models.Runtime, cfg Config, log *slog.Logger) knowledge.Embedder {
+	dir := filepath.Join(cfg.ModelDir, "previous")
+	if cfg.EmbeddingsURL != "" {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kb-encoder.onnx")); err != nil {
+		return nil
+	}
+	l, err := embed.OpenLocal(rt, dir)
+	if err != nil {
+		log.Warn("the previous knowledge encoder does not load; vector search pauses while the knowledge base is re-embedded", "dir", dir, "err", err)
+		return nil
+	}
+	return l
 }
 
 // batchedEmbedder groups the one-query embeddings of concurrent turns into

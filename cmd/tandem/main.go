@@ -3,6 +3,7 @@
 //	tandem serve   run the chat service (gateway, bot pipeline, handoff)
 //	tandem train   train intent and entity models from labelled data
 //	tandem eval    evaluate models (and later the whole bot) on labelled data
+//	tandem train-encoder train the knowledge base's sentence encoder
 //	tandem ask     answer messages with the configured bot and print the replies
 //	tandem agent   create and list agent accounts (PostgreSQL)
 //	tandem loadgen measure whole-turn latency and throughput of the bot
@@ -20,6 +21,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/tandem-chat/tandem/knowledge/embed/trainer"
 )
 
 func main() {
@@ -41,6 +44,7 @@ commands:
   serve   run the chat service
   train   train intent and entity models
   eval    evaluate models on labelled data
+  train-encoder  train the knowledge base's sentence encoder
   ask     answer messages with the bot and print the replies as JSON
   loadgen measure whole-turn latency and throughput (docs/benchmarks.md)
   agent   create and list agent accounts (tandem agent create --email ...)
@@ -60,6 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runTrain(ctx, rest, stdout, stderr)
 	case "eval":
 		return runEvalNLU(ctx, rest, stdout, stderr)
+	case "train-encoder":
+		return trainer.Run(ctx, rest, stderr)
 	case "ask":
 		return runAsk(ctx, rest, getenv, stdout, stderr)
 	case "loadgen":
