@@ -245,11 +245,11 @@ func buildBot(ctx context.Context, rt *models.Runtime, cfg Config, opt botOption
 // `tandem train` when the training data has entity annotations). A
 // directory without one serves rule-based entities only.
 func loadEntityModel(rt *models.Runtime, dir string, log *slog.Logger) (*entity.Tagger, error) {
-	if _, err := os.Stat(filepath.Join(dir, entity.FileManifest)); errors.Is(err, os.ErrNotExist) {
+	t, err := nlp.LoadEntityTagger(rt, dir)
+	if errors.Is(err, nlp.ErrNoEntityModel) {
 		log.Info("no entity tagger in the model directory; entities come from the rule extractors only", "dir", dir)
 		return nil, nil
 	}
-	t, err := entity.Load(rt, dir)
 	if err != nil {
 		return nil, fmt.Errorf("serve: entity model: %w", err)
 	}
