@@ -447,3 +447,72 @@ func TestLoginRateLimit(t *testing.T) {
 		t.Fatal("30 quick login attempts were never rate limited")
 	}
 }
+
+// TestClaimAndTransfer: an away agent claims from the queue view, then
+// hands the chat to a skill group, where an agent with that skill gets it
+// and passes it on to a colleague.
+func TestClaimAndTransfer(t *testing.T) {
+	e := newEnv(t)
+	_, annTok := e.agent("ann@example.com", "Ann", nil)
+	bob, bobTok := e.agent("bob@example.com", "Bob", map[string]any{"skills": []string{"billing"}})
+	carl, carlTok := e.agent("carl@example.com", "Carl", nil)
+	annC, bobC, carlC := e.console(annTok), e.console(bobTok), e.console(carlTok)
+	for _, c := range []*client{annC, bobC, carlC} {
+		c.send(map[string]any{"type": "presence", "status": "away", "ref": "p"})
+		c.until(answer("p"))
+	}
+	cust, conv := e.customer()
+	cust.send(map[string]any{"type": "handoff_request", "client_id": "h"})
+	tk := e.escalated(conv)
+	e.tick() // nobody online: stays queued
+	q, _ := annC.until(func(f frame) bool { return f.Type == "queue" && strings.Contains(string(f.Tickets), tk.ID) })
+	if !strings.Contains(string(q.raw), `"position":1`) {
+		t.Fatalf("queue view %s", q.raw)
+	}
+	annC.send(map[string]any{"type": "claim", "ticket_id": tk.ID, "ref": "c"})
+	// The answer and the transcript (the assigned event may follow first).
+	if fs := annC.all(answer("c"), messageFrom(tandem.AuthorCustomer, "talk to a person")); fs[0].Type != "ok" || fs[0].Ticket.State != tandem.TicketAssigned {
+		t.Fatalf("claim: %s", fs[0].raw)
+	}
+	cust.until(handoffStatus("assigned"))
+	bobC.send(map[string]any{"type": "claim", "ticket_id": tk.ID, "ref": "c2"})
+	if f, _ := bobC.until(answer("c2")); f.Type != "error" || f.Code != tandem.ECONFLICT {
+		t.Fatalf("second claim: %s", f.raw)
+	}
+
+	bobC.send(map[string]any{"type": "presence", "status": "online", "ref": "on"})
+	bobC.until(answer("on"))
+	annC.send(map[string]any{"type": "transfer", "ticket_id": tk.ID, "skills": []string{"Billing"}, "ref": "g"})
+	if f, _ := annC.until(answer("g")); f.Type != "ok" || f.Ticket.State != tandem.TicketQueued || len(f.Ticket.Skills) != 1 || f.Ticket.Skills[0] != "billing" {
+		t.Fatalf("transfer to group: %s", f.raw)
+	}
+	cust.until(handoffStatus("queued"))
+	e.tick()
+	o, _ := bobC.until(ticketEvent("ticket.offered"))
+	if o.Ticket.ID != tk.ID || o.Ticket.AgentID != bob.ID {
+		t.Fatalf("offer after group transfer: %+v", o.Ticket)
+	}
+	bobC.send(map[string]any{"type": "accept", "ticket_id": tk.ID, "ref": "a"})
+	bobC.until(answer("a"))
+
+	carlC.send(map[string]any{"type": "presence", "status": "online", "ref": "on"})
+	carlC.until(answer("on"))
+	bobC.send(map[string]any{"type": "transfer", "ticket_id": tk.ID, "to_agent_id": carl.ID, "ref": "t"})
+	if f, _ := bobC.until(answer("t")); f.Type != "ok" || f.Ticket.State != tandem.TicketOffered || f.Ticket.AgentID != carl.ID {
+		t.Fatalf("transfer to carl: %s", f.raw)
+	}
+	// The offer and its transcript (which follows the transfer event).
+	if fs := carlC.all(ticketEvent("ticket.offered"), messageFrom(tandem.AuthorCustomer, "talk to a person")); fs[0].Ticket.ID != tk.ID {
+		t.Fatalf("carl's offer: %s", fs[0].raw)
+	}
+	// Bob no longer follows: a customer message reaches Carl, not Bob.
+	cust.send(map[string]any{"type": "message", "client_id": "m", "text": "still there?"})
+	carlC.until(messageFrom(tandem.AuthorCustomer, "still there?"))
+	bobC.send(map[string]any{"type": "ping", "id": "sync"})
+	_, skipped := bobC.until(isType("pong"))
+	for _, f := range skipped {
+		if f.Type == "message" && strings.Contains(f.msg().Text, "still there?") {
+			t.Fatal("bob still receives the conversation after transferring it")
+		}
+	}
+}

@@ -313,6 +313,29 @@ func (c *client) until(ok func(frame) bool) (frame, []frame) {
 	}
 }
 
+// all reads frames until each predicate has matched one of them, in any
+// order (frames of different kinds may interleave), and returns the first
+// match of each.
+func (c *client) all(preds ...func(frame) bool) []frame {
+	c.t.Helper()
+	got := make([]frame, len(preds))
+	seen := make([]bool, len(preds))
+	left := len(preds)
+	for left > 0 {
+		f, err := c.read(10 * time.Second)
+		if err != nil {
+			c.t.Fatalf("read (%d of %d seen): %v", len(preds)-left, len(preds), err)
+		}
+		for i, p := range preds {
+			if !seen[i] && p(f) {
+				seen[i], got[i] = true, f
+				left--
+			}
+		}
+	}
+	return got
+}
+
 // expectClose reads until the server closes and returns the close code.
 func (c *client) expectClose() int {
 	c.t.Helper()

@@ -175,8 +175,8 @@ func (s *session) handle(ctx context.Context, f ClientFrame) error {
 		if err != nil {
 			return err
 		}
+		ok(&t) // the answer first, then the transcript if the agent may now read it
 		s.sync(ctx, t.ConversationID)
-		ok(&t)
 		return nil
 	}
 	switch f.Type {
