@@ -168,7 +168,7 @@ func TestBrowserHandoffToConsole(t *testing.T) {
 	until(t, agent, "the offer", `document.querySelectorAll("#offers .item.offer").length === 1`, cust)
 	runSteps(t, agent, chromedp.Click(chromedp.CSS("#offers .item.offer .open")))
 	until(t, agent, "the transcript", hasMsg(`#chat-log .msg[data-author="customer"]`, question)+" && "+hasMsg(`#chat-log .msg[data-author="bot"]`, firstAnswer[:min(20, len(firstAnswer))]), cust)
-	until(t, agent, "the bot's summary", hasMsg("#summary dt", "Escalated because")+" && "+hasMsg("#summary dd", "talk to a person"))
+	until(t, agent, "the bot's summary", hasMsg("#summary dt", "Escalated because")+" && "+hasMsg("#summary dd", "person"))
 	until(t, agent, "suggested answers", `document.querySelectorAll("#suggestions .suggestion").length > 0`)
 	if s := js[string](t, agent, `document.getElementById("conv-state").textContent`); s != "Offered to you" {
 		t.Fatalf("state before accepting = %q", s)
