@@ -260,3 +260,24 @@ func TestRealBotConcurrentTurns(t *testing.T) {
 		}
 	}
 }
+
+// TestRealBotEntities: the served bot reports rule entities (order ids)
+// and the trained tagger's entities (cities) with character offsets.
+func TestRealBotEntities(t *testing.T) {
+	b := newTestBot(t, botOptions{})
+	text := "where is my order ORD-12345, I live in Berlin"
+	r, err := b.Respond(context.Background(), tandem.Turn{ConversationID: "ents", Text: text, Time: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]string{}
+	for _, e := range r.NLU.Entities {
+		if text[e.Start:e.End] != e.Text {
+			t.Errorf("entity %+v: offsets do not match its text", e)
+		}
+		found[e.Type] = e.Value
+	}
+	if found["order_id"] != "ORD-12345" || found["city"] != "Berlin" {
+		t.Fatalf("entities = %+v", r.NLU.Entities)
+	}
+}
