@@ -153,7 +153,7 @@ func TestServedBotAnswers(t *testing.T) {
 
 // newTestBot builds the served bot (real models in ONNX Runtime, demo
 // knowledge and policy, in-memory stores) without the HTTP server.
-func newTestBot(t *testing.T, opt botOptions) *bot {
+func newTestBot(t testing.TB, opt botOptions) *bot {
 	t.Helper()
 	rt, err := models.OpenRuntime(testenv.ONNXRuntimeLib(t))
 	if err != nil {
