@@ -28,6 +28,25 @@ type Handoff interface {
 	Escalate(ctx context.Context, conversationID string, esc tandem.Escalation) error
 }
 
+// ContactTaker is an optional interface of a Handoff: the customer leaves
+// a contact address (an email address or a phone number) on the
+// conversation's open ticket, typically while nobody is online. It returns
+// the address as stored; a malformed address is invalid, a conversation
+// without an open ticket not_found (both *tandem.Error with a message the
+// customer may read).
+type ContactTaker interface {
+	LeaveContact(ctx context.Context, conversationID, address string) (string, error)
+}
+
+// AgentHold is an optional interface of a Handoff: HoldForAgent reports
+// whether a queued conversation's customer messages are kept for the next
+// agent instead of going to the bot — true when an agent has already taken
+// part in the open ticket (a transfer, or a re-queue after the agent left).
+// Before any agent joined, the bot keeps answering while the customer waits.
+type AgentHold interface {
+	HoldForAgent(ctx context.Context, conversationID string) (bool, error)
+}
+
 // turnJob is one customer message to answer.
 type turnJob struct {
 	msg          tandem.Message
@@ -148,6 +167,10 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 	switch conv.Mode {
 	case tandem.ModeHuman:
 		return // an agent answers
+	case tandem.ModeQueued:
+		if c.heldForAgent(ctx, convID) {
+			return // the next agent answers
+		}
 	case tandem.ModeClosed:
 		if conv, err = c.log.SetMode(ctx, convID, tandem.ModeBot, ""); err != nil {
 			c.logger.Error("bot turn: reopen conversation", "conversation", convID, "err", err)
@@ -213,6 +236,23 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 		}
 		c.escalate(ctx, conv, esc)
 	}
+}
+
+// heldForAgent reports whether a queued conversation waits for its next
+// agent (AgentHold); without the interface, or when the engine cannot
+// tell, the bot answers (the customer is never left without an answer by
+// an error).
+func (c *Chat) heldForAgent(ctx context.Context, convID string) bool {
+	h, ok := c.handoff.(AgentHold)
+	if !ok {
+		return false
+	}
+	held, err := h.HoldForAgent(ctx, convID)
+	if err != nil {
+		c.logger.Warn("hold for agent", "conversation", convID, "err", err)
+		return false
+	}
+	return held
 }
 
 // normaliseData makes structured data look the same whether it comes from

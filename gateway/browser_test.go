@@ -3,6 +3,9 @@ package gateway_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +13,10 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/gateway"
+	"github.com/tandem-chat/tandem/gateway/console"
+	"github.com/tandem-chat/tandem/handoff"
+	"github.com/tandem-chat/tandem/handoff/memstore"
 	"github.com/tandem-chat/tandem/internal/testenv"
 )
 
@@ -206,5 +213,104 @@ func TestBrowserWidget(t *testing.T) {
 	t.Run("talk to a person", func(t *testing.T) {
 		do(t, ctx, chromedp.Click(chromedp.ID("tandem-human")))
 		waitFor(t, ctx, "the queued status", `document.getElementById("tandem-status").textContent.startsWith("Waiting for an agent")`)
+	})
+}
+
+// startHandoffServer serves the widget with the real handoff engine (memory
+// store, nobody online unless a test connects an agent) and the console's
+// adapter, as tandem serve wires them.
+func startHandoffServer(t *testing.T) (string, *handoff.Engine) {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	late := &console.LateNotifier{}
+	eng, err := handoff.New(memstore.New(), handoff.Config{Notifier: late, Logger: logger, BcryptCost: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := gateway.NewAuth([]byte(testSecret), testAdmin, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := gateway.NewLocalBus()
+	ho := &console.Handoff{Engine: eng}
+	chat, err := gateway.NewChat(gateway.ChatConfig{DemoSiteKey: testSite}, gateway.ChatDeps{
+		Log: gateway.NewMemLog(), Bus: bus, Auth: auth, Bot: echoBot{}, Handoff: ho, AgentAccess: ho.AgentAccess,
+		Sites: gateway.StaticSites{testSite: {Key: testSite, AllowedOrigins: []string{"self"}}}, Logger: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ho.SetChat(chat)
+	con, err := console.New(console.Config{Engine: eng, Chat: chat, Bus: bus, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	late.Set(con)
+	srv := gateway.New(gateway.Config{}, logger)
+	chat.Mount(srv.Router())
+	con.Mount(srv.Router())
+	srv.OnShutdown(func(ctx context.Context) error { return eng.Close(ctx) })
+	srv.OnShutdown(chat.Shutdown)
+	srv.OnShutdown(con.Shutdown)
+	hs := httptest.NewServer(srv.Router())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.CloseClientConnections()
+		_ = srv.Shutdown(ctx)
+		hs.Close()
+	})
+	return hs.URL, eng
+}
+
+// TestBrowserLeaveContact: nobody is online, the widget offers the contact
+// form; a bad address shows the server's error; a good one is confirmed
+// and stored on the queued ticket; the customer keeps chatting with the
+// bot meanwhile, by keyboard.
+func TestBrowserLeaveContact(t *testing.T) {
+	url, eng := startHandoffServer(t)
+	ctx := newBrowser(t)
+	do(t, ctx, chromedp.Navigate(url+"/"))
+	waitFor(t, ctx, "the widget to connect", `document.getElementById("tandem-status") && document.getElementById("tandem-status").textContent === "Online"`)
+	if !eval[bool](t, ctx, `document.getElementById("tandem-contact").hidden`) {
+		t.Fatal("the contact form shows before anyone asked for a person")
+	}
+
+	do(t, ctx, chromedp.Click(chromedp.ID("tandem-human")))
+	waitFor(t, ctx, "the nobody-online status and the contact form",
+		`document.getElementById("tandem-status").textContent.includes("No agent is online") && !document.getElementById("tandem-contact").hidden`)
+	conv := eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+	// Accessible: a labelled field in a labelled form, reachable by keyboard.
+	if got := eval[string](t, ctx, `document.querySelector('label[for="tandem-contact-input"]').textContent + "|" + document.getElementById("tandem-contact").getAttribute("aria-label")`); got != "Leave your email or phone and we'll get back to you|Leave a contact address" {
+		t.Fatalf("contact form labels = %q", got)
+	}
+
+	t.Run("the bot keeps answering", func(t *testing.T) {
+		sendFromWidget(t, ctx, "are you still there")
+		waitFor(t, ctx, "the bot's answer", `document.getElementById("tandem-log").textContent.includes("echo: are you still there")`)
+	})
+
+	t.Run("a bad address shows an error", func(t *testing.T) {
+		do(t, ctx, chromedp.Focus(chromedp.ID("tandem-contact-input")), chromedp.SendKeys(chromedp.ID("tandem-contact-input"), "call me maybe\r"))
+		waitFor(t, ctx, "the error", `(() => { const m = document.getElementById("tandem-contact-msg"); return m.getAttribute("role") === "alert" && m.textContent.includes("email address or a phone number"); })()`)
+		if got := eval[string](t, ctx, `document.getElementById("tandem-contact-input").getAttribute("aria-invalid") + "|" + document.activeElement.id`); got != "true|tandem-contact-input" {
+			t.Fatalf("after the error: %s", got)
+		}
+		if tk, err := eng.OpenTicket(context.Background(), conv); err != nil || tk.ContactAddress != "" {
+			t.Fatalf("ticket after a bad address: %+v %v", tk, err)
+		}
+	})
+
+	t.Run("a good address is confirmed and stored", func(t *testing.T) {
+		do(t, ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("tandem-contact-input").value = ""`),
+			chromedp.SendKeys(chromedp.ID("tandem-contact-input"), "ada@example.com"), chromedp.Click(chromedp.ID("tandem-contact-send")))
+		waitFor(t, ctx, "the confirmation", `document.getElementById("tandem-contact-msg").textContent.includes("We'll get back to you at ada@example.com") && document.getElementById("tandem-contact-input").hidden`)
+		waitFor(t, ctx, "the note in the log", `Array.from(document.querySelectorAll('#tandem-log .tandem-msg[data-author="system"]')).some(e => e.textContent.includes("ada@example.com"))`)
+		tk, err := eng.OpenTicket(context.Background(), conv)
+		if err != nil || tk.ContactAddress != "ada@example.com" || tk.State != tandem.TicketQueued {
+			t.Fatalf("ticket after the contact: %+v %v", tk, err)
+		}
+		sendFromWidget(t, ctx, "one more question")
+		waitFor(t, ctx, "the bot's answer after the contact", `document.getElementById("tandem-log").textContent.includes("echo: one more question")`)
 	})
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -17,6 +18,8 @@ func FuzzDecodeClientFrame(f *testing.F) {
 		`{"type":"message","client_id":"m-1","text":"hi"}`,
 		`{"type":"handoff_request","client_id":"h"}`,
 		`{"type":"typing","on":true}`, `{"type":"read","seq":9}`, `{"type":"ping","id":"x"}`,
+		`{"type":"contact","client_id":"k1","address":"ann@example.com"}`, `{"type":"contact","client_id":"k1","address":5}`,
+		`{"type":"contact","client_id":"k1","address":"a\u0007b"}`,
 		`{"type":"message","client_id":7}`, `{"type":"nope"}`, `[]`, `null`, `{"type":"ping"} x`,
 		"{\"type\":\"message\",\"client_id\":\"a\",\"text\":\"\xff\"}", `{"type":"message","client_id":"a","text":"\u0000"}`,
 	} {
@@ -37,12 +40,16 @@ func FuzzDecodeClientFrame(f *testing.F) {
 			t.Fatalf("accepted invalid UTF-8 %q", data)
 		}
 		switch fr.Type {
-		case FrameHello, FrameMessage, FrameHandoffRequest, FrameTyping, FrameRead, FramePing:
+		case FrameHello, FrameMessage, FrameHandoffRequest, FrameTyping, FrameRead, FramePing, FrameContact:
 		default:
 			t.Fatalf("accepted unknown type %q", fr.Type)
 		}
 		if (fr.Type == FrameMessage || fr.Type == FrameHandoffRequest) && !validID(fr.ClientID, MaxClientIDLen) {
 			t.Fatalf("accepted client id %q", fr.ClientID)
+		}
+		if fr.Type == FrameContact && (!validID(fr.ClientID, MaxClientIDLen) || fr.Address == "" || len(fr.Address) > MaxContactBytes ||
+			strings.ContainsFunc(fr.Address, func(r rune) bool { return r < 0x20 || r == 0x7f })) {
+			t.Fatalf("accepted contact frame %+v", fr)
 		}
 		if utf8.RuneCountInString(fr.Text) > MaxTextRunes || fr.LastSeq < 0 {
 			t.Fatalf("accepted out-of-bounds frame %+v", fr)
@@ -50,7 +57,7 @@ func FuzzDecodeClientFrame(f *testing.F) {
 		// An accepted frame re-encodes and decodes to the same frame.
 		b, _ := json.Marshal(fr)
 		again, err := DecodeClientFrame(b)
-		if err != nil || again.Type != fr.Type || again.Text != fr.Text || again.ClientID != fr.ClientID {
+		if err != nil || again.Type != fr.Type || again.Text != fr.Text || again.ClientID != fr.ClientID || again.Address != fr.Address {
 			t.Fatalf("round trip of %q: %+v, %v", data, again, err)
 		}
 	})

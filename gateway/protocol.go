@@ -25,6 +25,7 @@ const (
 	FrameTyping         = "typing"
 	FrameRead           = "read"
 	FramePing           = "ping"
+	FrameContact        = "contact"
 )
 
 // Server frame types (server to client). FrameMessage, FrameTyping and
@@ -44,6 +45,9 @@ const (
 	MaxTextRunes   = 4000
 	MaxClientIDLen = 64
 	maxTokenLen    = 4096
+	// MaxContactBytes bounds a contact address (an email address is at
+	// most 254 bytes; the handoff engine validates the rest).
+	MaxContactBytes = 254
 )
 
 // ClientFrame is one decoded client frame. Which fields are set depends on
@@ -57,6 +61,7 @@ type ClientFrame struct {
 	Seq            int64  `json:"seq,omitempty"`             // read: last seq read
 	On             *bool  `json:"on,omitempty"`              // typing
 	ID             string `json:"id,omitempty"`              // ping: echoed in pong
+	Address        string `json:"address,omitempty"`         // contact: an email address or phone number
 	ConversationID string `json:"conversation_id,omitempty"` // optional; must be the connection's conversation
 }
 
@@ -113,6 +118,22 @@ func (f *ClientFrame) validate() error {
 		}
 		if strings.ContainsRune(f.Text, 0) {
 			return tandem.Errorf(tandem.EINVALID, "message text contains NUL")
+		}
+	case FrameContact:
+		if !validID(f.ClientID, MaxClientIDLen) {
+			return tandem.Errorf(tandem.EINVALID, "client_id must be 1-%d characters of A-Z a-z 0-9 _ - : .", MaxClientIDLen)
+		}
+		f.Address = strings.TrimSpace(f.Address)
+		if f.Address == "" {
+			return tandem.Errorf(tandem.EINVALID, "contact needs an address (an email address or a phone number)")
+		}
+		if len(f.Address) > MaxContactBytes {
+			return tandem.Errorf(tandem.EINVALID, "contact address is longer than %d bytes", MaxContactBytes)
+		}
+		for _, r := range f.Address {
+			if r < 0x20 || r == 0x7f {
+				return tandem.Errorf(tandem.EINVALID, "contact address contains control characters")
+			}
 		}
 	case FrameTyping:
 		if f.On == nil {
@@ -232,6 +253,9 @@ type HandoffStatus struct {
 	AgentName     string        // the agent's display name (assigned)
 	AgentID       string        // the agent's id (assigned; stored, never sent to the customer)
 	Message       string        // optional human-readable note
+	// LeaveContact invites the customer to leave a contact address (a
+	// contact frame): nobody is online and the ticket stays queued.
+	LeaveContact bool
 }
 
 // HandoffFrame carries a HandoffStatus to the customer.
@@ -243,11 +267,14 @@ type HandoffFrame struct {
 	EstimatedWaitS int64  `json:"estimated_wait_s,omitempty"`
 	AgentName      string `json:"agent_name,omitempty"`
 	Message        string `json:"message,omitempty"`
+	// LeaveContact: the customer may leave a contact address (contact frame).
+	LeaveContact bool `json:"leave_contact,omitempty"`
 }
 
 func handoffFrame(convID string, st HandoffStatus) HandoffFrame {
 	return HandoffFrame{Type: FrameHandoff, ConversationID: convID, Status: st.Status, Position: st.Position,
-		EstimatedWaitS: int64((st.EstimatedWait + time.Second - 1) / time.Second), AgentName: st.AgentName, Message: st.Message}
+		EstimatedWaitS: int64((st.EstimatedWait + time.Second - 1) / time.Second), AgentName: st.AgentName, Message: st.Message,
+		LeaveContact: st.LeaveContact}
 }
 
 // ErrorFrame reports a failed client frame. ClientID is set when the failed

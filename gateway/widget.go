@@ -214,6 +214,8 @@ func (s *widgetSession) HandleFrame(ctx context.Context, c *Conn, data []byte) {
 		c.Strike()
 	case FrameMessage, FrameHandoffRequest:
 		s.message(ctx, c, f)
+	case FrameContact:
+		s.contact(ctx, c, f)
 	case FrameTyping:
 		_ = s.chat.Publish(ctx, conv, c.ID(), TypingFrame{Type: FrameTyping, ConversationID: conv, Author: tandem.AuthorCustomer, On: *f.On})
 	case FrameRead:
@@ -258,10 +260,11 @@ func (s *widgetSession) hello(ctx context.Context, c *Conn, f ClientFrame) {
 	}
 }
 
-func (s *widgetSession) message(ctx context.Context, c *Conn, f ClientFrame) {
+// allow applies the per-conversation message rate to a frame that writes
+// to the conversation; a rejected frame is answered here.
+func (s *widgetSession) allow(c *Conn, f ClientFrame) bool {
 	chat := s.chat
-	conv := s.p.ConversationID
-	if ok, wait := chat.convLimiter.allow(conv, time.Now()); !ok {
+	if ok, wait := chat.convLimiter.allow(s.p.ConversationID, time.Now()); !ok {
 		chat.metrics.rejected.WithLabelValues("conversation_rate").Inc()
 		fr := errorFrameFor(tandem.Errorf(tandem.EOVERLOADED, "too many messages; slow down"), f.ClientID)
 		fr.RetryAfterMS = max(wait.Milliseconds(), 1)
@@ -269,9 +272,18 @@ func (s *widgetSession) message(ctx context.Context, c *Conn, f ClientFrame) {
 		if s.rejects++; s.rejects >= chat.cfg.MaxRejects {
 			c.Close(WSCloseCode(tandem.EOVERLOADED), "message flood", true)
 		}
-		return
+		return false
 	}
 	s.rejects = 0
+	return true
+}
+
+func (s *widgetSession) message(ctx context.Context, c *Conn, f ClientFrame) {
+	chat := s.chat
+	conv := s.p.ConversationID
+	if !s.allow(c, f) {
+		return
+	}
 	if chat.bot != nil || f.Type == FrameHandoffRequest {
 		if err := chat.turns.room(conv); err != nil {
 			c.SendError(err, f.ClientID)
@@ -300,16 +312,52 @@ func (s *widgetSession) message(ctx context.Context, c *Conn, f ClientFrame) {
 	}
 	chat.metrics.appended.WithLabelValues(string(tandem.AuthorCustomer)).Inc()
 	// A message written while an agent has the conversation is for the
-	// agent, even if the conversation returns to the bot before its turn runs.
-	if cv, err := chat.log.Conversation(ctx, conv); err != nil || cv.Mode == tandem.ModeHuman && f.Type != FrameHandoffRequest {
-		if err != nil {
-			chat.logger.Error("read conversation", "conversation", conv, "err", err)
-		}
+	// agent, even if the conversation returns to the bot before its turn
+	// runs; so is one written while the conversation waits for its next
+	// agent after an agent took part (a transfer or re-queue, AgentHold).
+	cv, err := chat.log.Conversation(ctx, conv)
+	if err != nil {
+		chat.logger.Error("read conversation", "conversation", conv, "err", err)
+		return
+	}
+	if cv.Mode == tandem.ModeHuman && f.Type != FrameHandoffRequest || cv.Mode == tandem.ModeQueued && chat.heldForAgent(ctx, conv) {
 		return
 	}
 	if err := chat.turns.submit(turnJob{msg: stored, requestHuman: f.Type == FrameHandoffRequest}); err != nil {
 		chat.logger.Warn("bot turn not queued", "conversation", conv, "seq", stored.Seq, "err", err)
 	}
+}
+
+// contact leaves the customer's contact address on the conversation's open
+// ticket (ContactTaker) and logs a system note, seen only by the
+// conversation's participants (the customer and the agents who may read
+// it), that the team will get back to them there. The ack carries the
+// note's seq; the note's idempotency key is "contact:<client_id>".
+func (s *widgetSession) contact(ctx context.Context, c *Conn, f ClientFrame) {
+	chat := s.chat
+	conv := s.p.ConversationID
+	if !s.allow(c, f) {
+		return
+	}
+	ct, ok := chat.handoff.(ContactTaker)
+	if !ok {
+		c.SendError(tandem.Errorf(tandem.EUNAVAILABLE, "leaving a contact address is not available here"), f.ClientID)
+		return
+	}
+	addr, err := ct.LeaveContact(ctx, conv, f.Address)
+	if err != nil {
+		c.SendError(err, f.ClientID)
+		return
+	}
+	note := tandem.Message{ConversationID: conv, ClientID: "contact:" + f.ClientID, Author: tandem.AuthorSystem,
+		Text: "Thanks! We'll get back to you at " + addr + ". You stay in the queue meanwhile.", Kind: "event",
+		Data: map[string]any{"contact": true}}
+	stored, dup, err := chat.PostMessage(ctx, note)
+	if err != nil {
+		c.SendError(err, f.ClientID)
+		return
+	}
+	c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: stored.Seq, Duplicate: dup})
 }
 
 // Closed implements FrameHandler.

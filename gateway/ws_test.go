@@ -262,6 +262,16 @@ func TestBadInput(t *testing.T) {
 		{"binary frame", websocket.BinaryMessage, `{"type":"ping"}`, "invalid"},
 		{"trailing data", websocket.TextMessage, `{"type":"ping"} {"type":"ping"}`, "invalid"},
 		{"typing without on", websocket.TextMessage, `{"type":"typing"}`, "invalid"},
+		{"contact without address", websocket.TextMessage, `{"type":"contact","client_id":"k"}`, "invalid"},
+		{"contact blank address", websocket.TextMessage, `{"type":"contact","client_id":"k","address":"  "}`, "invalid"},
+		{"contact without client id", websocket.TextMessage, `{"type":"contact","address":"ann@example.com"}`, "invalid"},
+		{"contact address wrong type", websocket.TextMessage, `{"type":"contact","client_id":"k","address":["ann@example.com"]}`, "invalid"},
+		{"contact address too long", websocket.TextMessage, `{"type":"contact","client_id":"k","address":"` + strings.Repeat("a", 250) + `@x.io"}`, "invalid"},
+		{"contact address control char", websocket.TextMessage, `{"type":"contact","client_id":"k","address":"ann@example.com\r\nBcc: x@y.z"}`, "invalid"},
+		{"contact invalid utf8", websocket.TextMessage, "{\"type\":\"contact\",\"client_id\":\"k\",\"address\":\"\xff@x.io\"}", "invalid"},
+		{"contact of another conversation", websocket.TextMessage, `{"type":"contact","client_id":"k","address":"ann@example.com","conversation_id":"c_someone_else"}`, "forbidden"},
+		// A valid frame, but this server's handoff cannot take contacts.
+		{"contact without a contact-taking handoff", websocket.TextMessage, `{"type":"contact","client_id":"k","address":"ann@example.com"}`, "unavailable"},
 	}
 	c := ts.connect(t, s.Token, 0)
 	for _, tc := range cases {

@@ -256,20 +256,23 @@ func (c *Console) notifyCustomer(ctx context.Context, e handoff.Event) {
 		// when escalating): an ephemeral frame is enough.
 		err = c.chat.Publish(ctx, conv, "", queuedFrame(conv, *e.Queue, ""))
 	case handoff.EventNobodyOnline:
-		err = c.chat.HandoffStatus(ctx, conv, gateway.HandoffStatus{Status: gateway.HandoffUnavailable,
+		err = c.chat.HandoffStatus(ctx, conv, gateway.HandoffStatus{Status: gateway.HandoffUnavailable, LeaveContact: true,
 			Message: "No agent is online right now. You stay in the queue and we will connect you as soon as someone is available; the assistant can keep helping meanwhile."})
 	case handoff.EventAssigned:
 		err = c.chat.HandoffStatus(ctx, conv, gateway.HandoffStatus{Status: gateway.HandoffAssigned, AgentName: e.AgentName, AgentID: e.AgentID})
 	case handoff.EventTransferred, handoff.EventRequeued:
-		msg := "Your agent had to leave; connecting you with another agent."
+		// Customer messages from now until the next agent joins are kept
+		// for that agent (Handoff.HoldForAgent), not answered by the bot.
+		msg := "Your agent had to leave; connecting you with another agent. Your messages will be passed on to them."
 		if e.Type == handoff.EventTransferred {
-			msg = "Transferring you to another agent."
+			msg = "Transferring you to another agent. Your messages will be passed on to them."
 		}
 		var q handoff.QueueInfo
 		if e.Ticket.State == tandem.TicketQueued {
 			q, _ = c.eng.Position(ctx, e.Ticket.ID)
 		}
-		st := gateway.HandoffStatus{Status: gateway.HandoffQueued, Position: q.Position, EstimatedWait: q.EstimatedWait, Message: msg}
+		st := gateway.HandoffStatus{Status: gateway.HandoffQueued, Position: q.Position, EstimatedWait: q.EstimatedWait, Message: msg,
+			LeaveContact: q.NobodyOnline}
 		err = c.chat.HandoffStatus(ctx, conv, st)
 	case handoff.EventReturned:
 		err = c.chat.HandoffStatus(ctx, conv, gateway.HandoffStatus{Status: gateway.HandoffReturned})
@@ -285,7 +288,7 @@ func (c *Console) notifyCustomer(ctx context.Context, e handoff.Event) {
 
 func queuedFrame(conv string, q handoff.QueueInfo, msg string) gateway.HandoffFrame {
 	return gateway.HandoffFrame{Type: gateway.FrameHandoff, ConversationID: conv, Status: gateway.HandoffQueued,
-		Position: q.Position, EstimatedWaitS: seconds(q.EstimatedWait), Message: msg}
+		Position: q.Position, EstimatedWaitS: seconds(q.EstimatedWait), Message: msg, LeaveContact: q.NobodyOnline}
 }
 
 // dispatch hands an event to the local sessions it concerns and marks the

@@ -21,7 +21,11 @@ type Handoff struct {
 	chat   atomic.Pointer[gateway.Chat]
 }
 
-var _ gateway.Handoff = (*Handoff)(nil)
+var (
+	_ gateway.Handoff      = (*Handoff)(nil)
+	_ gateway.ContactTaker = (*Handoff)(nil)
+	_ gateway.AgentHold    = (*Handoff)(nil)
+)
 
 // SetChat binds the chat whose conversations are escalated.
 func (h *Handoff) SetChat(c *gateway.Chat) { h.chat.Store(c) }
@@ -38,6 +42,47 @@ func (h *Handoff) Escalate(ctx context.Context, conversationID string, esc tande
 	}
 	_, _, err = h.Engine.Escalate(ctx, conv, esc)
 	return err
+}
+
+// LeaveContact implements gateway.ContactTaker: the address is stored on
+// the conversation's open ticket (handoff.Engine.LeaveContact validates it)
+// and shown to agents in the console.
+func (h *Handoff) LeaveContact(ctx context.Context, conversationID, address string) (string, error) {
+	t, err := h.Engine.LeaveContact(ctx, conversationID, address)
+	if tandem.ErrorCode(err) == tandem.ENOTFOUND {
+		return "", tandem.Errorf(tandem.ENOTFOUND, "there is no open request for an agent in this conversation; ask for a person first")
+	}
+	if err != nil {
+		return "", err
+	}
+	return t.ContactAddress, nil
+}
+
+// HoldForAgent implements gateway.AgentHold: customer messages wait for
+// the next agent while the open ticket is back in the queue (or offered)
+// after an agent had it — its transitions include an assignment. Before
+// any agent joined, the bot keeps answering.
+func (h *Handoff) HoldForAgent(ctx context.Context, conversationID string) (bool, error) {
+	t, err := h.Engine.OpenTicket(ctx, conversationID)
+	if tandem.ErrorCode(err) == tandem.ENOTFOUND {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if t.State == tandem.TicketAssigned {
+		return true, nil
+	}
+	trs, err := h.Engine.Transitions(ctx, t.ID)
+	if err != nil {
+		return false, err
+	}
+	for _, tr := range trs {
+		if tr.To == tandem.TicketAssigned {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // AgentAccess is gateway.ChatDeps.AgentAccess: an agent may read a

@@ -36,7 +36,7 @@
         return s;
       }
     } catch (e) { /* corrupt or unavailable storage: start afresh */ }
-    return { token: "", conversationId: "", lastSeq: 0, messages: [], outbox: [] };
+    return { token: "", conversationId: "", lastSeq: 0, messages: [], outbox: [], contact: "" };
   }
   function save() {
     try {
@@ -45,8 +45,9 @@
     } catch (e) { /* storage full or disabled: keep working in memory */ }
   }
   function resetConversation(id) {
-    state.conversationId = id; state.lastSeq = 0; state.messages = []; state.outbox = [];
+    state.conversationId = id; state.lastSeq = 0; state.messages = []; state.outbox = []; state.contact = "";
     clearNode(logEl); pendingEls = {}; streamEls = {};
+    showContact(false);
   }
 
   // ---- DOM ---------------------------------------------------------------
@@ -85,6 +86,16 @@
     ".tandem-input{flex:1;resize:none;border:1px solid #b8c2d6;border-radius:8px;padding:8px;font:inherit;min-height:38px;max-height:120px}",
     ".tandem-send{background:#2456d3;color:#fff;border:0;border-radius:8px;padding:9px 12px;font:inherit;cursor:pointer}",
     ".tandem-human{background:transparent;border:0;color:#fff;text-decoration:underline;font:inherit;font-size:12px;cursor:pointer}",
+    ".tandem-contact{display:flex;flex-wrap:wrap;gap:6px;padding:8px 12px;border-top:1px solid #dde3ee;background:#fffbea}",
+    ".tandem-contact[hidden]{display:none}",
+    ".tandem-contact-label{flex-basis:100%;font-size:13px}",
+    ".tandem-contact-input{flex:1;min-width:0;border:1px solid #b8c2d6;border-radius:8px;padding:7px;font:inherit}",
+    ".tandem-contact-input:focus-visible{outline:3px solid #ffbf47;outline-offset:2px}",
+    ".tandem-contact-send{background:#2456d3;color:#fff;border:0;border-radius:8px;padding:7px 12px;font:inherit;cursor:pointer}",
+    ".tandem-contact-send:disabled{opacity:.6;cursor:default}",
+    ".tandem-contact-msg{flex-basis:100%;font-size:13px;min-height:0}",
+    ".tandem-contact-msg:empty{display:none}",
+    ".tandem-contact-msg.tandem-error{color:#b0281a}",
     ".tandem-sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}",
     "@media (max-width:480px){.tandem-root{right:0;bottom:0;left:0}.tandem-root .tandem-launcher{position:fixed;right:16px;bottom:16px}",
     ".tandem-panel{width:100vw;max-width:100vw;height:100vh;height:100dvh;max-height:none;border-radius:0;margin:0}}"
@@ -108,7 +119,15 @@
   var input = el("textarea", { "class": "tandem-input", id: "tandem-input", rows: "1", maxlength: "4000", placeholder: "Type your message…", autocomplete: "off" });
   var sendBtn = el("button", { "class": "tandem-send", type: "submit", id: "tandem-send" }, "Send");
   form.appendChild(label); form.appendChild(input); form.appendChild(sendBtn);
-  panel.appendChild(header); panel.appendChild(logEl); panel.appendChild(typingEl); panel.appendChild(quickEl); panel.appendChild(form);
+  // "Leave a contact" form: shown while nobody is online (handoff frame
+  // with leave_contact); the customer may keep chatting with the bot.
+  var contactForm = el("form", { "class": "tandem-contact", id: "tandem-contact", "aria-label": "Leave a contact address", hidden: "", novalidate: "" });
+  var contactLabel = el("label", { "for": "tandem-contact-input", "class": "tandem-contact-label", id: "tandem-contact-label" }, "Leave your email or phone and we'll get back to you");
+  var contactInput = el("input", { "class": "tandem-contact-input", id: "tandem-contact-input", type: "text", inputmode: "email", autocomplete: "email", maxlength: "254", "aria-describedby": "tandem-contact-msg", placeholder: "you@example.com or +1 555 0100" });
+  var contactSend = el("button", { "class": "tandem-contact-send", type: "submit", id: "tandem-contact-send" }, "Send");
+  var contactMsg = el("p", { "class": "tandem-contact-msg", id: "tandem-contact-msg", role: "status", "aria-live": "polite" });
+  contactForm.appendChild(contactLabel); contactForm.appendChild(contactInput); contactForm.appendChild(contactSend); contactForm.appendChild(contactMsg);
+  panel.appendChild(header); panel.appendChild(logEl); panel.appendChild(typingEl); panel.appendChild(quickEl); panel.appendChild(contactForm); panel.appendChild(form);
   var launcher = el("button", { "class": "tandem-launcher", type: "button", id: "tandem-launcher", "aria-controls": panelId, "aria-expanded": "false" }, title);
   root.appendChild(style); root.appendChild(panel); root.appendChild(launcher);
 
@@ -132,6 +151,7 @@
   });
   input.addEventListener("input", onTyping);
   humanBtn.addEventListener("click", function () { queue("handoff_request", ""); });
+  contactForm.addEventListener("submit", function (e) { e.preventDefault(); submitContact(); });
 
   function scrollDown() { logEl.scrollTop = logEl.scrollHeight; }
 
@@ -217,6 +237,7 @@
     (window.crypto || window.msCrypto).getRandomValues(a);
     return "m-" + Array.prototype.map.call(a, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
   }
+  contactInput.addEventListener("input", function () { contactInput.removeAttribute("aria-invalid"); });
   function submitInput() {
     var text = input.value.trim();
     if (!text) { return; }
@@ -244,6 +265,50 @@
   function acked(clientId) {
     state.outbox = state.outbox.filter(function (x) { return x.client_id !== clientId; });
     save();
+  }
+
+  // ---- contact address --------------------------------------------------------
+  var contactPending = "", contactAddress = "";
+  function showContact(show) {
+    if (!show) { contactForm.setAttribute("hidden", ""); contactPending = ""; return; }
+    if (!contactForm.hasAttribute("hidden")) { return; }
+    contactMsg.textContent = ""; contactMsg.className = "tandem-contact-msg";
+    var done = !!state.contact;
+    contactLabel.hidden = done; contactInput.hidden = done; contactSend.hidden = done;
+    if (done) { contactMsg.textContent = "We'll get back to you at " + state.contact + "."; }
+    contactForm.removeAttribute("hidden");
+  }
+  function contactStatus(text, isError) {
+    contactMsg.className = "tandem-contact-msg" + (isError ? " tandem-error" : "");
+    contactMsg.setAttribute("role", isError ? "alert" : "status");
+    contactMsg.textContent = text;
+  }
+  function submitContact() {
+    var address = contactInput.value.trim();
+    if (!address) { contactStatus("Enter an email address or a phone number.", true); contactInput.focus(); return; }
+    contactPending = newClientId(); contactAddress = address;
+    if (!send({ type: "contact", client_id: contactPending, address: address })) {
+      contactPending = "";
+      contactStatus("Not connected right now; please try again in a moment.", true);
+      return;
+    }
+    contactSend.disabled = true;
+    contactStatus("Sending…", false);
+  }
+  function contactAnswered(f) {
+    if (!contactPending || f.client_id !== contactPending) { return false; }
+    contactPending = ""; contactSend.disabled = false;
+    if (f.type === "ack") {
+      state.contact = contactAddress; save();
+      contactLabel.hidden = true; contactInput.hidden = true; contactSend.hidden = true;
+      contactStatus("Thanks! We'll get back to you at " + contactAddress + ". You can keep chatting meanwhile.", false);
+      input.focus();
+    } else {
+      contactStatus(f.message || "That did not work; please check the address.", true);
+      contactInput.setAttribute("aria-invalid", "true");
+      contactInput.focus();
+    }
+    return true;
   }
 
   // ---- typing and read receipts -------------------------------------------
@@ -336,6 +401,7 @@
       ws = null; welcomed = false;
       clearInterval(heartbeat);
       setTyping("bot", false); setTyping("agent", false);
+      if (contactPending) { contactPending = ""; contactSend.disabled = false; contactStatus("Not sent: the connection dropped. Please try again.", true); }
       if (e.code === 4401 || e.code === 4403) { state.token = ""; save(); scheduleReconnect(200); setStatus("Reconnecting…"); return; }
       if (e.code === 1012) { setStatus("Reconnecting…"); scheduleReconnect(200 + Math.random() * 1500); return; }
       setStatus("Offline — reconnecting…");
@@ -358,7 +424,7 @@
       flush();
       break;
     case "ack":
-      acked(f.client_id);
+      if (!contactAnswered(f)) { acked(f.client_id); }
       break;
     case "message":
       if (f.message && f.conversation_id === state.conversationId) { appendMessage(f.message, false); save(); sendRead(); }
@@ -380,9 +446,10 @@
       break;
     case "handoff":
       setStatus(handoffText(f));
+      showContact(!!f.leave_contact);
       break;
     case "error":
-      onError(f);
+      if (!contactAnswered(f)) { onError(f); }
       break;
     }
   }

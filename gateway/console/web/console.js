@@ -306,7 +306,7 @@
       var meta = reasonText(t.reason);
       if (t.skills && t.skills.length) { meta += " · skills " + t.skills.join(", "); }
       if (t.language) { meta += " · " + t.language; }
-      if (t.contact_address) { meta += " · left a contact"; }
+      if (t.contact_address) { meta += " · contact " + t.contact_address; }
       li.appendChild(el("span", { "class": "meta" }, meta));
       var row = el("div", { "class": "buttons" });
       var b = el("button", { type: "button", "class": "claim", "aria-label": "Claim the conversation of customer " + shortID(t.customer_id) }, "Claim");
