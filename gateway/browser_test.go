@@ -313,4 +313,10 @@ func TestBrowserLeaveContact(t *testing.T) {
 		sendFromWidget(t, ctx, "one more question")
 		waitFor(t, ctx, "the bot's answer after the contact", `document.getElementById("tandem-log").textContent.includes("echo: one more question")`)
 	})
+
+	t.Run("a reload while queued keeps the confirmation", func(t *testing.T) {
+		do(t, ctx, chromedp.Reload())
+		waitFor(t, ctx, "the queued status and the confirmation after reload",
+			`document.getElementById("tandem-status").textContent === "Waiting for an agent" && !document.getElementById("tandem-contact").hidden && document.getElementById("tandem-contact-msg").textContent.includes("ada@example.com")`)
+	})
 }

@@ -303,6 +303,21 @@ func (s *widgetSession) message(ctx context.Context, c *Conn, f ClientFrame) {
 		c.SendError(err, f.ClientID)
 		return
 	}
+	// Who answers is decided when the message is stored, before the ack
+	// (so a client that saw the ack knows the decision was made): a message
+	// written while an agent has the conversation is for the agent, even if
+	// the conversation returns to the bot before its turn runs; so is one
+	// written while the conversation waits for its next agent after an
+	// agent took part (a transfer or re-queue, AgentHold).
+	toBot := false
+	if !dup {
+		cv, err := chat.log.Conversation(ctx, conv)
+		if err != nil {
+			chat.logger.Error("read conversation", "conversation", conv, "err", err)
+		} else {
+			toBot = !(cv.Mode == tandem.ModeHuman && f.Type != FrameHandoffRequest || cv.Mode == tandem.ModeQueued && chat.heldForAgent(ctx, conv))
+		}
+	}
 	c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: stored.Seq, Duplicate: dup})
 	// Publish duplicates too: if the first attempt's node died before
 	// publishing, this delivers it; receivers drop seqs they have.
@@ -311,16 +326,7 @@ func (s *widgetSession) message(ctx context.Context, c *Conn, f ClientFrame) {
 		return
 	}
 	chat.metrics.appended.WithLabelValues(string(tandem.AuthorCustomer)).Inc()
-	// A message written while an agent has the conversation is for the
-	// agent, even if the conversation returns to the bot before its turn
-	// runs; so is one written while the conversation waits for its next
-	// agent after an agent took part (a transfer or re-queue, AgentHold).
-	cv, err := chat.log.Conversation(ctx, conv)
-	if err != nil {
-		chat.logger.Error("read conversation", "conversation", conv, "err", err)
-		return
-	}
-	if cv.Mode == tandem.ModeHuman && f.Type != FrameHandoffRequest || cv.Mode == tandem.ModeQueued && chat.heldForAgent(ctx, conv) {
+	if !toBot {
 		return
 	}
 	if err := chat.turns.submit(turnJob{msg: stored, requestHuman: f.Type == FrameHandoffRequest}); err != nil {

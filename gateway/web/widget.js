@@ -45,7 +45,7 @@
     } catch (e) { /* storage full or disabled: keep working in memory */ }
   }
   function resetConversation(id) {
-    state.conversationId = id; state.lastSeq = 0; state.messages = []; state.outbox = []; state.contact = "";
+    state.conversationId = id; state.lastSeq = 0; state.messages = []; state.outbox = []; state.contact = ""; state.leaveContact = false;
     clearNode(logEl); pendingEls = {}; streamEls = {};
     showContact(false);
   }
@@ -421,6 +421,9 @@
         send({ type: "ping" });
       }, heartbeatMs);
       setStatus(modeText(f.mode));
+      // The last handoff frame's invitation survives reloads while queued.
+      if (f.mode !== "queued") { state.leaveContact = false; save(); }
+      showContact(f.mode === "queued" && !!state.leaveContact);
       flush();
       break;
     case "ack":
@@ -446,7 +449,8 @@
       break;
     case "handoff":
       setStatus(handoffText(f));
-      showContact(!!f.leave_contact);
+      state.leaveContact = !!f.leave_contact; save();
+      showContact(state.leaveContact);
       break;
     case "error":
       if (!contactAnswered(f)) { onError(f); }
