@@ -168,13 +168,54 @@ func (c *Classifier) Classify(ctx context.Context, text string) (tandem.NLU, err
 }
 
 // ClassifyBatch classifies texts, MaxBatch texts per ONNX Runtime call.
+// A batch larger than MaxBatch is cut into chunks of texts of similar
+// length (less padding) that run concurrently on the session pool.
 func (c *Classifier) ClassifyBatch(ctx context.Context, texts []string) ([]tandem.NLU, error) {
 	out := make([]tandem.NLU, len(texts))
-	for i := 0; i < len(texts); i += c.maxBatch {
-		j := min(i+c.maxBatch, len(texts))
-		if err := c.classify(ctx, texts[i:j], out[i:j]); err != nil {
+	if len(texts) <= c.maxBatch {
+		if err := c.classify(ctx, texts, out); err != nil {
 			return nil, err
 		}
+		return out, nil
+	}
+	order := make([]int, len(texts))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return len(texts[order[a]]) < len(texts[order[b]]) })
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs error
+	)
+	sem := make(chan struct{}, cap(c.pool))
+	for lo := 0; lo < len(order); lo += c.maxBatch {
+		idx := order[lo:min(lo+c.maxBatch, len(order))]
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return nil, ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			chunk := make([]string, len(idx))
+			for k, i := range idx {
+				chunk[k] = texts[i]
+			}
+			err := c.run(ctx, chunk, func(k int, p []float32) { out[idx[k]] = c.decide(p) })
+			if err != nil {
+				mu.Lock()
+				errs = errors.Join(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if errs != nil {
+		return nil, errs
 	}
 	return out, nil
 }

@@ -32,13 +32,17 @@ flags:
 
 // evalReport is the JSON printed by `tandem eval --json`.
 type evalReport struct {
-	Model    string          `json:"model"`
-	Version  string          `json:"version"`
-	Data     string          `json:"data"`
-	Examples int             `json:"examples"`
-	Intent   intent.Metrics  `json:"intent"`
-	Entity   *entity.Metrics `json:"entity,omitempty"`
-	Speed    evalSpeed       `json:"speed"`
+	Model    string         `json:"model"`
+	Version  string         `json:"version"`
+	Data     string         `json:"data"`
+	Examples int            `json:"examples"`
+	Intent   intent.Metrics `json:"intent"`
+	// IntentNoThreshold scores the top intent alone (out of scope only
+	// when the top intent is "oos"): the usual accuracy of closed-set
+	// benchmarks such as SNIPS.
+	IntentNoThreshold intent.Metrics  `json:"intent_no_threshold"`
+	Entity            *entity.Metrics `json:"entity,omitempty"`
+	Speed             evalSpeed       `json:"speed"`
 	// EntitySpeed is the tagger's throughput on the same texts (batched).
 	EntitySpeed *evalSpeed `json:"entity_speed,omitempty"`
 }
@@ -103,16 +107,18 @@ func runEvalNLU(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	el := time.Since(start)
 	pred := make([]string, len(res))
+	top := make([]string, len(res))
 	for i, r := range res {
 		pred[i] = r.Intent.Name
+		top[i] = r.Intent.Name
 		if r.OutOfScope {
 			pred[i] = tandem.OutOfScope
 		}
 	}
 	rep := evalReport{
 		Model: *modelDir, Version: clf.Manifest().Version, Data: *spec, Examples: len(ds.Examples),
-		Intent: intent.Score(gold, pred),
-		Speed:  evalSpeed{Seconds: el.Seconds(), MessagesPerSecond: float64(len(texts)) / el.Seconds()},
+		Intent: intent.Score(gold, pred), IntentNoThreshold: intent.Score(gold, top),
+		Speed: evalSpeed{Seconds: el.Seconds(), MessagesPerSecond: float64(len(texts)) / el.Seconds()},
 	}
 	rep.Intent.Threshold = clf.Threshold()
 	if ds.HasEntities() {
@@ -142,6 +148,9 @@ func runEvalNLU(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fmt.Fprintf(stdout, "model %s (%s) on %s: %d examples\n", *modelDir, rep.Version, *spec, rep.Examples)
 	fmt.Fprintf(stdout, "intent: accuracy %.4f  in-scope accuracy %.4f  oos precision %.4f  oos recall %.4f  macro F1 %.4f  (threshold %.2f)\n",
 		m.Accuracy, m.InScopeAccuracy, m.OOSPrecision, m.OOSRecall, m.MacroF1, m.Threshold)
+	m = rep.IntentNoThreshold
+	fmt.Fprintf(stdout, "intent without threshold: accuracy %.4f  in-scope accuracy %.4f  oos recall %.4f  macro F1 %.4f\n",
+		m.Accuracy, m.InScopeAccuracy, m.OOSRecall, m.MacroF1)
 	fmt.Fprintf(stdout, "speed: %d texts in %s (%.0f/s, batched)\n", len(texts), el.Round(time.Millisecond), rep.Speed.MessagesPerSecond)
 	if e := rep.Entity; e != nil {
 		fmt.Fprintf(stdout, "entity: micro F1 %.4f  precision %.4f  recall %.4f  (%d gold spans)\n", e.MicroF1, e.Precision, e.Recall, e.Support)

@@ -149,36 +149,40 @@ func (t *Tagger) run(ctx context.Context, texts []string, out [][]tandem.Entity)
 	m := t.m
 	toks := make([][]Token, len(texts))
 	rows := make([][][]int32, len(texts))
-	maxT, maxF := 0, 0
+	// The emission graph scores every token on its own (neighbour context
+	// is in the hashed features), so the tokens of all texts are packed
+	// into one sequence of batch 1: no padding to the longest text.
+	first := make([]int, len(texts)+1)
+	maxF := 0
 	for i, s := range texts {
 		toks[i], rows[i] = m.encode(s)
-		maxT = max(maxT, len(toks[i]))
+		first[i+1] = first[i] + len(toks[i])
 		for _, r := range rows[i] {
 			maxF = max(maxF, len(r))
 		}
 	}
-	if maxT == 0 {
+	N := first[len(texts)]
+	if N == 0 {
 		return nil
 	}
 	maxF = max(maxF, 1)
-	B := len(texts)
-	ids := make([]int64, B*maxT*maxF)
-	wts := make([]float32, B*maxT*maxF)
+	ids := make([]int64, N*maxF)
+	wts := make([]float32, N*maxF)
 	for i := range texts {
 		for tk, rs := range rows[i] {
-			base := (i*maxT + tk) * maxF
+			base := (first[i] + tk) * maxF
 			for f, r := range rs {
 				ids[base+f] = int64(r)
 				wts[base+f] = 1
 			}
 		}
 	}
-	idT, err := ort.NewTensor(ort.NewShape(int64(B), int64(maxT), int64(maxF)), ids)
+	idT, err := ort.NewTensor(ort.NewShape(1, int64(N), int64(maxF)), ids)
 	if err != nil {
 		return fmt.Errorf("entity: ids tensor: %w", err)
 	}
 	defer idT.Destroy()
-	wT, err := ort.NewTensor(ort.NewShape(int64(B), int64(maxT), int64(maxF)), wts)
+	wT, err := ort.NewTensor(ort.NewShape(1, int64(N), int64(maxF)), wts)
 	if err != nil {
 		return fmt.Errorf("entity: weights tensor: %w", err)
 	}
@@ -202,16 +206,15 @@ func (t *Tagger) run(ctx context.Context, texts []string, out [][]tandem.Entity)
 	}
 	scores := res.GetData()
 	K := m.K()
-	if len(scores) != B*maxT*K {
-		return fmt.Errorf("entity: %s: %d scores, want %d", t.file, len(scores), B*maxT*K)
+	if len(scores) != N*K {
+		return fmt.Errorf("entity: %s: %d scores, want %d", t.file, len(scores), N*K)
 	}
 	var sc fbScratch
 	for i, s := range texts {
-		T := len(toks[i])
-		if T == 0 {
+		if len(toks[i]) == 0 {
 			continue
 		}
-		out[i] = m.decode(s, toks[i], scores[i*maxT*K:(i*maxT+T)*K], t.crf, &sc)
+		out[i] = m.decode(s, toks[i], scores[first[i]*K:first[i+1]*K], t.crf, &sc)
 	}
 	return nil
 }

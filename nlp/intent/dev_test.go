@@ -43,6 +43,7 @@ func TestDevCLINC(t *testing.T) {
 	cfg.LinearLR = envF("LLR", 0.5)
 	cfg.LinearL2 = envF("LL2", 0)
 	cfg.LinearSGD = envF("LSGD", 1) == 1
+	cfg.LinearHinge = envF("HINGE", 0) == 1
 	cfg.PseudoOOS = envF("PSEUDO", 5)
 	cfg.Features.WordMaxN = int(envF("WN", 2))
 	cfg.Features.CharMinN = int(envF("CMIN", 2))

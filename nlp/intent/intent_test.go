@@ -138,6 +138,9 @@ func TestONNXMatchesForward(t *testing.T) {
 	}
 	defer rt.Close()
 	m := trainToy(t, 0)
+	if m.Lin == nil {
+		t.Fatal("the default configuration has no linear branch")
+	}
 	texts := []string{"where is my order ord-123", "hello bob", "今天北京天气怎么样", "", "zzzz unknown words qqq", "Cancel ORDER x7!!"}
 	C := m.NumLabels()
 	// Reference logits.

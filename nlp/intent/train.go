@@ -21,30 +21,31 @@ import (
 // Config is the training configuration (recorded in the model manifest).
 type Config struct {
 	Features         features.Config `json:"features"`
-	Hidden           int             `json:"hidden"`             // hidden width per ensemble member
-	Members          int             `json:"members"`            // ensemble size
-	Epochs           int             `json:"epochs"`             //
-	BatchSize        int             `json:"batch_size"`         //
-	LR               float64         `json:"lr"`                 // Adam step for dense layers
-	EmbedLR          float64         `json:"embed_lr"`           // row-wise AdaGrad step for the embedding table
-	Dropout          float64         `json:"dropout"`            // on the hidden layer
-	FeatureDropout   float64         `json:"feature_dropout"`    // on input features
-	WeightDecay      float64         `json:"weight_decay"`       // decoupled, on the output layer
-	LabelSmoothing   float64         `json:"label_smoothing"`    //
-	ValidFraction    float64         `json:"valid_fraction"`     // held-out share of each label when no validation set is given
-	OOSValidFraction float64         `json:"oos_valid_fraction"` // held-out share of the out-of-scope label (more, so the threshold sees enough of them; the refit trains on all)
-	OOSPrior         float64         `json:"oos_prior"`          // assumed out-of-scope share of traffic for the threshold rule
-	MaxReject        float64         `json:"max_reject"`         // threshold rule without oos validation data
-	Refit            bool            `json:"refit"`              // after calibration, retrain on training + validation data
-	PseudoOOS        float64         `json:"pseudo_oos"`         // synthetic out-of-scope texts per real one (mixtures of in-scope words); 0 = none
-	InitScale        float64         `json:"init_scale"`         // std of the initial embedding rows
-	LinearEpochs     int             `json:"linear_epochs"`      // epochs of the linear (wide) branch; 0 = no linear branch
-	LinearLR         float64         `json:"linear_lr"`          // AdaGrad step of the linear branch
-	LinearL2         float64         `json:"linear_l2"`          // decay per update of touched linear rows
-	LinearSGD        bool            `json:"linear_sgd"`         // plain SGD instead of AdaGrad for the linear branch
-	LinearMix        float64         `json:"linear_mix"`         // share of the linear branch in the logits (the deep branch gets 1 - LinearMix)
-	Seed             uint64          `json:"seed"`               //
-	Threads          int             `json:"-"`                  // goroutines (0 = GOMAXPROCS); results do not depend on it
+	Hidden           int             `json:"hidden"`                 // hidden width per ensemble member
+	Members          int             `json:"members"`                // ensemble size
+	Epochs           int             `json:"epochs"`                 //
+	BatchSize        int             `json:"batch_size"`             //
+	LR               float64         `json:"lr"`                     // Adam step for dense layers
+	EmbedLR          float64         `json:"embed_lr"`               // row-wise AdaGrad step for the embedding table
+	Dropout          float64         `json:"dropout"`                // on the hidden layer
+	FeatureDropout   float64         `json:"feature_dropout"`        // on input features
+	WeightDecay      float64         `json:"weight_decay"`           // decoupled, on the output layer
+	LabelSmoothing   float64         `json:"label_smoothing"`        //
+	ValidFraction    float64         `json:"valid_fraction"`         // held-out share of each label when no validation set is given
+	OOSValidFraction float64         `json:"oos_valid_fraction"`     // held-out share of the out-of-scope label (more, so the threshold sees enough of them; the refit trains on all)
+	OOSPrior         float64         `json:"oos_prior"`              // assumed out-of-scope share of traffic for the threshold rule
+	MaxReject        float64         `json:"max_reject"`             // threshold rule without oos validation data
+	Refit            bool            `json:"refit"`                  // after calibration, retrain on training + validation data
+	PseudoOOS        float64         `json:"pseudo_oos"`             // synthetic out-of-scope texts per real one (mixtures of in-scope words); 0 = none
+	InitScale        float64         `json:"init_scale"`             // std of the initial embedding rows
+	LinearEpochs     int             `json:"linear_epochs"`          // epochs of the linear (wide) branch; 0 = no linear branch
+	LinearLR         float64         `json:"linear_lr"`              // AdaGrad step of the linear branch
+	LinearL2         float64         `json:"linear_l2"`              // decay per update of touched linear rows
+	LinearHinge      bool            `json:"linear_hinge,omitempty"` // one-vs-rest squared hinge loss (linear SVM) instead of softmax for the linear branch
+	LinearSGD        bool            `json:"linear_sgd"`             // plain SGD instead of AdaGrad for the linear branch
+	LinearMix        float64         `json:"linear_mix"`             // share of the linear branch in the logits (the deep branch gets 1 - LinearMix)
+	Seed             uint64          `json:"seed"`                   //
+	Threads          int             `json:"-"`                      // goroutines (0 = GOMAXPROCS); results do not depend on it
 }
 
 // DefaultConfig returns the configuration `tandem train` uses.
@@ -755,16 +756,32 @@ func trainLinear(ctx context.Context, fit, vs *set, rows, C int, cfg Config, pha
 						lg[c] += w * v
 					}
 				}
-				Softmax(lg, 1, p)
 				y := int(fit.labels[ei])
-				loss -= math.Log(math.Max(p[y], 1e-12))
-				for c := range g {
-					t := smooth / float64(C)
-					if c == y {
-						t += 1 - smooth
+				if cfg.LinearHinge {
+					// One-vs-rest squared hinge (a linear SVM).
+					for c := range g {
+						yc := float32(-1)
+						if c == y {
+							yc = 1
+						}
+						g[c] = 0
+						if m := 1 - yc*lg[c]; m > 0 {
+							loss += float64(m * m)
+							g[c] = -2 * yc * m * inv
+						}
+						gB[c] += g[c]
 					}
-					g[c] = float32(p[c]-t) * inv
-					gB[c] += g[c]
+				} else {
+					Softmax(lg, 1, p)
+					loss -= math.Log(math.Max(p[y], 1e-12))
+					for c := range g {
+						t := smooth / float64(C)
+						if c == y {
+							t += 1 - smooth
+						}
+						g[c] = float32(p[c]-t) * inv
+						gB[c] += g[c]
+					}
 				}
 				for i, r := range rs {
 					sl := slot[r]

@@ -1,0 +1,124 @@
+package nlp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tandem-chat/tandem/internal/testenv"
+	"github.com/tandem-chat/tandem/models"
+	"github.com/tandem-chat/tandem/nlp/entity"
+	"github.com/tandem-chat/tandem/nlp/intent"
+)
+
+// nluBench loads the intent classifier and the entity tagger of
+// $TANDEM_MODEL_DIR (default models, `make bench`) or of a toy model
+// trained on the spot; the tagger is nil when the directory has none.
+// Texts come from $TANDEM_BENCH_TEXTS (one per line; scripts/peers/speed.sh
+// uses the CLINC150 test file) or benchTexts.
+func nluBench(b *testing.B) (*Classifier, *entity.Tagger, []string, func()) {
+	rt, err := models.OpenRuntime(testenv.ONNXRuntimeLib(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := os.Getenv("TANDEM_MODEL_DIR")
+	if dir == "" {
+		cfg := intent.DefaultConfig()
+		cfg.Hidden, cfg.Members, cfg.Epochs, cfg.LinearEpochs = 16, 2, 4, 4
+		cfg.Features.Buckets = 1 << 16
+		dir = filepath.Join(b.TempDir(), "m")
+		if _, err := TrainDir(context.Background(), TrainOptions{Data: annotatedToy(40, 1), Out: dir, Intent: cfg, Entity: entity.Config{Epochs: 3}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c, err := LoadClassifier(rt, dir, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tg, err := LoadEntityTagger(rt, dir)
+	if err != nil && !errors.Is(err, ErrNoEntityModel) {
+		b.Fatal(err)
+	}
+	texts := benchTexts
+	if p := os.Getenv("TANDEM_BENCH_TEXTS"); p != "" {
+		f, err := os.Open(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		texts = nil
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			texts = append(texts, sc.Text())
+		}
+		f.Close()
+	}
+	return c, tg, texts, func() {
+		c.Close()
+		if tg != nil {
+			tg.Close()
+		}
+		rt.Close()
+	}
+}
+
+// BenchmarkNLUSingle is one message through the intent classifier and the
+// entity tagger, one call each, on one goroutine (latency; p50-µs).
+func BenchmarkNLUSingle(b *testing.B) {
+	c, tg, texts, done := nluBench(b)
+	defer done()
+	ctx := context.Background()
+	lat := make([]time.Duration, 0, 1<<16)
+	i := 0
+	for b.Loop() {
+		t0 := time.Now()
+		s := texts[i%len(texts)]
+		if _, err := c.Classify(ctx, s); err != nil {
+			b.Fatal(err)
+		}
+		if tg != nil {
+			if _, err := tg.Tag(ctx, s); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if len(lat) < cap(lat) {
+			lat = append(lat, time.Since(t0))
+		}
+		i++
+	}
+	reportP50(b, lat)
+}
+
+// BenchmarkNLUBatch is batches of 64 messages through both models from
+// every core (throughput; msgs/s).
+func BenchmarkNLUBatch(b *testing.B) {
+	c, tg, texts, done := nluBench(b)
+	defer done()
+	ctx := context.Background()
+	start := time.Now()
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			lo := (i * 64) % len(texts)
+			batch := texts[lo:min(lo+64, len(texts))]
+			i++
+			n.Add(int64(len(batch)))
+			if _, err := c.ClassifyBatch(ctx, batch); err != nil {
+				b.Error(err)
+				return
+			}
+			if tg != nil {
+				if _, err := tg.TagBatch(ctx, batch); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}
+	})
+	b.ReportMetric(float64(n.Load())/time.Since(start).Seconds(), "msgs/s")
+}
