@@ -178,3 +178,48 @@ func waitNoTurns(t *testing.T, e *env) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestTransferToAgentKeepsMessagesForThem: a transfer to a named agent is
+// an offer to them; in that window the bot stays quiet and the target
+// follows the conversation, held messages included.
+func TestTransferToAgentKeepsMessagesForThem(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, annTok := e.agent("ann@example.com", "Ann", nil)
+	bob, bobTok := e.agent("bob@example.com", "Bob", nil)
+	annC := e.console(annTok)
+	cust, conv := e.customer()
+
+	// Before any agent joined, the bot answers while the ticket is offered.
+	cust.send(map[string]any{"type": "handoff_request", "client_id": "h1"})
+	tk := e.escalated(conv)
+	e.tick()
+	annC.until(ticketEvent("ticket.offered"))
+	cust.send(map[string]any{"type": "message", "client_id": "b1", "text": "before anyone joined"})
+	cust.until(messageFrom(tandem.AuthorBot, "bot: before anyone joined"))
+
+	annC.send(map[string]any{"type": "accept", "ticket_id": tk.ID, "ref": "a"})
+	annC.until(answer("a"))
+	cust.until(handoffStatus("assigned"))
+	bobC := e.console(bobTok)
+	annC.send(map[string]any{"type": "transfer", "ticket_id": tk.ID, "to_agent_id": bob.ID, "ref": "t"})
+	if f, _ := annC.until(answer("t")); f.Type != "ok" || f.Ticket.State != tandem.TicketOffered {
+		t.Fatalf("transfer to bob: %s", f.raw)
+	}
+	cust.until(handoffStatus("queued"))
+	cust.send(map[string]any{"type": "message", "client_id": "w1", "text": "hello again"})
+	ack, _ := cust.until(isType("ack"))
+	bobC.until(messageFrom(tandem.AuthorCustomer, "hello again"))
+	cust.send(map[string]any{"type": "ping", "id": "sync"}) // the message's frame is fully handled
+	cust.until(isType("pong"))
+	waitNoTurns(t, e)
+	msgs, err := e.Chat.Messages(ctx, conv, ack.Seq, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if m.Author == tandem.AuthorBot {
+			t.Fatalf("the bot answered during the transfer: %+v", m)
+		}
+	}
+}
