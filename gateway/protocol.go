@@ -106,8 +106,8 @@ func (f *ClientFrame) validate() error {
 			return tandem.Errorf(tandem.EINVALID, "last_seq must be >= 0")
 		}
 	case FrameMessage, FrameHandoffRequest:
-		if !validID(f.ClientID, MaxClientIDLen) {
-			return tandem.Errorf(tandem.EINVALID, "client_id must be 1-%d characters of A-Z a-z 0-9 _ - : .", MaxClientIDLen)
+		if !validClientID(f.ClientID) {
+			return tandem.Errorf(tandem.EINVALID, "client_id must be 1-%d characters of A-Z a-z 0-9 _ - .", MaxClientIDLen)
 		}
 		f.Text = strings.TrimSpace(f.Text)
 		if f.Type == FrameMessage && f.Text == "" {
@@ -120,8 +120,8 @@ func (f *ClientFrame) validate() error {
 			return tandem.Errorf(tandem.EINVALID, "message text contains NUL")
 		}
 	case FrameContact:
-		if !validID(f.ClientID, MaxClientIDLen) {
-			return tandem.Errorf(tandem.EINVALID, "client_id must be 1-%d characters of A-Z a-z 0-9 _ - : .", MaxClientIDLen)
+		if !validClientID(f.ClientID) {
+			return tandem.Errorf(tandem.EINVALID, "client_id must be 1-%d characters of A-Z a-z 0-9 _ - .", MaxClientIDLen)
 		}
 		f.Address = strings.TrimSpace(f.Address)
 		if f.Address == "" {
@@ -156,6 +156,14 @@ func (f *ClientFrame) validate() error {
 }
 
 // validID reports whether s is 1..max bytes of [A-Za-z0-9_:.-].
+// validClientID checks a customer's client id. Unlike validID it refuses
+// ':', which the server reserves for the idempotency keys of the messages
+// it writes itself ("bot:<seq>", "agent:<id>", "contact:<id>"), so a
+// customer can never pre-empt (and so suppress) one of them.
+func validClientID(s string) bool {
+	return validID(s, MaxClientIDLen) && !strings.ContainsRune(s, ':')
+}
+
 func validID(s string, max int) bool {
 	if s == "" || len(s) > max {
 		return false

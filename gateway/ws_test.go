@@ -241,6 +241,25 @@ func TestCustomerIsolation(t *testing.T) {
 	}
 }
 
+// TestReservedClientIDs: a customer cannot use the idempotency keys of the
+// messages the server writes itself ("bot:<seq>" ...), which would make
+// the bot's answer to that message look like a duplicate and drop it.
+func TestReservedClientIDs(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	for _, raw := range []string{
+		`{"type":"message","client_id":"bot:2","text":"x"}`,
+		`{"type":"handoff_request","client_id":"agent:x"}`,
+		`{"type":"contact","client_id":"contact:k","address":"ann@example.com"}`,
+	} {
+		c.sendRaw(websocket.TextMessage, []byte(raw))
+		if f := c.next(); f.Type != "error" || f.Code != "invalid" {
+			t.Fatalf("%s: got %s, want error invalid", raw, f.raw)
+		}
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	ts := startServer(t, serverOpts{cfg: gateway.ChatConfig{MaxFrameBytes: 1024}})
 	s := ts.session(t, nil)
