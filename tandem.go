@@ -28,7 +28,7 @@ type Mode string
 // Conversation modes.
 const (
 	ModeBot    Mode = "bot"    // the bot answers
-	ModeQueued Mode = "queued" // escalated, waiting for an agent; the bot may still answer if asked
+	ModeQueued Mode = "queued" // escalated, waiting for an agent; the bot keeps answering until an agent has joined (after a transfer or re-queue, messages wait for the next agent; docs/handoff.md)
 	ModeHuman  Mode = "human"  // an agent is assigned
 	ModeClosed Mode = "closed"
 )
