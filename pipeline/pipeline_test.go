@@ -183,7 +183,9 @@ func TestBadInput(t *testing.T) {
 // exactly that id (no cross-talk through pooled contexts or batches).
 func TestConcurrentTurns(t *testing.T) {
 	model := testModel()
-	p := newTestPipeline(t, func(c *Config, d *Deps) { d.Intent = model; c.Policy.MaxFallbacks = -1 })
+	// A generous stage deadline: this test is about correctness, and a
+	// loaded CI machine (-race, other packages) must not time a stage out.
+	p := newTestPipeline(t, func(c *Config, d *Deps) { d.Intent = model; c.Policy.MaxFallbacks = -1; c.StageTimeout = time.Minute })
 	ctx := context.Background()
 	const convs, perConv = 200, 15
 	var wg sync.WaitGroup

@@ -65,10 +65,13 @@ func (b *bot) Invalidate() {
 
 // botOptions tune buildBot for tools (the load generator) and tests.
 type botOptions struct {
-	NoBatching bool                  // one model call per turn
-	NoCache    bool                  // no hot answer cache
-	Registerer prometheus.Registerer // nil: a private registry
-	Logger     *slog.Logger
+	NoBatching bool // one model call per turn
+	NoCache    bool // no hot answer cache
+	// StageTimeout overrides the pipeline's per-stage deadline (tests on a
+	// loaded machine); 0 keeps the default.
+	StageTimeout time.Duration
+	Registerer   prometheus.Registerer // nil: a private registry
+	Logger       *slog.Logger
 	// OnChange is called after every knowledge base change (fan-out).
 	OnChange func()
 }
@@ -231,7 +234,10 @@ func buildBot(ctx context.Context, rt *models.Runtime, cfg Config, opt botOption
 	if !opt.NoCache {
 		deps.Cache = answers
 	}
-	pcfg := pipeline.Config{Policy: policy}
+	pcfg := pipeline.Config{Policy: policy, StageTimeout: cfg.StageTimeout}
+	if opt.StageTimeout > 0 {
+		pcfg.StageTimeout = opt.StageTimeout
+	}
 	pcfg.Batch.Disabled = opt.NoBatching
 	p, err := pipeline.New(pcfg, deps)
 	if err != nil {

@@ -240,13 +240,15 @@ func TestRealBotConcurrentTurns(t *testing.T) {
 		return out
 	}
 	// Alone: one conversation at a time on its own bot.
-	alone := newTestBot(t, botOptions{NoCache: true})
+	// Generous stage deadlines: this is about correctness, and a loaded CI
+	// machine must not time a stage out in one run and not the other.
+	alone := newTestBot(t, botOptions{NoCache: true, StageTimeout: time.Minute})
 	want := make([][]result, convs)
 	for c := range convs {
 		want[c] = run(alone, c)
 	}
 	// Together: all conversations at once on a shared, batching bot.
-	shared := newTestBot(t, botOptions{NoCache: true})
+	shared := newTestBot(t, botOptions{NoCache: true, StageTimeout: time.Minute})
 	got := make([][]result, convs)
 	var wg sync.WaitGroup
 	for c := range convs {

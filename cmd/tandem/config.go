@@ -74,6 +74,11 @@ type Config struct {
 	EmbeddingsDim   int
 	EmbeddingsKey   string
 
+	// StageTimeout bounds each pipeline stage of a turn (models, retrieval)
+	// (env TANDEM_STAGE_TIMEOUT, default 250ms); a stage that runs late is
+	// left out of the decision rather than delaying the answer.
+	StageTimeout time.Duration
+
 	// TrustedProxies lists the reverse proxies in front of the server as
 	// comma-separated CIDRs or addresses; only their X-Forwarded-For is
 	// believed for per-IP limits (env TANDEM_TRUSTED_PROXIES; default none).
@@ -106,6 +111,7 @@ func DefaultConfig() Config {
 		LogLevel:        "info",
 		LogFormat:       "text",
 		ShutdownTimeout: 15 * time.Second,
+		StageTimeout:    250 * time.Millisecond,
 		ModelDir:        filepath.Join("models", "default"),
 		ONNXRuntimeLib:  filepath.Join(".deps", "onnxruntime", "libonnxruntime.so.1"),
 		Demo:            true,
@@ -140,6 +146,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 10*time.Minute {
 		bad("TANDEM_SHUTDOWN_TIMEOUT (--shutdown-timeout)", c.ShutdownTimeout.String(), "a duration between 1ms and 10m, e.g. 15s")
+	}
+	if c.StageTimeout <= 0 || c.StageTimeout > 5*time.Minute {
+		bad("TANDEM_STAGE_TIMEOUT (--stage-timeout)", c.StageTimeout.String(), "a duration between 1ms and 5m, e.g. 250ms")
 	}
 	checkURL := func(setting, v string, schemes ...string) {
 		if v == "" {
@@ -230,6 +239,15 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 			c.ShutdownTimeout = d
 		}
 	}
+	if v := getenv("TANDEM_STAGE_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("invalid TANDEM_STAGE_TIMEOUT %q: accepted values: a duration such as 250ms", v))
+		} else {
+			c.StageTimeout = d
+		}
+	}
+	fs.DurationVar(&c.StageTimeout, "stage-timeout", c.StageTimeout, "deadline of each pipeline stage of a turn (env TANDEM_STAGE_TIMEOUT)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "graceful shutdown deadline (env TANDEM_SHUTDOWN_TIMEOUT)")
 	if v := getenv("TANDEM_DEMO"); v != "" {
 		b, err := strconv.ParseBool(v)
