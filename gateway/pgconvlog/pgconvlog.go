@@ -16,10 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,6 +24,7 @@ import (
 
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/gateway"
+	"github.com/tandem-chat/tandem/internal/pgmigrate"
 )
 
 //go:embed migrations/*.sql
@@ -55,48 +52,8 @@ func New(ctx context.Context, pool *pgxpool.Pool) (*Log, error) {
 
 // Migrate applies the embedded migrations that are not applied yet.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return fmt.Errorf("pgconvlog: list migrations: %w", err)
-	}
-	sort.Strings(names)
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("pgconvlog: migrate: %w", err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
-		return fmt.Errorf("pgconvlog: migration lock: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS gateway_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return fmt.Errorf("pgconvlog: migrations table: %w", err)
-	}
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("pgconvlog: migration %s: name must start with a number", base)
-		}
-		var applied bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM gateway_migrations WHERE version = $1)`, version).Scan(&applied); err != nil {
-			return fmt.Errorf("pgconvlog: migration %s: %w", base, err)
-		}
-		if applied {
-			continue
-		}
-		sql, err := migrations.ReadFile(name)
-		if err != nil {
-			return fmt.Errorf("pgconvlog: migration %s: %w", base, err)
-		}
-		if _, err := tx.Exec(ctx, string(sql)); err != nil {
-			return fmt.Errorf("pgconvlog: migration %s: %w", base, err)
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO gateway_migrations (version) VALUES ($1)`, version); err != nil {
-			return fmt.Errorf("pgconvlog: migration %s: %w", base, err)
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("pgconvlog: migrate: %w", err)
+	if err := pgmigrate.Apply(ctx, pool, pgmigrate.Set{FS: migrations, Dir: "migrations", Table: "gateway_migrations", Lock: migrationLock}); err != nil {
+		return fmt.Errorf("pgconvlog: %w", err)
 	}
 	return nil
 }

@@ -30,10 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -43,6 +40,7 @@ import (
 
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/handoff"
+	"github.com/tandem-chat/tandem/internal/pgmigrate"
 )
 
 var _ handoff.Store = (*Store)(nil)
@@ -101,48 +99,8 @@ func (s *Store) Close() error {
 }
 
 func migrate(ctx context.Context, conn *pgx.Conn) error {
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("handoff/pgstore: migrate: %w", err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(7262011307)"); err != nil {
-		return fmt.Errorf("handoff/pgstore: migrate lock: %w", err)
-	}
-	if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS handoff_schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
-		return fmt.Errorf("handoff/pgstore: migrate: %w", err)
-	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return err
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("handoff/pgstore: migration %s: bad name", name)
-		}
-		var done bool
-		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM handoff_schema_migrations WHERE version = $1)", v).Scan(&done); err != nil {
-			return fmt.Errorf("handoff/pgstore: migrate: %w", err)
-		}
-		if done {
-			continue
-		}
-		sql, err := migrations.ReadFile(name)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, string(sql)); err != nil {
-			return fmt.Errorf("handoff/pgstore: migration %s: %w", base, err)
-		}
-		if _, err := tx.Exec(ctx, "INSERT INTO handoff_schema_migrations (version) VALUES ($1)", v); err != nil {
-			return fmt.Errorf("handoff/pgstore: migrate: %w", err)
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("handoff/pgstore: migrate commit: %w", err)
+	if err := pgmigrate.Apply(ctx, conn, pgmigrate.Set{FS: migrations, Dir: "migrations", Table: "handoff_schema_migrations", Lock: 7262011307}); err != nil {
+		return fmt.Errorf("handoff/pgstore: %w", err)
 	}
 	return nil
 }
