@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -74,6 +75,7 @@ func BenchmarkNLUSingle(b *testing.B) {
 	ctx := context.Background()
 	lat := make([]time.Duration, 0, 1<<16)
 	i := 0
+	cpu0 := cpuTime()
 	for b.Loop() {
 		t0 := time.Now()
 		s := texts[i%len(texts)]
@@ -90,6 +92,7 @@ func BenchmarkNLUSingle(b *testing.B) {
 		}
 		i++
 	}
+	reportCPU(b, cpu0, int64(i))
 	reportP50(b, lat)
 }
 
@@ -99,7 +102,7 @@ func BenchmarkNLUBatch(b *testing.B) {
 	c, tg, texts, done := nluBench(b)
 	defer done()
 	ctx := context.Background()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	var n atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
@@ -121,4 +124,22 @@ func BenchmarkNLUBatch(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(n.Load())/time.Since(start).Seconds(), "msgs/s")
+	reportCPU(b, cpu0, n.Load())
+}
+
+// cpuTime is the process's user+system CPU time (all threads, ONNX
+// Runtime's included): on a shared machine, CPU time per message is a
+// steadier measure than wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func reportCPU(b *testing.B, start time.Duration, msgs int64) {
+	if msgs > 0 {
+		b.ReportMetric(float64((cpuTime()-start).Nanoseconds())/1e3/float64(msgs), "cpu-µs/msg")
+	}
 }

@@ -121,9 +121,12 @@ func TestClassifier(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	// Empty input and cancelled context.
+	// Empty input, texts without features, and cancelled context.
 	if out, err := c.ClassifyBatch(ctx, nil); err != nil || len(out) != 0 {
 		t.Fatalf("empty batch: %v %v", out, err)
+	}
+	if out, err := c.ClassifyBatch(ctx, []string{"", "  !! ", "qqqq zzzz"}); err != nil || len(out) != 3 || out[0].Intent.Name == "" {
+		t.Fatalf("featureless batch: %+v %v", out, err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()

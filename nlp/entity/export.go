@@ -299,10 +299,7 @@ func readManifest(dir string) (*Model, *Manifest, error) {
 	if len(m.hashes) != mf.NumFeatures {
 		return nil, nil, fmt.Errorf("entity: load: vocabulary has %d features, manifest says %d", len(m.hashes), mf.NumFeatures)
 	}
-	m.vocab = make(map[uint64]int32, len(m.hashes))
-	for i, h := range m.hashes {
-		m.vocab[h] = int32(i + 1)
-	}
+	m.vocab = newHashIndex(m.hashes)
 	return m, &mf, nil
 }
 

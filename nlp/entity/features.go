@@ -1,6 +1,7 @@
 package entity
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -360,7 +361,7 @@ func (c *FeatureConfig) featurize(s string, toks []Token, gaz *gazetteer) [][]ui
 }
 
 func uniqSorted(f []uint64) []uint64 {
-	sort.Slice(f, func(a, b int) bool { return f[a] < f[b] })
+	slices.Sort(f)
 	k := 0
 	for i, v := range f {
 		if i == 0 || v != f[k-1] {

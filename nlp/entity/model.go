@@ -21,12 +21,12 @@ type Model struct {
 	Tags     []string      // "O", then "B-type", "I-type" for each type
 	Features FeatureConfig // featurisation
 
-	hashes []uint64         // row r (1-based) is the feature hashes[r-1]
-	vocab  map[uint64]int32 // feature hash -> row
-	w      []float32        // (len(hashes)+1) x K emission table; row 0 is zero (padding)
-	start  []float32        // K: score of a tag at the first token
-	end    []float32        // K: score of a tag at the last token
-	trans  []float32        // K x K: trans[i*K+j] is the score of tag j after tag i
+	hashes []uint64   // row r (1-based) is the feature hashes[r-1]
+	vocab  *hashIndex // feature hash -> row
+	w      []float32  // (len(hashes)+1) x K emission table; row 0 is zero (padding)
+	start  []float32  // K: score of a tag at the first token
+	end    []float32  // K: score of a tag at the last token
+	trans  []float32  // K x K: trans[i*K+j] is the score of tag j after tag i
 	gaz    *gazetteer
 	values map[string]string // normalised surface text -> canonical value
 
@@ -91,7 +91,7 @@ func allowedMatrix(k int) (allowed []bool, startOK []bool) {
 func (m *Model) rowsOf(feats []uint64, dst []int32) []int32 {
 	dst = dst[:0]
 	for _, h := range feats {
-		if r, ok := m.vocab[h]; ok {
+		if r := m.vocab.row(h); r != 0 {
 			dst = append(dst, r)
 		}
 	}
@@ -441,4 +441,42 @@ func (m *Model) cachedCRF() *crf {
 func (m *Model) Emissions(s string) ([]Token, []float32) {
 	toks, rows := m.encode(s)
 	return toks, m.emissions(rows, nil)
+}
+
+// hashIndex maps feature hashes to vocabulary rows (1-based): open
+// addressing over a power-of-two table, faster than a Go map on the
+// serving path (featurisation looks up every feature of every token).
+type hashIndex struct {
+	keys  []uint64
+	rows  []int32 // 0 = empty slot
+	shift uint
+}
+
+// newHashIndex indexes hashes[i] as row i+1.
+func newHashIndex(hashes []uint64) *hashIndex {
+	size, bits := 16, uint(4)
+	for size < 2*len(hashes) {
+		size, bits = size*2, bits+1
+	}
+	x := &hashIndex{keys: make([]uint64, size), rows: make([]int32, size), shift: 64 - bits}
+	mask := size - 1
+	for i, h := range hashes {
+		j := int((h * 0x9E3779B97F4A7C15) >> x.shift)
+		for x.rows[j] != 0 && x.keys[j] != h {
+			j = (j + 1) & mask
+		}
+		x.keys[j], x.rows[j] = h, int32(i+1)
+	}
+	return x
+}
+
+// row returns the row of h, or 0 when h is not in the vocabulary.
+func (x *hashIndex) row(h uint64) int32 {
+	mask := len(x.rows) - 1
+	for j := int((h * 0x9E3779B97F4A7C15) >> x.shift); ; j = (j + 1) & mask {
+		r := x.rows[j]
+		if r == 0 || x.keys[j] == h {
+			return r
+		}
+	}
 }

@@ -292,10 +292,7 @@ func Train(ctx context.Context, ds *data.Dataset, cfg Config, progress io.Writer
 	}
 	counts = nil
 	sort.Slice(m.hashes, func(i, j int) bool { return m.hashes[i] < m.hashes[j] })
-	m.vocab = make(map[uint64]int32, len(m.hashes))
-	for i, h := range m.hashes {
-		m.vocab[h] = int32(i + 1)
-	}
+	m.vocab = newHashIndex(m.hashes)
 	for i := range exs {
 		exs[i].rows = make([][]int32, len(hashes[i]))
 		for t, f := range hashes[i] {

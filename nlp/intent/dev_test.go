@@ -131,6 +131,21 @@ func TestDevCLINC(t *testing.T) {
 		}
 		report("linear", linLg)
 	}
+	var svmLg []float32
+	if envF("SVM", 0) == 1 {
+		c2 := cfg
+		c2.LinearHinge, c2.LinearLR = true, envF("SVMLR", 1)
+		svm, err := trainLinear(ctx, fit, vs, vocab.Len()+1, C, c2, "svm ", func(string, ...any) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svmLg = make([]float32, vs.n()*C)
+		for i := 0; i < vs.n(); i++ {
+			rs, ws := vs.example(i)
+			svm.logits(C, rs, ws, svmLg[i*C:i*C+C])
+		}
+		report("svm", svmLg)
+	}
 	K := int(envF("K", 2))
 	if K == 0 {
 		return
@@ -156,6 +171,26 @@ func TestDevCLINC(t *testing.T) {
 		m.Logits(rs, ws, h, mlpLg[i*C:i*C+C])
 	}
 	report("mlp", mlpLg)
+	if svmLg != nil && linLg != nil {
+		// Product of experts: each branch's logits over its own fitted temperature.
+		norm := func(lg []float32) []float32 {
+			m := &Model{Labels: labels, Config: cfg}
+			m.calibrateLogits(lg, vs)
+			out := make([]float32, len(lg))
+			for i, v := range lg {
+				out[i] = v / float32(m.Temperature)
+			}
+			return out
+		}
+		nm, nl, ns := norm(mlpLg), norm(linLg), norm(svmLg)
+		for _, w := range [][3]float32{{1, 1, 1}, {1, 0, 1}, {0, 1, 1}, {2, 1, 1}, {1, 1, 2}} {
+			mix := make([]float32, len(nm))
+			for i := range mix {
+				mix[i] = w[0]*nm[i] + w[1]*nl[i] + w[2]*ns[i]
+			}
+			report(fmt.Sprintf("poe %v", w), mix)
+		}
+	}
 	if linLg != nil {
 		for _, a := range []float32{0.3, 0.5, 0.7} {
 			mix := make([]float32, len(mlpLg))
