@@ -283,3 +283,49 @@ func TestRealBotEntities(t *testing.T) {
 		t.Fatalf("entities = %+v", r.NLU.Entities)
 	}
 }
+
+// TestLoadgen runs the load command briefly in both modes and checks that
+// every turn was answered and reported.
+func TestLoadgen(t *testing.T) {
+	env := map[string]string{"ONNXRUNTIME_LIB": testenv.ONNXRuntimeLib(t), "TANDEM_MODEL_DIR": testenv.ModelDir(t)}
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"loadgen", "--concurrency", "1,4", "--rate", "0,400", "--turns", "200", "--json"}, testGetenv(env), &out, &errOut)
+	if err == nil {
+		t.Fatal("a zero rate was accepted")
+	}
+	out.Reset()
+	err = run(context.Background(), []string{"loadgen", "--concurrency", "1,4", "--turns", "200", "--unique", "50", "--cache", "--json"}, testGetenv(env), &out, &errOut)
+	if err != nil {
+		t.Fatalf("loadgen: %v\n%s", err, errOut.String())
+	}
+	dec := json.NewDecoder(&out)
+	runs := 0
+	for dec.More() {
+		var r loadResult
+		if err := dec.Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		runs++
+		var answered int64
+		for _, n := range r.Kinds {
+			answered += n
+		}
+		if r.Turns != 200 || answered+r.Errors+r.Overloaded != 200 || r.Errors != 0 || r.Latency.Count != 200 || r.TurnsPerSec <= 0 {
+			t.Fatalf("run %+v", r)
+		}
+		if r.CacheHits == 0 {
+			t.Errorf("50 distinct texts over 200 turns with the cache on: no cache hits (%+v)", r)
+		}
+	}
+	if runs != 2 {
+		t.Fatalf("%d runs reported, want 2:\n%s", runs, out.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"loadgen", "--concurrency", "4", "--rate", "2000", "--turns", "100", "--json"}, testGetenv(env), &out, &errOut); err != nil {
+		t.Fatalf("open loop: %v\n%s", err, errOut.String())
+	}
+	var r loadResult
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil || r.OfferedRate != 2000 || r.Latency.Count != 100 {
+		t.Fatalf("open loop run %+v (%v)", r, err)
+	}
+}

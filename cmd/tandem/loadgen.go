@@ -42,63 +42,77 @@ type loadResult struct {
 	OfferedRate float64          `json:"offered_rate,omitempty"` // open loop: arrivals per second
 }
 
+// tally collects the outcome of every turn of one run.
+type tally struct {
+	lat                  []time.Duration // by turn index
+	errs, overload, hits atomic.Int64
+	mu                   sync.Mutex
+	kinds                map[string]int64
+}
+
+func newTally(total int) *tally {
+	return &tally{lat: make([]time.Duration, total), kinds: map[string]int64{}}
+}
+
+// conversation answers the turns it is handed, in order, as conversation
+// conv, and records them; next returns the index of the next turn, its
+// arrival time (latency counts from there) and false when there are none.
+func (t *tally) conversation(ctx context.Context, b *bot, conv string, texts []string, offset int, next func() (int, time.Time, bool)) {
+	local := map[string]int64{}
+	for seq := int64(1); ; seq++ {
+		i, at, ok := next()
+		if !ok {
+			break
+		}
+		r, err := b.Respond(ctx, tandem.Turn{ConversationID: conv, MessageSeq: seq, Text: texts[(i*7919+offset)%len(texts)], Time: at})
+		t.lat[i] = time.Since(at)
+		switch {
+		case tandem.ErrorCode(err) == tandem.EOVERLOADED:
+			t.overload.Add(1)
+		case err != nil:
+			t.errs.Add(1)
+		default:
+			local[string(r.Kind)]++
+			if r.Cached {
+				t.hits.Add(1)
+			}
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, v := range local {
+		t.kinds[k] += v
+	}
+}
+
+func (t *tally) result(conc int, elapsed time.Duration) loadResult {
+	n := len(t.lat)
+	return loadResult{Concurrency: conc, Turns: n, Errors: t.errs.Load(), Overloaded: t.overload.Load(),
+		Seconds: elapsed.Seconds(), TurnsPerSec: float64(n) / elapsed.Seconds(), Latency: eval.Percentiles(t.lat),
+		Kinds: t.kinds, CacheHits: t.hits.Load()}
+}
+
 // measureLoad runs total turns through b from conc concurrent
-// conversations: each worker owns one conversation and sends its turns in
-// order (the next after the previous answer), taking texts round-robin
-// from an offset of its own so that workers do not move in lockstep.
+// conversations (closed loop): each conversation sends its next turn when
+// the previous one is answered, taking texts round-robin from an offset of
+// its own so that conversations do not move in lockstep.
 func measureLoad(ctx context.Context, b *bot, texts []string, conc, total int) loadResult {
-	var (
-		next     atomic.Int64
-		errs     atomic.Int64
-		overload atomic.Int64
-		hits     atomic.Int64
-		mu       sync.Mutex
-		kinds    = map[string]int64{}
-		lat      = make([]time.Duration, total)
-		wg       sync.WaitGroup
-	)
+	t := newTally(total)
+	var next atomic.Int64
+	var wg sync.WaitGroup
 	start := time.Now()
 	for w := range conc {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conv := fmt.Sprintf("load-%d-%d", conc, w)
-			local := map[string]int64{}
-			seq := int64(0)
-			for {
+			t.conversation(ctx, b, fmt.Sprintf("load-%d-%d", conc, w), texts, w, func() (int, time.Time, bool) {
 				i := next.Add(1) - 1
-				if i >= int64(total) {
-					break
-				}
-				seq++
-				text := texts[(int(i)*7919+w)%len(texts)]
-				t0 := time.Now()
-				r, err := b.Respond(ctx, tandem.Turn{ConversationID: conv, MessageSeq: seq, Text: text, Time: t0})
-				lat[i] = time.Since(t0)
-				switch {
-				case tandem.ErrorCode(err) == tandem.EOVERLOADED:
-					overload.Add(1)
-				case err != nil:
-					errs.Add(1)
-				default:
-					local[string(r.Kind)]++
-					if r.Cached {
-						hits.Add(1)
-					}
-				}
-			}
-			mu.Lock()
-			for k, v := range local {
-				kinds[k] += v
-			}
-			mu.Unlock()
+				return int(i), time.Now(), i < int64(total)
+			})
 		}()
 	}
 	wg.Wait()
-	el := time.Since(start)
-	return loadResult{Concurrency: conc, Turns: total, Errors: errs.Load(), Overloaded: overload.Load(),
-		Seconds: el.Seconds(), TurnsPerSec: float64(total) / el.Seconds(), Latency: eval.Percentiles(lat),
-		Kinds: kinds, CacheHits: hits.Load()}
+	return t.result(conc, time.Since(start))
 }
 
 // measureOpenLoop offers total turns at a fixed arrival rate (turns/s)
@@ -107,47 +121,22 @@ func measureLoad(ctx context.Context, b *bot, texts []string, conc, total int) l
 // turn that arrives while its conversation is busy waits, and its latency
 // counts from its scheduled arrival (no coordinated omission).
 func measureOpenLoop(ctx context.Context, b *bot, texts []string, conc, total int, rate float64) loadResult {
-	var (
-		errs, overload, hits atomic.Int64
-		lat                  = make([]time.Duration, total)
-		wg                   sync.WaitGroup
-		mu                   sync.Mutex
-		kinds                = map[string]int64{}
-	)
 	type arrival struct {
 		i  int
 		at time.Time
 	}
+	t := newTally(total)
+	var wg sync.WaitGroup
 	queues := make([]chan arrival, conc)
 	for c := range conc {
 		queues[c] = make(chan arrival, total/conc+1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conv := fmt.Sprintf("open-%d-%d", conc, c)
-			local := map[string]int64{}
-			seq := int64(0)
-			for a := range queues[c] {
-				seq++
-				r, err := b.Respond(ctx, tandem.Turn{ConversationID: conv, MessageSeq: seq, Text: texts[(a.i*7919+c)%len(texts)], Time: a.at})
-				lat[a.i] = time.Since(a.at)
-				switch {
-				case tandem.ErrorCode(err) == tandem.EOVERLOADED:
-					overload.Add(1)
-				case err != nil:
-					errs.Add(1)
-				default:
-					local[string(r.Kind)]++
-					if r.Cached {
-						hits.Add(1)
-					}
-				}
-			}
-			mu.Lock()
-			for k, v := range local {
-				kinds[k] += v
-			}
-			mu.Unlock()
+			t.conversation(ctx, b, fmt.Sprintf("open-%d-%d", conc, c), texts, c, func() (int, time.Time, bool) {
+				a, ok := <-queues[c]
+				return a.i, a.at, ok
+			})
 		}()
 	}
 	start := time.Now()
@@ -167,10 +156,9 @@ func measureOpenLoop(ctx context.Context, b *bot, texts []string, conc, total in
 		close(q)
 	}
 	wg.Wait()
-	el := time.Since(start)
-	return loadResult{Concurrency: conc, Turns: total, Errors: errs.Load(), Overloaded: overload.Load(),
-		Seconds: el.Seconds(), TurnsPerSec: float64(total) / el.Seconds(), Latency: eval.Percentiles(lat),
-		Kinds: kinds, CacheHits: hits.Load(), OfferedRate: rate}
+	r := t.result(conc, time.Since(start))
+	r.OfferedRate = rate
+	return r
 }
 
 // loadTexts returns the customer messages of the load: the in-scope and
