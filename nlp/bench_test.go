@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -37,11 +38,19 @@ func nluBench(b *testing.B) (*Classifier, *entity.Tagger, []string, func()) {
 			b.Fatal(err)
 		}
 	}
-	c, err := LoadClassifier(rt, dir, Options{})
+	var opt Options
+	if v := os.Getenv("TANDEM_BENCH_MAXBATCH"); v != "" {
+		opt.MaxBatch, _ = strconv.Atoi(v)
+	}
+	c, err := LoadClassifier(rt, dir, opt)
 	if err != nil {
 		b.Fatal(err)
 	}
-	tg, err := LoadEntityTagger(rt, dir)
+	var eopt entity.Options
+	if v := os.Getenv("TANDEM_BENCH_ENTITY_MAXBATCH"); v != "" {
+		eopt.MaxBatch, _ = strconv.Atoi(v)
+	}
+	tg, err := LoadEntityTaggerWith(rt, dir, eopt)
 	if err != nil && !errors.Is(err, ErrNoEntityModel) {
 		b.Fatal(err)
 	}

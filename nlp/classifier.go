@@ -37,7 +37,7 @@ import (
 type Options struct {
 	Sessions  int     // ONNX Runtime sessions in the pool (default GOMAXPROCS)
 	TopK      int     // intents in NLU.Ranking (default 5)
-	MaxBatch  int     // texts per ONNX Runtime call (default 64)
+	MaxBatch  int     // texts per ONNX Runtime call (default 8: larger calls are slower per text, their [batch x features x hidden] intermediate falls out of cache)
 	Threshold float64 // overrides the manifest's out-of-scope threshold when > 0
 }
 
@@ -103,7 +103,7 @@ func LoadClassifier(rt *models.Runtime, dir string, opt Options) (*Classifier, e
 	}
 	c := &Classifier{
 		dir: dir, manifest: man, labels: me.Labels, oos: -1, fz: fz, threshold: me.Threshold,
-		topK: 5, maxBatch: 64,
+		topK: 5, maxBatch: 8,
 	}
 	for i, l := range me.Labels {
 		if l == tandem.OutOfScope {

@@ -386,6 +386,15 @@ func (m *Model) decode(s string, toks []Token, emis []float32, c *crf, sc *fbScr
 		return nil
 	}
 	path := viterbi(emis, T, m.K(), m.start, m.end, m.trans, c.allowed, c.startOK)
+	// The marginals only serve the confidence of predicted spans: a path
+	// of O tags (tag 0) needs no forward-backward pass.
+	allO := true
+	for _, p := range path {
+		allO = allO && p == 0
+	}
+	if allO {
+		return nil
+	}
 	c.forwardBackward(emis, T, sc)
 	return m.spans(s, toks, path, sc.marg)
 }
