@@ -43,7 +43,6 @@ func TestDevCLINC(t *testing.T) {
 	cfg.LinearLR = envF("LLR", 0.5)
 	cfg.LinearL2 = envF("LL2", 0)
 	cfg.LinearSGD = envF("LSGD", 1) == 1
-	cfg.LinearHinge = envF("HINGE", 0) == 1
 	cfg.PseudoOOS = envF("PSEUDO", 5)
 	cfg.Features.WordMaxN = int(envF("WN", 2))
 	cfg.Features.CharMinN = int(envF("CMIN", 2))
@@ -119,7 +118,7 @@ func TestDevCLINC(t *testing.T) {
 	var linLg []float32
 	if cfg.LinearEpochs > 0 {
 		t0 = time.Now()
-		lin, err := trainLinear(ctx, fit, vs, vocab.Len()+1, C, cfg, "", prog)
+		lin, err := trainLinear(ctx, fit, vs, vocab.Len()+1, C, cfg.LinearEpochs, cfg.LinearLR, envF("HINGE", 0) == 1, cfg, "linear ", prog)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,9 +132,7 @@ func TestDevCLINC(t *testing.T) {
 	}
 	var svmLg []float32
 	if envF("SVM", 0) == 1 {
-		c2 := cfg
-		c2.LinearHinge, c2.LinearLR = true, envF("SVMLR", 1)
-		svm, err := trainLinear(ctx, fit, vs, vocab.Len()+1, C, c2, "svm ", func(string, ...any) {})
+		svm, err := trainLinear(ctx, fit, vs, vocab.Len()+1, C, cfg.LinearEpochs, envF("SVMLR", 1), true, cfg, "svm ", func(string, ...any) {})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +160,7 @@ func TestDevCLINC(t *testing.T) {
 		<-done
 	}
 	t.Logf("mlp trained in %s", time.Since(t0))
-	m := combine(mems, nil, labels, fz, cfg)
+	m := combine(mems, nil, nil, labels, fz, cfg, [3]float64{1, 1, 1})
 	mlpLg := make([]float32, vs.n()*C)
 	h := make([]float32, m.Hidden)
 	for i := 0; i < vs.n(); i++ {

@@ -32,20 +32,24 @@ import (
 
 // Model is a trained intent classifier.
 type Model struct {
-	Labels      []string
-	Featurizer  *features.Featurizer
-	Hidden      int       // width of the hidden (bag) layer
-	E           []float32 // [(Vocab.Len()+1) x Hidden], row 0 zero (padding)
-	B0          []float32 // [Hidden]
-	Wo          []float32 // [Hidden x len(Labels)]
-	Bo          []float32 // [len(Labels)]
-	Lin         []float32 // [(Vocab.Len()+1) x len(Labels)] linear (wide) branch added to the logits; nil = none
-	Temperature float64   // confidence = softmax(logits / Temperature)
-	Threshold   float64   // out of scope below this confidence
-	Validation  Metrics   // metrics on the validation slice at Threshold
-	Config      Config    // training configuration
-	DataDigest  string    // features of the training data (data.Dataset.Digest)
-	Examples    int       // training examples used
+	Labels     []string
+	Featurizer *features.Featurizer
+	Hidden     int       // width of the hidden (bag) layer
+	E          []float32 // [(Vocab.Len()+1) x Hidden], row 0 zero (padding)
+	B0         []float32 // [Hidden]
+	Wo         []float32 // [Hidden x len(Labels)]
+	Bo         []float32 // [len(Labels)]
+	Lin        []float32 // [(Vocab.Len()+1) x len(Labels)] linear (wide) branches added to the logits; nil = none
+	// BranchTemperatures are the temperatures of the deep, linear and SVM
+	// branches fitted on the validation slice; the merged weights already
+	// include them (weight / temperature).
+	BranchTemperatures [3]float64
+	Temperature        float64 // confidence = softmax(logits / Temperature)
+	Threshold          float64 // out of scope below this confidence
+	Validation         Metrics // metrics on the validation slice at Threshold
+	Config             Config  // training configuration
+	DataDigest         string  // features of the training data (data.Dataset.Digest)
+	Examples           int     // training examples used
 }
 
 // NumLabels returns the number of intents.

@@ -21,31 +21,32 @@ import (
 // Config is the training configuration (recorded in the model manifest).
 type Config struct {
 	Features         features.Config `json:"features"`
-	Hidden           int             `json:"hidden"`                 // hidden width per ensemble member
-	Members          int             `json:"members"`                // ensemble size
-	Epochs           int             `json:"epochs"`                 //
-	BatchSize        int             `json:"batch_size"`             //
-	LR               float64         `json:"lr"`                     // Adam step for dense layers
-	EmbedLR          float64         `json:"embed_lr"`               // row-wise AdaGrad step for the embedding table
-	Dropout          float64         `json:"dropout"`                // on the hidden layer
-	FeatureDropout   float64         `json:"feature_dropout"`        // on input features
-	WeightDecay      float64         `json:"weight_decay"`           // decoupled, on the output layer
-	LabelSmoothing   float64         `json:"label_smoothing"`        //
-	ValidFraction    float64         `json:"valid_fraction"`         // held-out share of each label when no validation set is given
-	OOSValidFraction float64         `json:"oos_valid_fraction"`     // held-out share of the out-of-scope label (more, so the threshold sees enough of them; the refit trains on all)
-	OOSPrior         float64         `json:"oos_prior"`              // assumed out-of-scope share of traffic for the threshold rule
-	MaxReject        float64         `json:"max_reject"`             // threshold rule without oos validation data
-	Refit            bool            `json:"refit"`                  // after calibration, retrain on training + validation data
-	PseudoOOS        float64         `json:"pseudo_oos"`             // synthetic out-of-scope texts per real one (mixtures of in-scope words); 0 = none
-	InitScale        float64         `json:"init_scale"`             // std of the initial embedding rows
-	LinearEpochs     int             `json:"linear_epochs"`          // epochs of the linear (wide) branch; 0 = no linear branch
-	LinearLR         float64         `json:"linear_lr"`              // AdaGrad step of the linear branch
-	LinearL2         float64         `json:"linear_l2"`              // decay per update of touched linear rows
-	LinearHinge      bool            `json:"linear_hinge,omitempty"` // one-vs-rest squared hinge loss (linear SVM) instead of softmax for the linear branch
-	LinearSGD        bool            `json:"linear_sgd"`             // plain SGD instead of AdaGrad for the linear branch
-	LinearMix        float64         `json:"linear_mix"`             // share of the linear branch in the logits (the deep branch gets 1 - LinearMix)
-	Seed             uint64          `json:"seed"`                   //
-	Threads          int             `json:"-"`                      // goroutines (0 = GOMAXPROCS); results do not depend on it
+	Hidden           int             `json:"hidden"`             // hidden width per ensemble member
+	Members          int             `json:"members"`            // ensemble size
+	Epochs           int             `json:"epochs"`             //
+	BatchSize        int             `json:"batch_size"`         //
+	LR               float64         `json:"lr"`                 // Adam step for dense layers
+	EmbedLR          float64         `json:"embed_lr"`           // row-wise AdaGrad step for the embedding table
+	Dropout          float64         `json:"dropout"`            // on the hidden layer
+	FeatureDropout   float64         `json:"feature_dropout"`    // on input features
+	WeightDecay      float64         `json:"weight_decay"`       // decoupled, on the output layer
+	LabelSmoothing   float64         `json:"label_smoothing"`    //
+	ValidFraction    float64         `json:"valid_fraction"`     // held-out share of each label when no validation set is given
+	OOSValidFraction float64         `json:"oos_valid_fraction"` // held-out share of the out-of-scope label (more, so the threshold sees enough of them; the refit trains on all)
+	OOSPrior         float64         `json:"oos_prior"`          // assumed out-of-scope share of traffic for the threshold rule
+	MaxReject        float64         `json:"max_reject"`         // threshold rule without oos validation data
+	Refit            bool            `json:"refit"`              // after calibration, retrain on training + validation data
+	PseudoOOS        float64         `json:"pseudo_oos"`         // synthetic out-of-scope texts per real one (mixtures of in-scope words); 0 = none
+	InitScale        float64         `json:"init_scale"`         // std of the initial embedding rows
+	LinearEpochs     int             `json:"linear_epochs"`      // epochs of the linear (wide) branch; 0 = no linear branch
+	LinearLR         float64         `json:"linear_lr"`          // AdaGrad step of the linear branch
+	LinearL2         float64         `json:"linear_l2"`          // decay per update of touched linear rows
+	LinearSGD        bool            `json:"linear_sgd"`         // plain SGD instead of AdaGrad for the linear branch
+	SVMEpochs        int             `json:"svm_epochs"`         // epochs of the linear SVM branch (one-vs-rest squared hinge, plain SGD); 0 = none
+	SVMLR            float64         `json:"svm_lr"`             // SGD step of the SVM branch
+	BranchWeights    [3]float64      `json:"branch_weights"`     // weights of the deep, linear and SVM branches' temperature-scaled logits (a product of experts)
+	Seed             uint64          `json:"seed"`               //
+	Threads          int             `json:"-"`                  // goroutines (0 = GOMAXPROCS); results do not depend on it
 }
 
 // DefaultConfig returns the configuration `tandem train` uses.
@@ -54,7 +55,7 @@ func DefaultConfig() Config {
 		Features: features.DefaultConfig(), Hidden: 256, Members: 2, Epochs: 5, BatchSize: 32,
 		LR: 2e-3, EmbedLR: 0.05, Dropout: 0.3, FeatureDropout: 0.1, WeightDecay: 1e-4,
 		LabelSmoothing: 0.05, InitScale: 0.01, ValidFraction: 0.1, OOSValidFraction: 0.25, OOSPrior: 0.05, MaxReject: 0.02, Refit: true, PseudoOOS: 5, Seed: 1,
-		LinearEpochs: 20, LinearLR: 20, LinearSGD: true, LinearMix: 0.4,
+		LinearEpochs: 20, LinearLR: 20, LinearSGD: true, SVMEpochs: 20, SVMLR: 1, BranchWeights: [3]float64{1, 1, 2},
 	}
 }
 
@@ -78,8 +79,10 @@ func (c Config) Validate() error {
 		return errors.New("intent: valid_fraction and oos_valid_fraction must be in [0, 0.5)")
 	case c.OOSPrior < 0 || c.OOSPrior >= 1 || c.MaxReject < 0 || c.MaxReject >= 1:
 		return errors.New("intent: oos_prior and max_reject must be in [0, 1)")
-	case c.LinearEpochs < 0 || c.LinearEpochs > 0 && (c.LinearLR <= 0 || c.LinearMix <= 0 || c.LinearMix >= 1):
-		return errors.New("intent: the linear branch needs epochs >= 0, a positive step and a mix in (0, 1)")
+	case c.LinearEpochs < 0 || c.LinearEpochs > 0 && c.LinearLR <= 0 || c.SVMEpochs < 0 || c.SVMEpochs > 0 && c.SVMLR <= 0:
+		return errors.New("intent: the linear and SVM branches need epochs >= 0 and a positive step")
+	case c.BranchWeights[0] <= 0 || c.BranchWeights[1] < 0 || c.BranchWeights[2] < 0:
+		return errors.New("intent: branch weights must be positive (deep) and non-negative (linear, SVM)")
 	case c.LinearL2 < 0 || c.LinearL2 >= 1:
 		return errors.New("intent: linear_l2 must be in [0, 1)")
 	}
@@ -211,7 +214,8 @@ func Train(ctx context.Context, ds, valid *data.Dataset, cfg Config, progress Pr
 	}
 
 	start := time.Now()
-	m, vs, err := fitModel(ctx, fitEx, validEx, labels, index, cfg, threads, "", progress)
+	temps := [3]float64{1, 1, 1}
+	m, vs, err := fitModel(ctx, fitEx, validEx, labels, index, cfg, threads, "", &temps, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +228,7 @@ func Train(ctx context.Context, ds, valid *data.Dataset, cfg Config, progress Pr
 		// threshold fitted above carry over (the recipe, not the weights,
 		// determines the confidence scale).
 		all := append(append([]data.Example(nil), fitEx...), validEx...)
-		full, _, err := fitModel(ctx, all, nil, labels, index, cfg, threads, "refit ", progress)
+		full, _, err := fitModel(ctx, all, nil, labels, index, cfg, threads, "refit ", &temps, progress)
 		if err != nil {
 			return nil, err
 		}
@@ -235,9 +239,12 @@ func Train(ctx context.Context, ds, valid *data.Dataset, cfg Config, progress Pr
 	return m, nil
 }
 
-// fitModel featurises the examples, learns the vocabulary on fitEx and
-// trains the ensemble members.
-func fitModel(ctx context.Context, fitEx, validEx []data.Example, labels []string, index map[string]int32, cfg Config, threads int, phase string, progress Progress) (*Model, *set, error) {
+// fitModel featurises the examples, learns the vocabulary on fitEx, trains
+// the branches and merges them. With validation examples it fits each
+// branch's temperature into temps (the product of experts mixes
+// temperature-scaled logits); without, it uses the temperatures in temps
+// (a refit keeps those of the calibration fit).
+func fitModel(ctx context.Context, fitEx, validEx []data.Example, labels []string, index map[string]int32, cfg Config, threads int, phase string, temps *[3]float64, progress Progress) (*Model, *set, error) {
 	fitEx = append(fitEx, pseudoOOS(fitEx, cfg.PseudoOOS, cfg.Seed)...)
 	fitTerms := termsParallel(&cfg.Features, fitEx, threads)
 	vocab := features.BuildVocab(fitTerms, cfg.Features.MinDF)
@@ -254,17 +261,26 @@ func fitModel(ctx context.Context, fitEx, validEx []data.Example, labels []strin
 	// deterministic on its own. The linear branch starts first: it is the
 	// longest job.
 	members := make([]*member, cfg.Members)
-	errs := make([]error, cfg.Members+1)
+	errs := make([]error, cfg.Members+2)
 	sem := make(chan struct{}, threads)
 	var wg sync.WaitGroup
-	var lin *linear
+	var lin, svm *linear
 	if cfg.LinearEpochs > 0 {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			lin, errs[cfg.Members] = trainLinear(ctx, fit, vs, vocab.Len()+1, len(labels), cfg, phase, progress)
+			lin, errs[cfg.Members] = trainLinear(ctx, fit, vs, vocab.Len()+1, len(labels), cfg.LinearEpochs, cfg.LinearLR, false, cfg, phase+"linear ", progress)
+		}()
+	}
+	if cfg.SVMEpochs > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			svm, errs[cfg.Members+1] = trainLinear(ctx, fit, vs, vocab.Len()+1, len(labels), cfg.SVMEpochs, cfg.SVMLR, true, cfg, phase+"svm ", progress)
 		}()
 	}
 	for k := range members {
@@ -280,9 +296,45 @@ func fitModel(ctx context.Context, fitEx, validEx []data.Example, labels []strin
 	if err := errors.Join(errs...); err != nil {
 		return nil, nil, err
 	}
-	m := combine(members, lin, labels, fz, cfg)
+	if vs.n() > 0 {
+		*temps = branchTemperatures(members, lin, svm, vs, len(labels), cfg.Hidden)
+		progress("intent: %sbranch temperatures deep %.3f, linear %.3f, svm %.3f", phase, temps[0], temps[1], temps[2])
+	}
+	m := combine(members, lin, svm, labels, fz, cfg, *temps)
 	m.Examples = fit.n()
 	return m, vs, nil
+}
+
+// branchTemperatures fits the temperature of each branch's logits on the
+// validation set (1 for an absent branch).
+func branchTemperatures(ms []*member, lin, svm *linear, vs *set, C, H int) [3]float64 {
+	out := [3]float64{1, 1, 1}
+	deep := make([]float32, vs.n()*C)
+	h := make([]float32, H)
+	lg := make([]float32, C)
+	inv := 1 / float32(len(ms))
+	for i := 0; i < vs.n(); i++ {
+		rs, ws := vs.example(i)
+		for _, mb := range ms {
+			logits(mb.E, mb.B0, mb.Wo, mb.Bo, H, C, rs, ws, h, lg)
+			for c, v := range lg {
+				deep[i*C+c] += v * inv
+			}
+		}
+	}
+	out[0] = fitTemperature(deep, vs, C)
+	for k, l := range []*linear{lin, svm} {
+		if l == nil {
+			continue
+		}
+		all := make([]float32, vs.n()*C)
+		for i := 0; i < vs.n(); i++ {
+			rs, ws := vs.example(i)
+			l.logits(C, rs, ws, all[i*C:i*C+C])
+		}
+		out[k+1] = fitTemperature(all, vs, C)
+	}
+	return out
 }
 
 // pseudoOOS synthesises out-of-scope examples when the data has real ones:
@@ -580,27 +632,48 @@ func accuracy(m *member, vs *set, H, C int) float64 {
 
 // combine merges ensemble members into one model whose logits are the mean
 // of the members' logits.
-func combine(ms []*member, lin *linear, labels []string, fz *features.Featurizer, cfg Config) *Model {
+func combine(ms []*member, lin, svm *linear, labels []string, fz *features.Featurizer, cfg Config, temps [3]float64) *Model {
 	K, H, C := len(ms), cfg.Hidden, len(labels)
 	HT := K * H
 	rows := len(ms[0].E) / H
 	m := &Model{
 		Labels: labels, Featurizer: fz, Hidden: HT, Config: cfg,
 		E: make([]float32, rows*HT), B0: make([]float32, HT), Wo: make([]float32, HT*C), Bo: make([]float32, C),
-		Temperature: 1,
+		Temperature: 1, BranchTemperatures: temps,
 	}
-	inv := 1 / float32(K)
-	if lin != nil {
-		inv *= float32(1 - cfg.LinearMix)
-		mix := float32(cfg.LinearMix)
-		m.Lin = make([]float32, len(lin.W))
-		for i, v := range lin.W {
-			m.Lin[i] = mix * v
+	// Mixing coefficients weight_i / temperature_i, normalised to sum to 1
+	// (the overall temperature is fitted on the mixture afterwards, so only
+	// their ratios matter; normalised, the logits keep the branches' scale).
+	coef := [3]float64{cfg.BranchWeights[0] / temps[0]}
+	sum := coef[0]
+	for k, l := range []*linear{lin, svm} {
+		if l != nil {
+			coef[k+1] = cfg.BranchWeights[k+1] / temps[k+1]
+			sum += coef[k+1]
+		}
+	}
+	for k := range coef {
+		coef[k] /= sum
+	}
+	// The linear branches are summed into one table: the product of
+	// experts costs one gather at inference whatever the number of linear
+	// experts.
+	for k, l := range []*linear{lin, svm} {
+		if l == nil || coef[k+1] == 0 {
+			continue
+		}
+		w := float32(coef[k+1])
+		if m.Lin == nil {
+			m.Lin = make([]float32, len(l.W))
+		}
+		for i, v := range l.W {
+			m.Lin[i] += w * v
 		}
 		for c := range m.Bo {
-			m.Bo[c] = mix * lin.B[c]
+			m.Bo[c] += w * l.B[c]
 		}
 	}
+	inv := float32(coef[0]) / float32(K)
 	for k, mb := range ms {
 		for r := 0; r < rows; r++ {
 			copy(m.E[r*HT+k*H:r*HT+k*H+H], mb.E[r*H:r*H+H])
@@ -647,6 +720,13 @@ func (m *Model) calibrate(vs *set, threads int) {
 // logits all ([vs.n() x C]) and records the validation metrics.
 func (m *Model) calibrateLogits(all []float32, vs *set) {
 	C := len(m.Labels)
+	m.Temperature = fitTemperature(all, vs, C)
+	m.thresholdFromLogits(all, vs)
+}
+
+// fitTemperature returns the temperature minimising the negative
+// log-likelihood of the validation labels under softmax(logits / T).
+func fitTemperature(all []float32, vs *set, C int) float64 {
 	nll := func(T float64) float64 {
 		p := make([]float64, C)
 		var s float64
@@ -676,7 +756,13 @@ func (m *Model) calibrateLogits(all []float32, vs *set) {
 			f2 = nll(math.Exp(x2))
 		}
 	}
-	m.Temperature = math.Exp((lo + hi) / 2)
+	return math.Exp((lo + hi) / 2)
+}
+
+// thresholdFromLogits picks the out-of-scope threshold on the validation
+// logits at the model's temperature and records the validation metrics.
+func (m *Model) thresholdFromLogits(all []float32, vs *set) {
+	C := len(m.Labels)
 	gold := make([]string, vs.n())
 	top := make([]string, vs.n())
 	conf := make([]float64, vs.n())
@@ -711,7 +797,7 @@ type linear struct {
 // trainLinear fits a softmax regression on fit with per-coordinate AdaGrad
 // on minibatches (rows touched by the batch only) and decoupled L2 decay
 // applied lazily to touched rows.
-func trainLinear(ctx context.Context, fit, vs *set, rows, C int, cfg Config, phase string, progress Progress) (*linear, error) {
+func trainLinear(ctx context.Context, fit, vs *set, rows, C, epochs int, step float64, hinge bool, cfg Config, phase string, progress Progress) (*linear, error) {
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x11ea7))
 	l := &linear{W: make([]float32, rows*C), B: make([]float32, C)}
 	acc := make([]float32, rows*C)
@@ -732,9 +818,9 @@ func trainLinear(ctx context.Context, fit, vs *set, rows, C int, cfg Config, pha
 	for i := range order {
 		order[i] = i
 	}
-	lr := float32(cfg.LinearLR)
+	lr := float32(step)
 	smooth := cfg.LabelSmoothing
-	for epoch := 1; epoch <= cfg.LinearEpochs; epoch++ {
+	for epoch := 1; epoch <= epochs; epoch++ {
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		var loss float64
 		for b0 := 0; b0 < len(order); b0 += cfg.BatchSize {
@@ -757,7 +843,7 @@ func trainLinear(ctx context.Context, fit, vs *set, rows, C int, cfg Config, pha
 					}
 				}
 				y := int(fit.labels[ei])
-				if cfg.LinearHinge {
+				if hinge {
 					// One-vs-rest squared hinge (a linear SVM).
 					for c := range g {
 						yc := float32(-1)
@@ -804,7 +890,7 @@ func trainLinear(ctx context.Context, fit, vs *set, rows, C int, cfg Config, pha
 				}
 			}
 			for c, v := range gB {
-				if cfg.LinearSGD {
+				if cfg.LinearSGD || hinge {
 					l.B[c] -= lr * v
 					continue
 				}
@@ -816,7 +902,7 @@ func trainLinear(ctx context.Context, fit, vs *set, rows, C int, cfg Config, pha
 				gr := gW[sl*C : sl*C+C]
 				row := l.W[int(r)*C : int(r)*C+C]
 				ac := acc[int(r)*C : int(r)*C+C]
-				if cfg.LinearSGD {
+				if cfg.LinearSGD || hinge {
 					for c, v := range gr {
 						row[c] = row[c]*decay - lr*v
 					}
@@ -830,9 +916,9 @@ func trainLinear(ctx context.Context, fit, vs *set, rows, C int, cfg Config, pha
 			}
 		}
 		if vs.n() > 0 {
-			progress("intent: %slinear epoch %d/%d loss %.4f validation accuracy %.4f", phase, epoch, cfg.LinearEpochs, loss/float64(len(order)), linearAccuracy(l, vs, C))
+			progress("intent: %sepoch %d/%d loss %.4f validation accuracy %.4f", phase, epoch, epochs, loss/float64(len(order)), linearAccuracy(l, vs, C))
 		} else {
-			progress("intent: %slinear epoch %d/%d loss %.4f", phase, epoch, cfg.LinearEpochs, loss/float64(len(order)))
+			progress("intent: %sepoch %d/%d loss %.4f", phase, epoch, epochs, loss/float64(len(order)))
 		}
 	}
 	return l, nil
