@@ -136,6 +136,21 @@ func TestServedBotAnswers(t *testing.T) {
 	}
 	t.Logf("nonsense: %.120q", ans.Text)
 
+	// The turns show in /metrics: pipeline stages, outcomes, cache counters.
+	mresp, err := http.Get(m.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metrics bytes.Buffer
+	_, _ = metrics.ReadFrom(mresp.Body)
+	mresp.Body.Close()
+	for _, want := range []string{`tandem_pipeline_turns_total{kind="answer"}`, `tandem_pipeline_stage_seconds_bucket{stage="intent"`,
+		`tandem_pipeline_stage_seconds_bucket{stage="retrieval"`, "tandem_knowledge_cache_misses_total", `tandem_knowledge_searches_total`} {
+		if !strings.Contains(metrics.String(), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	// The demo FAQs are searchable through the admin API.
 	req, _ := http.NewRequest("GET", m.URL()+"/api/v1/knowledge/search?q=refund", nil)
 	req.Header.Set("Authorization", "Bearer "+m.Config.AdminToken)
