@@ -1,22 +1,25 @@
 // Package intent trains, calibrates, exports and evaluates Tandem's intent
 // classifier.
 //
-// Architecture ("wide and deep"): a text's sparse TF-IDF vector x over
-// hashed word and char n-grams (package features) feeds two branches whose
-// logits are mixed (Config.LinearMix). The deep branch multiplies x into an
-// embedding table E ([rows x Hidden], an "embedding bag": gather the rows of
-// the text's features, weight them by tf-idf, sum), adds a bias, applies a
-// ReLU, then a linear layer to one logit per intent (the out-of-scope label
-// "oos" is an ordinary class when the data has it). Members trained
-// independently from different seeds form an ensemble whose averaged logits
-// are exactly those of one wider model (E and the output layer
-// concatenated). The wide branch is a softmax regression on x (table Lin
-// [rows x labels], trained separately with plain SGD, whose implicit bias
-// toward large margins makes it behave like an L2 logistic regression). The
-// mixture exports as a single graph. Confidence is softmax(logits / Temperature),
-// with the temperature fitted on a held-out validation slice; a text is out of
-// scope when its top intent is "oos" or its confidence is below Threshold,
-// also chosen on that slice.
+// Architecture ("wide and deep", a product of experts): a text's sparse
+// TF-IDF vector x over hashed word and char n-grams (package features) feeds
+// three branches. The deep branch multiplies x into an embedding table E
+// ([rows x Hidden], an "embedding bag": gather the rows of the text's
+// features, weight them by tf-idf, sum), adds a bias, applies a ReLU, then a
+// linear layer to one logit per intent (the out-of-scope label "oos" is an
+// ordinary class when the data has it); members trained independently from
+// different seeds are averaged, which is exactly one wider model (E and the
+// output layer concatenated). Two wide branches are linear in x: a softmax
+// regression and a one-vs-rest squared-hinge linear SVM, both trained with
+// plain SGD (whose implicit bias toward large margins makes them behave like
+// their L2-regularised counterparts). Each branch's logits are divided by
+// its own temperature fitted on the validation slice and mixed with
+// Config.BranchWeights; the two wide branches then add up to one table Lin
+// [rows x labels], so the mixture exports as a single graph with one extra
+// gather. Confidence is softmax(logits / Temperature), with the temperature
+// fitted on the held-out validation slice; a text is out of scope when its
+// top intent is "oos" or its confidence is below Threshold, also chosen on
+// that slice.
 //
 // Contract: Model is immutable after Train or Load and its methods are safe
 // for concurrent use. Forward is the reference the exported ONNX graph is
