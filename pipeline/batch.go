@@ -15,7 +15,7 @@ type BatchFunc[In, Out any] func(ctx context.Context, in []In) ([]Out, error)
 
 // BatchConfig bounds a Batcher. Zero values take the defaults.
 type BatchConfig struct {
-	MaxBatch  int           // most inputs per call (default 64)
+	MaxBatch  int           // most inputs per call (default 16; see docs/benchmarks.md, Pipeline)
 	MaxWait   time.Duration // longest a batch waits for company (default 500µs, at most 1ms)
 	QueueSize int           // pending inputs before Submit answers "overloaded" (default 4096)
 	Workers   int           // concurrent batch calls (default 2)
@@ -24,7 +24,7 @@ type BatchConfig struct {
 
 func (c BatchConfig) withDefaults() BatchConfig {
 	if c.MaxBatch <= 0 {
-		c.MaxBatch = 64
+		c.MaxBatch = 16
 	}
 	if c.MaxWait <= 0 {
 		c.MaxWait = 500 * time.Microsecond
