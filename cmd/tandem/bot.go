@@ -225,7 +225,7 @@ func buildBot(ctx context.Context, rt *models.Runtime, cfg Config, opt botOption
 	}
 
 	deps := pipeline.Deps{
-		Intent: cls, Rules: ruleX, Retriever: retriever{svc}, LLM: gen, State: state,
+		Intent: cls, Rules: ruleX, Retriever: retriever{svc: svc, noCache: opt.NoCache}, LLM: gen, State: state,
 		Registerer: reg, Logger: log.With("component", "pipeline"),
 	}
 	if entities != nil {
@@ -376,13 +376,16 @@ func (e *batchedEmbedder) Embed(ctx context.Context, texts []string) ([][]float3
 // vector retriever's cosine similarity of the best phrasing; a hit found
 // only lexically gets a capped score so that it can ground a clarification
 // or an LLM answer but never answers on its own.
-type retriever struct{ svc *knowledge.Service }
+type retriever struct {
+	svc     *knowledge.Service
+	noCache bool // bypass the search cache too (measurements of the miss path)
+}
 
 // lexicalOnlyCap bounds the score of hits the vector retriever did not find.
 const lexicalOnlyCap = 0.5
 
 func (r retriever) Retrieve(ctx context.Context, query, locale string, k int) ([]tandem.Hit, error) {
-	res, err := r.svc.Search(ctx, knowledge.SearchRequest{Query: query, K: k, Filter: knowledge.Filter{PublishedOnly: true, Locale: locale}})
+	res, err := r.svc.Search(ctx, knowledge.SearchRequest{Query: query, K: k, NoCache: r.noCache, Filter: knowledge.Filter{PublishedOnly: true, Locale: locale}})
 	if err != nil {
 		if tandem.ErrorCode(err) == tandem.EINVALID { // e.g. a query of punctuation only
 			return nil, nil
