@@ -156,6 +156,14 @@ func buildBot(ctx context.Context, rt *models.Runtime, cfg Config, opt botOption
 		b.closers = append(b.closers, func() error { be.b.Close(); return nil })
 		embedder = be
 	}
+	// The answer cache exists before the knowledge service starts: its
+	// background jobs invalidate it.
+	answers, err := knowledge.NewCache(knowledge.CacheConfig{}, replySize, reg, "answer")
+	if err != nil {
+		return nil, fmt.Errorf("serve: answer cache: %w", err)
+	}
+	b.Answers = answers
+
 	var previous []knowledge.Embedder
 	if prev := openPreviousEmbedder(rt, cfg, log); prev != nil {
 		closeEmbedder(prev)
@@ -170,9 +178,7 @@ func buildBot(ctx context.Context, rt *models.Runtime, cfg Config, opt botOption
 		// fusion's recall while copying a third of the default 50 FAQs.
 		Candidates: 16,
 		OnChange: func() {
-			if b.Answers != nil {
-				b.Answers.Invalidate()
-			}
+			answers.Invalidate()
 			if opt.OnChange != nil {
 				opt.OnChange()
 			}
@@ -199,12 +205,6 @@ func buildBot(ctx context.Context, rt *models.Runtime, cfg Config, opt botOption
 			log.Info("loaded the demo knowledge pack", "faqs", rep.Created+rep.Updated)
 		}
 	}
-
-	answers, err := knowledge.NewCache(knowledge.CacheConfig{}, replySize, reg, "answer")
-	if err != nil {
-		return nil, fmt.Errorf("serve: answer cache: %w", err)
-	}
-	b.Answers = answers
 
 	var state pipeline.StateStore = pipeline.NewMemoryStateStore(0, 0)
 	if pool != nil {
@@ -435,14 +435,20 @@ func (m *Main) wireBot(ctx context.Context) (gateway.Bot, error) {
 	return b, nil
 }
 
-// publishKBChange tells the other nodes to drop their knowledge caches.
+// publishKBChange tells the other nodes to drop their knowledge caches. It
+// may run on the knowledge service's background goroutine before the bus
+// exists (changes before that are local only: no other node has cached
+// anything from this node's start-up).
 func (m *Main) publishKBChange() {
-	if m.bus == nil {
+	m.kbBus.Lock()
+	bus := m.kbBus.bus
+	m.kbBus.Unlock()
+	if bus == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := m.bus.Publish(ctx, gateway.SubjectKBInvalidate, []byte(m.nodeID)); err != nil {
+	if err := bus.Publish(ctx, gateway.SubjectKBInvalidate, []byte(m.nodeID)); err != nil {
 		m.Logger.Warn("knowledge: publishing the cache invalidation failed", "err", err)
 	}
 }
@@ -456,6 +462,9 @@ func (m *Main) wireKnowledgeAPI(ctx context.Context) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	m.server.Router().Mount("/api/v1/knowledge", h)
+	m.kbBus.Lock()
+	m.kbBus.bus = m.bus
+	m.kbBus.Unlock()
 	sub, err := m.bus.Subscribe(gateway.SubjectKBInvalidate, func(data []byte) {
 		if string(data) != m.nodeID { // our own change is already applied
 			m.bot.Invalidate()

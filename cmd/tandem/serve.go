@@ -27,12 +27,16 @@ type Main struct {
 	Stdout io.Writer
 	Stderr io.Writer
 
-	ln        net.Listener
-	server    *gateway.Server
-	chat      *gateway.Chat // customer chat (wireGateway)
-	bus       gateway.Bus   // cross-node bus: conversation events, "kb.invalidate"
-	runtime   *models.Runtime
-	nodeID    string   // this process's id on the bus
+	ln      net.Listener
+	server  *gateway.Server
+	chat    *gateway.Chat // customer chat (wireGateway)
+	bus     gateway.Bus   // cross-node bus: conversation events, "kb.invalidate"
+	runtime *models.Runtime
+	nodeID  string   // this process's id on the bus
+	kbBus   struct { // the bus for knowledge invalidations, once wired
+		sync.Mutex
+		bus gateway.Bus
+	}
 	banner    []string // extra "name: value" lines for the start-up banner; "{url}" becomes the base URL
 	bot       *bot     // the pipeline and what it owns (wireBot)
 	serveErr  chan error
