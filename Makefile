@@ -9,7 +9,7 @@ MODEL_DIR ?= $(CURDIR)/models/default
 BIN := $(CURDIR)/bin/tandem
 GOFLAGS_TEST ?= -count=1
 
-.PHONY: deps deps-onnxruntime deps-postgres deps-tools build run test test-short lint bench models eval clean
+.PHONY: deps deps-onnxruntime deps-postgres deps-tools build run test test-short lint bench models eval eval-bot clean
 
 ## deps: install ONNX Runtime, PostgreSQL+pgvector for tests, Chromium and staticcheck (idempotent)
 deps: deps-onnxruntime deps-postgres deps-tools
@@ -53,6 +53,10 @@ bench: deps models
 ## eval: evaluate the default models on the held-out public datasets
 eval: build models
 	@bash scripts/eval.sh "$(BIN)" "$(MODEL_DIR)"
+
+## eval-bot: the whole demo bot (answers, handoffs, latency) on held-out messages
+eval-bot: build models
+	$(BIN) eval-bot --models "$(MODEL_DIR)" --onnxruntime-lib "$(ONNXRUNTIME_LIB)" --log-level error --data tandem:eval/data/demo-bot.yml
 
 clean:
 	rm -rf bin models/default models/build

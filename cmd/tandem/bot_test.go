@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -342,5 +343,33 @@ func TestLoadgen(t *testing.T) {
 	var r loadResult
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil || r.OfferedRate != 2000 || r.Latency.Count != 100 {
 		t.Fatalf("open loop run %+v (%v)", r, err)
+	}
+}
+
+// TestEvalBot runs the held-out demo evaluation set through the served bot:
+// the report has every case, and gates pass or fail the command.
+func TestEvalBot(t *testing.T) {
+	env := map[string]string{"ONNXRUNTIME_LIB": testenv.ONNXRuntimeLib(t), "TANDEM_MODEL_DIR": testenv.ModelDir(t)}
+	set := "tandem:" + filepath.Join(testenv.RepoRoot(t), "eval", "data", "demo-bot.yml")
+	var out, errOut bytes.Buffer
+	// Loose floors: a regression guard for the wiring (escalations reach
+	// the right people, nonsense is not answered), not an accuracy claim.
+	err := run(context.Background(), []string{"eval-bot", "--data", set, "--json",
+		"--gate", "bot.errors<=0", "--gate", "bot.handoff_precision>=0.8", "--gate", "bot.intent.oos_recall>=0.75"},
+		testGetenv(env), &out, &errOut)
+	if err != nil {
+		t.Fatalf("eval-bot: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	var rep evalBotReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Examples < 50 || rep.Bot.Intent.Examples != rep.Examples || rep.Bot.Latency.Count != rep.Examples || len(rep.Failed) != 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	out.Reset()
+	err = run(context.Background(), []string{"eval-bot", "--data", set, "--gate", "bot.answer_rate>=1.01"}, testGetenv(env), &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "bot.answer_rate") {
+		t.Fatalf("an impossible gate passed: %v", err)
 	}
 }

@@ -4,6 +4,7 @@
 //	tandem train   train intent and entity models from labelled data
 //	tandem eval    evaluate models (and later the whole bot) on labelled data
 //	tandem train-encoder train the knowledge base's sentence encoder
+//	tandem eval-bot evaluate the whole bot (answers, handoffs) on held-out messages
 //	tandem ask     answer messages with the configured bot and print the replies
 //	tandem agent   create and list agent accounts (PostgreSQL)
 //	tandem loadgen measure whole-turn latency and throughput of the bot
@@ -45,6 +46,7 @@ commands:
   train   train intent and entity models
   eval    evaluate models on labelled data
   train-encoder  train the knowledge base's sentence encoder
+  eval-bot       evaluate the whole bot on held-out labelled messages
   ask     answer messages with the bot and print the replies as JSON
   loadgen measure whole-turn latency and throughput (docs/benchmarks.md)
   agent   create and list agent accounts (tandem agent create --email ...)
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runEvalNLU(ctx, rest, stdout, stderr)
 	case "train-encoder":
 		return trainer.Run(ctx, rest, stderr)
+	case "eval-bot":
+		return runEvalBot(ctx, rest, getenv, stdout, stderr)
 	case "ask":
 		return runAsk(ctx, rest, getenv, stdout, stderr)
 	case "loadgen":
