@@ -38,6 +38,14 @@ type ContactTaker interface {
 	LeaveContact(ctx context.Context, conversationID, address string) (string, error)
 }
 
+// HandoffCanceler is an optional interface of a Handoff: the customer
+// withdraws their request for a person and goes back to the bot (the
+// conversation's open ticket is closed as returned; an agent holding it is
+// told). A conversation without an open ticket is not_found.
+type HandoffCanceler interface {
+	CancelHandoff(ctx context.Context, conversationID string) error
+}
+
 // AgentHold is an optional interface of a Handoff: HoldForAgent reports
 // whether a queued conversation's customer messages are kept for the next
 // agent instead of going to the bot — true when an agent has already taken

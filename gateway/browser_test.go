@@ -319,4 +319,16 @@ func TestBrowserLeaveContact(t *testing.T) {
 		waitFor(t, ctx, "the queued status and the confirmation after reload",
 			`document.getElementById("tandem-status").textContent === "Waiting for an agent" && !document.getElementById("tandem-contact").hidden && document.getElementById("tandem-contact-msg").textContent.includes("ada@example.com")`)
 	})
+
+	t.Run("back to the assistant", func(t *testing.T) {
+		waitFor(t, ctx, "the button to offer going back", `document.getElementById("tandem-human").textContent === "Back to the assistant"`)
+		do(t, ctx, chromedp.Click(chromedp.ID("tandem-human")))
+		waitFor(t, ctx, "the bot back, the form gone, the button reset",
+			`document.getElementById("tandem-status").textContent === "Online" && document.getElementById("tandem-contact").hidden && document.getElementById("tandem-human").textContent === "Talk to a person" && document.getElementById("tandem-log").textContent.includes("back with the assistant")`)
+		if _, err := eng.OpenTicket(context.Background(), conv); tandem.ErrorCode(err) != tandem.ENOTFOUND {
+			t.Fatalf("the ticket is still open after going back: %v", err)
+		}
+		sendFromWidget(t, ctx, "back again")
+		waitFor(t, ctx, "the bot's answer", `document.getElementById("tandem-log").textContent.includes("echo: back again")`)
+	})
 }

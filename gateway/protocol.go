@@ -26,6 +26,7 @@ const (
 	FrameRead           = "read"
 	FramePing           = "ping"
 	FrameContact        = "contact"
+	FrameHandoffCancel  = "handoff_cancel"
 )
 
 // Server frame types (server to client). FrameMessage, FrameTyping and
@@ -118,6 +119,10 @@ func (f *ClientFrame) validate() error {
 		}
 		if strings.ContainsRune(f.Text, 0) {
 			return tandem.Errorf(tandem.EINVALID, "message text contains NUL")
+		}
+	case FrameHandoffCancel:
+		if !validClientID(f.ClientID) {
+			return tandem.Errorf(tandem.EINVALID, "client_id must be 1-%d characters of A-Z a-z 0-9 _ - .", MaxClientIDLen)
 		}
 	case FrameContact:
 		if !validClientID(f.ClientID) {

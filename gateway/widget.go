@@ -216,6 +216,8 @@ func (s *widgetSession) HandleFrame(ctx context.Context, c *Conn, data []byte) {
 		s.message(ctx, c, f)
 	case FrameContact:
 		s.contact(ctx, c, f)
+	case FrameHandoffCancel:
+		s.cancelHandoff(ctx, c, f)
 	case FrameTyping:
 		_ = s.chat.Publish(ctx, conv, c.ID(), TypingFrame{Type: FrameTyping, ConversationID: conv, Author: tandem.AuthorCustomer, On: *f.On})
 	case FrameRead:
@@ -364,6 +366,64 @@ func (s *widgetSession) contact(ctx context.Context, c *Conn, f ClientFrame) {
 		return
 	}
 	c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: stored.Seq, Duplicate: dup})
+}
+
+// cancelHandoff withdraws the customer's request for a person
+// (HandoffCanceler): the handoff reports "returned" through HandoffStatus,
+// which hands the conversation back to the bot, and a system note records
+// it. The ack carries the note's seq; its idempotency key is
+// "cancel:<client_id>", so a resent frame is acknowledged again, once.
+func (s *widgetSession) cancelHandoff(ctx context.Context, c *Conn, f ClientFrame) {
+	chat := s.chat
+	conv := s.p.ConversationID
+	if !s.allow(c, f) {
+		return
+	}
+	hc, ok := chat.handoff.(HandoffCanceler)
+	if !ok {
+		c.SendError(tandem.Errorf(tandem.EUNAVAILABLE, "there is no request for a person to withdraw here"), f.ClientID)
+		return
+	}
+	note := tandem.Message{ConversationID: conv, ClientID: "cancel:" + f.ClientID, Author: tandem.AuthorSystem,
+		Text: "You're back with the assistant. Ask for a person again at any time.", Kind: "event",
+		Data: map[string]any{"handoff_cancelled": true}}
+	if err := hc.CancelHandoff(ctx, conv); err != nil {
+		if tandem.ErrorCode(err) == tandem.ENOTFOUND {
+			// A resend of a cancel that went through (its ack was lost):
+			// acknowledge it again rather than report an error.
+			if m, ok := s.recent(ctx, note.ClientID); ok {
+				c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: m.Seq, Duplicate: true})
+				return
+			}
+		}
+		c.SendError(err, f.ClientID)
+		return
+	}
+	stored, dup, err := chat.PostMessage(ctx, note)
+	if err != nil {
+		c.SendError(err, f.ClientID)
+		return
+	}
+	c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: stored.Seq, Duplicate: dup})
+}
+
+// recent finds a message by idempotency key among the conversation's last
+// 50 messages.
+func (s *widgetSession) recent(ctx context.Context, clientID string) (tandem.Message, bool) {
+	conv, err := s.chat.log.Conversation(ctx, s.p.ConversationID)
+	if err != nil {
+		return tandem.Message{}, false
+	}
+	ms, err := s.chat.log.Messages(ctx, conv.ID, max(0, conv.LastSeq-50), 50)
+	if err != nil {
+		return tandem.Message{}, false
+	}
+	for _, m := range ms {
+		if m.ClientID == clientID {
+			return m, true
+		}
+	}
+	return tandem.Message{}, false
 }
 
 // Closed implements FrameHandler.

@@ -252,6 +252,8 @@ func TestReservedClientIDs(t *testing.T) {
 		`{"type":"message","client_id":"bot:2","text":"x"}`,
 		`{"type":"handoff_request","client_id":"agent:x"}`,
 		`{"type":"contact","client_id":"contact:k","address":"ann@example.com"}`,
+		`{"type":"handoff_cancel","client_id":"cancel:k"}`,
+		`{"type":"handoff_cancel"}`,
 	} {
 		c.sendRaw(websocket.TextMessage, []byte(raw))
 		if f := c.next(); f.Type != "error" || f.Code != "invalid" {

@@ -58,6 +58,17 @@ func (h *Handoff) LeaveContact(ctx context.Context, conversationID, address stri
 	return t.ContactAddress, nil
 }
 
+// CancelHandoff implements gateway.HandoffCanceler: the customer goes
+// back to the bot; the open ticket closes as returned (an agent holding it
+// is told through the returned event).
+func (h *Handoff) CancelHandoff(ctx context.Context, conversationID string) error {
+	_, err := h.Engine.Cancel(ctx, conversationID, tandem.TicketReturned)
+	if tandem.ErrorCode(err) == tandem.ENOTFOUND {
+		return tandem.Errorf(tandem.ENOTFOUND, "there is no open request for a person in this conversation")
+	}
+	return err
+}
+
 // HoldForAgent implements gateway.AgentHold: customer messages wait for
 // the next agent while the open ticket is back in the queue (or offered)
 // after an agent had it — its transitions include an assignment. Before

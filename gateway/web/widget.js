@@ -150,7 +150,14 @@
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submitInput(); }
   });
   input.addEventListener("input", onTyping);
-  humanBtn.addEventListener("click", function () { queue("handoff_request", ""); });
+  // While the customer waits for a person the button withdraws the request
+  // ("Back to the assistant"); otherwise it asks for one.
+  var waiting = false;
+  function setWaiting(w) {
+    waiting = !!w;
+    humanBtn.textContent = waiting ? "Back to the assistant" : "Talk to a person";
+  }
+  humanBtn.addEventListener("click", function () { queue(waiting ? "handoff_cancel" : "handoff_request", ""); });
   contactForm.addEventListener("submit", function (e) { e.preventDefault(); submitContact(); });
 
   function scrollDown() { logEl.scrollTop = logEl.scrollHeight; }
@@ -173,7 +180,7 @@
 
   function renderPending(item) {
     var node = el("div", { "class": "tandem-msg tandem-pending", "data-author": "customer", "data-client-id": item.client_id });
-    node.appendChild(el("span", { "class": "tandem-text" }, item.text || "Talk to a person"));
+    node.appendChild(el("span", { "class": "tandem-text" }, item.text || (item.type === "handoff_cancel" ? "Back to the assistant" : "Talk to a person")));
     node.appendChild(el("span", { "class": "tandem-sr" }, " (sending)"));
     logEl.appendChild(node);
     pendingEls[item.client_id] = node;
@@ -424,6 +431,7 @@
       // The last handoff frame's invitation survives reloads while queued.
       if (f.mode !== "queued") { state.leaveContact = false; save(); }
       showContact(f.mode === "queued" && !!state.leaveContact);
+      setWaiting(f.mode === "queued");
       flush();
       break;
     case "ack":
@@ -451,6 +459,7 @@
       setStatus(handoffText(f));
       state.leaveContact = !!f.leave_contact; save();
       showContact(state.leaveContact);
+      setWaiting(f.status === "queued" || (f.status === "unavailable" && !!f.leave_contact));
       break;
     case "error":
       if (!contactAnswered(f)) { onError(f); }

@@ -1,0 +1,64 @@
+package console_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/tandem-chat/tandem"
+)
+
+// TestCustomerGoesBackToTheBot: a customer waiting for a person, even
+// after a transfer (when their messages are held for the next agent), can
+// withdraw the request: the ticket closes as returned, the customer gets
+// an ack, a note and the "returned" status, and
+// the bot answers again. A resend is acknowledged once; withdrawing with
+// no open request is a clear not_found.
+func TestCustomerGoesBackToTheBot(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	ann, annTok := e.agent("ann@example.com", "Ann", map[string]any{"languages": []string{"en"}})
+	agent := e.console(annTok)
+	cust, conv := e.customer()
+
+	// No request yet: not_found.
+	cust.send(map[string]any{"type": "handoff_cancel", "client_id": "x0"})
+	if f, _ := cust.until(isType("error")); f.Code != tandem.ENOTFOUND || f.ClientID != "x0" {
+		t.Fatalf("cancel without a request: %s", f.raw)
+	}
+
+	cust.send(map[string]any{"type": "handoff_request", "client_id": "h1"})
+	cust.until(handoffStatus("queued"))
+	tk := e.escalated(conv)
+	e.tick()
+	agent.until(ticketEvent("ticket.offered"))
+	agent.send(map[string]any{"type": "accept", "ticket_id": tk.ID, "ref": "a1"})
+	agent.until(answer("a1"))
+	cust.until(handoffStatus("assigned"))
+	// Ann sends the chat back to the queue of a group: the customer's
+	// messages now wait for the next agent, not the bot.
+	agent.send(map[string]any{"type": "transfer", "ticket_id": tk.ID, "skills": []string{"billing"}, "ref": "t1"})
+	if f, _ := agent.until(answer("t1")); f.Type != "ok" {
+		t.Fatalf("transfer: %s", f.raw)
+	}
+	cust.until(handoffStatus("queued"))
+
+	cust.send(map[string]any{"type": "handoff_cancel", "client_id": "x1"})
+	fs := cust.all(isType("ack"), messageFrom(tandem.AuthorSystem, "back with the assistant"), handoffStatus("returned"))
+	if ack := fs[0]; ack.ClientID != "x1" || ack.Seq != fs[1].msg().Seq {
+		t.Fatalf("ack %s for note %s", ack.raw, fs[1].raw)
+	}
+	if _, err := e.Engine.OpenTicket(ctx, conv); tandem.ErrorCode(err) != tandem.ENOTFOUND {
+		t.Fatalf("the ticket is still open: %v", err)
+	}
+	_ = ann
+
+	// The same frame again (its ack lost): acknowledged again, one note.
+	cust.send(map[string]any{"type": "handoff_cancel", "client_id": "x1"})
+	if f, _ := cust.until(isType("ack")); f.Seq != fs[0].Seq || !strings.Contains(string(f.raw), `"duplicate":true`) {
+		t.Fatalf("repeated cancel: %s", f.raw)
+	}
+	// The bot answers again.
+	cust.send(map[string]any{"type": "message", "client_id": "m1", "text": "and my refund?"})
+	cust.until(messageFrom(tandem.AuthorBot, "bot: and my refund?"))
+}
