@@ -51,7 +51,14 @@ type widgetClient struct {
 
 func dialWidget(t *testing.T, base string) *widgetClient {
 	t.Helper()
-	req, _ := http.NewRequest("POST", base+"/v1/widget/session", strings.NewReader(`{"site_key":"demo"}`))
+	return dialWidgetLocale(t, base, "")
+}
+
+// dialWidgetLocale is dialWidget for a browser whose language is locale.
+func dialWidgetLocale(t *testing.T, base, locale string) *widgetClient {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"site_key": "demo", "locale": locale})
+	req, _ := http.NewRequest("POST", base+"/v1/widget/session", bytes.NewReader(body))
 	req.Header.Set("Origin", base)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -371,5 +378,23 @@ func TestEvalBot(t *testing.T) {
 	err = run(context.Background(), []string{"eval-bot", "--data", set, "--gate", "bot.answer_rate>=1.01"}, testGetenv(env), &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "bot.answer_rate") {
 		t.Fatalf("an impossible gate passed: %v", err)
+	}
+}
+
+// TestServedBotAnswersInTheBrowsersLocale: a widget in a browser set to
+// "en-US" (the conversation's locale) still gets answers from the demo
+// FAQs, written for "en"; a German browser gets no English FAQ as a
+// confident answer from a locale it was not written for.
+func TestServedBotAnswersInTheBrowsersLocale(t *testing.T) {
+	m := bootServer(t, nil)
+	for _, loc := range []string{"en-US", "en_GB", "en"} {
+		c := dialWidgetLocale(t, m.URL(), loc)
+		ans, _ := c.ask("How long does shipping take?")
+		if ans.Data["sources"] == nil || !strings.Contains(ans.Text, "business days") {
+			t.Fatalf("locale %s: %+v", loc, ans)
+		}
+	}
+	if got := searchLocales("de-DE"); len(got) != 2 || got[0] != "de-DE" || got[1] != "de" {
+		t.Fatalf("searchLocales(de-DE) = %v", got)
 	}
 }
