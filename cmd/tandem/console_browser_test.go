@@ -160,6 +160,11 @@ func TestBrowserHandoffToConsole(t *testing.T) {
 	runSteps(t, cust, chromedp.SendKeys(chromedp.ID("tandem-input"), question), chromedp.Click(chromedp.ID("tandem-send")))
 	until(t, cust, "the bot's first answer", botMsgs+` >= 1`)
 	firstAnswer := js[string](t, cust, `document.querySelector('#tandem-log .tandem-msg[data-author="bot"][data-seq] .tandem-text').textContent`)
+	// The answer is about delivery times (the demo's delivery intent or FAQ),
+	// whatever the browser's own locale (e.g. en-US).
+	if !strings.Contains(firstAnswer, "business days") {
+		t.Fatalf("the first answer is not about delivery times: %q (browser language %s)", firstAnswer, js[string](t, cust, `navigator.language`))
+	}
 	runSteps(t, cust, chromedp.Click(chromedp.ID("tandem-human")))
 	until(t, cust, "the queued status", `document.getElementById("tandem-status").textContent.startsWith("Waiting for an agent")`, agent)
 
