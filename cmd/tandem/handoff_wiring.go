@@ -170,16 +170,28 @@ func (m *Main) demoAgent(ctx context.Context, eng *handoff.Engine) (string, erro
 }
 
 // suggester searches the knowledge base for the console's suggested
-// answers (published FAQs, any locale).
+// answers: published FAQs in the ticket's language (its locale, then its
+// primary language), else in any language.
 func (m *Main) suggester() console.Suggester {
 	if m.bot == nil || m.bot.Knowledge == nil {
 		return nil
 	}
 	kb := m.bot.Knowledge
-	return console.SuggesterFunc(func(ctx context.Context, query, _ string, k int) ([]console.Suggestion, error) {
-		res, err := kb.Search(ctx, knowledge.SearchRequest{Query: query, K: k, Filter: knowledge.Filter{PublishedOnly: true}})
-		if err != nil {
-			return nil, err
+	return console.SuggesterFunc(func(ctx context.Context, query, locale string, k int) ([]console.Suggestion, error) {
+		var res knowledge.SearchResult
+		locales := searchLocales(locale)
+		if locales[len(locales)-1] != "" {
+			locales = append(locales, "") // any language, rather than nothing
+		}
+		for _, loc := range locales {
+			var err error
+			res, err = kb.Search(ctx, knowledge.SearchRequest{Query: query, K: k, Filter: knowledge.Filter{PublishedOnly: true, Locale: loc}})
+			if err != nil {
+				return nil, err
+			}
+			if len(res.Hits) > 0 {
+				break
+			}
 		}
 		out := make([]console.Suggestion, 0, len(res.Hits))
 		for _, h := range res.Hits {
