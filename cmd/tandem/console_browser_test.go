@@ -123,7 +123,7 @@ const botMsgs = `document.querySelectorAll('#tandem-log .tandem-msg[data-author=
 
 // TestBrowserHandoffToConsole is the handoff seen by two people in a real
 // browser against the real server: a customer in the widget demo page asks
-// for a person; the demo agent, logged into /console, gets the offer with
+// for a person in their own words; the demo agent, logged into /console, gets the offer with
 // the transcript, the bot's summary and suggested answers, accepts; they
 // type and exchange messages both ways; the agent returns the conversation
 // to the bot, and the bot answers the customer again.
@@ -165,7 +165,8 @@ func TestBrowserHandoffToConsole(t *testing.T) {
 	if !strings.Contains(firstAnswer, "business days") {
 		t.Fatalf("the first answer is not about delivery times: %q (browser language %s)", firstAnswer, js[string](t, cust, `navigator.language`))
 	}
-	runSteps(t, cust, chromedp.Click(chromedp.ID("tandem-human")))
+	// The customer asks for a person in their own words: the bot escalates.
+	runSteps(t, cust, chromedp.SendKeys(chromedp.ID("tandem-input"), "I'd like to talk to a human please"), chromedp.Click(chromedp.ID("tandem-send")))
 	until(t, cust, "the queued status", `document.getElementById("tandem-status").textContent.startsWith("Waiting for an agent")`, agent)
 
 	// The offer reaches the console with the transcript, the bot's summary
