@@ -24,6 +24,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,7 +40,7 @@ const (
 // Filter restricts searches. Zero value: every locale, any tags, drafts
 // included.
 type Filter struct {
-	Locale        string   `json:"locale,omitempty"`         // exact locale ("en"); empty = any
+	Locale        string   `json:"locale,omitempty"`         // the customer's locale; see Locales. Empty = any
 	Tags          []string `json:"tags,omitempty"`           // the item must carry all of these tags
 	PublishedOnly bool     `json:"published_only,omitempty"` // skip drafts
 }
@@ -235,9 +236,25 @@ func HasTags(have, want []string) bool {
 	return true
 }
 
+// Locales returns the FAQ locales the filter accepts: the locale itself
+// and, for a regional locale, its primary language, so that a browser's
+// "en-US" (or "en_us") finds FAQs written for "en-US" and for "en". nil
+// when the filter has no locale (any locale).
+func (fl Filter) Locales() []string {
+	loc := strings.ReplaceAll(strings.TrimSpace(fl.Locale), "_", "-")
+	if loc == "" {
+		return nil
+	}
+	out := []string{loc}
+	if base, _, ok := strings.Cut(loc, "-"); ok && base != "" {
+		out = append(out, strings.ToLower(base))
+	}
+	return out
+}
+
 // Match reports whether f passes the filter.
 func (fl Filter) Match(f tandem.FAQ) bool {
-	if fl.Locale != "" && f.Locale != fl.Locale {
+	if locs := fl.Locales(); locs != nil && !slices.Contains(locs, f.Locale) {
 		return false
 	}
 	if fl.PublishedOnly && f.Status != tandem.FAQPublished {

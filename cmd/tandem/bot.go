@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -386,19 +385,12 @@ type retriever struct {
 const lexicalOnlyCap = 0.5
 
 func (r retriever) Retrieve(ctx context.Context, query, locale string, k int) ([]tandem.Hit, error) {
-	var res knowledge.SearchResult
-	for _, loc := range searchLocales(locale) {
-		var err error
-		res, err = r.svc.Search(ctx, knowledge.SearchRequest{Query: query, K: k, NoCache: r.noCache, Filter: knowledge.Filter{PublishedOnly: true, Locale: loc}})
-		if err != nil {
-			if tandem.ErrorCode(err) == tandem.EINVALID { // e.g. a query of punctuation only
-				return nil, nil
-			}
-			return nil, err
+	res, err := r.svc.Search(ctx, knowledge.SearchRequest{Query: query, K: k, NoCache: r.noCache, Filter: knowledge.Filter{PublishedOnly: true, Locale: locale}})
+	if err != nil {
+		if tandem.ErrorCode(err) == tandem.EINVALID { // e.g. a query of punctuation only
+			return nil, nil
 		}
-		if len(res.Hits) > 0 {
-			break
-		}
+		return nil, err
 	}
 	hits := make([]tandem.Hit, len(res.Hits))
 	for i, h := range res.Hits {
@@ -411,22 +403,6 @@ func (r retriever) Retrieve(ctx context.Context, query, locale string, k int) ([
 		hits[i] = h
 	}
 	return hits, nil
-}
-
-// searchLocales lists the FAQ locales to search for a customer's locale,
-// most specific first: a browser's "en-US" (or "en_us") finds FAQs written
-// for "en-US" and, failing those, for "en". An empty locale searches every
-// FAQ.
-func searchLocales(locale string) []string {
-	loc := strings.TrimSpace(strings.ReplaceAll(locale, "_", "-"))
-	if loc == "" {
-		return []string{""}
-	}
-	out := []string{loc}
-	if base, _, ok := strings.Cut(loc, "-"); ok && base != "" {
-		out = append(out, strings.ToLower(base))
-	}
-	return out
 }
 
 func replySize(r tandem.Reply) int64 {

@@ -383,8 +383,8 @@ func TestEvalBot(t *testing.T) {
 
 // TestServedBotAnswersInTheBrowsersLocale: a widget in a browser set to
 // "en-US" (the conversation's locale) still gets answers from the demo
-// FAQs, written for "en"; a German browser gets no English FAQ as a
-// confident answer from a locale it was not written for.
+// FAQs, written for "en" (knowledge.Filter matches a regional locale's
+// primary language).
 func TestServedBotAnswersInTheBrowsersLocale(t *testing.T) {
 	m := bootServer(t, nil)
 	for _, loc := range []string{"en-US", "en_GB", "en"} {
@@ -393,8 +393,5 @@ func TestServedBotAnswersInTheBrowsersLocale(t *testing.T) {
 		if ans.Data["sources"] == nil || !strings.Contains(ans.Text, "business days") {
 			t.Fatalf("locale %s: %+v", loc, ans)
 		}
-	}
-	if got := searchLocales("de-DE"); len(got) != 2 || got[0] != "de-DE" || got[1] != "de" {
-		t.Fatalf("searchLocales(de-DE) = %v", got)
 	}
 }

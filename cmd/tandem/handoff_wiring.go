@@ -178,20 +178,14 @@ func (m *Main) suggester() console.Suggester {
 	}
 	kb := m.bot.Knowledge
 	return console.SuggesterFunc(func(ctx context.Context, query, locale string, k int) ([]console.Suggestion, error) {
-		var res knowledge.SearchResult
-		locales := searchLocales(locale)
-		if locales[len(locales)-1] != "" {
-			locales = append(locales, "") // any language, rather than nothing
+		req := knowledge.SearchRequest{Query: query, K: k, Filter: knowledge.Filter{PublishedOnly: true, Locale: locale}}
+		res, err := kb.Search(ctx, req)
+		if err == nil && len(res.Hits) == 0 && locale != "" {
+			req.Filter.Locale = "" // any language, rather than nothing
+			res, err = kb.Search(ctx, req)
 		}
-		for _, loc := range locales {
-			var err error
-			res, err = kb.Search(ctx, knowledge.SearchRequest{Query: query, K: k, Filter: knowledge.Filter{PublishedOnly: true, Locale: loc}})
-			if err != nil {
-				return nil, err
-			}
-			if len(res.Hits) > 0 {
-				break
-			}
+		if err != nil {
+			return nil, err
 		}
 		out := make([]console.Suggestion, 0, len(res.Hits))
 		for _, h := range res.Hits {

@@ -169,9 +169,9 @@ func (s *Store) stamp() time.Time { return s.now().UTC().Truncate(time.Microseco
 // where builds a filter clause over kb_faqs (alias f) appending args.
 func where(fl knowledge.Filter, args []any) (string, []any) {
 	var conds []string
-	if fl.Locale != "" {
-		args = append(args, fl.Locale)
-		conds = append(conds, fmt.Sprintf("f.locale = $%d", len(args)))
+	if locs := fl.Locales(); locs != nil {
+		args = append(args, locs)
+		conds = append(conds, fmt.Sprintf("f.locale = ANY($%d)", len(args)))
 	}
 	if fl.PublishedOnly {
 		conds = append(conds, "f.status = 'published'")
@@ -1073,7 +1073,7 @@ func VectorSQL(model string, dim int, fl knowledge.Filter) (string, []string) {
 	conds = append(conds, "e.model = '"+model+"'")
 	if fl.Locale != "" {
 		params = append(params, "locale")
-		conds = append(conds, fmt.Sprintf("e.locale = $%d", 2+len(params)))
+		conds = append(conds, fmt.Sprintf("e.locale = ANY($%d)", 2+len(params)))
 	}
 	if fl.PublishedOnly {
 		conds = append(conds, "e.published")
@@ -1120,7 +1120,7 @@ func (s *Store) VectorSearch(ctx context.Context, model string, vec []float32, f
 		args := []any{pgvector.NewVector(vec), limit}
 		for _, p := range params {
 			if p == "locale" {
-				args = append(args, fl.Locale)
+				args = append(args, fl.Locales())
 			} else {
 				args = append(args, fl.Tags)
 			}

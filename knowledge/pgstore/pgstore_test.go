@@ -80,7 +80,7 @@ func TestVectorSearchUsesHNSW(t *testing.T) {
 		args := []any{pgvector.NewVector(vec()), 20}
 		for _, p := range params {
 			if p == "locale" {
-				args = append(args, fl.Locale)
+				args = append(args, fl.Locales())
 			} else {
 				args = append(args, fl.Tags)
 			}

@@ -417,6 +417,13 @@ func testLexicalFilters(t *testing.T, s knowledge.Store) {
 	if len(hits) != 1 || hits[0].FAQ.ExternalID != "ship-de" {
 		t.Errorf("locale de = %v", ids(hits))
 	}
+	// A regional locale also finds FAQs of its primary language.
+	for _, loc := range []string{"de-AT", "de_at"} {
+		hits, _ = s.LexicalSearch(ctx, "Versand Lieferzeit shipping", knowledge.Filter{Locale: loc}, 10)
+		if len(hits) != 1 || hits[0].FAQ.ExternalID != "ship-de" {
+			t.Errorf("locale %s = %v", loc, ids(hits))
+		}
+	}
 	hits, _ = s.LexicalSearch(ctx, "money back refund return", knowledge.Filter{Tags: []string{"returns", "payments"}}, 10)
 	if len(hits) != 1 || hits[0].FAQ.ExternalID != "refund" {
 		t.Errorf("tags returns+payments = %v", ids(hits))
@@ -483,6 +490,10 @@ func testVectorSearch(t *testing.T, s knowledge.Store) {
 	hits, _ = s.VectorSearch(ctx, "m4", unit(0, 0), knowledge.Filter{Locale: "fr", Tags: []string{"x"}}, 10)
 	if len(hits) != 1 || hits[0].FAQ.ExternalID != "c" {
 		t.Errorf("locale+tag filter = %v", ids(hits))
+	}
+	hits, _ = s.VectorSearch(ctx, "m4", unit(0, 0), knowledge.Filter{Locale: "fr-CA", Tags: []string{"x"}}, 10)
+	if len(hits) != 1 || hits[0].FAQ.ExternalID != "c" {
+		t.Errorf("regional locale+tag filter = %v", ids(hits))
 	}
 	_, err = s.VectorSearch(ctx, "m4", []float32{1, 0}, knowledge.Filter{}, 1)
 	wantCode(t, err, tandem.EINVALID)
