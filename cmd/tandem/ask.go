@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -20,24 +18,13 @@ import (
 //
 //	tandem ask [serve flags] "where is my order?" ["and then?" ...]
 func runAsk(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg := DefaultConfig()
-	fs := flag.NewFlagSet("tandem ask", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	envErr := cfg.bindFlags(fs, getenv)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errUsage
-		}
+	cfg, fs, err := parseOfflineFlags("ask", args, getenv, stderr, nil)
+	if err != nil {
 		return err
-	}
-	if err := errors.Join(envErr, cfg.Validate()); err != nil {
-		return fmt.Errorf("configuration: %w", err)
 	}
 	if fs.NArg() == 0 {
 		return fmt.Errorf("ask: give at least one message, e.g. tandem ask \"where is my order?\"")
 	}
-	cfg.resolvePaths()
-	cfg.DatabaseURL = "" // never touch a real store from the command line
 	rt, err := models.OpenRuntime(cfg.ONNXRuntimeLib)
 	if err != nil {
 		return fmt.Errorf("ask: %w", err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"net/url"
@@ -312,4 +313,32 @@ func parseProxies(s string) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, nil
+}
+
+// parseOfflineFlags is the flag handling of the commands that run the bot
+// in process (ask, eval-bot, loadgen): the serve settings plus the
+// command's own flags (declared by own, which may be nil), parsed from args
+// and validated, with relative paths resolved. These commands always use
+// in-memory stores: DATABASE_URL is cleared, so they never write to a real
+// knowledge base or conversation store.
+func parseOfflineFlags(name string, args []string, getenv func(string) string, stderr io.Writer, own func(*flag.FlagSet)) (Config, *flag.FlagSet, error) {
+	cfg := DefaultConfig()
+	fs := flag.NewFlagSet("tandem "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	envErr := cfg.bindFlags(fs, getenv)
+	if own != nil {
+		own(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, fs, errUsage
+		}
+		return cfg, fs, err
+	}
+	if err := errors.Join(envErr, cfg.Validate()); err != nil {
+		return cfg, fs, fmt.Errorf("configuration: %w", err)
+	}
+	cfg.resolvePaths()
+	cfg.DatabaseURL = ""
+	return cfg, fs, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,23 +38,17 @@ type evalBotReport struct {
 //
 //	tandem eval-bot --data SPEC [--data SPEC ...] [--gate METRIC>=N ...] [--json] [serve flags]
 func runEvalBot(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg := DefaultConfig()
-	fs := flag.NewFlagSet("tandem eval-bot", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	envErr := cfg.bindFlags(fs, getenv)
 	var specs, gateS stringList
-	fs.Var(&specs, "data", "labelled messages, FORMAT:PATH[#SPLITS] (repeatable); use data the models never trained on, e.g. tandem:eval/data/demo-bot.yml")
-	fs.Var(&gateS, "gate", "fail unless METRIC>=N or METRIC<=N holds, e.g. bot.handoff_recall>=0.9 (repeatable; metric names as in --json)")
-	asJSON := fs.Bool("json", false, "print one JSON object")
-	conc := fs.Int("concurrency", 8, "turns in flight")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errUsage
-		}
+	var asJSON *bool
+	var conc *int
+	cfg, _, err := parseOfflineFlags("eval-bot", args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.Var(&specs, "data", "labelled messages, FORMAT:PATH[#SPLITS] (repeatable); use data the models never trained on, e.g. tandem:eval/data/demo-bot.yml")
+		fs.Var(&gateS, "gate", "fail unless METRIC>=N or METRIC<=N holds, e.g. bot.handoff_recall>=0.9 (repeatable; metric names as in --json)")
+		asJSON = fs.Bool("json", false, "print one JSON object")
+		conc = fs.Int("concurrency", 8, "turns in flight")
+	})
+	if err != nil {
 		return err
-	}
-	if err := errors.Join(envErr, cfg.Validate()); err != nil {
-		return fmt.Errorf("configuration: %w", err)
 	}
 	if len(specs) == 0 {
 		return fmt.Errorf("eval-bot: give at least one --data SPEC")
@@ -83,8 +76,6 @@ func runEvalBot(ctx context.Context, args []string, getenv func(string) string, 
 	if len(cases) == 0 {
 		return fmt.Errorf("eval-bot: the data has no labelled messages")
 	}
-	cfg.resolvePaths()
-	cfg.DatabaseURL = "" // in-memory stores with the demo knowledge: never touch a real store
 	rt, err := models.OpenRuntime(cfg.ONNXRuntimeLib)
 	if err != nil {
 		return fmt.Errorf("eval-bot: %w", err)

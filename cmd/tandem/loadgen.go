@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -219,28 +218,25 @@ func parseInts(s string) ([]int, error) {
 //	               [--rate R,...] [--data SPEC] [--no-batching | --compare-batching]
 //	               [--cache] [--unique N] [--json]
 func runLoadgen(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg := DefaultConfig()
-	fs := flag.NewFlagSet("tandem loadgen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	envErr := cfg.bindFlags(fs, getenv)
-	concS := fs.String("concurrency", "1,16,256", "concurrent conversations, comma-separated")
-	turns := fs.Int("turns", 20000, "turns per concurrency level")
-	spec := fs.String("data", "", "dataset SPEC for the messages (default: Bitext utterances + demo FAQ phrasings)")
-	noBatch := fs.Bool("no-batching", false, "one model call per turn (no micro-batching)")
-	both := fs.Bool("compare-batching", false, "run every level with and without micro-batching")
-	cache := fs.Bool("cache", false, "keep the hot answer cache on (repeated texts are served from it)")
-	rateS := fs.String("rate", "", "open loop: offered turns/s, comma-separated (default: closed loop, each conversation sends its next turn after the answer)")
-	unique := fs.Int("unique", 0, "use only the first N distinct messages (with --cache: mostly cache hits)")
-	asJSON := fs.Bool("json", false, "print one JSON object per run")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured runs to this file")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errUsage
-		}
+	var (
+		concS, spec, rateS, cpuProfile *string
+		turns, unique                  *int
+		noBatch, both, cache, asJSON   *bool
+	)
+	cfg, _, err := parseOfflineFlags("loadgen", args, getenv, stderr, func(fs *flag.FlagSet) {
+		concS = fs.String("concurrency", "1,16,256", "concurrent conversations, comma-separated")
+		turns = fs.Int("turns", 20000, "turns per concurrency level")
+		spec = fs.String("data", "", "dataset SPEC for the messages (default: Bitext utterances + demo FAQ phrasings)")
+		noBatch = fs.Bool("no-batching", false, "one model call per turn (no micro-batching)")
+		both = fs.Bool("compare-batching", false, "run every level with and without micro-batching")
+		cache = fs.Bool("cache", false, "keep the hot answer cache on (repeated texts are served from it)")
+		rateS = fs.String("rate", "", "open loop: offered turns/s, comma-separated (default: closed loop, each conversation sends its next turn after the answer)")
+		unique = fs.Int("unique", 0, "use only the first N distinct messages (with --cache: mostly cache hits)")
+		asJSON = fs.Bool("json", false, "print one JSON object per run")
+		cpuProfile = fs.String("cpuprofile", "", "write a CPU profile of the measured runs to this file")
+	})
+	if err != nil {
 		return err
-	}
-	if err := errors.Join(envErr, cfg.Validate()); err != nil {
-		return fmt.Errorf("configuration: %w", err)
 	}
 	levels, err := parseInts(*concS)
 	if err != nil {
@@ -255,9 +251,7 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 	if *turns <= 0 {
 		return fmt.Errorf("loadgen: --turns must be positive")
 	}
-	cfg.resolvePaths()
-	cfg.DatabaseURL = "" // in-memory stores: the figures are the pipeline's
-	cfg.LLM.BaseURL = ""
+	cfg.LLM.BaseURL = "" // the figures are the pipeline's, without an LLM
 	texts, desc, err := loadTexts(*spec)
 	if err != nil {
 		return fmt.Errorf("loadgen: %w", err)
