@@ -21,8 +21,8 @@ import (
 )
 
 // openIdle opens n widget connections to the server at addr (a session
-// each, hello done, welcome received) with 16 dialers, and keeps them
-// reading so that they answer the server's pings.
+// each, hello done, welcome received) with 16 dialers. The caller reads
+// from them (a connection nobody reads does not answer pings).
 func openIdle(addr string, n int) ([]*websocket.Conn, error) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	conns := make([]*websocket.Conn, n)
@@ -58,13 +58,6 @@ func openIdle(addr string, n int) ([]*websocket.Conn, error) {
 					continue
 				}
 				conns[i] = ws
-				go func() {
-					for {
-						if _, _, err := ws.ReadMessage(); err != nil {
-							return
-						}
-					}
-				}()
 			}
 		}()
 	}
@@ -91,6 +84,15 @@ func TestLoadClientProcess(t *testing.T) {
 	if err != nil {
 		fmt.Println("ERROR", strings.ReplaceAll(err.Error(), "\n", " "))
 		return
+	}
+	for _, ws := range conns {
+		go func() { // answer pings
+			for {
+				if _, _, err := ws.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}()
 	}
 	fmt.Println("READY", len(conns))
 	_, _ = io.Copy(io.Discard, os.Stdin)

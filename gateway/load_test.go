@@ -2,25 +2,18 @@ package gateway_test
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/tandem-chat/tandem/gateway"
 )
@@ -78,82 +71,18 @@ func TestIdleConnectionsAndRoundTrip(t *testing.T) {
 	if n == 0 {
 		t.Skip("set TANDEM_GW_CONNS (e.g. 19000) to run the connection load test")
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestLoadServerProcess$", "-test.v")
-	cmd.Env = append(os.Environ(), "TANDEM_GW_LOAD_SERVER=1")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { stdin.Close(); _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	lines := bufio.NewScanner(stdout)
-	next := func(prefix string) []string {
-		for lines.Scan() {
-			if f := strings.Fields(lines.Text()); len(f) > 0 && f[0] == prefix {
-				return f[1:]
-			}
-		}
-		t.Fatalf("server process ended: %v", lines.Err())
-		return nil
-	}
-	addr := next("ADDR")[0]
-	base := "http://" + addr
+	server := startChild(t, "TestLoadServerProcess", "TANDEM_GW_LOAD_SERVER=1")
+	addr := server.next(t, "ADDR")[0]
 	mem := func() (rss, heap, goroutines, conns int64) {
-		fmt.Fprintln(stdin, "mem")
-		f := next("MEM")
-		v := make([]int64, 4)
-		for i := range v {
-			v[i], _ = strconv.ParseInt(f[i], 10, 64)
-		}
+		v := server.mem(t)
 		return v[0], v[1], v[2], v[3]
 	}
 	rss0, heap0, g0, _ := mem()
 
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
-	conns := make([]*websocket.Conn, n)
-	tokens := make([]string, n)
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	work := make(chan int)
-	for w := 0; w < 16; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d := websocket.Dialer{Subprotocols: []string{gateway.Subprotocol}, ReadBufferSize: 512, WriteBufferSize: 512}
-			for i := range work {
-				resp, err := client.Post(base+"/v1/widget/session", "application/json", strings.NewReader(`{"site_key":"demo"}`))
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				var s gateway.SessionResponse
-				_ = json.NewDecoder(resp.Body).Decode(&s)
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				ws, _, err := d.Dial("ws://"+addr+s.WebSocketPath, nil)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				_ = ws.WriteJSON(map[string]any{"type": "hello", "token": s.Token})
-				var f frame
-				if err := ws.ReadJSON(&f); err != nil || f.Type != "welcome" {
-					failed.Add(1)
-					continue
-				}
-				conns[i], tokens[i] = ws, s.Token
-			}
-		}()
-	}
 	start := time.Now()
-	for i := 0; i < n; i++ {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	if failed.Load() > 0 {
-		t.Fatalf("%d of %d connections failed", failed.Load(), n)
+	conns, err := openIdle(addr, n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Logf("opened %d connections in %s", n, time.Since(start).Round(time.Millisecond))
 	// Idle clients keep reading so they answer the server's pings.
