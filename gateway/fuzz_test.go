@@ -44,10 +44,10 @@ func FuzzDecodeClientFrame(f *testing.F) {
 		default:
 			t.Fatalf("accepted unknown type %q", fr.Type)
 		}
-		if (fr.Type == FrameMessage || fr.Type == FrameHandoffRequest) && !validID(fr.ClientID, MaxClientIDLen) {
+		if (fr.Type == FrameMessage || fr.Type == FrameHandoffRequest) && !ValidID(fr.ClientID, MaxClientIDLen) {
 			t.Fatalf("accepted client id %q", fr.ClientID)
 		}
-		if fr.Type == FrameContact && (!validID(fr.ClientID, MaxClientIDLen) || fr.Address == "" || len(fr.Address) > MaxContactBytes ||
+		if fr.Type == FrameContact && (!ValidID(fr.ClientID, MaxClientIDLen) || fr.Address == "" || len(fr.Address) > MaxContactBytes ||
 			strings.ContainsFunc(fr.Address, func(r rune) bool { return r < 0x20 || r == 0x7f })) {
 			t.Fatalf("accepted contact frame %+v", fr)
 		}

@@ -27,7 +27,7 @@ func (c *Chat) authorizeConversation(r *http.Request, id string) (tandem.Convers
 	if err != nil {
 		return tandem.Conversation{}, err
 	}
-	if !validID(id, 64) {
+	if !ValidID(id, 64) {
 		return tandem.Conversation{}, tandem.Errorf(tandem.ENOTFOUND, "conversation not found")
 	}
 	// Customers learn nothing about conversations that are not theirs.

@@ -71,22 +71,8 @@ type ClientFrame struct {
 // panics, whatever the input.
 func DecodeClientFrame(data []byte) (ClientFrame, error) {
 	var f ClientFrame
-	if !utf8.Valid(data) {
-		return f, tandem.Errorf(tandem.EINVALID, "frame is not valid UTF-8")
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&f); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return ClientFrame{}, tandem.Errorf(tandem.EINVALID, "field %q has the wrong type", te.Field)
-		}
-		return ClientFrame{}, tandem.Errorf(tandem.EINVALID, "frame is not a JSON object")
-	}
-	if dec.More() {
-		return ClientFrame{}, tandem.Errorf(tandem.EINVALID, "frame has trailing data")
-	}
-	if _, err := dec.Token(); err == nil {
-		return ClientFrame{}, tandem.Errorf(tandem.EINVALID, "frame has trailing data")
+	if err := DecodeStrict(data, &f); err != nil {
+		return ClientFrame{}, err
 	}
 	if err := f.validate(); err != nil {
 		return ClientFrame{}, err
@@ -94,8 +80,30 @@ func DecodeClientFrame(data []byte) (ClientFrame, error) {
 	return f, nil
 }
 
+// DecodeStrict decodes one WebSocket text frame into v: valid UTF-8, one
+// JSON object and nothing after it. Failures are *tandem.Error with code
+// invalid and a message safe to show the client (the customer widget's
+// and the agent console's decoders share it).
+func DecodeStrict(data []byte, v any) error {
+	if !utf8.Valid(data) {
+		return tandem.Errorf(tandem.EINVALID, "frame is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return tandem.Errorf(tandem.EINVALID, "field %q has the wrong type", te.Field)
+		}
+		return tandem.Errorf(tandem.EINVALID, "frame is not a JSON object")
+	}
+	if _, err := dec.Token(); err == nil || dec.More() {
+		return tandem.Errorf(tandem.EINVALID, "frame has trailing data")
+	}
+	return nil
+}
+
 func (f *ClientFrame) validate() error {
-	if f.ConversationID != "" && !validID(f.ConversationID, 64) {
+	if f.ConversationID != "" && !ValidID(f.ConversationID, 64) {
 		return tandem.Errorf(tandem.EINVALID, "conversation_id is malformed")
 	}
 	switch f.Type {
@@ -160,16 +168,17 @@ func (f *ClientFrame) validate() error {
 	return nil
 }
 
-// validID reports whether s is 1..max bytes of [A-Za-z0-9_:.-].
-// validClientID checks a customer's client id. Unlike validID it refuses
+// validClientID checks a customer's client id. Unlike ValidID it refuses
 // ':', which the server reserves for the idempotency keys of the messages
 // it writes itself ("bot:<seq>", "agent:<id>", "contact:<id>"), so a
 // customer can never pre-empt (and so suppress) one of them.
 func validClientID(s string) bool {
-	return validID(s, MaxClientIDLen) && !strings.ContainsRune(s, ':')
+	return ValidID(s, MaxClientIDLen) && !strings.ContainsRune(s, ':')
 }
 
-func validID(s string, max int) bool {
+// ValidID reports whether s is 1..max bytes of [A-Za-z0-9_:.-], the
+// alphabet of every id on the wire (conversations, tickets, client ids).
+func ValidID(s string, max int) bool {
 	if s == "" || len(s) > max {
 		return false
 	}

@@ -84,7 +84,7 @@ func (c *Chat) handleSession(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, c.logger, tandem.Errorf(tandem.EINVALID, "body must be a JSON object with site_key"))
 		return
 	}
-	if !validID(req.SiteKey, 64) {
+	if !ValidID(req.SiteKey, 64) {
 		WriteError(w, r, c.logger, tandem.Errorf(tandem.EINVALID, "site_key is missing or malformed"))
 		return
 	}
@@ -159,7 +159,7 @@ func (c *Chat) resumeSession(ctx context.Context, req SessionRequest, site Site,
 // Origin allow-list; the client then authenticates with a hello frame.
 func (c *Chat) handleWidgetWS(w http.ResponseWriter, r *http.Request) {
 	key := r.URL.Query().Get("site")
-	if !validID(key, 64) {
+	if !ValidID(key, 64) {
 		WriteError(w, r, c.logger, tandem.Errorf(tandem.EINVALID, "site query parameter is missing or malformed"))
 		return
 	}
@@ -369,10 +369,11 @@ func (s *widgetSession) contact(ctx context.Context, c *Conn, f ClientFrame) {
 }
 
 // cancelHandoff withdraws the customer's request for a person
-// (HandoffCanceler): the handoff reports "returned" through HandoffStatus,
-// which hands the conversation back to the bot, and a system note records
-// it. The ack carries the note's seq; its idempotency key is
-// "cancel:<client_id>", so a resent frame is acknowledged again, once.
+// (HandoffCanceler). The handoff reports "returned" through HandoffStatus,
+// which hands the conversation back to the bot and logs the system note;
+// the customer's request is logged as their message (kind
+// "handoff_cancel", their client_id), which the ack carries. A resend of a
+// cancel that went through is acknowledged again.
 func (s *widgetSession) cancelHandoff(ctx context.Context, c *Conn, f ClientFrame) {
 	chat := s.chat
 	conv := s.p.ConversationID
@@ -384,14 +385,10 @@ func (s *widgetSession) cancelHandoff(ctx context.Context, c *Conn, f ClientFram
 		c.SendError(tandem.Errorf(tandem.EUNAVAILABLE, "there is no request for a person to withdraw here"), f.ClientID)
 		return
 	}
-	note := tandem.Message{ConversationID: conv, ClientID: "cancel:" + f.ClientID, Author: tandem.AuthorSystem,
-		Text: "You're back with the assistant. Ask for a person again at any time.", Kind: "event",
-		Data: map[string]any{"handoff_cancelled": true}}
 	if err := hc.CancelHandoff(ctx, conv); err != nil {
 		if tandem.ErrorCode(err) == tandem.ENOTFOUND {
-			// A resend of a cancel that went through (its ack was lost):
-			// acknowledge it again rather than report an error.
-			if m, ok := s.recent(ctx, note.ClientID); ok {
+			// A resend of a cancel that went through (its ack was lost).
+			if m, ok := s.recent(ctx, f.ClientID); ok {
 				c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: m.Seq, Duplicate: true})
 				return
 			}
@@ -399,7 +396,9 @@ func (s *widgetSession) cancelHandoff(ctx context.Context, c *Conn, f ClientFram
 		c.SendError(err, f.ClientID)
 		return
 	}
-	stored, dup, err := chat.PostMessage(ctx, note)
+	m := tandem.Message{ConversationID: conv, ClientID: f.ClientID, Author: tandem.AuthorCustomer, AuthorID: s.p.ID,
+		AuthorName: s.p.Name, Text: "Back to the assistant, please.", Kind: "handoff_cancel"}
+	stored, dup, err := chat.PostMessage(ctx, m)
 	if err != nil {
 		c.SendError(err, f.ClientID)
 		return

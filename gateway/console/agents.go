@@ -144,7 +144,7 @@ func (c *Console) listAgents(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) getAgent(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	if !validID(id, 64) {
+	if !gateway.ValidID(id, 64) {
 		gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.ENOTFOUND, "agent not found"))
 		return
 	}
@@ -179,7 +179,7 @@ func (c *Console) createAgent(w http.ResponseWriter, r *http.Request) {
 func (c *Console) setDisabled(disabled bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := chi.URLParam(r, "id")
-		if !validID(id, 64) {
+		if !gateway.ValidID(id, 64) {
 			gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.ENOTFOUND, "agent not found"))
 			return
 		}

@@ -10,8 +10,9 @@ import (
 
 // TestCustomerGoesBackToTheBot: a customer waiting for a person, even
 // after a transfer (when their messages are held for the next agent), can
-// withdraw the request: the ticket closes as returned, the customer gets
-// an ack, a note and the "returned" status, and
+// withdraw the request: the ticket closes as returned, the request is
+// logged and acknowledged, the customer gets the note and the "returned"
+// status (once), and
 // the bot answers again. A resend is acknowledged once; withdrawing with
 // no open request is a clear not_found.
 func TestCustomerGoesBackToTheBot(t *testing.T) {
@@ -44,16 +45,17 @@ func TestCustomerGoesBackToTheBot(t *testing.T) {
 	cust.until(handoffStatus("queued"))
 
 	cust.send(map[string]any{"type": "handoff_cancel", "client_id": "x1"})
-	fs := cust.all(isType("ack"), messageFrom(tandem.AuthorSystem, "back with the assistant"), handoffStatus("returned"))
-	if ack := fs[0]; ack.ClientID != "x1" || ack.Seq != fs[1].msg().Seq {
-		t.Fatalf("ack %s for note %s", ack.raw, fs[1].raw)
+	fs := cust.all(isType("ack"), messageFrom(tandem.AuthorCustomer, "Back to the assistant"),
+		messageFrom(tandem.AuthorSystem, "back with the assistant"), handoffStatus("returned"))
+	if ack := fs[0]; ack.ClientID != "x1" || ack.Seq != fs[1].msg().Seq || fs[1].msg().Kind != "handoff_cancel" {
+		t.Fatalf("ack %s for the request %s", ack.raw, fs[1].raw)
 	}
 	if _, err := e.Engine.OpenTicket(ctx, conv); tandem.ErrorCode(err) != tandem.ENOTFOUND {
 		t.Fatalf("the ticket is still open: %v", err)
 	}
 	_ = ann
 
-	// The same frame again (its ack lost): acknowledged again, one note.
+	// The same frame again (its ack lost): acknowledged again, nothing new logged.
 	cust.send(map[string]any{"type": "handoff_cancel", "client_id": "x1"})
 	if f, _ := cust.until(isType("ack")); f.Seq != fs[0].Seq || !strings.Contains(string(f.raw), `"duplicate":true`) {
 		t.Fatalf("repeated cancel: %s", f.raw)

@@ -1,14 +1,12 @@
 package console
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/gateway"
 	"github.com/tandem-chat/tandem/handoff"
 )
 
@@ -82,19 +80,8 @@ type ClientFrame struct {
 // *tandem.Error with code invalid and a client-safe message.
 func DecodeClientFrame(data []byte) (ClientFrame, error) {
 	var f ClientFrame
-	if !utf8.Valid(data) {
-		return f, tandem.Errorf(tandem.EINVALID, "frame is not valid UTF-8")
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&f); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return ClientFrame{}, tandem.Errorf(tandem.EINVALID, "field %q has the wrong type", te.Field)
-		}
-		return ClientFrame{}, tandem.Errorf(tandem.EINVALID, "frame is not a JSON object")
-	}
-	if _, err := dec.Token(); err == nil || dec.More() {
-		return ClientFrame{}, tandem.Errorf(tandem.EINVALID, "frame has trailing data")
+	if err := gateway.DecodeStrict(data, &f); err != nil {
+		return ClientFrame{}, err
 	}
 	if err := f.validate(); err != nil {
 		return ClientFrame{}, err
@@ -103,17 +90,17 @@ func DecodeClientFrame(data []byte) (ClientFrame, error) {
 }
 
 func (f *ClientFrame) validate() error {
-	if f.Ref != "" && !validID(f.Ref, maxRefLen) {
+	if f.Ref != "" && !gateway.ValidID(f.Ref, maxRefLen) {
 		return tandem.Errorf(tandem.EINVALID, "ref must be 1-%d characters of A-Z a-z 0-9 _ - : .", maxRefLen)
 	}
 	needTicket := func() error {
-		if !validID(f.TicketID, 64) {
+		if !gateway.ValidID(f.TicketID, 64) {
 			return tandem.Errorf(tandem.EINVALID, "%s needs a ticket_id", f.Type)
 		}
 		return nil
 	}
 	needConv := func() error {
-		if !validID(f.ConversationID, 64) {
+		if !gateway.ValidID(f.ConversationID, 64) {
 			return tandem.Errorf(tandem.EINVALID, "%s needs a conversation_id", f.Type)
 		}
 		return nil
@@ -141,7 +128,7 @@ func (f *ClientFrame) validate() error {
 		case f.ToAgentID != "" && len(f.Skills) > 0:
 			return tandem.Errorf(tandem.EINVALID, "transfer to an agent or to skills, not both")
 		case f.ToAgentID != "":
-			if !validID(f.ToAgentID, 64) {
+			if !gateway.ValidID(f.ToAgentID, 64) {
 				return tandem.Errorf(tandem.EINVALID, "to_agent_id is malformed")
 			}
 		case len(f.Skills) > 0:
@@ -162,7 +149,7 @@ func (f *ClientFrame) validate() error {
 		if err := needConv(); err != nil {
 			return err
 		}
-		if !validID(f.ClientID, 64) {
+		if !gateway.ValidID(f.ClientID, 64) {
 			return tandem.Errorf(tandem.EINVALID, "client_id must be 1-64 characters of A-Z a-z 0-9 _ - : .")
 		}
 		f.Text = strings.TrimSpace(f.Text)
@@ -206,20 +193,6 @@ func (f *ClientFrame) validate() error {
 		return tandem.Errorf(tandem.EINVALID, "unknown frame type %q", strings.ToValidUTF8(t, ""))
 	}
 	return nil
-}
-
-// validID reports whether s is 1..max bytes of [A-Za-z0-9_:.-].
-func validID(s string, max int) bool {
-	if s == "" || len(s) > max {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == ':' || c == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 // Server frames.
