@@ -6,6 +6,11 @@ DEPS := $(CURDIR)/.deps
 ONNXRUNTIME_LIB ?= $(DEPS)/onnxruntime/libonnxruntime.so.1
 export ONNXRUNTIME_LIB
 MODEL_DIR ?= $(CURDIR)/models/default
+# The public datasets (../shared/datasets; optional: training and tests use
+# them when present). scripts/datasets-dir.sh also finds them for a clone of
+# a local checkout.
+TANDEM_DATASETS ?= $(shell bash scripts/datasets-dir.sh)
+export TANDEM_DATASETS
 BIN := $(CURDIR)/bin/tandem
 GOFLAGS_TEST ?= -count=1
 

@@ -20,7 +20,8 @@ bin=${1:?usage: eval.sh BIN [MODEL_DIR] [OUT]}
 model_dir=${2:-}
 out=${3:-/tmp/tandem-eval}
 root=$(cd "$(dirname "$0")/.." && pwd)
-ds="$root/../shared/datasets"
+ds=$(bash "$root/scripts/datasets-dir.sh")
+ds=${ds:-$root/../shared/datasets}
 only=${EVAL_ONLY:-}
 seed=${EVAL_SEED:-1}
 mkdir -p "$out"

@@ -11,7 +11,9 @@ set -euo pipefail
 bin=${1:?usage: models.sh BIN DIR}
 dir=${2:?usage: models.sh BIN DIR}
 root=$(cd "$(dirname "$0")/.." && pwd)
-bitext="$root/../shared/datasets/bitext-customer-support/bitext_customer_support_20k.csv"
+datasets=$(bash "$root/scripts/datasets-dir.sh")
+datasets=${datasets:-$root/../shared/datasets}
+bitext="$datasets/bitext-customer-support/bitext_customer_support_20k.csv"
 seed=${TANDEM_MODELS_SEED:-20240601}
 
 specs=()
@@ -20,7 +22,7 @@ if [[ -f "$bitext" ]]; then
   specs+=(--data "bitext:$bitext")
   inputs+=("$bitext")
 else
-  echo "models: $bitext not found (../shared/datasets is absent); training on models/data only" >&2
+  echo "models: $bitext not found (the public datasets are absent; set TANDEM_DATASETS); training on models/data only" >&2
 fi
 for f in "$root"/models/data/*.yml; do
   specs+=(--data "tandem:$f")
@@ -61,7 +63,7 @@ fi
 # serving vector search while the server re-embeds in the background.
 kbstamp=$( {
   echo "seed=$seed"
-  for f in "$root/../shared/datasets/clinc150/data_full.json" "$bitext"; do
+  for f in "$datasets/clinc150/data_full.json" "$bitext"; do
     if [[ -f "$f" ]]; then sha256sum "$f"; fi
   done
   (cd "$root" && find knowledge -name '*.go' ! -name '*_test.go' -print0 | sort -z | xargs -0 sha256sum)
@@ -75,7 +77,7 @@ if [[ -f "$keep/kb-encoder.onnx" && -f "$keep/.kb-encoder.sha256" && "$(cat "$ke
 else
   echo "models: training the knowledge encoder into $dir" >&2
   start=$(date +%s)
-  "$bin" train-encoder -out "$dir" -data "$root/../shared/datasets" \
+  "$bin" train-encoder -out "$dir" -data "$datasets" \
     -onnxruntime-lib "${ONNXRUNTIME_LIB:-$root/.deps/onnxruntime/libonnxruntime.so.1}" > "$dir/kb-encoder.log" 2>&1 \
     || { cat "$dir/kb-encoder.log" >&2; exit 1; }
   version() { grep -m1 '"version"' "$1"; }

@@ -109,7 +109,12 @@ func buildBot(ctx context.Context, rt *models.Runtime, cfg Config, opt botOption
 	b.Intent = cls
 	b.closers = append(b.closers, cls.Close)
 	if err := checkPolicyIntents(policy, cls.Labels()); err != nil {
-		return nil, err
+		if cfg.Policy != "" {
+			return nil, err
+		}
+		// The embedded demo policy covers the Bitext intents, which models
+		// trained without the public datasets lack: serve what there is.
+		log.Warn("the demo policy names intents this model was not trained on (were the public datasets missing at `make models`?)", "err", err)
 	}
 	entities, err := loadEntityModel(rt, cfg.ModelDir, log)
 	if err != nil {

@@ -162,7 +162,8 @@ func measureOpenLoop(ctx context.Context, b *bot, texts []string, conc, total in
 
 // loadTexts returns the customer messages of the load: the in-scope and
 // out-of-scope utterances of a dataset SPEC, or, by default, the Bitext
-// customer-support utterances (when ../shared/datasets is there) plus the
+// customer-support utterances (from $TANDEM_DATASETS or ../shared/datasets,
+// when there) plus the
 // demo FAQ questions and phrasings.
 func loadTexts(spec string) ([]string, string, error) {
 	var texts []string
@@ -184,7 +185,11 @@ func loadTexts(spec string) ([]string, string, error) {
 	for _, f := range faqs {
 		texts = append(texts, knowledge.Texts(f)...)
 	}
-	bitext := filepath.Join("..", "shared", "datasets", "bitext-customer-support", "bitext_customer_support_20k.csv")
+	dir := os.Getenv("TANDEM_DATASETS")
+	if dir == "" {
+		dir = filepath.Join("..", "shared", "datasets")
+	}
+	bitext := filepath.Join(dir, "bitext-customer-support", "bitext_customer_support_20k.csv")
 	if _, err := os.Stat(bitext); err == nil {
 		ds, err := data.Load("bitext:" + bitext)
 		if err != nil {

@@ -81,9 +81,13 @@ func DatabaseURL(tb testing.TB) string {
 // Datasets are optional inputs: their absence is a skip even in CI.
 func Dataset(tb testing.TB, rel string) string {
 	tb.Helper()
-	p := filepath.Join(RepoRoot(tb), "..", "shared", "datasets", rel)
+	dir := os.Getenv("TANDEM_DATASETS") // set by the Makefile (scripts/datasets-dir.sh)
+	if dir == "" {
+		dir = filepath.Join(RepoRoot(tb), "..", "shared", "datasets")
+	}
+	p := filepath.Join(dir, rel)
 	if _, err := os.Stat(p); err != nil {
-		tb.Skipf("skipping: dataset %s not present (expected beside the repo in ../shared/datasets)", rel)
+		tb.Skipf("skipping: dataset %s not present (expected in $TANDEM_DATASETS or beside the repo in ../shared/datasets)", rel)
 	}
 	return p
 }
