@@ -81,11 +81,7 @@ func DatabaseURL(tb testing.TB) string {
 // Datasets are optional inputs: their absence is a skip even in CI.
 func Dataset(tb testing.TB, rel string) string {
 	tb.Helper()
-	dir := os.Getenv("TANDEM_DATASETS") // set by the Makefile (scripts/datasets-dir.sh)
-	if dir == "" {
-		dir = filepath.Join(RepoRoot(tb), "..", "shared", "datasets")
-	}
-	p := filepath.Join(dir, rel)
+	p := filepath.Join(datasetsDir(RepoRoot(tb)), rel)
 	if _, err := os.Stat(p); err != nil {
 		tb.Skipf("skipping: dataset %s not present (expected in $TANDEM_DATASETS or beside the repo in ../shared/datasets)", rel)
 	}
@@ -126,4 +122,22 @@ func ModelDir(tb testing.TB) string {
 		Missing(tb, "no trained models in %s (run `make models`)", p)
 	}
 	return p
+}
+
+// datasetsDir is $TANDEM_DATASETS (set by the Makefile from
+// scripts/datasets-dir.sh), else ../shared/datasets beside the repo.
+func datasetsDir(root string) string {
+	if dir := os.Getenv("TANDEM_DATASETS"); dir != "" {
+		return dir
+	}
+	return filepath.Join(root, "..", "shared", "datasets")
+}
+
+// HasDataset reports whether the public dataset rel is present (the
+// default models were then trained with it where scripts/models.sh uses
+// it). Tests use it to hold optional quality checks.
+func HasDataset(tb testing.TB, rel string) bool {
+	tb.Helper()
+	_, err := os.Stat(filepath.Join(datasetsDir(RepoRoot(tb)), rel))
+	return err == nil
 }
