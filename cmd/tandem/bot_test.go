@@ -137,7 +137,10 @@ func TestServedBotAnswers(t *testing.T) {
 	}
 	// Understanding it needs the models trained on the public datasets
 	// (Bitext's track_order); without them it may fall back.
-	if testenv.HasDataset(t, "bitext-customer-support") && strings.Contains(ans.Text, "didn't quite get") {
+	switch {
+	case !testenv.HasDataset(t, "bitext-customer-support"):
+		t.Log("not checking that the bot understood: the public datasets are absent, so the models were trained on models/data only")
+	case strings.Contains(ans.Text, "didn't quite get"):
 		t.Fatalf("track order: %+v", ans)
 	}
 	nlu, _ := json.Marshal(ans.Data)
