@@ -1,7 +1,8 @@
 package knowledge
 
 import (
-	"sort"
+	"slices"
+	"strings"
 
 	"github.com/tandem-chat/tandem"
 )
@@ -39,20 +40,27 @@ func (f Fusion) Fuse(lists map[string][]Scored, k int) []tandem.Hit {
 	type acc struct {
 		faq     *tandem.FAQ
 		score   float64
-		found   []found
+		found   [2]found // the usual case: lexical and vector
+		more    []found  // any further retrievers
+		nfound  int
 		matched int
 	}
-	names := make([]string, 0, len(lists))
+	var nameBuf [2]string
+	names := nameBuf[:0]
 	n := 0
 	for name, l := range lists {
 		names = append(names, name)
 		n += len(l)
 	}
-	sort.Strings(names)
-	// Accumulate without copying FAQs or allocating per candidate; only the
-	// k hits returned are materialised.
+	slices.Sort(names)
+	// Accumulate without copying FAQs; only the k hits returned are
+	// materialised. Candidate lists are usually short (tens), where a linear
+	// scan by id is cheaper than a map.
 	accs := make([]acc, 0, n)
-	byID := make(map[string]int, n)
+	var byID map[string]int
+	if n > 64 {
+		byID = make(map[string]int, n)
+	}
 	for _, name := range names {
 		w := f.LexicalWeight
 		if name == RetrieverVector {
@@ -61,25 +69,47 @@ func (f Fusion) Fuse(lists map[string][]Scored, k int) []tandem.Hit {
 		l := lists[name]
 		for i := range l {
 			s := &l[i]
-			j, ok := byID[s.FAQ.ID]
-			if !ok {
+			j := -1
+			if byID != nil {
+				if x, ok := byID[s.FAQ.ID]; ok {
+					j = x
+				}
+			} else {
+				for x := range accs {
+					if accs[x].faq.ID == s.FAQ.ID {
+						j = x
+						break
+					}
+				}
+			}
+			if j < 0 {
 				j = len(accs)
 				accs = append(accs, acc{faq: &s.FAQ, matched: -1})
-				byID[s.FAQ.ID] = j
+				if byID != nil {
+					byID[s.FAQ.ID] = j
+				}
 			}
 			a := &accs[j]
 			a.score += w / (f.K + float64(i+1))
-			a.found = append(a.found, found{name, s.Score})
+			if a.nfound < len(a.found) {
+				a.found[a.nfound] = found{name, s.Score}
+			} else {
+				a.more = append(a.more, found{name, s.Score})
+			}
+			a.nfound++
 			if name == RetrieverVector && s.Matched >= 0 {
 				a.matched = s.Matched
 			}
 		}
 	}
-	sort.SliceStable(accs, func(i, j int) bool {
-		if accs[i].score != accs[j].score {
-			return accs[i].score > accs[j].score
+	slices.SortFunc(accs, func(a, b acc) int {
+		if a.score != b.score {
+			if a.score > b.score {
+				return -1
+			}
+			return 1
 		}
-		return accs[i].faq.ID < accs[j].faq.ID
+		return strings.Compare(a.faq.ID, b.faq.ID)
 	})
 	if k > 0 && len(accs) > k {
 		accs = accs[:k]
@@ -87,8 +117,11 @@ func (f Fusion) Fuse(lists map[string][]Scored, k int) []tandem.Hit {
 	hits := make([]tandem.Hit, len(accs))
 	for i := range accs {
 		a := &accs[i]
-		h := tandem.Hit{FAQ: *a.faq, Score: a.score, Retrievers: make(map[string]float64, len(a.found)), Matched: a.faq.Question}
-		for _, fd := range a.found {
+		h := tandem.Hit{FAQ: *a.faq, Score: a.score, Retrievers: make(map[string]float64, a.nfound), Matched: a.faq.Question}
+		for _, fd := range a.found[:min(a.nfound, len(a.found))] {
+			h.Retrievers[fd.name] = fd.score
+		}
+		for _, fd := range a.more {
 			h.Retrievers[fd.name] = fd.score
 		}
 		if m := a.matched; m > 0 && m <= len(a.faq.Phrasings) { // 0 is the question (see Texts)

@@ -691,13 +691,8 @@ func (s *Service) search(ctx context.Context, req SearchRequest) (SearchResult, 
 	var lexErr, vecErr error
 	var wg sync.WaitGroup
 	var lex, vec []Scored
-	if req.Mode != ModeVector {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			lex, lexErr = s.store.LexicalSearch(ctx, req.Query, req.Filter, s.cfg.Candidates)
-		}()
-	}
+	// The vector side (encoder, then search) runs in its own goroutine while
+	// this one does the lexical search.
 	if req.Mode != ModeLexical && enc != nil {
 		res.Model = model
 		wg.Add(1)
@@ -712,6 +707,9 @@ func (s *Service) search(ctx context.Context, req SearchRequest) (SearchResult, 
 				vec, vecErr = s.store.VectorSearch(ctx, model, v[0], req.Filter, s.cfg.Candidates)
 			}
 		}()
+	}
+	if req.Mode != ModeVector {
+		lex, lexErr = s.store.LexicalSearch(ctx, req.Query, req.Filter, s.cfg.Candidates)
 	}
 	wg.Wait()
 	if lexErr != nil {

@@ -10,6 +10,11 @@ type metrics struct {
 	cache       *prometheus.CounterVec
 	batchSize   *prometheus.HistogramVec
 	llm         *prometheus.CounterVec
+
+	// Children resolved once (label lookups hash and lock on every call).
+	obsTurn, obsCache, obsIntent, obsEntities, obsRetrieval, obsRules prometheus.Observer
+	batchIntent, batchEntity                                          prometheus.Observer
+	cacheHit, cacheMiss                                               prometheus.Counter
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
@@ -30,5 +35,10 @@ func (m *metrics) register(r prometheus.Registerer) error {
 			return err
 		}
 	}
+	m.obsTurn, m.obsCache = m.stage.WithLabelValues("turn"), m.stage.WithLabelValues("cache")
+	m.obsIntent, m.obsEntities = m.stage.WithLabelValues("intent"), m.stage.WithLabelValues("entities")
+	m.obsRetrieval, m.obsRules = m.stage.WithLabelValues("retrieval"), m.stage.WithLabelValues("rules")
+	m.batchIntent, m.batchEntity = m.batchSize.WithLabelValues("intent"), m.batchSize.WithLabelValues("entity")
+	m.cacheHit, m.cacheMiss = m.cache.WithLabelValues("hit"), m.cache.WithLabelValues("miss")
 	return nil
 }

@@ -148,9 +148,9 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 	for _, w := range cfg.Policy.Escalation.AbuseWords {
 		p.abuseKW = append(p.abuseKW, normalise(w))
 	}
-	p.intentB = NewBatcher(cfg.Batch, deps.Intent.ClassifyBatch, func(n int) { p.m.batchSize.WithLabelValues("intent").Observe(float64(n)) })
+	p.intentB = NewBatcher(cfg.Batch, deps.Intent.ClassifyBatch, func(n int) { p.m.batchIntent.Observe(float64(n)) })
 	if deps.Entities != nil {
-		p.entityB = NewBatcher(cfg.Batch, deps.Entities.TagBatch, func(n int) { p.m.batchSize.WithLabelValues("entity").Observe(float64(n)) })
+		p.entityB = NewBatcher(cfg.Batch, deps.Entities.TagBatch, func(n int) { p.m.batchEntity.Observe(float64(n)) })
 	}
 	return p, nil
 }
@@ -213,7 +213,7 @@ func (p *Pipeline) RespondStream(ctx context.Context, turn tandem.Turn, onDelta 
 			kind = "error_" + tandem.ErrorCode(err)
 		}
 		p.m.turns.WithLabelValues(kind).Inc()
-		p.m.stage.WithLabelValues("turn").Observe(time.Since(start).Seconds())
+		p.m.obsTurn.Observe(time.Since(start).Seconds())
 	}()
 	if turn.ConversationID == "" {
 		return tandem.Reply{}, tandem.Errorf(tandem.EINVALID, "conversation id is required")
@@ -245,13 +245,13 @@ func (p *Pipeline) RespondStream(ctx context.Context, turn tandem.Turn, onDelta 
 		gen = p.deps.Cache.Generation()
 		cs := time.Now()
 		r, ok := p.deps.Cache.Get(cacheKey)
-		p.m.stage.WithLabelValues("cache").Observe(time.Since(cs).Seconds())
+		p.m.obsCache.Observe(time.Since(cs).Seconds())
 		if ok {
-			p.m.cache.WithLabelValues("hit").Inc()
+			p.m.cacheHit.Inc()
 			r.Cached = true
 			return p.finishCached(ctx, turn, r)
 		}
-		p.m.cache.WithLabelValues("miss").Inc()
+		p.m.cacheMiss.Inc()
 	}
 
 	if err := p.runStages(ctx, t, turn, true); err != nil {
@@ -311,6 +311,11 @@ func (p *Pipeline) runStages(ctx context.Context, t *turnCtx, turn tandem.Turn, 
 	if t.text == "" {
 		return nil
 	}
+	// One deadline for every stage; intent and entities run in their own
+	// goroutines (through the micro-batchers) while this one extracts rule
+	// entities and retrieves.
+	sctx, cancel := context.WithTimeout(ctx, p.cfg.StageTimeout)
+	defer cancel()
 	var wg sync.WaitGroup
 	p.intentB.Expect(1)
 	if p.entityB != nil {
@@ -319,46 +324,40 @@ func (p *Pipeline) runStages(ctx context.Context, t *turnCtx, turn tandem.Turn, 
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		sctx, cancel := context.WithTimeout(ctx, p.cfg.StageTimeout)
-		defer cancel()
 		s := time.Now()
 		p.intentB.Expect(-1)
 		nlu, err := p.intentB.Submit(sctx, t.text)
-		p.m.stage.WithLabelValues("intent").Observe(time.Since(s).Seconds())
+		p.m.obsIntent.Observe(time.Since(s).Seconds())
 		t.nlu, t.intentErr = nlu, err
 	}()
 	if p.entityB != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sctx, cancel := context.WithTimeout(ctx, p.cfg.StageTimeout)
-			defer cancel()
 			s := time.Now()
 			p.entityB.Expect(-1)
 			ents, err := p.entityB.Submit(sctx, t.text)
-			p.m.stage.WithLabelValues("entities").Observe(time.Since(s).Seconds())
+			p.m.obsEntities.Observe(time.Since(s).Seconds())
 			t.modelEnts, t.entityErr = append(t.modelEnts, ents...), err
-		}()
-	}
-	if p.deps.Retriever != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sctx, cancel := context.WithTimeout(ctx, p.cfg.StageTimeout)
-			defer cancel()
-			s := time.Now()
-			hits, err := p.deps.Retriever.Retrieve(sctx, t.text, turn.Locale, p.cfg.TopK)
-			p.m.stage.WithLabelValues("retrieval").Observe(time.Since(s).Seconds())
-			t.hits, t.retrieveErr = append(t.hits, hits...), err
 		}()
 	}
 	if p.deps.Rules != nil {
 		s := time.Now()
 		t.ruleEnts = append(t.ruleEnts, p.deps.Rules.Extract(t.text, turn.Time)...)
-		p.m.stage.WithLabelValues("rules").Observe(time.Since(s).Seconds())
+		p.m.obsRules.Observe(time.Since(s).Seconds())
+	}
+	if p.deps.Retriever != nil {
+		s := time.Now()
+		hits, err := p.deps.Retriever.Retrieve(sctx, t.text, turn.Locale, p.cfg.TopK)
+		p.m.obsRetrieval.Observe(time.Since(s).Seconds())
+		t.hits, t.retrieveErr = append(t.hits, hits...), err
 	}
 	wg.Wait()
-	for name, err := range map[string]error{"intent": t.intentErr, "entities": t.entityErr, "retrieval": t.retrieveErr} {
+	for _, se := range [...]struct {
+		name string
+		err  error
+	}{{"intent", t.intentErr}, {"entities", t.entityErr}, {"retrieval", t.retrieveErr}} {
+		name, err := se.name, se.err
 		if err == nil {
 			continue
 		}

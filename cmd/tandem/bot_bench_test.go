@@ -45,6 +45,12 @@ func BenchmarkServedTurn(b *testing.B) {
 			var conv atomic.Int64
 			b.SetParallelism(8) // 8 × GOMAXPROCS concurrent conversations
 			b.ResetTimer()
+			cpu0 := processCPU()
+			defer func() {
+				// Process CPU (all threads, ONNX Runtime's included) per
+				// turn: steadier than ns/op on a shared machine.
+				b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/turn")
+			}()
 			b.RunParallel(func(pb *testing.PB) {
 				id := fmt.Sprintf("bench-%d", conv.Add(1))
 				i := 0

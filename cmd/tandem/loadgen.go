@@ -39,6 +39,7 @@ type loadResult struct {
 	Kinds       map[string]int64 `json:"kinds"`
 	CacheHits   int64            `json:"cache_hits"`
 	OfferedRate float64          `json:"offered_rate,omitempty"` // open loop: arrivals per second
+	CPUPerTurn  float64          `json:"cpu_us_per_turn"`        // process CPU time (all threads) per turn, µs; steadier than turns/s on a shared machine
 }
 
 // tally collects the outcome of every turn of one run.
@@ -277,7 +278,7 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 	fmt.Fprintf(stderr, "loadgen: %d messages (%s), GOMAXPROCS=%d, cache=%t\n", len(texts), desc, runtime.GOMAXPROCS(0), *cache)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if !*asJSON {
-		fmt.Fprintln(tw, "concurrency\tbatching\toffered/s\tturns\tturns/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\toverloaded\tcache hits\t")
+		fmt.Fprintln(tw, "concurrency\tbatching\toffered/s\tturns\tturns/s\tcpu µs/turn\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\toverloaded\tcache hits\t")
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -307,7 +308,11 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 			}
 		}
 		for _, run := range runs {
+			cpu0 := processCPU()
 			r := run()
+			if r.Turns > 0 {
+				r.CPUPerTurn = float64((processCPU() - cpu0).Microseconds()) / float64(r.Turns)
+			}
 			r.Batching, r.Cache = batching, *cache
 			if *asJSON {
 				if err := json.NewEncoder(stdout).Encode(r); err != nil {
@@ -319,7 +324,7 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 			if r.OfferedRate > 0 {
 				offered = fmt.Sprintf("%.0f", r.OfferedRate)
 			}
-			fmt.Fprintf(tw, "%d\t%t\t%s\t%d\t%.0f\t%.3f\t%.3f\t%.3f\t%.3f\t%d\t%d\t%d\t\n", r.Concurrency, batching, offered, r.Turns, r.TurnsPerSec,
+			fmt.Fprintf(tw, "%d\t%t\t%s\t%d\t%.0f\t%.1f\t%.3f\t%.3f\t%.3f\t%.3f\t%d\t%d\t%d\t\n", r.Concurrency, batching, offered, r.Turns, r.TurnsPerSec, r.CPUPerTurn,
 				r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max, r.Errors, r.Overloaded, r.CacheHits)
 		}
 		_ = b.Close()

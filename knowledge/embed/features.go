@@ -19,9 +19,9 @@
 package embed
 
 import (
-	"hash/fnv"
 	"math"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tandem-chat/tandem/knowledge"
 )
@@ -40,34 +40,75 @@ type FeatureConfig struct {
 // DefaultFeatures is the configuration Tandem's encoders use.
 var DefaultFeatures = FeatureConfig{Buckets: 1 << 18, CharMin: 3, CharMax: 5, WordBigrams: true, MaxFeatures: 384, CharWeight: 0.5}
 
-// Features returns the hashed feature ids of text and their weights.
+// FNV-1a, 64 bit.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func fnvString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+// fnvRunes hashes the UTF-8 encoding of rs (what string(rs) would hold)
+// without building the string.
+func fnvRunes(h uint64, rs []rune) uint64 {
+	var buf [utf8.UTFMax]byte
+	for _, r := range rs {
+		if r >= 0 && r < utf8.RuneSelf {
+			h ^= uint64(r)
+			h *= fnvPrime
+			continue
+		}
+		n := utf8.EncodeRune(buf[:], r)
+		for _, b := range buf[:n] {
+			h ^= uint64(b)
+			h *= fnvPrime
+		}
+	}
+	return h
+}
+
+// Features returns the hashed feature ids of text and their weights: the
+// FNV-1a hash of "KIND:" followed by the n-gram's UTF-8 bytes, modulo
+// Buckets (KIND: w word, b bigram "a b", c character n-gram of "<word>").
 func (c FeatureConfig) Features(text string) ([]int64, []float32) {
 	words := strings.Fields(knowledge.NormalizeQuery(text))
 	ids := make([]int64, 0, 64)
 	wts := make([]float32, 0, 64)
-	add := func(kind byte, s string, w float32) {
+	prefix := func(kind byte) uint64 {
+		return fnvString(fnvOffset, string([]byte{kind, ':'}))
+	}
+	hw, hb, hc := prefix('w'), prefix('b'), prefix('c')
+	add := func(h uint64, w float32) {
 		if len(ids) >= c.MaxFeatures {
 			return
 		}
-		h := fnv.New64a()
-		h.Write([]byte{kind, ':'})
-		h.Write([]byte(s))
-		ids = append(ids, int64(h.Sum64()%uint64(c.Buckets)))
+		ids = append(ids, int64(h%uint64(c.Buckets)))
 		wts = append(wts, w)
 	}
 	for _, w := range words {
-		add('w', w, 1)
+		add(fnvString(hw, w), 1)
 	}
 	if c.WordBigrams {
 		for i := 1; i < len(words); i++ {
-			add('b', words[i-1]+" "+words[i], 1)
+			add(fnvString(fnvString(fnvString(hb, words[i-1]), " "), words[i]), 1)
 		}
 	}
+	var r []rune
 	for _, w := range words {
-		r := []rune("<" + w + ">")
+		r = append(r[:0], '<')
+		for _, x := range w {
+			r = append(r, x)
+		}
+		r = append(r, '>')
 		for n := c.CharMin; n <= c.CharMax; n++ {
 			for i := 0; i+n <= len(r); i++ {
-				add('c', string(r[i:i+n]), c.CharWeight)
+				add(fnvRunes(hc, r[i:i+n]), c.CharWeight)
 			}
 		}
 	}

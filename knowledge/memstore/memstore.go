@@ -11,9 +11,9 @@
 package memstore
 
 import (
-	"container/heap"
 	"context"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -39,6 +39,7 @@ type item struct {
 	terms map[string]float64 // weighted term frequencies
 	dl    float64            // document length (sum of weights)
 	rows  map[string][]int   // model -> row indices in that model's matrix
+	slot  int32              // dense index for per-search scratch arrays, reused after delete
 }
 
 // matrix holds the vectors of one model, one row per phrasing; rows of one
@@ -63,6 +64,27 @@ type Store struct {
 	postings map[string]map[*item]float64
 	totalDL  float64
 	models   map[string]*matrix
+	slots    int32     // high-water mark of item slots
+	free     []int32   // slots of deleted items
+	scratch  sync.Pool // *lexScratch
+}
+
+// lexScratch accumulates BM25 scores by item slot for one search; only the
+// touched entries are non-zero, and they are zeroed again after use.
+type lexScratch struct {
+	score   []float64
+	owner   []*item
+	touched []int32
+}
+
+func (s *Store) allocSlot() int32 {
+	if n := len(s.free); n > 0 {
+		sl := s.free[n-1]
+		s.free = s.free[:n-1]
+		return sl
+	}
+	s.slots++
+	return s.slots - 1
 }
 
 // New returns an empty store.
@@ -180,7 +202,7 @@ func (s *Store) create(w knowledge.Write) tandem.FAQ {
 	}
 	now := s.stamp()
 	f.Version, f.CreatedAt, f.UpdatedAt, f.UpdatedBy = 1, now, now, w.Actor
-	it := &item{faq: f, rows: map[string][]int{}}
+	it := &item{faq: f, rows: map[string][]int{}, slot: s.allocSlot()}
 	s.items[f.ID] = it
 	if f.ExternalID != "" {
 		s.byExt[f.ExternalID] = it
@@ -268,6 +290,7 @@ func (s *Store) Delete(ctx context.Context, id string, expected int64, actor str
 		s.killRows(it, model)
 	}
 	delete(s.items, id)
+	s.free = append(s.free, it.slot)
 	if it.faq.ExternalID != "" {
 		delete(s.byExt, it.faq.ExternalID)
 	}
@@ -431,13 +454,18 @@ func (s *Store) LexicalSearch(ctx context.Context, query string, f knowledge.Fil
 		return nil, nil
 	}
 	avgdl := s.totalDL / n
-	scores := map[*item]float64{}
-	seen := map[string]bool{}
-	for _, t := range terms {
-		if seen[t] {
+	sc, _ := s.scratch.Get().(*lexScratch)
+	if sc == nil {
+		sc = &lexScratch{}
+	}
+	if len(sc.score) < int(s.slots) {
+		sc.score = make([]float64, s.slots)
+		sc.owner = make([]*item, s.slots)
+	}
+	for i, t := range terms {
+		if slices.Contains(terms[:i], t) {
 			continue
 		}
-		seen[t] = true
 		p := s.postings[t]
 		if len(p) == 0 {
 			continue
@@ -445,15 +473,22 @@ func (s *Store) LexicalSearch(ctx context.Context, query string, f knowledge.Fil
 		df := float64(len(p))
 		idf := math.Log(1 + (n-df+0.5)/(df+0.5))
 		for it, tf := range p {
-			scores[it] += idf * tf * (k1 + 1) / (tf + k1*(1-b+b*it.dl/avgdl))
+			if sc.score[it.slot] == 0 {
+				sc.touched = append(sc.touched, it.slot)
+				sc.owner[it.slot] = it
+			}
+			sc.score[it.slot] += idf * tf * (k1 + 1) / (tf + k1*(1-b+b*it.dl/avgdl))
 		}
 	}
-	h := &topK{k: k}
-	for it, sc := range scores {
-		if f.Match(it.faq) {
-			h.offer(it, sc, -1)
+	h := topK{k: k}
+	for _, sl := range sc.touched {
+		if it := sc.owner[sl]; f.Match(it.faq) {
+			h.offer(it, sc.score[sl], -1)
 		}
+		sc.score[sl], sc.owner[sl] = 0, nil
 	}
+	sc.touched = sc.touched[:0]
+	s.scratch.Put(sc)
 	return h.result(), nil
 }
 
@@ -644,7 +679,7 @@ func (s *Store) VectorSearch(ctx context.Context, model string, vec []float32, f
 	}
 	q := normalized(vec)
 	dim := m.info.Dim
-	h := &topK{k: k}
+	h := topK{k: k}
 	var cur *item
 	best, bestOrd := float32(-2), -1
 	pass := false
@@ -689,7 +724,7 @@ func dot(a, b []float32) float32 {
 	return s0 + s1 + s2 + s3
 }
 
-// topK keeps the k best (score, id) pairs in a min-heap.
+// topK keeps the k best (score, id) pairs in a min-heap (worst on top).
 type topK struct {
 	k     int
 	items []scoredItem
@@ -701,39 +736,74 @@ type scoredItem struct {
 	ord   int
 }
 
-func (h *topK) Len() int { return len(h.items) }
-func (h *topK) Less(i, j int) bool {
-	if h.items[i].score != h.items[j].score {
-		return h.items[i].score < h.items[j].score
+// worse reports whether a ranks below b: lower score, or equal score and
+// greater id.
+func worse(a, b *scoredItem) bool {
+	if a.score != b.score {
+		return a.score < b.score
 	}
-	return h.items[i].it.faq.ID > h.items[j].it.faq.ID
+	return a.it.faq.ID > b.it.faq.ID
 }
-func (h *topK) Swap(i, j int) { h.items[i], h.items[j] = h.items[j], h.items[i] }
-func (h *topK) Push(x any)    { h.items = append(h.items, x.(scoredItem)) }
-func (h *topK) Pop() any {
-	x := h.items[len(h.items)-1]
-	h.items = h.items[:len(h.items)-1]
-	return x
+
+func (h *topK) up(j int) {
+	for j > 0 {
+		i := (j - 1) / 2
+		if !worse(&h.items[j], &h.items[i]) {
+			break
+		}
+		h.items[i], h.items[j] = h.items[j], h.items[i]
+		j = i
+	}
+}
+
+func (h *topK) down(i int) {
+	n := len(h.items)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		j := l
+		if r := l + 1; r < n && worse(&h.items[r], &h.items[l]) {
+			j = r
+		}
+		if !worse(&h.items[j], &h.items[i]) {
+			return
+		}
+		h.items[i], h.items[j] = h.items[j], h.items[i]
+		i = j
+	}
 }
 
 func (h *topK) offer(it *item, score float64, ord int) {
 	si := scoredItem{it: it, score: score, ord: ord}
 	if len(h.items) < h.k {
-		heap.Push(h, si)
+		if h.items == nil {
+			h.items = make([]scoredItem, 0, min(h.k, 64))
+		}
+		h.items = append(h.items, si)
+		h.up(len(h.items) - 1)
 		return
 	}
-	top := h.items[0]
-	if score > top.score || (score == top.score && it.faq.ID < top.it.faq.ID) {
+	if worse(&h.items[0], &si) {
 		h.items[0] = si
-		heap.Fix(h, 0)
+		h.down(0)
 	}
 }
 
+// result returns the kept items, best first. The FAQs share their slices
+// with the store, which never modifies a stored FAQ in place (an update
+// replaces it), so callers get a consistent snapshot without a copy; they
+// must not modify the slices (see knowledge.Scored).
 func (h *topK) result() []knowledge.Scored {
 	out := make([]knowledge.Scored, len(h.items))
 	for i := len(h.items) - 1; i >= 0; i-- {
-		si := heap.Pop(h).(scoredItem)
-		out[i] = knowledge.Scored{FAQ: knowledge.Clone(si.it.faq), Score: si.score, Matched: si.ord}
+		si := h.items[0]
+		last := len(h.items) - 1
+		h.items[0] = h.items[last]
+		h.items = h.items[:last]
+		h.down(0)
+		out[i] = knowledge.Scored{FAQ: si.it.faq, Score: si.score, Matched: si.ord}
 	}
 	return out
 }

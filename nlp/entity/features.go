@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/tandem-chat/tandem/nlp/rules"
 	"github.com/tandem-chat/tandem/nlp/text"
@@ -120,6 +121,28 @@ func (h hasher) str(s string) hasher {
 	for i := 0; i < len(s); i++ {
 		x ^= uint64(s[i])
 		x *= fnvPrime
+	}
+	return hasher(x)
+}
+
+// runes is str(string(rs)) without building the string: the same bytes
+// (each rune UTF-8 encoded, invalid ones as U+FFFD) hash the same.
+func (h hasher) runes(rs []rune) hasher {
+	x := uint64(h)
+	x ^= 0xff // field separator
+	x *= fnvPrime
+	var buf [utf8.UTFMax]byte
+	for _, r := range rs {
+		if r >= 0 && r < utf8.RuneSelf {
+			x ^= uint64(r)
+			x *= fnvPrime
+			continue
+		}
+		n := utf8.EncodeRune(buf[:], r)
+		for _, b := range buf[:n] {
+			x ^= uint64(b)
+			x *= fnvPrime
+		}
 	}
 	return hasher(x)
 }
@@ -299,7 +322,12 @@ func (c *FeatureConfig) featurize(s string, toks []Token, gaz *gazetteer) [][]ui
 		}
 	}
 	out := make([][]uint64, n)
-	var runes []rune
+	// Each token's runes, decoded once (its neighbours' suffixes use them too).
+	runesOf := make([][]rune, n)
+	for i := range n {
+		runesOf[i] = []rune(norms[i])
+	}
+	var runes, padded []rune
 	for i := 0; i < n; i++ {
 		f := make([]uint64, 0, 64)
 		f = append(f, sent...)
@@ -317,29 +345,27 @@ func (c *FeatureConfig) featurize(s string, toks []Token, gaz *gazetteer) [][]ui
 			c.start("t").str(word(i-1)).str(word(i)).str(word(i+1)).sum(),
 			c.start("os").str(toks[i].Text).sum(), // original case
 		)
-		runes = append(runes[:0], []rune(norms[i])...)
+		runes = runesOf[i]
 		if len(runes) > 24 {
 			runes = runes[:24]
 		}
 		for k := 1; k <= c.AffixMax && k <= len(runes); k++ {
-			f = append(f, c.start("p").str(string(runes[:k])).sum(), c.start("s").str(string(runes[len(runes)-k:])).sum())
+			f = append(f, c.start("p").runes(runes[:k]).sum(), c.start("s").runes(runes[len(runes)-k:]).sum())
 		}
 		for _, d := range []int{-1, 1} {
 			j := i + d
 			if j >= 0 && j < n {
-				rs := []rune(norms[j])
-				if len(rs) > 3 {
-					f = append(f, c.start("s3").num(d).str(string(rs[len(rs)-3:])).sum())
+				if rs := runesOf[j]; len(rs) > 3 {
+					f = append(f, c.start("s3").num(d).runes(rs[len(rs)-3:]).sum())
 				}
 			}
 		}
 		if c.CharN > 0 && len(runes) > c.CharN-2 && len(runes) > 1 {
-			padded := make([]rune, 0, len(runes)+2)
-			padded = append(padded, '<')
+			padded = append(padded[:0], '<')
 			padded = append(padded, runes...)
 			padded = append(padded, '>')
 			for k := 0; k+c.CharN <= len(padded); k++ {
-				f = append(f, c.start("c").str(string(padded[k:k+c.CharN])).sum())
+				f = append(f, c.start("c").runes(padded[k:k+c.CharN]).sum())
 			}
 		}
 		if gazFeats != nil {

@@ -1,0 +1,57 @@
+package entity
+
+import (
+	"hash/fnv"
+	"testing"
+	"unicode/utf8"
+)
+
+// TestFeaturesGolden pins the token features of a fixed set of texts
+// (Latin, accents, CJK, emoji, digits, invalid UTF-8), so that a change to
+// the featuriser that would silently invalidate trained models fails here.
+// The digest was computed with the string-building implementation the
+// current one replaced.
+func TestFeaturesGolden(t *testing.T) {
+	texts := []string{
+		"Ship order 12345 to Berlin tomorrow please",
+		"où est ma commande ? Ça fait 3 jours",
+		"我想退货，订单号是 A-778812",
+		"ok 👍👍 thanks!!",
+		"refund\xffbroken\xc3 utf8",
+		"Supercalifragilisticexpialidocious-and-longer-than-twenty-four-runes word",
+		"",
+		"a",
+	}
+	c := DefaultFeatureConfig()
+	h := fnv.New64a()
+	var b [8]byte
+	for _, s := range texts {
+		toks := Tokens(s)
+		for _, f := range c.featurize(s, toks, nil) {
+			for _, v := range f {
+				for i := range b {
+					b[i] = byte(v >> (8 * i))
+				}
+				h.Write(b[:])
+			}
+			h.Write([]byte{0xff})
+		}
+	}
+	const want = 0x52e4e7baea242d88
+	if got := h.Sum64(); got != want {
+		t.Fatalf("feature digest %#x, want %#x: the featuriser changed (retrain the models and update the digest only if that is intended)", got, want)
+	}
+}
+
+func TestHasherRunesEqualsStr(t *testing.T) {
+	c := DefaultFeatureConfig()
+	for _, s := range []string{"", "abc", "é", "我们", "👍x", "\xff\xfe", "a\xc3", string([]rune{-1, 0xD800, 0x10FFFF + 1})} {
+		rs := []rune(s)
+		if got, want := c.start("p").runes(rs).sum(), c.start("p").str(string(rs)).sum(); got != want {
+			t.Errorf("%q: runes %#x, str %#x", s, got, want)
+		}
+		if !utf8.ValidString(string(rs)) {
+			t.Errorf("%q: not valid after conversion", s)
+		}
+	}
+}
