@@ -33,9 +33,13 @@ import (
 	"github.com/tandem-chat/tandem/nlp/intent"
 )
 
+// maxOwnSessions bounds the distinct ONNX Runtime sessions of a pool (each
+// holds the model's float tables: about 4 bytes per weight).
+const maxOwnSessions = 4
+
 // Options configure a Classifier. Zero values mean the defaults.
 type Options struct {
-	Sessions  int     // ONNX Runtime sessions in the pool (default GOMAXPROCS)
+	Sessions  int     // concurrent ONNX Runtime calls (default GOMAXPROCS; at most 4 distinct sessions, shared beyond)
 	TopK      int     // intents in NLU.Ranking (default 5)
 	MaxBatch  int     // texts per ONNX Runtime call (default 8: larger calls are slower per text, their [batch x features x hidden] intermediate falls out of cache)
 	Threshold float64 // overrides the manifest's out-of-scope threshold when > 0
@@ -124,8 +128,15 @@ func LoadClassifier(rt *models.Runtime, dir string, opt Options) (*Classifier, e
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
+	// Each session holds its own dequantised (float) copy of the tables, so
+	// beyond maxOwnSessions the pool's slots share sessions (ONNX Runtime
+	// sessions accept concurrent runs) instead of multiplying the memory.
 	c.pool = make(chan *models.Session, n)
 	for i := 0; i < n; i++ {
+		if i >= maxOwnSessions {
+			c.pool <- c.sessions[i%maxOwnSessions]
+			continue
+		}
 		s, err := rt.NewSession(graph, []string{intent.InputIDs, intent.InputWeights}, []string{intent.OutputProbs})
 		if err != nil {
 			c.Close()
