@@ -98,7 +98,8 @@ func (m *Model) Quantized() *Model {
 }
 
 // ONNX returns the emission model as ONNX bytes: int8 per-row quantised
-// tables dequantised after the gather when quantized, else float tables.
+// tables (dequantised by constant nodes, folded at session creation) when
+// quantized, else float tables.
 func (m *Model) ONNX(quantized bool) []byte {
 	K := int64(m.K())
 	V := int64(len(m.hashes) + 1)
@@ -115,11 +116,14 @@ func (m *Model) ONNX(quantized bool) []byte {
 		q, s := quantizeRows(m.w, int(K))
 		g.Init(onnx.Int8Tensor("table_q", []int64{V, K}, q))
 		g.Init(onnx.FloatTensor("table_scale", []int64{V}, s))
-		eq := g.Op("Gather", []string{"table_q", InputIDs}, "emb_q")                   // [B,T,F,K] int8
-		e = g.Op("Cast", []string{eq}, "emb_f", onnx.AttrInt("to", int64(onnx.Float))) // [B,T,F,K]
-		sc := g.Op("Gather", []string{"table_scale", InputIDs}, "row_scale")           // [B,T,F]
-		sw := g.Op("Mul", []string{sc, InputWeights}, "scaled_w")                      // [B,T,F]
-		w4 = g.Op("Unsqueeze", []string{sw, "axes_row"}, "w_row")                      // [B,T,1,F]
+		// Constant nodes: ONNX Runtime folds them into a float table when it
+		// creates the session, so calls gather float rows (no Cast per call).
+		g.Init(onnx.Int64Tensor("axes_col", []int64{1}, []int64{1}))
+		tf := g.Op("Cast", []string{"table_q"}, "table_f", onnx.AttrInt("to", int64(onnx.Float))) // [V,K]
+		ts := g.Op("Unsqueeze", []string{"table_scale", "axes_col"}, "table_s")                   // [V,1]
+		td := g.Op("Mul", []string{tf, ts}, "table_dq")                                           // [V,K]
+		e = g.Op("Gather", []string{td, InputIDs}, "emb")                                         // [B,T,F,K]
+		w4 = g.Op("Unsqueeze", []string{InputWeights, "axes_row"}, "w_row")                       // [B,T,1,F]
 	} else {
 		g.Init(onnx.FloatTensor("table", []int64{V, K}, m.w))
 		e = g.Op("Gather", []string{"table", InputIDs}, "emb")              // [B,T,F,K]

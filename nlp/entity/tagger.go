@@ -60,11 +60,18 @@ func LoadWith(rt *models.Runtime, dir string, opt Options) (*Tagger, error) {
 	if opt.Sessions <= 0 {
 		opt.Sessions = runtime.GOMAXPROCS(0)
 	}
+	const maxOwnSessions = 4 // distinct ONNX Runtime sessions; ONNX Runtime accepts concurrent runs on one
 	if opt.MaxBatch <= 0 {
 		opt.MaxBatch = 64
 	}
 	t := &Tagger{m: m, pool: make(chan *models.Session, opt.Sessions), maxBatch: opt.MaxBatch, crf: m.newCRF(), file: name}
 	for i := 0; i < opt.Sessions; i++ {
+		// Each session holds its own float copy of the table (see ONNX);
+		// beyond maxOwnSessions the pool's slots share sessions.
+		if i >= maxOwnSessions {
+			t.pool <- t.sessions[i%maxOwnSessions]
+			continue
+		}
 		s, err := rt.NewSession(b, []string{InputIDs, InputWeights}, []string{OutputScores})
 		if err != nil {
 			t.Close()
