@@ -236,6 +236,13 @@ func ruleMatches(s string, toks []Token) []gazMatch {
 }
 
 func (c *FeatureConfig) featurize(s string, toks []Token, gaz *gazetteer) [][]uint64 {
+	return c.featurizeHashes(s, toks, gaz, true)
+}
+
+// featurizeHashes is featurize; with unique false a token's hashes are
+// neither sorted nor deduplicated (for callers that map them to rows first
+// and deduplicate the fewer rows).
+func (c *FeatureConfig) featurizeHashes(s string, toks []Token, gaz *gazetteer, unique bool) [][]uint64 {
 	if len(toks) > c.MaxTokens {
 		toks = toks[:c.MaxTokens]
 	}
@@ -381,7 +388,10 @@ func (c *FeatureConfig) featurize(s string, toks []Token, gaz *gazetteer) [][]ui
 		if ruleFeats != nil {
 			f = append(f, ruleFeats[i]...)
 		}
-		out[i] = uniqSorted(f)
+		if unique {
+			f = uniqSorted(f)
+		}
+		out[i] = f
 	}
 	return out
 }

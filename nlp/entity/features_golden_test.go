@@ -2,6 +2,7 @@ package entity
 
 import (
 	"hash/fnv"
+	"slices"
 	"testing"
 	"unicode/utf8"
 )
@@ -52,6 +53,27 @@ func TestHasherRunesEqualsStr(t *testing.T) {
 		}
 		if !utf8.ValidString(string(rs)) {
 			t.Errorf("%q: not valid after conversion", s)
+		}
+	}
+}
+
+// TestEncodeRowsEqualDedupedHashes: encode deduplicates rows instead of
+// hashes; the rows per token must be the same set as mapping the
+// deduplicated hashes.
+func TestEncodeRowsEqualDedupedHashes(t *testing.T) {
+	m := tinyModel(t)
+	for _, s := range []string{"ship order 12345 to Berlin tomorrow", "aaaa aaaa aaaa", "我想退货 A-778812", "", "x"} {
+		toks, rows := m.encode(s)
+		feats := m.Features.featurize(s, toks, m.gaz)
+		if len(rows) != len(feats) {
+			t.Fatalf("%q: %d token rows, %d token features", s, len(rows), len(feats))
+		}
+		for i := range feats {
+			want := m.rowsOf(feats[i], nil)
+			slices.Sort(want)
+			if !slices.Equal(rows[i], want) {
+				t.Errorf("%q token %d: rows %v, want %v", s, i, rows[i], want)
+			}
 		}
 	}
 }

@@ -3,6 +3,7 @@ package entity
 import (
 	"context"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 
@@ -104,10 +105,15 @@ func (m *Model) encode(s string) ([]Token, [][]int32) {
 	if len(toks) > m.Features.MaxTokens {
 		toks = toks[:m.Features.MaxTokens]
 	}
-	feats := m.Features.featurize(s, toks, m.gaz)
+	// The same rows as rowsOf(featurize(...)): distinct hashes have distinct
+	// rows, so deduplicating the (fewer) known rows instead of all hashes
+	// gives the same set, cheaper.
+	feats := m.Features.featurizeHashes(s, toks, m.gaz, false)
 	rows := make([][]int32, len(toks))
 	for i, f := range feats {
-		rows[i] = m.rowsOf(f, nil)
+		r := m.rowsOf(f, nil)
+		slices.Sort(r)
+		rows[i] = slices.Compact(r)
 	}
 	return toks, rows
 }
