@@ -43,7 +43,7 @@ func TestDevCLINC(t *testing.T) {
 	cfg.LinearLR = envF("LLR", 0.5)
 	cfg.LinearL2 = envF("LL2", 0)
 	cfg.LinearSGD = envF("LSGD", 1) == 1
-	cfg.PseudoOOS = envF("PSEUDO", 5)
+	cfg.PseudoOOS = envF("PSEUDO", cfg.PseudoOOS)
 	cfg.Features.WordMaxN = int(envF("WN", 2))
 	cfg.Features.CharMinN = int(envF("CMIN", 2))
 	cfg.Features.CharMaxN = int(envF("CMAX", 5))
@@ -98,7 +98,7 @@ func TestDevCLINC(t *testing.T) {
 		m0 := at(0)
 		fmt.Fprintf(&sb, "%s: T=%.3f none %.4f/%.2f chosen t=%.2f %.4f/%.2f", name, m.Temperature, m0.InScopeAccuracy, m0.OOSRecall, m.Threshold, m.Validation.InScopeAccuracy, m.Validation.OOSRecall)
 		for _, prior := range []float64{0.05, 0.03} {
-			th := ChooseThreshold(gold, top, conf, prior, 0.02)
+			th := ChooseThreshold(gold, top, conf, prior, cfg.MaxReject)
 			mm := at(th)
 			fmt.Fprintf(&sb, " | prior %.2f t=%.2f %.4f/%.2f", prior, th, mm.InScopeAccuracy, mm.OOSRecall)
 		}
@@ -197,4 +197,163 @@ func TestDevCLINC(t *testing.T) {
 			report(fmt.Sprintf("mix a=%.1f", a), mix)
 		}
 	}
+}
+
+// TestDevCLINCTrain is a development experiment that follows Train's own
+// recipe (stratified validation slice, calibration, refit on all) on
+// train,oos_train and evaluates the refit model on val,oos_val at the
+// threshold chosen on the slice. Knobs: MEMBERS, PSEUDO, PRIOR, MAXREJ,
+// OOSVF, BW (deep,linear,svm), SEED.
+func TestDevCLINCTrain(t *testing.T) {
+	if os.Getenv("TANDEM_INTENT_DEV") == "" {
+		t.Skip("set TANDEM_INTENT_DEV=1")
+	}
+	p := "../../../shared/datasets/clinc150/data_full.json"
+	tr, err := data.Load("clinc150:" + p + "#train,oos_train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dv, err := data.Load("clinc150:" + p + "#val,oos_val")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Members = int(envF("MEMBERS", float64(cfg.Members)))
+	cfg.Hidden = int(envF("H", float64(cfg.Hidden)))
+	cfg.Epochs = int(envF("EP", float64(cfg.Epochs)))
+	cfg.PseudoOOS = envF("PSEUDO", cfg.PseudoOOS)
+	cfg.OOSPrior = envF("PRIOR", cfg.OOSPrior)
+	cfg.MaxReject = envF("MAXREJ", cfg.MaxReject)
+	cfg.OOSValidFraction = envF("OOSVF", cfg.OOSValidFraction)
+	cfg.Seed = uint64(envF("SEED", float64(cfg.Seed)))
+	if bw := os.Getenv("BW"); bw != "" {
+		for i, f := range strings.Split(bw, ",") {
+			cfg.BranchWeights[i], _ = strconv.ParseFloat(f, 64)
+		}
+	}
+	t.Logf("config: members %d hidden %d epochs %d pseudo %.1f prior %.2f oosvf %.2f bw %v seed %d",
+		cfg.Members, cfg.Hidden, cfg.Epochs, cfg.PseudoOOS, cfg.OOSPrior, cfg.OOSValidFraction, cfg.BranchWeights, cfg.Seed)
+	ctx := context.Background()
+	threads := 2
+	prog := func(string, ...any) {}
+	if os.Getenv("VERBOSE") != "" {
+		prog = func(f string, a ...any) { t.Logf(f, a...) }
+	}
+	start := time.Now()
+	labels := tr.Labels()
+	index := map[string]int32{}
+	for i, l := range labels {
+		index[l] = int32(i)
+	}
+	C := len(labels)
+	fitEx, validEx := Split(tr.Examples, cfg.ValidFraction, max(cfg.ValidFraction, cfg.OOSValidFraction), cfg.Seed)
+	temps := [3]float64{1, 1, 1}
+	m, vs, err := fitModel(ctx, fitEx, validEx, labels, index, cfg, threads, "", &temps, prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.calibrate(vs, threads)
+	// Slice predictions of the calibration model (for alternative rules).
+	sliceTop, sliceConf, sliceGold := predictSet(m, vs)
+	final := m
+	if envF("REFIT", 1) == 1 {
+		all := append(append([]data.Example(nil), fitEx...), validEx...)
+		full, _, err := fitModel(ctx, all, nil, labels, index, cfg, threads, "refit ", &temps, prog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full.Temperature, full.Threshold, full.Validation = m.Temperature, m.Threshold, m.Validation
+		final = full
+	}
+	t.Logf("trained in %s; slice: T=%.3f t=%.2f in-scope %.4f recall %.3f", time.Since(start).Round(time.Second),
+		m.Temperature, m.Threshold, m.Validation.InScopeAccuracy, m.Validation.OOSRecall)
+	dvs := vectorise(final.Featurizer, dv.Examples, termsParallel(&cfg.Features, dv.Examples, threads), index)
+	top, conf, gold := predictSet(final, dvs)
+	at := func(th float64) Metrics {
+		pred := thresholded(top, conf, th)
+		for j := range top {
+			if top[j] == tandem.OutOfScope {
+				pred[j] = tandem.OutOfScope
+			}
+		}
+		return Score(gold, pred)
+	}
+	var sb strings.Builder
+	m0, mt := at(0), at(final.Threshold)
+	fmt.Fprintf(&sb, "DEV none %.4f/%.2f | chosen t=%.2f %.4f/%.2f", m0.InScopeAccuracy, m0.OOSRecall, final.Threshold, mt.InScopeAccuracy, mt.OOSRecall)
+	for _, prior := range []float64{0.03, 0.05, 0.08, 0.1} {
+		th := ChooseThreshold(sliceGold, sliceTop, sliceConf, prior, cfg.MaxReject)
+		mm := at(th)
+		fmt.Fprintf(&sb, " | prior %.2f t=%.2f %.4f/%.2f", prior, th, mm.InScopeAccuracy, mm.OOSRecall)
+	}
+	for _, target := range []float64{0.6, 0.7} {
+		best, bt := Metrics{}, 0.0
+		for i := 0; i <= 100; i++ {
+			mm := at(float64(i) / 100)
+			if mm.OOSRecall >= target && mm.InScopeAccuracy > best.InScopeAccuracy {
+				best, bt = mm, float64(i)/100
+			}
+		}
+		fmt.Fprintf(&sb, " | oracle r>=%.1f: %.4f (t=%.2f)", target, best.InScopeAccuracy, bt)
+	}
+	_ = C
+	t.Log(sb.String())
+}
+
+// predictSet returns the top labels, their confidences and the gold labels
+// of a featurised set under m.
+func predictSet(m *Model, s *set) (top []string, conf []float64, gold []string) {
+	C := len(m.Labels)
+	lg := make([]float32, C)
+	h := make([]float32, m.Hidden)
+	p := make([]float64, C)
+	for i := 0; i < s.n(); i++ {
+		rs, ws := s.example(i)
+		m.Logits(rs, ws, h, lg)
+		b := Softmax(lg, m.Temperature, p)
+		top, conf = append(top, m.Labels[b]), append(conf, p[b])
+		g := "?"
+		if s.labels[i] >= 0 {
+			g = m.Labels[s.labels[i]]
+		}
+		gold = append(gold, g)
+	}
+	return top, conf, gold
+}
+
+// TestDevDemo trains the demo models' recipe (Bitext + models/data, 1 x 128,
+// no refit) and reports the share of CLINC150 oos_val queries it rejects.
+// Knob: PSEUDO.
+func TestDevDemo(t *testing.T) {
+	if os.Getenv("TANDEM_INTENT_DEV") == "" {
+		t.Skip("set TANDEM_INTENT_DEV=1")
+	}
+	bt, err := data.Load("bitext:../../../shared/datasets/bitext-customer-support/bitext_customer_support_20k.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	demo, err := data.Load("tandem:../../models/data/demo.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oos, err := data.Load("clinc150:../../../shared/datasets/clinc150/data_full.json#oos_val")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Seed, cfg.Members, cfg.Hidden, cfg.Epochs, cfg.Refit = 20240601, 1, 128, 5, false
+	cfg.PseudoOOS = envF("PSEUDO", cfg.PseudoOOS)
+	start := time.Now()
+	m, err := Train(context.Background(), data.Merge(bt, demo), nil, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rej := 0
+	for _, ex := range oos.Examples {
+		if m.Predict(ex.Text).OutOfScope {
+			rej++
+		}
+	}
+	t.Logf("pseudo %.1f: %s; validation in-scope %.4f oos recall %.3f at t=%.2f; rejects %d/%d CLINC150 oos_val",
+		cfg.PseudoOOS, time.Since(start).Round(time.Second), m.Validation.InScopeAccuracy, m.Validation.OOSRecall, m.Threshold, rej, len(oos.Examples))
 }

@@ -211,3 +211,86 @@ func TestONNXMatchesForward(t *testing.T) {
 		sess.Close()
 	}
 }
+
+func TestChooseThresholdWithoutOOS(t *testing.T) {
+	gold := []string{"a", "a", "b", "b", "b", "a"}
+	top := []string{"a", "b", "b", "b", "a", "a"}
+	conf := []float64{0.9, 0.3, 0.55, 0.8, 0.4, 0.7}
+	// Correct answers have confidences 0.9, 0.55, 0.8, 0.7: the threshold is
+	// the least confident of them, so none of them is rejected.
+	if got := ChooseThreshold(gold, top, conf, 0.05, 0); got != 0.55 {
+		t.Fatalf("maxReject 0: threshold %v, want 0.55", got)
+	}
+	for i, p := range thresholded(top, conf, 0.55) {
+		if gold[i] == top[i] && p != top[i] {
+			t.Fatalf("a correct validation answer (%d) is rejected", i)
+		}
+	}
+	// maxReject 0.5 rejects the two least confident correct answers.
+	if got := ChooseThreshold(gold, top, conf, 0.05, 0.5); got != 0.8 {
+		t.Fatalf("maxReject 0.5: threshold %v, want 0.8", got)
+	}
+	if got := ChooseThreshold(gold, top, conf, 0.05, 0.99); got != 0.9 {
+		t.Fatalf("maxReject 0.99: threshold %v, want 0.9", got)
+	}
+	if got := ChooseThreshold([]string{"a"}, []string{"b"}, []float64{0.9}, 0.05, 0); got != 0 {
+		t.Fatalf("no correct answer: threshold %v, want 0", got)
+	}
+}
+
+func TestChooseThresholdWithOOS(t *testing.T) {
+	// Two oos texts with low confidence, in-scope texts above them: the
+	// threshold separates them; an oos prior of 0 keeps threshold 0.
+	gold := []string{"a", "a", "b", tandem.OutOfScope, tandem.OutOfScope, "b"}
+	top := []string{"a", "a", "b", "a", "b", "b"}
+	conf := []float64{0.9, 0.8, 0.7, 0.3, 0.4, 0.95}
+	got := ChooseThreshold(gold, top, conf, 0.05, 0)
+	if got <= 0.4 || got > 0.7 {
+		t.Fatalf("threshold %v, want in (0.4, 0.7]", got)
+	}
+	if got != 0.41 {
+		t.Fatalf("threshold %v, want the lowest separating one, 0.41", got)
+	}
+	if got := ChooseThreshold(gold, top, conf, 0, 0); got != 0 {
+		t.Fatalf("prior 0: threshold %v, want 0", got)
+	}
+}
+
+func TestTrainWithoutOOSRejectsNoCorrectValidationAnswer(t *testing.T) {
+	ds := toyData(30, 1)
+	kept := ds.Examples[:0]
+	for _, ex := range ds.Examples {
+		if ex.Intent != tandem.OutOfScope {
+			kept = append(kept, ex)
+		}
+	}
+	ds.Examples = kept
+	cfg := toyConfig()
+	cfg.Refit = false
+	m, err := Train(context.Background(), ds, nil, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Threshold <= 0 {
+		t.Fatalf("threshold %v, want the lowest correct validation confidence (> 0)", m.Threshold)
+	}
+	// Every correct validation answer is kept: in-scope accuracy at the
+	// threshold equals top-1 accuracy.
+	_, valid := Split(ds.Examples, cfg.ValidFraction, cfg.OOSValidFraction, cfg.Seed)
+	ok, kept2 := 0, 0
+	for _, ex := range valid {
+		p := m.Predict(ex.Text)
+		if p.Label == ex.Intent {
+			ok++
+			if !p.OutOfScope {
+				kept2++
+			}
+		}
+	}
+	if ok == 0 || kept2 != ok {
+		t.Fatalf("%d of %d correct validation answers kept at threshold %v", kept2, ok, m.Threshold)
+	}
+	if m.Validation.InScopeAccuracy != float64(ok)/float64(len(valid)) {
+		t.Fatalf("validation in-scope accuracy %v, top-1 %v", m.Validation.InScopeAccuracy, float64(ok)/float64(len(valid)))
+	}
+}

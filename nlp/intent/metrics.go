@@ -108,8 +108,14 @@ func thresholded(top []string, conf []float64, t float64) []string {
 // With out-of-scope examples in the validation data it maximises the
 // expected accuracy on traffic in which a share oosPrior of the texts is out
 // of scope: (1-oosPrior)*in-scope accuracy + oosPrior*oos recall, preferring
-// the lower threshold on ties. Without them it takes the highest threshold
-// that rejects at most maxReject of the correctly classified in-scope texts.
+// the lower threshold on ties.
+//
+// Without them nothing says what an out-of-scope text looks like, so the
+// threshold only rejects what is less confident than the model's correct
+// answers: it is the lowest confidence of a correctly classified validation
+// text (no correct validation answer is rejected), or, with maxReject > 0,
+// the confidence below which that share of the correct answers lies. With no
+// correct answer at all it is 0 (nothing is rejected).
 func ChooseThreshold(gold, top []string, conf []float64, oosPrior, maxReject float64) float64 {
 	hasOOS := false
 	for _, g := range gold {
@@ -126,11 +132,7 @@ func ChooseThreshold(gold, top []string, conf []float64, oosPrior, maxReject flo
 			return 0
 		}
 		sort.Float64s(ok)
-		k := int(maxReject * float64(len(ok)))
-		if k == 0 {
-			return 0
-		}
-		return ok[k]
+		return ok[min(int(maxReject*float64(len(ok))), len(ok)-1)]
 	}
 	best, bestScore := 0.0, -1.0
 	for i := 0; i <= 100; i++ {
