@@ -61,6 +61,15 @@ func Int8Tensor(name string, dims []int64, data []int8) Tensor {
 	return Tensor{Name: name, Type: Int8, Dims: dims, Raw: raw}
 }
 
+// Int32Tensor returns an int32 tensor.
+func Int32Tensor(name string, dims []int64, data []int32) Tensor {
+	raw := make([]byte, 4*len(data))
+	for i, v := range data {
+		binary.LittleEndian.PutUint32(raw[4*i:], uint32(v))
+	}
+	return Tensor{Name: name, Type: Int32, Dims: dims, Raw: raw}
+}
+
 // Int64Tensor returns an int64 tensor.
 func Int64Tensor(name string, dims []int64, data []int64) Tensor {
 	raw := make([]byte, 8*len(data))

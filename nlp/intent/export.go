@@ -58,10 +58,13 @@ func QuantizeRows(x []float32, rows, cols int) ([]int8, []float32) {
 // them into float tables when it creates a session, and each call gathers
 // float rows. (Dequantising after the gather instead costs a Cast pass over
 // the [B,L,H] rows on every call: 25 -> 16 µs for one text,
-// BenchmarkIntentGraph.) The small dense layers stay float.
+// BenchmarkIntentGraph.) The embedding and linear tables are concatenated
+// (also folded) so that one Gather and one MatMul serve both branches, and
+// the result is sliced. The small dense layers stay float.
 func (m *Model) ONNX(int8 bool) []byte {
 	rows := len(m.E) / m.Hidden
 	C := len(m.Labels)
+	H := m.Hidden
 	var g onnx.Graph
 	g.Name = "tandem_intent"
 	g.Input(InputIDs, onnx.Int64, onnx.P("batch"), onnx.P("len"))
@@ -69,27 +72,39 @@ func (m *Model) ONNX(int8 bool) []byte {
 	g.Output(OutputLogits, onnx.Float, onnx.P("batch"), onnx.D(int64(C)))
 	g.Output(OutputProbs, onnx.Float, onnx.P("batch"), onnx.D(int64(C)))
 	g.Init(onnx.Int64Tensor("axes_1", []int64{1}, []int64{1}))
-	var bag string
-	if int8 {
-		q, scales := QuantizeRows(m.E, rows, m.Hidden)
-		g.Init(onnx.Int8Tensor("E_q", []int64{int64(rows), int64(m.Hidden)}, q))
-		g.Init(onnx.FloatTensor("E_scale", []int64{int64(rows)}, scales))
-		// Dequantised once, when ONNX Runtime folds these constant nodes at
-		// session creation; each call then gathers float rows (no per-call
-		// Cast pass over [B,L,H]).
-		ef := g.Op("Cast", []string{"E_q"}, "E_f", onnx.AttrInt("to", int64(onnx.Float))) // [V,H]
-		es := g.Op("Unsqueeze", []string{"E_scale", "axes_1"}, "E_s")                     // [V,1]
-		ed := g.Op("Mul", []string{ef, es}, "E_dq")                                       // [V,H]
-		ge := g.Op("Gather", []string{ed, InputIDs}, "e_f")                               // [B,L,H]
-		w3 := g.Op("Unsqueeze", []string{InputWeights, "axes_1"}, "w3")                   // [B,1,L]
-		bag = g.Op("MatMul", []string{w3, ge}, "bag3")                                    // [B,1,H]
-	} else {
-		g.Init(onnx.FloatTensor("E", []int64{int64(rows), int64(m.Hidden)}, m.E))
-		w3 := g.Op("Unsqueeze", []string{InputWeights, "axes_1"}, "w3") // [B,1,L]
-		ge := g.Op("Gather", []string{"E", InputIDs}, "e_f")            // [B,L,H]
-		bag = g.Op("MatMul", []string{w3, ge}, "bag3")                  // [B,1,H]
+	// table returns a [rows, cols] float table: an initializer, or int8 rows
+	// with per-row scales dequantised by constant (folded) nodes.
+	table := func(name string, w []float32, cols int) string {
+		if !int8 {
+			g.Init(onnx.FloatTensor(name, []int64{int64(rows), int64(cols)}, w))
+			return name
+		}
+		q, scales := QuantizeRows(w, rows, cols)
+		g.Init(onnx.Int8Tensor(name+"_q", []int64{int64(rows), int64(cols)}, q))
+		g.Init(onnx.FloatTensor(name+"_scale", []int64{int64(rows)}, scales))
+		f := g.Op("Cast", []string{name + "_q"}, name+"_f", onnx.AttrInt("to", int64(onnx.Float))) // [V,cols]
+		sc := g.Op("Unsqueeze", []string{name + "_scale", "axes_1"}, name+"_s")                    // [V,1]
+		return g.Op("Mul", []string{f, sc}, name+"_dq")                                            // [V,cols]
 	}
-	bag2 := g.Op("Squeeze", []string{bag, "axes_1"}, "bag") // [B,H]
+	tab := table("E", m.E, H)
+	width := H
+	if m.Lin != nil {
+		lt := table("L", m.Lin, C)
+		tab = g.Op("Concat", []string{tab, lt}, "EL", onnx.AttrInt("axis", 1)) // [V,H+C], folded
+		width += C
+	}
+	w3 := g.Op("Unsqueeze", []string{InputWeights, "axes_1"}, "w3") // [B,1,L]
+	ge := g.Op("Gather", []string{tab, InputIDs}, "rows")           // [B,L,width]
+	sum3 := g.Op("MatMul", []string{w3, ge}, "sum3")                // [B,1,width]
+	sum := g.Op("Squeeze", []string{sum3, "axes_1"}, "sum")         // [B,width]
+	bag2, wide2 := sum, ""
+	if m.Lin != nil {
+		g.Init(onnx.Int64Tensor("s_0", []int64{1}, []int64{0}))
+		g.Init(onnx.Int64Tensor("s_h", []int64{1}, []int64{int64(H)}))
+		g.Init(onnx.Int64Tensor("s_w", []int64{1}, []int64{int64(width)}))
+		bag2 = g.Op("Slice", []string{sum, "s_0", "s_h", "axes_1"}, "bag")   // [B,H]
+		wide2 = g.Op("Slice", []string{sum, "s_h", "s_w", "axes_1"}, "wide") // [B,C]
+	}
 	g.Init(onnx.FloatTensor("B0", []int64{int64(m.Hidden)}, m.B0))
 	g.Init(onnx.FloatTensor("Wo", []int64{int64(m.Hidden), int64(C)}, m.Wo))
 	g.Init(onnx.FloatTensor("Bo", []int64{int64(C)}, m.Bo))
@@ -103,24 +118,6 @@ func (m *Model) ONNX(int8 bool) []byte {
 	}
 	lg := g.Op("Add", []string{mm, "Bo"}, lgName)
 	if m.Lin != nil {
-		var wide string
-		if int8 {
-			q, scales := QuantizeRows(m.Lin, rows, C)
-			g.Init(onnx.Int8Tensor("L_q", []int64{int64(rows), int64(C)}, q))
-			g.Init(onnx.FloatTensor("L_scale", []int64{int64(rows)}, scales))
-			lf := g.Op("Cast", []string{"L_q"}, "L_f", onnx.AttrInt("to", int64(onnx.Float))) // [V,C], folded at load
-			ls := g.Op("Unsqueeze", []string{"L_scale", "axes_1"}, "L_s")                     // [V,1]
-			ld := g.Op("Mul", []string{lf, ls}, "L_dq")                                       // [V,C]
-			gl := g.Op("Gather", []string{ld, InputIDs}, "l_f")                               // [B,L,C]
-			w3 := g.Op("Unsqueeze", []string{InputWeights, "axes_1"}, "lw3")                  // [B,1,L]
-			wide = g.Op("MatMul", []string{w3, gl}, "wide3")                                  // [B,1,C]
-		} else {
-			g.Init(onnx.FloatTensor("L", []int64{int64(rows), int64(C)}, m.Lin))
-			w3 := g.Op("Unsqueeze", []string{InputWeights, "axes_1"}, "lw3") // [B,1,L]
-			gl := g.Op("Gather", []string{"L", InputIDs}, "l_f")             // [B,L,C]
-			wide = g.Op("MatMul", []string{w3, gl}, "wide3")                 // [B,1,C]
-		}
-		wide2 := g.Op("Squeeze", []string{wide, "axes_1"}, "wide") // [B,C]
 		lg = g.Op("Add", []string{lg, wide2}, OutputLogits)
 	}
 	sc := g.Op("Mul", []string{lg, "inv_t"}, "scaled")
