@@ -3,7 +3,6 @@ package entity
 import (
 	"context"
 	"math"
-	"slices"
 	"strings"
 	"sync"
 
@@ -33,6 +32,8 @@ type Model struct {
 
 	crfOnce sync.Once
 	crf     *crf // exponentiated potentials, built on first use
+
+	seen sync.Pool // *rowSeen, for deduplicating rows in encode
 
 	info       TrainInfo
 	exportFP32 bool // Save also writes entity.fp32.onnx
@@ -105,17 +106,42 @@ func (m *Model) encode(s string) ([]Token, [][]int32) {
 	if len(toks) > m.Features.MaxTokens {
 		toks = toks[:m.Features.MaxTokens]
 	}
-	// The same rows as rowsOf(featurize(...)): distinct hashes have distinct
-	// rows, so deduplicating the (fewer) known rows instead of all hashes
-	// gives the same set, cheaper.
+	// The same rows as rowsOf(featurize(...)) (distinct hashes have
+	// distinct rows), deduplicated without sorting: in first-seen order.
 	feats := m.Features.featurizeHashes(s, toks, m.gaz, false)
 	rows := make([][]int32, len(toks))
-	for i, f := range feats {
-		r := m.rowsOf(f, nil)
-		slices.Sort(r)
-		rows[i] = slices.Compact(r)
+	sn, _ := m.seen.Get().(*rowSeen)
+	if sn == nil || len(sn.stamp) != len(m.hashes)+1 {
+		sn = &rowSeen{stamp: make([]uint32, len(m.hashes)+1)}
 	}
+	for i, f := range feats {
+		sn.next()
+		r := make([]int32, 0, len(f))
+		for _, h := range f {
+			if row := m.vocab.row(h); row != 0 && sn.stamp[row] != sn.gen {
+				sn.stamp[row] = sn.gen
+				r = append(r, row)
+			}
+		}
+		rows[i] = r
+	}
+	m.seen.Put(sn)
 	return toks, rows
+}
+
+// rowSeen marks rows already taken for the current token: stamp[row] ==
+// gen. A new generation forgets all marks without clearing.
+type rowSeen struct {
+	stamp []uint32
+	gen   uint32
+}
+
+func (s *rowSeen) next() {
+	s.gen++
+	if s.gen == 0 { // wrapped: clear once every 2^32 tokens
+		clear(s.stamp)
+		s.gen = 1
+	}
 }
 
 // emissions computes the [T][K] emission scores of the token rows into out.
