@@ -84,7 +84,7 @@ func (f Fusion) Fuse(lists map[string][]Scored, k int) []tandem.Hit {
 			}
 			if j < 0 {
 				j = len(accs)
-				accs = append(accs, acc{faq: &s.FAQ, matched: -1})
+				accs = append(accs, acc{faq: s.FAQ, matched: -1})
 				if byID != nil {
 					byID[s.FAQ.ID] = j
 				}

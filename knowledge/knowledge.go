@@ -113,11 +113,11 @@ type Revision struct {
 // Scored is one retriever result: the FAQ, the retriever's own score (BM25 or
 // ts_rank for lexical, cosine similarity for vector) and, for vector search,
 // the index into Texts(FAQ) of the best-matching phrasing (-1 if unknown).
-// FAQ's slices (phrasings, tags) may be shared with the store and with other
-// results: treat them as read-only (stores never modify a stored FAQ in
-// place, so a result stays a consistent snapshot).
+// FAQ may be shared with the store and with other results: treat it, and
+// its slices, as read-only (stores never modify a stored FAQ in place, so a
+// result stays a consistent snapshot).
 type Scored struct {
-	FAQ     tandem.FAQ
+	FAQ     *tandem.FAQ
 	Score   float64
 	Matched int
 }

@@ -40,6 +40,7 @@ type item struct {
 	dl    float64            // document length (sum of weights)
 	rows  map[string][]int   // model -> row indices in that model's matrix
 	slot  int32              // dense index for per-search scratch arrays, reused after delete
+	snap  *tandem.FAQ        // immutable copy of faq handed out by searches; replaced, never modified
 }
 
 // matrix holds the vectors of one model, one row per phrasing; rows of one
@@ -202,7 +203,8 @@ func (s *Store) create(w knowledge.Write) tandem.FAQ {
 	}
 	now := s.stamp()
 	f.Version, f.CreatedAt, f.UpdatedAt, f.UpdatedBy = 1, now, now, w.Actor
-	it := &item{faq: f, rows: map[string][]int{}, slot: s.allocSlot()}
+	snap := f
+	it := &item{faq: f, snap: &snap, rows: map[string][]int{}, slot: s.allocSlot()}
 	s.items[f.ID] = it
 	if f.ExternalID != "" {
 		s.byExt[f.ExternalID] = it
@@ -261,6 +263,8 @@ func (s *Store) update(it *item, w knowledge.Write) tandem.FAQ {
 	s.unindex(it)
 	textChanged := !knowledge.SameText(old, f)
 	it.faq = f
+	snap := f
+	it.snap = &snap
 	s.index(it)
 	if textChanged || len(w.Embeddings) > 0 {
 		for model := range it.rows {
@@ -791,10 +795,10 @@ func (h *topK) offer(it *item, score float64, ord int) {
 	}
 }
 
-// result returns the kept items, best first. The FAQs share their slices
-// with the store, which never modifies a stored FAQ in place (an update
-// replaces it), so callers get a consistent snapshot without a copy; they
-// must not modify the slices (see knowledge.Scored).
+// result returns the kept items, best first. The FAQs are the items'
+// snapshots, which the store never modifies (an update replaces the
+// snapshot), so callers get a consistent view without a copy; they must not
+// modify them (see knowledge.Scored).
 func (h *topK) result() []knowledge.Scored {
 	out := make([]knowledge.Scored, len(h.items))
 	for i := len(h.items) - 1; i >= 0; i-- {
@@ -803,7 +807,7 @@ func (h *topK) result() []knowledge.Scored {
 		h.items[0] = h.items[last]
 		h.items = h.items[:last]
 		h.down(0)
-		out[i] = knowledge.Scored{FAQ: si.it.faq, Score: si.score, Matched: si.ord}
+		out[i] = knowledge.Scored{FAQ: si.it.snap, Score: si.score, Matched: si.ord}
 	}
 	return out
 }

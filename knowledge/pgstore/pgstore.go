@@ -904,7 +904,7 @@ func collectScored(rows pgx.Rows) ([]knowledge.Scored, error) {
 			f.Tags = nil
 		}
 		f.CreatedAt, f.UpdatedAt = f.CreatedAt.UTC(), f.UpdatedAt.UTC()
-		sc.FAQ, sc.Matched = f, -1
+		sc.FAQ, sc.Matched = &f, -1
 		return sc, err
 	})
 	if err != nil {
@@ -1178,7 +1178,7 @@ func (s *Store) VectorSearch(ctx context.Context, model string, vec []float32, f
 			continue // deleted between the two queries
 		}
 		b := found[id]
-		out = append(out, knowledge.Scored{FAQ: f, Score: b.sim, Matched: b.ord})
+		out = append(out, knowledge.Scored{FAQ: &f, Score: b.sim, Matched: b.ord})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Score > out[j].Score })
 	return out, nil
