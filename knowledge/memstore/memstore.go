@@ -712,7 +712,8 @@ func (s *Store) VectorSearch(ctx context.Context, model string, vec []float32, f
 	return h.result(), nil
 }
 
-func dot(a, b []float32) float32 {
+// dotGo is the portable inner product of a and b[:len(a)] (see dot).
+func dotGo(a, b []float32) float32 {
 	b = b[:len(a)]
 	var s0, s1, s2, s3 float32
 	i := 0
