@@ -4,8 +4,8 @@
 //     and intent-labelled utterances — hashed word unigrams and bigrams and
 //     character 3-5-grams at word boundaries, an embedding table summed with
 //     per-feature weights, L2-normalised — exported as int8 ONNX (Export:
-//     per-row quantised table, dequantised after the gather) and run in ONNX
-//     Runtime (OpenLocal).
+//     the non-zero rows, per-row quantised, dequantised once when the
+//     session is created) and run in ONNX Runtime (OpenLocal).
 //   - Remote: an OpenAI-compatible /v1/embeddings client (go-openai) with
 //     batching, a per-request timeout, a gobreaker circuit breaker and a
 //     configured dimension that every response is checked against.
