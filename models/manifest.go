@@ -56,6 +56,7 @@ type ModelEntry struct {
 	Features    json.RawMessage    `json:"features,omitempty"`
 	Training    json.RawMessage    `json:"training,omitempty"`
 	Threshold   float64            `json:"threshold,omitempty"`
+	Score       string             `json:"score,omitempty"` // what Threshold applies to (intent: "max_prob" when empty, "oos_log_ratio")
 	Temperature float64            `json:"temperature,omitempty"`
 	Validation  map[string]float64 `json:"validation,omitempty"`
 }

@@ -9,8 +9,10 @@
 // of ONNX Runtime sessions; calls wait for a free session (or ctx). Batched
 // calls put many texts in one ONNX Runtime Run. Confidences are calibrated
 // (temperature scaling fitted at training time); NLU.OutOfScope is set when
-// the top intent is "oos" or its confidence is below the model's threshold,
-// in which case NLU.Intent still names the best guess.
+// the top intent is "oos" or the model's out-of-scope score (the manifest's
+// "score": the top probability, or the log ratio of the top in-scope
+// intent's probability to the oos probability) is below its threshold, in
+// which case NLU.Intent still names the best guess.
 package nlp
 
 import (
@@ -42,7 +44,7 @@ type Options struct {
 	Sessions  int     // concurrent ONNX Runtime calls (default GOMAXPROCS; at most 4 distinct sessions, shared beyond)
 	TopK      int     // intents in NLU.Ranking (default 5)
 	MaxBatch  int     // texts per ONNX Runtime call (default 8: larger calls are slower per text, their [batch x features x hidden] intermediate falls out of cache)
-	Threshold float64 // overrides the manifest's out-of-scope threshold when > 0
+	Threshold float64 // overrides the manifest's out-of-scope threshold when > 0 (in the units of the model's score, Classifier.Score)
 }
 
 // Classifier runs a model directory's intent model.
@@ -53,6 +55,7 @@ type Classifier struct {
 	oos       int
 	fz        *features.Featurizer
 	threshold float64
+	score     string // the out-of-scope score the threshold applies to (intent.ScoreMaxProb or intent.ScoreOOSLogRatio)
 	topK      int
 	maxBatch  int
 	pool      chan *models.Session
@@ -114,6 +117,17 @@ func LoadClassifier(rt *models.Runtime, dir string, opt Options) (*Classifier, e
 			c.oos = i
 		}
 	}
+	switch me.Score {
+	case "", intent.ScoreMaxProb:
+		c.score = intent.ScoreMaxProb // directories written before the manifest named the score
+	case intent.ScoreOOSLogRatio:
+		if c.oos < 0 {
+			return nil, fmt.Errorf("nlp: %s: out-of-scope score %q needs an %q label", dir, me.Score, tandem.OutOfScope)
+		}
+		c.score = me.Score
+	default:
+		return nil, fmt.Errorf("nlp: %s: out-of-scope score %q unknown to this build (want %q or %q)", dir, me.Score, intent.ScoreMaxProb, intent.ScoreOOSLogRatio)
+	}
 	if opt.Threshold > 0 {
 		c.threshold = opt.Threshold
 	}
@@ -157,6 +171,11 @@ func (c *Classifier) Labels() []string { return c.labels }
 
 // Threshold returns the out-of-scope threshold in use.
 func (c *Classifier) Threshold() float64 { return c.threshold }
+
+// Score returns the out-of-scope score the threshold applies to:
+// intent.ScoreMaxProb (the top probability) or intent.ScoreOOSLogRatio
+// (ln p(top in-scope intent) - ln p(oos)).
+func (c *Classifier) Score() string { return c.score }
 
 // Close releases the sessions. Calls in flight must have returned.
 func (c *Classifier) Close() error {
@@ -326,7 +345,7 @@ func (c *Classifier) decide(p []float32) tandem.NLU {
 	}
 	var n tandem.NLU
 	n.Intent = tandem.IntentScore{Name: c.labels[best], Confidence: float64(p[best])}
-	n.OutOfScope = best == c.oos || float64(p[best]) < c.threshold
+	n.OutOfScope = best == c.oos || intent.OOSScore(c.score, p, best, c.oos) < c.threshold
 	// Top-k by partial selection (k is small).
 	idx := make([]int, 0, c.topK+1)
 	for i, v := range p {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -248,4 +249,67 @@ func reportP50(b *testing.B, lat []time.Duration) {
 	s := slices.Clone(lat)
 	slices.Sort(s)
 	b.ReportMetric(float64(s[len(s)/2].Nanoseconds())/1e3, "p50-µs")
+}
+
+func TestClassifierOOSScore(t *testing.T) {
+	rt, err := models.OpenRuntime(testenv.ONNXRuntimeLib(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	dir, res := trainToyDir(t)
+	if s := res.Manifest.Models["intent"].Score; s != intent.ScoreOOSLogRatio || res.Intent.Score != s {
+		t.Fatalf("manifest score %q, model %q, want %q", s, res.Intent.Score, intent.ScoreOOSLogRatio)
+	}
+	c, err := LoadClassifier(rt, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, ex := range toyDataset(8, 7).Examples {
+		got, err := c.Classify(ctx, ex.Text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := res.Intent.Predict(ex.Text)
+		if d := ref.Score - res.Intent.Threshold; got.OutOfScope != ref.OutOfScope && (d > 1e-3 || d < -1e-3) {
+			t.Fatalf("%q: served out of scope %v, reference %v (score %v, threshold %v)", ex.Text, got.OutOfScope, ref.OutOfScope, ref.Score, res.Intent.Threshold)
+		}
+	}
+	c.Close()
+	// A directory written before the manifest named the score: max_prob.
+	man, err := models.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := man.Models["intent"]
+	me.Score, me.Threshold = "", 0.5
+	man.Models["intent"] = me
+	if err := man.Seal(dir); err != nil {
+		t.Fatal(err)
+	}
+	c, err = LoadClassifier(rt, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Score() != intent.ScoreMaxProb {
+		t.Fatalf("score %q, want %q", c.Score(), intent.ScoreMaxProb)
+	}
+	n, err := c.Classify(ctx, "hello alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.OutOfScope != (n.Intent.Name == tandem.OutOfScope || n.Intent.Confidence < 0.5) {
+		t.Fatalf("max_prob decision %+v", n)
+	}
+	c.Close()
+	// An unknown score fails with a clear error.
+	me.Score = "energy"
+	man.Models["intent"] = me
+	if err := man.Seal(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadClassifier(rt, dir, Options{}); err == nil || !strings.Contains(err.Error(), `score "energy" unknown`) {
+		t.Fatalf("unknown score: %v", err)
+	}
 }

@@ -37,6 +37,9 @@ type evalReport struct {
 	Data     string         `json:"data"`
 	Examples int            `json:"examples"`
 	Intent   intent.Metrics `json:"intent"`
+	// Score is what intent.threshold applies to: "max_prob" (the top
+	// probability) or "oos_log_ratio" (ln p(top in-scope intent) - ln p(oos)).
+	Score string `json:"score"`
 	// IntentNoThreshold scores the top intent alone (out of scope only
 	// when the top intent is "oos"): the usual accuracy of closed-set
 	// benchmarks such as SNIPS.
@@ -62,7 +65,7 @@ func runEvalNLU(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		spec      = fs.String("data", "", "evaluation data SPEC")
 		asJSON    = fs.Bool("json", false, "print one JSON object")
 		oos       = fs.String("oos-label", "", "label the data uses for out-of-scope examples")
-		threshold = fs.Float64("threshold", 0, "override the model's out-of-scope threshold (0 = the model's)")
+		threshold = fs.Float64("threshold", 0, "override the model's out-of-scope threshold, in the units of its score (0 = the model's)")
 		lib       = fs.String("onnxruntime-lib", defaultORTLib(), "ONNX Runtime shared library (env ONNXRUNTIME_LIB)")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -120,7 +123,7 @@ func runEvalNLU(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		Intent: intent.Score(gold, pred), IntentNoThreshold: intent.Score(gold, top),
 		Speed: evalSpeed{Seconds: el.Seconds(), MessagesPerSecond: float64(len(texts)) / el.Seconds()},
 	}
-	rep.Intent.Threshold = clf.Threshold()
+	rep.Intent.Threshold, rep.Score = clf.Threshold(), clf.Score()
 	if ds.HasEntities() {
 		tg, err := nlp.LoadEntityTagger(rt, *modelDir)
 		switch {
@@ -146,8 +149,8 @@ func runEvalNLU(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	m := rep.Intent
 	fmt.Fprintf(stdout, "model %s (%s) on %s: %d examples\n", *modelDir, rep.Version, *spec, rep.Examples)
-	fmt.Fprintf(stdout, "intent: accuracy %.4f  in-scope accuracy %.4f  oos precision %.4f  oos recall %.4f  macro F1 %.4f  (threshold %.2f)\n",
-		m.Accuracy, m.InScopeAccuracy, m.OOSPrecision, m.OOSRecall, m.MacroF1, m.Threshold)
+	fmt.Fprintf(stdout, "intent: accuracy %.4f  in-scope accuracy %.4f  oos precision %.4f  oos recall %.4f  macro F1 %.4f  (threshold %.2f on %s)\n",
+		m.Accuracy, m.InScopeAccuracy, m.OOSPrecision, m.OOSRecall, m.MacroF1, m.Threshold, rep.Score)
 	m = rep.IntentNoThreshold
 	fmt.Fprintf(stdout, "intent without threshold: accuracy %.4f  in-scope accuracy %.4f  oos recall %.4f  macro F1 %.4f\n",
 		m.Accuracy, m.InScopeAccuracy, m.OOSRecall, m.MacroF1)

@@ -121,9 +121,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("train: %w", err)
 	}
 	m := res.Intent
-	fmt.Fprintf(stdout, "wrote %s (%s %s): %d intents, %d examples, validation accuracy %.4f, in-scope %.4f, oos recall %.3f, threshold %.2f, in %s\n",
+	fmt.Fprintf(stdout, "wrote %s (%s %s): %d intents, %d examples, validation accuracy %.4f, in-scope %.4f, oos recall %.3f, threshold %.2f (%s), in %s\n",
 		*out, res.Manifest.Name, res.Manifest.Version, len(m.Labels), m.Examples, m.Validation.Accuracy,
-		m.Validation.InScopeAccuracy, m.Validation.OOSRecall, m.Threshold, res.Elapsed.Round(1e7))
+		m.Validation.InScopeAccuracy, m.Validation.OOSRecall, m.Threshold, m.Score, res.Elapsed.Round(1e7))
 	if e := res.Entity; e != nil {
 		fmt.Fprintf(stdout, "entity tagger: %d types (%s), %d examples, %d features\n",
 			len(e.Types), strings.Join(e.Types, ", "), e.Info().Examples, e.NumFeatures())

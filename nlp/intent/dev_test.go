@@ -224,6 +224,10 @@ func TestDevCLINCTrain(t *testing.T) {
 	cfg.PseudoOOS = envF("PSEUDO", cfg.PseudoOOS)
 	cfg.OOSPrior = envF("PRIOR", cfg.OOSPrior)
 	cfg.MaxReject = envF("MAXREJ", cfg.MaxReject)
+	cfg.OOSReject = envF("OOSREJ", cfg.OOSReject)
+	if s := os.Getenv("SCORE"); s != "" {
+		cfg.OOSScore = s
+	}
 	cfg.OOSValidFraction = envF("OOSVF", cfg.OOSValidFraction)
 	cfg.Seed = uint64(envF("SEED", float64(cfg.Seed)))
 	if bw := os.Getenv("BW"); bw != "" {
@@ -282,16 +286,19 @@ func TestDevCLINCTrain(t *testing.T) {
 	m0, mt := at(0), at(final.Threshold)
 	fmt.Fprintf(&sb, "DEV none %.4f/%.2f | chosen t=%.2f %.4f/%.2f", m0.InScopeAccuracy, m0.OOSRecall, final.Threshold, mt.InScopeAccuracy, mt.OOSRecall)
 	for _, prior := range []float64{0.03, 0.05, 0.08, 0.1} {
+		if final.Score != ScoreMaxProb {
+			break // the prior rule's grid is for probabilities
+		}
 		th := ChooseThreshold(sliceGold, sliceTop, sliceConf, prior, cfg.MaxReject)
 		mm := at(th)
 		fmt.Fprintf(&sb, " | prior %.2f t=%.2f %.4f/%.2f", prior, th, mm.InScopeAccuracy, mm.OOSRecall)
 	}
 	for _, target := range []float64{0.6, 0.7} {
 		best, bt := Metrics{}, 0.0
-		for i := 0; i <= 100; i++ {
-			mm := at(float64(i) / 100)
+		for _, th := range append(append([]float64(nil), conf...), -1e9) {
+			mm := at(th)
 			if mm.OOSRecall >= target && mm.InScopeAccuracy > best.InScopeAccuracy {
-				best, bt = mm, float64(i)/100
+				best, bt = mm, th
 			}
 		}
 		fmt.Fprintf(&sb, " | oracle r>=%.1f: %.4f (t=%.2f)", target, best.InScopeAccuracy, bt)
@@ -311,7 +318,7 @@ func predictSet(m *Model, s *set) (top []string, conf []float64, gold []string) 
 		rs, ws := s.example(i)
 		m.Logits(rs, ws, h, lg)
 		b := Softmax(lg, m.Temperature, p)
-		top, conf = append(top, m.Labels[b]), append(conf, p[b])
+		top, conf = append(top, m.Labels[b]), append(conf, OOSScore(m.Score, p, b, m.OOSIndex()))
 		g := "?"
 		if s.labels[i] >= 0 {
 			g = m.Labels[s.labels[i]]
@@ -343,6 +350,9 @@ func TestDevDemo(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Seed, cfg.Members, cfg.Hidden, cfg.Epochs, cfg.Refit = 20240601, 1, 128, 5, false
 	cfg.PseudoOOS = envF("PSEUDO", cfg.PseudoOOS)
+	if s := os.Getenv("SCORE"); s != "" {
+		cfg.OOSScore = s
+	}
 	start := time.Now()
 	m, err := Train(context.Background(), data.Merge(bt, demo), nil, cfg, nil)
 	if err != nil {

@@ -154,7 +154,7 @@ func (m *Model) Save(dir string, int8 bool) (models.ModelEntry, error) {
 		Kind: Kind, File: FileONNX,
 		Inputs: []string{InputIDs, InputWeights}, Outputs: []string{OutputLogits, OutputProbs},
 		Labels: m.Labels, Aux: map[string]string{"vocab": FileVocab},
-		Features: feat, Training: train, Threshold: m.Threshold, Temperature: m.Temperature,
+		Features: feat, Training: train, Threshold: m.Threshold, Score: m.Score, Temperature: m.Temperature,
 		Validation: map[string]float64{
 			"examples": float64(v.Examples), "accuracy": v.Accuracy, "in_scope_accuracy": v.InScopeAccuracy,
 			"oos_precision": v.OOSPrecision, "oos_recall": v.OOSRecall, "macro_f1": v.MacroF1,

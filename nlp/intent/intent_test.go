@@ -294,3 +294,67 @@ func TestTrainWithoutOOSRejectsNoCorrectValidationAnswer(t *testing.T) {
 		t.Fatalf("validation in-scope accuracy %v, top-1 %v", m.Validation.InScopeAccuracy, float64(ok)/float64(len(valid)))
 	}
 }
+
+func TestOOSScore(t *testing.T) {
+	p := []float64{0.5, 0.3, 0.2} // label 2 is oos
+	if got := OOSScore(ScoreMaxProb, p, 0, 2); got != 0.5 {
+		t.Fatalf("max_prob %v", got)
+	}
+	if got := OOSScore("", p, 0, 2); got != 0.5 {
+		t.Fatalf("empty kind %v, want max_prob", got)
+	}
+	if got, want := OOSScore(ScoreOOSLogRatio, p, 0, 2), math.Log(0.5/0.2); math.Abs(got-want) > 1e-12 {
+		t.Fatalf("log ratio %v, want %v", got, want)
+	}
+	// Top label oos: the ratio uses the best in-scope intent (negative).
+	q := []float32{0.1, 0.3, 0.6}
+	if got, want := OOSScore(ScoreOOSLogRatio, q, 2, 2), math.Log(0.3/0.6); math.Abs(got-want) > 1e-6 {
+		t.Fatalf("log ratio with oos on top %v, want %v", got, want)
+	}
+	// No oos label: the top probability.
+	if got := OOSScore(ScoreOOSLogRatio, p, 0, -1); got != 0.5 {
+		t.Fatalf("log ratio without oos %v, want 0.5", got)
+	}
+	// The log ratio does not penalise probability shared between in-scope
+	// intents: two similar intents at 0.45 each beat 0.6 with oos at 0.3.
+	shared, sure := []float64{0.45, 0.45, 0.1}, []float64{0.6, 0.1, 0.3}
+	if OOSScore(ScoreOOSLogRatio, shared, 0, 2) <= OOSScore(ScoreOOSLogRatio, sure, 0, 2) {
+		t.Fatal("shared in-scope probability scored as more out of scope")
+	}
+}
+
+func TestRejectThreshold(t *testing.T) {
+	gold := []string{"a", "a", "b", tandem.OutOfScope, "b", tandem.OutOfScope}
+	top := []string{"a", "b", "b", tandem.OutOfScope, "b", "a"}
+	score := []float64{3, -1, 1, -5, 2, 0.5}
+	// Correct in-scope answers score 3, 1, 2 (the correct oos answer does not count).
+	for _, tc := range []struct{ reject, want float64 }{{0, 1}, {0.34, 2}, {0.99, 3}} {
+		if got := RejectThreshold(gold, top, score, tc.reject); got != tc.want {
+			t.Fatalf("reject %v: threshold %v, want %v", tc.reject, got, tc.want)
+		}
+	}
+}
+
+func TestTrainLogRatioThreshold(t *testing.T) {
+	cfg := toyConfig()
+	cfg.Refit = false
+	m, err := Train(context.Background(), toyData(30, 1), nil, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Score != ScoreOOSLogRatio {
+		t.Fatalf("score %q, want %q (the data has oos)", m.Score, ScoreOOSLogRatio)
+	}
+	cfg.OOSScore = ScoreMaxProb
+	m2, err := Train(context.Background(), toyData(30, 1), nil, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m2.Score != ScoreMaxProb || m2.Threshold < 0 || m2.Threshold > 1 {
+		t.Fatalf("max_prob: score %q threshold %v", m2.Score, m2.Threshold)
+	}
+	cfg.OOSScore = "energy"
+	if _, err := Train(context.Background(), toyData(30, 1), nil, cfg, nil); err == nil {
+		t.Fatal("unknown oos_score accepted")
+	}
+}

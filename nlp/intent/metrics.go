@@ -122,17 +122,7 @@ func ChooseThreshold(gold, top []string, conf []float64, oosPrior, maxReject flo
 		hasOOS = hasOOS || g == tandem.OutOfScope
 	}
 	if !hasOOS {
-		var ok []float64
-		for i := range gold {
-			if gold[i] == top[i] {
-				ok = append(ok, conf[i])
-			}
-		}
-		if len(ok) == 0 {
-			return 0
-		}
-		sort.Float64s(ok)
-		return ok[min(int(maxReject*float64(len(ok))), len(ok)-1)]
+		return RejectThreshold(gold, top, conf, maxReject)
 	}
 	best, bestScore := 0.0, -1.0
 	for i := 0; i <= 100; i++ {
@@ -149,4 +139,24 @@ func ChooseThreshold(gold, top []string, conf []float64, oosPrior, maxReject flo
 		}
 	}
 	return best
+}
+
+// RejectThreshold returns the score below which a share reject of the
+// correctly classified validation texts lies (with reject 0, the lowest
+// score of a correct answer): the threshold that rejects that share of the
+// correct answers. It depends on the in-scope texts only, so on a
+// validation slice with few out-of-scope texts it is far steadier than a
+// threshold chosen on their recall. With no correct answer it is 0.
+func RejectThreshold(gold, top []string, score []float64, reject float64) float64 {
+	var ok []float64
+	for i := range gold {
+		if gold[i] == top[i] && gold[i] != tandem.OutOfScope {
+			ok = append(ok, score[i])
+		}
+	}
+	if len(ok) == 0 {
+		return 0
+	}
+	sort.Float64s(ok)
+	return ok[min(int(reject*float64(len(ok))), len(ok)-1)]
 }

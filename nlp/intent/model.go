@@ -18,8 +18,10 @@
 // [rows x labels], so the mixture exports as a single graph with one extra
 // gather. Confidence is softmax(logits / Temperature), with the temperature
 // fitted on the held-out validation slice; a text is out of scope when its
-// top intent is "oos" or its confidence is below Threshold, also chosen on
-// that slice.
+// top intent is "oos" or its out-of-scope score (Score) is below Threshold,
+// also chosen on that slice. With an "oos" label the score is the log ratio
+// of the top in-scope intent's probability to the oos probability
+// (ScoreOOSLogRatio); without one it is the top probability (ScoreMaxProb).
 //
 // Contract: Model is immutable after Train or Load and its methods are safe
 // for concurrent use. Forward is the reference the exported ONNX graph is
@@ -48,7 +50,8 @@ type Model struct {
 	// include them (weight / temperature).
 	BranchTemperatures [3]float64
 	Temperature        float64 // confidence = softmax(logits / Temperature)
-	Threshold          float64 // out of scope below this confidence
+	Threshold          float64 // out of scope when the Score is below this
+	Score              string  // the score Threshold applies to: ScoreMaxProb ("" in models saved before it existed) or ScoreOOSLogRatio
 	Validation         Metrics // metrics on the validation slice at Threshold
 	Config             Config  // training configuration
 	DataDigest         string  // features of the training data (data.Dataset.Digest)
@@ -126,11 +129,45 @@ func Softmax(logits []float32, T float64, p []float64) int {
 	return best
 }
 
+// Out-of-scope scores: what Model.Threshold (and the manifest's threshold)
+// applies to.
+const (
+	// ScoreMaxProb is the top intent's calibrated probability.
+	ScoreMaxProb = "max_prob"
+	// ScoreOOSLogRatio is ln p(top in-scope intent) - ln p(oos): how much
+	// more likely the best in-scope intent is than the out-of-scope class.
+	// Unlike the top probability it does not fall when the probability is
+	// shared between similar in-scope intents.
+	ScoreOOSLogRatio = "oos_log_ratio"
+)
+
+// OOSScore returns the out-of-scope score of kind (ScoreMaxProb when kind is
+// "") from calibrated probabilities p, their arg max best and the index of
+// the oos label (-1 when there is none; ScoreOOSLogRatio then falls back to
+// the top probability). Lower scores are more out of scope; +Inf when p(oos)
+// underflows to 0.
+func OOSScore[F float32 | float64](kind string, p []F, best, oos int) float64 {
+	if kind != ScoreOOSLogRatio || oos < 0 {
+		return float64(p[best])
+	}
+	top := best
+	if top == oos {
+		top = -1
+		for c := range p {
+			if c != oos && (top < 0 || p[c] > p[top]) {
+				top = c
+			}
+		}
+	}
+	return math.Log(float64(p[top])) - math.Log(float64(p[oos]))
+}
+
 // Prediction is the decision for one text.
 type Prediction struct {
 	Label      string
 	Index      int
 	Confidence float64
+	Score      float64 // the out-of-scope score compared with the threshold (Model.Score)
 	OutOfScope bool
 	Probs      []float64 // calibrated, per label
 }
@@ -149,6 +186,7 @@ func (m *Model) Predict(s string) Prediction {
 // Decide turns calibrated probabilities into a prediction.
 func (m *Model) Decide(p []float64, best int) Prediction {
 	pr := Prediction{Label: m.Labels[best], Index: best, Confidence: p[best], Probs: p}
-	pr.OutOfScope = pr.Label == tandem.OutOfScope || pr.Confidence < m.Threshold
+	pr.Score = OOSScore(m.Score, p, best, m.OOSIndex())
+	pr.OutOfScope = pr.Label == tandem.OutOfScope || pr.Score < m.Threshold
 	return pr
 }
