@@ -60,6 +60,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		noRefit = fs.Bool("no-refit", false, "keep the model trained without the validation slice (faster) instead of retraining on all data")
 		noEnt   = fs.Bool("no-entities", false, "do not train the entity tagger even when the data has entity annotations")
 		entEp   = fs.Int("entity-epochs", 0, "entity tagger training epochs (0 = the tagger's default)")
+		oosSc   = fs.String("oos-score", def.OOSScore, "out-of-scope score when the data has oos examples: "+intent.ScoreOOSLogRatio+" (ln p(top) - ln p(oos), threshold rejecting 0.5% of correct validation answers) or "+intent.ScoreMaxProb+" (top probability, threshold by the 5%-prior rule)")
 	)
 	fs.Var(&specs, "data", "training data SPEC (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -103,6 +104,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := def
 	cfg.Seed, cfg.Epochs, cfg.Members, cfg.Hidden = *seed, *epochs, *members, *hidden
+	cfg.OOSScore = *oosSc
 	cfg.Features.Buckets, cfg.ValidFraction, cfg.Threads = *buckets, *validFr, *threads
 	cfg.Refit = !*noRefit
 	progress := intent.WriterProgress(stderr)

@@ -72,4 +72,36 @@ func TestTrainEvalCLI(t *testing.T) {
 	if rep.Examples != 46 || rep.Entity.MicroF1 == nil || *rep.Entity.MicroF1 < 0.9 || len(rep.Entity.PerType) != 2 {
 		t.Fatalf("eval report %s", stdout.String())
 	}
+
+	// --oos-score picks the out-of-scope score the manifest records; an
+	// unknown one is refused.
+	score := func(dir string) string {
+		var man struct {
+			Models map[string]struct {
+				Score string `json:"score"`
+			} `json:"models"`
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &man); err != nil {
+			t.Fatal(err)
+		}
+		return man.Models["intent"].Score
+	}
+	if got := score(out); got != "oos_log_ratio" {
+		t.Errorf("default score %q, want oos_log_ratio", got)
+	}
+	args := []string{"--data", "tandem:" + file, "--seed", "3", "--hidden", "8", "--members", "1", "--epochs", "3", "--buckets", "16384", "--no-entities", "--quiet"}
+	out2 := filepath.Join(dir, "model-maxprob")
+	if err := runTrain(ctx, append(args, "--out", out2, "--oos-score", "max_prob"), &stdout, &stderr); err != nil {
+		t.Fatalf("train --oos-score max_prob: %v\n%s", err, stderr.String())
+	}
+	if got := score(out2); got != "max_prob" && got != "" {
+		t.Errorf("--oos-score max_prob recorded %q", got)
+	}
+	if err := runTrain(ctx, append(args, "--out", filepath.Join(dir, "bad"), "--oos-score", "vibes"), &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "vibes") {
+		t.Errorf("--oos-score vibes: %v", err)
+	}
 }
