@@ -3,8 +3,9 @@
 #
 #   scripts/models.sh BIN DIR        (called by `make models`)
 #
-# Inputs: the Bitext customer-support CSV from ../shared/datasets (when
-# present) and the project-written data in models/data/*.yml. The work is
+# Inputs: the Bitext customer-support CSV and CLINC150's out-of-scope
+# training examples from ../shared/datasets (when present) and the
+# project-written data in models/data/*.yml. The work is
 # skipped when DIR holds a model trained from the same inputs by the same
 # trainer sources (a stamp with their SHA-256 is kept in DIR/.inputs.sha256).
 set -euo pipefail
@@ -28,6 +29,14 @@ for f in "$root"/models/data/*.yml; do
   specs+=(--data "tandem:$f")
   inputs+=("$f")
 done
+# CLINC150's out-of-scope training examples (its oos_train and oos_val
+# splits, 200 texts; never oos_test) teach the demo model what lies outside
+# a support bot's intents: its own data holds only a few dozen.
+clinc="$datasets/clinc150/data_full.json"
+if [[ -f "$clinc" ]]; then
+  specs+=(--data "clinc150:$clinc#oos_train,oos_val")
+  inputs+=("$clinc")
+fi
 
 # The stamp covers the data, this script, the seed and the trainer's sources.
 stamp=$( {
