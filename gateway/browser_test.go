@@ -17,53 +17,8 @@ import (
 	"github.com/tandem-chat/tandem/gateway/console"
 	"github.com/tandem-chat/tandem/handoff"
 	"github.com/tandem-chat/tandem/handoff/memstore"
-	"github.com/tandem-chat/tandem/internal/testenv"
+	"github.com/tandem-chat/tandem/internal/browsertest"
 )
-
-// newBrowser starts headless Chromium with a fresh profile.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	path := testenv.Chromium(t)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(390, 844), // a phone
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelA() })
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
-func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func eval[T any](t *testing.T, ctx context.Context, expr string) T {
-	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return v
-}
 
 // waitFor polls a JavaScript predicate until it is true.
 func waitFor(t *testing.T, ctx context.Context, what, expr string) {
@@ -77,14 +32,14 @@ func waitFor(t *testing.T, ctx context.Context, what, expr string) {
 		}
 	}
 	if err != nil {
-		dump := eval[string](t, ctx, `document.getElementById("tandem-root") ? document.getElementById("tandem-root").innerText : "(no widget)"`)
+		dump := browsertest.Eval[string](t, ctx, `document.getElementById("tandem-root") ? document.getElementById("tandem-root").innerText : "(no widget)"`)
 		t.Fatalf("waiting for %s: %v\nwidget text:\n%s", what, err, dump)
 	}
 }
 
 func sendFromWidget(t *testing.T, ctx context.Context, text string) {
 	t.Helper()
-	do(t, ctx, chromedp.SendKeys(chromedp.ID("tandem-input"), text), chromedp.Click(chromedp.ID("tandem-send")))
+	browsertest.Do(t, ctx, chromedp.SendKeys(chromedp.ID("tandem-input"), text), chromedp.Click(chromedp.ID("tandem-send")))
 }
 
 // loggedSeqs is the list of data-seq attributes of rendered log messages.
@@ -94,15 +49,15 @@ const botCount = `document.querySelectorAll('#tandem-log .tandem-msg[data-author
 
 func TestBrowserWidget(t *testing.T) {
 	ts := startServer(t, serverOpts{})
-	ctx := newBrowser(t)
-	do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	ctx := browsertest.Start(t, 390, 844)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
 	waitFor(t, ctx, "the widget to connect", `document.getElementById("tandem-status") && document.getElementById("tandem-status").textContent === "Online"`)
 
 	// Accessibility basics.
-	if role := eval[string](t, ctx, `document.getElementById("tandem-log").getAttribute("role") + "/" + document.getElementById("tandem-log").getAttribute("aria-live")`); role != "log/polite" {
+	if role := browsertest.Eval[string](t, ctx, `document.getElementById("tandem-log").getAttribute("role") + "/" + document.getElementById("tandem-log").getAttribute("aria-live")`); role != "log/polite" {
 		t.Fatalf("log role = %s", role)
 	}
-	if got := eval[string](t, ctx, `document.activeElement && document.activeElement.id`); got != "tandem-input" {
+	if got := browsertest.Eval[string](t, ctx, `document.activeElement && document.activeElement.id`); got != "tandem-input" {
 		t.Fatalf("focus after open = %q, want the input", got)
 	}
 
@@ -111,7 +66,7 @@ func TestBrowserWidget(t *testing.T) {
 		waitFor(t, ctx, "the bot's answer", `Array.from(document.querySelectorAll('#tandem-log .tandem-msg[data-author="bot"]')).some(e => e.textContent.includes("echo: hello there"))`)
 		sendFromWidget(t, ctx, "help")
 		waitFor(t, ctx, "quick replies", `document.querySelectorAll("#tandem-quick button").length === 2`)
-		do(t, ctx, chromedp.Click(chromedp.CSS("#tandem-quick button")))
+		browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS("#tandem-quick button")))
 		waitFor(t, ctx, "the quick reply's answer", `document.body.innerText.includes("echo: Shipping")`)
 	})
 
@@ -119,24 +74,24 @@ func TestBrowserWidget(t *testing.T) {
 		payload := `<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>`
 		sendFromWidget(t, ctx, payload)
 		waitFor(t, ctx, "the echo of the payload", `Array.from(document.querySelectorAll('#tandem-log .tandem-msg[data-author="bot"]')).some(e => e.textContent.includes("echo: <img src=x"))`)
-		if n := eval[int](t, ctx, `document.querySelectorAll("#tandem-log img, #tandem-log script").length`); n != 0 {
+		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll("#tandem-log img, #tandem-log script").length`); n != 0 {
 			t.Fatalf("%d injected elements in the log", n)
 		}
-		if p := eval[bool](t, ctx, `window.__pwned !== undefined`); p {
+		if p := browsertest.Eval[bool](t, ctx, `window.__pwned !== undefined`); p {
 			t.Fatal("injected script ran")
 		}
-		if !eval[bool](t, ctx, fmt.Sprintf(`document.getElementById("tandem-log").textContent.includes(%q)`, payload)) {
+		if !browsertest.Eval[bool](t, ctx, fmt.Sprintf(`document.getElementById("tandem-log").textContent.includes(%q)`, payload)) {
 			t.Fatal("payload text not shown literally")
 		}
 	})
 
 	t.Run("reload shows the whole history once in order", func(t *testing.T) {
-		before := eval[[]int](t, ctx, loggedSeqs)
-		do(t, ctx, chromedp.Reload())
+		before := browsertest.Eval[[]int](t, ctx, loggedSeqs)
+		browsertest.Do(t, ctx, chromedp.Reload())
 		waitFor(t, ctx, "reconnect after reload", `document.getElementById("tandem-status") && document.getElementById("tandem-status").textContent === "Online"`)
 		sendFromWidget(t, ctx, "after reload")
 		waitFor(t, ctx, "an answer after reload", `document.body.innerText.includes("echo: after reload")`)
-		seqs := eval[[]int](t, ctx, loggedSeqs)
+		seqs := browsertest.Eval[[]int](t, ctx, loggedSeqs)
 		if len(seqs) != len(before)+2 {
 			t.Fatalf("after reload %d messages (%v), want %d", len(seqs), seqs, len(before)+2)
 		}
@@ -147,26 +102,26 @@ func TestBrowserWidget(t *testing.T) {
 		}
 		// Also from an empty cache (another device with the same token is not
 		// possible, but a cleared cache replays from the server).
-		do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => { const k = Object.keys(localStorage).find(k => k.startsWith("tandem:")); const s = JSON.parse(localStorage.getItem(k)); s.messages = []; s.lastSeq = 0; localStorage.setItem(k, JSON.stringify(s)); })()`),
+		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => { const k = Object.keys(localStorage).find(k => k.startsWith("tandem:")); const s = JSON.parse(localStorage.getItem(k)); s.messages = []; s.lastSeq = 0; localStorage.setItem(k, JSON.stringify(s)); })()`),
 			chromedp.Reload())
 		waitFor(t, ctx, "a full replay", fmt.Sprintf(`%s.length === %d`, loggedSeqs, len(seqs)))
-		if got := eval[[]int](t, ctx, loggedSeqs); fmt.Sprint(got) != fmt.Sprint(seqs) {
+		if got := browsertest.Eval[[]int](t, ctx, loggedSeqs); fmt.Sprint(got) != fmt.Sprint(seqs) {
 			t.Fatalf("replay = %v, want %v", got, seqs)
 		}
 	})
 
 	t.Run("messages written offline are delivered once after reconnect", func(t *testing.T) {
-		conv := eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
-		bots := eval[int](t, ctx, botCount)
+		conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+		bots := browsertest.Eval[int](t, ctx, botCount)
 		ts.LN.setDown(true) // server-side drop; new connections refused
 		waitFor(t, ctx, "the widget to notice", `document.getElementById("tandem-status").textContent.includes("connecting")`)
 		for i := 0; i < 3; i++ {
 			sendFromWidget(t, ctx, fmt.Sprintf("offline %d", i))
 		}
-		if n := eval[int](t, ctx, `document.querySelectorAll("#tandem-log .tandem-pending").length`); n != 3 {
+		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll("#tandem-log .tandem-pending").length`); n != 3 {
 			t.Fatalf("%d pending bubbles, want 3", n)
 		}
-		if n := eval[int](t, ctx, `window.__tandemWidget.state().outbox.length`); n != 3 {
+		if n := browsertest.Eval[int](t, ctx, `window.__tandemWidget.state().outbox.length`); n != 3 {
 			t.Fatalf("outbox has %d, want 3", n)
 		}
 		ts.LN.setDown(false)
@@ -184,7 +139,7 @@ func TestBrowserWidget(t *testing.T) {
 		if fmt.Sprint(offline) != "[offline 0 offline 1 offline 2]" {
 			t.Fatalf("stored offline messages = %v, want each once in order", offline)
 		}
-		seqs := eval[[]int](t, ctx, loggedSeqs)
+		seqs := browsertest.Eval[[]int](t, ctx, loggedSeqs)
 		if len(seqs) != len(msgs) {
 			t.Fatalf("page shows %d messages, log has %d", len(seqs), len(msgs))
 		}
@@ -196,22 +151,22 @@ func TestBrowserWidget(t *testing.T) {
 	})
 
 	t.Run("keyboard: escape closes, the launcher reopens", func(t *testing.T) {
-		do(t, ctx, chromedp.SendKeys(chromedp.ID("tandem-input"), "\x1b")) // kb.Escape
+		browsertest.Do(t, ctx, chromedp.SendKeys(chromedp.ID("tandem-input"), "\x1b")) // kb.Escape
 		waitFor(t, ctx, "the panel to close", `document.getElementById("tandem-panel").hidden && document.activeElement.id === "tandem-launcher"`)
-		if got := eval[string](t, ctx, `document.getElementById("tandem-launcher").getAttribute("aria-expanded")`); got != "false" {
+		if got := browsertest.Eval[string](t, ctx, `document.getElementById("tandem-launcher").getAttribute("aria-expanded")`); got != "false" {
 			t.Fatalf("aria-expanded = %s", got)
 		}
-		do(t, ctx, chromedp.Click(chromedp.ID("tandem-launcher")))
+		browsertest.Do(t, ctx, chromedp.Click(chromedp.ID("tandem-launcher")))
 		waitFor(t, ctx, "the panel to open", `!document.getElementById("tandem-panel").hidden && document.activeElement.id === "tandem-input"`)
 		// Mobile width: the panel fills the viewport.
-		do(t, ctx, chromedp.EmulateViewport(390, 844))
-		if w := eval[int](t, ctx, `Math.round(document.getElementById("tandem-panel").getBoundingClientRect().width)`); w != eval[int](t, ctx, `window.innerWidth`) {
+		browsertest.Do(t, ctx, chromedp.EmulateViewport(390, 844))
+		if w := browsertest.Eval[int](t, ctx, `Math.round(document.getElementById("tandem-panel").getBoundingClientRect().width)`); w != browsertest.Eval[int](t, ctx, `window.innerWidth`) {
 			t.Fatalf("panel width %d at a phone viewport", w)
 		}
 	})
 
 	t.Run("talk to a person", func(t *testing.T) {
-		do(t, ctx, chromedp.Click(chromedp.ID("tandem-human")))
+		browsertest.Do(t, ctx, chromedp.Click(chromedp.ID("tandem-human")))
 		waitFor(t, ctx, "the queued status", `document.getElementById("tandem-status").textContent.startsWith("Waiting for an agent")`)
 	})
 }
@@ -269,19 +224,19 @@ func startHandoffServer(t *testing.T) (string, *handoff.Engine) {
 // bot meanwhile, by keyboard.
 func TestBrowserLeaveContact(t *testing.T) {
 	url, eng := startHandoffServer(t)
-	ctx := newBrowser(t)
-	do(t, ctx, chromedp.Navigate(url+"/"))
+	ctx := browsertest.Start(t, 390, 844)
+	browsertest.Do(t, ctx, chromedp.Navigate(url+"/"))
 	waitFor(t, ctx, "the widget to connect", `document.getElementById("tandem-status") && document.getElementById("tandem-status").textContent === "Online"`)
-	if !eval[bool](t, ctx, `document.getElementById("tandem-contact").hidden`) {
+	if !browsertest.Eval[bool](t, ctx, `document.getElementById("tandem-contact").hidden`) {
 		t.Fatal("the contact form shows before anyone asked for a person")
 	}
 
-	do(t, ctx, chromedp.Click(chromedp.ID("tandem-human")))
+	browsertest.Do(t, ctx, chromedp.Click(chromedp.ID("tandem-human")))
 	waitFor(t, ctx, "the nobody-online status and the contact form",
 		`document.getElementById("tandem-status").textContent.includes("No agent is online") && !document.getElementById("tandem-contact").hidden`)
-	conv := eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
 	// Accessible: a labelled field in a labelled form, reachable by keyboard.
-	if got := eval[string](t, ctx, `document.querySelector('label[for="tandem-contact-input"]').textContent + "|" + document.getElementById("tandem-contact").getAttribute("aria-label")`); got != "Leave your email or phone and we'll get back to you|Leave a contact address" {
+	if got := browsertest.Eval[string](t, ctx, `document.querySelector('label[for="tandem-contact-input"]').textContent + "|" + document.getElementById("tandem-contact").getAttribute("aria-label")`); got != "Leave your email or phone and we'll get back to you|Leave a contact address" {
 		t.Fatalf("contact form labels = %q", got)
 	}
 
@@ -291,9 +246,9 @@ func TestBrowserLeaveContact(t *testing.T) {
 	})
 
 	t.Run("a bad address shows an error", func(t *testing.T) {
-		do(t, ctx, chromedp.Focus(chromedp.ID("tandem-contact-input")), chromedp.SendKeys(chromedp.ID("tandem-contact-input"), "call me maybe\r"))
+		browsertest.Do(t, ctx, chromedp.Focus(chromedp.ID("tandem-contact-input")), chromedp.SendKeys(chromedp.ID("tandem-contact-input"), "call me maybe\r"))
 		waitFor(t, ctx, "the error", `(() => { const m = document.getElementById("tandem-contact-msg"); return m.getAttribute("role") === "alert" && m.textContent.includes("email address or a phone number"); })()`)
-		if got := eval[string](t, ctx, `document.getElementById("tandem-contact-input").getAttribute("aria-invalid") + "|" + document.activeElement.id`); got != "true|tandem-contact-input" {
+		if got := browsertest.Eval[string](t, ctx, `document.getElementById("tandem-contact-input").getAttribute("aria-invalid") + "|" + document.activeElement.id`); got != "true|tandem-contact-input" {
 			t.Fatalf("after the error: %s", got)
 		}
 		if tk, err := eng.OpenTicket(context.Background(), conv); err != nil || tk.ContactAddress != "" {
@@ -302,7 +257,7 @@ func TestBrowserLeaveContact(t *testing.T) {
 	})
 
 	t.Run("a good address is confirmed and stored", func(t *testing.T) {
-		do(t, ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("tandem-contact-input").value = ""`),
+		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("tandem-contact-input").value = ""`),
 			chromedp.SendKeys(chromedp.ID("tandem-contact-input"), "ada@example.com"), chromedp.Click(chromedp.ID("tandem-contact-send")))
 		waitFor(t, ctx, "the confirmation", `document.getElementById("tandem-contact-msg").textContent.includes("We'll get back to you at ada@example.com") && document.getElementById("tandem-contact-input").hidden`)
 		waitFor(t, ctx, "the note in the log", `Array.from(document.querySelectorAll('#tandem-log .tandem-msg[data-author="system"]')).some(e => e.textContent.includes("ada@example.com"))`)
@@ -315,14 +270,14 @@ func TestBrowserLeaveContact(t *testing.T) {
 	})
 
 	t.Run("a reload while queued keeps the confirmation", func(t *testing.T) {
-		do(t, ctx, chromedp.Reload())
+		browsertest.Do(t, ctx, chromedp.Reload())
 		waitFor(t, ctx, "the queued status and the confirmation after reload",
 			`document.getElementById("tandem-status").textContent === "Waiting for an agent" && !document.getElementById("tandem-contact").hidden && document.getElementById("tandem-contact-msg").textContent.includes("ada@example.com")`)
 	})
 
 	t.Run("back to the assistant", func(t *testing.T) {
 		waitFor(t, ctx, "the button to offer going back", `document.getElementById("tandem-human").textContent === "Back to the assistant"`)
-		do(t, ctx, chromedp.Click(chromedp.ID("tandem-human")))
+		browsertest.Do(t, ctx, chromedp.Click(chromedp.ID("tandem-human")))
 		waitFor(t, ctx, "the bot back, the form gone, the button reset",
 			`document.getElementById("tandem-status").textContent === "Online" && document.getElementById("tandem-contact").hidden && document.getElementById("tandem-human").textContent === "Talk to a person" && document.getElementById("tandem-log").textContent.includes("back with the assistant")`)
 		if _, err := eng.OpenTicket(context.Background(), conv); tandem.ErrorCode(err) != tandem.ENOTFOUND {

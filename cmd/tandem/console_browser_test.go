@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/tandem-chat/tandem/internal/browsertest"
 	"github.com/tandem-chat/tandem/internal/testenv"
 )
 
@@ -40,64 +41,6 @@ func bootWithBanner(t *testing.T, env map[string]string) (*Main, string) {
 }
 
 var demoAgentLine = regexp.MustCompile(`demo agent:\s+(\S+) / (\S+)`)
-
-// browser starts headless Chromium with a fresh profile; tabs share it.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(testenv.Chromium(t)),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-default-browser-check", true),
-		// Two tabs talk to each other: neither may be throttled in the background.
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelA() })
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
-// tab opens another tab in the browser.
-func tab(t *testing.T, browserCtx context.Context) context.Context {
-	t.Helper()
-	ctx, cancel := chromedp.NewContext(browserCtx)
-	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("open tab: %v", err)
-	}
-	return ctx
-}
-
-func runSteps(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func js[T any](t *testing.T, ctx context.Context, expr string) T {
-	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return v
-}
 
 // until polls a JavaScript predicate in a tab until it holds; on failure
 // it shows both pages' text.
@@ -137,92 +80,92 @@ func TestBrowserHandoffToConsole(t *testing.T) {
 		t.Fatalf("the banner does not show the console:\n%s", banner)
 	}
 	base := m.URL()
-	b := browser(t)
+	b := browsertest.Start(t, 1280, 900)
 	agent := b
-	cust := tab(t, b)
+	cust := browsertest.Tab(t, b)
 
 	// The agent signs in.
-	runSteps(t, agent, chromedp.Navigate(base+"/console"))
+	browsertest.Do(t, agent, chromedp.Navigate(base+"/console"))
 	until(t, agent, "the login form", `!!document.getElementById("login-email")`)
-	if role := js[string](t, agent, `document.getElementById("chat-log").getAttribute("role")`); role != "log" {
+	if role := browsertest.Eval[string](t, agent, `document.getElementById("chat-log").getAttribute("role")`); role != "log" {
 		t.Fatalf("transcript role = %q", role)
 	}
-	runSteps(t, agent,
+	browsertest.Do(t, agent,
 		chromedp.SendKeys(chromedp.ID("login-email"), creds[1]),
 		chromedp.SendKeys(chromedp.ID("login-password"), creds[2]),
 		chromedp.Click(chromedp.ID("login-submit")))
 	until(t, agent, "the console to connect", `window.__tandemConsole.connected() && document.getElementById("conn-status").textContent === "Connected"`)
 
 	// The customer asks the bot something, then asks for a person.
-	runSteps(t, cust, chromedp.Navigate(base+"/"))
+	browsertest.Do(t, cust, chromedp.Navigate(base+"/"))
 	until(t, cust, "the widget to connect", `document.getElementById("tandem-status") && document.getElementById("tandem-status").textContent === "Online"`)
 	question := "How long does delivery take?"
-	runSteps(t, cust, chromedp.SendKeys(chromedp.ID("tandem-input"), question), chromedp.Click(chromedp.ID("tandem-send")))
+	browsertest.Do(t, cust, chromedp.SendKeys(chromedp.ID("tandem-input"), question), chromedp.Click(chromedp.ID("tandem-send")))
 	until(t, cust, "the bot's first answer", botMsgs+` >= 1`)
-	firstAnswer := js[string](t, cust, `document.querySelector('#tandem-log .tandem-msg[data-author="bot"][data-seq] .tandem-text').textContent`)
+	firstAnswer := browsertest.Eval[string](t, cust, `document.querySelector('#tandem-log .tandem-msg[data-author="bot"][data-seq] .tandem-text').textContent`)
 	// The answer is about delivery times (the demo's delivery intent or FAQ),
 	// whatever the browser's own locale (e.g. en-US).
 	if !strings.Contains(firstAnswer, "business days") {
-		t.Fatalf("the first answer is not about delivery times: %q (browser language %s)", firstAnswer, js[string](t, cust, `navigator.language`))
+		t.Fatalf("the first answer is not about delivery times: %q (browser language %s)", firstAnswer, browsertest.Eval[string](t, cust, `navigator.language`))
 	}
 	// The customer asks for a person in their own words: the bot escalates.
-	runSteps(t, cust, chromedp.SendKeys(chromedp.ID("tandem-input"), "I'd like to talk to a human please"), chromedp.Click(chromedp.ID("tandem-send")))
+	browsertest.Do(t, cust, chromedp.SendKeys(chromedp.ID("tandem-input"), "I'd like to talk to a human please"), chromedp.Click(chromedp.ID("tandem-send")))
 	until(t, cust, "the queued status", `document.getElementById("tandem-status").textContent.startsWith("Waiting for an agent")`, agent)
 
 	// The offer reaches the console with the transcript, the bot's summary
 	// and suggestions.
 	until(t, agent, "the offer", `document.querySelectorAll("#offers .item.offer").length === 1`, cust)
-	runSteps(t, agent, chromedp.Click(chromedp.CSS("#offers .item.offer .open")))
+	browsertest.Do(t, agent, chromedp.Click(chromedp.CSS("#offers .item.offer .open")))
 	until(t, agent, "the transcript", hasMsg(`#chat-log .msg[data-author="customer"]`, question)+" && "+hasMsg(`#chat-log .msg[data-author="bot"]`, firstAnswer[:min(20, len(firstAnswer))]), cust)
 	until(t, agent, "the bot's summary", hasMsg("#summary dt", "Escalated because")+" && "+hasMsg("#summary dd", "person"))
 	until(t, agent, "suggested answers", `document.querySelectorAll("#suggestions .suggestion").length > 0`)
-	if s := js[string](t, agent, `document.getElementById("conv-state").textContent`); s != "Offered to you" {
+	if s := browsertest.Eval[string](t, agent, `document.getElementById("conv-state").textContent`); s != "Offered to you" {
 		t.Fatalf("state before accepting = %q", s)
 	}
-	if !js[bool](t, agent, `document.getElementById("composer-input").disabled`) {
+	if !browsertest.Eval[bool](t, agent, `document.getElementById("composer-input").disabled`) {
 		t.Fatal("the composer is enabled before accepting")
 	}
 
 	// Accept (by keyboard: focus the button and press Enter).
-	runSteps(t, agent, chromedp.Focus(chromedp.ID("accept-btn")), chromedp.KeyEvent("\r"))
+	browsertest.Do(t, agent, chromedp.Focus(chromedp.ID("accept-btn")), chromedp.KeyEvent("\r"))
 	until(t, agent, "the assignment", `document.getElementById("conv-state").textContent === "Assigned to you" && !document.getElementById("composer-input").disabled`)
 	until(t, cust, "the customer to see the agent", `document.getElementById("tandem-status").textContent === "Chatting with Demo Agent"`, agent)
 	until(t, cust, "the joined note", hasMsg(`#tandem-log .tandem-msg[data-author="system"]`, "Demo Agent"))
 
 	// Agent -> customer, typing first.
-	runSteps(t, agent, chromedp.SendKeys(chromedp.ID("composer-input"), "Hello, I am the demo agent"))
+	browsertest.Do(t, agent, chromedp.SendKeys(chromedp.ID("composer-input"), "Hello, I am the demo agent"))
 	until(t, cust, "the agent's typing indicator", `document.getElementById("tandem-typing").textContent.includes("is typing")`, agent)
-	runSteps(t, agent, chromedp.SendKeys(chromedp.ID("composer-input"), ". How can I help?"), chromedp.Click(chromedp.ID("composer-send")))
+	browsertest.Do(t, agent, chromedp.SendKeys(chromedp.ID("composer-input"), ". How can I help?"), chromedp.Click(chromedp.ID("composer-send")))
 	until(t, cust, "the agent's message", hasMsg(`#tandem-log .tandem-msg[data-author="agent"]`, "Hello, I am the demo agent. How can I help?"), agent)
 	until(t, agent, "the message in the console", hasMsg(`#chat-log .msg[data-author="agent"][data-seq]`, "How can I help?")+` && document.querySelectorAll("#chat-log .msg.pending").length === 0`)
 
 	// Customer -> agent, typing first; markup stays text.
-	runSteps(t, cust, chromedp.SendKeys(chromedp.ID("tandem-input"), "My parcel"))
+	browsertest.Do(t, cust, chromedp.SendKeys(chromedp.ID("tandem-input"), "My parcel"))
 	until(t, agent, "the customer's typing indicator", `document.getElementById("typing").textContent.includes("typing")`, cust)
 	payload := ` <img src=x onerror="window.__pwned=1"> has not arrived`
-	runSteps(t, cust, chromedp.SendKeys(chromedp.ID("tandem-input"), payload), chromedp.Click(chromedp.ID("tandem-send")))
+	browsertest.Do(t, cust, chromedp.SendKeys(chromedp.ID("tandem-input"), payload), chromedp.Click(chromedp.ID("tandem-send")))
 	until(t, agent, "the customer's message", hasMsg(`#chat-log .msg[data-author="customer"]`, "My parcel"+payload), cust)
-	if n := js[int](t, agent, `document.querySelectorAll("#chat-log img, #chat-log script").length`); n != 0 || js[bool](t, agent, `window.__pwned !== undefined`) {
+	if n := browsertest.Eval[int](t, agent, `document.querySelectorAll("#chat-log img, #chat-log script").length`); n != 0 || browsertest.Eval[bool](t, agent, `window.__pwned !== undefined`) {
 		t.Fatal("customer markup was rendered as HTML in the console")
 	}
-	bots := js[int](t, cust, botMsgs)
+	bots := browsertest.Eval[int](t, cust, botMsgs)
 
 	// A canned response (the select, as a keyboard user changes it).
-	runSteps(t, agent, chromedp.Evaluate[chromedp.Void](`(() => { const s = document.getElementById("canned"); s.focus(); s.value = "1"; s.dispatchEvent(new Event("change")); })()`))
+	browsertest.Do(t, agent, chromedp.Evaluate[chromedp.Void](`(() => { const s = document.getElementById("canned"); s.focus(); s.value = "1"; s.dispatchEvent(new Event("change")); })()`))
 	until(t, agent, "the canned text in the composer", `document.getElementById("composer-input").value.length > 0`)
-	runSteps(t, agent, chromedp.Click(chromedp.ID("composer-send")))
+	browsertest.Do(t, agent, chromedp.Click(chromedp.ID("composer-send")))
 	until(t, cust, "the canned response", `document.querySelectorAll('#tandem-log .tandem-msg[data-author="agent"]').length === 2`, agent)
 
 	// Return to the bot.
-	runSteps(t, agent, chromedp.Click(chromedp.ID("return-btn")))
+	browsertest.Do(t, agent, chromedp.Click(chromedp.ID("return-btn")))
 	until(t, agent, "the conversation to leave the console", `document.querySelectorAll("#chats .item").length === 0 && document.getElementById("composer-input").disabled`)
 	until(t, cust, "the back-to-bot note", `document.getElementById("tandem-status").textContent === "Online" && `+hasMsg(`#tandem-log .tandem-msg[data-author="system"]`, "back with the assistant"), agent)
-	if got := js[int](t, cust, botMsgs); got != bots {
+	if got := browsertest.Eval[int](t, cust, botMsgs); got != bots {
 		t.Fatalf("the bot answered while the agent had the conversation (%d bot messages, had %d)", got, bots)
 	}
-	runSteps(t, cust, chromedp.SendKeys(chromedp.ID("tandem-input"), "How can I pay for my order?"), chromedp.Click(chromedp.ID("tandem-send")))
+	browsertest.Do(t, cust, chromedp.SendKeys(chromedp.ID("tandem-input"), "How can I pay for my order?"), chromedp.Click(chromedp.ID("tandem-send")))
 	until(t, cust, "the bot to answer again", fmt.Sprintf(`%s > %d`, botMsgs, bots), agent)
-	last := js[string](t, cust, `(() => { const all = document.querySelectorAll('#tandem-log .tandem-msg[data-seq]'); return all[all.length-1].dataset.author; })()`)
+	last := browsertest.Eval[string](t, cust, `(() => { const all = document.querySelectorAll('#tandem-log .tandem-msg[data-seq]'); return all[all.length-1].dataset.author; })()`)
 	if last != "bot" {
 		t.Fatalf("the last message after returning is by %s, want the bot", last)
 	}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/internal/testenv"
 	"github.com/tandem-chat/tandem/nlp/data"
 	"github.com/tandem-chat/tandem/nlp/features"
 )
@@ -22,20 +24,35 @@ func envF(k string, d float64) float64 {
 	return d
 }
 
-// TestDevCLINC is a development experiment (train,oos_train -> val,oos_val).
-func TestDevCLINC(t *testing.T) {
+// devOnly skips a development experiment unless TANDEM_INTENT_DEV is set.
+func devOnly(t *testing.T) {
+	t.Helper()
 	if os.Getenv("TANDEM_INTENT_DEV") == "" {
 		t.Skip("set TANDEM_INTENT_DEV=1")
 	}
-	p := "../../../shared/datasets/clinc150/data_full.json"
+}
+
+// devCLINC returns the CLINC150 development split (train,oos_train to
+// fit, val,oos_val to evaluate; never test), skipping the experiment
+// unless TANDEM_INTENT_DEV is set.
+func devCLINC(t *testing.T) (tr, dv *data.Dataset) {
+	t.Helper()
+	devOnly(t)
+	p := testenv.Dataset(t, "clinc150/data_full.json")
 	tr, err := data.Load("clinc150:" + p + "#train,oos_train")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dv, err := data.Load("clinc150:" + p + "#val,oos_val")
+	dv, err = data.Load("clinc150:" + p + "#val,oos_val")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tr, dv
+}
+
+// TestDevCLINC is a development experiment (train,oos_train -> val,oos_val).
+func TestDevCLINC(t *testing.T) {
+	tr, dv := devCLINC(t)
 	cfg := DefaultConfig()
 	cfg.Hidden = int(envF("H", 256))
 	cfg.Epochs = int(envF("EP", 10))
@@ -56,10 +73,7 @@ func TestDevCLINC(t *testing.T) {
 		labelSet[ex.Intent] = true
 	}
 	labels := tr.Labels()
-	index := map[string]int32{}
-	for i, l := range labels {
-		index[l] = int32(i)
-	}
+	index := labelIndex(labels)
 	C := len(labels)
 	fitEx := append(append([]data.Example(nil), tr.Examples...), pseudoOOS(tr.Examples, cfg.PseudoOOS, cfg.Seed)...)
 	t0 := time.Now()
@@ -205,18 +219,7 @@ func TestDevCLINC(t *testing.T) {
 // threshold chosen on the slice. Knobs: MEMBERS, PSEUDO, PRIOR, MAXREJ,
 // OOSVF, BW (deep,linear,svm), SEED.
 func TestDevCLINCTrain(t *testing.T) {
-	if os.Getenv("TANDEM_INTENT_DEV") == "" {
-		t.Skip("set TANDEM_INTENT_DEV=1")
-	}
-	p := "../../../shared/datasets/clinc150/data_full.json"
-	tr, err := data.Load("clinc150:" + p + "#train,oos_train")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dv, err := data.Load("clinc150:" + p + "#val,oos_val")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr, dv := devCLINC(t)
 	cfg := DefaultConfig()
 	cfg.Members = int(envF("MEMBERS", float64(cfg.Members)))
 	cfg.Hidden = int(envF("H", float64(cfg.Hidden)))
@@ -245,10 +248,7 @@ func TestDevCLINCTrain(t *testing.T) {
 	}
 	start := time.Now()
 	labels := tr.Labels()
-	index := map[string]int32{}
-	for i, l := range labels {
-		index[l] = int32(i)
-	}
+	index := labelIndex(labels)
 	C := len(labels)
 	fitEx, validEx := Split(tr.Examples, cfg.ValidFraction, max(cfg.ValidFraction, cfg.OOSValidFraction), cfg.Seed)
 	temps := [3]float64{1, 1, 1}
@@ -332,18 +332,16 @@ func predictSet(m *Model, s *set) (top []string, conf []float64, gold []string) 
 // no refit) and reports the share of CLINC150 oos_val queries it rejects.
 // Knob: PSEUDO.
 func TestDevDemo(t *testing.T) {
-	if os.Getenv("TANDEM_INTENT_DEV") == "" {
-		t.Skip("set TANDEM_INTENT_DEV=1")
-	}
-	bt, err := data.Load("bitext:../../../shared/datasets/bitext-customer-support/bitext_customer_support_20k.csv")
+	devOnly(t)
+	bt, err := data.Load("bitext:" + testenv.Dataset(t, "bitext-customer-support/bitext_customer_support_20k.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	demo, err := data.Load("tandem:../../models/data/demo.yml")
+	demo, err := data.Load("tandem:" + filepath.Join(testenv.RepoRoot(t), "models", "data", "demo.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	oos, err := data.Load("clinc150:../../../shared/datasets/clinc150/data_full.json#oos_val")
+	oos, err := data.Load("clinc150:" + testenv.Dataset(t, "clinc150/data_full.json") + "#oos_val")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,25 +85,11 @@ func nil2(string, ...any) {}
 // then refit) and dumps branch logits: calibration model on the slice and
 // on val,oos_val, refit model on val,oos_val. File: $DUMP.
 func TestDevOOSDump(t *testing.T) {
-	if os.Getenv("TANDEM_INTENT_DEV") == "" {
-		t.Skip("set TANDEM_INTENT_DEV=1")
-	}
-	p := "../../../shared/datasets/clinc150/data_full.json"
-	tr, err := data.Load("clinc150:" + p + "#train,oos_train")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dv, err := data.Load("clinc150:" + p + "#val,oos_val")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr, dv := devCLINC(t)
 	cfg := DefaultConfig()
 	cfg.Seed = uint64(envF("SEED", 1))
 	labels := tr.Labels()
-	index := map[string]int32{}
-	for i, l := range labels {
-		index[l] = int32(i)
-	}
+	index := labelIndex(labels)
 	fitEx, validEx := Split(tr.Examples, cfg.ValidFraction, max(cfg.ValidFraction, cfg.OOSValidFraction), cfg.Seed)
 	ctx := context.Background()
 	t0 := time.Now()
@@ -252,9 +238,7 @@ func (sc *scored) oracle(r float64) float64 {
 type scoreFn func(mix []float32, br [3][]float32, bt [3]float64, T float64, oos int, p []float64) float64
 
 func TestDevOOSAnalyse(t *testing.T) {
-	if os.Getenv("TANDEM_INTENT_DEV") == "" {
-		t.Skip("set TANDEM_INTENT_DEV=1")
-	}
+	devOnly(t)
 	for _, path := range strings.Split(os.Getenv("DUMPS"), ",") {
 		d := readDump(t, path)
 		C := d.C

@@ -212,10 +212,7 @@ func Train(ctx context.Context, ds, valid *data.Dataset, cfg Config, progress Pr
 		labels = append(labels, l)
 	}
 	sort.Strings(labels)
-	index := map[string]int32{}
-	for i, l := range labels {
-		index[l] = int32(i)
-	}
+	index := labelIndex(labels)
 
 	start := time.Now()
 	temps := [3]float64{1, 1, 1}
@@ -616,11 +613,19 @@ func trainMember(ctx context.Context, fit, vs *set, rows, C int, cfg Config, k i
 
 func accuracy(m *member, vs *set, H, C int) float64 {
 	h := make([]float32, H)
+	return setAccuracy(vs, C, func(rs []int32, ws []float32, lg []float32) {
+		logits(m.E, m.B0, m.Wo, m.Bo, H, C, rs, ws, h, lg)
+	})
+}
+
+// setAccuracy is the share of vs whose arg-max logit (written by lgOf for
+// an example's rows and weights) is the example's label.
+func setAccuracy(vs *set, C int, lgOf func(rs []int32, ws []float32, lg []float32)) float64 {
 	lg := make([]float32, C)
 	ok := 0
 	for i := 0; i < vs.n(); i++ {
 		rs, ws := vs.example(i)
-		logits(m.E, m.B0, m.Wo, m.Bo, H, C, rs, ws, h, lg)
+		lgOf(rs, ws, lg)
 		best := 0
 		for c := range lg {
 			if lg[c] > lg[best] {
@@ -632,6 +637,15 @@ func accuracy(m *member, vs *set, H, C int) float64 {
 		}
 	}
 	return float64(ok) / float64(vs.n())
+}
+
+// labelIndex maps each label to its position.
+func labelIndex(labels []string) map[string]int32 {
+	index := make(map[string]int32, len(labels))
+	for i, l := range labels {
+		index[l] = int32(i)
+	}
+	return index
 }
 
 // combine merges ensemble members into one model whose logits are the mean
@@ -962,20 +976,5 @@ func (l *linear) logits(C int, rows []int32, weights []float32, out []float32) {
 }
 
 func linearAccuracy(l *linear, vs *set, C int) float64 {
-	lg := make([]float32, C)
-	ok := 0
-	for i := 0; i < vs.n(); i++ {
-		rs, ws := vs.example(i)
-		l.logits(C, rs, ws, lg)
-		best := 0
-		for c := range lg {
-			if lg[c] > lg[best] {
-				best = c
-			}
-		}
-		if int32(best) == vs.labels[i] {
-			ok++
-		}
-	}
-	return float64(ok) / float64(vs.n())
+	return setAccuracy(vs, C, func(rs []int32, ws []float32, lg []float32) { l.logits(C, rs, ws, lg) })
 }
