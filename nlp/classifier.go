@@ -35,10 +35,6 @@ import (
 	"github.com/tandem-chat/tandem/nlp/intent"
 )
 
-// maxOwnSessions bounds the distinct ONNX Runtime sessions of a pool (each
-// holds the model's float tables: about 4 bytes per weight).
-const maxOwnSessions = 4
-
 // Options configure a Classifier. Zero values mean the defaults.
 type Options struct {
 	Sessions  int     // concurrent ONNX Runtime calls (default GOMAXPROCS; at most 4 distinct sessions, shared beyond)
@@ -58,9 +54,7 @@ type Classifier struct {
 	score     string // the out-of-scope score the threshold applies to (intent.ScoreMaxProb or intent.ScoreOOSLogRatio)
 	topK      int
 	maxBatch  int
-	pool      chan *models.Session
-	sessions  []*models.Session
-	closeOnce sync.Once
+	pool      *models.SessionPool
 	bufs      sync.Pool // *batchBuf
 }
 
@@ -142,22 +136,9 @@ func LoadClassifier(rt *models.Runtime, dir string, opt Options) (*Classifier, e
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	// Each session holds its own dequantised (float) copy of the tables, so
-	// beyond maxOwnSessions the pool's slots share sessions (ONNX Runtime
-	// sessions accept concurrent runs) instead of multiplying the memory.
-	c.pool = make(chan *models.Session, n)
-	for i := 0; i < n; i++ {
-		if i >= maxOwnSessions {
-			c.pool <- c.sessions[i%maxOwnSessions]
-			continue
-		}
-		s, err := rt.NewSession(graph, []string{intent.InputIDs, intent.InputWeights}, []string{intent.OutputProbs})
-		if err != nil {
-			c.Close()
-			return nil, fmt.Errorf("nlp: %s: %w", dir, err)
-		}
-		c.sessions = append(c.sessions, s)
-		c.pool <- s
+	c.pool, err = rt.NewSessionPool(graph, []string{intent.InputIDs, intent.InputWeights}, []string{intent.OutputProbs}, n)
+	if err != nil {
+		return nil, fmt.Errorf("nlp: %s: %w", dir, err)
 	}
 	c.bufs.New = func() any { return new(batchBuf) }
 	return c, nil
@@ -178,15 +159,7 @@ func (c *Classifier) Threshold() float64 { return c.threshold }
 func (c *Classifier) Score() string { return c.score }
 
 // Close releases the sessions. Calls in flight must have returned.
-func (c *Classifier) Close() error {
-	var errs []error
-	c.closeOnce.Do(func() {
-		for _, s := range c.sessions {
-			errs = append(errs, s.Close())
-		}
-	})
-	return errors.Join(errs...)
-}
+func (c *Classifier) Close() error { return c.pool.Close() }
 
 // Classify classifies one text.
 func (c *Classifier) Classify(ctx context.Context, text string) (tandem.NLU, error) {
@@ -218,7 +191,7 @@ func (c *Classifier) ClassifyBatch(ctx context.Context, texts []string) ([]tande
 		mu   sync.Mutex
 		errs error
 	)
-	sem := make(chan struct{}, cap(c.pool))
+	sem := make(chan struct{}, c.pool.Size())
 	for lo := 0; lo < len(order); lo += c.maxBatch {
 		idx := order[lo:min(lo+c.maxBatch, len(order))]
 		select {
@@ -318,15 +291,10 @@ func (c *Classifier) run(ctx context.Context, texts []string, each func(int, []f
 		return fmt.Errorf("nlp: probs tensor: %w", err)
 	}
 	defer pT.Destroy()
-	var s *models.Session
-	select {
-	case s = <-c.pool:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	err = s.Run([]ort.Value{idT, wT}, []ort.Value{pT})
-	c.pool <- s
-	if err != nil {
+	if err := c.pool.Run(ctx, []ort.Value{idT, wT}, []ort.Value{pT}); err != nil {
+		if err == ctx.Err() { // gave up waiting for a session
+			return err
+		}
 		return fmt.Errorf("nlp: intent model: %w", err)
 	}
 	for i := 0; i < B; i++ {

@@ -133,13 +133,17 @@ func TestClassifier(t *testing.T) {
 	cancel()
 	hold := make([]*models.Session, 0, 2)
 	for i := 0; i < 2; i++ {
-		hold = append(hold, <-c.pool)
+		s, err := c.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hold = append(hold, s)
 	}
 	if _, err := c.Classify(cctx, "hello"); err == nil {
 		t.Fatal("cancelled context with a busy pool did not fail")
 	}
 	for _, s := range hold {
-		c.pool <- s
+		c.pool.Release(s)
 	}
 	// The fp32 export loads too and agrees.
 	c32, err := LoadClassifier(rt, dir+"-fp32", Options{Sessions: 1})

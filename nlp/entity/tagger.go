@@ -30,8 +30,7 @@ type Options struct {
 // safe for concurrent use; Close must not race with them.
 type Tagger struct {
 	m        *Model // without emission weights
-	pool     chan *models.Session
-	sessions []*models.Session
+	pool     *models.SessionPool
 	maxBatch int
 	crf      *crf
 	file     string
@@ -60,26 +59,15 @@ func LoadWith(rt *models.Runtime, dir string, opt Options) (*Tagger, error) {
 	if opt.Sessions <= 0 {
 		opt.Sessions = runtime.GOMAXPROCS(0)
 	}
-	const maxOwnSessions = 4 // distinct ONNX Runtime sessions; ONNX Runtime accepts concurrent runs on one
 	if opt.MaxBatch <= 0 {
 		opt.MaxBatch = 64
 	}
-	t := &Tagger{m: m, pool: make(chan *models.Session, opt.Sessions), maxBatch: opt.MaxBatch, crf: m.newCRF(), file: name}
-	for i := 0; i < opt.Sessions; i++ {
-		// Each session holds its own float copy of the table (see ONNX);
-		// beyond maxOwnSessions the pool's slots share sessions.
-		if i >= maxOwnSessions {
-			t.pool <- t.sessions[i%maxOwnSessions]
-			continue
-		}
-		s, err := rt.NewSession(b, []string{InputIDs, InputWeights}, []string{OutputScores})
-		if err != nil {
-			t.Close()
-			return nil, fmt.Errorf("entity: load %s: %w", name, err)
-		}
-		t.sessions = append(t.sessions, s)
-		t.pool <- s
+	// Each session holds its own float copy of the table (see ONNX).
+	pool, err := rt.NewSessionPool(b, []string{InputIDs, InputWeights}, []string{OutputScores}, opt.Sessions)
+	if err != nil {
+		return nil, fmt.Errorf("entity: load %s: %w", name, err)
 	}
+	t := &Tagger{m: m, pool: pool, maxBatch: opt.MaxBatch, crf: m.newCRF(), file: name}
 	return t, nil
 }
 
@@ -90,14 +78,7 @@ func (t *Tagger) Types() []string { return t.m.Types }
 func (t *Tagger) Info() TrainInfo { return t.m.info }
 
 // Close releases the sessions.
-func (t *Tagger) Close() error {
-	var errs []error
-	for _, s := range t.sessions {
-		errs = append(errs, s.Close())
-	}
-	t.sessions = nil
-	return errors.Join(errs...)
-}
+func (t *Tagger) Close() error { return t.pool.Close() }
 
 // Tag tags one text.
 func (t *Tagger) Tag(ctx context.Context, s string) ([]tandem.Entity, error) {
@@ -121,7 +102,7 @@ func (t *Tagger) TagBatch(ctx context.Context, texts []string) ([][]tandem.Entit
 		mu   sync.Mutex
 		errs error
 	)
-	sem := make(chan struct{}, cap(t.pool))
+	sem := make(chan struct{}, t.pool.Size())
 	for lo := 0; lo < len(texts); lo += t.maxBatch {
 		hi := min(lo+t.maxBatch, len(texts))
 		select {
@@ -194,16 +175,11 @@ func (t *Tagger) run(ctx context.Context, texts []string, out [][]tandem.Entity)
 		return fmt.Errorf("entity: weights tensor: %w", err)
 	}
 	defer wT.Destroy()
-	var sess *models.Session
-	select {
-	case sess = <-t.pool:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 	outs := []ort.Value{nil}
-	err = sess.Run([]ort.Value{idT, wT}, outs)
-	t.pool <- sess
-	if err != nil {
+	if err := t.pool.Run(ctx, []ort.Value{idT, wT}, outs); err != nil {
+		if err == ctx.Err() { // gave up waiting for a session
+			return err
+		}
 		return fmt.Errorf("entity: %s: %w", t.file, err)
 	}
 	defer outs[0].Destroy()
@@ -256,11 +232,8 @@ func (t *Tagger) Emissions(ctx context.Context, s string) ([]Token, []float32, e
 		return nil, nil, err
 	}
 	defer wT.Destroy()
-	sess := <-t.pool
 	outs := []ort.Value{nil}
-	err = sess.Run([]ort.Value{idT, wT}, outs)
-	t.pool <- sess
-	if err != nil {
+	if err := t.pool.Run(context.Background(), []ort.Value{idT, wT}, outs); err != nil {
 		return nil, nil, err
 	}
 	defer outs[0].Destroy()
