@@ -80,10 +80,7 @@ func (c FeatureConfig) Features(text string) ([]int64, []float32) {
 	words := strings.Fields(knowledge.NormalizeQuery(text))
 	ids := make([]int64, 0, 64)
 	wts := make([]float32, 0, 64)
-	prefix := func(kind byte) uint64 {
-		return fnvString(fnvOffset, string([]byte{kind, ':'}))
-	}
-	hw, hb, hc := prefix('w'), prefix('b'), prefix('c')
+	hw, hb, hc := fnvString(fnvOffset, "w:"), fnvString(fnvOffset, "b:"), fnvString(fnvOffset, "c:")
 	add := func(h uint64, w float32) {
 		if len(ids) >= c.MaxFeatures {
 			return
