@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -95,6 +96,13 @@ type Config struct {
 	Batch        BatchConfig
 	StageTimeout time.Duration // per stage [250ms]
 	TopK         int           // FAQ hits retrieved [5]
+	// MaxActiveTurns bounds the turns running their model stages at once;
+	// later ones wait in arrival order (see gate) [4 × GOMAXPROCS]. A
+	// negative value disables the bound.
+	MaxActiveTurns int
+	// MaxWaitingTurns bounds the turns waiting for that; beyond it a turn
+	// fails with "overloaded" [4096].
+	MaxWaitingTurns int
 }
 
 // Pipeline answers turns. Build it with New.
@@ -107,6 +115,7 @@ type Pipeline struct {
 	intentB *Batcher[string, tandem.NLU]
 	entityB *Batcher[string, []tandem.Entity]
 	m       metrics
+	gate    *gate    // nil: no bound on active turns
 	humanKW []string // normalised human-request keywords
 	abuseKW []string // normalised abuse words
 }
@@ -126,6 +135,12 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 	if cfg.TopK <= 0 {
 		cfg.TopK = 5
 	}
+	if cfg.MaxActiveTurns == 0 {
+		cfg.MaxActiveTurns = 4 * runtime.GOMAXPROCS(0)
+	}
+	if cfg.MaxWaitingTurns <= 0 {
+		cfg.MaxWaitingTurns = 4096
+	}
 	if deps.State == nil {
 		deps.State = NewMemoryStateStore(0, 0)
 	}
@@ -140,6 +155,9 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		return nil, fmt.Errorf("pipeline: metrics: %w", err)
 	}
 	p.pool.New = func() any { return new(turnCtx) }
+	if cfg.MaxActiveTurns > 0 {
+		p.gate = newGate(cfg.MaxActiveTurns, cfg.MaxWaitingTurns)
+	}
 	for _, kws := range cfg.Policy.Escalation.Keywords {
 		for _, k := range kws {
 			p.humanKW = append(p.humanKW, normalise(k))
@@ -310,6 +328,15 @@ func (p *Pipeline) abusive(norm string) bool {
 func (p *Pipeline) runStages(ctx context.Context, t *turnCtx, turn tandem.Turn, strict bool) error {
 	if t.text == "" {
 		return nil
+	}
+	if p.gate != nil {
+		if err := p.gate.enter(ctx); err != nil {
+			if strict {
+				return err
+			}
+			return nil // best effort: the escalation goes on without the NLU summary
+		}
+		defer p.gate.leave()
 	}
 	// One deadline for every stage; intent and entities run in their own
 	// goroutines (through the micro-batchers) while this one extracts rule

@@ -239,7 +239,7 @@ func buildBot(ctx context.Context, rt *models.Runtime, cfg Config, opt botOption
 	if !opt.NoCache {
 		deps.Cache = answers
 	}
-	pcfg := pipeline.Config{Policy: policy, StageTimeout: cfg.StageTimeout}
+	pcfg := pipeline.Config{Policy: policy, StageTimeout: cfg.StageTimeout, MaxActiveTurns: cfg.MaxActiveTurns}
 	if opt.StageTimeout > 0 {
 		pcfg.StageTimeout = opt.StageTimeout
 	}

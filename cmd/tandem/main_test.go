@@ -130,6 +130,8 @@ func TestBadConfigRejected(t *testing.T) {
 		{"addr", []string{"--addr", "nonsense"}, nil, []string{"TANDEM_ADDR", "host:port"}},
 		{"database url", nil, map[string]string{"DATABASE_URL": "mysql://x"}, []string{"DATABASE_URL", "postgres"}},
 		{"shutdown env", nil, map[string]string{"TANDEM_SHUTDOWN_TIMEOUT": "soon"}, []string{"TANDEM_SHUTDOWN_TIMEOUT", "duration"}},
+		{"max active turns env", nil, map[string]string{"TANDEM_MAX_ACTIVE_TURNS": "many"}, []string{"TANDEM_MAX_ACTIVE_TURNS", "integer"}},
+		{"max active turns flag", []string{"--max-active-turns", "-5"}, nil, []string{"TANDEM_MAX_ACTIVE_TURNS", "-5", "no bound"}},
 		{"demo env", nil, map[string]string{"TANDEM_DEMO": "maybe"}, []string{"TANDEM_DEMO", "true, false"}},
 		{"unknown flag", []string{"--no-such-flag"}, nil, []string{"no-such-flag"}},
 	}
