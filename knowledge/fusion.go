@@ -2,7 +2,6 @@ package knowledge
 
 import (
 	"slices"
-	"strings"
 
 	"github.com/tandem-chat/tandem"
 )
@@ -102,17 +101,35 @@ func (f Fusion) Fuse(lists map[string][]Scored, k int) []tandem.Hit {
 			}
 		}
 	}
-	slices.SortFunc(accs, func(a, b acc) int {
+	better := func(a, b *acc) bool { // ranks a before b
 		if a.score != b.score {
-			if a.score > b.score {
+			return a.score > b.score
+		}
+		return a.faq.ID < b.faq.ID
+	}
+	if k > 0 && len(accs) > k {
+		// Partial selection: the k best to the front, in order (k is small,
+		// the candidates tens; cheaper than sorting them all).
+		for i := range k {
+			best := i
+			for j := i + 1; j < len(accs); j++ {
+				if better(&accs[j], &accs[best]) {
+					best = j
+				}
+			}
+			accs[i], accs[best] = accs[best], accs[i]
+		}
+		accs = accs[:k]
+	} else {
+		slices.SortFunc(accs, func(a, b acc) int {
+			if better(&a, &b) {
 				return -1
 			}
-			return 1
-		}
-		return strings.Compare(a.faq.ID, b.faq.ID)
-	})
-	if k > 0 && len(accs) > k {
-		accs = accs[:k]
+			if better(&b, &a) {
+				return 1
+			}
+			return 0
+		})
 	}
 	hits := make([]tandem.Hit, len(accs))
 	for i := range accs {

@@ -225,23 +225,25 @@ func (l *Local) run(texts []string) ([][]float32, error) {
 		return nil, fmt.Errorf("embed: weights tensor: %w", err)
 	}
 	defer wT.Destroy()
-	outs := []ort.Value{nil}
-	if err := l.sess.Run([]ort.Value{idT, wT}, outs); err != nil {
-		return nil, fmt.Errorf("embed: %w", err)
-	}
-	defer outs[0].Destroy()
-	t, ok := outs[0].(*ort.Tensor[float32])
-	if !ok {
-		return nil, fmt.Errorf("embed: unexpected output type %T", outs[0])
-	}
-	data := t.GetData()
+	// ONNX Runtime writes straight into one Go slice (no output value to
+	// allocate, inspect and copy), which the results then share.
 	D := l.man.Dim
-	if len(data) != n*D {
-		return nil, fmt.Errorf("embed: output has %d values, want %d", len(data), n*D)
+	data := make([]float32, n*D)
+	oShape := ort.NewShape(int64(n), int64(D))
+	if l.man.Graph >= 1 {
+		oShape = ort.NewShape(int64(n), 1, int64(D))
+	}
+	oT, err := ort.NewTensor(oShape, data)
+	if err != nil {
+		return nil, fmt.Errorf("embed: output tensor: %w", err)
+	}
+	defer oT.Destroy()
+	if err := l.sess.Run([]ort.Value{idT, wT}, []ort.Value{oT}); err != nil {
+		return nil, fmt.Errorf("embed: %w", err)
 	}
 	res := make([][]float32, n)
 	for i := range res {
-		res[i] = append([]float32(nil), data[i*D:(i+1)*D]...)
+		res[i] = data[i*D : (i+1)*D : (i+1)*D] // capped: an append by the caller copies
 		normalize(res[i])
 	}
 	return res, nil

@@ -175,22 +175,19 @@ func (t *Tagger) run(ctx context.Context, texts []string, out [][]tandem.Entity)
 		return fmt.Errorf("entity: weights tensor: %w", err)
 	}
 	defer wT.Destroy()
-	outs := []ort.Value{nil}
-	if err := t.pool.Run(ctx, []ort.Value{idT, wT}, outs); err != nil {
+	// ONNX Runtime writes the scores straight into a Go slice.
+	K := m.K()
+	scores := make([]float32, N*K)
+	sT, err := ort.NewTensor(ort.NewShape(1, int64(N), int64(K)), scores)
+	if err != nil {
+		return fmt.Errorf("entity: scores tensor: %w", err)
+	}
+	defer sT.Destroy()
+	if err := t.pool.Run(ctx, []ort.Value{idT, wT}, []ort.Value{sT}); err != nil {
 		if err == ctx.Err() { // gave up waiting for a session
 			return err
 		}
 		return fmt.Errorf("entity: %s: %w", t.file, err)
-	}
-	defer outs[0].Destroy()
-	res, ok := outs[0].(*ort.Tensor[float32])
-	if !ok {
-		return fmt.Errorf("entity: %s: unexpected output type %T", t.file, outs[0])
-	}
-	scores := res.GetData()
-	K := m.K()
-	if len(scores) != N*K {
-		return fmt.Errorf("entity: %s: %d scores, want %d", t.file, len(scores), N*K)
 	}
 	var sc fbScratch
 	for i, s := range texts {
