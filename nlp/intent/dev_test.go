@@ -132,7 +132,7 @@ func TestDevCLINC(t *testing.T) {
 	var linLg []float32
 	if cfg.LinearEpochs > 0 {
 		t0 = time.Now()
-		lin, err := trainLinear(ctx, fit, vs, vocab.Len()+1, C, cfg.LinearEpochs, cfg.LinearLR, envF("HINGE", 0) == 1, cfg, "linear ", prog)
+		lin, err := trainLinear(ctx, fit, vs, vocab.Len()+1, C, linearParams{epochs: cfg.LinearEpochs, lr: cfg.LinearLR, l2: cfg.LinearL2}, envF("HINGE", 0) == 1, cfg, "linear ", prog)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,7 +146,7 @@ func TestDevCLINC(t *testing.T) {
 	}
 	var svmLg []float32
 	if envF("SVM", 0) == 1 {
-		svm, err := trainLinear(ctx, fit, vs, vocab.Len()+1, C, cfg.LinearEpochs, envF("SVMLR", 1), true, cfg, "svm ", func(string, ...any) {})
+		svm, err := trainLinear(ctx, fit, vs, vocab.Len()+1, C, linearParams{epochs: cfg.LinearEpochs, lr: envF("SVMLR", 1), l2: cfg.LinearL2}, true, cfg, "svm ", func(string, ...any) {})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,6 +233,22 @@ func TestDevCLINCTrain(t *testing.T) {
 	}
 	cfg.OOSValidFraction = envF("OOSVF", cfg.OOSValidFraction)
 	cfg.Seed = uint64(envF("SEED", float64(cfg.Seed)))
+	cfg.LinearEpochs = int(envF("LEP", float64(cfg.LinearEpochs)))
+	cfg.LinearLR = envF("LLR", cfg.LinearLR)
+	cfg.LinearL2 = envF("LL2", cfg.LinearL2)
+	cfg.LinearAverage = envF("LAVG", cfg.LinearAverage)
+	cfg.LinearLRDecay = envF("LDEC", cfg.LinearLRDecay)
+	cfg.SVMEpochs = int(envF("SEP", float64(cfg.SVMEpochs)))
+	cfg.SVMLR = envF("SLR", cfg.SVMLR)
+	cfg.SVMAverage = envF("SAVG", cfg.SVMAverage)
+	cfg.SVMLRDecay = envF("SDEC", cfg.SVMLRDecay)
+	cfg.DeepAverage = envF("DAVG", cfg.DeepAverage)
+	cfg.DeepLRDecay = envF("DDEC", cfg.DeepLRDecay)
+	cfg.LR = envF("LR", cfg.LR)
+	cfg.EmbedLR = envF("ELR", cfg.EmbedLR)
+	cfg.LabelSmoothing = envF("LS", cfg.LabelSmoothing)
+	cfg.FeatureDropout = envF("FDROP", cfg.FeatureDropout)
+	cfg.Dropout = envF("DROP", cfg.Dropout)
 	if bw := os.Getenv("BW"); bw != "" {
 		for i, f := range strings.Split(bw, ",") {
 			cfg.BranchWeights[i], _ = strconv.ParseFloat(f, 64)
@@ -240,6 +256,9 @@ func TestDevCLINCTrain(t *testing.T) {
 	}
 	t.Logf("config: members %d hidden %d epochs %d pseudo %.1f prior %.2f oosvf %.2f bw %v seed %d",
 		cfg.Members, cfg.Hidden, cfg.Epochs, cfg.PseudoOOS, cfg.OOSPrior, cfg.OOSValidFraction, cfg.BranchWeights, cfg.Seed)
+	t.Logf("config: linear %d/%g/l2 %g/avg %g/dec %g svm %d/%g/avg %g/dec %g deep lr %g elr %g avg %g dec %g ls %g fdrop %g drop %g",
+		cfg.LinearEpochs, cfg.LinearLR, cfg.LinearL2, cfg.LinearAverage, cfg.LinearLRDecay, cfg.SVMEpochs, cfg.SVMLR, cfg.SVMAverage, cfg.SVMLRDecay,
+		cfg.LR, cfg.EmbedLR, cfg.DeepAverage, cfg.DeepLRDecay, cfg.LabelSmoothing, cfg.FeatureDropout, cfg.Dropout)
 	ctx := context.Background()
 	threads := 2
 	prog := func(string, ...any) {}

@@ -36,10 +36,10 @@ func devBranches(ctx context.Context, fitEx []data.Example, labels []string, ind
 		go func() { defer wg.Done(); sem <- struct{}{}; defer func() { <-sem }(); f() }()
 	}
 	run(func() {
-		lin, _ = trainLinear(ctx, fit, empty, vocab.Len()+1, C, cfg.LinearEpochs, cfg.LinearLR, false, cfg, "", nil2)
+		lin, _ = trainLinear(ctx, fit, empty, vocab.Len()+1, C, cfg.linearParams(), false, cfg, "", nil2)
 	})
 	run(func() {
-		svm, _ = trainLinear(ctx, fit, empty, vocab.Len()+1, C, cfg.SVMEpochs, cfg.SVMLR, true, cfg, "", nil2)
+		svm, _ = trainLinear(ctx, fit, empty, vocab.Len()+1, C, cfg.svmParams(), true, cfg, "", nil2)
 	})
 	for k := range members {
 		run(func() { members[k], _ = trainMember(ctx, fit, empty, vocab.Len()+1, C, cfg, k, "", nil2) })

@@ -358,3 +358,46 @@ func TestTrainLogRatioThreshold(t *testing.T) {
 		t.Fatal("unknown oos_score accepted")
 	}
 }
+
+// TestAverager checks the lazy averager against the mean of explicit
+// snapshots of a table updated sparsely.
+func TestAverager(t *testing.T) {
+	const rows, width, total = 5, 3, 40
+	rng := rand.New(rand.NewPCG(7, 7))
+	for _, share := range []float64{0.25, 0.5, 1} {
+		p := make([]float32, rows*width)
+		a := newAverager(rows, width, total, share)
+		n := total - a.start
+		want := make([]float64, rows*width)
+		for step := 1; step <= total; step++ {
+			for r := range rows {
+				if rng.IntN(3) != 0 {
+					continue // most rows are left alone in most updates
+				}
+				row := p[r*width : r*width+width]
+				a.before(r, row, step)
+				for i := range row {
+					row[i] += float32(rng.NormFloat64())
+				}
+				a.after(r, row, step)
+			}
+			if step > total-n {
+				for i, v := range p {
+					want[i] += float64(v) / float64(n)
+				}
+			}
+		}
+		a.finish(p, total)
+		for i, v := range p {
+			if math.Abs(float64(v)-want[i]) > 1e-4 {
+				t.Fatalf("share %v: entry %d is %v, want the mean %v", share, i, v, want[i])
+			}
+		}
+	}
+	if newAverager(rows, width, total, 0) != nil {
+		t.Fatal("share 0 must not average")
+	}
+	if decayed(0, 5, 10) != 1 || decayed(1, 1, 10) != 1 || decayed(1, 10, 10) != 0 || decayed(0.5, 10, 10) != 0.5 {
+		t.Fatal("decayed: wrong schedule")
+	}
+}

@@ -46,6 +46,12 @@ type Config struct {
 	LinearSGD        bool            `json:"linear_sgd"`         // plain SGD instead of AdaGrad for the linear branch
 	SVMEpochs        int             `json:"svm_epochs"`         // epochs of the linear SVM branch (one-vs-rest squared hinge, plain SGD); 0 = none
 	SVMLR            float64         `json:"svm_lr"`             // SGD step of the SVM branch
+	LinearAverage    float64         `json:"linear_average"`     // share of the last updates of the linear branch whose iterates are averaged (averaged SGD); 0 = the last iterate
+	SVMAverage       float64         `json:"svm_average"`        // the same for the SVM branch
+	LinearLRDecay    float64         `json:"linear_lr_decay"`    // the linear branch's step falls linearly over training to (1 - this) times its start; 0 = constant
+	SVMLRDecay       float64         `json:"svm_lr_decay"`       // the same for the SVM branch
+	DeepAverage      float64         `json:"deep_average"`       // share of the last updates of each MLP member whose parameters are averaged; 0 = the last ones
+	DeepLRDecay      float64         `json:"deep_lr_decay"`      // the members' steps (Adam and AdaGrad) fall linearly to (1 - this) times their start; 0 = constant
 	BranchWeights    [3]float64      `json:"branch_weights"`     // weights of the deep, linear and SVM branches' temperature-scaled logits (a product of experts)
 	Seed             uint64          `json:"seed"`               //
 	Threads          int             `json:"-"`                  // goroutines (0 = GOMAXPROCS); results do not depend on it
@@ -58,6 +64,11 @@ func DefaultConfig() Config {
 		LR: 2e-3, EmbedLR: 0.05, Dropout: 0.3, FeatureDropout: 0.1, WeightDecay: 1e-4,
 		LabelSmoothing: 0.05, InitScale: 0.01, ValidFraction: 0.1, OOSValidFraction: 0.25, OOSPrior: 0.05, OOSScore: ScoreOOSLogRatio, OOSReject: 0.005, MaxReject: 0, Refit: true, PseudoOOS: 0, Seed: 1,
 		LinearEpochs: 20, LinearLR: 20, LinearSGD: true, SVMEpochs: 20, SVMLR: 1, BranchWeights: [3]float64{1, 1, 2},
+		// The members' steps fall linearly to 0 over training: +0.20 to
+		// +0.27 point of in-scope accuracy at the chosen threshold on the
+		// CLINC150 development split (seeds 1-3), oos recall within
+		// -0.03..+0.01 (0 = constant steps, as before).
+		DeepLRDecay: 1,
 	}
 }
 
@@ -89,6 +100,10 @@ func (c Config) Validate() error {
 		return errors.New("intent: branch weights must be positive (deep) and non-negative (linear, SVM)")
 	case c.LinearL2 < 0 || c.LinearL2 >= 1:
 		return errors.New("intent: linear_l2 must be in [0, 1)")
+	case c.LinearAverage < 0 || c.LinearAverage > 1 || c.SVMAverage < 0 || c.SVMAverage > 1 || c.DeepAverage < 0 || c.DeepAverage > 1:
+		return errors.New("intent: linear_average, svm_average and deep_average must be in [0, 1]")
+	case c.LinearLRDecay < 0 || c.LinearLRDecay > 1 || c.SVMLRDecay < 0 || c.SVMLRDecay > 1 || c.DeepLRDecay < 0 || c.DeepLRDecay > 1:
+		return errors.New("intent: linear_lr_decay, svm_lr_decay and deep_lr_decay must be in [0, 1]")
 	}
 	return nil
 }
@@ -272,7 +287,7 @@ func fitModel(ctx context.Context, fitEx, validEx []data.Example, labels []strin
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			lin, errs[cfg.Members] = trainLinear(ctx, fit, vs, vocab.Len()+1, len(labels), cfg.LinearEpochs, cfg.LinearLR, false, cfg, phase+"linear ", progress)
+			lin, errs[cfg.Members] = trainLinear(ctx, fit, vs, vocab.Len()+1, len(labels), cfg.linearParams(), false, cfg, phase+"linear ", progress)
 		}()
 	}
 	if cfg.SVMEpochs > 0 {
@@ -281,7 +296,7 @@ func fitModel(ctx context.Context, fitEx, validEx []data.Example, labels []strin
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			svm, errs[cfg.Members+1] = trainLinear(ctx, fit, vs, vocab.Len()+1, len(labels), cfg.SVMEpochs, cfg.SVMLR, true, cfg, phase+"svm ", progress)
+			svm, errs[cfg.Members+1] = trainLinear(ctx, fit, vs, vocab.Len()+1, len(labels), cfg.svmParams(), true, cfg, phase+"svm ", progress)
 		}()
 	}
 	for k := range members {
@@ -489,6 +504,12 @@ func trainMember(ctx context.Context, fit, vs *set, rows, C int, cfg Config, k i
 	keep := float32(1 - cfg.Dropout)
 	fkeep := 1 - cfg.FeatureDropout
 	smooth := cfg.LabelSmoothing
+	total := cfg.Epochs * ((fit.n() + cfg.BatchSize - 1) / cfg.BatchSize)
+	avgE := newAverager(rows, H, total, cfg.DeepAverage)
+	avgWo := newAverager(1, H*C, total, cfg.DeepAverage)
+	avgBo := newAverager(1, C, total, cfg.DeepAverage)
+	avgB0 := newAverager(1, H, total, cfg.DeepAverage)
+	var t int // updates done
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		var loss float64
@@ -496,6 +517,8 @@ func trainMember(ctx context.Context, fit, vs *set, rows, C int, cfg Config, k i
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
+			t++
+			mult := decayed(cfg.DeepLRDecay, t, total)
 			batch := order[b0:min(b0+cfg.BatchSize, len(order))]
 			inv := float32(1) / float32(len(batch))
 			clear(gWo)
@@ -582,9 +605,15 @@ func trainMember(ctx context.Context, fit, vs *set, rows, C int, cfg Config, k i
 					}
 				}
 			}
-			adamWo.step(m.Wo, gWo, cfg.LR, cfg.WeightDecay)
-			adamBo.step(m.Bo, gBo, cfg.LR, 0)
-			adamB0.step(m.B0, gB0, cfg.LR, 0)
+			avgWo.before(0, m.Wo, t)
+			avgBo.before(0, m.Bo, t)
+			avgB0.before(0, m.B0, t)
+			adamWo.step(m.Wo, gWo, cfg.LR*mult, cfg.WeightDecay)
+			adamBo.step(m.Bo, gBo, cfg.LR*mult, 0)
+			adamB0.step(m.B0, gB0, cfg.LR*mult, 0)
+			avgWo.after(0, m.Wo, t)
+			avgBo.after(0, m.Bo, t)
+			avgB0.after(0, m.B0, t)
 			// Row-wise AdaGrad on the touched embedding rows, in first-touch order.
 			for sl, r := range touched {
 				ge := gE[sl*H : sl*H+H]
@@ -593,13 +622,21 @@ func trainMember(ctx context.Context, fit, vs *set, rows, C int, cfg Config, k i
 					sq += v * v
 				}
 				acc[r] += sq / float32(H)
-				step := float32(cfg.EmbedLR / math.Sqrt(float64(acc[r])+1e-10))
+				step := float32(cfg.EmbedLR * mult / math.Sqrt(float64(acc[r])+1e-10))
 				e := m.E[int(r)*H : int(r)*H+H]
+				avgE.before(int(r), e, t)
 				for d, v := range ge {
 					e[d] -= step * v
 				}
+				avgE.after(int(r), e, t)
 				slot[r] = -1
 			}
+		}
+		if epoch == cfg.Epochs {
+			avgE.finish(m.E, t)
+			avgWo.finish(m.Wo, t)
+			avgBo.finish(m.Bo, t)
+			avgB0.finish(m.B0, t)
 		}
 		if vs.n() > 0 {
 			acc := accuracy(m, vs, H, C)
@@ -834,13 +871,24 @@ type linear struct {
 	W, B []float32 // W [rows x C]
 }
 
-// trainLinear fits a softmax regression on fit with per-coordinate AdaGrad
-// on minibatches (rows touched by the batch only) and decoupled L2 decay
-// applied lazily to touched rows.
-func trainLinear(ctx context.Context, fit, vs *set, rows, C, epochs int, step float64, hinge bool, cfg Config, phase string, progress Progress) (*linear, error) {
+// trainLinear fits a softmax regression (or, with hinge, a one-vs-rest
+// squared-hinge SVM) on fit with plain SGD or per-coordinate AdaGrad on
+// minibatches (rows touched by the batch only), decoupled L2 decay applied
+// lazily to touched rows, an optionally decaying step and optional
+// averaging of the last iterates (lp).
+func trainLinear(ctx context.Context, fit, vs *set, rows, C int, lp linearParams, hinge bool, cfg Config, phase string, progress Progress) (*linear, error) {
+	epochs, step := lp.epochs, lp.lr
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x11ea7))
 	l := &linear{W: make([]float32, rows*C), B: make([]float32, C)}
-	acc := make([]float32, rows*C)
+	var acc []float32
+	if !cfg.LinearSGD && !hinge {
+		acc = make([]float32, rows*C)
+	}
+	batches := (fit.n() + cfg.BatchSize - 1) / cfg.BatchSize
+	total := epochs * batches
+	avgW := newAverager(rows, C, total, lp.average)
+	avgB := newAverager(1, C, total, lp.average)
+	var t int // updates done
 	accB := make([]float32, C)
 	slot := make([]int32, rows)
 	for i := range slot {
@@ -858,7 +906,6 @@ func trainLinear(ctx context.Context, fit, vs *set, rows, C, epochs int, step fl
 	for i := range order {
 		order[i] = i
 	}
-	lr := float32(step)
 	smooth := cfg.LabelSmoothing
 	for epoch := 1; epoch <= epochs; epoch++ {
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
@@ -867,6 +914,8 @@ func trainLinear(ctx context.Context, fit, vs *set, rows, C, epochs int, step fl
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
+			t++
+			lr := float32(step * decayed(lp.lrDecay, t, total))
 			batch := order[b0:min(b0+cfg.BatchSize, len(order))]
 			inv := float32(1) / float32(len(batch))
 			clear(gB)
@@ -929,6 +978,7 @@ func trainLinear(ctx context.Context, fit, vs *set, rows, C, epochs int, step fl
 					}
 				}
 			}
+			avgB.before(0, l.B, t)
 			for c, v := range gB {
 				if cfg.LinearSGD || hinge {
 					l.B[c] -= lr * v
@@ -937,23 +987,30 @@ func trainLinear(ctx context.Context, fit, vs *set, rows, C, epochs int, step fl
 				accB[c] += v * v
 				l.B[c] -= lr * v / float32(math.Sqrt(float64(accB[c]))+1e-8)
 			}
-			decay := float32(1 - cfg.LinearL2)
+			avgB.after(0, l.B, t)
+			decay := float32(1 - lp.l2)
 			for sl, r := range touched {
 				gr := gW[sl*C : sl*C+C]
 				row := l.W[int(r)*C : int(r)*C+C]
-				ac := acc[int(r)*C : int(r)*C+C]
+				avgW.before(int(r), row, t)
 				if cfg.LinearSGD || hinge {
 					for c, v := range gr {
 						row[c] = row[c]*decay - lr*v
 					}
 				} else {
+					ac := acc[int(r)*C : int(r)*C+C]
 					for c, v := range gr {
 						ac[c] += v * v
 						row[c] = row[c]*decay - lr*v/(float32(math.Sqrt(float64(ac[c])))+1e-8)
 					}
 				}
+				avgW.after(int(r), row, t)
 				slot[r] = -1
 			}
+		}
+		if epoch == epochs {
+			avgW.finish(l.W, t)
+			avgB.finish(l.B, t)
 		}
 		if vs.n() > 0 {
 			progress("intent: %sepoch %d/%d loss %.4f validation accuracy %.4f", phase, epoch, epochs, loss/float64(len(order)), linearAccuracy(l, vs, C))
@@ -977,4 +1034,93 @@ func (l *linear) logits(C int, rows []int32, weights []float32, out []float32) {
 
 func linearAccuracy(l *linear, vs *set, C int) float64 {
 	return setAccuracy(vs, C, func(rs []int32, ws []float32, lg []float32) { l.logits(C, rs, ws, lg) })
+}
+
+// linearParams are the training parameters of one wide branch.
+type linearParams struct {
+	epochs                   int
+	lr, l2, average, lrDecay float64
+}
+
+func (c Config) linearParams() linearParams {
+	return linearParams{c.LinearEpochs, c.LinearLR, c.LinearL2, c.LinearAverage, c.LinearLRDecay}
+}
+
+func (c Config) svmParams() linearParams {
+	return linearParams{c.SVMEpochs, c.SVMLR, c.LinearL2, c.SVMAverage, c.SVMLRDecay}
+}
+
+// decayed is the step multiplier of update t (1-based) of total under a
+// linear decay to 1 - decay.
+func decayed(decay float64, t, total int) float64 {
+	if decay == 0 || total <= 1 {
+		return 1
+	}
+	return 1 - decay*float64(t-1)/float64(total-1)
+}
+
+// averager keeps the uniform average of a table's rows over the last
+// updates of training (Polyak-Ruppert averaging), lazily: a row's sum
+// catches up on the updates that left it unchanged when it is next
+// updated, and at the end. A nil averager does nothing.
+type averager struct {
+	sum   []float32
+	last  []int32 // per row: the update up to which sum includes the row
+	width int
+	start int // averaging covers the updates after this one
+}
+
+// newAverager returns an averager over the last share of total updates of
+// a rows x width table, or nil when share is 0.
+func newAverager(rows, width, total int, share float64) *averager {
+	n := int(math.Round(share * float64(total)))
+	if n <= 0 {
+		return nil
+	}
+	a := &averager{sum: make([]float32, rows*width), last: make([]int32, rows), width: width, start: total - n}
+	for i := range a.last {
+		a.last[i] = int32(a.start)
+	}
+	return a
+}
+
+// before is called before row r (its values row) changes in update t.
+func (a *averager) before(r int, row []float32, t int) {
+	if a == nil || t <= a.start {
+		return
+	}
+	if k := float32(t - 1 - int(a.last[r])); k > 0 {
+		s := a.sum[r*a.width : r*a.width+a.width]
+		for i, v := range row {
+			s[i] += k * v
+		}
+	}
+}
+
+// after is called after row r changed in update t.
+func (a *averager) after(r int, row []float32, t int) {
+	if a == nil || t <= a.start {
+		return
+	}
+	s := a.sum[r*a.width : r*a.width+a.width]
+	for i, v := range row {
+		s[i] += v
+	}
+	a.last[r] = int32(t)
+}
+
+// finish replaces the table p by the average after the last update t.
+func (a *averager) finish(p []float32, t int) {
+	if a == nil {
+		return
+	}
+	inv := 1 / float32(t-a.start)
+	for r := range a.last {
+		s := a.sum[r*a.width : r*a.width+a.width]
+		row := p[r*a.width : r*a.width+a.width]
+		k := float32(t - int(a.last[r]))
+		for i, v := range row {
+			row[i] = (s[i] + k*v) * inv
+		}
+	}
 }
