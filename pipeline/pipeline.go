@@ -97,7 +97,7 @@ type Config struct {
 	StageTimeout time.Duration // per stage [250ms]
 	TopK         int           // FAQ hits retrieved [5]
 	// MaxActiveTurns bounds the turns running their model stages at once;
-	// later ones wait in arrival order (see gate) [4 × GOMAXPROCS]. A
+	// later ones wait in arrival order (see gate) [16 × GOMAXPROCS]. A
 	// negative value disables the bound.
 	MaxActiveTurns int
 	// MaxWaitingTurns bounds the turns waiting for that; beyond it a turn
@@ -136,7 +136,7 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		cfg.TopK = 5
 	}
 	if cfg.MaxActiveTurns == 0 {
-		cfg.MaxActiveTurns = 4 * runtime.GOMAXPROCS(0)
+		cfg.MaxActiveTurns = 16 * runtime.GOMAXPROCS(0)
 	}
 	if cfg.MaxWaitingTurns <= 0 {
 		cfg.MaxWaitingTurns = 4096

@@ -81,7 +81,7 @@ type Config struct {
 	StageTimeout time.Duration
 	// MaxActiveTurns bounds the turns running their model stages at once;
 	// later turns wait their turn in arrival order, which keeps the latency
-	// tail short under load (env TANDEM_MAX_ACTIVE_TURNS; 0 = 4 × the
+	// tail short under load (env TANDEM_MAX_ACTIVE_TURNS; 0 = 16 × the
 	// cores Go uses, -1 = no bound; see docs/benchmarks.md, Pipeline).
 	MaxActiveTurns int
 
@@ -157,7 +157,7 @@ func (c Config) Validate() error {
 		bad("TANDEM_STAGE_TIMEOUT (--stage-timeout)", c.StageTimeout.String(), "a duration between 1ms and 5m, e.g. 250ms")
 	}
 	if c.MaxActiveTurns < -1 || c.MaxActiveTurns > 1<<16 {
-		bad("TANDEM_MAX_ACTIVE_TURNS (--max-active-turns)", strconv.Itoa(c.MaxActiveTurns), "0 (4 × the cores), -1 (no bound) or a number of turns up to 65536")
+		bad("TANDEM_MAX_ACTIVE_TURNS (--max-active-turns)", strconv.Itoa(c.MaxActiveTurns), "0 (16 × the cores), -1 (no bound) or a number of turns up to 65536")
 	}
 	checkURL := func(setting, v string, schemes ...string) {
 		if v == "" {
@@ -259,12 +259,12 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	if v := getenv("TANDEM_MAX_ACTIVE_TURNS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("invalid TANDEM_MAX_ACTIVE_TURNS %q: accepted values: an integer (0 = 4 × the cores, -1 = no bound)", v))
+			errs = append(errs, fmt.Errorf("invalid TANDEM_MAX_ACTIVE_TURNS %q: accepted values: an integer (0 = 16 × the cores, -1 = no bound)", v))
 		} else {
 			c.MaxActiveTurns = n
 		}
 	}
-	fs.IntVar(&c.MaxActiveTurns, "max-active-turns", c.MaxActiveTurns, "turns running their model stages at once, the rest wait in arrival order (env TANDEM_MAX_ACTIVE_TURNS; 0 = 4 × cores, -1 = no bound)")
+	fs.IntVar(&c.MaxActiveTurns, "max-active-turns", c.MaxActiveTurns, "turns running their model stages at once, the rest wait in arrival order (env TANDEM_MAX_ACTIVE_TURNS; 0 = 16 × cores, -1 = no bound)")
 	fs.DurationVar(&c.StageTimeout, "stage-timeout", c.StageTimeout, "deadline of each pipeline stage of a turn (env TANDEM_STAGE_TIMEOUT)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "graceful shutdown deadline (env TANDEM_SHUTDOWN_TIMEOUT)")
 	if v := getenv("TANDEM_DEMO"); v != "" {
