@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tandem-chat/tandem"
 )
 
@@ -134,9 +136,11 @@ func TestPipelineBoundsActiveTurns(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cm := &countingModel{IntentModel: testModel()}
+			reg := prometheus.NewRegistry()
 			p := newTestPipeline(t, func(c *Config, d *Deps) {
 				c.MaxActiveTurns = tc.active
 				d.Intent = cm
+				d.Registerer = reg
 			})
 			var wg sync.WaitGroup
 			for i := range 64 {
@@ -152,6 +156,35 @@ func TestPipelineBoundsActiveTurns(t *testing.T) {
 			wg.Wait()
 			if peak := cm.peak.Load(); !tc.wantPeak(peak) {
 				t.Fatalf("at most %d texts in the intent model at once", peak)
+			}
+			// The gate's metrics: every turn's admission wait is timed, and
+			// the gauges read empty once all turns are done.
+			mfs, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var admitted uint64
+			gauges := map[string]float64{}
+			for _, mf := range mfs {
+				for _, m := range mf.GetMetric() {
+					switch mf.GetName() {
+					case "tandem_pipeline_stage_seconds":
+						for _, l := range m.GetLabel() {
+							if l.GetName() == "stage" && l.GetValue() == "admission" {
+								admitted = m.GetHistogram().GetSampleCount()
+							}
+						}
+					case "tandem_pipeline_admission_active", "tandem_pipeline_admission_waiting":
+						gauges[mf.GetName()] = m.GetGauge().GetValue()
+					}
+				}
+			}
+			if tc.active > 0 {
+				if admitted != 64 || len(gauges) != 2 || gauges["tandem_pipeline_admission_active"] != 0 || gauges["tandem_pipeline_admission_waiting"] != 0 {
+					t.Fatalf("admission metrics: %d waits timed, gauges %v", admitted, gauges)
+				}
+			} else if admitted != 0 || len(gauges) != 0 {
+				t.Fatalf("no gate, yet admission metrics: %d, %v", admitted, gauges)
 			}
 		})
 	}

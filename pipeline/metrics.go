@@ -13,6 +13,7 @@ type metrics struct {
 
 	// Children resolved once (label lookups hash and lock on every call).
 	obsTurn, obsCache, obsIntent, obsEntities, obsRetrieval, obsRules prometheus.Observer
+	obsAdmission                                                      prometheus.Observer
 	batchIntent, batchEntity                                          prometheus.Observer
 	cacheHit, cacheMiss                                               prometheus.Counter
 }
@@ -38,7 +39,23 @@ func (m *metrics) register(r prometheus.Registerer) error {
 	m.obsTurn, m.obsCache = m.stage.WithLabelValues("turn"), m.stage.WithLabelValues("cache")
 	m.obsIntent, m.obsEntities = m.stage.WithLabelValues("intent"), m.stage.WithLabelValues("entities")
 	m.obsRetrieval, m.obsRules = m.stage.WithLabelValues("retrieval"), m.stage.WithLabelValues("rules")
+	m.obsAdmission = m.stage.WithLabelValues("admission")
 	m.batchIntent, m.batchEntity = m.batchSize.WithLabelValues("intent"), m.batchSize.WithLabelValues("entity")
 	m.cacheHit, m.cacheMiss = m.cache.WithLabelValues("hit"), m.cache.WithLabelValues("miss")
+	return nil
+}
+
+// registerGate exports the admission gate's occupancy.
+func registerGate(r prometheus.Registerer, g *gate) error {
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_pipeline_admission_active", Help: "Turns running their model stages now (at most MaxActiveTurns)."},
+			func() float64 { return float64(len(g.slots)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_pipeline_admission_waiting", Help: "Turns waiting, in arrival order, to run their model stages."},
+			func() float64 { return float64(g.waiting.Load()) }),
+	} {
+		if err := r.Register(c); err != nil {
+			return err
+		}
+	}
 	return nil
 }

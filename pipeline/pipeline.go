@@ -157,6 +157,9 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 	p.pool.New = func() any { return new(turnCtx) }
 	if cfg.MaxActiveTurns > 0 {
 		p.gate = newGate(cfg.MaxActiveTurns, cfg.MaxWaitingTurns)
+		if err := registerGate(deps.Registerer, p.gate); err != nil {
+			return nil, fmt.Errorf("pipeline: metrics: %w", err)
+		}
 	}
 	for _, kws := range cfg.Policy.Escalation.Keywords {
 		for _, k := range kws {
@@ -330,7 +333,10 @@ func (p *Pipeline) runStages(ctx context.Context, t *turnCtx, turn tandem.Turn, 
 		return nil
 	}
 	if p.gate != nil {
-		if err := p.gate.enter(ctx); err != nil {
+		s := time.Now()
+		err := p.gate.enter(ctx)
+		p.m.obsAdmission.Observe(time.Since(s).Seconds())
+		if err != nil {
 			if strict {
 				return err
 			}
