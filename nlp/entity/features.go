@@ -241,18 +241,80 @@ func (c *FeatureConfig) featurize(s string, toks []Token, gaz *gazetteer) [][]ui
 
 // featurizeHashes is featurize; with unique false a token's hashes are
 // neither sorted nor deduplicated (for callers that map them to rows first
-// and deduplicate the fewer rows).
+// and deduplicate the fewer rows). Token i's features are the sentence
+// features followed by its own (featurizeInto).
 func (c *FeatureConfig) featurizeHashes(s string, toks []Token, gaz *gazetteer, unique bool) [][]uint64 {
+	var sc featScratch
+	c.featurizeInto(&sc, s, toks, gaz)
+	out := make([][]uint64, len(sc.ends))
+	for i := range sc.ends {
+		own := sc.own(i)
+		f := make([]uint64, 0, len(sc.sent)+len(own))
+		f = append(f, sc.sent...)
+		f = append(f, own...)
+		if unique {
+			f = uniqSorted(f)
+		}
+		out[i] = f
+	}
+	return out
+}
+
+// featScratch holds one text's features: the sentence-level hashes shared
+// by every token, and each token's own hashes back to back. Reusable: a
+// call of featurizeInto overwrites everything.
+type featScratch struct {
+	sent     []uint64
+	flat     []uint64 // token i's own hashes: flat[ends[i-1]:ends[i]]
+	ends     []int
+	norms    []string
+	shapes   []string
+	runes    []rune // token i's runes: runes[rends[i-1]:rends[i]]
+	rends    []int
+	padded   []rune
+	seenW    []string
+	gazFeats [][]uint64
+	rows     []int32 // encode's sentence rows
+}
+
+// own returns token i's own hashes.
+func (sc *featScratch) own(i int) []uint64 {
+	lo := 0
+	if i > 0 {
+		lo = sc.ends[i-1]
+	}
+	return sc.flat[lo:sc.ends[i]]
+}
+
+// runesOf returns token i's runes.
+func (sc *featScratch) runesOf(i int) []rune {
+	lo := 0
+	if i > 0 {
+		lo = sc.rends[i-1]
+	}
+	return sc.runes[lo:sc.rends[i]]
+}
+
+// featurizeInto computes the hashed features of every token of toks (at
+// most MaxTokens) into sc: the sentence features once, then each token's
+// own. gaz may be nil.
+func (c *FeatureConfig) featurizeInto(sc *featScratch, s string, toks []Token, gaz *gazetteer) {
 	if len(toks) > c.MaxTokens {
 		toks = toks[:c.MaxTokens]
 	}
 	n := len(toks)
-	norms := make([]string, n)
-	shapes := make([]string, n)
-	for i, t := range toks {
-		norms[i] = t.Norm
-		shapes[i] = shape(t.Text)
+	sc.norms, sc.shapes = sc.norms[:0], sc.shapes[:0]
+	sc.runes, sc.rends = sc.runes[:0], sc.rends[:0]
+	for _, t := range toks {
+		sc.norms = append(sc.norms, t.Norm)
+		sc.shapes = append(sc.shapes, shape(t.Text))
+		// Each token's runes, decoded once (its neighbours' suffixes use them too).
+		for _, r := range t.Norm {
+			sc.runes = append(sc.runes, r)
+		}
+		sc.rends = append(sc.rends, len(sc.runes))
 	}
+	norms, shapes := sc.norms, sc.shapes
 	word := func(i int) string {
 		switch {
 		case i < 0:
@@ -271,25 +333,33 @@ func (c *FeatureConfig) featurizeHashes(s string, toks []Token, gaz *gazetteer, 
 		}
 		return shapes[i]
 	}
+	// The feature kinds' hash prefixes, computed once per text.
+	hW, hSh, hB, hT, hOs := c.start("w"), c.start("sh"), c.start("b"), c.start("t"), c.start("os")
+	hP, hS, hS3, hC, hGn := c.start("p"), c.start("s"), c.start("s3"), c.start("c"), c.start("gn")
 	// Sentence-level features, shared by every token.
-	var sent []uint64
-	sent = append(sent, c.start("bias").sum())
+	sc.sent = append(sc.sent[:0], c.start("bias").sum())
 	if c.Sentence {
-		seen := map[string]bool{}
-		for i := 0; i < n && len(seen) < c.MaxSentence; i++ {
+		sc.seenW = sc.seenW[:0]
+		for i := 0; i < n && len(sc.seenW) < c.MaxSentence; i++ {
 			w := norms[i]
-			if !isWordy(w) || seen[w] {
+			if !isWordy(w) || slices.Contains(sc.seenW, w) {
 				continue
 			}
-			seen[w] = true
-			sent = append(sent, c.start("S").str(w).sum())
+			sc.seenW = append(sc.seenW, w)
+			sc.sent = append(sc.sent, c.start("S").str(w).sum())
 		}
-		sent = append(sent, c.start("F0").str(word(0)).sum(), c.start("F01").str(word(0)).str(word(1)).sum())
+		sc.sent = append(sc.sent, c.start("F0").str(word(0)).sum(), c.start("F01").str(word(0)).str(word(1)).sum())
 	}
 	// Gazetteer matches per token.
 	var gazFeats [][]uint64
 	if c.Gazetteer && gaz != nil {
-		gazFeats = make([][]uint64, n)
+		for len(sc.gazFeats) < n {
+			sc.gazFeats = append(sc.gazFeats, nil)
+		}
+		gazFeats = sc.gazFeats[:n]
+		for i := range gazFeats {
+			gazFeats[i] = gazFeats[i][:0]
+		}
 		for _, m := range gaz.matches(norms) {
 			for i := m.start; i < m.end; i++ {
 				pos := "I"
@@ -328,59 +398,53 @@ func (c *FeatureConfig) featurizeHashes(s string, toks []Token, gaz *gazetteer, 
 			}
 		}
 	}
-	out := make([][]uint64, n)
-	// Each token's runes, decoded once (its neighbours' suffixes use them too).
-	runesOf := make([][]rune, n)
-	for i := range n {
-		runesOf[i] = []rune(norms[i])
-	}
-	var runes, padded []rune
+	f := sc.flat[:0]
+	sc.ends = sc.ends[:0]
 	for i := 0; i < n; i++ {
-		f := make([]uint64, 0, 64)
-		f = append(f, sent...)
 		for d := -c.Window; d <= c.Window; d++ {
-			f = append(f, c.start("w").num(d).str(word(i+d)).sum())
+			f = append(f, hW.num(d).str(word(i+d)).sum())
 		}
 		for d := -1; d <= 1; d++ {
-			f = append(f, c.start("sh").num(d).str(shp(i+d)).sum())
+			f = append(f, hSh.num(d).str(shp(i+d)).sum())
 		}
 		f = append(f,
-			c.start("b").num(-1).str(word(i-1)).str(word(i)).sum(),
-			c.start("b").num(0).str(word(i)).str(word(i+1)).sum(),
-			c.start("b").num(-2).str(word(i-2)).str(word(i-1)).sum(),
-			c.start("b").num(1).str(word(i+1)).str(word(i+2)).sum(),
-			c.start("t").str(word(i-1)).str(word(i)).str(word(i+1)).sum(),
-			c.start("os").str(toks[i].Text).sum(), // original case
+			hB.num(-1).str(word(i-1)).str(word(i)).sum(),
+			hB.num(0).str(word(i)).str(word(i+1)).sum(),
+			hB.num(-2).str(word(i-2)).str(word(i-1)).sum(),
+			hB.num(1).str(word(i+1)).str(word(i+2)).sum(),
+			hT.str(word(i-1)).str(word(i)).str(word(i+1)).sum(),
+			hOs.str(toks[i].Text).sum(), // original case
 		)
-		runes = runesOf[i]
+		runes := sc.runesOf(i)
 		if len(runes) > 24 {
 			runes = runes[:24]
 		}
 		for k := 1; k <= c.AffixMax && k <= len(runes); k++ {
-			f = append(f, c.start("p").runes(runes[:k]).sum(), c.start("s").runes(runes[len(runes)-k:]).sum())
+			f = append(f, hP.runes(runes[:k]).sum(), hS.runes(runes[len(runes)-k:]).sum())
 		}
-		for _, d := range []int{-1, 1} {
+		for _, d := range [2]int{-1, 1} {
 			j := i + d
 			if j >= 0 && j < n {
-				if rs := runesOf[j]; len(rs) > 3 {
-					f = append(f, c.start("s3").num(d).runes(rs[len(rs)-3:]).sum())
+				if rs := sc.runesOf(j); len(rs) > 3 {
+					f = append(f, hS3.num(d).runes(rs[len(rs)-3:]).sum())
 				}
 			}
 		}
 		if c.CharN > 0 && len(runes) > c.CharN-2 && len(runes) > 1 {
-			padded = append(padded[:0], '<')
-			padded = append(padded, runes...)
-			padded = append(padded, '>')
+			sc.padded = append(sc.padded[:0], '<')
+			sc.padded = append(sc.padded, runes...)
+			sc.padded = append(sc.padded, '>')
+			padded := sc.padded
 			for k := 0; k+c.CharN <= len(padded); k++ {
-				f = append(f, c.start("c").runes(padded[k:k+c.CharN]).sum())
+				f = append(f, hC.runes(padded[k:k+c.CharN]).sum())
 			}
 		}
 		if gazFeats != nil {
 			f = append(f, gazFeats[i]...)
-			for _, d := range []int{-1, 1} {
+			for _, d := range [2]int{-1, 1} {
 				if j := i + d; j >= 0 && j < n {
 					for _, g := range gazFeats[j] {
-						f = append(f, c.start("gn").num(d).num(int(g%1000003)).sum())
+						f = append(f, hGn.num(d).num(int(g%1000003)).sum())
 					}
 				}
 			}
@@ -388,12 +452,9 @@ func (c *FeatureConfig) featurizeHashes(s string, toks []Token, gaz *gazetteer, 
 		if ruleFeats != nil {
 			f = append(f, ruleFeats[i]...)
 		}
-		if unique {
-			f = uniqSorted(f)
-		}
-		out[i] = f
+		sc.ends = append(sc.ends, len(f))
 	}
-	return out
+	sc.flat = f
 }
 
 func uniqSorted(f []uint64) []uint64 {

@@ -2,9 +2,12 @@ package entity
 
 import (
 	"hash/fnv"
+	"path/filepath"
 	"slices"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/tandem-chat/tandem/internal/testenv"
 )
 
 // TestFeaturesGolden pins the token features of a fixed set of texts
@@ -77,5 +80,59 @@ func TestEncodeRowsEqualDedupedHashes(t *testing.T) {
 				t.Errorf("%q token %d: rows %v, want %v", s, i, rows[i], want)
 			}
 		}
+	}
+}
+
+// TestEncodeRowsExactOrder: encode (sentence rows looked up once per text,
+// pooled buffers) gives every token exactly the rows, in exactly the
+// order, of the straightforward algorithm — map each of the token's
+// hashes (sentence features first) to its row and keep first occurrences —
+// so the ONNX model sums the same values in the same order. Texts run
+// twice and interleaved to catch state left in the pooled buffers.
+func TestEncodeRowsExactOrder(t *testing.T) {
+	m := tinyModel(t)
+	texts := []string{"ship order 12345 to Berlin tomorrow", "aaaa aaaa aaaa", "我想退货 A-778812", "", "x",
+		"Ship it to berlin, then to Paris; order 12345 again 12345", "refund\xffbroken\xc3 utf8 👍👍"}
+	for round := range 2 {
+		for _, s := range texts {
+			toks, rows := m.encode(s)
+			feats := m.Features.featurizeHashes(s, toks, m.gaz, false)
+			if len(rows) != len(feats) {
+				t.Fatalf("%q: %d token rows, %d token features", s, len(rows), len(feats))
+			}
+			for i, f := range feats {
+				var want []int32
+				for _, h := range f {
+					if r := m.vocab.row(h); r != 0 && !slices.Contains(want, r) {
+						want = append(want, r)
+					}
+				}
+				if !slices.Equal(rows[i], want) {
+					t.Fatalf("round %d %q token %d: rows %v, want %v", round, s, i, rows[i], want)
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkEncodeDemo: tokenise and featurise customer messages into rows
+// with the default (demo) entity model, the Go side of the entity stage.
+func BenchmarkEncodeDemo(b *testing.B) {
+	m, _, err := readManifest(filepath.Join(testenv.ModelDir(b)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	texts := []string{
+		"I want to cancel order 4412-AB because it arrived damaged",
+		"where is my package? it was supposed to arrive in Berlin yesterday",
+		"can you help me change the shipping address of my last order",
+		"talk to a human please",
+		"how do I get a refund for the wireless headphones I bought",
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		m.encode(texts[i%len(texts)])
+		i++
 	}
 }

@@ -33,7 +33,8 @@ type Model struct {
 	crfOnce sync.Once
 	crf     *crf // exponentiated potentials, built on first use
 
-	seen sync.Pool // *rowSeen, for deduplicating rows in encode
+	seen    sync.Pool // *rowSeen, for deduplicating rows in encode
+	scratch sync.Pool // *featScratch, encode's feature buffers
 
 	info       TrainInfo
 	exportFP32 bool // Save also writes entity.fp32.onnx
@@ -108,24 +109,45 @@ func (m *Model) encode(s string) ([]Token, [][]int32) {
 	}
 	// The same rows as rowsOf(featurize(...)) (distinct hashes have
 	// distinct rows), deduplicated without sorting: in first-seen order.
-	feats := m.Features.featurizeHashes(s, toks, m.gaz, false)
-	rows := make([][]int32, len(toks))
+	// Every token's list starts with the sentence features, so their rows
+	// are looked up once per text rather than once per token.
+	sc, _ := m.scratch.Get().(*featScratch)
+	if sc == nil {
+		sc = new(featScratch)
+	}
+	m.Features.featurizeInto(sc, s, toks, m.gaz)
 	sn, _ := m.seen.Get().(*rowSeen)
 	if sn == nil || len(sn.stamp) != len(m.hashes)+1 {
 		sn = &rowSeen{stamp: make([]uint32, len(m.hashes)+1)}
 	}
-	for i, f := range feats {
+	sn.next()
+	sent := sc.rows[:0]
+	for _, h := range sc.sent {
+		if row := m.vocab.row(h); row != 0 && sn.stamp[row] != sn.gen {
+			sn.stamp[row] = sn.gen
+			sent = append(sent, row)
+		}
+	}
+	sc.rows = sent
+	rows := make([][]int32, len(sc.ends))
+	all := make([]int32, 0, len(sc.ends)*len(sent)+len(sc.flat)) // one block for every token's rows
+	for i := range sc.ends {
 		sn.next()
-		r := make([]int32, 0, len(f))
-		for _, h := range f {
+		lo := len(all)
+		for _, r := range sent {
+			sn.stamp[r] = sn.gen
+		}
+		all = append(all, sent...)
+		for _, h := range sc.own(i) {
 			if row := m.vocab.row(h); row != 0 && sn.stamp[row] != sn.gen {
 				sn.stamp[row] = sn.gen
-				r = append(r, row)
+				all = append(all, row)
 			}
 		}
-		rows[i] = r
+		rows[i] = all[lo:len(all):len(all)]
 	}
 	m.seen.Put(sn)
+	m.scratch.Put(sc)
 	return toks, rows
 }
 
