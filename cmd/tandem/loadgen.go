@@ -275,7 +275,14 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 	if *both {
 		modes = []bool{true, false}
 	}
-	fmt.Fprintf(stderr, "loadgen: %d messages (%s), GOMAXPROCS=%d, cache=%t\n", len(texts), desc, runtime.GOMAXPROCS(0), *cache)
+	active := fmt.Sprint(cfg.MaxActiveTurns)
+	switch {
+	case cfg.MaxActiveTurns == 0:
+		active = fmt.Sprintf("%d (16 × GOMAXPROCS)", 16*runtime.GOMAXPROCS(0))
+	case cfg.MaxActiveTurns < 0:
+		active = "no bound"
+	}
+	fmt.Fprintf(stderr, "loadgen: %d messages (%s), GOMAXPROCS=%d, cache=%t, max active turns %s\n", len(texts), desc, runtime.GOMAXPROCS(0), *cache, active)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if !*asJSON {
 		fmt.Fprintln(tw, "concurrency\tbatching\toffered/s\tturns\tturns/s\tcpu µs/turn\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\toverloaded\tcache hits\t")
