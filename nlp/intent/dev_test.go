@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/internal/testenv"
 	"github.com/tandem-chat/tandem/nlp/data"
 	"github.com/tandem-chat/tandem/nlp/features"
@@ -100,15 +99,7 @@ func TestDevCLINC(t *testing.T) {
 			top[i], conf[i] = labels[b], pp[b]
 		}
 		var sb strings.Builder
-		at := func(th float64) Metrics {
-			pred := thresholded(top, conf, th)
-			for j := range top {
-				if top[j] == tandem.OutOfScope {
-					pred[j] = tandem.OutOfScope
-				}
-			}
-			return Score(gold, pred)
-		}
+		at := func(th float64) Metrics { return Score(gold, thresholded(top, conf, th)) }
 		m0 := at(0)
 		fmt.Fprintf(&sb, "%s: T=%.3f none %.4f/%.2f chosen t=%.2f %.4f/%.2f", name, m.Temperature, m0.InScopeAccuracy, m0.OOSRecall, m.Threshold, m.Validation.InScopeAccuracy, m.Validation.OOSRecall)
 		for _, prior := range []float64{0.05, 0.03} {
@@ -292,15 +283,7 @@ func TestDevCLINCTrain(t *testing.T) {
 		m.Temperature, m.Threshold, m.Validation.InScopeAccuracy, m.Validation.OOSRecall)
 	dvs := vectorise(final.Featurizer, dv.Examples, termsParallel(&cfg.Features, dv.Examples, threads), index)
 	top, conf, gold := predictSet(final, dvs)
-	at := func(th float64) Metrics {
-		pred := thresholded(top, conf, th)
-		for j := range top {
-			if top[j] == tandem.OutOfScope {
-				pred[j] = tandem.OutOfScope
-			}
-		}
-		return Score(gold, pred)
-	}
+	at := func(th float64) Metrics { return Score(gold, thresholded(top, conf, th)) }
 	var sb strings.Builder
 	m0, mt := at(0), at(final.Threshold)
 	fmt.Fprintf(&sb, "DEV none %.4f/%.2f | chosen t=%.2f %.4f/%.2f", m0.InScopeAccuracy, m0.OOSRecall, final.Threshold, mt.InScopeAccuracy, mt.OOSRecall)

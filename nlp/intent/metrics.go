@@ -89,7 +89,8 @@ func Score(gold, pred []string) Metrics {
 }
 
 // thresholded returns the labels predicted at threshold t from the top
-// label and its confidence.
+// label and its confidence: the top label, or out of scope when its
+// confidence is below t (a top label that is out of scope stays so).
 func thresholded(top []string, conf []float64, t float64) []string {
 	out := make([]string, len(top))
 	for i := range top {
@@ -127,13 +128,7 @@ func ChooseThreshold(gold, top []string, conf []float64, oosPrior, maxReject flo
 	best, bestScore := 0.0, -1.0
 	for i := 0; i <= 100; i++ {
 		t := float64(i) / 100
-		pred := thresholded(top, conf, t)
-		for j := range top {
-			if top[j] == tandem.OutOfScope {
-				pred[j] = tandem.OutOfScope
-			}
-		}
-		m := Score(gold, pred)
+		m := Score(gold, thresholded(top, conf, t))
 		if s := (1-oosPrior)*m.InScopeAccuracy + oosPrior*m.OOSRecall; s > bestScore+1e-12 {
 			best, bestScore = t, s
 		}

@@ -855,13 +855,7 @@ func (m *Model) thresholdFromLogits(all []float32, vs *set) {
 	} else {
 		m.Threshold = ChooseThreshold(gold, top, conf, m.Config.OOSPrior, m.Config.MaxReject)
 	}
-	pred := thresholded(top, conf, m.Threshold)
-	for i, l := range top {
-		if l == tandem.OutOfScope {
-			pred[i] = tandem.OutOfScope
-		}
-	}
-	m.Validation = Score(gold, pred)
+	m.Validation = Score(gold, thresholded(top, conf, m.Threshold))
 	m.Validation.Threshold = m.Threshold
 }
 
