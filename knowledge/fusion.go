@@ -2,6 +2,7 @@ package knowledge
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/tandem-chat/tandem"
 )
@@ -101,11 +102,14 @@ func (f Fusion) Fuse(lists map[string][]Scored, k int) []tandem.Hit {
 			}
 		}
 	}
-	better := func(a, b *acc) bool { // ranks a before b
+	rank := func(a, b *acc) int { // < 0: a ranks before b
 		if a.score != b.score {
-			return a.score > b.score
+			if a.score > b.score {
+				return -1
+			}
+			return 1
 		}
-		return a.faq.ID < b.faq.ID
+		return strings.Compare(a.faq.ID, b.faq.ID)
 	}
 	if k > 0 && len(accs) > k {
 		// Partial selection: the k best to the front, in order (k is small,
@@ -113,7 +117,7 @@ func (f Fusion) Fuse(lists map[string][]Scored, k int) []tandem.Hit {
 		for i := range k {
 			best := i
 			for j := i + 1; j < len(accs); j++ {
-				if better(&accs[j], &accs[best]) {
+				if rank(&accs[j], &accs[best]) < 0 {
 					best = j
 				}
 			}
@@ -121,15 +125,7 @@ func (f Fusion) Fuse(lists map[string][]Scored, k int) []tandem.Hit {
 		}
 		accs = accs[:k]
 	} else {
-		slices.SortFunc(accs, func(a, b acc) int {
-			if better(&a, &b) {
-				return -1
-			}
-			if better(&b, &a) {
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(accs, func(a, b acc) int { return rank(&a, &b) })
 	}
 	hits := make([]tandem.Hit, len(accs))
 	for i := range accs {

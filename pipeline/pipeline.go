@@ -105,6 +105,10 @@ type Config struct {
 	MaxWaitingTurns int
 }
 
+// DefaultMaxActiveTurns is Config.MaxActiveTurns when left 0: 16 turns per
+// core Go uses, enough to keep the micro-batches full (docs/benchmarks.md).
+func DefaultMaxActiveTurns() int { return 16 * runtime.GOMAXPROCS(0) }
+
 // Pipeline answers turns. Build it with New.
 type Pipeline struct {
 	cfg     Config
@@ -136,7 +140,7 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		cfg.TopK = 5
 	}
 	if cfg.MaxActiveTurns == 0 {
-		cfg.MaxActiveTurns = 16 * runtime.GOMAXPROCS(0)
+		cfg.MaxActiveTurns = DefaultMaxActiveTurns()
 	}
 	if cfg.MaxWaitingTurns <= 0 {
 		cfg.MaxWaitingTurns = 4096

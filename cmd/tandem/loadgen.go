@@ -23,6 +23,7 @@ import (
 	"github.com/tandem-chat/tandem/knowledge/demo"
 	"github.com/tandem-chat/tandem/models"
 	"github.com/tandem-chat/tandem/nlp/data"
+	"github.com/tandem-chat/tandem/pipeline"
 )
 
 // loadResult is one load run.
@@ -278,7 +279,7 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 	active := fmt.Sprint(cfg.MaxActiveTurns)
 	switch {
 	case cfg.MaxActiveTurns == 0:
-		active = fmt.Sprintf("%d (16 × GOMAXPROCS)", 16*runtime.GOMAXPROCS(0))
+		active = fmt.Sprintf("%d (the default)", pipeline.DefaultMaxActiveTurns())
 	case cfg.MaxActiveTurns < 0:
 		active = "no bound"
 	}
