@@ -84,3 +84,44 @@ func (p *SessionPool) Close() error {
 	})
 	return errors.Join(errs...)
 }
+
+// RunChunks cuts the items [0, n) into consecutive chunks of size items
+// (the last may be shorter) and calls run(lo, hi) for each chunk, each call
+// in its own goroutine with at most limit calls in flight (size and limit
+// below 1 count as 1); callers batching over a SessionPool pass its Size.
+// Chunks are launched in order, each once a slot is free. When ctx ends
+// before every chunk has been launched, RunChunks launches no more, waits
+// for the launched calls to return and returns ctx's error (the calls'
+// errors are dropped). Otherwise it waits for all calls and returns their
+// errors joined (errors.Join, in completion order), nil when none failed.
+// run is not given ctx: it should watch the same context itself.
+func RunChunks(ctx context.Context, n, size, limit int, run func(lo, hi int) error) error {
+	size, limit = max(size, 1), max(limit, 1)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs error
+	)
+	sem := make(chan struct{}, limit)
+	for lo := 0; lo < n; lo += size {
+		hi := min(lo+size, n)
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := run(lo, hi); err != nil {
+				mu.Lock()
+				errs = errors.Join(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
+}

@@ -2,8 +2,11 @@ package models_test
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -85,5 +88,122 @@ func TestSessionPool(t *testing.T) {
 	}
 	if err := p.Close(); err != nil {
 		t.Fatalf("second close: %v", err)
+	}
+}
+
+// TestRunChunks: every item lands in exactly one chunk, at most limit
+// chunks run at once (and limit do), chunk errors are joined, and an ended
+// context stops the launches, waits for the launched chunks and wins over
+// their errors.
+func TestRunChunks(t *testing.T) {
+	ctx := context.Background()
+	if err := models.RunChunks(ctx, 0, 4, 2, func(lo, hi int) error {
+		t.Errorf("chunk [%d, %d) of nothing", lo, hi)
+		return nil
+	}); err != nil {
+		t.Fatalf("no items: %v", err)
+	}
+
+	// 23 items in chunks of 4, 3 in flight: the first 3 chunks wait for
+	// each other, so the limit is reached, never passed.
+	const n, size, limit = 23, 4, 3
+	var (
+		mu       sync.Mutex
+		seen     [n]int
+		inFlight int
+		full     = make(chan struct{})
+	)
+	err := models.RunChunks(ctx, n, size, limit, func(lo, hi int) error {
+		mu.Lock()
+		inFlight++
+		if inFlight > limit {
+			t.Errorf("%d chunks in flight, limit %d", inFlight, limit)
+		}
+		if inFlight == limit {
+			select {
+			case <-full:
+			default:
+				close(full)
+			}
+		}
+		if hi-lo != size && hi != n || hi-lo > size || lo%size != 0 {
+			t.Errorf("chunk [%d, %d)", lo, hi)
+		}
+		for i := lo; i < hi; i++ {
+			seen[i]++
+		}
+		mu.Unlock()
+		<-full
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range seen {
+		if k != 1 {
+			t.Fatalf("item %d in %d chunks, want 1", i, k)
+		}
+	}
+
+	// Errors of several chunks are all returned; the other chunks still run.
+	errA, errB := errors.New("chunk a"), errors.New("chunk b")
+	var ran atomic.Int32
+	err = models.RunChunks(ctx, 10, 2, 2, func(lo, hi int) error {
+		ran.Add(1)
+		switch lo {
+		case 2:
+			return errA
+		case 6:
+			return errB
+		}
+		return nil
+	})
+	if !errors.Is(err, errA) || !errors.Is(err, errB) {
+		t.Fatalf("err = %v, want both chunk errors", err)
+	}
+	if ran.Load() != 5 {
+		t.Fatalf("%d chunks ran, want 5", ran.Load())
+	}
+
+	// ctx ends while chunk 0 holds the only slot: no more launches, chunk 0
+	// has returned by the time RunChunks does, and ctx's error replaces
+	// chunk 0's.
+	cctx, cancel := context.WithCancel(ctx)
+	started := make(chan struct{})
+	var launched, active atomic.Int32
+	go func() {
+		<-started
+		time.Sleep(20 * time.Millisecond) // let RunChunks block on the slot
+		cancel()
+	}()
+	err = models.RunChunks(cctx, 8, 1, 1, func(lo, hi int) error {
+		active.Add(1)
+		defer active.Add(-1)
+		if launched.Add(1) == 1 {
+			close(started)
+			<-cctx.Done()
+			time.Sleep(10 * time.Millisecond) // returns well after the cancel
+			return errors.New("chunk 0 gave up")
+		}
+		return cctx.Err()
+	})
+	if err != context.Canceled {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if active.Load() != 0 {
+		t.Fatalf("%d chunks still running after RunChunks returned", active.Load())
+	}
+	if launched.Load() != 1 {
+		t.Fatalf("%d chunks launched, want 1 (the context ended while the slot was taken)", launched.Load())
+	}
+
+	// Already ended: the result is ctx's error whether or not a chunk got
+	// launched before RunChunks noticed.
+	err = models.RunChunks(cctx, 64, 1, 1, func(lo, hi int) error { return cctx.Err() })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("ended context: err = %v", err)
 	}
 }

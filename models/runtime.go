@@ -1,7 +1,8 @@
 // Package models owns Tandem's model artifacts and their execution: the ONNX
 // Runtime environment and sessions (through github.com/yalue/onnxruntime_go),
-// model manifests, and the registry of loaded models. The exporter that
-// writes ONNX graphs lives in models/onnx.
+// bounded session pools and RunChunks, which spreads a large batch's chunks
+// over one, model manifests, and the registry of loaded models. The
+// exporter that writes ONNX graphs lives in models/onnx.
 //
 // Contract: OpenRuntime may be called by any number of components; the ONNX
 // Runtime environment is process-wide (a property of the C library), so it is

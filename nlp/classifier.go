@@ -19,7 +19,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -186,39 +185,16 @@ func (c *Classifier) ClassifyBatch(ctx context.Context, texts []string) ([]tande
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return len(texts[order[a]]) < len(texts[order[b]]) })
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs error
-	)
-	sem := make(chan struct{}, c.pool.Size())
-	for lo := 0; lo < len(order); lo += c.maxBatch {
-		idx := order[lo:min(lo+c.maxBatch, len(order))]
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return nil, ctx.Err()
+	err := models.RunChunks(ctx, len(order), c.maxBatch, c.pool.Size(), func(lo, hi int) error {
+		idx := order[lo:hi]
+		chunk := make([]string, len(idx))
+		for k, i := range idx {
+			chunk[k] = texts[i]
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			chunk := make([]string, len(idx))
-			for k, i := range idx {
-				chunk[k] = texts[i]
-			}
-			err := c.run(ctx, chunk, func(k int, p []float32) { out[idx[k]] = c.decide(p) })
-			if err != nil {
-				mu.Lock()
-				errs = errors.Join(errs, err)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if errs != nil {
-		return nil, errs
+		return c.run(ctx, chunk, func(k int, p []float32) { out[idx[k]] = c.decide(p) })
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

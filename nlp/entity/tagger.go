@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -97,34 +96,11 @@ func (t *Tagger) TagBatch(ctx context.Context, texts []string) ([][]tandem.Entit
 	if len(texts) <= t.maxBatch {
 		return out, t.run(ctx, texts, out)
 	}
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs error
-	)
-	sem := make(chan struct{}, t.pool.Size())
-	for lo := 0; lo < len(texts); lo += t.maxBatch {
-		hi := min(lo+t.maxBatch, len(texts))
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return nil, ctx.Err()
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := t.run(ctx, texts[lo:hi], out[lo:hi]); err != nil {
-				mu.Lock()
-				errs = errors.Join(errs, err)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if errs != nil {
-		return nil, errs
+	err := models.RunChunks(ctx, len(texts), t.maxBatch, t.pool.Size(), func(lo, hi int) error {
+		return t.run(ctx, texts[lo:hi], out[lo:hi])
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
