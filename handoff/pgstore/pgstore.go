@@ -64,27 +64,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 10
 	}
-	conn, err := pgx.Connect(ctx, url)
+	set := pgmigrate.Set{FS: migrations, Dir: "migrations", Table: "handoff_schema_migrations", Lock: 7262011307}
+	pool, err := pgmigrate.Open(ctx, url, set, opts.MaxConns, nil)
 	if err != nil {
-		return nil, fmt.Errorf("handoff/pgstore: connect: %w", err)
-	}
-	err = migrate(ctx, conn)
-	conn.Close(context.Background())
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return nil, fmt.Errorf("handoff/pgstore: parse url: %w", err)
-	}
-	cfg.MaxConns = opts.MaxConns
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("handoff/pgstore: pool: %w", err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("handoff/pgstore: ping: %w", err)
+		return nil, fmt.Errorf("handoff/pgstore: %w", err)
 	}
 	return &Store{pool: pool}, nil
 }
@@ -95,13 +78,6 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // Close closes the pool.
 func (s *Store) Close() error {
 	s.pool.Close()
-	return nil
-}
-
-func migrate(ctx context.Context, conn *pgx.Conn) error {
-	if err := pgmigrate.Apply(ctx, conn, pgmigrate.Set{FS: migrations, Dir: "migrations", Table: "handoff_schema_migrations", Lock: 7262011307}); err != nil {
-		return fmt.Errorf("handoff/pgstore: %w", err)
-	}
 	return nil
 }
 

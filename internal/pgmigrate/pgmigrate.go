@@ -6,6 +6,8 @@
 // applies each migration; a migration that fails rolls everything back.
 // Migrations are the files "<version>_<name>.sql" of fsys's dir, applied in
 // version order and recorded in table, so each runs once per database.
+// Open is how a store that owns its connection pool starts: the migrations
+// on one connection of their own, then the pool.
 package pgmigrate
 
 import (
@@ -19,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Beginner starts a transaction (*pgx.Conn and *pgxpool.Pool are ones).
@@ -100,4 +103,42 @@ func Apply(ctx context.Context, db Beginner, s Set) error {
 		return fmt.Errorf("pgmigrate: %s: commit: %w", s.Table, err)
 	}
 	return nil
+}
+
+// Open connects to the database at url on a single connection, applies s
+// there (Apply), closes that connection, then creates a pool over url of at
+// most maxConns connections (pgxpool's default when maxConns < 1), each set
+// up by afterConnect when it is not nil, and pings it, so a pool is only
+// returned once one of its connections works. Errors, except Apply's, are
+// not prefixed with the package: they name the step ("connect: ", "parse
+// url: ", "pool: ", "ping: ") and the caller adds its own prefix.
+func Open(ctx context.Context, url string, s Set, maxConns int32, afterConnect func(context.Context, *pgx.Conn) error) (*pgxpool.Pool, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	err = Apply(ctx, conn, s)
+	conn.Close(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse url: %w", err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	if afterConnect != nil {
+		cfg.AfterConnect = afterConnect
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("ping: %w", err)
+	}
+	return pool, nil
 }

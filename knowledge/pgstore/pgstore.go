@@ -94,21 +94,7 @@ type Store struct {
 // pgvector types registered and iterative HNSW scans on).
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	opts = opts.defaults()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return nil, fmt.Errorf("pgstore: connect: %w", err)
-	}
-	err = migrate(ctx, conn)
-	conn.Close(context.Background())
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return nil, fmt.Errorf("pgstore: parse url: %w", err)
-	}
-	cfg.MaxConns = opts.MaxConns
-	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+	afterConnect := func(ctx context.Context, c *pgx.Conn) error {
 		if err := pgxvec.RegisterTypes(ctx, c); err != nil {
 			return fmt.Errorf("pgstore: register vector types: %w", err)
 		}
@@ -118,13 +104,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		}
 		return nil
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	set := pgmigrate.Set{FS: migrations, Dir: "migrations", Table: "kb_schema_migrations", Lock: 7262011304}
+	pool, err := pgmigrate.Open(ctx, url, set, opts.MaxConns, afterConnect)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: pool: %w", err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("pgstore: ping: %w", err)
+		return nil, fmt.Errorf("pgstore: %w", err)
 	}
 	return &Store{pool: pool, opts: opts, now: time.Now}, nil
 }
@@ -135,13 +118,6 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // Close closes the pool.
 func (s *Store) Close() error {
 	s.pool.Close()
-	return nil
-}
-
-func migrate(ctx context.Context, conn *pgx.Conn) error {
-	if err := pgmigrate.Apply(ctx, conn, pgmigrate.Set{FS: migrations, Dir: "migrations", Table: "kb_schema_migrations", Lock: 7262011304}); err != nil {
-		return fmt.Errorf("pgstore: %w", err)
-	}
 	return nil
 }
 
