@@ -39,6 +39,7 @@ import (
 	"github.com/tandem-chat/tandem/knowledge"
 	"github.com/tandem-chat/tandem/knowledge/embed"
 	"github.com/tandem-chat/tandem/knowledge/evalret"
+	"github.com/tandem-chat/tandem/knowledge/internal/cmdutil"
 	"github.com/tandem-chat/tandem/knowledge/memstore"
 	"github.com/tandem-chat/tandem/knowledge/pgstore"
 	"github.com/tandem-chat/tandem/models"
@@ -56,12 +57,12 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("kb-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	root := findRoot()
+	root := cmdutil.Root()
 	sizesFlag := fs.String("sizes", "1000,10000,100000", "FAQ counts")
 	stores := fs.String("stores", "memory,postgres", "stores to measure")
 	dbURL := fs.String("database-url", os.Getenv("TEST_DATABASE_URL"), "admin PostgreSQL URL (databases are created per size)")
-	dataDir := fs.String("data", filepath.Join(root, "..", "shared", "datasets"), "datasets directory")
-	lib := fs.String("onnxruntime-lib", envOr("ONNXRUNTIME_LIB", filepath.Join(root, ".deps", "onnxruntime", "libonnxruntime.so.1")), "ONNX Runtime library")
+	dataDir := fs.String("data", cmdutil.Datasets(root), "datasets directory")
+	lib := fs.String("onnxruntime-lib", cmdutil.ONNXRuntimeLib(root), "ONNX Runtime library")
 	encDir := fs.String("encoder", "", "directory with kb-encoder.onnx/json (default: train one on CLINC150)")
 	nq := fs.Int("queries", 300, "queries per measurement")
 	if err := fs.Parse(args); err != nil {
@@ -351,23 +352,4 @@ func createDB(ctx context.Context, adminURL string) (string, func(), error) {
 		admin.Close(context.Background())
 	}
 	return u.String(), drop, nil
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
-func findRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			return dir
-		}
-	}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/tandem-chat/tandem/knowledge"
 	"github.com/tandem-chat/tandem/knowledge/embed"
 	"github.com/tandem-chat/tandem/knowledge/evalret"
+	"github.com/tandem-chat/tandem/knowledge/internal/cmdutil"
 	"github.com/tandem-chat/tandem/knowledge/memstore"
 	"github.com/tandem-chat/tandem/knowledge/pgstore"
 	"github.com/tandem-chat/tandem/models"
@@ -63,12 +64,12 @@ type Result struct {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("retrieval-eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	root := findRoot()
+	root := cmdutil.Root()
 	dataset := fs.String("dataset", "all", "clinc150, bitext or all")
-	dataDir := fs.String("data", filepath.Join(root, "..", "shared", "datasets"), "datasets directory")
+	dataDir := fs.String("data", cmdutil.Datasets(root), "datasets directory")
 	store := fs.String("store", "memory", "memory or postgres")
 	dbURL := fs.String("database-url", os.Getenv("DATABASE_URL"), "PostgreSQL URL for -store postgres (an empty database, or one the tool may fill)")
-	lib := fs.String("onnxruntime-lib", envOr("ONNXRUNTIME_LIB", filepath.Join(root, ".deps", "onnxruntime", "libonnxruntime.so.1")), "ONNX Runtime shared library")
+	lib := fs.String("onnxruntime-lib", cmdutil.ONNXRuntimeLib(root), "ONNX Runtime shared library")
 	peer := fs.String("peer", filepath.Join(root, "scripts", "peers", "retrieval_tfidf.py"), "TF-IDF peer script (empty to skip)")
 	python := fs.String("python", "/usr/bin/python3", "Python with scikit-learn")
 	epochs := fs.Int("epochs", 12, "encoder training epochs")
@@ -246,23 +247,4 @@ func runPeer(ctx context.Context, python, script string, d *evalret.Dataset) (ev
 		return evalret.Metrics{}, fmt.Errorf("peer output %q: %w", out, err)
 	}
 	return m, nil
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
-func findRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			return dir
-		}
-	}
 }
