@@ -147,11 +147,11 @@ func measureOpenLoop(ctx context.Context, b *bot, texts []string, conc, total in
 		for ; i < total; i++ {
 			at := start.Add(time.Duration(i) * interval)
 			if at.After(now) {
+				pause(min(at.Sub(now), time.Millisecond))
 				break
 			}
 			queues[i%conc] <- arrival{i, at}
 		}
-		time.Sleep(200 * time.Microsecond)
 	}
 	for _, q := range queues {
 		close(q)
