@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 
@@ -290,12 +291,16 @@ func (c *Classifier) decide(p []float32) tandem.NLU {
 	var n tandem.NLU
 	n.Intent = tandem.IntentScore{Name: c.labels[best], Confidence: float64(p[best])}
 	n.OutOfScope = best == c.oos || intent.OOSScore(c.score, p, best, c.oos) < c.threshold
-	// Top-k by partial selection (k is small).
+	// Top-k by insertion (k is small): descending probability, ties in
+	// label order.
 	idx := make([]int, 0, c.topK+1)
 	for i, v := range p {
 		if len(idx) < c.topK || v > p[idx[len(idx)-1]] {
-			idx = append(idx, i)
-			sort.SliceStable(idx, func(a, b int) bool { return p[idx[a]] > p[idx[b]] })
+			pos := len(idx)
+			for pos > 0 && p[idx[pos-1]] < v {
+				pos--
+			}
+			idx = slices.Insert(idx, pos, i)
 			if len(idx) > c.topK {
 				idx = idx[:c.topK]
 			}

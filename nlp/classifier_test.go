@@ -317,3 +317,43 @@ func TestClassifierOOSScore(t *testing.T) {
 		t.Fatalf("unknown score: %v", err)
 	}
 }
+
+// TestDecideRanking checks the top-k selection against a full stable sort
+// (descending probability, ties in label order) on random vectors with
+// many ties.
+func TestDecideRanking(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for trial := range 2000 {
+		C := 1 + r.IntN(40)
+		labels := make([]string, C)
+		p := make([]float32, C)
+		for i := range p {
+			labels[i] = fmt.Sprint("l", i)
+			p[i] = float32(r.IntN(6)) / 8 // few distinct values: ties
+		}
+		c := &Classifier{labels: labels, oos: -1, topK: 1 + r.IntN(6), score: intent.ScoreMaxProb}
+		all := make([]int, C)
+		for i := range all {
+			all[i] = i
+		}
+		slices.SortStableFunc(all, func(a, b int) int {
+			switch {
+			case p[a] > p[b]:
+				return -1
+			case p[a] < p[b]:
+				return 1
+			}
+			return 0
+		})
+		want := all[:min(c.topK, C)]
+		got := c.decide(p).Ranking
+		if len(got) != len(want) {
+			t.Fatalf("trial %d: %d ranked, want %d", trial, len(got), len(want))
+		}
+		for k, i := range want {
+			if got[k].Name != labels[i] || got[k].Confidence != float64(p[i]) {
+				t.Fatalf("trial %d: ranking %v, want labels %v (p %v)", trial, got, want, p)
+			}
+		}
+	}
+}

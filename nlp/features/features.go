@@ -266,6 +266,9 @@ func isWordy(s string) bool {
 // tfWeight returns the term-frequency weight of a count.
 func (c *Config) tfWeight(count float32) float32 {
 	if c.Sublinear {
+		if count == 1 { // most n-grams occur once; 1 + ln 1 is exactly 1
+			return 1
+		}
 		return 1 + float32(math.Log(float64(count)))
 	}
 	return count
