@@ -11,15 +11,23 @@ import (
 )
 
 // decide applies the answer policy to the stage results. cacheable says the
-// reply depends only on the normalised text (no dialogue state, no slots,
-// not generated), so the hot cache may serve it next time.
+// reply depends only on the normalised text (no dialogue state such as a
+// picked quick reply, no slots, not generated, and not a stand-in for a
+// generator that failed), so the hot cache may serve it next time.
 func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onDelta func(string)) (r tandem.Reply, cacheable bool, err error) {
 	pol := p.cfg.Policy
-	st, _ := p.deps.State.Load(ctx, turn.ConversationID) // a snapshot; finish re-reads under the lock
+	st, lerr := p.deps.State.Load(ctx, turn.ConversationID) // a snapshot; finish re-reads under the lock
+	if lerr != nil {
+		// Answer from the text alone; finish reports a store that stays down.
+		p.log.WarnContext(ctx, "dialogue state unavailable", "conversation", turn.ConversationID, "err", lerr)
+	}
 	nlu := &t.nlu
 
-	// The customer picked one of the clarifying quick replies.
+	// The customer picked one of the clarifying quick replies: the answer
+	// then depends on this conversation's pending choices, not only on the
+	// text, so it is never cached.
 	var chosenFAQ string
+	picked := false
 	if len(st.PendingClarify) > 0 {
 		for _, c := range st.PendingClarify {
 			if normalise(c.Label) == t.norm {
@@ -28,10 +36,15 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 					nlu.OutOfScope = false
 				}
 				chosenFAQ = c.FAQID
+				picked = true
 				break
 			}
 		}
 	}
+	// An extractive answer given because the generator was unavailable or
+	// failed is not cached either: the next identical question should get
+	// the generator again once it recovers.
+	llmFailed := false
 
 	intent := nlu.Intent
 	confident := !nlu.OutOfScope && intent.Name != "" && intent.Name != tandem.OutOfScope && intent.Confidence >= pol.AnswerThreshold
@@ -67,6 +80,7 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 	if p.deps.LLM != nil && len(t.hits) > 0 && t.hits[0].Score >= pol.LLM.MinScore {
 		if p.deps.LLM.Open() {
 			p.m.llm.WithLabelValues("breaker_open").Inc()
+			llmFailed = true
 			if pol.LLM.OnFailure == "escalate" || faq == nil {
 				return p.escalate(t, turn, tandem.EscalateBreakerOpen, "the answer generator is unavailable"), false, nil
 			}
@@ -88,6 +102,7 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 					return tandem.Reply{}, false, ctx.Err()
 				}
 				p.m.llm.WithLabelValues("error").Inc()
+				llmFailed = true
 				p.log.WarnContext(ctx, "llm answer failed", "conversation", turn.ConversationID, "err", gerr)
 				if pol.LLM.OnFailure == "escalate" || faq == nil {
 					return p.escalate(t, turn, tandem.EscalateBreakerOpen, "answer generation failed"), false, nil
@@ -97,12 +112,12 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 	}
 
 	if faq != nil {
-		return tandem.Reply{Kind: tandem.ReplyAnswer, Text: faq.FAQ.Answer, Sources: toSources([]tandem.Hit{*faq})}, chosenFAQ == "", nil
+		return tandem.Reply{Kind: tandem.ReplyAnswer, Text: faq.FAQ.Answer, Sources: toSources([]tandem.Hit{*faq})}, !picked && !llmFailed, nil
 	}
 	if confident {
 		if resp, ok := pol.Responses[intent.Name]; ok {
 			text, usedSlots := fillSlots(resp, nlu.Entities, st.Slots)
-			return tandem.Reply{Kind: tandem.ReplyAnswer, Text: text}, !usedSlots, nil
+			return tandem.Reply{Kind: tandem.ReplyAnswer, Text: text}, !usedSlots && !picked, nil
 		}
 	}
 

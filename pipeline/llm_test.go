@@ -168,3 +168,23 @@ func TestStreamCutMidAnswer(t *testing.T) {
 		t.Fatalf("duplicated text: %q", r.Text)
 	}
 }
+
+// TestLLMFailureAnswerNotCached: the extractive answer given because the
+// generator failed is not put in the hot cache, so the same question gets
+// the generator again once it works.
+func TestLLMFailureAnswerNotCached(t *testing.T) {
+	f := newFakeOpenAI(t, groundedAnswer)
+	l := newLLM(t, f, nil)
+	p := newTestPipeline(t, func(c *Config, d *Deps) { d.LLM = l; d.Cache = newReplyCache(t) })
+	ctx := context.Background()
+	f.mode.Store("fail")
+	r, err := p.Respond(ctx, turn("cache-llm-1", "how can I track my order"))
+	if err != nil || r.Kind != tandem.ReplyAnswer || r.Generated {
+		t.Fatalf("failing LLM: want the extractive answer, got %+v %v", r, err)
+	}
+	f.mode.Store("")
+	r, err = p.Respond(ctx, turn("cache-llm-2", "how can I track my order"))
+	if err != nil || r.Cached || !r.Generated || r.Text != groundedAnswer {
+		t.Fatalf("healthy again: want a generated answer, got %+v %v", r, err)
+	}
+}

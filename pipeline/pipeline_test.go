@@ -97,6 +97,29 @@ func TestClarifyThenResolve(t *testing.T) {
 	}
 }
 
+// TestClarifiedAnswerNotCached: an answer chosen through a conversation's
+// pending quick replies depends on that conversation, so another
+// conversation sending the same text is not served it from the cache.
+func TestClarifiedAnswerNotCached(t *testing.T) {
+	p := newTestPipeline(t, func(c *Config, d *Deps) { d.Cache = newReplyCache(t) })
+	ctx := context.Background()
+	r, err := p.Respond(ctx, turn("cl-1", "invoice or bill?"))
+	if err != nil || r.Kind != tandem.ReplyClarify || len(r.QuickReplies) != 2 {
+		t.Fatalf("want clarify, got %+v %v", r, err)
+	}
+	pick := r.QuickReplies[1]
+	if r, err = p.Respond(ctx, turn("cl-1", pick)); err != nil || r.Kind != tandem.ReplyAnswer {
+		t.Fatalf("after choosing: %+v %v", r, err)
+	}
+	r, err = p.Respond(ctx, turn("cl-2", pick))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Cached {
+		t.Fatalf("another conversation got the clarified answer from the cache: %+v", r)
+	}
+}
+
 func TestEscalationTriggers(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
