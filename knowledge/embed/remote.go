@@ -106,16 +106,19 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		Interval:    cfg.Interval,
 		Timeout:     cfg.OpenTimeout,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= threshold },
-		// A cancelled caller or a client-side fault (bad input, bad
+		// A caller that gave up or a client-side fault (bad input, bad
 		// dimension) says nothing about the service's health.
 		IsSuccessful: func(err error) bool {
-			return err == nil || errors.Is(err, context.Canceled) || errors.Is(err, errClientSide)
+			return err == nil || errors.Is(err, errCallerGone) || errors.Is(err, errClientSide)
 		},
 	})
 	return &Remote{cfg: cfg, client: openai.NewClientWithConfig(oc), cb: cb}, nil
 }
 
-var errClientSide = errors.New("client-side error")
+var (
+	errClientSide = errors.New("client-side error")
+	errCallerGone = errors.New("embeddings: caller went away")
+)
 
 // Dim implements knowledge.Embedder.
 func (r *Remote) Dim() int { return r.cfg.Dim }
@@ -137,7 +140,18 @@ func (r *Remote) Embed(ctx context.Context, texts []string) ([][]float32, error)
 	out := make([][]float32, 0, len(texts))
 	for i := 0; i < len(texts); i += r.cfg.BatchSize {
 		j := min(i+r.cfg.BatchSize, len(texts))
-		v, err := r.cb.Execute(func() (any, error) { return r.request(ctx, texts[i:j]) })
+		v, err := r.cb.Execute(func() (any, error) {
+			v, err := r.request(ctx, texts[i:j])
+			if err != nil && ctx.Err() != nil {
+				// The caller gave up (its own deadline or cancellation),
+				// which says nothing about the service: a slow but healthy
+				// server must not open the breaker because turns run out
+				// of their stage budget. The service's own timeout
+				// (RemoteConfig.Timeout) still counts as a failure.
+				return nil, fmt.Errorf("%w: %w", errCallerGone, err)
+			}
+			return v, err
+		})
 		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 			return nil, tandem.WrapError(tandem.EUNAVAILABLE, err, "the embeddings service is unavailable (circuit open)")
 		}

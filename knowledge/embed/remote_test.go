@@ -242,3 +242,35 @@ func TestRemoteClientErrorsDoNotTrip(t *testing.T) {
 		t.Fatalf("client errors tripped the breaker")
 	}
 }
+
+// TestRemoteCallerDeadlinesDoNotTrip: callers running out of their own
+// time against a slow but healthy server do not open the breaker, while the
+// service's own timeout still does.
+func TestRemoteCallerDeadlinesDoNotTrip(t *testing.T) {
+	f := &fakeOpenAI{dim: 8, delay: 100 * time.Millisecond}
+	r := newRemote(t, f, embed.RemoteConfig{Dim: 8, FailureThreshold: 2})
+	for i := range 4 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+		_, err := r.Embed(ctx, []string{"x"})
+		cancel()
+		if err == nil {
+			t.Fatalf("call %d beat its 5ms deadline against a 100ms server", i)
+		}
+	}
+	if r.State() != "closed" {
+		t.Fatalf("breaker %s after callers' own deadlines, want closed", r.State())
+	}
+	if _, err := r.Embed(context.Background(), []string{"x"}); err != nil {
+		t.Fatalf("a patient caller failed: %v", err)
+	}
+	// The service's own timeout is a failure of the service.
+	slow := newRemote(t, &fakeOpenAI{dim: 8, delay: time.Minute}, embed.RemoteConfig{Dim: 8, FailureThreshold: 2, Timeout: 20 * time.Millisecond})
+	for range 2 {
+		if _, err := slow.Embed(context.Background(), []string{"x"}); err == nil {
+			t.Fatal("a request past the service timeout succeeded")
+		}
+	}
+	if slow.State() != "open" {
+		t.Fatalf("breaker %s after two service timeouts, want open", slow.State())
+	}
+}
