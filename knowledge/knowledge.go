@@ -239,20 +239,42 @@ func HasTags(have, want []string) bool {
 	return true
 }
 
-// Locales returns the FAQ locales the filter accepts: the locale itself
-// and, for a regional locale, its primary language, so that a browser's
-// "en-US" (or "en_us") finds FAQs written for "en-US" and for "en". nil
-// when the filter has no locale (any locale).
+// Locales returns the FAQ locales the filter accepts, canonical
+// (CanonicalLocale): the locale itself and, for a regional locale, its
+// primary language, so that a browser's "en-US" (or "en_us", "EN-us")
+// finds FAQs written for "en-US" and for "en". nil when the filter has no
+// locale (any locale).
 func (fl Filter) Locales() []string {
-	loc := strings.ReplaceAll(strings.TrimSpace(fl.Locale), "_", "-")
+	loc := CanonicalLocale(fl.Locale)
 	if loc == "" {
 		return nil
 	}
 	out := []string{loc}
 	if base, _, ok := strings.Cut(loc, "-"); ok && base != "" {
-		out = append(out, strings.ToLower(base))
+		out = append(out, base)
 	}
 	return out
+}
+
+// CanonicalLocale writes a BCP 47 style locale the way FAQs store it:
+// underscores become hyphens, the language is lower case, a four-letter
+// script is title case, a two-letter region upper case and other subtags
+// lower case ("EN_us" -> "en-US", "zh-hant-tw" -> "zh-Hant-TW").
+func CanonicalLocale(s string) string {
+	parts := strings.Split(strings.ReplaceAll(strings.TrimSpace(s), "_", "-"), "-")
+	for i, p := range parts {
+		switch {
+		case i == 0:
+			parts[i] = strings.ToLower(p)
+		case len(p) == 2:
+			parts[i] = strings.ToUpper(p)
+		case len(p) == 4 && strings.IndexFunc(p, func(r rune) bool { return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') }) < 0:
+			parts[i] = strings.ToUpper(p[:1]) + strings.ToLower(p[1:])
+		default:
+			parts[i] = strings.ToLower(p)
+		}
+	}
+	return strings.Join(parts, "-")
 }
 
 // Match reports whether f passes the filter.

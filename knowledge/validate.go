@@ -128,7 +128,7 @@ func Normalize(f tandem.FAQ) (tandem.FAQ, error) {
 			out.Tags = append(out.Tags, t)
 		}
 	}
-	out.Locale = strings.TrimSpace(f.Locale)
+	out.Locale = CanonicalLocale(f.Locale)
 	if out.Locale == "" {
 		out.Locale = "en"
 	}

@@ -418,7 +418,7 @@ func testLexicalFilters(t *testing.T, s knowledge.Store) {
 		t.Errorf("locale de = %v", ids(hits))
 	}
 	// A regional locale also finds FAQs of its primary language.
-	for _, loc := range []string{"de-AT", "de_at"} {
+	for _, loc := range []string{"de-AT", "de_at", "DE-at", " de_AT "} {
 		hits, _ = s.LexicalSearch(ctx, "Versand Lieferzeit shipping", knowledge.Filter{Locale: loc}, 10)
 		if len(hits) != 1 || hits[0].FAQ.ExternalID != "ship-de" {
 			t.Errorf("locale %s = %v", loc, ids(hits))
