@@ -130,6 +130,7 @@ func TestEscalationTriggers(t *testing.T) {
 		{"button", []tandem.Turn{{ConversationID: "b", RequestHuman: true}}, tandem.EscalateButton},
 		{"keyword en", []tandem.Turn{turn("k1", "Can I talk to a human please")}, tandem.EscalateRequested},
 		{"keyword zh", []tandem.Turn{turn("k2", "我要转人工")}, tandem.EscalateRequested},
+		{"keyword zh short", []tandem.Turn{turn("k2b", "我要人工")}, tandem.EscalateRequested},
 		{"keyword de", []tandem.Turn{turn("k3", "Ich möchte mit einem Menschen sprechen")}, tandem.EscalateRequested},
 		{"human intent", []tandem.Turn{turn("h", "agent please")}, tandem.EscalateRequested},
 		{"configured intent", []tandem.Turn{turn("ci", "I want to complain about the delivery")}, tandem.EscalateIntent},
@@ -162,6 +163,21 @@ func TestEscalationTriggers(t *testing.T) {
 				t.Fatalf("escalation carries no NLU summary: %+v", r.Escalation)
 			}
 		})
+	}
+}
+
+// TestHumanKeywordsNoFalsePositive: words that merely contain a keyword's
+// characters (人工智能, "AI") are not a request for a person.
+func TestHumanKeywordsNoFalsePositive(t *testing.T) {
+	p := newTestPipeline(t, nil)
+	for i, text := range []string{"人工智能是什么？", "你们用人工智能吗", "an operatorless workflow"} {
+		r, err := p.Respond(context.Background(), turn(fmt.Sprint("fp", i), text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind == tandem.ReplyEscalate && r.Escalation.Reason == tandem.EscalateRequested {
+			t.Errorf("%q escalated as a request for a person", text)
+		}
 	}
 }
 

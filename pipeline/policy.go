@@ -169,7 +169,9 @@ func defaultHumanKeywords() map[string][]string {
 		"de": {"mit einem menschen", "mitarbeiter sprechen", "echten menschen", "kundenberater"},
 		"fr": {"parler à un humain", "parler à une personne", "conseiller", "un agent humain"},
 		"es": {"hablar con una persona", "hablar con un humano", "agente humano", "un representante"},
-		"zh": {"人工", "人工客服", "转人工", "真人", "客服人员", "找客服"},
+		// Not the bare 人工 ("manual, human-made"): CJK phrases match as
+		// substrings, and it would also match 人工智能 ("AI").
+		"zh": {"人工客服", "人工服务", "转人工", "要人工", "找人工", "接人工", "真人", "客服人员", "找客服"},
 		"ja": {"オペレーター", "担当者", "人と話"},
 	}
 }
