@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +21,19 @@ func waitFor(cond func() bool) {
 	for !cond() {
 		time.Sleep(100 * time.Microsecond)
 	}
+}
+
+// parkedInEnter counts the goroutines blocked in gate.enter's select.
+func parkedInEnter() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "[select") && strings.Contains(g, "(*gate).enter") {
+			n++
+		}
+	}
+	return n
 }
 
 func TestGateAdmitsInArrivalOrder(t *testing.T) {
@@ -41,7 +56,9 @@ func TestGateAdmitsInArrivalOrder(t *testing.T) {
 			order <- i
 			g.leave()
 		}()
-		waitFor(func() bool { return g.waiting.Load() == int64(i+1) }) // queued before the next one starts
+		// Queued before the next one starts: parked in enter's select, not
+		// merely counted (the count goes up just before it parks).
+		waitFor(func() bool { return g.waiting.Load() == int64(i+1) && parkedInEnter() == i+1 })
 	}
 	g.leave()
 	wg.Wait()
