@@ -59,13 +59,16 @@ type batchResult[Out any] struct {
 //
 // Submit, Expect and Close may be called from any goroutine.
 type Batcher[In, Out any] struct {
-	cfg     BatchConfig
-	fn      BatchFunc[In, Out]
-	queue   chan batchItem[In, Out]
-	expect  atomic.Int64 // callers announced but not yet submitted
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	closed  atomic.Bool
+	cfg    BatchConfig
+	fn     BatchFunc[In, Out]
+	queue  chan batchItem[In, Out]
+	expect atomic.Int64 // callers announced but not yet submitted
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	// mu orders Submit's enqueue before Close's stop: an input accepted
+	// while open is in the queue when the workers drain it.
+	mu      sync.RWMutex
+	closed  bool
 	observe func(size int) // batch size observer, may be nil
 }
 
@@ -89,10 +92,13 @@ func (b *Batcher[In, Out]) Expect(n int) { b.expect.Add(int64(n)) }
 // Submit processes one input as part of a batch.
 func (b *Batcher[In, Out]) Submit(ctx context.Context, in In) (Out, error) {
 	var zero Out
-	if b.closed.Load() {
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
 		return zero, tandem.Errorf(tandem.EUNAVAILABLE, "the bot is shutting down")
 	}
 	if b.cfg.Disabled {
+		b.mu.RUnlock()
 		out, err := b.fn(ctx, []In{in})
 		if err != nil {
 			return zero, err
@@ -105,7 +111,9 @@ func (b *Batcher[In, Out]) Submit(ctx context.Context, in In) (Out, error) {
 	item := batchItem[In, Out]{ctx: ctx, in: in, done: make(chan batchResult[Out], 1)}
 	select {
 	case b.queue <- item:
+		b.mu.RUnlock()
 	default:
+		b.mu.RUnlock()
 		return zero, tandem.Errorf(tandem.EOVERLOADED, "the bot is overloaded, please retry")
 	}
 	select {
@@ -118,7 +126,11 @@ func (b *Batcher[In, Out]) Submit(ctx context.Context, in In) (Out, error) {
 
 // Close stops the workers after the queued inputs are processed.
 func (b *Batcher[In, Out]) Close() {
-	if b.closed.Swap(true) {
+	b.mu.Lock()
+	already := b.closed
+	b.closed = true
+	b.mu.Unlock()
+	if already {
 		return
 	}
 	close(b.stop)

@@ -17,7 +17,8 @@
 // Contract: Respond and RespondStream may be called from any number of
 // goroutines; turns of the same conversation are serialised only around the
 // state update. Every escalation carries a machine-readable reason and the
-// NLU summary. Close stops the batchers; in-flight turns finish first.
+// NLU summary. Close refuses new turns, lets the turns in flight finish, then
+// stops the batchers.
 // Dependencies are interfaces declared here; cmd wires the concrete models,
 // knowledge base and stores.
 package pipeline
@@ -122,6 +123,12 @@ type Pipeline struct {
 	gate    *gate    // nil: no bound on active turns
 	humanKW []string // normalised human-request keywords
 	abuseKW []string // normalised abuse words
+
+	// Shutdown: turns register under mu while the pipeline is open; Close
+	// refuses new ones and waits for the registered ones to finish.
+	mu       sync.RWMutex
+	closed   bool
+	inflight sync.WaitGroup
 }
 
 // New validates the configuration and starts the batchers.
@@ -180,8 +187,13 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 	return p, nil
 }
 
-// Close stops the batchers after queued work is done.
+// Close refuses new turns (tandem.EUNAVAILABLE), waits for the turns in
+// flight to finish, then stops the batchers. Safe to call more than once.
 func (p *Pipeline) Close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.inflight.Wait()
 	p.intentB.Close()
 	if p.entityB != nil {
 		p.entityB.Close()
@@ -240,6 +252,14 @@ func (p *Pipeline) RespondStream(ctx context.Context, turn tandem.Turn, onDelta 
 		p.m.turns.WithLabelValues(kind).Inc()
 		p.m.obsTurn.Observe(time.Since(start).Seconds())
 	}()
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		return tandem.Reply{}, tandem.Errorf(tandem.EUNAVAILABLE, "the bot is shutting down")
+	}
+	p.inflight.Add(1)
+	p.mu.RUnlock()
+	defer p.inflight.Done()
 	if turn.ConversationID == "" {
 		return tandem.Reply{}, tandem.Errorf(tandem.EINVALID, "conversation id is required")
 	}

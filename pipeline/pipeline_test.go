@@ -440,3 +440,64 @@ func TestSentimentAndKeywords(t *testing.T) {
 		_ = detectLanguage(string(b), "")
 	}
 }
+
+// blockingModel holds every classification until release is closed.
+type blockingModel struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (m *blockingModel) ClassifyBatch(ctx context.Context, texts []string) ([]tandem.NLU, error) {
+	m.entered <- struct{}{}
+	<-m.release
+	out := make([]tandem.NLU, len(texts))
+	for i := range out {
+		out[i] = tandem.NLU{Intent: tandem.IntentScore{Name: "greet", Confidence: 0.99}}
+	}
+	return out, nil
+}
+
+// TestCloseDrainsThenRefuses: Close waits for a turn in flight, which gets
+// its normal answer, and later turns are refused as unavailable instead of
+// running without models (which used to fall back and then escalate).
+func TestCloseDrainsThenRefuses(t *testing.T) {
+	m := &blockingModel{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	p := newTestPipeline(t, func(c *Config, d *Deps) { d.Intent = m; c.StageTimeout = time.Minute })
+	ctx := context.Background()
+	type result struct {
+		r   tandem.Reply
+		err error
+	}
+	inflight := make(chan result, 1)
+	go func() {
+		r, err := p.Respond(ctx, turn("close-1", "hello there"))
+		inflight <- result{r, err}
+	}()
+	<-m.entered
+	closed := make(chan struct{})
+	go func() { p.Close(); close(closed) }()
+	// Close must not finish while the turn is in flight; once it refuses
+	// new turns, release the model.
+	waitFor(func() bool {
+		p.mu.RLock()
+		defer p.mu.RUnlock()
+		return p.closed
+	})
+	if _, err := p.Respond(ctx, turn("close-2", "hello again")); tandem.ErrorCode(err) != tandem.EUNAVAILABLE {
+		t.Fatalf("turn while closing: %v, want unavailable", err)
+	}
+	select {
+	case <-closed:
+		t.Fatal("Close returned with a turn in flight")
+	default:
+	}
+	close(m.release)
+	got := <-inflight
+	if got.err != nil || got.r.Kind != tandem.ReplyAnswer || got.r.Text != "Hello! How can I help?" {
+		t.Fatalf("in-flight turn: %+v %v", got.r, got.err)
+	}
+	<-closed
+	if _, err := p.Respond(ctx, turn("close-3", "hello")); tandem.ErrorCode(err) != tandem.EUNAVAILABLE {
+		t.Fatalf("turn after Close: %v, want unavailable", err)
+	}
+}
