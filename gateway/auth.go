@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -124,7 +125,19 @@ type Auth struct {
 	adminToken  string
 	customerTTL time.Duration
 	now         func() time.Time
+	staff       atomic.Pointer[StaffLookup]
 }
+
+// StaffLookup returns the current role of the agent or admin with the
+// given id, or an error when the account is disabled or gone (any error
+// with code EUNAUTHORIZED, EFORBIDDEN or ENOTFOUND refuses the token; other
+// errors, such as an unavailable store, are returned as they are).
+type StaffLookup func(ctx context.Context, id string) (role string, err error)
+
+// SetStaffLookup makes Authenticate check every agent or admin JWT against
+// the account store, so that disabling an account (or changing its role)
+// takes effect at once instead of when its token expires.
+func (a *Auth) SetStaffLookup(f StaffLookup) { a.staff.Store(&f) }
 
 const tokenIssuer = "tandem"
 
@@ -188,7 +201,8 @@ func (a *Auth) Parse(token string) (Principal, error) {
 }
 
 // Authenticate reads "Authorization: Bearer <token>": the static admin
-// token or a JWT.
+// token or a JWT. With a StaffLookup set, an agent or admin JWT counts only
+// while its account is enabled, and with the account's current role.
 func (a *Auth) Authenticate(r *http.Request) (Principal, error) {
 	h := r.Header.Get("Authorization")
 	token, ok := strings.CutPrefix(h, "Bearer ")
@@ -198,5 +212,23 @@ func (a *Auth) Authenticate(r *http.Request) (Principal, error) {
 	if a.adminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(a.adminToken)) == 1 {
 		return Principal{Role: RoleAdmin, ID: "admin", Name: "admin"}, nil
 	}
-	return a.Parse(token)
+	p, err := a.Parse(token)
+	if err != nil || (p.Role != RoleAgent && p.Role != RoleAdmin) {
+		return p, err
+	}
+	if f := a.staff.Load(); f != nil {
+		role, err := (*f)(r.Context(), p.ID)
+		switch tandem.ErrorCode(err) {
+		case "":
+		case tandem.EUNAUTHORIZED, tandem.EFORBIDDEN, tandem.ENOTFOUND:
+			return Principal{}, tandem.Errorf(tandem.EUNAUTHORIZED, "this account is disabled or no longer exists")
+		default:
+			return Principal{}, err
+		}
+		if role != RoleAgent && role != RoleAdmin {
+			return Principal{}, tandem.Errorf(tandem.EUNAUTHORIZED, "invalid token")
+		}
+		p.Role = role
+	}
+	return p, nil
 }

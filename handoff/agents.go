@@ -122,8 +122,8 @@ func (e *Engine) hash(password string) ([]byte, error) {
 }
 
 // Authenticate checks an email and password and returns the agent (without
-// its hash). Any mismatch, unknown email or account without a password is
-// EUNAUTHORIZED with the same message, and costs one bcrypt comparison, so
+// its hash). Any mismatch, unknown email, disabled account or account
+// without a password is EUNAUTHORIZED with the same message, and costs one bcrypt comparison, so
 // responses do not reveal which emails exist. Issuing the session token
 // (JWT) is the gateway's job (gateway.Auth.IssueStaff).
 func (e *Engine) Authenticate(ctx context.Context, email, password string) (tandem.Agent, error) {
@@ -140,7 +140,9 @@ func (e *Engine) Authenticate(ctx context.Context, email, password string) (tand
 		return tandem.Agent{}, deny
 	}
 	if a.Disabled {
-		return tandem.Agent{}, tandem.Errorf(tandem.EUNAUTHORIZED, "this account is disabled")
+		// The same answer as a wrong password: a different one would
+		// confirm to whoever tries it that the password is right.
+		return tandem.Agent{}, deny
 	}
 	a.PasswordHash = nil
 	return a, nil

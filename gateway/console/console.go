@@ -170,6 +170,19 @@ func New(cfg Config) (*Console, error) {
 		logins: newLimiter(cfg.LoginRate, cfg.LoginBurst, 10000),
 		ctx:    ctx, cancel: cancel, dirty: make(chan struct{}, 1), sessions: map[*session]struct{}{},
 	}
+	// Agent and admin tokens count only while their account is enabled,
+	// and with its current role, on every API that authenticates through
+	// the chat's Auth (agents, knowledge, history), not only in the console.
+	c.auth.SetStaffLookup(func(ctx context.Context, id string) (string, error) {
+		a, err := c.eng.Agent(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		if a.Disabled {
+			return "", tandem.Errorf(tandem.EUNAUTHORIZED, "this account is disabled")
+		}
+		return a.Role, nil
+	})
 	sub, err := cfg.Bus.Subscribe(SubjectEvents, c.onBus)
 	if err != nil {
 		cancel()

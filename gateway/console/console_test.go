@@ -409,6 +409,23 @@ func TestAgentsAPI(t *testing.T) {
 	if code, _ := e.do("POST", "/api/v1/agents/login", "", map[string]string{"email": "ann@example.com", "password": password}); code != 200 {
 		t.Fatalf("enabled agent cannot log in: %d", code)
 	}
+	// A disabled admin's token stops working at once, not when it expires:
+	// it can neither use the API nor re-enable itself.
+	root := page.Agents[0].Agent
+	for _, st := range page.Agents {
+		if st.Agent.Email == "root@example.com" {
+			root = st.Agent
+		}
+	}
+	if code, raw := e.do("POST", "/api/v1/agents/"+root.ID+"/disable", testAdmin, nil); code != 200 {
+		t.Fatalf("disable root: %d %s", code, raw)
+	}
+	if code, raw := e.do("GET", "/api/v1/agents", adminTok, nil); code != 401 {
+		t.Fatalf("disabled admin's token listed agents: %d %s", code, raw)
+	}
+	if code, raw := e.do("POST", "/api/v1/agents/"+root.ID+"/enable", adminTok, nil); code != 401 {
+		t.Fatalf("disabled admin re-enabled itself: %d %s", code, raw)
+	}
 }
 
 func TestConsolePage(t *testing.T) {
