@@ -56,6 +56,10 @@ type Conn struct {
 	readDone chan struct{}     // closed when the read goroutine ends
 	strikes  int               // invalid frames; read goroutine only
 
+	// Token bucket of AllowEphemeral; read goroutine only.
+	ephTokens float64
+	ephLast   time.Time
+
 	mu      sync.Mutex // guards follows
 	follows map[string]func()
 
@@ -114,12 +118,50 @@ func (c *Conn) Strike() {
 }
 
 // Deliver implements Subscriber. Ephemeral events are not echoed to the
-// connection that caused them.
+// connection that caused them, and those another connection caused (typing
+// indicators and read receipts) are dropped rather than queued when this
+// connection's queue is more than half full: they are worth nothing late,
+// and a flood of them from the other side must not close this connection
+// as a slow consumer. Logged messages (Seq > 0) and the server's own
+// ephemeral frames (streamed answer text, handoff status) are never
+// dropped this way.
 func (c *Conn) Deliver(ev *Event) {
-	if ev.Seq == 0 && ev.Origin == c.id {
-		return
+	if ev.Seq == 0 && ev.Origin != "" {
+		if ev.Origin == c.id {
+			return
+		}
+		if len(c.queue) > cap(c.queue)/2 {
+			c.chat.metrics.ephemeralDropped.Inc()
+			return
+		}
 	}
 	c.enqueue(outItem{ev: ev})
+}
+
+// Ephemeral frames (typing, read receipts) a connection may send: a burst
+// of ephemeralBurst, then ephemeralRate per second; more are ignored.
+const (
+	ephemeralRate  = 5.0
+	ephemeralBurst = 10.0
+)
+
+// AllowEphemeral reports whether the connection may publish one more
+// ephemeral frame now (token bucket). Call it from the read goroutine
+// (FrameHandler.HandleFrame) only.
+func (c *Conn) AllowEphemeral() bool {
+	now := time.Now()
+	if c.ephLast.IsZero() {
+		c.ephTokens = ephemeralBurst
+	} else {
+		c.ephTokens = min(ephemeralBurst, c.ephTokens+now.Sub(c.ephLast).Seconds()*ephemeralRate)
+	}
+	c.ephLast = now
+	if c.ephTokens < 1 {
+		c.chat.metrics.ephemeralDropped.Inc()
+		return false
+	}
+	c.ephTokens--
+	return true
 }
 
 func (c *Conn) enqueue(it outItem) {

@@ -13,9 +13,12 @@ type chatMetrics struct {
 	framesOut prometheus.Counter
 	errors    *prometheus.CounterVec
 	slow      prometheus.Counter
-	gapFills  prometheus.Counter
-	appended  *prometheus.CounterVec
-	turns     *prometheus.HistogramVec
+	// ephemeralDropped counts typing and read frames not sent on: over a
+	// sender's rate, or for a receiver whose queue is half full.
+	ephemeralDropped prometheus.Counter
+	gapFills         prometheus.Counter
+	appended         *prometheus.CounterVec
+	turns            *prometheus.HistogramVec
 }
 
 func newChatMetrics() *chatMetrics {
@@ -26,8 +29,10 @@ func newChatMetrics() *chatMetrics {
 		framesOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_ws_frames_out_total", Help: "WebSocket frames written."}),
 		errors:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_ws_errors_total", Help: "Error frames sent and read-limit closes, by code."}, []string{"code"}),
 		slow:      prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_ws_slow_consumers_total", Help: "Connections closed because their send queue overflowed."}),
-		gapFills:  prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_ws_gap_fills_total", Help: "Message gaps a connection filled from the log."}),
-		appended:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_messages_appended_total", Help: "Messages appended to conversation logs, by author."}, []string{"author"}),
+		ephemeralDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_ws_ephemeral_dropped_total",
+			Help: "Typing and read-receipt frames dropped: over the sender's rate, or for a receiver whose send queue is half full."}),
+		gapFills: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_ws_gap_fills_total", Help: "Message gaps a connection filled from the log."}),
+		appended: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_messages_appended_total", Help: "Messages appended to conversation logs, by author."}, []string{"author"}),
 		turns: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tandem_bot_turn_seconds", Help: "Bot turn latency by reply kind.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}, []string{"kind"}),
 	}
@@ -38,7 +43,7 @@ func (m *chatMetrics) register(r prometheus.Registerer, c *Chat) error {
 		func() float64 { return float64(c.Connections()) })
 	pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_bot_turns_pending", Help: "Bot turns queued or running on this node."},
 		func() float64 { return float64(c.PendingTurns()) })
-	for _, col := range []prometheus.Collector{m.accepted, m.rejected, m.framesIn, m.framesOut, m.errors, m.slow, m.gapFills, m.appended, m.turns, conns, pending} {
+	for _, col := range []prometheus.Collector{m.accepted, m.rejected, m.framesIn, m.framesOut, m.errors, m.slow, m.ephemeralDropped, m.gapFills, m.appended, m.turns, conns, pending} {
 		if err := r.Register(col); err != nil {
 			return fmt.Errorf("gateway: register metrics: %w", err)
 		}

@@ -219,9 +219,13 @@ func (s *widgetSession) HandleFrame(ctx context.Context, c *Conn, data []byte) {
 	case FrameHandoffCancel:
 		s.cancelHandoff(ctx, c, f)
 	case FrameTyping:
-		_ = s.chat.Publish(ctx, conv, c.ID(), TypingFrame{Type: FrameTyping, ConversationID: conv, Author: tandem.AuthorCustomer, On: *f.On})
+		if c.AllowEphemeral() {
+			_ = s.chat.Publish(ctx, conv, c.ID(), TypingFrame{Type: FrameTyping, ConversationID: conv, Author: tandem.AuthorCustomer, On: *f.On})
+		}
 	case FrameRead:
-		_ = s.chat.Publish(ctx, conv, c.ID(), ReadFrame{Type: FrameRead, ConversationID: conv, Author: tandem.AuthorCustomer, Seq: f.Seq})
+		if c.AllowEphemeral() {
+			_ = s.chat.Publish(ctx, conv, c.ID(), ReadFrame{Type: FrameRead, ConversationID: conv, Author: tandem.AuthorCustomer, Seq: f.Seq})
+		}
 	case FramePing:
 		c.Send(PongFrame{Type: FramePong, ID: f.ID})
 	}

@@ -520,6 +520,35 @@ func TestTypingAndReadReachOthersNotSender(t *testing.T) {
 	}
 }
 
+// TestTypingFloodDoesNotCutOffOthers: a client flooding typing frames is
+// limited at its own connection, and the other side of the conversation is
+// neither flooded nor closed as a slow consumer; messages still flow.
+func TestTypingFloodDoesNotCutOffOthers(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	s := ts.session(t, nil)
+	flooder := ts.connect(t, s.Token, 0)
+	other := ts.connect(t, s.Token, 0)
+	const n = 2000
+	for i := range n {
+		flooder.send(map[string]any{"type": "typing", "on": i%2 == 0})
+	}
+	flooder.send(map[string]any{"type": "message", "client_id": "after-flood", "text": "still there?"})
+	typing := 0
+	_, skipped := other.until(func(f frame) bool {
+		return f.Type == "message" && f.msg(t).Author == tandem.AuthorCustomer && f.msg(t).Text == "still there?"
+	})
+	for _, f := range skipped {
+		if f.Type == "typing" && f.Author == "customer" {
+			typing++
+		}
+	}
+	if typing >= n/10 {
+		t.Fatalf("other tab got %d of %d typing frames: the sender was not limited", typing, n)
+	}
+	other.send(map[string]any{"type": "ping", "id": "alive"})
+	other.until(func(f frame) bool { return f.Type == "pong" })
+}
+
 type collector struct{ ch chan *gateway.Event }
 
 func (c *collector) Deliver(ev *gateway.Event) {

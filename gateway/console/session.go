@@ -238,11 +238,17 @@ func (s *session) handle(ctx context.Context, f ClientFrame) error {
 		if _, err := c.eng.Authorize(ctx, a, f.ConversationID, true); err != nil {
 			return err
 		}
+		if !s.conn.AllowEphemeral() {
+			return nil
+		}
 		return c.chat.Publish(ctx, f.ConversationID, s.conn.ID(), gateway.TypingFrame{Type: gateway.FrameTyping,
 			ConversationID: f.ConversationID, Author: tandem.AuthorAgent, Name: s.agent.DisplayName, On: *f.On})
 	case FrameRead:
 		if _, err := c.eng.Authorize(ctx, a, f.ConversationID, false); err != nil {
 			return err
+		}
+		if !s.conn.AllowEphemeral() {
+			return nil
 		}
 		return c.chat.Publish(ctx, f.ConversationID, s.conn.ID(), gateway.ReadFrame{Type: gateway.FrameRead,
 			ConversationID: f.ConversationID, Author: tandem.AuthorAgent, Seq: f.Seq})
