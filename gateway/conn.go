@@ -56,6 +56,9 @@ type Conn struct {
 	readDone chan struct{}     // closed when the read goroutine ends
 	strikes  int               // invalid frames; read goroutine only
 
+	authed  atomic.Bool // the handler accepted the hello (Authenticated)
+	helloBy time.Time   // before that, the read deadline never moves past this
+
 	// Token bucket of AllowEphemeral; read goroutine only.
 	ephTokens float64
 	ephLast   time.Time
@@ -83,6 +86,11 @@ type closeRequest struct {
 	reason string
 	drain  bool // write what is queued first
 }
+
+// Authenticated records that the handler accepted the client's hello:
+// from then on pongs and frames extend the read deadline (PongWait), which
+// until then stays at the hello deadline (Config.HelloTimeout).
+func (c *Conn) Authenticated() { c.authed.Store(true) }
 
 // ID returns the connection's unique id.
 func (c *Conn) ID() string { return c.id }
@@ -249,9 +257,19 @@ func (c *Conn) readLoop() {
 	defer close(c.readDone)
 	cfg := &c.chat.cfg
 	c.ws.SetReadLimit(cfg.MaxFrameBytes)
-	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
+	c.helloBy = time.Now().Add(cfg.HelloTimeout)
+	_ = c.ws.SetReadDeadline(c.helloBy)
+	// Pongs and frames keep an authenticated connection alive; before the
+	// hello nothing extends the hello deadline, so a client that never
+	// authenticates is cut off at HelloTimeout whatever else it sends.
+	deadline := func() time.Time {
+		if !c.authed.Load() {
+			return c.helloBy
+		}
+		return time.Now().Add(cfg.PongWait)
+	}
 	c.ws.SetPongHandler(func(string) error {
-		return c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+		return c.ws.SetReadDeadline(deadline())
 	})
 	for {
 		mt, data, err := c.ws.ReadMessage()
@@ -261,7 +279,7 @@ func (c *Conn) readLoop() {
 			}
 			return
 		}
-		_ = c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+		_ = c.ws.SetReadDeadline(deadline())
 		if c.ignoring.Load() {
 			continue // wait for the peer's close frame
 		}

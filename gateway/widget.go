@@ -190,6 +190,10 @@ func (s *widgetSession) HandleFrame(ctx context.Context, c *Conn, data []byte) {
 	f, err := DecodeClientFrame(data)
 	if err != nil {
 		c.SendError(err, "")
+		if s.p.ID == "" { // the first frame must be a valid hello
+			c.Close(WSCloseCode(tandem.EUNAUTHORIZED), "hello required", true)
+			return
+		}
 		c.Strike()
 		return
 	}
@@ -258,6 +262,7 @@ func (s *widgetSession) hello(ctx context.Context, c *Conn, f ClientFrame) {
 		after = 0 // the client is ahead of the log (e.g. a reset demo store): replay everything
 	}
 	s.p = p
+	c.Authenticated()
 	welcome := WelcomeFrame{Type: FrameWelcome, Protocol: Subprotocol, ConversationID: conv.ID, Customer: conv.Customer,
 		Mode: conv.Mode, LastSeq: conv.LastSeq, HeartbeatMS: s.chat.cfg.PingInterval.Milliseconds()}
 	if err := c.FollowAfter(conv.ID, after, welcome); err != nil {

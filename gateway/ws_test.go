@@ -3,7 +3,9 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -547,6 +549,56 @@ func TestTypingFloodDoesNotCutOffOthers(t *testing.T) {
 	}
 	other.send(map[string]any{"type": "ping", "id": "alive"})
 	other.until(func(f frame) bool { return f.Type == "pong" })
+}
+
+// TestHelloDeadlineHolds: a socket that never says hello is cut off at the
+// hello deadline even while it answers pings and sends pongs, and a
+// malformed first frame closes it as unauthorized at once.
+func TestHelloDeadlineHolds(t *testing.T) {
+	ts := startServer(t, serverOpts{cfg: gateway.ChatConfig{HelloTimeout: 300 * time.Millisecond, PingInterval: 50 * time.Millisecond}})
+	c, _, err := ts.dial(t, testSite, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.ws.Close()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				if c.ws.WriteControl(websocket.PongMessage, nil, time.Now().Add(time.Second)) != nil {
+					return
+				}
+			}
+		}
+	}()
+	for {
+		// The client library answers the server's pings while reading.
+		_, err := c.read(10 * time.Second)
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("a socket without hello is still open after 10s: %v", err)
+		}
+		break // closed by the server
+	}
+
+	for _, first := range []string{`{"type":"nope"}`, `{not json`, `{"type":"message","text":"hi"}`} {
+		c, _, err := ts.dial(t, testSite, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.sendRaw(websocket.TextMessage, []byte(first))
+		if code := c.expectClose(); code != gateway.WSCloseCode(tandem.EUNAUTHORIZED) {
+			t.Errorf("first frame %s: close %d, want %d", first, code, gateway.WSCloseCode(tandem.EUNAUTHORIZED))
+		}
+		c.ws.Close()
+	}
 }
 
 type collector struct{ ch chan *gateway.Event }

@@ -50,6 +50,11 @@ func TestHandoffThroughConsole(t *testing.T) {
 		t.Fatalf("suggestions = %s", sug.raw)
 	}
 
+	// A frame that fails validation is answered with its ref.
+	agent.send(map[string]any{"type": "transfer", "ticket_id": tk.ID, "ref": "bad1"})
+	if f, _ := agent.until(answer("bad1")); f.Type != "error" || f.Code != tandem.EINVALID {
+		t.Fatalf("invalid transfer: %s", f.raw)
+	}
 	agent.send(map[string]any{"type": "accept", "ticket_id": tk.ID, "ref": "a1"})
 	if f, _ := agent.until(answer("a1")); f.Type != "ok" || f.Ticket.State != tandem.TicketAssigned {
 		t.Fatalf("accept: %s", f.raw)

@@ -2,9 +2,11 @@ package console
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/gateway"
@@ -64,7 +66,13 @@ func (s *session) push(j job) {
 func (s *session) HandleFrame(ctx context.Context, conn *gateway.Conn, data []byte) {
 	f, err := DecodeClientFrame(data)
 	if err != nil {
-		conn.Send(errorFrame(err, ClientFrame{}))
+		// Answer with the frame's ref and type when they can be read, so a
+		// client waiting on its ref gets this error.
+		conn.Send(errorFrame(err, refOf(data)))
+		if !s.authed.Load() { // the first frame must be a valid hello
+			conn.Close(gateway.WSCloseCode(tandem.EUNAUTHORIZED), "hello required", true)
+			return
+		}
 		conn.Strike()
 		return
 	}
@@ -125,6 +133,7 @@ func (s *session) hello(ctx context.Context, conn *gateway.Conn, f ClientFrame) 
 	s.lastBeat = c.eng.Config().Clock.Now()
 	s.jobs = make(chan job, c.cfg.SessionQueue)
 	s.authed.Store(true)
+	conn.Authenticated()
 	s.jobs <- job{init: true} // first: before any event can be queued
 	c.register(s)
 	go s.run()
@@ -384,4 +393,20 @@ func (s *session) Closed(*gateway.Conn) {
 	if err := s.c.eng.Disconnect(ctx, s.agent.ID, sid); err != nil {
 		s.c.log.Warn("console: disconnect", "agent", s.agent.ID, "err", err)
 	}
+}
+
+// refOf reads what it can of a frame that failed validation (its ref, type,
+// ticket and client ids) for the error answer; nothing for malformed JSON.
+func refOf(data []byte) ClientFrame {
+	var f struct {
+		Type     string `json:"type"`
+		Ref      string `json:"ref"`
+		TicketID string `json:"ticket_id"`
+		ClientID string `json:"client_id"`
+	}
+	if json.Unmarshal(data, &f) != nil || !utf8.ValidString(f.Ref+f.Type+f.TicketID+f.ClientID) ||
+		len(f.Ref)+len(f.Type)+len(f.TicketID)+len(f.ClientID) > 512 {
+		return ClientFrame{}
+	}
+	return ClientFrame{Type: f.Type, Ref: f.Ref, TicketID: f.TicketID, ClientID: f.ClientID}
 }
