@@ -111,6 +111,7 @@ type Service struct {
 	status       ReindexStatus // of the last or current job
 	jobDone      chan struct{} // closed when the running job ends
 	kickAgain    bool          // rerun the job after it ends
+	forceNext    bool          // the next job run recomputes existing vectors too (Reindex with force)
 
 	searches *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -245,9 +246,12 @@ func (s *Service) SetEmbedder(ctx context.Context, e Embedder) error {
 	return nil
 }
 
-// Close stops background work. It does not close the store.
+// Close stops background work. It does not close the store. The context
+// is cancelled under mu, where kick starts jobs, so no job starts after it.
 func (s *Service) Close() error {
+	s.mu.Lock()
 	s.cancel()
+	s.mu.Unlock()
 	s.wg.Wait()
 	return nil
 }
@@ -751,9 +755,15 @@ func (s *Service) ReindexStatus() ReindexStatus {
 // Reindex starts (or, if running, re-arms) the background job that embeds
 // every FAQ lacking vectors for the current encoder and then switches
 // searches to it. With force, existing vectors are recomputed too (in
-// place; searches keep working). It returns immediately.
+// place; searches keep working). It returns immediately. There is only
+// ever one job: calls while it runs make it run once more (with force,
+// recomputing everything once more), however many calls there are.
 func (s *Service) Reindex(ctx context.Context, force bool) (ReindexStatus, error) {
 	s.mu.Lock()
+	if s.ctx.Err() != nil {
+		s.mu.Unlock()
+		return ReindexStatus{}, tandem.Errorf(tandem.EUNAVAILABLE, "the knowledge service is shutting down")
+	}
 	e := s.cfg.Embedder
 	if s.target != nil {
 		e = s.target
@@ -763,48 +773,38 @@ func (s *Service) Reindex(ctx context.Context, force bool) (ReindexStatus, error
 		return ReindexStatus{}, tandem.Errorf(tandem.EUNAVAILABLE, "no sentence encoder is configured: nothing to index")
 	}
 	s.target = e
+	s.forceNext = s.forceNext || force
 	s.mu.Unlock()
-	if force {
-		s.reembedAll(e)
-	}
 	s.kick()
 	return s.ReindexStatus(), nil
 }
 
-// reembedAll recomputes all vectors of e in place, page by page, in the
-// background.
-func (s *Service) reembedAll(e Embedder) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		f := ListFilter{Limit: s.cfg.ReindexBatch}
-		for {
-			page, err := s.store.List(s.ctx, f)
-			if err != nil {
-				s.setErr(err)
-				return
-			}
-			embs, err := s.embedWith(s.ctx, e, page.Items)
-			if err != nil {
-				s.setErr(err)
-				return
-			}
-			for i, it := range page.Items {
-				if err := s.store.SetEmbedding(s.ctx, it.ID, it.Version, embs[i]); err != nil && !isConflictOrGone(err) {
-					s.setErr(err)
-					return
-				}
-			}
-			s.mu.Lock()
-			s.status.Embedded += len(page.Items)
-			s.mu.Unlock()
-			if page.Next == "" {
-				s.changed()
-				return
-			}
-			f.After = page.Next
+// reembed recomputes all vectors of e in place, page by page (the job's
+// forced part).
+func (s *Service) reembed(e Embedder) error {
+	f := ListFilter{Limit: s.cfg.ReindexBatch}
+	for {
+		page, err := s.store.List(s.ctx, f)
+		if err != nil {
+			return err
 		}
-	}()
+		embs, err := s.embedWith(s.ctx, e, page.Items)
+		if err != nil {
+			return err
+		}
+		for i, it := range page.Items {
+			if err := s.store.SetEmbedding(s.ctx, it.ID, it.Version, embs[i]); err != nil && !isConflictOrGone(err) {
+				return err
+			}
+		}
+		s.mu.Lock()
+		s.status.Embedded += len(page.Items)
+		s.mu.Unlock()
+		if page.Next == "" {
+			return nil
+		}
+		f.After = page.Next
+	}
 }
 
 func (s *Service) setErr(err error) {
@@ -884,8 +884,21 @@ func (s *Service) WaitReindex(ctx context.Context) error {
 func (s *Service) runJob(e Embedder, done chan struct{}) {
 	defer s.wg.Done()
 	backoff := time.Second
+	// Requests made before this run starts its work are served by it.
+	s.mu.Lock()
+	force := s.forceNext
+	s.forceNext, s.kickAgain = false, false
+	s.mu.Unlock()
 	for {
-		err := s.fill(e)
+		var err error
+		if force {
+			if err = s.reembed(e); err == nil {
+				force = false
+			}
+		}
+		if err == nil {
+			err = s.fill(e)
+		}
 		if err == nil {
 			err = s.store.ActivateModel(s.ctx, e.Version())
 			if tandem.ErrorCode(err) == tandem.ECONFLICT {
@@ -929,15 +942,21 @@ func (s *Service) runJob(e Embedder, done chan struct{}) {
 		s.changed()
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	again := s.kickAgain && ok && s.ctx.Err() == nil
+	s.kickAgain = false
+	if again {
+		// Run once more as the same job: the status stays "running" and
+		// WaitReindex keeps waiting, so nobody sees the job as done while
+		// a requested rerun is still to come.
+		s.status.Model, s.status.Error = s.target.Version(), ""
+		s.wg.Add(1)
+		go s.runJob(s.target, done)
+		return
+	}
 	s.status.Running = false
 	s.status.FinishedAt = time.Now()
-	again := s.kickAgain && ok
-	s.kickAgain = false
 	close(done)
-	s.mu.Unlock()
-	if again {
-		s.kick()
-	}
 }
 
 // fill embeds every FAQ lacking vectors for e, batch by batch. It is

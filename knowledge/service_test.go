@@ -341,3 +341,51 @@ func TestServiceUpdateConflict(t *testing.T) {
 		t.Fatalf("lexical-only hybrid: %+v, %v", res, err)
 	}
 }
+
+// TestForcedReindexIsOneJob: many forced reindex calls while a job runs
+// make it run once more, not once per call; the status says it is running
+// until the recomputation is done; and after Close nothing more starts.
+func TestForcedReindexIsOneJob(t *testing.T) {
+	enc := &hashEmbedder{version: "h1", dim: 32}
+	s := newService(t, knowledge.Config{Embedder: enc})
+	for _, f := range demo() {
+		if _, err := s.Create(ctx, "alice", f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.WaitReindex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	enc.mu.Lock()
+	enc.gate, enc.calls = gate, 0
+	enc.mu.Unlock()
+	for range 20 {
+		st, err := s.Reindex(ctx, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Running {
+			t.Fatalf("a forced reindex is not reported as running: %+v", st)
+		}
+	}
+	close(gate)
+	if err := s.WaitReindex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	enc.mu.Lock()
+	calls := enc.calls
+	enc.mu.Unlock()
+	// One page of 3 FAQs is one Embed call per recomputation: one run,
+	// perhaps run once more for calls that came after it started.
+	if calls > 2 {
+		t.Fatalf("20 forced reindex calls made %d embedding calls, want at most 2 (one job, run once more)", calls)
+	}
+	if st := s.ReindexStatus(); st.Running || st.Embedded < 3 || st.Error != "" {
+		t.Fatalf("status after the rerun: %+v", st)
+	}
+	_ = s.Close()
+	if _, err := s.Reindex(ctx, true); tandem.ErrorCode(err) != tandem.EUNAVAILABLE {
+		t.Fatalf("reindex after Close: %v, want unavailable", err)
+	}
+}
