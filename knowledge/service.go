@@ -582,9 +582,15 @@ func (s *Service) Import(ctx context.Context, actor string, recs []Record, opts 
 		}
 		rep.Applied = true
 		changed := false
-		for _, o := range outs {
+		for i, o := range outs {
 			if o.Action != ActionUnchanged {
 				changed = true
+				// Another writer changed a row between the dry run and this
+				// import: it was written without the vectors it now needs.
+				// (kick does nothing without an encoder.)
+				if len(writes[i].Embeddings) == 0 {
+					missing = true
+				}
 			}
 		}
 		if changed {
