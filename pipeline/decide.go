@@ -99,7 +99,7 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 				p.m.llm.WithLabelValues("no_answer").Inc()
 			default:
 				if ctx.Err() != nil {
-					return tandem.Reply{}, false, ctx.Err()
+					return tandem.Reply{}, false, turnEnded(ctx)
 				}
 				p.m.llm.WithLabelValues("error").Inc()
 				llmFailed = true

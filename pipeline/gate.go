@@ -46,9 +46,17 @@ func (g *gate) enter(ctx context.Context) error {
 	case g.slots <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return turnEnded(ctx)
 	}
 }
 
 // leave frees the slot taken by enter.
 func (g *gate) leave() { <-g.slots }
+
+// turnEnded is the error of a turn whose context ended (the caller went
+// away or its deadline passed): EUNAVAILABLE, wrapping the context's error
+// (errors.Is still sees context.Canceled or DeadlineExceeded), so metrics
+// and HTTP answers do not report it as an internal error.
+func turnEnded(ctx context.Context) error {
+	return tandem.WrapError(tandem.EUNAVAILABLE, ctx.Err(), "the turn was cancelled or ran out of time")
+}

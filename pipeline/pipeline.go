@@ -422,7 +422,7 @@ func (p *Pipeline) runStages(ctx context.Context, t *turnCtx, turn tandem.Turn, 
 			return err
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return turnEnded(ctx)
 		}
 		p.m.stageErrors.WithLabelValues(name).Inc()
 		p.log.WarnContext(ctx, "pipeline stage failed", "stage", name, "conversation", turn.ConversationID, "err", err)
