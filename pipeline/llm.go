@@ -28,7 +28,9 @@ type LLMConfig struct {
 	// FirstTokenTimeout bounds the wait for response headers and the first
 	// token [10s]; IdleTimeout bounds the gap between two chunks [5s];
 	// MaxDuration bounds a whole answer [60s]. There is deliberately no
-	// overall HTTP client timeout, which would cut long streams.
+	// overall HTTP client timeout, which would cut long streams. With
+	// NoStream the whole answer arrives with the response headers, so only
+	// MaxDuration applies.
 	FirstTokenTimeout time.Duration
 	IdleTimeout       time.Duration
 	MaxDuration       time.Duration
@@ -103,10 +105,14 @@ func NewLLM(cfg LLMConfig) (*LLM, error) {
 	}
 	oc := openai.DefaultConfig(cfg.APIKey)
 	oc.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	headerTimeout := cfg.FirstTokenTimeout
+	if cfg.NoStream {
+		headerTimeout = cfg.MaxDuration // the headers come with the whole answer
+	}
 	oc.HTTPClient = &http.Client{Transport: &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ResponseHeaderTimeout: cfg.FirstTokenTimeout,
+		ResponseHeaderTimeout: headerTimeout,
 		MaxIdleConnsPerHost:   32,
 		IdleConnTimeout:       90 * time.Second,
 	}}
@@ -188,9 +194,7 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 		Temperature: l.cfg.Temperature,
 	}
 	if l.cfg.NoStream {
-		cctx, ccancel := context.WithTimeout(ctx, l.cfg.FirstTokenTimeout+l.cfg.IdleTimeout)
-		defer ccancel()
-		resp, err := l.client.CreateChatCompletion(cctx, req)
+		resp, err := l.client.CreateChatCompletion(ctx, req)
 		if err != nil {
 			return "", fmt.Errorf("llm: chat completion: %w", err)
 		}

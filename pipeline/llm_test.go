@@ -2,6 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -186,5 +189,43 @@ func TestLLMFailureAnswerNotCached(t *testing.T) {
 	r, err = p.Respond(ctx, turn("cache-llm-2", "how can I track my order"))
 	if err != nil || r.Cached || !r.Generated || r.Text != groundedAnswer {
 		t.Fatalf("healthy again: want a generated answer, got %+v %v", r, err)
+	}
+}
+
+// TestNonStreamWaitsForTheWholeAnswer: without streaming the whole answer
+// comes with the response headers, so it may take longer than the first
+// token and idle timeouts together; MaxDuration still bounds it.
+func TestNonStreamWaitsForTheWholeAnswer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(400 * time.Millisecond): // a slow CPU model thinking
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+				"message": map[string]any{"role": "assistant", "content": groundedAnswer}}},
+		})
+	}))
+	defer srv.Close()
+	src := demoFAQs[:1]
+	for _, tc := range []struct {
+		maxDuration time.Duration
+		ok          bool
+	}{{10 * time.Second, true}, {100 * time.Millisecond, false}} {
+		l, err := NewLLM(LLMConfig{BaseURL: srv.URL + "/v1", Model: "m", NoStream: true,
+			FirstTokenTimeout: 100 * time.Millisecond, IdleTimeout: 50 * time.Millisecond, MaxDuration: tc.maxDuration})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := l.Generate(context.Background(), "where is my order", src, nil)
+		if tc.ok && (err != nil || out != groundedAnswer) {
+			t.Fatalf("max %s: out=%q err=%v", tc.maxDuration, out, err)
+		}
+		if !tc.ok && err == nil {
+			t.Fatalf("max %s: an answer slower than MaxDuration was accepted", tc.maxDuration)
+		}
 	}
 }
