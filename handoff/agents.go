@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/mail"
+	"regexp"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
@@ -186,14 +188,26 @@ func validateAgent(a tandem.Agent) (tandem.Agent, error) {
 	if a.MaxChats < 1 || a.MaxChats > MaxChatsLimit {
 		return a, tandem.Errorf(tandem.EINVALID, "max chats must be between 1 and %d", MaxChatsLimit)
 	}
+	if strings.IndexFunc(a.DisplayName, unicode.IsControl) >= 0 {
+		return a, tandem.Errorf(tandem.EINVALID, "display name contains control characters")
+	}
 	a.Skills = NormalizeTags(a.Skills)
-	a.Languages = NormalizeTags(a.Languages)
+	langs := make([]string, len(a.Languages))
+	for i, l := range a.Languages {
+		langs[i] = NormalizeLanguage(l)
+	}
+	a.Languages = NormalizeTags(langs)
 	if len(a.Skills) > maxTags || len(a.Languages) > maxTags {
 		return a, tandem.Errorf(tandem.EINVALID, "at most %d skills and %d languages", maxTags, maxTags)
 	}
-	for _, s := range append(append([]string(nil), a.Skills...), a.Languages...) {
+	for _, s := range a.Skills {
 		if len(s) > 64 || strings.ContainsAny(s, " ,\t\n") {
-			return a, tandem.Errorf(tandem.EINVALID, "invalid skill or language %q", s)
+			return a, tandem.Errorf(tandem.EINVALID, "invalid skill %q", s)
+		}
+	}
+	for _, l := range a.Languages {
+		if len(l) > 35 || !languageRE.MatchString(l) {
+			return a, tandem.Errorf(tandem.EINVALID, "invalid language %q: want a language tag like \"en\" or \"pt-br\"", l)
 		}
 	}
 	return a, nil
@@ -370,4 +384,13 @@ func status(st AgentState) AgentStatus {
 		Agent: st.Agent, Presence: st.Effective(), Chosen: st.Presence, Connected: st.Connected(),
 		Load: st.Load, IdleSince: st.IdleSince, LastSeen: st.LastSeen,
 	}
+}
+
+// languageRE is a language tag as NormalizeLanguage writes it.
+var languageRE = regexp.MustCompile(`^[a-z]{2,3}(-[a-z0-9]{2,8})*$`)
+
+// NormalizeLanguage writes a language tag the way tickets and agents store
+// it, so that they match: trimmed, lower case, hyphens ("en_US" -> "en-us").
+func NormalizeLanguage(s string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimSpace(s)), "_", "-")
 }

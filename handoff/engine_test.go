@@ -155,3 +155,37 @@ func TestRunRoutesOnDemand(t *testing.T) {
 		t.Fatal("Close twice:", err)
 	}
 }
+
+// TestAgentValidation: agent languages are stored the way ticket languages
+// are (so "EN_us" speaks to an "en_US" ticket), malformed languages and
+// control characters in display names are refused.
+func TestAgentValidation(t *testing.T) {
+	e, err := handoff.New(memstore.New(), handoff.Config{BcryptCost: 4, SweepInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := e.CreateAgent(ctx, tandem.Agent{Email: "lang@example.com", Languages: []string{"EN_us", " de "}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Languages) != 2 || a.Languages[0] != "de" || a.Languages[1] != "en-us" {
+		t.Fatalf("languages = %q", a.Languages)
+	}
+	tk, _, err := e.Escalate(ctx, tandem.Conversation{ID: "lang-1"}, tandem.Escalation{Reason: tandem.EscalateButton, Language: "en_US"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !handoff.SpeaksLanguage(a.Languages, tk.Language) {
+		t.Fatalf("agent %q does not speak ticket language %q", a.Languages, tk.Language)
+	}
+	for _, bad := range []tandem.Agent{
+		{Email: "x1@example.com", Languages: []string{"../x"}},
+		{Email: "x2@example.com", Languages: []string{"english please"}},
+		{Email: "x3@example.com", DisplayName: "Bell\u0007"},
+		{Email: "x4@example.com", DisplayName: "Two\nlines"},
+	} {
+		if _, err := e.CreateAgent(ctx, bad, ""); tandem.ErrorCode(err) != tandem.EINVALID {
+			t.Errorf("%+v: %v, want invalid", bad, err)
+		}
+	}
+}

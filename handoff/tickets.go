@@ -43,7 +43,7 @@ func (e *Engine) Escalate(ctx context.Context, conv tandem.Conversation, esc tan
 		Detail:         esc.Detail,
 		Priority:       e.priority(esc, conv.Customer),
 		Skills:         NormalizeTags(esc.Skills),
-		Language:       strings.ReplaceAll(strings.ToLower(strings.TrimSpace(lang)), "_", "-"), // en_US -> en-us
+		Language:       NormalizeLanguage(lang), // en_US -> en-us
 		Tier:           conv.Customer.Tier,
 		Summary:        esc.Summary,
 		State:          tandem.TicketQueued,
