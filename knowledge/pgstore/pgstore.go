@@ -1150,8 +1150,8 @@ func (s *Store) VectorSearch(ctx context.Context, model string, vec []float32, f
 	out := make([]knowledge.Scored, 0, len(order))
 	for _, id := range order {
 		f, ok := byID[id]
-		if !ok {
-			continue // deleted between the two queries
+		if !ok || !fl.Match(f) {
+			continue // deleted, or changed out of the filter (e.g. unpublished), between the two queries
 		}
 		b := found[id]
 		out = append(out, knowledge.Scored{FAQ: &f, Score: b.sim, Matched: b.ord})
