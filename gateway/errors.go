@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -67,6 +69,13 @@ type ErrorBody struct {
 // WriteError writes err as a JSON error response. Internal errors are logged
 // with their cause and shown to the client only as "internal error".
 func WriteError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+	var tl TooLargeError
+	if errors.As(err, &tl) {
+		var body ErrorBody
+		body.Error.Code, body.Error.Message = tandem.EINVALID, tl.Error()
+		WriteJSON(w, http.StatusRequestEntityTooLarge, body)
+		return
+	}
 	code := tandem.ErrorCode(err)
 	if code == tandem.EINTERNAL && logger != nil {
 		logger.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -83,4 +92,12 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// TooLargeError is a request body over its limit; WriteError answers it
+// with 413 and the code "invalid".
+type TooLargeError struct{ Limit int64 }
+
+func (e TooLargeError) Error() string {
+	return fmt.Sprintf("request body larger than %d bytes", e.Limit)
 }

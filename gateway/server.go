@@ -97,12 +97,14 @@ func New(cfg Config, logger *slog.Logger) *Server {
 	reg.MustRegister(s.reqDuration)
 
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.realIP, s.recoverer, s.instrument)
+	// GetHead: a HEAD request is served by the GET route (load balancers
+	// and uptime checks use HEAD /healthz).
+	r.Use(middleware.RequestID, s.realIP, s.recoverer, s.instrument, middleware.GetHead)
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", s.handleReady)
-	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		var b ErrorBody
 		b.Error.Code, b.Error.Message = "not_found", "no such endpoint"

@@ -50,3 +50,22 @@ func TestRealIPOnlyFromTrustedProxies(t *testing.T) {
 		})
 	}
 }
+
+// TestProbeMethods: HEAD works wherever GET does (health checks), and
+// /metrics answers GET only.
+func TestProbeMethods(t *testing.T) {
+	s := gateway.New(gateway.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, c := range []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/healthz", 200}, {"HEAD", "/healthz", 200}, {"HEAD", "/metrics", 200},
+		{"GET", "/metrics", 200}, {"POST", "/metrics", 405}, {"DELETE", "/metrics", 405},
+	} {
+		rec := httptest.NewRecorder()
+		s.Router().ServeHTTP(rec, httptest.NewRequest(c.method, c.path, nil))
+		if rec.Code != c.want {
+			t.Errorf("%s %s = %d, want %d", c.method, c.path, rec.Code, c.want)
+		}
+	}
+}

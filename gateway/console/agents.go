@@ -89,13 +89,19 @@ func (c *Console) requireAdmin(next http.Handler) http.Handler {
 
 func decodeBody(r *http.Request, v any) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxAgentBody+1))
-	if err != nil || len(body) > maxAgentBody {
-		return tandem.Errorf(tandem.EINVALID, "request body too large or unreadable")
+	if err != nil {
+		return tandem.Errorf(tandem.EINVALID, "request body unreadable")
+	}
+	if len(body) > maxAgentBody {
+		return gateway.TooLargeError{Limit: maxAgentBody}
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return tandem.Errorf(tandem.EINVALID, "body must be a JSON object with the documented fields")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return tandem.Errorf(tandem.EINVALID, "body must hold one JSON object and nothing after it")
 	}
 	return nil
 }

@@ -372,6 +372,8 @@ func TestAgentsAPI(t *testing.T) {
 		{"bad email", "POST", "/api/v1/agents", testAdmin, map[string]any{"email": "nope", "password": password}, 400},
 		{"short password", "POST", "/api/v1/agents", testAdmin, map[string]any{"email": "y@example.com", "password": "short"}, 400},
 		{"unknown field", "POST", "/api/v1/agents", testAdmin, map[string]any{"email": "z@example.com", "password": password, "is_god": true}, 400},
+		{"oversized body", "POST", "/api/v1/agents", testAdmin, map[string]any{"email": "big@example.com", "password": password, "display_name": strings.Repeat("x", 20<<10)}, 413},
+		{"trailing data", "POST", "/api/v1/agents", testAdmin, json.RawMessage(`{"email":"t@example.com","password":"` + password + `"} {"role":"admin"}`), 400},
 		{"get", "GET", "/api/v1/agents/" + a.ID, testAdmin, nil, 200},
 		{"get unknown", "GET", "/api/v1/agents/agt_nope", testAdmin, nil, 404},
 		{"wrong password", "POST", "/api/v1/agents/login", "", map[string]string{"email": "ann@example.com", "password": "wrong password"}, 401},
