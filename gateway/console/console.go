@@ -485,6 +485,11 @@ func (c *Console) suggestions(ctx context.Context, convID, query string) (Sugges
 	}
 	f.Query = query
 	items, err := c.cfg.Suggester.Suggest(ctx, query, conv.Locale, 3)
+	if tandem.ErrorCode(err) == tandem.EINVALID {
+		// The customer's message has nothing to search by (e.g. only
+		// symbols): no suggestions, and nothing for operators to fix.
+		return SuggestionsFrame{}, false
+	}
 	if err != nil {
 		c.log.Warn("console: suggestions", "conversation", convID, "err", err)
 		return f, false
