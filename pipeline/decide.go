@@ -236,7 +236,10 @@ func defaultPriority(r tandem.EscalationReason) int {
 // finish updates the dialogue state under the conversation's lock, turns
 // repeated fallbacks into an escalation, and attaches the NLU summary.
 func (p *Pipeline) finish(ctx context.Context, t *turnCtx, turn tandem.Turn, r tandem.Reply, _ error) (tandem.Reply, error) {
-	unlock := p.locks.lock(turn.ConversationID)
+	unlock, err := p.locks.lock(ctx, turn.ConversationID)
+	if err != nil {
+		return tandem.Reply{}, err
+	}
 	defer unlock()
 	st, err := p.deps.State.Load(ctx, turn.ConversationID)
 	if err != nil {
@@ -288,7 +291,10 @@ func (p *Pipeline) choiceFor(t *turnCtx, label string) Choice {
 
 // finishCached records a cache-served answer in the dialogue state.
 func (p *Pipeline) finishCached(ctx context.Context, turn tandem.Turn, r tandem.Reply) (tandem.Reply, error) {
-	unlock := p.locks.lock(turn.ConversationID)
+	unlock, err := p.locks.lock(ctx, turn.ConversationID)
+	if err != nil {
+		return tandem.Reply{}, err
+	}
 	defer unlock()
 	st, err := p.deps.State.Load(ctx, turn.ConversationID)
 	if err != nil {

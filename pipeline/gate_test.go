@@ -206,3 +206,32 @@ func TestPipelineBoundsActiveTurns(t *testing.T) {
 		})
 	}
 }
+
+// TestConvLockHonoursContext: waiting for a conversation's lock ends with
+// the turn's context, as unavailable, and the lock still works after.
+func TestConvLockHonoursContext(t *testing.T) {
+	var l convLocks
+	unlock, err := l.lock(context.Background(), "conv-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		u, err := l.lock(ctx, "conv-1")
+		if u != nil {
+			u()
+		}
+		done <- err
+	}()
+	cancel()
+	if err := <-done; tandem.ErrorCode(err) != tandem.EUNAVAILABLE || !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled wait: %v", err)
+	}
+	unlock()
+	u, err := l.lock(context.Background(), "conv-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u()
+}

@@ -145,14 +145,27 @@ func cloneState(s State) State {
 
 // convLocks serialises the state read-modify-write of one conversation
 // without a lock per conversation: ids hash onto a fixed set of stripes.
+// A stripe is held across the store's Load and Save, so waiting for one
+// honours the turn's context: a turn whose caller left does not queue
+// behind a slow store.
 type convLocks struct {
-	stripes [256]sync.Mutex
+	once    sync.Once
+	stripes [1024]chan struct{}
 }
 
-func (c *convLocks) lock(id string) func() {
+func (c *convLocks) lock(ctx context.Context, id string) (func(), error) {
+	c.once.Do(func() {
+		for i := range c.stripes {
+			c.stripes[i] = make(chan struct{}, 1)
+		}
+	})
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(id))
-	mu := &c.stripes[h.Sum32()%uint32(len(c.stripes))]
-	mu.Lock()
-	return mu.Unlock
+	ch := c.stripes[h.Sum32()%uint32(len(c.stripes))]
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, turnEnded(ctx)
+	}
 }
