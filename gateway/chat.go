@@ -15,6 +15,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/tandem-chat/tandem"
 )
@@ -393,7 +394,8 @@ func (c *Chat) Accept(w http.ResponseWriter, r *http.Request, h FrameHandler) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	conn := &Conn{
-		id: newID("k"), chat: c, ws: ws, ip: ip, handler: h, ctx: ctx, cancel: cancel,
+		ephemeral: rate.NewLimiter(ephemeralRate, ephemeralBurst),
+		id:        newID("k"), chat: c, ws: ws, ip: ip, handler: h, ctx: ctx, cancel: cancel,
 		queue: make(chan outItem, c.cfg.SendQueue), closeReq: make(chan closeRequest, 1), readDone: make(chan struct{}),
 	}
 	c.mu.Lock()

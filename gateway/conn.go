@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/tandem-chat/tandem"
 )
@@ -59,9 +60,7 @@ type Conn struct {
 	authed  atomic.Bool // the handler accepted the hello (Authenticated)
 	helloBy time.Time   // before that, the read deadline never moves past this
 
-	// Token bucket of AllowEphemeral; read goroutine only.
-	ephTokens float64
-	ephLast   time.Time
+	ephemeral *rate.Limiter // AllowEphemeral's budget
 
 	mu      sync.Mutex // guards follows
 	follows map[string]func()
@@ -149,27 +148,18 @@ func (c *Conn) Deliver(ev *Event) {
 // Ephemeral frames (typing, read receipts) a connection may send: a burst
 // of ephemeralBurst, then ephemeralRate per second; more are ignored.
 const (
-	ephemeralRate  = 5.0
-	ephemeralBurst = 10.0
+	ephemeralRate  = 5
+	ephemeralBurst = 10
 )
 
 // AllowEphemeral reports whether the connection may publish one more
-// ephemeral frame now (token bucket). Call it from the read goroutine
-// (FrameHandler.HandleFrame) only.
+// ephemeral frame now.
 func (c *Conn) AllowEphemeral() bool {
-	now := time.Now()
-	if c.ephLast.IsZero() {
-		c.ephTokens = ephemeralBurst
-	} else {
-		c.ephTokens = min(ephemeralBurst, c.ephTokens+now.Sub(c.ephLast).Seconds()*ephemeralRate)
+	if c.ephemeral.Allow() {
+		return true
 	}
-	c.ephLast = now
-	if c.ephTokens < 1 {
-		c.chat.metrics.ephemeralDropped.Inc()
-		return false
-	}
-	c.ephTokens--
-	return true
+	c.chat.metrics.ephemeralDropped.Inc()
+	return false
 }
 
 func (c *Conn) enqueue(it outItem) {

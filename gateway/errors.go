@@ -99,5 +99,8 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 type TooLargeError struct{ Limit int64 }
 
 func (e TooLargeError) Error() string {
+	if e.Limit >= 1<<20 {
+		return fmt.Sprintf("request body larger than %d bytes (%d MiB)", e.Limit, e.Limit>>20)
+	}
 	return fmt.Sprintf("request body larger than %d bytes", e.Limit)
 }

@@ -52,11 +52,3 @@ func (g *gate) enter(ctx context.Context) error {
 
 // leave frees the slot taken by enter.
 func (g *gate) leave() { <-g.slots }
-
-// turnEnded is the error of a turn whose context ended (the caller went
-// away or its deadline passed): EUNAVAILABLE, wrapping the context's error
-// (errors.Is still sees context.Canceled or DeadlineExceeded), so metrics
-// and HTTP answers do not report it as an internal error.
-func turnEnded(ctx context.Context) error {
-	return tandem.WrapError(tandem.EUNAVAILABLE, ctx.Err(), "the turn was cancelled or ran out of time")
-}

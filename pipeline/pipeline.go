@@ -313,6 +313,14 @@ func (p *Pipeline) RespondStream(ctx context.Context, turn tandem.Turn, onDelta 
 	return reply, err
 }
 
+// turnEnded is the error of a turn whose context ended (the caller went
+// away or its deadline passed): EUNAVAILABLE, wrapping the context's error
+// (errors.Is still sees context.Canceled or DeadlineExceeded), so metrics
+// and HTTP answers do not report it as an internal error.
+func turnEnded(ctx context.Context) error {
+	return tandem.WrapError(tandem.EUNAVAILABLE, ctx.Err(), "the turn was cancelled or ran out of time")
+}
+
 // cheapTrigger checks the triggers that need no model.
 func (p *Pipeline) cheapTrigger(t *turnCtx, turn tandem.Turn) tandem.EscalationReason {
 	e := p.cfg.Policy.Escalation

@@ -185,27 +185,12 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return nil, errTooLarge{limit}
+		return nil, gateway.TooLargeError{Limit: limit}
 	}
 	if err != nil {
 		return nil, tandem.WrapError(tandem.EINVALID, err, "cannot read the request body")
 	}
 	return b, nil
-}
-
-type errTooLarge struct{ limit int64 }
-
-func (e errTooLarge) Error() string {
-	return fmt.Sprintf("request body larger than %d bytes (%d MiB)", e.limit, e.limit>>20)
-}
-
-func (a *api) failBody(w http.ResponseWriter, r *http.Request, err error) {
-	var tl errTooLarge
-	if errors.As(err, &tl) {
-		writeStatus(w, http.StatusRequestEntityTooLarge, tandem.EINVALID, tl.Error())
-		return
-	}
-	a.fail(w, r, err)
 }
 
 func listFilter(r *http.Request) (knowledge.ListFilter, error) {
@@ -258,7 +243,7 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 func (a *api) create(w http.ResponseWriter, r *http.Request) {
 	body, err := readBody(w, r, MaxBodyBytes)
 	if err != nil {
-		a.failBody(w, r, err)
+		a.fail(w, r, err)
 		return
 	}
 	f, _, err := knowledge.DecodeFAQ(body)
@@ -284,7 +269,7 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := readBody(w, r, MaxBodyBytes)
 	if err != nil {
-		a.failBody(w, r, err)
+		a.fail(w, r, err)
 		return
 	}
 	f, bodyVersion, err := knowledge.DecodeFAQ(body)
@@ -425,7 +410,7 @@ func (a *api) importHandler(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := readBody(w, r, a.maxImport)
 	if err != nil {
-		a.failBody(w, r, err)
+		a.fail(w, r, err)
 		return
 	}
 	recs, err := knowledge.ParseImport(bytes.NewReader(body), format)
