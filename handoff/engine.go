@@ -61,7 +61,8 @@ type Config struct {
 	HandleTimeSamples int
 	// DefaultMaxChats is an agent's capacity when created without one. Default 3.
 	DefaultMaxChats int
-	// EventBuffer bounds the events waiting for the Notifier. Default 4096.
+	// EventBuffer bounds the state-change events waiting for the Notifier
+	// (position updates wait apart, see Notifier). Default 4096.
 	EventBuffer int
 	// BcryptCost for agent passwords. Default bcrypt.DefaultCost.
 	BcryptCost int
@@ -229,7 +230,7 @@ func New(store Store, cfg Config) (*Engine, error) {
 		positions: map[string]QueueInfo{},
 		names:     map[string]cachedName{},
 	}
-	e.d = newDispatcher(cfg.Notifier, cfg.EventBuffer, m.dropped.Inc)
+	e.d = newDispatcher(cfg.Notifier, cfg.EventBuffer, cfg.MaxPositions, m.dropped.Inc)
 	return e, nil
 }
 

@@ -68,7 +68,11 @@ func TestSlowNotifierNeverBlocks(t *testing.T) {
 			}
 		}
 	}()
-	<-done // would hang here if emitting blocked
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second): // a hang guard, not a speed limit
+		t.Fatal("Escalate blocked on a stuck Notifier")
+	}
 	dropped := counterValue(t, reg, "tandem_handoff_events_dropped_total")
 	if dropped < 40 {
 		t.Fatalf("dropped = %v, want most of the 100 events (buffer 4, notifier stuck)", dropped)
@@ -187,5 +191,125 @@ func TestAgentValidation(t *testing.T) {
 		if _, err := e.CreateAgent(ctx, bad, ""); tandem.ErrorCode(err) != tandem.EINVALID {
 			t.Errorf("%+v: %v, want invalid", bad, err)
 		}
+	}
+}
+
+// gatedNotifier records events; every Notify waits until release is closed.
+type gatedNotifier struct {
+	release chan struct{}
+	mu      sync.Mutex
+	got     []handoff.Event
+}
+
+func (g *gatedNotifier) Notify(ctx context.Context, e handoff.Event) {
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+	}
+	g.mu.Lock()
+	g.got = append(g.got, e)
+	g.mu.Unlock()
+}
+
+// TestPositionsNeverCrowdOutStateChanges: while the Notifier is stuck,
+// queue-position updates must not fill the buffer that state changes need:
+// a ticket returned to the bot after a position sweep is still announced
+// (the gateway takes the conversation back from human mode on it), and no
+// stale position of that ticket follows its return.
+func TestPositionsNeverCrowdOutStateChanges(t *testing.T) {
+	n := &gatedNotifier{release: make(chan struct{})}
+	reg := prometheus.NewRegistry()
+	clock := handoff.NewManualClock(t0)
+	e, err := handoff.New(memstore.New(), handoff.Config{Notifier: n, EventBuffer: 12, Registerer: reg, BcryptCost: 4,
+		Clock: clock, SweepInterval: time.Hour, PositionInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Four tickets while nobody is online: eight state changes, one of
+	// them held by the stuck Notify, seven buffered.
+	for _, id := range []string{"pa", "pb", "pc", "pd"} {
+		if _, _, err := e.Escalate(ctx, tandem.Conversation{ID: id}, tandem.Escalation{Reason: tandem.EscalateButton}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An urgent ticket jumps the queue (two more state changes) and moves
+	// everyone else down: the sweeps emit a position update per ticket.
+	if _, _, err := e.Escalate(ctx, tandem.Conversation{ID: "urgent"}, tandem.Escalation{Reason: tandem.EscalateButton, Priority: 50}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		clock.Advance(2 * time.Second)
+		if err := e.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ret, err := e.Cancel(ctx, "pa", tandem.TicketReturned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := counterValue(t, reg, "tandem_handoff_events_dropped_total"); d != 0 {
+		t.Errorf("dropped %v events; the buffer had room for every state change", d)
+	}
+	close(n.release)
+	if err := e.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	returned, posAfter, positions := false, false, 0
+	for _, ev := range n.got {
+		switch {
+		case ev.Type == handoff.EventReturned && ev.Ticket.ID == ret.ID:
+			returned = true
+		case ev.Type == handoff.EventPosition:
+			positions++
+			if returned && ev.Ticket.ID == ret.ID {
+				posAfter = true
+			}
+		}
+	}
+	if !returned {
+		t.Fatalf("the return of ticket %s was never delivered; got %d events", ret.ID, len(n.got))
+	}
+	if posAfter {
+		t.Error("a stale position update of the returned ticket followed its return")
+	}
+	if positions == 0 {
+		t.Error("no position update was delivered at all; the sweep did not move anyone")
+	}
+}
+
+// TestCloseHonoursTimeoutWhileFlushBlocks: a Flush blocked on a full buffer
+// (the Notifier is stuck) must not keep Close from returning at its
+// deadline, and both return once the Notifier moves again.
+func TestCloseHonoursTimeoutWhileFlushBlocks(t *testing.T) {
+	n := &blockingNotifier{release: make(chan struct{})}
+	e, err := handoff.New(memstore.New(), handoff.Config{Notifier: n, EventBuffer: 2, BcryptCost: 4,
+		Registerer: prometheus.NewRegistry(), Clock: handoff.NewManualClock(t0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"fa", "fb", "fc"} { // one held by Notify, the rest fill the buffer
+		if _, _, err := e.Escalate(ctx, tandem.Conversation{ID: id}, tandem.Escalation{Reason: tandem.EscalateButton}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flushed := make(chan error, 1)
+	go func() { flushed <- e.Flush(ctx) }() // no deadline: blocks on the full buffer
+	closeCtx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- e.Close(closeCtx) }()
+	select {
+	case err := <-closed:
+		if err == nil {
+			t.Fatal("Close reported every event delivered while the Notifier was stuck")
+		}
+	case <-time.After(30 * time.Second): // a hang guard, not a speed limit
+		t.Fatal("Close ignored its deadline while a Flush was blocked")
+	}
+	close(n.release)
+	select {
+	case <-flushed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Flush never returned after the Notifier moved again")
 	}
 }

@@ -96,12 +96,24 @@ func (e Event) Local() bool { return e.Type == EventPosition }
 
 // Notifier receives events.
 //
-// Contract: an Engine calls Notify from a single goroutine, in emission
-// order, never concurrently. Notify should return quickly (hand the event to
-// a socket's bounded queue or a bus); while it runs, new events wait in the
-// Engine's bounded buffer (Config.EventBuffer) and are dropped when it is
-// full (counted in tandem_handoff_events_dropped_total). The engine itself
-// never blocks on a Notifier. ctx is cancelled when the engine closes.
+// Contract: an Engine calls Notify from a single goroutine, never
+// concurrently, and never blocks on it. Notify should return quickly (hand
+// the event to a socket's bounded queue or a bus); while it runs, new
+// events wait in two bounded lanes:
+//
+//   - State changes (every type but EventPosition) wait in emission order
+//     in a buffer of Config.EventBuffer and are dropped only when it is
+//     full (counted in tandem_handoff_events_dropped_total). A flood of
+//     position updates can never crowd them out.
+//   - Position updates (EventPosition) are coalesced per ticket, only the
+//     newest being kept, for at most Config.MaxPositions tickets; they are
+//     delivered when no state change is waiting, so one may arrive after a
+//     later state change of another ticket. A state change of a ticket
+//     discards that ticket's pending position update.
+//
+// Events are hints: a receiver that must not act on a stale picture (the
+// gateway's conversation mode) checks the Store, which is the source of
+// truth. ctx is cancelled when the engine closes.
 type Notifier interface {
 	Notify(ctx context.Context, e Event)
 }
@@ -112,37 +124,104 @@ type NotifierFunc func(ctx context.Context, e Event)
 // Notify implements Notifier.
 func (f NotifierFunc) Notify(ctx context.Context, e Event) { f(ctx, e) }
 
-// dispatcher moves events from a bounded buffer to a Notifier.
+// dispatcher moves events from its two bounded lanes (see Notifier) to a
+// Notifier, state changes first.
 type dispatcher struct {
-	ch      chan Event
+	ch      chan Event    // state changes and Flush barriers
+	posWake chan struct{} // a position update is pending (capacity 1)
+	closing chan struct{} // closed when close starts: unblocks flush
 	n       Notifier
 	dropped func()
 	ctx     context.Context
 	cancel  context.CancelFunc
 	done    chan struct{}
 
-	mu     sync.RWMutex // guards closed against sends racing with close
-	closed bool
+	mu      sync.RWMutex // guards closed (and close(ch)) against sends racing with close
+	closed  bool
+	closeMu sync.Once
+
+	posMu  sync.Mutex
+	pos    map[string]Event // newest pending position update per ticket
+	posQ   []string         // tickets in pos, first pending first
+	posCap int
 }
 
-func newDispatcher(n Notifier, size int, dropped func()) *dispatcher {
+func newDispatcher(n Notifier, size, posCap int, dropped func()) *dispatcher {
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &dispatcher{ch: make(chan Event, size), n: n, dropped: dropped, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	d := &dispatcher{ch: make(chan Event, size), posWake: make(chan struct{}, 1), closing: make(chan struct{}),
+		n: n, dropped: dropped, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		pos: map[string]Event{}, posCap: max(posCap, 1)}
 	go d.loop()
 	return d
 }
 
 func (d *dispatcher) loop() {
 	defer close(d.done)
-	for e := range d.ch {
-		if e.barrier != nil {
-			close(e.barrier)
+	for {
+		// State changes first, without waiting.
+		select {
+		case e, ok := <-d.ch:
+			if !ok {
+				d.drainPositions()
+				return
+			}
+			d.deliver(e)
+			continue
+		default:
+		}
+		if e, ok := d.popPosition(); ok {
+			d.deliver(e)
 			continue
 		}
-		if d.n != nil {
-			d.n.Notify(d.ctx, e)
+		select {
+		case e, ok := <-d.ch:
+			if !ok {
+				d.drainPositions()
+				return
+			}
+			d.deliver(e)
+		case <-d.posWake:
 		}
 	}
+}
+
+func (d *dispatcher) deliver(e Event) {
+	if e.barrier != nil {
+		// Everything emitted before the barrier is out, positions included.
+		d.drainPositions()
+		close(e.barrier)
+		return
+	}
+	if d.n != nil {
+		d.n.Notify(d.ctx, e)
+	}
+}
+
+func (d *dispatcher) drainPositions() {
+	for {
+		e, ok := d.popPosition()
+		if !ok {
+			return
+		}
+		d.deliver(e)
+	}
+}
+
+func (d *dispatcher) popPosition() (Event, bool) {
+	d.posMu.Lock()
+	defer d.posMu.Unlock()
+	if len(d.posQ) == 0 {
+		return Event{}, false
+	}
+	id := d.posQ[0]
+	d.posQ[0] = ""
+	d.posQ = d.posQ[1:]
+	if len(d.posQ) == 0 {
+		d.posQ = nil // let the backing array go
+	}
+	e := d.pos[id]
+	delete(d.pos, id)
+	return e, true
 }
 
 // emit queues e without blocking; it reports false if e was dropped.
@@ -153,6 +232,12 @@ func (d *dispatcher) emit(e Event) bool {
 		d.dropped()
 		return false
 	}
+	if e.Ticket != nil {
+		if e.Local() {
+			return d.emitPosition(e)
+		}
+		d.dropPosition(e.Ticket.ID) // superseded by this change
+	}
 	select {
 	case d.ch <- e:
 		return true
@@ -162,8 +247,49 @@ func (d *dispatcher) emit(e Event) bool {
 	}
 }
 
+// emitPosition replaces the ticket's pending position update, or queues
+// it when there is room.
+func (d *dispatcher) emitPosition(e Event) bool {
+	id := e.Ticket.ID
+	d.posMu.Lock()
+	if _, ok := d.pos[id]; ok {
+		d.pos[id] = e
+		d.posMu.Unlock()
+		return true
+	}
+	if len(d.pos) >= d.posCap {
+		d.posMu.Unlock()
+		d.dropped()
+		return false
+	}
+	d.pos[id] = e
+	d.posQ = append(d.posQ, id)
+	d.posMu.Unlock()
+	select {
+	case d.posWake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// dropPosition forgets the ticket's pending position update, if any.
+func (d *dispatcher) dropPosition(id string) {
+	d.posMu.Lock()
+	defer d.posMu.Unlock()
+	if _, ok := d.pos[id]; !ok {
+		return
+	}
+	delete(d.pos, id)
+	for i, q := range d.posQ {
+		if q == id {
+			d.posQ = append(d.posQ[:i], d.posQ[i+1:]...)
+			break
+		}
+	}
+}
+
 // flush waits until every event queued before the call has been handed
-// to the Notifier (or ctx ends).
+// to the Notifier (or ctx ends, or the dispatcher closes).
 func (d *dispatcher) flush(ctx context.Context) error {
 	b := make(chan struct{})
 	d.mu.RLock()
@@ -177,6 +303,16 @@ func (d *dispatcher) flush(ctx context.Context) error {
 	case <-ctx.Done():
 		d.mu.RUnlock()
 		return ctx.Err()
+	case <-d.closing:
+		// close is waiting for the lock: let it run; it delivers what is
+		// buffered (bounded by its own ctx).
+		d.mu.RUnlock()
+		select {
+		case <-d.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	select {
 	case <-b:
@@ -189,6 +325,7 @@ func (d *dispatcher) flush(ctx context.Context) error {
 // close stops accepting events and waits (up to ctx) for the buffered ones
 // to be delivered; then it cancels the Notifier's context.
 func (d *dispatcher) close(ctx context.Context) error {
+	d.closeMu.Do(func() { close(d.closing) })
 	d.mu.Lock()
 	if !d.closed {
 		d.closed = true
