@@ -46,13 +46,33 @@ type HandoffCanceler interface {
 	CancelHandoff(ctx context.Context, conversationID string) error
 }
 
-// AgentHold is an optional interface of a Handoff: HoldForAgent reports
-// whether a queued conversation's customer messages are kept for the next
-// agent instead of going to the bot — true when an agent has already taken
-// part in the open ticket (a transfer, or a re-queue after the agent left).
-// Before any agent joined, the bot keeps answering while the customer waits.
-type AgentHold interface {
-	HoldForAgent(ctx context.Context, conversationID string) (bool, error)
+// HandoffState is where a conversation's handoff stands in the handoff's
+// own store.
+type HandoffState struct {
+	// Open: the conversation has an open ticket (queued, offered or
+	// assigned).
+	Open bool
+	// Held: the customer's messages wait for an agent instead of going to
+	// the bot — the ticket is assigned, or an agent already took part in it
+	// (a transfer, or a re-queue after the agent left). Before any agent
+	// joined, the bot keeps answering while the customer waits.
+	Held bool
+}
+
+// HandoffStater is an optional interface of a Handoff, asked for every
+// customer message of a conversation in queued or human mode.
+//
+// The conversation's mode follows the handoff through its events, and
+// events are hints that can be lost (a full event buffer, a node stopped
+// between a ticket's change and its event); the handoff's store is the
+// source of truth. A conversation found in queued or human mode without an
+// open ticket goes back to the bot — the customer is told, the message is
+// answered, and a new request for a person works — and the repair is
+// logged and counted in tandem_handoff_mode_repaired_total. When the
+// handoff cannot tell (an error), or without the interface, a queued
+// conversation's messages go to the bot and a human one's to its agent.
+type HandoffStater interface {
+	HandoffState(ctx context.Context, conversationID string) (HandoffState, error)
 }
 
 // turnJob is one customer message to answer.
@@ -172,11 +192,12 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 		c.logger.Error("bot turn: read conversation", "conversation", convID, "err", err)
 		return
 	}
+	conv, st, known := c.reconcile(ctx, conv)
 	switch conv.Mode {
 	case tandem.ModeHuman:
 		return // an agent answers
 	case tandem.ModeQueued:
-		if c.heldForAgent(ctx, convID) {
+		if known && st.Held {
 			return // the next agent answers
 		}
 	case tandem.ModeClosed:
@@ -246,21 +267,78 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 	}
 }
 
-// heldForAgent reports whether a queued conversation waits for its next
-// agent (AgentHold); without the interface, or when the engine cannot
-// tell, the bot answers (the customer is never left without an answer by
-// an error).
-func (c *Chat) heldForAgent(ctx context.Context, convID string) bool {
-	h, ok := c.handoff.(AgentHold)
+// botAnswers decides who answers a customer message just stored in
+// conversation cv: the bot (true), or people — an agent has the
+// conversation, or it waits for its next agent after one took part. It
+// first repairs a mode the handoff's store contradicts (HandoffStater);
+// cv is the conversation as read after the message was stored.
+func (c *Chat) botAnswers(ctx context.Context, cv tandem.Conversation) bool {
+	cv, st, known := c.reconcile(ctx, cv)
+	switch cv.Mode {
+	case tandem.ModeHuman:
+		return false
+	case tandem.ModeQueued:
+		return !known || !st.Held
+	}
+	return true
+}
+
+// reconcile checks a conversation in queued or human mode against the
+// handoff's store (HandoffStater) and sends it back to the bot when it has
+// no open ticket. It returns the conversation as it now stands, the
+// handoff's state, and whether that state is known.
+func (c *Chat) reconcile(ctx context.Context, cv tandem.Conversation) (tandem.Conversation, HandoffState, bool) {
+	if cv.Mode != tandem.ModeHuman && cv.Mode != tandem.ModeQueued {
+		return cv, HandoffState{}, false
+	}
+	h, ok := c.handoff.(HandoffStater)
 	if !ok {
-		return false
+		return cv, HandoffState{}, false
 	}
-	held, err := h.HoldForAgent(ctx, convID)
+	st, err := h.HandoffState(ctx, cv.ID)
 	if err != nil {
-		c.logger.Warn("hold for agent", "conversation", convID, "err", err)
-		return false
+		c.logger.Warn("handoff state", "conversation", cv.ID, "err", err)
+		return cv, HandoffState{}, false
 	}
-	return held
+	if st.Open || c.escalatingNow(cv.ID) {
+		// (While this node escalates the conversation, its mode is queued
+		// before the ticket exists.)
+		return cv, st, true
+	}
+	c.logger.Warn("conversation left in "+string(cv.Mode)+" mode without an open ticket (an event was lost); back to the bot",
+		"conversation", cv.ID, "mode", cv.Mode)
+	c.metrics.modeRepaired.Inc()
+	if err := c.HandoffStatus(ctx, cv.ID, HandoffStatus{Status: HandoffReturned}); err != nil {
+		c.logger.Error("repair conversation mode", "conversation", cv.ID, "err", err)
+		return cv, st, true
+	}
+	if now, err := c.log.Conversation(ctx, cv.ID); err == nil {
+		return now, st, true
+	}
+	cv.Mode, cv.AgentID = tandem.ModeBot, ""
+	return cv, st, true
+}
+
+// escalatingNow reports whether this node is escalating the conversation.
+func (c *Chat) escalatingNow(convID string) bool {
+	c.escMu.Lock()
+	defer c.escMu.Unlock()
+	return c.escalating[convID] > 0
+}
+
+func (c *Chat) markEscalating(convID string, on bool) {
+	c.escMu.Lock()
+	defer c.escMu.Unlock()
+	if c.escalating == nil {
+		c.escalating = map[string]int{}
+	}
+	if on {
+		c.escalating[convID]++
+		return
+	}
+	if c.escalating[convID]--; c.escalating[convID] <= 0 {
+		delete(c.escalating, convID)
+	}
 }
 
 // normaliseData makes structured data look the same whether it comes from
@@ -286,6 +364,8 @@ func (c *Chat) escalate(ctx context.Context, conv tandem.Conversation, esc tande
 		unavailable()
 		return
 	}
+	c.markEscalating(conv.ID, true)
+	defer c.markEscalating(conv.ID, false)
 	if _, err := c.log.SetMode(ctx, conv.ID, tandem.ModeQueued, ""); err != nil {
 		c.logger.Error("escalate: set mode", "conversation", conv.ID, "err", err)
 		unavailable()

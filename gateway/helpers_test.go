@@ -166,6 +166,8 @@ type serverOpts struct {
 	noBot   bool
 	cfg     gateway.ChatConfig
 	handoff *fakeHandoff
+	// handoffImpl, when set, is the chat's Handoff instead of handoff.
+	handoffImpl gateway.Handoff
 }
 
 func startServer(t testing.TB, o serverOpts) *testServer {
@@ -198,6 +200,9 @@ func startServer(t testing.TB, o serverOpts) *testServer {
 	deps := gateway.ChatDeps{Log: o.log, Bus: o.bus, Auth: auth, Sites: sites, Handoff: o.handoff, Logger: logger, Registerer: srv.Registry()}
 	if o.bot != nil {
 		deps.Bot = o.bot
+	}
+	if o.handoffImpl != nil {
+		deps.Handoff = o.handoffImpl
 	}
 	chat, err := gateway.NewChat(o.cfg, deps)
 	if err != nil {

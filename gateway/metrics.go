@@ -19,6 +19,9 @@ type chatMetrics struct {
 	gapFills         prometheus.Counter
 	appended         *prometheus.CounterVec
 	turns            *prometheus.HistogramVec
+	// modeRepaired counts conversations found in queued or human mode
+	// without an open ticket and sent back to the bot (HandoffStater).
+	modeRepaired prometheus.Counter
 }
 
 func newChatMetrics() *chatMetrics {
@@ -35,6 +38,8 @@ func newChatMetrics() *chatMetrics {
 		appended: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_messages_appended_total", Help: "Messages appended to conversation logs, by author."}, []string{"author"}),
 		turns: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tandem_bot_turn_seconds", Help: "Bot turn latency by reply kind.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}, []string{"kind"}),
+		modeRepaired: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_handoff_mode_repaired_total",
+			Help: "Conversations found in queued or human mode without an open ticket (a handoff event was lost) and sent back to the bot."}),
 	}
 }
 
@@ -43,7 +48,7 @@ func (m *chatMetrics) register(r prometheus.Registerer, c *Chat) error {
 		func() float64 { return float64(c.Connections()) })
 	pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_bot_turns_pending", Help: "Bot turns queued or running on this node."},
 		func() float64 { return float64(c.PendingTurns()) })
-	for _, col := range []prometheus.Collector{m.accepted, m.rejected, m.framesIn, m.framesOut, m.errors, m.slow, m.ephemeralDropped, m.gapFills, m.appended, m.turns, conns, pending} {
+	for _, col := range []prometheus.Collector{m.accepted, m.rejected, m.framesIn, m.framesOut, m.errors, m.slow, m.ephemeralDropped, m.gapFills, m.appended, m.turns, m.modeRepaired, conns, pending} {
 		if err := r.Register(col); err != nil {
 			return fmt.Errorf("gateway: register metrics: %w", err)
 		}

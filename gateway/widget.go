@@ -319,14 +319,15 @@ func (s *widgetSession) message(ctx context.Context, c *Conn, f ClientFrame) {
 	// written while an agent has the conversation is for the agent, even if
 	// the conversation returns to the bot before its turn runs; so is one
 	// written while the conversation waits for its next agent after an
-	// agent took part (a transfer or re-queue, AgentHold).
+	// agent took part (a transfer or re-queue). A mode the handoff's store
+	// contradicts is repaired first (HandoffStater).
 	toBot := false
 	if !dup {
 		cv, err := chat.log.Conversation(ctx, conv)
 		if err != nil {
 			chat.logger.Error("read conversation", "conversation", conv, "err", err)
 		} else {
-			toBot = !(cv.Mode == tandem.ModeHuman && f.Type != FrameHandoffRequest || cv.Mode == tandem.ModeQueued && chat.heldForAgent(ctx, conv))
+			toBot = chat.botAnswers(ctx, cv)
 		}
 	}
 	c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: stored.Seq, Duplicate: dup})

@@ -2,6 +2,7 @@ package handoff_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -311,5 +312,38 @@ func TestCloseHonoursTimeoutWhileFlushBlocks(t *testing.T) {
 	case <-flushed:
 	case <-time.After(30 * time.Second):
 		t.Fatal("Flush never returned after the Notifier moved again")
+	}
+}
+
+// failingQueueStore fails every queue-position query.
+type failingQueueStore struct{ handoff.Store }
+
+func (failingQueueStore) QueueAhead(context.Context, tandem.Ticket) (int, error) {
+	return 0, errors.New("replica lagging")
+}
+
+// TestEscalateSucceedsWhenPositionFails: once the ticket is committed the
+// escalation has happened; a failing position query must not report it as
+// failed (the gateway would take the conversation back to the bot while
+// an agent is offered the ticket).
+func TestEscalateSucceedsWhenPositionFails(t *testing.T) {
+	events := make(chanNotifier, 16)
+	e, err := handoff.New(failingQueueStore{memstore.New()}, handoff.Config{Notifier: events, BcryptCost: 4,
+		Registerer: prometheus.NewRegistry(), Clock: handoff.NewManualClock(t0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, _, err := e.Escalate(ctx, tandem.Conversation{ID: "pf"}, tandem.Escalation{Reason: tandem.EscalateButton})
+	if err != nil {
+		t.Fatalf("escalate reported %v after committing the ticket", err)
+	}
+	if open, err := e.OpenTicket(ctx, "pf"); err != nil || open.ID != tk.ID {
+		t.Fatalf("open ticket = %+v, %v", open, err)
+	}
+	if err := e.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-events; ev.Type != handoff.EventQueued || ev.Ticket.ID != tk.ID {
+		t.Fatalf("first event = %+v, want queued", ev)
 	}
 }

@@ -68,7 +68,12 @@ func (e *Engine) Escalate(ctx context.Context, conv tandem.Conversation, esc tan
 	defer e.requestRoute()
 	q, err := e.position(ctx, out, true)
 	if err != nil {
-		return out, QueueInfo{}, err
+		// The ticket is committed and will be routed: the escalation
+		// succeeded; only its place in the queue is unknown until the next
+		// position sweep.
+		e.log.Warn("escalate: queue position", "ticket", out.ID, "err", err)
+		e.emit(Event{Type: EventQueued, At: now, Ticket: ptr(out), Reason: ReasonEscalated})
+		return out, QueueInfo{}, nil
 	}
 	e.mu.Lock()
 	e.positions[out.ID] = q

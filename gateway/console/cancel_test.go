@@ -3,9 +3,11 @@ package console_test
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/handoff"
 )
 
 // TestCustomerGoesBackToTheBot: a customer waiting for a person, even
@@ -63,4 +65,56 @@ func TestCustomerGoesBackToTheBot(t *testing.T) {
 	// The bot answers again.
 	cust.send(map[string]any{"type": "message", "client_id": "m1", "text": "and my refund?"})
 	cust.until(messageFrom(tandem.AuthorBot, "bot: and my refund?"))
+}
+
+// TestLostEventDoesNotStrandTheCustomer: the events that tell the gateway
+// a ticket ended are hints and can be lost. When the agent resolves the
+// chat and the "closed" event never arrives, the conversation is still in
+// human mode; the customer's next message must not go to an agent who is
+// gone: the gateway checks the handoff's store, takes the conversation
+// back to the bot (telling the customer), the bot answers, and a new
+// request for a person opens a new ticket.
+func TestLostEventDoesNotStrandTheCustomer(t *testing.T) {
+	var lose atomic.Bool
+	e := newNode(t, nodeOpts{drop: func(ev handoff.Event) bool {
+		return lose.Load() && (ev.Type == handoff.EventClosed || ev.Type == handoff.EventReturned)
+	}})
+	ctx := context.Background()
+	_, annTok := e.agent("ann@example.com", "Ann", map[string]any{"languages": []string{"en"}})
+	agent := e.console(annTok)
+	cust, conv := e.customer()
+
+	cust.send(map[string]any{"type": "handoff_request", "client_id": "h1"})
+	cust.until(handoffStatus("queued"))
+	tk := e.escalated(conv)
+	e.tick()
+	agent.until(ticketEvent("ticket.offered"))
+	agent.send(map[string]any{"type": "accept", "ticket_id": tk.ID, "ref": "a1"})
+	agent.until(answer("a1"))
+	cust.until(handoffStatus("assigned"))
+
+	lose.Store(true)
+	agent.send(map[string]any{"type": "resolve", "ticket_id": tk.ID, "ref": "r1"})
+	if f, _ := agent.until(answer("r1")); f.Type != "ok" {
+		t.Fatalf("resolve: %s", f.raw)
+	}
+	if err := e.Engine.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cv, err := e.Chat.Conversation(ctx, conv); err != nil || cv.Mode != tandem.ModeHuman {
+		t.Fatalf("the test lost no event: conversation %+v, %v", cv, err)
+	}
+
+	cust.send(map[string]any{"type": "message", "client_id": "m1", "text": "anyone there?"})
+	cust.all(isType("ack"), messageFrom(tandem.AuthorSystem, "back with the assistant"), handoffStatus("returned"),
+		messageFrom(tandem.AuthorBot, "bot: anyone there?"))
+	if cv, err := e.Chat.Conversation(ctx, conv); err != nil || cv.Mode != tandem.ModeBot {
+		t.Fatalf("conversation after the repair: %+v, %v", cv, err)
+	}
+
+	cust.send(map[string]any{"type": "handoff_request", "client_id": "h2"})
+	cust.until(handoffStatus("queued"))
+	if tk2 := e.escalated(conv); tk2.ID == tk.ID {
+		t.Fatalf("the old ticket %s was reused", tk.ID)
+	}
 }

@@ -275,7 +275,7 @@ func (c *Console) notifyCustomer(ctx context.Context, e handoff.Event) {
 		err = c.chat.HandoffStatus(ctx, conv, gateway.HandoffStatus{Status: gateway.HandoffAssigned, AgentName: e.AgentName, AgentID: e.AgentID})
 	case handoff.EventTransferred, handoff.EventRequeued:
 		// Customer messages from now until the next agent joins are kept
-		// for that agent (Handoff.HoldForAgent), not answered by the bot.
+		// for that agent (Handoff.HandoffState), not answered by the bot.
 		msg := "Your agent had to leave; connecting you with another agent. Your messages will be passed on to them."
 		if e.Type == handoff.EventTransferred {
 			msg = "Transferring you to another agent. Your messages will be passed on to them."

@@ -62,6 +62,9 @@ type nodeOpts struct {
 	store handoff.Store
 	log   gateway.ConvLog
 	bus   gateway.Bus
+	// drop, when set, loses the handoff events it returns true for (as a
+	// full event buffer or a node stopped before publishing would).
+	drop func(handoff.Event) bool
 }
 
 func newNode(t *testing.T, o nodeOpts) *env {
@@ -81,7 +84,15 @@ func newNode(t *testing.T, o nodeOpts) *env {
 	}
 	late := &console.LateNotifier{}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng, err := handoff.New(o.store, handoff.Config{Node: o.name, Clock: clock, Notifier: late, Logger: logger, BcryptCost: 4})
+	var notifier handoff.Notifier = late
+	if o.drop != nil {
+		notifier = handoff.NotifierFunc(func(ctx context.Context, e handoff.Event) {
+			if !o.drop(e) {
+				late.Notify(ctx, e)
+			}
+		})
+	}
+	eng, err := handoff.New(o.store, handoff.Config{Node: o.name, Clock: clock, Notifier: notifier, Logger: logger, BcryptCost: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

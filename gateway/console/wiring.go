@@ -22,9 +22,9 @@ type Handoff struct {
 }
 
 var (
-	_ gateway.Handoff      = (*Handoff)(nil)
-	_ gateway.ContactTaker = (*Handoff)(nil)
-	_ gateway.AgentHold    = (*Handoff)(nil)
+	_ gateway.Handoff       = (*Handoff)(nil)
+	_ gateway.ContactTaker  = (*Handoff)(nil)
+	_ gateway.HandoffStater = (*Handoff)(nil)
 )
 
 // SetChat binds the chat whose conversations are escalated.
@@ -69,31 +69,32 @@ func (h *Handoff) CancelHandoff(ctx context.Context, conversationID string) erro
 	return err
 }
 
-// HoldForAgent implements gateway.AgentHold: customer messages wait for
-// the next agent while the open ticket is back in the queue (or offered)
-// after an agent had it — its transitions include an assignment. Before
-// any agent joined, the bot keeps answering.
-func (h *Handoff) HoldForAgent(ctx context.Context, conversationID string) (bool, error) {
+// HandoffState implements gateway.HandoffStater from the engine's store:
+// whether the conversation has an open ticket, and whether customer
+// messages wait for the next agent — the ticket is assigned, or is back in
+// the queue (or offered) after an agent had it: its transitions include an
+// assignment. Before any agent joined, the bot keeps answering.
+func (h *Handoff) HandoffState(ctx context.Context, conversationID string) (gateway.HandoffState, error) {
 	t, err := h.Engine.OpenTicket(ctx, conversationID)
 	if tandem.ErrorCode(err) == tandem.ENOTFOUND {
-		return false, nil
+		return gateway.HandoffState{}, nil
 	}
 	if err != nil {
-		return false, err
+		return gateway.HandoffState{}, err
 	}
 	if t.State == tandem.TicketAssigned {
-		return true, nil
+		return gateway.HandoffState{Open: true, Held: true}, nil
 	}
 	trs, err := h.Engine.Transitions(ctx, t.ID)
 	if err != nil {
-		return false, err
+		return gateway.HandoffState{}, err
 	}
 	for _, tr := range trs {
 		if tr.To == tandem.TicketAssigned {
-			return true, nil
+			return gateway.HandoffState{Open: true, Held: true}, nil
 		}
 	}
-	return false, nil
+	return gateway.HandoffState{Open: true}, nil
 }
 
 // AgentAccess is gateway.ChatDeps.AgentAccess: an agent may read a
