@@ -209,7 +209,7 @@ func (e *Extractor) dates(s string, h *hints, ref time.Time, cs []candidate) []c
 				sec = atoi(s[m[12]:m[13]])
 			}
 			if h <= 23 && mi <= 59 && sec <= 59 {
-				ts = append(ts, temporal{st: m[0], en: m[1], kind: tDateTime, day: t.Add(time.Duration(h)*time.Hour + time.Duration(mi)*time.Minute + time.Duration(sec)*time.Second)})
+				ts = append(ts, temporal{st: m[0], en: m[1], kind: tDateTime, day: atClock(t, h, mi, sec)})
 				continue
 			}
 		}
@@ -439,7 +439,7 @@ func (e *Extractor) dates(s string, h *hints, ref time.Time, cs []candidate) []c
 			if d.tonight && h < 12 && h >= 1 {
 				h += 12
 			}
-			at := d.day.Add(time.Duration(h)*time.Hour + time.Duration(t.m)*time.Minute + time.Duration(t.s)*time.Second)
+			at := atClock(d.day, h, t.m, t.s)
 			ts = append(ts, temporal{st: st, en: en, kind: tDateTime, day: at})
 		}
 		for g := 0; g <= maxGap && d.en+g <= len(s); g++ {
@@ -489,4 +489,12 @@ func twoDigits(n int) string {
 		return "0" + strconv.Itoa(n)
 	}
 	return strconv.Itoa(n)
+}
+
+// atClock is the wall-clock time h:m:s on day's date in day's location.
+// (Adding hours to midnight would be an hour off on the days daylight
+// saving time starts or ends.)
+func atClock(day time.Time, h, m, s int) time.Time {
+	y, mo, d := day.Date()
+	return time.Date(y, mo, d, h, m, s, 0, day.Location())
 }

@@ -87,6 +87,10 @@ type IDPattern struct {
 	Type   string `json:"type" yaml:"type"`
 	Expr   string `json:"expr" yaml:"expr"`
 	Prefix string `json:"prefix,omitempty" yaml:"prefix,omitempty"`
+	// RequireDigit drops matches whose id (the "id" group, else the span)
+	// has no digit: free-form patterns such as "order number <id>" would
+	// otherwise take the next word ("order number please").
+	RequireDigit bool `json:"require_digit,omitempty" yaml:"require_digit,omitempty"`
 }
 
 // DefaultIDPatterns are the order and ticket id patterns used when
@@ -94,10 +98,10 @@ type IDPattern struct {
 func DefaultIDPatterns() []IDPattern {
 	return []IDPattern{
 		{Type: TypeOrderID, Expr: `(?i)\bORD(?:ER)?[-_ ]?(?P<id>\d{4,12})\b`, Prefix: "ORD-"},
-		{Type: TypeOrderID, Expr: `(?i)\border\s+(?:number|no\.?|nr\.?|id|#)\s*:?\s*(?P<span>#?(?P<id>[A-Z0-9][A-Z0-9-]{3,19}))\b`},
+		{Type: TypeOrderID, Expr: `(?i)\border\s+(?:number|no\.?|nr\.?|id|#)\s*:?\s*(?P<span>#?(?P<id>[A-Z0-9][A-Z0-9-]{3,19}))\b`, RequireDigit: true},
 		{Type: TypeOrderID, Expr: `(?:^|[^\w&])(?P<span>#(?P<id>\d{4,12}))\b`},
 		{Type: TypeTicketID, Expr: `(?i)\b(?:TCK|TKT|TICKET)[-_ ]?(?P<id>\d{3,12})\b`, Prefix: "TCK-"},
-		{Type: TypeTicketID, Expr: `(?i)\b(?:ticket|case)\s+(?:number|no\.?|nr\.?|id|#)\s*:?\s*(?P<span>#?(?P<id>[A-Z0-9][A-Z0-9-]{2,19}))\b`, Prefix: "TCK-"},
+		{Type: TypeTicketID, Expr: `(?i)\b(?:ticket|case)\s+(?:number|no\.?|nr\.?|id|#)\s*:?\s*(?P<span>#?(?P<id>[A-Z0-9][A-Z0-9-]{2,19}))\b`, Prefix: "TCK-", RequireDigit: true},
 	}
 }
 
@@ -182,6 +186,7 @@ type idRule struct {
 	prefix string
 	span   int // submatch index of "span", -1 if none
 	id     int // submatch index of "id", -1 if none
+	digit  bool
 }
 
 type regexRule struct {
@@ -238,7 +243,7 @@ func New(cfg Config) (*Extractor, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rules: id pattern %d (%s): %w", i, p.Type, err)
 		}
-		e.ids = append(e.ids, idRule{typ: p.Type, re: re, prefix: p.Prefix, span: re.SubexpIndex("span"), id: re.SubexpIndex("id")})
+		e.ids = append(e.ids, idRule{typ: p.Type, re: re, prefix: p.Prefix, span: re.SubexpIndex("span"), id: re.SubexpIndex("id"), digit: p.RequireDigit})
 	}
 	types := make([]string, 0, len(cfg.Regexes))
 	for t := range cfg.Regexes {
@@ -572,11 +577,18 @@ func (e *Extractor) idents(s string, cs []candidate) []candidate {
 			if en <= st {
 				continue
 			}
+			raw := s[st:en]
+			if r.id >= 0 && m[2*r.id] >= 0 {
+				raw = s[m[2*r.id]:m[2*r.id+1]]
+			}
+			if r.digit && !strings.ContainsAny(raw, "0123456789") {
+				continue
+			}
 			var value string
 			if r.id >= 0 && m[2*r.id] >= 0 {
-				value = r.prefix + strings.ToUpper(s[m[2*r.id]:m[2*r.id+1]])
+				value = r.prefix + strings.ToUpper(raw)
 			} else {
-				value = r.prefix + strings.ToUpper(strings.Join(strings.Fields(s[st:en]), ""))
+				value = r.prefix + strings.ToUpper(strings.Join(strings.Fields(raw), ""))
 			}
 			cs = append(cs, candidate{start: st, end: en, typ: r.typ, value: value, source: SourceRule, prio: prioID})
 		}

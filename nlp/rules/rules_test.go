@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	_ "time/tzdata" // America/New_York on a machine without a zone database
 	"unicode/utf8"
 
 	"github.com/tandem-chat/tandem"
@@ -110,6 +111,11 @@ func TestIDs(t *testing.T) {
 		{"order number: AB-9921X", []string{"order_id:AB-9921X=AB-9921X"}},
 		{"ticket TCK-778 and ticket no. 4521", []string{"ticket_id:TCK-778=TCK-778", "ticket_id:4521=TCK-4521"}},
 		{"issue #12", nil}, // too short for an order id
+		// Free-form ids need a digit: the next word is not an id (a digit
+		// elsewhere in the text used to let it through).
+		{"order number please, I ordered 2 items", nil},
+		{"case number unknown, 3 items", nil},
+		{"case id ab-12", []string{"ticket_id:ab-12=TCK-AB-12"}},
 		{"a&#123456;b", nil},
 	} {
 		check(t, x, c.in, c.want...)
@@ -337,5 +343,31 @@ func BenchmarkExtractPlain(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		x.Extract(s, ref)
+	}
+}
+
+// TestDateTimesAcrossDST: a time of day on the day daylight saving time
+// starts or ends is that wall-clock time, not midnight plus so many hours.
+func TestDateTimesAcrossDST(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatalf("time zone database: %v", err)
+	}
+	x := Default()
+	for _, c := range []struct {
+		ref  time.Time
+		in   string
+		want string
+	}{
+		// 2026-03-08: clocks go from 02:00 EST to 03:00 EDT.
+		{time.Date(2026, 3, 7, 18, 0, 0, 0, ny), "tomorrow at 10am", "datetime:tomorrow at 10am=2026-03-08T10:00:00-04:00"},
+		{time.Date(2026, 3, 7, 18, 0, 0, 0, ny), "2026-03-08 10:30", "datetime:2026-03-08 10:30=2026-03-08T10:30:00-04:00"},
+		// 2026-11-01: clocks go from 02:00 EDT back to 01:00 EST.
+		{time.Date(2026, 10, 31, 18, 0, 0, 0, ny), "tomorrow at 3pm", "datetime:tomorrow at 3pm=2026-11-01T15:00:00-05:00"},
+	} {
+		got := summary(x.Extract(c.in, c.ref))
+		if strings.Join(got, " | ") != c.want {
+			t.Errorf("Extract(%q) at %s\n got: %q\nwant: %q", c.in, c.ref, got, c.want)
+		}
 	}
 }
