@@ -20,6 +20,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -40,7 +41,11 @@ type Options struct {
 	Sessions  int     // concurrent ONNX Runtime calls (default GOMAXPROCS; at most 4 distinct sessions, shared beyond)
 	TopK      int     // intents in NLU.Ranking (default 5)
 	MaxBatch  int     // texts per ONNX Runtime call (default 8: larger calls are slower per text, their [batch x features x hidden] intermediate falls out of cache)
-	Threshold float64 // overrides the manifest's out-of-scope threshold when > 0 (in the units of the model's score, Classifier.Score)
+	// Threshold, when non-nil, overrides the manifest's out-of-scope
+	// threshold, in the units of the model's score (Classifier.Score): a
+	// probability in [0, 1] for max_prob, any finite log ratio (0 and
+	// negative values included) for oos_log_ratio.
+	Threshold *float64
 }
 
 // Classifier runs a model directory's intent model.
@@ -122,8 +127,14 @@ func LoadClassifier(rt *models.Runtime, dir string, opt Options) (*Classifier, e
 	default:
 		return nil, fmt.Errorf("nlp: %s: out-of-scope score %q unknown to this build (want %q or %q)", dir, me.Score, intent.ScoreMaxProb, intent.ScoreOOSLogRatio)
 	}
-	if opt.Threshold > 0 {
-		c.threshold = opt.Threshold
+	if t := opt.Threshold; t != nil {
+		switch {
+		case math.IsNaN(*t) || math.IsInf(*t, 0):
+			return nil, fmt.Errorf("nlp: threshold %v is not a finite number", *t)
+		case c.score == intent.ScoreMaxProb && (*t < 0 || *t > 1):
+			return nil, fmt.Errorf("nlp: threshold %v: the model's score is %s, a probability; want a value in [0, 1]", *t, c.score)
+		}
+		c.threshold = *t
 	}
 	if opt.TopK > 0 {
 		c.topK = opt.TopK

@@ -3,6 +3,7 @@ package nlp
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -281,6 +282,23 @@ func TestClassifierOOSScore(t *testing.T) {
 		}
 	}
 	c.Close()
+	// A log-ratio threshold may be overridden with 0 or a negative value
+	// (0 was taken for "the model's" and negative values were ignored).
+	for _, th := range []float64{0, -2.5} {
+		c, err := LoadClassifier(rt, dir, Options{Threshold: &th})
+		if err != nil {
+			t.Fatalf("threshold %v: %v", th, err)
+		}
+		if c.Threshold() != th {
+			t.Fatalf("threshold %v requested, %v in use", th, c.Threshold())
+		}
+		c.Close()
+	}
+	for _, th := range []float64{math.NaN(), math.Inf(1)} {
+		if _, err := LoadClassifier(rt, dir, Options{Threshold: &th}); err == nil {
+			t.Fatalf("threshold %v accepted", th)
+		}
+	}
 	// A directory written before the manifest named the score: max_prob.
 	man, err := models.ReadManifest(dir)
 	if err != nil {
@@ -298,6 +316,11 @@ func TestClassifierOOSScore(t *testing.T) {
 	}
 	if c.Score() != intent.ScoreMaxProb {
 		t.Fatalf("score %q, want %q", c.Score(), intent.ScoreMaxProb)
+	}
+	for _, th := range []float64{-0.1, 1.5} {
+		if _, err := LoadClassifier(rt, dir, Options{Threshold: &th}); err == nil || !strings.Contains(err.Error(), "[0, 1]") {
+			t.Fatalf("probability threshold %v: %v", th, err)
+		}
 	}
 	n, err := c.Classify(ctx, "hello alice")
 	if err != nil {

@@ -65,7 +65,7 @@ func runEvalNLU(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		spec      = fs.String("data", "", "evaluation data SPEC")
 		asJSON    = fs.Bool("json", false, "print one JSON object")
 		oos       = fs.String("oos-label", "", "label the data uses for out-of-scope examples")
-		threshold = fs.Float64("threshold", 0, "override the model's out-of-scope threshold, in the units of its score (0 = the model's)")
+		threshold = fs.Float64("threshold", 0, "override the model's out-of-scope threshold, in the units of its score: a probability for max_prob, a log ratio (may be 0 or negative) for oos_log_ratio (default: the model's)")
 		lib       = fs.String("onnxruntime-lib", defaultORTLib(), "ONNX Runtime shared library (env ONNXRUNTIME_LIB)")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -90,7 +90,13 @@ func runEvalNLU(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("eval: %w", err)
 	}
 	defer rt.Close()
-	clf, err := nlp.LoadClassifier(rt, *modelDir, nlp.Options{Threshold: *threshold})
+	var opt nlp.Options
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "threshold" {
+			opt.Threshold = threshold
+		}
+	})
+	clf, err := nlp.LoadClassifier(rt, *modelDir, opt)
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}

@@ -148,6 +148,8 @@ func TestBadFiles(t *testing.T) {
 		{"csv invalid utf8", "csv", "a.csv", "hello,greet\nb\xc3ye,bye\n", 2, "invalid UTF-8"},
 		{"csv columns", "csv", "a.csv", "hello,greet\nbye\n", 2, "want 2 columns"},
 		{"clinc empty intent", "clinc150", "c.json", "{\"train\": [\n  [\"hi\", \"greet\"],\n  [\"yo\", \"\"]\n]}", 3, "empty intent"},
+		{"clinc wrong type", "clinc150", "c.json", "{\"train\": [\n  [\"hi\", \"greet\"],\n  [\"hello\", \"greet\"],\n  [\"yo\",\n   5]\n]}", 5, "unexpected JSON value"},
+		{"clinc wrong type, first", "clinc150", "c.json", "{\"train\": [\n\n  [\"hi\", 5]\n]}", 3, "unexpected JSON value"},
 		{"clinc syntax", "clinc150", "c.json", "{\"train\": [\n  [\"hi\", \"greet\"],\n  [\"yo\" \"x\"]\n]}", 3, "invalid JSON"},
 	}
 	for _, tc := range tests {

@@ -28,6 +28,29 @@ func jsonErr(path string, b []byte, dec *json.Decoder, err error) error {
 	return fileErr(path, lineAt(b, dec.InputOffset()), "invalid JSON: %v", err)
 }
 
+// decodeValue decodes the next value of dec into v. On a type error the
+// line is that of the offending value: encoding/json's Decoder reports
+// UnmarshalTypeError.Offset relative to the value being decoded, which
+// starts after the separating comma.
+func decodeValue(path string, b []byte, dec *json.Decoder, v any) error {
+	base := dec.InputOffset()
+	for base < int64(len(b)) && (b[base] == ' ' || b[base] == '\t' || b[base] == '\n' || b[base] == '\r') {
+		base++
+	}
+	if base < int64(len(b)) && b[base] == ',' {
+		base++
+	}
+	err := dec.Decode(v)
+	if err == nil {
+		return nil
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fileErr(path, lineAt(b, base+te.Offset), "unexpected JSON value: %v", te)
+	}
+	return jsonErr(path, b, dec, err)
+}
+
 // expectDelim reads one JSON token and checks it is the delimiter want.
 func expectDelim(path string, b []byte, dec *json.Decoder, want json.Delim) error {
 	tok, err := dec.Token()
@@ -82,8 +105,8 @@ func loadCLINC(s Spec) (*Dataset, error) {
 		idx, use := want[key]
 		if !use {
 			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
-				return nil, jsonErr(s.Path, b, dec, err)
+			if err := decodeValue(s.Path, b, dec, &skip); err != nil {
+				return nil, err
 			}
 			continue
 		}
@@ -94,8 +117,8 @@ func loadCLINC(s Spec) (*Dataset, error) {
 		for dec.More() {
 			line := lc.at(dec.InputOffset())
 			var pair []string
-			if err := dec.Decode(&pair); err != nil {
-				return nil, jsonErr(s.Path, b, dec, err)
+			if err := decodeValue(s.Path, b, dec, &pair); err != nil {
+				return nil, err
 			}
 			if len(pair) != 2 {
 				return nil, fileErr(s.Path, line, "split %s: want [text, intent], got %d fields", key, len(pair))
@@ -217,8 +240,8 @@ func loadSNIPSFile(path string) ([]Example, error) {
 					Entity string  `json:"entity"`
 				} `json:"data"`
 			}
-			if err := dec.Decode(&utt); err != nil {
-				return nil, jsonErr(path, b, dec, err)
+			if err := decodeValue(path, b, dec, &utt); err != nil {
+				return nil, err
 			}
 			var sb strings.Builder
 			ex := Example{Intent: intent}
@@ -378,8 +401,8 @@ func loadNLUPPFile(path string, slotTypes map[string]bool) ([]Example, error) {
 				Values json.RawMessage `json:"values"`
 			} `json:"slots"`
 		}
-		if err := dec.Decode(&raw); err != nil {
-			return nil, jsonErr(path, b, dec, err)
+		if err := decodeValue(path, b, dec, &raw); err != nil {
+			return nil, err
 		}
 		if raw.Text == nil {
 			return nil, fileErr(path, line, "example without \"text\"")
