@@ -38,9 +38,9 @@ import (
 
 // Options configure a Classifier. Zero values mean the defaults.
 type Options struct {
-	Sessions  int     // concurrent ONNX Runtime calls (default GOMAXPROCS; at most 4 distinct sessions, shared beyond)
-	TopK      int     // intents in NLU.Ranking (default 5)
-	MaxBatch  int     // texts per ONNX Runtime call (default 8: larger calls are slower per text, their [batch x features x hidden] intermediate falls out of cache)
+	Sessions int // concurrent ONNX Runtime calls (default GOMAXPROCS; at most 4 distinct sessions, shared beyond)
+	TopK     int // intents in NLU.Ranking (default 5)
+	MaxBatch int // texts per ONNX Runtime call (default 8: larger calls are slower per text, their [batch x features x hidden] intermediate falls out of cache)
 	// Threshold, when non-nil, overrides the manifest's out-of-scope
 	// threshold, in the units of the model's score (Classifier.Score): a
 	// probability in [0, 1] for max_prob, any finite log ratio (0 and
