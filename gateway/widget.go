@@ -314,6 +314,13 @@ func (s *widgetSession) message(ctx context.Context, c *Conn, f ClientFrame) {
 		c.SendError(err, f.ClientID)
 		return
 	}
+	if dup && (stored.Author != m.Author || stored.Kind != m.Kind || stored.Text != m.Text) {
+		// An idempotency key is one message: a different message under a
+		// used key would otherwise be acknowledged and silently dropped.
+		c.SendError(tandem.Errorf(tandem.ECONFLICT, "client_id %q was already used for a different message (seq %d); send a new message with a new client_id",
+			f.ClientID, stored.Seq), f.ClientID)
+		return
+	}
 	// Who answers is decided when the message is stored, before the ack
 	// (so a client that saw the ack knows the decision was made): a message
 	// written while an agent has the conversation is for the agent, even if
@@ -416,8 +423,8 @@ func (s *widgetSession) cancelHandoff(ctx context.Context, c *Conn, f ClientFram
 	c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: stored.Seq, Duplicate: dup})
 }
 
-// recent finds a message by idempotency key among the conversation's last
-// 50 messages.
+// recent finds a customer's request to go back to the bot by idempotency
+// key among the conversation's last 50 messages.
 func (s *widgetSession) recent(ctx context.Context, clientID string) (tandem.Message, bool) {
 	conv, err := s.chat.log.Conversation(ctx, s.p.ConversationID)
 	if err != nil {
@@ -428,7 +435,7 @@ func (s *widgetSession) recent(ctx context.Context, clientID string) (tandem.Mes
 		return tandem.Message{}, false
 	}
 	for _, m := range ms {
-		if m.ClientID == clientID {
+		if m.ClientID == clientID && m.Kind == "handoff_cancel" {
 			return m, true
 		}
 	}

@@ -118,6 +118,37 @@ func TestDuplicateClientIDAckedOnceProcessedOnce(t *testing.T) {
 	}
 }
 
+// TestReusedClientIDForAnotherMessage: a client_id names one message. A
+// different message (other text, or a request for a person) under a used
+// client_id is refused with conflict instead of being acknowledged as a
+// duplicate and dropped; nothing is logged or escalated for it.
+func TestReusedClientIDForAnotherMessage(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	c.send(map[string]any{"type": "message", "client_id": "k1", "text": "hello"})
+	c.until(messageFrom(tandem.AuthorBot))
+	for _, fr := range []map[string]any{
+		{"type": "message", "client_id": "k1", "text": "something else"},
+		{"type": "handoff_request", "client_id": "k1"},
+	} {
+		c.send(fr)
+		f, _ := c.until(func(f frame) bool { return f.Type == "ack" || f.Type == "error" })
+		if f.Type != "error" || f.Code != tandem.ECONFLICT || f.ClientID != "k1" {
+			t.Fatalf("%v under a used client_id: %s", fr, f.raw)
+		}
+	}
+	// The same message again is still a duplicate.
+	c.send(map[string]any{"type": "message", "client_id": "k1", "text": "hello"})
+	if f, _ := c.until(isType("ack")); !f.Duplicate || f.Seq != 1 {
+		t.Fatalf("resend: %s", f.raw)
+	}
+	msgs, _ := ts.Log.Messages(context.Background(), s.ConversationID, 0, 100)
+	if len(msgs) != 2 || len(ts.Handoff.escalated()) != 0 {
+		t.Fatalf("log has %d messages (want 2), escalations %v", len(msgs), ts.Handoff.escalated())
+	}
+}
+
 func TestResumeReplaysGapInOrder(t *testing.T) {
 	ts := startServer(t, serverOpts{})
 	s := ts.session(t, nil)
