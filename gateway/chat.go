@@ -398,6 +398,7 @@ func (c *Chat) Accept(w http.ResponseWriter, r *http.Request, h FrameHandler) {
 	ctx, cancel := context.WithCancel(context.Background())
 	conn := &Conn{
 		ephemeral: rate.NewLimiter(ephemeralRate, ephemeralBurst),
+		pings:     rate.NewLimiter(pingRate, pingBurst),
 		id:        newID("k"), chat: c, ws: ws, ip: ip, handler: h, ctx: ctx, cancel: cancel,
 		queue: make(chan outItem, c.cfg.SendQueue), closeReq: make(chan closeRequest, 1), readDone: make(chan struct{}),
 	}

@@ -61,6 +61,7 @@ type Conn struct {
 	helloBy time.Time   // before that, the read deadline never moves past this
 
 	ephemeral *rate.Limiter // AllowEphemeral's budget
+	pings     *rate.Limiter // AllowPing's budget
 
 	mu      sync.Mutex // guards follows
 	follows map[string]func()
@@ -151,6 +152,24 @@ const (
 	ephemeralRate  = 5
 	ephemeralBurst = 10
 )
+
+// Pings: a client needs one every heartbeat (tens of seconds); a burst of
+// pingBurst, then pingRate per second, are answered. More are dropped
+// unanswered (counted in tandem_ws_rejected_total{limit="ping_rate"}), so a
+// ping flood cannot make the server encode and write a pong per frame.
+const (
+	pingRate  = 1
+	pingBurst = 5
+)
+
+// AllowPing reports whether a ping may be answered now.
+func (c *Conn) AllowPing() bool {
+	if c.pings.Allow() {
+		return true
+	}
+	c.chat.metrics.rejected.WithLabelValues("ping_rate").Inc()
+	return false
+}
 
 // AllowEphemeral reports whether the connection may publish one more
 // ephemeral frame now.

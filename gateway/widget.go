@@ -231,7 +231,9 @@ func (s *widgetSession) HandleFrame(ctx context.Context, c *Conn, data []byte) {
 			_ = s.chat.Publish(ctx, conv, c.ID(), ReadFrame{Type: FrameRead, ConversationID: conv, Author: tandem.AuthorCustomer, Seq: f.Seq})
 		}
 	case FramePing:
-		c.Send(PongFrame{Type: FramePong, ID: f.ID})
+		if c.AllowPing() {
+			c.Send(PongFrame{Type: FramePong, ID: f.ID})
+		}
 	}
 }
 

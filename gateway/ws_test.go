@@ -67,6 +67,34 @@ func TestMessageAckAndBotAnswer(t *testing.T) {
 	}
 }
 
+// TestPingFloodIsNotAnsweredInFull: pings beyond the per-connection budget
+// are dropped unanswered and counted; the connection keeps working.
+func TestPingFloodIsNotAnsweredInFull(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	const flood = 300
+	for i := range flood {
+		c.send(map[string]any{"type": "ping", "id": fmt.Sprint(i)})
+	}
+	// The message's ack comes after every pong the flood earned.
+	c.send(map[string]any{"type": "message", "client_id": "after", "text": "still here"})
+	_, before := c.until(func(f frame) bool { return f.Type == "ack" && f.ClientID == "after" })
+	pongs := 0
+	for _, f := range before {
+		if f.Type == "pong" {
+			pongs++
+		}
+	}
+	if pongs == 0 || pongs >= flood {
+		t.Fatalf("%d pongs for %d pings; want some answered and the flood dropped", pongs, flood)
+	}
+	code, body := ts.get(t, "/metrics", "")
+	if code != 200 || !strings.Contains(body, `tandem_ws_rejected_total{limit="ping_rate"}`) {
+		t.Fatalf("metrics (%d) lack the ping_rate rejections", code)
+	}
+}
+
 func TestStreamedAnswer(t *testing.T) {
 	ts := startServer(t, serverOpts{bot: streamBot{}})
 	s := ts.session(t, nil)

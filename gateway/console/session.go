@@ -192,7 +192,9 @@ func (s *session) handle(ctx context.Context, f ClientFrame) error {
 	case FrameHello:
 		return tandem.Errorf(tandem.EINVALID, "already said hello")
 	case FramePing:
-		s.conn.Send(PongFrame{Type: FramePong, ID: f.ID})
+		if s.conn.AllowPing() {
+			s.conn.Send(PongFrame{Type: FramePong, ID: f.ID})
+		}
 	case FramePresence:
 		if _, err := c.eng.SetPresence(ctx, s.agent.ID, tandem.Presence(f.Status)); err != nil {
 			return err
