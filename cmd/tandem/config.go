@@ -181,6 +181,9 @@ func (c Config) Validate() error {
 	if c.EmbeddingsURL != "" && (c.EmbeddingsModel == "" || c.EmbeddingsDim <= 0 || c.EmbeddingsDim > 16000) {
 		bad("EMBEDDINGS_MODEL/EMBEDDINGS_DIM", fmt.Sprintf("%s/%d", c.EmbeddingsModel, c.EmbeddingsDim), "a model name and dimensions between 1 and 16000 when EMBEDDINGS_BASE_URL is set")
 	}
+	if _, err := parseSites(c.Sites); err != nil {
+		errs = append(errs, fmt.Errorf("invalid TANDEM_SITES (--sites): %w", err))
+	}
 	if _, err := parseProxies(c.TrustedProxies); err != nil {
 		bad("TANDEM_TRUSTED_PROXIES (--trusted-proxies)", c.TrustedProxies, "comma-separated CIDRs or IP addresses, e.g. 10.0.0.0/8,192.168.1.5")
 	}

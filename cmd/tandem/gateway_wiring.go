@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -87,21 +89,35 @@ func (m *Main) wireGateway(ctx context.Context, bot gateway.Bot, handoff gateway
 // be empty: no verified identities for that site).
 func parseSites(s string) (gateway.StaticSites, error) {
 	sites := gateway.StaticSites{}
-	for _, entry := range strings.Split(s, ";") {
+	for i, entry := range strings.Split(s, ";") {
 		entry = strings.TrimSpace(entry)
 		if entry == "" {
 			continue
 		}
+		// Errors never quote the entry: it holds the site's secret.
 		key, rest, ok := strings.Cut(entry, "=")
-		secret, origins, ok2 := strings.Cut(rest, "@")
-		if !ok || !ok2 || key == "" || origins == "" {
-			return nil, fmt.Errorf("entry %q: want key=secret@origin[,origin]", key)
+		at := strings.LastIndexByte(rest, '@') // the secret may contain '@' or '='; origins do not
+		if !ok || at < 0 {
+			return nil, fmt.Errorf("entry %d: want key=secret@origin[,origin] (secret may be empty)", i+1)
 		}
+		key = strings.TrimSpace(key)
+		if !validSiteKey(key) {
+			return nil, fmt.Errorf("entry %d: site key must be 1-64 letters, digits, '-' or '_'", i+1)
+		}
+		secret, origins := rest[:at], rest[at+1:]
 		site := gateway.Site{Key: key, Name: key, Secret: []byte(secret)}
 		for _, o := range strings.Split(origins, ",") {
-			if o = strings.TrimSpace(o); o != "" {
-				site.AllowedOrigins = append(site.AllowedOrigins, o)
+			o = strings.TrimSpace(o)
+			if o == "" {
+				continue
 			}
+			if err := checkOrigin(o); err != nil {
+				return nil, fmt.Errorf("site %q: origin %q: %w", key, o, err)
+			}
+			site.AllowedOrigins = append(site.AllowedOrigins, o)
+		}
+		if len(site.AllowedOrigins) == 0 {
+			return nil, fmt.Errorf("site %q: no origin (want *, self or scheme://host[:port])", key)
 		}
 		if _, dup := sites[key]; dup {
 			return nil, fmt.Errorf("site %q listed twice", key)
@@ -109,4 +125,30 @@ func parseSites(s string) (gateway.StaticSites, error) {
 		sites[key] = site
 	}
 	return sites, nil
+}
+
+func validSiteKey(k string) bool {
+	if k == "" || len(k) > 64 {
+		return false
+	}
+	for _, r := range k {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkOrigin accepts what gateway.Site.OriginAllowed can match: "*",
+// "self", or a browser origin scheme://host[:port] (no path, query or
+// user info).
+func checkOrigin(o string) error {
+	if o == "*" || o == "self" {
+		return nil
+	}
+	u, err := url.Parse(strings.TrimRight(o, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" {
+		return errors.New("want *, self or scheme://host[:port], e.g. https://shop.example")
+	}
+	return nil
 }

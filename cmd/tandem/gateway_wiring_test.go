@@ -108,9 +108,25 @@ func TestParseSites(t *testing.T) {
 	if err != nil || len(sites) != 2 || len(sites["a"].AllowedOrigins) != 2 || string(sites["a"].Secret) != "x" || sites["b"].AllowedOrigins[0] != "*" {
 		t.Fatalf("sites = %+v, %v", sites, err)
 	}
-	for _, bad := range []string{"a", "a=x", "=x@*", "a=x@*;a=y@*"} {
+	for _, bad := range []string{"a", "a=x", "=x@*", "a=x@*;a=y@*", "a=x@", "a b=x@*", "a=x@ftp://a.example",
+		"a=x@https://a.example/path", "a=x@a.example"} {
 		if _, err := parseSites(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+	// A secret may hold '@' and '='; errors never show it.
+	sites, err = parseSites("a=s3cr@t==@https://a.example/")
+	if err != nil || string(sites["a"].Secret) != "s3cr@t==" {
+		t.Fatalf("secret with @ and =: %+v, %v", sites, err)
+	}
+	for _, bad := range []string{"topsecret@https://a.example", "a=topsecret@https://a.example/p", "a=topsecret@"} {
+		if _, err := parseSites(bad); err == nil || strings.Contains(err.Error(), "topsecret") {
+			t.Errorf("%q: error %v shows the secret", bad, err)
+		}
+	}
+	// Checked with the other settings, before anything is loaded.
+	cfg := Config{Sites: "mysecret@https://a.example"}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "TANDEM_SITES") || strings.Contains(err.Error(), "mysecret") {
+		t.Fatalf("Validate: %v", err)
 	}
 }
