@@ -300,45 +300,27 @@ func (c *Chat) reconcile(ctx context.Context, cv tandem.Conversation) (tandem.Co
 		c.logger.Warn("handoff state", "conversation", cv.ID, "err", err)
 		return cv, HandoffState{}, false
 	}
-	if st.Open || c.escalatingNow(cv.ID) {
-		// (While this node escalates the conversation, its mode is queued
-		// before the ticket exists.)
+	if st.Open {
 		return cv, st, true
 	}
-	c.logger.Warn("conversation left in "+string(cv.Mode)+" mode without an open ticket (an event was lost); back to the bot",
-		"conversation", cv.ID, "mode", cv.Mode)
-	c.metrics.modeRepaired.Inc()
-	if err := c.HandoffStatus(ctx, cv.ID, HandoffStatus{Status: HandoffReturned}); err != nil {
+	// No open ticket. (The gateway sets queued mode only once the ticket
+	// is committed, see escalate, so this is not an escalation in
+	// progress.) Swap, so that a mode changed meanwhile is left alone.
+	now, swapped, err := c.log.SwapMode(ctx, cv.ID, cv.Mode, tandem.ModeBot, "")
+	if err != nil {
 		c.logger.Error("repair conversation mode", "conversation", cv.ID, "err", err)
 		return cv, st, true
 	}
-	if now, err := c.log.Conversation(ctx, cv.ID); err == nil {
-		return now, st, true
+	if !swapped {
+		return now, st, false // moved on meanwhile: what it is now is unknown to st
 	}
-	cv.Mode, cv.AgentID = tandem.ModeBot, ""
-	return cv, st, true
-}
-
-// escalatingNow reports whether this node is escalating the conversation.
-func (c *Chat) escalatingNow(convID string) bool {
-	c.escMu.Lock()
-	defer c.escMu.Unlock()
-	return c.escalating[convID] > 0
-}
-
-func (c *Chat) markEscalating(convID string, on bool) {
-	c.escMu.Lock()
-	defer c.escMu.Unlock()
-	if c.escalating == nil {
-		c.escalating = map[string]int{}
+	c.logger.Warn("conversation was left in "+string(cv.Mode)+" mode without an open ticket (a handoff event was lost); back to the bot",
+		"conversation", cv.ID, "mode", cv.Mode)
+	c.metrics.modeRepaired.Inc()
+	if err := c.announce(ctx, cv.ID, HandoffStatus{Status: HandoffReturned}, returnedNote); err != nil {
+		c.logger.Error("repair conversation mode: tell the customer", "conversation", cv.ID, "err", err)
 	}
-	if on {
-		c.escalating[convID]++
-		return
-	}
-	if c.escalating[convID]--; c.escalating[convID] <= 0 {
-		delete(c.escalating, convID)
-	}
+	return now, st, true
 }
 
 // normaliseData makes structured data look the same whether it comes from
@@ -364,19 +346,18 @@ func (c *Chat) escalate(ctx context.Context, conv tandem.Conversation, esc tande
 		unavailable()
 		return
 	}
-	c.markEscalating(conv.ID, true)
-	defer c.markEscalating(conv.ID, false)
-	if _, err := c.log.SetMode(ctx, conv.ID, tandem.ModeQueued, ""); err != nil {
-		c.logger.Error("escalate: set mode", "conversation", conv.ID, "err", err)
-		unavailable()
-		return
-	}
+	// The customer learns at once that a person was asked for; the mode
+	// changes only once the ticket is committed, so that a conversation in
+	// queued or human mode always had a ticket (reconcile relies on it).
 	_ = c.Publish(ctx, conv.ID, "", handoffFrame(conv.ID, HandoffStatus{Status: HandoffQueued}))
 	if err := c.handoff.Escalate(ctx, conv.ID, esc); err != nil {
 		c.logger.Error("escalate", "conversation", conv.ID, "err", err)
-		if _, err := c.log.SetMode(ctx, conv.ID, tandem.ModeBot, ""); err != nil {
-			c.logger.Error("escalate: reset mode", "conversation", conv.ID, "err", err)
-		}
 		unavailable()
+		return
+	}
+	// Swap: an agent may already have taken the ticket (human mode).
+	if _, _, err := c.log.SwapMode(ctx, conv.ID, conv.Mode, tandem.ModeQueued, ""); err != nil {
+		// The ticket is open; the engine's next event for it sets the mode.
+		c.logger.Error("escalate: set mode", "conversation", conv.ID, "err", err)
 	}
 }

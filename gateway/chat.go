@@ -302,7 +302,7 @@ func (c *Chat) HandoffStatus(ctx context.Context, conversationID string, st Hand
 		mode, agentID = tandem.ModeHuman, st.AgentID
 		note = "You are now chatting with " + nonEmpty(st.AgentName, "an agent") + "."
 	case HandoffReturned:
-		mode, note = tandem.ModeBot, "You are back with the assistant."
+		mode, note = tandem.ModeBot, returnedNote
 	case HandoffClosed:
 		mode, note = tandem.ModeClosed, "The conversation was closed. Write again any time."
 	case HandoffUnavailable:
@@ -314,6 +314,12 @@ func (c *Chat) HandoffStatus(ctx context.Context, conversationID string, st Hand
 			return err
 		}
 	}
+	return c.announce(ctx, conversationID, st, note)
+}
+
+// announce logs a handoff change's system note (when note is not empty;
+// st.Message replaces it) and publishes its handoff frame.
+func (c *Chat) announce(ctx context.Context, conversationID string, st HandoffStatus, note string) error {
 	if note != "" {
 		if st.Message != "" {
 			note = st.Message
@@ -329,6 +335,9 @@ func (c *Chat) HandoffStatus(ctx context.Context, conversationID string, st Hand
 	}
 	return c.Publish(ctx, conversationID, "", handoffFrame(conversationID, st))
 }
+
+// returnedNote is the system note of a conversation back with the bot.
+const returnedNote = "You are back with the assistant."
 
 func nonEmpty(s, def string) string {
 	if s == "" {

@@ -39,6 +39,10 @@ type ConvLog interface {
 	Messages(ctx context.Context, conversationID string, after int64, limit int) ([]tandem.Message, error)
 	// SetMode sets the conversation's mode and assigned agent ("" for none).
 	SetMode(ctx context.Context, id string, mode tandem.Mode, agentID string) (tandem.Conversation, error)
+	// SwapMode sets the mode and agent only if the conversation's mode is
+	// still from (compare-and-swap); it reports whether it did, with the
+	// conversation as it stands after the call.
+	SwapMode(ctx context.Context, id string, from, to tandem.Mode, agentID string) (tandem.Conversation, bool, error)
 }
 
 // MemLog is the in-memory ConvLog (the embedded default). It keeps
@@ -176,4 +180,21 @@ func (l *MemLog) SetMode(_ context.Context, id string, mode tandem.Mode, agentID
 	mc.conv.AgentID = agentID
 	mc.conv.UpdatedAt = l.now().UTC()
 	return mc.conv, nil
+}
+
+// SwapMode implements ConvLog.
+func (l *MemLog) SwapMode(_ context.Context, id string, from, to tandem.Mode, agentID string) (tandem.Conversation, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	mc, ok := l.convs[id]
+	if !ok {
+		return tandem.Conversation{}, false, tandem.Errorf(tandem.ENOTFOUND, "conversation not found")
+	}
+	if mc.conv.Mode != from {
+		return mc.conv, false, nil
+	}
+	mc.conv.Mode = to
+	mc.conv.AgentID = agentID
+	mc.conv.UpdatedAt = l.now().UTC()
+	return mc.conv, true, nil
 }

@@ -18,6 +18,9 @@ type storeHandoff struct {
 	entered chan string
 	mu      sync.Mutex
 	open    map[string]bool
+	// committed, when set, runs after the ticket is recorded, before
+	// Escalate returns (an agent quick enough to take it at once).
+	committed func(id string)
 }
 
 func (h *storeHandoff) Escalate(ctx context.Context, id string, _ tandem.Escalation) error {
@@ -28,8 +31,11 @@ func (h *storeHandoff) Escalate(ctx context.Context, id string, _ tandem.Escalat
 		return ctx.Err()
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.open[id] = true
+	h.mu.Unlock()
+	if h.committed != nil {
+		h.committed(id)
+	}
 	return nil
 }
 
@@ -40,11 +46,11 @@ func (h *storeHandoff) HandoffState(_ context.Context, id string) (gateway.Hando
 }
 
 // TestNoRepairWhileEscalating: the gateway puts a conversation in queued
-// mode before the handoff has committed its ticket. A customer message in
-// that window must not be mistaken for a lost event (no "back with the
-// assistant", the mode stays queued): the bot answers it while the
-// customer waits, as it does for any queued conversation before an agent
-// joins.
+// mode only once the handoff has committed its ticket. A customer message
+// while the handoff is still committing must not be mistaken for a lost
+// event (no "back with the assistant"): the bot answers it, as it does for
+// any queued conversation before an agent joins, and the conversation ends
+// up queued.
 func TestNoRepairWhileEscalating(t *testing.T) {
 	h := &storeHandoff{gate: make(chan struct{}), entered: make(chan string, 1), open: map[string]bool{}}
 	ts := startServer(t, serverOpts{handoffImpl: h})
@@ -54,7 +60,7 @@ func TestNoRepairWhileEscalating(t *testing.T) {
 	if id := <-h.entered; id != s.ConversationID {
 		t.Fatalf("escalated %s", id)
 	}
-	// The escalating turn is inside Escalate: the mode is queued, no ticket yet.
+	// The escalating turn is inside Escalate: no ticket yet.
 	c.send(map[string]any{"type": "message", "client_id": "m2", "text": "still there?"})
 	c.until(func(f frame) bool { return f.Type == "ack" && f.ClientID == "m2" })
 	close(h.gate)
@@ -83,5 +89,29 @@ func TestNoRepairWhileEscalating(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("tandem_handoff_mode_repaired_total is not registered")
+	}
+}
+
+// TestAgentFasterThanEscalate: an agent who takes the ticket before the
+// gateway's Escalate call returns has put the conversation in human mode;
+// the gateway's switch to queued must not undo that.
+func TestAgentFasterThanEscalate(t *testing.T) {
+	h := &storeHandoff{gate: make(chan struct{}), entered: make(chan string, 1), open: map[string]bool{}}
+	close(h.gate)
+	ts := startServer(t, serverOpts{handoffImpl: h})
+	h.committed = func(id string) {
+		if err := ts.Chat.HandoffStatus(context.Background(), id, gateway.HandoffStatus{Status: gateway.HandoffAssigned, AgentID: "a1", AgentName: "Sam"}); err != nil {
+			t.Error(err)
+		}
+	}
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	c.send(map[string]any{"type": "handoff_request", "client_id": "h1"})
+	<-h.entered
+	c.until(func(f frame) bool { return f.Type == "handoff" && f.Status == "assigned" })
+	ts.Chat.Shutdown(context.Background()) // waits for the escalating turn
+	conv, err := ts.Log.Conversation(context.Background(), s.ConversationID)
+	if err != nil || conv.Mode != tandem.ModeHuman || conv.AgentID != "a1" {
+		t.Fatalf("conversation = %+v, %v; want human with agent a1", conv, err)
 	}
 }

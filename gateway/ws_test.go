@@ -508,9 +508,15 @@ func TestEscalationAndHandoffStatus(t *testing.T) {
 	if got := ts.Handoff.escalated(); len(got) != 1 || got[0] != s.ConversationID {
 		t.Fatalf("escalated = %v", got)
 	}
-	conv, _ := ts.Log.Conversation(context.Background(), s.ConversationID)
-	if conv.Mode != tandem.ModeQueued {
-		t.Fatalf("mode = %s", conv.Mode)
+	// The mode changes once the handoff has the ticket (Escalate returned).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		conv, _ := ts.Log.Conversation(context.Background(), s.ConversationID)
+		if conv.Mode == tandem.ModeQueued {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mode = %s, want queued", conv.Mode)
+		}
 	}
 	// The engine reports a queue position, then an assignment.
 	ctx := context.Background()

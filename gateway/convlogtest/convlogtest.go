@@ -218,6 +218,19 @@ func Run(t *testing.T, newLog func(t *testing.T) gateway.ConvLog) {
 		if _, err := l.SetMode(ctx, "nope", tandem.ModeBot, ""); code(err) != tandem.ENOTFOUND {
 			t.Fatalf("set mode unknown: %v", err)
 		}
+		// Compare-and-swap: only from the expected mode.
+		if c, ok, err := l.SwapMode(ctx, "a", tandem.ModeBot, tandem.ModeQueued, ""); err != nil || ok || c.Mode != tandem.ModeClosed {
+			t.Fatalf("swap from the wrong mode = %+v, %v, %v; want not swapped, closed", c, ok, err)
+		}
+		if c, ok, err := l.SwapMode(ctx, "a", tandem.ModeClosed, tandem.ModeHuman, "agent-2"); err != nil || !ok || c.Mode != tandem.ModeHuman || c.AgentID != "agent-2" {
+			t.Fatalf("swap = %+v, %v, %v", c, ok, err)
+		}
+		if c, _ := l.Conversation(ctx, "a"); c.Mode != tandem.ModeHuman || c.AgentID != "agent-2" {
+			t.Fatalf("swap not stored: %+v", c)
+		}
+		if _, _, err := l.SwapMode(ctx, "nope", tandem.ModeBot, tandem.ModeQueued, ""); code(err) != tandem.ENOTFOUND {
+			t.Fatalf("swap unknown: %v", err)
+		}
 	})
 }
 

@@ -262,3 +262,21 @@ func (l *Log) SetMode(ctx context.Context, id string, mode tandem.Mode, agentID 
 	}
 	return c, nil
 }
+
+// SwapMode implements gateway.ConvLog.
+func (l *Log) SwapMode(ctx context.Context, id string, from, to tandem.Mode, agentID string) (tandem.Conversation, bool, error) {
+	c, err := scanConv(l.pool.QueryRow(ctx, `UPDATE chat_conversations SET mode = $3, agent_id = $4, updated_at = $5 WHERE id = $1 AND mode = $2 RETURNING `+convColumns,
+		id, string(from), string(to), agentID, l.now().UTC().Truncate(time.Microsecond)))
+	if err == nil {
+		return c, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return c, false, fmt.Errorf("pgconvlog: swap mode: %w", err)
+	}
+	// Not swapped: the conversation is in another mode, or does not exist.
+	c, err = l.Conversation(ctx, id)
+	if err != nil {
+		return c, false, err
+	}
+	return c, false, nil
+}
