@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"regexp"
 	"slices"
 	"strings"
 	"unicode"
@@ -116,8 +117,15 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 	}
 	if confident {
 		if resp, ok := pol.Responses[intent.Name]; ok {
-			text, usedSlots := fillSlots(resp, nlu.Entities, st.Slots)
-			return tandem.Reply{Kind: tandem.ReplyAnswer, Text: text}, !usedSlots && !picked, nil
+			text, templated, missing := fillSlots(resp, nlu.Entities, st.Slots)
+			if missing != "" {
+				// Never show a raw "{order_id}": ask for it. The answer
+				// comes when the customer gives it (a slot is remembered).
+				ask := strings.ReplaceAll(pol.Messages.AskSlot, "{slot}", strings.ReplaceAll(missing, "_", " "))
+				return tandem.Reply{Kind: tandem.ReplyClarify, Text: ask}, false, nil
+			}
+			// A filled template is this conversation's answer: not cached.
+			return tandem.Reply{Kind: tandem.ReplyAnswer, Text: text}, !templated && !picked, nil
 		}
 	}
 
@@ -290,15 +298,24 @@ func (p *Pipeline) choiceFor(t *turnCtx, label string) Choice {
 }
 
 // finishCached records a cache-served answer in the dialogue state.
-func (p *Pipeline) finishCached(ctx context.Context, turn tandem.Turn, r tandem.Reply) (tandem.Reply, error) {
+//
+// It does not use the cached reply (used false, state untouched) when the
+// text picks one of the conversation's pending clarifying choices: that
+// answer depends on the conversation.
+func (p *Pipeline) finishCached(ctx context.Context, t *turnCtx, turn tandem.Turn, r tandem.Reply) (_ tandem.Reply, used bool, _ error) {
 	unlock, err := p.locks.lock(ctx, turn.ConversationID)
 	if err != nil {
-		return tandem.Reply{}, err
+		return tandem.Reply{}, true, err
 	}
 	defer unlock()
 	st, err := p.deps.State.Load(ctx, turn.ConversationID)
 	if err != nil {
-		return tandem.Reply{}, tandem.WrapError(tandem.EUNAVAILABLE, err, "conversation state unavailable")
+		return tandem.Reply{}, true, tandem.WrapError(tandem.EUNAVAILABLE, err, "conversation state unavailable")
+	}
+	for _, c := range st.PendingClarify {
+		if normalise(c.Label) == t.norm {
+			return tandem.Reply{}, false, nil
+		}
 	}
 	st.Turns++
 	st.UpdatedAt = turn.Time
@@ -308,9 +325,9 @@ func (p *Pipeline) finishCached(ctx context.Context, turn tandem.Turn, r tandem.
 		st.pushIntent(r.NLU.Intent.Name)
 	}
 	if err := p.deps.State.Save(ctx, turn.ConversationID, st); err != nil {
-		return tandem.Reply{}, tandem.WrapError(tandem.EUNAVAILABLE, err, "conversation state unavailable")
+		return tandem.Reply{}, true, tandem.WrapError(tandem.EUNAVAILABLE, err, "conversation state unavailable")
 	}
-	return r, nil
+	return r, true, nil
 }
 
 // cacheableReply strips what must not be shared between conversations.
@@ -331,25 +348,30 @@ func toSources(hits []tandem.Hit) []tandem.Source {
 	return out
 }
 
-// fillSlots replaces {type} placeholders with this turn's entities or the
-// conversation's remembered slots; it reports whether any were used.
-func fillSlots(tmpl string, ents []tandem.Entity, slots map[string]string) (string, bool) {
+// placeholder matches a response template's {type} placeholder.
+var placeholder = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_.-]*)\}`)
+
+// fillSlots replaces {type} placeholders with this turn's entities, else
+// the conversation's remembered slots. It reports whether the template has
+// placeholders at all, and the first one it could not fill ("" if none).
+func fillSlots(tmpl string, ents []tandem.Entity, slots map[string]string) (text string, templated bool, missing string) {
 	if !strings.Contains(tmpl, "{") {
-		return tmpl, false
+		return tmpl, false, ""
 	}
-	used := false
-	out := tmpl
-	for _, e := range ents {
-		if strings.Contains(out, "{"+e.Type+"}") {
-			out = strings.ReplaceAll(out, "{"+e.Type+"}", e.Value)
-			used = true
+	text = placeholder.ReplaceAllStringFunc(tmpl, func(m string) string {
+		typ := m[1 : len(m)-1]
+		for _, e := range ents {
+			if e.Type == typ && e.Value != "" {
+				return e.Value
+			}
 		}
-	}
-	for k, v := range slots {
-		if strings.Contains(out, "{"+k+"}") {
-			out = strings.ReplaceAll(out, "{"+k+"}", v)
-			used = true
+		if v, ok := slots[typ]; ok && v != "" {
+			return v
 		}
-	}
-	return out, used
+		if missing == "" {
+			missing = typ
+		}
+		return m
+	})
+	return text, text != tmpl || missing != "", missing
 }

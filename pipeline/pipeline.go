@@ -292,9 +292,14 @@ func (p *Pipeline) RespondStream(ctx context.Context, turn tandem.Turn, onDelta 
 		r, ok := p.deps.Cache.Get(cacheKey)
 		p.m.obsCache.Observe(time.Since(cs).Seconds())
 		if ok {
-			p.m.cacheHit.Inc()
 			r.Cached = true
-			return p.finishCached(ctx, turn, r)
+			reply, used, err := p.finishCached(ctx, t, turn, r)
+			if used || err != nil {
+				p.m.cacheHit.Inc()
+				return reply, err
+			}
+			// The text picks one of this conversation's clarifying
+			// choices: its answer is this conversation's, not the cache's.
 		}
 		p.m.cacheMiss.Inc()
 	}
@@ -307,7 +312,12 @@ func (p *Pipeline) RespondStream(ctx context.Context, turn tandem.Turn, onDelta 
 		return tandem.Reply{}, err
 	}
 	reply, err = p.finish(ctx, t, turn, r, nil)
-	if err == nil && cacheable && p.deps.Cache != nil && t.norm != "" {
+	// A reply made without a stage (an error or a missed deadline) is this
+	// turn's best effort, not the answer to the text: it is not cached (a
+	// cache hit skips the models, and with them the intent-based
+	// escalations).
+	degraded := t.intentErr != nil || t.entityErr != nil || t.retrieveErr != nil
+	if err == nil && cacheable && !degraded && p.deps.Cache != nil && t.norm != "" {
 		p.deps.Cache.Put(cacheKey, cacheableReply(reply), gen)
 	}
 	return reply, err

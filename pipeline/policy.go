@@ -74,6 +74,9 @@ type Messages struct {
 	Clarify    string `yaml:"clarify"`
 	Escalate   string `yaml:"escalate"`
 	Overloaded string `yaml:"overloaded"`
+	// AskSlot asks for a value an intent's response needs ({slot} is the
+	// entity type, underscores as spaces).
+	AskSlot string `yaml:"ask_slot"`
 }
 
 // LLMPolicy configures generative answers (used only when an LLM is wired).
@@ -148,6 +151,9 @@ func (p *Policy) applyDefaults() {
 	}
 	if m.Escalate == "" {
 		m.Escalate = "I'm connecting you with a member of our team. They will see everything we talked about."
+	}
+	if m.AskSlot == "" {
+		m.AskSlot = "Could you tell me your {slot}?"
 	}
 	if m.Overloaded == "" {
 		m.Overloaded = "We're very busy right now; please try again in a moment."

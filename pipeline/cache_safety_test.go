@@ -1,0 +1,124 @@
+package pipeline
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tandem-chat/tandem"
+)
+
+// stallOnceModel stalls its first call until the stage deadline, then
+// answers like inner.
+type stallOnceModel struct {
+	inner IntentModel
+	calls atomic.Int64
+}
+
+func (m *stallOnceModel) ClassifyBatch(ctx context.Context, texts []string) ([]tandem.NLU, error) {
+	if m.calls.Add(1) == 1 {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return m.inner.ClassifyBatch(ctx, texts)
+}
+
+// TestDegradedReplyNotCached: a reply made while a stage failed (here the
+// intent model missed its deadline) is not cached; otherwise the next
+// customer with the same text would be served it from the cache, which
+// skips the models and with them the escalation of configured intents.
+func TestDegradedReplyNotCached(t *testing.T) {
+	m := &stallOnceModel{inner: &keywordModel{rules: []kwRule{{kw: "complain", intent: "complaint", conf: 0.9}}}}
+	p := newTestPipeline(t, func(c *Config, d *Deps) {
+		d.Cache = newReplyCache(t)
+		c.StageTimeout = 50 * time.Millisecond
+		d.Intent = m
+	})
+	ctx := context.Background()
+	const text = "I complain: my refund takes so long"
+	if _, err := p.Respond(ctx, turn("c1", text)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := p.Respond(ctx, turn("c2", text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Cached || r.Kind != tandem.ReplyEscalate || r.Escalation == nil || r.Escalation.Reason != tandem.EscalateIntent {
+		t.Fatalf("second customer: %s %q cached=%v escalation=%+v; want the configured-intent escalation", r.Kind, r.Text, r.Cached, r.Escalation)
+	}
+}
+
+// TestTemplatedResponsesNotCachedNorShownRaw: an intent response with a
+// {slot} placeholder is this conversation's answer. Without the value the
+// bot asks for it (never shows "{order_id}"); with it the answer is filled;
+// neither is cached for other conversations.
+func TestTemplatedResponsesNotCachedNorShownRaw(t *testing.T) {
+	p := newTestPipeline(t, func(c *Config, d *Deps) {
+		d.Cache = newReplyCache(t)
+		d.Intent = &keywordModel{rules: []kwRule{{kw: "status", intent: "order_status", conf: 0.95}}}
+	})
+	ctx := context.Background()
+	if _, err := p.Respond(ctx, turn("B", "my order is ORD-42")); err != nil {
+		t.Fatal(err)
+	}
+	a, err := p.Respond(ctx, turn("A", "what is the status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(a.Text, "{") || !strings.Contains(a.Text, "order id") {
+		t.Fatalf("without an order id: %s %q; want a question for it", a.Kind, a.Text)
+	}
+	b, err := p.Respond(ctx, turn("B", "what is the status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Cached || b.Text != "Order ORD-42 is on its way." {
+		t.Fatalf("with the slot: %q cached=%v", b.Text, b.Cached)
+	}
+	c, err := p.Respond(ctx, turn("C", "what is the status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cached || strings.Contains(c.Text, "ORD-42") {
+		t.Fatalf("another conversation got %q cached=%v", c.Text, c.Cached)
+	}
+}
+
+// TestCachedAnswerDoesNotOverridePickedChoice: a customer who picks one of
+// their clarifying quick replies gets that choice, even when the label's
+// text was asked (and its answer cached) by another conversation.
+func TestCachedAnswerDoesNotOverridePickedChoice(t *testing.T) {
+	p := newTestPipeline(t, func(c *Config, d *Deps) {
+		d.Cache = newReplyCache(t)
+		m := testModel()
+		// Typed freely, the label text reads as check_invoice.
+		m.rules = append([]kwRule{{kw: "check bill", intent: "check_invoice", conf: 0.9}}, m.rules...)
+		d.Intent = m
+	})
+	ctx := context.Background()
+	if _, err := p.Respond(ctx, turn("other", "Check bill")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := p.Respond(ctx, turn("cl", "invoice or bill?"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	label := ""
+	for _, q := range r.QuickReplies {
+		if strings.Contains(strings.ToLower(q), "bill") && !strings.Contains(strings.ToLower(q), "invoice") {
+			label = q
+		}
+	}
+	if r.Kind != tandem.ReplyClarify || label == "" {
+		t.Fatalf("clarify = %s %v", r.Kind, r.QuickReplies)
+	}
+	picked, err := p.Respond(ctx, turn("cl", label))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if picked.Cached || picked.Text != "Your bill is under Account > Billing." {
+		t.Fatalf("picked %q: got %q cached=%v", label, picked.Text, picked.Cached)
+	}
+}
