@@ -111,6 +111,8 @@ type fakeOpenAI struct {
 	requests atomic.Int64
 	answer   string
 	release  chan struct{} // closed at cleanup to free slow handlers
+	// firstTokenDelay is the wait after the role chunk in "rolefirst" mode.
+	firstTokenDelay time.Duration
 }
 
 func newFakeOpenAI(t *testing.T, answer string) *fakeOpenAI {
@@ -159,6 +161,11 @@ func (f *fakeOpenAI) handle(w http.ResponseWriter, r *http.Request) {
 		case <-f.release:
 		}
 		return
+	case "toolong": // what OpenAI and vLLM answer for a prompt beyond the context
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"error":{"message":"This model's maximum context length is 4096 tokens","type":"invalid_request_error","code":"context_length_exceeded"}}`)
+		return
 	}
 	if !req.Stream {
 		w.Header().Set("Content-Type", "application/json")
@@ -179,6 +186,27 @@ func (f *fakeOpenAI) handle(w http.ResponseWriter, r *http.Request) {
 		})
 		fmt.Fprintf(w, "data: %s\n\n", b)
 		fl.Flush()
+	}
+	if strings.HasPrefix(mode, "rolefirst") {
+		// vLLM and OpenAI open with a role-only chunk; the first token can
+		// follow much later (prompt prefill). "rolefirst-stall": never.
+		b, _ := json.Marshal(map[string]any{
+			"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": req.Model,
+			"choices": []any{map[string]any{"index": 0, "delta": map[string]any{"role": "assistant", "content": ""}}},
+		})
+		fmt.Fprintf(w, "data: %s\n\n", b)
+		fl.Flush()
+		wait := f.firstTokenDelay
+		if mode == "rolefirst-stall" {
+			wait = time.Hour
+		}
+		select {
+		case <-time.After(wait):
+		case <-r.Context().Done():
+			return
+		case <-f.release:
+			return
+		}
 	}
 	words := strings.SplitAfter(answer, " ")
 	for i, wd := range words {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
@@ -124,9 +125,12 @@ func NewLLM(cfg LLMConfig) (*LLM, error) {
 		Timeout:     cfg.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.ConsecutiveFailures },
 		IsSuccessful: func(err error) bool {
-			// The model declining to answer, or the caller leaving, says
-			// nothing about the server's health.
-			return err == nil || errors.Is(err, ErrNoAnswer) || errors.Is(err, errCallerGone)
+			// The model declining to answer, the caller leaving while the
+			// breaker is closed, or a request the server refuses as
+			// malformed (too long, say) say nothing about the server's
+			// health. (A half-open probe whose caller left is no proof of
+			// health: errProbeAbandoned counts as a failure.)
+			return err == nil || errors.Is(err, ErrNoAnswer) || errors.Is(err, errCallerGone) || requestRefused(err)
 		},
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			if l.onState != nil {
@@ -143,7 +147,35 @@ func (l *LLM) BreakerState() string { return l.cb.State().String() }
 // Open reports whether the breaker is open (calls fail fast).
 func (l *LLM) Open() bool { return l.cb.State() == gobreaker.StateOpen }
 
-var errCallerGone = errors.New("llm: caller went away")
+var (
+	errCallerGone     = errors.New("llm: caller went away")
+	errProbeAbandoned = errors.New("llm: caller went away during a half-open probe")
+	errFirstToken     = errors.New("llm: first token timeout")
+	errIdle           = errors.New("llm: idle timeout between chunks")
+)
+
+// requestRefused reports an HTTP 400, 413 or 422 from the server: this
+// request was refused (e.g. longer than the model's context), not a sign of
+// an unhealthy server.
+func requestRefused(err error) bool {
+	var ae *openai.APIError
+	if errors.As(err, &ae) {
+		return ae.HTTPStatusCode == http.StatusBadRequest || ae.HTTPStatusCode == http.StatusRequestEntityTooLarge || ae.HTTPStatusCode == http.StatusUnprocessableEntity
+	}
+	var re *openai.RequestError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode == http.StatusBadRequest || re.HTTPStatusCode == http.StatusRequestEntityTooLarge || re.HTTPStatusCode == http.StatusUnprocessableEntity
+	}
+	return false
+}
+
+// callDeadlineMargin is the share of a turn's remaining time kept back from
+// the generator (at most one second), so that a server slower than the
+// turn's deadline times out as the server's failure, counted by the
+// breaker, and the turn still has time for its fallback.
+func callDeadlineMargin(remaining time.Duration) time.Duration {
+	return min(time.Second, remaining/5)
+}
 
 // Generate answers question from sources, calling onDelta (if not nil) with
 // each piece of text as it arrives. It returns the whole answer. On a
@@ -152,9 +184,19 @@ var errCallerGone = errors.New("llm: caller went away")
 // model said the sources do not cover the question. An open breaker returns
 // an error with code tandem.EUNAVAILABLE without calling the server.
 func (l *LLM) Generate(ctx context.Context, question string, sources []tandem.FAQ, onDelta func(string)) (string, error) {
+	callCtx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		callCtx, cancel = context.WithDeadline(ctx, dl.Add(-callDeadlineMargin(time.Until(dl))))
+		defer cancel()
+	}
+	probe := l.cb.State() == gobreaker.StateHalfOpen
 	out, err := l.cb.Execute(func() (any, error) {
-		s, err := l.generate(ctx, question, sources, onDelta)
+		s, err := l.generate(callCtx, question, sources, onDelta)
 		if err != nil && ctx.Err() != nil && !errors.Is(err, ErrNoAnswer) {
+			if probe {
+				return s, fmt.Errorf("%w: %w", errProbeAbandoned, err)
+			}
 			return s, fmt.Errorf("%w: %w", errCallerGone, err)
 		}
 		return s, err
@@ -219,7 +261,9 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 	sctx, scancel := context.WithCancelCause(ctx)
 	defer scancel(nil)
 	var wmu sync.Mutex // guards watchdog
-	watchdog := time.AfterFunc(l.cfg.FirstTokenTimeout, func() { scancel(errors.New("llm: first token timeout")) })
+	var cause atomic.Pointer[error]
+	cause.Store(&errFirstToken)
+	watchdog := time.AfterFunc(l.cfg.FirstTokenTimeout, func() { scancel(*cause.Load()) })
 	defer func() { wmu.Lock(); watchdog.Stop(); wmu.Unlock() }()
 	req.Stream = true
 	stream, err := l.client.CreateChatCompletionStream(sctx, req)
@@ -239,9 +283,16 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 		if err != nil {
 			return "", fmt.Errorf("llm: stream cut after %d bytes: %w", text.Len(), withCause(sctx, err))
 		}
-		wmu.Lock()
-		watchdog.Reset(l.cfg.IdleTimeout)
-		wmu.Unlock()
+		// The first-token deadline stands until text arrives (servers send
+		// a role-only chunk first); from then on, the idle deadline.
+		if text.Len() > 0 || len(resp.Choices) > 0 && resp.Choices[0].Delta.Content != "" {
+			if text.Len() == 0 {
+				cause.Store(&errIdle)
+			}
+			wmu.Lock()
+			watchdog.Reset(l.cfg.IdleTimeout)
+			wmu.Unlock()
+		}
 		if len(resp.Choices) == 0 {
 			continue
 		}
