@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -713,7 +714,9 @@ func (s *Service) search(ctx context.Context, req SearchRequest) (SearchResult, 
 			if vecErr == nil && (len(v) != 1 || len(v[0]) != enc.Dim()) {
 				vecErr = fmt.Errorf("knowledge: embedder %s returned a malformed query vector", model)
 			}
-			if vecErr == nil {
+			// A zero query vector (the encoder knows none of the query's
+			// features) has no direction: no vector hits.
+			if vecErr == nil && Searchable(v[0]) {
 				vec, vecErr = s.store.VectorSearch(ctx, model, v[0], req.Filter, s.cfg.Candidates)
 			}
 		}()
@@ -736,17 +739,34 @@ func (s *Service) search(ctx context.Context, req SearchRequest) (SearchResult, 
 		res.Model = ""
 	default:
 		if enc != nil && req.Mode != ModeLexical {
-			lists[RetrieverVector] = vec
+			lists[RetrieverVector] = finite(vec)
 		}
 	}
 	if req.Mode != ModeVector {
-		lists[RetrieverLexical] = lex
+		lists[RetrieverLexical] = finite(lex)
 	}
 	res.Hits = s.cfg.Fusion.Fuse(lists, req.K)
 	if res.Hits == nil {
 		res.Hits = []tandem.Hit{}
 	}
 	return res, nil
+}
+
+// finite drops results whose score is NaN or infinite (a store should not
+// return them; they would also make the JSON encoding of the hits fail).
+func finite(l []Scored) []Scored {
+	for i := range l {
+		if math.IsNaN(l[i].Score) || math.IsInf(l[i].Score, 0) {
+			out := append([]Scored(nil), l[:i]...)
+			for _, sc := range l[i+1:] {
+				if !math.IsNaN(sc.Score) && !math.IsInf(sc.Score, 0) {
+					out = append(out, sc)
+				}
+			}
+			return out
+		}
+	}
+	return l
 }
 
 // ReindexStatus returns the state of the background re-embedding.

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -501,7 +502,28 @@ func (a *api) search(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	res.Hits = finiteHits(res.Hits)
 	gateway.WriteJSON(w, http.StatusOK, res)
+}
+
+// finiteHits drops hits with a NaN or infinite score (JSON cannot encode
+// them; the service does not produce them, this is a last guard).
+func finiteHits(hits []tandem.Hit) []tandem.Hit {
+	ok := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+	out := hits[:0:0]
+	for _, h := range hits {
+		good := ok(h.Score)
+		for _, v := range h.Retrievers {
+			good = good && ok(v)
+		}
+		if good {
+			out = append(out, h)
+		}
+	}
+	if len(out) == len(hits) {
+		return hits
+	}
+	return out
 }
 
 func (a *api) reindex(w http.ResponseWriter, r *http.Request) {

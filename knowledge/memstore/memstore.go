@@ -167,6 +167,9 @@ func (s *Store) checkEmbeddings(f tandem.FAQ, embs []knowledge.Embedding) error 
 			if len(v) != m.info.Dim {
 				return tandem.Errorf(tandem.EINVALID, "a %d-dimensional vector for encoder %s, which has %d dimensions", len(v), e.Model, m.info.Dim)
 			}
+			if math.IsNaN(knowledge.Norm(v)) {
+				return tandem.Errorf(tandem.EINVALID, "a vector for encoder %s has a NaN or infinite component", e.Model)
+			}
 		}
 	}
 	return nil
@@ -678,17 +681,19 @@ func (s *Store) VectorSearch(ctx context.Context, model string, vec []float32, f
 	if len(vec) != m.info.Dim {
 		return nil, tandem.Errorf(tandem.EINVALID, "query vector has %d dimensions, encoder %s has %d", len(vec), model, m.info.Dim)
 	}
-	if k <= 0 {
+	if k <= 0 || !knowledge.Searchable(vec) {
+		// A zero (or non-finite) query has no direction and matches
+		// nothing (pgstore: pgvector's cosine distance would be NaN).
 		return nil, nil
 	}
 	q := normalized(vec)
 	dim := m.info.Dim
-	h := topK{k: k}
+	h := topK{k: k, clamp: true}
 	var cur *item
 	best, bestOrd := float32(-2), -1
 	pass := false
 	flush := func() {
-		if cur != nil && pass {
+		if cur != nil && pass && bestOrd >= 0 {
 			h.offer(cur, float64(best), bestOrd)
 		}
 	}
@@ -704,12 +709,26 @@ func (s *Store) VectorSearch(ctx context.Context, model string, vec []float32, f
 		if !pass {
 			continue
 		}
-		if d := dot(q, m.data[r*dim:(r+1)*dim]); d > best {
+		row := m.data[r*dim : (r+1)*dim]
+		d := dot(q, row)
+		if d == 0 && allZero(row) {
+			continue // a stored zero vector: no direction, never a match (as in pgstore)
+		}
+		if d > best {
 			best, bestOrd = d, m.ord[r]
 		}
 	}
 	flush()
 	return h.result(), nil
+}
+
+func allZero(v []float32) bool {
+	for _, x := range v {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // dotGo is the portable inner product of a and b[:len(a)] (see dot).
@@ -733,6 +752,7 @@ func dotGo(a, b []float32) float32 {
 type topK struct {
 	k     int
 	items []scoredItem
+	clamp bool // report scores as similarities clamped to [0, 1] (vector search)
 }
 
 type scoredItem struct {
@@ -809,6 +829,9 @@ func (h *topK) result() []knowledge.Scored {
 		h.items = h.items[:last]
 		h.down(0)
 		out[i] = knowledge.Scored{FAQ: si.it.snap, Score: si.score, Matched: si.ord}
+		if h.clamp {
+			out[i].Score, _ = knowledge.Similarity(si.score)
+		}
 	}
 	return out
 }

@@ -418,6 +418,9 @@ func (w *txw) checkEmbeddings(ctx context.Context, f tandem.FAQ, embs []knowledg
 			if len(v) != d {
 				return tandem.Errorf(tandem.EINVALID, "a %d-dimensional vector for encoder %s, which has %d dimensions", len(v), e.Model, d)
 			}
+			if math.IsNaN(knowledge.Norm(v)) {
+				return tandem.Errorf(tandem.EINVALID, "a vector for encoder %s has a NaN or infinite component", e.Model)
+			}
 		}
 	}
 	return nil
@@ -1082,7 +1085,9 @@ func (s *Store) VectorSearch(ctx context.Context, model string, vec []float32, f
 	if len(vec) != dim {
 		return nil, tandem.Errorf(tandem.EINVALID, "query vector has %d dimensions, encoder %s has %d", len(vec), model, dim)
 	}
-	if k <= 0 {
+	if k <= 0 || !knowledge.Searchable(vec) {
+		// A zero (or non-finite) query has no direction: pgvector's cosine
+		// distance to it is NaN. It finds nothing, as in memstore.
 		return nil, nil
 	}
 	sql, params := VectorSQL(model, dim, fl)
@@ -1116,6 +1121,9 @@ func (s *Store) VectorSearch(ctx context.Context, model string, vec []float32, f
 				return nil, fmt.Errorf("pgstore: vector search: %w", err)
 			}
 			nrows++
+			if math.IsNaN(d) || math.IsInf(d, 0) {
+				continue // a stored zero vector: no direction, never a match
+			}
 			if _, ok := found[id]; !ok {
 				order = append(order, id)
 				found[id] = best{ord: ord, sim: 1 - d}
@@ -1156,6 +1164,10 @@ func (s *Store) VectorSearch(ctx context.Context, model string, vec []float32, f
 		b := found[id]
 		out = append(out, knowledge.Scored{FAQ: &f, Score: b.sim, Matched: b.ord})
 	}
+	// Rank by the raw cosine, then report it clamped to [0, 1].
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Score > out[j].Score })
+	for i := range out {
+		out[i].Score, _ = knowledge.Similarity(out[i].Score)
+	}
 	return out, nil
 }

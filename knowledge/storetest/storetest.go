@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"LexicalSearch", testLexicalSearch},
 		{"LexicalFilters", testLexicalFilters},
 		{"VectorSearch", testVectorSearch},
+		{"VectorDegenerate", testVectorDegenerate},
 		{"VectorLifecycle", testVectorLifecycle},
 		{"Models", testModels},
 		{"ConcurrentUpdates", testConcurrentUpdates},
@@ -658,5 +659,60 @@ func testUnicode(t *testing.T, s knowledge.Store) {
 	hits, err = s.LexicalSearch(ctx, "commande", knowledge.Filter{Locale: "fr"}, 5)
 	if err != nil || len(hits) != 1 {
 		t.Fatalf("French lexical = %v, %v", ids(hits), err)
+	}
+}
+
+// testVectorDegenerate: a zero query vector (no direction) finds nothing; a
+// stored zero vector never matches; NaN or infinite components are refused;
+// scores are similarities in [0, 1] (an opposite vector scores 0) and rank
+// by the raw cosine.
+func testVectorDegenerate(t *testing.T, s knowledge.Store) {
+	if err := s.RegisterModel(ctx, "m4", 4); err != nil {
+		t.Fatal(err)
+	}
+	emb := func(vs ...[]float32) knowledge.Embedding { return knowledge.Embedding{Model: "m4", Vectors: vs} }
+	neg := func(v []float32) []float32 {
+		out := make([]float32, len(v))
+		for i, x := range v {
+			out[i] = -x
+		}
+		return out
+	}
+	zero := []float32{0, 0, 0, 0}
+	mustCreate(t, s, faq("a", "Alpha?"), emb(unit(0, 0)))
+	mustCreate(t, s, faq("z", "Zero?", "zero two"), emb(zero, zero))
+	mustCreate(t, s, faq("m", "Mixed?", "mixed two"), emb(zero, unit(1, 0)))
+	mustCreate(t, s, faq("o", "Opposite?"), emb(neg(unit(0, 0.2))))
+	mustCreate(t, s, faq("p", "Far opposite?"), emb(neg(unit(0, 0))))
+
+	hits, err := s.VectorSearch(ctx, "m4", zero, knowledge.Filter{}, 10)
+	if err != nil || len(hits) != 0 {
+		t.Fatalf("zero query vector: %v, %v", ids(hits), err)
+	}
+	hits, err = s.VectorSearch(ctx, "m4", unit(0, 0), knowledge.Filter{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(hits); len(got) != 4 || got[0] != "a" || got[1] != "m" || got[2] != "o" || got[3] != "p" {
+		t.Fatalf("hits = %v, want [a m o p] (z has only zero vectors)", got)
+	}
+	for _, h := range hits {
+		if !(h.Score >= 0 && h.Score <= 1) {
+			t.Errorf("%s: score %v outside [0, 1]", h.FAQ.ExternalID, h.Score)
+		}
+	}
+	if hits[0].Score < 0.99 || hits[2].Score != 0 || hits[3].Score != 0 {
+		t.Errorf("scores = %v %v %v %v, want ~1, cosine, 0, 0", hits[0].Score, hits[1].Score, hits[2].Score, hits[3].Score)
+	}
+	if hits[1].Matched != 1 {
+		t.Errorf("m matched phrasing %d, want 1 (its question vector is zero)", hits[1].Matched)
+	}
+	for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1))} {
+		n, _ := knowledge.Normalize(faq("bad", "Bad?"))
+		_, err := s.Create(ctx, knowledge.Write{FAQ: n, Actor: "x", Embeddings: []knowledge.Embedding{emb([]float32{bad, 0, 0, 1})}})
+		wantCode(t, err, tandem.EINVALID)
+	}
+	if _, err := s.GetByExternalID(ctx, "bad"); tandem.ErrorCode(err) != tandem.ENOTFOUND {
+		t.Errorf("a refused create stored the item: %v", err)
 	}
 }
