@@ -44,10 +44,16 @@
       localStorage.setItem(storeKey, JSON.stringify(state));
     } catch (e) { /* storage full or disabled: keep working in memory */ }
   }
+  // resetConversation switches to another conversation (a new visitor's
+  // first session, an expired one replaced, a log reset). The outbox is
+  // kept: its messages were never acknowledged, so they go to the new
+  // conversation (their client ids are random, so no clash there).
   function resetConversation(id) {
-    state.conversationId = id; state.lastSeq = 0; state.messages = []; state.outbox = []; state.contact = ""; state.leaveContact = false;
-    clearNode(logEl); pendingEls = {}; streamEls = {};
+    state.conversationId = id; state.lastSeq = 0; state.messages = []; state.contact = ""; state.leaveContact = false;
+    clearNode(logEl); pendingEls = {}; streamEls = {}; readSent = 0;
+    state.outbox.forEach(function (item) { delete item.sentOn; renderPending(item); });
     showContact(false);
+    save();
   }
 
   // ---- DOM ---------------------------------------------------------------

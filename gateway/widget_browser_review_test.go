@@ -1,0 +1,156 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/internal/browsertest"
+)
+
+// sessionGate is an HTTP proxy in front of a test server: while held,
+// requests for /v1/widget/session wait; it counts sessions and widget
+// sockets (open now and in total).
+type sessionGate struct {
+	mu      sync.Mutex
+	held    bool
+	release chan struct{}
+	sess    atomic.Int64
+	wsOpen  atomic.Int64
+	wsTotal atomic.Int64
+}
+
+func newSessionGate(t *testing.T, target string) (*sessionGate, string) {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	g := &sessionGate{release: make(chan struct{})}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/widget/session" && r.Method == http.MethodPost {
+			g.sess.Add(1)
+			g.mu.Lock()
+			held, ch := g.held, g.release
+			g.mu.Unlock()
+			if held {
+				select {
+				case <-ch:
+				case <-r.Context().Done():
+					return
+				}
+			}
+		}
+		if strings.HasPrefix(r.URL.Path, "/v1/widget/ws") {
+			g.wsOpen.Add(1)
+			g.wsTotal.Add(1)
+			defer g.wsOpen.Add(-1)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { g.open(); srv.CloseClientConnections(); srv.Close() })
+	return g, srv.URL
+}
+
+func (g *sessionGate) hold() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.held {
+		g.held = true
+		g.release = make(chan struct{})
+	}
+}
+
+func (g *sessionGate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.held {
+		g.held = false
+		close(g.release)
+	}
+}
+
+// waitCount polls a counter until it reaches want (a hang guard only).
+func waitCount(t *testing.T, what string, c *atomic.Int64, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for c.Load() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: %d, want %d", what, c.Load(), want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func customerTexts(t *testing.T, ts *testServer, conv string) []string {
+	t.Helper()
+	msgs, err := ts.Log.Messages(context.Background(), conv, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range msgs {
+		if m.Author == tandem.AuthorCustomer {
+			out = append(out, m.Text)
+		}
+	}
+	return out
+}
+
+const (
+	statusOnline  = `document.getElementById("tandem-status") && document.getElementById("tandem-status").textContent === "Online"`
+	pendingCount  = `document.querySelectorAll("#tandem-log .tandem-pending").length`
+	outboxLength  = `window.__tandemWidget.state().outbox.length`
+	noPendingLeft = pendingCount + ` === 0 && ` + outboxLength + ` === 0`
+)
+
+// A message typed before the first session answered (the conversation id
+// changes from "" to the new one) is kept and delivered, not deleted.
+func TestBrowserWidgetOutboxSurvivesConversationChange(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	g, purl := newSessionGate(t, ts.URL)
+	g.hold()
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(purl+"/"))
+	waitFor(t, ctx, "the widget", `!!document.getElementById("tandem-input")`)
+	waitCount(t, "the session request", &g.sess, 1)
+	sendFromWidget(t, ctx, "my first question")
+	if n := browsertest.Eval[int](t, ctx, outboxLength); n != 1 {
+		t.Fatalf("outbox before the session = %d, want 1", n)
+	}
+	g.open()
+	waitFor(t, ctx, "the answer to the first question", `document.getElementById("tandem-log").textContent.includes("echo: my first question") && `+noPendingLeft)
+	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+	if got := customerTexts(t, ts, conv); fmt.Sprint(got) != "[my first question]" {
+		t.Fatalf("stored customer messages = %q", got)
+	}
+
+	// A returning visitor whose stored conversation is replaced by another
+	// (e.g. an expired token): the unsent message moves along.
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+		const k = Object.keys(localStorage).find(k => k.startsWith("tandem:"));
+		const s = JSON.parse(localStorage.getItem(k));
+		s.token = "expired"; s.conversationId = "c-gone"; s.outbox = [{type: "message", client_id: "m-left-over-1", text: "still unsent"}];
+		localStorage.setItem(k, JSON.stringify(s));
+	})()`), chromedp.Reload())
+	waitFor(t, ctx, "the left-over message's answer", `document.getElementById("tandem-log").textContent.includes("echo: still unsent") && `+noPendingLeft)
+	conv2 := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+	if conv2 == conv || conv2 == "c-gone" {
+		t.Fatalf("conversation after an invalid token = %q", conv2)
+	}
+	if got := customerTexts(t, ts, conv2); fmt.Sprint(got) != "[still unsent]" {
+		t.Fatalf("stored customer messages of the new conversation = %q", got)
+	}
+}
