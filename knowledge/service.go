@@ -343,16 +343,27 @@ func (s *Service) embedOne(ctx context.Context, f tandem.FAQ) []Embedding {
 	return embs[0]
 }
 
-// List returns a page of FAQs.
-func (s *Service) List(ctx context.Context, f ListFilter) (Page, error) { return s.store.List(ctx, f) }
+// List returns a page of FAQs. Malformed filter values are EINVALID.
+func (s *Service) List(ctx context.Context, f ListFilter) (Page, error) {
+	if err := f.Validate(); err != nil {
+		return Page{}, err
+	}
+	return s.store.List(ctx, f)
+}
 
-// Get returns one FAQ.
+// Get returns one FAQ. A malformed id (see ValidID) is EINVALID.
 func (s *Service) Get(ctx context.Context, id string) (tandem.FAQ, error) {
+	if err := ValidID("id", id); err != nil {
+		return tandem.FAQ{}, err
+	}
 	return s.store.Get(ctx, id)
 }
 
 // Versions returns the audit trail of an FAQ, oldest first.
 func (s *Service) Versions(ctx context.Context, id string) ([]Revision, error) {
+	if err := ValidID("id", id); err != nil {
+		return nil, err
+	}
 	return s.store.Versions(ctx, id)
 }
 
@@ -431,6 +442,9 @@ func (s *Service) SetStatus(ctx context.Context, actor, id string, status tandem
 	if status != tandem.FAQDraft && status != tandem.FAQPublished {
 		return tandem.FAQ{}, tandem.Errorf(tandem.EINVALID, "status: %q is neither draft nor published", status)
 	}
+	if err := ValidID("id", id); err != nil {
+		return tandem.FAQ{}, err
+	}
 	cur, err := s.store.Get(ctx, id)
 	if err != nil {
 		return tandem.FAQ{}, err
@@ -455,6 +469,9 @@ func (s *Service) SetStatus(ctx context.Context, actor, id string, status tandem
 // audit trail remains.
 func (s *Service) Delete(ctx context.Context, actor, id string, expectedVersion int64) error {
 	if err := ValidActor(actor); err != nil {
+		return err
+	}
+	if err := ValidID("id", id); err != nil {
 		return err
 	}
 	if err := s.store.Delete(ctx, id, expectedVersion, actor); err != nil {
@@ -621,6 +638,9 @@ func (s *Service) Import(ctx context.Context, actor string, recs []Record, opts 
 func (s *Service) Export(ctx context.Context, f ListFilter, e *Exporter) error {
 	f.After = ""
 	f.Limit = 1000
+	if err := f.Validate(); err != nil {
+		return err
+	}
 	for {
 		page, err := s.store.List(ctx, f)
 		if err != nil {
@@ -650,6 +670,9 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) (SearchResult, 
 	norm := NormalizeQuery(req.Query)
 	if norm == "" {
 		return SearchResult{}, tandem.Errorf(tandem.EINVALID, "q: empty query")
+	}
+	if err := req.Filter.Validate(); err != nil {
+		return SearchResult{}, err
 	}
 	if req.K == 0 {
 		req.K = DefaultK

@@ -158,6 +158,77 @@ func Normalize(f tandem.FAQ) (tandem.FAQ, error) {
 	return out, nil
 }
 
+// Limits on lookup and filter values (ids, cursors, locale, category and
+// tag filters): longer values cannot match anything stored.
+const (
+	MaxFilterLen  = 200 // characters per locale, category or tag filter
+	MaxFilterTags = MaxTags
+)
+
+// ValidID checks an FAQ id given by a caller (a path segment, a cursor): no
+// stored FAQ has an id that is not valid UTF-8, has control characters,
+// '/' or spaces, or is longer than MaxExternalIDLen bytes, and PostgreSQL
+// cannot even compare such text, so it is EINVALID rather than looked up.
+func ValidID(field, id string) error {
+	switch {
+	case !utf8.ValidString(id):
+		return tandem.Errorf(tandem.EINVALID, "%s: not valid UTF-8", field)
+	case hasControl(id, false):
+		return tandem.Errorf(tandem.EINVALID, "%s: contains control characters", field)
+	case len(id) > MaxExternalIDLen:
+		return tandem.Errorf(tandem.EINVALID, "%s: longer than %d bytes", field, MaxExternalIDLen)
+	case strings.ContainsAny(id, "/ "):
+		return tandem.Errorf(tandem.EINVALID, "%s: %q is not a valid FAQ id", field, id)
+	}
+	return nil
+}
+
+// validFilterValue checks one filter value: valid UTF-8, no control
+// characters, at most MaxFilterLen characters.
+func validFilterValue(field, v string) error {
+	switch {
+	case !utf8.ValidString(v):
+		return tandem.Errorf(tandem.EINVALID, "%s: not valid UTF-8", field)
+	case hasControl(v, false):
+		return tandem.Errorf(tandem.EINVALID, "%s: contains control characters", field)
+	case utf8.RuneCountInString(v) > MaxFilterLen:
+		return tandem.Errorf(tandem.EINVALID, "%s: longer than %d characters", field, MaxFilterLen)
+	}
+	return nil
+}
+
+// Validate checks the filter's values (EINVALID naming the field).
+func (fl Filter) Validate() error {
+	if err := validFilterValue("locale", fl.Locale); err != nil {
+		return err
+	}
+	if len(fl.Tags) > MaxFilterTags {
+		return tandem.Errorf(tandem.EINVALID, "tag: %d tag filters, more than %d", len(fl.Tags), MaxFilterTags)
+	}
+	for _, t := range fl.Tags {
+		if err := validFilterValue("tag", t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Validate checks the list filter's values (EINVALID naming the field).
+func (lf ListFilter) Validate() error {
+	if err := lf.Filter.Validate(); err != nil {
+		return err
+	}
+	if err := validFilterValue("category", lf.Category); err != nil {
+		return err
+	}
+	if lf.After != "" {
+		if err := ValidID("after", lf.After); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ValidActor checks an audit actor name.
 func ValidActor(actor string) error {
 	if !utf8.ValidString(actor) || len(actor) > MaxActorLen || hasControl(actor, false) {

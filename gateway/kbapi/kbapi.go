@@ -210,7 +210,17 @@ func listFilter(r *http.Request) (knowledge.ListFilter, error) {
 		}
 		f.Limit = n
 	}
-	return f, nil
+	// Invalid UTF-8, control characters or absurd lengths are 400 on every
+	// store (PostgreSQL cannot even compare such text).
+	return f, f.Validate()
+}
+
+// pathID returns the {id} path segment; a malformed id (invalid UTF-8,
+// control characters, '/', spaces, longer than 200 bytes) is 400, never
+// looked up.
+func pathID(r *http.Request) (string, error) {
+	id := chi.URLParam(r, "id")
+	return id, knowledge.ValidID("id", id)
 }
 
 func (a *api) list(w http.ResponseWriter, r *http.Request) {
@@ -228,7 +238,12 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) get(w http.ResponseWriter, r *http.Request) {
-	f, err := a.svc.Get(r.Context(), chi.URLParam(r, "id"))
+	id, err := pathID(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	f, err := a.svc.Get(r.Context(), id)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -263,6 +278,11 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) update(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	expected, ok, err := ifMatch(r)
 	if err != nil {
 		a.fail(w, r, err)
@@ -288,7 +308,7 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 	case !ok:
 		expected = bodyVersion
 	}
-	f.ID = chi.URLParam(r, "id")
+	f.ID = id
 	out, err := a.svc.Update(r.Context(), actor(r), f, expected)
 	if err != nil {
 		a.fail(w, r, err)
@@ -298,12 +318,17 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) delete(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	expected, _, err := ifMatch(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.svc.Delete(r.Context(), actor(r), chi.URLParam(r, "id"), expected); err != nil {
+	if err := a.svc.Delete(r.Context(), actor(r), id, expected); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -312,12 +337,17 @@ func (a *api) delete(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) status(st tandem.FAQStatus) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathID(r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
 		expected, _, err := ifMatch(r)
 		if err != nil {
 			a.fail(w, r, err)
 			return
 		}
-		out, err := a.svc.SetStatus(r.Context(), actor(r), chi.URLParam(r, "id"), st, expected)
+		out, err := a.svc.SetStatus(r.Context(), actor(r), id, st, expected)
 		if err != nil {
 			a.fail(w, r, err)
 			return
@@ -327,7 +357,12 @@ func (a *api) status(st tandem.FAQStatus) http.HandlerFunc {
 }
 
 func (a *api) versions(w http.ResponseWriter, r *http.Request) {
-	revs, err := a.svc.Versions(r.Context(), chi.URLParam(r, "id"))
+	id, err := pathID(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	revs, err := a.svc.Versions(r.Context(), id)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -336,12 +371,17 @@ func (a *api) versions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) version(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	v, err := strconv.ParseInt(chi.URLParam(r, "version"), 10, 64)
 	if err != nil || v <= 0 {
 		a.fail(w, r, tandem.Errorf(tandem.EINVALID, "version must be a positive integer"))
 		return
 	}
-	revs, err := a.svc.Versions(r.Context(), chi.URLParam(r, "id"))
+	revs, err := a.svc.Versions(r.Context(), id)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -352,7 +392,7 @@ func (a *api) version(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	a.fail(w, r, tandem.Errorf(tandem.ENOTFOUND, "FAQ %s has no version %d", chi.URLParam(r, "id"), v))
+	a.fail(w, r, tandem.Errorf(tandem.ENOTFOUND, "FAQ %s has no version %d", id, v))
 }
 
 func boolParam(r *http.Request, name string, def bool) (bool, error) {
@@ -476,6 +516,10 @@ func (a *api) search(w http.ResponseWriter, r *http.Request) {
 		Filter: knowledge.Filter{Locale: q.Get("locale"), Tags: q["tag"]}}
 	if !q.Has("q") {
 		a.fail(w, r, tandem.Errorf(tandem.EINVALID, "q is required"))
+		return
+	}
+	if err := req.Filter.Validate(); err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	if k := q.Get("k"); k != "" {
