@@ -154,3 +154,34 @@ func TestBrowserWidgetOutboxSurvivesConversationChange(t *testing.T) {
 		t.Fatalf("stored customer messages of the new conversation = %q", got)
 	}
 }
+
+// An online event while the session request is in flight starts no second
+// attempt: one socket, none orphaned.
+func TestBrowserWidgetOneSocketAtATime(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	g, purl := newSessionGate(t, ts.URL)
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(purl+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	waitCount(t, "one open socket", &g.wsOpen, 1)
+	sessions := g.sess.Load()
+
+	g.hold()
+	ts.LN.dropAll()
+	waitCount(t, "the session request of the reconnect", &g.sess, sessions+1)
+	// The online event schedules a start 100 ms later; let it run while
+	// the first request still waits.
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.dispatchEvent(new Event("online"))`))
+	time.Sleep(600 * time.Millisecond)
+	g.open()
+	waitFor(t, ctx, "the widget to reconnect", statusOnline)
+	sendFromWidget(t, ctx, "one socket")
+	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: one socket") && `+noPendingLeft)
+	if n := g.sess.Load(); n != sessions+1 {
+		t.Errorf("%d session requests for one reconnect, want 1", n-sessions)
+	}
+	if n := g.wsTotal.Load(); n != 2 {
+		t.Errorf("%d sockets opened in all, want 2 (the first and one reconnect)", n)
+	}
+	waitCount(t, "one open socket after the reconnect", &g.wsOpen, 1)
+}

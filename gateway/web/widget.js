@@ -363,9 +363,14 @@
     try { ws.send(JSON.stringify(obj)); return true; } catch (e) { return false; }
   }
 
+  // start asks for a session and connects. One attempt at a time: a call
+  // while a session request is in flight (a timer, the online event) or a
+  // socket is up does nothing.
+  var starting = false;
   function start() {
     clearTimeout(retryTimer);
-    if (ws) { return; }
+    if (ws || starting) { return; }
+    starting = true;
     setStatus("Connecting…");
     var body = { site_key: siteKey, token: state.token || undefined, locale: script.getAttribute("data-locale") || navigator.language || "" };
     var uid = script.getAttribute("data-user-id");
@@ -378,6 +383,8 @@
         return r.json().then(function (j) { return { status: r.status, body: j }; }, function () { return { status: r.status, body: {} }; });
       })
       .then(function (res) {
+        starting = false;
+        if (ws) { return; }
         if (res.status !== 200) {
           var code = res.body && res.body.error && res.body.error.code;
           if (code === "forbidden" || code === "not_found" || (code === "unauthorized" && !state.token)) {
@@ -390,15 +397,19 @@
         if (s.conversation_id !== state.conversationId) { resetConversation(s.conversation_id); }
         state.token = s.token; save();
         connect(s);
-      }, function () { setStatus("Offline — reconnecting…"); scheduleReconnect(); });
+      }, function () { starting = false; if (!ws) { setStatus("Offline — reconnecting…"); scheduleReconnect(); } });
   }
 
   function connect(s) {
     var url = base.replace(/^http/, "ws") + s.ws_path;
     var sock;
     try { sock = new WebSocket(url, "tandem.v1"); } catch (e) { scheduleReconnect(); return; }
+    // Never two sockets: a previous one is closed and its events ignored.
+    var old = ws;
     ws = sock; welcomed = false; connSerial++;
+    if (old) { try { old.close(); } catch (e) { /* already closed */ } }
     sock.onopen = function () {
+      if (sock !== ws) { try { sock.close(); } catch (e) { /* ignore */ } return; }
       lastFrame = Date.now();
       sock.send(JSON.stringify({ type: "hello", token: state.token, last_seq: state.lastSeq }));
     };
