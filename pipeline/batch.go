@@ -106,6 +106,9 @@ func (b *Batcher[In, Out]) Submit(ctx context.Context, in In) (Out, error) {
 		if b.observe != nil {
 			b.observe(1)
 		}
+		if len(out) != 1 {
+			return zero, tandem.Errorf(tandem.EINTERNAL, "batch returned %d results for 1 input", len(out))
+		}
 		return out[0], nil
 	}
 	item := batchItem[In, Out]{ctx: ctx, in: in, done: make(chan batchResult[Out], 1)}

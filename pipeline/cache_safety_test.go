@@ -122,3 +122,57 @@ func TestCachedAnswerDoesNotOverridePickedChoice(t *testing.T) {
 		t.Fatalf("picked %q: got %q cached=%v", label, picked.Text, picked.Cached)
 	}
 }
+
+// heldModel blocks every call until release is closed (a model stuck on
+// a busy machine).
+type heldModel struct{ release chan struct{} }
+
+func (m heldModel) ClassifyBatch(_ context.Context, texts []string) ([]tandem.NLU, error) {
+	<-m.release
+	return make([]tandem.NLU, len(texts)), nil
+}
+
+// TestEscalationNotLostInAdmissionQueue: "talk to a person" must escalate
+// even when the models are saturated: the best-effort NLU for the agent
+// waits at most a stage's time for an admission slot, and the escalation
+// is recorded even when the turn's own time ran out while waiting (it was
+// lost: the turn failed as unavailable).
+func TestEscalationNotLostInAdmissionQueue(t *testing.T) {
+	m := heldModel{release: make(chan struct{})}
+	p := newTestPipeline(t, func(c *Config, d *Deps) {
+		c.MaxActiveTurns = 1
+		c.StageTimeout = 5 * time.Second // the busy turn holds the only slot
+		d.Intent = m
+		d.Retriever = nil
+	})
+	busy := make(chan struct{})
+	go func() {
+		defer close(busy)
+		_, _ = p.Respond(context.Background(), turn("busy", "where is my parcel"))
+	}()
+	defer func() { close(m.release); <-busy }()
+	for len(p.gate.slots) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	r, err := p.Respond(ctx, turn("X", "I want to talk to a person"))
+	if err != nil || r.Kind != tandem.ReplyEscalate || r.Escalation == nil {
+		t.Fatalf("escalation turn: %s %+v, %v", r.Kind, r.Escalation, err)
+	}
+}
+
+// TestBatcherShortResultIsAnError: a model returning fewer results than
+// inputs is an internal error on both paths, never a panic (the unbatched
+// path indexed out[0] unchecked).
+func TestBatcherShortResultIsAnError(t *testing.T) {
+	short := func(context.Context, []int) ([]int, error) { return nil, nil }
+	for _, disabled := range []bool{false, true} {
+		b := NewBatcher(BatchConfig{Disabled: disabled, MaxWait: time.Millisecond}, short, nil)
+		_, err := b.Submit(context.Background(), 1)
+		b.Close()
+		if tandem.ErrorCode(err) != tandem.EINTERNAL {
+			t.Fatalf("disabled=%v: %v, want an internal error", disabled, err)
+		}
+	}
+}

@@ -281,7 +281,11 @@ func (p *Pipeline) RespondStream(ctx context.Context, turn tandem.Turn, onDelta 
 
 	if esc := p.cheapTrigger(t, turn); esc != "" {
 		p.runStages(ctx, t, turn, false) // best effort: the agent gets the NLU summary
-		return p.finish(ctx, t, turn, p.escalate(t, turn, esc, ""), nil)
+		// The escalation is recorded even when the turn's time ran out
+		// meanwhile: losing "talk to a person" is worse than a late reply.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), escalationFinishTimeout)
+		defer cancel()
+		return p.finish(fctx, t, turn, p.escalate(t, turn, esc, ""), nil)
 	}
 
 	cacheKey := turn.Locale + "\x00" + t.norm
@@ -322,6 +326,10 @@ func (p *Pipeline) RespondStream(ctx context.Context, turn tandem.Turn, onDelta 
 	}
 	return reply, err
 }
+
+// escalationFinishTimeout bounds recording a cheap-trigger escalation in
+// the dialogue state once the turn's own context has ended.
+const escalationFinishTimeout = 2 * time.Second
 
 // turnEnded is the error of a turn whose context ended (the caller went
 // away or its deadline passed): EUNAVAILABLE, wrapping the context's error
@@ -376,7 +384,15 @@ func (p *Pipeline) runStages(ctx context.Context, t *turnCtx, turn tandem.Turn, 
 	}
 	if p.gate != nil {
 		s := time.Now()
-		err := p.gate.enter(ctx)
+		gctx := ctx
+		if !strict {
+			// Best effort (an escalation's NLU summary): wait no longer
+			// than a stage may take, then escalate without it.
+			var cancel context.CancelFunc
+			gctx, cancel = context.WithTimeout(ctx, p.cfg.StageTimeout)
+			defer cancel()
+		}
+		err := p.gate.enter(gctx)
 		p.m.obsAdmission.Observe(time.Since(s).Seconds())
 		if err != nil {
 			if strict {

@@ -400,6 +400,15 @@ llm:
 		{"llm: {on_failure: shrug}", "llm.on_failure"},
 		{"responses: {greet: ''}", "responses.greet"},
 		{"clarify_choices: 50", "clarify_choices"},
+		// NaN passes "v < 0 || v > 1"; it would mean "never confident".
+		{"answer_threshold: .nan", "answer_threshold"},
+		{"escalation: {sentiment_threshold: .nan}", "sentiment_threshold"},
+		{"escalation: {sentiment_threshold: -1.5}", "sentiment_threshold"},
+		{"escalation: {priorities: {negative_sentment: 5}}", "negative_sentment"},
+		{"escalation: {priorities: {vip: -3}}", "priorities.vip"},
+		{"escalation: {skills: {complaints: [billing]}}", "skills.complaints"},
+		{"escalation: {keywords: {en: ['!!!']}}", "keywords.en"},
+		{"escalation: {abuse_words: ['...']}", "abuse_words"},
 	} {
 		if _, err := ParsePolicy([]byte(bad.yaml)); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%q: err = %v, want mention of %q", bad.yaml, err, bad.want)

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/tandem-chat/tandem"
 )
 
 // Policy is a bot's answer policy, loaded from YAML (see docs/pipeline.md).
@@ -186,7 +188,7 @@ func defaultHumanKeywords() map[string][]string {
 func (p Policy) Validate() error {
 	var errs []error
 	unit := func(key string, v float64) {
-		if v < 0 || v > 1 {
+		if !(v >= 0 && v <= 1) { // also NaN, which fails every comparison
 			errs = append(errs, fmt.Errorf("%s = %v: must be between 0 and 1", key, v))
 		}
 	}
@@ -204,8 +206,30 @@ func (p Policy) Validate() error {
 	if p.MaxTurnRunes < 10 || p.MaxTurnRunes > 100000 {
 		errs = append(errs, fmt.Errorf("max_turn_runes = %d: must be between 10 and 100000", p.MaxTurnRunes))
 	}
-	if p.Escalation.SentimentThreshold < -2 || p.Escalation.SentimentThreshold > 0 {
-		errs = append(errs, fmt.Errorf("escalation.sentiment_threshold = %v: must be between -1 and 0 (or -2 to disable)", p.Escalation.SentimentThreshold))
+	if st := p.Escalation.SentimentThreshold; !(st >= -1 && st <= 0 || st == -2) {
+		errs = append(errs, fmt.Errorf("escalation.sentiment_threshold = %v: must be between -1 and 0 (or -2 to disable)", st))
+	}
+	reasons := []string{string(tandem.EscalateRequested), string(tandem.EscalateButton), string(tandem.EscalateLowConfidence),
+		string(tandem.EscalateIntent), string(tandem.EscalateSentiment), string(tandem.EscalateAbuse), string(tandem.EscalateVIP),
+		string(tandem.EscalateBreakerOpen)}
+	for k, v := range p.Escalation.Priorities {
+		if !slices.Contains(reasons, k) {
+			errs = append(errs, fmt.Errorf("escalation.priorities.%s: unknown escalation reason; accepted: %s", k, strings.Join(reasons, ", ")))
+		}
+		if v < 0 || v > 1000 {
+			errs = append(errs, fmt.Errorf("escalation.priorities.%s = %d: must be between 0 and 1000", k, v))
+		}
+	}
+	for k := range p.Escalation.Skills {
+		if name, ok := strings.CutPrefix(k, "intent:"); ok && strings.TrimSpace(name) != "" || slices.Contains(reasons, k) {
+			continue
+		}
+		errs = append(errs, fmt.Errorf("escalation.skills.%s: unknown escalation reason; accepted: %s, or intent:NAME", k, strings.Join(reasons, ", ")))
+	}
+	for _, w := range p.Escalation.AbuseWords {
+		if normalise(w) == "" {
+			errs = append(errs, fmt.Errorf("escalation.abuse_words: %q is empty once normalised", w))
+		}
 	}
 	if !slices.Contains([]string{"extractive", "escalate"}, p.LLM.OnFailure) {
 		errs = append(errs, fmt.Errorf("llm.on_failure = %q: accepted values: extractive, escalate", p.LLM.OnFailure))
@@ -215,8 +239,8 @@ func (p Policy) Validate() error {
 	}
 	for lang, kws := range p.Escalation.Keywords {
 		for _, k := range kws {
-			if strings.TrimSpace(k) == "" {
-				errs = append(errs, fmt.Errorf("escalation.keywords.%s: empty keyword", lang))
+			if normalise(k) == "" {
+				errs = append(errs, fmt.Errorf("escalation.keywords.%s: keyword %q is empty once normalised (punctuation and spaces only)", lang, k))
 			}
 		}
 	}

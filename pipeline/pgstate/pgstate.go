@@ -2,7 +2,10 @@
 // JSONB row per conversation. It is an adapter: only cmd wires it.
 //
 // Contract: Store is safe for concurrent use; Migrate is idempotent and is
-// run by New.
+// run by New. A state idle for longer than IdleTTL (24 h, as the memory
+// store) is treated as absent by Load, and Save deletes such rows in
+// bounded batches at most once per PruneEvery (1 h) per Store, so the table
+// does not grow with every conversation ever held.
 package pgstate
 
 import (
@@ -10,6 +13,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -20,6 +25,25 @@ import (
 // Store is a pipeline.StateStore on PostgreSQL.
 type Store struct {
 	pool *pgxpool.Pool
+	// IdleTTL and PruneEvery: see the package doc; zero means the default.
+	// Set them before first use.
+	IdleTTL    time.Duration
+	PruneEvery time.Duration
+
+	lastPrune atomic.Int64 // unix nanoseconds of the last prune
+}
+
+const (
+	defaultIdleTTL    = 24 * time.Hour
+	defaultPruneEvery = time.Hour
+	pruneBatch        = 1000
+)
+
+func (s *Store) ttl() time.Duration {
+	if s.IdleTTL > 0 {
+		return s.IdleTTL
+	}
+	return defaultIdleTTL
 }
 
 var _ pipeline.StateStore = (*Store)(nil)
@@ -44,7 +68,8 @@ func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
 // Load returns the state, or a zero State for an unknown conversation.
 func (s *Store) Load(ctx context.Context, id string) (pipeline.State, error) {
 	var b []byte
-	err := s.pool.QueryRow(ctx, `SELECT state FROM dialogue_state WHERE conversation_id = $1`, id).Scan(&b)
+	err := s.pool.QueryRow(ctx, `SELECT state FROM dialogue_state WHERE conversation_id = $1 AND updated_at >= now() - make_interval(secs => $2)`,
+		id, s.ttl().Seconds()).Scan(&b)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return pipeline.State{}, nil
 	}
@@ -69,7 +94,25 @@ func (s *Store) Save(ctx context.Context, id string, st pipeline.State) error {
 	if err != nil {
 		return fmt.Errorf("pgstate: save %s: %w", id, err)
 	}
+	s.maybePrune(ctx)
 	return nil
+}
+
+// maybePrune deletes up to pruneBatch idle states when PruneEvery has
+// passed since the last time; a failure only waits for the next round.
+func (s *Store) maybePrune(ctx context.Context) {
+	every := s.PruneEvery
+	if every <= 0 {
+		every = defaultPruneEvery
+	}
+	now := time.Now().UnixNano()
+	last := s.lastPrune.Load()
+	if now-last < int64(every) || !s.lastPrune.CompareAndSwap(last, now) {
+		return
+	}
+	_, _ = s.pool.Exec(ctx, `DELETE FROM dialogue_state WHERE conversation_id IN (
+		SELECT conversation_id FROM dialogue_state WHERE updated_at < now() - make_interval(secs => $1) LIMIT $2)`,
+		s.ttl().Seconds(), pruneBatch)
 }
 
 // Prune deletes states idle since before the given age in seconds; it

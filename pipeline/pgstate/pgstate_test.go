@@ -3,8 +3,10 @@ package pgstate_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/tandem-chat/tandem/internal/pgtest"
+	"github.com/tandem-chat/tandem/pipeline"
 	"github.com/tandem-chat/tandem/pipeline/pgstate"
 	"github.com/tandem-chat/tandem/pipeline/statetest"
 )
@@ -22,5 +24,40 @@ func TestPostgresStateStoreContract(t *testing.T) {
 	statetest.Run(t, s)
 	if n, err := s.Prune(context.Background(), 3600); err != nil || n != 0 {
 		t.Fatalf("prune = %d, %v", n, err)
+	}
+}
+
+// TestIdleStatesExpireAndArePruned: a state idle beyond IdleTTL is gone
+// for Load (as in the memory store: no weeks-old pending clarification),
+// and Save prunes idle rows, so the table does not grow forever.
+func TestIdleStatesExpireAndArePruned(t *testing.T) {
+	db := pgtest.New(t)
+	ctx := context.Background()
+	s, err := pgstate.New(ctx, db.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.PruneEvery = time.Nanosecond
+	st := pipeline.State{Turns: 3, Fallbacks: 2, PendingClarify: []pipeline.Choice{{Label: "Check bill"}}}
+	for _, id := range []string{"old-1", "old-2", "fresh"} {
+		if err := s.Save(ctx, id, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE dialogue_state SET updated_at = now() - interval '30 days' WHERE conversation_id LIKE 'old-%'`); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Load(ctx, "old-1"); err != nil || got.Turns != 0 || len(got.PendingClarify) != 0 {
+		t.Fatalf("a 30-day-old state was loaded: %+v, %v", got, err)
+	}
+	if got, err := s.Load(ctx, "fresh"); err != nil || got.Turns != 3 {
+		t.Fatalf("fresh state = %+v, %v", got, err)
+	}
+	if err := s.Save(ctx, "fresh", st); err != nil { // prunes
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM dialogue_state`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d rows after pruning, want 1 (%v)", n, err)
 	}
 }
