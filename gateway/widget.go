@@ -189,7 +189,9 @@ type widgetSession struct {
 func (s *widgetSession) HandleFrame(ctx context.Context, c *Conn, data []byte) {
 	f, err := DecodeClientFrame(data)
 	if err != nil {
-		c.SendError(err, "")
+		// Echo the frame's client_id when it can be read, so the client
+		// can fail that message instead of resending it forever.
+		c.SendError(err, clientIDOf(data))
 		if s.p.ID == "" { // the first frame must be a valid hello
 			c.Close(WSCloseCode(tandem.EUNAUTHORIZED), "hello required", true)
 			return
@@ -442,6 +444,18 @@ func (s *widgetSession) recent(ctx context.Context, clientID string) (tandem.Mes
 		}
 	}
 	return tandem.Message{}, false
+}
+
+// clientIDOf returns the client_id of a frame that failed validation, or
+// "" when the frame is not a JSON object with a sane string client_id.
+func clientIDOf(data []byte) string {
+	var f struct {
+		ClientID string `json:"client_id"`
+	}
+	if json.Unmarshal(data, &f) != nil || !validClientID(f.ClientID) {
+		return ""
+	}
+	return f.ClientID
 }
 
 // Closed implements FrameHandler.

@@ -95,6 +95,24 @@ func TestPingFloodIsNotAnsweredInFull(t *testing.T) {
 	}
 }
 
+// TestInvalidMessageErrorCarriesClientID: a message frame that fails
+// validation (text empty once trimmed, here only U+0085) is answered with
+// its client_id, so the client can fail that message instead of resending
+// it on every reconnect; a frame whose client_id is itself bad gets none.
+func TestInvalidMessageErrorCarriesClientID(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	c.send(map[string]any{"type": "message", "client_id": "e1", "text": "\u0085"})
+	if f, _ := c.until(isType("error")); f.Code != tandem.EINVALID || f.ClientID != "e1" {
+		t.Fatalf("error = %s", f.raw)
+	}
+	c.send(map[string]any{"type": "message", "client_id": "bad:id", "text": ""})
+	if f, _ := c.until(isType("error")); f.ClientID != "" {
+		t.Fatalf("error echoes an invalid client_id: %s", f.raw)
+	}
+}
+
 func TestStreamedAnswer(t *testing.T) {
 	ts := startServer(t, serverOpts{bot: streamBot{}})
 	s := ts.session(t, nil)
