@@ -3,6 +3,7 @@ package knowledge
 import (
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -32,11 +33,17 @@ func NormalizeQuery(q string) string {
 	return b.String()
 }
 
+// MaxTermBytes is the longest lexical term: PostgreSQL refuses tsvector
+// lexemes of 2048 bytes or more ("word is too long"), so longer terms (a
+// run of an unspaced script such as Khmer, a long key or hash) are cut to
+// this length on a character boundary, in both stores and in queries alike.
+const MaxTermBytes = 2047
+
 // Tokens splits text into lexical terms for BM25: the words of
 // NormalizeQuery with a light English suffix stemmer, and each character of
 // unsegmented scripts (Han, Hiragana, Katakana, Thai) as its own term plus
 // bigrams of neighbouring characters, so Chinese and Japanese match without
-// a word segmenter.
+// a word segmenter. Terms are at most MaxTermBytes long.
 func Tokens(text string) []string {
 	norm := NormalizeQuery(text)
 	out := make([]string, 0, 16)
@@ -45,9 +52,21 @@ func Tokens(text string) []string {
 			out = appendCJK(out, w)
 			continue
 		}
-		out = append(out, Stem(w))
+		out = append(out, capTerm(Stem(w)))
 	}
 	return out
+}
+
+// capTerm cuts t to at most MaxTermBytes on a character boundary.
+func capTerm(t string) string {
+	if len(t) <= MaxTermBytes {
+		return t
+	}
+	n := MaxTermBytes
+	for n > 0 && !utf8.RuneStart(t[n]) {
+		n--
+	}
+	return t[:n]
 }
 
 func hasUnsegmented(w string) bool {
@@ -68,7 +87,7 @@ func appendCJK(out []string, w string) []string {
 	var latin []rune
 	flush := func() {
 		if len(latin) > 0 {
-			out = append(out, Stem(string(latin)))
+			out = append(out, capTerm(Stem(string(latin))))
 			latin = latin[:0]
 		}
 	}

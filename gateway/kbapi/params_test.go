@@ -1,10 +1,13 @@
 package kbapi_test
 
 import (
+	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/knowledge"
 )
 
 // Malformed ids and filter values (invalid UTF-8, control characters,
@@ -73,6 +76,36 @@ func TestMalformedParams(t *testing.T) {
 		r = e.do(t, "GET", "/faqs", e.admin, nil)
 		if r.status != 200 || strings.Count(string(r.body), `"external_id"`) != 1 {
 			t.Errorf("after the bad requests: %d %s", r.status, r.body)
+		}
+	})
+}
+
+// Answers with words longer than PostgreSQL's lexeme limit (an unspaced
+// script, a long key) are stored on both stores, one by one and by import.
+func TestLongWords(t *testing.T) {
+	eachStore(t, bagEmbedder{}, func(t *testing.T, e *storeEnv) {
+		khmer := strings.Repeat("សួស្តី", 130)
+		for _, answer := range []string{khmer, "key: " + strings.Repeat("ab12", 520)} {
+			body, _ := json.Marshal(map[string]any{"question": "Greeting?", "answer": answer})
+			if r := e.do(t, "POST", "/faqs", e.admin, body); r.status != 201 {
+				t.Fatalf("create with a %d-byte word: %d %s", len(answer), r.status, r.body)
+			}
+		}
+		rows, _ := json.Marshal([]map[string]any{
+			{"external_id": "km", "question": "Hello?", "answer": khmer},
+			{"external_id": "bad", "question": "", "answer": "no question"},
+		})
+		r := e.do(t, "POST", "/import?format=json&mode=partial", e.admin, rows)
+		var rep knowledge.ImportReport
+		r.json(t, &rep)
+		if r.status != 200 || rep.Created != 1 || rep.Failed != 1 {
+			t.Fatalf("partial import: %d %s", r.status, r.body)
+		}
+		r = e.do(t, "GET", "/search?mode=lexical&q="+url.QueryEscape(khmer), e.admin, nil)
+		var res knowledge.SearchResult
+		r.json(t, &res)
+		if r.status != 200 || len(res.Hits) != 2 {
+			t.Fatalf("search for the long word: %d %s", r.status, r.body)
 		}
 	})
 }

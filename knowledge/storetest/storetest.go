@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -39,6 +40,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Models", testModels},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"Unicode", testUnicode},
+		{"LongWords", testLongWords},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -714,5 +716,44 @@ func testVectorDegenerate(t *testing.T, s knowledge.Store) {
 	}
 	if _, err := s.GetByExternalID(ctx, "bad"); tandem.ErrorCode(err) != tandem.ENOTFOUND {
 		t.Errorf("a refused create stored the item: %v", err)
+	}
+}
+
+// testLongWords: words longer than PostgreSQL's 2047-byte lexeme limit (an
+// unspaced script, a long key) are stored and searchable, with the same
+// terms in both stores.
+func testLongWords(t *testing.T, s knowledge.Store) {
+	khmer := strings.Repeat("សួស្តី", 130)  // 2340 bytes, no spaces
+	key := strings.Repeat("ab12", 520)      // 2080 bytes
+	edge := "x" + strings.Repeat("é", 1100) // 2201 bytes: the cut falls inside a 2-byte character
+	a := mustCreate(t, s, tandem.FAQ{ExternalID: "km", Question: "Greeting?", Phrasings: []string{khmer[:len("សួស្តី")*80]}, Answer: khmer, Locale: "km", Status: tandem.FAQPublished})
+	b := mustCreate(t, s, tandem.FAQ{ExternalID: "key", Question: "Key?", Answer: "key: " + key, Tags: []string{"k"}, Status: tandem.FAQPublished})
+	c := mustCreate(t, s, tandem.FAQ{ExternalID: "edge", Question: "Edge?", Answer: edge, Status: tandem.FAQPublished})
+	for _, tc := range []struct {
+		q  string
+		id string
+	}{{khmer, a.ID}, {key, b.ID}, {edge, c.ID}} {
+		hits, err := s.LexicalSearch(ctx, tc.q, knowledge.Filter{}, 5)
+		if err != nil || len(hits) == 0 || hits[0].FAQ.ID != tc.id {
+			t.Errorf("search for a %d-byte word: %v, %v", len(tc.q), ids(hits), err)
+		}
+	}
+	// Updates and imports with long words work too (and keep the
+	// statistics consistent: the old terms are removed).
+	up := b
+	up.Answer = "key: " + strings.Repeat("cd34", 600)
+	n, _ := knowledge.Normalize(up)
+	if _, err := s.Update(ctx, knowledge.Write{FAQ: n, Actor: "bob", ExpectedVersion: b.Version}); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	if hits, _ := s.LexicalSearch(ctx, key, knowledge.Filter{}, 5); len(hits) != 0 {
+		t.Errorf("old long word still found: %v", ids(hits))
+	}
+	imp, _ := knowledge.Normalize(tandem.FAQ{ExternalID: "imp", Question: "Imported?", Answer: strings.Repeat("ꦲ", 800), Status: tandem.FAQPublished})
+	if _, err := s.Import(ctx, []knowledge.Write{{FAQ: imp, Actor: "bob"}}, false); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	if err := s.Delete(ctx, c.ID, 0, "bob"); err != nil {
+		t.Fatalf("delete: %v", err)
 	}
 }
