@@ -20,7 +20,9 @@
   var agents = [];         // team view
   var canned = [];
   var pending = {};        // ref -> callback(frame)
-  var pendingMsgs = {};    // client id -> element
+  var pendingMsgs = {};    // client id -> element of an unacknowledged reply
+  var outbox = [];         // unacknowledged replies {client_id, conversation_id, text}, resent after reconnects
+  var welcomed = false, lastFrame = 0;
   var refSeq = 0;
   var typingSent = 0, typingOffTimer = null, typingShowTimer = null;
   var suggestTimer = null;
@@ -83,7 +85,7 @@
     token = ""; sessionStorage.removeItem(TOKEN_KEY);
     if (ws) { var w = ws; ws = null; w.onclose = null; w.close(1000); }
     clearTimeout(reconnectTimer); clearInterval(pingTimer);
-    me = null; tickets = {}; convs = {}; selected = ""; queue = []; agents = [];
+    me = null; tickets = {}; convs = {}; selected = ""; queue = []; agents = []; outbox = []; pendingMsgs = {}; welcomed = false;
     $("app").hidden = true; $("me").hidden = true; $("login").hidden = false;
     $("conn-status").textContent = msg || "Signed out";
     $("login-email").focus();
@@ -96,25 +98,39 @@
     $("conn-status").textContent = "Connecting…";
     var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/console/ws";
     var sock = new WebSocket(url, "tandem.v1");
-    ws = sock;
-    sock.onopen = function () { sock.send(JSON.stringify({ type: "hello", token: token })); };
+    var old = ws;
+    ws = sock; welcomed = false;
+    if (old) { old.onclose = null; try { old.close(); } catch (e) { /* already closed */ } }
+    sock.onopen = function () {
+      if (ws !== sock) { return; }
+      lastFrame = Date.now();
+      sock.send(JSON.stringify({ type: "hello", token: token }));
+    };
     sock.onmessage = function (ev) {
+      if (ws !== sock) { return; }
+      lastFrame = Date.now();
       var f;
       try { f = JSON.parse(ev.data); } catch (e) { return; }
       onFrame(f);
     };
-    sock.onclose = function (ev) {
-      if (ws !== sock) { return; }
-      ws = null; clearInterval(pingTimer);
-      if (ev.code === 4401 || ev.code === 4403) { signOut(ev.reason || "Please sign in again"); return; }
-      $("conn-status").textContent = "Reconnecting…";
-      var cap = Math.min(30000, 500 * Math.pow(2, attempt++));
-      reconnectTimer = setTimeout(connect, ev.code === 1012 ? 200 + Math.random() * 1500 : cap / 2 + Math.random() * cap / 2);
-    };
+    sock.onclose = function (ev) { closed(sock, ev.code, ev.reason); };
   }
-  function send(f) {
-    if (!ws || ws.readyState !== 1) { toast("Not connected; try again in a moment."); return false; }
-    ws.send(JSON.stringify(f));
+  // closed handles the end of the current socket: a real close event, or
+  // the watchdog giving up on a connection that went silent (a dead link
+  // may take minutes to report a close).
+  function closed(sock, code, reason) {
+    if (ws !== sock) { return; }
+    ws = null; welcomed = false; clearInterval(pingTimer);
+    sock.onclose = null;
+    if (code === 4401 || code === 4403) { signOut(reason || "Please sign in again"); return; }
+    $("conn-status").textContent = "Reconnecting…";
+    var cap = Math.min(30000, 500 * Math.pow(2, attempt++));
+    clearTimeout(reconnectTimer);
+    reconnectTimer = setTimeout(connect, code === 1012 ? 200 + Math.random() * 1500 : cap / 2 + Math.random() * cap / 2);
+  }
+  function send(f, quiet) {
+    if (!ws || ws.readyState !== 1) { if (!quiet) { toast("Not connected; try again in a moment."); } return false; }
+    try { ws.send(JSON.stringify(f)); } catch (e) { return false; }
     return true;
   }
   // act sends an action frame and calls done(frame) with its ok or error answer.
@@ -158,7 +174,21 @@
     renderMe(); renderCanned(); renderLists();
     if (selected && !ticketOf(selected)) { select(""); } else { renderConv(); }
     clearInterval(pingTimer);
-    pingTimer = setInterval(function () { send({ type: "ping" }); }, heartbeatMS);
+    welcomed = true;
+    // Watchdog: the server answers pings and sends its own traffic; two
+    // silent heartbeat periods mean the link is dead: reconnect (as the
+    // widget does, see docs/protocol.md).
+    pingTimer = setInterval(function () {
+      var sock = ws;
+      if (!sock) { return; }
+      if (Date.now() - lastFrame > 2 * heartbeatMS + 5000) {
+        try { sock.close(); } catch (e) { /* ignore */ }
+        closed(sock, 1006, "");
+        return;
+      }
+      send({ type: "ping" }, true);
+    }, heartbeatMS);
+    flushReplies();
   }
 
   function onTicket(f) {
@@ -211,16 +241,29 @@
   }
 
   function onError(f) {
-    if (f.client_id && pendingMsgs[f.client_id]) {
-      var p = pendingMsgs[f.client_id];
-      p.classList.add("failed");
-      p.appendChild(el("span", { "class": "sr" }, " (not sent)"));
-      delete pendingMsgs[f.client_id];
+    var item = outboxItem(f.client_id);
+    if (item) {
+      if ((f.code === "overloaded" || f.code === "unavailable" || f.code === "internal") && !item.failed) {
+        // Transient: resend with the same client id (the server
+        // deduplicates) once it has had a moment.
+        setTimeout(function () { if (outboxItem(item.client_id) === item && !item.failed) { send(replyFrame(item), true); } }, f.retry_after_ms || 2000);
+      } else {
+        item.failed = f.message || f.code || "not sent";
+        renderPendingReply(item);
+        // The text goes back to the composer, if it is free, to edit or resend.
+        var input = $("composer-input");
+        if (item.conversation_id === selected && !input.value) { input.value = item.text; }
+      }
     }
     toast(f.message || f.code);
   }
 
+  function outboxItem(clientID) {
+    for (var i = 0; i < outbox.length; i++) { if (outbox[i].client_id === clientID) { return outbox[i]; } }
+    return null;
+  }
   function acked(clientID) {
+    outbox = outbox.filter(function (x) { return x.client_id !== clientID; });
     var p = pendingMsgs[clientID];
     if (p) { if (p.parentNode) { p.parentNode.removeChild(p); } delete pendingMsgs[clientID]; }
   }
@@ -364,6 +407,8 @@
     var log = $("chat-log");
     clear(log);
     c.seqs.forEach(function (s) { log.appendChild(messageNode(c.messages[s])); });
+    pendingMsgs = {};
+    outbox.forEach(function (item) { if (item.conversation_id === selected) { renderPendingReply(item); } });
     log.scrollTop = log.scrollHeight;
     $("typing").textContent = c.typing || "";
     renderSummary(t);
@@ -492,20 +537,48 @@
     typingOffTimer = setTimeout(function () { typingSent = 0; send({ type: "typing", conversation_id: convId, on: false }); }, 3000);
   });
 
+  // Replies stay in the outbox until acknowledged (or seen in the
+  // transcript) and are resent after a reconnect under the same client id:
+  // the server stores a client id once, so a reply whose ack was lost is
+  // not posted twice.
+  function replyFrame(item) { return { type: "message", conversation_id: item.conversation_id, client_id: item.client_id, text: item.text }; }
   function sendReply() {
     var input = $("composer-input");
     var text = input.value.trim();
     var t = selected ? ticketOf(selected) : null;
     if (!text || !t || t.state !== "assigned") { return; }
-    var cid = newID("m");
-    if (!send({ type: "message", conversation_id: selected, client_id: cid, text: text })) { return; }
-    clearTimeout(typingOffTimer); typingSent = 0;
-    send({ type: "typing", conversation_id: selected, on: false });
-    var p = el("div", { "class": "msg pending", "data-author": "agent" });
-    p.appendChild(el("span", { "class": "text" }, text));
-    $("chat-log").appendChild(p);
-    pendingMsgs[cid] = p;
+    var item = { client_id: newID("m"), conversation_id: selected, text: text };
+    outbox.push(item);
+    renderPendingReply(item);
     input.value = "";
+    clearTimeout(typingOffTimer); typingSent = 0;
+    if (welcomed && send(replyFrame(item), true)) {
+      send({ type: "typing", conversation_id: selected, on: false }, true);
+    } else {
+      toast("Not connected; the reply will be sent when the connection is back.");
+    }
+  }
+  function flushReplies() {
+    outbox.forEach(function (item) { if (!item.failed) { send(replyFrame(item), true); } });
+  }
+  // renderPendingReply shows (or updates) the bubble of an outbox reply in
+  // the open conversation: "sending", or "not sent" with the reason.
+  function renderPendingReply(item) {
+    if (item.conversation_id !== selected) { return; }
+    var p = pendingMsgs[item.client_id];
+    if (!p) {
+      p = el("div", { "class": "msg pending", "data-author": "agent", "data-client-id": item.client_id });
+      p.appendChild(el("span", { "class": "text" }, item.text));
+      $("chat-log").appendChild(p);
+      pendingMsgs[item.client_id] = p;
+    }
+    if (item.failed && !p.classList.contains("failed")) {
+      p.classList.add("failed");
+      p.appendChild(el("span", { "class": "note" }, "Not sent: " + item.failed));
+      var discard = el("button", { type: "button", "class": "discard" }, "Dismiss");
+      discard.addEventListener("click", function () { acked(item.client_id); });
+      p.appendChild(discard);
+    }
   }
 
   // ---- boot ----------------------------------------------------------------------

@@ -1,0 +1,263 @@
+package console_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/gateway"
+	"github.com/tandem-chat/tandem/gateway/console"
+	"github.com/tandem-chat/tandem/handoff"
+	"github.com/tandem-chat/tandem/handoff/memstore"
+	"github.com/tandem-chat/tandem/internal/browsertest"
+)
+
+// holeProxy is a TCP proxy whose current connections can be turned into
+// black holes (bytes are read and dropped, nothing is closed), as a dead
+// link or a stalled middlebox looks to a browser. New connections work.
+type holeProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []*holeConn
+	total  atomic.Int64
+}
+
+type holeConn struct {
+	up, down atomic.Bool // drop browser->server, server->browser
+	a, b     net.Conn
+}
+
+func newHoleProxy(t *testing.T, target string) *holeProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &holeProxy{ln: ln, target: target}
+	go func() {
+		for {
+			a, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b, err := net.Dial("tcp", target)
+			if err != nil {
+				a.Close()
+				continue
+			}
+			c := &holeConn{a: a, b: b}
+			p.mu.Lock()
+			p.conns = append(p.conns, c)
+			p.mu.Unlock()
+			p.total.Add(1)
+			go pump(b, a, &c.up)
+			go pump(a, b, &c.down)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			c.a.Close()
+			c.b.Close()
+		}
+	})
+	return p
+}
+
+func pump(dst, src net.Conn, drop *atomic.Bool) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !drop.Load() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	if !drop.Load() {
+		dst.Close()
+	}
+}
+
+func (p *holeProxy) URL() string { return "http://" + p.ln.Addr().String() }
+
+// blackhole silences every current connection: both directions, or only
+// the server's replies.
+func (p *holeProxy) blackhole(upToo bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.down.Store(true)
+		if upToo {
+			c.up.Store(true)
+		}
+	}
+}
+
+// newQuickNode is newNode with a short console heartbeat (500 ms), so the
+// console's dead-link watchdog fires within seconds; it also returns the
+// conversation log.
+func newQuickNode(t *testing.T) (*env, gateway.ConvLog) {
+	t.Helper()
+	clock := handoff.NewManualClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	convLog := gateway.NewMemLog()
+	bus := gateway.NewLocalBus()
+	late := &console.LateNotifier{}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	eng, err := handoff.New(memstore.New(), handoff.Config{Clock: clock, Notifier: late, Logger: logger, BcryptCost: 4, HeartbeatTimeout: 1500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := gateway.NewAuth([]byte(testSecret), testAdmin, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ho := &console.Handoff{Engine: eng}
+	chat, err := gateway.NewChat(gateway.ChatConfig{}, gateway.ChatDeps{
+		Log: convLog, Bus: bus, Auth: auth, Bot: testBot{}, Handoff: ho, AgentAccess: ho.AgentAccess,
+		Sites: gateway.StaticSites{"demo": {Key: "demo", AllowedOrigins: []string{"self"}}}, Logger: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ho.SetChat(chat)
+	con, err := console.New(console.Config{Engine: eng, Chat: chat, Bus: bus, Logger: logger, ViewInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	late.Set(con)
+	srv := gateway.New(gateway.Config{}, logger)
+	chat.Mount(srv.Router())
+	con.Mount(srv.Router())
+	srv.OnShutdown(func(ctx context.Context) error { return eng.Close(ctx) })
+	srv.OnShutdown(chat.Shutdown)
+	srv.OnShutdown(con.Shutdown)
+	hs := httptest.NewServer(srv.Router())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.CloseClientConnections()
+		_ = srv.Shutdown(ctx)
+		hs.Close()
+	})
+	return &env{t: t, URL: hs.URL, Clock: clock, Engine: eng, Chat: chat, Console: con, Auth: auth}, convLog
+}
+
+// poll waits for a JavaScript predicate in the page (a hang guard only).
+func poll(t *testing.T, ctx context.Context, what, expr string) {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(45*time.Second))); err != nil {
+		txt, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+		t.Fatalf("waiting for %s: %v\n--- page ---\n%s", what, err, txt)
+	}
+}
+
+// waitFrame reads the customer's frames until ok (45 s hang guard).
+func waitFrame(t *testing.T, c *client, what string, ok func(frame) bool) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		f, err := c.read(time.Until(deadline))
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		if ok(f) {
+			return
+		}
+	}
+}
+
+// startConsoleChat signs an agent into the console page (through proxy
+// p) and gives them an assigned conversation with a customer.
+func startConsoleChat(t *testing.T, e *env, p *holeProxy, name string) (context.Context, *client, string) {
+	t.Helper()
+	_, tok := e.agent(strings.ToLower(name)+"@example.com", name, nil)
+	ctx := browsertest.Start(t, 1280, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(p.URL()+"/console"),
+		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`sessionStorage.setItem("tandem-console-token", %q)`, tok)),
+		chromedp.Reload())
+	poll(t, ctx, "the console to connect", `window.__tandemConsole && window.__tandemConsole.connected() && document.getElementById("conn-status").textContent === "Connected"`)
+
+	cust, conv := e.customer()
+	cust.send(map[string]any{"type": "handoff_request", "client_id": "h1"})
+	cust.until(handoffStatus("queued"))
+	e.escalated(conv)
+	e.tick()
+	poll(t, ctx, "the offer", `document.querySelectorAll("#offers .item.offer").length === 1`)
+	browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS("#offers .item.offer .open")), chromedp.Click(chromedp.ID("accept-btn")))
+	poll(t, ctx, "the assignment", `document.getElementById("conv-state").textContent === "Assigned to you" && !document.getElementById("composer-input").disabled`)
+	return ctx, cust, conv
+}
+
+func typeReply(t *testing.T, ctx context.Context, text string) {
+	t.Helper()
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("composer-input").value = ""`),
+		chromedp.SendKeys(chromedp.ID("composer-input"), text), chromedp.Click(chromedp.ID("composer-send")))
+}
+
+func consoleShows(text string) string {
+	return fmt.Sprintf(`Array.from(document.querySelectorAll('#chat-log .msg[data-author="agent"][data-seq]')).filter(e => e.textContent.includes(%q)).length === 1 && document.querySelectorAll("#chat-log .msg.pending").length === 0`, text)
+}
+
+func agentTexts(t *testing.T, log gateway.ConvLog, conv string) []string {
+	t.Helper()
+	msgs, err := log.Messages(context.Background(), conv, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range msgs {
+		if m.Author == tandem.AuthorAgent {
+			out = append(out, m.Text)
+		}
+	}
+	return out
+}
+
+// The console notices a dead link by its silence (no close event ever
+// comes), reconnects, and resends the unacknowledged reply under the same
+// client id: a reply that never left is delivered, one whose ack was lost
+// is not posted twice.
+func TestBrowserConsoleDeadLinkKeepsReplies(t *testing.T) {
+	e, convLog := newQuickNode(t)
+	p := newHoleProxy(t, strings.TrimPrefix(e.URL, "http://"))
+	ctx, cust, conv := startConsoleChat(t, e, p, "Ann")
+
+	t.Run("a reply written on a dead link is delivered after the reconnect", func(t *testing.T) {
+		conns := p.total.Load()
+		p.blackhole(true)
+		typeReply(t, ctx, "first reply")
+		waitFrame(t, cust, "the first reply", messageFrom(tandem.AuthorAgent, "first reply"))
+		poll(t, ctx, "the reply acknowledged in the console", consoleShows("first reply")+` && window.__tandemConsole.connected()`)
+		if p.total.Load() == conns {
+			t.Fatal("the console did not open a new connection")
+		}
+	})
+
+	t.Run("a reply whose ack was lost is not posted twice", func(t *testing.T) {
+		p.blackhole(false) // the server gets the reply; its answers are lost
+		typeReply(t, ctx, "second reply")
+		waitFrame(t, cust, "the second reply", messageFrom(tandem.AuthorAgent, "second reply"))
+		poll(t, ctx, "the reply acknowledged in the console", consoleShows("second reply")+` && window.__tandemConsole.connected()`)
+		if got := agentTexts(t, convLog, conv); fmt.Sprint(got) != "[first reply second reply]" {
+			t.Fatalf("agent messages in the log = %q, want each once", got)
+		}
+	})
+}
