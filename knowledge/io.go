@@ -54,8 +54,9 @@ func (f Format) ContentType() string {
 	return "application/json; charset=utf-8"
 }
 
-// CSVColumns are the CSV header names. Import needs at least external_id,
-// question and answer; other columns are optional, in any order. Phrasings
+// CSVColumns are the CSV header names. Import needs at least question,
+// answer and one of external_id and id (see ParseImport); other columns are
+// optional, in any order. Phrasings
 // are separated by newlines inside the cell (or by "|" when the cell has no
 // newline); tags by "|" or ",". Unknown columns are an error.
 var CSVColumns = []string{"id", "external_id", "question", "phrasings", "answer", "category", "tags", "locale", "status", "intent", "threshold", "version", "updated_at", "updated_by"}
@@ -69,8 +70,9 @@ type Record struct {
 }
 
 // wireFAQ is the accepted shape of one imported object. Exported objects
-// (with id, version and audit stamps) import unchanged: those fields are
-// accepted and ignored. Any other field is an error.
+// (with id, version and audit stamps) import unchanged: version and the
+// stamps are accepted and ignored, id identifies a row that has no
+// external_id. Any other field is an error.
 type wireFAQ struct {
 	ID         string     `json:"id"`
 	ExternalID string     `json:"external_id"`
@@ -90,7 +92,7 @@ type wireFAQ struct {
 }
 
 func (w wireFAQ) faq() tandem.FAQ {
-	return tandem.FAQ{ExternalID: w.ExternalID, Question: w.Question, Phrasings: w.Phrasings, Answer: w.Answer,
+	return tandem.FAQ{ID: w.ID, ExternalID: w.ExternalID, Question: w.Question, Phrasings: w.Phrasings, Answer: w.Answer,
 		Category: w.Category, Tags: w.Tags, Locale: w.Locale, Status: tandem.FAQStatus(w.Status), Intent: w.Intent, Threshold: w.Threshold}
 }
 
@@ -99,8 +101,13 @@ const MaxImportRows = 50000
 
 // ParseImport reads a whole import body. Row-level problems (unknown
 // fields, wrong types, invalid UTF-8, malformed CSV records, invalid
-// values, missing or duplicate external ids) become Records with Err set;
-// a body that cannot be read as the format at all is an EINVALID error.
+// values, missing or duplicate keys) become Records with Err set; a body
+// that cannot be read as the format at all is an EINVALID error.
+//
+// A row's key is its external_id; a row without one is keyed by its id (an
+// exported FAQ that never had an external id), so an export always
+// re-imports unchanged. A row with an external_id keeps only that key (its
+// id is dropped); a row with neither is an error.
 func ParseImport(r io.Reader, format Format) ([]Record, error) {
 	var recs []Record
 	var err error
@@ -121,25 +128,36 @@ func ParseImport(r io.Reader, format Format) ([]Record, error) {
 		return nil, tandem.Errorf(tandem.EINVALID, "%d rows, more than %d per import", len(recs), MaxImportRows)
 	}
 	firstRow := map[string]int{}
+	firstID := map[string]int{}
 	for i := range recs {
 		rec := &recs[i]
 		if rec.Err != nil {
 			continue
 		}
+		rec.FAQ.ID = strings.TrimSpace(rec.FAQ.ID)
 		f, err := Normalize(rec.FAQ)
 		if err != nil {
 			rec.Err = err
 			continue
 		}
-		if f.ExternalID == "" {
-			rec.Err = tandem.Errorf(tandem.EINVALID, "external_id: required for imports (it makes them idempotent)")
+		switch {
+		case f.ExternalID != "":
+			f.ID = "" // the external id is the key
+			if prev, dup := firstRow[f.ExternalID]; dup {
+				rec.Err = tandem.Errorf(tandem.EINVALID, "external_id: %q duplicates row %d", f.ExternalID, prev)
+				continue
+			}
+			firstRow[f.ExternalID] = rec.Row
+		case f.ID != "":
+			if prev, dup := firstID[f.ID]; dup {
+				rec.Err = tandem.Errorf(tandem.EINVALID, "id: %q duplicates row %d", f.ID, prev)
+				continue
+			}
+			firstID[f.ID] = rec.Row
+		default:
+			rec.Err = tandem.Errorf(tandem.EINVALID, "external_id: required for imports (it makes them idempotent), or the id of an exported FAQ without one")
 			continue
 		}
-		if prev, dup := firstRow[f.ExternalID]; dup {
-			rec.Err = tandem.Errorf(tandem.EINVALID, "external_id: %q duplicates row %d", f.ExternalID, prev)
-			continue
-		}
-		firstRow[f.ExternalID] = rec.Row
 		rec.FAQ = f
 	}
 	return recs, nil
@@ -301,10 +319,14 @@ func parseCSV(r io.Reader) ([]Record, error) {
 		}
 		cols[h] = i
 	}
-	for _, need := range []string{"question", "answer", "external_id"} {
+	for _, need := range []string{"question", "answer"} {
 		if _, ok := cols[need]; !ok {
 			return nil, tandem.Errorf(tandem.EINVALID, "CSV header: column %q is required", need)
 		}
+	}
+	_, hasExt := cols["external_id"]
+	if _, hasID := cols["id"]; !hasExt && !hasID {
+		return nil, tandem.Errorf(tandem.EINVALID, "CSV header: column \"external_id\" (or \"id\") is required")
 	}
 	var recs []Record
 	for {
@@ -349,7 +371,7 @@ func parseCSV(r io.Reader) ([]Record, error) {
 					return tandem.Errorf(tandem.EINVALID, "not valid UTF-8")
 				}
 			}
-			f = tandem.FAQ{ExternalID: get("external_id"), Question: get("question"), Answer: get("answer"),
+			f = tandem.FAQ{ID: get("id"), ExternalID: get("external_id"), Question: get("question"), Answer: get("answer"),
 				Category: get("category"), Locale: get("locale"), Status: tandem.FAQStatus(strings.TrimSpace(get("status"))), Intent: get("intent")}
 			f.Phrasings = splitPhrasings(get("phrasings"))
 			f.Tags = splitTags(get("tags"))

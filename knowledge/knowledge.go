@@ -24,6 +24,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -146,8 +147,10 @@ type Store interface {
 	// UpsertByExternalID creates or updates the FAQ with w.FAQ.ExternalID;
 	// an identical item is left untouched (ActionUnchanged).
 	UpsertByExternalID(ctx context.Context, w Write) (Outcome, error)
-	// Import upserts every write by external id in one transaction. With
-	// dryRun nothing is stored but the outcomes are computed as if it were.
+	// Import upserts every write in one transaction, matched by external
+	// id, or by id when the write has no external id (see ImportKey; a new
+	// FAQ keyed by id is created with that id). With dryRun nothing is
+	// stored but the outcomes are computed as if it were.
 	Import(ctx context.Context, ws []Write, dryRun bool) ([]Outcome, error)
 	// Versions returns the audit trail of an FAQ, oldest first; it survives
 	// deletion.
@@ -186,6 +189,21 @@ type Embedder interface {
 	Embed(ctx context.Context, texts []string) ([][]float32, error)
 	Dim() int
 	Version() string // changes whenever vectors would change
+}
+
+// ImportKey returns how Store.Import matches an imported FAQ with a stored
+// one: by its external id when it has one, else by its id (an exported FAQ
+// that never had an external id; byID is true). A stored FAQ matched by id
+// keeps its external id when the row has none. key describes the key for
+// messages; it is "" when the row has neither.
+func ImportKey(f tandem.FAQ) (key string, byID bool) {
+	switch {
+	case f.ExternalID != "":
+		return fmt.Sprintf("external_id %q", f.ExternalID), false
+	case f.ID != "":
+		return fmt.Sprintf("id %q", f.ID), true
+	}
+	return "", false
 }
 
 // Texts returns the texts of an FAQ that get one vector each: the question

@@ -329,21 +329,32 @@ func (s *Store) Import(ctx context.Context, ws []knowledge.Write, dryRun bool) (
 		it     *item
 		action knowledge.Action
 	}
+	ws = slices.Clone(ws) // rows keyed by id may get the item's external id below
 	plans := make([]plan, len(ws))
 	seen := map[string]int{}
-	for i, w := range ws {
-		ext := w.FAQ.ExternalID
-		if ext == "" {
-			return nil, tandem.Errorf(tandem.EINVALID, "row %d: external_id is required", i+1)
+	for i := range ws {
+		w := &ws[i]
+		key, byID := knowledge.ImportKey(w.FAQ)
+		if key == "" {
+			return nil, tandem.Errorf(tandem.EINVALID, "row %d: external_id (or the id of an FAQ without one) is required", i+1)
 		}
-		if j, dup := seen[ext]; dup {
-			return nil, tandem.Errorf(tandem.EINVALID, "row %d: external_id %q duplicates row %d", i+1, ext, j+1)
+		if j, dup := seen[key]; dup {
+			return nil, tandem.Errorf(tandem.EINVALID, "row %d: %s duplicates row %d", i+1, key, j+1)
 		}
-		seen[ext] = i
+		seen[key] = i
 		if err := s.checkEmbeddings(w.FAQ, w.Embeddings); err != nil {
 			return nil, tandem.Errorf(tandem.EINVALID, "row %d: %s", i+1, tandem.ErrorMessage(err))
 		}
-		it, ok := s.byExt[ext]
+		var it *item
+		var ok bool
+		if byID {
+			if it, ok = s.items[w.FAQ.ID]; ok && w.FAQ.ExternalID == "" {
+				// The row names no external id: it keeps the item's.
+				w.FAQ.ExternalID = it.faq.ExternalID
+			}
+		} else {
+			it, ok = s.byExt[w.FAQ.ExternalID]
+		}
 		switch {
 		case !ok:
 			plans[i] = plan{action: knowledge.ActionCreated}
@@ -368,7 +379,9 @@ func (s *Store) Import(ctx context.Context, ws []knowledge.Write, dryRun bool) (
 		case dryRun:
 			outs[i].FAQ = knowledge.Clone(w.FAQ)
 		case p.action == knowledge.ActionCreated:
-			w.FAQ.ID = ""
+			if _, byID := knowledge.ImportKey(w.FAQ); !byID {
+				w.FAQ.ID = ""
+			}
 			outs[i].FAQ = s.create(w)
 		case p.action == knowledge.ActionUpdated:
 			w.FAQ.ID = p.it.faq.ID

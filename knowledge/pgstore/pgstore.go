@@ -656,14 +656,14 @@ func (s *Store) Import(ctx context.Context, ws []knowledge.Write, dryRun bool) (
 	err := s.inTx(ctx, func(w *txw) error {
 		seen := map[string]int{}
 		for i, wr := range ws {
-			ext := wr.FAQ.ExternalID
-			if ext == "" {
-				return tandem.Errorf(tandem.EINVALID, "row %d: external_id is required", i+1)
+			key, byID := knowledge.ImportKey(wr.FAQ)
+			if key == "" {
+				return tandem.Errorf(tandem.EINVALID, "row %d: external_id (or the id of an FAQ without one) is required", i+1)
 			}
-			if j, dup := seen[ext]; dup {
-				return tandem.Errorf(tandem.EINVALID, "row %d: external_id %q duplicates row %d", i+1, ext, j+1)
+			if j, dup := seen[key]; dup {
+				return tandem.Errorf(tandem.EINVALID, "row %d: %s duplicates row %d", i+1, key, j+1)
 			}
-			seen[ext] = i
+			seen[key] = i
 			rowErr := func(err error) error {
 				var te *tandem.Error
 				if errors.As(err, &te) {
@@ -671,14 +671,26 @@ func (s *Store) Import(ctx context.Context, ws []knowledge.Write, dryRun bool) (
 				}
 				return fmt.Errorf("row %d: %w", i+1, err)
 			}
-			old, ok, err := w.lock(ctx, true, ext)
+			var old tandem.FAQ
+			var ok bool
+			var err error
+			if byID {
+				old, ok, err = w.lock(ctx, false, wr.FAQ.ID)
+				if ok && wr.FAQ.ExternalID == "" {
+					wr.FAQ.ExternalID = old.ExternalID // the row names none: keep the item's
+				}
+			} else {
+				old, ok, err = w.lock(ctx, true, wr.FAQ.ExternalID)
+			}
 			if err != nil {
 				return rowErr(err)
 			}
 			outs[i].Row = i
 			switch {
 			case !ok:
-				wr.FAQ.ID = ""
+				if !byID {
+					wr.FAQ.ID = ""
+				}
 				f, err := w.create(ctx, wr)
 				if err != nil {
 					return rowErr(err)
@@ -713,7 +725,7 @@ func (s *Store) Import(ctx context.Context, ws []knowledge.Write, dryRun bool) (
 	})
 	if errors.Is(err, errDryRun) {
 		for i := range outs {
-			if outs[i].Action == knowledge.ActionCreated {
+			if _, byID := knowledge.ImportKey(ws[i].FAQ); outs[i].Action == knowledge.ActionCreated && !byID {
 				outs[i].FAQ.ID = "" // not assigned: nothing was stored
 			}
 		}

@@ -32,6 +32,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Upsert", testUpsert},
 		{"ImportAtomic", testImportAtomic},
 		{"ImportDryRun", testImportDryRun},
+		{"ImportByID", testImportByID},
 		{"LexicalSearch", testLexicalSearch},
 		{"LexicalFilters", testLexicalFilters},
 		{"VectorSearch", testVectorSearch},
@@ -756,4 +757,46 @@ func testLongWords(t *testing.T, s knowledge.Store) {
 	if err := s.Delete(ctx, c.ID, 0, "bob"); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
+}
+
+// testImportByID: a write without external id is matched by id (an export
+// of FAQs that never had one re-imports unchanged); a new id is created
+// with that id; a stored external id is kept.
+func testImportByID(t *testing.T, s knowledge.Store) {
+	a := mustCreate(t, s, tandem.FAQ{Question: "No external id?", Answer: "A", Status: tandem.FAQPublished})
+	b := mustCreate(t, s, faq("ext-b", "With external id?"))
+	row := func(f tandem.FAQ) knowledge.Write {
+		n, err := knowledge.Normalize(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return knowledge.Write{FAQ: n, Actor: "bob"}
+	}
+	bNoExt := b
+	bNoExt.ExternalID = ""
+	newF := tandem.FAQ{ID: "faq_restored", Question: "Restored?", Answer: "R"}
+	for _, dry := range []bool{true, false} {
+		outs, err := s.Import(ctx, []knowledge.Write{row(a), row(bNoExt), row(newF)}, dry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if outs[0].Action != knowledge.ActionUnchanged || outs[1].Action != knowledge.ActionUnchanged || outs[2].Action != knowledge.ActionCreated || outs[2].FAQ.ID != "faq_restored" {
+			t.Fatalf("dry run %v: %+v", dry, outs)
+		}
+	}
+	if got, err := s.Get(ctx, "faq_restored"); err != nil || got.Question != "Restored?" {
+		t.Fatalf("created by id: %+v, %v", got, err)
+	}
+	bNoExt.Answer = "Changed"
+	outs, err := s.Import(ctx, []knowledge.Write{row(bNoExt)}, false)
+	if err != nil || outs[0].Action != knowledge.ActionUpdated {
+		t.Fatalf("update by id: %+v, %v", outs, err)
+	}
+	if got, _ := s.Get(ctx, b.ID); got.ExternalID != "ext-b" || got.Answer != "Changed" || got.Version != 2 {
+		t.Errorf("after the update by id: %+v", got)
+	}
+	_, err = s.Import(ctx, []knowledge.Write{row(a), row(a)}, false)
+	wantCode(t, err, tandem.EINVALID)
+	_, err = s.Import(ctx, []knowledge.Write{{FAQ: tandem.FAQ{Question: "Q?", Answer: "A", Locale: "en", Status: tandem.FAQDraft}, Actor: "bob"}}, false)
+	wantCode(t, err, tandem.EINVALID)
 }
