@@ -56,9 +56,10 @@ func (f Format) ContentType() string {
 
 // CSVColumns are the CSV header names. Import needs at least question,
 // answer and one of external_id and id (see ParseImport); other columns are
-// optional, in any order. Phrasings
-// are separated by newlines inside the cell (or by "|" when the cell has no
-// newline); tags by "|" or ",". Unknown columns are an error.
+// optional, in any order. Phrasings are one per line inside the cell; a
+// cell without a newline is split on "|" (hand-written files), so exports
+// write a lone phrasing that contains "|" with a trailing newline. Tags are
+// separated by "|" or ",". Unknown columns are an error.
 var CSVColumns = []string{"id", "external_id", "question", "phrasings", "answer", "category", "tags", "locale", "status", "intent", "threshold", "version", "updated_at", "updated_by"}
 
 // Record is one parsed import row: the FAQ it describes or why it is bad.
@@ -407,6 +408,17 @@ func splitPhrasings(s string) []string {
 	return out
 }
 
+// joinPhrasings writes phrasings so that splitPhrasings reads them back:
+// one per line, and a lone phrasing containing "|" with a trailing newline
+// (without one, the cell would be split on "|").
+func joinPhrasings(ps []string) string {
+	s := strings.Join(ps, "\n")
+	if len(ps) == 1 && strings.Contains(s, "|") {
+		s += "\n"
+	}
+	return s
+}
+
 func splitTags(s string) []string {
 	var out []string
 	for _, t := range strings.FieldsFunc(s, func(r rune) bool { return r == '|' || r == ',' }) {
@@ -464,7 +476,7 @@ func (e *Exporter) Write(f tandem.FAQ) error {
 		}
 		_, e.err = e.w.Write(b)
 	case FormatCSV:
-		e.err = e.csv.Write([]string{f.ID, f.ExternalID, f.Question, strings.Join(f.Phrasings, "\n"), f.Answer, f.Category,
+		e.err = e.csv.Write([]string{f.ID, f.ExternalID, f.Question, joinPhrasings(f.Phrasings), f.Answer, f.Category,
 			strings.Join(f.Tags, "|"), f.Locale, string(f.Status), f.Intent, strconv.FormatFloat(f.Threshold, 'g', -1, 64),
 			strconv.FormatInt(f.Version, 10), f.UpdatedAt.UTC().Format(time.RFC3339Nano), f.UpdatedBy})
 	}

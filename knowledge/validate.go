@@ -30,8 +30,9 @@ var localeRE = regexp.MustCompile(`^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$`)
 
 // Normalize validates f and returns the canonical form that stores keep:
 // trimmed and whitespace-collapsed question and phrasings (blank and
-// duplicate phrasings dropped), lower-cased unique tags, locale "en" and
-// status draft by default. Invalid input is a *tandem.Error with code
+// duplicate phrasings dropped), a trimmed answer whose line breaks are
+// "\n" ("\r\n" and "\r" converted), lower-cased unique tags, locale "en"
+// and status draft by default. Invalid input is a *tandem.Error with code
 // EINVALID naming the field.
 func Normalize(f tandem.FAQ) (tandem.FAQ, error) {
 	bad := func(field, format string, args ...any) (tandem.FAQ, error) {
@@ -90,7 +91,9 @@ func Normalize(f tandem.FAQ) (tandem.FAQ, error) {
 		seen[strings.ToLower(p)] = true
 		out.Phrasings = append(out.Phrasings, p)
 	}
-	out.Answer = strings.TrimSpace(f.Answer)
+	// Line breaks are stored as "\n": CSV readers turn "\r\n" into "\n", so
+	// text holding "\r" could not survive an export and re-import.
+	out.Answer = strings.TrimSpace(crlf.Replace(f.Answer))
 	if out.Answer == "" {
 		return bad("answer", "must not be empty")
 	}
@@ -236,6 +239,8 @@ func ValidActor(actor string) error {
 	}
 	return nil
 }
+
+var crlf = strings.NewReplacer("\r\n", "\n", "\r", "\n")
 
 // collapse trims s and replaces runs of white space with one space.
 func collapse(s string) string {

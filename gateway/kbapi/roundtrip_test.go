@@ -95,3 +95,35 @@ func TestExportWithoutExternalIDReimports(t *testing.T) {
 		}
 	})
 }
+
+// CSV and JSON exports re-import with nothing updated: a lone phrasing
+// containing "|" is not split, and answers keep their line breaks (stored
+// as "\n": CSV cannot carry "\r\n").
+func TestExportReimportKeepsContent(t *testing.T) {
+	eachStore(t, bagEmbedder{}, func(t *testing.T, e *storeEnv) {
+		for _, b := range []string{
+			`{"external_id":"x1","question":"Pay by card?","phrasings":["visa|mastercard ok?"],"answer":"Yes","status":"published"}`,
+			`{"external_id":"x2","question":"Returns?","phrasings":["a|b","c"],"answer":"Line one\r\nLine two\rthree","status":"published"}`,
+			`{"question":"No key?","phrasings":["|"],"answer":"Line\r\n\r\nbreak"}`,
+		} {
+			r := e.do(t, "POST", "/faqs", e.admin, []byte(b))
+			if r.status != 201 {
+				t.Fatalf("create: %d %s", r.status, r.body)
+			}
+			if strings.Contains(string(r.body), `\r`) {
+				t.Errorf("stored a carriage return: %s", r.body)
+			}
+		}
+		before := e.do(t, "GET", "/export?format=json", e.admin, nil).body
+		for _, f := range []string{"csv", "json", "jsonl"} {
+			ex := e.do(t, "GET", "/export?format="+f, e.admin, nil)
+			rep := importReport(t, e, "format="+f, ex.body)
+			if rep.Unchanged != 3 || rep.Updated != 0 || rep.Created != 0 {
+				t.Fatalf("re-import of the %s export: %+v", f, rep)
+			}
+		}
+		if after := e.do(t, "GET", "/export?format=json", e.admin, nil).body; string(after) != string(before) {
+			t.Errorf("content changed:\n%s\n%s", before, after)
+		}
+	})
+}
