@@ -26,6 +26,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -135,15 +137,45 @@ func (a *api) admin(next http.Handler) http.Handler {
 			a.fail(w, r, tandem.Errorf(tandem.EFORBIDDEN, "the knowledge base API needs the admin role"))
 			return
 		}
-		actor := p.ID
-		if p.Name != "" && p.Name != p.ID {
-			actor = p.Name + " <" + p.ID + ">"
-		}
-		if len(actor) > knowledge.MaxActorLen {
-			actor = actor[:knowledge.MaxActorLen]
-		}
+		actor := actorName(p.Name, p.ID)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, actor)))
 	})
+}
+
+// actorName is the audit name of a principal: "Name <id>" (or the id),
+// without control characters, at most knowledge.MaxActorLen bytes, cut on
+// a character boundary (the name is shortened first so the id stays).
+func actorName(name, id string) string {
+	clean := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) {
+				return -1
+			}
+			return r
+		}, strings.ToValidUTF8(s, "\uFFFD"))
+	}
+	name, id = strings.TrimSpace(clean(name)), clean(id)
+	if name == "" || name == id {
+		return truncate(id, knowledge.MaxActorLen)
+	}
+	suffix := " <" + id + ">"
+	if room := knowledge.MaxActorLen - len(suffix); room > 0 {
+		if n := strings.TrimSpace(truncate(name, room)); n != "" {
+			return n + suffix
+		}
+	}
+	return truncate(id, knowledge.MaxActorLen)
+}
+
+// truncate cuts s to at most n bytes on a character boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func actor(r *http.Request) string {
