@@ -185,3 +185,97 @@ func TestBrowserWidgetOneSocketAtATime(t *testing.T) {
 	}
 	waitCount(t, "one open socket after the reconnect", &g.wsOpen, 1)
 }
+
+// refuseJS makes the page's sockets answer a message whose text matches
+// window.__refuse with the error frame the server sends for a message it
+// will never accept (instead of sending it).
+const refuseJS = `(() => {
+	if (window.__refusing) { return; }
+	window.__refusing = true;
+	const orig = WebSocket.prototype.send;
+	WebSocket.prototype.send = function (data) {
+		let f = null;
+		try { f = JSON.parse(data); } catch (e) { /* not JSON */ }
+		if (f && f.type === "message" && window.__refuse && window.__refuse.test(f.text)) {
+			const sock = this;
+			setTimeout(() => sock.dispatchEvent(new MessageEvent("message", { data: JSON.stringify({ type: "error", code: "invalid", message: "refused by the test", client_id: f.client_id }) })), 0);
+			return;
+		}
+		return orig.call(this, data);
+	};
+})()`
+
+// The widget checks text as the server does before queuing it, and shows a
+// message the server refused as "not sent" with Retry and Discard, instead
+// of keeping it pending forever.
+func TestBrowserWidgetRefusedMessages(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	submit := func(js string) {
+		t.Helper()
+		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => { const i = document.getElementById("tandem-input"); i.value = `+js+`; document.getElementById("tandem-send").click(); })()`))
+	}
+
+	t.Run("text the server would refuse is not queued", func(t *testing.T) {
+		submit(`"\u0085 \u3000"`) // blank for Go's strings.TrimSpace, not for String.prototype.trim
+		submit(`"a\u0000b"`)
+		if got := browsertest.Eval[string](t, ctx, `document.getElementById("tandem-form-error").textContent`); !strings.Contains(got, "cannot be sent") {
+			t.Fatalf("form error after a NUL = %q", got)
+		}
+		submit(`"x".repeat(4001)`)
+		if got := browsertest.Eval[string](t, ctx, `document.getElementById("tandem-form-error").textContent`); !strings.Contains(got, "too long") {
+			t.Fatalf("form error after 4001 characters = %q", got)
+		}
+		if n := browsertest.Eval[int](t, ctx, outboxLength+` + `+pendingCount); n != 0 {
+			t.Fatalf("%d queued or pending after invalid text", n)
+		}
+		if n := browsertest.Eval[int](t, ctx, `document.getElementById("tandem-input").value.length`); n != 4001 {
+			t.Fatalf("the input lost the refused text (%d characters left)", n)
+		}
+		// The server's trimming: U+0085 around the text goes.
+		submit(`"\u0085trimmed\u0085"`)
+		waitFor(t, ctx, "the trimmed message's answer", `document.getElementById("tandem-log").textContent.includes("echo: trimmed") && `+noPendingLeft)
+		if got := browsertest.Eval[string](t, ctx, `document.getElementById("tandem-form-error").textContent`); got != "" {
+			t.Fatalf("form error after a good message = %q", got)
+		}
+	})
+
+	t.Run("a refused message shows retry and discard", func(t *testing.T) {
+		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](refuseJS), chromedp.Evaluate[chromedp.Void](`window.__refuse = /^refuse/`))
+		sendFromWidget(t, ctx, "refuse me")
+		waitFor(t, ctx, "the not-sent state", `(() => { const f = document.querySelector("#tandem-log .tandem-failed"); return !!f && f.textContent.includes("Not sent: refused by the test") && !!f.querySelector(".tandem-retry") && !!f.querySelector(".tandem-discard"); })()`)
+		if n := browsertest.Eval[int](t, ctx, pendingCount); n != 0 {
+			t.Fatalf("%d bubbles still pending", n)
+		}
+		// It survives a reload, and is not resent by itself.
+		browsertest.Do(t, ctx, chromedp.Reload())
+		waitFor(t, ctx, "the widget to reconnect", statusOnline)
+		sendFromWidget(t, ctx, "later message")
+		waitFor(t, ctx, "the later message's answer", `document.getElementById("tandem-log").textContent.includes("echo: later message")`)
+		waitFor(t, ctx, "the not-sent message after the reload", `!!document.querySelector("#tandem-log .tandem-failed .tandem-retry")`)
+		conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+		if got := customerTexts(t, ts, conv); slicesContain(got, "refuse me") {
+			t.Fatalf("the refused message was resent: %q", got)
+		}
+		// Retry sends it (the server takes it now).
+		browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS("#tandem-log .tandem-failed .tandem-retry")))
+		waitFor(t, ctx, "the retried message's answer", `document.getElementById("tandem-log").textContent.includes("echo: refuse me") && `+noPendingLeft+` && !document.querySelector("#tandem-log .tandem-failed")`)
+		// Discard drops one.
+		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](refuseJS), chromedp.Evaluate[chromedp.Void](`window.__refuse = /^refuse/`))
+		sendFromWidget(t, ctx, "refuse again")
+		waitFor(t, ctx, "the second not-sent state", `!!document.querySelector("#tandem-log .tandem-failed .tandem-discard")`)
+		browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS("#tandem-log .tandem-failed .tandem-discard")))
+		waitFor(t, ctx, "the discarded message gone", `!document.querySelector("#tandem-log .tandem-failed") && `+noPendingLeft+` && !document.getElementById("tandem-log").textContent.includes("refuse again")`)
+	})
+}
+
+func slicesContain(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

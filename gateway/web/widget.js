@@ -81,7 +81,12 @@
     ".tandem-msg[data-author=bot],.tandem-msg[data-author=agent]{align-self:flex-start;background:#fff;border:1px solid #dde3ee}",
     ".tandem-msg[data-author=system]{align-self:center;background:transparent;color:#555;font-size:13px;font-style:italic}",
     ".tandem-msg.tandem-pending{opacity:.6}",
-    ".tandem-msg.tandem-failed{border:1px solid #c0392b}",
+    ".tandem-msg.tandem-failed{background:#fff;color:#1b1f24;border:2px solid #c0392b}",
+    ".tandem-note{display:block;font-size:12px;color:#b0281a;margin-top:4px}",
+    ".tandem-failed-actions{display:flex;gap:6px;margin-top:4px}",
+    ".tandem-failed-actions button{border:1px solid #b8c2d6;background:#fff;color:#1b1f24;border-radius:8px;padding:3px 8px;font:inherit;font-size:12px;cursor:pointer}",
+    ".tandem-form-error{margin:0;padding:4px 12px;font-size:13px;color:#b0281a;background:#fff}",
+    ".tandem-form-error:empty{display:none}",
     ".tandem-name{display:block;font-size:11px;font-weight:600;opacity:.75;margin-bottom:2px}",
     ".tandem-sources{margin:6px 0 0;padding-left:18px;font-size:12px;color:#444}",
     ".tandem-typing{min-height:18px;padding:0 12px;font-size:12px;color:#555;background:#f5f7fb}",
@@ -125,6 +130,8 @@
   var input = el("textarea", { "class": "tandem-input", id: "tandem-input", rows: "1", maxlength: "4000", placeholder: "Type your message…", autocomplete: "off" });
   var sendBtn = el("button", { "class": "tandem-send", type: "submit", id: "tandem-send" }, "Send");
   form.appendChild(label); form.appendChild(input); form.appendChild(sendBtn);
+  var formError = el("p", { "class": "tandem-form-error", id: "tandem-form-error", role: "alert" });
+  input.setAttribute("aria-describedby", "tandem-form-error");
   // "Leave a contact" form: shown while nobody is online (handoff frame
   // with leave_contact); the customer may keep chatting with the bot.
   var contactForm = el("form", { "class": "tandem-contact", id: "tandem-contact", "aria-label": "Leave a contact address", hidden: "", novalidate: "" });
@@ -133,7 +140,7 @@
   var contactSend = el("button", { "class": "tandem-contact-send", type: "submit", id: "tandem-contact-send" }, "Send");
   var contactMsg = el("p", { "class": "tandem-contact-msg", id: "tandem-contact-msg", role: "status", "aria-live": "polite" });
   contactForm.appendChild(contactLabel); contactForm.appendChild(contactInput); contactForm.appendChild(contactSend); contactForm.appendChild(contactMsg);
-  panel.appendChild(header); panel.appendChild(logEl); panel.appendChild(typingEl); panel.appendChild(quickEl); panel.appendChild(contactForm); panel.appendChild(form);
+  panel.appendChild(header); panel.appendChild(logEl); panel.appendChild(typingEl); panel.appendChild(quickEl); panel.appendChild(contactForm); panel.appendChild(formError); panel.appendChild(form);
   var launcher = el("button", { "class": "tandem-launcher", type: "button", id: "tandem-launcher", "aria-controls": panelId, "aria-expanded": "false" }, title);
   root.appendChild(style); root.appendChild(panel); root.appendChild(launcher);
 
@@ -155,7 +162,7 @@
   input.addEventListener("keydown", function (e) {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submitInput(); }
   });
-  input.addEventListener("input", onTyping);
+  input.addEventListener("input", function () { showFormError(""); onTyping(); });
   // While the customer waits for a person the button withdraws the request
   // ("Back to the assistant"); otherwise it asks for one.
   var waiting = false;
@@ -184,12 +191,29 @@
     return node;
   }
 
+  // renderPending shows an outbox item: "sending", or, once the server
+  // refused it for good, "not sent" with Retry and Discard.
   function renderPending(item) {
     var node = el("div", { "class": "tandem-msg tandem-pending", "data-author": "customer", "data-client-id": item.client_id });
     node.appendChild(el("span", { "class": "tandem-text" }, item.text || (item.type === "handoff_cancel" ? "Back to the assistant" : "Talk to a person")));
     node.appendChild(el("span", { "class": "tandem-sr" }, " (sending)"));
     logEl.appendChild(node);
     pendingEls[item.client_id] = node;
+    if (item.failed) { markFailed(item); }
+  }
+  function markFailed(item) {
+    var node = pendingEls[item.client_id];
+    if (!node) { return; }
+    node.className = "tandem-msg tandem-failed";
+    while (node.childNodes.length > 1) { node.removeChild(node.lastChild); }
+    node.appendChild(el("span", { "class": "tandem-note" }, "Not sent: " + item.failed));
+    var actions = el("span", { "class": "tandem-failed-actions" });
+    var retry = el("button", { type: "button", "class": "tandem-retry" }, "Retry");
+    var discard = el("button", { type: "button", "class": "tandem-discard" }, "Discard");
+    retry.addEventListener("click", function () { retryItem(item.client_id); });
+    discard.addEventListener("click", function () { discardItem(item.client_id); });
+    actions.appendChild(retry); actions.appendChild(discard);
+    node.appendChild(actions);
   }
 
   function showQuickReplies(list) {
@@ -251,9 +275,26 @@
     return "m-" + Array.prototype.map.call(a, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
   }
   contactInput.addEventListener("input", function () { contactInput.removeAttribute("aria-invalid"); });
+  // The server's rules for message text (gateway/protocol.go): trimmed as
+  // Go's strings.TrimSpace does (Unicode White_Space, which includes U+0085
+  // and differs from String.prototype.trim), not empty, no NUL, at most
+  // 4000 code points.
+  var MAX_TEXT = 4000;
+  var SPACE = "\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+  var trimRe = new RegExp("^[" + SPACE + "]+|[" + SPACE + "]+$", "g");
+  function serverTrim(text) { return String(text).replace(trimRe, ""); }
+  function textProblem(text) {
+    if (text.indexOf("\u0000") >= 0) { return "Your message contains a character that cannot be sent."; }
+    if (Array.from(text).length > MAX_TEXT) { return "Your message is too long (at most " + MAX_TEXT + " characters)."; }
+    return "";
+  }
+  function showFormError(text) { if (formError.textContent !== text) { formError.textContent = text; } }
   function submitInput() {
-    var text = input.value.trim();
+    var text = serverTrim(input.value);
     if (!text) { return; }
+    var problem = textProblem(text);
+    if (problem) { showFormError(problem); input.focus(); return; }
+    showFormError("");
     input.value = "";
     stopTyping();
     queue("message", text);
@@ -266,11 +307,39 @@
     scrollDown();
     flush();
   }
+  function retryItem(clientId) {
+    var item = outboxItem(clientId);
+    if (!item) { return; }
+    if (item.type === "message" && textProblem(serverTrim(item.text || ""))) { return; }
+    // The refused client id was never stored: send under a new one, last.
+    var node = pendingEls[clientId];
+    if (node && node.parentNode) { node.parentNode.removeChild(node); }
+    delete pendingEls[clientId];
+    state.outbox = state.outbox.filter(function (x) { return x !== item; });
+    delete item.failed; delete item.sentOn; delete item.retryAt;
+    item.client_id = newClientId();
+    state.outbox.push(item);
+    save();
+    renderPending(item);
+    scrollDown();
+    flush();
+  }
+  function discardItem(clientId) {
+    var node = pendingEls[clientId];
+    if (node && node.parentNode) { node.parentNode.removeChild(node); }
+    delete pendingEls[clientId];
+    acked(clientId);
+    input.focus();
+  }
+  function outboxItem(clientId) {
+    for (var i = 0; i < state.outbox.length; i++) { if (state.outbox[i].client_id === clientId) { return state.outbox[i]; } }
+    return null;
+  }
   function flush() {
     if (!welcomed) { return; }
     for (var i = 0; i < state.outbox.length; i++) {
       var item = state.outbox[i];
-      if (item.sentOn === connSerial || item.retryAt > Date.now()) { continue; }
+      if (item.failed || item.sentOn === connSerial || item.retryAt > Date.now()) { continue; }
       if (!send({ type: item.type, client_id: item.client_id, text: item.text })) { return; }
       item.sentOn = connSerial;
     }
@@ -495,14 +564,12 @@
       setTimeout(flush, (f.retry_after_ms || 2000) + 50);
       return;
     }
-    // invalid or forbidden: the server will never accept it.
-    acked(f.client_id);
-    var p = pendingEls[f.client_id];
-    if (p) {
-      p.className = "tandem-msg tandem-failed";
-      p.appendChild(el("span", { "class": "tandem-sr" }, " (not sent: " + (f.message || f.code) + ")"));
-      delete pendingEls[f.client_id];
-    }
+    // invalid, forbidden, conflict: the server will never accept it as it
+    // is. It stays (not resent) until the customer retries or discards it.
+    item.failed = f.message || f.code || "refused";
+    delete item.retryAt;
+    save();
+    markFailed(item);
   }
 
   function modeText(mode) {
@@ -529,7 +596,16 @@
   function boot() {
     document.body.appendChild(root);
     state.messages.forEach(function (m) { appendMessage(m, true); });
-    state.outbox.forEach(function (item) { delete item.sentOn; renderPending(item); });
+    state.outbox.forEach(function (item) {
+      delete item.sentOn;
+      // Stored by an older version, or by hand: what the server would refuse is not sent.
+      if (item.type === "message" && !item.failed) {
+        var problem = serverTrim(item.text || "") ? textProblem(serverTrim(item.text || "")) : "Your message is empty.";
+        if (problem) { item.failed = problem; }
+      }
+      renderPending(item);
+    });
+    save();
     if (script.getAttribute("data-open") === "true") { setOpen(true); }
     start();
   }
