@@ -693,7 +693,9 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) (SearchResult, 
 	}
 	sort.Strings(tags)
 	req.Filter.Tags = tags
-	key := fmt.Sprintf("%s|%d|%s|%t|%s|%s", req.Mode, req.K, req.Filter.Locale, req.Filter.PublishedOnly, strings.Join(tags, ","), norm)
+	// Filter values are quoted, so no two different filters share a key
+	// (joining tags with "," made tag=a,b and tag=a&tag=b collide).
+	key := fmt.Sprintf("%s|%d|%q|%t|%q|%s", req.Mode, req.K, req.Filter.Locale, req.Filter.PublishedOnly, tags, norm)
 	if !req.NoCache {
 		if r, ok := s.cache.Get(key); ok {
 			r.Cached = true

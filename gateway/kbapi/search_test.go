@@ -113,3 +113,27 @@ func TestSearchDropsNaNScores(t *testing.T) {
 		t.Fatalf("hits = %+v", res.Hits)
 	}
 }
+
+// Different tag filters never share a cache entry: tag=a,b (one tag "a,b")
+// and tag=a&tag=b (two tags) are different searches.
+func TestSearchCacheKeyTags(t *testing.T) {
+	e := setup(t)
+	if r := e.do(t, "POST", "/faqs", e.admin, []byte(`{"question":"How long is shipping?","answer":"3 days","tags":["a","b"]}`)); r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	for _, tc := range []struct {
+		query  string
+		hits   int
+		cached bool
+	}{
+		{"q=shipping&cache=true&tag=a,b", 0, false},
+		{"q=shipping&cache=true&tag=a&tag=b", 1, false},
+		{"q=shipping&cache=true&tag=b&tag=a", 1, true},
+		{"q=shipping&cache=true&tag=a,b", 0, true},
+	} {
+		res := checkHits(t, e.do(t, "GET", "/search?"+tc.query, e.admin, nil))
+		if len(res.Hits) != tc.hits || res.Cached != tc.cached {
+			t.Errorf("%s: %d hits, cached %v; want %d, %v", tc.query, len(res.Hits), res.Cached, tc.hits, tc.cached)
+		}
+	}
+}
