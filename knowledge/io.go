@@ -208,6 +208,9 @@ func parseJSON(r io.Reader) ([]Record, error) {
 		if err := dec.Decode(&env); err != nil {
 			return nil, tandem.Errorf(tandem.EINVALID, "malformed JSON: %v", strings.TrimPrefix(err.Error(), "json: "))
 		}
+		if _, err := dec.Token(); err != io.EOF {
+			return nil, tandem.Errorf(tandem.EINVALID, "malformed JSON: trailing data after the object")
+		}
 		items, ok := env["items"]
 		if !ok || len(env) != 1 {
 			return nil, tandem.Errorf(tandem.EINVALID, `a JSON import is an array of FAQ objects or {"items": [...]}`)
