@@ -279,3 +279,59 @@ func slicesContain(list []string, s string) bool {
 	}
 	return false
 }
+
+// recordBackoffJS records the delays the widget's scheduleReconnect asks
+// setTimeout for.
+const recordBackoffJS = `(() => {
+	if (window.__delays) { return; }
+	window.__delays = [];
+	const orig = window.setTimeout;
+	window.setTimeout = function (fn, ms, ...rest) {
+		if (typeof fn === "function" && fn.name === "start" && (new Error().stack || "").includes("scheduleReconnect")) { window.__delays.push(ms); }
+		return orig.call(this, fn, ms, ...rest);
+	};
+})()`
+
+// A connection that drops right after its welcome does not start the
+// backoff over, nor does a socket closed with 4401 retry at a fixed pace.
+func TestBrowserWidgetBackoffGrows(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](recordBackoffJS))
+
+	t.Run("drops right after the welcome", func(t *testing.T) {
+		for i := 1; i <= 4; i++ {
+			waitFor(t, ctx, "the widget to connect", statusOnline)
+			ts.LN.dropAll()
+			waitFor(t, ctx, "a reconnect to be scheduled", fmt.Sprintf(`window.__delays.length >= %d`, i))
+		}
+		delays := browsertest.Eval[[]float64](t, ctx, `window.__delays`)
+		// Attempt n waits between c/2 and c, c = 0.5 s * 2^n: the fourth
+		// at least 2 s, unless the welcomes reset the backoff.
+		if delays[3] < 2000 {
+			t.Fatalf("reconnect delays %v: the backoff did not grow", delays)
+		}
+	})
+
+	t.Run("4401 closes", func(t *testing.T) {
+		waitFor(t, ctx, "the widget to connect", statusOnline)
+		browsertest.Do(t, ctx, chromedp.Reload())
+		waitFor(t, ctx, "the widget to connect after the reload", statusOnline)
+		// Every hello now carries a token the server refuses: close 4401.
+		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](recordBackoffJS), chromedp.Evaluate[chromedp.Void](`(() => {
+			const orig = WebSocket.prototype.send;
+			WebSocket.prototype.send = function (data) {
+				try { const f = JSON.parse(data); if (f.type === "hello") { f.token = "not-a-token"; data = JSON.stringify(f); } } catch (e) { /* as is */ }
+				return orig.call(this, data);
+			};
+		})()`))
+		ts.LN.dropAll()
+		waitFor(t, ctx, "four reconnects to be scheduled", `window.__delays.length >= 4`)
+		delays := browsertest.Eval[[]float64](t, ctx, `window.__delays`)
+		if delays[3] < 1000 {
+			t.Fatalf("reconnect delays %v: no backoff after 4401", delays)
+		}
+	})
+}

@@ -415,6 +415,9 @@
 
   // ---- connection ------------------------------------------------------------
   var ws = null, welcomed = false, connSerial = 0, attempt = 0, retryTimer = null, heartbeat = null, lastFrame = 0, heartbeatMs = 25000;
+  // The backoff starts over only once a connection stayed up this long: a
+  // server that welcomes and then drops at once is not hammered.
+  var STABLE_MS = 10000, stableTimer = null;
 
   function backoff() {
     // Exponential backoff with full jitter: 0.5-30 s ceiling.
@@ -492,10 +495,10 @@
     sock.onclose = function (e) {
       if (sock !== ws) { return; }
       ws = null; welcomed = false;
-      clearInterval(heartbeat);
+      clearInterval(heartbeat); clearTimeout(stableTimer);
       setTyping("bot", false); setTyping("agent", false);
       if (contactPending) { contactPending = ""; contactSend.disabled = false; contactStatus("Not sent: the connection dropped. Please try again.", true); }
-      if (e.code === 4401 || e.code === 4403) { state.token = ""; save(); scheduleReconnect(200); setStatus("Reconnecting…"); return; }
+      if (e.code === 4401 || e.code === 4403) { state.token = ""; save(); scheduleReconnect(); setStatus("Reconnecting…"); return; }
       if (e.code === 1012) { setStatus("Reconnecting…"); scheduleReconnect(200 + Math.random() * 1500); return; }
       setStatus("Offline — reconnecting…");
       scheduleReconnect();
@@ -505,7 +508,9 @@
   function onFrame(f) {
     switch (f.type) {
     case "welcome":
-      welcomed = true; attempt = 0;
+      welcomed = true;
+      clearTimeout(stableTimer);
+      stableTimer = setTimeout(function () { attempt = 0; }, STABLE_MS);
       if (f.last_seq < state.lastSeq) { resetConversation(f.conversation_id); }
       heartbeatMs = f.heartbeat_ms > 0 ? f.heartbeat_ms : 25000;
       clearInterval(heartbeat);

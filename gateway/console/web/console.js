@@ -23,6 +23,7 @@
   var pendingMsgs = {};    // client id -> element of an unacknowledged reply
   var outbox = [];         // unacknowledged replies {client_id, conversation_id, text}, resent after reconnects
   var welcomed = false, lastFrame = 0;
+  var STABLE_MS = 10000, stableTimer = null; // the backoff starts over once a connection stayed up this long
   var refSeq = 0;
   var typingSent = 0, typingOffTimer = null, typingShowTimer = null;
   var suggestTimer = null;
@@ -120,7 +121,7 @@
   // may take minutes to report a close).
   function closed(sock, code, reason) {
     if (ws !== sock) { return; }
-    ws = null; welcomed = false; clearInterval(pingTimer);
+    ws = null; welcomed = false; clearInterval(pingTimer); clearTimeout(stableTimer);
     sock.onclose = null;
     if (code === 4401 || code === 4403) { signOut(reason || "Please sign in again"); return; }
     $("conn-status").textContent = "Reconnecting…";
@@ -163,7 +164,8 @@
   }
 
   function onWelcome(f) {
-    attempt = 0;
+    clearTimeout(stableTimer);
+    stableTimer = setTimeout(function () { attempt = 0; }, STABLE_MS);
     me = f.agent; canned = f.canned || []; heartbeatMS = f.heartbeat_ms || 15000;
     tickets = {};
     (f.tickets || []).forEach(function (t) { tickets[t.id] = t; });
