@@ -44,10 +44,37 @@ stamp=$( {
   sha256sum "${inputs[@]}" "$0"
   (cd "$root" && find nlp models/onnx models -maxdepth 3 -name '*.go' ! -name '*_test.go' -print0 | sort -z | xargs -0 sha256sum)
 } | sha256sum | cut -d' ' -f1)
+kbstamp=$( {
+  echo "seed=$seed"
+  for f in "$datasets/clinc150/data_full.json" "$bitext"; do
+    if [[ -f "$f" ]]; then sha256sum "$f"; fi
+  done
+  (cd "$root" && find knowledge -name '*.go' ! -name '*_test.go' -print0 | sort -z | xargs -0 sha256sum)
+  sha256sum "$root"/knowledge/demo/*.json 2>/dev/null || true
+} | sha256sum | cut -d' ' -f1)
+
+if [[ -f "$dir/manifest.json" && -f "$dir/.inputs.sha256" && "$(cat "$dir/.inputs.sha256")" == "$stamp" &&
+      -f "$dir/kb-encoder.onnx" && -f "$dir/.kb-encoder.sha256" && "$(cat "$dir/.kb-encoder.sha256")" == "$kbstamp" ]]; then
+  echo "models: $dir is up to date"
+  exit 0
+fi
+
+# Work on a staging copy next to DIR and swap it in at the end, so that DIR
+# is never half-written: a server or test reading it meanwhile, or an
+# interrupted run, sees the old models or the new ones, whole.
+final=${dir%/}
+parent=$(dirname "$final")
+mkdir -p "$parent"
+stage="$parent/.$(basename "$final").staging.$$"
+old="$parent/.$(basename "$final").old.$$"
+rm -rf "$stage"
+if [[ -d "$final" ]]; then cp -rp "$final" "$stage"; else mkdir -p "$stage"; fi
+dir=$stage
+
 # `tandem train` replaces DIR: keep the knowledge encoder (and the one
 # before it) aside; the encoder step at the end puts them back.
 keep=$(mktemp -d)
-trap 'rm -rf "$keep"' EXIT
+trap 'rm -rf "$keep" "$stage"' EXIT
 for f in "$dir"/kb-encoder.onnx "$dir"/kb-encoder.json "$dir"/.kb-encoder.sha256; do
   if [[ -f "$f" ]]; then cp -p "$f" "$keep/"; fi
 done
@@ -56,7 +83,7 @@ if [[ -d "$dir/previous" ]]; then cp -rp "$dir/previous" "$keep/"; fi
 if [[ -f "$dir/manifest.json" && -f "$dir/.inputs.sha256" && "$(cat "$dir/.inputs.sha256")" == "$stamp" ]]; then
   echo "models: $dir is up to date"
 else
-  echo "models: training the default models into $dir (seed $seed)" >&2
+  echo "models: training the default models into $final (staged in $dir; seed $seed)" >&2
   start=$(date +%s)
   # --oos-score max_prob: on this data's own validation slice the log-ratio
   # score (the trainer's default, chosen on CLINC150, whose oos examples are
@@ -74,21 +101,13 @@ fi
 # with its own stamp. When a new encoder replaces an old one, the old one is
 # kept in DIR/previous: a Postgres knowledge base indexed with it keeps
 # serving vector search while the server re-embeds in the background.
-kbstamp=$( {
-  echo "seed=$seed"
-  for f in "$datasets/clinc150/data_full.json" "$bitext"; do
-    if [[ -f "$f" ]]; then sha256sum "$f"; fi
-  done
-  (cd "$root" && find knowledge -name '*.go' ! -name '*_test.go' -print0 | sort -z | xargs -0 sha256sum)
-  sha256sum "$root"/knowledge/demo/*.json 2>/dev/null || true
-} | sha256sum | cut -d' ' -f1)
 if [[ -f "$keep/kb-encoder.onnx" && -f "$keep/.kb-encoder.sha256" && "$(cat "$keep/.kb-encoder.sha256")" == "$kbstamp" ]]; then
   # Up to date (put back if `tandem train` replaced DIR).
   [[ -f "$dir/kb-encoder.onnx" ]] || cp -p "$keep"/kb-encoder.onnx "$keep"/kb-encoder.json "$keep/.kb-encoder.sha256" "$dir/"
   if [[ -d "$keep/previous" && ! -d "$dir/previous" ]]; then cp -rp "$keep/previous" "$dir/"; fi
   echo "models: knowledge encoder in $dir is up to date"
 else
-  echo "models: training the knowledge encoder into $dir" >&2
+  echo "models: training the knowledge encoder into $final (staged in $dir)" >&2
   start=$(date +%s)
   "$bin" train-encoder -out "$dir" -data "$datasets" \
     -onnxruntime-lib "${ONNXRUNTIME_LIB:-$root/.deps/onnxruntime/libonnxruntime.so.1}" > "$dir/kb-encoder.log" 2>&1 \
@@ -103,3 +122,8 @@ else
   echo "$kbstamp" > "$dir/.kb-encoder.sha256"
   echo "models: knowledge encoder done in $(( $(date +%s) - start ))s" >&2
 fi
+
+# Swap the staged directory in (two renames within one file system).
+if [[ -d "$final" ]]; then mv "$final" "$old"; fi
+mv "$stage" "$final"
+rm -rf "$old"
