@@ -335,3 +335,36 @@ func TestBrowserWidgetBackoffGrows(t *testing.T) {
 		}
 	})
 }
+
+// A message the server asked to resend later (overloaded, retry_after_ms)
+// is not overtaken by the messages after it.
+func TestBrowserWidgetRetryKeepsOrder(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	// The first send of "slow" is answered as the server's rate limit does.
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+		const orig = WebSocket.prototype.send;
+		let refused = false;
+		WebSocket.prototype.send = function (data) {
+			let f = null;
+			try { f = JSON.parse(data); } catch (e) { /* not JSON */ }
+			if (f && f.type === "message" && f.text === "slow" && !refused) {
+				refused = true;
+				const sock = this;
+				setTimeout(() => sock.dispatchEvent(new MessageEvent("message", { data: JSON.stringify({ type: "error", code: "overloaded", message: "too many messages; slow down", client_id: f.client_id, retry_after_ms: 1500 }) })), 0);
+				return;
+			}
+			return orig.call(this, data);
+		};
+	})()`))
+	sendFromWidget(t, ctx, "slow")
+	waitFor(t, ctx, "the rate-limit answer", `window.__tandemWidget.state().outbox.some(x => x.retryAt > 0)`)
+	sendFromWidget(t, ctx, "next")
+	waitFor(t, ctx, "both answers", `document.getElementById("tandem-log").textContent.includes("echo: slow") && document.getElementById("tandem-log").textContent.includes("echo: next") && `+noPendingLeft)
+	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+	if got := customerTexts(t, ts, conv); fmt.Sprint(got) != "[slow next]" {
+		t.Fatalf("stored order = %q, want [slow next]", got)
+	}
+}

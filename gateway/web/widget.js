@@ -339,7 +339,9 @@
     if (!welcomed) { return; }
     for (var i = 0; i < state.outbox.length; i++) {
       var item = state.outbox[i];
-      if (item.failed || item.sentOn === connSerial || item.retryAt > Date.now()) { continue; }
+      if (item.failed || item.sentOn === connSerial) { continue; }
+      // In order: nothing overtakes a message waiting to be resent.
+      if (item.retryAt > Date.now()) { return; }
       if (!send({ type: item.type, client_id: item.client_id, text: item.text })) { return; }
       item.sentOn = connSerial;
     }
