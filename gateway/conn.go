@@ -237,6 +237,17 @@ func (c *Conn) follow(conversationID string, after int64, first []byte) error {
 	return nil
 }
 
+// Following returns the conversations the connection follows.
+func (c *Conn) Following() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.follows))
+	for id := range c.follows {
+		out = append(out, id)
+	}
+	return out
+}
+
 // Unfollow stops delivering a conversation.
 func (c *Conn) Unfollow(conversationID string) {
 	c.mu.Lock()

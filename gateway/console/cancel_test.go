@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/handoff"
@@ -116,5 +117,61 @@ func TestLostEventDoesNotStrandTheCustomer(t *testing.T) {
 	cust.until(handoffStatus("queued"))
 	if tk2 := e.escalated(conv); tk2.ID == tk.ID {
 		t.Fatalf("the old ticket %s was reused", tk.ID)
+	}
+}
+
+// TestLostEventDoesNotKeepFormerAgentFollowing: when the event that moves
+// a chat away from an agent is lost, the agent's console must not keep
+// receiving the customer's messages: the console re-checks what it follows
+// against the store on the agent's heartbeats.
+func TestLostEventDoesNotKeepFormerAgentFollowing(t *testing.T) {
+	var lose atomic.Bool
+	e := newNode(t, nodeOpts{drop: func(ev handoff.Event) bool {
+		return lose.Load() && ev.Type == handoff.EventTransferred
+	}})
+	ctx := context.Background()
+	ann, annTok := e.agent("ann@example.com", "Ann", nil)
+	_, bobTok := e.agent("bob@example.com", "Bob", nil)
+	annC, bobC := e.console(annTok), e.console(bobTok)
+	for _, c := range []*client{annC, bobC} {
+		c.send(map[string]any{"type": "presence", "status": "away", "ref": "p"})
+		c.until(answer("p"))
+	}
+	cust, conv := e.customer()
+	cust.send(map[string]any{"type": "handoff_request", "client_id": "h"})
+	tk := e.escalated(conv)
+	annC.send(map[string]any{"type": "claim", "ticket_id": tk.ID, "ref": "c"})
+	annC.all(answer("c"), messageFrom(tandem.AuthorCustomer, "talk to a person"))
+
+	lose.Store(true)
+	if _, err := e.Engine.TransferToGroup(ctx, handoff.Actor{AgentID: "admin", Admin: true}, tk.ID, []string{"general"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Engine.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bobC.send(map[string]any{"type": "claim", "ticket_id": tk.ID, "ref": "c2"})
+	bobC.all(answer("c2"), messageFrom(tandem.AuthorCustomer, "talk to a person"))
+	if _, err := e.Engine.Authorize(ctx, handoff.Actor{AgentID: ann.ID}, conv, false); err == nil {
+		t.Fatal("the transfer did not take the chat from Ann")
+	}
+	// Ann's next heartbeat (any frame, once the heartbeat interval passed).
+	e.Clock.Advance(time.Minute)
+	annC.send(map[string]any{"type": "ping", "id": "hb"})
+	annC.until(isType("pong"))
+	for deadline := time.Now().Add(10 * time.Second); e.Chat.Hub().Subscribers(conv) > 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) { // a hang guard, not a speed limit
+			t.Fatalf("Ann's console still follows the conversation (%d followers)", e.Chat.Hub().Subscribers(conv))
+		}
+	}
+	cust.send(map[string]any{"type": "message", "client_id": "m", "text": "my card number is 4111"})
+	bobC.until(messageFrom(tandem.AuthorCustomer, "4111"))
+	e.Clock.Advance(time.Minute)
+	annC.send(map[string]any{"type": "ping", "id": "sync"})
+	_, skipped := annC.until(isType("pong"))
+	for _, f := range skipped {
+		if f.Type == "message" && strings.Contains(f.msg().Text, "4111") {
+			t.Fatalf("Ann, no longer on the chat, received: %s", f.raw)
+		}
 	}
 }

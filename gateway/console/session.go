@@ -38,8 +38,9 @@ type session struct {
 }
 
 type job struct {
-	init  bool
-	event *handoff.Event
+	init   bool
+	event  *handoff.Event
+	resync bool // re-check every followed conversation against the store
 }
 
 func (s *session) actor() handoff.Actor { return handoff.Actor{AgentID: s.agent.ID, Admin: s.admin} }
@@ -154,6 +155,10 @@ func (s *session) heartbeat(ctx context.Context) {
 	err := s.c.eng.Heartbeat(ctx, s.agent.ID, sid)
 	switch tandem.ErrorCode(err) {
 	case "":
+		// Events are hints and can be lost: now and then, check what the
+		// agent follows against the store (on the worker, which owns
+		// follows), so a chat that moved on stops reaching them.
+		s.push(job{resync: true})
 	case tandem.ENOTFOUND: // the session expired (e.g. a long network stall): open a new one
 		if sid, _, err := s.c.eng.Connect(ctx, s.agent.ID); err == nil {
 			s.sid.Store(sid)
@@ -310,6 +315,26 @@ func (s *session) sync(ctx context.Context, conv string) {
 	s.conn.Unfollow(conv)
 }
 
+// resync stops following the conversations the agent may no longer read
+// (the event saying so was lost); a store error keeps things as they are.
+func (s *session) resync(ctx context.Context) {
+	for _, conv := range s.conn.Following() {
+		_, err := s.c.eng.Authorize(ctx, s.actor(), conv, false)
+		switch tandem.ErrorCode(err) {
+		case "":
+		case tandem.EFORBIDDEN, tandem.ENOTFOUND:
+			s.c.log.Info("console: stopped following a conversation the agent may no longer read (an event was lost)",
+				"agent", s.agent.ID, "conversation", conv)
+			s.mu.Lock()
+			delete(s.watched, conv)
+			s.mu.Unlock()
+			s.conn.Unfollow(conv)
+		default:
+			s.c.log.Warn("console: resync", "conversation", conv, "err", err)
+		}
+	}
+}
+
 // run is the session's worker: the welcome, then pushed events in order.
 func (s *session) run() {
 	defer close(s.done)
@@ -319,10 +344,13 @@ func (s *session) run() {
 		case <-ctx.Done():
 			return
 		case j := <-s.jobs:
-			if j.init {
+			switch {
+			case j.init:
 				s.welcome(ctx)
-			} else if j.event != nil {
+			case j.event != nil:
 				s.apply(ctx, *j.event)
+			case j.resync:
+				s.resync(ctx)
 			}
 		}
 	}
