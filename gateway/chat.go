@@ -157,9 +157,6 @@ type Chat struct {
 	upgrader websocket.Upgrader
 	turns    *dispatcher
 
-	escMu      sync.Mutex     // guards escalating
-	escalating map[string]int // conversations whose escalation is in progress on this node
-
 	ipLimiter   *keyedLimiter
 	convLimiter *keyedLimiter
 	conns       *connCounter

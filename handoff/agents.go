@@ -67,9 +67,10 @@ func (e *Engine) CreateAgent(ctx context.Context, a tandem.Agent, password strin
 
 // UpdateAgent replaces an agent's profile (email, display name, role,
 // skills, languages, max chats, disabled) and returns the stored agent.
-// Disabling an agent withdraws their pending offers at once; their console
-// is refused at the next Heartbeat (EFORBIDDEN: the gateway closes the
-// socket), so their assigned chats are re-queued after DisconnectGrace
+// Disabling an agent withdraws their pending offers at once and emits
+// EventPresence with the disabled agent, on which consoles end the agent's
+// sessions; the next Heartbeat refuses them anyway (EFORBIDDEN: the gateway
+// closes the socket), so their assigned chats are re-queued after DisconnectGrace
 // unless an admin transfers them first.
 func (e *Engine) UpdateAgent(ctx context.Context, a tandem.Agent) (tandem.Agent, error) {
 	old, err := e.store.Agent(ctx, a.ID)
@@ -89,6 +90,11 @@ func (e *Engine) UpdateAgent(ctx context.Context, a tandem.Agent) (tandem.Agent,
 	if a.Disabled && !old.Disabled {
 		if err := e.withdrawOffers(ctx, a.ID, e.now()); err != nil {
 			return tandem.Agent{}, err
+		}
+		// Consoles end the agent's sessions on it at once (the next
+		// Heartbeat refuses them anyway, should the event be lost).
+		if st, err := e.AgentStatus(ctx, a.ID); err == nil {
+			e.emit(Event{Type: EventPresence, AgentID: a.ID, Agent: ptr(st)})
 		}
 	}
 	e.requestRoute() // more capacity or skills may make routing possible
@@ -130,7 +136,14 @@ func (e *Engine) hash(password string) ([]byte, error) {
 // (JWT) is the gateway's job (gateway.Auth.IssueStaff).
 func (e *Engine) Authenticate(ctx context.Context, email, password string) (tandem.Agent, error) {
 	deny := tandem.Errorf(tandem.EUNAUTHORIZED, "invalid email or password")
-	a, err := e.store.AgentByEmail(ctx, strings.TrimSpace(email))
+	email = strings.TrimSpace(email)
+	if !utf8.ValidString(email) || strings.IndexFunc(email, unicode.IsControl) >= 0 || len(email) > 254 {
+		// No such account can exist (PostgreSQL cannot even compare NUL):
+		// answer as for an unknown email, at the same cost.
+		_ = bcrypt.CompareHashAndPassword(e.dummy, []byte(password))
+		return tandem.Agent{}, deny
+	}
+	a, err := e.store.AgentByEmail(ctx, email)
 	switch {
 	case tandem.ErrorCode(err) == tandem.ENOTFOUND || (err == nil && len(a.PasswordHash) == 0):
 		_ = bcrypt.CompareHashAndPassword(e.dummy, []byte(password))
@@ -200,10 +213,8 @@ func validateAgent(a tandem.Agent) (tandem.Agent, error) {
 	if len(a.Skills) > maxTags || len(a.Languages) > maxTags {
 		return a, tandem.Errorf(tandem.EINVALID, "at most %d skills and %d languages", maxTags, maxTags)
 	}
-	for _, s := range a.Skills {
-		if len(s) > 64 || strings.ContainsAny(s, " ,\t\n") {
-			return a, tandem.Errorf(tandem.EINVALID, "invalid skill %q", s)
-		}
+	if err := checkSkills(a.Skills); err != nil {
+		return a, err
 	}
 	for _, l := range a.Languages {
 		if len(l) > 35 || !languageRE.MatchString(l) {
@@ -343,6 +354,17 @@ func (e *Engine) withdrawOffers(ctx context.Context, agentID string, now time.Ti
 }
 
 var errDisabled = tandem.Errorf(tandem.EFORBIDDEN, "this account is disabled")
+
+// checkSkills checks normalised skills: at most 64 bytes of valid UTF-8
+// each, without spaces, commas or control characters.
+func checkSkills(skills []string) error {
+	for _, s := range skills {
+		if len(s) > 64 || strings.ContainsAny(s, " ,") || strings.IndexFunc(s, unicode.IsControl) >= 0 || !utf8.ValidString(s) {
+			return tandem.Errorf(tandem.EINVALID, "invalid skill %q: at most 64 characters, no spaces, commas or control characters", s)
+		}
+	}
+	return nil
+}
 
 func (e *Engine) presenceChanged(before, after AgentStatus) {
 	if before.Presence == after.Presence && before.Connected == after.Connected && before.Chosen == after.Chosen {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/tandem-chat/tandem"
 )
@@ -123,7 +124,7 @@ func (e *Engine) LeaveContact(ctx context.Context, conversationID, address strin
 }
 
 func validContact(s string) bool {
-	if s == "" || len(s) > 254 || strings.ContainsAny(s, "\r\n\t") {
+	if s == "" || len(s) > 254 || strings.IndexFunc(s, unicode.IsControl) >= 0 || !utf8.ValidString(s) {
 		return false
 	}
 	if at := strings.LastIndexByte(s, '@'); at > 0 {
@@ -376,6 +377,9 @@ func (e *Engine) TransferToGroup(ctx context.Context, a Actor, ticketID string, 
 	skills = NormalizeTags(skills)
 	if len(skills) == 0 {
 		return tandem.Ticket{}, tandem.Errorf(tandem.EINVALID, "transfer to a group needs at least one skill")
+	}
+	if err := checkSkills(skills); err != nil {
+		return tandem.Ticket{}, err
 	}
 	t, err := e.ticketFor(ctx, a, ticketID)
 	if err != nil {

@@ -175,3 +175,34 @@ func TestLostEventDoesNotKeepFormerAgentFollowing(t *testing.T) {
 		}
 	}
 }
+
+// TestDisabledAgentConsoleEndsAtOnce: disabling an agent ends their open
+// console at once (it could still write to and resolve chats until its
+// next heartbeat), and the chat they held stays theirs to reassign.
+func TestDisabledAgentConsoleEndsAtOnce(t *testing.T) {
+	e := newEnv(t)
+	ann, annTok := e.agent("ann@example.com", "Ann", nil)
+	annC := e.console(annTok)
+	annC.send(map[string]any{"type": "presence", "status": "away", "ref": "p"})
+	annC.until(answer("p"))
+	cust, conv := e.customer()
+	cust.send(map[string]any{"type": "handoff_request", "client_id": "h"})
+	tk := e.escalated(conv)
+	annC.send(map[string]any{"type": "claim", "ticket_id": tk.ID, "ref": "c"})
+	annC.all(answer("c"), messageFrom(tandem.AuthorCustomer, "talk to a person"))
+	if code, raw := e.do("POST", "/api/v1/agents/"+ann.ID+"/disable", testAdmin, nil); code != 200 {
+		t.Fatalf("disable: %d %s", code, raw)
+	}
+	if code := annC.expectClose(); code != 4403 {
+		t.Fatalf("close code %d, want 4403", code)
+	}
+	msgs, err := e.Chat.Messages(context.Background(), conv, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if m.Author == tandem.AuthorAgent {
+			t.Fatalf("a message from the disabled agent was logged: %+v", m)
+		}
+	}
+}

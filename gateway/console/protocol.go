@@ -3,6 +3,7 @@ package console
 import (
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/tandem-chat/tandem"
@@ -136,8 +137,8 @@ func (f *ClientFrame) validate() error {
 				return tandem.Errorf(tandem.EINVALID, "at most %d skills", maxSkills)
 			}
 			for _, s := range f.Skills {
-				if s = strings.TrimSpace(s); s == "" || len(s) > maxSkillLength {
-					return tandem.Errorf(tandem.EINVALID, "skills must be 1-%d characters", maxSkillLength)
+				if s = strings.TrimSpace(s); s == "" || len(s) > maxSkillLength || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+					return tandem.Errorf(tandem.EINVALID, "skills must be 1-%d characters, no control characters", maxSkillLength)
 				}
 			}
 		default:

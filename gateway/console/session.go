@@ -392,6 +392,10 @@ func (s *session) welcome(ctx context.Context) {
 func (s *session) apply(ctx context.Context, e handoff.Event) {
 	if e.Type == handoff.EventPresence {
 		if e.Agent != nil && e.Agent.Agent.ID == s.agent.ID {
+			if e.Agent.Agent.Disabled {
+				s.end(tandem.Errorf(tandem.EFORBIDDEN, "this account is disabled"))
+				return
+			}
 			s.conn.Send(PresenceFrame{Type: FrameMyPresence, Agent: agentView(*e.Agent, true)})
 		}
 		return
