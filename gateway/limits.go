@@ -3,6 +3,7 @@ package gateway
 import (
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -120,7 +121,28 @@ func (c *connCounter) count() int {
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	return ClientKey(host)
+}
+
+// ClientKey is the key per-client limits use for an address: the address
+// itself for IPv4, its /64 network for IPv6 (one host commonly holds a
+// whole /64, and could otherwise rotate through its addresses to escape
+// every per-address limit). A string that is not an address is returned
+// as it is.
+func ClientKey(host string) string {
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return host
+	}
+	return p.String()
 }

@@ -109,13 +109,20 @@ func decodeBody(r *http.Request, v any) error {
 // login checks an agent's email and password (bcrypt) and issues an agent
 // (or admin) JWT.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
-	if !c.logins.allow(clientIP(r), time.Now()) {
+	now := time.Now()
+	if !c.logins.allow(clientIP(r), now) {
 		gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.EOVERLOADED, "too many login attempts; retry later"))
 		return
 	}
 	var req LoginRequest
 	if err := decodeBody(r, &req); err != nil {
 		gateway.WriteError(w, r, c.log, err)
+		return
+	}
+	// Per account too (known or not, so the answer reveals nothing):
+	// guesses spread over many addresses still get a few per minute.
+	if !c.accountLogins.allow(strings.ToLower(strings.TrimSpace(req.Email)), now) {
+		gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.EOVERLOADED, "too many login attempts for this account; retry later"))
 		return
 	}
 	a, err := c.eng.Authenticate(r.Context(), req.Email, req.Password)
@@ -204,13 +211,14 @@ func (c *Console) setDisabled(disabled bool) http.HandlerFunc {
 	}
 }
 
-// clientIP is the request's remote address without the port.
+// clientIP is the request's remote address without the port, as a
+// per-client limit key (gateway.ClientKey: IPv6 by /64).
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	return gateway.ClientKey(host)
 }
 
 // limiter is a bounded set of per-key token buckets.
@@ -238,7 +246,7 @@ func (l *limiter) allow(key string, now time.Time) bool {
 	b := l.buckets[key]
 	if b == nil {
 		if len(l.buckets) >= l.max {
-			clear(l.buckets) // bounded: forget everyone rather than grow
+			l.evict(now)
 		}
 		b = &bucket{tokens: l.burst, last: now}
 		l.buckets[key] = b
@@ -250,4 +258,25 @@ func (l *limiter) allow(key string, now time.Time) bool {
 	}
 	b.tokens--
 	return true
+}
+
+// evict makes room when the limiter is full: it forgets the buckets that
+// have refilled (no different from new ones), else the one with the most
+// tokens now, so that the clients being limited stay limited.
+func (l *limiter) evict(now time.Time) {
+	var fullest string
+	most := -1.0
+	for k, b := range l.buckets {
+		t := b.tokens + now.Sub(b.last).Seconds()*l.rate
+		if t >= l.burst {
+			delete(l.buckets, k)
+			continue
+		}
+		if t > most {
+			fullest, most = k, t
+		}
+	}
+	if len(l.buckets) >= l.max {
+		delete(l.buckets, fullest)
+	}
 }

@@ -107,7 +107,8 @@ type Config struct {
 	// (default 256); a session that lets it overflow is closed (it reloads).
 	SessionQueue int
 	// LoginRate and LoginBurst limit login attempts per client address
-	// (default 1/s, burst 10).
+	// (IPv6: per /64; default 1/s, burst 10). Each account (email) also
+	// gets 10 attempts at once, then one every 10 s, whatever the address.
 	LoginRate  float64
 	LoginBurst int
 	Logger     *slog.Logger
@@ -123,6 +124,8 @@ type Console struct {
 	log    *slog.Logger
 	sub    gateway.Subscription
 	logins *limiter
+	// accountLogins limits login attempts per email address.
+	accountLogins *limiter
 
 	ctx    context.Context // cancelled by Shutdown
 	cancel context.CancelFunc
@@ -168,7 +171,9 @@ func New(cfg Config) (*Console, error) {
 	c := &Console{
 		cfg: cfg, eng: cfg.Engine, chat: cfg.Chat, auth: cfg.Chat.Auth(), log: cfg.Logger,
 		logins: newLimiter(cfg.LoginRate, cfg.LoginBurst, 10000),
-		ctx:    ctx, cancel: cancel, dirty: make(chan struct{}, 1), sessions: map[*session]struct{}{},
+		// 10 at once, then one every 10 s per account.
+		accountLogins: newLimiter(0.1, 10, 10000),
+		ctx:           ctx, cancel: cancel, dirty: make(chan struct{}, 1), sessions: map[*session]struct{}{},
 	}
 	// Agent and admin tokens count only while their account is enabled,
 	// and with its current role, on every API that authenticates through

@@ -472,6 +472,38 @@ func TestLoginRateLimit(t *testing.T) {
 	}
 }
 
+// TestLoginRateLimitPerAccount: guesses at one account are limited even
+// when they come from many addresses (here: a per-address burst too large
+// to matter); other accounts are unaffected, and unknown emails are
+// limited the same way (the answer reveals nothing).
+func TestLoginRateLimitPerAccount(t *testing.T) {
+	e := newNode(t, nodeOpts{loginBurst: 1000})
+	e.agent("ann@example.com", "Ann", nil)
+	for email, want := range map[string]int{"ann@example.com": 9, "nobody@example.com": 10} { // ann logged in once already
+		limited := -1
+		for i := range 15 {
+			code, raw := e.do("POST", "/api/v1/agents/login", "", map[string]string{"email": email, "password": "guess-" + string(rune('a'+i))})
+			if code == http.StatusTooManyRequests {
+				if !strings.Contains(string(raw), "this account") {
+					t.Fatalf("%s: %s", email, raw)
+				}
+				limited = i
+				break
+			}
+			if code != http.StatusUnauthorized {
+				t.Fatalf("%s attempt %d: %d %s", email, i, code, raw)
+			}
+		}
+		if limited != want {
+			t.Fatalf("%s: limited at attempt %d, want %d (a burst of 10 per account)", email, limited, want)
+		}
+	}
+	// Another account still gets its own attempts.
+	if code, raw := e.do("POST", "/api/v1/agents/login", "", map[string]string{"email": "bob@example.com", "password": "x"}); code != http.StatusUnauthorized {
+		t.Fatalf("other account: %d %s", code, raw)
+	}
+}
+
 // TestClaimAndTransfer: an away agent claims from the queue view, then
 // hands the chat to a skill group, where an agent with that skill gets it
 // and passes it on to a colleague.

@@ -65,6 +65,8 @@ type nodeOpts struct {
 	// drop, when set, loses the handoff events it returns true for (as a
 	// full event buffer or a node stopped before publishing would).
 	drop func(handoff.Event) bool
+	// loginBurst, when set, is the per-address login burst.
+	loginBurst int
 }
 
 func newNode(t *testing.T, o nodeOpts) *env {
@@ -110,7 +112,7 @@ func newNode(t *testing.T, o nodeOpts) *env {
 		t.Fatal(err)
 	}
 	ho.SetChat(chat)
-	con, err := console.New(console.Config{Engine: eng, Chat: chat, Bus: bus, Logger: logger, ViewInterval: 10 * time.Millisecond,
+	con, err := console.New(console.Config{Engine: eng, Chat: chat, Bus: bus, Logger: logger, ViewInterval: 10 * time.Millisecond, LoginBurst: o.loginBurst,
 		Suggester: console.SuggesterFunc(func(_ context.Context, q, _ string, k int) ([]console.Suggestion, error) {
 			return []console.Suggestion{{FAQID: "faq-1", Question: "Where is my order?", Answer: "Track it under Orders.", Score: 0.8}}, nil
 		})})
