@@ -86,12 +86,19 @@ func WriteError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 	WriteJSON(w, HTTPStatus(code), body)
 }
 
-// WriteJSON writes v as JSON with the status.
+// WriteJSON writes v as JSON with the status. v is encoded before anything
+// is written: a value that cannot be encoded (a NaN, say) is answered with
+// 500 internal, never with the status and an empty or truncated body.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"internal","message":"the response could not be encoded"}}`)
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // TooLargeError is a request body over its limit; WriteError answers it
