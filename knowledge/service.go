@@ -348,7 +348,22 @@ func (s *Service) List(ctx context.Context, f ListFilter) (Page, error) {
 	if err := f.Validate(); err != nil {
 		return Page{}, err
 	}
+	f.Tags = filterTags(f.Tags)
 	return s.store.List(ctx, f)
+}
+
+// filterTags normalises tag filters as stored tags are (case-folded,
+// spaces collapsed), so "Shipping" finds FAQs tagged "shipping" in every
+// read path (search did; list and export did not).
+func filterTags(tags []string) []string {
+	if len(tags) == 0 {
+		return tags
+	}
+	out := make([]string, len(tags))
+	for i, t := range tags {
+		out[i] = strings.ToLower(collapse(t))
+	}
+	return out
 }
 
 // Get returns one FAQ. A malformed id (see ValidID) is EINVALID.
@@ -641,6 +656,7 @@ func (s *Service) Export(ctx context.Context, f ListFilter, e *Exporter) error {
 	if err := f.Validate(); err != nil {
 		return err
 	}
+	f.Tags = filterTags(f.Tags)
 	for {
 		page, err := s.store.List(ctx, f)
 		if err != nil {
@@ -687,10 +703,7 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) (SearchResult, 
 	default:
 		return SearchResult{}, tandem.Errorf(tandem.EINVALID, "mode: %q is not hybrid, lexical or vector", req.Mode)
 	}
-	tags := append([]string(nil), req.Filter.Tags...)
-	for i := range tags {
-		tags[i] = strings.ToLower(strings.TrimSpace(tags[i]))
-	}
+	tags := filterTags(req.Filter.Tags) // a copy: sorting leaves the caller's alone
 	sort.Strings(tags)
 	req.Filter.Tags = tags
 	// Filter values are quoted, so no two different filters share a key

@@ -1,6 +1,7 @@
 package knowledge_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"hash/fnv"
@@ -387,5 +388,36 @@ func TestForcedReindexIsOneJob(t *testing.T) {
 	_ = s.Close()
 	if _, err := s.Reindex(ctx, true); tandem.ErrorCode(err) != tandem.EUNAVAILABLE {
 		t.Fatalf("reindex after Close: %v, want unavailable", err)
+	}
+}
+
+// TestTagFiltersNormalisedEverywhere: tags are stored case-folded, and a
+// tag filter finds them however it is spelled, in list and export as in
+// search (list and export compared the raw filter).
+func TestTagFiltersNormalisedEverywhere(t *testing.T) {
+	s := newService(t, knowledge.Config{Embedder: &hashEmbedder{version: "h1", dim: 32}})
+	f := demo()[0]
+	f.Tags = []string{"Shipping"}
+	if _, err := s.Create(ctx, "alice", f); err != nil {
+		t.Fatal(err)
+	}
+	filter := knowledge.Filter{Tags: []string{" SHIPPING "}}
+	page, err := s.List(ctx, knowledge.ListFilter{Filter: filter})
+	if err != nil || len(page.Items) != 1 {
+		t.Fatalf("list by tag: %d items, %v", len(page.Items), err)
+	}
+	var buf bytes.Buffer
+	ex, err := knowledge.NewExporter(&buf, knowledge.FormatJSONL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Export(ctx, knowledge.ListFilter{Filter: filter}, ex); err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), f.Question) {
+		t.Fatalf("export by tag: %q", buf.String())
 	}
 }
