@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/gateway"
 	"github.com/tandem-chat/tandem/internal/browsertest"
 )
 
@@ -367,4 +368,106 @@ func TestBrowserWidgetRetryKeepsOrder(t *testing.T) {
 	if got := customerTexts(t, ts, conv); fmt.Sprint(got) != "[slow next]" {
 		t.Fatalf("stored order = %q, want [slow next]", got)
 	}
+}
+
+// brokenStreamBot streams its answers as streamBot does, except: "empty…"
+// streams a little and then answers nothing; "stall…" streams a little and
+// then waits (a node that died mid-answer) until release is closed.
+type brokenStreamBot struct {
+	echoBot
+	release chan struct{}
+}
+
+func (b brokenStreamBot) RespondStream(ctx context.Context, turn tandem.Turn, onDelta func(string)) (tandem.Reply, error) {
+	switch {
+	case strings.HasPrefix(turn.Text, "empty"):
+		onDelta("partial ")
+		onDelta("empty")
+		return tandem.Reply{Kind: tandem.ReplyAnswer}, nil
+	case strings.HasPrefix(turn.Text, "stall"):
+		onDelta("partial ")
+		onDelta("stall")
+		select {
+		case <-b.release:
+		case <-ctx.Done():
+		}
+		return tandem.Reply{Kind: tandem.ReplyAnswer}, nil
+	}
+	return streamBot{}.RespondStream(ctx, turn, onDelta)
+}
+
+// unsavedReplyLog fails to store the bot's replies to "nosave…".
+type unsavedReplyLog struct{ gateway.ConvLog }
+
+func (l unsavedReplyLog) Append(ctx context.Context, m tandem.Message) (tandem.Message, bool, error) {
+	if m.Author == tandem.AuthorBot && strings.HasPrefix(m.Text, "echo: nosave") {
+		return m, false, fmt.Errorf("the test refuses to store it")
+	}
+	return l.ConvLog.Append(ctx, m)
+}
+
+// sawStreamJS records the text of every streaming bubble the widget shows
+// (window.__streams, by stream id), however briefly.
+const sawStreamJS = `(() => {
+	if (window.__streams) { return; }
+	window.__streams = {};
+	const log = document.getElementById("tandem-log");
+	const note = () => log.querySelectorAll(".tandem-msg[data-stream]").forEach(e => { window.__streams[e.dataset.stream] = e.textContent; });
+	new MutationObserver(note).observe(log, { childList: true, subtree: true, characterData: true });
+})()`
+
+const streamBubbles = `document.querySelectorAll("#tandem-log .tandem-msg[data-stream]").length`
+
+// sawStream is true once a streaming bubble showed text.
+func sawStream(text string) string {
+	return fmt.Sprintf(`Object.values(window.__streams).some(t => t.includes(%q))`, text)
+}
+
+// A streamed answer that never completes leaves no bubble behind: an empty
+// final answer, a reply that was not saved, a connection lost mid-stream.
+func TestBrowserWidgetUnfinishedStreams(t *testing.T) {
+	release := make(chan struct{})
+	ts := startServer(t, serverOpts{bot: brokenStreamBot{release: release}, log: unsavedReplyLog{gateway.NewMemLog()}})
+	t.Cleanup(func() { close(release) })
+	g, purl := newSessionGate(t, ts.URL)
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(purl+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](sawStreamJS))
+
+	t.Run("a streamed answer completes", func(t *testing.T) {
+		sendFromWidget(t, ctx, "hello stream")
+		waitFor(t, ctx, "the final answer", `document.getElementById("tandem-log").textContent.includes("echo: hello stream") && `+streamBubbles+` === 0`)
+	})
+
+	t.Run("the final answer is empty", func(t *testing.T) {
+		sendFromWidget(t, ctx, "empty please")
+		// The bot's typing-off frame follows its deltas.
+		waitFor(t, ctx, "the stream and the end of the bot's typing", sawStream("partial empty")+` && document.getElementById("tandem-typing").textContent === ""`)
+		if n := browsertest.Eval[int](t, ctx, streamBubbles); n != 0 {
+			t.Fatalf("%d streaming bubbles left after an empty answer", n)
+		}
+	})
+
+	t.Run("the reply was not saved", func(t *testing.T) {
+		sendFromWidget(t, ctx, "nosave this")
+		waitFor(t, ctx, "the stream", sawStream("echo: nosave this"))
+		sendFromWidget(t, ctx, "and then")
+		waitFor(t, ctx, "the next answer", `document.getElementById("tandem-log").textContent.includes("echo: and then")`)
+		if got := browsertest.Eval[string](t, ctx, `Array.from(document.querySelectorAll("#tandem-log .tandem-msg[data-stream]")).map(e => e.textContent).join(" | ")`); got != "" {
+			t.Fatalf("streaming bubbles left after the next answer: %q", got)
+		}
+	})
+
+	t.Run("the connection drops mid-stream", func(t *testing.T) {
+		sockets := g.wsTotal.Load()
+		sendFromWidget(t, ctx, "stall here")
+		waitFor(t, ctx, "the stream", sawStream("partial stall"))
+		ts.LN.dropAll()
+		waitCount(t, "the reconnect's socket", &g.wsTotal, sockets+1)
+		waitFor(t, ctx, "the widget to reconnect", statusOnline)
+		if n := browsertest.Eval[int](t, ctx, streamBubbles); n != 0 {
+			t.Fatalf("%d streaming bubbles left after the reconnect", n)
+		}
+	})
 }

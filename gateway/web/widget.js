@@ -244,6 +244,12 @@
       streamsDone[sid] = true;
       if (streamEls[sid]) { logEl.removeChild(streamEls[sid]); delete streamEls[sid]; }
     }
+    // Bot turns run in order: a bot reply ends every stream of the turns
+    // up to it (one whose own reply was never saved would stay otherwise).
+    if (m.author === "bot" && m.data && typeof m.data.reply_to === "number") {
+      var upTo = m.data.reply_to;
+      dropStreams(function (node) { return +node.getAttribute("data-reply-to") <= upTo; });
+    }
     // Keep pending (unacknowledged) bubbles below the log's messages.
     var firstPending = logEl.querySelector(".tandem-pending");
     logEl.insertBefore(renderMessage(m), firstPending);
@@ -254,6 +260,21 @@
       showQuickReplies(null);
     }
     if (!fromCache) { scrollDown(); }
+  }
+
+  // dropStreams removes unfinished streaming bubbles (all, or those keep
+  // returns true for) and ignores later deltas of their streams: a stream
+  // whose final message never comes (the node died mid-answer, the reply
+  // was not saved or was empty) leaves no orphan. A saved final message
+  // still arrives (live or replayed) and is rendered as usual.
+  function dropStreams(which) {
+    Object.keys(streamEls).forEach(function (sid) {
+      var node = streamEls[sid];
+      if (which && !which(node)) { return; }
+      streamsDone[sid] = true;
+      if (node.parentNode) { node.parentNode.removeChild(node); }
+      delete streamEls[sid];
+    });
   }
 
   function setTyping(author, on, name) {
@@ -499,6 +520,8 @@
       ws = null; welcomed = false;
       clearInterval(heartbeat); clearTimeout(stableTimer);
       setTyping("bot", false); setTyping("agent", false);
+      // Deltas sent meanwhile are lost: the answer comes whole, as a message.
+      dropStreams();
       if (contactPending) { contactPending = ""; contactSend.disabled = false; contactStatus("Not sent: the connection dropped. Please try again.", true); }
       if (e.code === 4401 || e.code === 4403) { state.token = ""; save(); scheduleReconnect(); setStatus("Reconnecting…"); return; }
       if (e.code === 1012) { setStatus("Reconnecting…"); scheduleReconnect(200 + Math.random() * 1500); return; }
@@ -511,6 +534,7 @@
     switch (f.type) {
     case "welcome":
       welcomed = true;
+      dropStreams();
       clearTimeout(stableTimer);
       stableTimer = setTimeout(function () { attempt = 0; }, STABLE_MS);
       if (f.last_seq < state.lastSeq) { resetConversation(f.conversation_id); }
@@ -537,7 +561,7 @@
       if (streamsDone[f.stream_id]) { break; }
       var node = streamEls[f.stream_id];
       if (!node) {
-        node = el("div", { "class": "tandem-msg", "data-author": "bot", "data-stream": f.stream_id, "aria-busy": "true" });
+        node = el("div", { "class": "tandem-msg", "data-author": "bot", "data-stream": f.stream_id, "data-reply-to": String(f.reply_to || 0), "aria-busy": "true" });
         node.appendChild(el("span", { "class": "tandem-text" }, ""));
         logEl.insertBefore(node, logEl.querySelector(".tandem-pending"));
         streamEls[f.stream_id] = node;
@@ -547,6 +571,9 @@
       break;
     case "typing":
       if (f.author !== "customer") { setTyping(f.author, !!f.on, f.name); }
+      // The bot stops typing without a reply (an empty answer): its
+      // stream, if any, ends here.
+      if (f.author === "bot" && !f.on) { dropStreams(); }
       break;
     case "handoff":
       setStatus(handoffText(f));
