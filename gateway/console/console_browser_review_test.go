@@ -261,3 +261,47 @@ func TestBrowserConsoleDeadLinkKeepsReplies(t *testing.T) {
 		}
 	})
 }
+
+// offerAndAccept gives the signed-in agent one more assigned conversation.
+func offerAndAccept(t *testing.T, e *env, ctx context.Context) (*client, string) {
+	t.Helper()
+	cust, conv := e.customer()
+	cust.send(map[string]any{"type": "handoff_request", "client_id": "h1"})
+	cust.until(handoffStatus("queued"))
+	e.escalated(conv)
+	e.tick()
+	poll(t, ctx, "the offer", `document.querySelectorAll("#offers .item.offer").length === 1`)
+	browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS("#offers .item.offer .open")), chromedp.Click(chromedp.ID("accept-btn")))
+	poll(t, ctx, "the assignment", fmt.Sprintf(`window.__tandemConsole.state().selected === %q && document.getElementById("conv-state").textContent === "Assigned to you"`, conv))
+	return cust, conv
+}
+
+func selectConv(t *testing.T, ctx context.Context, conv string) {
+	t.Helper()
+	browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`#chats button.open[data-conversation=%q]`, conv))))
+	poll(t, ctx, "the selection", fmt.Sprintf(`window.__tandemConsole.state().selected === %q`, conv))
+}
+
+// "Customer is typing…" goes away by itself in every conversation: the
+// typing of one customer does not keep another's line on for good.
+func TestBrowserConsoleTypingPerConversation(t *testing.T) {
+	e, _ := newQuickNode(t)
+	p := newHoleProxy(t, strings.TrimPrefix(e.URL, "http://"))
+	ctx, custA, convA := startConsoleChat(t, e, p, "Ann")
+	custB, convB := offerAndAccept(t, e, ctx)
+	const typing = `document.getElementById("typing").textContent`
+
+	selectConv(t, ctx, convA)
+	custA.send(map[string]any{"type": "typing", "on": true})
+	poll(t, ctx, "A's typing", typing+` === "Customer is typing…"`)
+	selectConv(t, ctx, convB)
+	custB.send(map[string]any{"type": "typing", "on": true})
+	poll(t, ctx, "B's typing", typing+` === "Customer is typing…"`)
+	// Neither customer says they stopped: the lines clear by themselves,
+	// A's (shown first) before B's.
+	poll(t, ctx, "B's typing to clear", typing+` === ""`)
+	selectConv(t, ctx, convA)
+	if got := browsertest.Eval[string](t, ctx, typing); got != "" {
+		t.Fatalf("conversation A still shows %q", got)
+	}
+}

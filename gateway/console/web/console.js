@@ -25,7 +25,8 @@
   var welcomed = false, lastFrame = 0;
   var STABLE_MS = 10000, stableTimer = null; // the backoff starts over once a connection stayed up this long
   var refSeq = 0;
-  var typingSent = 0, typingOffTimer = null, typingShowTimer = null;
+  var typingSent = 0, typingOffTimer = null;
+  var typingShowTimers = {}; // conversation id -> timer clearing its "is typing" line
   var suggestTimer = null;
   var closedNote = {};     // conversation id -> why the ticket left this console
 
@@ -481,8 +482,11 @@
   function showTyping(convId, text) {
     conv(convId).typing = text;
     if (convId === selected) { $("typing").textContent = text; }
-    clearTimeout(typingShowTimer);
-    if (text) { typingShowTimer = setTimeout(function () { showTyping(convId, ""); }, 8000); }
+    // One timer per conversation: another conversation's typing does not
+    // cancel this one's clearing.
+    clearTimeout(typingShowTimers[convId]);
+    delete typingShowTimers[convId];
+    if (text) { typingShowTimers[convId] = setTimeout(function () { delete typingShowTimers[convId]; showTyping(convId, ""); }, 8000); }
   }
 
   // ---- actions -----------------------------------------------------------------
