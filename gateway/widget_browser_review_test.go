@@ -471,3 +471,35 @@ func TestBrowserWidgetUnfinishedStreams(t *testing.T) {
 		}
 	})
 }
+
+// Right-to-left text (Arabic, Hebrew) reads right to left in the bubbles
+// and in the input; left-to-right text stays so.
+func TestBrowserWidgetTextDirection(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	rtl := func(sel string) string {
+		return fmt.Sprintf(`Array.from(document.querySelectorAll(%q)).map(e => e.matches(":dir(rtl)") ? "rtl" : "ltr").join(",")`, sel)
+	}
+
+	browsertest.Do(t, ctx, chromedp.SendKeys(chromedp.ID("tandem-input"), "مرحبا بكم"))
+	if got := browsertest.Eval[string](t, ctx, rtl("#tandem-input")); got != "rtl" {
+		t.Fatalf("the input with Arabic text reads %s", got)
+	}
+	browsertest.Do(t, ctx, chromedp.Click(chromedp.ID("tandem-send")))
+	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: مرحبا بكم") && `+noPendingLeft)
+	if got := browsertest.Eval[string](t, ctx, rtl(`#tandem-log .tandem-msg[data-author="customer"] .tandem-text`)); got != "rtl" {
+		t.Fatalf("the customer's Arabic message reads %s", got)
+	}
+	if got := browsertest.Eval[string](t, ctx, rtl(`#tandem-log .tandem-msg[data-author="bot"] .tandem-text`)); got != "ltr" {
+		t.Fatalf("the bot's answer (starting in Latin) reads %s", got)
+	}
+	// A message the server refused, too.
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](refuseJS), chromedp.Evaluate[chromedp.Void](`window.__refuse = /^שלום/`))
+	sendFromWidget(t, ctx, "שלום עולם")
+	waitFor(t, ctx, "the refused message", `!!document.querySelector("#tandem-log .tandem-failed")`)
+	if got := browsertest.Eval[string](t, ctx, rtl(`#tandem-log .tandem-failed .tandem-text`)); got != "rtl" {
+		t.Fatalf("the unsent Hebrew message reads %s", got)
+	}
+}

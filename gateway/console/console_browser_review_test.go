@@ -305,3 +305,35 @@ func TestBrowserConsoleTypingPerConversation(t *testing.T) {
 		t.Fatalf("conversation A still shows %q", got)
 	}
 }
+
+// Right-to-left text (Arabic, Hebrew) reads right to left in the
+// transcript and in the composer; left-to-right text stays so.
+func TestBrowserConsoleTextDirection(t *testing.T) {
+	e, _ := newQuickNode(t)
+	p := newHoleProxy(t, strings.TrimPrefix(e.URL, "http://"))
+	ctx, cust, _ := startConsoleChat(t, e, p, "Ann")
+	rtl := func(sel string) string {
+		return fmt.Sprintf(`Array.from(document.querySelectorAll(%q)).map(e => e.matches(":dir(rtl)") ? "rtl" : "ltr").join(",")`, sel)
+	}
+
+	cust.send(map[string]any{"type": "message", "client_id": "c-rtl", "text": "مرحبا، أحتاج مساعدة"})
+	poll(t, ctx, "the customer's message", `document.getElementById("chat-log").textContent.includes("أحتاج")`)
+	// (The customer's earlier messages are in English.)
+	if got := browsertest.Eval[string](t, ctx, rtl(`#chat-log .msg[data-author="customer"] .text`)); !strings.HasSuffix(got, "rtl") || strings.Count(got, "rtl") != 1 {
+		t.Fatalf("the customer's messages read %s, want their last (Arabic) one rtl", got)
+	}
+	browsertest.Do(t, ctx, chromedp.SendKeys(chromedp.ID("composer-input"), "שלום"))
+	if got := browsertest.Eval[string](t, ctx, rtl("#composer-input")); got != "rtl" {
+		t.Fatalf("the composer with Hebrew text reads %s", got)
+	}
+	browsertest.Do(t, ctx, chromedp.Click(chromedp.ID("composer-send")))
+	poll(t, ctx, "the reply", consoleShows("שלום"))
+	if got := browsertest.Eval[string](t, ctx, rtl(`#chat-log .msg[data-author="agent"] .text`)); got != "rtl" {
+		t.Fatalf("the agent's Hebrew reply reads %s", got)
+	}
+	typeReply(t, ctx, "hello")
+	poll(t, ctx, "the Latin reply", consoleShows("hello"))
+	if got := browsertest.Eval[string](t, ctx, rtl(`#chat-log .msg[data-author="agent"] .text`)); got != "rtl,ltr" {
+		t.Fatalf("the agent's replies read %s, want rtl,ltr", got)
+	}
+}

@@ -11,7 +11,9 @@
  * Guarantees: every message the customer sends is kept in an outbox
  * (localStorage) until the server acknowledges it, and resent after
  * reconnects and reloads; the server deduplicates by client id. Messages
- * are rendered once, in seq order. All text is rendered with textContent.
+ * are rendered once, in seq order. All text is rendered with textContent,
+ * its direction from its own first strong character (dir="auto": Arabic
+ * and Hebrew read right to left).
  */
 (function () {
   "use strict";
@@ -87,6 +89,7 @@
     ".tandem-failed-actions button{border:1px solid #b8c2d6;background:#fff;color:#1b1f24;border-radius:8px;padding:3px 8px;font:inherit;font-size:12px;cursor:pointer}",
     ".tandem-form-error{margin:0;padding:4px 12px;font-size:13px;color:#b0281a;background:#fff}",
     ".tandem-form-error:empty{display:none}",
+    ".tandem-text{display:block}",
     ".tandem-name{display:block;font-size:11px;font-weight:600;opacity:.75;margin-bottom:2px}",
     ".tandem-sources{margin:6px 0 0;padding-left:18px;font-size:12px;color:#444}",
     ".tandem-typing{min-height:18px;padding:0 12px;font-size:12px;color:#555;background:#f5f7fb}",
@@ -127,7 +130,7 @@
   var quickEl = el("div", { "class": "tandem-quick", id: "tandem-quick", role: "group", "aria-label": "Suggested replies" });
   var form = el("form", { "class": "tandem-form" });
   var label = el("label", { "for": "tandem-input", "class": "tandem-sr" }, "Type your message");
-  var input = el("textarea", { "class": "tandem-input", id: "tandem-input", rows: "1", maxlength: "4000", placeholder: "Type your message…", autocomplete: "off" });
+  var input = el("textarea", { "class": "tandem-input", id: "tandem-input", rows: "1", maxlength: "4000", placeholder: "Type your message…", autocomplete: "off", dir: "auto" });
   var sendBtn = el("button", { "class": "tandem-send", type: "submit", id: "tandem-send" }, "Send");
   form.appendChild(label); form.appendChild(input); form.appendChild(sendBtn);
   var formError = el("p", { "class": "tandem-form-error", id: "tandem-form-error", role: "alert" });
@@ -136,7 +139,7 @@
   // with leave_contact); the customer may keep chatting with the bot.
   var contactForm = el("form", { "class": "tandem-contact", id: "tandem-contact", "aria-label": "Leave a contact address", hidden: "", novalidate: "" });
   var contactLabel = el("label", { "for": "tandem-contact-input", "class": "tandem-contact-label", id: "tandem-contact-label" }, "Leave your email or phone and we'll get back to you");
-  var contactInput = el("input", { "class": "tandem-contact-input", id: "tandem-contact-input", type: "text", inputmode: "email", autocomplete: "email", maxlength: "254", "aria-describedby": "tandem-contact-msg", placeholder: "you@example.com or +1 555 0100" });
+  var contactInput = el("input", { "class": "tandem-contact-input", id: "tandem-contact-input", type: "text", inputmode: "email", autocomplete: "email", maxlength: "254", "aria-describedby": "tandem-contact-msg", placeholder: "you@example.com or +1 555 0100", dir: "auto" });
   var contactSend = el("button", { "class": "tandem-contact-send", type: "submit", id: "tandem-contact-send" }, "Send");
   var contactMsg = el("p", { "class": "tandem-contact-msg", id: "tandem-contact-msg", role: "status", "aria-live": "polite" });
   contactForm.appendChild(contactLabel); contactForm.appendChild(contactInput); contactForm.appendChild(contactSend); contactForm.appendChild(contactMsg);
@@ -179,13 +182,13 @@
     var author = m.author || "system";
     var node = el("div", { "class": "tandem-msg", "data-seq": String(m.seq), "data-author": author });
     if (author === "agent" || (author === "bot" && m.author_name)) {
-      node.appendChild(el("span", { "class": "tandem-name" }, m.author_name || (author === "agent" ? "Agent" : "Assistant")));
+      node.appendChild(el("span", { "class": "tandem-name", dir: "auto" }, m.author_name || (author === "agent" ? "Agent" : "Assistant")));
     }
-    node.appendChild(el("span", { "class": "tandem-text" }, m.text));
+    node.appendChild(el("span", { "class": "tandem-text", dir: "auto" }, m.text));
     var data = m.data || {};
     if (Array.isArray(data.sources) && data.sources.length) {
       var ul = el("ul", { "class": "tandem-sources", "aria-label": "Sources" });
-      data.sources.slice(0, 5).forEach(function (s) { ul.appendChild(el("li", null, s && s.question ? s.question : "")); });
+      data.sources.slice(0, 5).forEach(function (s) { ul.appendChild(el("li", { dir: "auto" }, s && s.question ? s.question : "")); });
       node.appendChild(ul);
     }
     return node;
@@ -195,7 +198,7 @@
   // refused it for good, "not sent" with Retry and Discard.
   function renderPending(item) {
     var node = el("div", { "class": "tandem-msg tandem-pending", "data-author": "customer", "data-client-id": item.client_id });
-    node.appendChild(el("span", { "class": "tandem-text" }, item.text || (item.type === "handoff_cancel" ? "Back to the assistant" : "Talk to a person")));
+    node.appendChild(el("span", { "class": "tandem-text", dir: "auto" }, item.text || (item.type === "handoff_cancel" ? "Back to the assistant" : "Talk to a person")));
     node.appendChild(el("span", { "class": "tandem-sr" }, " (sending)"));
     logEl.appendChild(node);
     pendingEls[item.client_id] = node;
@@ -562,7 +565,7 @@
       var node = streamEls[f.stream_id];
       if (!node) {
         node = el("div", { "class": "tandem-msg", "data-author": "bot", "data-stream": f.stream_id, "data-reply-to": String(f.reply_to || 0), "aria-busy": "true" });
-        node.appendChild(el("span", { "class": "tandem-text" }, ""));
+        node.appendChild(el("span", { "class": "tandem-text", dir: "auto" }, ""));
         logEl.insertBefore(node, logEl.querySelector(".tandem-pending"));
         streamEls[f.stream_id] = node;
       }

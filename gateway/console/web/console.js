@@ -420,8 +420,8 @@
 
   function messageNode(m) {
     var n = el("div", { "class": "msg", "data-seq": String(m.seq), "data-author": m.author || "system" });
-    if (m.author !== "system") { n.appendChild(el("span", { "class": "name" }, m.author_name || label(m.author))); }
-    n.appendChild(el("span", { "class": "text" }, m.text));
+    if (m.author !== "system") { n.appendChild(el("span", { "class": "name", dir: "auto" }, m.author_name || label(m.author))); }
+    n.appendChild(el("span", { "class": "text", dir: "auto" }, m.text));
     return n;
   }
   function appendMessage(m) {
@@ -574,7 +574,7 @@
     var p = pendingMsgs[item.client_id];
     if (!p) {
       p = el("div", { "class": "msg pending", "data-author": "agent", "data-client-id": item.client_id });
-      p.appendChild(el("span", { "class": "text" }, item.text));
+      p.appendChild(el("span", { "class": "text", dir: "auto" }, item.text));
       $("chat-log").appendChild(p);
       pendingMsgs[item.client_id] = p;
     }
