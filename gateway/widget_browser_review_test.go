@@ -503,3 +503,49 @@ func TestBrowserWidgetTextDirection(t *testing.T) {
 		t.Fatalf("the unsent Hebrew message reads %s", got)
 	}
 }
+
+// Two tabs share the stored state: a message waiting in one tab's outbox
+// is not erased from storage when the other tab saves, so it is still sent
+// after the first tab is gone.
+func TestBrowserWidgetTabsKeepEachOthersOutbox(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	tabA := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, tabA, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, tabA, "tab A to connect", statusOnline)
+	tabB := browsertest.Tab(t, tabA)
+	browsertest.Do(t, tabB, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, tabB, "tab B to connect", statusOnline)
+	conv := browsertest.Eval[string](t, tabA, `window.__tandemWidget.state().conversationId`)
+	if c := browsertest.Eval[string](t, tabB, `window.__tandemWidget.state().conversationId`); c != conv {
+		t.Fatalf("the tabs are in conversations %q and %q", conv, c)
+	}
+	const storedOutbox = `(() => { const k = Object.keys(localStorage).find(k => k.startsWith("tandem:")); return JSON.parse(localStorage.getItem(k)).outbox.map(x => x.text).sort().join(","); })()`
+
+	// Tab A's message never reaches the server (a link that swallows it).
+	browsertest.Do(t, tabA, chromedp.Evaluate[chromedp.Void](`(() => {
+		const orig = WebSocket.prototype.send;
+		WebSocket.prototype.send = function (data) {
+			try { if (JSON.parse(data).text === "from tab A") { return; } } catch (e) { /* not JSON */ }
+			return orig.call(this, data);
+		};
+	})()`))
+	sendFromWidget(t, tabA, "from tab A")
+	waitFor(t, tabA, "tab A's message stored", storedOutbox+` === "from tab A"`)
+	// Tab B sends and gets its answer: it saves several times meanwhile.
+	sendFromWidget(t, tabB, "from tab B")
+	waitFor(t, tabB, "tab B's answer", `document.getElementById("tandem-log").textContent.includes("echo: from tab B") && `+noPendingLeft)
+	if got := browsertest.Eval[string](t, tabB, storedOutbox); got != "from tab A" {
+		t.Fatalf("stored outbox after tab B's message = %q, want tab A's message", got)
+	}
+
+	// Tab A goes; tab B, reloaded, sends its message.
+	browsertest.Do(t, tabA, chromedp.Navigate("about:blank"))
+	browsertest.Do(t, tabB, chromedp.Reload())
+	waitFor(t, tabB, "tab A's message answered", `document.getElementById("tandem-log").textContent.includes("echo: from tab A") && `+noPendingLeft)
+	if got := customerTexts(t, ts, conv); fmt.Sprint(got) != "[from tab B from tab A]" {
+		t.Fatalf("stored customer messages = %q", got)
+	}
+	if got := browsertest.Eval[string](t, tabB, storedOutbox); got != "" {
+		t.Fatalf("stored outbox at the end = %q", got)
+	}
+}

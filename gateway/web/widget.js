@@ -40,10 +40,30 @@
     } catch (e) { /* corrupt or unavailable storage: start afresh */ }
     return { token: "", conversationId: "", lastSeq: 0, messages: [], outbox: [], contact: "" };
   }
+  // Other tabs of the site share the stored state. Each keeps its own
+  // outbox in memory; save keeps the stored messages of the others (by
+  // client id) rather than erasing them, except those this tab saw go
+  // (acknowledged, discarded, or renamed by a retry) since its last save.
+  var goneIds = {};
   function save() {
     try {
       if (state.messages.length > MAX_CACHED) { state.messages = state.messages.slice(-MAX_CACHED); }
-      localStorage.setItem(storeKey, JSON.stringify(state));
+      var out = state, stored = null;
+      try { stored = JSON.parse(localStorage.getItem(storeKey) || "null"); } catch (e) { /* corrupt: overwrite */ }
+      if (stored && Array.isArray(stored.outbox)) {
+        var mine = {};
+        state.outbox.forEach(function (x) { mine[x.client_id] = true; });
+        var others = stored.outbox.filter(function (x) {
+          return x && typeof x.client_id === "string" && !mine[x.client_id] && !goneIds[x.client_id];
+        });
+        if (others.length) {
+          out = {};
+          for (var k in state) { if (Object.prototype.hasOwnProperty.call(state, k)) { out[k] = state[k]; } }
+          out.outbox = state.outbox.concat(others);
+        }
+      }
+      localStorage.setItem(storeKey, JSON.stringify(out));
+      goneIds = {};
     } catch (e) { /* storage full or disabled: keep working in memory */ }
   }
   // resetConversation switches to another conversation (a new visitor's
@@ -237,6 +257,8 @@
       if (m.seq <= state.lastSeq) { return; }
       state.lastSeq = m.seq;
       state.messages.push(m);
+      // Logged: another tab's stored outbox copy of it may go.
+      if (m.client_id) { goneIds[m.client_id] = true; }
     }
     if (m.client_id && pendingEls[m.client_id]) {
       logEl.removeChild(pendingEls[m.client_id]);
@@ -340,6 +362,7 @@
     if (node && node.parentNode) { node.parentNode.removeChild(node); }
     delete pendingEls[clientId];
     state.outbox = state.outbox.filter(function (x) { return x !== item; });
+    goneIds[item.client_id] = true;
     delete item.failed; delete item.sentOn; delete item.retryAt;
     item.client_id = newClientId();
     state.outbox.push(item);
@@ -371,6 +394,7 @@
     }
   }
   function acked(clientId) {
+    goneIds[clientId] = true;
     state.outbox = state.outbox.filter(function (x) { return x.client_id !== clientId; });
     save();
   }
