@@ -67,6 +67,11 @@ parent=$(dirname "$final")
 mkdir -p "$parent"
 stage="$parent/.$(basename "$final").staging.$$"
 old="$parent/.$(basename "$final").old.$$"
+# Leftovers of runs killed without their EXIT trap (their process is gone).
+for d in "$parent/.$(basename "$final").staging."* "$parent/.$(basename "$final").old."*; do
+  [[ -e "$d" ]] || continue
+  kill -0 "${d##*.}" 2>/dev/null || rm -rf "$d"
+done
 rm -rf "$stage"
 if [[ -d "$final" ]]; then cp -rp "$final" "$stage"; else mkdir -p "$stage"; fi
 dir=$stage
@@ -81,7 +86,7 @@ done
 if [[ -d "$dir/previous" ]]; then cp -rp "$dir/previous" "$keep/"; fi
 
 if [[ -f "$dir/manifest.json" && -f "$dir/.inputs.sha256" && "$(cat "$dir/.inputs.sha256")" == "$stamp" ]]; then
-  echo "models: $dir is up to date"
+  echo "models: $final is up to date"
 else
   echo "models: training the default models into $final (staged in $dir; seed $seed)" >&2
   start=$(date +%s)
