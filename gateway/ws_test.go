@@ -173,7 +173,13 @@ func TestReusedClientIDForAnotherMessage(t *testing.T) {
 	s := ts.session(t, nil)
 	c := ts.connect(t, s.Token, 0)
 	c.send(map[string]any{"type": "message", "client_id": "k1", "text": "hello"})
-	c.until(messageFrom(tandem.AuthorBot))
+	// Its ack and the bot's answer, in either order.
+	acked, answered := false, false
+	c.collect(func(f frame) bool {
+		acked = acked || f.Type == "ack" && f.ClientID == "k1"
+		answered = answered || f.Type == "message" && f.msg(t).Author == tandem.AuthorBot
+		return acked && answered
+	})
 	for _, fr := range []map[string]any{
 		{"type": "message", "client_id": "k1", "text": "something else"},
 		{"type": "handoff_request", "client_id": "k1"},
