@@ -86,6 +86,12 @@ func RunBot(ctx context.Context, bot Bot, cases []Case, opt BotOptions) (BotRepo
 	for i, c := range cases {
 		gold[i] = c.Intent
 		r := replies[i]
+		// Counted before the error check: a failed turn that needed a
+		// person is a missed handoff, not one left out of the recall.
+		wantEsc := slices.Contains(opt.EscalateIntents, c.Intent)
+		if wantEsc {
+			escGold++
+		}
 		if errs[i] != nil {
 			rep.Errors++
 			pred[i] = opt.OOS
@@ -94,10 +100,6 @@ func RunBot(ctx context.Context, bot Bot, cases []Case, opt BotOptions) (BotRepo
 		pred[i] = r.NLU.Intent.Name
 		if r.NLU.OutOfScope || pred[i] == "" {
 			pred[i] = opt.OOS
-		}
-		wantEsc := slices.Contains(opt.EscalateIntents, c.Intent)
-		if wantEsc {
-			escGold++
 		}
 		switch r.Kind {
 		case tandem.ReplyAnswer:

@@ -3,6 +3,8 @@ package eval
 import (
 	"bytes"
 	"context"
+	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -77,5 +79,55 @@ func TestRunBotAndGates(t *testing.T) {
 	var md bytes.Buffer
 	if err := WriteMarkdown(&md, "bot", rep); err != nil || !strings.Contains(md.String(), "| handoff_recall | 1 |") {
 		t.Fatalf("markdown: %v\n%s", err, md.String())
+	}
+}
+
+type failingBot struct{}
+
+func (failingBot) Respond(_ context.Context, turn tandem.Turn) (tandem.Reply, error) {
+	if turn.Text == "fail" {
+		return tandem.Reply{}, errors.New("boom")
+	}
+	return tandem.Reply{Kind: tandem.ReplyEscalate, NLU: tandem.NLU{Intent: tandem.IntentScore{Name: "human"}}}, nil
+}
+
+// TestBotErrorsCountAsMissedHandoffs: a turn that failed on a message
+// needing a person is a missed handoff (it was left out of the recall).
+func TestBotErrorsCountAsMissedHandoffs(t *testing.T) {
+	cases := []Case{{Text: "ok", Intent: "human"}, {Text: "fail", Intent: "human"}, {Text: "fail", Intent: "human"}}
+	rep, err := RunBot(context.Background(), failingBot{}, cases, BotOptions{EscalateIntents: []string{"human"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Errors != 2 || math.Abs(rep.HandoffRecall-1.0/3) > 1e-9 {
+		t.Fatalf("errors %d, handoff recall %v; want 2 and 1/3", rep.Errors, rep.HandoffRecall)
+	}
+}
+
+// TestMacroF1DeterministicOverGoldAndPredicted: the same input gives the
+// same macro F1 to the last digit, averaged over gold ∪ predicted labels.
+func TestMacroF1DeterministicOverGoldAndPredicted(t *testing.T) {
+	gold := []string{"a", "b", "c", "d", "e", "f", "g", "a", "b", "oos"}
+	pred := []string{"a", "c", "c", "d", "x", "f", "g", "b", "b", "oos"}
+	first := Classify(gold, pred, "oos").MacroF1
+	for range 100 {
+		if got := Classify(gold, pred, "oos").MacroF1; got != first {
+			t.Fatalf("macro F1 %v then %v", first, got)
+		}
+	}
+	if _, ok := Classify(gold, pred, "oos").PerClass["x"]; !ok {
+		t.Fatal("a label only predicted is not in the per-class report")
+	}
+}
+
+// TestGateRejectsNonNumbers: NaN would make a gate that can never fail.
+func TestGateRejectsNonNumbers(t *testing.T) {
+	for _, s := range []string{"intent.accuracy>=NaN", "intent.accuracy>=-Inf", "intent.accuracy>=0.9abc", "intent.accuracy<="} {
+		if _, err := ParseGate(s); err == nil {
+			t.Errorf("%q accepted", s)
+		}
+	}
+	if g, err := ParseGate("intent.accuracy >= 0.9"); err != nil || g.Metric != "intent.accuracy" || *g.Min != 0.9 {
+		t.Fatalf("good gate: %+v, %v", g, err)
 	}
 }

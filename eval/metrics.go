@@ -11,6 +11,7 @@
 package eval
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -66,12 +67,19 @@ func Classify(gold, pred []string, oos string) Classification {
 			}
 		}
 	}
-	labels := map[string]bool{}
+	// Macro F1 over gold ∪ predicted labels (as intent.Score, which
+	// `tandem eval` reports), summed in sorted order so that the same input
+	// gives the same figure to the last digit.
+	seen := map[string]bool{}
 	for _, g := range gold[:n] {
-		labels[g] = true
+		seen[g] = true
 	}
+	for _, p := range pred[:n] {
+		seen[p] = true
+	}
+	labels := slices.Sorted(maps.Keys(seen))
 	var f1sum float64
-	for l := range labels {
+	for _, l := range labels {
 		pr := ratio(tp[l], tp[l]+fp[l])
 		rc := ratio(tp[l], tp[l]+fn[l])
 		r := ClassReport{Precision: pr, Recall: rc, F1: harmonic(pr, rc), Support: tp[l] + fn[l]}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -78,9 +79,9 @@ type Gate struct {
 func ParseGate(s string) (Gate, error) {
 	for _, op := range []string{">=", "<="} {
 		if i := strings.Index(s, op); i > 0 {
-			var v float64
-			if _, err := fmt.Sscanf(s[i+2:], "%g", &v); err != nil {
-				return Gate{}, fmt.Errorf("eval: gate %q: bad number", s)
+			v, err := strconv.ParseFloat(strings.TrimSpace(s[i+2:]), 64)
+			if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+				return Gate{}, fmt.Errorf("eval: gate %q: want a finite number after %s", s, op)
 			}
 			g := Gate{Metric: strings.TrimSpace(s[:i])}
 			if op == ">=" {

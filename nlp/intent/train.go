@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"sort"
 	"strings"
@@ -76,6 +77,10 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	if err := c.Features.Validate(); err != nil {
 		return err
+	}
+	if name := nonFinite(reflect.ValueOf(c)); name != "" {
+		// NaN passes every range check below (each comparison is false).
+		return fmt.Errorf("intent: %s must be a finite number", name)
 	}
 	switch {
 	case c.Hidden < 1 || c.Hidden > 4096:
@@ -1117,4 +1122,28 @@ func (a *averager) finish(p []float32, t int) {
 			row[i] = (s[i] + k*v) * inv
 		}
 	}
+}
+
+// nonFinite returns the name of the first float field (or array element)
+// of struct v that is NaN or infinite, or "".
+func nonFinite(v reflect.Value) string {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.Float32, reflect.Float64:
+			if x := f.Float(); math.IsNaN(x) || math.IsInf(x, 0) {
+				return t.Field(i).Name
+			}
+		case reflect.Array:
+			if k := f.Type().Elem().Kind(); k == reflect.Float32 || k == reflect.Float64 {
+				for j := range f.Len() {
+					if x := f.Index(j).Float(); math.IsNaN(x) || math.IsInf(x, 0) {
+						return fmt.Sprintf("%s[%d]", t.Field(i).Name, j)
+					}
+				}
+			}
+		}
+	}
+	return ""
 }
