@@ -115,3 +115,20 @@ func TestAgentFasterThanEscalate(t *testing.T) {
 		t.Fatalf("conversation = %+v, %v; want human with agent a1", conv, err)
 	}
 }
+
+// TestSessionControlCharacters: a NUL in the session request's locale or
+// identity is the caller's mistake: the locale hint is ignored and the
+// identity refused with 400, on PostgreSQL too (which cannot store NUL and
+// answered 500).
+func TestSessionControlCharacters(t *testing.T) {
+	ts := startServer(t, serverOpts{log: pgLog(t)})
+	code, body := ts.post(t, "/v1/widget/session", map[string]any{"site_key": testSite, "locale": "en\x00"}, ts.URL)
+	if code != 200 {
+		t.Fatalf("locale with NUL: %d %s", code, body)
+	}
+	id := map[string]any{"user_id": "u1", "name": "Ada\x00", "signature": gateway.SignIdentity([]byte(testSiteSecret), "u1")}
+	code, body = ts.post(t, "/v1/widget/session", map[string]any{"site_key": testSiteKey2, "identity": id}, "https://shop.example")
+	if code != 400 || !strings.Contains(body, "invalid") {
+		t.Fatalf("identity with NUL: %d %s", code, body)
+	}
+}

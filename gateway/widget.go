@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/tandem-chat/tandem"
@@ -98,15 +100,15 @@ func (c *Chat) handleSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	allowCORS(w, r)
-	if len(req.Locale) > 16 || !utf8.ValidString(req.Locale) {
-		req.Locale = ""
+	if !validLocale(req.Locale) {
+		req.Locale = "" // a hint only: ignored rather than refused
 	}
 
 	var customer tandem.Customer
 	if id := req.Identity; id != nil {
 		if id.UserID == "" || len(id.UserID) > 128 || len(id.Name) > 128 || len(id.Email) > 254 ||
-			!utf8.ValidString(id.UserID+id.Name+id.Email) {
-			WriteError(w, r, c.logger, tandem.Errorf(tandem.EINVALID, "identity fields are missing or too long"))
+			!utf8.ValidString(id.UserID+id.Name+id.Email) || strings.IndexFunc(id.UserID+id.Name+id.Email, unicode.IsControl) >= 0 {
+			WriteError(w, r, c.logger, tandem.Errorf(tandem.EINVALID, "identity fields are missing, too long or hold control characters"))
 			return
 		}
 		if !VerifyIdentity(site.Secret, id.UserID, id.Signature) {
@@ -444,6 +446,20 @@ func (s *widgetSession) recent(ctx context.Context, clientID string) (tandem.Mes
 		}
 	}
 	return tandem.Message{}, false
+}
+
+// validLocale accepts a BCP 47-like tag: at most 16 characters of
+// letters, digits, '-' and '_' (no NUL, which PostgreSQL cannot store).
+func validLocale(s string) bool {
+	if len(s) > 16 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // clientIDOf returns the client_id of a frame that failed validation, or

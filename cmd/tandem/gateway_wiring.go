@@ -80,7 +80,8 @@ func (m *Main) wireGateway(ctx context.Context, bot gateway.Bot, handoff gateway
 		return fmt.Errorf("serve: %w", err)
 	}
 	chat.Mount(m.server.Router())
-	m.server.OnShutdown(chat.Shutdown) // registered last: runs first
+	// chat.Shutdown is registered by Run after every other component, so
+	// that it runs first (see Run).
 	m.chat, m.bus = chat, bus
 	return nil
 }

@@ -116,6 +116,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.wireKnowledgeAPI(ctx); err != nil { // needs the chat's auth and bus
 		return err
 	}
+	// Registered last, so it runs first (closers run in reverse order):
+	// customer sockets close and in-flight bot turns finish (their
+	// escalations included) while the handoff engine, the console, the bus
+	// and the stores are still up.
+	m.server.OnShutdown(m.chat.Shutdown)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
