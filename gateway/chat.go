@@ -270,7 +270,7 @@ func (c *Chat) PostMessage(ctx context.Context, m tandem.Message) (tandem.Messag
 
 func (c *Chat) publishMessage(ctx context.Context, m tandem.Message, origin string) {
 	ev := &Event{ConversationID: m.ConversationID, Seq: m.Seq, Origin: origin,
-		Frame: mustJSON(MessageFrame{Type: FrameMessage, ConversationID: m.ConversationID, Message: m})}
+		Frame: mustJSON(MessageFrame{Type: FrameMessage, ConversationID: m.ConversationID, Message: wireMessage(m)})}
 	if err := c.hub.Publish(ctx, ev); err != nil {
 		// Stored already: followers get it by gap fill or on resume.
 		c.logger.Warn("publish message", "conversation", m.ConversationID, "seq", m.Seq, "err", err)
@@ -331,6 +331,17 @@ func (c *Chat) announce(ctx context.Context, conversationID string, st HandoffSt
 		}
 	}
 	return c.Publish(ctx, conversationID, "", handoffFrame(conversationID, st))
+}
+
+// wireMessage is a message as connections receive it: an agent's id is
+// kept in the log (and the staff history API) but never sent on a socket,
+// where customers follow the conversation too (agents are named by
+// author_name).
+func wireMessage(m tandem.Message) tandem.Message {
+	if m.Author == tandem.AuthorAgent {
+		m.AuthorID = ""
+	}
+	return m
 }
 
 // returnedNote is the system note of a conversation back with the bot.

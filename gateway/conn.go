@@ -438,7 +438,7 @@ func (c *Conn) fill(conv string, upTo int64) error {
 			if m.Seq != c.last[conv]+1 {
 				return fmt.Errorf("gateway: log of %s jumps from %d to %d", conv, c.last[conv], m.Seq)
 			}
-			if err := c.write(mustJSON(MessageFrame{Type: FrameMessage, ConversationID: conv, Message: m})); err != nil {
+			if err := c.write(mustJSON(MessageFrame{Type: FrameMessage, ConversationID: conv, Message: wireMessage(m)})); err != nil {
 				return err
 			}
 			c.last[conv] = m.Seq

@@ -22,11 +22,16 @@ type MessagesPage struct {
 // authorizeConversation checks that the caller may read the conversation:
 // its owner (customer token), the assigned agent (or one AgentAccess
 // allows), or an admin.
-func (c *Chat) authorizeConversation(r *http.Request, id string) (tandem.Conversation, error) {
+func (c *Chat) authorizeConversation(r *http.Request, id string) (tandem.Conversation, Principal, error) {
 	p, err := c.auth.Authenticate(r)
 	if err != nil {
-		return tandem.Conversation{}, err
+		return tandem.Conversation{}, p, err
 	}
+	conv, err := c.authorizeFor(r, p, id)
+	return conv, p, err
+}
+
+func (c *Chat) authorizeFor(r *http.Request, p Principal, id string) (tandem.Conversation, error) {
 	if !ValidID(id, 64) {
 		return tandem.Conversation{}, tandem.Errorf(tandem.ENOTFOUND, "conversation not found")
 	}
@@ -57,17 +62,20 @@ func (c *Chat) authorizeConversation(r *http.Request, id string) (tandem.Convers
 }
 
 func (c *Chat) handleConversation(w http.ResponseWriter, r *http.Request) {
-	conv, err := c.authorizeConversation(r, chi.URLParam(r, "id"))
+	conv, p, err := c.authorizeConversation(r, chi.URLParam(r, "id"))
 	if err != nil {
 		WriteError(w, r, c.logger, err)
 		return
+	}
+	if p.Role == RoleCustomer {
+		conv.AgentID = "" // agent ids are never sent to customers
 	}
 	WriteJSON(w, http.StatusOK, conv)
 }
 
 func (c *Chat) handleMessages(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	conv, err := c.authorizeConversation(r, id)
+	conv, p, err := c.authorizeConversation(r, id)
 	if err != nil {
 		WriteError(w, r, c.logger, err)
 		return
@@ -90,6 +98,11 @@ func (c *Chat) handleMessages(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		WriteError(w, r, c.logger, err)
 		return
+	}
+	if p.Role == RoleCustomer {
+		for i := range msgs {
+			msgs[i] = wireMessage(msgs[i])
+		}
 	}
 	page := MessagesPage{ConversationID: conv.ID, Messages: msgs}
 	if len(msgs) == limit && msgs[len(msgs)-1].Seq < conv.LastSeq {

@@ -560,7 +560,7 @@ func TestEscalationAndHandoffStatus(t *testing.T) {
 	// In human mode the bot stays quiet; the agent's message reaches the customer.
 	c.send(map[string]any{"type": "message", "client_id": "x1", "text": "hi agent"})
 	c.until(isType("ack"))
-	if _, _, err := ts.Chat.PostMessage(ctx, tandem.Message{ConversationID: s.ConversationID, Author: tandem.AuthorAgent, AuthorName: "Sam", Text: "hello, Sam here"}); err != nil {
+	if _, _, err := ts.Chat.PostMessage(ctx, tandem.Message{ConversationID: s.ConversationID, Author: tandem.AuthorAgent, AuthorID: "agent-secret-id", AuthorName: "Sam", Text: "hello, Sam here"}); err != nil {
 		t.Fatal(err)
 	}
 	f, skipped := c.until(messageFrom(tandem.AuthorAgent))
@@ -569,8 +569,18 @@ func TestEscalationAndHandoffStatus(t *testing.T) {
 			t.Fatalf("bot answered in human mode: %s", x.raw)
 		}
 	}
-	if f.msg(t).Text != "hello, Sam here" {
-		t.Fatalf("agent message = %s", f.raw)
+	if f.msg(t).Text != "hello, Sam here" || strings.Contains(string(f.raw), "agent-secret-id") {
+		t.Fatalf("agent message = %s (must not expose the agent id)", f.raw)
+	}
+	// Nor in a replay, nor in the customer's history API.
+	replay := ts.connect(t, s.Token, 0)
+	if f, _ := replay.until(messageFrom(tandem.AuthorAgent)); strings.Contains(string(f.raw), "agent-secret-id") {
+		t.Fatalf("replayed agent message = %s", f.raw)
+	}
+	for _, path := range []string{"/v1/conversations/" + s.ConversationID, "/v1/conversations/" + s.ConversationID + "/messages"} {
+		if code, body := ts.get(t, path, s.Token); code != 200 || strings.Contains(body, "agent-secret-id") {
+			t.Fatalf("GET %s: %d %s", path, code, body)
+		}
 	}
 	// Back to the bot.
 	_ = ts.Chat.HandoffStatus(ctx, s.ConversationID, gateway.HandoffStatus{Status: gateway.HandoffReturned})
