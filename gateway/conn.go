@@ -70,9 +70,10 @@ type Conn struct {
 }
 
 type outItem struct {
-	ev     *Event     // conversation event (ordered by Seq when Seq > 0)
-	frame  []byte     // a frame for this connection only
-	follow *followReq // start delivering a conversation after a seq
+	ev       *Event     // conversation event (ordered by Seq when Seq > 0)
+	frame    []byte     // a frame for this connection only
+	follow   *followReq // start delivering a conversation after a seq
+	unfollow string     // forget what was sent of a conversation
 }
 
 type followReq struct {
@@ -248,14 +249,21 @@ func (c *Conn) Following() []string {
 	return out
 }
 
-// Unfollow stops delivering a conversation.
+// Unfollow stops delivering a conversation. A later Follow starts afresh
+// from its own seq, in order.
 func (c *Conn) Unfollow(conversationID string) {
 	c.mu.Lock()
-	unsub := c.follows[conversationID]
+	unsub, ok := c.follows[conversationID]
 	delete(c.follows, conversationID)
 	c.mu.Unlock()
 	if unsub != nil {
 		unsub()
+	}
+	if ok {
+		// The writer forgets its position, so that events of a later
+		// follow, arriving before that follow's replay, wait for it
+		// instead of being checked against the old position.
+		c.enqueue(outItem{unfollow: conversationID})
 	}
 }
 
@@ -383,6 +391,9 @@ func (c *Conn) write(frame []byte) error {
 
 func (c *Conn) writeItem(it outItem) error {
 	switch {
+	case it.unfollow != "":
+		delete(c.last, it.unfollow)
+		return nil
 	case it.follow != nil:
 		if it.follow.first != nil {
 			if err := c.write(it.follow.first); err != nil {
