@@ -219,6 +219,23 @@ func codeForStatus(status int) string {
 	}
 }
 
+// Resync makes every connection on this node deliver what the logs of its
+// conversations hold beyond what it sent. Call it when the bus may have
+// lost events (a reconnect, a dropped delivery): without it a lost message
+// reached its followers only with the conversation's next message or a
+// client reconnect.
+func (c *Chat) Resync() {
+	c.mu.Lock()
+	conns := make([]*Conn, 0, len(c.live))
+	for conn := range c.live {
+		conns = append(conns, conn)
+	}
+	c.mu.Unlock()
+	for _, conn := range conns {
+		conn.enqueue(outItem{resync: true})
+	}
+}
+
 // Hub returns the hub (the agent console subscribes connections to it).
 func (c *Chat) Hub() *Hub { return c.hub }
 

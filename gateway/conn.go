@@ -74,6 +74,7 @@ type outItem struct {
 	frame    []byte     // a frame for this connection only
 	follow   *followReq // start delivering a conversation after a seq
 	unfollow string     // forget what was sent of a conversation
+	resync   bool       // deliver what the log has beyond what was sent
 }
 
 type followReq struct {
@@ -393,6 +394,15 @@ func (c *Conn) writeItem(it outItem) error {
 	switch {
 	case it.unfollow != "":
 		delete(c.last, it.unfollow)
+		return nil
+	case it.resync:
+		// Events may have been lost (the bus dropped some): catch up on
+		// every followed conversation from the log.
+		for conv := range c.last {
+			if err := c.fill(conv, math.MaxInt64); err != nil {
+				return err
+			}
+		}
 		return nil
 	case it.follow != nil:
 		if it.follow.first != nil {

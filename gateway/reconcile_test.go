@@ -132,3 +132,23 @@ func TestSessionControlCharacters(t *testing.T) {
 		t.Fatalf("identity with NUL: %d %s", code, body)
 	}
 }
+
+// TestResyncDeliversLostMessages: a message that reached the log but whose
+// bus event was lost (a NATS outage, a dropped delivery) reaches the
+// conversation's connections when the chat resyncs (the bus calls it on
+// such losses), not only with the conversation's next message.
+func TestResyncDeliversLostMessages(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	c.send(map[string]any{"type": "ping", "id": "ready"})
+	c.until(isType("pong"))
+	// Logged, never published: its event is lost.
+	if _, _, err := ts.Log.Append(context.Background(), tandem.Message{ConversationID: s.ConversationID, Author: tandem.AuthorAgent, AuthorName: "Sam", Text: "your refund is on its way"}); err != nil {
+		t.Fatal(err)
+	}
+	ts.Chat.Resync()
+	if f, _ := c.until(messageFrom(tandem.AuthorAgent)); !strings.Contains(f.msg(t).Text, "refund is on its way") {
+		t.Fatalf("got %s", f.raw)
+	}
+}

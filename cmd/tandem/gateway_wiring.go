@@ -59,7 +59,12 @@ func (m *Main) wireGateway(ctx context.Context, bot gateway.Bot, handoff gateway
 	if cfg.NATSURL != "" {
 		nctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		nb, err := natsbus.Connect(nctx, natsbus.Config{URL: cfg.NATSURL, Name: "tandem", Logger: m.Logger})
+		nb, err := natsbus.Connect(nctx, natsbus.Config{URL: cfg.NATSURL, Name: "tandem", Logger: m.Logger,
+			OnLoss: func() {
+				if chat := m.lossTarget.Load(); chat != nil {
+					chat.Resync() // recover lost conversation messages from the log
+				}
+			}})
 		if err != nil {
 			return fmt.Errorf("serve: NATS: %w", err)
 		}
@@ -83,6 +88,7 @@ func (m *Main) wireGateway(ctx context.Context, bot gateway.Bot, handoff gateway
 	// chat.Shutdown is registered by Run after every other component, so
 	// that it runs first (see Run).
 	m.chat, m.bus = chat, bus
+	m.lossTarget.Store(chat)
 	return nil
 }
 

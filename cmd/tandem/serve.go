@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tandem-chat/tandem/gateway"
@@ -27,13 +28,16 @@ type Main struct {
 	Stdout io.Writer
 	Stderr io.Writer
 
-	ln      net.Listener
-	server  *gateway.Server
-	chat    *gateway.Chat // customer chat (wireGateway)
-	bus     gateway.Bus   // cross-node bus: conversation events, "kb.invalidate"
-	runtime *models.Runtime
-	nodeID  string   // this process's id on the bus
-	kbBus   struct { // the bus for knowledge invalidations, once wired
+	ln     net.Listener
+	server *gateway.Server
+	chat   *gateway.Chat // customer chat (wireGateway)
+	// lossTarget is the chat the NATS bus asks to resync after losing
+	// events (set once the chat exists; the bus is created before it).
+	lossTarget atomic.Pointer[gateway.Chat]
+	bus        gateway.Bus // cross-node bus: conversation events, "kb.invalidate"
+	runtime    *models.Runtime
+	nodeID     string   // this process's id on the bus
+	kbBus      struct { // the bus for knowledge invalidations, once wired
 		sync.Mutex
 		bus gateway.Bus
 	}

@@ -6,7 +6,8 @@
 // node are received. All subscriptions share one bounded channel drained
 // by one dispatcher goroutine; handlers must not block. When the channel
 // overflows, NATS drops messages for that subscription (counted in
-// Dropped); conversation consumers recover them from the log by seq.
+// Dropped); conversation consumers recover them from the log by seq, at
+// their next message or when Config.OnLoss (Chat.Resync) runs.
 // Publish is asynchronous (buffered by the client); Close flushes and
 // drains. All methods may be called concurrently.
 package natsbus
@@ -33,6 +34,11 @@ type Config struct {
 	// Buffer is the capacity of the shared delivery channel (default 65536).
 	Buffer int
 	Logger *slog.Logger
+	// OnLoss, when set, is called (on its own goroutine, at most once a
+	// second) when messages may have been lost: after a reconnect, and
+	// when NATS dropped deliveries to a slow consumer. The gateway wires
+	// it to Chat.Resync, which recovers conversation messages from the log.
+	OnLoss func()
 }
 
 // Bus is a NATS-backed gateway.Bus.
@@ -48,6 +54,32 @@ type Bus struct {
 
 	dropped   atomic.Int64
 	closeOnce sync.Once
+
+	onLoss   func()
+	lossMu   sync.Mutex // guards lossLast, lossSoon
+	lossLast time.Time
+	lossSoon bool // a call is scheduled
+}
+
+// lost calls OnLoss now, or once when the second since the last call has
+// passed; calls in between are coalesced into that one.
+func (b *Bus) lost() {
+	if b.onLoss == nil {
+		return
+	}
+	b.lossMu.Lock()
+	defer b.lossMu.Unlock()
+	if b.lossSoon {
+		return
+	}
+	wait := time.Until(b.lossLast.Add(time.Second))
+	b.lossSoon = true
+	time.AfterFunc(max(wait, 0), func() {
+		b.lossMu.Lock()
+		b.lossSoon, b.lossLast = false, time.Now()
+		b.lossMu.Unlock()
+		b.onLoss()
+	})
 }
 
 var _ gateway.Bus = (*Bus)(nil)
@@ -64,7 +96,8 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	b := &Bus{ch: make(chan *nats.Msg, cfg.Buffer), logger: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}), handlers: map[*nats.Subscription]func([]byte){}}
+	b := &Bus{ch: make(chan *nats.Msg, cfg.Buffer), logger: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}), handlers: map[*nats.Subscription]func([]byte){},
+		onLoss: cfg.OnLoss}
 	timeout := 5 * time.Second
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
@@ -78,10 +111,14 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			cfg.Logger.Warn("nats disconnected", "err", err)
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { cfg.Logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			cfg.Logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+			b.lost() // what was published while we were away is gone
+		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			if err == nats.ErrSlowConsumer {
 				b.dropped.Add(1)
+				b.lost()
 			}
 			subj := ""
 			if sub != nil {
