@@ -82,6 +82,27 @@ func HashFile(path string) (FileInfo, error) {
 	return FileInfo{Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
+// ReadFile reads the manifest's file name from dir and checks the bytes
+// read against the manifest's size and sha256. Loaders build from these
+// bytes, not from a second read: a directory replaced after ReadManifest
+// (a retrain into it) fails here instead of pairing this manifest's labels
+// and settings with another model's files.
+func (m *Manifest) ReadFile(dir, name string) ([]byte, error) {
+	want, ok := m.Files[name]
+	if !ok || name != filepath.Base(name) {
+		return nil, fmt.Errorf("models: %s: file %q is not in the manifest", dir, name)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return nil, fmt.Errorf("models: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	if got := (FileInfo{Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}); got != want {
+		return nil, fmt.Errorf("models: %s: file %s changed since its manifest was read (the directory was replaced?)", dir, name)
+	}
+	return b, nil
+}
+
 // Seal hashes every regular file in dir (except the manifest itself) into
 // m.Files and writes m as dir/manifest.json atomically (temp file + rename).
 func (m *Manifest) Seal(dir string) error {

@@ -28,6 +28,20 @@ func TestManifestSealAndVerify(t *testing.T) {
 	if got.Models["intent"].Threshold != 0.3 || got.Files["intent.onnx"].Size != 5 || len(got.Files["intent.vocab"].SHA256) != 64 {
 		t.Fatalf("manifest = %+v", got)
 	}
+	// Loaders read through the manifest: the bytes they get are the ones
+	// it describes, and a file replaced after ReadManifest (a retrain into
+	// the directory) is refused rather than paired with this manifest.
+	if b, err := got.ReadFile(dir, "intent.onnx"); err != nil || string(b) != "graph" {
+		t.Fatalf("ReadFile = %q, %v", b, err)
+	}
+	os.WriteFile(filepath.Join(dir, "intent.onnx"), []byte("graf2"), 0o644)
+	if _, err := got.ReadFile(dir, "intent.onnx"); err == nil || !strings.Contains(err.Error(), "changed") {
+		t.Fatalf("replaced file: err = %v", err)
+	}
+	if _, err := got.ReadFile(dir, "../manifest.json"); err == nil {
+		t.Fatal("read a file outside the manifest")
+	}
+	os.WriteFile(filepath.Join(dir, "intent.onnx"), []byte("graph"), 0o644)
 	// Tampering with a file is detected.
 	os.WriteFile(filepath.Join(dir, "intent.vocab"), []byte("VOCAB"), 0o644)
 	if _, err := models.ReadManifest(dir); err == nil || !strings.Contains(err.Error(), "does not match") {

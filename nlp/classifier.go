@@ -21,8 +21,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
@@ -88,7 +86,7 @@ func LoadClassifier(rt *models.Runtime, dir string, opt Options) (*Classifier, e
 	if err := json.Unmarshal(me.Features, &fcfg); err != nil {
 		return nil, fmt.Errorf("nlp: %s: feature config: %w", dir, err)
 	}
-	vb, err := os.ReadFile(filepath.Join(dir, me.Aux["vocab"]))
+	vb, err := man.ReadFile(dir, me.Aux["vocab"])
 	if err != nil {
 		return nil, fmt.Errorf("nlp: %w", err)
 	}
@@ -100,7 +98,7 @@ func LoadClassifier(rt *models.Runtime, dir string, opt Options) (*Classifier, e
 	if err != nil {
 		return nil, fmt.Errorf("nlp: %s: %w", dir, err)
 	}
-	graph, err := os.ReadFile(filepath.Join(dir, me.File))
+	graph, err := man.ReadFile(dir, me.File)
 	if err != nil {
 		return nil, fmt.Errorf("nlp: %w", err)
 	}
