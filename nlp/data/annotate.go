@@ -49,7 +49,9 @@ func ParseAnnotated(s string) (string, []Span, error) {
 			j := i + 1
 			closed := false
 			for j < len(s) {
-				if s[j] == '\\' && j+1 < len(s) {
+				// Only the documented escapes, as outside brackets: any
+				// other backslash is text (a Windows path, say).
+				if s[j] == '\\' && j+1 < len(s) && strings.IndexByte(`[](){}\\`, s[j+1]) >= 0 {
 					surf.WriteByte(s[j+1])
 					j += 2
 					continue
@@ -75,15 +77,25 @@ func ParseAnnotated(s string) (string, []Span, error) {
 			var typ, val string
 			switch {
 			case j < len(s) && s[j] == '(':
-				k := strings.IndexByte(s[j:], ')')
-				if k < 0 {
+				// The body ends at the first unescaped ')'; "\)" and "\("
+				// put parentheses in a value.
+				var body strings.Builder
+				k := j + 1
+				for ; k < len(s) && s[k] != ')'; k++ {
+					if s[k] == '\\' && k+1 < len(s) && strings.IndexByte(`()\\`, s[k+1]) >= 0 {
+						k++
+					} else if s[k] == '(' {
+						return "", nil, fmt.Errorf("malformed annotation at column %d: '(' inside an entity's (type:value); escape it as \\(", col(k))
+					}
+					body.WriteByte(s[k])
+				}
+				if k >= len(s) {
 					return "", nil, fmt.Errorf("malformed annotation at column %d: '(' without a closing ')'", col(j))
 				}
-				body := s[j+1 : j+k]
-				typ, val, _ = strings.Cut(body, ":")
+				typ, val, _ = strings.Cut(body.String(), ":")
 				typ = strings.TrimSpace(typ)
 				val = strings.TrimSpace(val)
-				j += k + 1
+				j = k + 1
 			case j < len(s) && s[j] == '{':
 				k := matchBrace(s, j)
 				if k < 0 {

@@ -60,6 +60,10 @@ func TestParseAnnotated(t *testing.T) {
 		{"去[北京](city)", "去北京", []Span{{"city", "北京", 1, 3}}},
 		{"[ Berlin ](city)!", " Berlin !", []Span{{"city", "Berlin", 1, 7}}},
 		{"no annotation", "no annotation", nil},
+		// A backslash in entity text that is not an escape stays (it was dropped).
+		{`open [C:\Users\me](path) now`, `open C:\Users\me now`, []Span{{"path", `C:\Users\me`, 5, 16}}},
+		// Escaped parentheses in a value (the value used to end at the first ')').
+		{`[x](city:New York \(NY\)) ok`, "x ok", []Span{{"city", "New York (NY)", 0, 1}}},
 	}
 	for _, tc := range tests {
 		plain, spans, err := ParseAnnotated(tc.in)
@@ -71,7 +75,8 @@ func TestParseAnnotated(t *testing.T) {
 			t.Errorf("ParseAnnotated(%q) = %q %+v, want %q %+v", tc.in, plain, spans, tc.plain, tc.spans)
 		}
 	}
-	for _, bad := range []string{"[Berlin", "[Berlin]", "Berlin]", "[Berlin](city", "[](city)", "[a [b]](c)", "[x]()", `[x]{"entity": }`, "[x](two words)"} {
+	for _, bad := range []string{"[Berlin", "[Berlin]", "Berlin]", "[Berlin](city", "[](city)", "[a [b]](c)", "[x]()", `[x]{"entity": }`, "[x](two words)",
+		"[x](city:New York (NY)) ok"} { // unescaped '(' in a value: refused, not cut short
 		if _, _, err := ParseAnnotated(bad); err == nil || !strings.Contains(err.Error(), "malformed annotation") {
 			t.Errorf("ParseAnnotated(%q) err = %v, want malformed annotation", bad, err)
 		}
@@ -144,6 +149,8 @@ func TestBadFiles(t *testing.T) {
 		{"yaml syntax", "tandem", "a.yml", "intents:\n  x:\n\t- a\n", 3, "invalid YAML"},
 		{"rasa malformed", "rasa", "nlu.yml", "version: \"3.1\"\nnlu:\n- intent: greet\n  examples: |\n    - hey\n    - hi [there\n", 6, "malformed annotation"},
 		{"rasa empty intent", "rasa", "nlu.yml", "nlu:\n- intent: \"\"\n  examples: |\n    - hey\n", 2, "empty intent"},
+		// Examples in a quoted string: the string's line (was a line past the file's end).
+		{"rasa quoted examples", "rasa", "nlu.yml", "nlu:\n- intent: greet\n  examples: \"- hi\\n- hello\\n- hey [there(x)\"\n", 3, "malformed annotation"},
 		{"csv empty intent", "csv", "a.csv", "text,intent\nhello,greet\nbye,\n", 3, "empty intent"},
 		{"csv invalid utf8", "csv", "a.csv", "hello,greet\nb\xc3ye,bye\n", 2, "invalid UTF-8"},
 		{"csv columns", "csv", "a.csv", "hello,greet\nbye\n", 2, "want 2 columns"},

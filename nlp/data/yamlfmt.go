@@ -53,9 +53,13 @@ func exampleLines(path string, n *yaml.Node) ([]line, error) {
 	switch n.Kind {
 	case yaml.ScalarNode:
 		var out []line
-		base := n.Line
-		if n.Style == yaml.LiteralStyle || n.Style == yaml.FoldedStyle {
-			base++ // content starts on the line after the indicator
+		// Only a literal block ("|") keeps one value line per file line,
+		// starting on the line after the indicator; in a quoted or folded
+		// string the value's lines do not map to the file's, so errors
+		// name the string's own line.
+		lineOf := func(int) int { return n.Line }
+		if n.Style == yaml.LiteralStyle {
+			lineOf = func(i int) int { return n.Line + 1 + i }
 		}
 		for i, l := range strings.Split(n.Value, "\n") {
 			t := strings.TrimSpace(l)
@@ -63,9 +67,9 @@ func exampleLines(path string, n *yaml.Node) ([]line, error) {
 				continue
 			}
 			if !strings.HasPrefix(t, "- ") && t != "-" {
-				return nil, fileErr(path, base+i, "example must start with \"- \", got %q", t)
+				return nil, fileErr(path, lineOf(i), "example must start with \"- \", got %q", t)
 			}
-			out = append(out, line{text: strings.TrimSpace(strings.TrimPrefix(t, "-")), line: base + i})
+			out = append(out, line{text: strings.TrimSpace(strings.TrimPrefix(t, "-")), line: lineOf(i)})
 		}
 		return out, nil
 	case yaml.SequenceNode:
