@@ -14,7 +14,11 @@ export TANDEM_DATASETS
 BIN := $(CURDIR)/bin/tandem
 GOFLAGS_TEST ?= -count=1
 
-.PHONY: deps deps-onnxruntime deps-postgres deps-tools build run test test-short lint bench models eval eval-bot clean
+.PHONY: help deps deps-onnxruntime deps-postgres deps-tools build run test lint bench models eval eval-bot clean
+
+## help: list the targets
+help:
+	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
 
 ## deps: install ONNX Runtime, PostgreSQL+pgvector for tests, Chromium and staticcheck (idempotent)
 deps: deps-onnxruntime deps-postgres deps-tools

@@ -230,7 +230,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	str(&c.LLM.Model, "llm-model", "LLM_MODEL", "LLM model name")
 	str(&c.LLM.APIKey, "llm-api-key", "LLM_API_KEY", "LLM API key")
 	str(&c.TrustedProxies, "trusted-proxies", "TANDEM_TRUSTED_PROXIES", "reverse proxies whose X-Forwarded-For is believed (CIDRs, comma-separated)")
-	str(&c.Policy, "policy", "TANDEM_POLICY", "answer policy YAML; empty = embedded demo policy")
+	str(&c.Policy, "policy", "TANDEM_POLICY", "path to the answer-policy YAML file; empty = embedded demo policy")
 	str(&c.EmbeddingsURL, "embeddings-base-url", "EMBEDDINGS_BASE_URL", "OpenAI-compatible embeddings API; empty = local encoder")
 	str(&c.EmbeddingsModel, "embeddings-model", "EMBEDDINGS_MODEL", "embeddings model name")
 	str(&c.EmbeddingsKey, "embeddings-api-key", "EMBEDDINGS_API_KEY", "embeddings API key")
