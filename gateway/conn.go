@@ -234,8 +234,10 @@ func (c *Conn) follow(conversationID string, after int64, first []byte) error {
 		return tandem.Errorf(tandem.EUNAVAILABLE, "connection closed")
 	}
 	c.follows[conversationID] = unsub
-	c.mu.Unlock()
+	// Queued under mu, as Unfollow's item is: the writer sees follows and
+	// unfollows of a conversation in the order they took effect.
 	c.enqueue(outItem{follow: &followReq{conv: conversationID, after: after, first: first}})
+	c.mu.Unlock()
 	return nil
 }
 
@@ -256,15 +258,16 @@ func (c *Conn) Unfollow(conversationID string) {
 	c.mu.Lock()
 	unsub, ok := c.follows[conversationID]
 	delete(c.follows, conversationID)
-	c.mu.Unlock()
-	if unsub != nil {
-		unsub()
-	}
 	if ok {
 		// The writer forgets its position, so that events of a later
 		// follow, arriving before that follow's replay, wait for it
-		// instead of being checked against the old position.
+		// instead of being checked against the old position. Queued under
+		// mu: a Follow racing this one queues its item after this one.
 		c.enqueue(outItem{unfollow: conversationID})
+	}
+	c.mu.Unlock()
+	if unsub != nil {
+		unsub()
 	}
 }
 
