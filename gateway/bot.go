@@ -319,7 +319,7 @@ func (c *Chat) reconcile(ctx context.Context, cv tandem.Conversation) (tandem.Co
 	if !swapped {
 		return now, st, false // moved on meanwhile: what it is now is unknown to st
 	}
-	c.logger.Warn("conversation was left in "+string(cv.Mode)+" mode without an open ticket (a handoff event was lost); back to the bot",
+	c.logger.Warn("conversation was left in "+string(cv.Mode)+" mode without an open ticket (a handoff event was lost or is late); back to the bot",
 		"conversation", cv.ID, "mode", cv.Mode)
 	c.metrics.modeRepaired.Inc()
 	if err := c.announce(ctx, cv.ID, HandoffStatus{Status: HandoffReturned}, returnedNote); err != nil {

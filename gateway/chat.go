@@ -317,6 +317,11 @@ func (c *Chat) HandoffStatus(ctx context.Context, conversationID string, st Hand
 		note = "You are now chatting with " + nonEmpty(st.AgentName, "an agent") + "."
 	case HandoffReturned:
 		mode, note = tandem.ModeBot, returnedNote
+		// Already with the bot (a repair by reconcile got there first,
+		// the event was late, not lost): the frame again, not the note.
+		if cv, err := c.log.Conversation(ctx, conversationID); err == nil && cv.Mode == tandem.ModeBot {
+			mode, note = "", ""
+		}
 	case HandoffClosed:
 		mode, note = tandem.ModeClosed, "The conversation was closed. Write again any time."
 	case HandoffUnavailable:

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/gateway"
@@ -150,5 +151,49 @@ func TestResyncDeliversLostMessages(t *testing.T) {
 	ts.Chat.Resync()
 	if f, _ := c.until(messageFrom(tandem.AuthorAgent)); !strings.Contains(f.msg(t).Text, "refund is on its way") {
 		t.Fatalf("got %s", f.raw)
+	}
+}
+
+// TestLateReturnedEventAfterRepair: when the "returned" event is late
+// rather than lost, the repair (on the customer's message) gets there
+// first; the late event then announces nothing twice.
+func TestLateReturnedEventAfterRepair(t *testing.T) {
+	h := &storeHandoff{gate: make(chan struct{}), entered: make(chan string, 1), open: map[string]bool{}}
+	close(h.gate)
+	ts := startServer(t, serverOpts{handoffImpl: h})
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	ctx := context.Background()
+	c.send(map[string]any{"type": "handoff_request", "client_id": "h1"})
+	<-h.entered
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if cv, _ := ts.Log.Conversation(ctx, s.ConversationID); cv.Mode == tandem.ModeQueued {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not queued")
+		}
+	}
+	// The ticket ends in the store; its event is still on its way.
+	h.mu.Lock()
+	delete(h.open, s.ConversationID)
+	h.mu.Unlock()
+	c.send(map[string]any{"type": "message", "client_id": "m1", "text": "hello?"})
+	c.until(func(f frame) bool { return f.Type == "message" && f.msg(t).Text == "echo: hello?" })
+	if err := ts.Chat.HandoffStatus(ctx, s.ConversationID, gateway.HandoffStatus{Status: gateway.HandoffReturned}); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := ts.Log.Messages(ctx, s.ConversationID, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := 0
+	for _, m := range msgs {
+		if m.Author == tandem.AuthorSystem && strings.Contains(m.Text, "back with the assistant") {
+			notes++
+		}
+	}
+	if notes != 1 {
+		t.Fatalf("%d 'back with the assistant' notes, want 1", notes)
 	}
 }
