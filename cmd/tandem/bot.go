@@ -217,6 +217,7 @@ func buildBot(ctx context.Context, rt *models.Runtime, cfg Config, opt botOption
 		if err != nil {
 			return nil, fmt.Errorf("serve: dialogue state: %w", err)
 		}
+		b.closers = append(b.closers, func() error { ps.Wait(); return nil }) // before the pool closes
 		state = ps
 	}
 

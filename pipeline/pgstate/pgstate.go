@@ -3,9 +3,10 @@
 //
 // Contract: Store is safe for concurrent use; Migrate is idempotent and is
 // run by New. A state idle for longer than IdleTTL (24 h, as the memory
-// store) is treated as absent by Load, and Save deletes such rows in
-// bounded batches at most once per PruneEvery (1 h) per Store, so the table
-// does not grow with every conversation ever held.
+// store) is treated as absent by Load, and Save starts a background prune
+// of such rows (batches of 1,000 until none is left) at most once per
+// PruneEvery (1 h) per Store, so the table does not grow with every
+// conversation ever held.
 package pgstate
 
 import (
@@ -13,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,7 +32,8 @@ type Store struct {
 	IdleTTL    time.Duration
 	PruneEvery time.Duration
 
-	lastPrune atomic.Int64 // unix nanoseconds of the last prune
+	lastPrune atomic.Int64   // unix nanoseconds of the last prune
+	pruning   sync.WaitGroup // a background prune
 }
 
 const (
@@ -98,8 +101,10 @@ func (s *Store) Save(ctx context.Context, id string, st pipeline.State) error {
 	return nil
 }
 
-// maybePrune deletes up to pruneBatch idle states when PruneEvery has
-// passed since the last time; a failure only waits for the next round.
+// maybePrune starts, at most once per PruneEvery and one at a time, a
+// background prune of the states idle beyond IdleTTL: batches of
+// pruneBatch rows until none is left (or 30 s pass), on its own context so
+// that neither the turn that triggered it waits nor its deadline cuts it.
 func (s *Store) maybePrune(ctx context.Context) {
 	every := s.PruneEvery
 	if every <= 0 {
@@ -110,10 +115,25 @@ func (s *Store) maybePrune(ctx context.Context) {
 	if now-last < int64(every) || !s.lastPrune.CompareAndSwap(last, now) {
 		return
 	}
-	_, _ = s.pool.Exec(ctx, `DELETE FROM dialogue_state WHERE conversation_id IN (
-		SELECT conversation_id FROM dialogue_state WHERE updated_at < now() - make_interval(secs => $1) LIMIT $2)`,
-		s.ttl().Seconds(), pruneBatch)
+	s.pruning.Add(1)
+	go func() {
+		defer s.pruning.Done()
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		for pctx.Err() == nil {
+			tag, err := s.pool.Exec(pctx, `DELETE FROM dialogue_state WHERE conversation_id IN (
+				SELECT conversation_id FROM dialogue_state WHERE updated_at < now() - make_interval(secs => $1) LIMIT $2)`,
+				s.ttl().Seconds(), pruneBatch)
+			if err != nil || tag.RowsAffected() < pruneBatch {
+				return // done, or retried next round
+			}
+		}
+	}()
 }
+
+// Wait waits for a background prune started by Save to finish (tests, and
+// before closing the pool).
+func (s *Store) Wait() { s.pruning.Wait() }
 
 // Prune deletes states idle since before the given age in seconds; it
 // returns how many were removed.

@@ -53,9 +53,10 @@ func TestIdleStatesExpireAndArePruned(t *testing.T) {
 	if got, err := s.Load(ctx, "fresh"); err != nil || got.Turns != 3 {
 		t.Fatalf("fresh state = %+v, %v", got, err)
 	}
-	if err := s.Save(ctx, "fresh", st); err != nil { // prunes
+	if err := s.Save(ctx, "fresh", st); err != nil { // prunes, in the background
 		t.Fatal(err)
 	}
+	s.Wait()
 	var n int
 	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM dialogue_state`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("%d rows after pruning, want 1 (%v)", n, err)
