@@ -61,4 +61,16 @@ func TestIdleStatesExpireAndArePruned(t *testing.T) {
 	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM dialogue_state`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("%d rows after pruning, want 1 (%v)", n, err)
 	}
+	// More idle rows than one batch: all of them go in one round.
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO dialogue_state (conversation_id, state, updated_at)
+		SELECT 'idle-' || i, '{}', now() - interval '30 days' FROM generate_series(1, 2500) AS i`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(ctx, "fresh", st); err != nil {
+		t.Fatal(err)
+	}
+	s.Wait()
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM dialogue_state`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d rows after pruning 2,500 idle ones, want 1 (%v)", n, err)
+	}
 }
