@@ -187,6 +187,25 @@ func TestBrowserWidgetOneSocketAtATime(t *testing.T) {
 	waitCount(t, "one open socket after the reconnect", &g.wsOpen, 1)
 }
 
+// TestBrowserWidgetHungSessionRequestIsAbandoned: a session request that
+// never answers (a black-holing proxy) is aborted after its timeout and
+// retried, instead of blocking every later reconnect attempt.
+func TestBrowserWidgetHungSessionRequestIsAbandoned(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	g, purl := newSessionGate(t, ts.URL)
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(purl+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	sessions := g.sess.Load()
+	g.hold() // from now on the session request hangs
+	ts.LN.dropAll()
+	waitCount(t, "the session request of the reconnect", &g.sess, sessions+1)
+	// The widget gives up on it after 15 s and tries again.
+	waitCount(t, "a new session request after the hung one was abandoned", &g.sess, sessions+2)
+	g.open()
+	waitFor(t, ctx, "the widget to reconnect", statusOnline)
+}
+
 // refuseJS makes the page's sockets answer a message whose text matches
 // window.__refuse with the error frame the server sends for a message it
 // will never accept (instead of sending it).

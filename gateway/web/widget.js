@@ -489,6 +489,7 @@
   // while a session request is in flight (a timer, the online event) or a
   // socket is up does nothing.
   var starting = false;
+  var SESSION_TIMEOUT_MS = 15000;
   function start() {
     clearTimeout(retryTimer);
     if (ws || starting) { return; }
@@ -500,11 +501,21 @@
       body.identity = { user_id: uid, signature: script.getAttribute("data-user-signature") || "",
         name: script.getAttribute("data-user-name") || undefined, email: script.getAttribute("data-user-email") || undefined };
     }
-    fetch(base + "/v1/widget/session", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), credentials: "omit" })
+    // A request that hangs (a black-holing proxy, a dead keep-alive socket
+    // after sleep) must not block every later attempt: abort it after 15 s.
+    var opts = { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), credentials: "omit" };
+    var abortTimer = null;
+    if (typeof AbortController === "function") {
+      var ctl = new AbortController();
+      opts.signal = ctl.signal;
+      abortTimer = setTimeout(function () { ctl.abort(); }, SESSION_TIMEOUT_MS);
+    }
+    fetch(base + "/v1/widget/session", opts)
       .then(function (r) {
         return r.json().then(function (j) { return { status: r.status, body: j }; }, function () { return { status: r.status, body: {} }; });
       })
       .then(function (res) {
+        clearTimeout(abortTimer); // the whole answer is in (the abort covered reading it too)
         starting = false;
         if (ws) { return; }
         if (res.status !== 200) {
@@ -519,7 +530,7 @@
         if (s.conversation_id !== state.conversationId) { resetConversation(s.conversation_id); }
         state.token = s.token; save();
         connect(s);
-      }, function () { starting = false; if (!ws) { setStatus("Offline — reconnecting…"); scheduleReconnect(); } });
+      }, function () { clearTimeout(abortTimer); starting = false; if (!ws) { setStatus("Offline — reconnecting…"); scheduleReconnect(); } });
   }
 
   function connect(s) {
