@@ -296,14 +296,21 @@ func CanonicalLocale(s string) string {
 }
 
 // Match reports whether f passes the filter.
-func (fl Filter) Match(f tandem.FAQ) bool {
-	if locs := fl.Locales(); locs != nil && !slices.Contains(locs, f.Locale) {
-		return false
+func (fl Filter) Match(f tandem.FAQ) bool { return fl.Matcher()(f) }
+
+// Matcher returns Match with the filter's locales worked out once, for
+// loops over many FAQs (a search's candidates).
+func (fl Filter) Matcher() func(tandem.FAQ) bool {
+	locs := fl.Locales()
+	return func(f tandem.FAQ) bool {
+		if locs != nil && !slices.Contains(locs, f.Locale) {
+			return false
+		}
+		if fl.PublishedOnly && f.Status != tandem.FAQPublished {
+			return false
+		}
+		return HasTags(f.Tags, fl.Tags)
 	}
-	if fl.PublishedOnly && f.Status != tandem.FAQPublished {
-		return false
-	}
-	return HasTags(f.Tags, fl.Tags)
 }
 
 // Clone returns a deep copy of f (slices are not shared).

@@ -116,9 +116,10 @@ func (s *Store) List(ctx context.Context, f knowledge.ListFilter) (knowledge.Pag
 	}
 	var page knowledge.Page
 	page.Items = []tandem.FAQ{}
+	match := f.Filter.Matcher()
 	for ; i < len(s.ids); i++ {
 		it := s.items[s.ids[i]]
-		if !f.Filter.Match(it.faq) || (f.Status != "" && it.faq.Status != f.Status) || (f.Category != "" && it.faq.Category != f.Category) {
+		if !match(it.faq) || (f.Status != "" && it.faq.Status != f.Status) || (f.Category != "" && it.faq.Category != f.Category) {
 			continue
 		}
 		if len(page.Items) == limit {
@@ -501,8 +502,9 @@ func (s *Store) LexicalSearch(ctx context.Context, query string, f knowledge.Fil
 		}
 	}
 	h := topK{k: k}
+	match := f.Matcher()
 	for _, sl := range sc.touched {
-		if it := sc.owner[sl]; f.Match(it.faq) {
+		if it := sc.owner[sl]; match(it.faq) {
 			h.offer(it, sc.score[sl], -1)
 		}
 		sc.score[sl], sc.owner[sl] = 0, nil
@@ -710,6 +712,7 @@ func (s *Store) VectorSearch(ctx context.Context, model string, vec []float32, f
 			h.offer(cur, float64(best), bestOrd)
 		}
 	}
+	match := f.Matcher()
 	for r, it := range m.owner {
 		if it == nil {
 			continue
@@ -717,7 +720,7 @@ func (s *Store) VectorSearch(ctx context.Context, model string, vec []float32, f
 		if it != cur {
 			flush()
 			cur, best, bestOrd = it, -2, -1
-			pass = f.Match(it.faq)
+			pass = match(it.faq)
 		}
 		if !pass {
 			continue
