@@ -34,7 +34,7 @@ deps-tools:
 
 ## build: compile the tandem binary into bin/
 build:
-	$(GO) build -o $(BIN) ./cmd/tandem
+	$(GO) build -o "$(BIN)" ./cmd/tandem
 
 ## models: train the default demo models into models/default (reproducible, fixed seed)
 models: build deps-onnxruntime
@@ -42,21 +42,21 @@ models: build deps-onnxruntime
 
 ## run: start the server with the embedded default (in-memory stores, demo knowledge, default models)
 run: deps-onnxruntime models
-	$(BIN) serve --models "$(MODEL_DIR)" --onnxruntime-lib "$(ONNXRUNTIME_LIB)"
+	"$(BIN)" serve --models "$(MODEL_DIR)" --onnxruntime-lib "$(ONNXRUNTIME_LIB)"
 
 ## test: install what is needed, then run every test against the real components
 test: deps models
-	TANDEM_REQUIRE_REAL=1 TANDEM_MODEL_DIR="$(MODEL_DIR)" TEST_DATABASE_URL="$$(cat $(DEPS)/test-database-url)" \
+	TANDEM_REQUIRE_REAL=1 TANDEM_MODEL_DIR="$(MODEL_DIR)" TEST_DATABASE_URL="$$(cat "$(DEPS)/test-database-url")" \
 	  $(GO) test $(GOFLAGS_TEST) -race -timeout 20m ./...
 
 ## lint: go vet and staticcheck
 lint: deps-tools
 	$(GO) vet ./...
-	$(DEPS)/bin/staticcheck ./...
+	"$(DEPS)/bin/staticcheck" ./...
 
 ## bench: run the Go benchmarks (figures go to docs/benchmarks.md by hand, with the machine and date)
 bench: deps models
-	TANDEM_MODEL_DIR="$(MODEL_DIR)" TEST_DATABASE_URL="$$(cat $(DEPS)/test-database-url)" \
+	TANDEM_MODEL_DIR="$(MODEL_DIR)" TEST_DATABASE_URL="$$(cat "$(DEPS)/test-database-url")" \
 	  $(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## eval: evaluate the default models on the held-out public datasets
@@ -65,7 +65,7 @@ eval: build models
 
 ## eval-bot: the whole demo bot (answers, handoffs, latency) on held-out messages
 eval-bot: build models
-	$(BIN) eval-bot --models "$(MODEL_DIR)" --onnxruntime-lib "$(ONNXRUNTIME_LIB)" --log-level error --data tandem:eval/data/demo-bot.yml
+	"$(BIN)" eval-bot --models "$(MODEL_DIR)" --onnxruntime-lib "$(ONNXRUNTIME_LIB)" --log-level error --data tandem:eval/data/demo-bot.yml
 
 clean:
 	rm -rf bin models/default models/build

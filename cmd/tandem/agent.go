@@ -106,6 +106,7 @@ func runAgentCreate(ctx context.Context, args []string, getenv func(string) stri
 	role := fs.String("role", handoff.RoleAgent, "agent or admin")
 	passwordStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
 	dbURL := fs.String("database-url", getenv("DATABASE_URL"), "PostgreSQL URL (env DATABASE_URL)")
+	hideSecretDefaults(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return errUsage
@@ -190,6 +191,7 @@ func runAgentList(ctx context.Context, args []string, getenv func(string) string
 	fs := flag.NewFlagSet("tandem agent list", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dbURL := fs.String("database-url", getenv("DATABASE_URL"), "PostgreSQL URL (env DATABASE_URL)")
+	hideSecretDefaults(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return errUsage

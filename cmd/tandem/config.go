@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -156,6 +157,19 @@ func (c Config) Validate() error {
 	if c.StageTimeout <= 0 || c.StageTimeout > 5*time.Minute {
 		bad("TANDEM_STAGE_TIMEOUT (--stage-timeout)", c.StageTimeout.String(), "a duration between 1ms and 5m, e.g. 250ms")
 	}
+	for _, d := range []struct {
+		v       time.Duration
+		setting string
+		max     time.Duration
+	}{
+		{c.AgentTokenTTL, "TANDEM_AGENT_TOKEN_TTL (--agent-token-ttl)", 30 * 24 * time.Hour},
+		{c.OfferTimeout, "TANDEM_OFFER_TIMEOUT (--offer-timeout)", time.Hour},
+		{c.DisconnectGrace, "TANDEM_DISCONNECT_GRACE (--disconnect-grace)", 24 * time.Hour},
+	} {
+		if d.v < 0 || d.v > d.max {
+			bad(d.setting, d.v.String(), "0 (default) or a duration up to "+d.max.String())
+		}
+	}
 	if c.MaxActiveTurns < -1 || c.MaxActiveTurns > 1<<16 {
 		bad("TANDEM_MAX_ACTIVE_TURNS (--max-active-turns)", strconv.Itoa(c.MaxActiveTurns), "0 (16 × the cores), -1 (no bound) or a number of turns up to 65536")
 	}
@@ -196,19 +210,59 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// redact hides a URL's password.
+// redact hides a URL's password. A value that is not a URL with a scheme
+// and a host (a libpq "host=... password=..." string, say) may hold a
+// secret anywhere: it is not shown at all.
 func redact(s string) string {
 	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparseable)"
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return "(hidden: not a URL with a scheme and host)"
 	}
 	return u.Redacted()
 }
 
+// envErrors are the environment values bindFlags could not parse, by
+// flag name: one only counts when its flag was not given (flags win).
+type envErrors map[string]error
+
+// err returns the errors of the flags fs did not set; call it after Parse.
+func (e envErrors) err(fs *flag.FlagSet) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	names := make([]string, 0, len(e))
+	for n := range e {
+		if !set[n] {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	errs := make([]error, len(names))
+	for i, n := range names {
+		errs[i] = e[n]
+	}
+	return errors.Join(errs...)
+}
+
+// secretFlags hold credentials: their values (taken from the environment)
+// are never shown as defaults in the help text, which the flag package
+// prints on -h and after any mistyped flag (into a service's logs).
+var secretFlags = []string{"admin-token", "jwt-secret", "llm-api-key", "embeddings-api-key", "sites", "database-url", "nats-url"}
+
+// hideSecretDefaults blanks the shown default of fs's secret flags.
+func hideSecretDefaults(fs *flag.FlagSet) {
+	for _, n := range secretFlags {
+		if f := fs.Lookup(n); f != nil && f.DefValue != "" {
+			f.DefValue = ""
+			f.Usage += " [set; not shown]"
+		}
+	}
+}
+
 // bindFlags declares one flag per setting, with the environment variable
-// (when set) overriding the default shown.
-func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
-	var errs []error
+// (when set) overriding the default; values that do not parse are
+// returned by flag name (see envErrors).
+func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) envErrors {
+	errs := envErrors{}
 	str := func(p *string, name, env, usage string) {
 		if v := getenv(env); v != "" {
 			*p = v
@@ -237,7 +291,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	if v := getenv("EMBEDDINGS_DIM"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("invalid EMBEDDINGS_DIM %q: accepted values: a positive integer", v))
+			errs["embeddings-dim"] = fmt.Errorf("invalid EMBEDDINGS_DIM %q: accepted values: a positive integer", v)
 		} else {
 			c.EmbeddingsDim = n
 		}
@@ -246,7 +300,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	if v := getenv("TANDEM_SHUTDOWN_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("invalid TANDEM_SHUTDOWN_TIMEOUT %q: accepted values: a duration such as 15s", v))
+			errs["shutdown-timeout"] = fmt.Errorf("invalid TANDEM_SHUTDOWN_TIMEOUT %q: accepted values: a duration such as 15s", v)
 		} else {
 			c.ShutdownTimeout = d
 		}
@@ -254,7 +308,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	if v := getenv("TANDEM_STAGE_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("invalid TANDEM_STAGE_TIMEOUT %q: accepted values: a duration such as 250ms", v))
+			errs["stage-timeout"] = fmt.Errorf("invalid TANDEM_STAGE_TIMEOUT %q: accepted values: a duration such as 250ms", v)
 		} else {
 			c.StageTimeout = d
 		}
@@ -262,7 +316,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	if v := getenv("TANDEM_MAX_ACTIVE_TURNS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("invalid TANDEM_MAX_ACTIVE_TURNS %q: accepted values: an integer (0 = 16 × the cores, -1 = no bound)", v))
+			errs["max-active-turns"] = fmt.Errorf("invalid TANDEM_MAX_ACTIVE_TURNS %q: accepted values: an integer (0 = 16 × the cores, -1 = no bound)", v)
 		} else {
 			c.MaxActiveTurns = n
 		}
@@ -273,7 +327,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	if v := getenv("TANDEM_DEMO"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("invalid TANDEM_DEMO %q: accepted values: true, false", v))
+			errs["demo"] = fmt.Errorf("invalid TANDEM_DEMO %q: accepted values: true, false", v)
 		} else {
 			c.Demo = b
 		}
@@ -290,14 +344,15 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	} {
 		if v := getenv(d.env); v != "" {
 			if x, err := time.ParseDuration(v); err != nil {
-				errs = append(errs, fmt.Errorf("invalid %s %q: accepted values: a duration such as 30s", d.env, v))
+				errs[d.name] = fmt.Errorf("invalid %s %q: accepted values: a duration such as 30s", d.env, v)
 			} else {
 				*d.p = x
 			}
 		}
 		fs.DurationVar(d.p, d.name, *d.p, d.usage+" (env "+d.env+")")
 	}
-	return errors.Join(errs...)
+	hideSecretDefaults(fs)
+	return errs
 }
 
 // resolvePaths makes relative default paths work when the binary runs from
@@ -355,7 +410,7 @@ func parseOfflineFlags(name string, args []string, getenv func(string) string, s
 		}
 		return cfg, fs, err
 	}
-	if err := errors.Join(envErr, cfg.Validate()); err != nil {
+	if err := errors.Join(envErr.err(fs), cfg.Validate()); err != nil {
 		return cfg, fs, fmt.Errorf("configuration: %w", err)
 	}
 	cfg.resolvePaths()

@@ -34,20 +34,7 @@ type handoffWiring struct {
 // PostgreSQL store when DATABASE_URL is set. The store is closed last at
 // shutdown (after the sockets drained: consoles disconnect through it).
 func (m *Main) wireHandoff(ctx context.Context) (*handoffWiring, error) {
-	cfg := m.Config
-	for _, d := range []struct {
-		v       time.Duration
-		setting string
-		max     time.Duration
-	}{
-		{cfg.AgentTokenTTL, "TANDEM_AGENT_TOKEN_TTL (--agent-token-ttl)", 30 * 24 * time.Hour},
-		{cfg.OfferTimeout, "TANDEM_OFFER_TIMEOUT (--offer-timeout)", time.Hour},
-		{cfg.DisconnectGrace, "TANDEM_DISCONNECT_GRACE (--disconnect-grace)", 24 * time.Hour},
-	} {
-		if d.v < 0 || d.v > d.max {
-			return nil, fmt.Errorf("configuration: invalid %s %q: accepted values: 0 (default) or a duration up to %s", d.setting, d.v, d.max)
-		}
-	}
+	cfg := m.Config // validated (Config.Validate): durations in range
 	var store handoff.Store
 	if cfg.DatabaseURL != "" {
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -142,7 +142,7 @@ func measureOpenLoop(ctx context.Context, b *bot, texts []string, conc, total in
 	}
 	start := time.Now()
 	interval := time.Duration(float64(time.Second) / rate)
-	for i := 0; i < total; {
+	for i := 0; i < total && ctx.Err() == nil; {
 		now := time.Now()
 		for ; i < total; i++ {
 			at := start.Add(time.Duration(i) * interval)
@@ -318,6 +318,12 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 		for _, run := range runs {
 			cpu0 := processCPU()
 			r := run()
+			if err := ctx.Err(); err != nil {
+				// Interrupted: the figures are partial (cancelled turns
+				// count as errors), so none is printed.
+				_ = b.Close()
+				return fmt.Errorf("loadgen: interrupted: %w", err)
+			}
 			if r.Turns > 0 {
 				r.CPUPerTurn = float64((processCPU() - cpu0).Microseconds()) / float64(r.Turns)
 			}

@@ -151,3 +151,52 @@ func TestBadConfigRejected(t *testing.T) {
 		})
 	}
 }
+
+// TestSecretsStayOutOfOutput: the flag package prints every flag's default
+// on -h and after any mistyped flag, and defaults came from the
+// environment, so a typo in a service file put every secret into its
+// logs; configuration errors echoed a libpq connection string with its
+// password; and the banner printed an operator's own admin token.
+func TestSecretsStayOutOfOutput(t *testing.T) {
+	env := testGetenv(map[string]string{
+		"TANDEM_ADMIN_TOKEN": "admin-secret-0123456789", "TANDEM_JWT_SECRET": "jwt-secret-0123456789-0123456789-xx",
+		"LLM_API_KEY": "sk-live-secret", "EMBEDDINGS_API_KEY": "emb-secret", "TANDEM_SITES": "shop=site-secret@*",
+		"DATABASE_URL": "postgres://app:db-secret@db.example/tandem",
+	})
+	secrets := []string{"admin-secret", "jwt-secret-0123", "sk-live-secret", "emb-secret", "site-secret", "db-secret"}
+	for _, args := range [][]string{{"serve", "--bogus"}, {"serve", "-h"}, {"agent", "list", "-h"}} {
+		var stdout, stderr bytes.Buffer
+		_ = run(context.Background(), args, env, &stdout, &stderr)
+		for _, s := range secrets {
+			if strings.Contains(stdout.String()+stderr.String(), s) {
+				t.Errorf("%v prints %q:\n%s", args, s, stderr.String())
+			}
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"serve"}, testGetenv(map[string]string{"DATABASE_URL": "host=db user=app password=Sup3rS3cret dbname=tandem"}), &stdout, &stderr)
+	if err == nil || strings.Contains(err.Error(), "Sup3rS3cret") || !strings.Contains(err.Error(), "DATABASE_URL") {
+		t.Fatalf("libpq string: %v", err)
+	}
+	m := NewMain(&stdout, &stderr)
+	m.Config.AdminToken = "operators-own-token-123"
+	m.printBanner()
+	if strings.Contains(stdout.String(), "operators-own-token-123") {
+		t.Fatalf("banner prints the operator's admin token:\n%s", stdout.String())
+	}
+}
+
+// TestFlagOverridesBadEnv: flags win over the environment, also over a
+// value there that does not parse; and the handoff durations are checked
+// with the other settings, before anything is loaded.
+func TestFlagOverridesBadEnv(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	m := NewMain(&stdout, &stderr)
+	if err := m.ParseFlags([]string{"--shutdown-timeout=15s"}, testGetenv(map[string]string{"TANDEM_SHUTDOWN_TIMEOUT": "15"})); err != nil {
+		t.Fatalf("a valid flag over a bad env value: %v", err)
+	}
+	m = NewMain(&stdout, &stderr)
+	if err := m.ParseFlags([]string{"--offer-timeout=-1s"}, testGetenv(nil)); err == nil || !strings.Contains(err.Error(), "TANDEM_OFFER_TIMEOUT") {
+		t.Fatalf("negative offer timeout: %v", err)
+	}
+}

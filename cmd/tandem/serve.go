@@ -31,6 +31,9 @@ type Main struct {
 	ln     net.Listener
 	server *gateway.Server
 	chat   *gateway.Chat // customer chat (wireGateway)
+	// adminGenerated: the admin token was generated for this run (printed
+	// in the banner); an operator's own token is never printed.
+	adminGenerated bool
 	// lossTarget is the chat the NATS bus asks to resync after losing
 	// events (set once the chat exists; the bus is created before it).
 	lossTarget atomic.Pointer[gateway.Chat]
@@ -67,7 +70,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
-	if err := errors.Join(envErr, m.Config.Validate()); err != nil {
+	if err := errors.Join(envErr.err(fs), m.Config.Validate()); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	m.Config.resolvePaths()
@@ -81,10 +84,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Logger = newLogger(m.Stderr, cfg.LogLevel, cfg.LogFormat)
 	if cfg.AdminToken == "" {
 		m.Config.AdminToken = randomToken(24)
+		m.adminGenerated = true
 	}
 	if cfg.JWTSecret == "" {
 		m.Config.JWTSecret = randomToken(32)
 	}
+
+	// Listen first: a taken port is found before anything is loaded or
+	// written to a database (the demo agent's one-time password, say).
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("serve: listen on %s: %w", cfg.Addr, err)
+	}
+	defer func() {
+		if m.ln == nil { // wiring failed: nothing serves on it
+			_ = ln.Close()
+		}
+	}()
 
 	m.nodeID = randomToken(8)
 	started := time.Now()
@@ -126,10 +142,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// and the stores are still up.
 	m.server.OnShutdown(m.chat.Shutdown)
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("serve: listen on %s: %w", cfg.Addr, err)
-	}
 	m.ln = ln
 	m.serveErr = make(chan error, 1)
 	go func() { m.serveErr <- m.server.Serve(ln) }()
@@ -203,7 +215,11 @@ func (m *Main) printBanner() {
 	for _, line := range m.banner {
 		fmt.Fprintf(m.Stdout, "  %s\n", strings.ReplaceAll(line, "{url}", u))
 	}
-	fmt.Fprintf(m.Stdout, "  admin token:   %s\n\n", m.Config.AdminToken)
+	if m.adminGenerated {
+		fmt.Fprintf(m.Stdout, "  admin token:   %s (generated for this run; set TANDEM_ADMIN_TOKEN to keep one)\n\n", m.Config.AdminToken)
+	} else {
+		fmt.Fprintf(m.Stdout, "  admin token:   (from TANDEM_ADMIN_TOKEN / --admin-token, not shown)\n\n")
+	}
 }
 
 func storesName(cfg Config) string {
