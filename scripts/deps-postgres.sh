@@ -70,7 +70,9 @@ PY
     fi
   fi
 fi
-can_connect "$url" || { echo "deps-postgres: cannot connect to $url" >&2; exit 1; }
+# Shown without its password (a TEST_DATABASE_URL may carry one).
+shown_url=$(printf '%s' "$url" | sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#')
+can_connect "$url" || { echo "deps-postgres: cannot connect to $shown_url" >&2; exit 1; }
 
 # pgvector: try the extension in a scratch database.
 has_vector() {
@@ -95,7 +97,7 @@ SRC
   pgconfig="/usr/lib/postgresql/$major/bin/pg_config"
   make -s -C "$work/src" PG_CONFIG="$pgconfig" >/dev/null
   make -s -C "$work/src" PG_CONFIG="$pgconfig" install >/dev/null
-  has_vector || { echo "deps-postgres: pgvector built but not available to the server at $url" >&2; exit 1; }
+  has_vector || { echo "deps-postgres: pgvector built but not available to the server at $shown_url" >&2; exit 1; }
   echo "deps: pgvector installed"
 fi
 printf '%s\n' "$url" > "$urlfile"
