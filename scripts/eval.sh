@@ -26,6 +26,10 @@ only=${EVAL_ONLY:-}
 seed=${EVAL_SEED:-1}
 mkdir -p "$out"
 [[ -d "$ds" ]] || { echo "eval: $ds not found (the public datasets are needed)" >&2; exit 1; }
+# The summary reads every report in OUT: clear the previous run's, so that
+# a partial run (EVAL_ONLY, EVAL_PEERS=0) never shows old figures as new.
+rm -f "$out"/clinc150.json "$out"/clinc150-fp32.json "$out"/snips.json "$out"/nlupp.json \
+  "$out"/peer-sklearn.json "$out"/peer-fasttext.json "$out"/*.seconds "$out"/default-*.json
 
 timed() { # name cmd...: run, log stderr, record wall seconds
   local name=$1; shift
