@@ -2,8 +2,10 @@ package gateway_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -195,5 +197,35 @@ func TestLateReturnedEventAfterRepair(t *testing.T) {
 	}
 	if notes != 1 {
 		t.Fatalf("%d 'back with the assistant' notes, want 1", notes)
+	}
+}
+
+// failingLog fails Conversation while broken is set (a database outage).
+type failingLog struct {
+	gateway.ConvLog
+	broken atomic.Bool
+}
+
+func (l *failingLog) Conversation(ctx context.Context, id string) (tandem.Conversation, error) {
+	if l.broken.Load() {
+		return tandem.Conversation{}, errors.New("pq: connection refused")
+	}
+	return l.ConvLog.Conversation(ctx, id)
+}
+
+// TestHelloDuringStoreOutageSaysRetry: a store failure at hello closes
+// with 1013 (try again later), as protocol.md documents, not 1011.
+func TestHelloDuringStoreOutageSaysRetry(t *testing.T) {
+	log := &failingLog{ConvLog: gateway.NewMemLog()}
+	ts := startServer(t, serverOpts{log: log})
+	s := ts.session(t, nil)
+	log.broken.Store(true)
+	ws, _, err := ts.dial(t, testSite, ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.send(map[string]any{"type": "hello", "token": s.Token})
+	if code := ws.expectClose(); code != 1013 {
+		t.Fatalf("close code %d, want 1013", code)
 	}
 }

@@ -256,6 +256,11 @@ func (s *widgetSession) hello(ctx context.Context, c *Conn, f ClientFrame) {
 			err = tandem.Errorf(tandem.EFORBIDDEN, "not your conversation")
 		} else if tandem.ErrorCode(err) == tandem.ENOTFOUND {
 			err = tandem.Errorf(tandem.EUNAUTHORIZED, "conversation no longer exists; start a new session")
+		} else if err != nil && tandem.ErrorCode(err) == tandem.EINTERNAL {
+			// The store failed (a database outage): a retry later can work,
+			// which is what 1013 tells the client (1011 reads as a bug).
+			s.chat.logger.Error("hello: read conversation", "conversation", p.ConversationID, "err", err)
+			err = tandem.WrapError(tandem.EUNAVAILABLE, err, "the conversation store is unavailable; retry shortly")
 		}
 	}
 	if err != nil {
