@@ -206,3 +206,31 @@ func TestDisabledAgentConsoleEndsAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentReusedClientID: an agent's client_id names one message: another
+// text under a used one is refused with conflict (it was acked as a
+// duplicate and dropped); the same message again is a duplicate.
+func TestAgentReusedClientID(t *testing.T) {
+	e := newEnv(t)
+	_, annTok := e.agent("ann@example.com", "Ann", nil)
+	agent := e.console(annTok)
+	agent.send(map[string]any{"type": "presence", "status": "away", "ref": "p"})
+	agent.until(answer("p"))
+	cust, conv := e.customer()
+	cust.send(map[string]any{"type": "handoff_request", "client_id": "h"})
+	tk := e.escalated(conv)
+	agent.send(map[string]any{"type": "claim", "ticket_id": tk.ID, "ref": "c"})
+	agent.until(answer("c"))
+	agent.send(map[string]any{"type": "message", "conversation_id": conv, "client_id": "r1", "text": "Hello, Ann here.", "ref": "m1"})
+	if f, _ := agent.until(func(f frame) bool { return f.Type == "ack" || f.Type == "error" }); f.Type != "ack" {
+		t.Fatalf("first message: %s", f.raw)
+	}
+	agent.send(map[string]any{"type": "message", "conversation_id": conv, "client_id": "r1", "text": "Something else", "ref": "m2"})
+	if f, _ := agent.until(func(f frame) bool { return f.Type == "ack" || f.Type == "error" }); f.Type != "error" || f.Code != tandem.ECONFLICT {
+		t.Fatalf("another text under r1: %s", f.raw)
+	}
+	agent.send(map[string]any{"type": "message", "conversation_id": conv, "client_id": "r1", "text": "Hello, Ann here.", "ref": "m3"})
+	if f, _ := agent.until(func(f frame) bool { return f.Type == "ack" || f.Type == "error" }); f.Type != "ack" || !strings.Contains(string(f.raw), `"duplicate":true`) {
+		t.Fatalf("resend: %s", f.raw)
+	}
+}

@@ -249,6 +249,11 @@ func (s *session) handle(ctx context.Context, f ClientFrame) error {
 		if err != nil {
 			return err
 		}
+		if dup && (m.Text != f.Text || m.AuthorID != s.agent.ID) {
+			// A client_id names one message (as for customers): another
+			// text under a used one would be acked and silently dropped.
+			return tandem.Errorf(tandem.ECONFLICT, "client_id %q was already used for a different message (seq %d); send it with a new client_id", f.ClientID, m.Seq)
+		}
 		s.conn.Send(AckFrame{Type: FrameAck, ConversationID: f.ConversationID, ClientID: f.ClientID, Seq: m.Seq, Duplicate: dup})
 	case FrameTyping:
 		if _, err := c.eng.Authorize(ctx, a, f.ConversationID, true); err != nil {
