@@ -418,7 +418,7 @@ func (c *Chat) Accept(w http.ResponseWriter, r *http.Request, h FrameHandler) {
 		WriteError(w, r, c.logger, tandem.Errorf(tandem.EUNAVAILABLE, "server is restarting; reconnect"))
 		return
 	}
-	ip := clientIP(r)
+	ip := ClientIP(r)
 	if ok, _ := c.ipLimiter.allow(ip, time.Now()); !ok {
 		c.metrics.rejected.WithLabelValues("ip_rate").Inc()
 		WriteError(w, r, c.logger, tandem.Errorf(tandem.EOVERLOADED, "too many connections; retry later"))

@@ -115,10 +115,10 @@ func (c *connCounter) count() int {
 	return c.total
 }
 
-// clientIP is the address rate limits apply to: the request's RemoteAddr
-// host (the server's realIP middleware has already replaced it with the
-// client's address when the peer is a trusted proxy).
-func clientIP(r *http.Request) string {
+// ClientIP is the request's remote address as a per-client limit key:
+// the peer address (already the client's when a trusted proxy forwarded
+// the request, see Server), without the port, IPv6 by /64 (ClientKey).
+func ClientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr

@@ -16,27 +16,53 @@ import (
 	"github.com/tandem-chat/tandem"
 )
 
-// hookBus runs hook once, right after a subscription becomes active.
+// hookBus runs onSubscribe once, right after a subscription becomes
+// active, and onUnsubscribe once, when the next subscription it hands out
+// is unsubscribed. Set them before the frame that triggers them.
 type hookBus struct {
 	*LocalBus
-	hook func()
+	onSubscribe, onUnsubscribe func()
 }
 
 func (b *hookBus) Subscribe(subject string, h func([]byte)) (Subscription, error) {
 	s, err := b.LocalBus.Subscribe(subject, h)
-	if err == nil && b.hook != nil {
-		hk := b.hook
-		b.hook = nil
+	if err != nil {
+		return s, err
+	}
+	if hk := b.onSubscribe; hk != nil {
+		b.onSubscribe = nil
 		hk()
 	}
-	return s, err
+	hs := &hookSub{Subscription: s, onUnsub: b.onUnsubscribe}
+	b.onUnsubscribe = nil
+	return hs, nil
+}
+
+// hookSub runs onUnsub (once) when unsubscribed.
+type hookSub struct {
+	Subscription
+	onUnsub func()
+}
+
+func (s *hookSub) Unsubscribe() error {
+	err := s.Subscription.Unsubscribe()
+	if f := s.onUnsub; f != nil {
+		s.onUnsub = nil
+		f()
+	}
+	return err
 }
 
 // followHandler follows or unfollows one conversation on "follow" and
-// "unfollow" frames (as the console does when access comes and goes).
-type followHandler struct{ conv string }
+// "unfollow" frames (as the console does when access comes and goes), and
+// keeps the connection for the test.
+type followHandler struct {
+	conv string
+	conn atomic.Pointer[Conn]
+}
 
 func (h *followHandler) HandleFrame(_ context.Context, c *Conn, data []byte) {
+	h.conn.Store(c)
 	switch string(data) {
 	case "follow":
 		_ = c.Follow(h.conv, 0)
@@ -46,12 +72,11 @@ func (h *followHandler) HandleFrame(_ context.Context, c *Conn, data []byte) {
 }
 func (h *followHandler) Closed(*Conn) {}
 
-// TestRefollowReplaysInOrder: after Unfollow, a new Follow delivers its
-// replay in order. A message logged while the new follow subscribes used
-// to be checked against the old follow's position and written (with a gap
-// fill) before the replay: 1, 2, 3, 1, 2, 3 instead of 1, then 1, 2, 3.
-func TestRefollowReplaysInOrder(t *testing.T) {
-	bus := &hookBus{LocalBus: NewLocalBus()}
+// followRig is a chat on bus (memory log holding conversation h.conv)
+// served over HTTP with h as every connection's handler, and one client
+// connection to it.
+func followRig(t *testing.T, bus Bus, h *followHandler) (*Chat, *websocket.Conn) {
+	t.Helper()
 	auth, err := NewAuth([]byte(strings.Repeat("x", 32)), "", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -61,18 +86,28 @@ func TestRefollowReplaysInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	const conv = "c1"
-	if _, err := log.CreateConversation(ctx, tandem.Conversation{ID: conv, SiteKey: "s"}); err != nil {
+	if _, err := log.CreateConversation(context.Background(), tandem.Conversation{ID: h.conv, SiteKey: "s"}); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { chat.Accept(w, r, &followHandler{conv: conv}) }))
-	defer srv.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { chat.Accept(w, r, h) }))
+	t.Cleanup(srv.Close)
 	ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(srv.URL, "http", "ws", 1), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ws.Close()
+	t.Cleanup(func() { _ = ws.Close() })
+	return chat, ws
+}
+
+// TestRefollowReplaysInOrder: after Unfollow, a new Follow delivers its
+// replay in order. A message logged while the new follow subscribes used
+// to be checked against the old follow's position and written (with a gap
+// fill) before the replay: 1, 2, 3, 1, 2, 3 instead of 1, then 1, 2, 3.
+func TestRefollowReplaysInOrder(t *testing.T) {
+	const conv = "c1"
+	bus := &hookBus{LocalBus: NewLocalBus()}
+	chat, ws := followRig(t, bus, &followHandler{conv: conv})
+	ctx := context.Background()
 	var seqs []int64
 	read := func(n int) {
 		for range n {
@@ -101,7 +136,7 @@ func TestRefollowReplaysInOrder(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	post("two")
-	bus.hook = func() { post("three") } // logged while the new follow subscribes
+	bus.onSubscribe = func() { post("three") } // logged while the new follow subscribes
 	_ = ws.WriteMessage(websocket.TextMessage, []byte("follow"))
 	read(3)
 	if want := []int64{1, 1, 2, 3}; !slices.Equal(seqs, want) {
@@ -109,92 +144,25 @@ func TestRefollowReplaysInOrder(t *testing.T) {
 	}
 }
 
-// hookSub runs onUnsub (once) when unsubscribed.
-type hookSub struct {
-	Subscription
-	onUnsub func()
-}
-
-func (s *hookSub) Unsubscribe() error {
-	err := s.Subscription.Unsubscribe()
-	if f := s.onUnsub; f != nil {
-		s.onUnsub = nil
-		f()
-	}
-	return err
-}
-
-// unsubHookBus hands out subscriptions whose Unsubscribe runs hook once.
-type unsubHookBus struct {
-	*LocalBus
-	hook func()
-}
-
-func (b *unsubHookBus) Subscribe(subject string, h func([]byte)) (Subscription, error) {
-	s, err := b.LocalBus.Subscribe(subject, h)
-	if err != nil {
-		return s, err
-	}
-	hs := &hookSub{Subscription: s, onUnsub: b.hook}
-	b.hook = nil
-	return hs, nil
-}
-
-// grabHandler follows on "follow" and unfollows on "unfollow", and keeps
-// the connection for the test.
-type grabHandler struct {
-	conv string
-	conn atomic.Pointer[Conn]
-}
-
-func (h *grabHandler) HandleFrame(_ context.Context, c *Conn, data []byte) {
-	h.conn.Store(c)
-	switch string(data) {
-	case "follow":
-		_ = c.Follow(h.conv, 0)
-	case "unfollow":
-		c.Unfollow(h.conv)
-	}
-}
-func (h *grabHandler) Closed(*Conn) {}
-
 // TestFollowRacingUnfollowKeepsDelivering: a Follow of a conversation that
 // lands while an Unfollow of it is finishing (the console's reader and
 // worker both follow) must leave the conversation delivered: the
 // unfollow's "forget the position" must not overtake the new follow.
 func TestFollowRacingUnfollowKeepsDelivering(t *testing.T) {
 	const conv = "c1"
-	h := &grabHandler{conv: conv}
+	h := &followHandler{conv: conv}
 	// The first subscription's Unsubscribe re-follows, from inside the
 	// Unfollow that triggers it.
-	bus := &unsubHookBus{LocalBus: NewLocalBus()}
+	bus := &hookBus{LocalBus: NewLocalBus()}
 	raced := make(chan struct{})
-	bus.hook = func() {
+	bus.onUnsubscribe = func() {
 		defer close(raced)
 		if err := h.conn.Load().Follow(conv, 0); err != nil {
 			t.Error(err)
 		}
 	}
-	auth, err := NewAuth([]byte(strings.Repeat("x", 32)), "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := NewMemLog()
-	chat, err := NewChat(ChatConfig{}, ChatDeps{Log: log, Bus: bus, Auth: auth, Sites: StaticSites{}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	chat, ws := followRig(t, bus, h)
 	ctx := context.Background()
-	if _, err := log.CreateConversation(ctx, tandem.Conversation{ID: conv, SiteKey: "s"}); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { chat.Accept(w, r, h) }))
-	defer srv.Close()
-	ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(srv.URL, "http", "ws", 1), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
 	_ = ws.WriteMessage(websocket.TextMessage, []byte("follow"))
 	for chat.hub.Subscribers(conv) == 0 {
 		time.Sleep(time.Millisecond)

@@ -71,7 +71,7 @@ func (c *Chat) handleSession(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, c.logger, tandem.Errorf(tandem.EUNAVAILABLE, "server is restarting; retry"))
 		return
 	}
-	if ok, _ := c.ipLimiter.allow(clientIP(r), time.Now()); !ok {
+	if ok, _ := c.ipLimiter.allow(ClientIP(r), time.Now()); !ok {
 		c.metrics.rejected.WithLabelValues("ip_rate").Inc()
 		WriteError(w, r, c.logger, tandem.Errorf(tandem.EOVERLOADED, "too many requests; retry later"))
 		return

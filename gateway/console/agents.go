@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -110,7 +109,7 @@ func decodeBody(r *http.Request, v any) error {
 // (or admin) JWT.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
-	if !c.logins.allow(clientIP(r), now) {
+	if !c.logins.allow(gateway.ClientIP(r), now) {
 		gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.EOVERLOADED, "too many login attempts; retry later"))
 		return
 	}
@@ -209,16 +208,6 @@ func (c *Console) setDisabled(disabled bool) http.HandlerFunc {
 		a.PasswordHash = nil
 		gateway.WriteJSON(w, http.StatusOK, a)
 	}
-}
-
-// clientIP is the request's remote address without the port, as a
-// per-client limit key (gateway.ClientKey: IPv6 by /64).
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return gateway.ClientKey(host)
 }
 
 // limiter is a bounded set of per-key token buckets.

@@ -133,15 +133,9 @@ func TestLostEventDoesNotKeepFormerAgentFollowing(t *testing.T) {
 	ann, annTok := e.agent("ann@example.com", "Ann", nil)
 	_, bobTok := e.agent("bob@example.com", "Bob", nil)
 	annC, bobC := e.console(annTok), e.console(bobTok)
-	for _, c := range []*client{annC, bobC} {
-		c.send(map[string]any{"type": "presence", "status": "away", "ref": "p"})
-		c.until(answer("p"))
-	}
-	cust, conv := e.customer()
-	cust.send(map[string]any{"type": "handoff_request", "client_id": "h"})
-	tk := e.escalated(conv)
-	annC.send(map[string]any{"type": "claim", "ticket_id": tk.ID, "ref": "c"})
-	annC.all(answer("c"), messageFrom(tandem.AuthorCustomer, "talk to a person"))
+	annC.away()
+	bobC.away()
+	cust, conv, tk := e.claimedChat(annC)
 
 	lose.Store(true)
 	if _, err := e.Engine.TransferToGroup(ctx, handoff.Actor{AgentID: "admin", Admin: true}, tk.ID, []string{"general"}); err != nil {
@@ -183,13 +177,8 @@ func TestDisabledAgentConsoleEndsAtOnce(t *testing.T) {
 	e := newEnv(t)
 	ann, annTok := e.agent("ann@example.com", "Ann", nil)
 	annC := e.console(annTok)
-	annC.send(map[string]any{"type": "presence", "status": "away", "ref": "p"})
-	annC.until(answer("p"))
-	cust, conv := e.customer()
-	cust.send(map[string]any{"type": "handoff_request", "client_id": "h"})
-	tk := e.escalated(conv)
-	annC.send(map[string]any{"type": "claim", "ticket_id": tk.ID, "ref": "c"})
-	annC.all(answer("c"), messageFrom(tandem.AuthorCustomer, "talk to a person"))
+	annC.away()
+	_, conv, _ := e.claimedChat(annC)
 	if code, raw := e.do("POST", "/api/v1/agents/"+ann.ID+"/disable", testAdmin, nil); code != 200 {
 		t.Fatalf("disable: %d %s", code, raw)
 	}
@@ -214,13 +203,8 @@ func TestAgentReusedClientID(t *testing.T) {
 	e := newEnv(t)
 	_, annTok := e.agent("ann@example.com", "Ann", nil)
 	agent := e.console(annTok)
-	agent.send(map[string]any{"type": "presence", "status": "away", "ref": "p"})
-	agent.until(answer("p"))
-	cust, conv := e.customer()
-	cust.send(map[string]any{"type": "handoff_request", "client_id": "h"})
-	tk := e.escalated(conv)
-	agent.send(map[string]any{"type": "claim", "ticket_id": tk.ID, "ref": "c"})
-	agent.until(answer("c"))
+	agent.away()
+	_, conv, _ := e.claimedChat(agent)
 	agent.send(map[string]any{"type": "message", "conversation_id": conv, "client_id": "r1", "text": "Hello, Ann here.", "ref": "m1"})
 	if f, _ := agent.until(func(f frame) bool { return f.Type == "ack" || f.Type == "error" }); f.Type != "ack" {
 		t.Fatalf("first message: %s", f.raw)

@@ -3,10 +3,7 @@ package console_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,9 +14,6 @@ import (
 
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/gateway"
-	"github.com/tandem-chat/tandem/gateway/console"
-	"github.com/tandem-chat/tandem/handoff"
-	"github.com/tandem-chat/tandem/handoff/memstore"
 	"github.com/tandem-chat/tandem/internal/browsertest"
 )
 
@@ -116,48 +110,8 @@ func (p *holeProxy) blackhole(upToo bool) {
 // conversation log.
 func newQuickNode(t *testing.T) (*env, gateway.ConvLog) {
 	t.Helper()
-	clock := handoff.NewManualClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
-	convLog := gateway.NewMemLog()
-	bus := gateway.NewLocalBus()
-	late := &console.LateNotifier{}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng, err := handoff.New(memstore.New(), handoff.Config{Clock: clock, Notifier: late, Logger: logger, BcryptCost: 4, HeartbeatTimeout: 1500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth, err := gateway.NewAuth([]byte(testSecret), testAdmin, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ho := &console.Handoff{Engine: eng}
-	chat, err := gateway.NewChat(gateway.ChatConfig{}, gateway.ChatDeps{
-		Log: convLog, Bus: bus, Auth: auth, Bot: testBot{}, Handoff: ho, AgentAccess: ho.AgentAccess,
-		Sites: gateway.StaticSites{"demo": {Key: "demo", AllowedOrigins: []string{"self"}}}, Logger: logger,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ho.SetChat(chat)
-	con, err := console.New(console.Config{Engine: eng, Chat: chat, Bus: bus, Logger: logger, ViewInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	late.Set(con)
-	srv := gateway.New(gateway.Config{}, logger)
-	chat.Mount(srv.Router())
-	con.Mount(srv.Router())
-	srv.OnShutdown(func(ctx context.Context) error { return eng.Close(ctx) })
-	srv.OnShutdown(chat.Shutdown)
-	srv.OnShutdown(con.Shutdown)
-	hs := httptest.NewServer(srv.Router())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		hs.CloseClientConnections()
-		_ = srv.Shutdown(ctx)
-		hs.Close()
-	})
-	return &env{t: t, URL: hs.URL, Clock: clock, Engine: eng, Chat: chat, Console: con, Auth: auth}, convLog
+	log := gateway.NewMemLog()
+	return newNode(t, nodeOpts{log: log, heartbeatTimeout: 1500 * time.Millisecond}), log
 }
 
 // poll waits for a JavaScript predicate in the page (a hang guard only).

@@ -67,6 +67,9 @@ type nodeOpts struct {
 	drop func(handoff.Event) bool
 	// loginBurst, when set, is the per-address login burst.
 	loginBurst int
+	// heartbeatTimeout, when set, is the engine's (consoles ping every
+	// sixth of it).
+	heartbeatTimeout time.Duration
 }
 
 func newNode(t *testing.T, o nodeOpts) *env {
@@ -94,7 +97,8 @@ func newNode(t *testing.T, o nodeOpts) *env {
 			}
 		})
 	}
-	eng, err := handoff.New(o.store, handoff.Config{Node: o.name, Clock: clock, Notifier: notifier, Logger: logger, BcryptCost: 4})
+	eng, err := handoff.New(o.store, handoff.Config{Node: o.name, Clock: clock, Notifier: notifier, Logger: logger, BcryptCost: 4,
+		HeartbeatTimeout: o.heartbeatTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,6 +156,25 @@ func (e *env) escalated(conv string) tandem.Ticket {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// away sets the console's agent away (so routing offers them nothing).
+func (c *client) away() {
+	c.send(map[string]any{"type": "presence", "status": "away", "ref": "p"})
+	c.until(answer("p"))
+}
+
+// claimedChat has a new customer ask for a person and the (away) agent of
+// console c claim the ticket, and waits until c shows the transcript. It
+// returns the customer, the conversation id and the ticket.
+func (e *env) claimedChat(c *client) (*client, string, tandem.Ticket) {
+	e.t.Helper()
+	cust, conv := e.customer()
+	cust.send(map[string]any{"type": "handoff_request", "client_id": "h"})
+	tk := e.escalated(conv)
+	c.send(map[string]any{"type": "claim", "ticket_id": tk.ID, "ref": "c"})
+	c.all(answer("c"), messageFrom(tandem.AuthorCustomer, "talk to a person"))
+	return cust, conv, tk
 }
 
 // tick runs one routing pass and waits until its events reached the console.

@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/tandem-chat/tandem/gateway"
 )
 
 // TestLoginKeyGroupsIPv6Networks: addresses of one IPv6 /64 share one
@@ -13,7 +15,7 @@ func TestLoginKeyGroupsIPv6Networks(t *testing.T) {
 	key := func(remote string) string {
 		r := httptest.NewRequest("POST", "/api/v1/agents/login", nil)
 		r.RemoteAddr = remote
-		return clientIP(r)
+		return gateway.ClientIP(r)
 	}
 	if a, b := key("[2001:db8:1:2::1]:5000"), key("[2001:db8:1:2:ffff::9]:6000"); a != b {
 		t.Fatalf("one /64, two keys: %s, %s", a, b)
