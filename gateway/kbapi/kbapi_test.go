@@ -14,13 +14,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/tandem-chat/tandem"
-	"github.com/tandem-chat/tandem/gateway"
-	"github.com/tandem-chat/tandem/gateway/kbapi"
 	"github.com/tandem-chat/tandem/knowledge"
 	"github.com/tandem-chat/tandem/knowledge/memstore"
 )
@@ -57,30 +54,7 @@ const secret = "0123456789abcdef0123456789abcdef-test"
 
 func setup(t *testing.T) *env {
 	t.Helper()
-	auth, err := gateway.NewAuth([]byte(secret), "static-admin-token", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := memstore.New()
-	svc, err := knowledge.NewService(knowledge.Config{Store: store, Embedder: bagEmbedder{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Close() })
-	h, err := kbapi.New(kbapi.Config{Service: svc, Auth: auth})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/api/v1/knowledge/", http.StripPrefix("/api/v1/knowledge", h))
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	admin, _ := auth.IssueStaff("u-1", "Ada", gateway.RoleAdmin, time.Hour)
-	agent, _ := auth.IssueStaff("u-2", "Bob", gateway.RoleAgent, time.Hour)
-	return &env{srv: srv, svc: svc, store: store, admin: admin, agent: agent, adminToken: "static-admin-token"}
+	return setupStore(t, "mem", bagEmbedder{}, nil).env
 }
 
 type resp struct {
