@@ -309,9 +309,9 @@ func (e *Extractor) dates(s string, h *hints, ref time.Time, cs []candidate) []c
 		case strings.HasPrefix(u, "fortnight"):
 			ts = append(ts, temporal{st: st, en: en, kind: tDate, day: today.AddDate(0, 0, 14*n)})
 		case strings.HasPrefix(u, "month"):
-			ts = append(ts, temporal{st: st, en: en, kind: tDate, day: today.AddDate(0, n, 0)})
+			ts = append(ts, temporal{st: st, en: en, kind: tDate, day: addMonths(today, n)})
 		case strings.HasPrefix(u, "year"):
-			ts = append(ts, temporal{st: st, en: en, kind: tDate, day: today.AddDate(n, 0, 0)})
+			ts = append(ts, temporal{st: st, en: en, kind: tDate, day: addMonths(today, 12*n)})
 		}
 	}
 	for _, m := range find(reInOffset, s, h.unit && h.any("in", "within", "after")) {
@@ -489,6 +489,19 @@ func twoDigits(n int) string {
 		return "0" + strconv.Itoa(n)
 	}
 	return strconv.Itoa(n)
+}
+
+// addMonths moves day by n calendar months, keeping the day of the month
+// but clamping it to the target month's last day: "in a month" on 31
+// January is 28 (or 29) February, not 3 March as time.AddDate normalises
+// it, and "in a year" on 29 February is 28 February.
+func addMonths(day time.Time, n int) time.Time {
+	y, m, d := day.Date()
+	first := time.Date(y, m+time.Month(n), 1, 0, 0, 0, 0, day.Location())
+	if last := first.AddDate(0, 1, -1).Day(); d > last {
+		d = last
+	}
+	return time.Date(first.Year(), first.Month(), d, 0, 0, 0, 0, day.Location())
 }
 
 // atClock is the wall-clock time h:m:s on day's date in day's location.

@@ -371,3 +371,29 @@ func TestDateTimesAcrossDST(t *testing.T) {
 		}
 	}
 }
+
+// TestMonthOffsetsClampToMonthEnd: "in a month" on 31 January is the last
+// day of February, not 3 March (time.AddDate's normalisation), and a year
+// from 29 February is 28 February.
+func TestMonthOffsetsClampToMonthEnd(t *testing.T) {
+	x := Default()
+	for _, c := range []struct {
+		ref  time.Time
+		in   string
+		want string
+	}{
+		{time.Date(2026, 1, 31, 10, 0, 0, 0, time.UTC), "in a month", "date:in a month=2026-02-28"},
+		{time.Date(2028, 1, 31, 10, 0, 0, 0, time.UTC), "in 1 month", "date:in 1 month=2028-02-29"},
+		{time.Date(2026, 3, 31, 10, 0, 0, 0, time.UTC), "a month ago", "date:a month ago=2026-02-28"},
+		{time.Date(2026, 5, 31, 10, 0, 0, 0, time.UTC), "in 3 months", "date:in 3 months=2026-08-31"},
+		{time.Date(2026, 10, 31, 10, 0, 0, 0, time.UTC), "in 4 months", "date:in 4 months=2027-02-28"},
+		{time.Date(2028, 2, 29, 10, 0, 0, 0, time.UTC), "in a year", "date:in a year=2029-02-28"},
+		{time.Date(2028, 2, 29, 10, 0, 0, 0, time.UTC), "a year ago", "date:a year ago=2027-02-28"},
+		{time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC), "2 months ago", "date:2 months ago=2026-01-04"},
+	} {
+		got := summary(x.Extract(c.in, c.ref))
+		if len(got) != 1 || got[0] != c.want {
+			t.Errorf("Extract(%q) at %s = %q, want %q", c.in, c.ref.Format("2006-01-02"), got, c.want)
+		}
+	}
+}
