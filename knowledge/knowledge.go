@@ -137,7 +137,9 @@ type Store interface {
 	List(ctx context.Context, f ListFilter) (Page, error)
 	Get(ctx context.Context, id string) (tandem.FAQ, error)
 	GetByExternalID(ctx context.Context, externalID string) (tandem.FAQ, error)
-	// Create stores a new FAQ (ID assigned when empty) at version 1.
+	// Create stores a new FAQ (ID assigned when empty) at version 1 or,
+	// when the id belonged to a deleted FAQ, at the version after the last
+	// one of its surviving audit trail.
 	Create(ctx context.Context, w Write) (tandem.FAQ, error)
 	// Update replaces the content of w.FAQ.ID if its version is
 	// w.ExpectedVersion, and replaces all its vectors with w.Embeddings.

@@ -207,6 +207,11 @@ func (s *Store) create(w knowledge.Write) tandem.FAQ {
 	}
 	now := s.stamp()
 	f.Version, f.CreatedAt, f.UpdatedAt, f.UpdatedBy = 1, now, now, w.Actor
+	if revs := s.revs[f.ID]; len(revs) > 0 {
+		// The id belonged to a deleted FAQ (restored from an export): the
+		// audit trail survived, so continue its version numbers.
+		f.Version = revs[len(revs)-1].FAQ.Version + 1
+	}
 	snap := f
 	it := &item{faq: f, snap: &snap, rows: map[string][]int{}, slot: s.allocSlot()}
 	s.items[f.ID] = it

@@ -482,11 +482,19 @@ func (w *txw) create(ctx context.Context, wr knowledge.Write) (tandem.FAQ, error
 		return tandem.FAQ{}, err
 	}
 	f := knowledge.Clone(wr.FAQ)
+	f.Version = 1
 	if f.ID == "" {
 		f.ID = knowledge.NewID()
+	} else {
+		// The id may have belonged to a deleted FAQ (restored from an
+		// export): its audit trail survived, so continue its versions
+		// ((faq_id, version) is the trail's key).
+		if err := w.tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) + 1 FROM kb_revisions WHERE faq_id = $1", f.ID).Scan(&f.Version); err != nil {
+			return tandem.FAQ{}, fmt.Errorf("pgstore: audit: %w", err)
+		}
 	}
 	now := w.s.stamp()
-	f.Version, f.CreatedAt, f.UpdatedAt, f.UpdatedBy = 1, now, now, wr.Actor
+	f.CreatedAt, f.UpdatedAt, f.UpdatedBy = now, now, wr.Actor
 	d := lexical(f)
 	_, err := w.tx.Exec(ctx, `INSERT INTO kb_faqs (id, external_id, question, phrasings, answer, category, tags, locale, status, intent, threshold, version, created_at, updated_at, updated_by, tsv, dl)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::tsvector, $17)`,

@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"ImportAtomic", testImportAtomic},
 		{"ImportDryRun", testImportDryRun},
 		{"ImportByID", testImportByID},
+		{"RestoreDeletedByID", testRestoreDeletedByID},
 		{"LexicalSearch", testLexicalSearch},
 		{"LexicalFilters", testLexicalFilters},
 		{"VectorSearch", testVectorSearch},
@@ -799,4 +800,55 @@ func testImportByID(t *testing.T, s knowledge.Store) {
 	wantCode(t, err, tandem.EINVALID)
 	_, err = s.Import(ctx, []knowledge.Write{{FAQ: tandem.FAQ{Question: "Q?", Answer: "A", Locale: "en", Status: tandem.FAQDraft}, Actor: "bob"}}, false)
 	wantCode(t, err, tandem.EINVALID)
+}
+
+// testRestoreDeletedByID: re-importing the export of a deleted FAQ that had
+// no external id recreates it under its id; its audit trail survives the
+// deletion, so the restored FAQ continues the trail's version numbers
+// instead of starting again at 1 (PostgreSQL refused the duplicate
+// (id, version) revision: a 500; memory kept two "version 1" revisions).
+func testRestoreDeletedByID(t *testing.T, s knowledge.Store) {
+	n, err := knowledge.Normalize(tandem.FAQ{ID: "faq_gone", Question: "Deleted then restored?", Answer: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := []knowledge.Write{{FAQ: n, Actor: "bob"}}
+	if _, err := s.Import(ctx, w, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "faq_gone", 1, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	for _, dry := range []bool{true, false} {
+		outs, err := s.Import(ctx, w, dry)
+		if err != nil {
+			t.Fatalf("dry run %v: restore: %v", dry, err)
+		}
+		if outs[0].Action != knowledge.ActionCreated || outs[0].FAQ.ID != "faq_gone" {
+			t.Fatalf("dry run %v: %+v", dry, outs)
+		}
+	}
+	got, err := s.Get(ctx, "faq_gone")
+	if err != nil || got.Version != 3 {
+		t.Fatalf("restored: %+v, %v; want version 3 (after create 1, delete 2)", got, err)
+	}
+	revs, err := s.Versions(ctx, "faq_gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []string
+	for i, r := range revs {
+		ops = append(ops, fmt.Sprintf("%s@%d", r.Op, r.FAQ.Version))
+		if r.FAQ.Version != int64(i+1) {
+			t.Errorf("revision %d has version %d", i, r.FAQ.Version)
+		}
+	}
+	if strings.Join(ops, " ") != "create@1 delete@2 create@3" {
+		t.Errorf("trail: %v", ops)
+	}
+	// The restored FAQ is edited as usual.
+	got.Answer = "B"
+	if _, err := s.Update(ctx, knowledge.Write{FAQ: got, Actor: "bob", ExpectedVersion: 3}); err != nil {
+		t.Fatal(err)
+	}
 }
