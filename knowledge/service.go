@@ -718,24 +718,28 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) (SearchResult, 
 	}
 	gen := s.cache.Generation()
 	start := time.Now()
-	res, err := s.search(ctx, req)
+	res, degraded, err := s.search(ctx, req)
 	if err != nil {
 		s.searches.WithLabelValues(string(req.Mode), "error").Inc()
 		return SearchResult{}, err
 	}
 	s.latency.WithLabelValues(string(req.Mode)).Observe(time.Since(start).Seconds())
 	s.searches.WithLabelValues(string(req.Mode), "ok").Inc()
-	if !req.NoCache {
+	// A hybrid answer that lost its vector side (encoder down, timeout) is
+	// served but not cached: it would outlive the failure by the TTL.
+	if !req.NoCache && !degraded {
 		s.cache.Put(key, res, gen)
 	}
 	return res, nil
 }
 
-func (s *Service) search(ctx context.Context, req SearchRequest) (SearchResult, error) {
+// search runs the retrievers and fuses them; degraded is true when the
+// vector side of a hybrid search failed and the hits are lexical only.
+func (s *Service) search(ctx context.Context, req SearchRequest) (res SearchResult, degraded bool, err error) {
 	s.mu.Lock()
 	enc, model := s.serving, s.servingModel
 	s.mu.Unlock()
-	res := SearchResult{Mode: req.Mode}
+	res = SearchResult{Mode: req.Mode}
 	lists := map[string][]Scored{}
 	var lexErr, vecErr error
 	var wg sync.WaitGroup
@@ -764,17 +768,18 @@ func (s *Service) search(ctx context.Context, req SearchRequest) (SearchResult, 
 	}
 	wg.Wait()
 	if lexErr != nil {
-		return SearchResult{}, fmt.Errorf("knowledge: lexical search: %w", lexErr)
+		return SearchResult{}, false, fmt.Errorf("knowledge: lexical search: %w", lexErr)
 	}
 	switch {
 	case req.Mode == ModeVector && enc == nil:
-		return SearchResult{}, tandem.Errorf(tandem.EUNAVAILABLE, "vector search is off: no sentence encoder is serving")
+		return SearchResult{}, false, tandem.Errorf(tandem.EUNAVAILABLE, "vector search is off: no sentence encoder is serving")
 	case vecErr != nil && req.Mode == ModeVector:
-		return SearchResult{}, tandem.WrapError(tandem.EUNAVAILABLE, vecErr, "vector search failed")
+		return SearchResult{}, false, tandem.WrapError(tandem.EUNAVAILABLE, vecErr, "vector search failed")
 	case vecErr != nil:
 		// Hybrid degrades to lexical rather than failing the turn.
 		s.log.WarnContext(ctx, "knowledge: vector retrieval failed; answering from lexical only", "err", vecErr)
 		res.Model = ""
+		degraded = true
 	default:
 		if enc != nil && req.Mode != ModeLexical {
 			lists[RetrieverVector] = finite(vec)
@@ -787,7 +792,7 @@ func (s *Service) search(ctx context.Context, req SearchRequest) (SearchResult, 
 	if res.Hits == nil {
 		res.Hits = []tandem.Hit{}
 	}
-	return res, nil
+	return res, degraded, nil
 }
 
 // finite drops results whose score is NaN or infinite (a store should not

@@ -421,3 +421,45 @@ func TestTagFiltersNormalisedEverywhere(t *testing.T) {
 		t.Fatalf("export by tag: %q", buf.String())
 	}
 }
+
+// TestDegradedSearchNotCached: a hybrid search that lost its vector side
+// (encoder down) answers from lexical alone, but that degraded answer is
+// not cached: once the encoder is back, the same query gets vector hits
+// again instead of the lexical-only result for the cache's whole TTL.
+func TestDegradedSearchNotCached(t *testing.T) {
+	enc := &hashEmbedder{version: "h1", dim: 32}
+	s := newService(t, knowledge.Config{Embedder: enc})
+	for _, f := range demo() {
+		if _, err := s.Create(ctx, "alice", f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.WaitReindex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	req := knowledge.SearchRequest{Query: "when will my parcel arrive", Filter: knowledge.Filter{PublishedOnly: true}}
+	enc.mu.Lock()
+	enc.fail = true
+	enc.mu.Unlock()
+	res, err := s.Search(ctx, req)
+	if err != nil || len(res.Hits) == 0 || res.Model != "" {
+		t.Fatalf("degraded search: %+v, %v", res, err)
+	}
+	enc.mu.Lock()
+	enc.fail = false
+	enc.mu.Unlock()
+	res, err = s.Search(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Cached || res.Model != "h1" || len(res.Hits) == 0 {
+		t.Fatalf("after the encoder recovered: cached=%v model=%q hits=%d", res.Cached, res.Model, len(res.Hits))
+	}
+	if _, ok := res.Hits[0].Retrievers[knowledge.RetrieverVector]; !ok {
+		t.Fatalf("no vector score after the encoder recovered: %v", res.Hits[0].Retrievers)
+	}
+	// The complete answer is cached as usual.
+	if res, err = s.Search(ctx, req); err != nil || !res.Cached {
+		t.Fatalf("complete answer not cached: cached=%v err=%v", res.Cached, err)
+	}
+}
