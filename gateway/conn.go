@@ -335,6 +335,15 @@ func (c *Conn) writeLoop() {
 		case it := <-c.queue:
 			if err := c.writeItem(it); err != nil {
 				c.logEnd(err)
+				// An item that failed for want of the log (fill) asked
+				// for a close (1013): the client must get its code, not
+				// a dropped connection.
+				select {
+				case req := <-c.closeReq:
+					c.closing.Store(true)
+					c.writeClose(req)
+				default:
+				}
 				return
 			}
 		case req := <-c.closeReq:
@@ -345,6 +354,8 @@ func (c *Conn) writeLoop() {
 					select {
 					case it := <-c.queue:
 						if err := c.writeItem(it); err != nil {
+							c.logEnd(err)
+							c.writeClose(req)
 							return
 						}
 					default:
@@ -352,17 +363,7 @@ func (c *Conn) writeLoop() {
 					}
 				}
 			}
-			msg := websocket.FormatCloseMessage(req.code, req.reason)
-			if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(cfg.WriteTimeout)); err != nil {
-				return
-			}
-			// Wait for the peer's close frame (the reader ends), briefly.
-			t := time.NewTimer(cfg.CloseGrace)
-			select {
-			case <-c.readDone:
-			case <-t.C:
-			}
-			t.Stop()
+			c.writeClose(req)
 			return
 		case <-ping.C:
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)); err != nil {
@@ -373,6 +374,21 @@ func (c *Conn) writeLoop() {
 			return
 		}
 	}
+}
+
+// writeClose writes the close frame of req and waits briefly for the
+// peer's (the reader ends).
+func (c *Conn) writeClose(req closeRequest) {
+	msg := websocket.FormatCloseMessage(req.code, req.reason)
+	if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.chat.cfg.WriteTimeout)); err != nil {
+		return
+	}
+	t := time.NewTimer(c.chat.cfg.CloseGrace)
+	select {
+	case <-c.readDone:
+	case <-t.C:
+	}
+	t.Stop()
 }
 
 func (c *Conn) logEnd(err error) {

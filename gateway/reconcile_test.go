@@ -229,3 +229,37 @@ func TestHelloDuringStoreOutageSaysRetry(t *testing.T) {
 		t.Fatalf("close code %d, want 1013", code)
 	}
 }
+
+// failingMessagesLog fails Messages while broken is set (a database outage
+// after the hello's conversation read).
+type failingMessagesLog struct {
+	gateway.ConvLog
+	broken atomic.Bool
+}
+
+func (l *failingMessagesLog) Messages(ctx context.Context, id string, after int64, limit int) ([]tandem.Message, error) {
+	if l.broken.Load() {
+		return nil, errors.New("pq: connection refused")
+	}
+	return l.ConvLog.Messages(ctx, id, after, limit)
+}
+
+// TestReplayDuringStoreOutageSaysRetry: a log read that fails while the
+// connection replays (after the welcome) closes with 1013, as protocol.md
+// documents ("dependency unavailable (log read failed)"); the writer used
+// to give up before writing its close frame (1006, no reason).
+func TestReplayDuringStoreOutageSaysRetry(t *testing.T) {
+	log := &failingMessagesLog{ConvLog: gateway.NewMemLog()}
+	ts := startServer(t, serverOpts{log: log})
+	s := ts.session(t, nil)
+	log.broken.Store(true)
+	ws, _, err := ts.dial(t, testSite, ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.ws.Close()
+	ws.send(map[string]any{"type": "hello", "token": s.Token})
+	if code := ws.expectClose(); code != 1013 {
+		t.Fatalf("close code %d, want 1013", code)
+	}
+}
