@@ -449,7 +449,8 @@ func versionConflict(id string, expected, actual int64) error {
 }
 
 // SetStatus publishes or unpublishes an FAQ. expectedVersion 0 skips the
-// version check.
+// version check: the status is applied to whatever version is current,
+// even when another editor saves the FAQ meanwhile.
 func (s *Service) SetStatus(ctx context.Context, actor, id string, status tandem.FAQStatus, expectedVersion int64) (tandem.FAQ, error) {
 	if err := ValidActor(actor); err != nil {
 		return tandem.FAQ{}, err
@@ -460,25 +461,35 @@ func (s *Service) SetStatus(ctx context.Context, actor, id string, status tandem
 	if err := ValidID("id", id); err != nil {
 		return tandem.FAQ{}, err
 	}
-	cur, err := s.store.Get(ctx, id)
-	if err != nil {
-		return tandem.FAQ{}, err
+	// Without a version check, another editor saving between the read and
+	// the write is no conflict for the caller: read again and retry.
+	for attempt := 1; ; attempt++ {
+		cur, err := s.store.Get(ctx, id)
+		if err != nil {
+			return tandem.FAQ{}, err
+		}
+		if expectedVersion != 0 && cur.Version != expectedVersion {
+			return tandem.FAQ{}, versionConflict(id, expectedVersion, cur.Version)
+		}
+		if cur.Status == status {
+			return cur, nil
+		}
+		next := Clone(cur)
+		next.Status = status
+		out, err := s.store.Update(ctx, Write{FAQ: next, Actor: actor, ExpectedVersion: cur.Version})
+		if tandem.ErrorCode(err) == tandem.ECONFLICT && expectedVersion == 0 && attempt < setStatusAttempts {
+			continue
+		}
+		if err != nil {
+			return tandem.FAQ{}, err
+		}
+		s.changed()
+		return out, nil
 	}
-	if expectedVersion != 0 && cur.Version != expectedVersion {
-		return tandem.FAQ{}, versionConflict(id, expectedVersion, cur.Version)
-	}
-	if cur.Status == status {
-		return cur, nil
-	}
-	next := Clone(cur)
-	next.Status = status
-	out, err := s.store.Update(ctx, Write{FAQ: next, Actor: actor, ExpectedVersion: cur.Version})
-	if err != nil {
-		return tandem.FAQ{}, err
-	}
-	s.changed()
-	return out, nil
 }
+
+// setStatusAttempts bounds SetStatus's retries when it races other editors.
+const setStatusAttempts = 5
 
 // Delete removes an FAQ if it is at expectedVersion (0: any version). Its
 // audit trail remains.

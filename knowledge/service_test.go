@@ -463,3 +463,49 @@ func TestDegradedSearchNotCached(t *testing.T) {
 		t.Fatalf("complete answer not cached: cached=%v err=%v", res.Cached, err)
 	}
 }
+
+// raceStore makes another editor's update land between the service's read
+// and its write, once.
+type raceStore struct {
+	knowledge.Store
+	once sync.Once
+}
+
+func (r *raceStore) Update(ctx context.Context, w knowledge.Write) (tandem.FAQ, error) {
+	r.once.Do(func() {
+		cur, err := r.Store.Get(ctx, w.FAQ.ID)
+		if err != nil {
+			panic(err)
+		}
+		cur.Answer = "Edited meanwhile."
+		if _, err := r.Store.Update(ctx, knowledge.Write{FAQ: cur, Actor: "carol", ExpectedVersion: cur.Version}); err != nil {
+			panic(err)
+		}
+	})
+	return r.Store.Update(ctx, w)
+}
+
+// TestSetStatusWithoutVersionRetries: publishing without a version check
+// (no If-Match) is not refused with 409 because someone else saved the FAQ
+// between the service's read and its write; the status is applied on top
+// of their change, which is kept.
+func TestSetStatusWithoutVersionRetries(t *testing.T) {
+	st := &raceStore{Store: memstore.New()}
+	s := newService(t, knowledge.Config{Store: st})
+	f, err := s.Create(ctx, "alice", tandem.FAQ{Question: "Q?", Answer: "A."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.SetStatus(ctx, "bob", f.ID, tandem.FAQPublished, 0)
+	if err != nil {
+		t.Fatalf("publish without If-Match: %v", err)
+	}
+	if out.Status != tandem.FAQPublished || out.Answer != "Edited meanwhile." || out.Version != 3 {
+		t.Fatalf("published: %+v", out)
+	}
+	// With a version check, the concurrent edit is a conflict as before.
+	st.once = sync.Once{}
+	if _, err := s.SetStatus(ctx, "bob", f.ID, tandem.FAQDraft, 3); tandem.ErrorCode(err) != tandem.ECONFLICT {
+		t.Fatalf("unpublish at a stale version: %v, want conflict", err)
+	}
+}
