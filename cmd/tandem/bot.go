@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -304,6 +307,22 @@ func checkPolicyIntents(p pipeline.Policy, labels []string) error {
 	for _, in := range p.Escalation.Intents {
 		add("escalation.intents:", in)
 	}
+	// The default human_intents (a policy that leaves the key out) names
+	// the Bitext label; a model without it simply never predicts it.
+	if !slices.Equal(p.Escalation.HumanIntents, pipeline.DefaultPolicy().Escalation.HumanIntents) {
+		for _, in := range p.Escalation.HumanIntents {
+			add("escalation.human_intents:", in)
+		}
+	}
+	for in := range p.Labels {
+		add("labels:", in)
+	}
+	for k := range p.Escalation.Skills {
+		if in, ok := strings.CutPrefix(k, "intent:"); ok {
+			add("escalation.skills:", in)
+		}
+	}
+	sort.Strings(unknown)
 	if len(unknown) > 0 {
 		return fmt.Errorf("serve: the answer policy names intents the model does not know: %v (model labels: %d)", unknown, len(labels))
 	}

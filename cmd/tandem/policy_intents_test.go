@@ -1,0 +1,61 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/tandem-chat/tandem/internal/testenv"
+	"github.com/tandem-chat/tandem/models"
+	"github.com/tandem-chat/tandem/pipeline"
+)
+
+// TestPolicyIntentsCheckCoversEveryIntentKey: a typo in human_intents,
+// labels or an "intent:NAME" skill would silently never fire, like one in
+// responses or escalation.intents, so it fails the start too.
+func TestPolicyIntentsCheckCoversEveryIntentKey(t *testing.T) {
+	labels := []string{"greet", "complaint", "contact_human_agent"}
+	for _, c := range []struct {
+		name, yaml, want string
+	}{
+		{"human_intents", "escalation:\n  human_intents: [talk_to_human]\n", "escalation.human_intents: talk_to_human"},
+		{"labels", "labels:\n  greet: Hello\n  gret: Typo\n", "labels: gret"},
+		{"skills", "escalation:\n  skills:\n    \"intent:complain\": [complaints]\n", "escalation.skills: complain"},
+	} {
+		p, err := pipeline.ParsePolicy([]byte(c.yaml))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		err = checkPolicyIntents(p, labels)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: checkPolicyIntents = %v, want an error naming %q", c.name, err, c.want)
+		}
+	}
+	// Known names pass, and so does the default human_intents with a model
+	// that lacks its label (the key was left out).
+	ok, err := pipeline.ParsePolicy([]byte("escalation:\n  human_intents: [contact_human_agent]\n  skills:\n    \"intent:complaint\": [complaints]\n    vip: [vip]\nlabels:\n  greet: Hello\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkPolicyIntents(ok, labels); err != nil {
+		t.Errorf("valid policy: %v", err)
+	}
+	if err := checkPolicyIntents(pipeline.DefaultPolicy(), []string{"greet"}); err != nil {
+		t.Errorf("default policy with a model without contact_human_agent: %v", err)
+	}
+}
+
+// TestDemoPolicyIntentsKnownToDefaultModel: the stricter check still
+// accepts the embedded demo policy with the default model.
+func TestDemoPolicyIntentsKnownToDefaultModel(t *testing.T) {
+	p, err := loadPolicy("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := models.ReadManifest(testenv.ModelDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkPolicyIntents(p, m.Models["intent"].Labels); err != nil {
+		t.Fatal(err)
+	}
+}
