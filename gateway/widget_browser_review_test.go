@@ -568,3 +568,49 @@ func TestBrowserWidgetTabsKeepEachOthersOutbox(t *testing.T) {
 		t.Fatalf("stored outbox at the end = %q", got)
 	}
 }
+
+// swallowAcksJS makes the page's sockets drop the server's ack frames (the
+// page is reloaded before they arrive).
+const swallowAcksJS = `(() => {
+	const desc = Object.getOwnPropertyDescriptor(WebSocket.prototype, "onmessage");
+	Object.defineProperty(WebSocket.prototype, "onmessage", {
+		configurable: true,
+		get() { return desc.get.call(this); },
+		set(fn) {
+			desc.set.call(this, function (e) {
+				try { if (JSON.parse(e.data).type === "ack") { return; } } catch (err) { /* not JSON */ }
+				return fn.call(this, e);
+			});
+		},
+	});
+})()`
+
+// A message whose logged copy arrived before its ack (frames of different
+// kinds interleave), with the page reloaded before the ack: after the
+// reload it is shown once, not once more as a bubble stuck "sending".
+func TestBrowserWidgetLoggedBeforeAckShownOnce(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := browsertest.Start(t, 1200, 900)
+	// The acks are lost until the reload.
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"), chromedp.Evaluate[chromedp.Void](swallowAcksJS))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	// (The socket may have been set up before the override: reconnect.)
+	ts.LN.dropAll()
+	waitFor(t, ctx, "the widget to reconnect", statusOnline)
+	sendFromWidget(t, ctx, "logged first")
+	waitFor(t, ctx, "the answer, the message logged but not acknowledged",
+		`document.getElementById("tandem-log").textContent.includes("echo: logged first") && `+pendingCount+` === 0 && `+outboxLength+` === 1`)
+
+	browsertest.Do(t, ctx, chromedp.Reload())
+	waitFor(t, ctx, "the widget to reconnect after the reload", statusOnline+` && `+outboxLength+` === 0`)
+	sendFromWidget(t, ctx, "after reload")
+	waitFor(t, ctx, "the next answer", `document.getElementById("tandem-log").textContent.includes("echo: after reload") && `+outboxLength+` === 0`)
+	shown := browsertest.Eval[int](t, ctx, `Array.from(document.querySelectorAll("#tandem-log .tandem-msg")).filter(e => e.querySelector(".tandem-text").textContent === "logged first").length`)
+	if n := browsertest.Eval[int](t, ctx, pendingCount); shown != 1 || n != 0 {
+		t.Fatalf("the message is shown %d times, %d bubbles pending; want once, none", shown, n)
+	}
+	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+	if got := customerTexts(t, ts, conv); fmt.Sprint(got) != "[logged first after reload]" {
+		t.Fatalf("stored customer messages = %q", got)
+	}
+}

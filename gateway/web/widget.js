@@ -393,7 +393,16 @@
       item.sentOn = connSerial;
     }
   }
-  function acked(clientId) {
+  // acked drops an outbox item; seq, when given, is the ack's: a message
+  // already logged at or below the last seq seen was shown as logged (its
+  // message frame came first, or before a reload), so its pending bubble,
+  // shown again from the outbox, goes too.
+  function acked(clientId, seq) {
+    if (seq > 0 && seq <= state.lastSeq && pendingEls[clientId]) {
+      var node = pendingEls[clientId];
+      if (node.parentNode) { node.parentNode.removeChild(node); }
+      delete pendingEls[clientId];
+    }
     goneIds[clientId] = true;
     state.outbox = state.outbox.filter(function (x) { return x.client_id !== clientId; });
     save();
@@ -590,7 +599,7 @@
       flush();
       break;
     case "ack":
-      if (!contactAnswered(f)) { acked(f.client_id); }
+      if (!contactAnswered(f)) { acked(f.client_id, f.seq); }
       break;
     case "message":
       if (f.message && f.conversation_id === state.conversationId) { appendMessage(f.message, false); save(); sendRead(); }
@@ -667,7 +676,14 @@
   // ---- boot ----------------------------------------------------------------
   function boot() {
     document.body.appendChild(root);
-    state.messages.forEach(function (m) { appendMessage(m, true); });
+    var logged = {};
+    state.messages.forEach(function (m) { appendMessage(m, true); if (m.client_id) { logged[m.client_id] = true; } });
+    // A message logged before its ack came (the page was reloaded between
+    // them) is shown once, as logged: it leaves the outbox.
+    state.outbox = state.outbox.filter(function (item) {
+      if (item && logged[item.client_id]) { goneIds[item.client_id] = true; return false; }
+      return true;
+    });
     state.outbox.forEach(function (item) {
       delete item.sentOn;
       // Stored by an older version, or by hand: what the server would refuse is not sent.
