@@ -77,12 +77,18 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 		}
 	}
 
+	// A confident intent's configured response is an answer of its own, so
+	// with on_failure extractive a generator that is down falls back to it
+	// as to an FAQ answer instead of escalating.
+	_, hasResponse := pol.Responses[intent.Name]
+	canFallBack := faq != nil || confident && hasResponse
+
 	// Generative answer grounded in the top FAQs.
 	if p.deps.LLM != nil && len(t.hits) > 0 && t.hits[0].Score >= pol.LLM.MinScore {
 		if p.deps.LLM.Open() {
 			p.m.llm.WithLabelValues("breaker_open").Inc()
 			llmFailed = true
-			if pol.LLM.OnFailure == "escalate" || faq == nil {
+			if pol.LLM.OnFailure == "escalate" || !canFallBack {
 				return p.escalate(t, turn, tandem.EscalateBreakerOpen, "the answer generator is unavailable"), false, nil
 			}
 		} else {
@@ -105,7 +111,7 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 				p.m.llm.WithLabelValues("error").Inc()
 				llmFailed = true
 				p.log.WarnContext(ctx, "llm answer failed", "conversation", turn.ConversationID, "err", gerr)
-				if pol.LLM.OnFailure == "escalate" || faq == nil {
+				if pol.LLM.OnFailure == "escalate" || !canFallBack {
 					return p.escalate(t, turn, tandem.EscalateBreakerOpen, "answer generation failed"), false, nil
 				}
 			}
@@ -125,7 +131,7 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 				return tandem.Reply{Kind: tandem.ReplyClarify, Text: ask}, false, nil
 			}
 			// A filled template is this conversation's answer: not cached.
-			return tandem.Reply{Kind: tandem.ReplyAnswer, Text: text}, !templated && !picked, nil
+			return tandem.Reply{Kind: tandem.ReplyAnswer, Text: text}, !templated && !picked && !llmFailed, nil
 		}
 	}
 

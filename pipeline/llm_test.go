@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -227,5 +228,43 @@ func TestNonStreamWaitsForTheWholeAnswer(t *testing.T) {
 		if !tc.ok && err == nil {
 			t.Fatalf("max %s: an answer slower than MaxDuration was accepted", tc.maxDuration)
 		}
+	}
+}
+
+// weakRetriever returns one FAQ hit too weak to answer from (0.5 < 0.75)
+// but strong enough to try the generator (>= 0.3).
+type weakRetriever struct{}
+
+func (weakRetriever) Retrieve(context.Context, string, string, int) ([]tandem.Hit, error) {
+	return []tandem.Hit{{FAQ: demoFAQs[2], Score: 0.5}}, nil
+}
+
+// TestLLMFailureFallsBackToIntentResponse: with on_failure extractive, a
+// failed or unavailable generator falls back to the confident intent's
+// configured response (an answer the bot has without the LLM) instead of
+// escalating with llm_unavailable; that answer is not cached.
+func TestLLMFailureFallsBackToIntentResponse(t *testing.T) {
+	f := newFakeOpenAI(t, groundedAnswer)
+	f.mode.Store("fail")
+	l := newLLM(t, f, func(c *LLMConfig) { c.OpenFor = time.Hour })
+	cache := newReplyCache(t)
+	p := newTestPipeline(t, func(c *Config, d *Deps) { d.LLM = l; d.Retriever = weakRetriever{}; d.Cache = cache })
+	ctx := context.Background()
+	for i := range 5 { // failures, then an open breaker
+		r, err := p.Respond(ctx, turn(fmt.Sprint("resp-", i), "hello there"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind != tandem.ReplyAnswer || r.Text != "Hello! How can I help?" || r.Cached {
+			t.Fatalf("turn %d (breaker %s): want the greet response, got %+v", i, l.BreakerState(), r)
+		}
+	}
+	if l.BreakerState() != "open" {
+		t.Fatalf("breaker = %s", l.BreakerState())
+	}
+	// Without an FAQ or a response to fall back to, it still escalates.
+	r, err := p.Respond(ctx, turn("resp-x", "something else entirely"))
+	if err != nil || r.Kind != tandem.ReplyEscalate || r.Escalation.Reason != tandem.EscalateBreakerOpen {
+		t.Fatalf("nothing to fall back to: %+v %v", r, err)
 	}
 }
