@@ -1070,7 +1070,7 @@ func VectorSQL(model string, dim int, fl knowledge.Filter) (string, []string) {
 	var conds []string
 	var params []string
 	conds = append(conds, "e.model = '"+model+"'")
-	if fl.Locale != "" {
+	if fl.Locales() != nil { // a blank locale is no filter, as in where()
 		params = append(params, "locale")
 		conds = append(conds, fmt.Sprintf("e.locale = ANY($%d)", 2+len(params)))
 	}

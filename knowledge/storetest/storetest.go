@@ -500,6 +500,11 @@ func testVectorSearch(t *testing.T, s knowledge.Store) {
 	if len(hits) != 1 || hits[0].FAQ.ExternalID != "c" {
 		t.Errorf("regional locale+tag filter = %v", ids(hits))
 	}
+	// A blank locale filter is no locale filter (as in lexical search).
+	hits, _ = s.VectorSearch(ctx, "m4", unit(0, 0), knowledge.Filter{Locale: "  "}, 10)
+	if len(hits) != 3 {
+		t.Errorf("blank locale filter = %v, want all 3", ids(hits))
+	}
 	_, err = s.VectorSearch(ctx, "m4", []float32{1, 0}, knowledge.Filter{}, 1)
 	wantCode(t, err, tandem.EINVALID)
 	_, err = s.VectorSearch(ctx, "unknown", unit(0, 0), knowledge.Filter{}, 1)
