@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	openai "github.com/sashabaranov/go-openai"
 	"github.com/sony/gobreaker"
@@ -303,7 +304,7 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 		text.WriteString(d)
 		if !sentinelChecked {
 			held += d
-			trimmed := strings.TrimLeft(held, " \n")
+			trimmed := strings.TrimLeftFunc(held, unicode.IsSpace) // as the final TrimSpace
 			if len(trimmed) < len(noAnswer) && strings.HasPrefix(noAnswer, trimmed) {
 				continue // could still be the sentinel
 			}

@@ -268,3 +268,21 @@ func TestLLMFailureFallsBackToIntentResponse(t *testing.T) {
 		t.Fatalf("nothing to fall back to: %+v %v", r, err)
 	}
 }
+
+// TestSentinelAfterAnyWhiteSpaceNotStreamed: a model that puts a tab or a
+// CRLF before NO_ANSWER declines just the same, and the sentinel never
+// reaches the customer's stream.
+func TestSentinelAfterAnyWhiteSpaceNotStreamed(t *testing.T) {
+	src := []tandem.FAQ{{ID: "f1", Question: "How do I track my order?", Answer: "Orders page."}}
+	for _, answer := range []string{"\r\nNO_ANSWER", "\tNO_ANSWER", "\u00a0NO_ANSWER"} {
+		f := newFakeOpenAI(t, answer)
+		l := newLLM(t, f, nil)
+		var d deltaRecorder
+		if _, err := l.Generate(context.Background(), "q", src, d.add); err != ErrNoAnswer {
+			t.Errorf("%q: err = %v, want ErrNoAnswer", answer, err)
+		}
+		if strings.Contains(d.String(), "NO_") {
+			t.Errorf("%q: sentinel streamed: %q", answer, d.String())
+		}
+	}
+}
