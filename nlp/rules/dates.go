@@ -435,11 +435,16 @@ func (e *Extractor) dates(s string, h *hints, ref time.Time, cs []candidate) []c
 			continue
 		}
 		join := func(t temporal, st, en int) {
-			h := t.h
+			h, day := t.h, d.day
 			if d.tonight && h < 12 && h >= 1 {
 				h += 12
 			}
-			at := atClock(d.day, h, t.m, t.s)
+			if d.tonight && h == 0 {
+				// "midnight tonight", "tonight at 12am": the midnight that
+				// ends today, not the one that began it.
+				day = addDays(day, 1)
+			}
+			at := atClock(day, h, t.m, t.s)
 			ts = append(ts, temporal{st: st, en: en, kind: tDateTime, day: at})
 		}
 		for g := 0; g <= maxGap && d.en+g <= len(s); g++ {
@@ -502,6 +507,12 @@ func addMonths(day time.Time, n int) time.Time {
 		d = last
 	}
 	return time.Date(first.Year(), first.Month(), d, 0, 0, 0, 0, day.Location())
+}
+
+// addDays moves a date by n calendar days.
+func addDays(day time.Time, n int) time.Time {
+	y, m, d := day.Date()
+	return time.Date(y, m, d+n, 0, 0, 0, 0, day.Location())
 }
 
 // atClock is the wall-clock time h:m:s on day's date in day's location.

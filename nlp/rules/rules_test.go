@@ -397,3 +397,12 @@ func TestMonthOffsetsClampToMonthEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestMidnightTonight: "midnight tonight" is the midnight that ends the
+// reference day, not the one that began it (already past).
+func TestMidnightTonight(t *testing.T) {
+	check(t, Default(), "by midnight tonight", "datetime:midnight tonight=2026-03-05T00:00:00+01:00")
+	check(t, Default(), "tonight at midnight", "datetime:tonight at midnight=2026-03-05T00:00:00+01:00")
+	check(t, Default(), "tonight at 12:30am", "datetime:tonight at 12:30am=2026-03-05T00:30:00+01:00")
+	check(t, Default(), "tonight at 11pm", "datetime:tonight at 11pm=2026-03-04T23:00:00+01:00")
+}
