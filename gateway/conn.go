@@ -63,8 +63,9 @@ type Conn struct {
 	ephemeral *rate.Limiter // AllowEphemeral's budget
 	pings     *rate.Limiter // AllowPing's budget
 
-	mu      sync.Mutex // guards follows
+	mu      sync.Mutex // guards follows, over
 	follows map[string]func()
+	over    bool // the connection ended: no more follows
 
 	last map[string]int64 // conversation -> last seq written; writer goroutine only
 }
@@ -210,6 +211,10 @@ func (c *Conn) FollowAfter(conversationID string, after int64, first any) error 
 
 func (c *Conn) follow(conversationID string, after int64, first []byte) error {
 	c.mu.Lock()
+	if c.over {
+		c.mu.Unlock()
+		return tandem.Errorf(tandem.EUNAVAILABLE, "connection closed")
+	}
 	if c.follows == nil {
 		c.follows = map[string]func(){}
 	}
@@ -228,7 +233,7 @@ func (c *Conn) follow(conversationID string, after int64, first []byte) error {
 		c.mu.Unlock()
 		return tandem.WrapError(tandem.EUNAVAILABLE, err, "cannot subscribe to the conversation")
 	}
-	if c.follows == nil { // the connection ended meanwhile
+	if c.over { // the connection ended meanwhile
 		c.mu.Unlock()
 		unsub()
 		return tandem.Errorf(tandem.EUNAVAILABLE, "connection closed")
@@ -495,7 +500,7 @@ func (c *Conn) ended() {
 	c.cancel()
 	c.mu.Lock()
 	follows := c.follows
-	c.follows = nil
+	c.follows, c.over = nil, true
 	c.mu.Unlock()
 	for _, unsub := range follows {
 		unsub()

@@ -185,3 +185,36 @@ func TestFollowRacingUnfollowKeepsDelivering(t *testing.T) {
 		t.Fatalf("the followed conversation's message did not arrive: %s, %v", b, err)
 	}
 }
+
+// TestFollowAfterEndLeaksNothing: a Follow that lands after the connection
+// ended (the console's worker follows on handoff events, on its own
+// goroutine) must fail and leave no subscription behind; it used to
+// subscribe for good, keeping the connection and the conversation's bus
+// subscription for the life of the process.
+func TestFollowAfterEndLeaksNothing(t *testing.T) {
+	const conv = "c1"
+	h := &followHandler{conv: conv}
+	chat, ws := followRig(t, &hookBus{LocalBus: NewLocalBus()}, h)
+	_ = ws.WriteMessage(websocket.TextMessage, []byte("hi"))
+	deadline := time.Now().Add(10 * time.Second) // a hang guard
+	for h.conn.Load() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no frame handled")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	_ = ws.Close()
+	for chat.Connections() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection did not end")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c := h.conn.Load()
+	if err := c.Follow(conv, 0); err == nil {
+		t.Error("Follow on an ended connection succeeded")
+	}
+	if n := chat.hub.Subscribers(conv); n != 0 {
+		t.Fatalf("%d subscribers left after the connection ended", n)
+	}
+}
