@@ -514,13 +514,19 @@ func (e *Extractor) phones(s string, cs []candidate) []candidate {
 			}
 		}
 		raw := s[st:en]
-		digits := make([]byte, 0, len(raw))
-		for i := 0; i < len(raw); i++ {
-			if isDigit(raw[i]) {
-				digits = append(digits, raw[i])
+		intl := strings.HasPrefix(raw, "+") || strings.HasPrefix(raw, "00")
+		num := raw
+		if intl {
+			// "+44 (0)20 7946 0958": the parenthesised trunk 0 is dialled
+			// only from inside the country; it is not part of the number.
+			num = strings.Replace(num, "(0)", "", 1)
+		}
+		digits := make([]byte, 0, len(num))
+		for i := 0; i < len(num); i++ {
+			if isDigit(num[i]) {
+				digits = append(digits, num[i])
 			}
 		}
-		intl := strings.HasPrefix(raw, "+") || strings.HasPrefix(raw, "00")
 		if strings.HasPrefix(raw, "00") {
 			digits = digits[2:]
 		}

@@ -406,3 +406,12 @@ func TestMidnightTonight(t *testing.T) {
 	check(t, Default(), "tonight at 12:30am", "datetime:tonight at 12:30am=2026-03-05T00:30:00+01:00")
 	check(t, Default(), "tonight at 11pm", "datetime:tonight at 11pm=2026-03-04T23:00:00+01:00")
 }
+
+// TestPhoneTrunkZeroInParentheses: "+44 (0)20 7946 0958" is +442079460958,
+// the "(0)" being the trunk prefix dialled only inside the country.
+func TestPhoneTrunkZeroInParentheses(t *testing.T) {
+	x := Default()
+	check(t, x, "+44 (0)20 7946 0958", "phone:+44 (0)20 7946 0958=+442079460958")
+	check(t, x, "call +49 (0)30 1234567", "phone:+49 (0)30 1234567=+49301234567")
+	check(t, x, "0049 (0)30 1234567", "phone:0049 (0)30 1234567=+49301234567")
+}
