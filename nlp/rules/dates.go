@@ -16,7 +16,7 @@ const (
 var (
 	reDayMonth = regexp.MustCompile(`(?i)\b(?:on\s+)?(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)?(?:\s+of)?\s+` + reMonth + `\b\.?(?:,?\s+(\d{4})\b)?`)
 	reMonthDay = regexp.MustCompile(`(?i)\b(?:on\s+)?` + reMonth + `\b\.?\s+(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)?\b(?:,?\s+(\d{4})\b)?`)
-	reISODate  = regexp.MustCompile(`\b(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2}))?)?\b`)
+	reISODate  = regexp.MustCompile(`\b(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})?)?\b`)
 	reSlash    = regexp.MustCompile(`\b(\d{1,2})/(\d{1,2})(?:/(\d{4}|\d{2}))?\b`)
 	reDotted   = regexp.MustCompile(`\b(\d{1,2})\.(\d{1,2})\.(\d{4}|\d{2})\b`)
 	reRelDay   = regexp.MustCompile(`(?i)\b(today|tonight|tomorrow|tmrw|yesterday|(?:the\s+)?day\s+after\s+tomorrow|(?:the\s+)?day\s+before\s+yesterday)\b`)
@@ -209,7 +209,22 @@ func (e *Extractor) dates(s string, h *hints, ref time.Time, cs []candidate) []c
 				sec = atoi(s[m[12]:m[13]])
 			}
 			if h <= 23 && mi <= 59 && sec <= 59 {
-				ts = append(ts, temporal{st: m[0], en: m[1], kind: tDateTime, day: atClock(t, h, mi, sec)})
+				at := atClock(t, h, mi, sec)
+				en := m[1]
+				if m[14] >= 0 && s[m[14]] != 'Z' && s[m[14]] != 'z' && s[m[7]] == ' ' && m[12] < 0 {
+					// "2026-11-22 10:30-11:30" is a range of times, not an
+					// offset (which needs the T or seconds).
+					m[14], en = -1, m[14]
+				}
+				if m[14] >= 0 { // an explicit UTC offset: that instant, shown in ref's zone
+					off, ok := isoOffset(s[m[14]:m[15]])
+					if !ok {
+						continue
+					}
+					y, mo, d := t.Date()
+					at = time.Date(y, mo, d, h, mi, sec, 0, time.FixedZone("", off)).In(loc)
+				}
+				ts = append(ts, temporal{st: m[0], en: en, kind: tDateTime, day: at})
 				continue
 			}
 		}
@@ -507,6 +522,24 @@ func addMonths(day time.Time, n int) time.Time {
 		d = last
 	}
 	return time.Date(first.Year(), first.Month(), d, 0, 0, 0, 0, day.Location())
+}
+
+// isoOffset parses an ISO 8601 UTC offset ("Z", "+02:00", "-0530") into
+// seconds east of UTC.
+func isoOffset(z string) (int, bool) {
+	if z == "Z" || z == "z" {
+		return 0, true
+	}
+	sign := 1
+	if z[0] == '-' {
+		sign = -1
+	}
+	digits := strings.ReplaceAll(z[1:], ":", "")
+	hh, mm := atoi(digits[:2]), atoi(digits[2:])
+	if hh > 14 || mm > 59 {
+		return 0, false
+	}
+	return sign * (hh*3600 + mm*60), true
 }
 
 // addDays moves a date by n calendar days.

@@ -415,3 +415,20 @@ func TestPhoneTrunkZeroInParentheses(t *testing.T) {
 	check(t, x, "call +49 (0)30 1234567", "phone:+49 (0)30 1234567=+49301234567")
 	check(t, x, "0049 (0)30 1234567", "phone:0049 (0)30 1234567=+49301234567")
 }
+
+// TestISODateTimeWithOffset: an ISO 8601 date-time with "Z" or a UTC offset
+// is that instant (shown in the reference time's zone), not the same
+// wall-clock time in the reference zone; the offset is part of the entity.
+func TestISODateTimeWithOffset(t *testing.T) {
+	x := Default()
+	check(t, x, "2026-11-22T10:30:00Z", "datetime:2026-11-22T10:30:00Z=2026-11-22T11:30:00+01:00")
+	check(t, x, "at 2026-11-22T10:30:00+02:00 ok", "datetime:2026-11-22T10:30:00+02:00=2026-11-22T09:30:00+01:00")
+	check(t, x, "2026-11-22T10:30-0500", "datetime:2026-11-22T10:30-0500=2026-11-22T16:30:00+01:00")
+	check(t, x, "2026-11-22T23:30:00.123Z", "datetime:2026-11-22T23:30:00.123Z=2026-11-23T00:30:00+01:00")
+	check(t, x, "2026-11-22T10:30", "datetime:2026-11-22T10:30=2026-11-22T10:30:00+01:00")
+}
+
+func TestISODateTimeRangeIsNotAnOffset(t *testing.T) {
+	check(t, Default(), "2026-11-22 10:30-11:30", "datetime:2026-11-22 10:30=2026-11-22T10:30:00+01:00", "time:11:30=11:30")
+	check(t, Default(), "2026-11-22 10:30:00+02:00", "datetime:2026-11-22 10:30:00+02:00=2026-11-22T09:30:00+01:00")
+}
