@@ -562,19 +562,25 @@
       try { f = JSON.parse(e.data); } catch (err) { return; }
       if (f && typeof f.type === "string") { onFrame(f); }
     };
-    sock.onclose = function (e) {
-      if (sock !== ws) { return; }
-      ws = null; welcomed = false;
-      clearInterval(heartbeat); clearTimeout(stableTimer);
-      setTyping("bot", false); setTyping("agent", false);
-      // Deltas sent meanwhile are lost: the answer comes whole, as a message.
-      dropStreams();
-      if (contactPending) { contactPending = ""; contactSend.disabled = false; contactStatus("Not sent: the connection dropped. Please try again.", true); }
-      if (e.code === 4401 || e.code === 4403) { state.token = ""; save(); scheduleReconnect(); setStatus("Reconnecting…"); return; }
-      if (e.code === 1012) { setStatus("Reconnecting…"); scheduleReconnect(200 + Math.random() * 1500); return; }
-      setStatus("Offline — reconnecting…");
-      scheduleReconnect();
-    };
+    sock.onclose = function (e) { closed(sock, e.code); };
+  }
+
+  // closed handles the end of the current socket: its close event, or the
+  // watchdog giving up on a link gone silent (the browser reports the
+  // close of a dead link only after its close handshake times out, a
+  // minute in Chromium, and the widget would stay offline meanwhile).
+  function closed(sock, code) {
+    if (sock !== ws) { return; }
+    ws = null; welcomed = false;
+    clearInterval(heartbeat); clearTimeout(stableTimer);
+    setTyping("bot", false); setTyping("agent", false);
+    // Deltas sent meanwhile are lost: the answer comes whole, as a message.
+    dropStreams();
+    if (contactPending) { contactPending = ""; contactSend.disabled = false; contactStatus("Not sent: the connection dropped. Please try again.", true); }
+    if (code === 4401 || code === 4403) { state.token = ""; save(); scheduleReconnect(); setStatus("Reconnecting…"); return; }
+    if (code === 1012) { setStatus("Reconnecting…"); scheduleReconnect(200 + Math.random() * 1500); return; }
+    setStatus("Offline — reconnecting…");
+    scheduleReconnect();
   }
 
   function onFrame(f) {
@@ -588,7 +594,11 @@
       heartbeatMs = f.heartbeat_ms > 0 ? f.heartbeat_ms : 25000;
       clearInterval(heartbeat);
       heartbeat = setInterval(function () {
-        if (Date.now() - lastFrame > 2 * heartbeatMs + 5000) { if (ws) { ws.close(); } return; }
+        if (Date.now() - lastFrame > 2 * heartbeatMs + 5000) {
+          var dead = ws;
+          if (dead) { try { dead.close(); } catch (e) { /* ignore */ } closed(dead, 1006); }
+          return;
+        }
         send({ type: "ping" });
       }, heartbeatMs);
       setStatus(modeText(f.mode));
