@@ -263,3 +263,42 @@ func TestReplayDuringStoreOutageSaysRetry(t *testing.T) {
 		t.Fatalf("close code %d, want 1013", code)
 	}
 }
+
+// blinkingLog fails the first Conversation read after each customer
+// Append (one failed query in a database blip).
+type blinkingLog struct {
+	gateway.ConvLog
+	failNext atomic.Bool
+}
+
+func (l *blinkingLog) Append(ctx context.Context, m tandem.Message) (tandem.Message, bool, error) {
+	stored, dup, err := l.ConvLog.Append(ctx, m)
+	if err == nil && m.Author == tandem.AuthorCustomer {
+		l.failNext.Store(true)
+	}
+	return stored, dup, err
+}
+
+func (l *blinkingLog) Conversation(ctx context.Context, id string) (tandem.Conversation, error) {
+	if l.failNext.CompareAndSwap(true, false) {
+		return tandem.Conversation{}, errors.New("pq: connection reset by peer")
+	}
+	return l.ConvLog.Conversation(ctx, id)
+}
+
+// TestStoreBlipAfterAppendStillAnswered: a stored and acknowledged message
+// whose conversation could not be read right after the append (who
+// answers is then unknown) still gets its turn, which decides from the
+// conversation as it stands; it used to be acknowledged and never
+// answered, and its resend, a duplicate, was not answered either.
+func TestStoreBlipAfterAppendStillAnswered(t *testing.T) {
+	log := &blinkingLog{ConvLog: gateway.NewMemLog()}
+	ts := startServer(t, serverOpts{log: log})
+	s := ts.session(t, nil)
+	ws := ts.connect(t, s.Token, 0)
+	ws.send(map[string]any{"type": "message", "client_id": "m1", "text": "hello there"})
+	f, _ := ws.until(messageFrom(tandem.AuthorBot))
+	if m := f.msg(t); m.Text != "echo: hello there" {
+		t.Fatalf("bot answered %q", m.Text)
+	}
+}

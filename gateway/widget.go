@@ -343,7 +343,11 @@ func (s *widgetSession) message(ctx context.Context, c *Conn, f ClientFrame) {
 	if !dup {
 		cv, err := chat.log.Conversation(ctx, conv)
 		if err != nil {
+			// Unknown: the turn decides from the conversation as it then
+			// stands (an agent's conversation is left to the agent), rather
+			// than leaving a stored, acknowledged message unanswered.
 			chat.logger.Error("read conversation", "conversation", conv, "err", err)
+			toBot = true
 		} else {
 			toBot = chat.botAnswers(ctx, cv)
 		}
