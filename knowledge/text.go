@@ -133,9 +133,13 @@ func Stem(w string) string {
 	return w
 }
 
+// undouble drops the second of two equal final ASCII letters ("stopp" ->
+// "stop"). Bytes of multi-byte characters are left alone: some letters
+// end in two equal bytes (त is E0 A4 A4), and cutting one would leave
+// invalid UTF-8.
 func undouble(w string) string {
 	n := len(w)
-	if n >= 3 && w[n-1] == w[n-2] && w[n-1] != 'l' && w[n-1] != 's' && w[n-1] != 'z' {
+	if n >= 3 && w[n-1] < utf8.RuneSelf && w[n-1] == w[n-2] && w[n-1] != 'l' && w[n-1] != 's' && w[n-1] != 'z' {
 		return w[:n-1]
 	}
 	return w

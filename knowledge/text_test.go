@@ -29,3 +29,19 @@ func TestTokensCapLongWords(t *testing.T) {
 		t.Errorf("Tokens = %v", got)
 	}
 }
+
+// TestStemKeepsUTF8: un-doubling a consonant before -ing/-ed applies to
+// ASCII letters only; it used to drop the last byte of a multi-byte letter
+// whose encoding ends in two equal bytes (त, 곳), leaving invalid UTF-8.
+func TestStemKeepsUTF8(t *testing.T) {
+	for _, w := range []string{"तing", "तed", "곳ing", "bigतed", "running", "stopped"} {
+		for _, tok := range knowledge.Tokens(w) {
+			if !utf8.ValidString(tok) {
+				t.Errorf("Tokens(%q) has the invalid term %q", w, tok)
+			}
+		}
+	}
+	if got := knowledge.Stem("running") + " " + knowledge.Stem("stopped") + " " + knowledge.Stem("तing"); got != "run stop त" {
+		t.Errorf("stems = %q", got)
+	}
+}

@@ -669,6 +669,15 @@ func testUnicode(t *testing.T, s knowledge.Store) {
 	if err != nil || len(hits) != 1 {
 		t.Fatalf("French lexical = %v, %v", ids(hits), err)
 	}
+	// A non-Latin letter whose UTF-8 ends in two equal bytes (Devanagari
+	// त is E0 A4 A4) before an English suffix: the stemmer's un-doubling
+	// cut the letter in half, an invalid UTF-8 term PostgreSQL refused, so
+	// such an FAQ could not be stored and such a query failed the search.
+	mixed := mustCreate(t, s, tandem.FAQ{ExternalID: "hi", Question: "तing तed?", Answer: "हाँ", Locale: "hi", Status: tandem.FAQPublished})
+	hits, err = s.LexicalSearch(ctx, "तing", knowledge.Filter{}, 5)
+	if err != nil || len(hits) != 1 || hits[0].FAQ.ID != mixed.ID {
+		t.Fatalf("mixed-script lexical = %v, %v", ids(hits), err)
+	}
 }
 
 // testVectorDegenerate: a zero query vector (no direction) finds nothing; a
