@@ -724,3 +724,43 @@ func TestBrowserWidgetDeadLinkReconnects(t *testing.T) {
 		t.Fatalf("stored customer messages = %q", got)
 	}
 }
+
+// Text pasted into the input is never cut silently: too long text stays
+// whole in the input with the "too long" alert (nothing is sent), and text
+// within the server's limit of 4000 code points is sent whole even when it
+// is longer in UTF-16 units (emoji).
+func TestBrowserWidgetPasteIsNotTruncated(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	paste := func(js string) {
+		t.Helper()
+		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+			const i = document.getElementById("tandem-input");
+			i.value = ""; i.focus();
+			document.execCommand("insertText", false, `+js+`);
+		})()`))
+	}
+
+	paste(`"y".repeat(4100)`)
+	if n := browsertest.Eval[int](t, ctx, `document.getElementById("tandem-input").value.length`); n != 4100 {
+		t.Fatalf("the input holds %d of the 4100 pasted characters", n)
+	}
+	browsertest.Do(t, ctx, chromedp.Click(chromedp.ID("tandem-send")))
+	if got := browsertest.Eval[string](t, ctx, `document.getElementById("tandem-form-error").textContent`); !strings.Contains(got, "too long") {
+		t.Fatalf("form error after pasting 4100 characters = %q", got)
+	}
+	if n := browsertest.Eval[int](t, ctx, outboxLength+` + `+pendingCount); n != 0 {
+		t.Fatalf("%d queued or pending after too long text", n)
+	}
+
+	emoji := strings.Repeat("😀", 2500) // 2,500 code points, 5,000 UTF-16 units
+	paste(fmt.Sprintf("%q", emoji))
+	browsertest.Do(t, ctx, chromedp.Click(chromedp.ID("tandem-send")))
+	waitFor(t, ctx, "the emoji message stored", noPendingLeft+` && document.getElementById("tandem-log").textContent.includes("echo: 😀")`)
+	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+	if got := customerTexts(t, ts, conv); len(got) != 1 || got[0] != emoji {
+		t.Fatalf("stored customer messages: %d, the first of %d bytes, want the %d bytes pasted", len(got), len(strings.Join(got, "")), len(emoji))
+	}
+}

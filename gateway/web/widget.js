@@ -150,7 +150,9 @@
   var quickEl = el("div", { "class": "tandem-quick", id: "tandem-quick", role: "group", "aria-label": "Suggested replies" });
   var form = el("form", { "class": "tandem-form" });
   var label = el("label", { "for": "tandem-input", "class": "tandem-sr" }, "Type your message");
-  var input = el("textarea", { "class": "tandem-input", id: "tandem-input", rows: "1", maxlength: "4000", placeholder: "Type your message…", autocomplete: "off", dir: "auto" });
+  // No maxlength: it would cut pasted text silently (and counts UTF-16
+  // units, not the server's code points); textProblem says what is wrong.
+  var input = el("textarea", { "class": "tandem-input", id: "tandem-input", rows: "1", placeholder: "Type your message…", autocomplete: "off", dir: "auto" });
   var sendBtn = el("button", { "class": "tandem-send", type: "submit", id: "tandem-send" }, "Send");
   form.appendChild(label); form.appendChild(input); form.appendChild(sendBtn);
   var formError = el("p", { "class": "tandem-form-error", id: "tandem-form-error", role: "alert" });
