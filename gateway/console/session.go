@@ -306,11 +306,21 @@ func (s *session) follow(conv string) error {
 
 // sync follows a conversation while the agent may read it and stops
 // following it otherwise (the store is the source of truth, not the order
-// in which events arrive).
+// in which events arrive). A store error keeps things as they are: it says
+// nothing about the agent's access, and unfollowing would silently cut an
+// assigned agent off the customer's messages.
 func (s *session) sync(ctx context.Context, conv string) {
-	if _, err := s.c.eng.Authorize(ctx, s.actor(), conv, false); err == nil {
+	_, err := s.c.eng.Authorize(ctx, s.actor(), conv, false)
+	switch tandem.ErrorCode(err) {
+	case "":
 		if err := s.follow(conv); err != nil {
 			s.c.log.Warn("console: follow", "conversation", conv, "err", err)
+		}
+		return
+	case tandem.EFORBIDDEN, tandem.ENOTFOUND:
+	default:
+		if ctx.Err() == nil {
+			s.c.log.Warn("console: check access", "agent", s.agent.ID, "conversation", conv, "err", err)
 		}
 		return
 	}

@@ -1,0 +1,61 @@
+package console_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/handoff"
+	"github.com/tandem-chat/tandem/handoff/memstore"
+)
+
+// flakyStore is a memory store whose OpenTicket fails while failOpen is
+// positive (one call per unit), as a database blip would.
+type flakyStore struct {
+	handoff.Store
+	failOpen atomic.Int32
+}
+
+func newFlakyStore() *flakyStore { return &flakyStore{Store: memstore.New()} }
+
+func (s *flakyStore) OpenTicket(ctx context.Context, conv string) (tandem.Ticket, error) {
+	if s.failOpen.Add(-1) >= 0 {
+		return tandem.Ticket{}, errors.New("pq: connection reset by peer")
+	}
+	s.failOpen.Store(0)
+	return s.Store.OpenTicket(ctx, conv)
+}
+
+// TestStoreBlipKeepsAgentFollowing: a store error while the console checks
+// an event against the store must not stop the assigned agent's console
+// from following the chat (the customer's next messages never reached the
+// agent): only a definite "no longer yours" does.
+func TestStoreBlipKeepsAgentFollowing(t *testing.T) {
+	fs := newFlakyStore()
+	e := newNode(t, nodeOpts{store: fs, drop: func(ev handoff.Event) bool {
+		if ev.Type == handoff.EventContact {
+			fs.failOpen.Store(1) // the console's check of this event fails
+		}
+		return false
+	}})
+	ctx := context.Background()
+	_, annTok := e.agent("ann@example.com", "Ann", nil)
+	annC := e.console(annTok)
+	annC.away()
+	cust, conv, _ := e.claimedChat(annC)
+
+	if _, err := e.Engine.LeaveContact(ctx, conv, "someone@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	annC.until(ticketEvent("ticket.contact"))
+	for deadline := time.Now().Add(10 * time.Second); fs.failOpen.Load() > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) { // a hang guard, not a speed limit
+			t.Fatal("the console never checked the event against the store")
+		}
+	}
+	cust.send(map[string]any{"type": "message", "client_id": "m1", "text": "are you still there?"})
+	annC.until(messageFrom(tandem.AuthorCustomer, "are you still there?"))
+}
