@@ -176,3 +176,34 @@ func TestBatcherShortResultIsAnError(t *testing.T) {
 		}
 	}
 }
+
+// TestCachedAnswerKeepsTheTurnsEntities: the entities a customer gives in a
+// message (an order id, a relative date) are theirs: a message whose
+// answer is also another conversation's must still fill this
+// conversation's slots and carry its entities, so such a reply is not
+// served from (or put in) the hot cache.
+func TestCachedAnswerKeepsTheTurnsEntities(t *testing.T) {
+	model := testModel()
+	model.rules = append(model.rules, kwRule{kw: "status", intent: "order_status", conf: 0.95})
+	p := newTestPipeline(t, func(c *Config, d *Deps) { d.Cache = newReplyCache(t); d.Intent = model })
+	ctx := context.Background()
+	const text = "I want a refund for ORD-777"
+	a, err := p.Respond(ctx, turn("A", text))
+	if err != nil || a.Kind != tandem.ReplyAnswer {
+		t.Fatalf("A: %+v %v", a, err)
+	}
+	b, err := p.Respond(ctx, turn("B", text))
+	if err != nil || b.Kind != tandem.ReplyAnswer {
+		t.Fatalf("B: %+v %v", b, err)
+	}
+	if len(b.NLU.Entities) != 1 || b.NLU.Entities[0].Value != "ORD-777" {
+		t.Errorf("B's reply lost the turn's entities: %+v (cached %v)", b.NLU.Entities, b.Cached)
+	}
+	s, err := p.Respond(ctx, turn("B", "what is the status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Text != "Order ORD-777 is on its way." {
+		t.Fatalf("B's order id was not remembered: %q", s.Text)
+	}
+}

@@ -321,7 +321,10 @@ func (p *Pipeline) RespondStream(ctx context.Context, turn tandem.Turn, onDelta 
 	// cache hit skips the models, and with them the intent-based
 	// escalations).
 	degraded := t.intentErr != nil || t.entityErr != nil || t.retrieveErr != nil
-	if err == nil && cacheable && !degraded && p.deps.Cache != nil && t.norm != "" {
+	// Nor is the reply to a message with entities: a cache hit skips the
+	// extractors, and the entities (an order id, a date relative to this
+	// turn) fill this conversation's slots and summary.
+	if err == nil && cacheable && !degraded && len(t.nlu.Entities) == 0 && p.deps.Cache != nil && t.norm != "" {
 		p.deps.Cache.Put(cacheKey, cacheableReply(reply), gen)
 	}
 	return reply, err
