@@ -110,6 +110,12 @@ const MaxImportRows = 50000
 // re-imports unchanged. A row with an external_id keeps only that key (its
 // id is dropped); a row with neither is an error.
 func ParseImport(r io.Reader, format Format) ([]Record, error) {
+	// A UTF-8 byte order mark (Windows editors write one) is not content.
+	br := bufio.NewReader(r)
+	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte("\ufeff")) {
+		_, _ = br.Discard(3)
+	}
+	r = br
 	var recs []Record
 	var err error
 	switch format {

@@ -166,3 +166,31 @@ func TestCSVPhrasings(t *testing.T) {
 		}
 	}
 }
+
+// TestImportByteOrderMark: a UTF-8 byte order mark (what Windows editors
+// and PowerShell write) starts a JSON or JSONL import as it does a CSV one;
+// it was "malformed JSON: invalid character 'ï'" (JSON) or a failed first
+// row (JSONL).
+func TestImportByteOrderMark(t *testing.T) {
+	row := `{"external_id":"bom","question":"With a BOM?","answer":"Yes."}`
+	for _, c := range []struct {
+		format knowledge.Format
+		body   string
+	}{
+		{knowledge.FormatJSON, "\ufeff[" + row + "]"},
+		{knowledge.FormatJSON, "\ufeff{\"items\": [" + row + "]}"},
+		{knowledge.FormatJSONL, "\ufeff" + row + "\n" + strings.Replace(row, "bom", "bom2", 1) + "\n"},
+		{knowledge.FormatCSV, "\ufeffexternal_id,question,answer\nbom,With a BOM?,Yes.\n"},
+	} {
+		recs, err := knowledge.ParseImport(strings.NewReader(c.body), c.format)
+		if err != nil {
+			t.Errorf("%s: %v", c.format, err)
+			continue
+		}
+		for _, r := range recs {
+			if r.Err != nil || !strings.HasPrefix(r.FAQ.ExternalID, "bom") {
+				t.Errorf("%s: row %d: %+v", c.format, r.Row, r)
+			}
+		}
+	}
+}
