@@ -764,3 +764,37 @@ func TestBrowserWidgetPasteIsNotTruncated(t *testing.T) {
 		t.Fatalf("stored customer messages: %d, the first of %d bytes, want the %d bytes pasted", len(got), len(strings.Join(got, "")), len(emoji))
 	}
 }
+
+// Keyboard use: a control that goes away after it was used (a quick reply,
+// once the customer's message is logged; Retry on a message not sent)
+// leaves the focus in the widget's input, not on the page's body (where
+// Escape and typing no longer reach the chat).
+func TestBrowserWidgetFocusStaysAfterUsedControlsGo(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	const focused = `document.activeElement ? (document.activeElement.id || document.activeElement.tagName) : ""`
+
+	t.Run("quick reply", func(t *testing.T) {
+		sendFromWidget(t, ctx, "help")
+		waitFor(t, ctx, "quick replies", `document.querySelectorAll("#tandem-quick button").length === 2`)
+		browsertest.Do(t, ctx, chromedp.Focus(chromedp.CSS("#tandem-quick button")), chromedp.SendKeys(chromedp.CSS("#tandem-quick button"), "\r"))
+		waitFor(t, ctx, "the quick reply's answer", `document.getElementById("tandem-log").textContent.includes("echo: Shipping") && `+noPendingLeft+` && document.querySelectorAll("#tandem-quick button").length === 0`)
+		if got := browsertest.Eval[string](t, ctx, focused); got != "tandem-input" {
+			t.Fatalf("focus after a quick reply = %q, want the input", got)
+		}
+	})
+
+	t.Run("retry", func(t *testing.T) {
+		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](refuseJS), chromedp.Evaluate[chromedp.Void](`window.__refuse = /^refuse/`))
+		sendFromWidget(t, ctx, "refuse once")
+		waitFor(t, ctx, "the not-sent state", `!!document.querySelector("#tandem-log .tandem-failed .tandem-retry")`)
+		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.__refuse = null`),
+			chromedp.Focus(chromedp.CSS("#tandem-log .tandem-failed .tandem-retry")), chromedp.SendKeys(chromedp.CSS("#tandem-log .tandem-failed .tandem-retry"), "\r"))
+		waitFor(t, ctx, "the retried message's answer", `document.getElementById("tandem-log").textContent.includes("echo: refuse once") && `+noPendingLeft)
+		if got := browsertest.Eval[string](t, ctx, focused); got != "tandem-input" {
+			t.Fatalf("focus after Retry = %q, want the input", got)
+		}
+	})
+}

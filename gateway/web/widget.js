@@ -242,7 +242,10 @@
   }
 
   function showQuickReplies(list) {
+    // A used quick reply goes: the focus moves to the input, not the body.
+    var hadFocus = quickEl.contains(document.activeElement);
     clearNode(quickEl);
+    if (hadFocus) { input.focus(); }
     (list || []).slice(0, 6).forEach(function (q) {
       if (typeof q !== "string" || !q) { return; }
       var b = el("button", { type: "button" }, q);
@@ -361,8 +364,10 @@
     if (item.type === "message" && textProblem(serverTrim(item.text || ""))) { return; }
     // The refused client id was never stored: send under a new one, last.
     var node = pendingEls[clientId];
+    var hadFocus = !!node && node.contains(document.activeElement);
     if (node && node.parentNode) { node.parentNode.removeChild(node); }
     delete pendingEls[clientId];
+    if (hadFocus) { input.focus(); }
     state.outbox = state.outbox.filter(function (x) { return x !== item; });
     goneIds[item.client_id] = true;
     delete item.failed; delete item.sentOn; delete item.retryAt;
