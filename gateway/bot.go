@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -132,7 +133,13 @@ func (d *dispatcher) submit(j turnJob) error {
 	if len(q) >= 2*d.chat.cfg.MaxPendingTurns {
 		return tandem.Errorf(tandem.EOVERLOADED, "too many pending turns")
 	}
-	d.queues[conv] = append(q, j)
+	// In seq order: two tabs' messages stored as 5 and 6 may be submitted
+	// as 6 and 5; the bot answers them in the order the log has them.
+	i := len(q)
+	for i > 0 && q[i-1].msg.Seq > j.msg.Seq {
+		i--
+	}
+	d.queues[conv] = slices.Insert(q, i, j)
 	d.pending.Add(1)
 	if !running {
 		d.wg.Add(1)

@@ -2,8 +2,11 @@ package gateway
 
 import (
 	"context"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/tandem-chat/tandem"
 )
@@ -55,5 +58,76 @@ func TestAdmittedTurnsAreQueued(t *testing.T) {
 	// New messages are refused before they are stored.
 	if err := c.turns.room("c1"); tandem.ErrorCode(err) != tandem.EOVERLOADED {
 		t.Fatalf("room with a full queue: %v", err)
+	}
+}
+
+// orderBot records the seqs it answers; the first turn waits for release.
+type orderBot struct {
+	release chan struct{}
+	mu      sync.Mutex
+	seqs    []int64
+	done    chan struct{} // gets one value per turn
+}
+
+func (b *orderBot) Respond(ctx context.Context, turn tandem.Turn) (tandem.Reply, error) {
+	b.mu.Lock()
+	first := len(b.seqs) == 0
+	b.seqs = append(b.seqs, turn.MessageSeq)
+	b.mu.Unlock()
+	if first {
+		select {
+		case <-b.release:
+		case <-ctx.Done():
+		}
+	}
+	b.done <- struct{}{}
+	return tandem.Reply{}, nil
+}
+
+// TestTurnsRunInSeqOrder: two tabs store messages 2 and 3 at once and the
+// one with 3 submits its turn first; the bot must still answer 2 before 3
+// (it answered in submit order: replies out of order, and a bot with
+// conversation state saw the customer's messages swapped).
+func TestTurnsRunInSeqOrder(t *testing.T) {
+	bot := &orderBot{release: make(chan struct{}), done: make(chan struct{}, 8)}
+	auth, err := NewAuth([]byte(strings.Repeat("x", 32)), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := NewMemLog()
+	ctx := context.Background()
+	if _, err := log.CreateConversation(ctx, tandem.Conversation{ID: "c1", SiteKey: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewChat(ChatConfig{}, ChatDeps{Log: log, Bus: NewLocalBus(), Auth: auth, Sites: StaticSites{}, Bot: bot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Shutdown(context.Background()) }()
+	var msgs []tandem.Message
+	for _, text := range []string{"one", "two", "three"} {
+		m, _, err := log.Append(ctx, tandem.Message{ConversationID: "c1", Author: tandem.AuthorCustomer, Text: text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	for _, i := range []int{0, 2, 1} { // seq 1 runs; 3 is submitted before 2
+		if err := c.turns.submit(turnJob{msg: msgs[i]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(bot.release)
+	for range 3 {
+		select {
+		case <-bot.done:
+		case <-time.After(10 * time.Second): // a hang guard
+			t.Fatal("turns did not run")
+		}
+	}
+	bot.mu.Lock()
+	defer bot.mu.Unlock()
+	if want := []int64{1, 2, 3}; !slices.Equal(bot.seqs, want) {
+		t.Fatalf("turns ran for seqs %v, want %v", bot.seqs, want)
 	}
 }
