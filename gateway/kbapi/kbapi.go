@@ -556,8 +556,9 @@ func (a *api) search(w http.ResponseWriter, r *http.Request) {
 	}
 	if k := q.Get("k"); k != "" {
 		n, err := strconv.Atoi(k)
-		if err != nil {
-			a.fail(w, r, tandem.Errorf(tandem.EINVALID, "k must be a number"))
+		if err != nil || n < 1 || n > knowledge.MaxK {
+			// (0 would mean the service's default: not what was asked.)
+			a.fail(w, r, tandem.Errorf(tandem.EINVALID, "k must be a number between 1 and %d", knowledge.MaxK))
 			return
 		}
 		req.K = n

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/tandem-chat/tandem/gateway/kbapi"
@@ -134,6 +135,30 @@ func TestSearchCacheKeyTags(t *testing.T) {
 		res := checkHits(t, e.do(t, "GET", "/search?"+tc.query, e.admin, nil))
 		if len(res.Hits) != tc.hits || res.Cached != tc.cached {
 			t.Errorf("%s: %d hits, cached %v; want %d, %v", tc.query, len(res.Hits), res.Cached, tc.hits, tc.cached)
+		}
+	}
+}
+
+// TestSearchKRange: k outside [1, 100] is 400 naming k, as documented; k=0
+// used to mean the default 5.
+func TestSearchKRange(t *testing.T) {
+	e := setup(t)
+	if r := e.do(t, "POST", "/faqs", e.admin, []byte(`{"question":"How long is shipping?","answer":"3 days"}`)); r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	for _, k := range []string{"0", "-1", "101", "five", "1.5"} {
+		r := e.do(t, "GET", "/search?q=shipping&k="+k, e.admin, nil)
+		if r.status != 400 {
+			t.Errorf("k=%s: %d %s, want 400", k, r.status, r.body)
+			continue
+		}
+		if code, msg := r.errCode(t); code != "invalid" || !strings.HasPrefix(msg, "k") {
+			t.Errorf("k=%s: %s %q", k, code, msg)
+		}
+	}
+	for _, k := range []string{"1", "100"} {
+		if r := e.do(t, "GET", "/search?q=shipping&k="+k, e.admin, nil); r.status != 200 {
+			t.Errorf("k=%s: %d %s", k, r.status, r.body)
 		}
 	}
 }
