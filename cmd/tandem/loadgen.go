@@ -263,6 +263,9 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return fmt.Errorf("loadgen: %w", err)
 	}
+	if len(texts) == 0 {
+		return fmt.Errorf("loadgen: %s has no messages", desc)
+	}
 	if *unique > 0 && *unique < len(texts) {
 		texts = texts[:*unique]
 		desc = fmt.Sprintf("first %d of %s", *unique, desc)
