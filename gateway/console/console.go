@@ -289,6 +289,17 @@ func (c *Console) notifyCustomer(ctx context.Context, e handoff.Event) {
 		if e.Ticket.State == tandem.TicketQueued {
 			q, _ = c.eng.Position(ctx, e.Ticket.ID)
 		}
+		if e.Type == handoff.EventRequeued {
+			// An offer withdrawn or lost before any agent joined: nobody
+			// left the customer, and the bot keeps answering them
+			// (HandoffState), so only their place in the queue changed.
+			if took, terr := tookPart(ctx, c.eng, *e.Ticket); terr == nil && !took {
+				if e.Ticket.State == tandem.TicketQueued {
+					err = c.chat.Publish(ctx, conv, "", queuedFrame(conv, q, ""))
+				}
+				break
+			}
+		}
 		st := gateway.HandoffStatus{Status: gateway.HandoffQueued, Position: q.Position, EstimatedWait: q.EstimatedWait, Message: msg,
 			LeaveContact: q.NobodyOnline}
 		err = c.chat.HandoffStatus(ctx, conv, st)

@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -58,4 +59,34 @@ func TestStoreBlipKeepsAgentFollowing(t *testing.T) {
 	}
 	cust.send(map[string]any{"type": "message", "client_id": "m1", "text": "are you still there?"})
 	annC.until(messageFrom(tandem.AuthorCustomer, "are you still there?"))
+}
+
+// TestWithdrawnOfferDoesNotTellCustomerTheirAgentLeft: an offer withdrawn
+// before any agent joined (the agent went away without answering it) is no
+// "your agent had to leave; your messages will be passed on to them": no
+// agent took part, and the bot keeps answering, as docs/handoff.md says.
+func TestWithdrawnOfferDoesNotTellCustomerTheirAgentLeft(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, annTok := e.agent("ann@example.com", "Ann", nil)
+	annC := e.console(annTok)
+	cust, conv := e.customer()
+	cust.send(map[string]any{"type": "handoff_request", "client_id": "h1"})
+	tk := e.escalated(conv)
+	e.tick()
+	annC.until(ticketEvent("ticket.offered"))
+	annC.away() // withdraws the pending offer: ticket.requeued (presence)
+	if err := e.Engine.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.Engine.Ticket(ctx, tk.ID); got.State != tandem.TicketQueued {
+		t.Fatalf("ticket %s, want queued", got.State)
+	}
+	cust.send(map[string]any{"type": "message", "client_id": "m1", "text": "hello?"})
+	_, skipped := cust.until(messageFrom(tandem.AuthorBot, "bot: hello?"))
+	for _, f := range skipped {
+		if f.Type == "handoff" && strings.Contains(f.errText(), "passed on") {
+			t.Fatalf("customer told their messages wait for an agent, but the bot answers: %s", f.raw)
+		}
+	}
 }

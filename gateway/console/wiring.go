@@ -82,19 +82,29 @@ func (h *Handoff) HandoffState(ctx context.Context, conversationID string) (gate
 	if err != nil {
 		return gateway.HandoffState{}, err
 	}
-	if t.State == tandem.TicketAssigned {
-		return gateway.HandoffState{Open: true, Held: true}, nil
-	}
-	trs, err := h.Engine.Transitions(ctx, t.ID)
+	took, err := tookPart(ctx, h.Engine, t)
 	if err != nil {
 		return gateway.HandoffState{}, err
 	}
+	return gateway.HandoffState{Open: true, Held: took}, nil
+}
+
+// tookPart reports whether an agent took part in a ticket: it is assigned,
+// or its transitions include an assignment.
+func tookPart(ctx context.Context, eng *handoff.Engine, t tandem.Ticket) (bool, error) {
+	if t.State == tandem.TicketAssigned {
+		return true, nil
+	}
+	trs, err := eng.Transitions(ctx, t.ID)
+	if err != nil {
+		return false, err
+	}
 	for _, tr := range trs {
 		if tr.To == tandem.TicketAssigned {
-			return gateway.HandoffState{Open: true, Held: true}, nil
+			return true, nil
 		}
 	}
-	return gateway.HandoffState{Open: true}, nil
+	return false, nil
 }
 
 // AgentAccess is gateway.ChatDeps.AgentAccess: an agent may read a
