@@ -798,3 +798,43 @@ func TestBrowserWidgetFocusStaysAfterUsedControlsGo(t *testing.T) {
 		}
 	})
 }
+
+// A long chat does not grow the page without bound: the log keeps the
+// latest 500 messages, as many as the widget caches for reloads.
+func TestBrowserWidgetLongChatStaysBounded(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	sendFromWidget(t, ctx, "hello")
+	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: hello") && `+noPendingLeft)
+	// 1,500 more logged messages arrive on the widget's socket (as from a
+	// long conversation with an agent), each a streamed bot answer.
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+		const orig = WebSocket.prototype.send;
+		WebSocket.prototype.send = function (data) { window.__sock = this; return orig.call(this, data); };
+	})()`))
+	sendFromWidget(t, ctx, "capture")
+	waitFor(t, ctx, "the socket", `!!window.__sock && `+noPendingLeft+` && document.getElementById("tandem-log").textContent.includes("echo: capture")`)
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+		const st = window.__tandemWidget.state();
+		let seq = st.lastSeq;
+		for (let i = 0; i < 1500; i++) {
+			seq++;
+			const sid = "s-" + seq;
+			window.__sock.dispatchEvent(new MessageEvent("message", { data: JSON.stringify({ type: "delta", conversation_id: st.conversationId, stream_id: sid, reply_to: seq - 1, text: "part" }) }));
+			window.__sock.dispatchEvent(new MessageEvent("message", { data: JSON.stringify({ type: "message", conversation_id: st.conversationId,
+				message: { seq: seq, author: "bot", text: "long chat " + seq, kind: "text", data: { reply_to: seq - 1, stream_id: sid }, created_at: new Date().toISOString() } }) }));
+		}
+		window.__lastInjected = seq;
+	})()`))
+	last := browsertest.Eval[int](t, ctx, `window.__lastInjected`)
+	waitFor(t, ctx, "the last injected message", fmt.Sprintf(`document.getElementById("tandem-log").lastElementChild.dataset.seq === "%d"`, last))
+	n := browsertest.Eval[int](t, ctx, `document.querySelectorAll("#tandem-log .tandem-msg").length`)
+	if n > 500 {
+		t.Fatalf("the log holds %d messages, want at most 500", n)
+	}
+	if got := browsertest.Eval[[]int](t, ctx, loggedSeqs); len(got) == 0 || got[len(got)-1] != last || got[0] != last-len(got)+1 {
+		t.Fatalf("the log does not keep the latest messages in order: first %v", got[:3])
+	}
+}

@@ -271,7 +271,7 @@
     }
     var sid = m.data && m.data.stream_id;
     if (sid) {
-      streamsDone[sid] = true;
+      endStream(sid);
       if (streamEls[sid]) { logEl.removeChild(streamEls[sid]); delete streamEls[sid]; }
     }
     // Bot turns run in order: a bot reply ends every stream of the turns
@@ -283,6 +283,10 @@
     // Keep pending (unacknowledged) bubbles below the log's messages.
     var firstPending = logEl.querySelector(".tandem-pending");
     logEl.insertBefore(renderMessage(m), firstPending);
+    // A long chat does not grow the page without bound: the log shows the
+    // latest MAX_CACHED messages, as a reload does.
+    var shown = logEl.querySelectorAll(".tandem-msg[data-seq]");
+    for (var i = 0; i < shown.length - MAX_CACHED; i++) { logEl.removeChild(shown[i]); }
     if (m.author === "bot" || m.author === "agent") {
       setTyping(m.author, false);
       showQuickReplies(m.data && m.data.quick_replies);
@@ -297,11 +301,20 @@
   // whose final message never comes (the node died mid-answer, the reply
   // was not saved or was empty) leaves no orphan. A saved final message
   // still arrives (live or replayed) and is rendered as usual.
+  // endStream marks a stream finished (its late deltas are ignored); only
+  // the latest 100 are remembered, so a long chat does not grow it.
+  var streamsDoneOrder = [];
+  function endStream(sid) {
+    if (streamsDone[sid]) { return; }
+    streamsDone[sid] = true;
+    streamsDoneOrder.push(sid);
+    if (streamsDoneOrder.length > 100) { delete streamsDone[streamsDoneOrder.shift()]; }
+  }
   function dropStreams(which) {
     Object.keys(streamEls).forEach(function (sid) {
       var node = streamEls[sid];
       if (which && !which(node)) { return; }
-      streamsDone[sid] = true;
+      endStream(sid);
       if (node.parentNode) { node.parentNode.removeChild(node); }
       delete streamEls[sid];
     });
