@@ -258,11 +258,25 @@ func (s *Store) inTx(ctx context.Context, fn func(w *txw) error) error {
 			if errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001") && attempt < 3 {
 				continue // deadlock or serialization failure: retry
 			}
+			var race raced
+			if errors.As(err, &race) {
+				if attempt < 3 {
+					continue // the item exists now: the retry finds it
+				}
+				return race.err
+			}
 			return err
 		}
 		return nil
 	}
 }
+
+// raced is an upsert's create that lost to a concurrent create of the same
+// key (unique violation): inTx runs the transaction again, which then
+// finds the item and updates it or leaves it unchanged.
+type raced struct{ err error }
+
+func (r raced) Error() string { return r.err.Error() }
 
 func (w *txw) flushStats(ctx context.Context) error {
 	if len(w.dfs) > 0 {
@@ -700,6 +714,11 @@ func (s *Store) Import(ctx context.Context, ws []knowledge.Write, dryRun bool) (
 					wr.FAQ.ID = ""
 				}
 				f, err := w.create(ctx, wr)
+				if tandem.ErrorCode(err) == tandem.ECONFLICT {
+					// Absent when looked up, so created meanwhile by
+					// another transaction: an upsert, not a conflict.
+					return raced{rowErr(err)}
+				}
 				if err != nil {
 					return rowErr(err)
 				}

@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"VectorLifecycle", testVectorLifecycle},
 		{"Models", testModels},
 		{"ConcurrentUpdates", testConcurrentUpdates},
+		{"ConcurrentImports", testConcurrentImports},
 		{"Unicode", testUnicode},
 		{"LongWords", testLongWords},
 	}
@@ -865,4 +866,59 @@ func testRestoreDeletedByID(t *testing.T, s knowledge.Store) {
 	if _, err := s.Update(ctx, knowledge.Write{FAQ: got, Actor: "bob", ExpectedVersion: 3}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testConcurrentImports: imports (upserts by external id) of the same new
+// items running at once — two nodes loading the demo pack into an empty
+// shared database at start — all succeed: each item is created once, and
+// the others find it unchanged. (PostgreSQL refused the losers with
+// "already exists", a 409 that made a node fail to start.)
+func testConcurrentImports(t *testing.T, s knowledge.Store) {
+	var ws []knowledge.Write
+	for i := range 5 {
+		n, err := knowledge.Normalize(faq(fmt.Sprintf("ci-%d", i), fmt.Sprintf("Concurrent import %d?", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, knowledge.Write{FAQ: n, Actor: "node"})
+	}
+	var created atomic.Int32
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs, err := s.Import(ctx, ws, false)
+			if err != nil {
+				t.Errorf("import: %v", err)
+				return
+			}
+			for _, o := range outs {
+				switch o.Action {
+				case knowledge.ActionCreated:
+					created.Add(1)
+				case knowledge.ActionUnchanged:
+				default:
+					t.Errorf("row %d: %s", o.Row, o.Action)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if created.Load() != int32(len(ws)) || count(t, s) != len(ws) {
+		t.Fatalf("%d created, %d stored, want %d", created.Load(), count(t, s), len(ws))
+	}
+	// Single upserts race the same way.
+	n, _ := knowledge.Normalize(faq("ci-up", "Concurrent upsert?"))
+	var ups sync.WaitGroup
+	for range 6 {
+		ups.Add(1)
+		go func() {
+			defer ups.Done()
+			if _, err := s.UpsertByExternalID(ctx, knowledge.Write{FAQ: n, Actor: "node"}); err != nil {
+				t.Errorf("upsert: %v", err)
+			}
+		}()
+	}
+	ups.Wait()
 }
