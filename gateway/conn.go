@@ -323,6 +323,10 @@ func (c *Conn) readLoop() {
 		c.chat.metrics.framesIn.Inc()
 		if mt != websocket.TextMessage {
 			c.SendError(tandem.Errorf(tandem.EINVALID, "binary frames are not supported"), "")
+			if !c.authed.Load() { // the first frame must be a valid hello
+				c.Close(WSCloseCode(tandem.EUNAUTHORIZED), "hello required", true)
+				continue
+			}
 			c.Strike()
 			continue
 		}

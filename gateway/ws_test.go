@@ -747,3 +747,23 @@ func TestWidgetAssetsAndDemoPage(t *testing.T) {
 		t.Fatalf("demo page: %d %.300s", code, body)
 	}
 }
+
+// TestBinaryFrameBeforeHello: the first frame must be a hello; a binary
+// first frame is refused like any other (error, close 4401, as
+// protocol.md says) instead of leaving an unauthenticated connection open
+// until the hello deadline.
+func TestBinaryFrameBeforeHello(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	c, _, err := ts.dial(t, testSite, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.ws.Close()
+	c.sendRaw(websocket.BinaryMessage, []byte(`{"type":"hello"}`))
+	if f := c.next(); f.Type != "error" || f.Code != "invalid" {
+		t.Fatalf("binary first frame answered %s", f.raw)
+	}
+	if code := c.expectClose(); code != 4401 {
+		t.Fatalf("binary first frame: close %d, want 4401", code)
+	}
+}
