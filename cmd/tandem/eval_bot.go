@@ -41,7 +41,7 @@ func runEvalBot(ctx context.Context, args []string, getenv func(string) string, 
 	var specs, gateS stringList
 	var asJSON *bool
 	var conc *int
-	cfg, _, err := parseOfflineFlags("eval-bot", args, getenv, stderr, func(fs *flag.FlagSet) {
+	cfg, fs, err := parseOfflineFlags("eval-bot", args, getenv, stderr, func(fs *flag.FlagSet) {
 		fs.Var(&specs, "data", "labelled messages, FORMAT:PATH[#SPLITS] (repeatable); use data the models never trained on, e.g. tandem:eval/data/demo-bot.yml")
 		fs.Var(&gateS, "gate", "fail unless METRIC>=N or METRIC<=N holds, e.g. bot.handoff_recall>=0.9 (repeatable; metric names as in --json)")
 		asJSON = fs.Bool("json", false, "print one JSON object")
@@ -49,6 +49,12 @@ func runEvalBot(ctx context.Context, args []string, getenv func(string) string, 
 	})
 	if err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("eval-bot: unexpected argument %q (data sets go in --data SPEC)", fs.Arg(0))
+	}
+	if *conc < 1 {
+		return fmt.Errorf("eval-bot: --concurrency must be at least 1")
 	}
 	if len(specs) == 0 {
 		return fmt.Errorf("eval-bot: give at least one --data SPEC")

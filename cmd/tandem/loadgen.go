@@ -230,7 +230,7 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 		turns, unique                  *int
 		noBatch, both, cache, asJSON   *bool
 	)
-	cfg, _, err := parseOfflineFlags("loadgen", args, getenv, stderr, func(fs *flag.FlagSet) {
+	cfg, fs, err := parseOfflineFlags("loadgen", args, getenv, stderr, func(fs *flag.FlagSet) {
 		concS = fs.String("concurrency", "1,16,256", "concurrent conversations, comma-separated")
 		turns = fs.Int("turns", 20000, "turns per concurrency level")
 		spec = fs.String("data", "", "dataset SPEC for the messages (default: Bitext utterances + demo FAQ phrasings)")
@@ -244,6 +244,12 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 	})
 	if err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("loadgen: unexpected argument %q (levels go in --concurrency 1,16,256)", fs.Arg(0))
+	}
+	if *unique < 0 {
+		return fmt.Errorf("loadgen: --unique must be 0 (every message) or positive")
 	}
 	levels, err := parseInts(*concS)
 	if err != nil {
