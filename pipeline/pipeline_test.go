@@ -510,3 +510,22 @@ func TestCloseDrainsThenRefuses(t *testing.T) {
 		t.Fatalf("turn after Close: %v, want unavailable", err)
 	}
 }
+
+// TestHumanKeywordInMixedScript: Chinese text has no space before or after
+// an English phrase, so a keyword next to a CJK character is on a word
+// boundary; inside a longer Latin word it still is not.
+func TestHumanKeywordInMixedScript(t *testing.T) {
+	p := newTestPipeline(t, nil)
+	for _, text := range []string{"我要real person", "请给我human agent谢谢", "可以talk to a person吗"} {
+		r, err := p.Respond(context.Background(), turn("mixed-"+text, text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind != tandem.ReplyEscalate || r.Escalation.Reason != tandem.EscalateRequested {
+			t.Errorf("%q: %s, want an escalation as requested", text, r.Kind)
+		}
+	}
+	if containsPhrase(normalise("我要unreal persons"), "real person") {
+		t.Error("keyword matched inside longer Latin words")
+	}
+}

@@ -72,7 +72,7 @@ func containsNormalised(text, phrase string) bool {
 			return false
 		}
 		start, end := i+j, i+j+len(phrase)
-		if (start == 0 || text[start-1] == ' ') && (end == len(text) || text[end] == ' ') {
+		if wordEdge(text[:start], true) && wordEdge(text[end:], false) {
 			return true
 		}
 		i = start + 1
@@ -80,6 +80,23 @@ func containsNormalised(text, phrase string) bool {
 			return false
 		}
 	}
+}
+
+// wordEdge reports whether a phrase that ends where side begins (before,
+// false) or begins where side ends (before, true) is on a word boundary
+// there: at the text's edge, a space, or a CJK character (mixed-script
+// text has no spaces between a CJK word and a Latin one: "我要real person").
+func wordEdge(side string, before bool) bool {
+	if side == "" {
+		return true
+	}
+	var r rune
+	if before {
+		r, _ = utf8.DecodeLastRuneInString(side)
+	} else {
+		r, _ = utf8.DecodeRuneInString(side)
+	}
+	return r == ' ' || isCJK(r)
 }
 
 // detectLanguage guesses the language from the script; Latin text returns
