@@ -109,7 +109,8 @@ func (e Event) Local() bool { return e.Type == EventPosition }
 //     newest being kept, for at most Config.MaxPositions tickets; they are
 //     delivered when no state change is waiting, so one may arrive after a
 //     later state change of another ticket. A state change of a ticket
-//     discards that ticket's pending position update.
+//     discards that ticket's pending position update, and the updates of
+//     it that a position sweep computed before the change.
 //
 // Events are hints: a receiver that must not act on a stale picture (the
 // gateway's conversation mode) checks the Store, which is the source of
@@ -140,17 +141,25 @@ type dispatcher struct {
 	closed  bool
 	closeMu sync.Once
 
-	posMu  sync.Mutex
-	pos    map[string]Event // newest pending position update per ticket
-	posQ   []string         // tickets in pos, first pending first
-	posCap int
+	posMu   sync.Mutex
+	pos     map[string]Event // newest pending position update per ticket
+	posQ    []string         // tickets in pos, first pending first
+	posCap  int
+	watches map[*posWatch]struct{} // position computations in progress
+}
+
+// posWatch collects the tickets that had a state change emitted since a
+// position computation started: that computation's updates of them are
+// stale (read before the change) and are not emitted.
+type posWatch struct {
+	changed map[string]bool // guarded by dispatcher.posMu
 }
 
 func newDispatcher(n Notifier, size, posCap int, dropped func()) *dispatcher {
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &dispatcher{ch: make(chan Event, size), posWake: make(chan struct{}, 1), closing: make(chan struct{}),
 		n: n, dropped: dropped, ctx: ctx, cancel: cancel, done: make(chan struct{}),
-		pos: map[string]Event{}, posCap: max(posCap, 1)}
+		pos: map[string]Event{}, posCap: max(posCap, 1), watches: map[*posWatch]struct{}{}}
 	go d.loop()
 	return d
 }
@@ -225,7 +234,28 @@ func (d *dispatcher) popPosition() (Event, bool) {
 }
 
 // emit queues e without blocking; it reports false if e was dropped.
-func (d *dispatcher) emit(e Event) bool {
+func (d *dispatcher) emit(e Event) bool { return d.emitWatched(e, nil) }
+
+// watch starts a position computation: position updates emitted with the
+// returned watch (emitWatched) are discarded for tickets that had a state
+// change emitted meanwhile. Call unwatch when done.
+func (d *dispatcher) watch() *posWatch {
+	w := &posWatch{changed: map[string]bool{}}
+	d.posMu.Lock()
+	d.watches[w] = struct{}{}
+	d.posMu.Unlock()
+	return w
+}
+
+func (d *dispatcher) unwatch(w *posWatch) {
+	d.posMu.Lock()
+	delete(d.watches, w)
+	d.posMu.Unlock()
+}
+
+// emitWatched is emit for a position update computed under watch w (nil:
+// none).
+func (d *dispatcher) emitWatched(e Event, w *posWatch) bool {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if d.closed {
@@ -234,7 +264,7 @@ func (d *dispatcher) emit(e Event) bool {
 	}
 	if e.Ticket != nil {
 		if e.Local() {
-			return d.emitPosition(e)
+			return d.emitPosition(e, w)
 		}
 		d.dropPosition(e.Ticket.ID) // superseded by this change
 	}
@@ -248,10 +278,15 @@ func (d *dispatcher) emit(e Event) bool {
 }
 
 // emitPosition replaces the ticket's pending position update, or queues
-// it when there is room.
-func (d *dispatcher) emitPosition(e Event) bool {
+// it when there is room; it discards an update computed under w before a
+// state change of the ticket.
+func (d *dispatcher) emitPosition(e Event, w *posWatch) bool {
 	id := e.Ticket.ID
 	d.posMu.Lock()
+	if w != nil && w.changed[id] {
+		d.posMu.Unlock()
+		return true // stale, superseded by the change already emitted
+	}
 	if _, ok := d.pos[id]; ok {
 		d.pos[id] = e
 		d.posMu.Unlock()
@@ -272,10 +307,14 @@ func (d *dispatcher) emitPosition(e Event) bool {
 	return true
 }
 
-// dropPosition forgets the ticket's pending position update, if any.
+// dropPosition forgets the ticket's pending position update, if any, and
+// marks the ones being computed stale.
 func (d *dispatcher) dropPosition(id string) {
 	d.posMu.Lock()
 	defer d.posMu.Unlock()
+	for w := range d.watches {
+		w.changed[id] = true
+	}
 	if _, ok := d.pos[id]; !ok {
 		return
 	}

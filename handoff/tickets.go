@@ -631,6 +631,10 @@ func (e *Engine) updatePositions(ctx context.Context, force bool) error {
 	if !due {
 		return nil
 	}
+	// Positions read before a ticket's state change must not reach the
+	// customer after that change's event.
+	w := e.d.watch()
+	defer e.d.unwatch(w)
 	qs, err := e.Queue(ctx, 0)
 	if err != nil {
 		return err
@@ -653,7 +657,7 @@ func (e *Engine) updatePositions(ctx context.Context, force bool) error {
 		e.m.agentsOnline.Set(float64(c.online))
 	}
 	for _, q := range changed {
-		e.emit(Event{Type: EventPosition, At: now, Ticket: ptr(q.Ticket), Queue: ptr(q.Queue)})
+		e.d.emitWatched(Event{Type: EventPosition, At: now, Node: e.cfg.Node, Ticket: ptr(q.Ticket), Queue: ptr(q.Queue)}, w)
 	}
 	return nil
 }
