@@ -971,13 +971,25 @@ func (s *Store) RegisterModel(ctx context.Context, version string, dim int) erro
 	if dim > MaxIndexedDim {
 		return nil
 	}
-	_, err = s.pool.Exec(ctx, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON kb_embeddings USING hnsw ((embedding::vector(%d)) vector_cosine_ops) WITH (m = %d, ef_construction = %d) WHERE model = '%s'",
-		indexName(version), dim, s.opts.HNSWM, s.opts.EfConstruction, version))
+	// CREATE INDEX IF NOT EXISTS racing itself (nodes starting at once)
+	// fails one of them with a duplicate pg_class key: serialise it.
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", indexLock); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON kb_embeddings USING hnsw ((embedding::vector(%d)) vector_cosine_ops) WITH (m = %d, ef_construction = %d) WHERE model = '%s'",
+			indexName(version), dim, s.opts.HNSWM, s.opts.EfConstruction, version))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("pgstore: create HNSW index for %s: %w", version, err)
 	}
 	return nil
 }
+
+// indexLock is the advisory lock key under which HNSW indexes are created
+// (the migrations use 7262011304).
+const indexLock = 7262011305
 
 // Models implements knowledge.Store.
 func (s *Store) Models(ctx context.Context) ([]knowledge.ModelInfo, error) {

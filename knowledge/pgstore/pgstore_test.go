@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/pgvector/pgvector-go"
@@ -201,5 +202,27 @@ func TestServiceReembedsOnPostgres(t *testing.T) {
 	defer svc3.Close()
 	if err := svc3.Start(ctx); err == nil || !strings.Contains(err.Error(), "24-dimensional") {
 		t.Fatalf("dimension mismatch: %v", err)
+	}
+}
+
+// TestConcurrentRegisterModel: nodes starting at once against one database
+// register the same new encoder concurrently; all succeed (CREATE INDEX IF
+// NOT EXISTS racing itself failed one with a duplicate pg_class key, and
+// that node's Start failed).
+func TestConcurrentRegisterModel(t *testing.T) {
+	s := open(t)
+	for round := range 3 {
+		version := fmt.Sprintf("enc-race-%d", round)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.RegisterModel(context.Background(), version, 8); err != nil {
+					t.Errorf("register %s: %v", version, err)
+				}
+			}()
+		}
+		wg.Wait()
 	}
 }
