@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,9 +87,10 @@ func (s *Store) Load(ctx context.Context, id string) (pipeline.State, error) {
 	return st, nil
 }
 
-// Save upserts the state.
+// Save upserts the state. NUL characters, which jsonb refuses, are stored
+// as U+FFFD (as the pipeline stores invalid UTF-8).
 func (s *Store) Save(ctx context.Context, id string, st pipeline.State) error {
-	b, err := json.Marshal(st)
+	b, err := json.Marshal(withoutNUL(st))
 	if err != nil {
 		return fmt.Errorf("pgstate: encode: %w", err)
 	}
@@ -99,6 +101,45 @@ func (s *Store) Save(ctx context.Context, id string, st pipeline.State) error {
 	}
 	s.maybePrune(ctx)
 	return nil
+}
+
+// withoutNUL returns st with every NUL character replaced by U+FFFD,
+// copying what it changes (the caller's state is left alone).
+func withoutNUL(st pipeline.State) pipeline.State {
+	fix := func(v string) string { return strings.ReplaceAll(v, "\x00", "\uFFFD") }
+	has := func(v string) bool { return strings.IndexByte(v, 0) >= 0 }
+	dirty := false
+	for k, v := range st.Slots {
+		dirty = dirty || has(k) || has(v)
+	}
+	for _, v := range st.RecentIntents {
+		dirty = dirty || has(v)
+	}
+	for _, c := range st.PendingClarify {
+		dirty = dirty || has(c.Label) || has(c.Intent) || has(c.FAQID)
+	}
+	if !dirty {
+		return st
+	}
+	if st.Slots != nil {
+		slots := make(map[string]string, len(st.Slots))
+		for k, v := range st.Slots {
+			slots[fix(k)] = fix(v)
+		}
+		st.Slots = slots
+	}
+	intents := make([]string, len(st.RecentIntents))
+	for i, v := range st.RecentIntents {
+		intents[i] = fix(v)
+	}
+	st.RecentIntents = intents
+	choices := make([]pipeline.Choice, len(st.PendingClarify))
+	for i, c := range st.PendingClarify {
+		c.Label, c.Intent, c.FAQID = fix(c.Label), fix(c.Intent), fix(c.FAQID)
+		choices[i] = c
+	}
+	st.PendingClarify = choices
+	return st
 }
 
 // maybePrune starts, at most once per PruneEvery and one at a time, a

@@ -74,3 +74,36 @@ func TestIdleStatesExpireAndArePruned(t *testing.T) {
 		t.Fatalf("%d rows after pruning 2,500 idle ones, want 1 (%v)", n, err)
 	}
 }
+
+// TestNULCharactersAreStored: PostgreSQL's jsonb refuses "\u0000", so a
+// customer's NUL character in a slot value (an entity span across a
+// control character) failed every Save of the turn; it is stored as U+FFFD,
+// as the pipeline already stores invalid UTF-8.
+func TestNULCharactersAreStored(t *testing.T) {
+	db := pgtest.New(t)
+	ctx := context.Background()
+	s, err := pgstate.New(ctx, db.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := pipeline.State{
+		Turns:          1,
+		Slots:          map[string]string{"person": "Jane\x00Doe", "k\x00": "v"},
+		RecentIntents:  []string{"greet\x00"},
+		PendingClarify: []pipeline.Choice{{Label: "a\x00b", Intent: "x", FAQID: "f\x00"}},
+	}
+	if err := s.Save(ctx, "nul", st); err != nil {
+		t.Fatalf("save: %v", err)
+	}
+	got, err := s.Load(ctx, "nul")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Slots["person"] != "Jane\uFFFDDoe" || got.Slots["k\uFFFD"] != "v" || got.RecentIntents[0] != "greet\uFFFD" ||
+		got.PendingClarify[0].Label != "a\uFFFDb" || got.PendingClarify[0].FAQID != "f\uFFFD" {
+		t.Fatalf("loaded %+v", got)
+	}
+	if st.Slots["person"] != "Jane\x00Doe" {
+		t.Fatal("Save modified the caller's state")
+	}
+}
