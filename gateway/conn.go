@@ -92,8 +92,13 @@ type closeRequest struct {
 
 // Authenticated records that the handler accepted the client's hello:
 // from then on pongs and frames extend the read deadline (PongWait), which
-// until then stays at the hello deadline (Config.HelloTimeout).
-func (c *Conn) Authenticated() { c.authed.Store(true) }
+// until then stays at the hello deadline (Config.HelloTimeout). It moves
+// the deadline at once: a client quiet after its hello waits for the
+// server's ping, which may come after the hello deadline.
+func (c *Conn) Authenticated() {
+	c.authed.Store(true)
+	_ = c.ws.SetReadDeadline(time.Now().Add(c.chat.cfg.PongWait))
+}
 
 // ID returns the connection's unique id.
 func (c *Conn) ID() string { return c.id }

@@ -767,3 +767,19 @@ func TestBinaryFrameBeforeHello(t *testing.T) {
 		t.Fatalf("binary first frame: close %d, want 4401", code)
 	}
 }
+
+// TestIdleAfterHelloOutlivesHelloDeadline: an authenticated connection
+// that stays quiet after its hello is kept until PongWait, not cut off at
+// the hello deadline (the deadline set for the hello frame itself was
+// still the hello deadline, so a widget idle after connecting was dropped
+// HelloTimeout after it connected).
+func TestIdleAfterHelloOutlivesHelloDeadline(t *testing.T) {
+	ts := startServer(t, serverOpts{cfg: gateway.ChatConfig{HelloTimeout: 300 * time.Millisecond}})
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	time.Sleep(900 * time.Millisecond) // quiet for three hello deadlines
+	c.send(map[string]any{"type": "message", "client_id": "m1", "text": "still here?"})
+	if f := c.next(); f.Type != "ack" && f.Type != "message" {
+		t.Fatalf("after an idle second: %s", f.raw)
+	}
+}
