@@ -838,3 +838,41 @@ func TestBrowserWidgetLongChatStaysBounded(t *testing.T) {
 		t.Fatalf("the log does not keep the latest messages in order: first %v", got[:3])
 	}
 }
+
+// fillStorageJS fills the page's localStorage (the host site's data) until
+// nothing more fits.
+const fillStorageJS = `(() => {
+	let chunk = "j".repeat(1 << 20), i = 0;
+	while (chunk.length > 0) {
+		try { localStorage.setItem("site-junk-" + (i++), chunk); } catch (e) { chunk = chunk.slice(0, Math.floor(chunk.length / 4)); }
+	}
+})()`
+
+// When the site's localStorage is (nearly) full, a message written
+// offline is still stored and survives a reload: the widget caches fewer
+// past messages rather than failing to store its outbox.
+func TestBrowserWidgetOutboxKeptWhenStorageIsFull(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	g, purl := newSessionGate(t, ts.URL)
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(purl+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	for i := 0; i < 3; i++ {
+		text := fmt.Sprintf("long %d %s", i, strings.Repeat("words ", 500))
+		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => { const i = document.getElementById("tandem-input"); i.value = %q; document.getElementById("tandem-send").click(); })()`, text)))
+		waitFor(t, ctx, "the answer", fmt.Sprintf(`document.getElementById("tandem-log").textContent.includes("echo: long %d") && `+noPendingLeft, i))
+	}
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](fillStorageJS))
+	// Offline: the link drops and session requests hang.
+	g.hold()
+	ts.LN.dropAll()
+	waitFor(t, ctx, "the widget to notice", `document.getElementById("tandem-status").textContent.includes("onnecting")`)
+	sendFromWidget(t, ctx, "written offline")
+	browsertest.Do(t, ctx, chromedp.Reload())
+	waitFor(t, ctx, "the widget after the reload", `!!document.getElementById("tandem-log")`)
+	if n := browsertest.Eval[int](t, ctx, outboxLength); n != 1 {
+		t.Fatalf("outbox after the reload has %d messages, want the one written offline", n)
+	}
+	g.open()
+	waitFor(t, ctx, "the offline message's answer", `document.getElementById("tandem-log").textContent.includes("echo: written offline") && `+noPendingLeft)
+}

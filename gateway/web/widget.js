@@ -46,25 +46,38 @@
   // (acknowledged, discarded, or renamed by a retry) since its last save.
   var goneIds = {};
   function save() {
-    try {
-      if (state.messages.length > MAX_CACHED) { state.messages = state.messages.slice(-MAX_CACHED); }
-      var out = state, stored = null;
-      try { stored = JSON.parse(localStorage.getItem(storeKey) || "null"); } catch (e) { /* corrupt: overwrite */ }
-      if (stored && Array.isArray(stored.outbox)) {
-        var mine = {};
-        state.outbox.forEach(function (x) { mine[x.client_id] = true; });
-        var others = stored.outbox.filter(function (x) {
-          return x && typeof x.client_id === "string" && !mine[x.client_id] && !goneIds[x.client_id];
-        });
-        if (others.length) {
-          out = {};
-          for (var k in state) { if (Object.prototype.hasOwnProperty.call(state, k)) { out[k] = state[k]; } }
-          out.outbox = state.outbox.concat(others);
-        }
+    if (state.messages.length > MAX_CACHED) { state.messages = state.messages.slice(-MAX_CACHED); }
+    for (;;) {
+      try {
+        localStorage.setItem(storeKey, JSON.stringify(toStore()));
+        goneIds = {};
+        return;
+      } catch (e) {
+        // Storage full (the site's own data, long messages) or disabled:
+        // the outbox matters most, so cache fewer past messages (the
+        // oldest go) rather than store nothing; with none left, keep
+        // working in memory.
+        if (!state.messages.length) { return; }
+        state.messages = state.messages.slice(Math.ceil(state.messages.length / 2));
       }
-      localStorage.setItem(storeKey, JSON.stringify(out));
-      goneIds = {};
-    } catch (e) { /* storage full or disabled: keep working in memory */ }
+    }
+  }
+  function toStore() {
+    var out = state, stored = null;
+    try { stored = JSON.parse(localStorage.getItem(storeKey) || "null"); } catch (e) { /* corrupt: overwrite */ }
+    if (stored && Array.isArray(stored.outbox)) {
+      var mine = {};
+      state.outbox.forEach(function (x) { mine[x.client_id] = true; });
+      var others = stored.outbox.filter(function (x) {
+        return x && typeof x.client_id === "string" && !mine[x.client_id] && !goneIds[x.client_id];
+      });
+      if (others.length) {
+        out = {};
+        for (var k in state) { if (Object.prototype.hasOwnProperty.call(state, k)) { out[k] = state[k]; } }
+        out.outbox = state.outbox.concat(others);
+      }
+    }
+    return out;
   }
   // resetConversation switches to another conversation (a new visitor's
   // first session, an expired one replaced, a log reset). The outbox is
