@@ -6,15 +6,17 @@ import (
 )
 
 // Amount: digits with optional thousands separators and decimals; parsed by
-// parseAmount, which decides which separator is the decimal one.
-const amt = `\d+(?:[.,']\d+)*`
+// parseAmount, which decides which separator is the decimal one. Thousands
+// may also be grouped by spaces, no-break spaces or narrow no-break spaces
+// ("1 234,56 €", French and Nordic style): then every group has 3 digits.
+const amt = `(?:\d{1,3}(?:[ \x{a0}\x{202f}]\d{3})+(?:[.,]\d+)?|\d+(?:[.,']\d+)*)`
 
 var (
-	reMoneySymBefore = regexp.MustCompile(`(US\$|USD\$|A\$|AU\$|C\$|CA\$|NZ\$|HK\$|S\$|R\$|\$|€|£|¥|₹|₩|₽|₺|₪|CHF)\s?(` + amt + `)`)
-	reMoneySymAfter  = regexp.MustCompile(`(` + amt + `)\s?(€|£|¥|₹|₩|₽|₺|₪|\$|元|块|円)`)
-	reMoneyCodeFirst = regexp.MustCompile(`(?i)\b(USD|EUR|GBP|JPY|CHF|CAD|AUD|NZD|INR|CNY|RMB|SEK|NOK|DKK|PLN|CZK|HUF|MXN|BRL|HKD|SGD|KRW|TRY|ZAR|RUB)\s?(` + amt + `)`)
-	reMoneyCodeAfter = regexp.MustCompile(`(?i)(` + amt + `)\s?(USD|EUR|GBP|JPY|CHF|CAD|AUD|NZD|INR|CNY|RMB|SEK|NOK|DKK|PLN|CZK|HUF|MXN|BRL|HKD|SGD|KRW|TRY|ZAR|RUB)\b`)
-	reMoneyWords     = regexp.MustCompile(`(?i)(` + amt + `)\s*(us dollars?|dollars?|bucks|euros?|eur|pounds? sterling|pounds?|quid|yen|cents?|pence|p\b|francs?|rupees?|yuan|renminbi|kronor|kroner|zloty)\b`)
+	reMoneySymBefore = regexp.MustCompile(`(US\$|USD\$|A\$|AU\$|C\$|CA\$|NZ\$|HK\$|S\$|R\$|\$|€|£|¥|₹|₩|₽|₺|₪|CHF)[\s\x{a0}\x{202f}]?(` + amt + `)`)
+	reMoneySymAfter  = regexp.MustCompile(`(` + amt + `)[\s\x{a0}\x{202f}]?(€|£|¥|₹|₩|₽|₺|₪|\$|元|块|円)`)
+	reMoneyCodeFirst = regexp.MustCompile(`(?i)\b(USD|EUR|GBP|JPY|CHF|CAD|AUD|NZD|INR|CNY|RMB|SEK|NOK|DKK|PLN|CZK|HUF|MXN|BRL|HKD|SGD|KRW|TRY|ZAR|RUB)[\s\x{a0}\x{202f}]?(` + amt + `)`)
+	reMoneyCodeAfter = regexp.MustCompile(`(?i)(` + amt + `)[\s\x{a0}\x{202f}]?(USD|EUR|GBP|JPY|CHF|CAD|AUD|NZD|INR|CNY|RMB|SEK|NOK|DKK|PLN|CZK|HUF|MXN|BRL|HKD|SGD|KRW|TRY|ZAR|RUB)\b`)
+	reMoneyWords     = regexp.MustCompile(`(?i)(` + amt + `)[\s\x{a0}\x{202f}]*(us dollars?|dollars?|bucks|euros?|eur|pounds? sterling|pounds?|quid|yen|cents?|pence|p\b|francs?|rupees?|yuan|renminbi|kronor|kroner|zloty)\b`)
 )
 
 var symbolCurrency = map[string]string{
@@ -99,9 +101,10 @@ func (e *Extractor) money(s string, h *hints, cs []candidate) []candidate {
 // hundredths. When both '.' and ',' occur, the last one is the decimal
 // separator; a single separator followed by exactly three digits is a
 // thousands separator; otherwise a single separator is decimal. An
-// apostrophe is always a thousands separator (Swiss style).
+// apostrophe (Swiss style) or a space (French style, also no-break) is
+// always a thousands separator.
 func parseAmount(num string) (hundredths int64, ok bool) {
-	num = strings.ReplaceAll(num, "'", "")
+	num = strings.NewReplacer("'", "", " ", "", "\u00a0", "", "\u202f", "").Replace(num)
 	lastDot, lastComma := strings.LastIndexByte(num, '.'), strings.LastIndexByte(num, ',')
 	dec := -1
 	switch {

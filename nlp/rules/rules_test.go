@@ -432,3 +432,17 @@ func TestISODateTimeRangeIsNotAnOffset(t *testing.T) {
 	check(t, Default(), "2026-11-22 10:30-11:30", "datetime:2026-11-22 10:30=2026-11-22T10:30:00+01:00", "time:11:30=11:30")
 	check(t, Default(), "2026-11-22 10:30:00+02:00", "datetime:2026-11-22 10:30:00+02:00=2026-11-22T09:30:00+01:00")
 }
+
+// TestMoneySpaceGroupedThousands: "1 234,56 €" (French, Nordic: space or
+// no-break space between thousands) is 1234.56, not the 234.56 after the
+// space.
+func TestMoneySpaceGroupedThousands(t *testing.T) {
+	x := Default()
+	check(t, x, "it was 1 234,56 € in total", "money:1 234,56 €=1234.56 EUR")
+	check(t, x, "1\u00a0234,56\u00a0€", "money:1\u00a0234,56\u00a0€=1234.56 EUR")
+	check(t, x, "1\u202f000\u202f000 EUR", "money:1\u202f000\u202f000 EUR=1000000.00 EUR")
+	check(t, x, "EUR 12 500", "money:EUR 12 500=12500.00 EUR")
+	check(t, x, "2 500 kronor", "money:2 500 kronor=2500.00 SEK")
+	check(t, x, "3 items for 100 €", "money:100 €=100.00 EUR")
+	check(t, x, "order 12 and 1 234 €", "money:1 234 €=1234.00 EUR")
+}
