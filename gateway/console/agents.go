@@ -120,7 +120,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	// Per account too (known or not, so the answer reveals nothing):
 	// guesses spread over many addresses still get a few per minute.
-	if !c.accountLogins.allow(strings.ToLower(strings.TrimSpace(req.Email)), now) {
+	if !c.accountLogins.allow(accountKey(req.Email), now) {
 		gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.EOVERLOADED, "too many login attempts for this account; retry later"))
 		return
 	}
@@ -140,6 +140,18 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	a.PasswordHash = nil
 	gateway.WriteJSON(w, http.StatusOK, LoginResponse{Token: tok, ExpiresAt: time.Now().Add(c.cfg.TokenTTL).UTC().Truncate(time.Second), Agent: a})
+}
+
+// accountKey is the per-account login limiter's key for an email: no
+// account has an email beyond 254 bytes (Authenticate refuses them), so
+// longer ones share their first 254 bytes and a bucket costs no more than
+// that, whatever the body size.
+func accountKey(email string) string {
+	k := strings.ToLower(strings.TrimSpace(email))
+	if len(k) > 254 {
+		k = strings.Clone(k[:254])
+	}
+	return k
 }
 
 func (c *Console) listAgents(w http.ResponseWriter, r *http.Request) {

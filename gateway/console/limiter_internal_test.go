@@ -2,11 +2,15 @@ package console
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tandem-chat/tandem/gateway"
+	"github.com/tandem-chat/tandem/handoff"
+	"github.com/tandem-chat/tandem/handoff/memstore"
 )
 
 // TestLoginKeyGroupsIPv6Networks: addresses of one IPv6 /64 share one
@@ -43,5 +47,34 @@ func TestLimiterFullKeepsLimitedClientsLimited(t *testing.T) {
 	}
 	if len(l.buckets) > 100 {
 		t.Fatalf("%d buckets, bound 100", len(l.buckets))
+	}
+}
+
+// TestAccountLimiterKeysAreBounded: the per-account login limiter keeps a
+// bucket per email tried; emails up to the 16 KiB body limit, from many
+// addresses, must not make each bucket's key cost kilobytes (10,000 of
+// them held 160 MB).
+func TestAccountLimiterKeysAreBounded(t *testing.T) {
+	eng, err := handoff.New(memstore.New(), handoff.Config{BcryptCost: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Console{eng: eng, log: slog.New(slog.DiscardHandler), logins: newLimiter(1, 10, 10000), accountLogins: newLimiter(0.1, 10, 10000)}
+	for i := range 20 {
+		body := fmt.Sprintf(`{"email":"%d%s@example.com","password":"x"}`, i, strings.Repeat("a", 15000))
+		r := httptest.NewRequest("POST", "/api/v1/agents/login", strings.NewReader(body))
+		r.RemoteAddr = fmt.Sprintf("192.0.2.%d:1000", i+1)
+		w := httptest.NewRecorder()
+		c.login(w, r)
+		if w.Code != 401 {
+			t.Fatalf("login %d: %d %s", i, w.Code, w.Body)
+		}
+	}
+	size := 0
+	for k := range c.accountLogins.buckets {
+		size += len(k)
+	}
+	if size > 20*254 {
+		t.Fatalf("account limiter keys hold %d bytes for 20 attempts", size)
 	}
 }
