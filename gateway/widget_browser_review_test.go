@@ -876,3 +876,41 @@ func TestBrowserWidgetOutboxKeptWhenStorageIsFull(t *testing.T) {
 	g.open()
 	waitFor(t, ctx, "the offline message's answer", `document.getElementById("tandem-log").textContent.includes("echo: written offline") && `+noPendingLeft)
 }
+
+// Messages written in a row are stored in that order even when the server
+// turns one away for now (its rate limit, or the bot still busy with the
+// earlier ones: overloaded) while the next one, already on its way, would
+// be taken: the widget sends the next message only once the previous one
+// is acknowledged.
+func TestBrowserWidgetBurstKeepsOrder(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	// The first "second" is turned away as the server does when the bot
+	// queue is full (the third, sent right behind it, would be taken).
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+		const orig = WebSocket.prototype.send;
+		let refused = false;
+		WebSocket.prototype.send = function (data) {
+			let f = null;
+			try { f = JSON.parse(data); } catch (e) { /* not JSON */ }
+			if (f && f.type === "message" && f.text === "second" && !refused) {
+				refused = true;
+				const sock = this;
+				setTimeout(() => sock.dispatchEvent(new MessageEvent("message", { data: JSON.stringify({ type: "error", code: "overloaded", message: "the assistant is still answering your previous messages", client_id: f.client_id }) })), 5);
+				return;
+			}
+			return orig.call(this, data);
+		};
+	})()`))
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+		const i = document.getElementById("tandem-input"), b = document.getElementById("tandem-send");
+		for (const text of ["first", "second", "third"]) { i.value = text; b.click(); }
+	})()`))
+	waitFor(t, ctx, "all three answers", `["first", "second", "third"].every(x => document.getElementById("tandem-log").textContent.includes("echo: " + x)) && `+noPendingLeft)
+	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+	if got := customerTexts(t, ts, conv); fmt.Sprint(got) != "[first second third]" {
+		t.Fatalf("stored order = %q, want [first second third]", got)
+	}
+}

@@ -415,15 +415,19 @@
     for (var i = 0; i < state.outbox.length; i++) { if (state.outbox[i].client_id === clientId) { return state.outbox[i]; } }
     return null;
   }
+  // flush sends the outbox in order, one message at a time: the next goes
+  // once the previous one is acknowledged (or refused for good), so a
+  // message the server turns away for now (its rate limit, the bot still
+  // busy: overloaded) is never overtaken by one sent right behind it.
   function flush() {
     if (!welcomed) { return; }
     for (var i = 0; i < state.outbox.length; i++) {
       var item = state.outbox[i];
-      if (item.failed || item.sentOn === connSerial) { continue; }
-      // In order: nothing overtakes a message waiting to be resent.
+      if (item.failed) { continue; }
+      if (item.sentOn === connSerial) { return; } // waiting for its answer
       if (item.retryAt > Date.now()) { return; }
-      if (!send({ type: item.type, client_id: item.client_id, text: item.text })) { return; }
-      item.sentOn = connSerial;
+      if (send({ type: item.type, client_id: item.client_id, text: item.text })) { item.sentOn = connSerial; }
+      return;
     }
   }
   // acked drops an outbox item; seq, when given, is the ack's: a message
@@ -439,6 +443,7 @@
     goneIds[clientId] = true;
     state.outbox = state.outbox.filter(function (x) { return x.client_id !== clientId; });
     save();
+    flush();
   }
 
   // ---- contact address --------------------------------------------------------
@@ -694,6 +699,7 @@
     delete item.retryAt;
     save();
     markFailed(item);
+    flush();
   }
 
   function modeText(mode) {
