@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -68,6 +70,9 @@ type Conn struct {
 	over    bool // the connection ended: no more follows
 
 	last map[string]int64 // conversation -> last seq written; writer goroutine only
+
+	cutMu sync.Mutex        // guards cut
+	cut   map[string]string // conversation -> the stream whose deltas are no longer sent
 }
 
 type outItem struct {
@@ -138,9 +143,12 @@ func (c *Conn) Strike() {
 // indicators and read receipts) are dropped rather than queued when this
 // connection's queue is more than half full: they are worth nothing late,
 // and a flood of them from the other side must not close this connection
-// as a slow consumer. Logged messages (Seq > 0) and the server's own
-// ephemeral frames (streamed answer text, handoff status) are never
-// dropped this way.
+// as a slow consumer. So is a streamed answer's delta, and with it every
+// later delta of that stream (a preview with a hole in it would be
+// wrong; the final message carries the whole text): a long answer
+// streamed to a client that reads slowly for a moment must not close it.
+// Logged messages (Seq > 0) and the server's other ephemeral frames
+// (handoff status, the bot's typing) are never dropped this way.
 func (c *Conn) Deliver(ev *Event) {
 	if ev.Seq == 0 && ev.Origin != "" {
 		if ev.Origin == c.id {
@@ -151,7 +159,52 @@ func (c *Conn) Deliver(ev *Event) {
 			return
 		}
 	}
+	if ev.Seq == 0 && ev.Origin == "" && c.cutDelta(ev) {
+		c.chat.metrics.ephemeralDropped.Inc()
+		return
+	}
 	c.enqueue(outItem{ev: ev})
+}
+
+// cutDelta reports whether ev, a server ephemeral frame, is a delta of a
+// stream this connection no longer gets: one cut now, the queue being more
+// than half full, or before.
+func (c *Conn) cutDelta(ev *Event) bool {
+	full := len(c.queue) > cap(c.queue)/2
+	c.cutMu.Lock()
+	defer c.cutMu.Unlock()
+	if !full && len(c.cut) == 0 {
+		return false
+	}
+	stream, ok := deltaStream(ev.Frame)
+	if !ok {
+		return false
+	}
+	if cut, ok := c.cut[ev.ConversationID]; ok && cut == stream {
+		return true
+	}
+	if !full {
+		return false
+	}
+	if c.cut == nil {
+		c.cut = map[string]string{}
+	}
+	c.cut[ev.ConversationID] = stream // one per conversation: turns run one at a time
+	return true
+}
+
+var deltaPrefix = []byte(`{"type":"` + FrameDelta + `"`)
+
+// deltaStream returns the stream id of a delta frame.
+func deltaStream(frame []byte) (string, bool) {
+	if !bytes.HasPrefix(frame, deltaPrefix) {
+		return "", false
+	}
+	var f DeltaFrame
+	if json.Unmarshal(frame, &f) != nil || f.Type != FrameDelta {
+		return "", false
+	}
+	return f.StreamID, true
 }
 
 // Ephemeral frames (typing, read receipts) a connection may send: a burst

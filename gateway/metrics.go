@@ -13,8 +13,9 @@ type chatMetrics struct {
 	framesOut prometheus.Counter
 	errors    *prometheus.CounterVec
 	slow      prometheus.Counter
-	// ephemeralDropped counts typing and read frames not sent on: over a
-	// sender's rate, or for a receiver whose queue is half full.
+	// ephemeralDropped counts typing and read frames not sent on (over a
+	// sender's rate, or for a receiver whose queue is half full) and the
+	// deltas of streams cut for a receiver whose queue was half full.
 	ephemeralDropped prometheus.Counter
 	gapFills         prometheus.Counter
 	appended         *prometheus.CounterVec
@@ -33,7 +34,7 @@ func newChatMetrics() *chatMetrics {
 		errors:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_ws_errors_total", Help: "Error frames sent and read-limit closes, by code."}, []string{"code"}),
 		slow:      prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_ws_slow_consumers_total", Help: "Connections closed because their send queue overflowed."}),
 		ephemeralDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_ws_ephemeral_dropped_total",
-			Help: "Typing and read-receipt frames dropped: over the sender's rate, or for a receiver whose send queue is half full."}),
+			Help: "Typing and read-receipt frames dropped (over the sender's rate, or for a receiver whose send queue is half full) and streamed-answer deltas left out for a receiver whose send queue was half full."}),
 		gapFills: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_ws_gap_fills_total", Help: "Message gaps a connection filled from the log."}),
 		appended: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_messages_appended_total", Help: "Messages appended to conversation logs, by author."}, []string{"author"}),
 		turns: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tandem_bot_turn_seconds", Help: "Bot turn latency by reply kind.",

@@ -783,3 +783,37 @@ func TestIdleAfterHelloOutlivesHelloDeadline(t *testing.T) {
 		t.Fatalf("after an idle second: %s", f.raw)
 	}
 }
+
+// TestLongStreamToBusyClient: a long streamed answer reaching a client
+// that does not read for a moment must not close it as a slow consumer
+// (deltas were never dropped, so a burst of them overflowed the send
+// queue): the stream's later deltas are left out and the final message
+// carries the whole answer.
+func TestLongStreamToBusyClient(t *testing.T) {
+	ts := startServer(t, serverOpts{bot: streamBot{}})
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	text := strings.TrimSpace(strings.Repeat("a ", 1500))
+	c.send(map[string]any{"type": "message", "client_id": "m1", "text": text})
+	time.Sleep(200 * time.Millisecond) // the client is busy
+	var got strings.Builder
+	for {
+		f, err := c.read(10 * time.Second)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		if f.Type == "delta" {
+			got.WriteString(f.Text)
+		}
+		if f.Type == "message" && f.msg(t).Author == tandem.AuthorBot {
+			if m := f.msg(t); m.Text != "echo: "+text {
+				t.Fatalf("final answer %q", m.Text)
+			}
+			break
+		}
+	}
+	// What was streamed is a prefix of the answer: no holes.
+	if !strings.HasPrefix("echo: "+text, got.String()) {
+		t.Fatalf("streamed preview %q is not a prefix of the answer", got.String())
+	}
+}
