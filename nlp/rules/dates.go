@@ -102,17 +102,26 @@ func atoi(s string) int {
 	return n
 }
 
+// midnight returns t's calendar date. Dates are held at noon, not at
+// 00:00: where daylight saving time starts at midnight (America/Santiago,
+// America/Havana) 00:00 does not exist on that day and time.Date moves it
+// to 23:00 of the day before, which made "today" yesterday and "tomorrow"
+// today. Only the date of these values is ever used.
 func midnight(t time.Time) time.Time {
 	y, m, d := t.Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, t.Location())
+	return time.Date(y, m, d, dateHour, 0, 0, 0, t.Location())
 }
+
+// dateHour is the wall-clock hour at which calendar dates are held (see
+// midnight).
+const dateHour = 12
 
 // mkDate returns the date if it exists.
 func mkDate(y int, m time.Month, d int, loc *time.Location) (time.Time, bool) {
 	if m < 1 || m > 12 || d < 1 || d > 31 || y < 1 || y > 9999 {
 		return time.Time{}, false
 	}
-	t := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	t := time.Date(y, m, d, dateHour, 0, 0, 0, loc)
 	if t.Day() != d || t.Month() != m {
 		return time.Time{}, false
 	}
@@ -366,12 +375,12 @@ func (e *Extractor) dates(s string, h *hints, ref time.Time, cs []candidate) []c
 			from = sat.AddDate(0, 0, 7*dir)
 			to = from.AddDate(0, 0, 1)
 		case "month":
-			first := time.Date(ref.Year(), ref.Month(), 1, 0, 0, 0, 0, loc)
+			first := time.Date(ref.Year(), ref.Month(), 1, dateHour, 0, 0, 0, loc)
 			from = first.AddDate(0, dir, 0)
 			to = from.AddDate(0, 1, -1)
 		case "year":
-			from = time.Date(ref.Year()+dir, 1, 1, 0, 0, 0, 0, loc)
-			to = time.Date(ref.Year()+dir, 12, 31, 0, 0, 0, 0, loc)
+			from = time.Date(ref.Year()+dir, 1, 1, dateHour, 0, 0, 0, loc)
+			to = time.Date(ref.Year()+dir, 12, 31, dateHour, 0, 0, 0, loc)
 		}
 		st := m[0]
 		if q == "the" {
@@ -517,11 +526,11 @@ func twoDigits(n int) string {
 // it, and "in a year" on 29 February is 28 February.
 func addMonths(day time.Time, n int) time.Time {
 	y, m, d := day.Date()
-	first := time.Date(y, m+time.Month(n), 1, 0, 0, 0, 0, day.Location())
+	first := time.Date(y, m+time.Month(n), 1, dateHour, 0, 0, 0, day.Location())
 	if last := first.AddDate(0, 1, -1).Day(); d > last {
 		d = last
 	}
-	return time.Date(first.Year(), first.Month(), d, 0, 0, 0, 0, day.Location())
+	return time.Date(first.Year(), first.Month(), d, dateHour, 0, 0, 0, day.Location())
 }
 
 // isoOffset parses an ISO 8601 UTC offset ("Z", "+02:00", "-0530") into
@@ -545,13 +554,24 @@ func isoOffset(z string) (int, bool) {
 // addDays moves a date by n calendar days.
 func addDays(day time.Time, n int) time.Time {
 	y, m, d := day.Date()
-	return time.Date(y, m, d+n, 0, 0, 0, 0, day.Location())
+	return time.Date(y, m, d+n, dateHour, 0, 0, 0, day.Location())
 }
 
 // atClock is the wall-clock time h:m:s on day's date in day's location.
 // (Adding hours to midnight would be an hour off on the days daylight
 // saving time starts or ends.)
+//
+// A time that does not exist on that day (skipped when daylight saving
+// time starts: 02:30 on the spring-forward night in New York) is moved
+// forward by the gap, to 03:30 — not back to 01:30, which is where
+// time.Date puts it.
 func atClock(day time.Time, h, m, s int) time.Time {
 	y, mo, d := day.Date()
-	return time.Date(y, mo, d, h, m, s, 0, day.Location())
+	loc := day.Location()
+	t := time.Date(y, mo, d, h, m, s, 0, loc)
+	if t.Hour() == h && t.Minute() == m && t.Second() == s {
+		return t
+	}
+	_, before := t.Add(-12 * time.Hour).Zone() // the offset before the gap
+	return time.Date(y, mo, d, h, m, s, 0, time.UTC).Add(-time.Duration(before) * time.Second).In(loc)
 }

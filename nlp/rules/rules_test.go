@@ -446,3 +446,61 @@ func TestMoneySpaceGroupedThousands(t *testing.T) {
 	check(t, x, "3 items for 100 €", "money:100 €=100.00 EUR")
 	check(t, x, "order 12 and 1 234 €", "money:1 234 €=1234.00 EUR")
 }
+
+// TestDatesWhereDSTStartsAtMidnight: in America/Santiago and
+// America/Havana daylight saving time starts at 00:00, so that day has no
+// midnight; "today" on it was the day before and "tomorrow" the day before
+// it was the same day.
+func TestDatesWhereDSTStartsAtMidnight(t *testing.T) {
+	for _, c := range []struct {
+		zone string
+		day  time.Time // the day without a midnight, at noon UTC
+	}{
+		{"America/Santiago", time.Date(2026, 9, 6, 0, 0, 0, 0, time.UTC)},
+		{"America/Havana", time.Date(2026, 3, 8, 0, 0, 0, 0, time.UTC)},
+	} {
+		loc, err := time.LoadLocation(c.zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		on := time.Date(c.day.Year(), c.day.Month(), c.day.Day(), 10, 0, 0, 0, loc)
+		before := on.AddDate(0, 0, -1)
+		want := on.Format("2006-01-02")
+		for _, x := range []struct {
+			in  string
+			ref time.Time
+		}{{"today", on}, {"tomorrow", before}, {"in 1 day", before}, {"this weekend", before}} {
+			es := Default().Extract(x.in, x.ref)
+			if len(es) != 1 || !strings.HasPrefix(es[0].Value, want) && !strings.Contains(es[0].Value, want) {
+				t.Errorf("%s: %q at %s = %+v, want %s", c.zone, x.in, x.ref.Format(time.RFC3339), es, want)
+			}
+		}
+		if es := Default().Extract("today at 3pm", on); len(es) != 1 || es[0].Value != want+"T15:00:00"+on.Format("-07:00") {
+			t.Errorf("%s: today at 3pm = %+v", c.zone, es)
+		}
+	}
+}
+
+// TestTimeInTheSpringForwardGap: 2:30 on the night clocks jump from 2:00
+// to 3:00 does not exist; it is read as 3:30 (forward by the gap), not
+// 1:30, and times around the change keep their wall clock.
+func TestTimeInTheSpringForwardGap(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := time.Date(2026, 3, 7, 12, 0, 0, 0, ny)
+	for in, want := range map[string]string{
+		"tomorrow at 2:30am": "2026-03-08T03:30:00-04:00",
+		"tomorrow at 1:30am": "2026-03-08T01:30:00-05:00",
+		"tomorrow at 3:30am": "2026-03-08T03:30:00-04:00",
+		"2026-03-08T02:15":   "2026-03-08T03:15:00-04:00",
+		"2026-11-01T01:30":   "2026-11-01T01:30:00-04:00", // ambiguous: the first one
+		"tomorrow at 3pm":    "2026-03-08T15:00:00-04:00",
+	} {
+		es := Default().Extract(in, ref)
+		if len(es) != 1 || es[0].Value != want {
+			t.Errorf("%q = %+v, want %s", in, es, want)
+		}
+	}
+}
