@@ -152,7 +152,10 @@ type Store interface {
 	// Import upserts every write in one transaction, matched by external
 	// id, or by id when the write has no external id (see ImportKey; a new
 	// FAQ keyed by id is created with that id). With dryRun nothing is
-	// stored but the outcomes are computed as if it were.
+	// stored but the outcomes are computed as if it were. A write that
+	// cannot be applied fails the batch with an error carrying a *RowError
+	// (see ImportRowError); so does a write that names the same FAQ as an
+	// earlier one by the other key (its id, then its external id).
 	Import(ctx context.Context, ws []Write, dryRun bool) ([]Outcome, error)
 	// Versions returns the audit trail of an FAQ, oldest first; it survives
 	// deletion.
@@ -206,6 +209,26 @@ func ImportKey(f tandem.FAQ) (key string, byID bool) {
 		return fmt.Sprintf("id %q", f.ID), true
 	}
 	return "", false
+}
+
+// RowError says which write of a Store.Import batch failed. Stores return
+// it inside a *tandem.Error (ImportRowError), so the error's code and
+// message ("row N: ...") are those of the cause.
+type RowError struct {
+	Index int   // position of the write in the batch (0-based)
+	Err   error // the cause
+}
+
+func (e *RowError) Error() string { return fmt.Sprintf("row %d: %v", e.Index+1, e.Err) }
+
+// Unwrap returns the cause.
+func (e *RowError) Unwrap() error { return e.Err }
+
+// ImportRowError returns err as the failure of write i of an import batch:
+// a *tandem.Error with err's code, the message "row i+1: <err's message>"
+// and a *RowError as its cause.
+func ImportRowError(i int, err error) error {
+	return &tandem.Error{Code: tandem.ErrorCode(err), Message: fmt.Sprintf("row %d: %s", i+1, tandem.ErrorMessage(err)), Err: &RowError{Index: i, Err: err}}
 }
 
 // Texts returns the texts of an FAQ that get one vector each: the question

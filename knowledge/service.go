@@ -597,11 +597,65 @@ func (s *Service) Import(ctx context.Context, actor string, recs []Record, opts 
 	if rep.Failed > 0 && !opts.Partial {
 		return rep, nil
 	}
+	for {
+		outs, err := s.importWrites(ctx, writes, opts)
+		i, detail := importRowFailure(err, len(writes))
+		if detail == nil {
+			if err != nil {
+				return rep, err
+			}
+			rep.Applied = !opts.DryRun && len(writes) > 0
+			for j, o := range outs {
+				rr := &rep.Rows[rowOf[j]]
+				rr.ID, rr.Version = o.FAQ.ID, o.FAQ.Version
+				rr.Action = o.Action
+				switch o.Action {
+				case ActionCreated:
+					rep.Created++
+				case ActionUpdated:
+					rep.Updated++
+				case ActionUnchanged:
+					rep.Unchanged++
+				}
+			}
+			return rep, nil
+		}
+		// The store refused one row: it is that row's error, as for the
+		// rows the parser refused. Atomic mode stops; partial mode goes on
+		// without it.
+		rep.Rows[rowOf[i]].Error = detail
+		rep.Failed++
+		if !opts.Partial {
+			return rep, nil
+		}
+		writes = append(writes[:i:i], writes[i+1:]...)
+		rowOf = append(rowOf[:i:i], rowOf[i+1:]...)
+	}
+}
+
+// importRowFailure returns the write and client-facing error of a store
+// import that failed because of one write (a *RowError with a client
+// code); detail is nil for any other error.
+func importRowFailure(err error, n int) (int, *ErrorDetail) {
+	var re *RowError
+	if err == nil || !errors.As(err, &re) || re.Index < 0 || re.Index >= n {
+		return 0, nil
+	}
+	switch code := tandem.ErrorCode(re.Err); code {
+	case tandem.EINVALID, tandem.ECONFLICT:
+		return re.Index, &ErrorDetail{Code: code, Message: tandem.ErrorMessage(re.Err)}
+	}
+	return 0, nil
+}
+
+// importWrites classifies writes, embeds the new and changed ones and,
+// unless opts.DryRun, applies them in one store transaction.
+func (s *Service) importWrites(ctx context.Context, writes []Write, opts ImportOptions) ([]Outcome, error) {
 	// Classify first (a rolled-back transaction), so only new or changed
 	// text is embedded.
 	outs, err := s.store.Import(ctx, writes, true)
 	if err != nil {
-		return rep, err
+		return nil, err
 	}
 	if !opts.DryRun && len(writes) > 0 {
 		var need []int
@@ -622,9 +676,8 @@ func (s *Service) Import(ctx context.Context, actor string, recs []Record, opts 
 		}
 		outs, err = s.store.Import(ctx, writes, false)
 		if err != nil {
-			return rep, err
+			return nil, err
 		}
-		rep.Applied = true
 		changed := false
 		for i, o := range outs {
 			if o.Action != ActionUnchanged {
@@ -644,20 +697,7 @@ func (s *Service) Import(ctx context.Context, actor string, recs []Record, opts 
 			s.kick()
 		}
 	}
-	for j, o := range outs {
-		rr := &rep.Rows[rowOf[j]]
-		rr.ID, rr.Version = o.FAQ.ID, o.FAQ.Version
-		rr.Action = o.Action
-		switch o.Action {
-		case ActionCreated:
-			rep.Created++
-		case ActionUpdated:
-			rep.Updated++
-		case ActionUnchanged:
-			rep.Unchanged++
-		}
-	}
-	return rep, nil
+	return outs, nil
 }
 
 // Export writes every FAQ matching f in the format.

@@ -509,3 +509,49 @@ func TestSetStatusWithoutVersionRetries(t *testing.T) {
 		t.Fatalf("unpublish at a stale version: %v, want conflict", err)
 	}
 }
+
+// TestServiceImportStoreRowError: a row the store refuses (here: a second
+// row for the same FAQ, by its external id after its id) is reported as
+// that row's error, like the rows the parser refuses: atomic mode applies
+// nothing and says which row; partial mode applies the other rows. It used
+// to fail the whole import with an error numbered by the position among
+// the valid rows only.
+func TestServiceImportStoreRowError(t *testing.T) {
+	s := newService(t, knowledge.Config{Embedder: &hashEmbedder{version: "h", dim: 16}})
+	b, err := s.Create(ctx, "alice", tandem.FAQ{ExternalID: "b-ext", Question: "Where is my order?", Answer: "See Orders."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `[{"external_id":"bad","question":"","answer":"No question."},
+{"id":"` + b.ID + `","question":"Where is my order?","answer":"By id."},
+{"external_id":"new","question":"How do I pay?","answer":"By card."},
+{"external_id":"b-ext","question":"Where is my order?","answer":"By external id."}]`
+	recs, err := knowledge.ParseImport(strings.NewReader(body), knowledge.FormatJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.Import(ctx, "importer", recs, knowledge.ImportOptions{Partial: true})
+	if err != nil {
+		t.Fatalf("partial import: %v", err)
+	}
+	if !rep.Applied || rep.Failed != 2 || rep.Created != 1 || rep.Updated != 1 || rep.Rows[3].Error == nil || rep.Rows[3].Error.Code != tandem.EINVALID ||
+		!strings.Contains(rep.Rows[3].Error.Message, `the row with id "`+b.ID+`"`) || rep.Rows[3].Action != "" || rep.Rows[1].Action != knowledge.ActionUpdated {
+		t.Fatalf("partial report: %+v", rep)
+	}
+	if got, _ := s.Get(ctx, b.ID); got.Answer != "By id." {
+		t.Errorf("after the partial import: %+v", got)
+	}
+	// Atomic: nothing applied, the refused row named.
+	recs[1].FAQ.Answer, recs[3].FAQ.Answer = "Again by id.", "Again by external id."
+	recs = recs[1:]
+	rep, err = s.Import(ctx, "importer", recs, knowledge.ImportOptions{})
+	if err != nil {
+		t.Fatalf("atomic import: %v", err)
+	}
+	if rep.Applied || rep.Failed != 1 || rep.Rows[2].Error == nil || rep.Rows[2].Row != 4 {
+		t.Fatalf("atomic report: %+v", rep)
+	}
+	if got, _ := s.Get(ctx, b.ID); got.Answer != "By id." {
+		t.Errorf("a refused atomic import changed the FAQ: %+v", got)
+	}
+}

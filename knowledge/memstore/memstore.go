@@ -338,18 +338,19 @@ func (s *Store) Import(ctx context.Context, ws []knowledge.Write, dryRun bool) (
 	ws = slices.Clone(ws) // rows keyed by id may get the item's external id below
 	plans := make([]plan, len(ws))
 	seen := map[string]int{}
+	target := map[*item]string{} // stored FAQ -> the key of the row that matched it
 	for i := range ws {
 		w := &ws[i]
 		key, byID := knowledge.ImportKey(w.FAQ)
 		if key == "" {
-			return nil, tandem.Errorf(tandem.EINVALID, "row %d: external_id (or the id of an FAQ without one) is required", i+1)
+			return nil, knowledge.ImportRowError(i, tandem.Errorf(tandem.EINVALID, "external_id (or the id of an FAQ without one) is required"))
 		}
 		if j, dup := seen[key]; dup {
-			return nil, tandem.Errorf(tandem.EINVALID, "row %d: %s duplicates row %d", i+1, key, j+1)
+			return nil, knowledge.ImportRowError(i, tandem.Errorf(tandem.EINVALID, "%s duplicates row %d", key, j+1))
 		}
 		seen[key] = i
 		if err := s.checkEmbeddings(w.FAQ, w.Embeddings); err != nil {
-			return nil, tandem.Errorf(tandem.EINVALID, "row %d: %s", i+1, tandem.ErrorMessage(err))
+			return nil, knowledge.ImportRowError(i, err)
 		}
 		var it *item
 		var ok bool
@@ -360,6 +361,15 @@ func (s *Store) Import(ctx context.Context, ws []knowledge.Write, dryRun bool) (
 			}
 		} else {
 			it, ok = s.byExt[w.FAQ.ExternalID]
+		}
+		if ok {
+			// Rows are planned against the stored state, so a second row
+			// for the same FAQ (by its id, then by its external id) would
+			// be planned against content the first one replaces.
+			if prev, again := target[it]; again {
+				return nil, knowledge.ImportRowError(i, tandem.Errorf(tandem.EINVALID, "%s is FAQ %s, which the row with %s already changes: one row per FAQ", key, it.faq.ID, prev))
+			}
+			target[it] = key
 		}
 		switch {
 		case !ok:

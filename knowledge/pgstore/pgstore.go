@@ -677,22 +677,17 @@ func (s *Store) Import(ctx context.Context, ws []knowledge.Write, dryRun bool) (
 	outs := make([]knowledge.Outcome, len(ws))
 	err := s.inTx(ctx, func(w *txw) error {
 		seen := map[string]int{}
+		target := map[string]string{} // stored FAQ id -> the key of the row that matched it
 		for i, wr := range ws {
+			rowErr := func(err error) error { return knowledge.ImportRowError(i, err) }
 			key, byID := knowledge.ImportKey(wr.FAQ)
 			if key == "" {
-				return tandem.Errorf(tandem.EINVALID, "row %d: external_id (or the id of an FAQ without one) is required", i+1)
+				return rowErr(tandem.Errorf(tandem.EINVALID, "external_id (or the id of an FAQ without one) is required"))
 			}
 			if j, dup := seen[key]; dup {
-				return tandem.Errorf(tandem.EINVALID, "row %d: %s duplicates row %d", i+1, key, j+1)
+				return rowErr(tandem.Errorf(tandem.EINVALID, "%s duplicates row %d", key, j+1))
 			}
 			seen[key] = i
-			rowErr := func(err error) error {
-				var te *tandem.Error
-				if errors.As(err, &te) {
-					return &tandem.Error{Code: te.Code, Message: fmt.Sprintf("row %d: %s", i+1, te.Message), Err: te.Err}
-				}
-				return fmt.Errorf("row %d: %w", i+1, err)
-			}
 			var old tandem.FAQ
 			var ok bool
 			var err error
@@ -706,6 +701,13 @@ func (s *Store) Import(ctx context.Context, ws []knowledge.Write, dryRun bool) (
 			}
 			if err != nil {
 				return rowErr(err)
+			}
+			if ok {
+				// As in memstore: one row per FAQ, whichever key names it.
+				if prev, again := target[old.ID]; again {
+					return rowErr(tandem.Errorf(tandem.EINVALID, "%s is FAQ %s, which the row with %s already changes: one row per FAQ", key, old.ID, prev))
+				}
+				target[old.ID] = key
 			}
 			outs[i].Row = i
 			switch {

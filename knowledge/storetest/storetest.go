@@ -5,6 +5,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -813,6 +814,22 @@ func testImportByID(t *testing.T, s knowledge.Store) {
 	}
 	_, err = s.Import(ctx, []knowledge.Write{row(a), row(a)}, false)
 	wantCode(t, err, tandem.EINVALID)
+	// Two rows for one FAQ, by its id and by its external id: refused, and
+	// the error names the second row (memstore planned both against the
+	// stored content and kept the first, PostgreSQL applied both in turn).
+	bByID, bByExt := bNoExt, b
+	bByID.Answer, bByExt.Answer = "By id", "By external id"
+	for _, dry := range []bool{true, false} {
+		_, err = s.Import(ctx, []knowledge.Write{row(newF), row(bByID), row(bByExt)}, dry)
+		wantCode(t, err, tandem.EINVALID)
+		var re *knowledge.RowError
+		if !errors.As(err, &re) || re.Index != 2 || !strings.HasPrefix(tandem.ErrorMessage(err), "row 3: ") {
+			t.Fatalf("dry run %v: same FAQ twice: %v, want a RowError for row 3", dry, err)
+		}
+	}
+	if got, _ := s.Get(ctx, b.ID); got.Answer != "Changed" || got.Version != 2 {
+		t.Errorf("a refused import changed the FAQ: %+v", got)
+	}
 	_, err = s.Import(ctx, []knowledge.Write{{FAQ: tandem.FAQ{Question: "Q?", Answer: "A", Locale: "en", Status: tandem.FAQDraft}, Actor: "bob"}}, false)
 	wantCode(t, err, tandem.EINVALID)
 }
