@@ -914,3 +914,42 @@ func TestBrowserWidgetBurstKeepsOrder(t *testing.T) {
 		t.Fatalf("stored order = %q, want [first second third]", got)
 	}
 }
+
+// An answer that arrives while the chat panel is closed is not missed: the
+// launcher says how many new messages wait (for every user, and in its
+// accessible name), a live region outside the closed panel announces it
+// to screen readers, and opening the panel clears the count.
+func TestBrowserWidgetNewMessagesWhileClosed(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	sendFromWidget(t, ctx, "hello")
+	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: hello") && `+noPendingLeft)
+	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+	browsertest.Do(t, ctx, chromedp.Click(chromedp.ID("tandem-launcher")))
+	waitFor(t, ctx, "the panel to close", `document.getElementById("tandem-panel").hidden`)
+	launcher := browsertest.Eval[string](t, ctx, `document.getElementById("tandem-launcher").textContent`)
+
+	if _, _, err := ts.Chat.PostMessage(context.Background(), tandem.Message{ConversationID: conv, ClientID: "agent:a1", Author: tandem.AuthorAgent, AuthorName: "Ann", Text: "Hi, I'm Ann. How can I help?", Kind: "text"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the agent's message", `document.getElementById("tandem-log").textContent.includes("I'm Ann")`)
+	// Accessible name: aria-label if set, else the text.
+	const name = `(() => { const l = document.getElementById("tandem-launcher"); return (l.getAttribute("aria-label") || l.textContent); })()`
+	if got := browsertest.Eval[string](t, ctx, name); !strings.Contains(got, "1 new") {
+		t.Errorf("the launcher's accessible name with the panel closed = %q, want it to count 1 new message", got)
+	}
+	if got := browsertest.Eval[string](t, ctx, `document.getElementById("tandem-launcher").textContent`); got == launcher {
+		t.Errorf("the launcher shows no sign of the new message: %q", got)
+	}
+	announced := browsertest.Eval[bool](t, ctx, `Array.from(document.querySelectorAll("#tandem-root [aria-live]")).some(e => !e.closest("[hidden]") && e.textContent.includes("I'm Ann"))`)
+	if !announced {
+		t.Errorf("no live region outside the closed panel announces the new message")
+	}
+	browsertest.Do(t, ctx, chromedp.Click(chromedp.ID("tandem-launcher")))
+	waitFor(t, ctx, "the panel to open", `!document.getElementById("tandem-panel").hidden`)
+	if got := browsertest.Eval[string](t, ctx, name); strings.Contains(got, "new") {
+		t.Errorf("the launcher after opening = %q, want no count", got)
+	}
+}

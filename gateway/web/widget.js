@@ -180,7 +180,9 @@
   contactForm.appendChild(contactLabel); contactForm.appendChild(contactInput); contactForm.appendChild(contactSend); contactForm.appendChild(contactMsg);
   panel.appendChild(header); panel.appendChild(logEl); panel.appendChild(typingEl); panel.appendChild(quickEl); panel.appendChild(contactForm); panel.appendChild(formError); panel.appendChild(form);
   var launcher = el("button", { "class": "tandem-launcher", type: "button", id: "tandem-launcher", "aria-controls": panelId, "aria-expanded": "false" }, title);
-  root.appendChild(style); root.appendChild(panel); root.appendChild(launcher);
+  // Announces messages that arrive while the panel (and its live log) is closed.
+  var newsEl = el("div", { "class": "tandem-sr", id: "tandem-news", role: "status", "aria-live": "polite" });
+  root.appendChild(style); root.appendChild(panel); root.appendChild(launcher); root.appendChild(newsEl);
 
   var pendingEls = {};  // client_id -> element of an unacknowledged message
   var streamEls = {};   // stream_id -> element of a streaming answer
@@ -190,8 +192,24 @@
   function setOpen(open) {
     if (open) { panel.removeAttribute("hidden"); } else { panel.setAttribute("hidden", ""); }
     launcher.setAttribute("aria-expanded", open ? "true" : "false");
-    launcher.textContent = open ? "Close chat" : title;
+    if (open) { unread = 0; newsEl.textContent = ""; }
+    showLauncher();
     if (open) { input.focus(); scrollDown(); sendRead(); } else { launcher.focus(); }
+  }
+  // Messages of others that arrive live while the panel is closed are
+  // counted on the launcher and announced, so they are not missed.
+  var unread = 0, liveFrom = Infinity;
+  function showLauncher() {
+    if (!panel.hasAttribute("hidden")) { launcher.textContent = "Close chat"; launcher.removeAttribute("aria-label"); return; }
+    launcher.textContent = unread ? title + " (" + unread + ")" : title;
+    if (unread) { launcher.setAttribute("aria-label", title + ", " + unread + " new message" + (unread > 1 ? "s" : "")); } else { launcher.removeAttribute("aria-label"); }
+  }
+  function noteNew(m) {
+    if (!panel.hasAttribute("hidden") || m.author === "customer" || !(m.seq > liveFrom)) { return; }
+    unread++;
+    showLauncher();
+    var who = m.author_name || (m.author === "agent" ? "Agent" : m.author === "bot" ? "Assistant" : "");
+    newsEl.textContent = "New message" + (who ? " from " + who : "") + ": " + String(m.text || "").slice(0, 200);
   }
   launcher.addEventListener("click", function () { setOpen(panel.hasAttribute("hidden")); });
   closeBtn.addEventListener("click", function () { setOpen(false); });
@@ -629,6 +647,7 @@
       clearTimeout(stableTimer);
       stableTimer = setTimeout(function () { attempt = 0; }, STABLE_MS);
       if (f.last_seq < state.lastSeq) { resetConversation(f.conversation_id); }
+      liveFrom = f.last_seq; // what the replay brings was there before
       heartbeatMs = f.heartbeat_ms > 0 ? f.heartbeat_ms : 25000;
       clearInterval(heartbeat);
       heartbeat = setInterval(function () {
@@ -650,7 +669,11 @@
       if (!contactAnswered(f)) { acked(f.client_id, f.seq); }
       break;
     case "message":
-      if (f.message && f.conversation_id === state.conversationId) { appendMessage(f.message, false); save(); sendRead(); }
+      if (f.message && f.conversation_id === state.conversationId) {
+        var fresh = f.message.seq > state.lastSeq;
+        appendMessage(f.message, false); save(); sendRead();
+        if (fresh) { noteNew(f.message); }
+      }
       break;
     case "delta":
       if (streamsDone[f.stream_id]) { break; }
