@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -229,18 +230,10 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 	_ = c.Publish(ctx, convID, "", TypingFrame{Type: FrameTyping, ConversationID: convID, Author: tandem.AuthorBot, Name: c.cfg.BotName, On: true})
 	start := time.Now()
 	streamID := ""
-	var reply tandem.Reply
-	if sb, ok := c.bot.(StreamingBot); ok {
+	if _, ok := c.bot.(StreamingBot); ok {
 		streamID = "s" + strconv.FormatInt(j.msg.Seq, 10)
-		reply, err = sb.RespondStream(ctx, turn, func(delta string) {
-			if delta == "" {
-				return
-			}
-			_ = c.Publish(ctx, convID, "", DeltaFrame{Type: FrameDelta, ConversationID: convID, StreamID: streamID, ReplyTo: j.msg.Seq, Text: delta})
-		})
-	} else {
-		reply, err = c.bot.Respond(ctx, turn)
 	}
+	reply, err := c.respond(ctx, turn, streamID)
 	if err != nil {
 		c.logger.Error("bot turn failed", "conversation", convID, "seq", j.msg.Seq, "err", err)
 		reply = tandem.Reply{Kind: tandem.ReplyFallback,
@@ -277,6 +270,28 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 		}
 		c.escalate(ctx, conv, esc)
 	}
+}
+
+// respond asks the bot for its reply to turn, streamed as stream
+// (delta frames) when stream is set. A panicking bot fails the turn (the
+// customer gets the fallback) instead of ending the process.
+func (c *Chat) respond(ctx context.Context, turn tandem.Turn, stream string) (reply tandem.Reply, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.logger.Error("bot panicked", "conversation", turn.ConversationID, "seq", turn.MessageSeq, "panic", v, "stack", string(debug.Stack()))
+			reply, err = tandem.Reply{}, fmt.Errorf("gateway: bot panicked: %v", v)
+		}
+	}()
+	if stream == "" {
+		return c.bot.Respond(ctx, turn)
+	}
+	convID := turn.ConversationID
+	return c.bot.(StreamingBot).RespondStream(ctx, turn, func(delta string) {
+		if delta == "" {
+			return
+		}
+		_ = c.Publish(ctx, convID, "", DeltaFrame{Type: FrameDelta, ConversationID: convID, StreamID: stream, ReplyTo: turn.MessageSeq, Text: delta})
+	})
 }
 
 // botAnswers decides who answers a customer message just stored in

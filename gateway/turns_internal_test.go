@@ -131,3 +131,60 @@ func TestTurnsRunInSeqOrder(t *testing.T) {
 		t.Fatalf("turns ran for seqs %v, want %v", bot.seqs, want)
 	}
 }
+
+// panicBot panics on "boom" and echoes anything else.
+type panicBot struct{}
+
+func (panicBot) Respond(_ context.Context, turn tandem.Turn) (tandem.Reply, error) {
+	if turn.Text == "boom" {
+		panic("index out of range in the model")
+	}
+	return tandem.Reply{Kind: tandem.ReplyAnswer, Text: "echo: " + turn.Text}, nil
+}
+
+// TestBotPanicIsATurnFailure: a bot that panics answers that turn with the
+// fallback (as for a bot error) and the node keeps serving; the panic used
+// to end the process, dropping every connection on the node.
+func TestBotPanicIsATurnFailure(t *testing.T) {
+	auth, err := NewAuth([]byte(strings.Repeat("x", 32)), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := NewMemLog()
+	ctx := context.Background()
+	if _, err := log.CreateConversation(ctx, tandem.Conversation{ID: "c1", SiteKey: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewChat(ChatConfig{}, ChatDeps{Log: log, Bus: NewLocalBus(), Auth: auth, Sites: StaticSites{}, Bot: panicBot{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Shutdown(context.Background()) }()
+	for _, text := range []string{"boom", "still there?"} {
+		m, _, err := log.Append(ctx, tandem.Message{ConversationID: "c1", Author: tandem.AuthorCustomer, Text: text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.turns.submit(turnJob{msg: m}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second) // a hang guard
+	for {
+		msgs, err := log.Messages(ctx, "c1", 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) == 4 {
+			if msgs[1].Author != tandem.AuthorBot || msgs[1].Data["reply_kind"] != string(tandem.ReplyFallback) ||
+				msgs[3].Text != "echo: still there?" {
+				t.Fatalf("log after a bot panic: %+v", msgs)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("turns not answered: %+v", msgs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
