@@ -264,7 +264,7 @@ func (p *Pipeline) RespondStream(ctx context.Context, turn tandem.Turn, onDelta 
 		return tandem.Reply{}, tandem.Errorf(tandem.EINVALID, "conversation id is required")
 	}
 	text := strings.ToValidUTF8(turn.Text, "\uFFFD")
-	text = strings.TrimSpace(truncateRunes(text, p.cfg.Policy.MaxTurnRunes))
+	text = strings.TrimSpace(truncateRunes(strings.TrimSpace(text), p.cfg.Policy.MaxTurnRunes))
 	if text == "" && !turn.RequestHuman {
 		return tandem.Reply{}, tandem.Errorf(tandem.EINVALID, "message is empty")
 	}

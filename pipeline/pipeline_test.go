@@ -529,3 +529,18 @@ func TestHumanKeywordInMixedScript(t *testing.T) {
 		t.Error("keyword matched inside longer Latin words")
 	}
 }
+
+// TestLongLeadingWhiteSpaceIsNotAnEmptyMessage: the text is cut to
+// max_turn_runes after the surrounding white space is dropped; cutting
+// first turned a message with a long blank preamble (pasted text) into an
+// "empty message" error.
+func TestLongLeadingWhiteSpaceIsNotAnEmptyMessage(t *testing.T) {
+	p := newTestPipeline(t, nil)
+	r, err := p.Respond(context.Background(), turn("blank-preamble", strings.Repeat("\n", 2000)+"hello, I want to track my order"))
+	if err != nil {
+		t.Fatalf("err = %v", err)
+	}
+	if r.NLU.Intent.Name != "greet" && r.NLU.Intent.Name != "track_order" {
+		t.Fatalf("the text after the blank lines was not read: %+v", r)
+	}
+}
