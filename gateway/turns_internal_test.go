@@ -176,7 +176,8 @@ func TestBotPanicIsATurnFailure(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(msgs) == 4 {
-			if msgs[1].Author != tandem.AuthorBot || msgs[1].Data["reply_kind"] != string(tandem.ReplyFallback) ||
+			// 1 and 2 are the customer's; 3 answers 1, 4 answers 2.
+			if msgs[2].Author != tandem.AuthorBot || msgs[2].Data["reply_kind"] != string(tandem.ReplyFallback) ||
 				msgs[3].Text != "echo: still there?" {
 				t.Fatalf("log after a bot panic: %+v", msgs)
 			}
