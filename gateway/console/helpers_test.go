@@ -70,6 +70,8 @@ type nodeOpts struct {
 	// heartbeatTimeout, when set, is the engine's (consoles ping every
 	// sixth of it).
 	heartbeatTimeout time.Duration
+	// logger, when set, receives the node's logs (default: discarded).
+	logger *slog.Logger
 }
 
 func newNode(t *testing.T, o nodeOpts) *env {
@@ -88,7 +90,10 @@ func newNode(t *testing.T, o nodeOpts) *env {
 		o.bus = gateway.NewLocalBus()
 	}
 	late := &console.LateNotifier{}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := o.logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	var notifier handoff.Notifier = late
 	if o.drop != nil {
 		notifier = handoff.NotifierFunc(func(ctx context.Context, e handoff.Event) {

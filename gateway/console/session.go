@@ -91,16 +91,20 @@ func (s *session) HandleFrame(ctx context.Context, conn *gateway.Conn, data []by
 		return
 	}
 	if err := s.handle(ctx, f); err != nil {
-		s.conn.Send(errorFrame(err, f))
-		if code := tandem.ErrorCode(err); code == tandem.EINVALID {
+		switch tandem.ErrorCode(err) {
+		case tandem.EINVALID:
 			s.conn.Strike()
+		case tandem.EINTERNAL: // the agent sees "internal error": the operator needs the cause
+			s.c.log.Error("console: action failed", "action", f.Type, "agent", s.agent.ID, "err", err)
 		}
+		s.conn.Send(errorFrame(err, f))
 	}
 }
 
 func (s *session) hello(ctx context.Context, conn *gateway.Conn, f ClientFrame) {
 	c := s.c
 	fail := func(err error) {
+		err = unavailable(c, "hello", err)
 		conn.Send(errorFrame(err, f))
 		conn.Close(gateway.WSCloseCode(tandem.ErrorCode(err)), tandem.ErrorMessage(err), true)
 	}
@@ -172,7 +176,19 @@ func (s *session) heartbeat(ctx context.Context) {
 	}
 }
 
+// unavailable logs a store failure (an internal error) and turns it into
+// unavailable: the socket closes with 1013, try again later, as for the
+// widget (docs/protocol.md), not 1011. Other errors are returned as they are.
+func unavailable(c *Console, op string, err error) error {
+	if tandem.ErrorCode(err) != tandem.EINTERNAL {
+		return err
+	}
+	c.log.Error("console: "+op, "err", err)
+	return tandem.WrapError(tandem.EUNAVAILABLE, err, "the agent store is unavailable; retry shortly")
+}
+
 func (s *session) end(err error) {
+	err = unavailable(s.c, "session", err)
 	s.closed.Store(true)
 	s.conn.Send(errorFrame(err, ClientFrame{}))
 	s.conn.Close(gateway.WSCloseCode(tandem.ErrorCode(err)), tandem.ErrorMessage(err), true)

@@ -3,7 +3,9 @@ package console_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -87,6 +89,77 @@ func TestWithdrawnOfferDoesNotTellCustomerTheirAgentLeft(t *testing.T) {
 	for _, f := range skipped {
 		if f.Type == "handoff" && strings.Contains(f.errText(), "passed on") {
 			t.Fatalf("customer told their messages wait for an agent, but the bot answers: %s", f.raw)
+		}
+	}
+}
+
+// failingStore fails Agent and Apply while broken is set (a database
+// outage).
+type failingStore struct {
+	handoff.Store
+	broken atomic.Bool
+}
+
+func (s *failingStore) Agent(ctx context.Context, id string) (tandem.Agent, error) {
+	if s.broken.Load() {
+		return tandem.Agent{}, errors.New("pq: connection refused")
+	}
+	return s.Store.Agent(ctx, id)
+}
+
+func (s *failingStore) Apply(ctx context.Context, c handoff.Change) (tandem.Ticket, error) {
+	if s.broken.Load() {
+		return tandem.Ticket{}, errors.New("pq: connection refused")
+	}
+	return s.Store.Apply(ctx, c)
+}
+
+// logBuffer is a concurrency-safe log sink.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestStoreOutageIsLoggedAndSaysRetry: a store failure at hello closes the
+// console with 1013 (try again later, as for the widget; protocol.md), not
+// 1011, and store failures of hello and of actions are logged for the
+// operator (the agent only sees "internal error"; nothing was logged).
+func TestStoreOutageIsLoggedAndSaysRetry(t *testing.T) {
+	st := &failingStore{Store: memstore.New()}
+	logs := &logBuffer{}
+	e := newNode(t, nodeOpts{store: st, logger: slog.New(slog.NewTextHandler(logs, nil))})
+	_, annTok := e.agent("ann@example.com", "Ann", nil)
+	annC := e.console(annTok)
+	annC.away()
+	cust, conv := e.customer()
+	cust.send(map[string]any{"type": "handoff_request", "client_id": "h"})
+	tk := e.escalated(conv)
+
+	st.broken.Store(true)
+	annC.send(map[string]any{"type": "claim", "ticket_id": tk.ID, "ref": "c"})
+	if f, _ := annC.until(answer("c")); f.Type != "error" || f.Code != tandem.EINTERNAL {
+		t.Fatalf("claim during the outage: %s", f.raw)
+	}
+	bob := e.dial("/console/ws")
+	bob.send(map[string]any{"type": "hello", "token": annTok})
+	if code := bob.expectClose(); code != 1013 {
+		t.Fatalf("hello during the outage: close %d, want 1013", code)
+	}
+	for _, want := range []string{"claim", "hello"} {
+		if !strings.Contains(logs.String(), want) || strings.Count(logs.String(), "connection refused") < 2 {
+			t.Fatalf("the store failure of %s was not logged; logs:\n%s", want, logs.String())
 		}
 	}
 }
