@@ -59,7 +59,10 @@ func (f Format) ContentType() string {
 // optional, in any order. Phrasings are one per line inside the cell; a
 // cell without a newline is split on "|" (hand-written files), so exports
 // write a lone phrasing that contains "|" with a trailing newline. Tags are
-// separated by "|" or ",". Unknown columns are an error.
+// separated by "|" or ",". Unknown columns are an error. Exports write a
+// cell that starts with =, +, -, @ or an apostrophe with a leading
+// apostrophe (so spreadsheets show it as text, not a formula), and imports
+// drop an apostrophe followed by one of those.
 var CSVColumns = []string{"id", "external_id", "question", "phrasings", "answer", "category", "tags", "locale", "status", "intent", "threshold", "version", "updated_at", "updated_by"}
 
 // Record is one parsed import row: the FAQ it describes or why it is bad.
@@ -370,7 +373,7 @@ func parseCSV(r io.Reader) ([]Record, error) {
 		}
 		get := func(c string) string {
 			if i, ok := cols[c]; ok {
-				return fields[i]
+				return csvUnescape(fields[i])
 			}
 			return ""
 		}
@@ -424,6 +427,30 @@ func joinPhrasings(ps []string) string {
 	s := strings.Join(ps, "\n")
 	if len(ps) == 1 && strings.Contains(s, "|") {
 		s += "\n"
+	}
+	return s
+}
+
+// formulaStart holds the first characters that make spreadsheet programs
+// evaluate a CSV cell as a formula (=, +, -, @, tab, carriage return), and
+// the apostrophe that escapes them.
+const formulaStart = "=+-@\t\r'"
+
+// csvEscape writes a text cell so that a spreadsheet shows it as text (CSV
+// injection): a cell starting like a formula, or with an apostrophe, gets
+// a leading apostrophe, which csvUnescape removes on import.
+func csvEscape(s string) string {
+	if s != "" && strings.IndexByte(formulaStart, s[0]) >= 0 {
+		return "'" + s
+	}
+	return s
+}
+
+// csvUnescape undoes csvEscape: an apostrophe followed by a formula start
+// (or another apostrophe) is dropped; any other leading apostrophe is text.
+func csvUnescape(s string) string {
+	if len(s) >= 2 && s[0] == '\'' && strings.IndexByte(formulaStart, s[1]) >= 0 {
+		return s[1:]
 	}
 	return s
 }
@@ -485,9 +512,10 @@ func (e *Exporter) Write(f tandem.FAQ) error {
 		}
 		_, e.err = e.w.Write(b)
 	case FormatCSV:
-		e.err = e.csv.Write([]string{f.ID, f.ExternalID, f.Question, joinPhrasings(f.Phrasings), f.Answer, f.Category,
-			strings.Join(f.Tags, "|"), f.Locale, string(f.Status), f.Intent, strconv.FormatFloat(f.Threshold, 'g', -1, 64),
-			strconv.FormatInt(f.Version, 10), f.UpdatedAt.UTC().Format(time.RFC3339Nano), f.UpdatedBy})
+		x := csvEscape
+		e.err = e.csv.Write([]string{x(f.ID), x(f.ExternalID), x(f.Question), x(joinPhrasings(f.Phrasings)), x(f.Answer), x(f.Category),
+			x(strings.Join(f.Tags, "|")), x(f.Locale), x(string(f.Status)), x(f.Intent), strconv.FormatFloat(f.Threshold, 'g', -1, 64),
+			strconv.FormatInt(f.Version, 10), f.UpdatedAt.UTC().Format(time.RFC3339Nano), x(f.UpdatedBy)})
 	}
 	e.n++
 	return e.err

