@@ -42,8 +42,8 @@ func (e *Extractor) money(s string, h *hints, cs []candidate) []candidate {
 		if st > 0 && (isAlnum(s[st-1]) || s[st-1] == '.' || s[st-1] == ',') && !strings.HasPrefix(s[st:en], "$") && s[st] >= '0' && s[st] <= '9' {
 			return // inside a longer number or word
 		}
-		if en < len(s) && isDigit(s[en]) {
-			return
+		if en < len(s) && isAlnum(s[en]) {
+			return // "$5k", "€2m": the amount goes on (a magnitude the rules do not read)
 		}
 		minor, ok := parseAmount(num)
 		if !ok {

@@ -504,3 +504,18 @@ func TestTimeInTheSpringForwardGap(t *testing.T) {
 		}
 	}
 }
+
+// TestMoneyWithMagnitudeSuffixIsNotTheBareNumber: "$5k" is not 5.00 USD;
+// an amount run into letters is not taken.
+func TestMoneyWithMagnitudeSuffixIsNotTheBareNumber(t *testing.T) {
+	x := Default()
+	for _, in := range []string{"a budget of $5k", "€2m raised", "USD 3bn deal", "£10K"} {
+		for _, e := range x.Extract(in, ref) {
+			if e.Type == TypeMoney {
+				t.Errorf("Extract(%q) = %s %q -> %s", in, e.Type, e.Text, e.Value)
+			}
+		}
+	}
+	check(t, x, "$5 each", "money:$5=5.00 USD")
+	check(t, x, "100元左右", "money:100元=100.00 CNY")
+}
