@@ -243,6 +243,9 @@ func (e *Extractor) dates(s string, h *hints, ref time.Time, cs []candidate) []c
 		if m[0] > 0 && (s[m[0]-1] == '/' || s[m[0]-1] == '.' || isDigit(s[m[0]-1])) || m[1] < len(s) && s[m[1]] == '/' {
 			continue
 		}
+		if m[6] < 0 && s[m[2]:m[5]] == "24/7" { // "open 24/7": round the clock, not 24 July
+			continue
+		}
 		a, b := atoi(s[m[2]:m[3]]), atoi(s[m[4]:m[5]])
 		d, mon := a, b
 		if e.mdy {

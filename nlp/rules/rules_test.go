@@ -519,3 +519,9 @@ func TestMoneyWithMagnitudeSuffixIsNotTheBareNumber(t *testing.T) {
 	check(t, x, "$5 each", "money:$5=5.00 USD")
 	check(t, x, "100元左右", "money:100元=100.00 CNY")
 }
+
+// TestRoundTheClockIsNotADate: "24/7" is not 24 July.
+func TestRoundTheClockIsNotADate(t *testing.T) {
+	check(t, Default(), "is support available 24/7?")
+	check(t, Default(), "on 24/7/2026", "date:24/7/2026=2026-07-24")
+}
