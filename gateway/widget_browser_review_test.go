@@ -953,3 +953,21 @@ func TestBrowserWidgetNewMessagesWhileClosed(t *testing.T) {
 		t.Errorf("the launcher after opening = %q, want no count", got)
 	}
 }
+
+// Text within 4000 characters whose frame would still exceed the server's
+// 16 KiB read limit (control characters are six bytes each in JSON) is
+// refused before it is queued, with the "too long" alert: sent, it closed
+// the connection (1009) on every reconnect and blocked the outbox for good.
+func TestBrowserWidgetOversizedFrameNotQueued(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => { const i = document.getElementById("tandem-input"); i.value = "x" + "\u0001".repeat(3000) + "x"; document.getElementById("tandem-send").click(); })()`))
+	if got := browsertest.Eval[string](t, ctx, `document.getElementById("tandem-form-error").textContent`); !strings.Contains(got, "too long") {
+		t.Errorf("form error after a 3002-character text of a 18 KB frame = %q", got)
+	}
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("tandem-input").value = ""`))
+	sendFromWidget(t, ctx, "still works")
+	waitFor(t, ctx, "the next message's answer", `document.getElementById("tandem-log").textContent.includes("echo: still works") && `+noPendingLeft)
+}

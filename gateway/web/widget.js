@@ -374,13 +374,21 @@
   // Go's strings.TrimSpace does (Unicode White_Space, which includes U+0085
   // and differs from String.prototype.trim), not empty, no NUL, at most
   // 4000 code points.
-  var MAX_TEXT = 4000;
+  var MAX_TEXT = 4000, MAX_FRAME = 16384;
+  function utf8Length(str) {
+    if (typeof TextEncoder === "function") { return new TextEncoder().encode(str).length; }
+    return unescape(encodeURIComponent(str)).length;
+  }
   var SPACE = "\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
   var trimRe = new RegExp("^[" + SPACE + "]+|[" + SPACE + "]+$", "g");
   function serverTrim(text) { return String(text).replace(trimRe, ""); }
   function textProblem(text) {
     if (text.indexOf("\u0000") >= 0) { return "Your message contains a character that cannot be sent."; }
     if (Array.from(text).length > MAX_TEXT) { return "Your message is too long (at most " + MAX_TEXT + " characters)."; }
+    // The server reads frames of at most 16 KiB: a larger one closes the
+    // connection (1009) on every resend. Control characters take six
+    // bytes each in JSON, so 4000 characters may not fit.
+    if (utf8Length(JSON.stringify(text)) > MAX_FRAME - 200) { return "Your message is too long (it has too many special characters)."; }
     return "";
   }
   function showFormError(text) { if (formError.textContent !== text) { formError.textContent = text; } }
