@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -388,8 +389,20 @@ func (c *Conn) readLoop() {
 			c.Strike()
 			continue
 		}
-		c.handler.HandleFrame(c.ctx, c, data)
+		c.handleFrame(data)
 	}
+}
+
+// handleFrame hands one frame to the handler. A panic closes this
+// connection (1011) instead of ending the process with every other.
+func (c *Conn) handleFrame(data []byte) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.chat.logger.Error("panic in a frame handler", "conn", c.id, "panic", v, "stack", string(debug.Stack()))
+			c.Close(WSCloseCode(tandem.EINTERNAL), "internal error", false)
+		}
+	}()
+	c.handler.HandleFrame(c.ctx, c, data)
 }
 
 func (c *Conn) writeLoop() {

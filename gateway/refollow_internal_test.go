@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -216,5 +217,41 @@ func TestFollowAfterEndLeaksNothing(t *testing.T) {
 	}
 	if n := chat.hub.Subscribers(conv); n != 0 {
 		t.Fatalf("%d subscribers left after the connection ended", n)
+	}
+}
+
+// panicHandler panics on every frame.
+type panicHandler struct{}
+
+func (panicHandler) HandleFrame(context.Context, *Conn, []byte) { panic("nil map in a handler") }
+func (panicHandler) Closed(*Conn)                                {}
+
+// TestFrameHandlerPanicClosesOnlyItsConnection: a panic while handling a
+// frame closes that connection with 1011 (internal error) and the node
+// keeps serving; it used to end the process.
+func TestFrameHandlerPanicClosesOnlyItsConnection(t *testing.T) {
+	auth, err := NewAuth([]byte(strings.Repeat("x", 32)), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat, err := NewChat(ChatConfig{}, ChatDeps{Log: NewMemLog(), Bus: NewLocalBus(), Auth: auth, Sites: StaticSites{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { chat.Accept(w, r, panicHandler{}) }))
+	defer srv.Close()
+	for range 2 {
+		ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(srv.URL, "http", "ws", 1), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = ws.WriteMessage(websocket.TextMessage, []byte("boom"))
+		_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _, err = ws.ReadMessage()
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.CloseInternalServerErr {
+			t.Fatalf("after a handler panic: %v, want close 1011", err)
+		}
+		_ = ws.Close()
 	}
 }
