@@ -224,7 +224,7 @@ func TestFollowAfterEndLeaksNothing(t *testing.T) {
 type panicHandler struct{}
 
 func (panicHandler) HandleFrame(context.Context, *Conn, []byte) { panic("nil map in a handler") }
-func (panicHandler) Closed(*Conn)                                {}
+func (panicHandler) Closed(*Conn)                               {}
 
 // TestFrameHandlerPanicClosesOnlyItsConnection: a panic while handling a
 // frame closes that connection with 1011 (internal error) and the node
