@@ -69,7 +69,10 @@ func Run(ctx context.Context, args []string, log io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("bitext: %w", err)
 		}
-		for _, r := range rows[1:] {
+		if len(rows) > 0 {
+			rows = rows[1:] // the header
+		}
+		for _, r := range rows {
 			if len(r) >= 4 {
 				ex = append(ex, embed.Example{Text: r[1], Label: "bitext:" + r[3]})
 			}
