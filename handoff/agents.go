@@ -243,6 +243,12 @@ func (e *Engine) Connect(ctx context.Context, agentID string) (string, AgentStat
 	}
 	after, err := e.AgentStatus(ctx, agentID)
 	if err != nil {
+		// The caller gets no session id to close: do not leave a session
+		// that makes the agent look connected (and routable) without a
+		// console until it times out.
+		if cerr := e.store.CloseSession(ctx, agentID, sid, e.now()); cerr != nil {
+			e.log.Warn("connect: close the session after a failure", "agent", agentID, "session", sid, "err", cerr)
+		}
 		return "", AgentStatus{}, err
 	}
 	e.presenceChanged(before, after)
