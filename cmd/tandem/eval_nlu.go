@@ -85,6 +85,14 @@ func runEvalNLU(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
+	labelled := ds.HasEntities()
+	for _, ex := range ds.Examples {
+		labelled = labelled || ex.Intent != ""
+	}
+	if !labelled {
+		// Metrics of nothing would print as zeros and exit 0.
+		return fmt.Errorf("eval: %s has no labelled examples (no intent, no entity span)", *spec)
+	}
 	rt, err := models.OpenRuntime(*lib)
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
