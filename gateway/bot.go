@@ -195,6 +195,10 @@ func (d *dispatcher) close(ctx context.Context) error {
 // PendingTurns returns the bot turns queued or running on this node.
 func (c *Chat) PendingTurns() int { return int(c.turns.pending.Load()) }
 
+// turnFinishTimeout bounds storing a turn's answer and escalating, after
+// the bot (which has BotTimeout) is done.
+const turnFinishTimeout = 10 * time.Second
+
 // runTurn answers one customer message and escalates when the bot says so.
 func (c *Chat) runTurn(base context.Context, j turnJob) {
 	ctx, cancel := context.WithTimeout(base, c.cfg.BotTimeout)
@@ -241,6 +245,11 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 			QuickReplies: []string{"Talk to a person"}}
 	}
 	c.metrics.turns.WithLabelValues(string(reply.Kind)).Observe(time.Since(start).Seconds())
+	// The answer (the fallback of a bot that ran out of time included) is
+	// stored and escalated with time of its own: the turn's may be spent.
+	// A shutdown that runs out of time still cuts it short (base).
+	ctx, cancel = context.WithTimeout(base, turnFinishTimeout)
+	defer cancel()
 	if reply.Text != "" {
 		data := map[string]any{"reply_kind": string(reply.Kind), "reply_to": j.msg.Seq}
 		if len(reply.Sources) > 0 {

@@ -145,3 +145,26 @@ func TestNATSBusKBInvalidateReachesAllNodes(t *testing.T) {
 }
 
 func contains(b []byte, s string) bool { return strings.Contains(string(b), s) }
+
+// stuckBot never answers in time: it returns when its turn's time is up.
+type stuckBot struct{}
+
+func (stuckBot) Respond(ctx context.Context, _ tandem.Turn) (tandem.Reply, error) {
+	<-ctx.Done()
+	return tandem.Reply{}, ctx.Err()
+}
+
+// TestBotTimeoutStillAnswers: a turn whose bot runs out of time answers
+// with the fallback. Its reply was stored with the turn's expired context,
+// which PostgreSQL refuses: the customer got no answer at all (and the
+// bot's typing indicator stayed on).
+func TestBotTimeoutStillAnswers(t *testing.T) {
+	ts := startServer(t, serverOpts{log: pgLog(t), bot: stuckBot{}, cfg: gateway.ChatConfig{BotTimeout: 200 * time.Millisecond}})
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	c.send(map[string]any{"type": "message", "client_id": "m1", "text": "are you there?"})
+	f, _ := c.until(messageFrom(tandem.AuthorBot))
+	if m := f.msg(t); m.Data["reply_kind"] != string(tandem.ReplyFallback) {
+		t.Fatalf("bot answered %+v", m)
+	}
+}
