@@ -53,12 +53,23 @@ func (e *Engine) Escalate(ctx context.Context, conv tandem.Conversation, esc tan
 	}
 	e.order.RLock()
 	defer e.order.RUnlock()
-	out, err := e.store.CreateTicket(ctx, t, e.cfg.Node)
-	if tandem.ErrorCode(err) == tandem.ECONFLICT { // already open (or a concurrent Escalate won)
-		if t, err := e.store.OpenTicket(ctx, conv.ID); err == nil {
-			q, err := e.Position(ctx, t.ID)
-			return t, q, err
+	var out tandem.Ticket
+	var err error
+	for attempt := 0; ; attempt++ {
+		out, err = e.store.CreateTicket(ctx, t, e.cfg.Node)
+		if tandem.ErrorCode(err) != tandem.ECONFLICT {
+			break
 		}
+		// Already open (or a concurrent Escalate won): that ticket.
+		open, oerr := e.store.OpenTicket(ctx, conv.ID)
+		if oerr == nil {
+			q, err := e.Position(ctx, open.ID)
+			return open, q, err
+		}
+		if tandem.ErrorCode(oerr) != tandem.ENOTFOUND || attempt >= 2 {
+			break
+		}
+		// It closed in between (returned, resolved): open a new one.
 	}
 	if err != nil {
 		return tandem.Ticket{}, QueueInfo{}, fmt.Errorf("handoff: escalate: %w", err)
