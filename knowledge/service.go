@@ -597,10 +597,32 @@ func (s *Service) Import(ctx context.Context, actor string, recs []Record, opts 
 	if rep.Failed > 0 && !opts.Partial {
 		return rep, nil
 	}
-	for {
+	// Rows for an FAQ that another row names by its other key are found
+	// here, all at once; the store refuses them too, one per transaction.
+	same, err := s.sameFAQRows(ctx, writes)
+	if err != nil {
+		return rep, err
+	}
+	if len(same) > 0 {
+		keep := 0
+		for j := range writes {
+			if d := same[j]; d != nil {
+				rep.Rows[rowOf[j]].Error = d
+				rep.Failed++
+				continue
+			}
+			writes[keep], rowOf[keep] = writes[j], rowOf[j]
+			keep++
+		}
+		if !opts.Partial {
+			return rep, nil
+		}
+		writes, rowOf = writes[:keep], rowOf[:keep]
+	}
+	for refused := 0; ; refused++ {
 		outs, err := s.importWrites(ctx, writes, opts)
 		i, detail := importRowFailure(err, len(writes))
-		if detail == nil {
+		if detail == nil || refused >= maxRefusedRows {
 			if err != nil {
 				return rep, err
 			}
@@ -631,6 +653,50 @@ func (s *Service) Import(ctx context.Context, actor string, recs []Record, opts 
 		writes = append(writes[:i:i], writes[i+1:]...)
 		rowOf = append(rowOf[:i:i], rowOf[i+1:]...)
 	}
+}
+
+// maxRefusedRows bounds the rows of one partial import that the store
+// refuses one transaction at a time (each costs a pass over the batch).
+const maxRefusedRows = 10
+
+// sameFAQRows finds the writes keyed by id whose FAQ another write names
+// by its external id, and returns an error for the later of each pair
+// (the one the store would refuse), by position in writes.
+func (s *Service) sameFAQRows(ctx context.Context, writes []Write) (map[int]*ErrorDetail, error) {
+	byExt := map[string]int{}
+	for j, w := range writes {
+		if w.FAQ.ExternalID != "" {
+			byExt[w.FAQ.ExternalID] = j
+		}
+	}
+	var out map[int]*ErrorDetail
+	for j, w := range writes {
+		key, byID := ImportKey(w.FAQ)
+		if !byID {
+			continue
+		}
+		cur, err := s.store.Get(ctx, w.FAQ.ID)
+		if tandem.ErrorCode(err) == tandem.ENOTFOUND {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		k, ok := byExt[cur.ExternalID]
+		if cur.ExternalID == "" || !ok {
+			continue
+		}
+		later, earlierKey := j, fmt.Sprintf("external_id %q", cur.ExternalID)
+		if k > j {
+			later, earlierKey = k, key
+		}
+		if out == nil {
+			out = map[int]*ErrorDetail{}
+		}
+		laterKey, _ := ImportKey(writes[later].FAQ)
+		out[later] = &ErrorDetail{Code: tandem.EINVALID, Message: fmt.Sprintf("%s is FAQ %s, which the row with %s already changes: one row per FAQ", laterKey, cur.ID, earlierKey)}
+	}
+	return out, nil
 }
 
 // importRowFailure returns the write and client-facing error of a store

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"strings"
 	"sync"
@@ -553,5 +554,94 @@ func TestServiceImportStoreRowError(t *testing.T) {
 	}
 	if got, _ := s.Get(ctx, b.ID); got.Answer != "By id." {
 		t.Errorf("a refused atomic import changed the FAQ: %+v", got)
+	}
+}
+
+// countingStore counts Import calls.
+type countingStore struct {
+	knowledge.Store
+	imports int
+}
+
+func (c *countingStore) Import(ctx context.Context, ws []knowledge.Write, dryRun bool) ([]knowledge.Outcome, error) {
+	c.imports++
+	return c.Store.Import(ctx, ws, dryRun)
+}
+
+// TestServiceImportManySameFAQRows: many rows naming an FAQ that another
+// row names by its other key are all reported in one pass — not found one
+// store transaction at a time (a file of such pairs made a partial import
+// quadratic).
+func TestServiceImportManySameFAQRows(t *testing.T) {
+	st := &countingStore{Store: memstore.New()}
+	s := newService(t, knowledge.Config{Store: st})
+	var rows []string
+	for i := range 30 {
+		f, err := s.Create(ctx, "alice", tandem.FAQ{ExternalID: fmt.Sprintf("e%d", i), Question: fmt.Sprintf("Question %d?", i), Answer: "A."})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, fmt.Sprintf(`{"id":%q,"question":"Question %d?","answer":"By id."}`, f.ID, i),
+			fmt.Sprintf(`{"external_id":"e%d","question":"Question %d?","answer":"By external id."}`, i, i))
+	}
+	rows = append(rows, `{"external_id":"new","question":"New?","answer":"New."}`)
+	recs, err := knowledge.ParseImport(strings.NewReader("["+strings.Join(rows, ",")+"]"), knowledge.FormatJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.imports = 0
+	rep, err := s.Import(ctx, "importer", recs, knowledge.ImportOptions{Partial: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Failed != 30 || rep.Updated != 30 || rep.Created != 1 || !rep.Applied {
+		t.Fatalf("report: failed %d updated %d created %d applied %v", rep.Failed, rep.Updated, rep.Created, rep.Applied)
+	}
+	for i := 1; i < 60; i += 2 {
+		if rep.Rows[i].Error == nil || rep.Rows[i-1].Action != knowledge.ActionUpdated {
+			t.Fatalf("rows %d, %d: %+v %+v", i, i+1, rep.Rows[i-1], rep.Rows[i])
+		}
+	}
+	if st.imports > 2 {
+		t.Errorf("%d store imports for one import, want 2 (classify, apply)", st.imports)
+	}
+}
+
+// refusingStore refuses write 1 of the first import batch it sees, as a
+// store does for a row that lost a race.
+type refusingStore struct {
+	knowledge.Store
+	refused bool
+}
+
+func (r *refusingStore) Import(ctx context.Context, ws []knowledge.Write, dryRun bool) ([]knowledge.Outcome, error) {
+	if !r.refused && len(ws) > 1 {
+		r.refused = true
+		return nil, knowledge.ImportRowError(1, tandem.Errorf(tandem.ECONFLICT, "changed meanwhile"))
+	}
+	return r.Store.Import(ctx, ws, dryRun)
+}
+
+// TestServiceImportStoreRefusesRow: a row the store refuses becomes that
+// row's error; partial mode applies the rest.
+func TestServiceImportStoreRefusesRow(t *testing.T) {
+	for _, partial := range []bool{false, true} {
+		st := &refusingStore{Store: memstore.New()}
+		s := newService(t, knowledge.Config{Store: st})
+		body := `[{"external_id":"a","question":"A?","answer":"A."},{"external_id":"b","question":"B?","answer":"B."},{"external_id":"c","question":"C?","answer":"C."}]`
+		recs, err := knowledge.ParseImport(strings.NewReader(body), knowledge.FormatJSON)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := s.Import(ctx, "importer", recs, knowledge.ImportOptions{Partial: partial})
+		if err != nil {
+			t.Fatalf("partial %v: %v", partial, err)
+		}
+		if rep.Failed != 1 || rep.Rows[1].Error == nil || rep.Rows[1].Error.Code != tandem.ECONFLICT || rep.Rows[1].Error.Message != "changed meanwhile" {
+			t.Fatalf("partial %v: %+v", partial, rep)
+		}
+		if want := map[bool]int{false: 0, true: 2}[partial]; rep.Created != want || rep.Applied != partial {
+			t.Fatalf("partial %v: created %d applied %v", partial, rep.Created, rep.Applied)
+		}
 	}
 }
