@@ -669,6 +669,9 @@ func (s *Service) sameFAQRows(ctx context.Context, writes []Write) (map[int]*Err
 			byExt[w.FAQ.ExternalID] = j
 		}
 	}
+	if len(byExt) == 0 || len(byExt) == len(writes) {
+		return nil, nil // one kind of key only: no lookups needed
+	}
 	var out map[int]*ErrorDetail
 	for j, w := range writes {
 		key, byID := ImportKey(w.FAQ)
