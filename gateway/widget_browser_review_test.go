@@ -971,3 +971,38 @@ func TestBrowserWidgetOversizedFrameNotQueued(t *testing.T) {
 	sendFromWidget(t, ctx, "still works")
 	waitFor(t, ctx, "the next message's answer", `document.getElementById("tandem-log").textContent.includes("echo: still works") && `+noPendingLeft)
 }
+
+// When the browser comes back online (a laptop waking up, a new network)
+// the widget's socket may be dead without knowing it: the widget checks it
+// at once (a ping) and reconnects when it gets no answer, as
+// docs/protocol.md says ("a browser online event retries at once"),
+// rather than after its watchdog's two silent heartbeats (here minutes).
+func TestBrowserWidgetOnlineChecksTheLink(t *testing.T) {
+	ts := startServer(t, serverOpts{cfg: gateway.ChatConfig{PingInterval: 10 * time.Minute, PongWait: 20 * time.Minute}})
+	p := newHoleProxy(t, strings.TrimPrefix(ts.URL, "http://"))
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(p.URL()+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+
+	t.Run("a live link is kept", func(t *testing.T) {
+		conns := p.total.Load()
+		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.dispatchEvent(new Event("online"))`))
+		sendFromWidget(t, ctx, "still here")
+		waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: still here") && `+noPendingLeft)
+		time.Sleep(6 * time.Second) // past the check's wait
+		if n := p.total.Load(); n != conns {
+			t.Fatalf("%d new connections after an online event on a live link, want none", n-conns)
+		}
+	})
+
+	t.Run("a dead link is replaced", func(t *testing.T) {
+		conns := p.total.Load()
+		p.blackhole()
+		sendFromWidget(t, ctx, "after waking up")
+		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.dispatchEvent(new Event("online"))`))
+		waitFor(t, ctx, "the answer over a new connection", `document.getElementById("tandem-log").textContent.includes("echo: after waking up") && `+noPendingLeft)
+		if p.total.Load() == conns {
+			t.Fatal("the widget did not open a new connection")
+		}
+	})
+}

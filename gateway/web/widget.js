@@ -751,7 +751,20 @@
     return statusEl.textContent;
   }
 
-  window.addEventListener("online", function () { attempt = 0; if (!ws) { scheduleReconnect(100); } });
+  // Back online (a laptop waking up, another network): reconnect at once;
+  // a socket still open may have died with the old link, unnoticed: a ping
+  // checks it, and without an answer it is given up.
+  var ONLINE_CHECK_MS = 5000;
+  window.addEventListener("online", function () {
+    attempt = 0;
+    if (!ws) { scheduleReconnect(100); return; }
+    if (!welcomed) { return; }
+    var sock = ws, since = Date.now();
+    send({ type: "ping" });
+    setTimeout(function () {
+      if (ws === sock && lastFrame < since) { try { sock.close(); } catch (e) { /* ignore */ } closed(sock, 1006); }
+    }, ONLINE_CHECK_MS);
+  });
 
   // ---- boot ----------------------------------------------------------------
   function boot() {
