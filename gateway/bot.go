@@ -204,7 +204,7 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 	ctx, cancel := context.WithTimeout(base, c.cfg.BotTimeout)
 	defer cancel()
 	convID := j.msg.ConversationID
-	conv, err := c.log.Conversation(ctx, convID)
+	conv, err := c.turnConversation(ctx, convID)
 	if err != nil {
 		c.logger.Error("bot turn: read conversation", "conversation", convID, "err", err)
 		return
@@ -278,6 +278,29 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 			esc.Reason = tandem.EscalateButton
 		}
 		c.escalate(ctx, conv, esc)
+	}
+}
+
+// turnConversation reads a turn's conversation. A failed read (a
+// database blip) is tried again, twice, within the turn's time: the
+// message is stored and acknowledged, and its resend would be a
+// duplicate, so a turn given up here is an answer lost.
+func (c *Chat) turnConversation(ctx context.Context, id string) (tandem.Conversation, error) {
+	wait := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		conv, err := c.log.Conversation(ctx, id)
+		if code := tandem.ErrorCode(err); attempt == 3 || code != tandem.EINTERNAL && code != tandem.EUNAVAILABLE {
+			return conv, err
+		}
+		c.logger.Warn("bot turn: read conversation, retrying", "conversation", id, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return conv, err
+		}
+		wait *= 4
 	}
 }
 

@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,5 +189,61 @@ func TestBotPanicIsATurnFailure(t *testing.T) {
 			t.Fatalf("turns not answered: %+v", msgs)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// blinkLog fails the next Conversation read once armed (a database blip).
+type blinkLog struct {
+	*MemLog
+	armed atomic.Bool
+}
+
+func (l *blinkLog) Conversation(ctx context.Context, id string) (tandem.Conversation, error) {
+	if l.armed.CompareAndSwap(true, false) {
+		return tandem.Conversation{}, errors.New("pq: connection reset by peer")
+	}
+	return l.MemLog.Conversation(ctx, id)
+}
+
+// TestTurnSurvivesStoreBlip: one failed conversation read at the start of
+// a turn (a database blip) does not cost the customer their answer; the
+// turn used to end there, and the stored, acknowledged message was never
+// answered (its resend is a duplicate, which is not answered again).
+func TestTurnSurvivesStoreBlip(t *testing.T) {
+	auth, err := NewAuth([]byte(strings.Repeat("x", 32)), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &blinkLog{MemLog: NewMemLog()}
+	ctx := context.Background()
+	if _, err := log.CreateConversation(ctx, tandem.Conversation{ID: "c1", SiteKey: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewChat(ChatConfig{}, ChatDeps{Log: log, Bus: NewLocalBus(), Auth: auth, Sites: StaticSites{}, Bot: panicBot{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Shutdown(context.Background()) }()
+	m, _, err := log.Append(ctx, tandem.Message{ConversationID: "c1", Author: tandem.AuthorCustomer, Text: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.armed.Store(true)
+	if err := c.turns.submit(turnJob{msg: m}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second) // a hang guard
+	for c.PendingTurns() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the turn did not end")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	msgs, err := log.Messages(ctx, "c1", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 2 || msgs[1].Text != "echo: hi" {
+		t.Fatalf("log after a blip at the turn's start: %+v", msgs)
 	}
 }
