@@ -1006,3 +1006,30 @@ func TestBrowserWidgetOnlineChecksTheLink(t *testing.T) {
 		}
 	})
 }
+
+// A double click on "Talk to a person" (or the button and then the quick
+// reply) asks once: a request still on its way is not queued again.
+func TestBrowserWidgetHandoffRequestedOnce(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => { const b = document.getElementById("tandem-human"); b.click(); b.click(); })()`))
+	waitFor(t, ctx, "the request stored", noPendingLeft+` && document.getElementById("tandem-log").textContent.includes("get a person")`)
+	sendFromWidget(t, ctx, "and then")
+	waitFor(t, ctx, "the next message stored", noPendingLeft+` && Array.from(document.querySelectorAll('#tandem-log .tandem-msg[data-author="customer"]')).some(e => e.textContent === "and then")`)
+	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+	msgs, err := ts.Log.Messages(context.Background(), conv, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range msgs {
+		if m.Kind == "handoff_request" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d handoff requests stored after a double click, want 1", n)
+	}
+}

@@ -226,7 +226,16 @@
     waiting = !!w;
     humanBtn.textContent = waiting ? "Back to the assistant" : "Talk to a person";
   }
-  humanBtn.addEventListener("click", function () { queue(waiting ? "handoff_cancel" : "handoff_request", ""); });
+  humanBtn.addEventListener("click", function () { queueHandoff(waiting ? "handoff_cancel" : "handoff_request"); });
+  // queueHandoff asks for a person (or withdraws the request) once: while
+  // such a request is still on its way, another click adds nothing.
+  function queueHandoff(type) {
+    for (var i = 0; i < state.outbox.length; i++) {
+      var x = state.outbox[i];
+      if (!x.failed && (x.type === "handoff_request" || x.type === "handoff_cancel")) { return; }
+    }
+    queue(type, "");
+  }
   contactForm.addEventListener("submit", function (e) { e.preventDefault(); submitContact(); });
 
   function scrollDown() { logEl.scrollTop = logEl.scrollHeight; }
@@ -281,7 +290,7 @@
       if (typeof q !== "string" || !q) { return; }
       var b = el("button", { type: "button" }, q);
       b.addEventListener("click", function () {
-        if (/^talk to a (person|human|agent)$/i.test(q)) { queue("handoff_request", ""); } else { queue("message", q); }
+        if (/^talk to a (person|human|agent)$/i.test(q)) { queueHandoff("handoff_request"); } else { queue("message", q); }
       });
       quickEl.appendChild(b);
     });
