@@ -544,3 +544,27 @@ func TestLongLeadingWhiteSpaceIsNotAnEmptyMessage(t *testing.T) {
 		t.Fatalf("the text after the blank lines was not read: %+v", r)
 	}
 }
+
+// TestChineseNegatedSentimentDoesNotEscalate: 我不生气 ("I'm not angry")
+// and 不失望 ("not disappointed") are not negative, as "not angry" is not
+// in English; 我很生气 still is.
+func TestChineseNegatedSentimentDoesNotEscalate(t *testing.T) {
+	for text, neg := range map[string]bool{
+		"我不生气，只是想问一下订单": false,
+		"我一点也不失望":       false,
+		"我很生气":          true,
+		"太差了，我很失望":      true,
+	} {
+		if s := sentiment(normalise(text)); (s <= -0.6) != neg {
+			t.Errorf("sentiment(%q) = %.2f, negative %v", text, s, neg)
+		}
+	}
+	p := newTestPipeline(t, nil)
+	r, err := p.Respond(context.Background(), turn("zh-neg", "我不生气，只是想问一下订单"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind == tandem.ReplyEscalate && r.Escalation.Reason == tandem.EscalateSentiment {
+		t.Fatalf("'I'm not angry' escalated as negative sentiment: %+v", r.Escalation)
+	}
+}

@@ -163,6 +163,9 @@ func hasCJK(s string) bool {
 	return false
 }
 
+// cjkNegations negate the CJK lexicon term they precede.
+var cjkNegations = map[rune]bool{'不': true, '没': true, '沒': true, '别': true, '別': true}
+
 var negations = map[string]bool{"not": true, "no": true, "never": true, "isn't": true, "don't": true, "didn't": true, "wasn't": true, "can't": true, "won't": true}
 var intensifiers = map[string]float64{"very": 1.5, "so": 1.4, "really": 1.4, "extremely": 1.8, "absolutely": 1.7, "totally": 1.5, "completely": 1.5}
 
@@ -193,8 +196,14 @@ func sentiment(normText string) float64 {
 	}
 	if hasCJK(normText) {
 		for _, term := range cjkSentimentTerms {
-			if strings.Contains(normText, term) {
-				sum += sentimentLexicon[term]
+			if i := strings.Index(normText, term); i >= 0 {
+				v := sentimentLexicon[term]
+				// 不/没/别 right before the term negates it, as "not"
+				// does an English word: 我不生气 is "I'm not angry".
+				if r, _ := utf8.DecodeLastRuneInString(normText[:i]); cjkNegations[r] {
+					v = -v * 0.5
+				}
+				sum += v
 				hits++
 			}
 		}
