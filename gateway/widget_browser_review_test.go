@@ -1033,3 +1033,39 @@ func TestBrowserWidgetHandoffRequestedOnce(t *testing.T) {
 		t.Fatalf("%d handoff requests stored after a double click, want 1", n)
 	}
 }
+
+// A long history replayed on a new device (or after a cleared cache) is
+// not written to localStorage once per message: each write serialises the
+// whole cache (up to 500 messages), which froze the host page for seconds.
+// The cache still ends up with the latest message.
+func TestBrowserWidgetReplayCoalescesStorageWrites(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+		const orig = WebSocket.prototype.send;
+		WebSocket.prototype.send = function (data) { window.__sock = this; return orig.call(this, data); };
+		const set = Storage.prototype.setItem;
+		window.__writes = 0;
+		Storage.prototype.setItem = function (k, v) { if (k.startsWith("tandem:")) { window.__writes++; } return set.call(this, k, v); };
+	})()`))
+	sendFromWidget(t, ctx, "capture")
+	waitFor(t, ctx, "the socket", `!!window.__sock && `+noPendingLeft+` && document.getElementById("tandem-log").textContent.includes("echo: capture")`)
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+		const st = window.__tandemWidget.state();
+		window.__writes = 0;
+		let seq = st.lastSeq;
+		for (let i = 0; i < 1000; i++) {
+			seq++;
+			window.__sock.dispatchEvent(new MessageEvent("message", { data: JSON.stringify({ type: "message", conversation_id: st.conversationId,
+				message: { seq: seq, author: i % 2 ? "bot" : "customer", text: "history " + seq, kind: "text", created_at: new Date().toISOString() } }) }));
+		}
+		window.__lastInjected = seq;
+	})()`))
+	last := browsertest.Eval[int](t, ctx, `window.__lastInjected`)
+	waitFor(t, ctx, "the cache to hold the latest message", fmt.Sprintf(`(() => { const k = Object.keys(localStorage).find(k => k.startsWith("tandem:")); return JSON.parse(localStorage.getItem(k)).lastSeq === %d; })()`, last))
+	if n := browsertest.Eval[int](t, ctx, `window.__writes`); n > 100 {
+		t.Fatalf("%d localStorage writes for 1,000 replayed messages", n)
+	}
+}

@@ -45,7 +45,16 @@
   // client id) rather than erasing them, except those this tab saw go
   // (acknowledged, discarded, or renamed by a retry) since its last save.
   var goneIds = {};
+  // saveSoon coalesces the writes of incoming messages (a replayed history
+  // arrives as hundreds of frames; each write serialises the whole cache):
+  // at most one write per SAVE_DELAY_MS, and one when the page goes.
+  var saveTimer = null, SAVE_DELAY_MS = 250;
+  function saveSoon() {
+    if (!saveTimer) { saveTimer = setTimeout(save, SAVE_DELAY_MS); }
+  }
+  window.addEventListener("pagehide", function () { if (saveTimer) { save(); } });
   function save() {
+    clearTimeout(saveTimer); saveTimer = null;
     if (state.messages.length > MAX_CACHED) { state.messages = state.messages.slice(-MAX_CACHED); }
     for (;;) {
       try {
@@ -688,7 +697,7 @@
     case "message":
       if (f.message && f.conversation_id === state.conversationId) {
         var fresh = f.message.seq > state.lastSeq;
-        appendMessage(f.message, false); save(); sendRead();
+        appendMessage(f.message, false); saveSoon(); sendRead();
         if (fresh) { noteNew(f.message); }
       }
       break;
