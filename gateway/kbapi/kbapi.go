@@ -195,11 +195,15 @@ func writeStatus(w http.ResponseWriter, status int, code, msg string) {
 
 func etag(f tandem.FAQ) string { return `"` + strconv.FormatInt(f.Version, 10) + `"` }
 
-// ifMatch parses If-Match ("3", "\"3\"", W/"3"). ok is false when absent.
+// ifMatch parses If-Match ("3", "\"3\"", W/"3"). ok is false when absent;
+// "*" (any current version) is ok with version 0.
 func ifMatch(r *http.Request) (int64, bool, error) {
 	h := strings.TrimSpace(r.Header.Get("If-Match"))
 	if h == "" {
 		return 0, false, nil
+	}
+	if h == "*" {
+		return 0, true, nil
 	}
 	h = strings.Trim(strings.TrimPrefix(h, "W/"), `"`)
 	v, err := strconv.ParseInt(h, 10, 64)
@@ -331,6 +335,11 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
+	case ok && expected == 0 && bodyVersion == 0:
+		a.fail(w, r, tandem.Errorf(tandem.EINVALID, "If-Match: * does not say which version you edited: send the item's ETag (or its \"version\" in the body) so concurrent edits are detected"))
+		return
+	case ok && expected == 0:
+		expected = bodyVersion
 	case ok && bodyVersion != 0 && bodyVersion != expected:
 		a.fail(w, r, tandem.Errorf(tandem.EINVALID, "If-Match (%d) and the body's version (%d) disagree", expected, bodyVersion))
 		return

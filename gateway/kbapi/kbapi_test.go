@@ -464,3 +464,31 @@ func TestOpenAPIDocumentsRoutes(t *testing.T) {
 		t.Errorf("undocumented route: %d", r.status)
 	}
 }
+
+// TestIfMatchStar: If-Match: * (any current version, RFC 9110) is accepted
+// where the version check is optional (delete, publish, unpublish) and
+// means "it must exist"; on PUT, which needs the version edited, it is 400
+// saying so. It used to be 400 "If-Match must be the ETag" everywhere.
+func TestIfMatchStar(t *testing.T) {
+	e := setup(t)
+	r := e.do(t, "POST", "/faqs", e.admin, []byte(`{"question":"Q?","answer":"A."}`))
+	var f tandem.FAQ
+	r.json(t, &f)
+	path := "/faqs/" + f.ID
+	if r := e.do(t, "POST", path+"/publish", e.admin, nil, "If-Match", "*"); r.status != 200 || r.header.Get("ETag") != `"2"` {
+		t.Fatalf("publish with If-Match *: %d %s", r.status, r.body)
+	}
+	r = e.do(t, "PUT", path, e.admin, []byte(`{"question":"Q?","answer":"B."}`), "If-Match", "*")
+	if code, msg := r.errCode(t); r.status != 400 || code != tandem.EINVALID || !strings.Contains(msg, "*") {
+		t.Fatalf("PUT with If-Match * and no version: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, "PUT", path, e.admin, []byte(`{"version":2,"question":"Q?","answer":"B."}`), "If-Match", "*"); r.status != 200 {
+		t.Fatalf("PUT with If-Match * and a body version: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, "DELETE", path, e.admin, nil, "If-Match", "*"); r.status != 204 {
+		t.Fatalf("delete with If-Match *: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, "DELETE", path, e.admin, nil, "If-Match", "*"); r.status != 404 {
+		t.Fatalf("delete of a deleted FAQ with If-Match *: %d %s", r.status, r.body)
+	}
+}
