@@ -87,6 +87,28 @@ func (e *Engine) UpdateAgent(ctx context.Context, a tandem.Agent) (tandem.Agent,
 	if err := e.store.UpdateAgent(ctx, a); err != nil {
 		return tandem.Agent{}, fmt.Errorf("handoff: update agent: %w", err)
 	}
+	return e.agentUpdated(ctx, old, a)
+}
+
+// SetDisabled disables or enables an agent account; disabling does what
+// UpdateAgent does on it. The rest of the profile stays as stored, even if
+// it predates today's validation rules, so that any account can be locked
+// out.
+func (e *Engine) SetDisabled(ctx context.Context, agentID string, disabled bool) (tandem.Agent, error) {
+	old, err := e.store.Agent(ctx, agentID)
+	if err != nil {
+		return tandem.Agent{}, err
+	}
+	a := old
+	a.Disabled = disabled
+	if err := e.store.UpdateAgent(ctx, a); err != nil {
+		return tandem.Agent{}, fmt.Errorf("handoff: update agent: %w", err)
+	}
+	return e.agentUpdated(ctx, old, a)
+}
+
+// agentUpdated does what follows a profile change from old to a.
+func (e *Engine) agentUpdated(ctx context.Context, old, a tandem.Agent) (tandem.Agent, error) {
 	if a.Disabled && !old.Disabled {
 		if err := e.withdrawOffers(ctx, a.ID, e.now()); err != nil {
 			return tandem.Agent{}, err

@@ -207,13 +207,8 @@ func (c *Console) setDisabled(disabled bool) http.HandlerFunc {
 			gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.ENOTFOUND, "agent not found"))
 			return
 		}
-		a, err := c.eng.Agent(r.Context(), id)
+		a, err := c.eng.SetDisabled(r.Context(), id, disabled)
 		if err != nil {
-			gateway.WriteError(w, r, c.log, err)
-			return
-		}
-		a.Disabled = disabled
-		if a, err = c.eng.UpdateAgent(r.Context(), a); err != nil {
 			gateway.WriteError(w, r, c.log, err)
 			return
 		}

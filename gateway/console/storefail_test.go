@@ -163,3 +163,27 @@ func TestStoreOutageIsLoggedAndSaysRetry(t *testing.T) {
 		}
 	}
 }
+
+// TestDisableLegacyAgent: an account stored before today's validation
+// rules (here a language that is not a tag, allowed by earlier versions)
+// must still be disabled by an admin; disabling failed with 400 "invalid
+// language", so a compromised account could not be locked out.
+func TestDisableLegacyAgent(t *testing.T) {
+	st := memstore.New()
+	e := newNode(t, nodeOpts{store: st})
+	legacy := tandem.Agent{ID: "agt_legacy", Email: "old@example.com", DisplayName: "Old", Role: "agent",
+		Languages: []string{"english"}, MaxChats: 3, CreatedAt: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if err := st.CreateAgent(context.Background(), legacy); err != nil {
+		t.Fatal(err)
+	}
+	if code, raw := e.do("POST", "/api/v1/agents/"+legacy.ID+"/disable", testAdmin, nil); code != 200 {
+		t.Fatalf("disable: %d %s", code, raw)
+	}
+	a, err := e.Engine.Agent(context.Background(), legacy.ID)
+	if err != nil || !a.Disabled || a.Languages[0] != "english" {
+		t.Fatalf("after disable: %+v %v", a, err)
+	}
+	if code, raw := e.do("POST", "/api/v1/agents/"+legacy.ID+"/enable", testAdmin, nil); code != 200 {
+		t.Fatalf("enable: %d %s", code, raw)
+	}
+}
