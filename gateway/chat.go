@@ -381,8 +381,8 @@ func nonEmpty(s, def string) string {
 // in-flight bot turns within ctx. New connections and sessions are refused
 // from the start.
 func (c *Chat) Shutdown(ctx context.Context) error {
-	c.draining.Store(true)
 	c.mu.Lock()
+	c.draining.Store(true) // under mu: Accept adds to live and wg before, or sees it
 	conns := make([]*Conn, 0, len(c.live))
 	for conn := range c.live {
 		conns = append(conns, conn)
@@ -434,6 +434,15 @@ func (c *Chat) Accept(w http.ResponseWriter, r *http.Request, h FrameHandler) {
 		c.conns.release(ip)
 		return // the upgrader has answered
 	}
+	c.mu.Lock()
+	if c.draining.Load() { // Shutdown started after the check above
+		c.mu.Unlock()
+		msg := websocket.FormatCloseMessage(CloseServiceRestart, "service restart")
+		_ = ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.cfg.WriteTimeout))
+		_ = ws.Close()
+		c.conns.release(ip)
+		return
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	conn := &Conn{
 		ephemeral: rate.NewLimiter(ephemeralRate, ephemeralBurst),
@@ -441,14 +450,12 @@ func (c *Chat) Accept(w http.ResponseWriter, r *http.Request, h FrameHandler) {
 		id:        newID("k"), chat: c, ws: ws, ip: ip, handler: h, ctx: ctx, cancel: cancel,
 		queue: make(chan outItem, c.cfg.SendQueue), closeReq: make(chan closeRequest, 1), readDone: make(chan struct{}),
 	}
-	c.mu.Lock()
 	c.live[conn] = struct{}{}
-	c.mu.Unlock()
-	if c.draining.Load() { // Shutdown started after the check above
-		conn.Close(CloseServiceRestart, "service restart", false)
-	}
-	c.metrics.accepted.Inc()
+	// Under mu with the draining check: Shutdown waits for these
+	// goroutines, and an Add racing its Wait would be a misuse of wg.
 	c.wg.Add(2)
+	c.mu.Unlock()
+	c.metrics.accepted.Inc()
 	go func() { defer c.wg.Done(); conn.writeLoop() }()
 	go func() { defer c.wg.Done(); conn.readLoop() }()
 }

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -253,5 +254,38 @@ func TestFrameHandlerPanicClosesOnlyItsConnection(t *testing.T) {
 			t.Fatalf("after a handler panic: %v, want close 1011", err)
 		}
 		_ = ws.Close()
+	}
+}
+
+// TestAcceptDuringShutdown: connections accepted while Shutdown starts
+// are either waited for or told to reconnect; registering them raced
+// Shutdown's wait (a WaitGroup Add concurrent with its Wait, reported by
+// -race, which can panic).
+func TestAcceptDuringShutdown(t *testing.T) {
+	auth, err := NewAuth([]byte(strings.Repeat("x", 32)), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 30 {
+		chat, err := NewChat(ChatConfig{IPRate: 1e9, IPBurst: 1 << 30}, ChatDeps{Log: NewMemLog(), Bus: NewLocalBus(), Auth: auth, Sites: StaticSites{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { chat.Accept(w, r, &followHandler{conv: "c"}) }))
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 5 {
+					if ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(srv.URL, "http", "ws", 1), nil); err == nil {
+						_ = ws.Close()
+					}
+				}
+			}()
+		}
+		_ = chat.Shutdown(context.Background())
+		wg.Wait()
+		srv.Close()
 	}
 }
