@@ -78,11 +78,12 @@ func ParseAnnotated(s string) (string, []Span, error) {
 			switch {
 			case j < len(s) && s[j] == '(':
 				// The body ends at the first unescaped ')'; "\)" and "\("
-				// put parentheses in a value.
+				// put parentheses in a value, and the other escapes work
+				// as in the text ("\[", "\}", "\\").
 				var body strings.Builder
 				k := j + 1
 				for ; k < len(s) && s[k] != ')'; k++ {
-					if s[k] == '\\' && k+1 < len(s) && strings.IndexByte(`()\\`, s[k+1]) >= 0 {
+					if s[k] == '\\' && k+1 < len(s) && strings.IndexByte(`[](){}\\`, s[k+1]) >= 0 {
 						k++
 					} else if s[k] == '(' {
 						return "", nil, fmt.Errorf("malformed annotation at column %d: '(' inside an entity's (type:value); escape it as \\(", col(k))

@@ -428,3 +428,21 @@ func FuzzParseAnnotated(f *testing.F) {
 		}
 	})
 }
+
+// TestAnnotatedValueEscapes: the documented escapes work in values as in
+// the text: "\[", "\]", "\{", "\}" used to stay in the value with their
+// backslash.
+func TestAnnotatedValueEscapes(t *testing.T) {
+	for in, want := range map[string]string{
+		`[x](city:a \[b\])`:         "a [b]",
+		`[x](city:a \{b\})`:         "a {b}",
+		`[x](city:New York \(NY\))`: "New York (NY)",
+		`[x](city:a \\ b)`:          `a \ b`,
+		`[x](city:C:\path)`:         `C:\path`,
+	} {
+		_, spans, err := ParseAnnotated(in)
+		if err != nil || len(spans) != 1 || spans[0].Value != want {
+			t.Errorf("ParseAnnotated(%q) = %+v, %v; want value %q", in, spans, err, want)
+		}
+	}
+}
