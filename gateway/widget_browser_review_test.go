@@ -1069,3 +1069,36 @@ func TestBrowserWidgetReplayCoalescesStorageWrites(t *testing.T) {
 		t.Fatalf("%d localStorage writes for 1,000 replayed messages", n)
 	}
 }
+
+// A customer who scrolled up to read earlier messages is not pulled to the
+// bottom by every new message of the bot or an agent (or every piece of a
+// streamed answer); at the bottom, the log follows new messages, and their
+// own message always brings them down.
+func TestBrowserWidgetScrollStaysWhileReading(t *testing.T) {
+	ts := startServer(t, serverOpts{bot: streamBot{}})
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	for i := 0; i < 8; i++ {
+		sendFromWidget(t, ctx, fmt.Sprintf("question %d %s", i, strings.Repeat("filler ", 30)))
+		waitFor(t, ctx, "the answer", fmt.Sprintf(`document.getElementById("tandem-log").textContent.includes("echo: question %d") && `+noPendingLeft, i))
+	}
+	const atBottom = `(() => { const l = document.getElementById("tandem-log"); return l.scrollHeight - l.scrollTop - l.clientHeight < 4; })()`
+	if !browsertest.Eval[bool](t, ctx, atBottom) {
+		t.Fatal("the log does not follow new messages at the bottom")
+	}
+	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("tandem-log").scrollTop = 0`))
+	if _, _, err := ts.Chat.PostMessage(context.Background(), tandem.Message{ConversationID: conv, ClientID: "agent:a1", Author: tandem.AuthorAgent, AuthorName: "Ann", Text: "Anything else?", Kind: "text"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the agent's message", `document.getElementById("tandem-log").textContent.includes("Anything else?")`)
+	if top := browsertest.Eval[float64](t, ctx, `document.getElementById("tandem-log").scrollTop`); top != 0 {
+		t.Fatalf("the log scrolled to %v while the customer read from the top", top)
+	}
+	sendFromWidget(t, ctx, "one more")
+	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: one more") && `+noPendingLeft)
+	if !browsertest.Eval[bool](t, ctx, atBottom) {
+		t.Fatal("the customer's own message did not bring the log to the bottom")
+	}
+}

@@ -248,6 +248,9 @@
   contactForm.addEventListener("submit", function (e) { e.preventDefault(); submitContact(); });
 
   function scrollDown() { logEl.scrollTop = logEl.scrollHeight; }
+  // The log follows new messages only while the customer is at its bottom:
+  // one who scrolled up to read is not pulled down by every answer.
+  function nearBottom() { return logEl.scrollHeight - logEl.scrollTop - logEl.clientHeight < 40; }
 
   function renderMessage(m) {
     var author = m.author || "system";
@@ -307,6 +310,7 @@
 
   // appendMessage renders a logged message once, in seq order.
   function appendMessage(m, fromCache) {
+    var follow = nearBottom();
     if (!fromCache) {
       if (m.seq <= state.lastSeq) { return; }
       state.lastSeq = m.seq;
@@ -342,7 +346,7 @@
     } else if (m.author === "customer") {
       showQuickReplies(null);
     }
-    if (!fromCache) { scrollDown(); }
+    if (!fromCache && (follow || m.author === "customer")) { scrollDown(); }
   }
 
   // dropStreams removes unfinished streaming bubbles (all, or those keep
@@ -703,6 +707,7 @@
       break;
     case "delta":
       if (streamsDone[f.stream_id]) { break; }
+      var follow = nearBottom();
       var node = streamEls[f.stream_id];
       if (!node) {
         node = el("div", { "class": "tandem-msg", "data-author": "bot", "data-stream": f.stream_id, "data-reply-to": String(f.reply_to || 0), "aria-busy": "true" });
@@ -711,7 +716,7 @@
         streamEls[f.stream_id] = node;
       }
       node.lastChild.textContent += f.text;
-      scrollDown();
+      if (follow) { scrollDown(); }
       break;
     case "typing":
       if (f.author !== "customer") { setTyping(f.author, !!f.on, f.name); }
