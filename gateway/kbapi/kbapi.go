@@ -114,7 +114,18 @@ func New(cfg Config) (http.Handler, error) {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, tandem.Errorf(tandem.ENOTFOUND, "no such knowledge API route"))
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		// HTTP requires the route's methods in Allow (chi's own 405
+		// handler sets it; this one replaces that handler).
+		path := req.URL.Path
+		if rctx := chi.RouteContext(req.Context()); rctx != nil && rctx.RoutePath != "" {
+			path = rctx.RoutePath // mounted under a prefix
+		}
+		for _, m := range []string{http.MethodDelete, http.MethodGet, http.MethodPost, http.MethodPut} {
+			if r.Match(chi.NewRouteContext(), m, path) {
+				w.Header().Add("Allow", m)
+			}
+		}
 		writeStatus(w, http.StatusMethodNotAllowed, tandem.EINVALID, "method not allowed")
 	})
 	return r, nil

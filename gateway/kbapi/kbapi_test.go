@@ -492,3 +492,23 @@ func TestIfMatchStar(t *testing.T) {
 		t.Fatalf("delete of a deleted FAQ with If-Match *: %d %s", r.status, r.body)
 	}
 }
+
+// TestMethodNotAllowedAllow: a 405 names the methods the route has in
+// Allow, as HTTP requires (the custom JSON 405 handler dropped chi's).
+func TestMethodNotAllowedAllow(t *testing.T) {
+	e := setup(t)
+	for path, want := range map[string]string{
+		"/faqs/faq_x":         "DELETE, GET, PUT",
+		"/faqs":               "GET, POST",
+		"/faqs/faq_x/publish": "POST",
+		"/reindex":            "GET, POST",
+	} {
+		r := e.do(t, "PATCH", path, e.admin, nil)
+		if code, _ := r.errCode(t); r.status != 405 || code != tandem.EINVALID {
+			t.Errorf("PATCH %s: %d %s", path, r.status, r.body)
+		}
+		if got := strings.Join(r.header.Values("Allow"), ", "); got != want {
+			t.Errorf("PATCH %s: Allow %q, want %q", path, got, want)
+		}
+	}
+}
