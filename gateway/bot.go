@@ -263,7 +263,11 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 		}
 		m := tandem.Message{ConversationID: convID, ClientID: "bot:" + strconv.FormatInt(j.msg.Seq, 10),
 			Author: tandem.AuthorBot, AuthorID: "bot", AuthorName: c.cfg.BotName, Text: reply.Text, Data: normaliseData(data)}
-		if _, _, err := c.PostMessage(ctx, m); err != nil {
+		// Idempotent (bot:<seq>): a blip is tried again.
+		if err := c.storeRetry(ctx, "bot turn: log reply", convID, func() error {
+			_, _, err := c.PostMessage(ctx, m)
+			return err
+		}); err != nil {
 			c.logger.Error("bot turn: log reply", "conversation", convID, "err", err)
 			return
 		}
@@ -281,24 +285,34 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 	}
 }
 
-// turnConversation reads a turn's conversation. A failed read (a
-// database blip) is tried again, twice, within the turn's time: the
-// message is stored and acknowledged, and its resend would be a
-// duplicate, so a turn given up here is an answer lost.
-func (c *Chat) turnConversation(ctx context.Context, id string) (tandem.Conversation, error) {
+// turnConversation reads a turn's conversation, trying a failed read
+// again (storeRetry): the message is stored and acknowledged, and its
+// resend would be a duplicate, so a turn given up here is an answer lost.
+func (c *Chat) turnConversation(ctx context.Context, id string) (conv tandem.Conversation, err error) {
+	err = c.storeRetry(ctx, "bot turn: read conversation", id, func() error {
+		conv, err = c.log.Conversation(ctx, id)
+		return err
+	})
+	return conv, err
+}
+
+// storeRetry runs op, a conversation-log operation of a bot turn that is
+// safe to repeat, and tries it again, twice, within ctx when it failed for
+// want of the store (a database blip: internal or unavailable).
+func (c *Chat) storeRetry(ctx context.Context, what, conversationID string, op func() error) error {
 	wait := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		conv, err := c.log.Conversation(ctx, id)
+		err := op()
 		if code := tandem.ErrorCode(err); attempt == 3 || code != tandem.EINTERNAL && code != tandem.EUNAVAILABLE {
-			return conv, err
+			return err
 		}
-		c.logger.Warn("bot turn: read conversation, retrying", "conversation", id, "err", err)
+		c.logger.Warn(what+", retrying", "conversation", conversationID, "err", err)
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return conv, err
+			return err
 		}
 		wait *= 4
 	}

@@ -247,3 +247,65 @@ func TestTurnSurvivesStoreBlip(t *testing.T) {
 		t.Fatalf("log after a blip at the turn's start: %+v", msgs)
 	}
 }
+
+// blinkAppendLog fails the next Append once armed (a database blip).
+type blinkAppendLog struct {
+	*MemLog
+	armed atomic.Bool
+}
+
+func (l *blinkAppendLog) Append(ctx context.Context, m tandem.Message) (tandem.Message, bool, error) {
+	if l.armed.CompareAndSwap(true, false) {
+		return m, false, errors.New("pq: connection reset by peer")
+	}
+	return l.MemLog.Append(ctx, m)
+}
+
+// armingBot arms its log's blip, then answers.
+type armingBot struct{ log *blinkAppendLog }
+
+func (b armingBot) Respond(_ context.Context, turn tandem.Turn) (tandem.Reply, error) {
+	b.log.armed.Store(true)
+	return tandem.Reply{Kind: tandem.ReplyAnswer, Text: "echo: " + turn.Text}, nil
+}
+
+// TestReplySurvivesStoreBlip: one failed append of the bot's answer (a
+// database blip) does not lose the answer: the append is idempotent
+// (bot:<seq>) and is tried again; the answer used to be dropped.
+func TestReplySurvivesStoreBlip(t *testing.T) {
+	auth, err := NewAuth([]byte(strings.Repeat("x", 32)), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &blinkAppendLog{MemLog: NewMemLog()}
+	ctx := context.Background()
+	if _, err := log.CreateConversation(ctx, tandem.Conversation{ID: "c1", SiteKey: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewChat(ChatConfig{}, ChatDeps{Log: log, Bus: NewLocalBus(), Auth: auth, Sites: StaticSites{}, Bot: armingBot{log: log}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Shutdown(context.Background()) }()
+	m, _, err := log.Append(ctx, tandem.Message{ConversationID: "c1", Author: tandem.AuthorCustomer, Text: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.turns.submit(turnJob{msg: m}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second) // a hang guard
+	for c.PendingTurns() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the turn did not end")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	msgs, err := log.Messages(ctx, "c1", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 2 || msgs[1].Text != "echo: hi" {
+		t.Fatalf("log after a blip storing the answer: %+v", msgs)
+	}
+}
