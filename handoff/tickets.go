@@ -343,6 +343,20 @@ func (e *Engine) Claim(ctx context.Context, a Actor, ticketID string) (tandem.Ti
 		From: []tandem.TicketState{tandem.TicketQueued}, Version: t.Version,
 		To: tandem.TicketAssigned, Agent: a.AgentID, LiveAfter: e.liveAfter(now),
 	})
+	if tandem.ErrorCode(err) == tandem.ECONFLICT {
+		// Lost a race (another claim, routing, the customer leaving): say
+		// what happened rather than "reload and retry", which can only fail.
+		if cur, rerr := e.store.Ticket(ctx, ticketID); rerr == nil && cur.State != tandem.TicketQueued {
+			switch {
+			case cur.AgentID == a.AgentID && Holds(cur.State):
+				return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "ticket %s is already %s to you", cur.ID, cur.State)
+			case Holds(cur.State):
+				return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "ticket %s was just taken by another agent", cur.ID)
+			default:
+				return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "ticket %s is %s, not queued", cur.ID, cur.State)
+			}
+		}
+	}
 	if err != nil {
 		return tandem.Ticket{}, err
 	}
