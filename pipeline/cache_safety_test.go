@@ -207,3 +207,41 @@ func TestCachedAnswerKeepsTheTurnsEntities(t *testing.T) {
 		t.Fatalf("B's order id was not remembered: %q", s.Text)
 	}
 }
+
+// TestAskedSlotIsAnsweredWhenGiven: after "Could you tell me your order
+// id?" the customer's next message with the id gets the response that
+// needed it, not a fallback (the message alone names no intent).
+func TestAskedSlotIsAnsweredWhenGiven(t *testing.T) {
+	model := testModel()
+	model.rules = append(model.rules, kwRule{kw: "status", intent: "order_status", conf: 0.95})
+	p := newTestPipeline(t, func(c *Config, d *Deps) { d.Cache = newReplyCache(t); d.Intent = model })
+	ctx := context.Background()
+	a, err := p.Respond(ctx, turn("slot", "what is the status"))
+	if err != nil || a.Kind != tandem.ReplyClarify || !strings.Contains(a.Text, "order id") {
+		t.Fatalf("first turn: %+v %v; want a question for the order id", a, err)
+	}
+	b, err := p.Respond(ctx, turn("slot", "it's ORD-9001"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Kind != tandem.ReplyAnswer || b.Text != "Order ORD-9001 is on its way." || b.NLU.Intent.Name != "order_status" {
+		t.Fatalf("the order id given: %s %q (intent %s); want the order_status response", b.Kind, b.Text, b.NLU.Intent.Name)
+	}
+	// Answered once: a later message with another id is read on its own.
+	c, err := p.Respond(ctx, turn("slot", "ORD-9002"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kind == tandem.ReplyAnswer && strings.Contains(c.Text, "ORD-9002 is on its way") {
+		t.Fatalf("the pending question was answered twice: %q", c.Text)
+	}
+	// Another conversation that asks something else after the question is
+	// not held to it.
+	if _, err := p.Respond(ctx, turn("slot2", "what is the status")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := p.Respond(ctx, turn("slot2", "hello, my order is ORD-1"))
+	if err != nil || d.Text != "Hello! How can I help?" {
+		t.Fatalf("a new confident intent after the question: %+v %v", d, err)
+	}
+}

@@ -49,6 +49,19 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 
 	intent := nlu.Intent
 	confident := !nlu.OutOfScope && intent.Name != "" && intent.Name != tandem.OutOfScope && intent.Confidence >= pol.AnswerThreshold
+
+	// The bot asked for a value its response to an intent needs, and this
+	// turn gives it (without asking something else): that response is the
+	// answer. It depends on the conversation, so it is never cached.
+	if pending := st.PendingSlotIntent; pending != "" && !picked && (!confident || intent.Name == pending) {
+		if resp, ok := pol.Responses[pending]; ok {
+			if text, _, missing := fillSlots(resp, nlu.Entities, st.Slots); missing == "" {
+				nlu.Intent = tandem.IntentScore{Name: pending, Confidence: 1}
+				nlu.OutOfScope = false
+				return tandem.Reply{Kind: tandem.ReplyAnswer, Text: text}, false, nil
+			}
+		}
+	}
 	if confident && slices.Contains(pol.Escalation.HumanIntents, intent.Name) {
 		return p.escalate(t, turn, tandem.EscalateRequested, "intent "+intent.Name), false, nil
 	}
@@ -128,6 +141,7 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 				// Never show a raw "{order_id}": ask for it. The answer
 				// comes when the customer gives it (a slot is remembered).
 				ask := strings.ReplaceAll(pol.Messages.AskSlot, "{slot}", strings.ReplaceAll(missing, "_", " "))
+				t.askedSlotFor = intent.Name
 				return tandem.Reply{Kind: tandem.ReplyClarify, Text: ask}, false, nil
 			}
 			// A filled template is this conversation's answer: not cached.
@@ -267,6 +281,7 @@ func (p *Pipeline) finish(ctx context.Context, t *turnCtx, turn tandem.Turn, r t
 	for _, e := range t.nlu.Entities {
 		st.setSlot(e.Type, e.Value)
 	}
+	st.PendingSlotIntent = t.askedSlotFor
 	switch r.Kind {
 	case tandem.ReplyFallback:
 		st.Fallbacks++
@@ -327,6 +342,7 @@ func (p *Pipeline) finishCached(ctx context.Context, t *turnCtx, turn tandem.Tur
 	st.UpdatedAt = turn.Time
 	st.Fallbacks = 0
 	st.PendingClarify = nil
+	st.PendingSlotIntent = ""
 	if r.NLU.Intent.Name != "" {
 		st.pushIntent(r.NLU.Intent.Name)
 	}

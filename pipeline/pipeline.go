@@ -216,6 +216,7 @@ type turnCtx struct {
 	entityErr        error
 	retrieveErr      error
 	sentiment        float64
+	askedSlotFor     string // the intent whose response this turn asked a missing value for
 }
 
 func (t *turnCtx) reset() {

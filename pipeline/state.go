@@ -14,8 +14,12 @@ type State struct {
 	Slots          map[string]string `json:"slots,omitempty"`          // entity type -> latest value, at most maxSlots
 	Fallbacks      int               `json:"fallbacks"`                // consecutive low-confidence turns
 	PendingClarify []Choice          `json:"pending_clarify,omitempty"`
-	Turns          int               `json:"turns"`
-	UpdatedAt      time.Time         `json:"updated_at"`
+	// PendingSlotIntent is the intent whose response the bot asked a
+	// missing value for ("Could you tell me your order id?"): the next turn
+	// that gives the value gets that response.
+	PendingSlotIntent string    `json:"pending_slot_intent,omitempty"`
+	Turns             int       `json:"turns"`
+	UpdatedAt         time.Time `json:"updated_at"`
 }
 
 // Choice is one option of a pending clarification.
