@@ -1102,3 +1102,25 @@ func TestBrowserWidgetScrollStaysWhileReading(t *testing.T) {
 		t.Fatal("the customer's own message did not bring the log to the bottom")
 	}
 }
+
+// After an agent closed the conversation the customer may write again
+// ("Write again any time"): the bot answers and reopens it, and the status
+// says so instead of "Conversation closed" next to the bot's answers.
+func TestBrowserWidgetStatusAfterClosedConversationReopens(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	sendFromWidget(t, ctx, "hello")
+	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: hello") && `+noPendingLeft)
+	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+	if err := ts.Chat.HandoffStatus(context.Background(), conv, gateway.HandoffStatus{Status: gateway.HandoffClosed}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the closed status", `document.getElementById("tandem-status").textContent === "Conversation closed"`)
+	sendFromWidget(t, ctx, "one more thing")
+	waitFor(t, ctx, "the bot's answer", `document.getElementById("tandem-log").textContent.includes("echo: one more thing") && `+noPendingLeft)
+	if got := browsertest.Eval[string](t, ctx, `document.getElementById("tandem-status").textContent`); got != "Online" {
+		t.Fatalf("status while the bot answers again = %q, want Online", got)
+	}
+}

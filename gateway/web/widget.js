@@ -669,6 +669,7 @@
     scheduleReconnect();
   }
 
+  var closedShown = false; // the status says "Conversation closed"
   function onFrame(f) {
     switch (f.type) {
     case "welcome":
@@ -688,6 +689,7 @@
         }
         send({ type: "ping" });
       }, heartbeatMs);
+      closedShown = false;
       setStatus(modeText(f.mode));
       // The last handoff frame's invitation survives reloads while queued.
       if (f.mode !== "queued") { state.leaveContact = false; save(); }
@@ -702,6 +704,9 @@
       if (f.message && f.conversation_id === state.conversationId) {
         var fresh = f.message.seq > state.lastSeq;
         appendMessage(f.message, false); saveSoon(); sendRead();
+        // A closed conversation reopens with the bot when the customer
+        // writes again (no handoff frame says so): its answer does.
+        if (closedShown && f.message.author === "bot") { closedShown = false; setStatus(modeText("bot")); }
         if (fresh) { noteNew(f.message); }
       }
       break;
@@ -725,6 +730,7 @@
       if (f.author === "bot" && !f.on) { dropStreams(); }
       break;
     case "handoff":
+      closedShown = f.status === "closed";
       setStatus(handoffText(f));
       state.leaveContact = !!f.leave_contact; save();
       showContact(state.leaveContact);
