@@ -1124,3 +1124,34 @@ func TestBrowserWidgetStatusAfterClosedConversationReopens(t *testing.T) {
 		t.Fatalf("status while the bot answers again = %q, want Online", got)
 	}
 }
+
+// The bot and an agent may type at once (the bot finishing an answer as
+// the agent takes over): the bot's "stopped typing" does not hide that the
+// agent is still typing.
+func TestBrowserWidgetTypingOfEachAuthor(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+		const orig = WebSocket.prototype.send;
+		WebSocket.prototype.send = function (data) { window.__sock = this; return orig.call(this, data); };
+	})()`))
+	sendFromWidget(t, ctx, "capture")
+	waitFor(t, ctx, "the socket", `!!window.__sock && `+noPendingLeft+` && document.getElementById("tandem-log").textContent.includes("echo: capture")`)
+	const typing = `document.getElementById("tandem-typing").textContent`
+	frame := func(author, name string, on bool) {
+		t.Helper()
+		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`window.__sock.dispatchEvent(new MessageEvent("message", { data: JSON.stringify({ type: "typing", conversation_id: window.__tandemWidget.state().conversationId, author: %q, name: %q, on: %v }) }))`, author, name, on)))
+	}
+	frame("agent", "Ann", true)
+	frame("bot", "Assistant", true)
+	frame("bot", "Assistant", false)
+	if got := browsertest.Eval[string](t, ctx, typing); got != "Ann is typing…" {
+		t.Fatalf("typing line after the bot stopped = %q, want Ann's", got)
+	}
+	frame("agent", "Ann", false)
+	if got := browsertest.Eval[string](t, ctx, typing); got != "" {
+		t.Fatalf("typing line after both stopped = %q", got)
+	}
+}

@@ -373,14 +373,19 @@
     });
   }
 
+  // The typing line shows who types, per author: one author stopping does
+  // not hide another still typing (the bot finishing as an agent starts).
+  var typers = {};
   function setTyping(author, on, name) {
     clearTimeout(typingTimers[author]);
     if (on) {
-      typingEl.textContent = (name || (author === "agent" ? "Agent" : "Assistant")) + " is typing…";
+      typers[author] = (name || (author === "agent" ? "Agent" : "Assistant")) + " is typing…";
       typingTimers[author] = setTimeout(function () { setTyping(author, false); }, 10000);
     } else {
-      typingEl.textContent = "";
+      delete typers[author];
     }
+    var line = on ? typers[author] : (typers.agent || typers.bot || "");
+    if (typingEl.textContent !== line) { typingEl.textContent = line; }
   }
 
   function setStatus(text) { statusEl.textContent = text; }
