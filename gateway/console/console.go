@@ -267,8 +267,17 @@ func (c *Console) notifyCustomer(ctx context.Context, e handoff.Event) {
 		if e.Queue == nil {
 			return
 		}
-		if e.Type == handoff.EventPosition && c.chat.Hub().Subscribers(conv) == 0 {
-			return // node-local: only nodes with a follower of the conversation publish it
+		if e.Type == handoff.EventPosition {
+			if c.chat.Hub().Subscribers(conv) == 0 {
+				return // node-local: only nodes with a follower of the conversation publish it
+			}
+			// Every node computes positions from its own read of the queue:
+			// one read before the ticket left it (claimed, routed, returned
+			// on another node) must not show the customer a place in the
+			// queue after they were told otherwise.
+			if cur, err := c.eng.Ticket(ctx, e.Ticket.ID); err == nil && cur.State != tandem.TicketQueued {
+				return
+			}
 		}
 		// The conversation is already in queued mode (the gateway set it
 		// when escalating): an ephemeral frame is enough.

@@ -187,3 +187,27 @@ func TestDisableLegacyAgent(t *testing.T) {
 		t.Fatalf("enable: %d %s", code, raw)
 	}
 }
+
+// TestLatePositionAfterAssignment: a queue position computed before the
+// ticket left the queue (on another node, whose sweep raced with the
+// claim) must not reach the customer after they were told an agent
+// joined: they were shown a place in the queue while chatting.
+func TestLatePositionAfterAssignment(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, annTok := e.agent("ann@example.com", "Ann", nil)
+	annC := e.console(annTok)
+	annC.away()
+	cust, conv, tk := e.claimedChat(annC)
+	cust.until(handoffStatus("assigned"))
+	stale := tk // the snapshot the other node's sweep read: still queued
+	e.Console.Notify(ctx, handoff.Event{Type: handoff.EventPosition, Ticket: &stale,
+		Queue: &handoff.QueueInfo{Position: 2, AgentsOnline: 1}})
+	cust.send(map[string]any{"type": "message", "client_id": "m1", "text": "hi Ann"})
+	_, skipped := cust.until(isType("ack"))
+	for _, f := range skipped {
+		if f.Type == "handoff" && f.Status == "queued" {
+			t.Fatalf("customer of %s, chatting with Ann, was shown a queue position: %s", conv, f.raw)
+		}
+	}
+}
