@@ -198,6 +198,9 @@ func runAgentList(ctx context.Context, args []string, getenv func(string) string
 		}
 		return fmt.Errorf("agent list: %w", err)
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("agent list: unexpected argument %q", fs.Arg(0))
+	}
 	eng, closeEng, err := openAgentEngine(ctx, *dbURL)
 	if err != nil {
 		return err

@@ -27,3 +27,13 @@ func TestOfflineCommandsRefuseIgnoredArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentListRefusesArguments: `tandem agent list` takes no argument
+// (an email given to it was ignored and every agent listed).
+func TestAgentListRefusesArguments(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"agent", "list", "--database-url", "postgres://u@127.0.0.1:1/x", "ada@example.com"}, func(string) string { return "" }, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "unexpected argument") {
+		t.Fatalf("err = %v, want an unexpected argument error", err)
+	}
+}
