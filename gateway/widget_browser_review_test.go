@@ -1155,3 +1155,36 @@ func TestBrowserWidgetTypingOfEachAuthor(t *testing.T) {
 		t.Fatalf("typing line after both stopped = %q", got)
 	}
 }
+
+// A contact address whose answer was lost with the connection, sent again
+// by the customer, is stored once: the resend keeps its client id, so the
+// server acknowledges it as a duplicate instead of logging a second note.
+func TestBrowserWidgetContactResentOnce(t *testing.T) {
+	url, _ := startHandoffServer(t)
+	ctx := browsertest.Start(t, 390, 844)
+	browsertest.Do(t, ctx, chromedp.Navigate(url+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	browsertest.Do(t, ctx, chromedp.Click(chromedp.ID("tandem-human")))
+	waitFor(t, ctx, "the contact form", `!document.getElementById("tandem-contact").hidden`)
+	// The first contact frame goes out, then the link drops before its ack.
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+		const orig = WebSocket.prototype.send;
+		let dropped = false;
+		WebSocket.prototype.send = function (data) {
+			const r = orig.call(this, data);
+			try { if (!dropped && JSON.parse(data).type === "contact") { dropped = true; this.close(); } } catch (e) { /* not JSON */ }
+			return r;
+		};
+	})()`))
+	browsertest.Do(t, ctx, chromedp.SendKeys(chromedp.ID("tandem-contact-input"), "ada@example.com"), chromedp.Click(chromedp.ID("tandem-contact-send")))
+	waitFor(t, ctx, "the not-sent note", `document.getElementById("tandem-contact-msg").textContent.includes("connection dropped")`)
+	waitFor(t, ctx, "the widget to reconnect", `document.getElementById("tandem-status").textContent.startsWith("Waiting for an agent") || document.getElementById("tandem-status").textContent.includes("No agent")`)
+	waitFor(t, ctx, "the first note replayed", `Array.from(document.querySelectorAll('#tandem-log .tandem-msg[data-author="system"]')).some(e => e.textContent.includes("ada@example.com"))`)
+	browsertest.Do(t, ctx, chromedp.Click(chromedp.ID("tandem-contact-send")))
+	waitFor(t, ctx, "the confirmation", `document.getElementById("tandem-contact-msg").textContent.includes("We'll get back to you at ada@example.com")`)
+	sendFromWidget(t, ctx, "anything else")
+	waitFor(t, ctx, "the bot's answer", `document.getElementById("tandem-log").textContent.includes("echo: anything else")`)
+	if n := browsertest.Eval[int](t, ctx, `Array.from(document.querySelectorAll('#tandem-log .tandem-msg[data-author="system"]')).filter(e => e.textContent.includes("ada@example.com")).length`); n != 1 {
+		t.Fatalf("%d contact notes in the log, want 1", n)
+	}
+}

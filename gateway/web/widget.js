@@ -500,7 +500,7 @@
   }
 
   // ---- contact address --------------------------------------------------------
-  var contactPending = "", contactAddress = "";
+  var contactPending = "", contactAddress = "", contactId = "";
   function showContact(show) {
     if (!show) { contactForm.setAttribute("hidden", ""); contactPending = ""; return; }
     if (!contactForm.hasAttribute("hidden")) { return; }
@@ -518,7 +518,11 @@
   function submitContact() {
     var address = contactInput.value.trim();
     if (!address) { contactStatus("Enter an email address or a phone number.", true); contactInput.focus(); return; }
-    contactPending = newClientId(); contactAddress = address;
+    // The same address sent again (its answer lost with the connection)
+    // keeps its client id: stored already, it is acknowledged as a
+    // duplicate rather than noted twice.
+    if (address !== contactAddress || !contactId) { contactId = newClientId(); }
+    contactPending = contactId; contactAddress = address;
     if (!send({ type: "contact", client_id: contactPending, address: address })) {
       contactPending = "";
       contactStatus("Not connected right now; please try again in a moment.", true);
