@@ -393,12 +393,30 @@ func (s *Service) Create(ctx context.Context, actor string, f tandem.FAQ) (tande
 		return tandem.FAQ{}, err
 	}
 	embs := s.embedOne(ctx, n)
-	out, err := s.store.Create(ctx, Write{FAQ: n, Embeddings: embs, Actor: actor})
+	var out tandem.FAQ
+	embs, err = s.storeVectorsOrNot(ctx, embs, func(embs []Embedding) (err error) {
+		out, err = s.store.Create(ctx, Write{FAQ: n, Embeddings: embs, Actor: actor})
+		return err
+	})
 	if err != nil {
 		return tandem.FAQ{}, err
 	}
 	s.afterWrite(embs)
 	return out, nil
+}
+
+// storeVectorsOrNot runs write with embs and, if the store refuses them
+// (EINVALID: in a rolling deploy another node activated a new encoder and
+// dropped the vectors of this node's), once more without vectors, as when
+// the encoder fails: the text is stored and the background job fills in
+// what it can. It returns the vectors stored.
+func (s *Service) storeVectorsOrNot(ctx context.Context, embs []Embedding, write func([]Embedding) error) ([]Embedding, error) {
+	err := write(embs)
+	if err == nil || len(embs) == 0 || tandem.ErrorCode(err) != tandem.EINVALID {
+		return embs, err
+	}
+	s.log.WarnContext(ctx, "knowledge: the store refused the vectors; stored without them", "err", err)
+	return nil, write(nil)
 }
 
 func (s *Service) afterWrite(embs []Embedding) {
@@ -432,7 +450,11 @@ func (s *Service) Update(ctx context.Context, actor string, f tandem.FAQ, expect
 	if !SameText(cur, n) {
 		embs = s.embedOne(ctx, n)
 	}
-	out, err := s.store.Update(ctx, Write{FAQ: n, Embeddings: embs, Actor: actor, ExpectedVersion: expectedVersion})
+	var out tandem.FAQ
+	embs, err = s.storeVectorsOrNot(ctx, embs, func(embs []Embedding) (err error) {
+		out, err = s.store.Update(ctx, Write{FAQ: n, Embeddings: embs, Actor: actor, ExpectedVersion: expectedVersion})
+		return err
+	})
 	if err != nil {
 		return tandem.FAQ{}, err
 	}
@@ -523,7 +545,11 @@ func (s *Service) Upsert(ctx context.Context, actor string, f tandem.FAQ) (Outco
 	if cur, err := s.store.GetByExternalID(ctx, n.ExternalID); err != nil || !SameText(cur, n) {
 		embs = s.embedOne(ctx, n)
 	}
-	out, err := s.store.UpsertByExternalID(ctx, Write{FAQ: n, Embeddings: embs, Actor: actor})
+	var out Outcome
+	embs, err = s.storeVectorsOrNot(ctx, embs, func(embs []Embedding) (err error) {
+		out, err = s.store.UpsertByExternalID(ctx, Write{FAQ: n, Embeddings: embs, Actor: actor})
+		return err
+	})
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -744,6 +770,15 @@ func (s *Service) importWrites(ctx context.Context, writes []Write, opts ImportO
 			writes[i].Embeddings = embs[j]
 		}
 		outs, err = s.store.Import(ctx, writes, false)
+		if err != nil && tandem.ErrorCode(err) == tandem.EINVALID && len(need) > 0 && !missing {
+			// The store refused the vectors (see storeVectorsOrNot).
+			s.log.WarnContext(ctx, "knowledge: the store refused the vectors; importing without them", "err", err)
+			for i := range writes {
+				writes[i].Embeddings = nil
+			}
+			missing = true
+			outs, err = s.store.Import(ctx, writes, false)
+		}
 		if err != nil {
 			return nil, err
 		}

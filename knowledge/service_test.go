@@ -645,3 +645,51 @@ func TestServiceImportStoreRefusesRow(t *testing.T) {
 		}
 	}
 }
+
+// TestWritesSurviveDroppedModel: in a rolling deploy of a new encoder,
+// another node finishes re-embedding, activates its encoder and drops the
+// old one's vectors while this node still embeds with the old encoder.
+// This node's writes are stored without those vectors (as when its encoder
+// fails) instead of being refused with "encoder ... is not registered".
+func TestWritesSurviveDroppedModel(t *testing.T) {
+	st := memstore.New()
+	old := &hashEmbedder{version: "old", dim: 16}
+	s := newService(t, knowledge.Config{Store: st, Embedder: old})
+	f, err := s.Create(ctx, "alice", tandem.FAQ{ExternalID: "a", Question: "Where is my order?", Answer: "See Orders."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitReindex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The other node.
+	newer := &hashEmbedder{version: "new", dim: 16}
+	if err := st.RegisterModel(ctx, "new", 16); err != nil {
+		t.Fatal(err)
+	}
+	vecs, _ := newer.Embed(ctx, knowledge.Texts(f))
+	if err := st.SetEmbedding(ctx, f.ID, f.Version, knowledge.Embedding{Model: "new", Vectors: vecs}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ActivateModel(ctx, "new"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DropModel(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
+	// This node keeps taking writes.
+	if _, err := s.Create(ctx, "alice", tandem.FAQ{ExternalID: "b", Question: "How do I pay?", Answer: "By card."}); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	f.Question = "Where is my parcel?"
+	if _, err := s.Update(ctx, "alice", f, f.Version); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	if _, err := s.Upsert(ctx, "alice", tandem.FAQ{ExternalID: "c", Question: "Refunds?", Answer: "5 days."}); err != nil {
+		t.Fatalf("upsert: %v", err)
+	}
+	recs, _ := knowledge.ParseImport(strings.NewReader(`[{"external_id":"d","question":"Returns?","answer":"30 days."}]`), knowledge.FormatJSON)
+	if rep, err := s.Import(ctx, "alice", recs, knowledge.ImportOptions{}); err != nil || rep.Created != 1 {
+		t.Fatalf("import: %+v, %v", rep, err)
+	}
+}
