@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
@@ -209,5 +210,25 @@ func TestLatePositionAfterAssignment(t *testing.T) {
 		if f.Type == "handoff" && f.Status == "queued" {
 			t.Fatalf("customer of %s, chatting with Ann, was shown a queue position: %s", conv, f.raw)
 		}
+	}
+}
+
+// TestAgentsAPINamesTheBadField: a body with a field of the wrong type or
+// an unknown field is 400 naming that field, not only "body must be a
+// JSON object with the documented fields".
+func TestAgentsAPINamesTheBadField(t *testing.T) {
+	e := newEnv(t)
+	for body, field := range map[string]string{
+		`{"email":"x@example.com","password":"password1","max_chats":"3"}`: "max_chats",
+		`{"email":"x@example.com","password":"password1","skils":["a"]}`:   "skils",
+	} {
+		code, raw := e.do("POST", "/api/v1/agents", testAdmin, json.RawMessage(body))
+		if code != 400 || !strings.Contains(string(raw), field) {
+			t.Errorf("%s: %d %s", body, code, raw)
+		}
+	}
+	code, raw := e.do("POST", "/api/v1/agents/login", "", json.RawMessage(`{"email":["a"],"password":"x"}`))
+	if code != 400 || !strings.Contains(string(raw), "email") {
+		t.Errorf("login with an array email: %d %s", code, raw)
 	}
 }
