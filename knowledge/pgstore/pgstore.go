@@ -809,9 +809,9 @@ func (s *Store) Versions(ctx context.Context, id string) ([]knowledge.Revision, 
 
 // LexicalSearch implements knowledge.Store: BM25 over the tsvector column.
 // Candidates come from the GIN index: documents containing a query term
-// that occurs in at most 10% of the FAQs (or, if the query has none, its
-// rarest term), so very common words never make the scan cover most of the
-// table; candidates are then scored with every query term. A document that
+// that occurs in at most 10% of the FAQs or in at most selectiveFloor FAQs
+// (or, if the query has none, its rarest term), so very common words never
+// make the scan cover most of a large table; candidates are then scored with every query term. A document that
 // matches only very common words is thus not ranked — the price of bounded
 // latency (the in-memory store scores every document).
 func (s *Store) LexicalSearch(ctx context.Context, query string, fl knowledge.Filter, k int) ([]knowledge.Scored, error) {
@@ -856,7 +856,7 @@ func (s *Store) LexicalSearch(ctx context.Context, query string, fl knowledge.Fi
 		}
 		qterms = append(qterms, t)
 		idfs = append(idfs, math.Log(1+(n-df+0.5)/(df+0.5)))
-		if df <= 0.1*n {
+		if df <= max(0.1*n, selectiveFloor) {
 			selective = append(selective, t)
 		}
 	}
@@ -903,6 +903,12 @@ SELECT ` + prefixed("f.", faqColumns) + `, s.score FROM scored s JOIN kb_faqs f 
 	}
 	return collectScored(rows)
 }
+
+// selectiveFloor: a term in at most this many FAQs always selects
+// candidates. Without it, in a knowledge base of under 10 FAQs every term
+// was "common" and only the documents with the rarest query term were
+// ranked; scanning this many documents per term is cheap at any size.
+const selectiveFloor = 100
 
 // prefixed qualifies faqColumns with a table alias.
 func prefixed(p, cols string) string {

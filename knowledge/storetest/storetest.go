@@ -408,6 +408,13 @@ func testLexicalSearch(t *testing.T, s knowledge.Store) {
 	if err != nil || len(hits) != 1 {
 		t.Errorf("k=1 returned %d hits, %v", len(hits), err)
 	}
+	// In a small knowledge base every FAQ that shares a query term is
+	// ranked (PostgreSQL took every term as "common" below 10 FAQs and
+	// kept only the documents with the rarest one: "password" alone).
+	hits, err = s.LexicalSearch(ctx, "password payment", knowledge.Filter{}, 10)
+	if got := ids(hits); err != nil || len(got) != 3 || !contains(got, "pw") || !contains(got, "pay") || !contains(got, "refund") {
+		t.Errorf("two-term query = %v, %v; want pw, pay and refund (tagged payments)", got, err)
+	}
 }
 
 func testLexicalFilters(t *testing.T, s knowledge.Store) {
