@@ -102,6 +102,7 @@ func TestBrowserWidget(t *testing.T) {
 		}
 		// Also from an empty cache (another device with the same token is not
 		// possible, but a cleared cache replays from the server).
+		waitFor(t, ctx, "the cache written", cacheSaved)
 		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => { const k = Object.keys(localStorage).find(k => k.startsWith("tandem:")); const s = JSON.parse(localStorage.getItem(k)); s.messages = []; s.lastSeq = 0; localStorage.setItem(k, JSON.stringify(s)); })()`),
 			chromedp.Reload())
 		waitFor(t, ctx, "a full replay", fmt.Sprintf(`%s.length === %d`, loggedSeqs, len(seqs)))

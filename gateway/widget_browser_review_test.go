@@ -111,6 +111,11 @@ func customerTexts(t *testing.T, ts *testServer, conv string) []string {
 	return out
 }
 
+// cacheSaved is true once the widget's coalesced cache write has run (a
+// test that edits the stored state waits for it, or the page's own write
+// overwrites the edit).
+const cacheSaved = `(() => { const k = Object.keys(localStorage).find(k => k.startsWith("tandem:")); return !!k && JSON.parse(localStorage.getItem(k)).lastSeq === window.__tandemWidget.state().lastSeq; })()`
+
 const (
 	statusOnline  = `document.getElementById("tandem-status") && document.getElementById("tandem-status").textContent === "Online"`
 	pendingCount  = `document.querySelectorAll("#tandem-log .tandem-pending").length`
@@ -141,6 +146,7 @@ func TestBrowserWidgetOutboxSurvivesConversationChange(t *testing.T) {
 
 	// A returning visitor whose stored conversation is replaced by another
 	// (e.g. an expired token): the unsent message moves along.
+	waitFor(t, ctx, "the cache written", cacheSaved)
 	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
 		const k = Object.keys(localStorage).find(k => k.startsWith("tandem:"));
 		const s = JSON.parse(localStorage.getItem(k));
