@@ -87,7 +87,7 @@ func (e *Engine) UpdateAgent(ctx context.Context, a tandem.Agent) (tandem.Agent,
 	if err := e.store.UpdateAgent(ctx, a); err != nil {
 		return tandem.Agent{}, fmt.Errorf("handoff: update agent: %w", err)
 	}
-	return e.agentUpdated(ctx, old, a)
+	return e.agentUpdated(ctx, a)
 }
 
 // SetDisabled disables or enables an agent account; disabling does what
@@ -95,21 +95,23 @@ func (e *Engine) UpdateAgent(ctx context.Context, a tandem.Agent) (tandem.Agent,
 // it predates today's validation rules, so that any account can be locked
 // out.
 func (e *Engine) SetDisabled(ctx context.Context, agentID string, disabled bool) (tandem.Agent, error) {
-	old, err := e.store.Agent(ctx, agentID)
+	a, err := e.store.Agent(ctx, agentID)
 	if err != nil {
 		return tandem.Agent{}, err
 	}
-	a := old
 	a.Disabled = disabled
 	if err := e.store.UpdateAgent(ctx, a); err != nil {
 		return tandem.Agent{}, fmt.Errorf("handoff: update agent: %w", err)
 	}
-	return e.agentUpdated(ctx, old, a)
+	return e.agentUpdated(ctx, a)
 }
 
-// agentUpdated does what follows a profile change from old to a.
-func (e *Engine) agentUpdated(ctx context.Context, old, a tandem.Agent) (tandem.Agent, error) {
-	if a.Disabled && !old.Disabled {
+// agentUpdated does what follows a change of agent a's profile. A
+// disabled agent's offers are withdrawn and consoles told every time, not
+// only when it becomes disabled: a retry after a failure half-way (the
+// account stored as disabled, the rest not done) finishes the job.
+func (e *Engine) agentUpdated(ctx context.Context, a tandem.Agent) (tandem.Agent, error) {
+	if a.Disabled {
 		if err := e.withdrawOffers(ctx, a.ID, e.now()); err != nil {
 			return tandem.Agent{}, err
 		}

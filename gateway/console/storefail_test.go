@@ -232,3 +232,40 @@ func TestAgentsAPINamesTheBadField(t *testing.T) {
 		t.Errorf("login with an array email: %d %s", code, raw)
 	}
 }
+
+// offersFailStore fails the listing of an agent's pending offers while
+// broken is set (disabling withdraws them).
+type offersFailStore struct {
+	handoff.Store
+	broken atomic.Bool
+}
+
+func (s *offersFailStore) Tickets(ctx context.Context, f handoff.TicketFilter) ([]tandem.Ticket, error) {
+	if s.broken.Load() && f.AgentID != "" && len(f.States) == 1 && f.States[0] == tandem.TicketOffered {
+		return nil, errors.New("pq: connection reset by peer")
+	}
+	return s.Store.Tickets(ctx, f)
+}
+
+// TestDisableRetriedAfterFailure: a disable that failed half-way (the
+// account is disabled, its offers not yet withdrawn, consoles not told)
+// and is retried by the admin must finish the job: the retry found the
+// account disabled already and did nothing, so the agent's console stayed
+// open until its next heartbeat.
+func TestDisableRetriedAfterFailure(t *testing.T) {
+	st := &offersFailStore{Store: memstore.New()}
+	e := newNode(t, nodeOpts{store: st})
+	ann, annTok := e.agent("ann@example.com", "Ann", nil)
+	annC := e.console(annTok)
+	st.broken.Store(true)
+	if code, raw := e.do("POST", "/api/v1/agents/"+ann.ID+"/disable", testAdmin, nil); code != 500 {
+		t.Fatalf("disable during the outage: %d %s", code, raw)
+	}
+	st.broken.Store(false)
+	if code, raw := e.do("POST", "/api/v1/agents/"+ann.ID+"/disable", testAdmin, nil); code != 200 {
+		t.Fatalf("disable again: %d %s", code, raw)
+	}
+	if code := annC.expectClose(); code != 4403 {
+		t.Fatalf("close code %d, want 4403", code)
+	}
+}
