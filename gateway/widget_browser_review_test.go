@@ -958,6 +958,21 @@ func TestBrowserWidgetNewMessagesWhileClosed(t *testing.T) {
 	if got := browsertest.Eval[string](t, ctx, name); strings.Contains(got, "new") {
 		t.Errorf("the launcher after opening = %q, want no count", got)
 	}
+
+	// An answer written while the widget was offline counts too when the
+	// reconnect's replay brings it.
+	browsertest.Do(t, ctx, chromedp.Click(chromedp.ID("tandem-launcher")))
+	waitFor(t, ctx, "the panel to close", `document.getElementById("tandem-panel").hidden`)
+	ts.LN.setDown(true)
+	waitFor(t, ctx, "the widget to notice", `document.getElementById("tandem-status").textContent.includes("connecting")`)
+	if _, _, err := ts.Chat.PostMessage(context.Background(), tandem.Message{ConversationID: conv, ClientID: "agent:a2", Author: tandem.AuthorAgent, AuthorName: "Ann", Text: "Are you still there?", Kind: "text"}); err != nil {
+		t.Fatal(err)
+	}
+	ts.LN.setDown(false)
+	waitFor(t, ctx, "the replayed message", `document.getElementById("tandem-log").textContent.includes("still there?")`)
+	if got := browsertest.Eval[string](t, ctx, name); !strings.Contains(got, "1 new") {
+		t.Errorf("the launcher after a replayed answer = %q, want it to count 1 new message", got)
+	}
 }
 
 // Text within 4000 characters whose frame would still exceed the server's

@@ -94,6 +94,7 @@
   // conversation (their client ids are random, so no clash there).
   function resetConversation(id) {
     state.conversationId = id; state.lastSeq = 0; state.messages = []; state.contact = ""; state.leaveContact = false;
+    liveFrom = Infinity; unread = 0; showLauncher();
     clearNode(logEl); pendingEls = {}; streamEls = {}; readSent = 0;
     state.outbox.forEach(function (item) { delete item.sentOn; renderPending(item); });
     showContact(false);
@@ -687,7 +688,10 @@
       clearTimeout(stableTimer);
       stableTimer = setTimeout(function () { attempt = 0; }, STABLE_MS);
       if (f.last_seq < state.lastSeq) { resetConversation(f.conversation_id); }
-      liveFrom = f.last_seq; // what the replay brings was there before
+      // What the first welcome's replay brings was there before this page
+      // (a new device, a cleared cache); later ones bring what came while
+      // the widget was offline: new to the customer.
+      if (liveFrom === Infinity) { liveFrom = f.last_seq; }
       heartbeatMs = f.heartbeat_ms > 0 ? f.heartbeat_ms : 25000;
       clearInterval(heartbeat);
       heartbeat = setInterval(function () {
