@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -78,21 +79,36 @@ type Record struct {
 // stamps are accepted and ignored, id identifies a row that has no
 // external_id. Any other field is an error.
 type wireFAQ struct {
-	ID         string     `json:"id"`
-	ExternalID string     `json:"external_id"`
-	Question   string     `json:"question"`
-	Phrasings  []string   `json:"phrasings"`
-	Answer     string     `json:"answer"`
-	Category   string     `json:"category"`
-	Tags       []string   `json:"tags"`
-	Locale     string     `json:"locale"`
-	Status     string     `json:"status"`
-	Intent     string     `json:"intent"`
-	Threshold  float64    `json:"threshold"`
-	Version    int64      `json:"version"`
-	CreatedAt  *time.Time `json:"created_at"`
-	UpdatedAt  *time.Time `json:"updated_at"`
-	UpdatedBy  string     `json:"updated_by"`
+	ID         string          `json:"id"`
+	ExternalID string          `json:"external_id"`
+	Question   string          `json:"question"`
+	Phrasings  []string        `json:"phrasings"`
+	Answer     string          `json:"answer"`
+	Category   string          `json:"category"`
+	Tags       []string        `json:"tags"`
+	Locale     string          `json:"locale"`
+	Status     string          `json:"status"`
+	Intent     string          `json:"intent"`
+	Threshold  float64         `json:"threshold"`
+	Version    int64           `json:"version"`
+	CreatedAt  json.RawMessage `json:"created_at"` // checked by stamps, then ignored
+	UpdatedAt  json.RawMessage `json:"updated_at"`
+	UpdatedBy  string          `json:"updated_by"`
+}
+
+// stamps checks the ignored audit stamps: null or an RFC 3339 date-time
+// (an error names the field, which time's own error did not).
+func (w wireFAQ) stamps() error {
+	for _, st := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"created_at", w.CreatedAt}, {"updated_at", w.UpdatedAt}} {
+		var t *time.Time
+		if len(st.raw) > 0 && json.Unmarshal(st.raw, &t) != nil {
+			return tandem.Errorf(tandem.EINVALID, "field %q: expected a date-time such as 2024-05-01T12:00:00Z", st.name)
+		}
+	}
+	return nil
 }
 
 func (w wireFAQ) faq() tandem.FAQ {
@@ -180,11 +196,34 @@ func rowError(err error) error {
 	}
 	var ute *json.UnmarshalTypeError
 	if errors.As(err, &ute) {
-		return tandem.Errorf(tandem.EINVALID, "field %q: expected %s, got %s", ute.Field, ute.Type, ute.Value)
+		if ute.Field == "" {
+			return tandem.Errorf(tandem.EINVALID, "expected an FAQ object, got %s", ute.Value)
+		}
+		return tandem.Errorf(tandem.EINVALID, "field %q: expected %s, got %s", ute.Field, jsonType(ute.Type), ute.Value)
 	}
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "json: ")
 	return tandem.Errorf(tandem.EINVALID, "%s", msg)
+}
+
+// jsonType names a Go type in JSON terms for error messages.
+func jsonType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.String {
+			return "an array of strings"
+		}
+		return "an array"
+	}
+	return "an object"
 }
 
 // decodeObject decodes one JSON object strictly.
@@ -197,6 +236,9 @@ func decodeObject(raw []byte) (tandem.FAQ, error) {
 	var w wireFAQ
 	if err := dec.Decode(&w); err != nil {
 		return tandem.FAQ{}, rowError(err)
+	}
+	if err := w.stamps(); err != nil {
+		return tandem.FAQ{}, err
 	}
 	if dec.More() {
 		return tandem.FAQ{}, tandem.Errorf(tandem.EINVALID, "trailing data after the object")
@@ -548,6 +590,9 @@ func DecodeFAQ(raw []byte) (tandem.FAQ, int64, error) {
 	var w wireFAQ
 	if err := dec.Decode(&w); err != nil {
 		return tandem.FAQ{}, 0, rowError(err)
+	}
+	if err := w.stamps(); err != nil {
+		return tandem.FAQ{}, 0, err
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return tandem.FAQ{}, 0, tandem.Errorf(tandem.EINVALID, "trailing data after the JSON object")

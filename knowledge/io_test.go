@@ -248,3 +248,37 @@ func TestCSVExportNoFormulas(t *testing.T) {
 		t.Errorf("hand-written apostrophes: %+v", recs[0])
 	}
 }
+
+// TestWrongTypeMessages: a value of the wrong JSON type is reported with
+// the field and the expected type in words — not Go's internal type names
+// ("knowledge.wireFAQ", "[]string") — and a malformed date names its field.
+func TestWrongTypeMessages(t *testing.T) {
+	const base = `"external_id":"e","question":"Q?","answer":"A."`
+	for body, want := range map[string]string{
+		`["a"]`:                                     "expected an FAQ object, got string",
+		`[[1]]`:                                     "expected an FAQ object, got array",
+		`[{` + base + `,"phrasings":"x"}]`:          `field "phrasings": expected an array of strings, got string`,
+		`[{` + base + `,"threshold":"0.5"}]`:        `field "threshold": expected a number, got string`,
+		`[{` + base + `,"version":1.5}]`:            `field "version": expected an integer, got number`,
+		`[{` + base + `,"tags":[1]}]`:               `field "tags": expected a string, got number`,
+		`[{` + base + `,"updated_at":"yesterday"}]`: `field "updated_at": expected a date-time such as 2024-05-01T12:00:00Z`,
+		`[{` + base + `,"created_at":5}]`:           `field "created_at": expected a date-time such as 2024-05-01T12:00:00Z`,
+	} {
+		recs, err := knowledge.ParseImport(strings.NewReader(body), knowledge.FormatJSON)
+		if err != nil || len(recs) != 1 || recs[0].Err == nil || !strings.Contains(tandem.ErrorMessage(recs[0].Err), want) {
+			var got error
+			if len(recs) == 1 {
+				got = recs[0].Err
+			}
+			t.Errorf("%s: %v / %v, want %q", body, err, got, want)
+		}
+	}
+	if _, _, err := knowledge.DecodeFAQ([]byte(`"hello"`)); !strings.Contains(tandem.ErrorMessage(err), "expected an FAQ object, got string") {
+		t.Errorf("DecodeFAQ of a string: %v", err)
+	}
+	// Exported stamps still decode (and are ignored).
+	recs, _ := knowledge.ParseImport(strings.NewReader(`[{`+base+`,"created_at":"2024-05-01T12:00:00Z","updated_at":null}]`), knowledge.FormatJSON)
+	if recs[0].Err != nil {
+		t.Errorf("valid stamps: %v", recs[0].Err)
+	}
+}
