@@ -568,3 +568,25 @@ func TestChineseNegatedSentimentDoesNotEscalate(t *testing.T) {
 		t.Fatalf("'I'm not angry' escalated as negative sentiment: %+v", r.Escalation)
 	}
 }
+
+// TestTypographicApostropheNegates: phone keyboards type ’ for ', and
+// "I don’t hate it" is as little negative as "I don't hate it" (the
+// negation was lost and the turn escalated as negative sentiment).
+func TestTypographicApostropheNegates(t *testing.T) {
+	for _, text := range []string{"I don’t hate it, where is my order?", "it isn’t terrible", "it wasnʼt awful"} {
+		if s := sentiment(normalise(text)); s <= -0.6 {
+			t.Errorf("sentiment(%q) = %.2f", text, s)
+		}
+	}
+	if normalise("I don’t know") != normalise("I don't know") {
+		t.Errorf("normalise: %q != %q", normalise("I don’t know"), normalise("I don't know"))
+	}
+	p := newTestPipeline(t, nil)
+	r, err := p.Respond(context.Background(), turn("curly", "I don’t hate it, I just want to track my order"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind == tandem.ReplyEscalate {
+		t.Fatalf("escalated: %+v", r.Escalation)
+	}
+}

@@ -9,7 +9,8 @@ import (
 )
 
 // normalise folds text for keyword matching and cache keys: valid UTF-8,
-// NFKC, lower case, punctuation dropped, whitespace collapsed.
+// NFKC, lower case, typographic apostrophes as ', punctuation dropped,
+// whitespace collapsed.
 func normalise(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = norm.NFKC.String(s)
@@ -17,6 +18,10 @@ func normalise(s string) string {
 	b.Grow(len(s))
 	space := false
 	for _, r := range s {
+		switch r {
+		case '\u2019', '\u2018', '\u02bc': // typographic apostrophes (phone keyboards type ’ for ')
+			r = '\''
+		}
 		switch {
 		case unicode.IsLetter(r) || unicode.IsNumber(r) || r == '\'' || r == '@' || r == '-' || r == '#':
 			if space && b.Len() > 0 {
