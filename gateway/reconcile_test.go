@@ -302,3 +302,87 @@ func TestStoreBlipAfterAppendStillAnswered(t *testing.T) {
 		t.Fatalf("bot answered %q", m.Text)
 	}
 }
+
+// syncCancelHandoff reports "returned" from inside CancelHandoff (a
+// handoff whose events are delivered synchronously).
+type syncCancelHandoff struct {
+	chat *gateway.Chat
+	mu   sync.Mutex
+	open map[string]bool
+}
+
+func (h *syncCancelHandoff) Escalate(_ context.Context, id string, _ tandem.Escalation) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.open[id] = true
+	return nil
+}
+
+func (h *syncCancelHandoff) HandoffState(_ context.Context, id string) (gateway.HandoffState, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return gateway.HandoffState{Open: h.open[id]}, nil
+}
+
+func (h *syncCancelHandoff) CancelHandoff(ctx context.Context, id string) error {
+	h.mu.Lock()
+	open := h.open[id]
+	delete(h.open, id)
+	h.mu.Unlock()
+	if !open {
+		return tandem.Errorf(tandem.ENOTFOUND, "there is no open request for a person in this conversation")
+	}
+	return h.chat.HandoffStatus(ctx, id, gateway.HandoffStatus{Status: gateway.HandoffReturned})
+}
+
+// TestCancelLoggedBeforeReturnedNote: protocol.md promises the customer's
+// handoff_cancel message first, then the "returned" frame and note. The
+// request was logged only after the handoff had cancelled, so a handoff
+// reporting "returned" at once put the note before the request.
+func TestCancelLoggedBeforeReturnedNote(t *testing.T) {
+	h := &syncCancelHandoff{open: map[string]bool{}}
+	ts := startServer(t, serverOpts{handoffImpl: h})
+	h.chat = ts.Chat
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	ctx := context.Background()
+	c.send(map[string]any{"type": "handoff_cancel", "client_id": "x0"})
+	if f, _ := c.until(isType("error")); f.Code != tandem.ENOTFOUND || f.ClientID != "x0" {
+		t.Fatalf("cancel without a request: %s", f.raw)
+	}
+	c.send(map[string]any{"type": "handoff_request", "client_id": "h1"})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) { // a hang guard
+		if conv, _ := ts.Log.Conversation(ctx, s.ConversationID); conv.Mode == tandem.ModeQueued {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not queued")
+		}
+	}
+	c.send(map[string]any{"type": "handoff_cancel", "client_id": "x1"})
+	ack, _ := c.until(func(f frame) bool { return f.Type == "ack" && f.ClientID == "x1" })
+	msgs, err := ts.Log.Messages(ctx, s.ConversationID, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cancelSeq, noteSeq int64
+	for _, m := range msgs {
+		switch {
+		case m.Kind == "handoff_cancel":
+			cancelSeq = m.Seq
+		case m.Author == tandem.AuthorSystem && strings.Contains(m.Text, "back with the assistant"):
+			noteSeq = m.Seq
+		}
+	}
+	if ack.Seq != cancelSeq || cancelSeq == 0 || noteSeq == 0 || cancelSeq > noteSeq {
+		t.Fatalf("ack %s; request at seq %d, note at seq %d (want the request first)", ack.raw, cancelSeq, noteSeq)
+	}
+	// A resend (its ack lost) is acknowledged again, nothing new logged.
+	c.send(map[string]any{"type": "handoff_cancel", "client_id": "x1"})
+	if f, _ := c.until(func(f frame) bool { return f.Type == "ack" && f.ClientID == "x1" }); f.Seq != cancelSeq || !f.Duplicate {
+		t.Fatalf("repeated cancel: %s", f.raw)
+	}
+	if after, _ := ts.Log.Messages(ctx, s.ConversationID, 0, 100); len(after) != len(msgs) {
+		t.Fatalf("the resend logged %d more", len(after)-len(msgs))
+	}
+}

@@ -401,11 +401,13 @@ func (s *widgetSession) contact(ctx context.Context, c *Conn, f ClientFrame) {
 }
 
 // cancelHandoff withdraws the customer's request for a person
-// (HandoffCanceler). The handoff reports "returned" through HandoffStatus,
-// which hands the conversation back to the bot and logs the system note;
-// the customer's request is logged as their message (kind
-// "handoff_cancel", their client_id), which the ack carries. A resend of a
-// cancel that went through is acknowledged again.
+// (HandoffCanceler). The customer's request is logged first, as their
+// message (kind "handoff_cancel", their client_id), which the ack carries;
+// then the handoff reports "returned" through HandoffStatus, which hands
+// the conversation back to the bot and logs the system note after it. A
+// resend of a cancel that went through is acknowledged again. When the
+// handoff can tell (HandoffStater) that there is nothing to withdraw,
+// nothing is logged.
 func (s *widgetSession) cancelHandoff(ctx context.Context, c *Conn, f ClientFrame) {
 	chat := s.chat
 	conv := s.p.ConversationID
@@ -417,21 +419,26 @@ func (s *widgetSession) cancelHandoff(ctx context.Context, c *Conn, f ClientFram
 		c.SendError(tandem.Errorf(tandem.EUNAVAILABLE, "there is no request for a person to withdraw here"), f.ClientID)
 		return
 	}
-	if err := hc.CancelHandoff(ctx, conv); err != nil {
-		if tandem.ErrorCode(err) == tandem.ENOTFOUND {
-			// A resend of a cancel that went through (its ack was lost).
+	if hs, ok := chat.handoff.(HandoffStater); ok {
+		if st, err := hs.HandoffState(ctx, conv); err == nil && !st.Open {
+			// A resend of a cancel that went through (its ack was lost)?
 			if m, ok := s.recent(ctx, f.ClientID); ok {
 				c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: m.Seq, Duplicate: true})
 				return
 			}
+			c.SendError(tandem.Errorf(tandem.ENOTFOUND, "there is no open request for a person in this conversation"), f.ClientID)
+			return
 		}
-		c.SendError(err, f.ClientID)
-		return
 	}
 	m := tandem.Message{ConversationID: conv, ClientID: f.ClientID, Author: tandem.AuthorCustomer, AuthorID: s.p.ID,
 		AuthorName: s.p.Name, Text: "Back to the assistant, please.", Kind: "handoff_cancel"}
 	stored, dup, err := chat.PostMessage(ctx, m)
 	if err != nil {
+		c.SendError(err, f.ClientID)
+		return
+	}
+	// Also for a duplicate: its first attempt may have failed to cancel.
+	if err := hc.CancelHandoff(ctx, conv); err != nil && !(dup && tandem.ErrorCode(err) == tandem.ENOTFOUND) {
 		c.SendError(err, f.ClientID)
 		return
 	}
