@@ -194,6 +194,12 @@ func rowError(err error) error {
 	if errors.As(err, &te) {
 		return te
 	}
+	switch {
+	case errors.Is(err, io.EOF):
+		return tandem.Errorf(tandem.EINVALID, "empty: an FAQ object is required")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return tandem.Errorf(tandem.EINVALID, "malformed JSON: the input ends before the JSON object does")
+	}
 	var ute *json.UnmarshalTypeError
 	if errors.As(err, &ute) {
 		if ute.Field == "" {

@@ -36,7 +36,7 @@ func TestParseImportRowErrors(t *testing.T) {
 		{"json envelope trailing space", knowledge.FormatJSON, "{\"items\":[{\"external_id\":\"a\",\"question\":\"Q?\",\"answer\":\"A\"}]}\n\t ", 1, nil, ""},
 		{"json duplicate ext", knowledge.FormatJSON, `[{"external_id":"a","question":"Q?","answer":"A"},{"external_id":"a","question":"R?","answer":"B"}]`, 2, map[int]string{1: "duplicates row 1"}, ""},
 		{"json oversized", knowledge.FormatJSON, `[{"external_id":"a","question":"` + strings.Repeat("x", 501) + `","answer":"A"}]`, 1, map[int]string{0: "question"}, ""},
-		{"jsonl", knowledge.FormatJSONL, "{\"external_id\":\"a\",\"question\":\"Q?\",\"answer\":\"A\"}\n\n{\"external_id\":\"b\",\"question\":\"R?\"\n", 2, map[int]string{1: "EOF"}, ""},
+		{"jsonl", knowledge.FormatJSONL, "{\"external_id\":\"a\",\"question\":\"Q?\",\"answer\":\"A\"}\n\n{\"external_id\":\"b\",\"question\":\"R?\"\n", 2, map[int]string{1: "ends before the JSON object does"}, ""},
 		{"jsonl invalid utf8", knowledge.FormatJSONL, "{\"external_id\":\"a\",\"question\":\"Q\xff?\",\"answer\":\"A\"}\n", 1, map[int]string{0: "UTF-8"}, ""},
 		{"csv ok", knowledge.FormatCSV, "external_id,question,answer,tags\na,Q?,A,x|y\n", 1, nil, ""},
 		{"csv wrong field count", knowledge.FormatCSV, "external_id,question,answer\na,Q?,A\nb,R?\n", 2, map[int]string{1: "2 fields"}, ""},
@@ -280,5 +280,24 @@ func TestWrongTypeMessages(t *testing.T) {
 	recs, _ := knowledge.ParseImport(strings.NewReader(`[{`+base+`,"created_at":"2024-05-01T12:00:00Z","updated_at":null}]`), knowledge.FormatJSON)
 	if recs[0].Err != nil {
 		t.Errorf("valid stamps: %v", recs[0].Err)
+	}
+}
+
+// TestDecodeFAQEmptyOrTruncated: an empty or cut-off body says so — the
+// messages were Go's bare "EOF" and "unexpected EOF".
+func TestDecodeFAQEmptyOrTruncated(t *testing.T) {
+	for body, want := range map[string]string{
+		"":                 "empty",
+		"   \n":            "empty",
+		`{"question":"Q?"`: "ends before the JSON object does",
+	} {
+		_, _, err := knowledge.DecodeFAQ([]byte(body))
+		if tandem.ErrorCode(err) != tandem.EINVALID || !strings.Contains(tandem.ErrorMessage(err), want) {
+			t.Errorf("%q: %v, want a message with %q", body, err, want)
+		}
+	}
+	recs, _ := knowledge.ParseImport(strings.NewReader("{\"question\":\"Q?\"\n"), knowledge.FormatJSONL)
+	if len(recs) != 1 || !strings.Contains(tandem.ErrorMessage(recs[0].Err), "ends before the JSON object does") {
+		t.Errorf("truncated JSONL row: %+v", recs)
 	}
 }
