@@ -590,3 +590,18 @@ func TestTypographicApostropheNegates(t *testing.T) {
 		t.Fatalf("escalated: %+v", r.Escalation)
 	}
 }
+
+// TestEmptyPolicyIsTheDefault: a policy file of comments only (every key
+// left at its default) loads as the default policy; it failed with a bare
+// "policy: EOF".
+func TestEmptyPolicyIsTheDefault(t *testing.T) {
+	for _, doc := range []string{"", "# all defaults\n", "---\n"} {
+		p, err := ParsePolicy([]byte(doc))
+		if err != nil {
+			t.Fatalf("%q: %v", doc, err)
+		}
+		if !reflect.DeepEqual(p, DefaultPolicy()) {
+			t.Fatalf("%q: %+v, want the default policy", doc, p)
+		}
+	}
+}

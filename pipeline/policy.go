@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -258,7 +259,9 @@ func ParsePolicy(b []byte) (Policy, error) {
 	var p Policy
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	if err := dec.Decode(&p); err != nil {
+	// An empty document (a file of comments only) is the default policy,
+	// not the decoder's bare "EOF".
+	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) {
 		return Policy{}, fmt.Errorf("policy: %w", err)
 	}
 	p.applyDefaults()
