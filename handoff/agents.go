@@ -111,6 +111,10 @@ func (e *Engine) SetDisabled(ctx context.Context, agentID string, disabled bool)
 // only when it becomes disabled: a retry after a failure half-way (the
 // account stored as disabled, the rest not done) finishes the job.
 func (e *Engine) agentUpdated(ctx context.Context, a tandem.Agent) (tandem.Agent, error) {
+	// The change is stored: finish what follows even if the caller goes
+	// away now (bounded, as a request would be).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	if a.Disabled {
 		if err := e.withdrawOffers(ctx, a.ID, e.now()); err != nil {
 			return tandem.Agent{}, err

@@ -1,0 +1,78 @@
+package handoff_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/handoff"
+	"github.com/tandem-chat/tandem/handoff/memstore"
+)
+
+// ctxStore honours context cancellation on every ticket read, as the
+// PostgreSQL store does, and cancels the caller's context once an agent
+// update is stored (the admin's HTTP client went away at that moment).
+type ctxStore struct {
+	handoff.Store
+	cancel context.CancelFunc
+}
+
+func (s *ctxStore) UpdateAgent(ctx context.Context, a tandem.Agent) error {
+	err := s.Store.UpdateAgent(ctx, a)
+	if s.cancel != nil {
+		s.cancel()
+	}
+	return err
+}
+
+func (s *ctxStore) Tickets(ctx context.Context, f handoff.TicketFilter) ([]tandem.Ticket, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return s.Store.Tickets(ctx, f)
+}
+
+func (s *ctxStore) Apply(ctx context.Context, c handoff.Change) (tandem.Ticket, error) {
+	if err := ctx.Err(); err != nil {
+		return tandem.Ticket{}, err
+	}
+	return s.Store.Apply(ctx, c)
+}
+
+// TestDisableCompletesWhenCallerGoesAway: once an account is stored as
+// disabled, its pending offers are withdrawn even if the caller's context
+// ends at that moment (the admin closed the page): the disabled agent was
+// left holding an offer they could still accept.
+func TestDisableCompletesWhenCallerGoesAway(t *testing.T) {
+	st := &ctxStore{Store: memstore.New()}
+	e, err := handoff.New(st, handoff.Config{BcryptCost: 4, Registerer: prometheus.NewRegistry(), Clock: handoff.NewManualClock(t0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := e.CreateAgent(ctx, tandem.Agent{Email: "dan@example.com"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.Connect(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	tk, _, err := e.Escalate(ctx, tandem.Conversation{ID: "dis"}, tandem.Escalation{Reason: tandem.EscalateButton})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.Ticket(ctx, tk.ID); got.State != tandem.TicketOffered {
+		t.Fatalf("ticket %s, want offered", got.State)
+	}
+	reqCtx, cancel := context.WithCancel(ctx)
+	st.cancel = cancel
+	_, _ = e.SetDisabled(reqCtx, a.ID, true)
+	st.cancel = nil
+	if got, _ := e.Ticket(ctx, tk.ID); got.State != tandem.TicketQueued {
+		t.Fatalf("after disabling its agent the ticket is %s to %s, want queued", got.State, got.AgentID)
+	}
+}
