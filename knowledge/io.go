@@ -252,18 +252,29 @@ func decodeObject(raw []byte) (tandem.FAQ, error) {
 	return w.faq(), nil
 }
 
+// jsonSyntax describes a JSON syntax error for messages.
+func jsonSyntax(err error) string {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "the input ends before the JSON document does"
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
 func parseJSON(r io.Reader) ([]Record, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("knowledge: read import: %w", err)
 	}
 	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return nil, tandem.Errorf(tandem.EINVALID, `empty: a JSON import is an array of FAQ objects or {"items": [...]}`)
+	}
 	if len(trimmed) > 0 && trimmed[0] == '{' {
 		// {"items": [...]}
 		var env map[string]json.RawMessage
 		dec := json.NewDecoder(bytes.NewReader(trimmed))
 		if err := dec.Decode(&env); err != nil {
-			return nil, tandem.Errorf(tandem.EINVALID, "malformed JSON: %v", strings.TrimPrefix(err.Error(), "json: "))
+			return nil, tandem.Errorf(tandem.EINVALID, "malformed JSON: %v", jsonSyntax(err))
 		}
 		if _, err := dec.Token(); err != io.EOF {
 			return nil, tandem.Errorf(tandem.EINVALID, "malformed JSON: trailing data after the object")
@@ -282,7 +293,7 @@ func parseJSONArray(data []byte, lineBase int) ([]Record, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	tok, err := dec.Token()
 	if err != nil {
-		return nil, tandem.Errorf(tandem.EINVALID, "malformed JSON: %v", strings.TrimPrefix(err.Error(), "json: "))
+		return nil, tandem.Errorf(tandem.EINVALID, "malformed JSON: %v", jsonSyntax(err))
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '[' {
 		return nil, tandem.Errorf(tandem.EINVALID, `a JSON import is an array of FAQ objects or {"items": [...]}`)
@@ -292,7 +303,7 @@ func parseJSONArray(data []byte, lineBase int) ([]Record, error) {
 		off := dec.InputOffset()
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return nil, tandem.Errorf(tandem.EINVALID, "malformed JSON at line %d: %v", lineBase+lineOf(data, int(dec.InputOffset())), strings.TrimPrefix(err.Error(), "json: "))
+			return nil, tandem.Errorf(tandem.EINVALID, "malformed JSON at line %d: %v", lineBase+lineOf(data, int(dec.InputOffset())), jsonSyntax(err))
 		}
 		start := int(off) + leadingSkip(data[off:])
 		rec := Record{Row: len(recs) + 1, Line: lineBase + lineOf(data, start)}
@@ -303,7 +314,7 @@ func parseJSONArray(data []byte, lineBase int) ([]Record, error) {
 		}
 	}
 	if _, err := dec.Token(); err != nil {
-		return nil, tandem.Errorf(tandem.EINVALID, "malformed JSON: %v", strings.TrimPrefix(err.Error(), "json: "))
+		return nil, tandem.Errorf(tandem.EINVALID, "malformed JSON: %v", jsonSyntax(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, tandem.Errorf(tandem.EINVALID, "malformed JSON: trailing data after the array")

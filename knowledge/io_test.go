@@ -301,3 +301,20 @@ func TestDecodeFAQEmptyOrTruncated(t *testing.T) {
 		t.Errorf("truncated JSONL row: %+v", recs)
 	}
 }
+
+// TestJSONImportEmptyOrTruncated: an empty JSON import or one cut off
+// mid-array says so, instead of "malformed JSON: EOF".
+func TestJSONImportEmptyOrTruncated(t *testing.T) {
+	for body, want := range map[string]string{
+		"":  "empty",
+		" ": "empty",
+		`[{"external_id":"a","question":"Q?","answer":"A"}`:  "ends before",
+		`[{"external_id":"a","question":"Q?","answer":"A"},`: "ends before",
+		`{"items": [`: "ends before",
+	} {
+		_, err := knowledge.ParseImport(strings.NewReader(body), knowledge.FormatJSON)
+		if tandem.ErrorCode(err) != tandem.EINVALID || !strings.Contains(tandem.ErrorMessage(err), want) || strings.HasSuffix(tandem.ErrorMessage(err), "EOF") {
+			t.Errorf("%q: %v, want a message with %q", body, err, want)
+		}
+	}
+}
