@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -244,4 +245,41 @@ func TestAskedSlotIsAnsweredWhenGiven(t *testing.T) {
 	if err != nil || d.Text != "Hello! How can I help?" {
 		t.Fatalf("a new confident intent after the question: %+v %v", d, err)
 	}
+}
+
+// TestAskedSlotsOneAtATime: a response with two placeholders asks for the
+// second once the first is given, and answers when both are known.
+func TestAskedSlotsOneAtATime(t *testing.T) {
+	model := testModel()
+	model.rules = append(model.rules, kwRule{kw: "status", intent: "order_status", conf: 0.95})
+	p := newTestPipeline(t, func(c *Config, d *Deps) {
+		d.Intent = model
+		d.Rules = twoRules{}
+		c.Policy.Responses["order_status"] = "Order {order_id} ships to {zip}."
+	})
+	ctx := context.Background()
+	steps := []struct{ text, want string }{
+		{"what is the status", "Could you tell me your order id?"},
+		{"ORD-5", "Could you tell me your zip?"},
+		{"ZIP-12345", "Order ORD-5 ships to ZIP-12345."},
+	}
+	for _, s := range steps {
+		r, err := p.Respond(ctx, turn("two-slots", s.text))
+		if err != nil || r.Text != s.want {
+			t.Fatalf("%q: %s %q %v; want %q", s.text, r.Kind, r.Text, err, s.want)
+		}
+	}
+}
+
+// twoRules extracts ORD-n as order_id and ZIP-n as zip.
+type twoRules struct{}
+
+func (twoRules) Extract(text string, ref time.Time) []tandem.Entity {
+	out := regexRules{}.Extract(text, ref)
+	for _, loc := range regexp.MustCompile(`ZIP-\d+`).FindAllStringIndex(text, -1) {
+		start := len([]rune(text[:loc[0]]))
+		v := text[loc[0]:loc[1]]
+		out = append(out, tandem.Entity{Type: "zip", Text: v, Value: v, Start: start, End: start + len([]rune(v)), Source: "rule"})
+	}
+	return out
 }

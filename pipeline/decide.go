@@ -55,10 +55,18 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 	// answer. It depends on the conversation, so it is never cached.
 	if pending := st.PendingSlotIntent; pending != "" && !picked && (!confident || intent.Name == pending) {
 		if resp, ok := pol.Responses[pending]; ok {
-			if text, _, missing := fillSlots(resp, nlu.Entities, st.Slots); missing == "" {
+			text, _, missing := fillSlots(resp, nlu.Entities, st.Slots)
+			if missing == "" {
 				nlu.Intent = tandem.IntentScore{Name: pending, Confidence: 1}
 				nlu.OutOfScope = false
 				return tandem.Reply{Kind: tandem.ReplyAnswer, Text: text}, false, nil
+			}
+			if fillsAny(resp, nlu.Entities) { // one value given, another still needed: ask for it
+				nlu.Intent = tandem.IntentScore{Name: pending, Confidence: 1}
+				nlu.OutOfScope = false
+				t.askedSlotFor = pending
+				ask := strings.ReplaceAll(pol.Messages.AskSlot, "{slot}", strings.ReplaceAll(missing, "_", " "))
+				return tandem.Reply{Kind: tandem.ReplyClarify, Text: ask}, false, nil
 			}
 		}
 	}
@@ -368,6 +376,18 @@ func toSources(hits []tandem.Hit) []tandem.Source {
 		out[i] = tandem.Source{FAQID: h.FAQ.ID, Question: h.FAQ.Question, Score: h.Score}
 	}
 	return out
+}
+
+// fillsAny reports whether one of ents fills a placeholder of tmpl.
+func fillsAny(tmpl string, ents []tandem.Entity) bool {
+	for _, m := range placeholder.FindAllStringSubmatch(tmpl, -1) {
+		for _, e := range ents {
+			if e.Type == m[1] && e.Value != "" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // placeholder matches a response template's {type} placeholder.
