@@ -384,6 +384,9 @@ func parseCSV(r io.Reader) ([]Record, error) {
 	for i, h := range header {
 		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
 		if !known[h] {
+			if len(header) == 1 && strings.Contains(h, ";") {
+				return nil, tandem.Errorf(tandem.EINVALID, "CSV header: columns are separated by commas, and this header uses semicolons (%q)", h)
+			}
 			return nil, tandem.Errorf(tandem.EINVALID, "CSV header: unknown column %q (known: %s)", h, strings.Join(CSVColumns, ", "))
 		}
 		if _, dup := cols[h]; dup {

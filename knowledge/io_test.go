@@ -318,3 +318,12 @@ func TestJSONImportEmptyOrTruncated(t *testing.T) {
 		}
 	}
 }
+
+// TestCSVSemicolonHeader: a semicolon-separated file (what Excel writes in
+// many European locales) is told that columns are separated by commas.
+func TestCSVSemicolonHeader(t *testing.T) {
+	_, err := knowledge.ParseImport(strings.NewReader("external_id;question;answer\na;Q?;A\n"), knowledge.FormatCSV)
+	if tandem.ErrorCode(err) != tandem.EINVALID || !strings.Contains(tandem.ErrorMessage(err), "separated by commas") {
+		t.Errorf("semicolon CSV: %v", err)
+	}
+}
