@@ -87,3 +87,36 @@ func TestNoStalePositionAfterStateChange(t *testing.T) {
 		t.Fatal("the return was never delivered")
 	}
 }
+
+// TestQueueDepthBeyondMaxPositions: the queue-depth gauge counts every
+// queued ticket, not only the MaxPositions that get position updates (it
+// stayed flat at that bound during a surge, when it matters most).
+func TestQueueDepthBeyondMaxPositions(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e, err := handoff.New(memstore.New(), handoff.Config{BcryptCost: 4, Registerer: reg, MaxPositions: 2,
+		Clock: handoff.NewManualClock(t0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"q1", "q2", "q3", "q4", "q5"} {
+		if _, _, err := e.Escalate(ctx, tandem.Conversation{ID: id}, tandem.Escalation{Reason: tandem.EscalateButton}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "tandem_handoff_queue_depth" {
+			if got := mf.GetMetric()[0].GetGauge().GetValue(); got != 5 {
+				t.Fatalf("queue depth %v, want 5", got)
+			}
+			return
+		}
+	}
+	t.Fatal("no queue depth gauge")
+}

@@ -3,6 +3,7 @@ package handoff
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode"
@@ -664,7 +665,16 @@ func (e *Engine) updatePositions(ctx context.Context, force bool) error {
 	if err != nil {
 		return err
 	}
-	e.m.queueDepth.Set(float64(len(qs)))
+	depth := len(qs)
+	if depth >= e.cfg.MaxPositions {
+		// The view stops at MaxPositions: count the rest (everything ranks
+		// before a ticket of the lowest priority, created last).
+		end := tandem.Ticket{ID: "\U0010FFFF", Priority: math.MinInt32, CreatedAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}
+		if n, err := e.store.QueueAhead(ctx, end); err == nil {
+			depth = max(depth, n)
+		}
+	}
+	e.m.queueDepth.Set(float64(depth))
 	next := make(map[string]QueueInfo, len(qs))
 	var changed []QueuedTicket
 	e.mu.Lock()
