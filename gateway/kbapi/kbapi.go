@@ -295,12 +295,28 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if m := r.Header.Get("If-None-Match"); m != "" && strings.Trim(strings.TrimPrefix(m, "W/"), `"`) == strconv.FormatInt(f.Version, 10) {
+	if noneMatch(r.Header.Get("If-None-Match"), f.Version) {
 		w.Header().Set("ETag", etag(f))
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	a.writeFAQ(w, http.StatusOK, f)
+}
+
+// noneMatch reports whether an If-None-Match value ("*" or a list of
+// ETags, weak or strong) matches the version.
+func noneMatch(h string, version int64) bool {
+	h = strings.TrimSpace(h)
+	if h == "*" {
+		return true
+	}
+	v := strconv.FormatInt(version, 10)
+	for _, tag := range strings.Split(h, ",") {
+		if strings.Trim(strings.TrimPrefix(strings.TrimSpace(tag), "W/"), `"`) == v {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *api) create(w http.ResponseWriter, r *http.Request) {

@@ -512,3 +512,18 @@ func TestMethodNotAllowedAllow(t *testing.T) {
 		}
 	}
 }
+
+// TestIfNoneMatchForms: If-None-Match may list several ETags or be "*"
+// (RFC 9110); a match is 304 (a list was compared as one string: 200).
+func TestIfNoneMatchForms(t *testing.T) {
+	e := setup(t)
+	r := e.do(t, "POST", "/faqs", e.admin, []byte(`{"question":"Q?","answer":"A."}`))
+	var f tandem.FAQ
+	r.json(t, &f)
+	path := "/faqs/" + f.ID
+	for h, want := range map[string]int{`"7", "1"`: 304, `W/"1"`: 304, `*`: 304, `"2", "3"`: 200} {
+		if r := e.do(t, "GET", path, e.admin, nil, "If-None-Match", h); r.status != want {
+			t.Errorf("If-None-Match %s: %d, want %d", h, r.status, want)
+		}
+	}
+}
