@@ -1209,3 +1209,37 @@ func TestBrowserWidgetContactResentOnce(t *testing.T) {
 		t.Fatalf("%d contact notes in the log, want 1", n)
 	}
 }
+
+// Typing with an input method (Japanese, Chinese, Korean): the Escape that
+// cancels a composition does not close the chat, and the Enter that
+// confirms one (Safari reports it with keyCode 229, not isComposing) does
+// not send the message half written.
+func TestBrowserWidgetIMEKeys(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	key := func(name string, composing bool, keyCode int) {
+		t.Helper()
+		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+			const i = document.getElementById("tandem-input");
+			i.focus();
+			const e = new KeyboardEvent("keydown", { key: %q, isComposing: %v, bubbles: true, cancelable: true });
+			if (%d) { Object.defineProperty(e, "keyCode", { get: () => %d }); }
+			i.dispatchEvent(e);
+		})()`, name, composing, keyCode, keyCode)))
+	}
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("tandem-input").value = "にほんご"`))
+	key("Escape", true, 0)
+	if browsertest.Eval[bool](t, ctx, `document.getElementById("tandem-panel").hidden`) {
+		t.Fatal("the Escape that cancels a composition closed the chat")
+	}
+	key("Enter", false, 229)
+	if n := browsertest.Eval[int](t, ctx, outboxLength+` + `+pendingCount); n != 0 || browsertest.Eval[string](t, ctx, `document.getElementById("tandem-input").value`) != "にほんご" {
+		t.Fatal("the Enter that confirms a composition sent the message")
+	}
+	key("Enter", false, 13)
+	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: にほんご") && `+noPendingLeft)
+	key("Escape", false, 27)
+	waitFor(t, ctx, "the panel to close", `document.getElementById("tandem-panel").hidden`)
+}

@@ -223,10 +223,14 @@
   }
   launcher.addEventListener("click", function () { setOpen(panel.hasAttribute("hidden")); });
   closeBtn.addEventListener("click", function () { setOpen(false); });
-  panel.addEventListener("keydown", function (e) { if (e.key === "Escape") { setOpen(false); } });
+  // Keys that cancel or confirm an input method's composition (Japanese,
+  // Chinese, Korean; Safari reports the confirming Enter with keyCode 229
+  // only) neither close the chat nor send.
+  function composing(e) { return e.isComposing || e.keyCode === 229; }
+  panel.addEventListener("keydown", function (e) { if (e.key === "Escape" && !composing(e)) { setOpen(false); } });
   form.addEventListener("submit", function (e) { e.preventDefault(); submitInput(); });
   input.addEventListener("keydown", function (e) {
-    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submitInput(); }
+    if (e.key === "Enter" && !e.shiftKey && !composing(e)) { e.preventDefault(); submitInput(); }
   });
   input.addEventListener("input", function () { showFormError(""); onTyping(); });
   // While the customer waits for a person the button withdraws the request
