@@ -1243,3 +1243,40 @@ func TestBrowserWidgetIMEKeys(t *testing.T) {
 	key("Escape", false, 27)
 	waitFor(t, ctx, "the panel to close", `document.getElementById("tandem-panel").hidden`)
 }
+
+// The contact form hidden while an address was on its way (an agent took
+// the conversation) and shown again later (nobody online again) can be
+// used: its Send button is not left disabled.
+func TestBrowserWidgetContactFormUsableAgain(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	// Contact frames vanish (no answer comes); the socket is kept to play
+	// the server's handoff frames.
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+		const orig = WebSocket.prototype.send;
+		WebSocket.prototype.send = function (data) {
+			window.__sock = this;
+			try { if (JSON.parse(data).type === "contact") { return; } } catch (e) { /* not JSON */ }
+			return orig.call(this, data);
+		};
+	})()`))
+	sendFromWidget(t, ctx, "capture")
+	waitFor(t, ctx, "the socket", `!!window.__sock && `+noPendingLeft+` && document.getElementById("tandem-log").textContent.includes("echo: capture")`)
+	handoff := func(js string) {
+		t.Helper()
+		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.__sock.dispatchEvent(new MessageEvent("message", { data: JSON.stringify(Object.assign({ type: "handoff", conversation_id: window.__tandemWidget.state().conversationId }, `+js+`)) }))`))
+	}
+	handoff(`{ status: "unavailable", message: "No agent is online right now", leave_contact: true }`)
+	waitFor(t, ctx, "the contact form", `!document.getElementById("tandem-contact").hidden`)
+	browsertest.Do(t, ctx, chromedp.SendKeys(chromedp.ID("tandem-contact-input"), "ada@example.com"), chromedp.Click(chromedp.ID("tandem-contact-send")))
+	waitFor(t, ctx, "the address on its way", `document.getElementById("tandem-contact-send").disabled`)
+	handoff(`{ status: "assigned", agent_name: "Ann" }`)
+	waitFor(t, ctx, "the form hidden", `document.getElementById("tandem-contact").hidden`)
+	handoff(`{ status: "unavailable", message: "No agent is online right now", leave_contact: true }`)
+	waitFor(t, ctx, "the form again", `!document.getElementById("tandem-contact").hidden`)
+	if browsertest.Eval[bool](t, ctx, `document.getElementById("tandem-contact-send").disabled`) {
+		t.Fatal("the contact form's Send button is still disabled")
+	}
+}

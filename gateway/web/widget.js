@@ -507,7 +507,9 @@
   // ---- contact address --------------------------------------------------------
   var contactPending = "", contactAddress = "", contactId = "";
   function showContact(show) {
-    if (!show) { contactForm.setAttribute("hidden", ""); contactPending = ""; return; }
+    // Hidden with an address on its way: its answer is no longer awaited,
+    // and the form, shown again later, starts usable.
+    if (!show) { contactForm.setAttribute("hidden", ""); contactPending = ""; contactSend.disabled = false; return; }
     if (!contactForm.hasAttribute("hidden")) { return; }
     contactMsg.textContent = ""; contactMsg.className = "tandem-contact-msg";
     var done = !!state.contact;
