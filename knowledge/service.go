@@ -880,16 +880,16 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) (SearchResult, 
 	}
 	s.latency.WithLabelValues(string(req.Mode)).Observe(time.Since(start).Seconds())
 	s.searches.WithLabelValues(string(req.Mode), "ok").Inc()
-	// A hybrid answer that lost its vector side (encoder down, timeout) is
-	// served but not cached: it would outlive the failure by the TTL.
+	// A hybrid answer that lost one side (encoder down, timeout) is served
+	// but not cached: it would outlive the failure by the TTL.
 	if !req.NoCache && !degraded {
 		s.cache.Put(key, res, gen)
 	}
 	return res, nil
 }
 
-// search runs the retrievers and fuses them; degraded is true when the
-// vector side of a hybrid search failed and the hits are lexical only.
+// search runs the retrievers and fuses them; degraded is true when one
+// side of a hybrid search failed and the hits come from the other alone.
 func (s *Service) search(ctx context.Context, req SearchRequest) (res SearchResult, degraded bool, err error) {
 	s.mu.Lock()
 	enc, model := s.serving, s.servingModel
@@ -923,7 +923,13 @@ func (s *Service) search(ctx context.Context, req SearchRequest) (res SearchResu
 	}
 	wg.Wait()
 	if lexErr != nil {
-		return SearchResult{}, false, fmt.Errorf("knowledge: lexical search: %w", lexErr)
+		if req.Mode != ModeHybrid || enc == nil || vecErr != nil {
+			return SearchResult{}, false, fmt.Errorf("knowledge: lexical search: %w", lexErr)
+		}
+		// Hybrid degrades to vector, as it degrades to lexical when the
+		// encoder fails.
+		s.log.WarnContext(ctx, "knowledge: lexical retrieval failed; answering from vector only", "err", lexErr)
+		degraded = true
 	}
 	switch {
 	case req.Mode == ModeVector && enc == nil:
@@ -940,7 +946,7 @@ func (s *Service) search(ctx context.Context, req SearchRequest) (res SearchResu
 			lists[RetrieverVector] = finite(vec)
 		}
 	}
-	if req.Mode != ModeVector {
+	if req.Mode != ModeVector && lexErr == nil {
 		lists[RetrieverLexical] = finite(lex)
 	}
 	res.Hits = s.cfg.Fusion.Fuse(lists, req.K)

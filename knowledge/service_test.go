@@ -693,3 +693,38 @@ func TestWritesSurviveDroppedModel(t *testing.T) {
 		t.Fatalf("import: %+v, %v", rep, err)
 	}
 }
+
+// lexFailStore fails lexical searches.
+type lexFailStore struct{ knowledge.Store }
+
+func (lexFailStore) LexicalSearch(context.Context, string, knowledge.Filter, int) ([]knowledge.Scored, error) {
+	return nil, errors.New("statement timeout")
+}
+
+// TestHybridSurvivesLexicalFailure: a hybrid search whose lexical side
+// fails answers from the vector side (logged, not cached), as it answers
+// from the lexical side when the encoder fails; it used to fail the whole
+// search, so the bot could not answer at all.
+func TestHybridSurvivesLexicalFailure(t *testing.T) {
+	st := lexFailStore{memstore.New()}
+	s := newService(t, knowledge.Config{Store: st, Embedder: &hashEmbedder{version: "h1", dim: 32}})
+	for _, f := range demo() {
+		if _, err := s.Create(ctx, "alice", f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.WaitReindex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	req := knowledge.SearchRequest{Query: "when will my parcel arrive"}
+	res, err := s.Search(ctx, req)
+	if err != nil || len(res.Hits) == 0 || res.Hits[0].FAQ.ExternalID != "ship" {
+		t.Fatalf("hybrid with lexical down: %+v, %v", res, err)
+	}
+	if res, _ := s.Search(ctx, req); res.Cached {
+		t.Error("a degraded answer was cached")
+	}
+	if _, err := s.Search(ctx, knowledge.SearchRequest{Query: "parcel", Mode: knowledge.ModeLexical}); err == nil {
+		t.Error("lexical-only search with lexical down succeeded")
+	}
+}
