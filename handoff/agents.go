@@ -347,6 +347,11 @@ func (e *Engine) SetPresence(ctx context.Context, agentID string, p tandem.Prese
 	}
 	if p != tandem.PresenceOnline {
 		if err := e.withdrawOffers(ctx, agentID, now); err != nil {
+			// The presence is stored: consoles must show it even though
+			// the call failed half-way (a retry finishes the withdrawal).
+			if after, serr := e.AgentStatus(ctx, agentID); serr == nil {
+				e.presenceChanged(before, after)
+			}
 			return AgentStatus{}, err
 		}
 	}

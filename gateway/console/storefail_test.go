@@ -269,3 +269,22 @@ func TestDisableRetriedAfterFailure(t *testing.T) {
 		t.Fatalf("close code %d, want 4403", code)
 	}
 }
+
+// TestPresenceFailureHalfWayTellsTheConsole: going away stores the new
+// presence, then withdraws pending offers; when the withdrawal fails the
+// agent gets the error but must also learn that they are away now (the
+// console kept showing "online" while routing gave them nothing).
+func TestPresenceFailureHalfWayTellsTheConsole(t *testing.T) {
+	st := &offersFailStore{Store: memstore.New()}
+	e := newNode(t, nodeOpts{store: st})
+	_, annTok := e.agent("ann@example.com", "Ann", nil)
+	annC := e.console(annTok)
+	st.broken.Store(true)
+	annC.send(map[string]any{"type": "presence", "status": "away", "ref": "p"})
+	fs := annC.all(answer("p"), func(f frame) bool {
+		return f.Type == "presence" && strings.Contains(string(f.raw), `"chosen_presence":"away"`)
+	})
+	if fs[0].Type != "error" {
+		t.Fatalf("presence during the outage: %s", fs[0].raw)
+	}
+}
