@@ -1280,3 +1280,35 @@ func TestBrowserWidgetContactFormUsableAgain(t *testing.T) {
 		t.Fatal("the contact form's Send button is still disabled")
 	}
 }
+
+// A message waiting to be sent (offline, it may wait long) stays readable:
+// its text has at least WCAG AA contrast (4.5:1) with its bubble.
+func TestBrowserWidgetPendingMessageContrast(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	g, purl := newSessionGate(t, ts.URL)
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(purl+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	g.hold()
+	ts.LN.dropAll()
+	waitFor(t, ctx, "the widget to notice", `document.getElementById("tandem-status").textContent.includes("onnecting")`)
+	sendFromWidget(t, ctx, "waiting to be sent")
+	ratio := browsertest.Eval[float64](t, ctx, `(() => {
+		const n = document.querySelector("#tandem-log .tandem-pending");
+		const rgb = s => s.match(/[\d.]+/g).map(Number);
+		const cs = getComputedStyle(n), a = +cs.opacity;
+		const back = rgb(getComputedStyle(document.getElementById("tandem-log")).backgroundColor);
+		let bg = rgb(cs.backgroundColor);
+		if (bg.length === 4 && bg[3] === 0) { bg = back; }
+		const fg = rgb(getComputedStyle(n.querySelector(".tandem-text")).color);
+		const mix = c => c.slice(0, 3).map((v, i) => a * v + (1 - a) * back[i]); // the bubble's opacity over the log
+		const lum = c => { const [r, g, b] = c.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+		const l1 = lum(mix(bg)), l2 = lum(mix(fg));
+		return (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+	})()`)
+	if ratio < 4.5 {
+		t.Fatalf("a pending message's text contrast is %.2f:1, want at least 4.5:1", ratio)
+	}
+	g.open()
+	waitFor(t, ctx, "the message sent", `document.getElementById("tandem-log").textContent.includes("echo: waiting to be sent") && `+noPendingLeft)
+}

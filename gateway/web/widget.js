@@ -125,7 +125,8 @@
     ".tandem-msg[data-author=customer]{align-self:flex-end;background:#2456d3;color:#fff}",
     ".tandem-msg[data-author=bot],.tandem-msg[data-author=agent]{align-self:flex-start;background:#fff;border:1px solid #dde3ee}",
     ".tandem-msg[data-author=system]{align-self:center;background:transparent;color:#555;font-size:13px;font-style:italic}",
-    ".tandem-msg.tandem-pending{opacity:.6}",
+    // Pending: a dashed outline bubble, not faded (a faded bubble's text fell to 2.8:1 contrast).
+    ".tandem-msg.tandem-pending{background:#fff;color:#1c449f;border:1px dashed #2456d3}",
     ".tandem-msg.tandem-failed{background:#fff;color:#1b1f24;border:2px solid #c0392b}",
     ".tandem-note{display:block;font-size:12px;color:#b0281a;margin-top:4px}",
     ".tandem-failed-actions{display:flex;gap:6px;margin-top:4px}",
