@@ -67,3 +67,24 @@ func TestEscalateWhileOpenTicketCloses(t *testing.T) {
 		t.Fatalf("open ticket %+v, %v", open, err)
 	}
 }
+
+// TestEscalateAgainSucceedsWhenPositionFails: asking again for a person
+// while the ticket is open returns that ticket; a failing position query
+// must not report the escalation as failed (the ticket exists: the gateway
+// would keep the conversation with the bot while an agent gets it).
+func TestEscalateAgainSucceedsWhenPositionFails(t *testing.T) {
+	e, err := handoff.New(failingQueueStore{memstore.New()}, handoff.Config{BcryptCost: 4,
+		Registerer: prometheus.NewRegistry(), Clock: handoff.NewManualClock(t0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := tandem.Conversation{ID: "twice"}
+	first, _, err := e.Escalate(ctx, conv, tandem.Escalation{Reason: tandem.EscalateButton})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _, err := e.Escalate(ctx, conv, tandem.Escalation{Reason: tandem.EscalateButton})
+	if err != nil || again.ID != first.ID {
+		t.Fatalf("second escalation: %+v, %v", again, err)
+	}
+}

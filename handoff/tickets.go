@@ -65,7 +65,13 @@ func (e *Engine) Escalate(ctx context.Context, conv tandem.Conversation, esc tan
 		open, oerr := e.store.OpenTicket(ctx, conv.ID)
 		if oerr == nil {
 			q, err := e.Position(ctx, open.ID)
-			return open, q, err
+			if err != nil {
+				// The ticket exists: the escalation stands; only its place
+				// in the queue is unknown until the next position sweep.
+				e.log.Warn("escalate: queue position", "ticket", open.ID, "err", err)
+				return open, QueueInfo{}, nil
+			}
+			return open, q, nil
 		}
 		if tandem.ErrorCode(oerr) != tandem.ENOTFOUND || attempt >= 2 {
 			break
