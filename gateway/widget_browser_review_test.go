@@ -1312,3 +1312,38 @@ func TestBrowserWidgetPendingMessageContrast(t *testing.T) {
 	g.open()
 	waitFor(t, ctx, "the message sent", `document.getElementById("tandem-log").textContent.includes("echo: waiting to be sent") && `+noPendingLeft)
 }
+
+// A read receipt says the customer read the messages: none is sent while
+// the page is hidden (another tab in front, the window minimised); it goes
+// when the page is shown again.
+func TestBrowserWidgetNoReadReceiptWhileHidden(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+		window.__reads = [];
+		const orig = WebSocket.prototype.send;
+		WebSocket.prototype.send = function (data) {
+			try { const f = JSON.parse(data); if (f.type === "read") { window.__reads.push(f.seq); } } catch (e) { /* not JSON */ }
+			return orig.call(this, data);
+		};
+		window.__hidden = false;
+		Object.defineProperty(document, "visibilityState", { configurable: true, get: () => window.__hidden ? "hidden" : "visible" });
+		Object.defineProperty(document, "hidden", { configurable: true, get: () => window.__hidden });
+	})()`))
+	sendFromWidget(t, ctx, "hello")
+	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: hello") && `+noPendingLeft)
+	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.__hidden = true; document.dispatchEvent(new Event("visibilitychange"))`))
+	m, _, err := ts.Chat.PostMessage(context.Background(), tandem.Message{ConversationID: conv, ClientID: "agent:a1", Author: tandem.AuthorAgent, AuthorName: "Ann", Text: "Hello from Ann", Kind: "text"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the agent's message", `document.getElementById("tandem-log").textContent.includes("Hello from Ann")`)
+	if got := browsertest.Eval[[]int](t, ctx, `window.__reads`); len(got) > 0 && got[len(got)-1] >= int(m.Seq) {
+		t.Fatalf("read receipts %v sent while the page was hidden (the agent's message is seq %d)", got, m.Seq)
+	}
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.__hidden = false; document.dispatchEvent(new Event("visibilitychange"))`))
+	waitFor(t, ctx, "the read receipt once shown", fmt.Sprintf(`window.__reads.includes(%d)`, m.Seq))
+}

@@ -568,8 +568,11 @@
     if (typingSent) { typingSent = 0; send({ type: "typing", on: false }); }
   }
   var readSent = 0;
+  // Read: the panel is open and the page shown (not a tab in the
+  // background, not a minimised window); shown again, it reads.
+  document.addEventListener("visibilitychange", function () { sendRead(); });
   function sendRead() {
-    if (!panel.hasAttribute("hidden") && state.lastSeq > readSent && welcomed) {
+    if (!panel.hasAttribute("hidden") && document.visibilityState !== "hidden" && state.lastSeq > readSent && welcomed) {
       readSent = state.lastSeq;
       send({ type: "read", seq: state.lastSeq });
     }
