@@ -465,6 +465,8 @@ func (e *Extractor) dates(s string, h *hints, ref time.Time, cs []candidate) []c
 			h, day := t.h, d.day
 			if d.tonight && h < 12 && h >= 1 {
 				h += 12
+			} else if d.tonight && h == 12 {
+				h = 0 // "tonight at 12": midnight, not noon
 			}
 			if d.tonight && h == 0 {
 				// "midnight tonight", "tonight at 12am": the midnight that

@@ -525,3 +525,10 @@ func TestRoundTheClockIsNotADate(t *testing.T) {
 	check(t, Default(), "is support available 24/7?")
 	check(t, Default(), "on 24/7/2026", "date:24/7/2026=2026-07-24")
 }
+
+// TestTonightAtTwelve: "tonight at 12" is the coming midnight, not noon.
+func TestTonightAtTwelve(t *testing.T) {
+	check(t, Default(), "tonight at 12", "datetime:tonight at 12=2026-03-05T00:00:00+01:00")
+	check(t, Default(), "tonight at 12:30", "datetime:tonight at 12:30=2026-03-05T00:30:00+01:00")
+	check(t, Default(), "tomorrow at 12", "datetime:tomorrow at 12=2026-03-05T12:00:00+01:00")
+}
