@@ -9,9 +9,10 @@
  * the site secret, computed by the site's backend).
  *
  * Guarantees: every message the customer sends is kept in an outbox
- * (localStorage) until the server acknowledges it, and resent after
+ * (localStorage; past messages are cached only as room allows) until the
+ * server acknowledges it, sent one at a time in order, and resent after
  * reconnects and reloads; the server deduplicates by client id. Messages
- * are rendered once, in seq order. All text is rendered with textContent,
+ * are rendered once, in seq order (the latest 500). All text is rendered with textContent,
  * its direction from its own first strong character (dir="auto": Arabic
  * and Hebrew read right to left).
  */
