@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -282,4 +283,38 @@ func (twoRules) Extract(text string, ref time.Time) []tandem.Entity {
 		out = append(out, tandem.Entity{Type: "zip", Text: v, Value: v, Start: start, End: start + len([]rune(v)), Source: "rule"})
 	}
 	return out
+}
+
+// downStore is a dialogue-state store that is down.
+type downStore struct{}
+
+func (downStore) Load(context.Context, string) (State, error) {
+	return State{}, errors.New("connection refused")
+}
+func (downStore) Save(context.Context, string, State) error { return errors.New("connection refused") }
+
+// saveFails loads fine but cannot write.
+type saveFails struct{ *MemoryStateStore }
+
+func (saveFails) Save(context.Context, string, State) error { return errors.New("disk full") }
+
+// TestEscalationSurvivesStateStoreOutage: "talk to a person" (and every
+// other escalation) still reaches a person when the dialogue state cannot
+// be read or written; other replies report the store as unavailable.
+func TestEscalationSurvivesStateStoreOutage(t *testing.T) {
+	for name, store := range map[string]StateStore{"down": downStore{}, "save fails": saveFails{NewMemoryStateStore(0, 0)}} {
+		p := newTestPipeline(t, func(c *Config, d *Deps) { d.State = store })
+		ctx := context.Background()
+		r, err := p.Respond(ctx, tandem.Turn{ConversationID: "out-" + name, RequestHuman: true, Time: time.Now()})
+		if err != nil || r.Kind != tandem.ReplyEscalate || r.Escalation == nil || r.Escalation.Reason != tandem.EscalateButton {
+			t.Fatalf("%s: button: %+v %v; want an escalation", name, r, err)
+		}
+		r, err = p.Respond(ctx, turn("out2-"+name, "I want to complain about the delivery"))
+		if err != nil || r.Kind != tandem.ReplyEscalate || r.Escalation.Summary.Intent.Name != "complaint" {
+			t.Fatalf("%s: configured intent: %+v %v; want an escalation with its summary", name, r, err)
+		}
+		if _, err := p.Respond(ctx, turn("out3-"+name, "hello")); tandem.ErrorCode(err) != tandem.EUNAVAILABLE {
+			t.Fatalf("%s: an answer with the store down: err = %v, want unavailable", name, err)
+		}
+	}
 }

@@ -279,6 +279,9 @@ func (p *Pipeline) finish(ctx context.Context, t *turnCtx, turn tandem.Turn, r t
 	defer unlock()
 	st, err := p.deps.State.Load(ctx, turn.ConversationID)
 	if err != nil {
+		if r.Kind == tandem.ReplyEscalate {
+			return p.escalationWithoutState(ctx, t, turn, r, err), nil
+		}
 		return tandem.Reply{}, tandem.WrapError(tandem.EUNAVAILABLE, err, "conversation state unavailable")
 	}
 	st.Turns++
@@ -308,6 +311,9 @@ func (p *Pipeline) finish(ctx context.Context, t *turnCtx, turn tandem.Turn, r t
 		st.PendingClarify = nil
 	}
 	if err := p.deps.State.Save(ctx, turn.ConversationID, st); err != nil {
+		if r.Kind == tandem.ReplyEscalate {
+			return p.escalationWithoutState(ctx, t, turn, r, err), nil
+		}
 		return tandem.Reply{}, tandem.WrapError(tandem.EUNAVAILABLE, err, "conversation state unavailable")
 	}
 	r.NLU = t.nlu
@@ -315,6 +321,19 @@ func (p *Pipeline) finish(ctx context.Context, t *turnCtx, turn tandem.Turn, r t
 		r.Escalation.Summary = t.nlu
 	}
 	return r, nil
+}
+
+// escalationWithoutState returns an escalation whose dialogue state could
+// not be read or written: the customer still goes to a person (losing
+// "talk to a person" is worse than a dialogue state a turn behind); the
+// store failure is logged.
+func (p *Pipeline) escalationWithoutState(ctx context.Context, t *turnCtx, turn tandem.Turn, r tandem.Reply, err error) tandem.Reply {
+	p.log.WarnContext(ctx, "dialogue state unavailable; escalating without updating it", "conversation", turn.ConversationID, "err", err)
+	r.NLU = t.nlu
+	if r.Escalation != nil {
+		r.Escalation.Summary = t.nlu
+	}
+	return r
 }
 
 func (p *Pipeline) choiceFor(t *turnCtx, label string) Choice {
