@@ -9,7 +9,10 @@
 // here; adapters assert them with `var _ X = (*T)(nil)`.
 package tandem
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Author says who wrote a message.
 type Author string
@@ -43,8 +46,8 @@ type Customer struct {
 	Tier     string `json:"tier,omitempty"` // e.g. "vip"; empty for the default tier
 }
 
-// VIP reports whether the customer is in the VIP tier.
-func (c Customer) VIP() bool { return c.Tier == "vip" }
+// VIP reports whether the customer is in the VIP tier ("vip", in any case).
+func (c Customer) VIP() bool { return strings.EqualFold(c.Tier, "vip") }
 
 // Conversation is one customer's chat with the bot and, after handoff, agents.
 type Conversation struct {

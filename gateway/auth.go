@@ -77,16 +77,33 @@ func (s Site) OriginAllowed(r *http.Request) bool {
 	return false
 }
 
-// SignIdentity returns the signature a site's backend gives the widget for
-// a verified user: hex(HMAC-SHA256(secret, userID)).
+// SignIdentity returns the signature a site's back end gives the widget
+// for a signed-in customer: hex(HMAC-SHA256(site secret, user_id)).
 func SignIdentity(secret []byte, userID string) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(userID))
-	return hex.EncodeToString(m.Sum(nil))
+	return hex.EncodeToString(identityMAC(secret, userID, ""))
 }
 
-// VerifyIdentity checks a signature made by SignIdentity in constant time.
-func VerifyIdentity(secret []byte, userID, signature string) bool {
+// SignIdentityTier is SignIdentity for a customer with a tier (e.g. "vip"):
+// the HMAC covers user_id + "\n" + tier, so a customer cannot give
+// themselves a tier. (A user id holds no control characters, so the two
+// forms cannot be confused.)
+func SignIdentityTier(secret []byte, userID, tier string) string {
+	return hex.EncodeToString(identityMAC(secret, userID, tier))
+}
+
+func identityMAC(secret []byte, userID, tier string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(userID))
+	if tier != "" {
+		m.Write([]byte{'\n'})
+		m.Write([]byte(tier))
+	}
+	return m.Sum(nil)
+}
+
+// VerifyIdentity checks, in constant time, a signature made by SignIdentity
+// (tier "") or SignIdentityTier.
+func VerifyIdentity(secret []byte, userID, tier, signature string) bool {
 	if len(secret) == 0 || userID == "" {
 		return false
 	}
@@ -94,9 +111,7 @@ func VerifyIdentity(secret []byte, userID, signature string) bool {
 	if err != nil {
 		return false
 	}
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(userID))
-	return hmac.Equal(got, m.Sum(nil))
+	return hmac.Equal(got, identityMAC(secret, userID, tier))
 }
 
 // Claims are the claims of every Tandem token (HS256 JWT).

@@ -288,3 +288,30 @@ func TestBrowserLeaveContact(t *testing.T) {
 		waitFor(t, ctx, "the bot's answer", `document.getElementById("tandem-log").textContent.includes("echo: back again")`)
 	})
 }
+
+// A signed-in customer's tier, given as data-user-tier and signed by the
+// site with the user id, reaches the server with the session request: the
+// server accepts the signature (the widget goes online) and the
+// conversation's customer is a VIP.
+func TestBrowserWidgetSignedTier(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := browsertest.Start(t, 390, 844)
+	// A page of the server's own origin without the demo widget.
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/healthz"))
+	sig := gateway.SignIdentityTier([]byte(testSiteSecret), "vip-7", "VIP")
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+		const s = document.createElement("script");
+		s.src = "/widget.js";
+		for (const [k, v] of Object.entries({"data-site-key": %q, "data-open": "true", "data-user-id": "vip-7",
+				"data-user-tier": "VIP", "data-user-signature": %q})) { s.setAttribute(k, v); }
+		document.body.appendChild(s);
+	})()`, testSiteSigned, sig)))
+	waitFor(t, ctx, "the widget to connect", `document.getElementById("tandem-status") && document.getElementById("tandem-status").textContent === "Online"`)
+	conv, err := ts.Log.LatestConversation(context.Background(), testSiteSigned, "u:vip-7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !conv.Customer.Verified || conv.Customer.Tier != "vip" || !conv.Customer.VIP() {
+		t.Fatalf("customer = %+v, want a verified VIP", conv.Customer)
+	}
+}

@@ -25,6 +25,7 @@ const (
 	testSite       = "demo"
 	testSiteKey2   = "shop"
 	testSiteSecret = "site-secret-of-shop"
+	testSiteSigned = "signed" // a site with a secret that allows the test server's own origin (browser tests)
 )
 
 // echoBot is the deterministic test bot: it echoes, offers quick replies
@@ -189,8 +190,9 @@ func startServer(t testing.TB, o serverOpts) *testServer {
 		t.Fatal(err)
 	}
 	sites := gateway.StaticSites{
-		testSite:     {Key: testSite, Name: "Demo", AllowedOrigins: []string{"self"}},
-		testSiteKey2: {Key: testSiteKey2, Name: "Shop", Secret: []byte(testSiteSecret), AllowedOrigins: []string{"https://shop.example"}},
+		testSite:       {Key: testSite, Name: "Demo", AllowedOrigins: []string{"self"}},
+		testSiteKey2:   {Key: testSiteKey2, Name: "Shop", Secret: []byte(testSiteSecret), AllowedOrigins: []string{"https://shop.example"}},
+		testSiteSigned: {Key: testSiteSigned, Name: "Signed", Secret: []byte(testSiteSecret), AllowedOrigins: []string{"self"}},
 	}
 	if o.cfg.DemoSiteKey == "" {
 		o.cfg.DemoSiteKey = testSite

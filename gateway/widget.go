@@ -26,10 +26,14 @@ type SessionRequest struct {
 
 // SignedIdentity is a site's assertion of who the customer is.
 type SignedIdentity struct {
-	UserID    string `json:"user_id"`
-	Name      string `json:"name,omitempty"`
-	Email     string `json:"email,omitempty"`
-	Signature string `json:"signature"` // hex(HMAC-SHA256(site secret, user_id))
+	UserID string `json:"user_id"`
+	Name   string `json:"name,omitempty"`
+	Email  string `json:"email,omitempty"`
+	// Tier is the customer's service tier, e.g. "vip" (VIP customers are
+	// escalated and routed first, per policy); letters, digits, '-' and
+	// '_', at most 32, case-insensitive. It is signed with the user id.
+	Tier      string `json:"tier,omitempty"`
+	Signature string `json:"signature"` // hex(HMAC-SHA256(site secret, user_id)), or of user_id + "\n" + tier
 }
 
 // SessionResponse answers a session request.
@@ -111,11 +115,15 @@ func (c *Chat) handleSession(w http.ResponseWriter, r *http.Request) {
 			WriteError(w, r, c.logger, tandem.Errorf(tandem.EINVALID, "identity fields are missing, too long or hold control characters"))
 			return
 		}
-		if !VerifyIdentity(site.Secret, id.UserID, id.Signature) {
+		if !validTier(id.Tier) {
+			WriteError(w, r, c.logger, tandem.Errorf(tandem.EINVALID, "identity tier must be at most 32 letters, digits, '-' or '_'"))
+			return
+		}
+		if !VerifyIdentity(site.Secret, id.UserID, id.Tier, id.Signature) {
 			WriteError(w, r, c.logger, tandem.Errorf(tandem.EUNAUTHORIZED, "identity signature does not match"))
 			return
 		}
-		customer = tandem.Customer{ID: "u:" + id.UserID, Verified: true, Name: id.Name, Email: id.Email}
+		customer = tandem.Customer{ID: "u:" + id.UserID, Verified: true, Name: id.Name, Email: id.Email, Tier: strings.ToLower(id.Tier)}
 	}
 
 	conv, resumed := c.resumeSession(ctx, req, site, customer)
@@ -155,6 +163,21 @@ func (c *Chat) resumeSession(ctx context.Context, req SessionRequest, site Site,
 		}
 	}
 	return tandem.Conversation{}, false
+}
+
+// validTier reports whether t is empty or a tier name: at most 32 ASCII
+// letters, digits, '-' and '_'.
+func validTier(t string) bool {
+	if len(t) > 32 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // handleWidgetWS upgrades a widget connection after checking the site's

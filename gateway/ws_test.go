@@ -472,6 +472,41 @@ func TestOriginAllowListAndIdentity(t *testing.T) {
 	}
 }
 
+// A site can sign a customer's tier with their user id: a VIP customer is
+// one (case-insensitively), and the tier cannot be claimed without the
+// site's signature or with a malformed name.
+func TestIdentityTier(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	session := func(id map[string]any) (int, gateway.SessionResponse, string) {
+		code, raw := ts.post(t, "/v1/widget/session", map[string]any{"site_key": testSiteKey2, "identity": id}, "https://shop.example")
+		var s gateway.SessionResponse
+		_ = json.Unmarshal([]byte(raw), &s)
+		return code, s, raw
+	}
+	secret := []byte(testSiteSecret)
+	code, s, raw := session(map[string]any{"user_id": "vip-1", "tier": "VIP", "signature": gateway.SignIdentityTier(secret, "vip-1", "VIP")})
+	if code != 200 || s.Customer.Tier != "vip" || !s.Customer.VIP() || !s.Customer.Verified {
+		t.Fatalf("signed VIP session = %d %s", code, raw)
+	}
+	// The tier is part of what is signed: the plain user-id signature does
+	// not carry it, and a tier signature does not fit another tier.
+	if code, _, raw := session(map[string]any{"user_id": "vip-2", "tier": "vip", "signature": gateway.SignIdentity(secret, "vip-2")}); code != 401 {
+		t.Fatalf("tier without its signature = %d %s", code, raw)
+	}
+	if code, _, raw := session(map[string]any{"user_id": "vip-2", "tier": "vip", "signature": gateway.SignIdentityTier(secret, "vip-2", "gold")}); code != 401 {
+		t.Fatalf("tier signed as another = %d %s", code, raw)
+	}
+	for _, bad := range []string{"v i p", "vip\n", strings.Repeat("a", 33), "vïp"} {
+		if code, _, raw := session(map[string]any{"user_id": "vip-3", "tier": bad, "signature": gateway.SignIdentityTier(secret, "vip-3", bad)}); code != 400 {
+			t.Fatalf("tier %q = %d %s", bad, code, raw)
+		}
+	}
+	// Without a tier, the signature is the plain one, as before.
+	if code, s, raw := session(map[string]any{"user_id": "plain", "signature": gateway.SignIdentity(secret, "plain")}); code != 200 || s.Customer.Tier != "" || s.Customer.VIP() {
+		t.Fatalf("plain session = %d %s", code, raw)
+	}
+}
+
 func TestRateLimitFlood(t *testing.T) {
 	ts := startServer(t, serverOpts{cfg: gateway.ChatConfig{ConvRate: 0.001, ConvBurst: 3, MaxRejects: 5}})
 	s := ts.session(t, nil)

@@ -615,7 +615,8 @@
     var uid = script.getAttribute("data-user-id");
     if (uid) {
       body.identity = { user_id: uid, signature: script.getAttribute("data-user-signature") || "",
-        name: script.getAttribute("data-user-name") || undefined, email: script.getAttribute("data-user-email") || undefined };
+        name: script.getAttribute("data-user-name") || undefined, email: script.getAttribute("data-user-email") || undefined,
+        tier: script.getAttribute("data-user-tier") || undefined };
     }
     // A request that hangs (a black-holing proxy, a dead keep-alive socket
     // after sleep) must not block every later attempt: abort it after 15 s.
