@@ -3,7 +3,6 @@ package handoff_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,19 +15,12 @@ import (
 // readHookStore runs hook once, right after the next Ticket read.
 type readHookStore struct {
 	handoff.Store
-	mu   sync.Mutex
-	hook func()
+	onceHook
 }
 
 func (s *readHookStore) Ticket(ctx context.Context, id string) (tandem.Ticket, error) {
 	t, err := s.Store.Ticket(ctx, id)
-	s.mu.Lock()
-	hook := s.hook
-	s.hook = nil
-	s.mu.Unlock()
-	if hook != nil {
-		hook()
-	}
+	s.fire()
 	return t, err
 }
 
@@ -59,13 +51,11 @@ func TestClaimRaceLoserIsToldItWasTaken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.mu.Lock()
-	st.hook = func() { // Bob's claim lands between Ann's read and her change
+	st.set(func() { // Bob's claim lands between Ann's read and her change
 		if _, err := e.Claim(ctx, handoff.Actor{AgentID: ids[1]}, tk.ID); err != nil {
 			t.Error(err)
 		}
-	}
-	st.mu.Unlock()
+	})
 	_, err = e.Claim(ctx, handoff.Actor{AgentID: ids[0]}, tk.ID)
 	if tandem.ErrorCode(err) != tandem.ECONFLICT || !strings.Contains(tandem.ErrorMessage(err), "taken") {
 		t.Fatalf("losing claim: %v", err)

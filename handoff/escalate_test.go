@@ -2,7 +2,6 @@ package handoff_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,20 +15,13 @@ import (
 // the conversation has an open ticket.
 type createHookStore struct {
 	handoff.Store
-	mu   sync.Mutex
-	hook func()
+	onceHook
 }
 
 func (s *createHookStore) CreateTicket(ctx context.Context, t tandem.Ticket, node string) (tandem.Ticket, error) {
 	out, err := s.Store.CreateTicket(ctx, t, node)
 	if tandem.ErrorCode(err) == tandem.ECONFLICT {
-		s.mu.Lock()
-		hook := s.hook
-		s.hook = nil
-		s.mu.Unlock()
-		if hook != nil {
-			hook()
-		}
+		s.fire()
 	}
 	return out, err
 }
@@ -49,13 +41,11 @@ func TestEscalateWhileOpenTicketCloses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.mu.Lock()
-	st.hook = func() {
+	st.set(func() {
 		if _, err := e.Cancel(ctx, conv.ID, tandem.TicketReturned); err != nil {
 			t.Error(err)
 		}
-	}
-	st.mu.Unlock()
+	})
 	tk, _, err := e.Escalate(ctx, conv, tandem.Escalation{Reason: tandem.EscalateRequested})
 	if err != nil {
 		t.Fatalf("escalate while the old ticket closed: %v", err)

@@ -3,7 +3,6 @@ package handoff_test
 import (
 	"context"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,20 +15,13 @@ import (
 // queueHookStore runs hook once, right after the next read of the queue.
 type queueHookStore struct {
 	handoff.Store
-	mu   sync.Mutex
-	hook func()
+	onceHook
 }
 
 func (s *queueHookStore) Tickets(ctx context.Context, f handoff.TicketFilter) ([]tandem.Ticket, error) {
 	ts, err := s.Store.Tickets(ctx, f)
 	if slices.Equal(f.States, []tandem.TicketState{tandem.TicketQueued}) {
-		s.mu.Lock()
-		hook := s.hook
-		s.hook = nil
-		s.mu.Unlock()
-		if hook != nil {
-			hook()
-		}
+		s.fire()
 	}
 	return ts, err
 }
@@ -55,13 +47,11 @@ func TestNoStalePositionAfterStateChange(t *testing.T) {
 	if _, _, err := e.Escalate(ctx, tandem.Conversation{ID: "sb"}, tandem.Escalation{Reason: tandem.EscalateButton, Priority: 50}); err != nil {
 		t.Fatal(err)
 	}
-	st.mu.Lock()
-	st.hook = func() {
+	st.set(func() {
 		if _, err := e.Cancel(ctx, "sa", tandem.TicketReturned); err != nil {
 			t.Error(err)
 		}
-	}
-	st.mu.Unlock()
+	})
 	if err := e.Tick(ctx); err != nil {
 		t.Fatal(err)
 	}
