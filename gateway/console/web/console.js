@@ -29,6 +29,12 @@
   var typingShowTimers = {}; // conversation id -> timer clearing its "is typing" line
   var suggestTimer = null;
   var closedNote = {};     // conversation id -> why the ticket left this console
+  // A long shift does not grow the page without bound: each conversation
+  // keeps (and renders) its latest MAX_MESSAGES messages, and what the
+  // console knows of a conversation that left it is forgotten FORGET_MS
+  // later (while it is not the one shown).
+  var MAX_MESSAGES = 500, FORGET_MS = 10 * 60 * 1000;
+  var forgetTimers = {};   // conversation id -> timer forgetting it
 
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
@@ -46,6 +52,22 @@
   function conv(id) {
     if (!convs[id]) { convs[id] = { messages: {}, seqs: [], suggestions: null, typing: "" }; }
     return convs[id];
+  }
+  // left notes why a conversation left this console and forgets its data
+  // a while later; kept notes that it is (again) the agent's.
+  function left(convId, why) {
+    closedNote[convId] = why;
+    clearTimeout(forgetTimers[convId]);
+    forgetTimers[convId] = setTimeout(function forget() {
+      if (ticketOf(convId) || convId === selected) { forgetTimers[convId] = setTimeout(forget, FORGET_MS); return; }
+      delete forgetTimers[convId];
+      delete convs[convId]; delete closedNote[convId];
+      clearTimeout(typingShowTimers[convId]); delete typingShowTimers[convId];
+    }, FORGET_MS);
+  }
+  function kept(convId) {
+    delete closedNote[convId];
+    clearTimeout(forgetTimers[convId]); delete forgetTimers[convId];
   }
   function ticketOf(convId) {
     for (var id in tickets) { if (tickets[id].conversation_id === convId) { return tickets[id]; } }
@@ -201,10 +223,10 @@
     if (mine) {
       tickets[t.id] = t;
       if (f.event === "ticket.offered" && !had) { toast("New conversation offered: " + reasonText(t.reason)); }
-      delete closedNote[t.conversation_id];
+      kept(t.conversation_id);
     } else if (had) {
       delete tickets[t.id];
-      closedNote[t.conversation_id] = goneText(f);
+      left(t.conversation_id, goneText(f));
       if (t.conversation_id === selected) { toast(goneText(f)); }
     }
     renderLists();
@@ -229,9 +251,13 @@
     c.messages[m.seq] = m;
     c.seqs.push(m.seq);
     c.seqs.sort(function (a, b) { return a - b; });
-    if (m.client_id && m.client_id.indexOf("agent:") === 0) { acked(m.client_id.slice(6)); }
+    while (c.seqs.length > MAX_MESSAGES) { delete c.messages[c.seqs.shift()]; }
+    if (!c.messages[m.seq]) { return; } // older than the kept window
+    // The agent's own reply (its bubble shown) brings the transcript down.
+    var own = false;
+    if (m.client_id && m.client_id.indexOf("agent:") === 0) { own = !!pendingMsgs[m.client_id.slice(6)]; acked(m.client_id.slice(6)); }
     if (convId === selected) {
-      appendMessage(m);
+      appendMessage(m, own);
       if (m.author === "customer") {
         showTyping(convId, "");
         if (ws && ws.readyState === 1) { send({ type: "read", conversation_id: convId, seq: m.seq }); }
@@ -397,7 +423,7 @@
     $("empty").hidden = !!selected;
     $("conv").hidden = !selected;
     $("transfer").hidden = !(t && t.state === "assigned");
-    if (!selected) { clear($("summary")); clear($("suggestions")); return; }
+    if (!selected) { renderedConv = ""; clear($("summary")); clear($("suggestions")); return; }
     var c = conv(selected);
     $("conv-title").textContent = "Conversation with customer " + (t ? shortID(t.customer_id) : shortID(selected));
     var state = t ? (t.state === "offered" ? "Offered to you" : "Assigned to you") : (closedNote[selected] || "Not yours");
@@ -408,11 +434,15 @@
     ["composer-input", "composer-send", "canned"].forEach(function (id) { $(id).disabled = !canWrite; });
     renderTimer();
     var log = $("chat-log");
+    // Rendered again (a ticket update), the transcript stays where the
+    // agent scrolled to; a newly opened one shows its end.
+    var keep = renderedConv === selected && !nearBottom() ? log.scrollTop : -1;
+    renderedConv = selected;
     clear(log);
     c.seqs.forEach(function (s) { log.appendChild(messageNode(c.messages[s])); });
     pendingMsgs = {};
     outbox.forEach(function (item) { if (item.conversation_id === selected) { renderPendingReply(item); } });
-    log.scrollTop = log.scrollHeight;
+    log.scrollTop = keep >= 0 ? keep : log.scrollHeight;
     $("typing").textContent = c.typing || "";
     renderSummary(t);
     renderSuggestions();
@@ -424,13 +454,20 @@
     n.appendChild(el("span", { "class": "text", dir: "auto" }, m.text));
     return n;
   }
-  function appendMessage(m) {
+  // The transcript follows new messages only while the agent is at its
+  // bottom: one who scrolled up to read is not pulled down by each one.
+  var renderedConv = "";
+  function nearBottom() { var log = $("chat-log"); return log.scrollHeight - log.scrollTop - log.clientHeight < 40; }
+  function appendMessage(m, own) {
     var log = $("chat-log");
+    var follow = nearBottom();
     var node = messageNode(m);
     var after = null;
-    Array.prototype.forEach.call(log.querySelectorAll(".msg[data-seq]"), function (x) { if (!after && +x.getAttribute("data-seq") > m.seq) { after = x; } });
+    var shown = log.querySelectorAll(".msg[data-seq]");
+    Array.prototype.forEach.call(shown, function (x) { if (!after && +x.getAttribute("data-seq") > m.seq) { after = x; } });
     log.insertBefore(node, after || log.querySelector(".msg.pending"));
-    log.scrollTop = log.scrollHeight;
+    for (var i = 0; i <= shown.length - MAX_MESSAGES; i++) { log.removeChild(shown[i]); }
+    if (follow || own) { log.scrollTop = log.scrollHeight; }
   }
 
   function renderTimer() {
@@ -497,7 +534,7 @@
   }
   function decline(t) {
     act({ type: "decline", ticket_id: t.id }, function (f) {
-      if (f.type === "ok") { delete tickets[t.id]; closedNote[t.conversation_id] = "Offer declined."; renderLists(); if (selected === t.conversation_id) { renderConv(); } }
+      if (f.type === "ok") { delete tickets[t.id]; left(t.conversation_id, "Offer declined."); renderLists(); if (selected === t.conversation_id) { renderConv(); } }
     });
   }
   function closing(type) {
@@ -507,7 +544,7 @@
       act({ type: type, ticket_id: t.id }, function (f) {
         if (f.type === "ok") {
           delete tickets[t.id];
-          closedNote[t.conversation_id] = type === "return" ? "Returned to the bot." : type === "resolve" ? "Closed." : "Transferred.";
+          left(t.conversation_id, type === "return" ? "Returned to the bot." : type === "resolve" ? "Closed." : "Transferred.");
           toast(closedNote[t.conversation_id]);
           renderLists(); renderConv();
         }
@@ -521,13 +558,13 @@
   $("transfer-btn").addEventListener("click", function () {
     var t = ticketOf(selected), to = $("transfer-agent").value;
     if (!t || !to) { return; }
-    act({ type: "transfer", ticket_id: t.id, to_agent_id: to }, function (f) { if (f.type === "ok") { delete tickets[t.id]; closedNote[t.conversation_id] = "Transferred."; toast("Transferred."); renderLists(); renderConv(); } });
+    act({ type: "transfer", ticket_id: t.id, to_agent_id: to }, function (f) { if (f.type === "ok") { delete tickets[t.id]; left(t.conversation_id, "Transferred."); toast("Transferred."); renderLists(); renderConv(); } });
   });
   $("transfer-group-btn").addEventListener("click", function () {
     var t = ticketOf(selected);
     var skills = $("transfer-skills").value.split(",").map(function (s) { return s.trim(); }).filter(Boolean);
     if (!t || !skills.length) { toast("Enter at least one skill."); return; }
-    act({ type: "transfer", ticket_id: t.id, skills: skills }, function (f) { if (f.type === "ok") { delete tickets[t.id]; closedNote[t.conversation_id] = "Transferred to " + skills.join(", ") + "."; toast(closedNote[t.conversation_id]); renderLists(); renderConv(); } });
+    act({ type: "transfer", ticket_id: t.id, skills: skills }, function (f) { if (f.type === "ok") { delete tickets[t.id]; left(t.conversation_id, "Transferred to " + skills.join(", ") + "."); toast(closedNote[t.conversation_id]); renderLists(); renderConv(); } });
   });
 
   $("composer").addEventListener("submit", function (e) { e.preventDefault(); sendReply(); });
@@ -556,6 +593,7 @@
     var item = { client_id: newID("m"), conversation_id: selected, text: text };
     outbox.push(item);
     renderPendingReply(item);
+    $("chat-log").scrollTop = $("chat-log").scrollHeight;
     input.value = "";
     clearTimeout(typingOffTimer); typingSent = 0;
     if (welcomed && send(replyFrame(item), true)) {
@@ -598,7 +636,9 @@
   window.addEventListener("online", function () { if (!ws && token) { attempt = 0; connect(); } });
   window.__tandemConsole = {
     state: function () { return JSON.parse(JSON.stringify({ me: me, tickets: tickets, selected: selected, queue: queue, agents: agents })); },
-    connected: function () { return !!(ws && ws.readyState === 1 && me); }
+    connected: function () { return !!(ws && ws.readyState === 1 && me); },
+    messageCount: function (convId) { return convs[convId] ? convs[convId].seqs.length : 0; },
+    knows: function (convId) { return !!(convs[convId] || closedNote[convId]); }
   };
   renderLists(); renderQueue();
   if (token) { connect(); } else { $("login-email").focus(); }
