@@ -236,10 +236,7 @@ const refuseJS = `(() => {
 // message the server refused as "not sent" with Retry and Discard, instead
 // of keeping it pending forever.
 func TestBrowserWidgetRefusedMessages(t *testing.T) {
-	ts := startServer(t, serverOpts{})
-	ctx := browsertest.Start(t, 1200, 900)
-	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
-	waitFor(t, ctx, "the widget to connect", statusOnline)
+	ts, ctx := onlineWidget(t, serverOpts{})
 	submit := func(js string) {
 		t.Helper()
 		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => { const i = document.getElementById("tandem-input"); i.value = `+js+`; document.getElementById("tandem-send").click(); })()`))
@@ -322,10 +319,7 @@ const recordBackoffJS = `(() => {
 // A connection that drops right after its welcome does not start the
 // backoff over, nor does a socket closed with 4401 retry at a fixed pace.
 func TestBrowserWidgetBackoffGrows(t *testing.T) {
-	ts := startServer(t, serverOpts{})
-	ctx := browsertest.Start(t, 1200, 900)
-	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
-	waitFor(t, ctx, "the widget to connect", statusOnline)
+	ts, ctx := onlineWidget(t, serverOpts{})
 	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](recordBackoffJS))
 
 	t.Run("drops right after the welcome", func(t *testing.T) {
@@ -366,10 +360,7 @@ func TestBrowserWidgetBackoffGrows(t *testing.T) {
 // A message the server asked to resend later (overloaded, retry_after_ms)
 // is not overtaken by the messages after it.
 func TestBrowserWidgetRetryKeepsOrder(t *testing.T) {
-	ts := startServer(t, serverOpts{})
-	ctx := browsertest.Start(t, 1200, 900)
-	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
-	waitFor(t, ctx, "the widget to connect", statusOnline)
+	ts, ctx := onlineWidget(t, serverOpts{})
 	// The first send of "slow" is answered as the server's rate limit does.
 	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
 		const orig = WebSocket.prototype.send;
@@ -501,10 +492,7 @@ func TestBrowserWidgetUnfinishedStreams(t *testing.T) {
 // Right-to-left text (Arabic, Hebrew) reads right to left in the bubbles
 // and in the input; left-to-right text stays so.
 func TestBrowserWidgetTextDirection(t *testing.T) {
-	ts := startServer(t, serverOpts{})
-	ctx := browsertest.Start(t, 1200, 900)
-	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
-	waitFor(t, ctx, "the widget to connect", statusOnline)
+	_, ctx := onlineWidget(t, serverOpts{})
 	rtl := func(sel string) string {
 		return fmt.Sprintf(`Array.from(document.querySelectorAll(%q)).map(e => e.matches(":dir(rtl)") ? "rtl" : "ltr").join(",")`, sel)
 	}
@@ -736,10 +724,7 @@ func TestBrowserWidgetDeadLinkReconnects(t *testing.T) {
 // within the server's limit of 4000 code points is sent whole even when it
 // is longer in UTF-16 units (emoji).
 func TestBrowserWidgetPasteIsNotTruncated(t *testing.T) {
-	ts := startServer(t, serverOpts{})
-	ctx := browsertest.Start(t, 1200, 900)
-	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
-	waitFor(t, ctx, "the widget to connect", statusOnline)
+	ts, ctx := onlineWidget(t, serverOpts{})
 	paste := func(js string) {
 		t.Helper()
 		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
@@ -776,10 +761,7 @@ func TestBrowserWidgetPasteIsNotTruncated(t *testing.T) {
 // leaves the focus in the widget's input, not on the page's body (where
 // Escape and typing no longer reach the chat).
 func TestBrowserWidgetFocusStaysAfterUsedControlsGo(t *testing.T) {
-	ts := startServer(t, serverOpts{})
-	ctx := browsertest.Start(t, 1200, 900)
-	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
-	waitFor(t, ctx, "the widget to connect", statusOnline)
+	_, ctx := onlineWidget(t, serverOpts{})
 	const focused = `document.activeElement ? (document.activeElement.id || document.activeElement.tagName) : ""`
 
 	t.Run("quick reply", func(t *testing.T) {
@@ -808,10 +790,7 @@ func TestBrowserWidgetFocusStaysAfterUsedControlsGo(t *testing.T) {
 // A long chat does not grow the page without bound: the log keeps the
 // latest 500 messages, as many as the widget caches for reloads.
 func TestBrowserWidgetLongChatStaysBounded(t *testing.T) {
-	ts := startServer(t, serverOpts{})
-	ctx := browsertest.Start(t, 1200, 900)
-	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
-	waitFor(t, ctx, "the widget to connect", statusOnline)
+	_, ctx := onlineWidget(t, serverOpts{})
 	sendFromWidget(t, ctx, "hello")
 	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: hello") && `+noPendingLeft)
 	// 1,500 more logged messages arrive on the widget's socket (as from a
@@ -889,10 +868,7 @@ func TestBrowserWidgetOutboxKeptWhenStorageIsFull(t *testing.T) {
 // be taken: the widget sends the next message only once the previous one
 // is acknowledged.
 func TestBrowserWidgetBurstKeepsOrder(t *testing.T) {
-	ts := startServer(t, serverOpts{})
-	ctx := browsertest.Start(t, 1200, 900)
-	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
-	waitFor(t, ctx, "the widget to connect", statusOnline)
+	ts, ctx := onlineWidget(t, serverOpts{})
 	// The first "second" is turned away as the server does when the bot
 	// queue is full (the third, sent right behind it, would be taken).
 	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
@@ -926,10 +902,7 @@ func TestBrowserWidgetBurstKeepsOrder(t *testing.T) {
 // accessible name), a live region outside the closed panel announces it
 // to screen readers, and opening the panel clears the count.
 func TestBrowserWidgetNewMessagesWhileClosed(t *testing.T) {
-	ts := startServer(t, serverOpts{})
-	ctx := browsertest.Start(t, 1200, 900)
-	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
-	waitFor(t, ctx, "the widget to connect", statusOnline)
+	ts, ctx := onlineWidget(t, serverOpts{})
 	sendFromWidget(t, ctx, "hello")
 	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: hello") && `+noPendingLeft)
 	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
@@ -980,10 +953,7 @@ func TestBrowserWidgetNewMessagesWhileClosed(t *testing.T) {
 // refused before it is queued, with the "too long" alert: sent, it closed
 // the connection (1009) on every reconnect and blocked the outbox for good.
 func TestBrowserWidgetOversizedFrameNotQueued(t *testing.T) {
-	ts := startServer(t, serverOpts{})
-	ctx := browsertest.Start(t, 1200, 900)
-	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
-	waitFor(t, ctx, "the widget to connect", statusOnline)
+	_, ctx := onlineWidget(t, serverOpts{})
 	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => { const i = document.getElementById("tandem-input"); i.value = "x" + "\u0001".repeat(3000) + "x"; document.getElementById("tandem-send").click(); })()`))
 	if got := browsertest.Eval[string](t, ctx, `document.getElementById("tandem-form-error").textContent`); !strings.Contains(got, "too long") {
 		t.Errorf("form error after a 3002-character text of a 18 KB frame = %q", got)
@@ -1031,10 +1001,7 @@ func TestBrowserWidgetOnlineChecksTheLink(t *testing.T) {
 // A double click on "Talk to a person" (or the button and then the quick
 // reply) asks once: a request still on its way is not queued again.
 func TestBrowserWidgetHandoffRequestedOnce(t *testing.T) {
-	ts := startServer(t, serverOpts{})
-	ctx := browsertest.Start(t, 1200, 900)
-	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
-	waitFor(t, ctx, "the widget to connect", statusOnline)
+	ts, ctx := onlineWidget(t, serverOpts{})
 	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => { const b = document.getElementById("tandem-human"); b.click(); b.click(); })()`))
 	waitFor(t, ctx, "the request stored", noPendingLeft+` && document.getElementById("tandem-log").textContent.includes("get a person")`)
 	sendFromWidget(t, ctx, "and then")
@@ -1060,10 +1027,7 @@ func TestBrowserWidgetHandoffRequestedOnce(t *testing.T) {
 // whole cache (up to 500 messages), which froze the host page for seconds.
 // The cache still ends up with the latest message.
 func TestBrowserWidgetReplayCoalescesStorageWrites(t *testing.T) {
-	ts := startServer(t, serverOpts{})
-	ctx := browsertest.Start(t, 1200, 900)
-	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
-	waitFor(t, ctx, "the widget to connect", statusOnline)
+	_, ctx := onlineWidget(t, serverOpts{})
 	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
 		const orig = WebSocket.prototype.send;
 		WebSocket.prototype.send = function (data) { window.__sock = this; return orig.call(this, data); };
@@ -1096,10 +1060,7 @@ func TestBrowserWidgetReplayCoalescesStorageWrites(t *testing.T) {
 // streamed answer); at the bottom, the log follows new messages, and their
 // own message always brings them down.
 func TestBrowserWidgetScrollStaysWhileReading(t *testing.T) {
-	ts := startServer(t, serverOpts{bot: streamBot{}})
-	ctx := browsertest.Start(t, 1200, 900)
-	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
-	waitFor(t, ctx, "the widget to connect", statusOnline)
+	ts, ctx := onlineWidget(t, serverOpts{bot: streamBot{}})
 	for i := 0; i < 8; i++ {
 		sendFromWidget(t, ctx, fmt.Sprintf("question %d %s", i, strings.Repeat("filler ", 30)))
 		waitFor(t, ctx, "the answer", fmt.Sprintf(`document.getElementById("tandem-log").textContent.includes("echo: question %d") && `+noPendingLeft, i))
@@ -1128,10 +1089,7 @@ func TestBrowserWidgetScrollStaysWhileReading(t *testing.T) {
 // ("Write again any time"): the bot answers and reopens it, and the status
 // says so instead of "Conversation closed" next to the bot's answers.
 func TestBrowserWidgetStatusAfterClosedConversationReopens(t *testing.T) {
-	ts := startServer(t, serverOpts{})
-	ctx := browsertest.Start(t, 1200, 900)
-	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
-	waitFor(t, ctx, "the widget to connect", statusOnline)
+	ts, ctx := onlineWidget(t, serverOpts{})
 	sendFromWidget(t, ctx, "hello")
 	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: hello") && `+noPendingLeft)
 	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
@@ -1150,10 +1108,7 @@ func TestBrowserWidgetStatusAfterClosedConversationReopens(t *testing.T) {
 // the agent takes over): the bot's "stopped typing" does not hide that the
 // agent is still typing.
 func TestBrowserWidgetTypingOfEachAuthor(t *testing.T) {
-	ts := startServer(t, serverOpts{})
-	ctx := browsertest.Start(t, 1200, 900)
-	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
-	waitFor(t, ctx, "the widget to connect", statusOnline)
+	_, ctx := onlineWidget(t, serverOpts{})
 	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
 		const orig = WebSocket.prototype.send;
 		WebSocket.prototype.send = function (data) { window.__sock = this; return orig.call(this, data); };
@@ -1215,10 +1170,7 @@ func TestBrowserWidgetContactResentOnce(t *testing.T) {
 // confirms one (Safari reports it with keyCode 229, not isComposing) does
 // not send the message half written.
 func TestBrowserWidgetIMEKeys(t *testing.T) {
-	ts := startServer(t, serverOpts{})
-	ctx := browsertest.Start(t, 1200, 900)
-	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
-	waitFor(t, ctx, "the widget to connect", statusOnline)
+	_, ctx := onlineWidget(t, serverOpts{})
 	key := func(name string, composing bool, keyCode int) {
 		t.Helper()
 		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
@@ -1248,10 +1200,7 @@ func TestBrowserWidgetIMEKeys(t *testing.T) {
 // the conversation) and shown again later (nobody online again) can be
 // used: its Send button is not left disabled.
 func TestBrowserWidgetContactFormUsableAgain(t *testing.T) {
-	ts := startServer(t, serverOpts{})
-	ctx := browsertest.Start(t, 1200, 900)
-	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
-	waitFor(t, ctx, "the widget to connect", statusOnline)
+	_, ctx := onlineWidget(t, serverOpts{})
 	// Contact frames vanish (no answer comes); the socket is kept to play
 	// the server's handoff frames.
 	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
@@ -1317,10 +1266,7 @@ func TestBrowserWidgetPendingMessageContrast(t *testing.T) {
 // the page is hidden (another tab in front, the window minimised); it goes
 // when the page is shown again.
 func TestBrowserWidgetNoReadReceiptWhileHidden(t *testing.T) {
-	ts := startServer(t, serverOpts{})
-	ctx := browsertest.Start(t, 1200, 900)
-	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
-	waitFor(t, ctx, "the widget to connect", statusOnline)
+	ts, ctx := onlineWidget(t, serverOpts{})
 	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
 		window.__reads = [];
 		const orig = WebSocket.prototype.send;
@@ -1346,4 +1292,15 @@ func TestBrowserWidgetNoReadReceiptWhileHidden(t *testing.T) {
 	}
 	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.__hidden = false; document.dispatchEvent(new Event("visibilitychange"))`))
 	waitFor(t, ctx, "the read receipt once shown", fmt.Sprintf(`window.__reads.includes(%d)`, m.Seq))
+}
+
+// onlineWidget starts a server with o and a 1200 × 900 browser on its demo
+// page, and waits for the widget to be online.
+func onlineWidget(t *testing.T, o serverOpts) (*testServer, context.Context) {
+	t.Helper()
+	ts := startServer(t, o)
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	return ts, ctx
 }
