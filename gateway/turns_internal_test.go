@@ -30,15 +30,8 @@ func (b blockBot) Respond(ctx context.Context, _ tandem.Turn) (tandem.Reply, err
 // dropped: stored and acknowledged, never answered or escalated).
 func TestAdmittedTurnsAreQueued(t *testing.T) {
 	bot := blockBot{release: make(chan struct{})}
-	auth, err := NewAuth([]byte(strings.Repeat("x", 32)), "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := NewChat(ChatConfig{MaxPendingTurns: 2}, ChatDeps{Log: NewMemLog(), Bus: NewLocalBus(), Auth: auth, Sites: StaticSites{}, Bot: bot})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { close(bot.release); _ = c.Shutdown(context.Background()) }()
+	c := turnChat(t, ChatConfig{MaxPendingTurns: 2}, NewMemLog(), bot)
+	defer close(bot.release) // before turnChat's Shutdown: the held turns end
 	job := func(seq int64) turnJob {
 		return turnJob{msg: tandem.Message{ConversationID: "c1", Seq: seq, Text: "hi"}}
 	}
@@ -92,20 +85,12 @@ func (b *orderBot) Respond(ctx context.Context, turn tandem.Turn) (tandem.Reply,
 // conversation state saw the customer's messages swapped).
 func TestTurnsRunInSeqOrder(t *testing.T) {
 	bot := &orderBot{release: make(chan struct{}), done: make(chan struct{}, 8)}
-	auth, err := NewAuth([]byte(strings.Repeat("x", 32)), "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := NewMemLog()
 	ctx := context.Background()
 	if _, err := log.CreateConversation(ctx, tandem.Conversation{ID: "c1", SiteKey: "s"}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewChat(ChatConfig{}, ChatDeps{Log: log, Bus: NewLocalBus(), Auth: auth, Sites: StaticSites{}, Bot: bot})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = c.Shutdown(context.Background()) }()
+	c := turnChat(t, ChatConfig{}, log, bot)
 	var msgs []tandem.Message
 	for _, text := range []string{"one", "two", "three"} {
 		m, _, err := log.Append(ctx, tandem.Message{ConversationID: "c1", Author: tandem.AuthorCustomer, Text: text})
@@ -148,20 +133,12 @@ func (panicBot) Respond(_ context.Context, turn tandem.Turn) (tandem.Reply, erro
 // fallback (as for a bot error) and the node keeps serving; the panic used
 // to end the process, dropping every connection on the node.
 func TestBotPanicIsATurnFailure(t *testing.T) {
-	auth, err := NewAuth([]byte(strings.Repeat("x", 32)), "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := NewMemLog()
 	ctx := context.Background()
 	if _, err := log.CreateConversation(ctx, tandem.Conversation{ID: "c1", SiteKey: "s"}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewChat(ChatConfig{}, ChatDeps{Log: log, Bus: NewLocalBus(), Auth: auth, Sites: StaticSites{}, Bot: panicBot{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = c.Shutdown(context.Background()) }()
+	c := turnChat(t, ChatConfig{}, log, panicBot{})
 	for _, text := range []string{"boom", "still there?"} {
 		m, _, err := log.Append(ctx, tandem.Message{ConversationID: "c1", Author: tandem.AuthorCustomer, Text: text})
 		if err != nil {
@@ -210,20 +187,12 @@ func (l *blinkLog) Conversation(ctx context.Context, id string) (tandem.Conversa
 // turn used to end there, and the stored, acknowledged message was never
 // answered (its resend is a duplicate, which is not answered again).
 func TestTurnSurvivesStoreBlip(t *testing.T) {
-	auth, err := NewAuth([]byte(strings.Repeat("x", 32)), "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := &blinkLog{MemLog: NewMemLog()}
 	ctx := context.Background()
 	if _, err := log.CreateConversation(ctx, tandem.Conversation{ID: "c1", SiteKey: "s"}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewChat(ChatConfig{}, ChatDeps{Log: log, Bus: NewLocalBus(), Auth: auth, Sites: StaticSites{}, Bot: panicBot{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = c.Shutdown(context.Background()) }()
+	c := turnChat(t, ChatConfig{}, log, panicBot{})
 	m, _, err := log.Append(ctx, tandem.Message{ConversationID: "c1", Author: tandem.AuthorCustomer, Text: "hi"})
 	if err != nil {
 		t.Fatal(err)
@@ -232,13 +201,7 @@ func TestTurnSurvivesStoreBlip(t *testing.T) {
 	if err := c.turns.submit(turnJob{msg: m}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second) // a hang guard
-	for c.PendingTurns() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the turn did not end")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	awaitTurns(t, c)
 	msgs, err := log.Messages(ctx, "c1", 0, 10)
 	if err != nil {
 		t.Fatal(err)
@@ -273,20 +236,12 @@ func (b armingBot) Respond(_ context.Context, turn tandem.Turn) (tandem.Reply, e
 // database blip) does not lose the answer: the append is idempotent
 // (bot:<seq>) and is tried again; the answer used to be dropped.
 func TestReplySurvivesStoreBlip(t *testing.T) {
-	auth, err := NewAuth([]byte(strings.Repeat("x", 32)), "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := &blinkAppendLog{MemLog: NewMemLog()}
 	ctx := context.Background()
 	if _, err := log.CreateConversation(ctx, tandem.Conversation{ID: "c1", SiteKey: "s"}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewChat(ChatConfig{}, ChatDeps{Log: log, Bus: NewLocalBus(), Auth: auth, Sites: StaticSites{}, Bot: armingBot{log: log}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = c.Shutdown(context.Background()) }()
+	c := turnChat(t, ChatConfig{}, log, armingBot{log: log})
 	m, _, err := log.Append(ctx, tandem.Message{ConversationID: "c1", Author: tandem.AuthorCustomer, Text: "hi"})
 	if err != nil {
 		t.Fatal(err)
@@ -294,18 +249,39 @@ func TestReplySurvivesStoreBlip(t *testing.T) {
 	if err := c.turns.submit(turnJob{msg: m}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second) // a hang guard
-	for c.PendingTurns() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the turn did not end")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	awaitTurns(t, c)
 	msgs, err := log.Messages(ctx, "c1", 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(msgs) != 2 || msgs[1].Text != "echo: hi" {
 		t.Fatalf("log after a blip storing the answer: %+v", msgs)
+	}
+}
+
+// turnChat is a Chat over log and bot with cfg, shut down when the test ends.
+func turnChat(t *testing.T, cfg ChatConfig, log ConvLog, bot Bot) *Chat {
+	t.Helper()
+	auth, err := NewAuth([]byte(strings.Repeat("x", 32)), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewChat(cfg, ChatDeps{Log: log, Bus: NewLocalBus(), Auth: auth, Sites: StaticSites{}, Bot: bot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Shutdown(context.Background()) })
+	return c
+}
+
+// awaitTurns waits until c has no bot turn pending (with a hang guard).
+func awaitTurns(t *testing.T, c *Chat) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.PendingTurns() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the turn did not end")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
