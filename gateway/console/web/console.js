@@ -633,7 +633,22 @@
       if (offers.length) { e.preventDefault(); accept(offers[0]); }
     }
   });
-  window.addEventListener("online", function () { if (!ws && token) { attempt = 0; connect(); } });
+  // Back online (a laptop waking up, another network): reconnect at once;
+  // a socket still open may have died with the old link, unnoticed (the
+  // watchdog would take two heartbeats): a ping checks it, and without an
+  // answer within ONLINE_CHECK_MS it is given up (as the widget does).
+  var ONLINE_CHECK_MS = 5000;
+  window.addEventListener("online", function () {
+    if (!token) { return; }
+    attempt = 0;
+    if (!ws) { connect(); return; }
+    if (!welcomed) { return; }
+    var sock = ws, since = Date.now();
+    send({ type: "ping" }, true);
+    setTimeout(function () {
+      if (ws === sock && lastFrame < since) { try { sock.close(); } catch (e) { /* ignore */ } closed(sock, 1006, ""); }
+    }, ONLINE_CHECK_MS);
+  });
   window.__tandemConsole = {
     state: function () { return JSON.parse(JSON.stringify({ me: me, tickets: tickets, selected: selected, queue: queue, agents: agents })); },
     connected: function () { return !!(ws && ws.readyState === 1 && me); },
