@@ -22,7 +22,7 @@
   var pending = {};        // ref -> callback(frame)
   var pendingMsgs = {};    // client id -> element of an unacknowledged reply
   var outbox = [];         // unacknowledged replies {client_id, conversation_id, text}, resent after reconnects
-  var welcomed = false, lastFrame = 0;
+  var welcomed = false, lastFrame = 0, connSerial = 0;
   var STABLE_MS = 10000, stableTimer = null; // the backoff starts over once a connection stayed up this long
   var refSeq = 0;
   var typingSent = 0, typingOffTimer = null;
@@ -123,7 +123,7 @@
     var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/console/ws";
     var sock = new WebSocket(url, "tandem.v1");
     var old = ws;
-    ws = sock; welcomed = false;
+    ws = sock; welcomed = false; connSerial++;
     if (old) { old.onclose = null; try { old.close(); } catch (e) { /* already closed */ } }
     sock.onopen = function () {
       if (ws !== sock) { return; }
@@ -274,14 +274,18 @@
     if (item) {
       if ((f.code === "overloaded" || f.code === "unavailable" || f.code === "internal") && !item.failed) {
         // Transient: resend with the same client id (the server
-        // deduplicates) once it has had a moment.
-        setTimeout(function () { if (outboxItem(item.client_id) === item && !item.failed) { send(replyFrame(item), true); } }, f.retry_after_ms || 2000);
+        // deduplicates) once it has had a moment; the replies behind it
+        // wait (flushReplies).
+        var delay = f.retry_after_ms || 2000;
+        item.sentOn = -1; item.retryAt = Date.now() + delay;
+        setTimeout(flushReplies, delay + 50);
       } else {
         item.failed = f.message || f.code || "not sent";
         renderPendingReply(item);
         // The text goes back to the composer, if it is free, to edit or resend.
         var input = $("composer-input");
         if (item.conversation_id === selected && !input.value) { input.value = item.text; }
+        flushReplies();
       }
     }
     toast(f.message || f.code);
@@ -295,6 +299,7 @@
     outbox = outbox.filter(function (x) { return x.client_id !== clientID; });
     var p = pendingMsgs[clientID];
     if (p) { if (p.parentNode) { p.parentNode.removeChild(p); } delete pendingMsgs[clientID]; }
+    flushReplies();
   }
 
   // ---- rendering -------------------------------------------------------------
@@ -581,7 +586,8 @@
   });
 
   // Replies stay in the outbox until acknowledged (or seen in the
-  // transcript) and are resent after a reconnect under the same client id:
+  // transcript) and are sent, and resent after a reconnect, one at a time
+  // in order under the same client id:
   // the server stores a client id once, so a reply whose ack was lost is
   // not posted twice.
   function replyFrame(item) { return { type: "message", conversation_id: item.conversation_id, client_id: item.client_id, text: item.text }; }
@@ -596,14 +602,27 @@
     $("chat-log").scrollTop = $("chat-log").scrollHeight;
     input.value = "";
     clearTimeout(typingOffTimer); typingSent = 0;
-    if (welcomed && send(replyFrame(item), true)) {
+    if (welcomed) {
       send({ type: "typing", conversation_id: selected, on: false }, true);
+      flushReplies();
     } else {
       toast("Not connected; the reply will be sent when the connection is back.");
     }
   }
+  // flushReplies sends the outbox in order, one reply at a time: the next
+  // goes once the previous one is acknowledged (or refused for good), so a
+  // reply resent after a transient error (internal, overloaded) is never
+  // overtaken by one written after it: the log keeps the agent's order.
   function flushReplies() {
-    outbox.forEach(function (item) { if (!item.failed) { send(replyFrame(item), true); } });
+    if (!welcomed) { return; }
+    for (var i = 0; i < outbox.length; i++) {
+      var item = outbox[i];
+      if (item.failed) { continue; }
+      if (item.sentOn === connSerial) { return; } // waiting for its answer
+      if (item.retryAt > Date.now()) { return; }
+      if (send(replyFrame(item), true)) { item.sentOn = connSerial; }
+      return;
+    }
   }
   // renderPendingReply shows (or updates) the bubble of an outbox reply in
   // the open conversation: "sending", or "not sent" with the reason.
