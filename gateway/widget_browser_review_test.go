@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -610,89 +609,6 @@ func TestBrowserWidgetLoggedBeforeAckShownOnce(t *testing.T) {
 	}
 }
 
-// holeProxy is a TCP proxy whose current connections can be turned into
-// black holes (bytes are read and dropped, nothing is closed), as a dead
-// link or a stalled middlebox looks to a browser. New connections work.
-type holeProxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []*holeConn
-	total atomic.Int64
-}
-
-type holeConn struct {
-	drop atomic.Bool
-	a, b net.Conn
-}
-
-func newHoleProxy(t *testing.T, target string) *holeProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &holeProxy{ln: ln}
-	go func() {
-		for {
-			a, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b, err := net.Dial("tcp", target)
-			if err != nil {
-				a.Close()
-				continue
-			}
-			c := &holeConn{a: a, b: b}
-			p.mu.Lock()
-			p.conns = append(p.conns, c)
-			p.mu.Unlock()
-			p.total.Add(1)
-			go holePump(b, a, &c.drop)
-			go holePump(a, b, &c.drop)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, c := range p.conns {
-			c.a.Close()
-			c.b.Close()
-		}
-	})
-	return p
-}
-
-func holePump(dst, src net.Conn, drop *atomic.Bool) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 && !drop.Load() {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				break
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
-	if !drop.Load() {
-		dst.Close()
-	}
-}
-
-func (p *holeProxy) URL() string { return "http://" + p.ln.Addr().String() }
-
-// blackhole silences every current connection, both ways.
-func (p *holeProxy) blackhole() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.drop.Store(true)
-	}
-}
-
 // A link that dies silently (no close ever comes) is given up by the
 // heartbeat watchdog, and the widget reconnects at once: it does not wait
 // for the browser's close handshake on the dead socket (a minute in
@@ -700,17 +616,17 @@ func (p *holeProxy) blackhole() {
 // delivered.
 func TestBrowserWidgetDeadLinkReconnects(t *testing.T) {
 	ts := startServer(t, serverOpts{cfg: gateway.ChatConfig{PingInterval: 500 * time.Millisecond}})
-	p := newHoleProxy(t, strings.TrimPrefix(ts.URL, "http://"))
+	p := browsertest.NewHoleProxy(t, ts.URL)
 	ctx := browsertest.Start(t, 1200, 900)
 	browsertest.Do(t, ctx, chromedp.Navigate(p.URL()+"/"))
 	waitFor(t, ctx, "the widget to connect", statusOnline)
-	conns := p.total.Load()
-	p.blackhole()
+	conns := p.Connections()
+	p.Blackhole(true)
 	sendFromWidget(t, ctx, "on a dead link")
 	// The watchdog fires after two silent heartbeats (+5 s); the hang
 	// guard (45 s) is well below Chromium's close-handshake timeout.
 	waitFor(t, ctx, "the answer over a new connection", `document.getElementById("tandem-log").textContent.includes("echo: on a dead link") && `+noPendingLeft)
-	if p.total.Load() == conns {
+	if p.Connections() == conns {
 		t.Fatal("the widget did not open a new connection")
 	}
 	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
@@ -970,29 +886,29 @@ func TestBrowserWidgetOversizedFrameNotQueued(t *testing.T) {
 // rather than after its watchdog's two silent heartbeats (here minutes).
 func TestBrowserWidgetOnlineChecksTheLink(t *testing.T) {
 	ts := startServer(t, serverOpts{cfg: gateway.ChatConfig{PingInterval: 10 * time.Minute, PongWait: 20 * time.Minute}})
-	p := newHoleProxy(t, strings.TrimPrefix(ts.URL, "http://"))
+	p := browsertest.NewHoleProxy(t, ts.URL)
 	ctx := browsertest.Start(t, 1200, 900)
 	browsertest.Do(t, ctx, chromedp.Navigate(p.URL()+"/"))
 	waitFor(t, ctx, "the widget to connect", statusOnline)
 
 	t.Run("a live link is kept", func(t *testing.T) {
-		conns := p.total.Load()
+		conns := p.Connections()
 		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.dispatchEvent(new Event("online"))`))
 		sendFromWidget(t, ctx, "still here")
 		waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: still here") && `+noPendingLeft)
 		time.Sleep(6 * time.Second) // past the check's wait
-		if n := p.total.Load(); n != conns {
+		if n := p.Connections(); n != conns {
 			t.Fatalf("%d new connections after an online event on a live link, want none", n-conns)
 		}
 	})
 
 	t.Run("a dead link is replaced", func(t *testing.T) {
-		conns := p.total.Load()
-		p.blackhole()
+		conns := p.Connections()
+		p.Blackhole(true)
 		sendFromWidget(t, ctx, "after waking up")
 		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.dispatchEvent(new Event("online"))`))
 		waitFor(t, ctx, "the answer over a new connection", `document.getElementById("tandem-log").textContent.includes("echo: after waking up") && `+noPendingLeft)
-		if p.total.Load() == conns {
+		if p.Connections() == conns {
 			t.Fatal("the widget did not open a new connection")
 		}
 	})
