@@ -35,6 +35,7 @@
   // later (while it is not the one shown).
   var MAX_MESSAGES = 500, FORGET_MS = 10 * 60 * 1000;
   var forgetTimers = {};   // conversation id -> timer forgetting it
+  var readUpTo = {};       // conversation id -> the customer read everything up to this seq (kept across reconnects: read frames are not replayed)
 
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
@@ -61,7 +62,7 @@
     forgetTimers[convId] = setTimeout(function forget() {
       if (ticketOf(convId) || convId === selected) { forgetTimers[convId] = setTimeout(forget, FORGET_MS); return; }
       delete forgetTimers[convId];
-      delete convs[convId]; delete closedNote[convId];
+      delete convs[convId]; delete closedNote[convId]; delete readUpTo[convId];
       clearTimeout(typingShowTimers[convId]); delete typingShowTimers[convId];
     }, FORGET_MS);
   }
@@ -109,7 +110,7 @@
     token = ""; sessionStorage.removeItem(TOKEN_KEY);
     if (ws) { var w = ws; ws = null; w.onclose = null; w.close(1000); }
     clearTimeout(reconnectTimer); clearInterval(pingTimer);
-    me = null; tickets = {}; convs = {}; selected = ""; queue = []; agents = []; outbox = []; pendingMsgs = {}; welcomed = false;
+    me = null; tickets = {}; convs = {}; readUpTo = {}; selected = ""; queue = []; agents = []; outbox = []; pendingMsgs = {}; welcomed = false;
     $("app").hidden = true; $("me").hidden = true; $("login").hidden = false;
     $("conn-status").textContent = msg || "Signed out";
     $("login-email").focus();
@@ -171,6 +172,14 @@
     case "message": onMessage(f.conversation_id, f.message); break;
     case "typing":
       if (f.author !== "agent" || (me && f.name !== me.display_name)) { showTyping(f.conversation_id, f.on ? (f.name || label(f.author)) + " is typing…" : ""); }
+      break;
+    case "read":
+      // The customer read everything up to seq: the agent's latest reply
+      // so far is marked "Read".
+      if (f.author === "customer" && f.conversation_id && f.seq > (readUpTo[f.conversation_id] || 0)) {
+        readUpTo[f.conversation_id] = f.seq;
+        if (f.conversation_id === selected) { renderRead(); }
+      }
       break;
     case "handoff":
       break; // the customer's view; ticket frames carry the agent's
@@ -447,6 +456,7 @@
     c.seqs.forEach(function (s) { log.appendChild(messageNode(c.messages[s])); });
     pendingMsgs = {};
     outbox.forEach(function (item) { if (item.conversation_id === selected) { renderPendingReply(item); } });
+    renderRead();
     log.scrollTop = keep >= 0 ? keep : log.scrollHeight;
     $("typing").textContent = c.typing || "";
     renderSummary(t);
@@ -472,7 +482,17 @@
     Array.prototype.forEach.call(shown, function (x) { if (!after && +x.getAttribute("data-seq") > m.seq) { after = x; } });
     log.insertBefore(node, after || log.querySelector(".msg.pending"));
     for (var i = 0; i <= shown.length - MAX_MESSAGES; i++) { log.removeChild(shown[i]); }
+    if (m.author === "agent" && m.seq <= (readUpTo[selected] || 0)) { renderRead(); }
     if (follow || own) { log.scrollTop = log.scrollHeight; }
+  }
+
+  // renderRead marks the agent's latest reply the customer has read.
+  function renderRead() {
+    var log = $("chat-log");
+    var upTo = readUpTo[selected] || 0, last = null;
+    Array.prototype.forEach.call(log.querySelectorAll(".read-mark"), function (x) { x.parentNode.removeChild(x); });
+    Array.prototype.forEach.call(log.querySelectorAll('.msg[data-author="agent"][data-seq]'), function (x) { if (+x.getAttribute("data-seq") <= upTo) { last = x; } });
+    if (last) { last.appendChild(el("span", { "class": "read-mark" }, "Read")); }
   }
 
   function renderTimer() {
