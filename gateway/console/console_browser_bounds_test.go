@@ -3,7 +3,6 @@ package console_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -35,7 +34,7 @@ const atBottom = `(l => l.scrollHeight - l.scrollTop - l.clientHeight < 4)(docum
 // always bring them down.
 func TestBrowserConsoleScrollFollowsOnlyAtBottom(t *testing.T) {
 	e, _ := newQuickNode(t)
-	p := newHoleProxy(t, strings.TrimPrefix(e.URL, "http://"))
+	p := browsertest.NewHoleProxy(t, e.URL)
 	ctx, _, conv := startConsoleChat(t, e, p, "Ann")
 
 	postCustomer(t, e, conv, 1, 60)
@@ -64,7 +63,7 @@ func TestBrowserConsoleScrollFollowsOnlyAtBottom(t *testing.T) {
 // A long conversation renders and keeps only its latest 500 messages.
 func TestBrowserConsoleTranscriptBounded(t *testing.T) {
 	e, _ := newQuickNode(t)
-	p := newHoleProxy(t, strings.TrimPrefix(e.URL, "http://"))
+	p := browsertest.NewHoleProxy(t, e.URL)
 	ctx, _, conv := startConsoleChat(t, e, p, "Ann")
 
 	postCustomer(t, e, conv, 1, 560)
@@ -85,7 +84,7 @@ func TestBrowserConsoleTranscriptBounded(t *testing.T) {
 // agent's own conversations are kept.
 func TestBrowserConsoleForgetsClosedConversations(t *testing.T) {
 	e, _ := newQuickNode(t)
-	p := newHoleProxy(t, strings.TrimPrefix(e.URL, "http://"))
+	p := browsertest.NewHoleProxy(t, e.URL)
 	ctx, _, convA := startConsoleChat(t, e, p, "Ann")
 	_, convB := offerAndAccept(t, e, ctx)
 	// "A while" (minutes) passes at once: long timers fire after 20 ms.

@@ -1,7 +1,6 @@
 package console_test
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -17,14 +16,14 @@ import (
 // here, so only the online check can find the dead link.
 func TestBrowserConsoleOnlineChecksDeadSocket(t *testing.T) {
 	e := newNode(t, nodeOpts{heartbeatTimeout: 30 * time.Minute})
-	p := newHoleProxy(t, strings.TrimPrefix(e.URL, "http://"))
+	p := browsertest.NewHoleProxy(t, e.URL)
 	ctx, cust, _ := startConsoleChat(t, e, p, "Ann")
 
-	conns := p.total.Load()
-	p.blackhole(true)
+	conns := p.Connections()
+	p.Blackhole(true)
 	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.dispatchEvent(new Event("online"))`))
 	typeReply(t, ctx, "back from sleep")
-	for deadline := time.Now().Add(45 * time.Second); p.total.Load() == conns; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(45 * time.Second); p.Connections() == conns; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) { // a hang guard
 			t.Fatal("the console kept its dead socket after the online event")
 		}

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/gateway"
+	"github.com/tandem-chat/tandem/internal/browsertest"
 )
 
 // failOnceLog fails the first append of a message with text failText (an
@@ -34,7 +34,7 @@ func (l *failOnceLog) Append(ctx context.Context, m tandem.Message) (tandem.Mess
 func TestBrowserConsoleRepliesStayInOrder(t *testing.T) {
 	convLog := &failOnceLog{ConvLog: gateway.NewMemLog(), failText: "first reply"}
 	e := newNode(t, nodeOpts{log: convLog, heartbeatTimeout: 1500 * time.Millisecond})
-	p := newHoleProxy(t, strings.TrimPrefix(e.URL, "http://"))
+	p := browsertest.NewHoleProxy(t, e.URL)
 	ctx, cust, conv := startConsoleChat(t, e, p, "Ann")
 
 	typeReply(t, ctx, "first reply")

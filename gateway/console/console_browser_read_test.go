@@ -1,17 +1,17 @@
 package console_test
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/internal/browsertest"
 )
 
 // The customer's read receipts reach the agent: their latest reply the
 // customer has read is marked "Read" (one mark, moving down as they read).
 func TestBrowserConsoleShowsCustomerRead(t *testing.T) {
 	e, _ := newQuickNode(t)
-	p := newHoleProxy(t, strings.TrimPrefix(e.URL, "http://"))
+	p := browsertest.NewHoleProxy(t, e.URL)
 	ctx, cust, _ := startConsoleChat(t, e, p, "Ann")
 	marks := `Array.from(document.querySelectorAll("#chat-log .msg")).filter(e => Array.from(e.children).some(c => c.textContent === "Read")).map(e => e.querySelector(".text").textContent).join("|")`
 	reply := func(text string) int64 {

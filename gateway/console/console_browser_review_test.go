@@ -3,10 +3,7 @@ package console_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,94 +13,6 @@ import (
 	"github.com/tandem-chat/tandem/gateway"
 	"github.com/tandem-chat/tandem/internal/browsertest"
 )
-
-// holeProxy is a TCP proxy whose current connections can be turned into
-// black holes (bytes are read and dropped, nothing is closed), as a dead
-// link or a stalled middlebox looks to a browser. New connections work.
-type holeProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []*holeConn
-	total  atomic.Int64
-}
-
-type holeConn struct {
-	up, down atomic.Bool // drop browser->server, server->browser
-	a, b     net.Conn
-}
-
-func newHoleProxy(t *testing.T, target string) *holeProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &holeProxy{ln: ln, target: target}
-	go func() {
-		for {
-			a, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b, err := net.Dial("tcp", target)
-			if err != nil {
-				a.Close()
-				continue
-			}
-			c := &holeConn{a: a, b: b}
-			p.mu.Lock()
-			p.conns = append(p.conns, c)
-			p.mu.Unlock()
-			p.total.Add(1)
-			go pump(b, a, &c.up)
-			go pump(a, b, &c.down)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, c := range p.conns {
-			c.a.Close()
-			c.b.Close()
-		}
-	})
-	return p
-}
-
-func pump(dst, src net.Conn, drop *atomic.Bool) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 && !drop.Load() {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				break
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
-	if !drop.Load() {
-		dst.Close()
-	}
-}
-
-func (p *holeProxy) URL() string { return "http://" + p.ln.Addr().String() }
-
-// blackhole silences every current connection: both directions, or only
-// the server's replies.
-func (p *holeProxy) blackhole(upToo bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.down.Store(true)
-		if upToo {
-			c.up.Store(true)
-		}
-	}
-}
 
 // newQuickNode is newNode with a short console heartbeat (500 ms), so the
 // console's dead-link watchdog fires within seconds; it also returns the
@@ -140,7 +49,7 @@ func waitFrame(t *testing.T, c *client, what string, ok func(frame) bool) {
 
 // startConsoleChat signs an agent into the console page (through proxy
 // p) and gives them an assigned conversation with a customer.
-func startConsoleChat(t *testing.T, e *env, p *holeProxy, name string) (context.Context, *client, string) {
+func startConsoleChat(t *testing.T, e *env, p *browsertest.HoleProxy, name string) (context.Context, *client, string) {
 	t.Helper()
 	_, tok := e.agent(strings.ToLower(name)+"@example.com", name, nil)
 	ctx := browsertest.Start(t, 1280, 900)
@@ -191,22 +100,22 @@ func agentTexts(t *testing.T, log gateway.ConvLog, conv string) []string {
 // is not posted twice.
 func TestBrowserConsoleDeadLinkKeepsReplies(t *testing.T) {
 	e, convLog := newQuickNode(t)
-	p := newHoleProxy(t, strings.TrimPrefix(e.URL, "http://"))
+	p := browsertest.NewHoleProxy(t, e.URL)
 	ctx, cust, conv := startConsoleChat(t, e, p, "Ann")
 
 	t.Run("a reply written on a dead link is delivered after the reconnect", func(t *testing.T) {
-		conns := p.total.Load()
-		p.blackhole(true)
+		conns := p.Connections()
+		p.Blackhole(true)
 		typeReply(t, ctx, "first reply")
 		waitFrame(t, cust, "the first reply", messageFrom(tandem.AuthorAgent, "first reply"))
 		poll(t, ctx, "the reply acknowledged in the console", consoleShows("first reply")+` && window.__tandemConsole.connected()`)
-		if p.total.Load() == conns {
+		if p.Connections() == conns {
 			t.Fatal("the console did not open a new connection")
 		}
 	})
 
 	t.Run("a reply whose ack was lost is not posted twice", func(t *testing.T) {
-		p.blackhole(false) // the server gets the reply; its answers are lost
+		p.Blackhole(false) // the server gets the reply; its answers are lost
 		typeReply(t, ctx, "second reply")
 		waitFrame(t, cust, "the second reply", messageFrom(tandem.AuthorAgent, "second reply"))
 		poll(t, ctx, "the reply acknowledged in the console", consoleShows("second reply")+` && window.__tandemConsole.connected()`)
@@ -240,7 +149,7 @@ func selectConv(t *testing.T, ctx context.Context, conv string) {
 // typing of one customer does not keep another's line on for good.
 func TestBrowserConsoleTypingPerConversation(t *testing.T) {
 	e, _ := newQuickNode(t)
-	p := newHoleProxy(t, strings.TrimPrefix(e.URL, "http://"))
+	p := browsertest.NewHoleProxy(t, e.URL)
 	ctx, custA, convA := startConsoleChat(t, e, p, "Ann")
 	custB, convB := offerAndAccept(t, e, ctx)
 	const typing = `document.getElementById("typing").textContent`
@@ -264,7 +173,7 @@ func TestBrowserConsoleTypingPerConversation(t *testing.T) {
 // transcript and in the composer; left-to-right text stays so.
 func TestBrowserConsoleTextDirection(t *testing.T) {
 	e, _ := newQuickNode(t)
-	p := newHoleProxy(t, strings.TrimPrefix(e.URL, "http://"))
+	p := browsertest.NewHoleProxy(t, e.URL)
 	ctx, cust, _ := startConsoleChat(t, e, p, "Ann")
 	rtl := func(sel string) string {
 		return fmt.Sprintf(`Array.from(document.querySelectorAll(%q)).map(e => e.matches(":dir(rtl)") ? "rtl" : "ltr").join(",")`, sel)
