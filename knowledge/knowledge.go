@@ -24,6 +24,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -31,6 +32,11 @@ import (
 
 	"github.com/tandem-chat/tandem"
 )
+
+// ErrUnknownEncoder is the cause (errors.Is) of a store's refusal (EINVALID)
+// of vectors from an encoder it has not registered: in a rolling deploy,
+// another node activated a new encoder and dropped this node's.
+var ErrUnknownEncoder = errors.New("unknown encoder")
 
 // Retriever names used in tandem.Hit.Retrievers.
 const (

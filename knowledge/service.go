@@ -406,13 +406,13 @@ func (s *Service) Create(ctx context.Context, actor string, f tandem.FAQ) (tande
 }
 
 // storeVectorsOrNot runs write with embs and, if the store refuses them
-// (EINVALID: in a rolling deploy another node activated a new encoder and
-// dropped the vectors of this node's), once more without vectors, as when
+// (ErrUnknownEncoder: in a rolling deploy another node activated a new
+// encoder and dropped the vectors of this node's), once more without vectors, as when
 // the encoder fails: the text is stored and the background job fills in
 // what it can. It returns the vectors stored.
 func (s *Service) storeVectorsOrNot(ctx context.Context, embs []Embedding, write func([]Embedding) error) ([]Embedding, error) {
 	err := write(embs)
-	if err == nil || len(embs) == 0 || tandem.ErrorCode(err) != tandem.EINVALID {
+	if err == nil || len(embs) == 0 || !errors.Is(err, ErrUnknownEncoder) {
 		return embs, err
 	}
 	s.log.WarnContext(ctx, "knowledge: the store refused the vectors; stored without them", "err", err)
@@ -770,7 +770,7 @@ func (s *Service) importWrites(ctx context.Context, writes []Write, opts ImportO
 			writes[i].Embeddings = embs[j]
 		}
 		outs, err = s.store.Import(ctx, writes, false)
-		if err != nil && tandem.ErrorCode(err) == tandem.EINVALID && len(need) > 0 && !missing {
+		if errors.Is(err, ErrUnknownEncoder) && len(need) > 0 && !missing {
 			// The store refused the vectors (see storeVectorsOrNot).
 			s.log.WarnContext(ctx, "knowledge: the store refused the vectors; importing without them", "err", err)
 			for i := range writes {

@@ -159,7 +159,7 @@ func (s *Store) checkEmbeddings(f tandem.FAQ, embs []knowledge.Embedding) error 
 	for _, e := range embs {
 		m, ok := s.models[e.Model]
 		if !ok {
-			return tandem.Errorf(tandem.EINVALID, "encoder %q is not registered", e.Model)
+			return tandem.WrapError(tandem.EINVALID, knowledge.ErrUnknownEncoder, "encoder %q is not registered", e.Model)
 		}
 		if len(e.Vectors) != n {
 			return tandem.Errorf(tandem.EINVALID, "%d vectors for %d phrasings", len(e.Vectors), n)

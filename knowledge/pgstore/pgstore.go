@@ -413,7 +413,7 @@ func (w *txw) dim(ctx context.Context, model string) (int, error) {
 	}
 	d, ok := w.models[model]
 	if !ok {
-		return 0, tandem.Errorf(tandem.EINVALID, "encoder %q is not registered", model)
+		return 0, tandem.WrapError(tandem.EINVALID, knowledge.ErrUnknownEncoder, "encoder %q is not registered", model)
 	}
 	return d, nil
 }
