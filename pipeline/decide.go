@@ -55,18 +55,16 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 	// answer. It depends on the conversation, so it is never cached.
 	if pending := st.PendingSlotIntent; pending != "" && !picked && (!confident || intent.Name == pending) {
 		if resp, ok := pol.Responses[pending]; ok {
-			text, _, missing := fillSlots(resp, nlu.Entities, st.Slots)
-			if missing == "" {
+			// All values given, or one given and another still needed
+			// (then asked for).
+			if text, _, missing := fillSlots(resp, nlu.Entities, st.Slots); missing == "" || fillsAny(resp, nlu.Entities) {
 				nlu.Intent = tandem.IntentScore{Name: pending, Confidence: 1}
 				nlu.OutOfScope = false
-				return tandem.Reply{Kind: tandem.ReplyAnswer, Text: text}, false, nil
-			}
-			if fillsAny(resp, nlu.Entities) { // one value given, another still needed: ask for it
-				nlu.Intent = tandem.IntentScore{Name: pending, Confidence: 1}
-				nlu.OutOfScope = false
+				if missing == "" {
+					return tandem.Reply{Kind: tandem.ReplyAnswer, Text: text}, false, nil
+				}
 				t.askedSlotFor = pending
-				ask := strings.ReplaceAll(pol.Messages.AskSlot, "{slot}", strings.ReplaceAll(missing, "_", " "))
-				return tandem.Reply{Kind: tandem.ReplyClarify, Text: ask}, false, nil
+				return askSlot(&pol, missing), false, nil
 			}
 		}
 	}
@@ -148,9 +146,8 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 			if missing != "" {
 				// Never show a raw "{order_id}": ask for it. The answer
 				// comes when the customer gives it (a slot is remembered).
-				ask := strings.ReplaceAll(pol.Messages.AskSlot, "{slot}", strings.ReplaceAll(missing, "_", " "))
 				t.askedSlotFor = intent.Name
-				return tandem.Reply{Kind: tandem.ReplyClarify, Text: ask}, false, nil
+				return askSlot(&pol, missing), false, nil
 			}
 			// A filled template is this conversation's answer: not cached.
 			return tandem.Reply{Kind: tandem.ReplyAnswer, Text: text}, !templated && !picked && !llmFailed, nil
@@ -395,6 +392,11 @@ func toSources(hits []tandem.Hit) []tandem.Source {
 		out[i] = tandem.Source{FAQID: h.FAQ.ID, Question: h.FAQ.Question, Score: h.Score}
 	}
 	return out
+}
+
+// askSlot is the clarifying question for the missing slot of a response.
+func askSlot(pol *Policy, missing string) tandem.Reply {
+	return tandem.Reply{Kind: tandem.ReplyClarify, Text: strings.ReplaceAll(pol.Messages.AskSlot, "{slot}", strings.ReplaceAll(missing, "_", " "))}
 }
 
 // fillsAny reports whether one of ents fills a placeholder of tmpl.
