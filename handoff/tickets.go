@@ -330,6 +330,19 @@ func (e *Engine) Decline(ctx context.Context, a Actor, ticketID string) (tandem.
 	return out, nil
 }
 
+// claimConflict is the error of agentID's claim of t, which is not queued;
+// raced: it was queued when the claim began and another agent (or routing)
+// took it meanwhile.
+func claimConflict(t tandem.Ticket, agentID string, raced bool) error {
+	switch {
+	case t.AgentID == agentID && Holds(t.State):
+		return tandem.Errorf(tandem.ECONFLICT, "ticket %s is already %s to you", t.ID, t.State)
+	case raced && Holds(t.State):
+		return tandem.Errorf(tandem.ECONFLICT, "ticket %s was just taken by another agent", t.ID)
+	}
+	return tandem.Errorf(tandem.ECONFLICT, "ticket %s is %s, not queued", t.ID, t.State)
+}
+
 // Claim assigns a queued ticket to the actor directly (the queue view's
 // "take"), regardless of skills, language and skips, but within capacity
 // and only while the actor is connected.
@@ -339,10 +352,7 @@ func (e *Engine) Claim(ctx context.Context, a Actor, ticketID string) (tandem.Ti
 		return tandem.Ticket{}, err
 	}
 	if t.State != tandem.TicketQueued {
-		if t.AgentID == a.AgentID && Holds(t.State) {
-			return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "ticket %s is already %s to you", t.ID, t.State)
-		}
-		return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "ticket %s is %s, not queued", t.ID, t.State)
+		return tandem.Ticket{}, claimConflict(t, a.AgentID, false)
 	}
 	now := e.now()
 	out, err := e.store.Apply(ctx, Change{
@@ -354,14 +364,7 @@ func (e *Engine) Claim(ctx context.Context, a Actor, ticketID string) (tandem.Ti
 		// Lost a race (another claim, routing, the customer leaving): say
 		// what happened rather than "reload and retry", which can only fail.
 		if cur, rerr := e.store.Ticket(ctx, ticketID); rerr == nil && cur.State != tandem.TicketQueued {
-			switch {
-			case cur.AgentID == a.AgentID && Holds(cur.State):
-				return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "ticket %s is already %s to you", cur.ID, cur.State)
-			case Holds(cur.State):
-				return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "ticket %s was just taken by another agent", cur.ID)
-			default:
-				return tandem.Ticket{}, tandem.Errorf(tandem.ECONFLICT, "ticket %s is %s, not queued", cur.ID, cur.State)
-			}
+			return tandem.Ticket{}, claimConflict(cur, a.AgentID, true)
 		}
 	}
 	if err != nil {
