@@ -90,14 +90,30 @@ func DecodeStrict(data []byte, v any) error {
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return tandem.Errorf(tandem.EINVALID, "field %q has the wrong type", te.Field)
+		if fe := FieldError(err); fe != nil {
+			return fe
 		}
 		return tandem.Errorf(tandem.EINVALID, "frame is not a JSON object")
 	}
 	if _, err := dec.Token(); err == nil || dec.More() {
 		return tandem.Errorf(tandem.EINVALID, "frame has trailing data")
+	}
+	return nil
+}
+
+// FieldError returns the client-safe error (invalid) naming the field a
+// JSON decoding error is about — a value of the wrong type, or an unknown
+// field (json.Decoder.DisallowUnknownFields) — or nil when it names none.
+func FieldError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return tandem.Errorf(tandem.EINVALID, "field %q has the wrong type", te.Field)
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if len(name) > 66 {
+			name = strings.ToValidUTF8(name[:64], "") + "…"
+		}
+		return tandem.Errorf(tandem.EINVALID, "unknown field %s", name)
 	}
 	return nil
 }

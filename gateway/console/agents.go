@@ -2,7 +2,6 @@ package console
 
 import (
 	"encoding/json"
-	"errors"
 	"io"
 	"math"
 	"net/http"
@@ -98,15 +97,8 @@ func decodeBody(r *http.Request, v any) error {
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return tandem.Errorf(tandem.EINVALID, "field %q has the wrong type", te.Field)
-		}
-		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			if len(name) > 66 {
-				name = strings.ToValidUTF8(name[:64], "") + "…"
-			}
-			return tandem.Errorf(tandem.EINVALID, "unknown field %s", name)
+		if fe := gateway.FieldError(err); fe != nil {
+			return fe
 		}
 		return tandem.Errorf(tandem.EINVALID, "body must be a JSON object with the documented fields")
 	}
