@@ -1220,3 +1220,33 @@ func onlineWidget(t *testing.T, o serverOpts) (*testServer, context.Context) {
 	waitFor(t, ctx, "the widget to connect", statusOnline)
 	return ts, ctx
 }
+
+// On a half-dead link (the widget's frames are lost, the server's still
+// arrive) the online check waits for the answer to its own ping: frames
+// from the customer's other tab coming in meanwhile do not prove the way
+// to the server works, and the message written meanwhile is delivered
+// after the reconnect.
+func TestBrowserWidgetOnlineCheckWantsItsPong(t *testing.T) {
+	ts := startServer(t, serverOpts{cfg: gateway.ChatConfig{PingInterval: time.Hour}})
+	p := browsertest.NewHoleProxy(t, ts.URL)
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(p.URL()+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	sendFromWidget(t, ctx, "first")
+	waitFor(t, ctx, "the first answer", `document.getElementById("tandem-log").textContent.includes("echo: first")`)
+	other := ts.connect(t, browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().token`), 0)
+
+	conns := p.Connections()
+	p.BlackholeUp()
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.dispatchEvent(new Event("online"))`))
+	sendFromWidget(t, ctx, "over a half-dead link")
+	for i, deadline := 0, time.Now().Add(45*time.Second); p.Connections() == conns; i++ {
+		if time.Now().After(deadline) { // a hang guard
+			t.Fatal("the widget kept its half-dead socket after the online event")
+		}
+		// The other tab's messages reach the widget all along.
+		other.send(map[string]any{"type": "message", "client_id": fmt.Sprintf("o%d", i), "text": fmt.Sprintf("other tab %d", i)})
+		time.Sleep(600 * time.Millisecond)
+	}
+	waitFor(t, ctx, "the answer over a new connection", `document.getElementById("tandem-log").textContent.includes("echo: over a half-dead link") && `+noPendingLeft)
+}

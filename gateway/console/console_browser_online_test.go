@@ -31,3 +31,29 @@ func TestBrowserConsoleOnlineChecksDeadSocket(t *testing.T) {
 	waitFrame(t, cust, "the reply", messageFrom(tandem.AuthorAgent, "back from sleep"))
 	poll(t, ctx, "the reply acknowledged in the console", consoleShows("back from sleep")+` && window.__tandemConsole.connected()`)
 }
+
+// On a half-dead link (the console's frames are lost, the server's still
+// arrive) the online check waits for the answer to its own ping: the
+// customer's frames coming in meanwhile do not prove the way to the
+// server works, and the reply written meanwhile is delivered after the
+// reconnect.
+func TestBrowserConsoleOnlineCheckWantsItsPong(t *testing.T) {
+	e := newNode(t, nodeOpts{heartbeatTimeout: 30 * time.Minute})
+	p := browsertest.NewHoleProxy(t, e.URL)
+	ctx, cust, _ := startConsoleChat(t, e, p, "Ann")
+
+	conns := p.Connections()
+	p.BlackholeUp()
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.dispatchEvent(new Event("online"))`))
+	typeReply(t, ctx, "over a half-dead link")
+	on := false
+	for deadline := time.Now().Add(45 * time.Second); p.Connections() == conns; time.Sleep(250 * time.Millisecond) {
+		if time.Now().After(deadline) { // a hang guard
+			t.Fatal("the console kept its half-dead socket after the online event")
+		}
+		on = !on // the customer's typing reaches the console all along
+		cust.send(map[string]any{"type": "typing", "on": on})
+	}
+	waitFrame(t, cust, "the reply", messageFrom(tandem.AuthorAgent, "over a half-dead link"))
+	poll(t, ctx, "the reply acknowledged in the console", consoleShows("over a half-dead link")+` && window.__tandemConsole.connected()`)
+}

@@ -694,6 +694,9 @@
   var closedShown = false; // the status says "Conversation closed"
   function onFrame(f) {
     switch (f.type) {
+    case "pong":
+      if (f.id && f.id.indexOf("online-") === 0) { onlineAnswered = Math.max(onlineAnswered, +f.id.slice(7) || 0); }
+      break;
     case "welcome":
       welcomed = true;
       dropStreams();
@@ -807,16 +810,18 @@
 
   // Back online (a laptop waking up, another network): reconnect at once;
   // a socket still open may have died with the old link, unnoticed: a ping
-  // checks it, and without an answer it is given up.
-  var ONLINE_CHECK_MS = 5000;
+  // checks it, and without its pong it is given up. Only the answer to
+  // this ping counts: other frames may have left the server before the
+  // link changed, or come over a link that only works one way.
+  var ONLINE_CHECK_MS = 5000, onlineProbe = 0, onlineAnswered = 0;
   window.addEventListener("online", function () {
     attempt = 0;
     if (!ws) { scheduleReconnect(100); return; }
     if (!welcomed) { return; }
-    var sock = ws, since = Date.now();
-    send({ type: "ping" });
+    var sock = ws, probe = ++onlineProbe;
+    send({ type: "ping", id: "online-" + probe });
     setTimeout(function () {
-      if (ws === sock && lastFrame < since) { try { sock.close(); } catch (e) { /* ignore */ } closed(sock, 1006); }
+      if (ws === sock && onlineAnswered < probe) { try { sock.close(); } catch (e) { /* ignore */ } closed(sock, 1006); }
     }, ONLINE_CHECK_MS);
   });
 

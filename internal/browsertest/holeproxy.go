@@ -101,3 +101,14 @@ func (p *HoleProxy) Blackhole(upToo bool) {
 		}
 	}
 }
+
+// BlackholeUp silences the browser's frames on every current connection
+// while the server's still arrive: a half-dead link, on which only an
+// answer to the browser's own frame proves the way there works.
+func (p *HoleProxy) BlackholeUp() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.up.Store(true)
+	}
+}

@@ -188,6 +188,9 @@
     case "presence": if (f.agent) { me = f.agent; renderMe(); } break;
     case "suggestions": conv(f.conversation_id).suggestions = f; if (f.conversation_id === selected) { renderSuggestions(); } break;
     case "ack": acked(f.client_id); break;
+    case "pong":
+      if (f.id && f.id.indexOf("online-") === 0) { onlineAnswered = Math.max(onlineAnswered, +f.id.slice(7) || 0); }
+      break;
     case "ok": case "error":
       if (f.type === "error") { onError(f); }
       if (f.ref && pending[f.ref]) { var cb = pending[f.ref]; delete pending[f.ref]; cb(f); }
@@ -676,16 +679,18 @@
   // a socket still open may have died with the old link, unnoticed (the
   // watchdog would take two heartbeats): a ping checks it, and without an
   // answer within ONLINE_CHECK_MS it is given up (as the widget does).
-  var ONLINE_CHECK_MS = 5000;
+  // Only the pong to this ping counts: other frames may have left the
+  // server before the link changed, or come over a one-way link.
+  var ONLINE_CHECK_MS = 5000, onlineProbe = 0, onlineAnswered = 0;
   window.addEventListener("online", function () {
     if (!token) { return; }
     attempt = 0;
     if (!ws) { connect(); return; }
     if (!welcomed) { return; }
-    var sock = ws, since = Date.now();
-    send({ type: "ping" }, true);
+    var sock = ws, probe = ++onlineProbe;
+    send({ type: "ping", id: "online-" + probe }, true);
     setTimeout(function () {
-      if (ws === sock && lastFrame < since) { try { sock.close(); } catch (e) { /* ignore */ } closed(sock, 1006, ""); }
+      if (ws === sock && onlineAnswered < probe) { try { sock.close(); } catch (e) { /* ignore */ } closed(sock, 1006, ""); }
     }, ONLINE_CHECK_MS);
   });
   window.__tandemConsole = {
