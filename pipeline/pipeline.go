@@ -33,6 +33,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -217,6 +219,7 @@ type turnCtx struct {
 	retrieveErr      error
 	sentiment        float64
 	askedSlotFor     string // the intent whose response this turn asked a missing value for
+	lead             int    // code points of white space cut from the front of the text as sent
 }
 
 func (t *turnCtx) reset() {
@@ -265,7 +268,10 @@ func (p *Pipeline) RespondStream(ctx context.Context, turn tandem.Turn, onDelta 
 		return tandem.Reply{}, tandem.Errorf(tandem.EINVALID, "conversation id is required")
 	}
 	text := strings.ToValidUTF8(turn.Text, "\uFFFD")
-	text = strings.TrimSpace(truncateRunes(strings.TrimSpace(text), p.cfg.Policy.MaxTurnRunes))
+	lead := text // the white space before the text, for entity offsets
+	text = strings.TrimLeftFunc(text, unicode.IsSpace)
+	lead = lead[:len(lead)-len(text)]
+	text = strings.TrimSpace(truncateRunes(text, p.cfg.Policy.MaxTurnRunes))
 	if text == "" && !turn.RequestHuman {
 		return tandem.Reply{}, tandem.Errorf(tandem.EINVALID, "message is empty")
 	}
@@ -276,6 +282,7 @@ func (p *Pipeline) RespondStream(ctx context.Context, turn tandem.Turn, onDelta 
 	t := p.acquire()
 	defer p.release(t)
 	t.text = text
+	t.lead = utf8.RuneCountInString(lead)
 	t.norm = normalise(text)
 	t.lang = detectLanguage(text, turn.Locale)
 	t.sentiment = sentiment(t.norm)
@@ -466,6 +473,10 @@ func (p *Pipeline) runStages(ctx context.Context, t *turnCtx, turn tandem.Turn, 
 		p.log.WarnContext(ctx, "pipeline stage failed", "stage", name, "conversation", turn.ConversationID, "err", err)
 	}
 	t.nlu.Entities = mergeEntities(t.modelEnts, t.ruleEnts)
+	for i := range t.nlu.Entities { // offsets index the text as sent
+		t.nlu.Entities[i].Start += t.lead
+		t.nlu.Entities[i].End += t.lead
+	}
 	t.nlu.Language = t.lang
 	t.nlu.Sentiment = t.sentiment
 	return nil

@@ -605,3 +605,25 @@ func TestEmptyPolicyIsTheDefault(t *testing.T) {
 		}
 	}
 }
+
+// Entity offsets index the customer's text as sent (in code points), white
+// space around it included, so a console or API client can mark the span
+// in the stored message.
+func TestEntityOffsetsIndexTheTextAsSent(t *testing.T) {
+	p := newTestPipeline(t, nil)
+	for _, text := range []string{"track ORD-12345", "  \u00a0\t track ORD-12345 \n", "\u3000\u3000track ORD-12345"} {
+		r, err := p.Respond(context.Background(), turn("c-offsets", text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.NLU.Entities) == 0 {
+			t.Fatalf("%q: no entities", text)
+		}
+		runes := []rune(text)
+		for _, e := range r.NLU.Entities {
+			if e.Start < 0 || e.End > len(runes) || e.Start >= e.End || string(runes[e.Start:e.End]) != e.Text {
+				t.Errorf("%q: entity %+v does not index the text as sent", text, e)
+			}
+		}
+	}
+}
