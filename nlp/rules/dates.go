@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 const (
@@ -243,7 +244,7 @@ func (e *Extractor) dates(s string, h *hints, ref time.Time, cs []candidate) []c
 		if m[0] > 0 && (s[m[0]-1] == '/' || s[m[0]-1] == '.' || isDigit(s[m[0]-1])) || m[1] < len(s) && s[m[1]] == '/' {
 			continue
 		}
-		if m[6] < 0 && s[m[2]:m[5]] == "24/7" { // "open 24/7": round the clock, not 24 July
+		if m[6] < 0 && (s[m[2]:m[5]] == "24/7" || fractionOf(s[m[1]:])) { // "open 24/7": round the clock, not 24 July; "3/4 of my order": a share
 			continue
 		}
 		a, b := atoi(s[m[2]:m[3]]), atoi(s[m[4]:m[5]])
@@ -579,4 +580,14 @@ func atClock(day time.Time, h, m, s int) time.Time {
 	}
 	_, before := t.Add(-12 * time.Hour).Zone() // the offset before the gap
 	return time.Date(y, mo, d, h, m, s, 0, time.UTC).Add(-time.Duration(before) * time.Second).In(loc)
+}
+
+// fractionOf reports whether rest (the text after a day/month without a
+// year) goes on with the word "of": "3/4 of my order" is a share of it.
+func fractionOf(rest string) bool {
+	if rest == "" || !unicode.IsSpace(rune(rest[0])) {
+		return false
+	}
+	f := strings.Fields(rest)
+	return len(f) > 0 && strings.EqualFold(f[0], "of")
 }

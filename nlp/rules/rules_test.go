@@ -532,3 +532,10 @@ func TestTonightAtTwelve(t *testing.T) {
 	check(t, Default(), "tonight at 12:30", "datetime:tonight at 12:30=2026-03-05T00:30:00+01:00")
 	check(t, Default(), "tomorrow at 12", "datetime:tomorrow at 12=2026-03-05T12:00:00+01:00")
 }
+
+// TestFractionIsNotADate: "3/4 of my order" is a fraction, not a date.
+func TestFractionIsNotADate(t *testing.T) {
+	check(t, Default(), "only 3/4 of my order arrived")
+	check(t, Default(), "1/2 OF the items are broken")
+	check(t, Default(), "deliver on 3/4 please", "date:3/4=2026-04-03")
+}
