@@ -14,8 +14,10 @@
 //     Myanmar). Combining marks always attach to the preceding token.
 //     Apostrophes, hyphens and other punctuation are separate tokens, so
 //     entity span boundaries fall on token boundaries.
-//   - Token.Norm is NFKC(Token.Text) lower-cased; Token.Text is the original
-//     text of the span (with U+FFFD for invalid bytes).
+//   - Token.Norm is NFKC(Token.Text) lower-cased, with typographic
+//     apostrophes and quotation marks (U+2018, U+2019, U+201B–U+201F) as
+//     the ASCII ones; Token.Text is the original text of the span (with
+//     U+FFFD for invalid bytes).
 //   - The functions are pure and safe for concurrent use; the output for a
 //     given input never changes within a version (features depend on it).
 package text
@@ -160,8 +162,9 @@ func AppendTokens(dst []Token, s string) []Token {
 	return dst
 }
 
-// Normalize returns NFKC(s) lower-cased, with invalid UTF-8 bytes replaced by
-// U+FFFD. ASCII input takes a fast path with no allocation when already lower.
+// Normalize returns NFKC(s) lower-cased, with typographic quotes as ASCII
+// ones and invalid UTF-8 bytes replaced by U+FFFD. ASCII input takes a fast
+// path with no allocation when already lower.
 func Normalize(s string) string {
 	ascii, upper := true, false
 	for i := 0; i < len(s); i++ {
@@ -183,8 +186,13 @@ func Normalize(s string) string {
 	if !utf8.ValidString(s) {
 		s = string([]rune(s))
 	}
-	return strings.ToLower(norm.NFKC.String(s))
+	return quotes.Replace(strings.ToLower(norm.NFKC.String(s)))
 }
+
+// quotes folds the typographic apostrophes and quotation marks that phone
+// keyboards type by default into the ASCII ones the training data uses.
+var quotes = strings.NewReplacer("\u2018", "'", "\u2019", "'", "\u201b", "'",
+	"\u201c", `"`, "\u201d", `"`, "\u201e", `"`, "\u201f", `"`)
 
 // RuneLen returns the number of runes of s, counting each invalid byte as one
 // (the unit of every offset in Tandem).
