@@ -281,9 +281,9 @@ func (p *Pipeline) RespondStream(ctx context.Context, turn tandem.Turn, onDelta 
 
 	t := p.acquire()
 	defer p.release(t)
-	t.text = text
+	t.text = glossEmoji(text)
 	t.lead = utf8.RuneCountInString(lead)
-	t.norm = normalise(text)
+	t.norm = normalise(t.text)
 	t.lang = detectLanguage(text, turn.Locale)
 	t.sentiment = sentiment(t.norm)
 

@@ -627,3 +627,35 @@ func TestEntityOffsetsIndexTheTextAsSent(t *testing.T) {
 		}
 	}
 }
+
+// An emoji-only turn whose meaning is plain (👍 for "ok", 🙏 for "thanks")
+// reaches the models as those words, so "👍🏽" is understood as "ok" is;
+// emoji of no such meaning go through as they are.
+func TestEmojiOnlyTurnsReadAsTheirWords(t *testing.T) {
+	model := testModel()
+	model.rules = append(model.rules, kwRule{kw: "ok", intent: "acknowledge", conf: 0.95}, kwRule{kw: "thanks", intent: "thanks", conf: 0.95})
+	p := newTestPipeline(t, func(c *Config, d *Deps) {
+		d.Intent = model
+		c.Policy.Responses["acknowledge"] = "Great!"
+		c.Policy.Responses["thanks"] = "You're welcome!"
+	})
+	for text, want := range map[string]string{
+		"👍":     "acknowledge",
+		"👍🏽👍🏽!": "acknowledge",
+		" 👌 ":   "acknowledge",
+		"🙏":     "thanks",
+		"❤️":    "thanks",
+		"👍 🙏":   "acknowledge", // "ok thanks": the first rule of the model wins
+		"🦄":     tandem.OutOfScope,
+		"👍🦄":    tandem.OutOfScope, // one emoji of no plain meaning: no guess
+		"ok 👍":  "acknowledge",
+	} {
+		r, err := p.Respond(context.Background(), turn("c-emoji-"+text, text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.NLU.Intent.Name != want {
+			t.Errorf("%q: intent %q (%s), want %q", text, r.NLU.Intent.Name, r.Kind, want)
+		}
+	}
+}

@@ -222,3 +222,39 @@ func sentiment(normText string) float64 {
 	}
 	return max(-1, min(1, score))
 }
+
+// emojiWords are the emoji whose meaning as a whole message is plain: a
+// customer's "👍" after an answer is "ok", not a question the bot failed
+// to understand (which would count towards escalation).
+var emojiWords = map[rune]string{
+	'👍': "ok", '👌': "ok", '🆗': "ok", '✅': "ok", '✔': "ok", '☑': "ok",
+	'🙂': "ok", '😊': "ok", '😀': "ok", '😃': "ok", '😄': "ok", '👏': "ok", '🤝': "ok",
+	'🙏': "thanks", '❤': "thanks", '💙': "thanks", '💚': "thanks", '💛': "thanks",
+	'💜': "thanks", '🧡': "thanks", '🤍': "thanks", '💯': "thanks", '🥰': "thanks", '😍': "thanks",
+}
+
+// glossEmoji returns the words of a message made only of such emoji
+// (skin tones, variation selectors, joiners, white space and punctuation
+// aside): "👍🏽!" reads "ok", "👍 🙏" "ok thanks". Any other text, and a
+// message with any emoji of no plain meaning, is returned as it is.
+func glossEmoji(s string) string {
+	var words []string
+	for _, r := range s {
+		switch {
+		case r >= 0x1F3FB && r <= 0x1F3FF, r == 0xFE0F, r == 0xFE0E, r == 0x200D: // skin tone, variation selectors, ZWJ
+		case unicode.IsSpace(r), unicode.IsPunct(r):
+		default:
+			w, ok := emojiWords[r]
+			if !ok {
+				return s
+			}
+			if len(words) == 0 || words[len(words)-1] != w {
+				words = append(words, w)
+			}
+		}
+	}
+	if len(words) == 0 {
+		return s
+	}
+	return strings.Join(words, " ")
+}

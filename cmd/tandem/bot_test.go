@@ -403,3 +403,24 @@ func TestServedBotAnswersInTheBrowsersLocale(t *testing.T) {
 		}
 	}
 }
+
+// TestRealBotAcknowledgements: "ok", "got it" or a thumbs-up after an
+// answer get a short answer, not "I didn't get that"; several in a row do
+// not pile up into a low-confidence escalation.
+func TestRealBotAcknowledgements(t *testing.T) {
+	b := newTestBot(t, botOptions{})
+	ctx := context.Background()
+	conv := "acks"
+	if _, err := b.Respond(ctx, tandem.Turn{ConversationID: conv, Text: "How long does shipping take?", Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"ok", "👍", "got it", "okay cool", "👍🏽", "alright"} {
+		r, err := b.Respond(ctx, tandem.Turn{ConversationID: conv, Text: text, Time: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind != tandem.ReplyAnswer || r.Escalation != nil || r.NLU.Intent.Name != "acknowledge" {
+			t.Errorf("%q: %s %q (intent %s %.2f), want the acknowledgement", text, r.Kind, r.Text, r.NLU.Intent.Name, r.NLU.Intent.Confidence)
+		}
+	}
+}
