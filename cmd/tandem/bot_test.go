@@ -404,23 +404,32 @@ func TestServedBotAnswersInTheBrowsersLocale(t *testing.T) {
 	}
 }
 
-// TestRealBotAcknowledgements: "ok", "got it" or a thumbs-up after an
-// answer get a short answer, not "I didn't get that"; several in a row do
-// not pile up into a low-confidence escalation.
-func TestRealBotAcknowledgements(t *testing.T) {
+// TestRealBotConversationalTurns: the short turns of a conversation after
+// an answer — "ok" or a thumbs-up, "no", "yes", "that didn't help", "are
+// you a bot?" — get the demo's reply for them, not "I didn't get that"
+// (which counts towards a low-confidence escalation) nor an unrelated
+// answer ("no" used to get how to create an account).
+func TestRealBotConversationalTurns(t *testing.T) {
 	b := newTestBot(t, botOptions{})
 	ctx := context.Background()
-	conv := "acks"
+	conv := "small-talk"
 	if _, err := b.Respond(ctx, tandem.Turn{ConversationID: conv, Text: "How long does shipping take?", Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	for _, text := range []string{"ok", "👍", "got it", "okay cool", "👍🏽", "alright"} {
-		r, err := b.Respond(ctx, tandem.Turn{ConversationID: conv, Text: text, Time: time.Now()})
+	for _, c := range []struct{ text, intent string }{
+		{"ok", "acknowledge"}, {"👍", "acknowledge"}, {"got it", "acknowledge"}, {"okay cool", "acknowledge"},
+		{"👍🏽", "acknowledge"}, {"alright", "acknowledge"},
+		{"no", "deny"}, {"no thanks", "deny"}, {"nope", "deny"},
+		{"yes", "affirm"}, {"yes please", "affirm"},
+		{"that didn't help", "not_helpful"}, {"that's not what I asked", "not_helpful"},
+		{"are you a bot?", "bot_challenge"}, {"am I talking to a robot", "bot_challenge"},
+	} {
+		r, err := b.Respond(ctx, tandem.Turn{ConversationID: conv, Text: c.text, Time: time.Now()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Kind != tandem.ReplyAnswer || r.Escalation != nil || r.NLU.Intent.Name != "acknowledge" {
-			t.Errorf("%q: %s %q (intent %s %.2f), want the acknowledgement", text, r.Kind, r.Text, r.NLU.Intent.Name, r.NLU.Intent.Confidence)
+		if r.Kind != tandem.ReplyAnswer || r.Escalation != nil || r.NLU.Intent.Name != c.intent {
+			t.Errorf("%q: %s %q (intent %s %.2f), want the %s response", c.text, r.Kind, r.Text, r.NLU.Intent.Name, r.NLU.Intent.Confidence, c.intent)
 		}
 	}
 }
