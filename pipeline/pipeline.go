@@ -472,7 +472,7 @@ func (p *Pipeline) runStages(ctx context.Context, t *turnCtx, turn tandem.Turn, 
 		p.m.stageErrors.WithLabelValues(name).Inc()
 		p.log.WarnContext(ctx, "pipeline stage failed", "stage", name, "conversation", turn.ConversationID, "err", err)
 	}
-	t.nlu.Entities = mergeEntities(t.modelEnts, t.ruleEnts)
+	t.nlu.Entities = mergeEntities(t.modelEnts, t.ruleEnts, p.cfg.Policy.EntityMinConfidence)
 	for i := range t.nlu.Entities { // offsets index the text as sent
 		t.nlu.Entities[i].Start += t.lead
 		t.nlu.Entities[i].End += t.lead
@@ -482,12 +482,16 @@ func (p *Pipeline) runStages(ctx context.Context, t *turnCtx, turn tandem.Turn, 
 	return nil
 }
 
-// mergeEntities returns model and rule entities; a rule entity wins over an
-// overlapping model entity (rules are exact and normalised).
-func mergeEntities(model, rules []tandem.Entity) []tandem.Entity {
+// mergeEntities returns rule entities and the model entities at least
+// minConf confident; a rule entity wins over an overlapping model entity
+// (rules are exact and normalised).
+func mergeEntities(model, rules []tandem.Entity, minConf float64) []tandem.Entity {
 	out := make([]tandem.Entity, 0, len(model)+len(rules))
 	out = append(out, rules...)
 	for _, m := range model {
+		if m.Confidence < minConf {
+			continue
+		}
 		overlap := false
 		for _, r := range rules {
 			if m.Start < r.End && r.Start < m.End {

@@ -659,3 +659,49 @@ func TestEmojiOnlyTurnsReadAsTheirWords(t *testing.T) {
 		}
 	}
 }
+
+// fixedTagger tags every text with the same model entities.
+type fixedTagger []tandem.Entity
+
+func (f fixedTagger) TagBatch(_ context.Context, texts []string) ([][]tandem.Entity, error) {
+	out := make([][]tandem.Entity, len(texts))
+	for i := range out {
+		out[i] = append([]tandem.Entity(nil), f...)
+	}
+	return out, nil
+}
+
+// Model entities less confident than entity_min_confidence are left out
+// ("49.99" read as a product at 0.35); rule entities are exact and kept.
+func TestUnsureModelEntitiesLeftOut(t *testing.T) {
+	text := "track ORD-123 yoga mat 49.99"
+	tagger := fixedTagger{
+		{Type: "product", Text: "yoga mat", Value: "yoga mat", Start: 14, End: 22, Source: "model", Confidence: 0.97},
+		{Type: "product", Text: "49.99", Value: "49.99", Start: 23, End: 28, Source: "model", Confidence: 0.35},
+	}
+	for _, c := range []struct {
+		min  float64
+		want string
+	}{{0, "[order_id:ORD-123 product:yoga mat]"}, {0.3, "[order_id:ORD-123 product:yoga mat product:49.99]"}, {0.99, "[order_id:ORD-123]"}} {
+		p := newTestPipeline(t, func(cfg *Config, d *Deps) {
+			d.Entities = tagger
+			cfg.Policy.EntityMinConfidence = c.min
+		})
+		r, err := p.Respond(context.Background(), turn(fmt.Sprintf("c-ents-%v", c.min), text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range r.NLU.Entities {
+			got = append(got, e.Type+":"+e.Value)
+		}
+		if fmt.Sprint(got) != c.want {
+			t.Errorf("entity_min_confidence %v: entities %v, want %s", c.min, got, c.want)
+		}
+	}
+	bad := DefaultPolicy()
+	bad.EntityMinConfidence = 1.5
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "entity_min_confidence") {
+		t.Errorf("entity_min_confidence 1.5 validated: %v", err)
+	}
+}

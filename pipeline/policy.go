@@ -47,6 +47,10 @@ type Policy struct {
 	// MaxTurnRunes: longer messages are cut to this many characters before
 	// NLU (default 1000). The message is stored whole by the gateway.
 	MaxTurnRunes int `yaml:"max_turn_runes"`
+	// EntityMinConfidence: entities from the tagger model less confident
+	// than this are left out of the turn (default 0.5); rule and lookup
+	// entities are exact and always kept.
+	EntityMinConfidence float64 `yaml:"entity_min_confidence"`
 }
 
 // EscalationPolicy says when a conversation goes to a human.
@@ -125,6 +129,9 @@ func (p *Policy) applyDefaults() {
 	if p.MaxTurnRunes == 0 {
 		p.MaxTurnRunes = 1000
 	}
+	if p.EntityMinConfidence == 0 {
+		p.EntityMinConfidence = 0.5
+	}
 	e := &p.Escalation
 	if e.HumanIntents == nil {
 		e.HumanIntents = []string{"contact_human_agent"}
@@ -195,6 +202,7 @@ func (p Policy) Validate() error {
 	}
 	unit("answer_threshold", p.AnswerThreshold)
 	unit("faq_min_score", p.FAQMinScore)
+	unit("entity_min_confidence", p.EntityMinConfidence)
 	unit("clarify_margin", p.ClarifyMargin)
 	unit("clarify_ceiling", p.ClarifyCeiling)
 	unit("llm.min_score", p.LLM.MinScore)
