@@ -10,7 +10,7 @@
 //	phone      "+44 20 7946 0958"              -> "+442079460958"
 //	           "(415) 555-2671"                -> "4155552671" ("+14155552671" with DefaultCountryCode "1")
 //	url        "www.example.com/a?b=1."        -> "http://www.example.com/a?b=1"
-//	order_id   "ord 12345", "#123456"          -> "ORD-12345", "123456"
+//	order_id   "ord 12345", "#123456", "order number is 48213" -> "ORD-12345", "123456", "48213"
 //	ticket_id  "TCK-778"                        -> "TCK-778"
 //	money      "$12.50", "12,50 €", "EUR 30", "30 dollars", "100元"
 //	           -> "12.50 USD", "12.50 EUR", "30.00 EUR", "30.00 USD", "100.00 CNY"
@@ -98,10 +98,10 @@ type IDPattern struct {
 func DefaultIDPatterns() []IDPattern {
 	return []IDPattern{
 		{Type: TypeOrderID, Expr: `(?i)\bORD(?:ER)?[-_ ]?(?P<id>\d{4,12})\b`, Prefix: "ORD-"},
-		{Type: TypeOrderID, Expr: `(?i)\border\s+(?:number|no\.?|nr\.?|id|#)\s*:?\s*(?P<span>#?(?P<id>[A-Z0-9][A-Z0-9-]{3,19}))\b`, RequireDigit: true},
+		{Type: TypeOrderID, Expr: `(?i)\border\s+(?:number|no\.?|nr\.?|id|#)\s*(?:(?:is|was)\b\s*)?:?\s*(?P<span>#?(?P<id>[A-Z0-9][A-Z0-9-]{3,19}))\b`, RequireDigit: true},
 		{Type: TypeOrderID, Expr: `(?:^|[^\w&])(?P<span>#(?P<id>\d{4,12}))\b`},
 		{Type: TypeTicketID, Expr: `(?i)\b(?:TCK|TKT|TICKET)[-_ ]?(?P<id>\d{3,12})\b`, Prefix: "TCK-"},
-		{Type: TypeTicketID, Expr: `(?i)\b(?:ticket|case)\s+(?:number|no\.?|nr\.?|id|#)\s*:?\s*(?P<span>#?(?P<id>[A-Z0-9][A-Z0-9-]{2,19}))\b`, Prefix: "TCK-", RequireDigit: true},
+		{Type: TypeTicketID, Expr: `(?i)\b(?:ticket|case)\s+(?:number|no\.?|nr\.?|id|#)\s*(?:(?:is|was)\b\s*)?:?\s*(?P<span>#?(?P<id>[A-Z0-9][A-Z0-9-]{2,19}))\b`, Prefix: "TCK-", RequireDigit: true},
 	}
 }
 

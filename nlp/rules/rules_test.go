@@ -109,6 +109,12 @@ func TestIDs(t *testing.T) {
 		{"order ord 4444 please", []string{"order_id:ord 4444=ORD-4444"}},
 		{"my order #123456 is late", []string{"order_id:#123456=123456"}},
 		{"order number: AB-9921X", []string{"order_id:AB-9921X=AB-9921X"}},
+		// "is"/"was" between the words and the id, as people write it.
+		{"my order number is 48213, where is it", []string{"order_id:48213=48213"}},
+		{"the order no. was AB-9921X", []string{"order_id:AB-9921X=AB-9921X"}},
+		{"Order ID is: 5521-77", []string{"order_id:5521-77=5521-77"}},
+		{"my case number is 4521", []string{"ticket_id:4521=TCK-4521"}},
+		{"order number is missing, 2 items", nil},
 		{"ticket TCK-778 and ticket no. 4521", []string{"ticket_id:TCK-778=TCK-778", "ticket_id:4521=TCK-4521"}},
 		{"issue #12", nil}, // too short for an order id
 		// Free-form ids need a digit: the next word is not an id (a digit
