@@ -633,7 +633,8 @@ func TestEntityOffsetsIndexTheTextAsSent(t *testing.T) {
 // emoji of no such meaning go through as they are.
 func TestEmojiOnlyTurnsReadAsTheirWords(t *testing.T) {
 	model := testModel()
-	model.rules = append(model.rules, kwRule{kw: "ok", intent: "acknowledge", conf: 0.95}, kwRule{kw: "thanks", intent: "thanks", conf: 0.95})
+	model.rules = append(model.rules, kwRule{kw: "ok", intent: "acknowledge", conf: 0.95}, kwRule{kw: "thanks", intent: "thanks", conf: 0.95},
+		kwRule{kw: "not helpful", intent: "not_helpful", conf: 0.95})
 	p := newTestPipeline(t, func(c *Config, d *Deps) {
 		d.Intent = model
 		c.Policy.Responses["acknowledge"] = "Great!"
@@ -646,6 +647,7 @@ func TestEmojiOnlyTurnsReadAsTheirWords(t *testing.T) {
 		"🙏":     "thanks",
 		"❤️":    "thanks",
 		"👍 🙏":   "acknowledge", // "ok thanks": the first rule of the model wins
+		"👎🏻":    "not_helpful",
 		"🦄":     tandem.OutOfScope,
 		"👍🦄":    tandem.OutOfScope, // one emoji of no plain meaning: no guess
 		"ok 👍":  "acknowledge",

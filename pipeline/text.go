@@ -224,13 +224,15 @@ func sentiment(normText string) float64 {
 }
 
 // emojiWords are the emoji whose meaning as a whole message is plain: a
-// customer's "👍" after an answer is "ok", not a question the bot failed
-// to understand (which would count towards escalation).
+// customer's "👍" after an answer is "ok" and "👎" "not helpful", not a
+// question the bot failed to understand (which would count towards
+// escalation).
 var emojiWords = map[rune]string{
 	'👍': "ok", '👌': "ok", '🆗': "ok", '✅': "ok", '✔': "ok", '☑': "ok",
 	'🙂': "ok", '😊': "ok", '😀': "ok", '😃': "ok", '😄': "ok", '👏': "ok", '🤝': "ok",
 	'🙏': "thanks", '❤': "thanks", '💙': "thanks", '💚': "thanks", '💛': "thanks",
 	'💜': "thanks", '🧡': "thanks", '🤍': "thanks", '💯': "thanks", '🥰': "thanks", '😍': "thanks",
+	'👎': "not helpful",
 }
 
 // glossEmoji returns the words of a message made only of such emoji

@@ -421,7 +421,7 @@ func TestRealBotConversationalTurns(t *testing.T) {
 		{"👍🏽", "acknowledge"}, {"alright", "acknowledge"},
 		{"no", "deny"}, {"no thanks", "deny"}, {"nope", "deny"},
 		{"yes", "affirm"}, {"yes please", "affirm"},
-		{"that didn't help", "not_helpful"}, {"that's not what I asked", "not_helpful"},
+		{"that didn't help", "not_helpful"}, {"that's not what I asked", "not_helpful"}, {"👎", "not_helpful"},
 		{"are you a bot?", "bot_challenge"}, {"am I talking to a robot", "bot_challenge"},
 	} {
 		r, err := b.Respond(ctx, tandem.Turn{ConversationID: conv, Text: c.text, Time: time.Now()})
