@@ -1,10 +1,12 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/tandem-chat/tandem/internal/testenv"
+	"github.com/tandem-chat/tandem/knowledge/demo"
 	"github.com/tandem-chat/tandem/models"
 	"github.com/tandem-chat/tandem/pipeline"
 )
@@ -57,5 +59,25 @@ func TestDemoPolicyIntentsKnownToDefaultModel(t *testing.T) {
 	}
 	if err := checkPolicyIntents(p, m.Models["intent"].Labels); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDemoFAQIntentsKnownToDefaultModel: a demo FAQ linked to an intent
+// links to one the default model predicts; a link to any other name never
+// fires (the pipeline answers from the linked FAQ of a confident intent).
+func TestDemoFAQIntentsKnownToDefaultModel(t *testing.T) {
+	faqs, err := demo.FAQs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := models.ReadManifest(testenv.ModelDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := m.Models["intent"].Labels
+	for _, f := range faqs {
+		if f.Intent != "" && !slices.Contains(labels, f.Intent) {
+			t.Errorf("demo FAQ %q links to intent %q, which the default model does not have", f.Question, f.Intent)
+		}
 	}
 }
