@@ -161,6 +161,11 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 		}
 		return r, false, nil
 	}
+	// Not answerable, but a near FAQ (a paraphrase the retrieval is not
+	// sure of) is offered: its question, sent back, answers.
+	if len(t.hits) > 0 && t.hits[0].Score >= pol.SuggestMinScore && pol.SuggestMinScore < 1 {
+		return tandem.Reply{Kind: tandem.ReplyFallback, Text: pol.Messages.Suggest, QuickReplies: []string{t.hits[0].FAQ.Question}}, false, nil
+	}
 	return tandem.Reply{Kind: tandem.ReplyFallback, Text: pol.Messages.Fallback}, false, nil
 }
 

@@ -707,3 +707,44 @@ func TestUnsureModelEntitiesLeftOut(t *testing.T) {
 		t.Errorf("entity_min_confidence 1.5 validated: %v", err)
 	}
 }
+
+// fixedRetriever returns the same hit for every query.
+type fixedRetriever struct{ hit tandem.Hit }
+
+func (f fixedRetriever) Retrieve(context.Context, string, string, int) ([]tandem.Hit, error) {
+	return []tandem.Hit{f.hit}, nil
+}
+
+// A turn the bot cannot answer, whose best FAQ is close without being sure
+// (a paraphrase: "what does delivery cost"), gets the fallback with that
+// FAQ's question as a "did you mean" quick reply; such turns still count
+// towards the low-confidence escalation, and weaker hits offer nothing.
+func TestFallbackSuggestsTheNearFAQ(t *testing.T) {
+	ship := demoFAQs[2]
+	for _, c := range []struct {
+		score, min float64
+		suggest    bool
+	}{{0.7, 0, true}, {0.59, 0, false}, {0.7, 0.8, false}, {0.74, 0.6, true}} {
+		p := newTestPipeline(t, func(cfg *Config, d *Deps) {
+			d.Retriever = fixedRetriever{tandem.Hit{FAQ: ship, Score: c.score}}
+			cfg.Policy.SuggestMinScore = c.min
+		})
+		conv := fmt.Sprintf("c-suggest-%v-%v", c.score, c.min)
+		r, err := p.Respond(context.Background(), turn(conv, "what does delivery cost"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := r.Kind == tandem.ReplyFallback && len(r.QuickReplies) == 1 && r.QuickReplies[0] == ship.Question && r.Text == p.cfg.Policy.Messages.Suggest
+		if r.Kind != tandem.ReplyFallback || got != c.suggest || (!c.suggest && len(r.QuickReplies) > 0) {
+			t.Errorf("score %v, suggest_min_score %v: %s %q %q, want a suggestion: %v", c.score, c.min, r.Kind, r.Text, r.QuickReplies, c.suggest)
+		}
+		if r, err = p.Respond(context.Background(), turn(conv, "what does delivery cost then")); err != nil || r.Kind != tandem.ReplyEscalate {
+			t.Errorf("score %v: the second unanswered turn gave %s (%v), want the low-confidence escalation", c.score, r.Kind, err)
+		}
+	}
+	bad := DefaultPolicy()
+	bad.SuggestMinScore = -0.5
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "suggest_min_score") {
+		t.Errorf("suggest_min_score -0.5 validated: %v", err)
+	}
+}
