@@ -298,16 +298,14 @@ func (p *Pipeline) finish(ctx context.Context, t *turnCtx, turn tandem.Turn, r t
 	switch r.Kind {
 	case tandem.ReplyFallback:
 		st.Fallbacks++
-		st.PendingClarify = nil
+		p.setPending(t, &st, r.QuickReplies) // a suggested FAQ, picked, answers
 		if max := p.cfg.Policy.MaxFallbacks; max > 0 && st.Fallbacks >= max {
 			r = p.escalate(t, turn, tandem.EscalateLowConfidence, "consecutive low-confidence turns")
 			st.Fallbacks = 0
+			st.PendingClarify = nil
 		}
 	case tandem.ReplyClarify:
-		st.PendingClarify = st.PendingClarify[:0]
-		for _, q := range r.QuickReplies {
-			st.PendingClarify = append(st.PendingClarify, p.choiceFor(t, q))
-		}
+		p.setPending(t, &st, r.QuickReplies)
 	default:
 		st.Fallbacks = 0
 		st.PendingClarify = nil
@@ -344,7 +342,21 @@ func (p *Pipeline) choiceFor(t *turnCtx, label string) Choice {
 			return c
 		}
 	}
+	for _, h := range t.hits { // a suggested FAQ
+		if h.FAQ.Question == label {
+			return Choice{Label: label, FAQID: h.FAQ.ID}
+		}
+	}
 	return Choice{Label: label}
+}
+
+// setPending records a reply's quick replies as the conversation's
+// pending choices (none: no pending choice).
+func (p *Pipeline) setPending(t *turnCtx, st *State, quick []string) {
+	st.PendingClarify = nil
+	for _, q := range quick {
+		st.PendingClarify = append(st.PendingClarify, p.choiceFor(t, q))
+	}
 }
 
 // finishCached records a cache-served answer in the dialogue state.

@@ -748,3 +748,19 @@ func TestFallbackSuggestsTheNearFAQ(t *testing.T) {
 		t.Errorf("suggest_min_score -0.5 validated: %v", err)
 	}
 }
+
+// Sending the suggested question back answers from that FAQ through the
+// conversation's pending choices, whatever the retrieval makes of the
+// question this time.
+func TestPickedSuggestionAnswers(t *testing.T) {
+	ship := demoFAQs[2]
+	p := newTestPipeline(t, func(_ *Config, d *Deps) { d.Retriever = fixedRetriever{tandem.Hit{FAQ: ship, Score: 0.7}} })
+	r, err := p.Respond(context.Background(), turn("c-pick", "what does delivery cost"))
+	if err != nil || len(r.QuickReplies) != 1 {
+		t.Fatalf("no suggestion: %+v %v", r, err)
+	}
+	r, err = p.Respond(context.Background(), turn("c-pick", r.QuickReplies[0]))
+	if err != nil || r.Kind != tandem.ReplyAnswer || r.Text != ship.Answer {
+		t.Fatalf("picking %q gave %s %q (%v), want its answer", ship.Question, r.Kind, r.Text, err)
+	}
+}
