@@ -88,8 +88,9 @@ type IntentScore struct {
 // Entity is a typed span of a text. Start and End are offsets in Unicode code
 // points (characters), End exclusive, so they match the span conventions of
 // the public datasets; in a pipeline reply they index the turn's text as
-// sent, white space around it included. Value is the normalised value (an ISO date, an amount
-// in minor units with currency, a canonical synonym), or the span text.
+// sent, white space around it included. Value is the normalised value (an
+// ISO date, an amount in minor units with currency, a canonical synonym), or
+// the span text.
 type Entity struct {
 	Type       string  `json:"type"`
 	Text       string  `json:"text"`

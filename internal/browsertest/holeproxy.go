@@ -91,24 +91,23 @@ func (p *HoleProxy) Connections() int64 { return p.total.Load() }
 
 // Blackhole silences every current connection: the server's replies, and
 // with upToo the browser's frames as well.
-func (p *HoleProxy) Blackhole(upToo bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.down.Store(true)
-		if upToo {
-			c.up.Store(true)
-		}
-	}
-}
+func (p *HoleProxy) Blackhole(upToo bool) { p.silence(upToo, true) }
 
 // BlackholeUp silences the browser's frames on every current connection
 // while the server's still arrive: a half-dead link, on which only an
 // answer to the browser's own frame proves the way there works.
-func (p *HoleProxy) BlackholeUp() {
+func (p *HoleProxy) BlackholeUp() { p.silence(true, false) }
+
+// silence drops the chosen directions of every current connection.
+func (p *HoleProxy) silence(up, down bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.conns {
-		c.up.Store(true)
+		if up {
+			c.up.Store(true)
+		}
+		if down {
+			c.down.Store(true)
+		}
 	}
 }
