@@ -94,15 +94,17 @@ type dispatcher struct {
 
 	pending atomic.Int64 // turns queued or running
 
-	mu     sync.Mutex // guards queues, closed
-	queues map[string][]turnJob
-	closed bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex // guards queues, running, closed
+	queues  map[string][]turnJob
+	running map[string]int64 // conversation -> seq of the turn running
+	closed  bool
+	wg      sync.WaitGroup
 }
 
 func newDispatcher(c *Chat) *dispatcher {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &dispatcher{chat: c, sem: make(chan struct{}, c.cfg.MaxConcurrentTurns), ctx: ctx, cancel: cancel, queues: map[string][]turnJob{}}
+	return &dispatcher{chat: c, sem: make(chan struct{}, c.cfg.MaxConcurrentTurns), ctx: ctx, cancel: cancel,
+		queues: map[string][]turnJob{}, running: map[string]int64{}}
 }
 
 // room reports whether the conversation can take another turn.
@@ -126,6 +128,9 @@ func (d *dispatcher) submit(j turnJob) error {
 		return tandem.Errorf(tandem.EUNAVAILABLE, "server is restarting")
 	}
 	q, running := d.queues[conv]
+	if d.hasLocked(conv, j.msg.Seq) {
+		return nil // already queued or running: one turn per message
+	}
 	// room() admitted this message before it was stored; messages from
 	// several tabs admitted at once may overshoot that limit by a few.
 	// Refusing them now would leave a stored, acknowledged message (a
@@ -161,17 +166,39 @@ func (d *dispatcher) run(conv string) {
 		}
 		j := q[0]
 		d.queues[conv] = q[1:]
+		d.running[conv] = j.msg.Seq
 		d.mu.Unlock()
 		select {
 		case d.sem <- struct{}{}:
-		case <-d.ctx.Done():
-			d.pending.Add(-1)
-			continue // drain without running
+			d.chat.runTurn(d.ctx, j)
+			<-d.sem
+		case <-d.ctx.Done(): // drain without running
 		}
-		d.chat.runTurn(d.ctx, j)
-		<-d.sem
+		d.mu.Lock()
+		delete(d.running, conv)
+		d.mu.Unlock()
 		d.pending.Add(-1)
 	}
+}
+
+// has reports whether a turn for message seq of conv is queued or running
+// on this node.
+func (d *dispatcher) has(conv string, seq int64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.hasLocked(conv, seq)
+}
+
+func (d *dispatcher) hasLocked(conv string, seq int64) bool {
+	if s, ok := d.running[conv]; ok && s == seq {
+		return true
+	}
+	for _, j := range d.queues[conv] {
+		if j.msg.Seq == seq {
+			return true
+		}
+	}
+	return false
 }
 
 // close stops taking turns and waits for queued ones within ctx.

@@ -63,6 +63,11 @@ type ChatConfig struct {
 	BotTimeout         time.Duration
 	MaxConcurrentTurns int
 	MaxPendingTurns    int
+	// LostTurnAfter is how old a customer's last message must be, with
+	// nothing after it and no turn for it on this node, before a hello of
+	// that customer answers it as a lost turn (default BotTimeout + 12s:
+	// by then no node can still be running its turn).
+	LostTurnAfter time.Duration
 	// BotName is the author name of bot messages (default "Assistant").
 	BotName string
 
@@ -109,6 +114,7 @@ func (c ChatConfig) Defaults() ChatConfig {
 	defd(&c.BotTimeout, 30*time.Second)
 	def(&c.MaxConcurrentTurns, 64)
 	def(&c.MaxPendingTurns, 8)
+	defd(&c.LostTurnAfter, c.BotTimeout+turnFinishTimeout+2*time.Second)
 	if c.BotName == "" {
 		c.BotName = "Assistant"
 	}

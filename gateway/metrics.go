@@ -23,6 +23,9 @@ type chatMetrics struct {
 	// modeRepaired counts conversations found in queued or human mode
 	// without an open ticket and sent back to the bot (HandoffStater).
 	modeRepaired prometheus.Counter
+	// lostTurns counts customer messages answered late because their bot
+	// turn was lost, by how it was found (resend or hello).
+	lostTurns *prometheus.CounterVec
 }
 
 func newChatMetrics() *chatMetrics {
@@ -41,6 +44,8 @@ func newChatMetrics() *chatMetrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}, []string{"kind"}),
 		modeRepaired: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_handoff_mode_repaired_total",
 			Help: "Conversations found in queued or human mode without an open ticket (a handoff event was lost) and sent back to the bot."}),
+		lostTurns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_bot_turns_recovered_total",
+			Help: "Stored customer messages whose bot turn was lost (the store's reply lost, the node stopped, the queue full), answered late, by how they were found: resend or hello."}, []string{"found_by"}),
 	}
 }
 
@@ -49,7 +54,7 @@ func (m *chatMetrics) register(r prometheus.Registerer, c *Chat) error {
 		func() float64 { return float64(c.Connections()) })
 	pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_bot_turns_pending", Help: "Bot turns queued or running on this node."},
 		func() float64 { return float64(c.PendingTurns()) })
-	for _, col := range []prometheus.Collector{m.accepted, m.rejected, m.framesIn, m.framesOut, m.errors, m.slow, m.ephemeralDropped, m.gapFills, m.appended, m.turns, m.modeRepaired, conns, pending} {
+	for _, col := range []prometheus.Collector{m.accepted, m.rejected, m.framesIn, m.framesOut, m.errors, m.slow, m.ephemeralDropped, m.gapFills, m.appended, m.turns, m.modeRepaired, m.lostTurns, conns, pending} {
 		if err := r.Register(col); err != nil {
 			return fmt.Errorf("gateway: register metrics: %w", err)
 		}

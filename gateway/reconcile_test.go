@@ -386,3 +386,130 @@ func TestCancelLoggedBeforeReturnedNote(t *testing.T) {
 		t.Fatalf("the resend logged %d more", len(after)-len(msgs))
 	}
 }
+
+// lostAckLog stores the next customer message, then reports an error once
+// armed: the commit went through but its answer was lost (a connection
+// reset after COMMIT), so the client is told to try again.
+type lostAckLog struct {
+	gateway.ConvLog
+	armed atomic.Bool
+}
+
+func (l *lostAckLog) Append(ctx context.Context, m tandem.Message) (tandem.Message, bool, error) {
+	stored, dup, err := l.ConvLog.Append(ctx, m)
+	if err == nil && m.Author == tandem.AuthorCustomer && l.armed.CompareAndSwap(true, false) {
+		return tandem.Message{}, false, errors.New("pq: connection reset by peer")
+	}
+	return stored, dup, err
+}
+
+// TestResendOfUnansweredMessageAnswered: a message stored although the
+// store reported an error is sent again under its client_id, as the widget
+// does on an internal or unavailable error; the resend is a duplicate, and
+// it gets the bot's answer the first attempt never had. It used to be
+// acknowledged as a duplicate and never answered. A resend of a message
+// that was answered is not answered again.
+func TestResendOfUnansweredMessageAnswered(t *testing.T) {
+	log := &lostAckLog{ConvLog: gateway.NewMemLog()}
+	ts := startServer(t, serverOpts{log: log})
+	s := ts.session(t, nil)
+	ws := ts.connect(t, s.Token, 0)
+	log.armed.Store(true)
+	ws.send(map[string]any{"type": "message", "client_id": "m1", "text": "hello there"})
+	if f := ws.next(); f.Type != "error" || (f.Code != "internal" && f.Code != "unavailable") {
+		t.Fatalf("first attempt: got %s, want an internal or unavailable error", f.raw)
+	}
+	ws.send(map[string]any{"type": "message", "client_id": "m1", "text": "hello there"})
+	ack, _ := ws.until(isType("ack"))
+	if !ack.Duplicate || ack.Seq != 1 {
+		t.Fatalf("resend: ack %s, want a duplicate of seq 1", ack.raw)
+	}
+	f, _ := ws.until(messageFrom(tandem.AuthorBot))
+	if m := f.msg(t); m.Text != "echo: hello there" {
+		t.Fatalf("bot answered %q", m.Text)
+	}
+	// Answered now: a third attempt is only acknowledged.
+	ws.send(map[string]any{"type": "message", "client_id": "m1", "text": "hello there"})
+	ws.until(isType("ack"))
+	ws.send(map[string]any{"type": "message", "client_id": "m2", "text": "second"})
+	f, _ = ws.until(messageFrom(tandem.AuthorBot))
+	if m := f.msg(t); m.Text != "echo: second" {
+		t.Fatalf("after the third attempt the bot said %q, want only the answer to the next message", m.Text)
+	}
+	msgs, err := log.Messages(context.Background(), s.ConversationID, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 4 {
+		t.Fatalf("log has %d messages, want 4 (two questions, two answers): %+v", len(msgs), msgs)
+	}
+}
+
+// TestHelloAnswersLostTurn: a customer message stored and acknowledged by
+// a node that stopped before its bot turn (here: appended to the log with
+// no turn) is answered when the customer connects again — at once when it
+// is older than LostTurnAfter, otherwise once it reaches that age (until
+// then another node may still be running its turn). A message something
+// answered is left alone.
+func TestHelloAnswersLostTurn(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		age  time.Duration
+	}{{"old", time.Minute}, {"young", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			log := gateway.NewMemLog()
+			ts := startServer(t, serverOpts{log: log, cfg: gateway.ChatConfig{LostTurnAfter: 300 * time.Millisecond}})
+			s := ts.session(t, nil)
+			m := tandem.Message{ConversationID: s.ConversationID, ClientID: "m1", Author: tandem.AuthorCustomer,
+				Text: "where is my parcel", Kind: "text", CreatedAt: time.Now().Add(-tc.age).UTC()}
+			if _, _, err := log.Append(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			ws := ts.connect(t, s.Token, 0)
+			f, _ := ws.until(messageFrom(tandem.AuthorBot))
+			if got := f.msg(t); got.Text != "echo: where is my parcel" {
+				t.Fatalf("bot said %q", got.Text)
+			}
+			// Answered: the next hello leaves it alone, and the next
+			// message's answer is the next bot message.
+			ws.ws.Close()
+			ws = ts.connect(t, s.Token, 0)
+			ws.send(map[string]any{"type": "message", "client_id": "m2", "text": "thanks"})
+			f, _ = ws.until(func(f frame) bool { return messageFrom(tandem.AuthorBot)(f) && f.msg(t).Seq > 2 })
+			if got := f.msg(t); got.Text != "echo: thanks" {
+				t.Fatalf("after the second hello the bot said %q, want only the answer to the next message", got.Text)
+			}
+		})
+	}
+}
+
+// TestHelloLeavesAgentConversationAlone: a customer's last message in a
+// conversation an agent has is the agent's to answer; a hello does not
+// hand it to the bot, however old it is.
+func TestHelloLeavesAgentConversationAlone(t *testing.T) {
+	ctx := context.Background()
+	log := gateway.NewMemLog()
+	ts := startServer(t, serverOpts{log: log, cfg: gateway.ChatConfig{LostTurnAfter: time.Millisecond}})
+	s := ts.session(t, nil)
+	if _, err := log.SetMode(ctx, s.ConversationID, tandem.ModeHuman, "agent-1"); err != nil {
+		t.Fatal(err)
+	}
+	m := tandem.Message{ConversationID: s.ConversationID, ClientID: "m1", Author: tandem.AuthorCustomer,
+		Text: "are you there?", Kind: "text", CreatedAt: time.Now().Add(-time.Minute).UTC()}
+	if _, _, err := log.Append(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	ws := ts.connect(t, s.Token, 0)
+	// Frames are handled in order: once the ping is answered, the hello
+	// is done, and a turn it queued would be pending or answered.
+	ws.send(map[string]any{"type": "ping", "id": "p1"})
+	ws.until(isType("pong"))
+	msgs, err := log.Messages(ctx, s.ConversationID, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := ts.Chat.PendingTurns(); len(msgs) != 1 || n != 0 {
+		t.Fatalf("log = %+v with %d bot turns pending, want only the customer's message and no turn (the agent answers)", msgs, n)
+	}
+}

@@ -302,7 +302,9 @@ func (s *widgetSession) hello(ctx context.Context, c *Conn, f ClientFrame) {
 	if err := c.FollowAfter(conv.ID, after, welcome); err != nil {
 		c.SendError(err, "")
 		c.Close(WSCloseCode(tandem.ErrorCode(err)), "cannot follow conversation", true)
+		return
 	}
+	s.chat.recoverLostTurn(ctx, conv)
 }
 
 // allow applies the per-conversation message rate to a frame that writes
@@ -374,15 +376,29 @@ func (s *widgetSession) message(ctx context.Context, c *Conn, f ClientFrame) {
 		} else {
 			toBot = chat.botAnswers(ctx, cv)
 		}
+	} else {
+		// A resend: its first attempt may have been stored without the
+		// client learning it (the store's reply was lost, or the node
+		// stopped before the ack), and then nothing answered it. When the
+		// check cannot be made the resend is refused, so the client sends
+		// it again rather than taking the ack as the end of it.
+		var err error
+		if toBot, err = chat.unansweredResend(ctx, stored); err != nil {
+			c.SendError(err, f.ClientID)
+			return
+		}
+		if toBot {
+			chat.logger.Warn("answering a resent customer message whose bot turn was lost", "conversation", conv, "seq", stored.Seq)
+			chat.metrics.lostTurns.WithLabelValues("resend").Inc()
+		}
 	}
 	c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: stored.Seq, Duplicate: dup})
 	// Publish duplicates too: if the first attempt's node died before
 	// publishing, this delivers it; receivers drop seqs they have.
 	chat.publishMessage(ctx, stored, c.ID())
-	if dup {
-		return
+	if !dup {
+		chat.metrics.appended.WithLabelValues(string(tandem.AuthorCustomer)).Inc()
 	}
-	chat.metrics.appended.WithLabelValues(string(tandem.AuthorCustomer)).Inc()
 	if !toBot {
 		return
 	}
