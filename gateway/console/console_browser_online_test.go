@@ -57,3 +57,25 @@ func TestBrowserConsoleOnlineCheckWantsItsPong(t *testing.T) {
 	waitFrame(t, cust, "the reply", messageFrom(tandem.AuthorAgent, "over a half-dead link"))
 	poll(t, ctx, "the reply acknowledged in the console", consoleShows("over a half-dead link")+` && window.__tandemConsole.connected()`)
 }
+
+// An action sent over a dead link (here a status change) gets no answer;
+// when the console gives that socket up, the action's callback is told
+// "not connected" and dropped, instead of waiting for an answer that can
+// never come (it used to stay for the page's life, one per lost action).
+func TestBrowserConsoleDropsActionsOfDeadSocket(t *testing.T) {
+	e := newNode(t, nodeOpts{heartbeatTimeout: 30 * time.Minute})
+	p := browsertest.NewHoleProxy(t, e.URL)
+	ctx, _, _ := startConsoleChat(t, e, p, "Ann")
+
+	conns := p.Connections()
+	p.Blackhole(true)
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => { const s = document.getElementById("presence"); s.value = "away"; s.dispatchEvent(new Event("change")); })()`))
+	poll(t, ctx, "the status change waiting for its answer", `window.__tandemConsole.pendingActions() === 1`)
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.dispatchEvent(new Event("online"))`))
+	for deadline := time.Now().Add(45 * time.Second); p.Connections() == conns; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) { // a hang guard
+			t.Fatal("the console kept its dead socket after the online event")
+		}
+	}
+	poll(t, ctx, "reconnected with no action left waiting", `window.__tandemConsole.connected() && window.__tandemConsole.pendingActions() === 0`)
+}

@@ -110,6 +110,7 @@
     token = ""; sessionStorage.removeItem(TOKEN_KEY);
     if (ws) { var w = ws; ws = null; w.onclose = null; w.close(1000); }
     clearTimeout(reconnectTimer); clearInterval(pingTimer);
+    pending = {};
     me = null; tickets = {}; convs = {}; readUpTo = {}; selected = ""; queue = []; agents = []; outbox = []; pendingMsgs = {}; welcomed = false;
     $("app").hidden = true; $("me").hidden = true; $("login").hidden = false;
     $("conn-status").textContent = msg || "Signed out";
@@ -125,7 +126,7 @@
     var sock = new WebSocket(url, "tandem.v1");
     var old = ws;
     ws = sock; welcomed = false; connSerial++;
-    if (old) { old.onclose = null; try { old.close(); } catch (e) { /* already closed */ } }
+    if (old) { old.onclose = null; try { old.close(); } catch (e) { /* already closed */ } failPending(); }
     sock.onopen = function () {
       if (ws !== sock) { return; }
       lastFrame = Date.now();
@@ -147,6 +148,7 @@
     if (ws !== sock) { return; }
     ws = null; welcomed = false; clearInterval(pingTimer); clearTimeout(stableTimer);
     sock.onclose = null;
+    failPending();
     if (code === 4401 || code === 4403) { signOut(reason || "Please sign in again"); return; }
     $("conn-status").textContent = "Reconnecting…";
     var cap = Math.min(30000, 500 * Math.pow(2, attempt++));
@@ -159,10 +161,23 @@
     return true;
   }
   // act sends an action frame and calls done(frame) with its ok or error answer.
+  // A frame that could not be sent, or whose socket ended before its
+  // answer, gets a local "unavailable" answer, so no caller waits forever
+  // (a Claim button stays disabled) and no callback outlives its socket.
   function act(f, done) {
     f.ref = "r" + (++refSeq);
     if (done) { pending[f.ref] = done; }
-    return send(f);
+    if (send(f)) { return true; }
+    failPending(f.ref);
+    return false;
+  }
+  function failPending(ref) {
+    var refs = ref ? [ref] : Object.keys(pending);
+    refs.forEach(function (r) {
+      var cb = pending[r];
+      delete pending[r];
+      if (cb) { cb({ type: "error", ref: r, code: "unavailable", message: "Not connected." }); }
+    });
   }
 
   function onFrame(f) {
@@ -697,7 +712,8 @@
     state: function () { return JSON.parse(JSON.stringify({ me: me, tickets: tickets, selected: selected, queue: queue, agents: agents })); },
     connected: function () { return !!(ws && ws.readyState === 1 && me); },
     messageCount: function (convId) { return convs[convId] ? convs[convId].seqs.length : 0; },
-    knows: function (convId) { return !!(convs[convId] || closedNote[convId]); }
+    knows: function (convId) { return !!(convs[convId] || closedNote[convId]); },
+    pendingActions: function () { return Object.keys(pending).length; }
   };
   renderLists(); renderQueue();
   if (token) { connect(); } else { $("login-email").focus(); }
