@@ -94,9 +94,10 @@ type dispatcher struct {
 
 	pending atomic.Int64 // turns queued or running
 
-	mu      sync.Mutex // guards queues, running, closed
+	mu      sync.Mutex // guards queues, running, looks, closed
 	queues  map[string][]turnJob
-	running map[string]int64 // conversation -> seq of the turn running
+	running map[string]int64       // conversation -> seq of the turn running
+	looks   map[string]*time.Timer // conversation -> pending look for lost turns (later)
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -104,7 +105,7 @@ type dispatcher struct {
 func newDispatcher(c *Chat) *dispatcher {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &dispatcher{chat: c, sem: make(chan struct{}, c.cfg.MaxConcurrentTurns), ctx: ctx, cancel: cancel,
-		queues: map[string][]turnJob{}, running: map[string]int64{}}
+		queues: map[string][]turnJob{}, running: map[string]int64{}, looks: map[string]*time.Timer{}}
 }
 
 // room reports whether the conversation can take another turn.
@@ -201,10 +202,42 @@ func (d *dispatcher) hasLocked(conv string, seq int64) bool {
 	return false
 }
 
+// later runs fn after wait on a goroutine of its own, with a context that
+// ends at turnFinishTimeout or when shutdown runs out of time, unless a
+// call for conv is pending already or the dispatcher is closed. close stops
+// the pending ones and waits for those running.
+func (d *dispatcher) later(conv string, wait time.Duration, fn func(context.Context)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.looks[conv] != nil {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(wait, func() {
+		d.mu.Lock()
+		if d.closed || d.looks[conv] != t {
+			d.mu.Unlock()
+			return
+		}
+		delete(d.looks, conv)
+		d.wg.Add(1)
+		d.mu.Unlock()
+		defer d.wg.Done()
+		ctx, cancel := context.WithTimeout(d.ctx, turnFinishTimeout)
+		defer cancel()
+		fn(ctx)
+	})
+	d.looks[conv] = t
+}
+
 // close stops taking turns and waits for queued ones within ctx.
 func (d *dispatcher) close(ctx context.Context) error {
 	d.mu.Lock()
 	d.closed = true
+	for conv, t := range d.looks {
+		t.Stop()
+		delete(d.looks, conv)
+	}
 	d.mu.Unlock()
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()

@@ -483,33 +483,3 @@ func TestHelloAnswersLostTurn(t *testing.T) {
 		})
 	}
 }
-
-// TestHelloLeavesAgentConversationAlone: a customer's last message in a
-// conversation an agent has is the agent's to answer; a hello does not
-// hand it to the bot, however old it is.
-func TestHelloLeavesAgentConversationAlone(t *testing.T) {
-	ctx := context.Background()
-	log := gateway.NewMemLog()
-	ts := startServer(t, serverOpts{log: log, cfg: gateway.ChatConfig{LostTurnAfter: time.Millisecond}})
-	s := ts.session(t, nil)
-	if _, err := log.SetMode(ctx, s.ConversationID, tandem.ModeHuman, "agent-1"); err != nil {
-		t.Fatal(err)
-	}
-	m := tandem.Message{ConversationID: s.ConversationID, ClientID: "m1", Author: tandem.AuthorCustomer,
-		Text: "are you there?", Kind: "text", CreatedAt: time.Now().Add(-time.Minute).UTC()}
-	if _, _, err := log.Append(ctx, m); err != nil {
-		t.Fatal(err)
-	}
-	ws := ts.connect(t, s.Token, 0)
-	// Frames are handled in order: once the ping is answered, the hello
-	// is done, and a turn it queued would be pending or answered.
-	ws.send(map[string]any{"type": "ping", "id": "p1"})
-	ws.until(isType("pong"))
-	msgs, err := log.Messages(ctx, s.ConversationID, 0, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := ts.Chat.PendingTurns(); len(msgs) != 1 || n != 0 {
-		t.Fatalf("log = %+v with %d bot turns pending, want only the customer's message and no turn (the agent answers)", msgs, n)
-	}
-}

@@ -304,7 +304,7 @@ func (s *widgetSession) hello(ctx context.Context, c *Conn, f ClientFrame) {
 		c.Close(WSCloseCode(tandem.ErrorCode(err)), "cannot follow conversation", true)
 		return
 	}
-	s.chat.recoverLostTurn(ctx, conv)
+	s.chat.recoverLostTurns(conv.ID)
 }
 
 // allow applies the per-conversation message rate to a frame that writes
@@ -387,10 +387,6 @@ func (s *widgetSession) message(ctx context.Context, c *Conn, f ClientFrame) {
 			c.SendError(err, f.ClientID)
 			return
 		}
-		if toBot {
-			chat.logger.Warn("answering a resent customer message whose bot turn was lost", "conversation", conv, "seq", stored.Seq)
-			chat.metrics.lostTurns.WithLabelValues("resend").Inc()
-		}
 	}
 	c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: stored.Seq, Duplicate: dup})
 	// Publish duplicates too: if the first attempt's node died before
@@ -404,6 +400,9 @@ func (s *widgetSession) message(ctx context.Context, c *Conn, f ClientFrame) {
 	}
 	if err := chat.turns.submit(turnJob{msg: stored, requestHuman: f.Type == FrameHandoffRequest}); err != nil {
 		chat.logger.Warn("bot turn not queued", "conversation", conv, "seq", stored.Seq, "err", err)
+	} else if dup {
+		chat.logger.Warn("answering a customer message whose bot turn was lost", "conversation", conv, "seq", stored.Seq, "found_by", "resend")
+		chat.metrics.lostTurns.WithLabelValues("resend").Inc()
 	}
 }
 
