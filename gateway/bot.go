@@ -246,11 +246,24 @@ func (d *dispatcher) close(ctx context.Context) error {
 		d.cancel()
 		return nil
 	case <-ctx.Done():
-		d.cancel()
-		<-done
-		return fmt.Errorf("gateway: bot turns cut short by shutdown: %w", ctx.Err())
 	}
+	// Out of time: the turns' context ends, and they get a moment to see
+	// it (a turn cut short is answered at its customer's next hello); a
+	// bot that does not honour its context is not waited for.
+	d.cancel()
+	t := time.NewTimer(shutdownCutGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		return fmt.Errorf("gateway: bot turns cut short by shutdown, some still running: %w", ctx.Err())
+	}
+	return fmt.Errorf("gateway: bot turns cut short by shutdown: %w", ctx.Err())
 }
+
+// shutdownCutGrace is how long a shutdown that ran out of time waits for
+// the bot turns it cancelled to end.
+const shutdownCutGrace = time.Second
 
 // PendingTurns returns the bot turns queued or running on this node.
 func (c *Chat) PendingTurns() int { return int(c.turns.pending.Load()) }

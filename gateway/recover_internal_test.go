@@ -139,3 +139,52 @@ func TestLostTurnsLeftToPeople(t *testing.T) {
 		})
 	}
 }
+
+// stuckBot ignores its context and answers only when released.
+type stuckBot struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b stuckBot) Respond(context.Context, tandem.Turn) (tandem.Reply, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return tandem.Reply{Kind: tandem.ReplyAnswer, Text: "late"}, nil
+}
+
+// TestShutdownDoesNotWaitForStuckBot: a shutdown that runs out of time
+// cancels the bot turns and returns within a moment even when the bot
+// ignores its context (the turn is answered at the customer's next
+// hello); it used to wait for the bot for as long as it took.
+func TestShutdownDoesNotWaitForStuckBot(t *testing.T) {
+	ctx := context.Background()
+	log := NewMemLog()
+	if _, err := log.CreateConversation(ctx, tandem.Conversation{ID: "c1", SiteKey: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	bot := stuckBot{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	c := turnChat(t, ChatConfig{}, log, bot)
+	t.Cleanup(func() { close(bot.release) }) // before turnChat's own cleanup
+	m, _, err := log.Append(ctx, tandem.Message{ConversationID: "c1", Author: tandem.AuthorCustomer, Kind: "text", Text: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.turns.submit(turnJob{msg: m}); err != nil {
+		t.Fatal(err)
+	}
+	<-bot.entered
+	done := make(chan error, 1)
+	go func() {
+		sctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		done <- c.Shutdown(sctx)
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Shutdown = nil, want an error naming the turns cut short")
+		}
+	case <-time.After(20 * time.Second): // a hang guard
+		t.Fatal("Shutdown waited for a bot that ignores its context")
+	}
+}
