@@ -163,9 +163,11 @@ type Store interface {
 	// (see ImportRowError); so does a write that names the same FAQ as an
 	// earlier one by the other key (its id, then its external id).
 	Import(ctx context.Context, ws []Write, dryRun bool) ([]Outcome, error)
-	// Versions returns the audit trail of an FAQ, oldest first; it survives
-	// deletion.
-	Versions(ctx context.Context, id string) ([]Revision, error)
+	// Versions returns the audit trail of an FAQ, oldest first: the
+	// revisions with a version above after, at most limit of them (limit
+	// <= 0: all). It survives deletion. An FAQ without any revision is
+	// not_found; a page past the last revision is empty.
+	Versions(ctx context.Context, id string, after int64, limit int) ([]Revision, error)
 
 	// LexicalSearch ranks FAQs by full-text relevance of their question,
 	// phrasings and tags (answer with a low weight), best first.

@@ -22,7 +22,7 @@ func TestServiceRejectsMalformedParams(t *testing.T) {
 	for _, id := range []string{"\xff", "a\x00", "a\nb", string(make([]byte, 201))} {
 		_, err := s.Get(ctx, id)
 		want("get", err)
-		_, err = s.Versions(ctx, id)
+		_, err = s.Versions(ctx, id, 0, 0)
 		want("versions", err)
 		want("delete", s.Delete(ctx, "alice", id, 0))
 		_, err = s.SetStatus(ctx, "alice", id, tandem.FAQPublished, 0)

@@ -374,13 +374,23 @@ func (s *Service) Get(ctx context.Context, id string) (tandem.FAQ, error) {
 	return s.store.Get(ctx, id)
 }
 
-// Versions returns the audit trail of an FAQ, oldest first.
-func (s *Service) Versions(ctx context.Context, id string) ([]Revision, error) {
+// Versions returns a page of the audit trail of an FAQ, oldest first: the
+// revisions with a version above after, at most limit (1–1000; 0: all).
+func (s *Service) Versions(ctx context.Context, id string, after int64, limit int) ([]Revision, error) {
 	if err := ValidID("id", id); err != nil {
 		return nil, err
 	}
-	return s.store.Versions(ctx, id)
+	if after < 0 {
+		return nil, tandem.Errorf(tandem.EINVALID, "after must be a version number (0 or more)")
+	}
+	if limit < 0 || limit > MaxVersionsPage {
+		return nil, tandem.Errorf(tandem.EINVALID, "limit must be between 1 and %d", MaxVersionsPage)
+	}
+	return s.store.Versions(ctx, id, after, limit)
 }
+
+// MaxVersionsPage is the largest page of Versions.
+const MaxVersionsPage = 1000
 
 // Create validates and stores a new FAQ on behalf of actor.
 func (s *Service) Create(ctx context.Context, actor string, f tandem.FAQ) (tandem.FAQ, error) {

@@ -331,7 +331,7 @@ func TestServiceUpdateConflict(t *testing.T) {
 	if _, err := s.Update(ctx, "carol", f, 0); tandem.ErrorCode(err) != tandem.EINVALID {
 		t.Fatalf("update without version: %v", err)
 	}
-	revs, _ := s.Versions(ctx, f.ID)
+	revs, _ := s.Versions(ctx, f.ID, 0, 0)
 	if len(revs) != 2 || revs[0].FAQ.Answer != "3-5 days." || revs[1].FAQ.Answer != "Two days." {
 		t.Fatalf("versions: %+v", revs)
 	}

@@ -45,7 +45,7 @@ type Service interface {
 	Update(ctx context.Context, actor string, f tandem.FAQ, expectedVersion int64) (tandem.FAQ, error)
 	Delete(ctx context.Context, actor, id string, expectedVersion int64) error
 	SetStatus(ctx context.Context, actor, id string, status tandem.FAQStatus, expectedVersion int64) (tandem.FAQ, error)
-	Versions(ctx context.Context, id string) ([]knowledge.Revision, error)
+	Versions(ctx context.Context, id string, after int64, limit int) ([]knowledge.Revision, error)
 	Import(ctx context.Context, actor string, recs []knowledge.Record, opts knowledge.ImportOptions) (knowledge.ImportReport, error)
 	Export(ctx context.Context, f knowledge.ListFilter, e *knowledge.Exporter) error
 	Search(ctx context.Context, req knowledge.SearchRequest) (knowledge.SearchResult, error)
@@ -430,13 +430,39 @@ func (a *api) versions(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	revs, err := a.svc.Versions(r.Context(), id)
+	q := r.URL.Query()
+	var after int64
+	if s := q.Get("after"); s != "" {
+		if after, err = strconv.ParseInt(s, 10, 64); err != nil || after < 0 {
+			a.fail(w, r, tandem.Errorf(tandem.EINVALID, "after must be a version number (0 or more)"))
+			return
+		}
+	}
+	limit := defaultVersionsPage
+	if s := q.Get("limit"); s != "" {
+		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > knowledge.MaxVersionsPage {
+			a.fail(w, r, tandem.Errorf(tandem.EINVALID, "limit must be between 1 and %d", knowledge.MaxVersionsPage))
+			return
+		}
+	}
+	// One more than asked tells whether another page follows.
+	revs, err := a.svc.Versions(r.Context(), id, after, limit+1)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	gateway.WriteJSON(w, http.StatusOK, map[string]any{"items": revs})
+	page := map[string]any{"items": revs}
+	if len(revs) > limit {
+		revs = revs[:limit]
+		page["items"] = revs
+		page["next"] = revs[limit-1].FAQ.Version
+	}
+	gateway.WriteJSON(w, http.StatusOK, page)
 }
+
+// defaultVersionsPage is the page size of the audit trail when the request
+// names none.
+const defaultVersionsPage = 100
 
 func (a *api) version(w http.ResponseWriter, r *http.Request) {
 	id, err := pathID(r)
@@ -449,16 +475,14 @@ func (a *api) version(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, tandem.Errorf(tandem.EINVALID, "version must be a positive integer"))
 		return
 	}
-	revs, err := a.svc.Versions(r.Context(), id)
+	revs, err := a.svc.Versions(r.Context(), id, v-1, 1)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	for _, rev := range revs {
-		if rev.FAQ.Version == v {
-			gateway.WriteJSON(w, http.StatusOK, rev)
-			return
-		}
+	if len(revs) == 1 && revs[0].FAQ.Version == v {
+		gateway.WriteJSON(w, http.StatusOK, revs[0])
+		return
 	}
 	a.fail(w, r, tandem.Errorf(tandem.ENOTFOUND, "FAQ %s has no version %d", id, v))
 }

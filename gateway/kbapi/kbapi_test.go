@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -189,6 +190,35 @@ func TestCRUDWithETags(t *testing.T) {
 	e.do(t, "GET", path+"/versions", e.admin, nil).json(t, &revs)
 	if len(revs.Items) != 6 || revs.Items[5].Op != knowledge.OpDelete {
 		t.Fatalf("audit after delete: %+v", revs.Items)
+	}
+	// The trail in pages: next names the last version of a page that has
+	// more after it.
+	var got []int64
+	after := ""
+	for pages := 0; ; pages++ {
+		var page struct {
+			Items []knowledge.Revision
+			Next  *int64
+		}
+		e.do(t, "GET", path+"/versions?limit=4"+after, e.admin, nil).json(t, &page)
+		for _, r := range page.Items {
+			got = append(got, r.FAQ.Version)
+		}
+		if page.Next == nil {
+			break
+		}
+		if pages > 3 {
+			t.Fatalf("paging does not end: %v", got)
+		}
+		after = fmt.Sprintf("&after=%d", *page.Next)
+	}
+	if !slices.Equal(got, []int64{1, 2, 3, 4, 5, 6}) {
+		t.Fatalf("versions read in pages of 4 = %v, want 1-6", got)
+	}
+	for _, q := range []string{"limit=0", "limit=1001", "limit=x", "after=-1", "after=1.5"} {
+		if code, msg := e.do(t, "GET", path+"/versions?"+q, e.admin, nil).errCode(t); code != tandem.EINVALID || msg == "" {
+			t.Errorf("versions?%s: %s %q, want invalid", q, code, msg)
+		}
 	}
 }
 

@@ -421,17 +421,23 @@ func (s *Store) hasVectors(it *item, embs []knowledge.Embedding) bool {
 }
 
 // Versions implements knowledge.Store.
-func (s *Store) Versions(ctx context.Context, id string) ([]knowledge.Revision, error) {
+func (s *Store) Versions(ctx context.Context, id string, after int64, limit int) ([]knowledge.Revision, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	revs, ok := s.revs[id]
 	if !ok {
 		return nil, notFound(id)
 	}
-	out := make([]knowledge.Revision, len(revs))
-	for i, r := range revs {
+	out := []knowledge.Revision{}
+	for _, r := range revs {
+		if r.FAQ.Version <= after {
+			continue
+		}
+		if limit > 0 && len(out) == limit {
+			break
+		}
 		r.FAQ = knowledge.Clone(r.FAQ)
-		out[i] = r
+		out = append(out, r)
 	}
 	return out, nil
 }

@@ -780,8 +780,12 @@ func (w *txw) hasVectors(ctx context.Context, id string, embs []knowledge.Embedd
 }
 
 // Versions implements knowledge.Store.
-func (s *Store) Versions(ctx context.Context, id string) ([]knowledge.Revision, error) {
-	rows, err := s.pool.Query(ctx, "SELECT op, actor, at, snapshot FROM kb_revisions WHERE faq_id = $1 ORDER BY version", id)
+func (s *Store) Versions(ctx context.Context, id string, after int64, limit int) ([]knowledge.Revision, error) {
+	var lim *int // NULL: LIMIT ALL
+	if limit > 0 {
+		lim = &limit
+	}
+	rows, err := s.pool.Query(ctx, "SELECT op, actor, at, snapshot FROM kb_revisions WHERE faq_id = $1 AND version > $2 ORDER BY version LIMIT $3", id, after, lim)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: versions: %w", err)
 	}
@@ -800,7 +804,15 @@ func (s *Store) Versions(ctx context.Context, id string) ([]knowledge.Revision, 
 		return nil, fmt.Errorf("pgstore: versions: %w", err)
 	}
 	if len(revs) == 0 {
-		return nil, notFound(id)
+		// Past the last revision, or no FAQ at all.
+		var exists bool
+		if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM kb_revisions WHERE faq_id = $1)", id).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("pgstore: versions: %w", err)
+		}
+		if !exists {
+			return nil, notFound(id)
+		}
+		return []knowledge.Revision{}, nil
 	}
 	return revs, nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -189,7 +190,7 @@ func testDeleteAndAudit(t *testing.T, s knowledge.Store) {
 	_, err := s.Get(ctx, f.ID)
 	wantCode(t, err, tandem.ENOTFOUND)
 	wantCode(t, s.Delete(ctx, f.ID, 0, "carol"), tandem.ENOTFOUND)
-	revs, err := s.Versions(ctx, f.ID)
+	revs, err := s.Versions(ctx, f.ID, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,9 +208,29 @@ func testDeleteAndAudit(t *testing.T, s knowledge.Store) {
 			t.Errorf("revision %d = %+v, want %+v", i, r, w)
 		}
 	}
+	// Pages: after a version, at most limit; past the end, empty.
+	for _, pg := range []struct {
+		after int64
+		limit int
+		want  []int64
+	}{{0, 2, []int64{1, 2}}, {1, 1, []int64{2}}, {2, 5, []int64{3}}, {3, 5, nil}, {9, 0, nil}} {
+		revs, err := s.Versions(ctx, f.ID, pg.after, pg.limit)
+		if err != nil {
+			t.Fatalf("Versions(after %d, limit %d): %v", pg.after, pg.limit, err)
+		}
+		var got []int64
+		for _, r := range revs {
+			got = append(got, r.FAQ.Version)
+		}
+		if !slices.Equal(got, pg.want) {
+			t.Errorf("Versions(after %d, limit %d) = versions %v, want %v", pg.after, pg.limit, got, pg.want)
+		}
+	}
 	// The external id is free again.
 	mustCreate(t, s, faq("d-1", "Can I cancel my order?"))
-	_, err = s.Versions(ctx, "faq_never")
+	_, err = s.Versions(ctx, "faq_never", 0, 0)
+	wantCode(t, err, tandem.ENOTFOUND)
+	_, err = s.Versions(ctx, "faq_never", 4, 10)
 	wantCode(t, err, tandem.ENOTFOUND)
 }
 
@@ -242,7 +263,7 @@ func testUpsert(t *testing.T, s knowledge.Store) {
 	if err != nil || o3.Action != knowledge.ActionUpdated || o3.FAQ.Version != 2 || o3.FAQ.ID != o.FAQ.ID {
 		t.Fatalf("changed upsert = %+v, %v", o3, err)
 	}
-	revs, _ := s.Versions(ctx, o.FAQ.ID)
+	revs, _ := s.Versions(ctx, o.FAQ.ID, 0, 0)
 	if len(revs) != 2 {
 		t.Fatalf("%d revisions after create+unchanged+update, want 2", len(revs))
 	}
@@ -653,7 +674,7 @@ func testConcurrentUpdates(t *testing.T, s knowledge.Store) {
 	if ok.Load() != 1 || conflict.Load() != 7 {
 		t.Fatalf("%d updates succeeded and %d conflicted, want 1 and 7", ok.Load(), conflict.Load())
 	}
-	revs, _ := s.Versions(ctx, f.ID)
+	revs, _ := s.Versions(ctx, f.ID, 0, 0)
 	if len(revs) != 2 {
 		t.Fatalf("%d revisions, want 2", len(revs))
 	}
@@ -871,7 +892,7 @@ func testRestoreDeletedByID(t *testing.T, s knowledge.Store) {
 	if err != nil || got.Version != 3 {
 		t.Fatalf("restored: %+v, %v; want version 3 (after create 1, delete 2)", got, err)
 	}
-	revs, err := s.Versions(ctx, "faq_gone")
+	revs, err := s.Versions(ctx, "faq_gone", 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
