@@ -73,13 +73,19 @@ type Config struct {
 	Logger  *slog.Logger  // default slog.Default()
 	// MaxImportBytes overrides the import body limit (default 10 MiB).
 	MaxImportBytes int64
+	// ExportBuffer is how much of an export is held before the response
+	// starts (default 4 MiB): an export that fails within it is answered
+	// with a JSON error; a longer one streams, and a failure then cuts the
+	// connection.
+	ExportBuffer int
 }
 
 type api struct {
-	svc       Service
-	auth      Authenticator
-	log       *slog.Logger
-	maxImport int64
+	svc          Service
+	auth         Authenticator
+	log          *slog.Logger
+	maxImport    int64
+	exportBuffer int
 }
 
 // New returns the API handler; mount it at /api/v1/knowledge (routes are
@@ -94,7 +100,10 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.MaxImportBytes <= 0 {
 		cfg.MaxImportBytes = MaxImportBytes
 	}
-	a := &api{svc: cfg.Service, auth: cfg.Auth, log: cfg.Logger, maxImport: cfg.MaxImportBytes}
+	if cfg.ExportBuffer <= 0 {
+		cfg.ExportBuffer = 4 << 20
+	}
+	a := &api{svc: cfg.Service, auth: cfg.Auth, log: cfg.Logger, maxImport: cfg.MaxImportBytes, exportBuffer: cfg.ExportBuffer}
 	r := chi.NewRouter()
 	r.Use(a.admin)
 	r.Get("/faqs", a.list)
@@ -585,21 +594,66 @@ func (a *api) export(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	// Buffer so that a failure midway is still a clean JSON error.
-	var buf bytes.Buffer
-	e, err := knowledge.NewExporter(&buf, format)
+	out := &spillWriter{w: w, limit: a.exportBuffer, start: func() {
+		w.Header().Set("Content-Type", format.ContentType())
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="knowledge-%s.%s"`, time.Now().UTC().Format("20060102-150405"), format))
+		w.WriteHeader(http.StatusOK)
+	}}
+	e, err := knowledge.NewExporter(out, format)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	if err := a.svc.Export(r.Context(), f, e); err != nil {
-		a.fail(w, r, err)
-		return
+		if !out.started {
+			a.fail(w, r, err)
+			return
+		}
+		// Part of the file is sent: the connection is cut without the
+		// end of the chunked body, so the client sees a failed download,
+		// not a complete-looking file with rows missing.
+		a.log.Error("export failed after the first bytes were sent", "err", err)
+		panic(http.ErrAbortHandler)
 	}
-	w.Header().Set("Content-Type", format.ContentType())
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="knowledge-%s.%s"`, time.Now().UTC().Format("20060102-150405"), format))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf.Bytes())
+	if err := out.flush(); err != nil {
+		a.log.Warn("export: write", "err", err)
+	}
+}
+
+// spillWriter holds what is written until limit bytes, so that an export
+// that fails before then is still answered with a clean JSON error; beyond
+// limit it starts the response (start) and streams, keeping memory
+// bounded whatever the size of the knowledge base.
+type spillWriter struct {
+	w       http.ResponseWriter
+	limit   int
+	start   func()
+	buf     bytes.Buffer
+	started bool
+}
+
+func (s *spillWriter) Write(p []byte) (int, error) {
+	if !s.started && s.buf.Len()+len(p) <= s.limit {
+		return s.buf.Write(p)
+	}
+	if err := s.flush(); err != nil {
+		return 0, err
+	}
+	return s.w.Write(p)
+}
+
+// flush starts the response if needed and sends what is held.
+func (s *spillWriter) flush() error {
+	if !s.started {
+		s.started = true
+		s.start()
+	}
+	if s.buf.Len() == 0 {
+		return nil
+	}
+	_, err := s.w.Write(s.buf.Bytes())
+	s.buf = bytes.Buffer{}
+	return err
 }
 
 func (a *api) search(w http.ResponseWriter, r *http.Request) {
