@@ -26,6 +26,8 @@ type chatMetrics struct {
 	// lostTurns counts customer messages answered late because their bot
 	// turn was lost, by how it was found (resend or hello).
 	lostTurns *prometheus.CounterVec
+	// ratings counts customers' ratings of their conversations, by score.
+	ratings *prometheus.CounterVec
 }
 
 func newChatMetrics() *chatMetrics {
@@ -45,7 +47,9 @@ func newChatMetrics() *chatMetrics {
 		modeRepaired: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_handoff_mode_repaired_total",
 			Help: "Conversations found in queued or human mode without an open ticket (a handoff event was lost) and sent back to the bot."}),
 		lostTurns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_bot_turns_recovered_total",
-			Help: "Stored customer messages whose bot turn was lost (the store's reply lost, the node stopped, the queue full), answered late, by how they were found: resend or hello."}, []string{"found_by"}),
+			Help: "Stored customer messages whose bot turn was lost (the store's reply lost, the node stopped, the turn not queued), answered late, by how they were found: resend or hello."}, []string{"found_by"}),
+		ratings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_conversation_ratings_total",
+			Help: "Customers' ratings of their conversations (the widget asks when an agent closes one), by score: good or bad."}, []string{"score"}),
 	}
 }
 
@@ -54,7 +58,7 @@ func (m *chatMetrics) register(r prometheus.Registerer, c *Chat) error {
 		func() float64 { return float64(c.Connections()) })
 	pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_bot_turns_pending", Help: "Bot turns queued or running on this node."},
 		func() float64 { return float64(c.PendingTurns()) })
-	for _, col := range []prometheus.Collector{m.accepted, m.rejected, m.framesIn, m.framesOut, m.errors, m.slow, m.ephemeralDropped, m.gapFills, m.appended, m.turns, m.modeRepaired, m.lostTurns, conns, pending} {
+	for _, col := range []prometheus.Collector{m.accepted, m.rejected, m.framesIn, m.framesOut, m.errors, m.slow, m.ephemeralDropped, m.gapFills, m.appended, m.turns, m.modeRepaired, m.lostTurns, m.ratings, conns, pending} {
 		if err := r.Register(col); err != nil {
 			return fmt.Errorf("gateway: register metrics: %w", err)
 		}

@@ -27,6 +27,7 @@ const (
 	FramePing           = "ping"
 	FrameContact        = "contact"
 	FrameHandoffCancel  = "handoff_cancel"
+	FrameRating         = "rating"
 )
 
 // Server frame types (server to client). FrameMessage, FrameTyping and
@@ -63,6 +64,7 @@ type ClientFrame struct {
 	On             *bool  `json:"on,omitempty"`              // typing
 	ID             string `json:"id,omitempty"`              // ping: echoed in pong
 	Address        string `json:"address,omitempty"`         // contact: an email address or phone number
+	Score          string `json:"score,omitempty"`           // rating: good or bad
 	ConversationID string `json:"conversation_id,omitempty"` // optional; must be the connection's conversation
 }
 
@@ -144,6 +146,13 @@ func (f *ClientFrame) validate() error {
 		if strings.ContainsRune(f.Text, 0) {
 			return tandem.Errorf(tandem.EINVALID, "message text contains NUL")
 		}
+	case FrameRating:
+		if !validClientID(f.ClientID) {
+			return tandem.Errorf(tandem.EINVALID, "client_id must be 1-%d characters of A-Z a-z 0-9 _ - .", MaxClientIDLen)
+		}
+		if _, ok := ratingText[f.Score]; !ok {
+			return tandem.Errorf(tandem.EINVALID, "rating needs score: good or bad")
+		}
 	case FrameHandoffCancel:
 		if !validClientID(f.ClientID) {
 			return tandem.Errorf(tandem.EINVALID, "client_id must be 1-%d characters of A-Z a-z 0-9 _ - .", MaxClientIDLen)
@@ -182,6 +191,12 @@ func (f *ClientFrame) validate() error {
 		return tandem.Errorf(tandem.EINVALID, "unknown frame type %q", truncate(f.Type, 32))
 	}
 	return nil
+}
+
+// ratingText is the logged text of each rating score.
+var ratingText = map[string]string{
+	"good": "Rated this conversation: 👍 Good",
+	"bad":  "Rated this conversation: 👎 Not good",
 }
 
 // validClientID checks a customer's client id. Unlike ValidID it refuses

@@ -247,6 +247,8 @@ func (s *widgetSession) HandleFrame(ctx context.Context, c *Conn, data []byte) {
 		s.message(ctx, c, f)
 	case FrameContact:
 		s.contact(ctx, c, f)
+	case FrameRating:
+		s.rate(ctx, c, f)
 	case FrameHandoffCancel:
 		s.cancelHandoff(ctx, c, f)
 	case FrameTyping:
@@ -404,6 +406,33 @@ func (s *widgetSession) message(ctx context.Context, c *Conn, f ClientFrame) {
 		chat.logger.Warn("answering a customer message whose bot turn was lost", "conversation", conv, "seq", stored.Seq, "found_by", "resend")
 		chat.metrics.lostTurns.WithLabelValues("resend").Inc()
 	}
+}
+
+// rate logs the customer's rating of the conversation (satisfaction:
+// good or bad) as their message of kind "rating" under their client_id,
+// with the score in its data; the bot does not answer it. A resend is
+// acknowledged again; another score under a used client_id is a conflict.
+func (s *widgetSession) rate(ctx context.Context, c *Conn, f ClientFrame) {
+	chat := s.chat
+	if !s.allow(c, f) {
+		return
+	}
+	m := tandem.Message{ConversationID: s.p.ConversationID, ClientID: f.ClientID, Author: tandem.AuthorCustomer, AuthorID: s.p.ID,
+		AuthorName: s.p.Name, Text: ratingText[f.Score], Kind: "rating", Data: map[string]any{"score": f.Score}}
+	stored, dup, err := chat.PostMessage(ctx, m)
+	if err != nil {
+		c.SendError(err, f.ClientID)
+		return
+	}
+	if dup && (stored.Kind != m.Kind || stored.Text != m.Text) {
+		c.SendError(tandem.Errorf(tandem.ECONFLICT, "client_id %q was already used for a different message (seq %d); send it with a new client_id",
+			f.ClientID, stored.Seq), f.ClientID)
+		return
+	}
+	if !dup {
+		chat.metrics.ratings.WithLabelValues(f.Score).Inc()
+	}
+	c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: stored.Seq, Duplicate: dup})
 }
 
 // contact leaves the customer's contact address on the conversation's open

@@ -141,6 +141,7 @@
     ".tandem-quick{display:flex;flex-wrap:wrap;gap:6px;padding:6px 12px;background:#f5f7fb}",
     ".tandem-quick:empty{display:none}",
     ".tandem-quick button{border:1px solid #2456d3;color:#2456d3;background:#fff;border-radius:14px;padding:5px 10px;font:inherit;font-size:13px;cursor:pointer}",
+    ".tandem-rate-label{flex-basis:100%;font-size:13px}",
     ".tandem-form{display:flex;gap:6px;padding:8px;border-top:1px solid #dde3ee;align-items:flex-end}",
     ".tandem-input{flex:1;resize:none;border:1px solid #b8c2d6;border-radius:8px;padding:8px;font:inherit;min-height:38px;max-height:120px}",
     ".tandem-send{background:#2456d3;color:#fff;border:0;border-radius:8px;padding:9px 12px;font:inherit;cursor:pointer}",
@@ -304,6 +305,7 @@
     // A used quick reply goes: the focus moves to the input, not the body.
     var hadFocus = quickEl.contains(document.activeElement);
     clearNode(quickEl);
+    quickEl.setAttribute("aria-label", "Suggested replies");
     if (hadFocus) { input.focus(); }
     (list || []).slice(0, 6).forEach(function (q) {
       if (typeof q !== "string" || !q) { return; }
@@ -436,6 +438,28 @@
     stopTyping();
     queue("message", text);
   }
+  // The rating prompt: shown when an agent closes the conversation, it
+  // sends the score through the outbox (kept across reconnects and
+  // reloads like a message) and goes once the customer chose.
+  var RATINGS = { good: "Rated this conversation: 👍 Good", bad: "Rated this conversation: 👎 Not good" };
+  function showRating() {
+    showQuickReplies(null);
+    quickEl.setAttribute("aria-label", "Rate this conversation");
+    quickEl.appendChild(el("span", { "class": "tandem-rate-label", id: "tandem-rate-label" }, "How did we do?"));
+    [["good", "👍 Good"], ["bad", "👎 Not good"]].forEach(function (r) {
+      var b = el("button", { type: "button", "class": "tandem-rate", "data-score": r[0] }, r[1]);
+      b.addEventListener("click", function () {
+        showQuickReplies(null);
+        var item = { type: "rating", client_id: newClientId(), score: r[0], text: RATINGS[r[0]] };
+        state.outbox.push(item);
+        save();
+        renderPending(item);
+        scrollDown();
+        flush();
+      });
+      quickEl.appendChild(b);
+    });
+  }
   function queue(type, text) {
     var item = { type: type, client_id: newClientId(), text: text };
     state.outbox.push(item);
@@ -486,7 +510,9 @@
       if (item.failed) { continue; }
       if (item.sentOn === connSerial) { return; } // waiting for its answer
       if (item.retryAt > Date.now()) { return; }
-      if (send({ type: item.type, client_id: item.client_id, text: item.text })) { item.sentOn = connSerial; }
+      var frame = item.type === "rating" ? { type: "rating", client_id: item.client_id, score: item.score }
+        : { type: item.type, client_id: item.client_id, text: item.text };
+      if (send(frame)) { item.sentOn = connSerial; }
       return;
     }
   }
@@ -760,6 +786,7 @@
     case "handoff":
       closedShown = f.status === "closed";
       setStatus(handoffText(f));
+      if (closedShown) { showRating(); }
       state.leaveContact = !!f.leave_contact; save();
       showContact(state.leaveContact);
       setWaiting(f.status === "queued" || (f.status === "unavailable" && !!f.leave_contact));
