@@ -62,17 +62,26 @@ func TestRating(t *testing.T) {
 	}
 }
 
-// When an agent closes the conversation the widget asks how it went; the
-// customer's choice is sent, logged and shown in the conversation, and the
-// prompt goes.
-func TestBrowserWidgetRatesClosedConversation(t *testing.T) {
-	ts, ctx := onlineWidget(t, serverOpts{})
+// closeWidgetConversation has the widget's customer say hello and get the
+// answer, then closes the conversation as an agent does; it returns the
+// conversation's id.
+func closeWidgetConversation(t *testing.T, ts *testServer, ctx context.Context) string {
+	t.Helper()
 	sendFromWidget(t, ctx, "hello")
 	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: hello") && `+noPendingLeft)
 	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
 	if err := ts.Chat.HandoffStatus(context.Background(), conv, gateway.HandoffStatus{Status: gateway.HandoffClosed}); err != nil {
 		t.Fatal(err)
 	}
+	return conv
+}
+
+// When an agent closes the conversation the widget asks how it went; the
+// customer's choice is sent, logged and shown in the conversation, and the
+// prompt goes.
+func TestBrowserWidgetRatesClosedConversation(t *testing.T) {
+	ts, ctx := onlineWidget(t, serverOpts{})
+	conv := closeWidgetConversation(t, ts, ctx)
 	waitFor(t, ctx, "the rating prompt", `document.getElementById("tandem-quick").getAttribute("aria-label") === "Rate this conversation" && document.querySelectorAll("#tandem-quick button.tandem-rate").length === 2`)
 	browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS(`#tandem-quick button[data-score="bad"]`)))
 	waitFor(t, ctx, "the rating in the log, the prompt gone",

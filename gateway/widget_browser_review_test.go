@@ -1006,12 +1006,7 @@ func TestBrowserWidgetScrollStaysWhileReading(t *testing.T) {
 // says so instead of "Conversation closed" next to the bot's answers.
 func TestBrowserWidgetStatusAfterClosedConversationReopens(t *testing.T) {
 	ts, ctx := onlineWidget(t, serverOpts{})
-	sendFromWidget(t, ctx, "hello")
-	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: hello") && `+noPendingLeft)
-	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
-	if err := ts.Chat.HandoffStatus(context.Background(), conv, gateway.HandoffStatus{Status: gateway.HandoffClosed}); err != nil {
-		t.Fatal(err)
-	}
+	closeWidgetConversation(t, ts, ctx)
 	waitFor(t, ctx, "the closed status", `document.getElementById("tandem-status").textContent === "Conversation closed"`)
 	sendFromWidget(t, ctx, "one more thing")
 	waitFor(t, ctx, "the bot's answer", `document.getElementById("tandem-log").textContent.includes("echo: one more thing") && `+noPendingLeft)
