@@ -11,54 +11,72 @@ import (
 	"github.com/tandem-chat/tandem/internal/browsertest"
 )
 
-// TestRating: a customer's rating is logged once as their message of kind
-// "rating" with the score in its data, acknowledged, shown to followers,
-// and not answered by the bot; a bad score is invalid, and another score
-// under a used client_id a conflict.
+// TestRating: a customer rates a conversation an agent closed, once: the
+// rating is logged as their message of kind "rating" with the score in
+// its data, acknowledged, shown to followers, and not answered by the bot.
+// A bad score is invalid; a rating of a conversation that is not closed,
+// a second rating, or another score under a used client_id is a conflict;
+// a resend is acknowledged again.
 func TestRating(t *testing.T) {
+	ctx := context.Background()
 	ts := startServer(t, serverOpts{})
 	s := ts.session(t, nil)
 	ws := ts.connect(t, s.Token, 0)
+	rate := func(clientID, score string) frame {
+		t.Helper()
+		ws.send(map[string]any{"type": "rating", "client_id": clientID, "score": score})
+		f, _ := ws.until(func(f frame) bool { return f.Type == "ack" || f.Type == "error" })
+		return f
+	}
 
-	ws.send(map[string]any{"type": "rating", "client_id": "r1", "score": "excellent"})
-	if f := ws.next(); f.Type != "error" || f.Code != "invalid" {
+	if f := rate("r0", "good"); f.Code != "conflict" {
+		t.Fatalf("rating a conversation with the bot: %s, want conflict", f.raw)
+	}
+	if err := ts.Chat.HandoffStatus(ctx, s.ConversationID, gateway.HandoffStatus{Status: gateway.HandoffClosed}); err != nil {
+		t.Fatal(err)
+	}
+	if f := rate("r1", "excellent"); f.Code != "invalid" {
 		t.Fatalf("bad score: %s, want invalid", f.raw)
 	}
-	ws.send(map[string]any{"type": "rating", "client_id": "r1", "score": "good"})
-	f, skipped := ws.until(isType("ack"))
-	if f.Seq != 1 || f.Duplicate {
-		t.Fatalf("rating ack %s", f.raw)
+	ack := rate("r1", "good")
+	if ack.Type != "ack" || ack.Duplicate {
+		t.Fatalf("rating: %s, want an ack", ack.raw)
 	}
-	var m tandem.Message
-	for _, x := range skipped {
-		if x.Type == "message" {
-			m = x.msg(t)
-		}
-	}
-	if m.Seq == 0 { // the message frame may come after the ack
-		x, _ := ws.until(isType("message"))
-		m = x.msg(t)
-	}
-	if m.Kind != "rating" || m.Author != tandem.AuthorCustomer || m.Data["score"] != "good" || m.Text != "Rated this conversation: 👍 Good" {
+	f, _ := ws.until(func(f frame) bool { return f.Type == "message" && f.msg(t).Seq == ack.Seq })
+	if m := f.msg(t); m.Kind != "rating" || m.Author != tandem.AuthorCustomer || m.Data["score"] != "good" || m.Text != "Rated this conversation: 👍 Good" {
 		t.Fatalf("rating message %+v", m)
 	}
-	ws.send(map[string]any{"type": "rating", "client_id": "r1", "score": "good"})
-	if f, _ := ws.until(isType("ack")); !f.Duplicate || f.Seq != 1 {
-		t.Fatalf("resent rating ack %s, want a duplicate of seq 1", f.raw)
+	if f := rate("r1", "good"); f.Type != "ack" || !f.Duplicate || f.Seq != ack.Seq {
+		t.Fatalf("resent rating: %s, want a duplicate ack of seq %d", f.raw, ack.Seq)
 	}
-	ws.send(map[string]any{"type": "rating", "client_id": "r1", "score": "bad"})
-	if f, _ := ws.until(isType("error")); f.Code != "conflict" {
+	if f := rate("r1", "bad"); f.Code != "conflict" {
 		t.Fatalf("another score under r1: %s, want conflict", f.raw)
 	}
-	// The bot answers the next message, not the rating.
+	if f := rate("r2", "bad"); f.Code != "conflict" {
+		t.Fatalf("a second rating: %s, want conflict", f.raw)
+	}
+	// The bot answers the next message (which reopens the conversation),
+	// not the rating; the reopened conversation cannot be rated.
 	ws.send(map[string]any{"type": "message", "client_id": "m2", "text": "thanks"})
 	f, _ = ws.until(messageFrom(tandem.AuthorBot))
 	if got := f.msg(t); got.Text != "echo: thanks" {
 		t.Fatalf("the bot's first message is %q, want the answer to the next message", got.Text)
 	}
-	msgs, err := ts.Log.Messages(context.Background(), s.ConversationID, 0, 10)
-	if err != nil || len(msgs) != 3 {
-		t.Fatalf("log = %+v, %v; want the rating, the message and its answer", msgs, err)
+	if f := rate("r3", "good"); f.Code != "conflict" {
+		t.Fatalf("rating the reopened conversation: %s, want conflict", f.raw)
+	}
+	msgs, err := ts.Log.Messages(ctx, s.ConversationID, 0, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ratings := 0
+	for _, m := range msgs {
+		if m.Kind == "rating" {
+			ratings++
+		}
+	}
+	if ratings != 1 {
+		t.Fatalf("%d ratings logged, want 1: %+v", ratings, msgs)
 	}
 }
 
@@ -82,7 +100,7 @@ func closeWidgetConversation(t *testing.T, ts *testServer, ctx context.Context) 
 func TestBrowserWidgetRatesClosedConversation(t *testing.T) {
 	ts, ctx := onlineWidget(t, serverOpts{})
 	conv := closeWidgetConversation(t, ts, ctx)
-	waitFor(t, ctx, "the rating prompt", `document.getElementById("tandem-quick").getAttribute("aria-label") === "Rate this conversation" && document.querySelectorAll("#tandem-quick button.tandem-rate").length === 2`)
+	waitFor(t, ctx, "the rating prompt", `document.getElementById("tandem-quick").getAttribute("aria-labelledby") === "tandem-rate-label" && document.querySelectorAll("#tandem-quick button.tandem-rate").length === 2`)
 	browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS(`#tandem-quick button[data-score="bad"]`)))
 	waitFor(t, ctx, "the rating in the log, the prompt gone",
 		`Array.from(document.querySelectorAll('#tandem-log .tandem-msg[data-author="customer"][data-seq]')).some(e => e.textContent.includes("👎 Not good")) && document.querySelectorAll("#tandem-quick button").length === 0 && `+noPendingLeft)

@@ -408,18 +408,44 @@ func (s *widgetSession) message(ctx context.Context, c *Conn, f ClientFrame) {
 	}
 }
 
-// rate logs the customer's rating of the conversation (satisfaction:
-// good or bad) as their message of kind "rating" under their client_id,
-// with the score in its data; the bot does not answer it. A resend is
-// acknowledged again; another score under a used client_id is a conflict.
+// rate logs the customer's rating (satisfaction: good or bad) of a
+// conversation an agent closed, as their message of kind "rating" under
+// their client_id with the score in its data; the bot does not answer it.
+// One rating per closing: the conversation must be closed (a customer
+// message reopens it) and its last message not a rating already, else the
+// rating is a conflict — except the resend of that rating, acknowledged
+// again.
 func (s *widgetSession) rate(ctx context.Context, c *Conn, f ClientFrame) {
 	chat := s.chat
+	conv := s.p.ConversationID
 	if !s.allow(c, f) {
 		return
 	}
-	m := tandem.Message{ConversationID: s.p.ConversationID, ClientID: f.ClientID, Author: tandem.AuthorCustomer, AuthorID: s.p.ID,
+	m := tandem.Message{ConversationID: conv, ClientID: f.ClientID, Author: tandem.AuthorCustomer, AuthorID: s.p.ID,
 		AuthorName: s.p.Name, Text: ratingText[f.Score], Kind: "rating", Data: map[string]any{"score": f.Score}}
-	stored, dup, err := chat.PostMessage(ctx, m)
+	cv, err := chat.log.Conversation(ctx, conv)
+	if err != nil {
+		c.SendError(err, f.ClientID)
+		return
+	}
+	last, err := chat.log.Messages(ctx, conv, max(cv.LastSeq-1, 0), 1)
+	if err != nil {
+		c.SendError(err, f.ClientID)
+		return
+	}
+	if len(last) == 1 && last[0].Kind == "rating" {
+		if last[0].ClientID == f.ClientID && last[0].Text == m.Text {
+			c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: last[0].Seq, Duplicate: true})
+			return
+		}
+		c.SendError(tandem.Errorf(tandem.ECONFLICT, "this conversation is rated already"), f.ClientID)
+		return
+	}
+	if cv.Mode != tandem.ModeClosed {
+		c.SendError(tandem.Errorf(tandem.ECONFLICT, "only a conversation an agent closed can be rated"), f.ClientID)
+		return
+	}
+	stored, dup, err := chat.log.Append(ctx, m)
 	if err != nil {
 		c.SendError(err, f.ClientID)
 		return
@@ -429,10 +455,12 @@ func (s *widgetSession) rate(ctx context.Context, c *Conn, f ClientFrame) {
 			f.ClientID, stored.Seq), f.ClientID)
 		return
 	}
+	c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: stored.Seq, Duplicate: dup})
+	chat.publishMessage(ctx, stored, c.ID())
 	if !dup {
+		chat.metrics.appended.WithLabelValues(string(tandem.AuthorCustomer)).Inc()
 		chat.metrics.ratings.WithLabelValues(f.Score).Inc()
 	}
-	c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: stored.Seq, Duplicate: dup})
 }
 
 // contact leaves the customer's contact address on the conversation's open

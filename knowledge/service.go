@@ -375,7 +375,9 @@ func (s *Service) Get(ctx context.Context, id string) (tandem.FAQ, error) {
 }
 
 // Versions returns a page of the audit trail of an FAQ, oldest first: the
-// revisions with a version above after, at most limit (1–1000; 0: all).
+// revisions with a version above after, at most limit (1 to
+// MaxVersionsPage+1, the one more telling a pager whether another page
+// follows; 0: all).
 func (s *Service) Versions(ctx context.Context, id string, after int64, limit int) ([]Revision, error) {
 	if err := ValidID("id", id); err != nil {
 		return nil, err
@@ -383,13 +385,13 @@ func (s *Service) Versions(ctx context.Context, id string, after int64, limit in
 	if after < 0 {
 		return nil, tandem.Errorf(tandem.EINVALID, "after must be a version number (0 or more)")
 	}
-	if limit < 0 || limit > MaxVersionsPage {
+	if limit < 0 || limit > MaxVersionsPage+1 {
 		return nil, tandem.Errorf(tandem.EINVALID, "limit must be between 1 and %d", MaxVersionsPage)
 	}
 	return s.store.Versions(ctx, id, after, limit)
 }
 
-// MaxVersionsPage is the largest page of Versions.
+// MaxVersionsPage is the largest page of the audit trail the API serves.
 const MaxVersionsPage = 1000
 
 // Create validates and stores a new FAQ on behalf of actor.

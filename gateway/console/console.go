@@ -526,7 +526,8 @@ func (c *Console) suggestions(ctx context.Context, convID, query string) (Sugges
 }
 
 // lastCustomerText is the latest customer text message (not a bare "talk
-// to a person" button press) among the last 50 messages.
+// to a person" button press, a rating or a withdrawn request) among the
+// last 50 messages.
 func (c *Console) lastCustomerText(ctx context.Context, conv tandem.Conversation) string {
 	after := max(conv.LastSeq-50, 0)
 	msgs, err := c.chat.Messages(ctx, conv.ID, after, 50)
@@ -534,7 +535,7 @@ func (c *Console) lastCustomerText(ctx context.Context, conv tandem.Conversation
 		return ""
 	}
 	for i := len(msgs) - 1; i >= 0; i-- {
-		if m := msgs[i]; m.Author == tandem.AuthorCustomer && m.Kind != "handoff_request" {
+		if m := msgs[i]; m.Author == tandem.AuthorCustomer && (m.Kind == "text" || m.Kind == "") {
 			return m.Text
 		}
 	}

@@ -612,7 +612,7 @@ func (a *api) export(w http.ResponseWriter, r *http.Request) {
 		// Part of the file is sent: the connection is cut without the
 		// end of the chunked body, so the client sees a failed download,
 		// not a complete-looking file with rows missing.
-		a.log.Error("export failed after the first bytes were sent", "err", err)
+		a.log.Warn("export cut short after the first bytes were sent", "err", err)
 		panic(http.ErrAbortHandler)
 	}
 	if err := out.flush(); err != nil {

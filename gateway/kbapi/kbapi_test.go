@@ -215,6 +215,12 @@ func TestCRUDWithETags(t *testing.T) {
 	if !slices.Equal(got, []int64{1, 2, 3, 4, 5, 6}) {
 		t.Fatalf("versions read in pages of 4 = %v, want 1-6", got)
 	}
+	var whole struct{ Items []knowledge.Revision }
+	if r := e.do(t, "GET", path+"/versions?limit=1000", e.admin, nil); r.status != 200 {
+		t.Fatalf("versions?limit=1000 (the largest page): %d %s", r.status, r.body)
+	} else if r.json(t, &whole); len(whole.Items) != 6 {
+		t.Fatalf("versions?limit=1000: %d items, want 6", len(whole.Items))
+	}
 	for _, q := range []string{"limit=0", "limit=1001", "limit=x", "after=-1", "after=1.5"} {
 		if code, msg := e.do(t, "GET", path+"/versions?"+q, e.admin, nil).errCode(t); code != tandem.EINVALID || msg == "" {
 			t.Errorf("versions?%s: %s %q, want invalid", q, code, msg)

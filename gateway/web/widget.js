@@ -97,6 +97,9 @@
     state.conversationId = id; state.lastSeq = 0; state.messages = []; state.contact = ""; state.leaveContact = false;
     liveFrom = Infinity; unread = 0; showLauncher();
     clearNode(logEl); pendingEls = {}; streamEls = {}; readSent = 0;
+    // A rating is of the old conversation: it and its prompt go.
+    showQuickReplies(null);
+    state.outbox = state.outbox.filter(function (item) { return item.type !== "rating"; });
     state.outbox.forEach(function (item) { delete item.sentOn; renderPending(item); });
     showContact(false);
     save();
@@ -305,6 +308,7 @@
     // A used quick reply goes: the focus moves to the input, not the body.
     var hadFocus = quickEl.contains(document.activeElement);
     clearNode(quickEl);
+    quickEl.removeAttribute("aria-labelledby");
     quickEl.setAttribute("aria-label", "Suggested replies");
     if (hadFocus) { input.focus(); }
     (list || []).slice(0, 6).forEach(function (q) {
@@ -444,8 +448,10 @@
   var RATINGS = { good: "Rated this conversation: 👍 Good", bad: "Rated this conversation: 👎 Not good" };
   function showRating() {
     showQuickReplies(null);
-    quickEl.setAttribute("aria-label", "Rate this conversation");
-    quickEl.appendChild(el("span", { "class": "tandem-rate-label", id: "tandem-rate-label" }, "How did we do?"));
+    quickEl.removeAttribute("aria-label");
+    quickEl.setAttribute("aria-labelledby", "tandem-rate-label");
+    quickEl.appendChild(el("span", { "class": "tandem-rate-label", id: "tandem-rate-label" }, "How did we do? Rate this conversation"));
+    newsEl.textContent = "How did we do? Rate this conversation: Good or Not good.";
     [["good", "👍 Good"], ["bad", "👎 Not good"]].forEach(function (r) {
       var b = el("button", { type: "button", "class": "tandem-rate", "data-score": r[0] }, r[1]);
       b.addEventListener("click", function () {
