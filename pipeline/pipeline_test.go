@@ -660,6 +660,16 @@ func TestEmojiOnlyTurnsReadAsTheirWords(t *testing.T) {
 			t.Errorf("%q: intent %q (%s), want %q", text, r.NLU.Intent.Name, r.Kind, want)
 		}
 	}
+	// An angry face alone is strong negative sentiment, as "furious" is.
+	for _, text := range []string{"😡", "🤬!", "😠😠"} {
+		r, err := p.Respond(context.Background(), turn("c-emoji-"+text, text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind != tandem.ReplyEscalate || r.Escalation == nil || r.Escalation.Reason != tandem.EscalateSentiment {
+			t.Errorf("%q: %s %+v, want an escalation for sentiment", text, r.Kind, r.Escalation)
+		}
+	}
 }
 
 // fixedTagger tags every text with the same model entities.

@@ -226,13 +226,15 @@ func sentiment(normText string) float64 {
 // emojiWords are the emoji whose meaning as a whole message is plain: a
 // customer's "👍" after an answer is "ok" and "👎" "not helpful", not a
 // question the bot failed to understand (which would count towards
-// escalation).
+// escalation); "😡" is "furious", which the sentiment trigger escalates
+// as it does the word.
 var emojiWords = map[rune]string{
 	'👍': "ok", '👌': "ok", '🆗': "ok", '✅': "ok", '✔': "ok", '☑': "ok",
 	'🙂': "ok", '😊': "ok", '😀': "ok", '😃': "ok", '😄': "ok", '👏': "ok", '🤝': "ok",
 	'🙏': "thanks", '❤': "thanks", '💙': "thanks", '💚': "thanks", '💛': "thanks",
 	'💜': "thanks", '🧡': "thanks", '🤍': "thanks", '💯': "thanks", '🥰': "thanks", '😍': "thanks",
 	'👎': "not helpful",
+	'😡': "furious", '🤬': "furious", '😠': "angry",
 }
 
 // glossEmoji returns the words of a message made only of such emoji
