@@ -392,7 +392,7 @@ func (e *Engine) withdrawOffers(ctx context.Context, agentID string, now time.Ti
 	return nil
 }
 
-var errDisabled = tandem.Errorf(tandem.EFORBIDDEN, "this account is disabled")
+var errDisabled = ErrAgentDisabled
 
 // checkSkills checks normalised skills: at most 64 bytes of valid UTF-8
 // each, without spaces, commas or control characters.

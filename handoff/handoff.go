@@ -185,6 +185,11 @@ type Change struct {
 	OfferLive  bool                 // the offer must not have expired (OfferExpiresAt > Now)
 	OfferDue   bool                 // the offer must have expired (OfferExpiresAt <= Now)
 	HolderGone *Gone                // the current holder must still be gone (see Gone)
+	// HolderEnabled: the holder after the change must not be disabled,
+	// checked against a disabling in flight (the agent's row is locked)
+	// also when the holder does not change (an accepted offer). A new
+	// holder is always checked (AcquireError).
+	HolderEnabled bool
 
 	// Effects.
 	To            tandem.TicketState
@@ -408,4 +413,5 @@ var (
 	ErrOpenTicket     = tandem.Errorf(tandem.ECONFLICT, "the conversation already has an open ticket")
 	ErrNoSession      = tandem.Errorf(tandem.ENOTFOUND, "session not found")
 	ErrAgentReturned  = tandem.Errorf(tandem.ECONFLICT, "the agent is connected again")
+	ErrAgentDisabled  = tandem.Errorf(tandem.EFORBIDDEN, "this account is disabled")
 )

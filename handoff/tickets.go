@@ -258,7 +258,7 @@ func (e *Engine) Accept(ctx context.Context, a Actor, ticketID string) (tandem.T
 	now := e.now()
 	out, err := e.store.Apply(ctx, Change{
 		TicketID: ticketID, Now: now, Node: e.cfg.Node, Reason: ReasonAccept,
-		From: []tandem.TicketState{tandem.TicketOffered}, Holder: a.AgentID, OfferLive: true,
+		From: []tandem.TicketState{tandem.TicketOffered}, Holder: a.AgentID, OfferLive: true, HolderEnabled: true,
 		To: tandem.TicketAssigned, Agent: a.AgentID,
 	})
 	if tandem.ErrorCode(err) == tandem.ECONFLICT {

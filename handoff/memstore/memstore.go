@@ -451,6 +451,11 @@ func (s *Store) Apply(_ context.Context, c handoff.Change) (tandem.Ticket, error
 	}
 	c.OfferExpires, c.SkipUntil = handoff.UTC(c.OfferExpires), handoff.UTC(c.SkipUntil)
 	out, prev, next := handoff.ApplyToTicket(cloneTicket(*cur), c)
+	if c.HolderEnabled && next != "" {
+		if r, ok := s.agents[next]; ok && r.a.Disabled {
+			return tandem.Ticket{}, handoff.ErrAgentDisabled
+		}
+	}
 	if prev != next {
 		var nr *agent
 		if next != "" {

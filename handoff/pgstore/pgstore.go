@@ -509,6 +509,18 @@ func (s *Store) Apply(ctx context.Context, c handoff.Change) (tandem.Ticket, err
 			return err
 		}
 		o, prev, next := handoff.ApplyToTicket(cur, c)
+		if c.HolderEnabled && next != "" {
+			// FOR SHARE: a disabling in flight (UPDATE of the row) either
+			// committed before and is seen, or waits for this change.
+			var disabled bool
+			err := tx.QueryRow(ctx, `SELECT disabled FROM handoff_agents WHERE id = $1 FOR SHARE`, next).Scan(&disabled)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			if disabled {
+				return handoff.ErrAgentDisabled
+			}
+		}
 		if c.HolderGone != nil && cur.AgentID != "" {
 			// Lock the agent row: OpenSession takes it too, so a reconnect
 			// either committed before (and is seen) or waits.

@@ -68,6 +68,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Authorize", testAuthorize},
 		{"Authenticate", testAuthenticate},
 		{"DisableAgent", testDisableAgent},
+		{"AcceptWhileDisabling", testAcceptWhileDisabling},
 		{"Metrics", testMetrics},
 	}
 	for _, tc := range tests {
@@ -1644,6 +1645,43 @@ func testMetrics(t *testing.T, s handoff.Store) {
 	if !errors.Is(err, err) || !strings.Contains(err.Error(), "registered") {
 		t.Fatalf("error = %v", err)
 	}
+}
+
+// acceptOnDisable runs accept once, right after an agent is stored as
+// disabled and before the engine withdraws their offers: an accept that
+// comes in at that moment.
+type acceptOnDisable struct {
+	handoff.Store
+	accept func() error
+	err    error
+}
+
+func (s *acceptOnDisable) UpdateAgent(ctx context.Context, a tandem.Agent) error {
+	err := s.Store.UpdateAgent(ctx, a)
+	if err == nil && a.Disabled && s.accept != nil {
+		s.err, s.accept = s.accept(), nil
+	}
+	return err
+}
+
+// testAcceptWhileDisabling: an offer accepted in the moment between the
+// agent being stored as disabled and their offers being withdrawn is
+// refused (the disabled agent used to get the chat), and the ticket goes
+// back to the queue.
+func testAcceptWhileDisabling(t *testing.T, s handoff.Store) {
+	w := &acceptOnDisable{Store: s}
+	h := newHarness(t, w)
+	ann, _ := h.online("ann max=3")
+	tk := h.escalate("")
+	h.tick()
+	h.want(tk.ID, tandem.TicketOffered, ann.ID)
+	w.accept = func() error {
+		_, err := h.e.Accept(ctx, handoff.Actor{AgentID: ann.ID}, tk.ID)
+		return err
+	}
+	must[tandem.Agent](t)(h.e.SetDisabled(ctx, ann.ID, true))
+	wantCode(t, w.err, tandem.EFORBIDDEN)
+	h.want(tk.ID, tandem.TicketQueued, "")
 }
 
 func testDisableAgent(t *testing.T, s handoff.Store) {
