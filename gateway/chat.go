@@ -259,6 +259,7 @@ func (c *Chat) Mount(r chi.Router) {
 	r.Get("/v1/widget/ws", c.handleWidgetWS)
 	r.Get("/v1/conversations/{id}", c.handleConversation)
 	r.Get("/v1/conversations/{id}/messages", c.handleMessages)
+	r.Delete("/v1/conversations/{id}", c.handleErase)
 }
 
 // Conversation returns a conversation from the log.

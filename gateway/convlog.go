@@ -43,6 +43,9 @@ type ConvLog interface {
 	// still from (compare-and-swap); it reports whether it did, with the
 	// conversation as it stands after the call.
 	SwapMode(ctx context.Context, id string, from, to tandem.Mode, agentID string) (tandem.Conversation, bool, error)
+	// Erase deletes the conversation and all its messages for good (the
+	// customer's right to erasure); an unknown id is not_found.
+	Erase(ctx context.Context, id string) error
 }
 
 // MemLog is the in-memory ConvLog (the embedded default). It keeps
@@ -180,6 +183,17 @@ func (l *MemLog) SetMode(_ context.Context, id string, mode tandem.Mode, agentID
 	mc.conv.AgentID = agentID
 	mc.conv.UpdatedAt = l.now().UTC()
 	return mc.conv, nil
+}
+
+// Erase implements ConvLog.
+func (l *MemLog) Erase(_ context.Context, id string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.convs[id]; !ok {
+		return tandem.Errorf(tandem.ENOTFOUND, "conversation not found")
+	}
+	delete(l.convs, id)
+	return nil
 }
 
 // SwapMode implements ConvLog.

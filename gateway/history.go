@@ -73,6 +73,31 @@ func (c *Chat) handleConversation(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, conv)
 }
 
+// handleErase deletes a conversation for good (admins only): the
+// customer's right to erasure. 204 when done; 409 while it has an open
+// ticket.
+func (c *Chat) handleErase(w http.ResponseWriter, r *http.Request) {
+	p, err := c.auth.Authenticate(r)
+	if err == nil && p.Role != RoleAdmin {
+		err = tandem.Errorf(tandem.EFORBIDDEN, "only an admin can erase a conversation")
+	}
+	if err != nil {
+		WriteError(w, r, c.logger, err)
+		return
+	}
+	id := chi.URLParam(r, "id")
+	if !ValidID(id, 64) {
+		WriteError(w, r, c.logger, tandem.Errorf(tandem.ENOTFOUND, "conversation not found"))
+		return
+	}
+	if err := c.EraseConversation(r.Context(), id); err != nil {
+		WriteError(w, r, c.logger, err)
+		return
+	}
+	c.logger.Info("conversation erased", "conversation", id, "by", p.ID)
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (c *Chat) handleMessages(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	conv, p, err := c.authorizeConversation(r, id)

@@ -121,6 +121,11 @@ type Store interface {
 	HandleTimes(ctx context.Context, n int) ([]time.Duration, error)
 	// Transitions lists recorded transitions matching f in Seq order.
 	Transitions(ctx context.Context, f TransitionFilter) ([]Transition, error)
+	// EraseConversation deletes every ticket of a conversation, with their
+	// transitions and skips (the customer's right to erasure), and returns
+	// how many; a conversation with an open ticket is ErrOpenTicket and
+	// nothing is deleted.
+	EraseConversation(ctx context.Context, conversationID string) (int, error)
 
 	// Close releases the store's resources.
 	Close() error

@@ -2,6 +2,7 @@ package handoff
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -494,6 +495,21 @@ func (e *Engine) OpenTicket(ctx context.Context, conversationID string) (tandem.
 // the console shows after a reconnect).
 func (e *Engine) AgentTickets(ctx context.Context, agentID string) ([]tandem.Ticket, error) {
 	return e.store.Tickets(ctx, TicketFilter{States: []tandem.TicketState{tandem.TicketOffered, tandem.TicketAssigned}, AgentID: agentID})
+}
+
+// EraseConversation deletes every ticket of a conversation with their
+// history (the customer's right to erasure) and returns how many. A
+// conversation with an open ticket is a conflict: resolve or return it
+// first.
+func (e *Engine) EraseConversation(ctx context.Context, conversationID string) (int, error) {
+	n, err := e.store.EraseConversation(ctx, conversationID)
+	if errors.Is(err, ErrOpenTicket) {
+		return 0, tandem.Errorf(tandem.ECONFLICT, "the conversation has an open ticket: resolve it or return it to the bot first")
+	}
+	if err != nil {
+		return 0, fmt.Errorf("handoff: erase conversation: %w", err)
+	}
+	return n, nil
 }
 
 // Transitions returns a ticket's recorded transitions, oldest first.

@@ -292,6 +292,7 @@ func (downStore) Load(context.Context, string) (State, error) {
 	return State{}, errors.New("connection refused")
 }
 func (downStore) Save(context.Context, string, State) error { return errors.New("connection refused") }
+func (downStore) Delete(context.Context, string) error      { return errors.New("connection refused") }
 
 // saveFails loads fine but cannot write.
 type saveFails struct{ *MemoryStateStore }

@@ -189,6 +189,20 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 	return p, nil
 }
 
+// Forget deletes a conversation's dialogue state (its slots hold what
+// the customer said), after any turn of it that is updating the state.
+func (p *Pipeline) Forget(ctx context.Context, conversationID string) error {
+	unlock, err := p.locks.lock(ctx, conversationID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := p.deps.State.Delete(ctx, conversationID); err != nil {
+		return fmt.Errorf("pipeline: forget conversation: %w", err)
+	}
+	return nil
+}
+
 // Close refuses new turns (tandem.EUNAVAILABLE), waits for the turns in
 // flight to finish, then stops the batchers. Safe to call more than once.
 func (p *Pipeline) Close() {

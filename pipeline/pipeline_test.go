@@ -774,3 +774,28 @@ func TestPickedSuggestionAnswers(t *testing.T) {
 		t.Fatalf("picking %q gave %s %q (%v), want its answer", ship.Question, r.Kind, r.Text, err)
 	}
 }
+
+// TestForgetDeletesState: Forget deletes a conversation's dialogue state
+// (its slots hold what the customer said), leaving others alone.
+func TestForgetDeletesState(t *testing.T) {
+	ctx := context.Background()
+	st := NewMemoryStateStore(0, 0)
+	p := newTestPipeline(t, func(c *Config, d *Deps) { d.State = st })
+	for _, conv := range []string{"c-forget", "c-keep"} {
+		if _, err := p.Respond(ctx, turn(conv, "my email is ada@example.com")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s, _ := st.Load(ctx, "c-forget"); s.Turns == 0 {
+		t.Fatal("no state saved for the turn")
+	}
+	if err := p.Forget(ctx, "c-forget"); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := st.Load(ctx, "c-forget"); s.Turns != 0 || len(s.Slots) != 0 {
+		t.Fatalf("state after Forget: %+v", s)
+	}
+	if s, _ := st.Load(ctx, "c-keep"); s.Turns == 0 {
+		t.Fatal("Forget took another conversation's state")
+	}
+}

@@ -57,6 +57,9 @@ func (s *State) setSlot(k, v string) {
 type StateStore interface {
 	Load(ctx context.Context, conversationID string) (State, error)
 	Save(ctx context.Context, conversationID string, s State) error
+	// Delete forgets a conversation's state (its slots hold what the
+	// customer said: emails, order ids); an unknown one is no error.
+	Delete(ctx context.Context, conversationID string) error
 }
 
 // MemoryStateStore is a bounded in-memory StateStore: least recently used
@@ -123,6 +126,17 @@ func (m *MemoryStateStore) Save(_ context.Context, id string, s State) error {
 		last := m.order.Back()
 		m.order.Remove(last)
 		delete(m.items, last.Value.(*stateEntry).id)
+	}
+	return nil
+}
+
+// Delete forgets the conversation's state.
+func (m *MemoryStateStore) Delete(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if el, ok := m.items[id]; ok {
+		m.order.Remove(el)
+		delete(m.items, id)
 	}
 	return nil
 }

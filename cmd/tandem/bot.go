@@ -37,6 +37,9 @@ var demoPolicy []byte
 
 // bot is the conversation pipeline and everything it owns: the NLU models,
 // the knowledge service and its store, and the hot answer cache.
+// The gateway erases a conversation's dialogue state through the bot.
+var _ gateway.BotForgetter = (*bot)(nil)
+
 type bot struct {
 	*pipeline.Pipeline
 	Knowledge *knowledge.Service

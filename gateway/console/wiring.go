@@ -25,7 +25,13 @@ var (
 	_ gateway.Handoff       = (*Handoff)(nil)
 	_ gateway.ContactTaker  = (*Handoff)(nil)
 	_ gateway.HandoffStater = (*Handoff)(nil)
+	_ gateway.HandoffEraser = (*Handoff)(nil)
 )
+
+// EraseConversation implements gateway.HandoffEraser.
+func (h *Handoff) EraseConversation(ctx context.Context, conversationID string) (int, error) {
+	return h.Engine.EraseConversation(ctx, conversationID)
+}
 
 // SetChat binds the chat whose conversations are escalated.
 func (h *Handoff) SetChat(c *gateway.Chat) { h.chat.Store(c) }

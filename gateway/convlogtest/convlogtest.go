@@ -232,6 +232,43 @@ func Run(t *testing.T, newLog func(t *testing.T) gateway.ConvLog) {
 			t.Fatalf("swap unknown: %v", err)
 		}
 	})
+
+	t.Run("erase deletes the conversation and its messages", func(t *testing.T) {
+		l := newLog(t)
+		mustCreate(t, l, conv("gone"))
+		mustCreate(t, l, conv("kept"))
+		for _, id := range []string{"gone", "kept"} {
+			if _, _, err := l.Append(ctx, tandem.Message{ConversationID: id, ClientID: "m1", Author: tandem.AuthorCustomer, Text: "my email is z@example.com"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Erase(ctx, "gone"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Conversation(ctx, "gone"); code(err) != tandem.ENOTFOUND {
+			t.Fatalf("erased conversation read: %v, want not_found", err)
+		}
+		if _, err := l.Messages(ctx, "gone", 0, 10); code(err) != tandem.ENOTFOUND {
+			t.Fatalf("erased conversation's messages: %v, want not_found", err)
+		}
+		if _, _, err := l.Append(ctx, tandem.Message{ConversationID: "gone", Author: tandem.AuthorCustomer, Text: "late"}); code(err) != tandem.ENOTFOUND {
+			t.Fatalf("append to an erased conversation: %v, want not_found", err)
+		}
+		if _, err := l.LatestConversation(ctx, "site", "cust-gone"); code(err) != tandem.ENOTFOUND {
+			t.Fatalf("latest conversation of its customer: %v, want not_found", err)
+		}
+		if err := l.Erase(ctx, "gone"); code(err) != tandem.ENOTFOUND {
+			t.Fatalf("second erase: %v, want not_found", err)
+		}
+		if ms, err := l.Messages(ctx, "kept", 0, 10); err != nil || len(ms) != 1 {
+			t.Fatalf("the other conversation: %d messages, %v", len(ms), err)
+		}
+		// The id can be used again, from seq 1.
+		mustCreate(t, l, conv("gone"))
+		if m, _, err := l.Append(ctx, tandem.Message{ConversationID: "gone", ClientID: "m1", Author: tandem.AuthorCustomer, Text: "new"}); err != nil || m.Seq != 1 {
+			t.Fatalf("append after re-creating: %+v, %v", m, err)
+		}
+	})
 }
 
 func seqs(ms []tandem.Message) []int64 {

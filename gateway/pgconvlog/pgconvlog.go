@@ -263,6 +263,19 @@ func (l *Log) SetMode(ctx context.Context, id string, mode tandem.Mode, agentID 
 	return c, nil
 }
 
+// Erase implements gateway.ConvLog.
+func (l *Log) Erase(ctx context.Context, id string) error {
+	// The messages go with it (ON DELETE CASCADE), in one statement.
+	tag, err := l.pool.Exec(ctx, `DELETE FROM chat_conversations WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("pgconvlog: erase: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return tandem.Errorf(tandem.ENOTFOUND, "conversation not found")
+	}
+	return nil
+}
+
 // SwapMode implements gateway.ConvLog.
 func (l *Log) SwapMode(ctx context.Context, id string, from, to tandem.Mode, agentID string) (tandem.Conversation, bool, error) {
 	c, err := scanConv(l.pool.QueryRow(ctx, `UPDATE chat_conversations SET mode = $3, agent_id = $4, updated_at = $5 WHERE id = $1 AND mode = $2 RETURNING `+convColumns,

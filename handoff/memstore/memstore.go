@@ -375,6 +375,34 @@ func (s *Store) OpenTicket(_ context.Context, conversationID string) (tandem.Tic
 	return cloneTicket(*s.tickets[id]), nil
 }
 
+// EraseConversation implements handoff.Store.
+func (s *Store) EraseConversation(_ context.Context, conversationID string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.open[conversationID]; ok {
+		return 0, handoff.ErrOpenTicket
+	}
+	gone := map[string]bool{}
+	for id, t := range s.tickets {
+		if t.ConversationID != conversationID {
+			continue
+		}
+		gone[id] = true
+		delete(s.tickets, id)
+		delete(s.skips, id)
+		ids := slices.DeleteFunc(s.byCustomer[t.CustomerID], func(x string) bool { return x == id })
+		if len(ids) == 0 {
+			delete(s.byCustomer, t.CustomerID)
+		} else {
+			s.byCustomer[t.CustomerID] = ids
+		}
+	}
+	if len(gone) > 0 {
+		s.transitions = slices.DeleteFunc(s.transitions, func(tr handoff.Transition) bool { return gone[tr.TicketID] })
+	}
+	return len(gone), nil
+}
+
 // Tickets implements handoff.Store.
 func (s *Store) Tickets(_ context.Context, f handoff.TicketFilter) ([]tandem.Ticket, error) {
 	s.mu.Lock()

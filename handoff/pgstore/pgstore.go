@@ -496,6 +496,29 @@ func (s *Store) QueueAhead(ctx context.Context, t tandem.Ticket) (int, error) {
 	return n, wrap("queue ahead", err)
 }
 
+// EraseConversation implements handoff.Store. Skips and transitions go
+// with their tickets (ON DELETE CASCADE).
+func (s *Store) EraseConversation(ctx context.Context, conversationID string) (int, error) {
+	var n int64
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var open bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM handoff_tickets WHERE conversation_id = $1
+			AND state IN ('queued', 'offered', 'assigned') FOR UPDATE)`, conversationID).Scan(&open); err != nil {
+			return err
+		}
+		if open {
+			return handoff.ErrOpenTicket
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM handoff_tickets WHERE conversation_id = $1`, conversationID)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, wrap("erase conversation", err)
+	}
+	return int(n), nil
+}
+
 // Apply implements handoff.Store.
 func (s *Store) Apply(ctx context.Context, c handoff.Change) (tandem.Ticket, error) {
 	c.Now, c.OfferExpires, c.SkipUntil = handoff.UTC(c.Now), handoff.UTC(c.OfferExpires), handoff.UTC(c.SkipUntil)

@@ -69,6 +69,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Authenticate", testAuthenticate},
 		{"DisableAgent", testDisableAgent},
 		{"AcceptWhileDisabling", testAcceptWhileDisabling},
+		{"EraseConversation", testEraseConversation},
 		{"Metrics", testMetrics},
 	}
 	for _, tc := range tests {
@@ -1644,6 +1645,43 @@ func testMetrics(t *testing.T, s handoff.Store) {
 	}
 	if !errors.Is(err, err) || !strings.Contains(err.Error(), "registered") {
 		t.Fatalf("error = %v", err)
+	}
+}
+
+// testEraseConversation: a conversation's tickets go with their history
+// once none is open; an open one refuses the erasure and nothing goes;
+// other conversations keep theirs.
+func testEraseConversation(t *testing.T, s handoff.Store) {
+	h := newHarness(t, s)
+	ann, _ := h.online("ann max=3")
+	first := h.escalate("conv=erase-me customer=c-erase")
+	h.tick()
+	h.accept(ann.ID, first.ID)
+	must[tandem.Ticket](t)(h.e.Resolve(ctx, handoff.Actor{AgentID: ann.ID}, first.ID))
+	second := h.escalate("conv=erase-me customer=c-erase")
+	other := h.escalate("conv=keep-me")
+
+	_, err := h.e.EraseConversation(ctx, "erase-me")
+	wantCode(t, err, tandem.ECONFLICT)
+	h.ticket(first.ID) // still there
+	must[tandem.Ticket](t)(h.e.Cancel(ctx, "erase-me", tandem.TicketReturned))
+	if n := must[int](t)(h.e.EraseConversation(ctx, "erase-me")); n != 2 {
+		t.Fatalf("erased %d tickets, want 2", n)
+	}
+	for _, id := range []string{first.ID, second.ID} {
+		_, err := s.Ticket(ctx, id)
+		wantCode(t, err, tandem.ENOTFOUND)
+		trs := must[[]handoff.Transition](t)(s.Transitions(ctx, handoff.TransitionFilter{TicketID: id}))
+		if len(trs) != 0 {
+			t.Fatalf("ticket %s erased but %d transitions left", id, len(trs))
+		}
+	}
+	h.want(other.ID, tandem.TicketQueued, "")
+	if trs := must[[]handoff.Transition](t)(s.Transitions(ctx, handoff.TransitionFilter{TicketID: other.ID})); len(trs) != 1 {
+		t.Fatalf("the other conversation's ticket has %d transitions, want its escalation", len(trs))
+	}
+	if n := must[int](t)(h.e.EraseConversation(ctx, "never-escalated")); n != 0 {
+		t.Fatalf("erased %d tickets of a conversation without any", n)
 	}
 }
 

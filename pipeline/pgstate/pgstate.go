@@ -103,6 +103,14 @@ func (s *Store) Save(ctx context.Context, id string, st pipeline.State) error {
 	return nil
 }
 
+// Delete forgets the conversation's state.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM dialogue_state WHERE conversation_id = $1`, id); err != nil {
+		return fmt.Errorf("pgstate: delete %s: %w", id, err)
+	}
+	return nil
+}
+
 // withoutNUL returns st with every NUL character replaced by U+FFFD,
 // copying what it changes (the caller's state is left alone).
 func withoutNUL(st pipeline.State) pipeline.State {

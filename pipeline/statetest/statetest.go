@@ -54,6 +54,21 @@ func Run(t *testing.T, s pipeline.StateStore) {
 	if got, _ := s.Load(ctx, "c1"); got.Turns != 8 || len(got.PendingClarify) != 0 {
 		t.Fatalf("overwrite: %+v", got)
 	}
+	// Delete forgets one conversation, twice is fine, others stay.
+	if err := s.Save(ctx, "c-other", want); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.Delete(ctx, "c1"); err != nil {
+			t.Fatalf("delete: %v", err)
+		}
+	}
+	if got, err := s.Load(ctx, "c1"); err != nil || got.Turns != 0 || got.Slots != nil {
+		t.Fatalf("after delete: %+v, %v; want a zero state", got, err)
+	}
+	if got, _ := s.Load(ctx, "c-other"); got.Turns != 8 {
+		t.Fatalf("delete took another conversation's state: %+v", got)
+	}
 	// Concurrent use on distinct conversations.
 	var wg sync.WaitGroup
 	for i := range 8 {

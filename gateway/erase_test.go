@@ -1,0 +1,123 @@
+package gateway_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/gateway"
+)
+
+// erasingHandoff keeps "tickets" per conversation and erases them, or
+// refuses while one is open.
+type erasingHandoff struct {
+	fakeHandoff
+	mu      sync.Mutex
+	open    map[string]bool
+	erased  []string
+	forgets []string
+}
+
+func (h *erasingHandoff) EraseConversation(_ context.Context, id string) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.open[id] {
+		return 0, tandem.Errorf(tandem.ECONFLICT, "the conversation has an open ticket")
+	}
+	h.erased = append(h.erased, id)
+	return 1, nil
+}
+
+// forgettingBot echoes and records the conversations it was told to forget.
+type forgettingBot struct {
+	echoBot
+	h *erasingHandoff
+}
+
+func (b forgettingBot) Forget(_ context.Context, id string) error {
+	b.h.mu.Lock()
+	defer b.h.mu.Unlock()
+	b.h.forgets = append(b.h.forgets, id)
+	return nil
+}
+
+func (ts *testServer) erase(t *testing.T, id, bearer string) int {
+	t.Helper()
+	req, _ := http.NewRequest("DELETE", ts.URL+"/v1/conversations/"+id, nil)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+// TestEraseConversation: an admin erases a conversation for good — the
+// handoff's tickets, the bot's state, the log — and its customer's token
+// then names none (the widget starts a new one). Only admins may; a
+// conversation with an open ticket is refused with nothing deleted; an
+// unknown one is 404.
+func TestEraseConversation(t *testing.T) {
+	ctx := context.Background()
+	h := &erasingHandoff{open: map[string]bool{}}
+	ts := startServer(t, serverOpts{handoffImpl: h, bot: forgettingBot{h: h}})
+	s := ts.session(t, nil)
+	ws := ts.connect(t, s.Token, 0)
+	ws.send(map[string]any{"type": "message", "client_id": "m1", "text": "my email is ada@example.com"})
+	ws.until(messageFrom(tandem.AuthorBot))
+	id := s.ConversationID
+
+	agent, _ := ts.Auth.IssueStaff("agent-7", "Sam", gateway.RoleAgent, time.Hour)
+	for _, who := range []struct{ name, bearer string }{{"nobody", ""}, {"the customer", s.Token}, {"an agent", agent}} {
+		if code := ts.erase(t, id, who.bearer); code != 401 && code != 403 {
+			t.Fatalf("erase by %s: %d, want 401 or 403", who.name, code)
+		}
+	}
+	h.mu.Lock()
+	h.open[id] = true
+	h.mu.Unlock()
+	if code := ts.erase(t, id, testAdmin); code != 409 {
+		t.Fatalf("erase with an open ticket: %d, want 409", code)
+	}
+	if msgs, err := ts.Log.Messages(ctx, id, 0, 10); err != nil || len(msgs) != 2 {
+		t.Fatalf("after a refused erase the log has %d messages, %v; want both", len(msgs), err)
+	}
+	h.mu.Lock()
+	h.open[id] = false
+	h.mu.Unlock()
+	if code := ts.erase(t, id, testAdmin); code != 204 {
+		t.Fatalf("erase: %d, want 204", code)
+	}
+	if _, err := ts.Log.Conversation(ctx, id); tandem.ErrorCode(err) != tandem.ENOTFOUND {
+		t.Fatalf("erased conversation read: %v, want not_found", err)
+	}
+	h.mu.Lock()
+	if len(h.erased) != 1 || h.erased[0] != id || len(h.forgets) != 1 || h.forgets[0] != id {
+		t.Fatalf("handoff erased %v, bot forgot %v; want %s once each", h.erased, h.forgets, id)
+	}
+	h.mu.Unlock()
+	if code := ts.erase(t, id, testAdmin); code != 404 {
+		t.Fatalf("second erase: %d, want 404", code)
+	}
+	// The customer's token names no conversation any more.
+	if code, _ := ts.get(t, "/v1/conversations/"+id+"/messages", s.Token); code != 403 && code != 404 {
+		t.Fatalf("history with the old token: %d, want 403 or 404", code)
+	}
+	c, _, err := ts.dial(t, testSite, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.ws.Close()
+	c.send(map[string]any{"type": "hello", "token": s.Token})
+	if code := c.expectClose(); code != 4401 {
+		t.Fatalf("hello with the old token: close %d, want 4401 (start a new session)", code)
+	}
+}
