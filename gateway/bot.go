@@ -341,6 +341,15 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 			_, _, err := c.PostMessage(ctx, m)
 			return err
 		}); err != nil {
+			if tandem.ErrorCode(err) == tandem.ENOTFOUND {
+				// Erased while the bot answered: what the turn saved of
+				// the conversation goes too.
+				c.logger.Info("bot turn: the conversation was erased meanwhile", "conversation", convID)
+				if err := c.forget(ctx, convID); err != nil {
+					c.logger.Error("bot turn: forget an erased conversation", "conversation", convID, "err", err)
+				}
+				return
+			}
 			c.logger.Error("bot turn: log reply", "conversation", convID, "err", err)
 			return
 		}

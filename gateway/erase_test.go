@@ -18,6 +18,7 @@ type erasingHandoff struct {
 	fakeHandoff
 	mu      sync.Mutex
 	open    map[string]bool
+	tickets map[string]int // closed tickets per conversation
 	erased  []string
 	forgets []string
 }
@@ -29,7 +30,9 @@ func (h *erasingHandoff) EraseConversation(_ context.Context, id string) (int, e
 		return 0, tandem.Errorf(tandem.ECONFLICT, "the conversation has an open ticket")
 	}
 	h.erased = append(h.erased, id)
-	return 1, nil
+	n := h.tickets[id]
+	delete(h.tickets, id)
+	return n, nil
 }
 
 // forgettingBot echoes and records the conversations it was told to forget.
@@ -67,7 +70,7 @@ func (ts *testServer) erase(t *testing.T, id, bearer string) int {
 // unknown one is 404.
 func TestEraseConversation(t *testing.T) {
 	ctx := context.Background()
-	h := &erasingHandoff{open: map[string]bool{}}
+	h := &erasingHandoff{open: map[string]bool{}, tickets: map[string]int{}}
 	ts := startServer(t, serverOpts{handoffImpl: h, bot: forgettingBot{h: h}})
 	s := ts.session(t, nil)
 	ws := ts.connect(t, s.Token, 0)
@@ -103,9 +106,15 @@ func TestEraseConversation(t *testing.T) {
 	if len(h.erased) != 1 || h.erased[0] != id || len(h.forgets) != 1 || h.forgets[0] != id {
 		t.Fatalf("handoff erased %v, bot forgot %v; want %s once each", h.erased, h.forgets, id)
 	}
+	// A ticket left after the log went (an escalation racing the erasure,
+	// closed since) is erased by a second call; with nothing left, 404.
+	h.tickets[id] = 1
 	h.mu.Unlock()
+	if code := ts.erase(t, id, testAdmin); code != 204 {
+		t.Fatalf("erase of the ticket left behind: %d, want 204", code)
+	}
 	if code := ts.erase(t, id, testAdmin); code != 404 {
-		t.Fatalf("second erase: %d, want 404", code)
+		t.Fatalf("erase with nothing left: %d, want 404", code)
 	}
 	// The customer's token names no conversation any more.
 	if code, _ := ts.get(t, "/v1/conversations/"+id+"/messages", s.Token); code != 403 && code != 404 {
@@ -119,5 +128,53 @@ func TestEraseConversation(t *testing.T) {
 	c.send(map[string]any{"type": "hello", "token": s.Token})
 	if code := c.expectClose(); code != 4401 {
 		t.Fatalf("hello with the old token: close %d, want 4401 (start a new session)", code)
+	}
+}
+
+// slowForgettingBot answers once released and records what it forgot.
+type slowForgettingBot struct {
+	entered, release chan struct{}
+	mu               sync.Mutex
+	forgets          []string
+}
+
+func (b *slowForgettingBot) Respond(_ context.Context, turn tandem.Turn) (tandem.Reply, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return tandem.Reply{Kind: tandem.ReplyAnswer, Text: "echo: " + turn.Text}, nil
+}
+
+func (b *slowForgettingBot) Forget(_ context.Context, id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.forgets = append(b.forgets, id)
+	return nil
+}
+
+// TestEraseDuringTurn: a conversation erased while the bot answers it —
+// the turn saved state the erasure did not see — is forgotten again when
+// the turn finds the conversation gone, and its answer goes nowhere.
+func TestEraseDuringTurn(t *testing.T) {
+	bot := &slowForgettingBot{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	ts := startServer(t, serverOpts{bot: bot})
+	s := ts.session(t, nil)
+	ws := ts.connect(t, s.Token, 0)
+	ws.send(map[string]any{"type": "message", "client_id": "m1", "text": "my order is 48213"})
+	<-bot.entered
+	if code := ts.erase(t, s.ConversationID, testAdmin); code != 204 {
+		t.Fatalf("erase: %d", code)
+	}
+	close(bot.release)
+	deadline := time.Now().Add(10 * time.Second)
+	for ts.Chat.PendingTurns() > 0 {
+		if time.Now().After(deadline) { // a hang guard
+			t.Fatal("the turn did not end")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	bot.mu.Lock()
+	defer bot.mu.Unlock()
+	if len(bot.forgets) != 2 {
+		t.Fatalf("forgot %v, want the conversation twice (by the erasure, then by the turn that outlived it)", bot.forgets)
 	}
 }

@@ -44,6 +44,7 @@ type Store struct {
 	byCustomer  map[string][]string // customer ID -> ticket IDs
 	skips       map[string]map[string]time.Time
 	transitions []handoff.Transition
+	lastSeq     int64 // of the last transition recorded (erasures leave gaps)
 }
 
 // New returns an empty store.
@@ -349,7 +350,8 @@ func (s *Store) CreateTicket(_ context.Context, t tandem.Ticket, node string) (t
 
 // record appends a transition. s.mu must be held.
 func (s *Store) record(tr handoff.Transition) {
-	tr.Seq = int64(len(s.transitions)) + 1
+	s.lastSeq++
+	tr.Seq = s.lastSeq
 	s.transitions = append(s.transitions, tr)
 }
 

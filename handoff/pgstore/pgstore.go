@@ -501,17 +501,24 @@ func (s *Store) QueueAhead(ctx context.Context, t tandem.Ticket) (int, error) {
 func (s *Store) EraseConversation(ctx context.Context, conversationID string) (int, error) {
 	var n int64
 	err := s.tx(ctx, func(tx pgx.Tx) error {
+		// Closed tickets only, whatever commits meanwhile; an open one
+		// (also one an escalation committed after this delete's snapshot)
+		// then rolls the deletion back.
+		tag, err := tx.Exec(ctx, `DELETE FROM handoff_tickets WHERE conversation_id = $1
+			AND state NOT IN ('queued', 'offered', 'assigned')`, conversationID)
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
 		var open bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM handoff_tickets WHERE conversation_id = $1
-			AND state IN ('queued', 'offered', 'assigned') FOR UPDATE)`, conversationID).Scan(&open); err != nil {
+			AND state IN ('queued', 'offered', 'assigned'))`, conversationID).Scan(&open); err != nil {
 			return err
 		}
 		if open {
 			return handoff.ErrOpenTicket
 		}
-		tag, err := tx.Exec(ctx, `DELETE FROM handoff_tickets WHERE conversation_id = $1`, conversationID)
-		n = tag.RowsAffected()
-		return err
+		return nil
 	})
 	if err != nil {
 		return 0, wrap("erase conversation", err)

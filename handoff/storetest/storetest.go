@@ -1683,6 +1683,15 @@ func testEraseConversation(t *testing.T, s handoff.Store) {
 	if n := must[int](t)(h.e.EraseConversation(ctx, "never-escalated")); n != 0 {
 		t.Fatalf("erased %d tickets of a conversation without any", n)
 	}
+	// Transitions recorded after an erasure keep unique, rising seqs.
+	h.escalate("conv=after-erase")
+	var last int64
+	for _, tr := range must[[]handoff.Transition](t)(s.Transitions(ctx, handoff.TransitionFilter{})) {
+		if tr.Seq <= last {
+			t.Fatalf("transition seq %d after %d", tr.Seq, last)
+		}
+		last = tr.Seq
+	}
 }
 
 // acceptOnDisable runs accept once, right after an agent is stored as
