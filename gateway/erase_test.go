@@ -2,8 +2,6 @@ package gateway_test
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -50,17 +48,8 @@ func (b forgettingBot) Forget(_ context.Context, id string) error {
 
 func (ts *testServer) erase(t *testing.T, id, bearer string) int {
 	t.Helper()
-	req, _ := http.NewRequest("DELETE", ts.URL+"/v1/conversations/"+id, nil)
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode
+	code, _ := ts.request(t, "DELETE", "/v1/conversations/"+id, bearer)
+	return code
 }
 
 // TestEraseConversation: an admin erases a conversation for good — the
@@ -120,13 +109,7 @@ func TestEraseConversation(t *testing.T) {
 	if code, _ := ts.get(t, "/v1/conversations/"+id+"/messages", s.Token); code != 403 && code != 404 {
 		t.Fatalf("history with the old token: %d, want 403 or 404", code)
 	}
-	c, _, err := ts.dial(t, testSite, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.ws.Close()
-	c.send(map[string]any{"type": "hello", "token": s.Token})
-	if code := c.expectClose(); code != 4401 {
+	if code := ts.helloClose(t, s.Token); code != 4401 {
 		t.Fatalf("hello with the old token: close %d, want 4401 (start a new session)", code)
 	}
 }

@@ -259,7 +259,14 @@ func (ts *testServer) post(t testing.TB, path string, body any, origin string) (
 
 func (ts *testServer) get(t testing.TB, path, bearer string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", ts.URL+path, nil)
+	return ts.request(t, "GET", path, bearer)
+}
+
+// request sends a body-less request with an optional bearer token and
+// returns the status and the body.
+func (ts *testServer) request(t testing.TB, method, path, bearer string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, ts.URL+path, nil)
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
@@ -321,6 +328,19 @@ func (ts *testServer) dial(t testing.TB, site, origin string) (*wsClient, *http.
 		return nil, resp, err
 	}
 	return &wsClient{t: t, ws: ws}, resp, nil
+}
+
+// helloClose dials, says hello with token and returns the code the server
+// closes the connection with.
+func (ts *testServer) helloClose(t testing.TB, token string) int {
+	t.Helper()
+	c, _, err := ts.dial(t, testSite, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.ws.Close()
+	c.send(map[string]any{"type": "hello", "token": token})
+	return c.expectClose()
 }
 
 // connect dials and says hello; it returns the client after the welcome.

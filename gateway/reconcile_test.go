@@ -253,13 +253,7 @@ func TestReplayDuringStoreOutageSaysRetry(t *testing.T) {
 	ts := startServer(t, serverOpts{log: log})
 	s := ts.session(t, nil)
 	log.broken.Store(true)
-	ws, _, err := ts.dial(t, testSite, ts.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.ws.Close()
-	ws.send(map[string]any{"type": "hello", "token": s.Token})
-	if code := ws.expectClose(); code != 1013 {
+	if code := ts.helloClose(t, s.Token); code != 1013 {
 		t.Fatalf("close code %d, want 1013", code)
 	}
 }
