@@ -8,7 +8,13 @@
 // overflows, NATS drops messages for that subscription (counted in
 // Dropped); conversation consumers recover them from the log by seq, at
 // their next message or when Config.OnLoss (Chat.Resync) runs.
-// Publish is asynchronous (buffered by the client); Close flushes and
+// Publish delivers to the node's own subscriptions at once, in the
+// publisher's goroutine (as gateway.LocalBus does), then hands the event
+// to NATS for the other nodes (the connection is NoEcho: NATS does not
+// bring it back), so a NATS outage stalls only delivery across nodes; the
+// NATS side is asynchronous (buffered by the client, also while
+// reconnecting). A subscription's handler is never called concurrently
+// (local publishes and the dispatcher take turns). Close flushes and
 // drains. All methods may be called concurrently.
 package natsbus
 
@@ -49,8 +55,9 @@ type Bus struct {
 	stop   chan struct{} // closed by Close
 	done   chan struct{} // closed when the dispatcher exits
 
-	mu       sync.RWMutex // guards handlers
-	handlers map[*nats.Subscription]func([]byte)
+	mu       sync.RWMutex // guards handlers, local
+	handlers map[*nats.Subscription]*sub
+	local    map[string][]*sub // subject -> this node's subscriptions (copy on write)
 
 	dropped   atomic.Int64
 	closeOnce sync.Once
@@ -96,14 +103,15 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	b := &Bus{ch: make(chan *nats.Msg, cfg.Buffer), logger: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}), handlers: map[*nats.Subscription]func([]byte){},
-		onLoss: cfg.OnLoss}
+	b := &Bus{ch: make(chan *nats.Msg, cfg.Buffer), logger: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}),
+		handlers: map[*nats.Subscription]*sub{}, local: map[string][]*sub{}, onLoss: cfg.OnLoss}
 	timeout := 5 * time.Second
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
 	nc, err := nats.Connect(cfg.URL,
 		nats.Name(cfg.Name),
+		nats.NoEcho(), // this node's subscriptions get its events from Publish
 		nats.Timeout(timeout),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
@@ -145,16 +153,39 @@ func (b *Bus) dispatch() {
 			return
 		}
 		b.mu.RLock()
-		h := b.handlers[m.Sub]
+		s := b.handlers[m.Sub]
 		b.mu.RUnlock()
-		if h != nil {
-			h(m.Data)
+		if s != nil {
+			s.deliver(m.Data)
 		}
 	}
 }
 
-// Publish implements gateway.Bus.
+// sub is one subscription: its handler, called by local publishes and by
+// the dispatcher, one call at a time.
+type sub struct {
+	b       *Bus
+	subject string
+	ns      *nats.Subscription
+	mu      sync.Mutex // serialises handler calls
+	handler func([]byte)
+}
+
+func (s *sub) deliver(data []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.handler(data)
+}
+
+// Publish implements gateway.Bus: this node's subscriptions first, then
+// the other nodes through NATS.
 func (b *Bus) Publish(_ context.Context, subject string, data []byte) error {
+	b.mu.RLock()
+	subs := b.local[subject]
+	b.mu.RUnlock()
+	for _, s := range subs {
+		s.deliver(data)
+	}
 	if err := b.nc.Publish(subject, data); err != nil {
 		return tandem.WrapError(tandem.EUNAVAILABLE, err, "bus publish failed")
 	}
@@ -167,34 +198,44 @@ func (b *Bus) Subscribe(subject string, handler func([]byte)) (gateway.Subscript
 		return nil, tandem.Errorf(tandem.EINVALID, "bad subject %q", subject)
 	}
 	// Register the handler before messages can arrive.
+	s := &sub{b: b, subject: subject, handler: handler}
 	b.mu.Lock()
-	sub, err := b.nc.ChanSubscribe(subject, b.ch)
+	ns, err := b.nc.ChanSubscribe(subject, b.ch)
 	if err != nil {
 		b.mu.Unlock()
 		return nil, tandem.WrapError(tandem.EUNAVAILABLE, err, "bus subscribe failed")
 	}
-	b.handlers[sub] = handler
+	s.ns = ns
+	b.handlers[ns] = s
+	b.local[subject] = append(append([]*sub(nil), b.local[subject]...), s)
 	b.mu.Unlock()
 	if err := b.nc.Flush(); err != nil {
-		_ = b.unsubscribe(sub)
+		_ = s.Unsubscribe()
 		return nil, tandem.WrapError(tandem.EUNAVAILABLE, err, "bus subscribe failed")
 	}
-	return subscription{b: b, sub: sub}, nil
+	return s, nil
 }
 
-type subscription struct {
-	b   *Bus
-	sub *nats.Subscription
-}
-
-func (s subscription) Unsubscribe() error { return s.b.unsubscribe(s.sub) }
-
-func (b *Bus) unsubscribe(sub *nats.Subscription) error {
+// Unsubscribe implements gateway.Subscription.
+func (s *sub) Unsubscribe() error {
+	b := s.b
 	b.mu.Lock()
-	delete(b.handlers, sub)
+	delete(b.handlers, s.ns)
+	cur := b.local[s.subject]
+	next := make([]*sub, 0, len(cur))
+	for _, x := range cur {
+		if x != s {
+			next = append(next, x)
+		}
+	}
+	if len(next) == 0 {
+		delete(b.local, s.subject)
+	} else {
+		b.local[s.subject] = next
+	}
 	b.mu.Unlock()
-	if err := sub.Unsubscribe(); err != nil && err != nats.ErrConnectionClosed && err != nats.ErrBadSubscription {
-		return fmt.Errorf("natsbus: unsubscribe %s: %w", sub.Subject, err)
+	if err := s.ns.Unsubscribe(); err != nil && err != nats.ErrConnectionClosed && err != nats.ErrBadSubscription {
+		return fmt.Errorf("natsbus: unsubscribe %s: %w", s.subject, err)
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package natsbus_test
 import (
 	"context"
 	"net"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,4 +51,80 @@ func TestOnLossAfterReconnect(t *testing.T) {
 	case <-time.After(30 * time.Second): // a hang guard, not a speed limit
 		t.Fatal("no OnLoss after the reconnect")
 	}
+}
+
+// recorder collects what a handler received.
+type recorder struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (r *recorder) handle(b []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, string(b))
+}
+
+func (r *recorder) wait(t *testing.T, what string) []string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		r.mu.Lock()
+		got := append([]string(nil), r.got...)
+		r.mu.Unlock()
+		if slices.Contains(got, what) {
+			return got
+		}
+		if time.Now().After(deadline) { // a hang guard
+			t.Fatalf("%q never arrived; got %q", what, got)
+		}
+	}
+}
+
+// TestOwnEventsOnceAndDuringOutage: a node's own subscriptions get its
+// events once (at publish, not again from NATS), the other node's once
+// through NATS, and while NATS is down the node still delivers to its own
+// subscriptions (only delivery across nodes waits for the reconnect).
+func TestOwnEventsOnceAndDuringOutage(t *testing.T) {
+	ns := runNATS(t, -1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a, err := natsbus.Connect(ctx, natsbus.Config{URL: ns.ClientURL(), Name: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := natsbus.Connect(ctx, natsbus.Config{URL: ns.ClientURL(), Name: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var onA, onB recorder
+	if _, err := a.Subscribe("s", onA.handle); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Subscribe("s", onB.handle); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Publish(ctx, "s", []byte("m1")); err != nil {
+		t.Fatal(err)
+	}
+	onB.wait(t, "m1")
+	// b's event reaches a after any echo of m1 would have (one connection,
+	// in order from the server).
+	if err := b.Publish(ctx, "s", []byte("sentinel")); err != nil {
+		t.Fatal(err)
+	}
+	if got := onA.wait(t, "sentinel"); !slices.Equal(got, []string{"m1", "sentinel"}) {
+		t.Fatalf("a's subscription got %q, want m1 once, then b's event", got)
+	}
+	if got := onB.wait(t, "sentinel"); !slices.Equal(got, []string{"m1", "sentinel"}) {
+		t.Fatalf("b's subscription got %q, want a's event, then its own once", got)
+	}
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	if err := a.Publish(ctx, "s", []byte("during outage")); err != nil {
+		t.Fatalf("publish while reconnecting: %v", err)
+	}
+	onA.wait(t, "during outage")
 }
