@@ -2,8 +2,10 @@
 // node delivers to any connection and cache invalidations reach all nodes.
 //
 // Contract: Subscribe returns after the server has registered the
-// subscription (a flush round trip), so events published afterwards by any
-// node are received. All subscriptions share one bounded channel drained
+// subscription (a flush round trip, at most 2 s), so events published
+// afterwards by any node are received; while NATS is away it returns at
+// once (this node's events reach the handler; the client registers the
+// subscription on reconnect, and OnLoss reports the gap). All subscriptions share one bounded channel drained
 // by one dispatcher goroutine; handlers must not block. When the channel
 // overflows, NATS drops messages for that subscription (counted in
 // Dropped); conversation consumers recover them from the log by seq, at
@@ -55,12 +57,14 @@ type Bus struct {
 	stop   chan struct{} // closed by Close
 	done   chan struct{} // closed when the dispatcher exits
 
-	mu       sync.RWMutex // guards handlers, local
+	mu       sync.RWMutex // guards handlers, local, closed
 	handlers map[*nats.Subscription]*sub
 	local    map[string][]*sub // subject -> this node's subscriptions (copy on write)
+	closed   bool
 
-	dropped   atomic.Int64
-	closeOnce sync.Once
+	dropped       atomic.Int64
+	publishFailed atomic.Int64
+	closeOnce     sync.Once
 
 	onLoss   func()
 	lossMu   sync.Mutex // guards lossLast, lossSoon
@@ -178,19 +182,35 @@ func (s *sub) deliver(data []byte) {
 }
 
 // Publish implements gateway.Bus: this node's subscriptions first, then
-// the other nodes through NATS.
+// the other nodes through NATS. Once delivered here it reports success:
+// a NATS failure (the reconnect buffer full in a long outage, a payload
+// over the server's limit) is logged and counted, and the other nodes'
+// connections fill the gap from the log (at their next event, on resume,
+// or at the resync after the reconnect). A closed bus delivers nothing.
 func (b *Bus) Publish(_ context.Context, subject string, data []byte) error {
 	b.mu.RLock()
-	subs := b.local[subject]
+	subs, closed := b.local[subject], b.closed
 	b.mu.RUnlock()
+	if closed {
+		return tandem.Errorf(tandem.EUNAVAILABLE, "bus closed")
+	}
 	for _, s := range subs {
 		s.deliver(data)
 	}
 	if err := b.nc.Publish(subject, data); err != nil {
-		return tandem.WrapError(tandem.EUNAVAILABLE, err, "bus publish failed")
+		b.publishFailed.Add(1)
+		b.logger.Warn("nats publish failed: other nodes catch up from the log", "subject", subject, "err", err)
 	}
 	return nil
 }
+
+// PublishFailed returns how many events reached only this node (NATS
+// refused them).
+func (b *Bus) PublishFailed() int64 { return b.publishFailed.Load() }
+
+// subscribeFlush bounds how long Subscribe waits for the server to
+// confirm a subscription.
+const subscribeFlush = 2 * time.Second
 
 // Subscribe implements gateway.Bus.
 func (b *Bus) Subscribe(subject string, handler func([]byte)) (gateway.Subscription, error) {
@@ -209,9 +229,21 @@ func (b *Bus) Subscribe(subject string, handler func([]byte)) (gateway.Subscript
 	b.handlers[ns] = s
 	b.local[subject] = append(append([]*sub(nil), b.local[subject]...), s)
 	b.mu.Unlock()
-	if err := b.nc.Flush(); err != nil {
-		_ = s.Unsubscribe()
-		return nil, tandem.WrapError(tandem.EUNAVAILABLE, err, "bus subscribe failed")
+	if !b.nc.IsConnected() {
+		// NATS is away: the client sends the subscription when it
+		// reconnects, and the resync after the reconnect (OnLoss) fills
+		// what the other nodes published meanwhile. This node's events
+		// reach it at once.
+		return s, nil
+	}
+	if err := b.nc.FlushTimeout(subscribeFlush); err != nil {
+		if b.nc.IsClosed() {
+			_ = s.Unsubscribe()
+			return nil, tandem.WrapError(tandem.EUNAVAILABLE, err, "bus subscribe failed")
+		}
+		// NATS went away just now (or is slow): the subscription stands,
+		// as above.
+		b.logger.Warn("nats subscribe not confirmed; it is sent again on reconnect", "subject", subject, "err", err)
 	}
 	return s, nil
 }
@@ -254,6 +286,10 @@ func (b *Bus) Ping(context.Context) error {
 // Close flushes pending publishes, closes the connection and stops the dispatcher.
 func (b *Bus) Close() error {
 	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		b.closed = true
+		b.local = map[string][]*sub{}
+		b.mu.Unlock()
 		_ = b.nc.FlushTimeout(2 * time.Second)
 		b.nc.Close()
 		close(b.stop)

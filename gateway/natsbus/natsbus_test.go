@@ -127,4 +127,24 @@ func TestOwnEventsOnceAndDuringOutage(t *testing.T) {
 		t.Fatalf("publish while reconnecting: %v", err)
 	}
 	onA.wait(t, "during outage")
+	// A conversation followed during the outage gets this node's events
+	// (subscribing does not wait for the server).
+	var late recorder
+	if _, err := a.Subscribe("s2", late.handle); err != nil {
+		t.Fatalf("subscribe while reconnecting: %v", err)
+	}
+	if err := a.Publish(ctx, "s2", []byte("to a new follower")); err != nil {
+		t.Fatal(err)
+	}
+	late.wait(t, "to a new follower")
+	// Closed: nothing is delivered, and the publisher is told.
+	a.Close()
+	if err := a.Publish(ctx, "s", []byte("after close")); err == nil {
+		t.Fatal("publish on a closed bus succeeded")
+	}
+	onA.mu.Lock()
+	defer onA.mu.Unlock()
+	if slices.Contains(onA.got, "after close") {
+		t.Fatal("a closed bus delivered an event")
+	}
 }
