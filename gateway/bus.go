@@ -15,7 +15,9 @@ import (
 // Contract: Subscribe returns once the subscription is active, so an event
 // published (by any node) after Subscribe returns reaches the handler.
 // Handlers of one subject are called sequentially, in publish order per
-// publishing node; they must not block (hand work to a bounded queue).
+// publishing node; they must not block (hand work to a bounded queue), and
+// must not publish on their own subject (a node's own events are delivered
+// inside Publish: the handler would wait for itself).
 // Delivery is at most once: a consumer that must not miss events (the
 // connection writer) detects gaps by seq and reads them from the ConvLog.
 // All methods may be called concurrently.
