@@ -20,6 +20,8 @@ func FuzzDecodeClientFrame(f *testing.F) {
 		`{"type":"typing","on":true}`, `{"type":"read","seq":9}`, `{"type":"ping","id":"x"}`,
 		`{"type":"contact","client_id":"k1","address":"ann@example.com"}`, `{"type":"contact","client_id":"k1","address":5}`,
 		`{"type":"contact","client_id":"k1","address":"a\u0007b"}`,
+		`{"type":"handoff_cancel","client_id":"c1"}`, `{"type":"rating","client_id":"r1","score":"good"}`,
+		`{"type":"rating","client_id":"r1","score":"meh"}`, `{"type":"rating","client_id":"r:1","score":"bad"}`,
 		`{"type":"message","client_id":7}`, `{"type":"nope"}`, `[]`, `null`, `{"type":"ping"} x`,
 		"{\"type\":\"message\",\"client_id\":\"a\",\"text\":\"\xff\"}", `{"type":"message","client_id":"a","text":"\u0000"}`,
 	} {
@@ -40,7 +42,7 @@ func FuzzDecodeClientFrame(f *testing.F) {
 			t.Fatalf("accepted invalid UTF-8 %q", data)
 		}
 		switch fr.Type {
-		case FrameHello, FrameMessage, FrameHandoffRequest, FrameTyping, FrameRead, FramePing, FrameContact:
+		case FrameHello, FrameMessage, FrameHandoffRequest, FrameTyping, FrameRead, FramePing, FrameContact, FrameHandoffCancel, FrameRating:
 		default:
 			t.Fatalf("accepted unknown type %q", fr.Type)
 		}
@@ -50,6 +52,9 @@ func FuzzDecodeClientFrame(f *testing.F) {
 		if fr.Type == FrameContact && (!ValidID(fr.ClientID, MaxClientIDLen) || fr.Address == "" || len(fr.Address) > MaxContactBytes ||
 			strings.ContainsFunc(fr.Address, func(r rune) bool { return r < 0x20 || r == 0x7f })) {
 			t.Fatalf("accepted contact frame %+v", fr)
+		}
+		if fr.Type == FrameRating && (!validClientID(fr.ClientID) || ratingText[fr.Score] == "") {
+			t.Fatalf("accepted rating frame %+v", fr)
 		}
 		if utf8.RuneCountInString(fr.Text) > MaxTextRunes || fr.LastSeq < 0 {
 			t.Fatalf("accepted out-of-bounds frame %+v", fr)
