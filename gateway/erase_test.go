@@ -2,12 +2,14 @@ package gateway_test
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/gateway"
+	"github.com/tandem-chat/tandem/internal/browsertest"
 )
 
 // erasingHandoff keeps "tickets" per conversation and erases them, or
@@ -159,5 +161,25 @@ func TestEraseDuringTurn(t *testing.T) {
 	defer bot.mu.Unlock()
 	if len(bot.forgets) != 2 {
 		t.Fatalf("forgot %v, want the conversation twice (by the erasure, then by the turn that outlived it)", bot.forgets)
+	}
+}
+
+// A customer whose conversation was erased while their widget is open
+// writes again: the widget starts a new conversation and the message is
+// answered there, instead of staying "not sent".
+func TestBrowserWidgetAfterErasure(t *testing.T) {
+	ts, ctx := onlineWidget(t, serverOpts{})
+	sendFromWidget(t, ctx, "hello")
+	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: hello") && `+noPendingLeft)
+	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+	if code := ts.erase(t, conv, testAdmin); code != 204 {
+		t.Fatalf("erase: %d", code)
+	}
+	sendFromWidget(t, ctx, "are you there")
+	waitFor(t, ctx, "the answer in a new conversation",
+		`document.getElementById("tandem-log").textContent.includes("echo: are you there") && `+noPendingLeft+
+			` && window.__tandemWidget.state().conversationId !== `+strconv.Quote(conv))
+	if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll("#tandem-log .tandem-failed").length`); n != 0 {
+		t.Fatalf("%d messages shown as not sent", n)
 	}
 }

@@ -808,6 +808,14 @@
     var item = null;
     state.outbox.forEach(function (x) { if (x.client_id === f.client_id) { item = x; } });
     if (!item) { return; }
+    if (f.code === "not_found" && (item.type === "message" || item.type === "handoff_request")) {
+      // The conversation is gone (erased): a new session starts a new
+      // one, and the outbox, this message included, goes there.
+      item.sentOn = -1;
+      var gone = ws;
+      if (gone) { closed(gone, 4401); try { gone.close(); } catch (e) { /* already closed */ } }
+      return;
+    }
     if (f.code === "overloaded" || f.code === "unavailable" || f.code === "internal") {
       item.sentOn = -1;
       item.retryAt = Date.now() + (f.retry_after_ms || 2000);
