@@ -50,7 +50,7 @@ func newChatMetrics() *chatMetrics {
 		lostTurns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_bot_turns_recovered_total",
 			Help: "Stored customer messages whose bot turn was lost (the store's reply lost, the node stopped, the turn not queued), answered late, by how they were found: resend or hello."}, []string{"found_by"}),
 		ratings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_conversation_ratings_total",
-			Help: "Customers' ratings of their conversations (the widget asks when an agent closes one), by score: good or bad."}, []string{"score"}),
+			Help: "Customers' ratings of their conversations (the widget asks when an agent closes one), by score (good or bad) and the agent who wrote last (agent id; empty when none in the last 50 messages)."}, []string{"score", "agent"}),
 		erased: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_conversations_erased_total", Help: "Conversations erased for good (DELETE /v1/conversations/{id})."}),
 	}
 }

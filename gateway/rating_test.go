@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -32,6 +33,11 @@ func TestRating(t *testing.T) {
 	if f := rate("r0", "good"); f.Code != "conflict" {
 		t.Fatalf("rating a conversation with the bot: %s, want conflict", f.raw)
 	}
+	// An agent answered, then closed the conversation.
+	if _, _, err := ts.Chat.PostMessage(ctx, tandem.Message{ConversationID: s.ConversationID, ClientID: "agent:a1", Author: tandem.AuthorAgent,
+		AuthorID: "agent-7", AuthorName: "Sam", Text: "Sorted!"}); err != nil {
+		t.Fatal(err)
+	}
 	if err := ts.Chat.HandoffStatus(ctx, s.ConversationID, gateway.HandoffStatus{Status: gateway.HandoffClosed}); err != nil {
 		t.Fatal(err)
 	}
@@ -48,6 +54,10 @@ func TestRating(t *testing.T) {
 	}
 	if f := rate("r1", "good"); f.Type != "ack" || !f.Duplicate || f.Seq != ack.Seq {
 		t.Fatalf("resent rating: %s, want a duplicate ack of seq %d", f.raw, ack.Seq)
+	}
+	// Counted once, for the agent who wrote last.
+	if _, body := ts.get(t, "/metrics", ""); !strings.Contains(body, `tandem_conversation_ratings_total{agent="agent-7",score="good"} 1`) {
+		t.Fatalf("ratings metric not counted once for agent-7:\n%s", grepLines(body, "tandem_conversation_ratings_total"))
 	}
 	if f := rate("r1", "bad"); f.Code != "conflict" {
 		t.Fatalf("another score under r1: %s, want conflict", f.raw)
@@ -78,6 +88,17 @@ func TestRating(t *testing.T) {
 	if ratings != 1 {
 		t.Fatalf("%d ratings logged, want 1: %+v", ratings, msgs)
 	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // closeWidgetConversation has the widget's customer say hello and get the

@@ -428,14 +428,16 @@ func (s *widgetSession) rate(ctx context.Context, c *Conn, f ClientFrame) {
 		c.SendError(err, f.ClientID)
 		return
 	}
-	last, err := chat.log.Messages(ctx, conv, max(cv.LastSeq-1, 0), 1)
+	// The end of the log: whether it is rated already, and which agent
+	// wrote last (the rating is counted for them).
+	tail, err := chat.log.Messages(ctx, conv, max(cv.LastSeq-ratingLookback, 0), ratingLookback)
 	if err != nil {
 		c.SendError(err, f.ClientID)
 		return
 	}
-	if len(last) == 1 && last[0].Kind == "rating" {
-		if last[0].ClientID == f.ClientID && last[0].Text == m.Text {
-			c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: last[0].Seq, Duplicate: true})
+	if n := len(tail); n > 0 && tail[n-1].Kind == "rating" {
+		if last := tail[n-1]; last.ClientID == f.ClientID && last.Text == m.Text {
+			c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: last.Seq, Duplicate: true})
 			return
 		}
 		c.SendError(tandem.Errorf(tandem.ECONFLICT, "this conversation is rated already"), f.ClientID)
@@ -458,10 +460,20 @@ func (s *widgetSession) rate(ctx context.Context, c *Conn, f ClientFrame) {
 	c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: stored.Seq, Duplicate: dup})
 	chat.publishMessage(ctx, stored, c.ID())
 	if !dup {
+		agent := ""
+		for i := len(tail) - 1; i >= 0 && agent == ""; i-- {
+			if tail[i].Author == tandem.AuthorAgent {
+				agent = tail[i].AuthorID
+			}
+		}
 		chat.metrics.appended.WithLabelValues(string(tandem.AuthorCustomer)).Inc()
-		chat.metrics.ratings.WithLabelValues(f.Score).Inc()
+		chat.metrics.ratings.WithLabelValues(f.Score, agent).Inc()
 	}
 }
+
+// ratingLookback is how many of a conversation's last messages a rating
+// looks at for the agent it is counted for.
+const ratingLookback = 50
 
 // contact leaves the customer's contact address on the conversation's open
 // ticket (ContactTaker) and logs a system note, seen only by the
