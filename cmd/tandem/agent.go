@@ -21,10 +21,12 @@ import (
 const agentUsage = `usage: tandem agent <command> [flags]
 
 commands:
-  create   create an agent account (prompts for the password, or --password-stdin)
-  list     list agent accounts
+  create     create an agent account (prompts for the password, or --password-stdin)
+  list       list agent accounts
+  password   set an agent's password (--email; prompts, or --password-stdin), e.g. the
+             demo agent's, whose password the server prints only when it creates it
 
-Both work on the PostgreSQL store of DATABASE_URL (or --database-url). With
+All work on the PostgreSQL store of DATABASE_URL (or --database-url). With
 the in-memory store (no DATABASE_URL) agents live inside the running server:
 use its admin API, POST /api/v1/agents (docs/openapi-agents.yaml).
 `
@@ -40,6 +42,8 @@ func runAgent(ctx context.Context, args []string, getenv func(string) string, st
 		return runAgentCreate(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "list":
 		return runAgentList(ctx, args[1:], getenv, stdout, stderr)
+	case "password":
+		return runAgentPassword(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, agentUsage)
 		return nil
@@ -154,6 +158,54 @@ func runAgentCreate(ctx context.Context, args []string, getenv func(string) stri
 	}
 	fmt.Fprintln(stdout, ")")
 	return nil
+}
+
+func runAgentPassword(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tandem agent password", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	email := fs.String("email", "", "login email of the account (required)")
+	passwordStdin := fs.Bool("password-stdin", false, "read the new password from the first line of standard input")
+	dbURL := fs.String("database-url", getenv("DATABASE_URL"), "PostgreSQL URL (env DATABASE_URL)")
+	hideSecretDefaults(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errUsage
+		}
+		return fmt.Errorf("agent password: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("agent password: unexpected argument %q", fs.Arg(0))
+	}
+	if strings.TrimSpace(*email) == "" {
+		return errors.New("agent password: --email is required")
+	}
+	password, err := readPassword(stdin, stderr, *passwordStdin)
+	if err != nil {
+		return fmt.Errorf("agent password: %w", err)
+	}
+	if len(password) < handoff.MinPasswordLength || len(password) > handoff.MaxPasswordLength {
+		return fmt.Errorf("agent password: the password must be %d to %d bytes", handoff.MinPasswordLength, handoff.MaxPasswordLength)
+	}
+	eng, closeEng, err := openAgentEngine(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer closeEng()
+	agents, err := eng.Agents(ctx)
+	if err != nil {
+		return fmt.Errorf("agent password: %w", err)
+	}
+	for _, a := range agents {
+		if !strings.EqualFold(a.Email, strings.TrimSpace(*email)) {
+			continue
+		}
+		if err := eng.SetPassword(ctx, a.ID, password); err != nil {
+			return fmt.Errorf("agent password: %w", err)
+		}
+		fmt.Fprintf(stdout, "password set for %s <%s>\n", a.ID, a.Email)
+		return nil
+	}
+	return fmt.Errorf("agent password: no agent has the email %q", strings.TrimSpace(*email))
 }
 
 // readPassword reads the password from stdin's first line (fromStdin) or

@@ -67,11 +67,28 @@ func TestAgentCLIAndPostgresServe(t *testing.T) {
 	if out, err := agentCmd("", "list"); err != nil || !strings.Contains(out, "dana@example.com") || !strings.Contains(out, "billing,returns") {
 		t.Fatalf("list: %v\n%s", err, out)
 	}
+	// A new password (the old one was lost), found by email in any case.
+	if out, err := agentCmd("n3w-s3cret-pw\n", "password", "--email", "DANA@example.com", "--password-stdin"); err != nil || !strings.Contains(out, "password set for agt_") {
+		t.Fatalf("password: %v\n%s", err, out)
+	}
+	for _, tt := range []struct {
+		name, stdin string
+		args        []string
+		want        string
+	}{
+		{"unknown email", "n3w-s3cret-pw\n", []string{"password", "--email", "nobody@example.com", "--password-stdin"}, "no agent has the email"},
+		{"short password", "short\n", []string{"password", "--email", "dana@example.com", "--password-stdin"}, "8 to 72 bytes"},
+		{"no email", "n3w-s3cret-pw\n", []string{"password", "--password-stdin"}, "--email is required"},
+	} {
+		if out, err := agentCmd(tt.stdin, tt.args...); err == nil || !strings.Contains(err.Error()+out, tt.want) {
+			t.Errorf("password, %s: err %v, out %q; want an error mentioning %q", tt.name, err, out, tt.want)
+		}
+	}
 
 	// The server on the same database: Dana logs in and opens the console.
 	m := bootServer(t, map[string]string{"DATABASE_URL": db.URL, "TANDEM_DEMO": "false"})
 	base := m.URL()
-	body := strings.NewReader(`{"email":"dana@example.com","password":"s3cret-passw0rd"}`)
+	body := strings.NewReader(`{"email":"dana@example.com","password":"n3w-s3cret-pw"}`)
 	resp, err := http.Post(base+"/api/v1/agents/login", "application/json", body)
 	if err != nil {
 		t.Fatal(err)

@@ -139,7 +139,7 @@ func (m *Main) demoAgent(ctx context.Context, eng *handoff.Engine) (string, erro
 	if len(agents) > 0 {
 		for _, a := range agents {
 			if a.Email == demoAgentEmail {
-				return "demo agent:    " + demoAgentEmail + " (password printed when it was created)", nil
+				return "demo agent:    " + demoAgentEmail + " (password printed when it was created; reset it with `tandem agent password --email " + demoAgentEmail + "`)", nil
 			}
 		}
 		return "", nil
