@@ -122,6 +122,9 @@ func TestSearchCacheKeyTags(t *testing.T) {
 	if r := e.do(t, "POST", "/faqs", e.admin, []byte(`{"question":"How long is shipping?","answer":"3 days","tags":["a","b"]}`)); r.status != 201 {
 		t.Fatalf("create: %d %s", r.status, r.body)
 	}
+	// The start-up embedding job ends by switching encoders, which empties
+	// the cache: searched before it ends, a cached entry could be gone.
+	_ = e.svc.WaitReindex(context.Background())
 	for _, tc := range []struct {
 		query  string
 		hits   int
