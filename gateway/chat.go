@@ -23,8 +23,10 @@ import (
 // ChatConfig configures the customer chat: WebSocket limits, rate limits
 // and the bot dispatcher. Zero values take the defaults of Defaults.
 type ChatConfig struct {
-	// MaxFrameBytes is the WebSocket read limit (default 16 KiB); larger
-	// frames close the connection with 1009.
+	// MaxFrameBytes is the WebSocket read limit (default 32 KiB: a
+	// message of MaxTextRunes characters fits whatever they are, six bytes
+	// each for control characters in JSON); larger frames close the
+	// connection with 1009.
 	MaxFrameBytes int64
 	// SendQueue is each connection's outbound queue (default 64 frames);
 	// a connection that lets it overflow is closed as a slow consumer.
@@ -91,7 +93,7 @@ func (c ChatConfig) Defaults() ChatConfig {
 		}
 	}
 	if c.MaxFrameBytes == 0 {
-		c.MaxFrameBytes = 16 << 10
+		c.MaxFrameBytes = 32 << 10
 	}
 	def(&c.SendQueue, 64)
 	defd(&c.WriteTimeout, 10*time.Second)

@@ -414,7 +414,7 @@
   // Go's strings.TrimSpace does (Unicode White_Space, which includes U+0085
   // and differs from String.prototype.trim), not empty, no NUL, at most
   // 4000 code points.
-  var MAX_TEXT = 4000, MAX_FRAME = 16384;
+  var MAX_TEXT = 4000, MAX_FRAME = 32768;
   function utf8Length(str) {
     if (typeof TextEncoder === "function") { return new TextEncoder().encode(str).length; }
     return unescape(encodeURIComponent(str)).length;
@@ -425,9 +425,10 @@
   function textProblem(text) {
     if (text.indexOf("\u0000") >= 0) { return "Your message contains a character that cannot be sent."; }
     if (Array.from(text).length > MAX_TEXT) { return "Your message is too long (at most " + MAX_TEXT + " characters)."; }
-    // The server reads frames of at most 16 KiB: a larger one closes the
-    // connection (1009) on every resend. Control characters take six
-    // bytes each in JSON, so 4000 characters may not fit.
+    // The server reads frames of at most 32 KiB, which 4000 characters of
+    // any kind fit (control characters take six bytes each in JSON); a
+    // larger frame would close the connection (1009) on every resend, so
+    // a server configured lower is still guarded against.
     if (utf8Length(JSON.stringify(text)) > MAX_FRAME - 200) { return "Your message is too long (it has too many special characters)."; }
     return "";
   }
