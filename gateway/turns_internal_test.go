@@ -30,7 +30,14 @@ func (b blockBot) Respond(ctx context.Context, _ tandem.Turn) (tandem.Reply, err
 // dropped: stored and acknowledged, never answered or escalated).
 func TestAdmittedTurnsAreQueued(t *testing.T) {
 	bot := blockBot{release: make(chan struct{})}
-	c := turnChat(t, ChatConfig{MaxPendingTurns: 2}, NewMemLog(), bot)
+	log := NewMemLog()
+	// The conversation exists, so turn 1 is held by the bot (a turn of an
+	// unknown conversation ends at once, and the queue could drain before
+	// the last check).
+	if _, err := log.CreateConversation(context.Background(), tandem.Conversation{ID: "c1", SiteKey: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	c := turnChat(t, ChatConfig{MaxPendingTurns: 2}, log, bot)
 	defer close(bot.release) // before turnChat's Shutdown: the held turns end
 	job := func(seq int64) turnJob {
 		return turnJob{msg: tandem.Message{ConversationID: "c1", Seq: seq, Text: "hi"}}
