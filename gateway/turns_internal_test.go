@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -146,11 +147,13 @@ func TestBotPanicIsATurnFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := turnChat(t, ChatConfig{}, log, panicBot{})
+	seqs := map[string]int64{}
 	for _, text := range []string{"boom", "still there?"} {
 		m, _, err := log.Append(ctx, tandem.Message{ConversationID: "c1", Author: tandem.AuthorCustomer, Text: text})
 		if err != nil {
 			t.Fatal(err)
 		}
+		seqs[text] = m.Seq
 		if err := c.turns.submit(turnJob{msg: m}); err != nil {
 			t.Fatal(err)
 		}
@@ -162,9 +165,16 @@ func TestBotPanicIsATurnFailure(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(msgs) == 4 {
-			// 1 and 2 are the customer's; 3 answers 1, 4 answers 2.
-			if msgs[2].Author != tandem.AuthorBot || msgs[2].Data["reply_kind"] != string(tandem.ReplyFallback) ||
-				msgs[3].Text != "echo: still there?" {
+			// The replies, by the message they answer (the first turn may
+			// run before the second message is stored).
+			replies := map[string]tandem.Message{}
+			for _, m := range msgs {
+				if m.Author == tandem.AuthorBot {
+					replies[m.ClientID] = m
+				}
+			}
+			boom, still := replies[fmt.Sprintf("bot:%d", seqs["boom"])], replies[fmt.Sprintf("bot:%d", seqs["still there?"])]
+			if boom.Data["reply_kind"] != string(tandem.ReplyFallback) || still.Text != "echo: still there?" {
 				t.Fatalf("log after a bot panic: %+v", msgs)
 			}
 			return
