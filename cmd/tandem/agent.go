@@ -110,18 +110,8 @@ func runAgentCreate(ctx context.Context, args []string, getenv func(string) stri
 	role := fs.String("role", handoff.RoleAgent, "agent or admin")
 	passwordStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
 	dbURL := fs.String("database-url", getenv("DATABASE_URL"), "PostgreSQL URL (env DATABASE_URL)")
-	hideSecretDefaults(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errUsage
-		}
-		return fmt.Errorf("agent create: %w", err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("agent create: unexpected argument %q", fs.Arg(0))
-	}
-	if strings.TrimSpace(*email) == "" {
-		return errors.New("agent create: --email is required")
+	if err := parseAgentFlags(fs, args, "agent create", email); err != nil {
+		return err
 	}
 	if *role != handoff.RoleAgent && *role != handoff.RoleAdmin {
 		return fmt.Errorf("agent create: invalid --role %q: accepted values: agent, admin", *role)
@@ -129,12 +119,9 @@ func runAgentCreate(ctx context.Context, args []string, getenv func(string) stri
 	if *maxChats < 0 || *maxChats > handoff.MaxChatsLimit {
 		return fmt.Errorf("agent create: invalid --max-chats %d: accepted values: 1..%d (0 = default)", *maxChats, handoff.MaxChatsLimit)
 	}
-	password, err := readPassword(stdin, stderr, *passwordStdin)
+	password, err := readValidPassword(stdin, stderr, *passwordStdin, "agent create")
 	if err != nil {
-		return fmt.Errorf("agent create: %w", err)
-	}
-	if len(password) < handoff.MinPasswordLength || len(password) > handoff.MaxPasswordLength {
-		return fmt.Errorf("agent create: the password must be %d to %d bytes", handoff.MinPasswordLength, handoff.MaxPasswordLength)
+		return err
 	}
 	eng, closeEng, err := openAgentEngine(ctx, *dbURL)
 	if err != nil {
@@ -166,25 +153,12 @@ func runAgentPassword(ctx context.Context, args []string, getenv func(string) st
 	email := fs.String("email", "", "login email of the account (required)")
 	passwordStdin := fs.Bool("password-stdin", false, "read the new password from the first line of standard input")
 	dbURL := fs.String("database-url", getenv("DATABASE_URL"), "PostgreSQL URL (env DATABASE_URL)")
-	hideSecretDefaults(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errUsage
-		}
-		return fmt.Errorf("agent password: %w", err)
+	if err := parseAgentFlags(fs, args, "agent password", email); err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("agent password: unexpected argument %q", fs.Arg(0))
-	}
-	if strings.TrimSpace(*email) == "" {
-		return errors.New("agent password: --email is required")
-	}
-	password, err := readPassword(stdin, stderr, *passwordStdin)
+	password, err := readValidPassword(stdin, stderr, *passwordStdin, "agent password")
 	if err != nil {
-		return fmt.Errorf("agent password: %w", err)
-	}
-	if len(password) < handoff.MinPasswordLength || len(password) > handoff.MaxPasswordLength {
-		return fmt.Errorf("agent password: the password must be %d to %d bytes", handoff.MinPasswordLength, handoff.MaxPasswordLength)
+		return err
 	}
 	eng, closeEng, err := openAgentEngine(ctx, *dbURL)
 	if err != nil {
@@ -206,6 +180,38 @@ func runAgentPassword(ctx context.Context, args []string, getenv func(string) st
 		return nil
 	}
 	return fmt.Errorf("agent password: no agent has the email %q", strings.TrimSpace(*email))
+}
+
+// parseAgentFlags parses an agent command's flags (secret defaults hidden
+// from its help): no positional arguments, and --email required. email is
+// the flag's variable, read after parsing.
+func parseAgentFlags(fs *flag.FlagSet, args []string, cmd string, email *string) error {
+	hideSecretDefaults(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errUsage
+		}
+		return fmt.Errorf("%s: %w", cmd, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", cmd, fs.Arg(0))
+	}
+	if strings.TrimSpace(*email) == "" {
+		return fmt.Errorf("%s: --email is required", cmd)
+	}
+	return nil
+}
+
+// readValidPassword reads the password (readPassword) and checks its length.
+func readValidPassword(stdin io.Reader, stderr io.Writer, fromStdin bool, cmd string) (string, error) {
+	password, err := readPassword(stdin, stderr, fromStdin)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", cmd, err)
+	}
+	if len(password) < handoff.MinPasswordLength || len(password) > handoff.MaxPasswordLength {
+		return "", fmt.Errorf("%s: the password must be %d to %d bytes", cmd, handoff.MinPasswordLength, handoff.MaxPasswordLength)
+	}
+	return password, nil
 }
 
 // readPassword reads the password from stdin's first line (fromStdin) or
