@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,6 +47,30 @@ type ConvLog interface {
 	// Erase deletes the conversation and all its messages for good (the
 	// customer's right to erasure); an unknown id is not_found.
 	Erase(ctx context.Context, id string) error
+	// IdleConversations returns up to limit conversations last updated
+	// before the given time, least recently updated first (ties by id),
+	// starting after the cursor (the zero cursor starts at the oldest).
+	IdleConversations(ctx context.Context, before time.Time, after IdleCursor, limit int) ([]tandem.Conversation, error)
+	// EraseIdle erases the conversation as Erase does, but only if it was
+	// last updated before the given time (in the same step, so a message
+	// appended meanwhile keeps it); it reports whether it did. An unknown
+	// id is not an error: false.
+	EraseIdle(ctx context.Context, id string, before time.Time) (bool, error)
+}
+
+// IdleCursor is a position in the order of IdleConversations: the
+// UpdatedAt and ID of the last conversation of the previous page.
+type IdleCursor struct {
+	UpdatedAt time.Time
+	ID        string
+}
+
+// precedes reports whether c comes after the cursor in IdleConversations' order.
+func (cur IdleCursor) precedes(c tandem.Conversation) bool {
+	if !c.UpdatedAt.Equal(cur.UpdatedAt) {
+		return c.UpdatedAt.After(cur.UpdatedAt)
+	}
+	return c.ID > cur.ID
 }
 
 // MemLog is the in-memory ConvLog (the embedded default). It keeps
@@ -194,6 +219,44 @@ func (l *MemLog) Erase(_ context.Context, id string) error {
 	}
 	delete(l.convs, id)
 	return nil
+}
+
+// IdleConversations implements ConvLog. It scans every conversation: the
+// in-memory log is for one node and modest volumes.
+func (l *MemLog) IdleConversations(_ context.Context, before time.Time, after IdleCursor, limit int) ([]tandem.Conversation, error) {
+	if limit <= 0 {
+		return nil, tandem.Errorf(tandem.EINVALID, "limit must be positive")
+	}
+	l.mu.RLock()
+	var out []tandem.Conversation
+	for _, mc := range l.convs {
+		if mc.conv.UpdatedAt.Before(before) && after.precedes(mc.conv) {
+			out = append(out, mc.conv)
+		}
+	}
+	l.mu.RUnlock()
+	slices.SortFunc(out, func(a, b tandem.Conversation) int {
+		if c := a.UpdatedAt.Compare(b.UpdatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// EraseIdle implements ConvLog.
+func (l *MemLog) EraseIdle(_ context.Context, id string, before time.Time) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	mc, ok := l.convs[id]
+	if !ok || !mc.conv.UpdatedAt.Before(before) {
+		return false, nil
+	}
+	delete(l.convs, id)
+	return true, nil
 }
 
 // SwapMode implements ConvLog.

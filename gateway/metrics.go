@@ -29,6 +29,7 @@ type chatMetrics struct {
 	// ratings counts customers' ratings of their conversations, by score.
 	ratings *prometheus.CounterVec
 	erased  prometheus.Counter
+	expired *prometheus.CounterVec
 }
 
 func newChatMetrics() *chatMetrics {
@@ -51,7 +52,8 @@ func newChatMetrics() *chatMetrics {
 			Help: "Stored customer messages whose bot turn was lost (the store's reply lost, the node stopped, the turn not queued), answered late, by how they were found: resend or hello."}, []string{"found_by"}),
 		ratings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_conversation_ratings_total",
 			Help: "Customers' ratings of their conversations (the widget asks when an agent closes one), by score (good or bad) and the agent who wrote last (agent id; empty when none in the last 50 messages)."}, []string{"score", "agent"}),
-		erased: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_conversations_erased_total", Help: "Conversations erased for good (DELETE /v1/conversations/{id})."}),
+		erased:  prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_conversations_erased_total", Help: "Conversations erased for good (DELETE /v1/conversations/{id})."}),
+		expired: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_conversations_expired_total", Help: "Conversations idle past the retention period, by outcome: erased, or kept (an open ticket, or a message arrived meanwhile)."}, []string{"outcome"}),
 	}
 }
 
@@ -60,7 +62,7 @@ func (m *chatMetrics) register(r prometheus.Registerer, c *Chat) error {
 		func() float64 { return float64(c.Connections()) })
 	pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_bot_turns_pending", Help: "Bot turns queued or running on this node."},
 		func() float64 { return float64(c.PendingTurns()) })
-	for _, col := range []prometheus.Collector{m.accepted, m.rejected, m.framesIn, m.framesOut, m.errors, m.slow, m.ephemeralDropped, m.gapFills, m.appended, m.turns, m.modeRepaired, m.lostTurns, m.ratings, m.erased, conns, pending} {
+	for _, col := range []prometheus.Collector{m.accepted, m.rejected, m.framesIn, m.framesOut, m.errors, m.slow, m.ephemeralDropped, m.gapFills, m.appended, m.turns, m.modeRepaired, m.lostTurns, m.ratings, m.erased, m.expired, conns, pending} {
 		if err := r.Register(col); err != nil {
 			return fmt.Errorf("gateway: register metrics: %w", err)
 		}

@@ -101,6 +101,12 @@ type Config struct {
 	// DisconnectGrace is how long an agent whose console disconnected keeps
 	// their chats before they are queued again (env TANDEM_DISCONNECT_GRACE; 0 = 60s).
 	DisconnectGrace time.Duration
+
+	// Retention erases conversations (messages, tickets, bot state) idle
+	// for longer than this, as DELETE /v1/conversations/{id} does (env
+	// TANDEM_RETENTION, e.g. 2160h for 90 days; 0 = keep them forever, the
+	// default; at least 1h).
+	Retention time.Duration
 }
 
 // LLMConfig configures an OpenAI-compatible chat completions server.
@@ -169,6 +175,10 @@ func (c Config) Validate() error {
 		if d.v < 0 || d.v > d.max {
 			bad(d.setting, d.v.String(), "0 (default) or a duration up to "+d.max.String())
 		}
+	}
+	if c.Retention != 0 && (c.Retention < time.Hour || c.Retention > 100*365*24*time.Hour) {
+		// Below an hour a customer who steps away would lose their chat.
+		bad("TANDEM_RETENTION (--retention)", c.Retention.String(), "0 (keep forever, the default) or a duration of at least 1h, e.g. 2160h for 90 days")
 	}
 	if c.MaxActiveTurns < -1 || c.MaxActiveTurns > 1<<16 {
 		bad("TANDEM_MAX_ACTIVE_TURNS (--max-active-turns)", strconv.Itoa(c.MaxActiveTurns), "0 (16 × the cores), -1 (no bound) or a number of turns up to 65536")
@@ -341,6 +351,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) envErro
 		{&c.AgentTokenTTL, "agent-token-ttl", "TANDEM_AGENT_TOKEN_TTL", "lifetime of agent login tokens; 0 = 12h"},
 		{&c.OfferTimeout, "offer-timeout", "TANDEM_OFFER_TIMEOUT", "time an agent has to accept an offer; 0 = 30s"},
 		{&c.DisconnectGrace, "disconnect-grace", "TANDEM_DISCONNECT_GRACE", "how long a disconnected agent keeps their chats; 0 = 60s"},
+		{&c.Retention, "retention", "TANDEM_RETENTION", "erase conversations idle longer than this, e.g. 2160h (90 days); 0 = keep forever"},
 	} {
 		if v := getenv(d.env); v != "" {
 			if x, err := time.ParseDuration(v); err != nil {

@@ -133,6 +133,9 @@ func TestBadConfigRejected(t *testing.T) {
 		{"max active turns env", nil, map[string]string{"TANDEM_MAX_ACTIVE_TURNS": "many"}, []string{"TANDEM_MAX_ACTIVE_TURNS", "integer"}},
 		{"max active turns flag", []string{"--max-active-turns", "-5"}, nil, []string{"TANDEM_MAX_ACTIVE_TURNS", "-5", "no bound"}},
 		{"demo env", nil, map[string]string{"TANDEM_DEMO": "maybe"}, []string{"TANDEM_DEMO", "true, false"}},
+		{"retention env", nil, map[string]string{"TANDEM_RETENTION": "90d"}, []string{"TANDEM_RETENTION", "duration"}},
+		{"retention too short", []string{"--retention", "10m"}, nil, []string{"TANDEM_RETENTION", "10m0s", "at least 1h"}},
+		{"retention negative", nil, map[string]string{"TANDEM_RETENTION": "-2160h"}, []string{"TANDEM_RETENTION", "at least 1h"}},
 		{"unknown flag", []string{"--no-such-flag"}, nil, []string{"no-such-flag"}},
 	}
 	for _, tt := range tests {

@@ -141,6 +141,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// escalations included) while the handoff engine, the console, the bus
 	// and the stores are still up.
 	m.server.OnShutdown(m.chat.Shutdown)
+	if keep := cfg.Retention; keep > 0 {
+		m.startRetention(keep)
+	}
 
 	m.ln = ln
 	m.serveErr = make(chan error, 1)
@@ -150,6 +153,20 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		"stores", storesName(cfg), "startup", time.Since(started).Round(time.Millisecond))
 	m.printBanner()
 	return nil
+}
+
+// startRetention runs the retention sweeps (gateway.Chat.RunRetention)
+// until shutdown, which stops them first (a sweep in progress ends at its
+// next store call), before the chat's sockets and the stores close.
+func (m *Main) startRetention(keep time.Duration) {
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.chat.RunRetention(ctx, keep, gateway.RetentionInterval(keep))
+	}()
+	m.server.OnShutdown(func(context.Context) error { stop(); <-done; return nil })
+	m.Logger.Info("retention on: idle conversations are erased", "idle_longer_than", keep, "every", gateway.RetentionInterval(keep))
 }
 
 // Addr returns the address the server listens on (after Run).

@@ -269,6 +269,63 @@ func Run(t *testing.T, newLog func(t *testing.T) gateway.ConvLog) {
 			t.Fatalf("append after re-creating: %+v, %v", m, err)
 		}
 	})
+
+	t.Run("idle conversations page oldest first and erase only while idle", func(t *testing.T) {
+		l := newLog(t)
+		base := time.Now().UTC().Add(-48 * time.Hour).Truncate(time.Second)
+		// Five conversations last updated at base, base, base+1h, base+2h,
+		// base+3h; "d" then gets a message now, so it is no longer idle.
+		at := map[string]time.Duration{"a": 0, "b": 0, "c": time.Hour, "d": 2 * time.Hour, "e": 3 * time.Hour}
+		for _, id := range []string{"e", "d", "c", "b", "a"} {
+			c := conv(id)
+			c.CreatedAt = base.Add(at[id])
+			mustCreate(t, l, c)
+		}
+		if _, _, err := l.Append(ctx, tandem.Message{ConversationID: "d", Author: tandem.AuthorCustomer, Text: "still here"}); err != nil {
+			t.Fatal(err)
+		}
+		cutoff := base.Add(24 * time.Hour)
+		var got []string
+		var cur gateway.IdleCursor
+		for pages := 0; ; pages++ {
+			page, err := l.IdleConversations(ctx, cutoff, cur, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range page {
+				got = append(got, c.ID)
+				cur = gateway.IdleCursor{UpdatedAt: c.UpdatedAt, ID: c.ID}
+			}
+			if len(page) < 2 || pages > 5 {
+				break
+			}
+		}
+		if fmt.Sprint(got) != "[a b c e]" {
+			t.Fatalf("idle conversations in pages of 2 = %v, want [a b c e]", got)
+		}
+		if page, err := l.IdleConversations(ctx, base, gateway.IdleCursor{}, 10); err != nil || len(page) != 0 {
+			t.Fatalf("idle before the oldest update = %v, %v; want none", page, err)
+		}
+		if _, err := l.IdleConversations(ctx, cutoff, gateway.IdleCursor{}, 0); code(err) != tandem.EINVALID {
+			t.Fatalf("limit 0: %v, want invalid", err)
+		}
+		// "d" was updated after the cutoff: kept, messages and all.
+		if ok, err := l.EraseIdle(ctx, "d", cutoff); err != nil || ok {
+			t.Fatalf("erase idle of an active conversation = %v, %v; want false", ok, err)
+		}
+		if ms, err := l.Messages(ctx, "d", 0, 10); err != nil || len(ms) != 1 {
+			t.Fatalf("the active conversation after erase idle: %d messages, %v", len(ms), err)
+		}
+		if ok, err := l.EraseIdle(ctx, "a", cutoff); err != nil || !ok {
+			t.Fatalf("erase idle of an idle conversation = %v, %v; want true", ok, err)
+		}
+		if _, err := l.Conversation(ctx, "a"); code(err) != tandem.ENOTFOUND {
+			t.Fatalf("erased idle conversation read: %v, want not_found", err)
+		}
+		if ok, err := l.EraseIdle(ctx, "a", cutoff); err != nil || ok {
+			t.Fatalf("second erase idle = %v, %v; want false", ok, err)
+		}
+	})
 }
 
 func seqs(ms []tandem.Message) []int64 {

@@ -276,6 +276,44 @@ func (l *Log) Erase(ctx context.Context, id string) error {
 	return nil
 }
 
+// IdleConversations implements gateway.ConvLog (index
+// chat_conversations_idle).
+func (l *Log) IdleConversations(ctx context.Context, before time.Time, after gateway.IdleCursor, limit int) ([]tandem.Conversation, error) {
+	if limit <= 0 {
+		return nil, tandem.Errorf(tandem.EINVALID, "limit must be positive")
+	}
+	rows, err := l.pool.Query(ctx, `SELECT `+convColumns+` FROM chat_conversations
+		WHERE updated_at < $1 AND (updated_at, id) > ($2, $3)
+		ORDER BY updated_at, id LIMIT $4`, before.UTC(), after.UpdatedAt.UTC(), after.ID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pgconvlog: idle conversations: %w", err)
+	}
+	defer rows.Close()
+	var out []tandem.Conversation
+	for rows.Next() {
+		c, err := scanConv(rows)
+		if err != nil {
+			return nil, fmt.Errorf("pgconvlog: idle conversations: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pgconvlog: idle conversations: %w", err)
+	}
+	return out, nil
+}
+
+// EraseIdle implements gateway.ConvLog: one statement, so an Append that
+// commits first (it locks the row and moves updated_at) keeps the
+// conversation, and one that comes after finds it gone.
+func (l *Log) EraseIdle(ctx context.Context, id string, before time.Time) (bool, error) {
+	tag, err := l.pool.Exec(ctx, `DELETE FROM chat_conversations WHERE id = $1 AND updated_at < $2`, id, before.UTC())
+	if err != nil {
+		return false, fmt.Errorf("pgconvlog: erase idle: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // SwapMode implements gateway.ConvLog.
 func (l *Log) SwapMode(ctx context.Context, id string, from, to tandem.Mode, agentID string) (tandem.Conversation, bool, error) {
 	c, err := scanConv(l.pool.QueryRow(ctx, `UPDATE chat_conversations SET mode = $3, agent_id = $4, updated_at = $5 WHERE id = $1 AND mode = $2 RETURNING `+convColumns,
