@@ -262,6 +262,8 @@ func (c *Chat) Mount(r chi.Router) {
 	r.Get("/v1/conversations/{id}", c.handleConversation)
 	r.Get("/v1/conversations/{id}/messages", c.handleMessages)
 	r.Delete("/v1/conversations/{id}", c.handleErase)
+	r.Get("/v1/conversations", c.handleCustomerConversations)
+	r.Delete("/v1/conversations", c.handleEraseCustomer)
 }
 
 // Conversation returns a conversation from the log.

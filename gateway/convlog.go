@@ -47,6 +47,10 @@ type ConvLog interface {
 	// Erase deletes the conversation and all its messages for good (the
 	// customer's right to erasure); an unknown id is not_found.
 	Erase(ctx context.Context, id string) error
+	// CustomerConversations returns up to limit of the customer's
+	// conversations on the site, in every mode (closed ones too), most
+	// recently updated first (ties by id, descending).
+	CustomerConversations(ctx context.Context, siteKey, customerID string, limit int) ([]tandem.Conversation, error)
 	// IdleConversations returns up to limit conversations last updated
 	// before the given time, least recently updated first (ties by id),
 	// starting after the cursor (the zero cursor starts at the oldest).
@@ -219,6 +223,32 @@ func (l *MemLog) Erase(_ context.Context, id string) error {
 	}
 	delete(l.convs, id)
 	return nil
+}
+
+// CustomerConversations implements ConvLog. It scans every conversation,
+// as LatestConversation does.
+func (l *MemLog) CustomerConversations(_ context.Context, siteKey, customerID string, limit int) ([]tandem.Conversation, error) {
+	if limit <= 0 {
+		return nil, tandem.Errorf(tandem.EINVALID, "limit must be positive")
+	}
+	l.mu.RLock()
+	var out []tandem.Conversation
+	for _, mc := range l.convs {
+		if mc.conv.SiteKey == siteKey && mc.conv.Customer.ID == customerID {
+			out = append(out, mc.conv)
+		}
+	}
+	l.mu.RUnlock()
+	slices.SortFunc(out, func(a, b tandem.Conversation) int {
+		if c := b.UpdatedAt.Compare(a.UpdatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
 }
 
 // IdleConversations implements ConvLog. It scans every conversation: the

@@ -270,6 +270,46 @@ func Run(t *testing.T, newLog func(t *testing.T) gateway.ConvLog) {
 		}
 	})
 
+	t.Run("customer conversations, newest first, every mode", func(t *testing.T) {
+		l := newLog(t)
+		base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+		for i, id := range []string{"old", "mid", "new"} {
+			c := conv(id)
+			c.Customer.ID, c.CreatedAt = "u:ada", base.Add(time.Duration(i)*time.Minute)
+			mustCreate(t, l, c)
+		}
+		other := conv("other-site")
+		other.SiteKey, other.Customer.ID = "site2", "u:ada"
+		mustCreate(t, l, other)
+		mustCreate(t, l, conv("someone-else"))
+		if _, err := l.SetMode(ctx, "mid", tandem.ModeClosed, ""); err != nil { // now the most recent
+			t.Fatal(err)
+		}
+		ids := func(cs []tandem.Conversation) string {
+			var out []string
+			for _, c := range cs {
+				out = append(out, c.ID)
+			}
+			return fmt.Sprint(out)
+		}
+		got, err := l.CustomerConversations(ctx, "site", "u:ada", 10)
+		if err != nil || ids(got) != "[mid new old]" {
+			t.Fatalf("customer conversations = %s, %v; want [mid new old]", ids(got), err)
+		}
+		if got[0].Mode != tandem.ModeClosed || got[0].Customer.ID != "u:ada" {
+			t.Fatalf("first = %+v", got[0])
+		}
+		if got, err := l.CustomerConversations(ctx, "site", "u:ada", 2); err != nil || ids(got) != "[mid new]" {
+			t.Fatalf("limit 2 = %s, %v", ids(got), err)
+		}
+		if got, err := l.CustomerConversations(ctx, "site", "u:nobody", 10); err != nil || len(got) != 0 {
+			t.Fatalf("unknown customer = %s, %v; want none", ids(got), err)
+		}
+		if _, err := l.CustomerConversations(ctx, "site", "u:ada", 0); code(err) != tandem.EINVALID {
+			t.Fatalf("limit 0: %v, want invalid", err)
+		}
+	})
+
 	t.Run("idle conversations page oldest first and erase only while idle", func(t *testing.T) {
 		l := newLog(t)
 		base := time.Now().UTC().Add(-48 * time.Hour).Truncate(time.Second)

@@ -276,31 +276,46 @@ func (l *Log) Erase(ctx context.Context, id string) error {
 	return nil
 }
 
-// IdleConversations implements gateway.ConvLog (index
-// chat_conversations_idle).
-func (l *Log) IdleConversations(ctx context.Context, before time.Time, after gateway.IdleCursor, limit int) ([]tandem.Conversation, error) {
+// CustomerConversations implements gateway.ConvLog (index
+// chat_conversations_customer).
+func (l *Log) CustomerConversations(ctx context.Context, siteKey, customerID string, limit int) ([]tandem.Conversation, error) {
 	if limit <= 0 {
 		return nil, tandem.Errorf(tandem.EINVALID, "limit must be positive")
 	}
-	rows, err := l.pool.Query(ctx, `SELECT `+convColumns+` FROM chat_conversations
-		WHERE updated_at < $1 AND (updated_at, id) > ($2, $3)
-		ORDER BY updated_at, id LIMIT $4`, before.UTC(), after.UpdatedAt.UTC(), after.ID, limit)
+	return l.queryConvs(ctx, "customer conversations", `SELECT `+convColumns+` FROM chat_conversations
+		WHERE site_key = $1 AND customer_id = $2 ORDER BY updated_at DESC, id DESC LIMIT $3`, siteKey, customerID, limit)
+}
+
+// queryConvs runs a query of conversations (convColumns).
+func (l *Log) queryConvs(ctx context.Context, what, sql string, args ...any) ([]tandem.Conversation, error) {
+	rows, err := l.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, fmt.Errorf("pgconvlog: idle conversations: %w", err)
+		return nil, fmt.Errorf("pgconvlog: %s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []tandem.Conversation
 	for rows.Next() {
 		c, err := scanConv(rows)
 		if err != nil {
-			return nil, fmt.Errorf("pgconvlog: idle conversations: %w", err)
+			return nil, fmt.Errorf("pgconvlog: %s: %w", what, err)
 		}
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pgconvlog: idle conversations: %w", err)
+		return nil, fmt.Errorf("pgconvlog: %s: %w", what, err)
 	}
 	return out, nil
+}
+
+// IdleConversations implements gateway.ConvLog (index
+// chat_conversations_idle).
+func (l *Log) IdleConversations(ctx context.Context, before time.Time, after gateway.IdleCursor, limit int) ([]tandem.Conversation, error) {
+	if limit <= 0 {
+		return nil, tandem.Errorf(tandem.EINVALID, "limit must be positive")
+	}
+	return l.queryConvs(ctx, "idle conversations", `SELECT `+convColumns+` FROM chat_conversations
+		WHERE updated_at < $1 AND (updated_at, id) > ($2, $3)
+		ORDER BY updated_at, id LIMIT $4`, before.UTC(), after.UpdatedAt.UTC(), after.ID, limit)
 }
 
 // EraseIdle implements gateway.ConvLog: one statement, so an Append that
