@@ -491,20 +491,43 @@ func (s *widgetSession) contact(ctx context.Context, c *Conn, f ClientFrame) {
 		c.SendError(tandem.Errorf(tandem.EUNAVAILABLE, "leaving a contact address is not available here"), f.ClientID)
 		return
 	}
+	key := "contact:" + f.ClientID
+	// A resend (its ack was lost) is acknowledged again without touching
+	// the ticket; another address under a used client_id is a conflict,
+	// refused before the ticket changes (its note names the address).
+	if m, ok := s.recent(ctx, key, "event"); ok {
+		if contactNote(strings.TrimSpace(f.Address)) != m.Text {
+			c.SendError(tandem.Errorf(tandem.ECONFLICT, "client_id %q was already used for a different contact address (seq %d); send it with a new client_id", f.ClientID, m.Seq), f.ClientID)
+			return
+		}
+		c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: m.Seq, Duplicate: true})
+		return
+	}
 	addr, err := ct.LeaveContact(ctx, conv, f.Address)
 	if err != nil {
 		c.SendError(err, f.ClientID)
 		return
 	}
-	note := tandem.Message{ConversationID: conv, ClientID: "contact:" + f.ClientID, Author: tandem.AuthorSystem,
-		Text: "Thanks! We'll get back to you at " + addr + ". You stay in the queue meanwhile.", Kind: "event",
-		Data: map[string]any{"contact": true}}
+	note := tandem.Message{ConversationID: conv, ClientID: key, Author: tandem.AuthorSystem,
+		Text: contactNote(addr), Kind: "event", Data: map[string]any{"contact": true}}
 	stored, dup, err := chat.PostMessage(ctx, note)
 	if err != nil {
 		c.SendError(err, f.ClientID)
 		return
 	}
+	if dup && stored.Text != note.Text {
+		// Reused past the look-back: the ticket took the new address but
+		// the log keeps the first note; the customer learns it.
+		c.SendError(tandem.Errorf(tandem.ECONFLICT, "client_id %q was already used for a different contact address (seq %d); send it with a new client_id", f.ClientID, stored.Seq), f.ClientID)
+		return
+	}
 	c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: stored.Seq, Duplicate: dup})
+}
+
+// contactNote is the system note logged when a customer leaves a contact
+// address.
+func contactNote(addr string) string {
+	return "Thanks! We'll get back to you at " + addr + ". You stay in the queue meanwhile."
 }
 
 // cancelHandoff withdraws the customer's request for a person
@@ -529,7 +552,7 @@ func (s *widgetSession) cancelHandoff(ctx context.Context, c *Conn, f ClientFram
 	if hs, ok := chat.handoff.(HandoffStater); ok {
 		if st, err := hs.HandoffState(ctx, conv); err == nil && !st.Open {
 			// A resend of a cancel that went through (its ack was lost)?
-			if m, ok := s.recent(ctx, f.ClientID); ok {
+			if m, ok := s.recent(ctx, f.ClientID, "handoff_cancel"); ok {
 				c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: m.Seq, Duplicate: true})
 				return
 			}
@@ -544,6 +567,11 @@ func (s *widgetSession) cancelHandoff(ctx context.Context, c *Conn, f ClientFram
 		c.SendError(err, f.ClientID)
 		return
 	}
+	if dup && stored.Kind != m.Kind {
+		// The client_id names another message: refused, nothing cancelled.
+		c.SendError(tandem.Errorf(tandem.ECONFLICT, "client_id %q was already used for a different message (seq %d); send it with a new client_id", f.ClientID, stored.Seq), f.ClientID)
+		return
+	}
 	// Also for a duplicate: its first attempt may have failed to cancel.
 	if err := hc.CancelHandoff(ctx, conv); err != nil && !(dup && tandem.ErrorCode(err) == tandem.ENOTFOUND) {
 		c.SendError(err, f.ClientID)
@@ -552,9 +580,9 @@ func (s *widgetSession) cancelHandoff(ctx context.Context, c *Conn, f ClientFram
 	c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: stored.Seq, Duplicate: dup})
 }
 
-// recent finds a customer's request to go back to the bot by idempotency
-// key among the conversation's last 50 messages.
-func (s *widgetSession) recent(ctx context.Context, clientID string) (tandem.Message, bool) {
+// recent finds a message of the given kind by idempotency key among the
+// conversation's last 50 messages.
+func (s *widgetSession) recent(ctx context.Context, clientID, kind string) (tandem.Message, bool) {
 	conv, err := s.chat.log.Conversation(ctx, s.p.ConversationID)
 	if err != nil {
 		return tandem.Message{}, false
@@ -564,7 +592,7 @@ func (s *widgetSession) recent(ctx context.Context, clientID string) (tandem.Mes
 		return tandem.Message{}, false
 	}
 	for _, m := range ms {
-		if m.ClientID == clientID && m.Kind == "handoff_cancel" {
+		if m.ClientID == clientID && m.Kind == kind {
 			return m, true
 		}
 	}

@@ -66,6 +66,25 @@ func TestLeaveContactWhenNobodyOnline(t *testing.T) {
 	if f, _ := cust.until(isType("ack")); f.Seq != ack.Seq || !strings.Contains(string(f.raw), `"duplicate":true`) {
 		t.Fatalf("repeated contact: %s", f.raw)
 	}
+	// Another address under the same client_id: a conflict, and neither
+	// the ticket nor the log changes (the ticket took it before).
+	cust.send(map[string]any{"type": "contact", "client_id": "k2", "address": "other@example.com"})
+	if f, _ := cust.until(isType("error")); f.Code != tandem.ECONFLICT || f.ClientID != "k2" {
+		t.Fatalf("another address under a used client_id: %s", f.raw)
+	}
+	if got, _ := e.Engine.OpenTicket(ctx, conv); got.ContactAddress != "ada@example.com" {
+		t.Fatalf("a refused contact changed the ticket: %+v", got)
+	}
+	// A withdrawal under a client_id a message used: a conflict, and the
+	// request for a person stands (the ack of a duplicate with nothing
+	// done, before).
+	cust.send(map[string]any{"type": "handoff_cancel", "client_id": "m1"})
+	if f, _ := cust.until(isType("error")); f.Code != tandem.ECONFLICT || f.ClientID != "m1" {
+		t.Fatalf("handoff_cancel under a message's client_id: %s", f.raw)
+	}
+	if got, err := e.Engine.OpenTicket(ctx, conv); err != nil || got.ID != tk.ID {
+		t.Fatalf("a refused cancel closed the ticket: %+v %v", got, err)
+	}
 
 	// An agent sees the address on the queue entry.
 	_, tok := e.agent("ann@example.com", "Ann", nil)
