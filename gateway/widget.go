@@ -147,12 +147,15 @@ func (c *Chat) handleSession(w http.ResponseWriter, r *http.Request) {
 }
 
 // resumeSession finds the conversation to continue: the one of a still
-// valid token (for the same customer), else a verified customer's latest.
+// valid token (for the same customer, in any mode), else a verified
+// customer's latest open one.
 func (c *Chat) resumeSession(ctx context.Context, req SessionRequest, site Site, verified tandem.Customer) (tandem.Conversation, bool) {
 	if req.Token != "" {
 		if p, err := c.auth.Parse(req.Token); err == nil && p.Role == RoleCustomer && p.SiteKey == site.Key &&
 			(verified.ID == "" || verified.ID == p.ID) {
-			if conv, err := c.log.Conversation(ctx, p.ConversationID); err == nil && conv.Customer.ID == p.ID && conv.Mode != tandem.ModeClosed {
+			// Closed ones too: a reload after an agent closed the chat keeps
+			// its transcript and its customer; their next message reopens it.
+			if conv, err := c.log.Conversation(ctx, p.ConversationID); err == nil && conv.Customer.ID == p.ID {
 				return conv, true
 			}
 		}

@@ -228,6 +228,16 @@ func TestResumeReplaysGapInOrder(t *testing.T) {
 	if s2.ConversationID != s.ConversationID || s2.LastSeq != 9 {
 		t.Fatalf("resume session = %+v", s2)
 	}
+	// Also once an agent closed it (a reload after the close keeps the
+	// transcript and the customer; their next message reopens it). It
+	// started a new conversation with a new anonymous customer.
+	if _, err := ts.Log.SetMode(context.Background(), s.ConversationID, tandem.ModeClosed, ""); err != nil {
+		t.Fatal(err)
+	}
+	s3 := ts.session(t, map[string]any{"site_key": testSite, "token": s.Token})
+	if s3.ConversationID != s.ConversationID || s3.Customer.ID != s.Customer.ID || s3.Mode != tandem.ModeClosed || s3.LastSeq != 9 {
+		t.Fatalf("resume a closed conversation = %+v, want %s of %s", s3, s.ConversationID, s.Customer.ID)
+	}
 }
 
 func TestCustomerIsolation(t *testing.T) {

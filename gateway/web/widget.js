@@ -750,7 +750,9 @@
         }
         send({ type: "ping" });
       }, heartbeatMs);
-      closedShown = false;
+      // A reload of a closed conversation: the bot's next reply (to the
+      // customer's next message) reopens it, as after a live close.
+      closedShown = f.mode === "closed";
       setStatus(modeText(f.mode));
       // The last handoff frame's invitation survives reloads while queued.
       if (f.mode !== "queued") { state.leaveContact = false; save(); }
