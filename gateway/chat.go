@@ -358,7 +358,7 @@ func (c *Chat) announce(ctx context.Context, conversationID string, st HandoffSt
 		if st.AgentName != "" {
 			data["agent_name"] = st.AgentName
 		}
-		if _, _, err := c.PostMessage(ctx, tandem.Message{ConversationID: conversationID, Author: tandem.AuthorSystem,
+		if _, _, err := c.PostMessage(ctx, tandem.Message{ConversationID: conversationID, ClientID: st.NoteKey, Author: tandem.AuthorSystem,
 			Text: note, Kind: "event", Data: data}); err != nil {
 			return err
 		}

@@ -309,6 +309,10 @@ type HandoffStatus struct {
 	// LeaveContact invites the customer to leave a contact address (a
 	// contact frame): nobody is online and the ticket stays queued.
 	LeaveContact bool
+	// NoteKey, when set, is the idempotency key (client_id) of the system
+	// note: a change announced twice — by the action that made it, before
+	// it answers, and by its event — is logged once.
+	NoteKey string
 }
 
 // HandoffFrame carries a HandoffStatus to the customer.

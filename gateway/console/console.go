@@ -40,6 +40,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -286,7 +287,7 @@ func (c *Console) notifyCustomer(ctx context.Context, e handoff.Event) {
 		err = c.chat.HandoffStatus(ctx, conv, gateway.HandoffStatus{Status: gateway.HandoffUnavailable, LeaveContact: true,
 			Message: "No agent is online right now. You stay in the queue and we will connect you as soon as someone is available; the assistant can keep helping meanwhile."})
 	case handoff.EventAssigned:
-		err = c.chat.HandoffStatus(ctx, conv, gateway.HandoffStatus{Status: gateway.HandoffAssigned, AgentName: e.AgentName, AgentID: e.AgentID})
+		err = c.chat.HandoffStatus(ctx, conv, assignedStatus(*e.Ticket, e.AgentName))
 	case handoff.EventTransferred, handoff.EventRequeued:
 		// Customer messages from now until the next agent joins are kept
 		// for that agent (Handoff.HandoffState), not answered by the bot.
@@ -322,6 +323,14 @@ func (c *Console) notifyCustomer(ctx context.Context, e handoff.Event) {
 	if err != nil {
 		c.log.Warn("console: customer handoff status", "event", e.Type, "conversation", conv, "err", err)
 	}
+}
+
+// assignedStatus is the customer's news of an assignment. Its note's key
+// names the assignment (ticket and version), so the accepting console's
+// own announcement and the event's are logged once.
+func assignedStatus(t tandem.Ticket, agentName string) gateway.HandoffStatus {
+	return gateway.HandoffStatus{Status: gateway.HandoffAssigned, AgentName: agentName, AgentID: t.AgentID,
+		NoteKey: "handoff:assigned:" + t.ID + ":" + strconv.FormatInt(t.Version, 10)}
 }
 
 func queuedFrame(conv string, q handoff.QueueInfo, msg string) gateway.HandoffFrame {

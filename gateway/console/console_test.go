@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -570,5 +571,65 @@ func TestClaimAndTransfer(t *testing.T) {
 		if f.Type == "message" && strings.Contains(f.msg().Text, "still there?") {
 			t.Fatal("bob still receives the conversation after transferring it")
 		}
+	}
+}
+
+// TestAssignedNoteBeforeAgentsFirstMessage: an agent who writes the moment
+// their accept (or claim) is answered — as the "Greeting" canned reply
+// invites — is logged after the customer's "You are now chatting with …"
+// note, and the note is logged once although the assignment's event
+// announces it too. (The note used to be written only when the event came,
+// and the greeting could come first; with the event lost, never.)
+func TestAssignedNoteBeforeAgentsFirstMessage(t *testing.T) {
+	t.Run("with the event", func(t *testing.T) { testAssignedNoteFirst(t, newEnv(t)) })
+	t.Run("event lost", func(t *testing.T) {
+		testAssignedNoteFirst(t, newNode(t, nodeOpts{drop: func(e handoff.Event) bool { return e.Type == handoff.EventAssigned }}))
+	})
+}
+
+func testAssignedNoteFirst(t *testing.T, e *env) {
+	ctx := context.Background()
+	_, annTok := e.agent("ann@example.com", "Ann", nil)
+	agent := e.console(annTok)
+	check := func(conv string) {
+		t.Helper()
+		if err := e.Engine.Flush(ctx); err != nil { // the assignment's event reached the gateway
+			t.Fatal(err)
+		}
+		msgs, err := e.Chat.Messages(ctx, conv, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		note, greeting, notes := -1, -1, 0
+		for i, m := range msgs {
+			switch {
+			case m.Kind == "event" && strings.Contains(m.Text, "You are now chatting with Ann"):
+				notes++
+				note = i
+			case m.Author == tandem.AuthorAgent:
+				greeting = i
+			}
+		}
+		if notes != 1 || greeting < 0 || note > greeting {
+			t.Fatalf("log of %s: %d assigned notes, note at %d, greeting at %d; want one note before the greeting:\n%+v", conv, notes, note, greeting, msgs)
+		}
+	}
+	for i, action := range []string{"accept", "claim"} {
+		if action == "claim" {
+			agent.away()
+		}
+		cust, conv := e.customer()
+		cust.send(map[string]any{"type": "handoff_request", "client_id": "h"})
+		tk := e.escalated(conv)
+		if action == "accept" {
+			e.tick()
+			agent.until(ticketEvent("ticket.offered"))
+		}
+		ref := "a" + strconv.Itoa(i)
+		agent.send(map[string]any{"type": action, "ticket_id": tk.ID, "ref": ref})
+		agent.until(answer(ref))
+		agent.send(map[string]any{"type": "message", "conversation_id": conv, "client_id": "g" + ref, "text": "Hi, thanks for waiting!"})
+		agent.until(isType("ack"))
+		check(conv)
 	}
 }

@@ -194,6 +194,24 @@ func (s *session) end(err error) {
 	s.conn.Close(gateway.WSCloseCode(tandem.ErrorCode(err)), tandem.ErrorMessage(err), true)
 }
 
+// assigning wraps an action that assigns a ticket to this agent (accept,
+// claim): before the console hears "ok" and can write, the customer's
+// conversation is in human mode and its "You are now chatting with …" note
+// is logged, so the agent's first message comes after it. The assignment's
+// event announces it again, logged once (assignedStatus's key); a failure
+// here is left to that event.
+func (s *session) assigning(do func(context.Context, handoff.Actor, string) (tandem.Ticket, error)) func(context.Context, handoff.Actor, string) (tandem.Ticket, error) {
+	return func(ctx context.Context, a handoff.Actor, id string) (tandem.Ticket, error) {
+		t, err := do(ctx, a, id)
+		if err == nil && t.State == tandem.TicketAssigned && t.AgentID == s.agent.ID {
+			if err := s.c.chat.HandoffStatus(ctx, t.ConversationID, assignedStatus(t, s.agent.DisplayName)); err != nil {
+				s.c.log.Warn("console: announce an assignment", "conversation", t.ConversationID, "err", err)
+			}
+		}
+		return t, err
+	}
+}
+
 // handle runs one client frame after hello.
 func (s *session) handle(ctx context.Context, f ClientFrame) error {
 	c, a := s.c, s.actor()
@@ -222,11 +240,11 @@ func (s *session) handle(ctx context.Context, f ClientFrame) error {
 		}
 		ok(nil)
 	case FrameAccept:
-		return ticketAction(c.eng.Accept)
+		return ticketAction(s.assigning(c.eng.Accept))
 	case FrameDecline:
 		return ticketAction(c.eng.Decline)
 	case FrameClaim:
-		return ticketAction(c.eng.Claim)
+		return ticketAction(s.assigning(c.eng.Claim))
 	case FrameResolve:
 		return ticketAction(c.eng.Resolve)
 	case FrameReturn:
