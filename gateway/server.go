@@ -99,7 +99,7 @@ func New(cfg Config, logger *slog.Logger) *Server {
 	r := chi.NewRouter()
 	// GetHead: a HEAD request is served by the GET route (load balancers
 	// and uptime checks use HEAD /healthz).
-	r.Use(middleware.RequestID, s.realIP, s.recoverer, s.instrument, middleware.GetHead)
+	r.Use(middleware.RequestID, s.realIP, s.recoverer, canonicalPath, s.instrument, middleware.GetHead)
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -232,6 +232,24 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 // realIP sets r.RemoteAddr to the client's address as reported by a
 // trusted proxy (see Config.TrustedProxies); other requests keep their
 // peer address.
+// canonicalPath routes a request on its decoded path. chi matches the
+// escaped form (URL.RawPath) whenever the client escaped a character that
+// needs no escaping ("f%61q_1" for "faq_1", or "%ff" in lower case), and
+// the path's parameters then kept their escapes: one id answered 200, 404
+// or 400 by its spelling. An escaped '/' keeps the escaped form, so it
+// stays inside its parameter instead of splitting the path.
+func canonicalPath(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if raw := r.URL.RawPath; raw != "" && !strings.Contains(strings.ToLower(raw), "%2f") {
+			u := *r.URL
+			u.RawPath = ""
+			r = r.WithContext(r.Context()) // a shallow copy: the caller's URL stays as it was
+			r.URL = &u
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 func (s *Server) realIP(next http.Handler) http.Handler {
 	if len(s.cfg.TrustedProxies) == 0 {
 		return next

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/tandem-chat/tandem/gateway"
 )
 
@@ -66,6 +68,39 @@ func TestProbeMethods(t *testing.T) {
 		s.Router().ServeHTTP(rec, httptest.NewRequest(c.method, c.path, nil))
 		if rec.Code != c.want {
 			t.Errorf("%s %s = %d, want %d", c.method, c.path, rec.Code, c.want)
+		}
+	}
+}
+
+// TestPathParamsDecoded: a path parameter is the same whatever way the
+// client escaped it — "f%61q_1" is "faq_1", "%ff" is the byte 0xff as
+// "%FF" is — and an escaped '/' stays inside its parameter. (chi matched
+// the escaped form whenever a character needed no escaping, and the
+// parameter kept its escapes: an existing FAQ answered 404.)
+func TestPathParamsDecoded(t *testing.T) {
+	s := gateway.New(gateway.Config{}, slog.New(slog.DiscardHandler))
+	s.Router().Get("/things/{id}", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "id="+chi.URLParam(r, "id"))
+	})
+	hs := httptest.NewServer(s.Router())
+	defer hs.Close()
+	for _, c := range []struct{ path, want string }{
+		{"/things/faq_1", "id=faq_1"},
+		{"/things/f%61q_1", "id=faq_1"},
+		{"/things/faq%5f1", "id=faq_1"},
+		{"/things/a%FFb", "id=a\xffb"},
+		{"/things/a%ffb", "id=a\xffb"},
+		{"/things/a%2fb", "id=a%2fb"},
+		{"/things/a%2Fb", "id=a%2Fb"},
+	} {
+		resp, err := http.Get(hs.URL + c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != c.want {
+			t.Errorf("GET %s = %d %q, want %q", c.path, resp.StatusCode, body, c.want)
 		}
 	}
 }
