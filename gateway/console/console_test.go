@@ -633,3 +633,22 @@ func testAssignedNoteFirst(t *testing.T, e *env) {
 		check(conv)
 	}
 }
+
+// TestWelcomeComesFirst: frames sent right behind the hello are answered
+// after the welcome (the worker sends it while the read loop went on to
+// the next frames, whose answers could come first).
+func TestWelcomeComesFirst(t *testing.T) {
+	e := newEnv(t)
+	_, tok := e.agent("ann@example.com", "Ann", nil)
+	for i := range 20 {
+		c := e.dial("/console/ws")
+		c.send(map[string]any{"type": "hello", "token": tok})
+		c.send(map[string]any{"type": "presence", "status": "online", "ref": "p"})
+		c.send(map[string]any{"type": "resolve", "ref": "bad"}) // invalid: no ticket_id
+		if f, err := c.read(10 * time.Second); err != nil || f.Type != "welcome" {
+			t.Fatalf("attempt %d: first frame %s (%v), want the welcome", i, f.raw, err)
+		}
+		c.until(answer("bad"))
+		c.ws.Close()
+	}
+}

@@ -22,10 +22,11 @@ type session struct {
 
 	// Set once by hello (read goroutine) before the session is registered
 	// or its worker started; read-only afterwards.
-	conn  *gateway.Conn
-	agent tandem.Agent
-	admin bool
-	jobs  chan job
+	conn     *gateway.Conn
+	agent    tandem.Agent
+	admin    bool
+	jobs     chan job
+	welcomed chan struct{} // closed by the worker once the welcome is sent
 
 	authed   atomic.Bool
 	isReady  atomic.Bool // the welcome was sent
@@ -65,6 +66,15 @@ func (s *session) push(j job) {
 
 // HandleFrame implements gateway.FrameHandler.
 func (s *session) HandleFrame(ctx context.Context, conn *gateway.Conn, data []byte) {
+	if s.authed.Load() {
+		// The worker sends the welcome; answers to the frames after hello
+		// wait for it, so none comes first.
+		select {
+		case <-s.welcomed:
+		case <-ctx.Done():
+			return
+		}
+	}
 	f, err := DecodeClientFrame(data)
 	if err != nil {
 		// Answer with the frame's ref and type when they can be read, so a
@@ -137,6 +147,7 @@ func (s *session) hello(ctx context.Context, conn *gateway.Conn, f ClientFrame) 
 	s.sid.Store(sid)
 	s.lastBeat = c.eng.Config().Clock.Now()
 	s.jobs = make(chan job, c.cfg.SessionQueue)
+	s.welcomed = make(chan struct{})
 	s.authed.Store(true)
 	conn.Authenticated()
 	s.jobs <- job{init: true} // first: before any event can be queued
@@ -396,6 +407,7 @@ func (s *session) run() {
 			switch {
 			case j.init:
 				s.welcome(ctx)
+				close(s.welcomed)
 			case j.event != nil:
 				s.apply(ctx, *j.event)
 			case j.resync:
