@@ -127,14 +127,16 @@ func (c *Chat) recoverLostTurns(convID string) {
 func (c *Chat) lookForLostTurns(ctx context.Context, convID string) {
 	wait, err := c.lostTurns(ctx, convID)
 	if err != nil {
-		c.logger.Warn("look for lost bot turns", "conversation", convID, "err", err)
+		if tandem.ErrorCode(err) != tandem.ENOTFOUND { // erased meanwhile: nothing to answer
+			c.logger.Warn("look for lost bot turns", "conversation", convID, "err", err)
+		}
 		return
 	}
 	if wait > 0 {
 		c.turns.later(convID, wait, func(ctx context.Context) {
 			// A newer message meanwhile, itself young, is left to its own
 			// resend or the next hello.
-			if _, err := c.lostTurns(ctx, convID); err != nil {
+			if _, err := c.lostTurns(ctx, convID); err != nil && tandem.ErrorCode(err) != tandem.ENOTFOUND {
 				c.logger.Warn("look for lost bot turns", "conversation", convID, "err", err)
 			}
 		})

@@ -82,8 +82,12 @@ func (c *Chat) handleSession(w http.ResponseWriter, r *http.Request) {
 	}
 	var req SessionRequest
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxSessionBody+1))
-	if err != nil || len(body) > maxSessionBody {
-		WriteError(w, r, c.logger, tandem.Errorf(tandem.EINVALID, "request body too large or unreadable"))
+	if err != nil {
+		WriteError(w, r, c.logger, tandem.Errorf(tandem.EINVALID, "request body unreadable"))
+		return
+	}
+	if len(body) > maxSessionBody {
+		WriteError(w, r, c.logger, TooLargeError{Limit: maxSessionBody}) // 413
 		return
 	}
 	if err := json.Unmarshal(body, &req); err != nil {

@@ -437,6 +437,10 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("bad session %v accepted: %d %s", body, code, raw)
 		}
 	}
+	// A body over the limit is 413, with the limit in the message.
+	if code, raw := ts.post(t, "/v1/widget/session", map[string]any{"site_key": testSite, "pad": strings.Repeat("x", 2<<20)}, ts.URL); code != 413 || !strings.Contains(raw, "larger than 8192 bytes") {
+		t.Fatalf("2 MiB session request: %d %s, want 413", code, raw)
+	}
 }
 
 func TestOriginAllowListAndIdentity(t *testing.T) {
