@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -112,8 +113,8 @@ func decodeBody(r *http.Request, v any) error {
 // (or admin) JWT.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
-	if !c.logins.allow(gateway.ClientIP(r), now) {
-		gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.EOVERLOADED, "too many login attempts; retry later"))
+	if ip := gateway.ClientIP(r); !c.logins.allow(ip, now) {
+		c.refuseLogin(w, r, c.logins, ip, "too many login attempts; retry later", now)
 		return
 	}
 	var req LoginRequest
@@ -123,8 +124,8 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	// Per account too (known or not, so the answer reveals nothing):
 	// guesses spread over many addresses still get a few per minute.
-	if !c.accountLogins.allow(accountKey(req.Email), now) {
-		gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.EOVERLOADED, "too many login attempts for this account; retry later"))
+	if key := accountKey(req.Email); !c.accountLogins.allow(key, now) {
+		c.refuseLogin(w, r, c.accountLogins, key, "too many login attempts for this account; retry later", now)
 		return
 	}
 	a, err := c.eng.Authenticate(r.Context(), req.Email, req.Password)
@@ -257,6 +258,29 @@ func (l *limiter) allow(key string, now time.Time) bool {
 	}
 	b.tokens--
 	return true
+}
+
+// retryAfter is how long until key's bucket holds a token again (0 when
+// it does now).
+func (l *limiter) retryAfter(key string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil || l.rate <= 0 {
+		return 0
+	}
+	missing := 1 - math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+	if missing <= 0 {
+		return 0
+	}
+	return time.Duration(missing / l.rate * float64(time.Second))
+}
+
+// refuseLogin answers 429 with Retry-After (whole seconds, rounded up).
+func (c *Console) refuseLogin(w http.ResponseWriter, r *http.Request, l *limiter, key, msg string, now time.Time) {
+	secs := int64(math.Ceil(l.retryAfter(key, now).Seconds()))
+	w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+	gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.EOVERLOADED, "%s", msg))
 }
 
 // evict makes room when the limiter is full: it forgets the buckets that

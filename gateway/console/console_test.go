@@ -471,6 +471,15 @@ func TestLoginRateLimit(t *testing.T) {
 	if limited == 0 {
 		t.Fatal("30 quick login attempts were never rate limited")
 	}
+	// The refusal says when to come back.
+	resp, err := http.Post(e.URL+"/api/v1/agents/login", "application/json", strings.NewReader(`{"email":"ann@example.com","password":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); resp.StatusCode != http.StatusTooManyRequests || err != nil || n < 1 || n > 3600 {
+		t.Fatalf("limited login: %d, Retry-After %q; want 429 with whole seconds", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
 }
 
 // TestLoginRateLimitPerAccount: guesses at one account are limited even
