@@ -33,11 +33,12 @@ type Handoff interface {
 // ContactTaker is an optional interface of a Handoff: the customer leaves
 // a contact address (an email address or a phone number) on the
 // conversation's open ticket, typically while nobody is online. It returns
-// the address as stored; a malformed address is invalid, a conversation
+// the address as stored and whether the ticket still waits in the queue
+// (not with an agent); a malformed address is invalid, a conversation
 // without an open ticket not_found (both *tandem.Error with a message the
 // customer may read).
 type ContactTaker interface {
-	LeaveContact(ctx context.Context, conversationID, address string) (string, error)
+	LeaveContact(ctx context.Context, conversationID, address string) (stored string, queued bool, err error)
 }
 
 // HandoffCanceler is an optional interface of a Handoff: the customer

@@ -503,26 +503,26 @@ func (s *widgetSession) contact(ctx context.Context, c *Conn, f ClientFrame) {
 	// the ticket; another address under a used client_id is a conflict,
 	// refused before the ticket changes (its note names the address).
 	if m, ok := s.recent(ctx, key, "event"); ok {
-		if contactNote(strings.TrimSpace(f.Address)) != m.Text {
+		if !sameContact(m, strings.TrimSpace(f.Address)) {
 			c.SendError(tandem.Errorf(tandem.ECONFLICT, "client_id %q was already used for a different contact address (seq %d); send it with a new client_id", f.ClientID, m.Seq), f.ClientID)
 			return
 		}
 		c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: m.Seq, Duplicate: true})
 		return
 	}
-	addr, err := ct.LeaveContact(ctx, conv, f.Address)
+	addr, queued, err := ct.LeaveContact(ctx, conv, f.Address)
 	if err != nil {
 		c.SendError(err, f.ClientID)
 		return
 	}
 	note := tandem.Message{ConversationID: conv, ClientID: key, Author: tandem.AuthorSystem,
-		Text: contactNote(addr), Kind: "event", Data: map[string]any{"contact": true}}
+		Text: contactNote(addr, queued), Kind: "event", Data: map[string]any{"contact": true, "address": addr}}
 	stored, dup, err := chat.PostMessage(ctx, note)
 	if err != nil {
 		c.SendError(err, f.ClientID)
 		return
 	}
-	if dup && stored.Text != note.Text {
+	if dup && !sameContact(stored, addr) {
 		// Reused past the look-back: the ticket took the new address but
 		// the log keeps the first note; the customer learns it.
 		c.SendError(tandem.Errorf(tandem.ECONFLICT, "client_id %q was already used for a different contact address (seq %d); send it with a new client_id", f.ClientID, stored.Seq), f.ClientID)
@@ -532,9 +532,21 @@ func (s *widgetSession) contact(ctx context.Context, c *Conn, f ClientFrame) {
 }
 
 // contactNote is the system note logged when a customer leaves a contact
-// address.
-func contactNote(addr string) string {
-	return "Thanks! We'll get back to you at " + addr + ". You stay in the queue meanwhile."
+// address (queued: their request still waits for an agent).
+func contactNote(addr string, queued bool) string {
+	if queued {
+		return "Thanks! We'll get back to you at " + addr + ". You stay in the queue meanwhile."
+	}
+	return "Thanks! We'll get back to you at " + addr + "."
+}
+
+// sameContact reports whether a contact note is for addr (its data names
+// the address; notes logged before that, their text).
+func sameContact(note tandem.Message, addr string) bool {
+	if a, ok := note.Data["address"].(string); ok {
+		return a == addr
+	}
+	return strings.HasPrefix(note.Text, "Thanks! We'll get back to you at "+addr+".")
 }
 
 // cancelHandoff withdraws the customer's request for a person

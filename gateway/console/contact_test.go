@@ -242,3 +242,24 @@ func TestTransferToAgentKeepsMessagesForThem(t *testing.T) {
 		}
 	}
 }
+
+// TestContactWhileWithAnAgent: a contact left while an agent holds the
+// chat is stored, and its note does not say the customer waits in the
+// queue.
+func TestContactWhileWithAnAgent(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, tok := e.agent("ann@example.com", "Ann", nil)
+	agent := e.console(tok)
+	agent.away()
+	cust, conv, _ := e.claimedChat(agent)
+	cust.until(handoffStatus("assigned"))
+	cust.send(map[string]any{"type": "contact", "client_id": "k1", "address": "ada@example.com"})
+	f, _ := cust.until(messageFrom(tandem.AuthorSystem, "get back to you at ada@example.com"))
+	if m := f.msg(); m.Text != "Thanks! We'll get back to you at ada@example.com." || m.Data["address"] != "ada@example.com" {
+		t.Fatalf("note while assigned: %+v", m)
+	}
+	if got, err := e.Engine.OpenTicket(ctx, conv); err != nil || got.ContactAddress != "ada@example.com" || got.State != tandem.TicketAssigned {
+		t.Fatalf("ticket: %+v %v", got, err)
+	}
+}

@@ -53,15 +53,15 @@ func (h *Handoff) Escalate(ctx context.Context, conversationID string, esc tande
 // LeaveContact implements gateway.ContactTaker: the address is stored on
 // the conversation's open ticket (handoff.Engine.LeaveContact validates it)
 // and shown to agents in the console.
-func (h *Handoff) LeaveContact(ctx context.Context, conversationID, address string) (string, error) {
+func (h *Handoff) LeaveContact(ctx context.Context, conversationID, address string) (string, bool, error) {
 	t, err := h.Engine.LeaveContact(ctx, conversationID, address)
 	if tandem.ErrorCode(err) == tandem.ENOTFOUND {
-		return "", tandem.Errorf(tandem.ENOTFOUND, "there is no open request for an agent in this conversation; ask for a person first")
+		return "", false, tandem.Errorf(tandem.ENOTFOUND, "there is no open request for an agent in this conversation; ask for a person first")
 	}
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	return t.ContactAddress, nil
+	return t.ContactAddress, t.State == tandem.TicketQueued, nil
 }
 
 // CancelHandoff implements gateway.HandoffCanceler: the customer goes
