@@ -35,6 +35,14 @@ func (h *erasingHandoff) EraseConversation(_ context.Context, id string) (int, e
 	return n, nil
 }
 
+// HandoffState implements gateway.HandoffStater: a conversation marked open
+// has an open ticket (and the bot keeps answering it: not held).
+func (h *erasingHandoff) HandoffState(_ context.Context, id string) (gateway.HandoffState, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return gateway.HandoffState{Open: h.open[id]}, nil
+}
+
 // forgettingBot echoes and records the conversations it was told to forget.
 type forgettingBot struct {
 	echoBot

@@ -24,14 +24,13 @@ type ExpireResult struct {
 
 // ExpireIdle erases every conversation last updated before the cutoff —
 // the retention period's automatic counterpart of EraseConversation, with
-// the same reach: the handoff's tickets (HandoffEraser), the log with
-// every message, then the bot's state (BotForgetter). A conversation with
-// an open ticket is kept (the handoff refuses, ECONFLICT), and the log's
-// delete is conditional (ConvLog.EraseIdle), so a customer who writes
-// while the sweep runs keeps their conversation. The closed tickets of a
-// conversation idle since the cutoff are themselves older than it (closing
-// one writes to the log), so erasing them before the log's check cannot
-// take anything newer than the cutoff.
+// the same reach: the log with every message, the handoff's tickets
+// (HandoffEraser) and the bot's state (BotForgetter). A conversation with
+// an open ticket is kept (HandoffStater; without it, the handoff's
+// eraser refusing, ECONFLICT, keeps it before anything is deleted). The
+// log's delete comes first and is conditional (ConvLog.EraseIdle), so a
+// customer who writes while the sweep runs keeps their conversation with
+// its tickets; the tickets go only with the log.
 //
 // Several nodes may sweep at once: each conversation is erased once, the
 // others find it gone. It returns at the first error of the log or the
@@ -68,8 +67,18 @@ func (c *Chat) ExpireIdle(ctx context.Context, before time.Time) (ExpireResult, 
 // expire erases one idle conversation unless it has an open ticket or was
 // updated since the cutoff; it reports whether it did.
 func (c *Chat) expire(ctx context.Context, id string, before time.Time) (bool, error) {
-	if e, ok := c.handoff.(HandoffEraser); ok {
-		if _, err := e.EraseConversation(ctx, id); err != nil {
+	eraser, canErase := c.handoff.(HandoffEraser)
+	if hs, ok := c.handoff.(HandoffStater); ok {
+		st, err := hs.HandoffState(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		if st.Open {
+			return false, nil
+		}
+	} else if canErase {
+		// No way to ask first: the eraser's refusal is the check.
+		if _, err := eraser.EraseConversation(ctx, id); err != nil {
 			if tandem.ErrorCode(err) == tandem.ECONFLICT {
 				return false, nil
 			}
@@ -79,6 +88,13 @@ func (c *Chat) expire(ctx context.Context, id string, before time.Time) (bool, e
 	erased, err := c.log.EraseIdle(ctx, id, before)
 	if err != nil || !erased {
 		return false, err
+	}
+	if canErase {
+		// A ticket opened since the check needs a customer message, which
+		// would have kept the log: any ticket left is closed and old.
+		if _, err := eraser.EraseConversation(ctx, id); err != nil {
+			c.logger.Error("retention: erase an expired conversation's tickets", "conversation", id, "err", err)
+		}
 	}
 	if err := c.forget(ctx, id); err != nil {
 		c.logger.Error("retention: forget an expired conversation", "conversation", id, "err", err)

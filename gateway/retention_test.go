@@ -85,6 +85,49 @@ func TestExpireIdle(t *testing.T) {
 	}
 }
 
+// writeAfterPage is a log on which a customer writes to one conversation
+// right after a retention sweep read the page that lists it.
+type writeAfterPage struct {
+	gateway.ConvLog
+	conv string
+}
+
+func (l writeAfterPage) IdleConversations(ctx context.Context, before time.Time, after gateway.IdleCursor, limit int) ([]tandem.Conversation, error) {
+	page, err := l.ConvLog.IdleConversations(ctx, before, after, limit)
+	if err == nil && len(page) > 0 {
+		_, _, err = l.ConvLog.Append(ctx, tandem.Message{ConversationID: l.conv, Author: tandem.AuthorCustomer, Text: "I'm back"})
+	}
+	return page, err
+}
+
+// TestExpireKeepsWhatWasWrittenMeanwhile: a conversation that gets a
+// message after the sweep listed it keeps its log and its tickets (they
+// were erased before the log's check refused).
+func TestExpireKeepsWhatWasWrittenMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	h := &erasingHandoff{open: map[string]bool{}, tickets: map[string]int{"back": 2, "gone": 1}}
+	mem := gateway.NewMemLog()
+	ts := startServer(t, serverOpts{log: writeAfterPage{ConvLog: mem, conv: "back"}, handoffImpl: h, bot: forgettingBot{h: h}})
+	old := time.Now().Add(-100 * 24 * time.Hour)
+	for _, id := range []string{"back", "gone"} {
+		if _, err := mem.CreateConversation(ctx, tandem.Conversation{ID: id, SiteKey: testSite, Customer: tandem.Customer{ID: id}, CreatedAt: old}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := ts.Chat.ExpireIdle(ctx, time.Now().Add(-90*24*time.Hour))
+	if err != nil || res.Erased != 1 || res.Kept != 1 {
+		t.Fatalf("sweep = %+v, %v; want 1 erased, 1 kept", res, err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.tickets["back"] != 2 || h.tickets["gone"] != 0 || fmt.Sprint(h.erased) != "[gone]" || fmt.Sprint(h.forgets) != "[gone]" {
+		t.Fatalf("tickets %v, handoff erased %v, bot forgot %v; want back's 2 tickets kept, only gone erased", h.tickets, h.erased, h.forgets)
+	}
+	if msgs, err := mem.Messages(ctx, "back", 0, 10); err != nil || len(msgs) != 1 {
+		t.Fatalf("back's log: %d messages, %v", len(msgs), err)
+	}
+}
+
 // TestRunRetention: the loop sweeps at once and on every tick, and stops
 // with its context.
 func TestRunRetention(t *testing.T) {
