@@ -151,16 +151,23 @@ func (c *Chat) handleSession(w http.ResponseWriter, r *http.Request) {
 }
 
 // resumeSession finds the conversation to continue: the one of a still
-// valid token (for the same customer, in any mode), else a verified
-// customer's latest open one.
+// valid token (for the same customer) unless it is closed and a verified
+// customer has an open one, else a verified customer's latest open one,
+// else the token's closed one.
 func (c *Chat) resumeSession(ctx context.Context, req SessionRequest, site Site, verified tandem.Customer) (tandem.Conversation, bool) {
+	var closed *tandem.Conversation
 	if req.Token != "" {
 		if p, err := c.auth.Parse(req.Token); err == nil && p.Role == RoleCustomer && p.SiteKey == site.Key &&
 			(verified.ID == "" || verified.ID == p.ID) {
-			// Closed ones too: a reload after an agent closed the chat keeps
-			// its transcript and its customer; their next message reopens it.
 			if conv, err := c.log.Conversation(ctx, p.ConversationID); err == nil && conv.Customer.ID == p.ID {
-				return conv, true
+				if conv.Mode != tandem.ModeClosed {
+					return conv, true
+				}
+				// Closed: resumed unless a verified customer has an open
+				// one (started on another device); a reload after an agent
+				// closed the chat keeps its transcript and its customer,
+				// and their next message reopens it.
+				closed = &conv
 			}
 		}
 	}
@@ -168,6 +175,9 @@ func (c *Chat) resumeSession(ctx context.Context, req SessionRequest, site Site,
 		if conv, err := c.log.LatestConversation(ctx, site.Key, verified.ID); err == nil {
 			return conv, true
 		}
+	}
+	if closed != nil {
+		return *closed, true
 	}
 	return tandem.Conversation{}, false
 }

@@ -469,6 +469,35 @@ func TestOriginAllowListAndIdentity(t *testing.T) {
 	if s2.ConversationID != s.ConversationID {
 		t.Fatalf("verified user got a new conversation: %s vs %s", s2.ConversationID, s.ConversationID)
 	}
+	// Once it is closed: a new session starts a new conversation; the old
+	// device's token then resumes that open one, not the closed one
+	// (without the identity, the token alone resumes its closed one).
+	if _, err := ts.Log.SetMode(context.Background(), s.ConversationID, tandem.ModeClosed, ""); err != nil {
+		t.Fatal(err)
+	}
+	verified := func(body map[string]any) gateway.SessionResponse {
+		t.Helper()
+		body["site_key"] = testSiteKey2
+		body["identity"] = map[string]any{"user_id": "user-42", "signature": sig}
+		code, raw := ts.post(t, "/v1/widget/session", body, "https://shop.example")
+		var out gateway.SessionResponse
+		if err := json.Unmarshal([]byte(raw), &out); code != 200 || err != nil {
+			t.Fatalf("session: %d %s", code, raw)
+		}
+		return out
+	}
+	fresh := verified(map[string]any{})
+	if fresh.ConversationID == s.ConversationID || fresh.Mode == tandem.ModeClosed {
+		t.Fatalf("new device after the close = %+v, want a new open conversation", fresh)
+	}
+	if back := verified(map[string]any{"token": s.Token}); back.ConversationID != fresh.ConversationID {
+		t.Fatalf("old device's closed token = %s, want the open %s", back.ConversationID, fresh.ConversationID)
+	}
+	code, raw = ts.post(t, "/v1/widget/session", map[string]any{"site_key": testSiteKey2, "token": s.Token}, "https://shop.example")
+	var alone gateway.SessionResponse
+	if _ = json.Unmarshal([]byte(raw), &alone); code != 200 || alone.ConversationID != s.ConversationID {
+		t.Fatalf("the closed token alone = %d %s, want its conversation %s", code, raw, s.ConversationID)
+	}
 	// Wrong signature (e.g. signed for another user).
 	bad := gateway.SignIdentity([]byte(testSiteSecret), "user-43")
 	if code, _ := ts.post(t, "/v1/widget/session", map[string]any{"site_key": testSiteKey2,
