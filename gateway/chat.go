@@ -325,7 +325,7 @@ func (c *Chat) HandoffStatus(ctx context.Context, conversationID string, st Hand
 		mode = tandem.ModeQueued
 	case HandoffAssigned:
 		mode, agentID = tandem.ModeHuman, st.AgentID
-		note = "You are now chatting with " + nonEmpty(st.AgentName, "an agent") + "."
+		note = assignedNote(st.AgentName)
 	case HandoffReturned:
 		mode, note = tandem.ModeBot, returnedNote
 		// Already with the bot (a repair by reconcile got there first,
@@ -345,6 +345,29 @@ func (c *Chat) HandoffStatus(ctx context.Context, conversationID string, st Hand
 		}
 	}
 	return c.announce(ctx, conversationID, st, note)
+}
+
+// AssignedIfQueued announces an assignment made by the caller itself (an
+// agent's accept or claim, before it answers them) as HandoffStatus does,
+// but only while the conversation is still queued: it goes to human mode
+// and the note is logged in one compare-and-swap, so a later change that
+// got there first (the customer withdrew; the assignment's own event) is
+// not overwritten. st.Status must be HandoffAssigned; it reports whether
+// it announced.
+func (c *Chat) AssignedIfQueued(ctx context.Context, conversationID string, st HandoffStatus) (bool, error) {
+	if st.Status != HandoffAssigned {
+		return false, tandem.Errorf(tandem.EINVALID, "not an assignment: %q", st.Status)
+	}
+	_, swapped, err := c.log.SwapMode(ctx, conversationID, tandem.ModeQueued, tandem.ModeHuman, st.AgentID)
+	if err != nil || !swapped {
+		return false, err
+	}
+	return true, c.announce(ctx, conversationID, st, assignedNote(st.AgentName))
+}
+
+// assignedNote is the customer's note of an assignment.
+func assignedNote(agentName string) string {
+	return "You are now chatting with " + nonEmpty(agentName, "an agent") + "."
 }
 
 // announce logs a handoff change's system note (when note is not empty;

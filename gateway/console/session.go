@@ -208,14 +208,16 @@ func (s *session) end(err error) {
 // assigning wraps an action that assigns a ticket to this agent (accept,
 // claim): before the console hears "ok" and can write, the customer's
 // conversation is in human mode and its "You are now chatting with …" note
-// is logged, so the agent's first message comes after it. The assignment's
-// event announces it again, logged once (assignedStatus's key); a failure
-// here is left to that event.
+// is logged, so the agent's first message comes after it — if the
+// conversation is still queued (Chat.AssignedIfQueued: a withdrawal that
+// came first is not overwritten). The assignment's event announces it
+// again, logged once (assignedStatus's key); a failure here is left to
+// that event.
 func (s *session) assigning(do func(context.Context, handoff.Actor, string) (tandem.Ticket, error)) func(context.Context, handoff.Actor, string) (tandem.Ticket, error) {
 	return func(ctx context.Context, a handoff.Actor, id string) (tandem.Ticket, error) {
 		t, err := do(ctx, a, id)
 		if err == nil && t.State == tandem.TicketAssigned && t.AgentID == s.agent.ID {
-			if err := s.c.chat.HandoffStatus(ctx, t.ConversationID, assignedStatus(t, s.agent.DisplayName)); err != nil {
+			if _, err := s.c.chat.AssignedIfQueued(ctx, t.ConversationID, assignedStatus(t, s.agent.DisplayName)); err != nil {
 				s.c.log.Warn("console: announce an assignment", "conversation", t.ConversationID, "err", err)
 			}
 		}
