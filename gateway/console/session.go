@@ -26,7 +26,8 @@ type session struct {
 	agent    tandem.Agent
 	admin    bool
 	jobs     chan job
-	welcomed chan struct{} // closed by the worker once the welcome is sent
+	welcomed chan struct{} // closed by the worker once the welcome is sent (or failed)
+	welcome1 sync.Once     // closes welcomed
 
 	authed   atomic.Bool
 	isReady  atomic.Bool // the welcome was sent
@@ -409,7 +410,7 @@ func (s *session) run() {
 			switch {
 			case j.init:
 				s.welcome(ctx)
-				close(s.welcomed)
+				s.welcomeDone() // also when it failed (the socket is closing)
 			case j.event != nil:
 				s.apply(ctx, *j.event)
 			case j.resync:
@@ -419,13 +420,22 @@ func (s *session) run() {
 	}
 }
 
+// welcomeDone lets the frames after hello be answered.
+func (s *session) welcomeDone() { s.welcome1.Do(func() { close(s.welcomed) }) }
+
+// welcomeTimeout bounds the reads of the welcome: the read loop waits for
+// it (HandleFrame), so a stalled store must not hold the socket.
+const welcomeTimeout = 10 * time.Second
+
 func (s *session) welcome(ctx context.Context) {
 	c := s.c
-	st, err := c.eng.AgentStatus(ctx, s.agent.ID)
+	rctx, cancel := context.WithTimeout(ctx, welcomeTimeout)
+	st, err := c.eng.AgentStatus(rctx, s.agent.ID)
 	var tickets []tandem.Ticket
 	if err == nil {
-		tickets, err = c.eng.AgentTickets(ctx, s.agent.ID)
+		tickets, err = c.eng.AgentTickets(rctx, s.agent.ID)
 	}
+	cancel()
 	if err != nil {
 		s.end(err)
 		return
@@ -437,6 +447,7 @@ func (s *session) welcome(ctx context.Context) {
 	s.conn.Send(WelcomeFrame{Type: FrameWelcome, Protocol: gateway.Subprotocol, Agent: agentView(st, true), Tickets: tickets,
 		Canned: c.cfg.Canned, HeartbeatMS: (cfg.HeartbeatTimeout / 3).Milliseconds(), OfferTimeoutS: seconds(cfg.OfferTimeout)})
 	s.isReady.Store(true)
+	s.welcomeDone() // answers may follow the welcome now, before the transcripts
 	for _, t := range tickets {
 		s.sync(ctx, t.ConversationID)
 		if sf, ok := c.suggestions(ctx, t.ConversationID, ""); ok {
