@@ -225,47 +225,35 @@ func (l *MemLog) Erase(_ context.Context, id string) error {
 	return nil
 }
 
-// CustomerConversations implements ConvLog. It scans every conversation,
-// as LatestConversation does.
+// CustomerConversations implements ConvLog.
 func (l *MemLog) CustomerConversations(_ context.Context, siteKey, customerID string, limit int) ([]tandem.Conversation, error) {
-	if limit <= 0 {
-		return nil, tandem.Errorf(tandem.EINVALID, "limit must be positive")
-	}
-	l.mu.RLock()
-	var out []tandem.Conversation
-	for _, mc := range l.convs {
-		if mc.conv.SiteKey == siteKey && mc.conv.Customer.ID == customerID {
-			out = append(out, mc.conv)
-		}
-	}
-	l.mu.RUnlock()
-	slices.SortFunc(out, func(a, b tandem.Conversation) int {
-		if c := b.UpdatedAt.Compare(a.UpdatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(b.ID, a.ID)
-	})
-	if len(out) > limit {
-		out = out[:limit]
-	}
-	return out, nil
+	return l.scan(limit, func(c tandem.Conversation) bool { return c.SiteKey == siteKey && c.Customer.ID == customerID }, true)
 }
 
-// IdleConversations implements ConvLog. It scans every conversation: the
-// in-memory log is for one node and modest volumes.
+// IdleConversations implements ConvLog.
 func (l *MemLog) IdleConversations(_ context.Context, before time.Time, after IdleCursor, limit int) ([]tandem.Conversation, error) {
+	return l.scan(limit, func(c tandem.Conversation) bool { return c.UpdatedAt.Before(before) && after.precedes(c) }, false)
+}
+
+// scan returns up to limit conversations that match, ordered by UpdatedAt
+// then ID, ascending or (newest) descending. It reads every conversation:
+// the in-memory log is for one node and modest volumes.
+func (l *MemLog) scan(limit int, match func(tandem.Conversation) bool, newest bool) ([]tandem.Conversation, error) {
 	if limit <= 0 {
 		return nil, tandem.Errorf(tandem.EINVALID, "limit must be positive")
 	}
 	l.mu.RLock()
 	var out []tandem.Conversation
 	for _, mc := range l.convs {
-		if mc.conv.UpdatedAt.Before(before) && after.precedes(mc.conv) {
+		if match(mc.conv) {
 			out = append(out, mc.conv)
 		}
 	}
 	l.mu.RUnlock()
 	slices.SortFunc(out, func(a, b tandem.Conversation) int {
+		if newest {
+			a, b = b, a
+		}
 		if c := a.UpdatedAt.Compare(b.UpdatedAt); c != 0 {
 			return c
 		}
