@@ -139,7 +139,7 @@ func (m *Main) demoAgent(ctx context.Context, eng *handoff.Engine) (string, erro
 	if len(agents) > 0 {
 		for _, a := range agents {
 			if a.Email == demoAgentEmail {
-				return "demo agent:    " + demoAgentEmail + " (password printed when it was created; reset it with `tandem agent password --email " + demoAgentEmail + "`)", nil
+				return "demo agent:    " + demoAgentEmail + " (an admin; password printed when it was created; reset it with `tandem agent password --email " + demoAgentEmail + "`)", nil
 			}
 		}
 		return "", nil
@@ -153,7 +153,7 @@ func (m *Main) demoAgent(ctx context.Context, eng *handoff.Engine) (string, erro
 	if err != nil {
 		return "", fmt.Errorf("serve: demo agent: %w", err)
 	}
-	return "demo agent:    " + demoAgentEmail + " / " + password, nil
+	return "demo agent:    " + demoAgentEmail + " / " + password + " (an admin: sees and may write in every open chat; create plain agents with `tandem agent create`)", nil
 }
 
 // suggester searches the knowledge base for the console's suggested
