@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -33,6 +34,24 @@ type Tagger struct {
 	maxBatch int
 	crf      *crf
 	file     string
+	bufs     sync.Pool // *runBufs: a call's tensors, reused (they were most of the NLU path's garbage)
+}
+
+// runBufs holds the backing arrays of one ONNX Runtime call's tensors.
+type runBufs struct {
+	ids    []int64
+	wts    []float32
+	scores []float32
+}
+
+// grown returns b[:n] zeroed, reallocating only when b is too small.
+func grown[T int64 | float32](b []T, n int) []T {
+	if cap(b) < n {
+		return make([]T, n)
+	}
+	b = b[:n]
+	clear(b)
+	return b
 }
 
 // Load opens the model directory dir (see Save) with default Options.
@@ -130,8 +149,16 @@ func (t *Tagger) run(ctx context.Context, texts []string, out [][]tandem.Entity)
 		return nil
 	}
 	maxF = max(maxF, 1)
-	ids := make([]int64, N*maxF)
-	wts := make([]float32, N*maxF)
+	K := m.K()
+	bufs, _ := t.bufs.Get().(*runBufs)
+	if bufs == nil {
+		bufs = new(runBufs)
+	}
+	// Back to the pool only after the tensors are destroyed and the scores
+	// decoded (deferred calls run last in, first out).
+	defer t.bufs.Put(bufs)
+	bufs.ids, bufs.wts, bufs.scores = grown(bufs.ids, N*maxF), grown(bufs.wts, N*maxF), grown(bufs.scores, N*K)
+	ids, wts, scores := bufs.ids, bufs.wts, bufs.scores
 	for i := range texts {
 		for tk, rs := range rows[i] {
 			base := (first[i] + tk) * maxF
@@ -152,8 +179,6 @@ func (t *Tagger) run(ctx context.Context, texts []string, out [][]tandem.Entity)
 	}
 	defer wT.Destroy()
 	// ONNX Runtime writes the scores straight into a Go slice.
-	K := m.K()
-	scores := make([]float32, N*K)
 	sT, err := ort.NewTensor(ort.NewShape(1, int64(N), int64(K)), scores)
 	if err != nil {
 		return fmt.Errorf("entity: scores tensor: %w", err)
