@@ -505,6 +505,14 @@ func TestTaggerConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// Alone, each text gets what it got in its batch: a call's arrays are
+	// reused from a pool, and nothing of a larger earlier call may remain.
+	for i, s := range texts {
+		got, err := tg.TagBatch(ctx, []string{s})
+		if err != nil || summary(got[0]) != summary(want[i]) {
+			t.Fatalf("%q alone: %v %v, in a batch: %v", s, got, err, want[i])
+		}
+	}
 	// Edge cases: empty texts, only punctuation, a cancelled context.
 	out, err := tg.TagBatch(ctx, []string{"", "  ", "?!", "\xff"})
 	if err != nil || len(out) != 4 {
