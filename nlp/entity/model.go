@@ -3,6 +3,7 @@ package entity
 import (
 	"context"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 
@@ -103,6 +104,16 @@ func (m *Model) rowsOf(feats []uint64, dst []int32) []int32 {
 
 // encode tokenises and featurises s into rows per token.
 func (m *Model) encode(s string) ([]Token, [][]int32) {
+	toks, rows, _, _ := m.encodeInto(s, nil, nil)
+	return toks, rows
+}
+
+// encodeInto is encode with the rows appended to two arenas, which it
+// returns grown (a batch reuses them from call to call): all holds the row
+// ids, rowsOut the tokens' slices of them. The returned rows are the
+// arena's last len(toks) entries; they stay valid when later calls grow
+// the arenas.
+func (m *Model) encodeInto(s string, all []int32, rowsArena [][]int32) ([]Token, [][]int32, []int32, [][]int32) {
 	toks := Tokens(s)
 	if len(toks) > m.Features.MaxTokens {
 		toks = toks[:m.Features.MaxTokens]
@@ -129,8 +140,9 @@ func (m *Model) encode(s string) ([]Token, [][]int32) {
 		}
 	}
 	sc.rows = sent
-	rows := make([][]int32, len(sc.ends))
-	all := make([]int32, 0, len(sc.ends)*len(sent)+len(sc.flat)) // one block for every token's rows
+	rlo := len(rowsArena)
+	rowsArena = slices.Grow(rowsArena, len(sc.ends))
+	all = slices.Grow(all, len(sc.ends)*len(sent)+len(sc.flat)) // one block for every token's rows
 	for i := range sc.ends {
 		sn.next()
 		lo := len(all)
@@ -144,11 +156,12 @@ func (m *Model) encode(s string) ([]Token, [][]int32) {
 				all = append(all, row)
 			}
 		}
-		rows[i] = all[lo:len(all):len(all)]
+		rowsArena = append(rowsArena, all[lo:len(all):len(all)])
 	}
 	m.seen.Put(sn)
 	m.scratch.Put(sc)
-	return toks, rows
+	rows := rowsArena[rlo:len(rowsArena):len(rowsArena)]
+	return toks, rows, all, rowsArena
 }
 
 // rowSeen marks rows already taken for the current token: stamp[row] ==

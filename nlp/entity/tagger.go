@@ -37,11 +37,14 @@ type Tagger struct {
 	bufs     sync.Pool // *runBufs: a call's tensors, reused (they were most of the NLU path's garbage)
 }
 
-// runBufs holds the backing arrays of one ONNX Runtime call's tensors.
+// runBufs holds the backing arrays of one call: its tensors', and the
+// arenas of its texts' feature rows (Model.encodeInto).
 type runBufs struct {
 	ids    []int64
 	wts    []float32
 	scores []float32
+	all    []int32
+	rows   [][]int32
 }
 
 // grown returns b[:n] zeroed, reallocating only when b is too small.
@@ -130,6 +133,14 @@ func (t *Tagger) run(ctx context.Context, texts []string, out [][]tandem.Entity)
 		return err
 	}
 	m := t.m
+	bufs, _ := t.bufs.Get().(*runBufs)
+	if bufs == nil {
+		bufs = new(runBufs)
+	}
+	// Back to the pool only after the tensors are destroyed and the scores
+	// decoded (deferred calls run last in, first out).
+	defer t.bufs.Put(bufs)
+	bufs.all, bufs.rows = bufs.all[:0], bufs.rows[:0]
 	toks := make([][]Token, len(texts))
 	rows := make([][][]int32, len(texts))
 	// The emission graph scores every token on its own (neighbour context
@@ -138,7 +149,7 @@ func (t *Tagger) run(ctx context.Context, texts []string, out [][]tandem.Entity)
 	first := make([]int, len(texts)+1)
 	maxF := 0
 	for i, s := range texts {
-		toks[i], rows[i] = m.encode(s)
+		toks[i], rows[i], bufs.all, bufs.rows = m.encodeInto(s, bufs.all, bufs.rows)
 		first[i+1] = first[i] + len(toks[i])
 		for _, r := range rows[i] {
 			maxF = max(maxF, len(r))
@@ -150,13 +161,6 @@ func (t *Tagger) run(ctx context.Context, texts []string, out [][]tandem.Entity)
 	}
 	maxF = max(maxF, 1)
 	K := m.K()
-	bufs, _ := t.bufs.Get().(*runBufs)
-	if bufs == nil {
-		bufs = new(runBufs)
-	}
-	// Back to the pool only after the tensors are destroyed and the scores
-	// decoded (deferred calls run last in, first out).
-	defer t.bufs.Put(bufs)
 	bufs.ids, bufs.wts, bufs.scores = grown(bufs.ids, N*maxF), grown(bufs.wts, N*maxF), grown(bufs.scores, N*K)
 	ids, wts, scores := bufs.ids, bufs.wts, bufs.scores
 	for i := range texts {
