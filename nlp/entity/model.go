@@ -198,9 +198,11 @@ func (m *Model) emissions(rows [][]int32, out []float32) []float32 {
 	return out
 }
 
-func resize(b []float32, n int) []float32 {
+// resize returns b[:n], reallocating only when b is too small (the
+// contents are whatever b held: callers overwrite or clear them).
+func resize[T int64 | float32 | float64](b []T, n int) []T {
 	if cap(b) < n {
-		return make([]float32, n)
+		return make([]T, n)
 	}
 	return b[:n]
 }
@@ -296,11 +298,11 @@ type fbScratch struct {
 // emissions. Emissions are shifted per token for stability.
 func (c *crf) forwardBackward(emis []float32, T int, sc *fbScratch) (logZ float64) {
 	K := c.K
-	sc.pe = grow(sc.pe, T*K)
-	sc.alpha = grow(sc.alpha, T*K)
-	sc.beta = grow(sc.beta, T*K)
-	sc.marg = grow(sc.marg, T*K)
-	sc.scale = grow(sc.scale, T)
+	sc.pe = resize(sc.pe, T*K)
+	sc.alpha = resize(sc.alpha, T*K)
+	sc.beta = resize(sc.beta, T*K)
+	sc.marg = resize(sc.marg, T*K)
+	sc.scale = resize(sc.scale, T)
 	shift := 0.0
 	for t := 0; t < T; t++ {
 		mx := float32(negInf)
@@ -397,13 +399,6 @@ func (c *crf) forwardBackward(emis []float32, T int, sc *fbScratch) (logZ float6
 		}
 	}
 	return logZ
-}
-
-func grow(b []float64, n int) []float64 {
-	if cap(b) < n {
-		return make([]float64, n)
-	}
-	return b[:n]
 }
 
 // spans turns a tag path over toks into entities of s.

@@ -47,16 +47,6 @@ type runBufs struct {
 	rows   [][]int32
 }
 
-// grown returns b[:n] zeroed, reallocating only when b is too small.
-func grown[T int64 | float32](b []T, n int) []T {
-	if cap(b) < n {
-		return make([]T, n)
-	}
-	b = b[:n]
-	clear(b)
-	return b
-}
-
 // Load opens the model directory dir (see Save) with default Options.
 func Load(rt *models.Runtime, dir string) (*Tagger, error) { return LoadWith(rt, dir, Options{}) }
 
@@ -161,8 +151,10 @@ func (t *Tagger) run(ctx context.Context, texts []string, out [][]tandem.Entity)
 	}
 	maxF = max(maxF, 1)
 	K := m.K()
-	bufs.ids, bufs.wts, bufs.scores = grown(bufs.ids, N*maxF), grown(bufs.wts, N*maxF), grown(bufs.scores, N*K)
+	bufs.ids, bufs.wts, bufs.scores = resize(bufs.ids, N*maxF), resize(bufs.wts, N*maxF), resize(bufs.scores, N*K)
 	ids, wts, scores := bufs.ids, bufs.wts, bufs.scores
+	clear(ids) // padding: row 0 with weight 0; nothing of an earlier call may remain
+	clear(wts)
 	for i := range texts {
 		for tk, rs := range rows[i] {
 			base := (first[i] + tk) * maxF
