@@ -71,11 +71,7 @@ func (c *Chat) EraseCustomer(ctx context.Context, siteKey, customerID string) (C
 
 // customerQuery authenticates an admin and reads site_key and customer_id.
 func (c *Chat) customerQuery(r *http.Request) (p Principal, siteKey, customerID string, err error) {
-	p, err = c.auth.Authenticate(r)
-	if err == nil && p.Role != RoleAdmin {
-		err = tandem.Errorf(tandem.EFORBIDDEN, "only an admin can list or erase a customer's conversations")
-	}
-	if err != nil {
+	if p, err = c.authenticateAdmin(r, "list or erase a customer's conversations"); err != nil {
 		return p, "", "", err
 	}
 	q := r.URL.Query()

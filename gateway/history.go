@@ -73,14 +73,21 @@ func (c *Chat) handleConversation(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, conv)
 }
 
+// authenticateAdmin authenticates the caller and requires an admin: others
+// are forbidden to do what ("only an admin can <what>").
+func (c *Chat) authenticateAdmin(r *http.Request, what string) (Principal, error) {
+	p, err := c.auth.Authenticate(r)
+	if err == nil && p.Role != RoleAdmin {
+		err = tandem.Errorf(tandem.EFORBIDDEN, "only an admin can %s", what)
+	}
+	return p, err
+}
+
 // handleErase deletes a conversation for good (admins only): the
 // customer's right to erasure. 204 when done; 409 while it has an open
 // ticket.
 func (c *Chat) handleErase(w http.ResponseWriter, r *http.Request) {
-	p, err := c.auth.Authenticate(r)
-	if err == nil && p.Role != RoleAdmin {
-		err = tandem.Errorf(tandem.EFORBIDDEN, "only an admin can erase a conversation")
-	}
+	p, err := c.authenticateAdmin(r, "erase a conversation")
 	if err != nil {
 		WriteError(w, r, c.logger, err)
 		return
