@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 
@@ -105,12 +106,8 @@ func (s *localSub) Unsubscribe() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	cur := b.subs[s.subject]
-	next := make([]*localSub, 0, len(cur))
-	for _, x := range cur {
-		if x != s {
-			next = append(next, x)
-		}
-	}
+	// A new slice: deliveries in flight range over the old one.
+	next := slices.DeleteFunc(slices.Clone(cur), func(x *localSub) bool { return x == s })
 	if len(next) == 0 {
 		delete(b.subs, s.subject)
 	} else {

@@ -24,6 +24,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -254,12 +255,8 @@ func (s *sub) Unsubscribe() error {
 	b.mu.Lock()
 	delete(b.handlers, s.ns)
 	cur := b.local[s.subject]
-	next := make([]*sub, 0, len(cur))
-	for _, x := range cur {
-		if x != s {
-			next = append(next, x)
-		}
-	}
+	// A new slice: deliveries in flight range over the old one.
+	next := slices.DeleteFunc(slices.Clone(cur), func(x *sub) bool { return x == s })
 	if len(next) == 0 {
 		delete(b.local, s.subject)
 	} else {
