@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -59,6 +60,24 @@ type TrainResult struct {
 func TrainDir(ctx context.Context, opt TrainOptions) (*TrainResult, error) {
 	if opt.Data == nil || opt.Out == "" {
 		return nil, errors.New("nlp: train needs data and an output directory")
+	}
+	if opt.Valid != nil && len(opt.Valid.Examples) == 0 {
+		return nil, errors.New("nlp: the validation data has no examples")
+	}
+	// Refuse an output that is not ours to replace before training, not
+	// after minutes of it.
+	if err := checkOutDir(opt.Out); err != nil {
+		return nil, err
+	}
+	if opt.FP32Out != "" {
+		if err := checkOutDir(opt.FP32Out); err != nil {
+			return nil, err
+		}
+		a, errA := filepath.Abs(opt.Out)
+		b, errB := filepath.Abs(opt.FP32Out)
+		if errA != nil || errB != nil || a == b {
+			return nil, fmt.Errorf("nlp: the int8 and fp32 exports need two different directories (both are %s)", opt.Out)
+		}
 	}
 	start := time.Now()
 	m, err := intent.Train(ctx, opt.Data, opt.Valid, opt.Intent, opt.Progress)
@@ -133,10 +152,41 @@ func TrainDir(ctx context.Context, opt TrainOptions) (*TrainResult, error) {
 	return res, nil
 }
 
+// checkOutDir returns an error unless dir may be written by writeDir: it does
+// not exist, or it is an empty directory or a model directory (one with a
+// manifest), which is replaced. Anything else (a file, a directory of other
+// things such as the training data) is refused rather than deleted.
+func checkOutDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("nlp: output %s: %w", dir, err)
+	case !fi.IsDir():
+		return fmt.Errorf("nlp: output %s exists and is not a directory; refusing to replace it", dir)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("nlp: output %s: %w", dir, err)
+	}
+	if len(ents) == 0 {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, models.ManifestFile)); err != nil {
+		return fmt.Errorf("nlp: output %s exists and is not a model directory (no %s); refusing to replace what is in it", dir, models.ManifestFile)
+	}
+	return nil
+}
+
 // writeDir builds a directory with fill in a temporary sibling of dir and
-// swaps it into place (the previous directory, if any, is removed after).
+// swaps it into place (the previous directory, if any, is removed after; it
+// must pass checkOutDir).
 func writeDir(dir string, fill func(tmp string) (*models.Manifest, error)) (*models.Manifest, error) {
 	dir = filepath.Clean(dir)
+	if err := checkOutDir(dir); err != nil {
+		return nil, err
+	}
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("nlp: %w", err)

@@ -84,6 +84,9 @@ for f in "$dir"/kb-encoder.onnx "$dir"/kb-encoder.json "$dir"/.kb-encoder.sha256
   if [[ -f "$f" ]]; then cp -p "$f" "$keep/"; fi
 done
 if [[ -d "$dir/previous" ]]; then cp -rp "$dir/previous" "$keep/"; fi
+# Without a manifest the copy holds only leftovers (kept aside above), and
+# `tandem train` refuses to replace a directory that is not a model directory.
+if [[ ! -f "$dir/manifest.json" ]]; then rm -rf "$dir"; mkdir -p "$dir"; fi
 
 if [[ -f "$dir/manifest.json" && -f "$dir/.inputs.sha256" && "$(cat "$dir/.inputs.sha256")" == "$stamp" ]]; then
   echo "models: $final is up to date"
