@@ -40,25 +40,36 @@ func readCSV(path string, row func(rec []string, line int) error) error {
 	}
 }
 
-// loadCSV reads plain CSV: columns text,intent (a header row with exactly
-// those names is optional; extra columns are ignored).
+// loadCSV reads plain CSV: two columns, text and intent. A first row naming
+// them (text,intent or intent,text, any case) is a header; a first row that
+// looks like another header (utterance,label, ...) is an error rather than
+// an example, and so is a row with more or fewer than two fields (a text
+// with a comma must be quoted).
 func loadCSV(s Spec) (*Dataset, error) {
 	if err := s.noSplits(); err != nil {
 		return nil, err
 	}
 	ds := &Dataset{}
 	first := true
+	textCol, intentCol := 0, 1
 	err := readCSV(s.Path, func(rec []string, line int) error {
+		if len(rec) != 2 {
+			return fileErr(s.Path, line, "want 2 columns text,intent, got %d (quote a text that contains a comma)", len(rec))
+		}
 		if first {
 			first = false
-			if len(rec) >= 2 && strings.EqualFold(strings.TrimSpace(rec[0]), "text") && strings.EqualFold(strings.TrimSpace(rec[1]), "intent") {
+			a, b := strings.ToLower(strings.TrimSpace(rec[0])), strings.ToLower(strings.TrimSpace(rec[1]))
+			switch {
+			case a == "text" && b == "intent":
 				return nil
+			case a == "intent" && b == "text":
+				textCol, intentCol = 1, 0
+				return nil
+			case csvTextHeaders[a] && csvLabelHeaders[b], csvLabelHeaders[a] && csvTextHeaders[b]:
+				return fileErr(s.Path, line, "header %q: name the columns text and intent (in either order)", rec)
 			}
 		}
-		if len(rec) < 2 {
-			return fileErr(s.Path, line, "want 2 columns text,intent, got %d", len(rec))
-		}
-		ex := Example{Text: rec[0], Intent: strings.TrimSpace(rec[1])}
+		ex := Example{Text: rec[textCol], Intent: strings.TrimSpace(rec[intentCol])}
 		if ex.Intent == "" {
 			return fileErr(s.Path, line, "empty intent")
 		}
@@ -73,6 +84,12 @@ func loadCSV(s Spec) (*Dataset, error) {
 	}
 	return ds, nil
 }
+
+// Column names that make a first CSV row a header other than text,intent.
+var (
+	csvTextHeaders  = map[string]bool{"text": true, "utterance": true, "sentence": true, "example": true, "query": true, "question": true, "input": true, "instruction": true}
+	csvLabelHeaders = map[string]bool{"intent": true, "label": true, "labels": true, "class": true, "category": true, "target": true}
+)
 
 // loadBitext reads the Bitext customer-support CSV: a header naming at least
 // the columns utterance and intent (flags and category are ignored).

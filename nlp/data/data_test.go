@@ -154,6 +154,8 @@ func TestBadFiles(t *testing.T) {
 		{"csv empty intent", "csv", "a.csv", "text,intent\nhello,greet\nbye,\n", 3, "empty intent"},
 		{"csv invalid utf8", "csv", "a.csv", "hello,greet\nb\xc3ye,bye\n", 2, "invalid UTF-8"},
 		{"csv columns", "csv", "a.csv", "hello,greet\nbye\n", 2, "want 2 columns"},
+		{"csv unquoted comma", "csv", "a.csv", "text,intent\nhello,greet\nwhere is my order, please,track_order\n", 3, "got 3 (quote a text"},
+		{"csv other header", "csv", "a.csv", "utterance,label\nhello,greet\n", 1, "name the columns text and intent"},
 		{"clinc empty intent", "clinc150", "c.json", "{\"train\": [\n  [\"hi\", \"greet\"],\n  [\"yo\", \"\"]\n]}", 3, "empty intent"},
 		{"clinc wrong type", "clinc150", "c.json", "{\"train\": [\n  [\"hi\", \"greet\"],\n  [\"hello\", \"greet\"],\n  [\"yo\",\n   5]\n]}", 5, "unexpected JSON value"},
 		{"clinc wrong type, first", "clinc150", "c.json", "{\"train\": [\n\n  [\"hi\", 5]\n]}", 3, "unexpected JSON value"},
@@ -244,6 +246,12 @@ func TestCSVAndOOSLabel(t *testing.T) {
 	ds, err = Load("csv:" + p2)
 	if err != nil || len(ds.Examples) != 2 {
 		t.Fatalf("headerless: %+v %v", ds, err)
+	}
+	// The header names the columns in the other order.
+	p3 := writeFile(t, "c.csv", "Intent,Text\ngreet,hello\n")
+	ds, err = Load("csv:" + p3)
+	if err != nil || len(ds.Examples) != 1 || ds.Examples[0].Text != "hello" || ds.Examples[0].Intent != "greet" {
+		t.Fatalf("swapped header: %+v %v", ds, err)
 	}
 }
 
