@@ -439,7 +439,8 @@ func (s *Service) afterWrite(embs []Embedding) {
 }
 
 // Update replaces the content of FAQ f.ID if it is still at
-// expectedVersion (ECONFLICT otherwise).
+// expectedVersion (ECONFLICT otherwise). An empty Status or ExternalID in f
+// keeps the FAQ's current one; every other field is replaced.
 func (s *Service) Update(ctx context.Context, actor string, f tandem.FAQ, expectedVersion int64) (tandem.FAQ, error) {
 	if err := ValidActor(actor); err != nil {
 		return tandem.FAQ{}, err
@@ -457,6 +458,16 @@ func (s *Service) Update(ctx context.Context, actor string, f tandem.FAQ, expect
 	}
 	if cur.Version != expectedVersion {
 		return tandem.FAQ{}, versionConflict(f.ID, expectedVersion, cur.Version)
+	}
+	// An edit of the content leaves the publication state (which has its
+	// own publish/unpublish calls) and the import key alone unless it names
+	// them: editing a published answer must not take it off the bot, and
+	// a later import by external id must still find the FAQ.
+	if f.Status == "" {
+		n.Status = cur.Status
+	}
+	if strings.TrimSpace(f.ExternalID) == "" {
+		n.ExternalID = cur.ExternalID
 	}
 	var embs []Embedding
 	if !SameText(cur, n) {

@@ -335,6 +335,23 @@ func TestServiceUpdateConflict(t *testing.T) {
 	if len(revs) != 2 || revs[0].FAQ.Answer != "3-5 days." || revs[1].FAQ.Answer != "Two days." {
 		t.Fatalf("versions: %+v", revs)
 	}
+	// An edit that names neither the status nor the external id keeps
+	// them: a published answer stays on the bot, imports still find it.
+	in := demo()[1]
+	in.ExternalID, in.Status = "ext-keep", tandem.FAQPublished
+	g, err := s.Create(ctx, "alice", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit := tandem.FAQ{ID: g.ID, Question: g.Question, Answer: "A new answer."}
+	g2, err := s.Update(ctx, "bob", edit, g.Version)
+	if err != nil || g2.Status != tandem.FAQPublished || g2.ExternalID != "ext-keep" || g2.Answer != "A new answer." {
+		t.Fatalf("edit without status/external_id: %+v, %v", g2, err)
+	}
+	edit.Status, edit.ExternalID = tandem.FAQDraft, "ext-new"
+	if g2, err = s.Update(ctx, "bob", edit, g2.Version); err != nil || g2.Status != tandem.FAQDraft || g2.ExternalID != "ext-new" {
+		t.Fatalf("edit naming status/external_id: %+v, %v", g2, err)
+	}
 	// Without an encoder, vector mode is unavailable but hybrid works.
 	if _, err := s.Search(ctx, knowledge.SearchRequest{Query: "shipping", Mode: knowledge.ModeVector}); tandem.ErrorCode(err) != tandem.EUNAVAILABLE {
 		t.Fatalf("vector without encoder: %v", err)
