@@ -27,6 +27,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tandem-chat/tandem"
 )
 
 // Config is the gateway's configuration. Zero values are replaced by the
@@ -229,18 +231,21 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 	})
 }
 
-// realIP sets r.RemoteAddr to the client's address as reported by a
-// trusted proxy (see Config.TrustedProxies); other requests keep their
-// peer address.
 // canonicalPath routes a request on its decoded path. chi matches the
 // escaped form (URL.RawPath) whenever the client escaped a character that
 // needs no escaping ("f%61q_1" for "faq_1", or "%ff" in lower case), and
 // the path's parameters then kept their escapes: one id answered 200, 404
-// or 400 by its spelling. An escaped '/' keeps the escaped form, so it
-// stays inside its parameter instead of splitting the path.
+// or 400 by its spelling. An escaped '/' (%2F) is refused with 400: no
+// Tandem id contains '/', and routed either way it would name something
+// else (a parameter "a%2Fb" kept its escapes and found an FAQ whose id
+// really is "a%2Fb").
 func canonicalPath(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if raw := r.URL.RawPath; raw != "" && !strings.Contains(strings.ToLower(raw), "%2f") {
+		if raw := r.URL.RawPath; raw != "" {
+			if strings.Contains(strings.ToLower(raw), "%2f") {
+				WriteError(w, r, nil, tandem.Errorf(tandem.EINVALID, "the path contains an escaped '/' (%%2F); no id contains '/'"))
+				return
+			}
 			u := *r.URL
 			u.RawPath = ""
 			r = r.WithContext(r.Context()) // a shallow copy: the caller's URL stays as it was
@@ -250,6 +255,9 @@ func canonicalPath(next http.Handler) http.Handler {
 	})
 }
 
+// realIP sets r.RemoteAddr to the client's address as reported by a
+// trusted proxy (see Config.TrustedProxies); other requests keep their
+// peer address.
 func (s *Server) realIP(next http.Handler) http.Handler {
 	if len(s.cfg.TrustedProxies) == 0 {
 		return next
