@@ -371,6 +371,9 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
+	case bodyVersion < 0:
+		a.fail(w, r, tandem.Errorf(tandem.EINVALID, "version: %d is not a version (versions start at 1)", bodyVersion))
+		return
 	case ok && expected == 0 && bodyVersion == 0:
 		a.fail(w, r, tandem.Errorf(tandem.EINVALID, "If-Match: * does not say which version you edited: send the item's ETag (or its \"version\" in the body) so concurrent edits are detected"))
 		return

@@ -155,6 +155,9 @@ func TestCRUDWithETags(t *testing.T) {
 	if code, msg := r.errCode(t); r.status != 409 || code != tandem.ECONFLICT || !strings.Contains(msg, "version 2") {
 		t.Fatalf("stale update: %d %s", r.status, r.body)
 	}
+	if r := e.do(t, "PUT", path, e.admin, []byte(`{"version":-1,"question":"Q?","answer":"a"}`)); r.status != 400 || !strings.Contains(string(r.body), "versions start at 1") {
+		t.Fatalf("negative body version: %d %s", r.status, r.body)
+	}
 	// Body version works in place of If-Match.
 	if r := e.do(t, "PUT", path, e.admin, []byte(`{"version":2,"question":"How long does shipping take?","answer":"1-3 days.","status":"published"}`)); r.status != 200 {
 		t.Fatalf("update with body version: %d %s", r.status, r.body)

@@ -146,6 +146,8 @@ func TestBadFiles(t *testing.T) {
 		{"invalid utf8 yaml", "tandem", "a.yml", "intents:\n  x:\n    - h\xffi\n", 3, "invalid UTF-8"},
 		{"bad regex", "tandem", "a.yml", "entities:\n  id:\n    regex: 'a(b'\n", 3, "invalid regex"},
 		{"unknown key", "tandem", "a.yml", "intens:\n  x: [a]\n", 1, "unknown key"},
+		{"duplicate intent", "tandem", "a.yml", "intents:\n  greet: [hi]\n  bye: [ciao]\n  greet: [hello]\n", 4, `duplicate key "greet" (first at line 2)`},
+		{"duplicate section", "tandem", "a.yml", "entities:\n  city:\nintents:\n  x: [a]\nentities:\n  town:\n", 5, `duplicate key "entities"`},
 		{"yaml syntax", "tandem", "a.yml", "intents:\n  x:\n\t- a\n", 3, "invalid YAML"},
 		{"rasa malformed", "rasa", "nlu.yml", "version: \"3.1\"\nnlu:\n- intent: greet\n  examples: |\n    - hey\n    - hi [there\n", 6, "malformed annotation"},
 		{"rasa empty intent", "rasa", "nlu.yml", "nlu:\n- intent: \"\"\n  examples: |\n    - hey\n", 2, "empty intent"},

@@ -225,6 +225,22 @@ func loadRasa(s Spec) (*Dataset, error) {
 
 // --- Tandem native YAML ---------------------------------------------------------
 
+// uniqueKeys refuses a mapping that names a key twice (the YAML node tree
+// keeps both, and a second intent or entity section under the same name
+// would be merged or overwritten without a word).
+func uniqueKeys(path string, m *yaml.Node) error {
+	first := map[string]int{}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k := m.Content[i]
+		name := strings.TrimSpace(k.Value)
+		if at, ok := first[name]; ok {
+			return fileErr(path, k.Line, "duplicate key %q (first at line %d)", name, at)
+		}
+		first[name] = k.Line
+	}
+	return nil
+}
+
 // loadTandem reads Tandem's native YAML (docs/nlu.md):
 //
 //	version: 1
@@ -248,6 +264,9 @@ func loadTandem(s Spec) (*Dataset, error) {
 		return nil, err
 	}
 	ds := &Dataset{}
+	if err := uniqueKeys(s.Path, root); err != nil {
+		return nil, err
+	}
 	var intents, entities *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
@@ -271,6 +290,9 @@ func loadTandem(s Spec) (*Dataset, error) {
 		if entities.Kind != yaml.MappingNode {
 			return nil, fileErr(s.Path, entities.Line, "entities must be a mapping of entity type to its definition")
 		}
+		if err := uniqueKeys(s.Path, entities); err != nil {
+			return nil, err
+		}
 		for i := 0; i+1 < len(entities.Content); i += 2 {
 			k, v := entities.Content[i], entities.Content[i+1]
 			typ := strings.TrimSpace(k.Value)
@@ -292,6 +314,9 @@ func loadTandem(s Spec) (*Dataset, error) {
 	}
 	if intents.Kind != yaml.MappingNode {
 		return nil, fileErr(s.Path, intents.Line, "intents must be a mapping of intent name to examples")
+	}
+	if err := uniqueKeys(s.Path, intents); err != nil {
+		return nil, err
 	}
 	for i := 0; i+1 < len(intents.Content); i += 2 {
 		k, v := intents.Content[i], intents.Content[i+1]
