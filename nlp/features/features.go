@@ -32,18 +32,19 @@ import (
 
 // Config is the featurisation configuration, stored in model manifests.
 type Config struct {
-	Buckets     int     `json:"buckets"`      // hash space size
-	Seed        uint64  `json:"seed"`         // hash seed
-	WordMaxN    int     `json:"word_max_n"`   // word n-grams 1..WordMaxN
-	CharMinN    int     `json:"char_min_n"`   // char_wb n-grams CharMinN..CharMaxN
-	CharMaxN    int     `json:"char_max_n"`   //
-	CJKMaxN     int     `json:"cjk_max_n"`    // char 1..CJKMaxN-grams over unsegmented runs
-	Sublinear   bool    `json:"sublinear_tf"` // 1+ln(tf) instead of tf
-	WordWeight  float32 `json:"word_weight"`  // L2 norm of the word group
-	CharWeight  float32 `json:"char_weight"`  // L2 norm of the char group
-	MinDF       int     `json:"min_df"`       // buckets in fewer training texts are dropped
-	MaxFeatures int     `json:"max_features"` // cap on features per text (longest texts are truncated)
-	Version     int     `json:"version"`      // featuriser algorithm version
+	Buckets     int     `json:"buckets"`              // hash space size
+	Seed        uint64  `json:"seed"`                 // hash seed
+	WordMaxN    int     `json:"word_max_n"`           // word n-grams 1..WordMaxN
+	CharMinN    int     `json:"char_min_n"`           // char_wb n-grams CharMinN..CharMaxN
+	CharMaxN    int     `json:"char_max_n"`           //
+	CJKMaxN     int     `json:"cjk_max_n"`            // char 1..CJKMaxN-grams over unsegmented runs
+	Sublinear   bool    `json:"sublinear_tf"`         // 1+ln(tf) instead of tf
+	WordWeight  float32 `json:"word_weight"`          // L2 norm of the word group
+	CharWeight  float32 `json:"char_weight"`          // L2 norm of the char group
+	MinDF       int     `json:"min_df"`               // buckets in fewer training texts are dropped
+	MaxFeatures int     `json:"max_features"`         // cap on features per text (longest texts are truncated)
+	OOVWeight   float32 `json:"oov_weight,omitempty"` // terms not in the vocabulary count in each group's L2 norm at this times the largest idf (0 = they are ignored)
+	Version     int     `json:"version"`              // featuriser algorithm version
 }
 
 // Version is the featuriser algorithm version written in new configs.
@@ -51,11 +52,15 @@ const Version = 1
 
 // DefaultConfig is the configuration `tandem train` uses unless told
 // otherwise: word 1-2-grams, char_wb 2-5-grams, CJK char 1-3-grams, sublinear
-// tf with idf, 2^21 buckets.
+// tf with idf, 2^21 buckets, unknown terms counted in the norm at the
+// largest idf (OOVWeight 1: on the CLINC150 development split, seeds 1-5,
+// +0.26 point of in-scope accuracy at the trainer's threshold and +0.02 oos
+// recall on average, and a better trade-off at every seed; see
+// docs/benchmarks.md).
 func DefaultConfig() Config {
 	return Config{
 		Buckets: 1 << 21, Seed: 0x7a6e64656d, WordMaxN: 2, CharMinN: 2, CharMaxN: 5, CJKMaxN: 3,
-		Sublinear: true, WordWeight: 1, CharWeight: 1, MinDF: 1, MaxFeatures: 4096, Version: Version,
+		Sublinear: true, WordWeight: 1, CharWeight: 1, MinDF: 1, MaxFeatures: 4096, OOVWeight: 1, Version: Version,
 	}
 }
 
@@ -76,6 +81,8 @@ func (c Config) Validate() error {
 		return errors.New("features: no feature group enabled")
 	case c.WordWeight < 0 || c.CharWeight < 0:
 		return errors.New("features: negative group weight")
+	case c.OOVWeight < 0 || c.OOVWeight > 16:
+		return errors.New("features: oov_weight out of range [0, 16]")
 	case c.MaxFeatures < 1:
 		return errors.New("features: max_features must be positive")
 	}
@@ -134,6 +141,7 @@ type scratch struct {
 	offs  []int
 	keys  []Key
 	rows  []int32
+	unk   []Key
 }
 
 // Terms returns the hashed terms of s with their raw counts, sorted by

@@ -65,6 +65,44 @@ func TestVector(t *testing.T) {
 	}
 }
 
+// TestOOVWeight: with OOVWeight, terms missing from the vocabulary count in
+// their group's norm, so a text of mostly unseen words gets a short vector
+// over the same rows; a text of known words is unchanged; Vector and
+// FromTerms agree.
+func TestOOVWeight(t *testing.T) {
+	docs := []string{"where is my order", "cancel my order please", "我想取消订单"}
+	cfg := DefaultConfig()
+	cfg.OOVWeight = 0
+	plain := build(t, cfg, docs...)
+	cfg.OOVWeight = 1
+	oov := build(t, cfg, docs...)
+	for _, s := range []string{"where is my order", "my order", "我想取消订单"} {
+		r1, w1 := plain.Vector(s, nil, nil)
+		r2, w2 := oov.Vector(s, nil, nil)
+		if !slices.Equal(r1, r2) || !slices.Equal(w1, w2) {
+			t.Fatalf("%q: a text of known terms changed: %v %v / %v %v", s, r1, w1, r2, w2)
+		}
+	}
+	s := "where is the capital of mongolia order"
+	r1, w1 := plain.Vector(s, nil, nil)
+	r2, w2 := oov.Vector(s, nil, nil)
+	if len(r1) == 0 || !slices.Equal(r1, r2) {
+		t.Fatalf("rows differ: %v / %v", r1, r2)
+	}
+	pw, pc := groupNorms(plain, r1, w1)
+	ow, oc := groupNorms(oov, r2, w2)
+	if math.Abs(pw-1) > 1e-5 || math.Abs(pc-1) > 1e-5 || ow > 0.8 || oc > 0.8 || ow <= 0 || oc <= 0 {
+		t.Fatalf("group norms without %v/%v, with OOV weight %v/%v", pw, pc, ow, oc)
+	}
+	for _, s := range []string{s, "zzqx order order order", "取消 ünknown wörds", ""} {
+		r3, w3 := oov.FromTerms(cfg.Terms(s), nil, nil)
+		r2, w2 := oov.Vector(s, nil, nil)
+		if !slices.Equal(r2, r3) || !slices.Equal(w2, w3) {
+			t.Fatalf("%q: Vector %v %v, FromTerms %v %v", s, r2, w2, r3, w3)
+		}
+	}
+}
+
 func TestCJKGrams(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.CharMaxN, cfg.WordMaxN = 0, 0 // only CJK grams
@@ -145,7 +183,15 @@ func FuzzFeatures(f *testing.F) {
 	for _, s := range []string{"", "where is my order", "\xff\xfe", "取消", "a\u0301", "สวัสดี", "🙂🙂"} {
 		f.Add(s)
 	}
+	ocfg := cfg
+	ocfg.OOVWeight = 1
+	ofz := build(f, ocfg, "where is my order", "取消订单", "ｆｕｌｌ width", "e\u0301cole")
 	f.Fuzz(func(t *testing.T, s string) {
+		r4, w4 := ofz.Vector(s, nil, nil)
+		r5, w5 := ofz.FromTerms(ocfg.Terms(s), nil, nil)
+		if !slices.Equal(r4, r5) || !slices.Equal(w4, w5) {
+			t.Fatal("with OOV weight, Vector differs from FromTerms(Terms)")
+		}
 		r1, w1 := fz.Vector(s, nil, nil)
 		r2, w2 := fz.Vector(s, nil, nil)
 		if !slices.Equal(r1, r2) || !slices.Equal(w1, w2) {

@@ -26,7 +26,8 @@ type Vocab struct {
 	idf       []float32 // idf[i] of keys[i]
 	table     []slotKV  // open addressing, len a power of two
 	shift     uint
-	firstChar int32 // first row of the char group (rows below are words)
+	firstChar int32   // first row of the char group (rows below are words)
+	idfMax    float32 // the largest idf (of the rarest training terms)
 }
 
 type slotKV struct {
@@ -90,6 +91,7 @@ func newVocab(keys []Key, idf []float32) *Vocab {
 			j = (j + 1) & mask
 		}
 		v.table[j] = slotKV{key: k, row: int32(i + 1)}
+		v.idfMax = max(v.idfMax, idf[i])
 		if k>>32 == GroupChar && v.firstChar == int32(len(keys)+1) {
 			v.firstChar = int32(i + 1)
 		}
@@ -183,9 +185,28 @@ func (f *Featurizer) Vector(s string, rows []int32, weights []float32) ([]int32,
 	sc := f.pool.Get().(*scratch)
 	f.cfg.keys(sc, s)
 	sc.rows = sc.rows[:0]
+	sc.unk = sc.unk[:0]
 	for _, k := range sc.keys {
 		if r := f.vocab.row(k); r != 0 {
 			sc.rows = append(sc.rows, r)
+		} else if f.cfg.OOVWeight > 0 {
+			sc.unk = append(sc.unk, k)
+		}
+	}
+	var unk [2]float64
+	if len(sc.unk) > 0 {
+		// The unknown terms' tf weights, each distinct key once (as Terms
+		// counts them).
+		slices.Sort(sc.unk)
+		count := float32(1)
+		for i, k := range sc.unk {
+			if i+1 < len(sc.unk) && sc.unk[i+1] == k {
+				count++
+				continue
+			}
+			w := float64(f.cfg.tfWeight(count))
+			unk[min(int(k>>32), 1)] += w * w
+			count = 1
 		}
 	}
 	slices.Sort(sc.rows)
@@ -199,24 +220,34 @@ func (f *Featurizer) Vector(s string, rows []int32, weights []float32) ([]int32,
 		weights = append(weights, 1)
 	}
 	f.pool.Put(sc)
-	return f.weigh(rows, weights, base)
+	return f.weigh(rows, weights, base, unk)
 }
 
 // FromTerms is Vector for precomputed terms (Config.Terms).
 func (f *Featurizer) FromTerms(terms []Term, rows []int32, weights []float32) ([]int32, []float32) {
 	base := len(rows)
+	var unk [2]float64
 	for _, t := range terms {
 		if r := f.vocab.row(key(t.Group, t.Bucket)); r != 0 {
 			rows = append(rows, r)
 			weights = append(weights, t.Count)
+		} else if f.cfg.OOVWeight > 0 {
+			w := float64(f.cfg.tfWeight(t.Count))
+			unk[min(int(t.Group), 1)] += w * w
 		}
 	}
-	return f.weigh(rows, weights, base)
+	return f.weigh(rows, weights, base, unk)
 }
 
 // weigh turns the counts in weights[base:] (rows ascending) into tf-idf
 // weights normalised per group.
-func (f *Featurizer) weigh(rows []int32, weights []float32, base int) ([]int32, []float32) {
+//
+// With Config.OOVWeight, unk holds per group the sum of the squared tf
+// weights of the text's terms missing from the vocabulary; they count in the
+// group's norm at OOVWeight times the largest idf, so a text made mostly of
+// words never seen in training gets a short vector (less confident
+// predictions) instead of its few known terms scaled up to the full norm.
+func (f *Featurizer) weigh(rows []int32, weights []float32, base int, unk [2]float64) ([]int32, []float32) {
 	split := base
 	for split < len(rows) && rows[split] < f.vocab.firstChar {
 		split++
@@ -231,6 +262,9 @@ func (f *Featurizer) weigh(rows []int32, weights []float32, base int) ([]int32, 
 			w := f.cfg.tfWeight(weights[i]) * f.vocab.idf[rows[i]-1]
 			weights[i] = w
 			sum += float64(w) * float64(w)
+		}
+		if o := float64(f.cfg.OOVWeight) * float64(f.vocab.idfMax); o > 0 {
+			sum += o * o * unk[g]
 		}
 		if sum > 0 {
 			scale := float32(float64(gw) / math.Sqrt(sum))

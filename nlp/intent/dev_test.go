@@ -240,11 +240,13 @@ func TestDevCLINCTrain(t *testing.T) {
 	cfg.LabelSmoothing = envF("LS", cfg.LabelSmoothing)
 	cfg.FeatureDropout = envF("FDROP", cfg.FeatureDropout)
 	cfg.Dropout = envF("DROP", cfg.Dropout)
+	cfg.Features.OOVWeight = float32(envF("OOVW", float64(cfg.Features.OOVWeight)))
 	if bw := os.Getenv("BW"); bw != "" {
 		for i, f := range strings.Split(bw, ",") {
 			cfg.BranchWeights[i], _ = strconv.ParseFloat(f, 64)
 		}
 	}
+	t.Logf("config: oov weight %g", cfg.Features.OOVWeight)
 	t.Logf("config: members %d hidden %d epochs %d pseudo %.1f prior %.2f oosvf %.2f bw %v seed %d",
 		cfg.Members, cfg.Hidden, cfg.Epochs, cfg.PseudoOOS, cfg.OOSPrior, cfg.OOSValidFraction, cfg.BranchWeights, cfg.Seed)
 	t.Logf("config: linear %d/%g/l2 %g/avg %g/dec %g svm %d/%g/avg %g/dec %g deep lr %g elr %g avg %g dec %g ls %g fdrop %g drop %g",
