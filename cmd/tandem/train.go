@@ -54,6 +54,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		members = fs.Int("members", def.Members, "ensemble members")
 		hidden  = fs.Int("hidden", def.Hidden, "hidden width per member")
 		buckets = fs.Int("buckets", def.Features.Buckets, "feature hash buckets")
+		oovW    = fs.Float64("oov-weight", float64(def.Features.OOVWeight), "weight, in units of the largest idf, of a text's n-grams missing from the vocabulary in its feature norm (0 = ignore them, as models before it did)")
 		validFr = fs.Float64("valid-fraction", def.ValidFraction, "held-out share of each intent when --valid is not given")
 		threads = fs.Int("threads", 0, "worker goroutines (0 = all cores; results do not depend on it)")
 		quiet   = fs.Bool("quiet", false, "no progress output")
@@ -106,6 +107,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.Seed, cfg.Epochs, cfg.Members, cfg.Hidden = *seed, *epochs, *members, *hidden
 	cfg.OOSScore = *oosSc
 	cfg.Features.Buckets, cfg.ValidFraction, cfg.Threads = *buckets, *validFr, *threads
+	cfg.Features.OOVWeight = float32(*oovW)
 	cfg.Refit = !*noRefit
 	progress := intent.WriterProgress(stderr)
 	if *quiet {
