@@ -116,6 +116,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *entEp < 0 {
 		return fmt.Errorf("train: --entity-epochs must be >= 0")
 	}
+	if *threads < 0 {
+		return fmt.Errorf("train: --threads must be >= 0 (0 = all cores)")
+	}
 	res, err := nlp.TrainDir(ctx, nlp.TrainOptions{
 		Data: ds, Valid: vds, Out: *out, FP32Out: *fp32Out, Intent: cfg,
 		EntityData: eds, NoEntity: eds == nil || *noEnt, Entity: entity.Config{Epochs: *entEp, Seed: int64(*seed)},

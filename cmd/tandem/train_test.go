@@ -40,6 +40,13 @@ func TestTrainEvalCLI(t *testing.T) {
 	out := filepath.Join(dir, "model")
 	var stdout, stderr bytes.Buffer
 	ctx := context.Background()
+	// Flags out of range are refused before training.
+	for _, bad := range [][]string{{"--threads", "-3"}, {"--entity-epochs", "-1"}} {
+		err := runTrain(ctx, append([]string{"--data", "tandem:" + file, "--out", out, "--quiet"}, bad...), &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), bad[0]) {
+			t.Fatalf("train %v: err %v", bad, err)
+		}
+	}
 	err := runTrain(ctx, []string{"--data", "tandem:" + file, "--out", out, "--seed", "3", "--hidden", "8", "--members", "1",
 		"--epochs", "3", "--buckets", "16384", "--entity-epochs", "3", "--quiet"}, &stdout, &stderr)
 	if err != nil {

@@ -312,6 +312,9 @@ func checkExample(ex *Example) error {
 	if strings.TrimSpace(ex.Text) == "" {
 		return errors.New("empty example text")
 	}
+	if strings.IndexByte(ex.Text, 0) >= 0 {
+		return errors.New("example text contains a NUL character (a binary or corrupt file?)")
+	}
 	n := utf8.RuneCountInString(ex.Text)
 	for _, sp := range ex.Entities {
 		if sp.Type == "" {

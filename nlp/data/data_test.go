@@ -156,6 +156,8 @@ func TestBadFiles(t *testing.T) {
 		{"csv empty intent", "csv", "a.csv", "text,intent\nhello,greet\nbye,\n", 3, "empty intent"},
 		{"csv invalid utf8", "csv", "a.csv", "hello,greet\nb\xc3ye,bye\n", 2, "invalid UTF-8"},
 		{"csv columns", "csv", "a.csv", "hello,greet\nbye\n", 2, "want 2 columns"},
+		{"csv NUL", "csv", "a.csv", "hello,greet\nb\x00ye,bye\n", 2, "NUL character"},
+		{"yaml NUL", "tandem", "a.yml", "intents:\n  x:\n    - ok\n    - \"b\\0ye\"\n", 4, "NUL character"},
 		{"csv unquoted comma", "csv", "a.csv", "text,intent\nhello,greet\nwhere is my order, please,track_order\n", 3, "got 3 (quote a text"},
 		{"csv other header", "csv", "a.csv", "utterance,label\nhello,greet\n", 1, "name the columns text and intent"},
 		{"clinc empty intent", "clinc150", "c.json", "{\"train\": [\n  [\"hi\", \"greet\"],\n  [\"yo\", \"\"]\n]}", 3, "empty intent"},
