@@ -79,9 +79,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("features: cjk_max_n %d out of range [0, 6]", c.CJKMaxN)
 	case c.WordMaxN == 0 && c.CharMaxN == 0 && c.CJKMaxN == 0:
 		return errors.New("features: no feature group enabled")
-	case c.WordWeight < 0 || c.CharWeight < 0:
+	case !(c.WordWeight >= 0) || !(c.CharWeight >= 0) || math.IsInf(float64(c.WordWeight), 0) || math.IsInf(float64(c.CharWeight), 0): // also NaN
 		return errors.New("features: negative group weight")
-	case c.OOVWeight < 0 || c.OOVWeight > 16:
+	case !(c.OOVWeight >= 0 && c.OOVWeight <= 16): // also NaN
 		return errors.New("features: oov_weight out of range [0, 16]")
 	case c.MaxFeatures < 1:
 		return errors.New("features: max_features must be positive")

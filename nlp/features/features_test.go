@@ -168,6 +168,11 @@ func TestConfigValidate(t *testing.T) {
 		func(c *Config) { c.WordMaxN, c.CharMaxN, c.CJKMaxN = 0, 0, 0 },
 		func(c *Config) { c.Version = 99 },
 		func(c *Config) { c.MaxFeatures = 0 },
+		func(c *Config) { c.OOVWeight = -1 },
+		func(c *Config) { c.OOVWeight = float32(math.NaN()) },
+		func(c *Config) { c.OOVWeight = float32(math.Inf(1)) },
+		func(c *Config) { c.WordWeight = float32(math.NaN()) },
+		func(c *Config) { c.CharWeight = float32(math.Inf(1)) },
 	} {
 		c := DefaultConfig()
 		mut(&c)

@@ -147,8 +147,14 @@ func (m *Model) Save(dir string, int8 bool) (models.ModelEntry, error) {
 	if err := models.WriteFileAtomic(filepath.Join(dir, FileVocab), vb.Bytes()); err != nil {
 		return models.ModelEntry{}, err
 	}
-	feat, _ := json.Marshal(m.Featurizer.Config())
-	train, _ := json.Marshal(m.Config)
+	feat, err := json.Marshal(m.Featurizer.Config())
+	if err != nil {
+		return models.ModelEntry{}, fmt.Errorf("intent: feature config: %w", err)
+	}
+	train, err := json.Marshal(m.Config)
+	if err != nil {
+		return models.ModelEntry{}, fmt.Errorf("intent: training config: %w", err)
+	}
 	v := m.Validation
 	return models.ModelEntry{
 		Kind: Kind, File: FileONNX,
