@@ -84,9 +84,21 @@ for f in "$dir"/kb-encoder.onnx "$dir"/kb-encoder.json "$dir"/.kb-encoder.sha256
   if [[ -f "$f" ]]; then cp -p "$f" "$keep/"; fi
 done
 if [[ -d "$dir/previous" ]]; then cp -rp "$dir/previous" "$keep/"; fi
-# Without a manifest the copy holds only leftovers (kept aside above), and
-# `tandem train` refuses to replace a directory that is not a model directory.
-if [[ ! -f "$dir/manifest.json" ]]; then rm -rf "$dir"; mkdir -p "$dir"; fi
+# Without a manifest the copy may hold only this script's leftovers (the
+# encoder files kept aside above, stamps, logs); they are cleared, since
+# `tandem train` refuses to replace a directory that is not a model
+# directory. Anything else means DIR is not a model directory: stop rather
+# than replace it (the swap at the end would delete it).
+if [[ ! -f "$dir/manifest.json" ]]; then
+  for f in "$dir"/* "$dir"/.[!.]*; do
+    [[ -e "$f" ]] || continue
+    case "$(basename "$f")" in
+      kb-encoder.onnx|kb-encoder.json|.kb-encoder.sha256|kb-encoder.log|.inputs.sha256|previous) ;;
+      *) echo "models: $final is not a model directory (it holds $(basename "$f") and no manifest.json); refusing to replace it" >&2; exit 1 ;;
+    esac
+  done
+  rm -rf "$dir"; mkdir -p "$dir"
+fi
 
 if [[ -f "$dir/manifest.json" && -f "$dir/.inputs.sha256" && "$(cat "$dir/.inputs.sha256")" == "$stamp" ]]; then
   echo "models: $final is up to date"
