@@ -438,10 +438,17 @@ func (s *Service) afterWrite(embs []Embedding) {
 	}
 }
 
+// Keep names the fields an Update leaves as they are instead of taking
+// f's (the API's PUT keeps the ones its body leaves out).
+type Keep struct {
+	Status     bool // the publication state, which has its own calls
+	ExternalID bool // the import key
+}
+
 // Update replaces the content of FAQ f.ID if it is still at
-// expectedVersion (ECONFLICT otherwise). An empty Status or ExternalID in f
-// keeps the FAQ's current one; every other field is replaced.
-func (s *Service) Update(ctx context.Context, actor string, f tandem.FAQ, expectedVersion int64) (tandem.FAQ, error) {
+// expectedVersion (ECONFLICT otherwise): every field of f except those keep
+// names, which stay as they are.
+func (s *Service) Update(ctx context.Context, actor string, f tandem.FAQ, expectedVersion int64, keep Keep) (tandem.FAQ, error) {
 	if err := ValidActor(actor); err != nil {
 		return tandem.FAQ{}, err
 	}
@@ -459,14 +466,10 @@ func (s *Service) Update(ctx context.Context, actor string, f tandem.FAQ, expect
 	if cur.Version != expectedVersion {
 		return tandem.FAQ{}, versionConflict(f.ID, expectedVersion, cur.Version)
 	}
-	// An edit of the content leaves the publication state (which has its
-	// own publish/unpublish calls) and the import key alone unless it names
-	// them: editing a published answer must not take it off the bot, and
-	// a later import by external id must still find the FAQ.
-	if f.Status == "" {
+	if keep.Status {
 		n.Status = cur.Status
 	}
-	if strings.TrimSpace(f.ExternalID) == "" {
+	if keep.ExternalID {
 		n.ExternalID = cur.ExternalID
 	}
 	var embs []Embedding

@@ -321,22 +321,22 @@ func TestServiceUpdateConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Answer = "Two days."
-	if _, err := s.Update(ctx, "bob", f, 1); err != nil {
+	if _, err := s.Update(ctx, "bob", f, 1, knowledge.Keep{}); err != nil {
 		t.Fatal(err)
 	}
 	f.Answer = "Stale."
-	if _, err := s.Update(ctx, "carol", f, 1); tandem.ErrorCode(err) != tandem.ECONFLICT {
+	if _, err := s.Update(ctx, "carol", f, 1, knowledge.Keep{}); tandem.ErrorCode(err) != tandem.ECONFLICT {
 		t.Fatalf("stale update: %v", err)
 	}
-	if _, err := s.Update(ctx, "carol", f, 0); tandem.ErrorCode(err) != tandem.EINVALID {
+	if _, err := s.Update(ctx, "carol", f, 0, knowledge.Keep{}); tandem.ErrorCode(err) != tandem.EINVALID {
 		t.Fatalf("update without version: %v", err)
 	}
 	revs, _ := s.Versions(ctx, f.ID, 0, 0)
 	if len(revs) != 2 || revs[0].FAQ.Answer != "3-5 days." || revs[1].FAQ.Answer != "Two days." {
 		t.Fatalf("versions: %+v", revs)
 	}
-	// An edit that names neither the status nor the external id keeps
-	// them: a published answer stays on the bot, imports still find it.
+	// Keep leaves the status and the external id as they are: a published
+	// answer stays on the bot, imports still find it.
 	in := demo()[1]
 	in.ExternalID, in.Status = "ext-keep", tandem.FAQPublished
 	g, err := s.Create(ctx, "alice", in)
@@ -344,13 +344,18 @@ func TestServiceUpdateConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	edit := tandem.FAQ{ID: g.ID, Question: g.Question, Answer: "A new answer."}
-	g2, err := s.Update(ctx, "bob", edit, g.Version)
+	g2, err := s.Update(ctx, "bob", edit, g.Version, knowledge.Keep{Status: true, ExternalID: true})
 	if err != nil || g2.Status != tandem.FAQPublished || g2.ExternalID != "ext-keep" || g2.Answer != "A new answer." {
-		t.Fatalf("edit without status/external_id: %+v, %v", g2, err)
+		t.Fatalf("edit keeping status/external_id: %+v, %v", g2, err)
 	}
 	edit.Status, edit.ExternalID = tandem.FAQDraft, "ext-new"
-	if g2, err = s.Update(ctx, "bob", edit, g2.Version); err != nil || g2.Status != tandem.FAQDraft || g2.ExternalID != "ext-new" {
+	if g2, err = s.Update(ctx, "bob", edit, g2.Version, knowledge.Keep{}); err != nil || g2.Status != tandem.FAQDraft || g2.ExternalID != "ext-new" {
 		t.Fatalf("edit naming status/external_id: %+v, %v", g2, err)
+	}
+	// Without Keep an empty external id clears it.
+	edit.ExternalID = ""
+	if g2, err = s.Update(ctx, "bob", edit, g2.Version, knowledge.Keep{Status: true}); err != nil || g2.ExternalID != "" || g2.Status != tandem.FAQDraft {
+		t.Fatalf("edit clearing external_id: %+v, %v", g2, err)
 	}
 	// Without an encoder, vector mode is unavailable but hybrid works.
 	if _, err := s.Search(ctx, knowledge.SearchRequest{Query: "shipping", Mode: knowledge.ModeVector}); tandem.ErrorCode(err) != tandem.EUNAVAILABLE {
@@ -699,7 +704,7 @@ func TestWritesSurviveDroppedModel(t *testing.T) {
 		t.Fatalf("create: %v", err)
 	}
 	f.Question = "Where is my parcel?"
-	if _, err := s.Update(ctx, "alice", f, f.Version); err != nil {
+	if _, err := s.Update(ctx, "alice", f, f.Version, knowledge.Keep{}); err != nil {
 		t.Fatalf("update: %v", err)
 	}
 	if _, err := s.Upsert(ctx, "alice", tandem.FAQ{ExternalID: "c", Question: "Refunds?", Answer: "5 days."}); err != nil {

@@ -8,14 +8,15 @@
 // publish/unpublish. docs/openapi-knowledge.yaml describes it.
 //
 // Every route needs an admin: the Authenticator's principal must have role
-// "admin" (the gateway's static admin token or an HS256 JWT with role
-// admin). Errors are {"error": {"code", "message"}}; bodies are bounded
+// "admin" (the gateway's static admin token or the console token of an
+// admin account). Errors are {"error": {"code", "message"}}; bodies are bounded
 // (1 MiB per FAQ, 10 MiB per import). Handlers may be called concurrently.
 package kbapi
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -42,7 +43,7 @@ type Service interface {
 	List(ctx context.Context, f knowledge.ListFilter) (knowledge.Page, error)
 	Get(ctx context.Context, id string) (tandem.FAQ, error)
 	Create(ctx context.Context, actor string, f tandem.FAQ) (tandem.FAQ, error)
-	Update(ctx context.Context, actor string, f tandem.FAQ, expectedVersion int64) (tandem.FAQ, error)
+	Update(ctx context.Context, actor string, f tandem.FAQ, expectedVersion int64, keep knowledge.Keep) (tandem.FAQ, error)
 	Delete(ctx context.Context, actor, id string, expectedVersion int64) error
 	SetStatus(ctx context.Context, actor, id string, status tandem.FAQStatus, expectedVersion int64) (tandem.FAQ, error)
 	Versions(ctx context.Context, id string, after int64, limit int) ([]knowledge.Revision, error)
@@ -389,7 +390,13 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 		expected = bodyVersion
 	}
 	f.ID = id
-	out, err := a.svc.Update(r.Context(), actor(r), f, expected)
+	// Fields the body leaves out: a missing (or empty, or null) status
+	// keeps the publication state, which has its own calls; a missing
+	// external_id keeps the import key (one sent empty or null clears it).
+	var present map[string]json.RawMessage
+	_ = json.Unmarshal(body, &present) // DecodeFAQ accepted it as one JSON object
+	_, hasExt := present["external_id"]
+	out, err := a.svc.Update(r.Context(), actor(r), f, expected, knowledge.Keep{Status: f.Status == "", ExternalID: !hasExt})
 	if err != nil {
 		a.fail(w, r, err)
 		return

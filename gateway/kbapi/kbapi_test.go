@@ -125,6 +125,39 @@ func TestAuth(t *testing.T) {
 	}
 }
 
+// TestPutKeepsWhatItLeavesOut: a PUT without status or external_id keeps
+// them (editing a published answer left it a draft, and its import key
+// gone, so a re-import created a duplicate); external_id sent empty or null
+// clears the key.
+func TestPutKeepsWhatItLeavesOut(t *testing.T) {
+	e := setup(t)
+	var f tandem.FAQ
+	e.do(t, "POST", "/faqs", e.admin, []byte(`{"external_id":"put-1","question":"Where is my parcel?","answer":"Track it.","status":"published"}`)).json(t, &f)
+	path := "/faqs/" + f.ID
+	r := e.do(t, "PUT", path, e.admin, []byte(`{"question":"Where is my parcel?","answer":"Track it under Orders."}`), "If-Match", `"1"`)
+	var g tandem.FAQ
+	r.json(t, &g)
+	if r.status != 200 || g.Status != tandem.FAQPublished || g.ExternalID != "put-1" || g.Answer != "Track it under Orders." {
+		t.Fatalf("put leaving out status and external_id: %d %+v", r.status, g)
+	}
+	var rep knowledge.ImportReport
+	e.do(t, "POST", "/import?format=json", e.admin, []byte(`[{"external_id":"put-1","question":"Where is my parcel?","answer":"Track it under Orders.","status":"published"}]`)).json(t, &rep)
+	if rep.Created != 0 || rep.Unchanged != 1 {
+		t.Fatalf("re-import after the put: %+v", rep)
+	}
+	for i, body := range []string{`{"external_id":"","question":"Where is my parcel?","answer":"A."}`, `{"external_id":null,"question":"Where is my parcel?","answer":"B."}`} {
+		if i == 1 {
+			e.do(t, "PUT", path, e.admin, []byte(`{"external_id":"put-2","question":"Where is my parcel?","answer":"A."}`), "If-Match", `"3"`)
+		}
+		r = e.do(t, "PUT", path, e.admin, []byte(body), "If-Match", fmt.Sprintf(`"%d"`, 2+2*i))
+		g = tandem.FAQ{}
+		r.json(t, &g)
+		if r.status != 200 || g.ExternalID != "" || g.Status != tandem.FAQPublished {
+			t.Fatalf("put %s: %d %+v %s", body, r.status, g, r.body)
+		}
+	}
+}
+
 func TestCRUDWithETags(t *testing.T) {
 	e := setup(t)
 	r := e.do(t, "POST", "/faqs", e.admin, []byte(`{"external_id":"ship","question":"How long does shipping take?","phrasings":["delivery time"],"answer":"3-5 days.","tags":["Shipping"],"status":"published"}`))
