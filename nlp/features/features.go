@@ -12,8 +12,10 @@
 //
 // Buckets are FNV-1a 64 hashes (seeded, with a group tag) modulo Buckets.
 // A Vocab maps the buckets seen in training to dense rows (row 0 is reserved
-// for padding) with their idf; buckets never seen in training are dropped,
-// like out-of-vocabulary terms of a TF-IDF vectoriser.
+// for padding) with their idf; buckets never seen in training get no row,
+// like out-of-vocabulary terms of a TF-IDF vectoriser, but with OOVWeight
+// they still count in their group's norm (so the known rows of a text of
+// mostly unseen words get small weights).
 //
 // Contract: Config and Vocab are immutable after construction; Featurizer
 // methods are safe for concurrent use; output rows are sorted ascending and
@@ -39,8 +41,8 @@ type Config struct {
 	CharMaxN    int     `json:"char_max_n"`           //
 	CJKMaxN     int     `json:"cjk_max_n"`            // char 1..CJKMaxN-grams over unsegmented runs
 	Sublinear   bool    `json:"sublinear_tf"`         // 1+ln(tf) instead of tf
-	WordWeight  float32 `json:"word_weight"`          // L2 norm of the word group
-	CharWeight  float32 `json:"char_weight"`          // L2 norm of the char group
+	WordWeight  float32 `json:"word_weight"`          // L2 norm of the word group (an upper bound with OOVWeight)
+	CharWeight  float32 `json:"char_weight"`          // L2 norm of the char group (likewise)
 	MinDF       int     `json:"min_df"`               // buckets in fewer training texts are dropped
 	MaxFeatures int     `json:"max_features"`         // cap on features per text (longest texts are truncated)
 	OOVWeight   float32 `json:"oov_weight,omitempty"` // terms not in the vocabulary count in each group's L2 norm at this times the largest idf (0 = they are ignored)

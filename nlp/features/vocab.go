@@ -179,7 +179,8 @@ func (f *Featurizer) Vocab() *Vocab { return f.vocab }
 
 // Vector appends the feature rows and weights of s to rows and weights and
 // returns them. Rows are ascending and unique; the weights of each group
-// have L2 norm equal to the group weight (or are absent). The result equals
+// have L2 norm equal to the group weight (or are absent), less when
+// Config.OOVWeight counts unknown terms in the norm. The result equals
 // FromTerms(Config.Terms(s)) exactly.
 func (f *Featurizer) Vector(s string, rows []int32, weights []float32) ([]int32, []float32) {
 	sc := f.pool.Get().(*scratch)
