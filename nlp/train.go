@@ -73,10 +73,13 @@ func TrainDir(ctx context.Context, opt TrainOptions) (*TrainResult, error) {
 		if err := checkOutDir(opt.FP32Out); err != nil {
 			return nil, err
 		}
-		a, errA := filepath.Abs(opt.Out)
-		b, errB := filepath.Abs(opt.FP32Out)
-		if errA != nil || errB != nil || a == b {
-			return nil, fmt.Errorf("nlp: the int8 and fp32 exports need two different directories (both are %s)", opt.Out)
+		a, errA := resolvePath(opt.Out)
+		b, errB := resolvePath(opt.FP32Out)
+		if err := errors.Join(errA, errB); err != nil {
+			return nil, fmt.Errorf("nlp: %w", err)
+		}
+		if a == b || within(a, b) || within(b, a) {
+			return nil, fmt.Errorf("nlp: the int8 and fp32 exports need two separate directories, neither inside the other (%s, %s)", opt.Out, opt.FP32Out)
 		}
 	}
 	start := time.Now()
@@ -157,6 +160,11 @@ func TrainDir(ctx context.Context, opt TrainOptions) (*TrainResult, error) {
 // manifest), which is replaced. Anything else (a file, a directory of other
 // things such as the training data) is refused rather than deleted.
 func checkOutDir(dir string) error {
+	if li, err := os.Lstat(dir); err == nil && li.Mode()&fs.ModeSymlink != 0 {
+		if _, err := os.Stat(dir); err != nil {
+			return fmt.Errorf("nlp: output %s is a symbolic link to nothing usable: %w", dir, err)
+		}
+	}
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -177,6 +185,34 @@ func checkOutDir(dir string) error {
 		return fmt.Errorf("nlp: output %s exists and is not a model directory (no %s); refusing to replace what is in it", dir, models.ManifestFile)
 	}
 	return nil
+}
+
+// resolvePath returns p absolute with the symbolic links of its longest
+// existing prefix resolved, so two spellings of one place compare equal.
+func resolvePath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	rest := ""
+	for cur := abs; ; {
+		if r, err := filepath.EvalSymlinks(cur); err == nil {
+			return filepath.Join(r, rest), nil
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return abs, nil
+		}
+		rest = filepath.Join(filepath.Base(cur), rest)
+		cur = parent
+	}
+}
+
+// within reports whether path p lies strictly inside directory dir (both
+// resolved).
+func within(p, dir string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // writeDir builds a directory with fill in a temporary sibling of dir and

@@ -19,9 +19,20 @@ func TestTrainDirOutput(t *testing.T) {
 	cfg := intent.DefaultConfig()
 	cfg.Hidden, cfg.Members, cfg.Epochs, cfg.LinearEpochs, cfg.SVMEpochs = 8, 1, 2, 2, 2
 	cfg.Features.Buckets = 1 << 12
+	trained := 0 // progress lines: a refusal must come before any training
+	progress := func(string, ...any) { trained++ }
 	train := func(out, fp32 string, valid *data.Dataset) error {
-		_, err := TrainDir(context.Background(), TrainOptions{Data: toyDataset(10, 1), Valid: valid, Out: out, FP32Out: fp32, Intent: cfg, NoEntity: true})
+		_, err := TrainDir(context.Background(), TrainOptions{Data: toyDataset(10, 1), Valid: valid, Out: out, FP32Out: fp32, Intent: cfg, NoEntity: true, Progress: progress})
 		return err
+	}
+	refused := func(what string, err error, want string) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("%s: err %v, want %q", what, err, want)
+		}
+		if trained != 0 {
+			t.Fatalf("%s: refused after training (%d progress lines)", what, trained)
+		}
 	}
 	root := t.TempDir()
 
@@ -34,28 +45,34 @@ func TestTrainDirOutput(t *testing.T) {
 	if err := os.WriteFile(dataFile, []byte("keep me"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := train(work, "", nil); err == nil || !strings.Contains(err.Error(), "not a model directory") {
-		t.Fatalf("foreign directory: err %v", err)
-	}
+	refused("foreign directory", train(work, "", nil), "not a model directory")
 	// A file, such as the training data itself.
-	if err := train(dataFile, "", nil); err == nil || !strings.Contains(err.Error(), "not a directory") {
-		t.Fatalf("file: err %v", err)
+	refused("file", train(dataFile, "", nil), "not a directory")
+	// A symbolic link to nothing.
+	dangling := filepath.Join(root, "dangling")
+	if err := os.Symlink(filepath.Join(root, "nowhere", "x"), dangling); err != nil {
+		t.Fatal(err)
 	}
+	refused("dangling link", train(dangling, "", nil), "symbolic link")
 	if b, err := os.ReadFile(dataFile); err != nil || string(b) != "keep me" {
 		t.Fatalf("data file after refusals: %q, %v", b, err)
 	}
 	if _, err := os.Stat(filepath.Join(work, "sub")); err != nil {
 		t.Fatalf("sub directory after refusals: %v", err)
 	}
-	// Both exports in one directory (however spelled).
+	// Both exports in one directory however spelled (through a link to
+	// the parent too), or one inside the other.
 	out := filepath.Join(root, "m")
-	if err := train(out, filepath.Join(root, ".", "m"), nil); err == nil || !strings.Contains(err.Error(), "two different directories") {
-		t.Fatalf("same directories: err %v", err)
+	link := filepath.Join(root, "link")
+	if err := os.Symlink(root, link); err != nil {
+		t.Fatal(err)
 	}
+	for _, fp32 := range []string{root + "/./m", link + "/m", out + "/fp32"} {
+		refused("fp32 in "+fp32, train(out, fp32, nil), "two separate directories")
+	}
+	refused("int8 inside fp32", train(out+"/int8", out, nil), "two separate directories")
 	// Validation data without examples.
-	if err := train(out, "", &data.Dataset{}); err == nil || !strings.Contains(err.Error(), "no examples") {
-		t.Fatalf("empty validation data: err %v", err)
-	}
+	refused("empty validation data", train(out, "", &data.Dataset{}), "no examples")
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Fatalf("a refused run left %s: %v", out, err)
 	}
