@@ -866,7 +866,7 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) (SearchResult, 
 	}
 	norm := NormalizeQuery(req.Query)
 	if norm == "" {
-		return SearchResult{}, tandem.Errorf(tandem.EINVALID, "q: empty query")
+		return SearchResult{}, tandem.Errorf(tandem.EINVALID, "q: nothing to search for (empty, or only spaces, punctuation or control characters)")
 	}
 	if err := req.Filter.Validate(); err != nil {
 		return SearchResult{}, err
