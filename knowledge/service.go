@@ -447,7 +447,8 @@ type Keep struct {
 
 // Update replaces the content of FAQ f.ID if it is still at
 // expectedVersion (ECONFLICT otherwise): every field of f except those keep
-// names, which stay as they are.
+// names, which stay as they are. An update that changes nothing returns the
+// FAQ as it is, without a new version.
 func (s *Service) Update(ctx context.Context, actor string, f tandem.FAQ, expectedVersion int64, keep Keep) (tandem.FAQ, error) {
 	if err := ValidActor(actor); err != nil {
 		return tandem.FAQ{}, err
@@ -471,6 +472,9 @@ func (s *Service) Update(ctx context.Context, actor string, f tandem.FAQ, expect
 	}
 	if keep.ExternalID {
 		n.ExternalID = cur.ExternalID
+	}
+	if SameContent(cur, n) {
+		return cur, nil // nothing to change: no new version (as an import's unchanged row)
 	}
 	var embs []Embedding
 	if !SameText(cur, n) {

@@ -352,6 +352,10 @@ func TestServiceUpdateConflict(t *testing.T) {
 	if g2, err = s.Update(ctx, "bob", edit, g2.Version, knowledge.Keep{}); err != nil || g2.Status != tandem.FAQDraft || g2.ExternalID != "ext-new" {
 		t.Fatalf("edit naming status/external_id: %+v, %v", g2, err)
 	}
+	// The same content again: no new version.
+	if g3, err := s.Update(ctx, "carol", edit, g2.Version, knowledge.Keep{}); err != nil || g3.Version != g2.Version || g3.UpdatedBy != g2.UpdatedBy {
+		t.Fatalf("no-op edit: %+v (was version %d), %v", g3, g2.Version, err)
+	}
 	// Without Keep an empty external id clears it.
 	edit.ExternalID = ""
 	if g2, err = s.Update(ctx, "bob", edit, g2.Version, knowledge.Keep{Status: true}); err != nil || g2.ExternalID != "" || g2.Status != tandem.FAQDraft {
