@@ -2,6 +2,7 @@ package features
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -222,14 +223,21 @@ func FuzzFeatures(f *testing.F) {
 	})
 }
 
+// BenchmarkVector: one message, with unknown n-grams ignored (oov0) and
+// counted in the norm (oov1, the default).
 func BenchmarkVector(b *testing.B) {
-	cfg := DefaultConfig()
-	fz := build(b, cfg, "I would like to know where my order ORD-123456 is, it was due yesterday", "cancel my order please")
-	s := "Hi, I would like to know where my order ORD-123456 is — it was due yesterday!"
-	var rows []int32
-	var w []float32
-	b.ReportAllocs()
-	for b.Loop() {
-		rows, w = fz.Vector(s, rows[:0], w[:0])
+	for _, oov := range []float32{0, 1} {
+		b.Run(fmt.Sprintf("oov%g", oov), func(b *testing.B) {
+			cfg := DefaultConfig()
+			cfg.OOVWeight = oov
+			fz := build(b, cfg, "I would like to know where my order ORD-123456 is, it was due yesterday", "cancel my order please")
+			s := "Hi, I would like to know where my order ORD-123456 is — it was due yesterday!"
+			var rows []int32
+			var w []float32
+			b.ReportAllocs()
+			for b.Loop() {
+				rows, w = fz.Vector(s, rows[:0], w[:0])
+			}
+		})
 	}
 }
