@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tandem-chat/tandem/nlp/data"
@@ -19,8 +20,8 @@ func TestTrainDirOutput(t *testing.T) {
 	cfg := intent.DefaultConfig()
 	cfg.Hidden, cfg.Members, cfg.Epochs, cfg.LinearEpochs, cfg.SVMEpochs = 8, 1, 2, 2, 2
 	cfg.Features.Buckets = 1 << 12
-	trained := 0 // progress lines: a refusal must come before any training
-	progress := func(string, ...any) { trained++ }
+	var trained atomic.Int64 // progress lines (from the trainer's goroutines): a refusal must come before any training
+	progress := func(string, ...any) { trained.Add(1) }
 	train := func(out, fp32 string, valid *data.Dataset) error {
 		_, err := TrainDir(context.Background(), TrainOptions{Data: toyDataset(10, 1), Valid: valid, Out: out, FP32Out: fp32, Intent: cfg, NoEntity: true, Progress: progress})
 		return err
@@ -30,8 +31,8 @@ func TestTrainDirOutput(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("%s: err %v, want %q", what, err, want)
 		}
-		if trained != 0 {
-			t.Fatalf("%s: refused after training (%d progress lines)", what, trained)
+		if n := trained.Load(); n != 0 {
+			t.Fatalf("%s: refused after training (%d progress lines)", what, n)
 		}
 	}
 	root := t.TempDir()
