@@ -219,9 +219,10 @@ func (a *Auth) Parse(token string) (Principal, error) {
 // token or a JWT. With a StaffLookup set, an agent or admin JWT counts only
 // while its account is enabled, and with the account's current role.
 func (a *Auth) Authenticate(r *http.Request) (Principal, error) {
-	h := r.Header.Get("Authorization")
-	token, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || token == "" {
+	// The scheme name is case-insensitive (RFC 9110, 11.1).
+	scheme, token, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return Principal{}, tandem.Errorf(tandem.EUNAUTHORIZED, "missing bearer token")
 	}
 	if a.adminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(a.adminToken)) == 1 {

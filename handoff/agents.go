@@ -24,7 +24,7 @@ const (
 // Limits on agent accounts.
 const (
 	MaxChatsLimit     = 100
-	MinPasswordLength = 8
+	MinPasswordLength = 8  // in characters
 	MaxPasswordLength = 72 // bcrypt's limit, in bytes
 	maxNameLength     = 100
 	maxTags           = 50
@@ -146,9 +146,24 @@ func (e *Engine) SetPassword(ctx context.Context, agentID, password string) erro
 	return nil
 }
 
+// CheckPassword checks a new password: valid UTF-8, at least
+// MinPasswordLength characters and at most MaxPasswordLength bytes (bcrypt
+// reads no more).
+func CheckPassword(password string) error {
+	switch {
+	case !utf8.ValidString(password):
+		return tandem.Errorf(tandem.EINVALID, "password is not valid UTF-8")
+	case utf8.RuneCountInString(password) < MinPasswordLength:
+		return tandem.Errorf(tandem.EINVALID, "password must be at least %d characters", MinPasswordLength)
+	case len(password) > MaxPasswordLength:
+		return tandem.Errorf(tandem.EINVALID, "password must be at most %d bytes (UTF-8)", MaxPasswordLength)
+	}
+	return nil
+}
+
 func (e *Engine) hash(password string) ([]byte, error) {
-	if len(password) < MinPasswordLength || len(password) > MaxPasswordLength {
-		return nil, tandem.Errorf(tandem.EINVALID, "password must be %d to %d bytes long", MinPasswordLength, MaxPasswordLength)
+	if err := CheckPassword(password); err != nil {
+		return nil, err
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte(password), e.cfg.BcryptCost)
 	if err != nil {
@@ -231,6 +246,11 @@ func validateAgent(a tandem.Agent) (tandem.Agent, error) {
 	}
 	if strings.IndexFunc(a.DisplayName, unicode.IsControl) >= 0 {
 		return a, tandem.Errorf(tandem.EINVALID, "display name contains control characters")
+	}
+	if len(a.Skills) > maxTags || len(a.Languages) > maxTags {
+		// Counted as sent too: normalising thousands of copies first is
+		// work the limit is there to bound.
+		return a, tandem.Errorf(tandem.EINVALID, "at most %d skills and %d languages", maxTags, maxTags)
 	}
 	a.Skills = NormalizeTags(a.Skills)
 	langs := make([]string, len(a.Languages))

@@ -208,8 +208,8 @@ func readValidPassword(stdin io.Reader, stderr io.Writer, fromStdin bool, cmd st
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", cmd, err)
 	}
-	if len(password) < handoff.MinPasswordLength || len(password) > handoff.MaxPasswordLength {
-		return "", fmt.Errorf("%s: the password must be %d to %d bytes", cmd, handoff.MinPasswordLength, handoff.MaxPasswordLength)
+	if err := handoff.CheckPassword(password); err != nil {
+		return "", fmt.Errorf("%s: %s", cmd, tandem.ErrorMessage(err))
 	}
 	return password, nil
 }

@@ -49,7 +49,7 @@ func TestAgentCLIAndPostgresServe(t *testing.T) {
 		want  string
 	}{
 		{"duplicate email", "another-password\n", []string{"create", "--email", "dana@example.com", "--password-stdin"}, "already"},
-		{"short password", "short\n", []string{"create", "--email", "x@example.com", "--password-stdin"}, "8 to 72 bytes"},
+		{"short password", "short\n", []string{"create", "--email", "x@example.com", "--password-stdin"}, "at least 8 characters"},
 		{"no email", "long-enough-pw\n", []string{"create", "--password-stdin"}, "--email is required"},
 		{"bad role", "long-enough-pw\n", []string{"create", "--email", "y@example.com", "--role", "root", "--password-stdin"}, "agent, admin"},
 		{"no terminal", "long-enough-pw\n", []string{"create", "--email", "z@example.com"}, "--password-stdin"},
@@ -77,7 +77,7 @@ func TestAgentCLIAndPostgresServe(t *testing.T) {
 		want        string
 	}{
 		{"unknown email", "n3w-s3cret-pw\n", []string{"password", "--email", "nobody@example.com", "--password-stdin"}, "no agent has the email"},
-		{"short password", "short\n", []string{"password", "--email", "dana@example.com", "--password-stdin"}, "8 to 72 bytes"},
+		{"short password", "short\n", []string{"password", "--email", "dana@example.com", "--password-stdin"}, "at least 8 characters"},
 		{"no email", "n3w-s3cret-pw\n", []string{"password", "--password-stdin"}, "--email is required"},
 	} {
 		if out, err := agentCmd(tt.stdin, tt.args...); err == nil || !strings.Contains(err.Error()+out, tt.want) {

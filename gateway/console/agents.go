@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -94,6 +96,14 @@ func decodeBody(r *http.Request, v any) error {
 	}
 	if len(body) > maxAgentBody {
 		return gateway.TooLargeError{Limit: maxAgentBody}
+	}
+	if !utf8.Valid(body) {
+		// encoding/json would replace the bad bytes with U+FFFD: a name
+		// customers see, or a password, changed without a word.
+		return tandem.Errorf(tandem.EINVALID, "body is not valid UTF-8")
+	}
+	if t := bytes.TrimSpace(body); len(t) == 0 || t[0] != '{' {
+		return tandem.Errorf(tandem.EINVALID, "body must be a JSON object with the documented fields")
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
@@ -190,8 +200,8 @@ func (c *Console) createAgent(w http.ResponseWriter, r *http.Request) {
 		gateway.WriteError(w, r, c.log, err)
 		return
 	}
-	if len(req.Password) < handoff.MinPasswordLength {
-		gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.EINVALID, "password must be at least %d characters", handoff.MinPasswordLength))
+	if err := handoff.CheckPassword(req.Password); err != nil {
+		gateway.WriteError(w, r, c.log, err)
 		return
 	}
 	a, err := c.eng.CreateAgent(r.Context(), tandem.Agent{Email: req.Email, DisplayName: req.DisplayName, Role: req.Role,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -375,6 +376,10 @@ func TestAgentsAPI(t *testing.T) {
 		{"unknown field", "POST", "/api/v1/agents", testAdmin, map[string]any{"email": "z@example.com", "password": password, "is_god": true}, 400},
 		{"oversized body", "POST", "/api/v1/agents", testAdmin, map[string]any{"email": "big@example.com", "password": password, "display_name": strings.Repeat("x", 20<<10)}, 413},
 		{"trailing data", "POST", "/api/v1/agents", testAdmin, json.RawMessage(`{"email":"t@example.com","password":"` + password + `"} {"role":"admin"}`), 400},
+		{"invalid UTF-8", "POST", "/api/v1/agents", testAdmin, json.RawMessage("{\"email\":\"u@example.com\",\"password\":\"" + password + "\",\"display_name\":\"a\xff\xfeb\"}"), 400},
+		{"null body", "POST", "/api/v1/agents", testAdmin, json.RawMessage(`null`), 400},
+		{"password of 4 characters in 8 bytes", "POST", "/api/v1/agents", testAdmin, map[string]any{"email": "p@example.com", "password": "éééé"}, 400},
+		{"skills over the limit before de-duplication", "POST", "/api/v1/agents", testAdmin, map[string]any{"email": "s@example.com", "password": password, "skills": slices.Repeat([]string{"aa"}, 3000)}, 400},
 		{"get", "GET", "/api/v1/agents/" + a.ID, testAdmin, nil, 200},
 		{"get unknown", "GET", "/api/v1/agents/agt_nope", testAdmin, nil, 404},
 		{"wrong password", "POST", "/api/v1/agents/login", "", map[string]string{"email": "ann@example.com", "password": "wrong password"}, 401},
@@ -388,6 +393,14 @@ func TestAgentsAPI(t *testing.T) {
 		if code >= 400 && !strings.Contains(string(raw), `"error"`) {
 			t.Errorf("%s: error body %s", tt.name, raw)
 		}
+	}
+	// The bearer scheme's name is case-insensitive.
+	req, _ := http.NewRequest("GET", e.URL+"/api/v1/agents", nil)
+	req.Header.Set("Authorization", "bearer "+testAdmin)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("lower-case bearer: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	// An admin agent's JWT is an admin for the API.
 	_, adminTok := e.agent("root@example.com", "Root", map[string]any{"role": "admin"})
