@@ -164,16 +164,16 @@ func (c Config) Validate() error {
 		bad("TANDEM_STAGE_TIMEOUT (--stage-timeout)", c.StageTimeout.String(), "a duration between 1ms and 5m, e.g. 250ms")
 	}
 	for _, d := range []struct {
-		v       time.Duration
-		setting string
-		max     time.Duration
+		v        time.Duration
+		setting  string
+		min, max time.Duration // below min nothing useful happens: 1ns re-queued an agent's chats at once
 	}{
-		{c.AgentTokenTTL, "TANDEM_AGENT_TOKEN_TTL (--agent-token-ttl)", 30 * 24 * time.Hour},
-		{c.OfferTimeout, "TANDEM_OFFER_TIMEOUT (--offer-timeout)", time.Hour},
-		{c.DisconnectGrace, "TANDEM_DISCONNECT_GRACE (--disconnect-grace)", 24 * time.Hour},
+		{c.AgentTokenTTL, "TANDEM_AGENT_TOKEN_TTL (--agent-token-ttl)", time.Minute, 30 * 24 * time.Hour},
+		{c.OfferTimeout, "TANDEM_OFFER_TIMEOUT (--offer-timeout)", time.Second, time.Hour},
+		{c.DisconnectGrace, "TANDEM_DISCONNECT_GRACE (--disconnect-grace)", time.Second, 24 * time.Hour},
 	} {
-		if d.v < 0 || d.v > d.max {
-			bad(d.setting, d.v.String(), "0 (default) or a duration up to "+d.max.String())
+		if d.v < 0 || d.v > d.max || d.v != 0 && d.v < d.min {
+			bad(d.setting, d.v.String(), "0 (default) or a duration from "+d.min.String()+" to "+d.max.String())
 		}
 	}
 	if c.Retention != 0 && (c.Retention < time.Hour || c.Retention > 100*365*24*time.Hour) {

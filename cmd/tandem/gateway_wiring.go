@@ -131,6 +131,9 @@ func parseSites(s string) (gateway.StaticSites, error) {
 		}
 		sites[key] = site
 	}
+	if len(sites) == 0 && strings.TrimSpace(s) != "" {
+		return nil, fmt.Errorf("no site in %q (want key=secret@origin[,origin];...)", s)
+	}
 	return sites, nil
 }
 

@@ -202,4 +202,10 @@ func TestFlagOverridesBadEnv(t *testing.T) {
 	if err := m.ParseFlags([]string{"--offer-timeout=-1s"}, testGetenv(nil)); err == nil || !strings.Contains(err.Error(), "TANDEM_OFFER_TIMEOUT") {
 		t.Fatalf("negative offer timeout: %v", err)
 	}
+	for _, flag := range []string{"--disconnect-grace=1ns", "--offer-timeout=10ms", "--agent-token-ttl=3s", "--sites=;;"} {
+		m = NewMain(&stdout, &stderr)
+		if err := m.ParseFlags([]string{flag}, testGetenv(nil)); err == nil {
+			t.Errorf("%s accepted", flag)
+		}
+	}
 }
