@@ -54,6 +54,17 @@ type AgentsPage struct {
 func (c *Console) agentsAPI() http.Handler {
 	r := chi.NewRouter()
 	r.Post("/login", c.login)
+	// Without this, GET /login would be GET /{id} for the id "login": 401
+	// or 404 instead of 405.
+	loginOnly := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		var body gateway.ErrorBody
+		body.Error.Code, body.Error.Message = tandem.EINVALID, "method not allowed: log in with POST"
+		gateway.WriteJSON(w, http.StatusMethodNotAllowed, body)
+	}
+	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		r.MethodFunc(m, "/login", loginOnly)
+	}
 	r.Group(func(r chi.Router) {
 		r.Use(c.requireAdmin)
 		r.Get("/", c.listAgents)

@@ -382,6 +382,8 @@ func TestAgentsAPI(t *testing.T) {
 		{"skills over the limit before de-duplication", "POST", "/api/v1/agents", testAdmin, map[string]any{"email": "s@example.com", "password": password, "skills": slices.Repeat([]string{"aa"}, 3000)}, 400},
 		{"get", "GET", "/api/v1/agents/" + a.ID, testAdmin, nil, 200},
 		{"get unknown", "GET", "/api/v1/agents/agt_nope", testAdmin, nil, 404},
+		{"login with GET", "GET", "/api/v1/agents/login", "", nil, 405},
+		{"login with GET as admin", "GET", "/api/v1/agents/login", testAdmin, nil, 405},
 		{"wrong password", "POST", "/api/v1/agents/login", "", map[string]string{"email": "ann@example.com", "password": "wrong password"}, 401},
 		{"unknown email", "POST", "/api/v1/agents/login", "", map[string]string{"email": "who@example.com", "password": password}, 401},
 	}
