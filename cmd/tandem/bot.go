@@ -286,7 +286,7 @@ func loadPolicy(path string) (pipeline.Policy, error) {
 	}
 	p, err := pipeline.LoadPolicy(path)
 	if err != nil {
-		return p, fmt.Errorf("serve: TANDEM_POLICY (--policy) %s: %w", path, err)
+		return p, fmt.Errorf("serve: TANDEM_POLICY (--policy): %w", err) // err names the file
 	}
 	return p, nil
 }

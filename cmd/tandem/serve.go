@@ -211,9 +211,10 @@ func (m *Main) Close() error {
 		}
 		m.closeErr = errors.Join(errs...)
 		if m.Logger != nil {
-			if m.closeErr != nil {
+			switch {
+			case m.closeErr != nil:
 				m.Logger.Error("shutdown finished with errors", "err", m.closeErr)
-			} else {
+			case m.serveErr != nil: // after a failed start there was nothing to shut down
 				m.Logger.Info("shutdown complete")
 			}
 		}
