@@ -121,6 +121,7 @@ type Claims struct {
 	ConversationID string `json:"cid,omitempty"`  // customer tokens
 	SiteKey        string `json:"site,omitempty"` // customer tokens
 	Verified       bool   `json:"ver,omitempty"`  // customer tokens: identity signed by the site
+	Stamp          string `json:"stm,omitempty"`  // staff tokens: the credential stamp of the password they were issued for
 	jwt.RegisteredClaims
 }
 
@@ -132,7 +133,12 @@ type Principal struct {
 	ConversationID string // customers: the only conversation they may use
 	SiteKey        string
 	Verified       bool
+	Stamp          string // staff: the credential stamp the token was issued for
 }
+
+// ErrPasswordChanged is the message refusing a staff token issued before
+// its account's password changed.
+const ErrPasswordChanged = "the password of this account has changed since this token was issued; log in again"
 
 // Auth issues and verifies tokens. It is safe for concurrent use.
 type Auth struct {
@@ -143,15 +149,17 @@ type Auth struct {
 	staff       atomic.Pointer[StaffLookup]
 }
 
-// StaffLookup returns the current role of the agent or admin with the
-// given id, or an error when the account is disabled or gone (any error
-// with code EUNAUTHORIZED, EFORBIDDEN or ENOTFOUND refuses the token; other
-// errors, such as an unavailable store, are returned as they are).
-type StaffLookup func(ctx context.Context, id string) (role string, err error)
+// StaffLookup returns the current role and credential stamp of the agent or
+// admin with the given id, or an error when the account is disabled or gone
+// (any error with code EUNAUTHORIZED, EFORBIDDEN or ENOTFOUND refuses the
+// token; other errors, such as an unavailable store, are returned as they
+// are). A non-empty stamp that differs from the token's refuses it: the
+// password changed after the token was issued.
+type StaffLookup func(ctx context.Context, id string) (role, stamp string, err error)
 
 // SetStaffLookup makes Authenticate check every agent or admin JWT against
-// the account store, so that disabling an account (or changing its role)
-// takes effect at once instead of when its token expires.
+// the account store, so that disabling an account, changing its role or
+// its password takes effect at once instead of when its token expires.
 func (a *Auth) SetStaffLookup(f StaffLookup) { a.staff.Store(&f) }
 
 const tokenIssuer = "tandem"
@@ -186,12 +194,13 @@ func (a *Auth) IssueCustomer(c tandem.Conversation) (string, error) {
 		Verified: c.Customer.Verified, RegisteredClaims: jwt.RegisteredClaims{Subject: c.Customer.ID}}, a.customerTTL)
 }
 
-// IssueStaff returns an agent or admin token (the handoff login uses it).
-func (a *Auth) IssueStaff(id, name, role string, ttl time.Duration) (string, error) {
+// IssueStaff returns an agent or admin token (the handoff login uses it);
+// stamp is the credential stamp of the password it is issued for.
+func (a *Auth) IssueStaff(id, name, role, stamp string, ttl time.Duration) (string, error) {
 	if role != RoleAgent && role != RoleAdmin {
 		return "", tandem.Errorf(tandem.EINVALID, "role must be agent or admin")
 	}
-	return a.sign(Claims{Role: role, Name: name, RegisteredClaims: jwt.RegisteredClaims{Subject: id}}, ttl)
+	return a.sign(Claims{Role: role, Name: name, Stamp: stamp, RegisteredClaims: jwt.RegisteredClaims{Subject: id}}, ttl)
 }
 
 // Parse verifies a token (HS256 only, issuer, expiry) and returns its principal.
@@ -203,7 +212,7 @@ func (a *Auth) Parse(token string) (Principal, error) {
 	if err != nil {
 		return Principal{}, tandem.WrapError(tandem.EUNAUTHORIZED, err, "invalid or expired token")
 	}
-	p := Principal{Role: c.Role, ID: c.Subject, Name: c.Name, ConversationID: c.ConversationID, SiteKey: c.SiteKey, Verified: c.Verified}
+	p := Principal{Role: c.Role, ID: c.Subject, Name: c.Name, ConversationID: c.ConversationID, SiteKey: c.SiteKey, Verified: c.Verified, Stamp: c.Stamp}
 	switch {
 	case p.ID == "":
 		return Principal{}, tandem.Errorf(tandem.EUNAUTHORIZED, "invalid token")
@@ -233,7 +242,7 @@ func (a *Auth) Authenticate(r *http.Request) (Principal, error) {
 		return p, err
 	}
 	if f := a.staff.Load(); f != nil {
-		role, err := (*f)(r.Context(), p.ID)
+		role, stamp, err := (*f)(r.Context(), p.ID)
 		switch tandem.ErrorCode(err) {
 		case "":
 		case tandem.EUNAUTHORIZED, tandem.EFORBIDDEN, tandem.ENOTFOUND:
@@ -243,6 +252,9 @@ func (a *Auth) Authenticate(r *http.Request) (Principal, error) {
 		}
 		if role != RoleAgent && role != RoleAdmin {
 			return Principal{}, tandem.Errorf(tandem.EUNAUTHORIZED, "invalid token")
+		}
+		if stamp != "" && p.Stamp != stamp {
+			return Principal{}, tandem.Errorf(tandem.EUNAUTHORIZED, ErrPasswordChanged)
 		}
 		p.Role = role
 	}

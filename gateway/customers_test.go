@@ -41,7 +41,7 @@ func TestCustomerConversationsAndErasure(t *testing.T) {
 	query := "?site_key=" + testSite + "&customer_id=" + url.QueryEscape("u:ada")
 
 	s := ts.session(t, nil)
-	agent, _ := ts.Auth.IssueStaff("agent-7", "Sam", gateway.RoleAgent, time.Hour)
+	agent, _ := ts.Auth.IssueStaff("agent-7", "Sam", gateway.RoleAgent, "", time.Hour)
 	for _, who := range []struct{ name, bearer string }{{"nobody", ""}, {"a customer", s.Token}, {"an agent", agent}} {
 		for _, method := range []string{"GET", "DELETE"} {
 			if code, _ := ts.request(t, method, "/v1/conversations"+query, who.bearer); code != 401 && code != 403 {

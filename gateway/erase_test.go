@@ -77,7 +77,7 @@ func TestEraseConversation(t *testing.T) {
 	ws.until(messageFrom(tandem.AuthorBot))
 	id := s.ConversationID
 
-	agent, _ := ts.Auth.IssueStaff("agent-7", "Sam", gateway.RoleAgent, time.Hour)
+	agent, _ := ts.Auth.IssueStaff("agent-7", "Sam", gateway.RoleAgent, "", time.Hour)
 	for _, who := range []struct{ name, bearer string }{{"nobody", ""}, {"the customer", s.Token}, {"an agent", agent}} {
 		if code := ts.erase(t, id, who.bearer); code != 401 && code != 403 {
 			t.Fatalf("erase by %s: %d, want 401 or 403", who.name, code)

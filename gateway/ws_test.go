@@ -311,7 +311,7 @@ func TestCustomerIsolation(t *testing.T) {
 		t.Fatalf("admin token: %d", code)
 	}
 	// Agents: only when assigned.
-	agent, _ := ts.Auth.IssueStaff("agent-7", "Sam", gateway.RoleAgent, time.Hour)
+	agent, _ := ts.Auth.IssueStaff("agent-7", "Sam", gateway.RoleAgent, "", time.Hour)
 	if code, _ := ts.get(t, path, agent); code != 403 {
 		t.Fatalf("unassigned agent: %d", code)
 	}
@@ -321,7 +321,7 @@ func TestCustomerIsolation(t *testing.T) {
 	if code, body := ts.get(t, path+"?after=1&limit=1", agent); code != 200 || !strings.Contains(body, `"seq":2`) || !strings.Contains(body, `"next_after":2`) {
 		t.Fatalf("assigned agent page: %d %s", code, body)
 	}
-	adminJWT, _ := ts.Auth.IssueStaff("root", "Root", gateway.RoleAdmin, time.Hour)
+	adminJWT, _ := ts.Auth.IssueStaff("root", "Root", gateway.RoleAdmin, "", time.Hour)
 	if code, _ := ts.get(t, "/v1/conversations/"+bob.ConversationID, adminJWT); code != 200 {
 		t.Fatalf("admin JWT: %d", code)
 	}

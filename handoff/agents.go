@@ -2,6 +2,8 @@ package handoff
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"net/mail"
 	"regexp"
@@ -178,6 +180,20 @@ func (e *Engine) hash(password string) ([]byte, error) {
 // responses do not reveal which emails exist. Issuing the session token
 // (JWT) is the gateway's job (gateway.Auth.IssueStaff).
 func (e *Engine) Authenticate(ctx context.Context, email, password string) (tandem.Agent, error) {
+	a, _, err := e.Login(ctx, email, password)
+	return a, err
+}
+
+// Login is Authenticate that also returns the CredentialStamp of the
+// password checked, for the session token to carry.
+func (e *Engine) Login(ctx context.Context, email, password string) (tandem.Agent, string, error) {
+	a, err := e.authenticate(ctx, email, password)
+	stamp := CredentialStamp(a.PasswordHash)
+	a.PasswordHash = nil
+	return a, stamp, err
+}
+
+func (e *Engine) authenticate(ctx context.Context, email, password string) (tandem.Agent, error) {
 	deny := tandem.Errorf(tandem.EUNAUTHORIZED, "invalid email or password")
 	email = strings.TrimSpace(email)
 	if !utf8.ValidString(email) || strings.IndexFunc(email, unicode.IsControl) >= 0 || len(email) > 254 {
@@ -202,15 +218,34 @@ func (e *Engine) Authenticate(ctx context.Context, email, password string) (tand
 		// confirm to whoever tries it that the password is right.
 		return tandem.Agent{}, deny
 	}
-	a.PasswordHash = nil
 	return a, nil
 }
 
 // Agent returns an agent without its password hash.
 func (e *Engine) Agent(ctx context.Context, id string) (tandem.Agent, error) {
-	a, err := e.store.Agent(ctx, id)
-	a.PasswordHash = nil
+	a, _, err := e.AgentWithStamp(ctx, id)
 	return a, err
+}
+
+// AgentWithStamp returns an agent (without the password hash) and the
+// CredentialStamp of its password.
+func (e *Engine) AgentWithStamp(ctx context.Context, id string) (tandem.Agent, string, error) {
+	a, err := e.store.Agent(ctx, id)
+	stamp := CredentialStamp(a.PasswordHash)
+	a.PasswordHash = nil
+	return a, stamp, err
+}
+
+// CredentialStamp is a short fingerprint of a password hash ("" for none).
+// Staff tokens carry the stamp of the password they were issued for, so a
+// token is refused once the password changes (a fingerprint of the salted
+// bcrypt hash, it tells nothing about the password).
+func CredentialStamp(hash []byte) string {
+	if len(hash) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(hash)
+	return base64.RawURLEncoding.EncodeToString(sum[:9])
 }
 
 // Agents lists all agents (without password hashes) ordered by ID.

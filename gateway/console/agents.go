@@ -149,7 +149,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.refuseLogin(w, r, c.accountLogins, key, "too many login attempts for this account; retry later", now)
 		return
 	}
-	a, err := c.eng.Authenticate(r.Context(), req.Email, req.Password)
+	a, stamp, err := c.eng.Login(r.Context(), req.Email, req.Password)
 	if err != nil {
 		gateway.WriteError(w, r, c.log, err)
 		return
@@ -158,7 +158,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	if a.Role == handoff.RoleAdmin {
 		role = gateway.RoleAdmin
 	}
-	tok, err := c.auth.IssueStaff(a.ID, a.DisplayName, role, c.cfg.TokenTTL)
+	tok, err := c.auth.IssueStaff(a.ID, a.DisplayName, role, stamp, c.cfg.TokenTTL)
 	if err != nil {
 		gateway.WriteError(w, r, c.log, err)
 		return

@@ -179,15 +179,15 @@ func New(cfg Config) (*Console, error) {
 	// Agent and admin tokens count only while their account is enabled,
 	// and with its current role, on every API that authenticates through
 	// the chat's Auth (agents, knowledge, history), not only in the console.
-	c.auth.SetStaffLookup(func(ctx context.Context, id string) (string, error) {
-		a, err := c.eng.Agent(ctx, id)
+	c.auth.SetStaffLookup(func(ctx context.Context, id string) (string, string, error) {
+		a, stamp, err := c.eng.AgentWithStamp(ctx, id)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		if a.Disabled {
-			return "", tandem.Errorf(tandem.EUNAUTHORIZED, "this account is disabled")
+			return "", "", tandem.Errorf(tandem.EUNAUTHORIZED, "this account is disabled")
 		}
-		return a.Role, nil
+		return a.Role, stamp, nil
 	})
 	sub, err := cfg.Bus.Subscribe(SubjectEvents, c.onBus)
 	if err != nil {

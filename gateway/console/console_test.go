@@ -14,6 +14,7 @@ import (
 
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/gateway"
+	"github.com/tandem-chat/tandem/gateway/console"
 	"github.com/tandem-chat/tandem/handoff"
 )
 
@@ -242,7 +243,7 @@ func TestConsoleAccess(t *testing.T) {
 			s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(testSecret))
 			return s
 		}()
-		unknown, _ := e.Auth.IssueStaff("agt_deleted", "Ghost", gateway.RoleAgent, time.Hour)
+		unknown, _ := e.Auth.IssueStaff("agt_deleted", "Ghost", gateway.RoleAgent, "", time.Hour)
 		custTok, _ := e.Auth.IssueCustomer(tandem.Conversation{ID: conv, SiteKey: "demo", Customer: tandem.Customer{ID: "anon_x"}})
 		for name, tok := range map[string]string{"forged": forged, "expired": expired, "unknown agent": unknown, "customer": custTok, "admin token": testAdmin} {
 			c := e.dial("/console/ws")
@@ -355,6 +356,45 @@ func TestDisconnectRequeues(t *testing.T) {
 }
 
 // TestAgentsAPI covers the admin REST API and login.
+// TestPasswordChangeEndsTokens: a token issued before its account's
+// password changed is refused by the APIs and at the console's hello (it
+// stayed valid until it expired); a new login works, and an open console
+// is not cut off mid-shift by it.
+func TestPasswordChangeEndsTokens(t *testing.T) {
+	e := newEnv(t)
+	a, oldTok := e.agent("pat@example.com", "Pat", map[string]any{"role": "admin"})
+	open := e.console(oldTok)
+	if code, raw := e.do("GET", "/api/v1/agents", oldTok, nil); code != 200 {
+		t.Fatalf("before the change: %d %s", code, raw)
+	}
+	if err := e.Engine.SetPassword(context.Background(), a.ID, "a brand new password"); err != nil {
+		t.Fatal(err)
+	}
+	code, raw := e.do("GET", "/api/v1/agents", oldTok, nil)
+	if code != 401 || !strings.Contains(string(raw), "password of this account has changed") {
+		t.Fatalf("old token after the change: %d %s", code, raw)
+	}
+	c := e.dial("/console/ws")
+	c.send(map[string]any{"type": "hello", "token": oldTok})
+	if f, _ := c.until(isType("error")); f.Code != tandem.EUNAUTHORIZED {
+		t.Fatalf("console hello with the old token: %s", f.raw)
+	}
+	if code := c.expectClose(); code != 4401 {
+		t.Fatalf("console hello with the old token: close %d", code)
+	}
+	var login console.LoginResponse
+	code, raw = e.do("POST", "/api/v1/agents/login", "", map[string]string{"email": "pat@example.com", "password": "a brand new password"})
+	if code != 200 || json.Unmarshal(raw, &login) != nil {
+		t.Fatalf("login with the new password: %d %s", code, raw)
+	}
+	if code, raw := e.do("GET", "/api/v1/agents", login.Token, nil); code != 200 {
+		t.Fatalf("new token: %d %s", code, raw)
+	}
+	e.console(login.Token)
+	open.send(map[string]any{"type": "presence", "status": "away", "ref": "p"})
+	open.until(answer("p"))
+}
+
 func TestAgentsAPI(t *testing.T) {
 	e := newEnv(t)
 	a, agentTok := e.agent("ann@example.com", "Ann", map[string]any{"skills": []string{"billing"}, "languages": []string{"en", "de"}, "max_chats": 2})

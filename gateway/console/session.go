@@ -128,12 +128,16 @@ func (s *session) hello(ctx context.Context, conn *gateway.Conn, f ClientFrame) 
 		fail(tandem.Errorf(tandem.EUNAUTHORIZED, "the console needs an agent token"))
 		return
 	}
-	agent, err := c.eng.Agent(ctx, p.ID)
+	agent, stamp, err := c.eng.AgentWithStamp(ctx, p.ID)
 	if err != nil {
 		if tandem.ErrorCode(err) == tandem.ENOTFOUND {
 			err = tandem.Errorf(tandem.EUNAUTHORIZED, "unknown agent; log in again")
 		}
 		fail(err)
+		return
+	}
+	if stamp != "" && p.Stamp != stamp {
+		fail(tandem.Errorf(tandem.EUNAUTHORIZED, gateway.ErrPasswordChanged))
 		return
 	}
 	sid, _, err := c.eng.Connect(ctx, agent.ID)

@@ -27,7 +27,7 @@ func TestActorNames(t *testing.T) {
 		{strings.Repeat("ü", 150), "Long Id", ""},
 	}
 	for i, tc := range cases {
-		tok, err := auth.IssueStaff(tc.id, tc.name, gateway.RoleAdmin, time.Hour)
+		tok, err := auth.IssueStaff(tc.id, tc.name, gateway.RoleAdmin, "", time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -68,7 +68,7 @@ func exportEnv(t *testing.T, n int) (url, token string) {
 	}
 	srv := httptest.NewServer(http.StripPrefix("/api/v1/knowledge", h))
 	t.Cleanup(srv.Close)
-	tok, _ := auth.IssueStaff("u-1", "Ada", gateway.RoleAdmin, time.Hour)
+	tok, _ := auth.IssueStaff("u-1", "Ada", gateway.RoleAdmin, "", time.Hour)
 	return srv.URL + "/api/v1/knowledge/export?format=jsonl", tok
 }
 

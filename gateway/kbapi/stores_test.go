@@ -66,8 +66,8 @@ func setupStore(t *testing.T, kind string, emb knowledge.Embedder, wrap func(*kn
 	mux.Handle("/api/v1/knowledge/", http.StripPrefix("/api/v1/knowledge", h))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	admin, _ := auth.IssueStaff("u-1", "Ada", gateway.RoleAdmin, time.Hour)
-	agent, _ := auth.IssueStaff("u-2", "Bob", gateway.RoleAgent, time.Hour)
+	admin, _ := auth.IssueStaff("u-1", "Ada", gateway.RoleAdmin, "", time.Hour)
+	agent, _ := auth.IssueStaff("u-2", "Bob", gateway.RoleAgent, "", time.Hour)
 	return &storeEnv{env: &env{srv: srv, svc: svc, store: mem, admin: admin, agent: agent, adminToken: "static-admin-token"}, kstore: store}
 }
 
