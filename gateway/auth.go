@@ -136,9 +136,14 @@ type Principal struct {
 	Stamp          string // staff: the credential stamp the token was issued for
 }
 
-// ErrPasswordChanged is the message refusing a staff token issued before
-// its account's password changed.
-const ErrPasswordChanged = "the password of this account has changed since this token was issued; log in again"
+// CheckStamp refuses a staff token issued for another password than the
+// account's current one (stamp; "" = the account has none to compare).
+func (p Principal) CheckStamp(stamp string) error {
+	if stamp != "" && p.Stamp != stamp {
+		return tandem.Errorf(tandem.EUNAUTHORIZED, "the password of this account has changed since this token was issued; log in again")
+	}
+	return nil
+}
 
 // Auth issues and verifies tokens. It is safe for concurrent use.
 type Auth struct {
@@ -253,8 +258,8 @@ func (a *Auth) Authenticate(r *http.Request) (Principal, error) {
 		if role != RoleAgent && role != RoleAdmin {
 			return Principal{}, tandem.Errorf(tandem.EUNAUTHORIZED, "invalid token")
 		}
-		if stamp != "" && p.Stamp != stamp {
-			return Principal{}, tandem.Errorf(tandem.EUNAUTHORIZED, ErrPasswordChanged)
+		if err := p.CheckStamp(stamp); err != nil {
+			return Principal{}, err
 		}
 		p.Role = role
 	}

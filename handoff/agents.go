@@ -223,7 +223,8 @@ func (e *Engine) authenticate(ctx context.Context, email, password string) (tand
 
 // Agent returns an agent without its password hash.
 func (e *Engine) Agent(ctx context.Context, id string) (tandem.Agent, error) {
-	a, _, err := e.AgentWithStamp(ctx, id)
+	a, err := e.store.Agent(ctx, id)
+	a.PasswordHash = nil
 	return a, err
 }
 

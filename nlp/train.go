@@ -160,14 +160,12 @@ func TrainDir(ctx context.Context, opt TrainOptions) (*TrainResult, error) {
 // manifest), which is replaced. Anything else (a file, a directory of other
 // things such as the training data) is refused rather than deleted.
 func checkOutDir(dir string) error {
-	if li, err := os.Lstat(dir); err == nil && li.Mode()&fs.ModeSymlink != 0 {
-		if _, err := os.Stat(dir); err != nil {
-			return fmt.Errorf("nlp: output %s is a symbolic link to nothing usable: %w", dir, err)
-		}
-	}
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		if _, lerr := os.Lstat(dir); lerr == nil {
+			return fmt.Errorf("nlp: output %s is a symbolic link to nothing usable: %w", dir, err)
+		}
 		return nil
 	case err != nil:
 		return fmt.Errorf("nlp: output %s: %w", dir, err)

@@ -136,8 +136,8 @@ func (s *session) hello(ctx context.Context, conn *gateway.Conn, f ClientFrame) 
 		fail(err)
 		return
 	}
-	if stamp != "" && p.Stamp != stamp {
-		fail(tandem.Errorf(tandem.EUNAUTHORIZED, gateway.ErrPasswordChanged))
+	if err := p.CheckStamp(stamp); err != nil {
+		fail(err)
 		return
 	}
 	sid, _, err := c.eng.Connect(ctx, agent.ID)
