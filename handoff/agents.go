@@ -345,22 +345,31 @@ func (e *Engine) Connect(ctx context.Context, agentID string) (string, AgentStat
 // after a long network outage) is recreated. For a disabled agent it
 // returns EFORBIDDEN: close the console's socket.
 func (e *Engine) Heartbeat(ctx context.Context, agentID, sessionID string) error {
+	_, err := e.HeartbeatWithStamp(ctx, agentID, sessionID)
+	return err
+}
+
+// HeartbeatWithStamp is Heartbeat that also returns the CredentialStamp of
+// the agent's current password, so that a console opened with a token
+// issued before a password change (made by any process: the stamp comes
+// from the store) can end itself.
+func (e *Engine) HeartbeatWithStamp(ctx context.Context, agentID, sessionID string) (string, error) {
 	now := e.now()
 	a, err := e.store.Agent(ctx, agentID)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if a.Disabled {
-		return errDisabled
+		return "", errDisabled
 	}
 	err = e.store.TouchSession(ctx, agentID, sessionID, now)
 	if tandem.ErrorCode(err) == tandem.ENOTFOUND {
 		err = e.store.OpenSession(ctx, agentID, sessionID, e.cfg.Node, now)
 	}
 	if err != nil {
-		return fmt.Errorf("handoff: heartbeat: %w", err)
+		return "", fmt.Errorf("handoff: heartbeat: %w", err)
 	}
-	return nil
+	return CredentialStamp(a.PasswordHash), nil
 }
 
 // Disconnect ends a session. When it was the agent's last one, the agent

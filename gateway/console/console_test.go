@@ -355,11 +355,10 @@ func TestDisconnectRequeues(t *testing.T) {
 	}
 }
 
-// TestAgentsAPI covers the admin REST API and login.
 // TestPasswordChangeEndsTokens: a token issued before its account's
 // password changed is refused by the APIs and at the console's hello (it
-// stayed valid until it expired); a new login works, and an open console
-// is not cut off mid-shift by it.
+// stayed valid until it expired), and a console opened with it ends at its
+// next heartbeat (it stayed open); a new login works and its console stays.
 func TestPasswordChangeEndsTokens(t *testing.T) {
 	e := newEnv(t)
 	a, oldTok := e.agent("pat@example.com", "Pat", map[string]any{"role": "admin"})
@@ -390,10 +389,20 @@ func TestPasswordChangeEndsTokens(t *testing.T) {
 	if code, raw := e.do("GET", "/api/v1/agents", login.Token, nil); code != 200 {
 		t.Fatalf("new token: %d %s", code, raw)
 	}
-	e.console(login.Token)
-	open.send(map[string]any{"type": "presence", "status": "away", "ref": "p"})
-	open.until(answer("p"))
+	fresh := e.console(login.Token)
+	e.Clock.Advance(e.Engine.Config().HeartbeatTimeout / 3) // the next frame heartbeats
+	open.send(map[string]any{"type": "ping"})
+	if f, _ := open.until(isType("error")); f.Code != tandem.EUNAUTHORIZED || !strings.Contains(f.errText(), "password") {
+		t.Fatalf("console opened before the change, at its heartbeat: %s", f.raw)
+	}
+	if code := open.expectClose(); code != 4401 {
+		t.Fatalf("console opened before the change: close %d", code)
+	}
+	fresh.send(map[string]any{"type": "presence", "status": "away", "ref": "p"})
+	fresh.until(answer("p"))
 }
+
+// TestAgentsAPI covers the admin REST API and login.
 
 func TestAgentsAPI(t *testing.T) {
 	e := newEnv(t)

@@ -24,6 +24,7 @@ type session struct {
 	// or its worker started; read-only afterwards.
 	conn     *gateway.Conn
 	agent    tandem.Agent
+	token    gateway.Principal // the hello's token: its stamp is checked at each heartbeat
 	admin    bool
 	jobs     chan job
 	welcomed chan struct{} // closed by the worker once the welcome is sent (or failed)
@@ -148,7 +149,7 @@ func (s *session) hello(ctx context.Context, conn *gateway.Conn, f ClientFrame) 
 		fail(err)
 		return
 	}
-	s.conn, s.agent, s.admin = conn, agent, agent.Role == handoff.RoleAdmin
+	s.conn, s.agent, s.admin, s.token = conn, agent, agent.Role == handoff.RoleAdmin, p
 	s.sid.Store(sid)
 	s.lastBeat = c.eng.Config().Clock.Now()
 	s.jobs = make(chan job, c.cfg.SessionQueue)
@@ -172,7 +173,13 @@ func (s *session) heartbeat(ctx context.Context) {
 	}
 	s.lastBeat = now
 	sid, _ := s.sid.Load().(string)
-	err := s.c.eng.Heartbeat(ctx, s.agent.ID, sid)
+	stamp, err := s.c.eng.HeartbeatWithStamp(ctx, s.agent.ID, sid)
+	if err == nil {
+		// A password changed since the hello (here, or by `tandem agent
+		// password` in another process) ends the console as it ends the
+		// token: whoever held the old password is out within a heartbeat.
+		err = s.token.CheckStamp(stamp)
+	}
 	switch tandem.ErrorCode(err) {
 	case "":
 		// Events are hints and can be lost: now and then, check what the
@@ -185,7 +192,7 @@ func (s *session) heartbeat(ctx context.Context) {
 		} else {
 			s.end(err)
 		}
-	case tandem.EFORBIDDEN, tandem.EUNAUTHORIZED: // disabled
+	case tandem.EFORBIDDEN, tandem.EUNAUTHORIZED: // disabled, or the password changed
 		s.end(err)
 	default:
 		s.c.log.Warn("console: heartbeat", "agent", s.agent.ID, "err", err)
