@@ -46,6 +46,11 @@ type CreateAgentRequest struct {
 	MaxChats    int      `json:"max_chats,omitempty"`
 }
 
+// PasswordRequest is the body of POST /api/v1/agents/{id}/password.
+type PasswordRequest struct {
+	Password string `json:"password"`
+}
+
 // AgentsPage is the body of GET /api/v1/agents.
 type AgentsPage struct {
 	Agents []handoff.AgentStatus `json:"agents"`
@@ -72,6 +77,7 @@ func (c *Console) agentsAPI() http.Handler {
 		r.Get("/{id}", c.getAgent)
 		r.Post("/{id}/disable", c.setDisabled(true))
 		r.Post("/{id}/enable", c.setDisabled(false))
+		r.Post("/{id}/password", c.setPassword)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.ENOTFOUND, "no such agents API route"))
@@ -240,6 +246,31 @@ func (c *Console) setDisabled(disabled bool) http.HandlerFunc {
 		a.PasswordHash = nil
 		gateway.WriteJSON(w, http.StatusOK, a)
 	}
+}
+
+// setPassword sets an agent's password: 204. The tokens issued before it
+// stop working at once and the agent's open consoles close at their next
+// heartbeat (their tokens carry the old password's stamp).
+func (c *Console) setPassword(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	if !gateway.ValidID(id, 64) {
+		gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.ENOTFOUND, "agent not found"))
+		return
+	}
+	var req PasswordRequest
+	if err := decodeBody(r, &req); err != nil {
+		gateway.WriteError(w, r, c.log, err)
+		return
+	}
+	if err := handoff.CheckPassword(req.Password); err != nil {
+		gateway.WriteError(w, r, c.log, err)
+		return
+	}
+	if err := c.eng.SetPassword(r.Context(), id, req.Password); err != nil {
+		gateway.WriteError(w, r, c.log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // limiter is a bounded set of per-key token buckets.

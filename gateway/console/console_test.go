@@ -402,6 +402,53 @@ func TestPasswordChangeEndsTokens(t *testing.T) {
 	fresh.until(answer("p"))
 }
 
+// TestSetPasswordAPI: an admin sets an agent's password through the API
+// (the in-memory stores have no other way); the agent's old token stops
+// working, the new password logs in, and bad requests change nothing.
+func TestSetPasswordAPI(t *testing.T) {
+	e := newEnv(t)
+	a, agentTok := e.agent("sam@example.com", "Sam", nil)
+	path := "/api/v1/agents/" + a.ID + "/password"
+	for _, tc := range []struct {
+		name, bearer, path string
+		body               any
+		want               int
+	}{
+		{"no token", "", path, map[string]string{"password": "new password 1"}, 401},
+		{"agent token", agentTok, path, map[string]string{"password": "new password 1"}, 403},
+		{"short", testAdmin, path, map[string]string{"password": "short"}, 400},
+		{"too long", testAdmin, path, map[string]string{"password": strings.Repeat("x", 73)}, 400},
+		{"unknown field", testAdmin, path, map[string]any{"password": "new password 1", "role": "admin"}, 400},
+		{"wrong type", testAdmin, path, map[string]any{"password": 12345678}, 400},
+		{"not an object", testAdmin, path, json.RawMessage(`"new password 1"`), 400},
+		{"invalid UTF-8", testAdmin, path, json.RawMessage("{\"password\":\"new pass\xff\xfe1\"}"), 400},
+		{"unknown agent", testAdmin, "/api/v1/agents/ag_nope/password", map[string]string{"password": "new password 1"}, 404},
+	} {
+		if code, raw := e.do("POST", tc.path, tc.bearer, tc.body); code != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, code, raw, tc.want)
+		}
+	}
+	// Nothing above changed it: the old token still opens a console.
+	c := e.console(agentTok)
+	c.send(map[string]any{"type": "presence", "status": "away", "ref": "p"})
+	c.until(answer("p"))
+
+	if code, raw := e.do("POST", path, testAdmin, map[string]string{"password": "new password 1"}); code != 204 || len(raw) != 0 {
+		t.Fatalf("set: %d %q", code, raw)
+	}
+	old := e.dial("/console/ws")
+	old.send(map[string]any{"type": "hello", "token": agentTok})
+	if code := old.expectClose(); code != 4401 {
+		t.Fatalf("hello with the token from before: close %d", code)
+	}
+	if code, _ := e.do("POST", "/api/v1/agents/login", "", map[string]string{"email": "sam@example.com", "password": password}); code != 401 {
+		t.Fatalf("login with the old password: %d", code)
+	}
+	if code, raw := e.do("POST", "/api/v1/agents/login", "", map[string]string{"email": "sam@example.com", "password": "new password 1"}); code != 200 {
+		t.Fatalf("login with the new password: %d %s", code, raw)
+	}
+}
+
 // TestAgentsAPI covers the admin REST API and login.
 
 func TestAgentsAPI(t *testing.T) {
