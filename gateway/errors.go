@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/tandem-chat/tandem"
 )
 
@@ -110,4 +112,20 @@ func (e TooLargeError) Error() string {
 		return fmt.Sprintf("request body larger than %d bytes (%d MiB)", e.Limit, e.Limit>>20)
 	}
 	return fmt.Sprintf("request body larger than %d bytes", e.Limit)
+}
+
+// SetAllow sets the Allow header of a 405 answer to the methods routes has
+// for the request's path (HTTP requires it; chi's own 405 handler sets it,
+// a custom one replaces that). Mounted routers match the path left after
+// their prefix.
+func SetAllow(w http.ResponseWriter, r *http.Request, routes chi.Routes) {
+	path := r.URL.Path
+	if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePath != "" {
+		path = rctx.RoutePath
+	}
+	for _, m := range []string{http.MethodDelete, http.MethodGet, http.MethodHead, http.MethodPatch, http.MethodPost, http.MethodPut} {
+		if routes.Match(chi.NewRouteContext(), m, path) {
+			w.Header().Add("Allow", m)
+		}
+	}
 }

@@ -112,7 +112,8 @@ func New(cfg Config, logger *slog.Logger) *Server {
 		b.Error.Code, b.Error.Message = "not_found", "no such endpoint"
 		WriteJSON(w, http.StatusNotFound, b)
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		SetAllow(w, req, r)
 		var b ErrorBody
 		b.Error.Code, b.Error.Message = "invalid", "method not allowed"
 		WriteJSON(w, http.StatusMethodNotAllowed, b)

@@ -82,7 +82,8 @@ func (c *Console) agentsAPI() http.Handler {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.ENOTFOUND, "no such agents API route"))
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		gateway.SetAllow(w, req, r)
 		var body gateway.ErrorBody
 		body.Error.Code, body.Error.Message = tandem.EINVALID, "method not allowed"
 		gateway.WriteJSON(w, http.StatusMethodNotAllowed, body)

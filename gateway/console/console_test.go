@@ -772,3 +772,28 @@ func TestWelcomeComesFirst(t *testing.T) {
 		c.ws.Close()
 	}
 }
+
+// TestMethodNotAllowedAllow: a 405 from the agents API or the server's own
+// routes names the route's methods in Allow, as HTTP requires (the custom
+// JSON 405 handlers dropped chi's header).
+func TestMethodNotAllowedAllow(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct{ method, path, want string }{
+		{"PATCH", "/api/v1/agents/ag_x/password", "POST"},
+		{"DELETE", "/api/v1/agents/", "GET, POST"},
+		{"POST", "/api/v1/agents/ag_x", "GET"},
+		{"PUT", "/api/v1/agents/login", "POST"},
+		{"POST", "/healthz", "GET"},
+	} {
+		req, _ := http.NewRequest(tc.method, e.URL+tc.path, nil)
+		req.Header.Set("Authorization", "Bearer "+testAdmin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := strings.Join(resp.Header.Values("Allow"), ", "); resp.StatusCode != 405 || got != tc.want {
+			t.Errorf("%s %s: %d, Allow %q, want 405 and %q", tc.method, tc.path, resp.StatusCode, got, tc.want)
+		}
+	}
+}

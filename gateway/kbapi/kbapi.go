@@ -125,17 +125,7 @@ func New(cfg Config) (http.Handler, error) {
 		a.fail(w, r, tandem.Errorf(tandem.ENOTFOUND, "no such knowledge API route"))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
-		// HTTP requires the route's methods in Allow (chi's own 405
-		// handler sets it; this one replaces that handler).
-		path := req.URL.Path
-		if rctx := chi.RouteContext(req.Context()); rctx != nil && rctx.RoutePath != "" {
-			path = rctx.RoutePath // mounted under a prefix
-		}
-		for _, m := range []string{http.MethodDelete, http.MethodGet, http.MethodPost, http.MethodPut} {
-			if r.Match(chi.NewRouteContext(), m, path) {
-				w.Header().Add("Allow", m)
-			}
-		}
+		gateway.SetAllow(w, req, r)
 		writeStatus(w, http.StatusMethodNotAllowed, tandem.EINVALID, "method not allowed")
 	})
 	return r, nil
