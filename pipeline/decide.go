@@ -42,9 +42,9 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 			}
 		}
 	}
-	// An extractive answer given because the generator was unavailable or
-	// failed is not cached either: the next identical question should get
-	// the generator again once it recovers.
+	// An extractive answer given because the generator was unavailable,
+	// failed or found no answer (a sampled call) is not cached either: the
+	// next identical question should get the generator again.
 	llmFailed := false
 
 	intent := nlu.Intent
@@ -123,11 +123,16 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 				return tandem.Reply{Kind: tandem.ReplyAnswer, Text: text, Sources: toSources(t.hits[:n]), Generated: true}, false, nil
 			case errors.Is(gerr, ErrNoAnswer):
 				p.m.llm.WithLabelValues("no_answer").Inc()
+				llmFailed = true
 			default:
 				if ctx.Err() != nil {
 					return tandem.Reply{}, false, turnEnded(ctx)
 				}
-				p.m.llm.WithLabelValues("error").Inc()
+				if BreakerRefused(gerr) { // half-open, its probe in flight
+					p.m.llm.WithLabelValues("breaker_open").Inc()
+				} else {
+					p.m.llm.WithLabelValues("error").Inc()
+				}
 				llmFailed = true
 				p.log.WarnContext(ctx, "llm answer failed", "conversation", turn.ConversationID, "err", gerr)
 				if pol.LLM.OnFailure == "escalate" || !canFallBack {

@@ -104,7 +104,11 @@ func newReplyCache(t testing.TB) *knowledge.Cache[tandem.Reply] {
 // server. Its behaviour is chosen per request by the model name:
 // "ok", "noanswer", "fail" (500), "slow" (headers late), "stall" (first
 // chunk then silence), "malformed" (bad JSON chunk), "cut" (connection
-// dropped mid-stream). mode, when set, overrides the model name.
+// dropped mid-stream), "unfinished" (the body ends cleanly after the text,
+// without a finish_reason or [DONE]), "length" (finish_reason "length":
+// max_tokens reached). mode, when set, overrides the model name. A stream
+// ends as OpenAI's does: a chunk with an empty delta and the
+// finish_reason, then "data: [DONE]".
 type fakeOpenAI struct {
 	*httptest.Server
 	mode     atomic.Value // string
@@ -167,11 +171,15 @@ func (f *fakeOpenAI) handle(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"error":{"message":"This model's maximum context length is 4096 tokens","type":"invalid_request_error","code":"context_length_exceeded"}}`)
 		return
 	}
+	finish := "stop"
+	if mode == "length" {
+		finish = "length"
+	}
 	if !req.Stream {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{
 			"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": req.Model,
-			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+			"choices": []any{map[string]any{"index": 0, "finish_reason": finish,
 				"message": map[string]any{"role": "assistant", "content": answer}}},
 		})
 		return
@@ -232,6 +240,14 @@ func (f *fakeOpenAI) handle(w http.ResponseWriter, r *http.Request) {
 		}
 		chunk(wd)
 	}
+	if mode == "unfinished" {
+		return // a clean end of the body, mid-answer as far as anyone knows
+	}
+	b, _ := json.Marshal(map[string]any{
+		"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": req.Model,
+		"choices": []any{map[string]any{"index": 0, "delta": map[string]any{}, "finish_reason": finish}},
+	})
+	fmt.Fprintf(w, "data: %s\n\n", b)
 	fmt.Fprint(w, "data: [DONE]\n\n")
 	fl.Flush()
 }

@@ -89,6 +89,42 @@ const noAnswer = "NO_ANSWER"
 // ErrNoAnswer means the model found no answer in the sources.
 var ErrNoAnswer = errors.New("llm: the sources do not answer the question")
 
+// maxAnswerBytes bounds a generated answer: MaxTokens (400) makes about
+// 2 KB; a server that ignores it is cut off here and the answer refused.
+const maxAnswerBytes = 16 << 10
+
+// errUnfinished means the model stopped before the end of its answer
+// (finish_reason "length": MaxTokens reached; "content_filter"): the text
+// is cut mid-answer and is not shown, but the server is healthy.
+var errUnfinished = errors.New("llm: the answer was cut short by the server")
+
+// BreakerRefused reports whether err is Generate refusing to call the
+// server: the breaker is open, or half-open with its probes taken.
+func BreakerRefused(err error) bool {
+	return errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests)
+}
+
+// isNoAnswer reports whether a model's text is the NO_ANSWER sentinel,
+// also when wrapped in markdown or quotes or said after an apology ("Sorry,
+// I cannot help with that. NO_ANSWER"): no real answer contains the word.
+func isNoAnswer(text string) bool { return strings.Contains(text, noAnswer) }
+
+// sentinelStart trims what may come before a leading sentinel: spaces,
+// and markdown or quotes around it (`NO_ANSWER`, **NO_ANSWER**).
+func sentinelStart(s string) string {
+	return strings.TrimLeftFunc(s, func(r rune) bool { return unicode.IsSpace(r) || strings.ContainsRune("`*\"'“‘", r) })
+}
+
+// finished checks a finish_reason: "" (servers that send none) and "stop"
+// are complete answers; "length" and "content_filter" are cut short.
+func finished(reason openai.FinishReason) error {
+	switch reason {
+	case openai.FinishReasonLength, openai.FinishReasonContentFilter:
+		return fmt.Errorf("%w (finish_reason %q)", errUnfinished, reason)
+	}
+	return nil
+}
+
 // LLM writes answers grounded in retrieved FAQs, behind a circuit breaker.
 // Generate may be called from many goroutines.
 type LLM struct {
@@ -126,12 +162,12 @@ func NewLLM(cfg LLMConfig) (*LLM, error) {
 		Timeout:     cfg.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.ConsecutiveFailures },
 		IsSuccessful: func(err error) bool {
-			// The model declining to answer, the caller leaving while the
-			// breaker is closed, or a request the server refuses as
+			// The model declining to answer or stopping at MaxTokens, the
+			// caller leaving while the breaker is closed, or a request the server refuses as
 			// malformed (too long, say) say nothing about the server's
 			// health. (A half-open probe whose caller left is no proof of
 			// health: errProbeAbandoned counts as a failure.)
-			return err == nil || errors.Is(err, ErrNoAnswer) || errors.Is(err, errCallerGone) || requestRefused(err)
+			return err == nil || errors.Is(err, ErrNoAnswer) || errors.Is(err, errUnfinished) || errors.Is(err, errCallerGone) || requestRefused(err)
 		},
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			if l.onState != nil {
@@ -202,7 +238,7 @@ func (l *LLM) Generate(ctx context.Context, question string, sources []tandem.FA
 		}
 		return s, err
 	})
-	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+	if BreakerRefused(err) {
 		return "", tandem.WrapError(tandem.EUNAVAILABLE, err, "the answer generator is unavailable")
 	}
 	if err != nil {
@@ -245,11 +281,17 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 			return "", errors.New("llm: response has no choices")
 		}
 		text := strings.TrimSpace(resp.Choices[0].Message.Content)
+		if isNoAnswer(text) {
+			return "", ErrNoAnswer
+		}
+		if err := finished(resp.Choices[0].FinishReason); err != nil {
+			return "", err
+		}
 		if text == "" {
 			return "", errors.New("llm: empty answer")
 		}
-		if strings.HasPrefix(text, noAnswer) {
-			return "", ErrNoAnswer
+		if len(text) > maxAnswerBytes {
+			return "", fmt.Errorf("llm: answer longer than %d bytes", maxAnswerBytes)
 		}
 		if onDelta != nil {
 			onDelta(text)
@@ -276,9 +318,16 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 	var text strings.Builder
 	held := "" // text not yet forwarded while it could still be the NO_ANSWER sentinel
 	sentinelChecked := false
+	var finish openai.FinishReason
 	for {
 		resp, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
+			// go-openai says EOF both for "data: [DONE]" and for a body
+			// that just ended; only a finish_reason tells a complete answer
+			// from one whose connection was closed mid-answer.
+			if finish == "" {
+				return "", fmt.Errorf("llm: stream ended after %d bytes without a finish_reason (cut short?)", text.Len())
+			}
 			break
 		}
 		if err != nil {
@@ -297,14 +346,20 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 		if len(resp.Choices) == 0 {
 			continue
 		}
+		if r := resp.Choices[0].FinishReason; r != "" {
+			finish = r
+		}
 		d := resp.Choices[0].Delta.Content
 		if d == "" {
 			continue
 		}
 		text.WriteString(d)
+		if text.Len() > maxAnswerBytes {
+			return "", fmt.Errorf("llm: answer longer than %d bytes", maxAnswerBytes)
+		}
 		if !sentinelChecked {
 			held += d
-			trimmed := strings.TrimLeftFunc(held, unicode.IsSpace) // as the final TrimSpace
+			trimmed := sentinelStart(held)
 			if len(trimmed) < len(noAnswer) && strings.HasPrefix(noAnswer, trimmed) {
 				continue // could still be the sentinel
 			}
@@ -319,8 +374,11 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 		}
 	}
 	out := strings.TrimSpace(text.String())
-	if strings.HasPrefix(out, noAnswer) {
-		return "", ErrNoAnswer
+	if isNoAnswer(out) {
+		return "", ErrNoAnswer // the deltas sent are discarded, as after a failure
+	}
+	if err := finished(finish); err != nil {
+		return "", err
 	}
 	if out == "" {
 		return "", errors.New("llm: empty answer")

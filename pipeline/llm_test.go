@@ -286,3 +286,133 @@ func TestSentinelAfterAnyWhiteSpaceNotStreamed(t *testing.T) {
 		}
 	}
 }
+
+// TestUnfinishedAnswersNotShown: a stream whose body ends without a
+// finish_reason (a connection closed mid-answer looks the same to the
+// client as [DONE]) and an answer stopped at max_tokens are not shown as
+// answers: the turn gets the extractive answer. The first counts against
+// the server (breaker), the second does not: the server is healthy.
+func TestUnfinishedAnswersNotShown(t *testing.T) {
+	src := []tandem.FAQ{{ID: "f1", Question: "How do I track my order?", Answer: "Orders page."}}
+	for _, tc := range []struct {
+		mode   string
+		counts bool
+	}{{"unfinished", true}, {"length", false}} {
+		t.Run(tc.mode, func(t *testing.T) {
+			f := newFakeOpenAI(t, groundedAnswer)
+			f.mode.Store(tc.mode)
+			for _, stream := range []bool{true, false} {
+				if tc.mode == "unfinished" && !stream {
+					continue // a JSON body is whole or fails to parse
+				}
+				l := newLLM(t, f, func(c *LLMConfig) { c.NoStream = !stream })
+				for i := range 3 { // ConsecutiveFailures
+					if out, err := l.Generate(context.Background(), "q", src, nil); err == nil {
+						t.Fatalf("stream=%v call %d: answer %q shown", stream, i, out)
+					}
+				}
+				if got := l.BreakerState() == "open"; got != tc.counts {
+					t.Fatalf("stream=%v: breaker %s after 3 calls, want open=%v", stream, l.BreakerState(), tc.counts)
+				}
+			}
+			l := newLLM(t, f, nil)
+			p := newTestPipeline(t, func(c *Config, d *Deps) { d.LLM = l })
+			var d deltaRecorder
+			r, err := p.RespondStream(context.Background(), turn("unfinished-"+tc.mode, "how can I track my order"), d.add)
+			if err != nil || r.Generated || r.Text != demoFAQs[0].Answer {
+				t.Fatalf("reply %+v %v, want the extractive answer", r, err)
+			}
+			if d.String() != groundedAnswer {
+				t.Fatalf("deltas %q", d.String()) // streamed, then replaced by the reply
+			}
+		})
+	}
+}
+
+// TestSentinelVariants: NO_ANSWER in markdown or quotes, or after an
+// apology, is the model declining, never an answer; a leading one in
+// markdown is not streamed either.
+func TestSentinelVariants(t *testing.T) {
+	src := []tandem.FAQ{{ID: "f1", Question: "How do I track my order?", Answer: "Orders page."}}
+	for _, tc := range []struct {
+		answer     string
+		noStreamed bool
+	}{{"`NO_ANSWER`", true}, {"**NO_ANSWER**", true}, {`"NO_ANSWER"`, true}, {"Sorry, I cannot help with that. NO_ANSWER", false}} {
+		f := newFakeOpenAI(t, tc.answer)
+		for _, noStream := range []bool{false, true} {
+			l := newLLM(t, f, func(c *LLMConfig) { c.NoStream = noStream })
+			var d deltaRecorder
+			if out, err := l.Generate(context.Background(), "q", src, d.add); err != ErrNoAnswer {
+				t.Errorf("%q (no stream %v): %q, %v; want ErrNoAnswer", tc.answer, noStream, out, err)
+			}
+			if tc.noStreamed && strings.Contains(d.String(), "NO_") {
+				t.Errorf("%q: sentinel streamed: %q", tc.answer, d.String())
+			}
+		}
+	}
+}
+
+// TestOversizedAnswerRefused: a server that ignores max_tokens is cut off
+// once the answer passes maxAnswerBytes; nothing of it becomes an answer.
+func TestOversizedAnswerRefused(t *testing.T) {
+	src := []tandem.FAQ{{ID: "f1", Question: "How do I track my order?", Answer: "Orders page."}}
+	f := newFakeOpenAI(t, strings.Repeat("Tracking is on the Orders page [1]. ", maxAnswerBytes/30))
+	for _, noStream := range []bool{false, true} {
+		l := newLLM(t, f, func(c *LLMConfig) { c.NoStream = noStream })
+		if out, err := l.Generate(context.Background(), "q", src, nil); err == nil || !strings.Contains(err.Error(), "longer than") {
+			t.Errorf("no stream %v: %d bytes, %v", noStream, len(out), err)
+		}
+	}
+}
+
+// TestNoAnswerNotCached: the extractive answer given after the model
+// declined (a sampled call) is not cached: the next identical question
+// asks the generator again.
+func TestNoAnswerNotCached(t *testing.T) {
+	f := newFakeOpenAI(t, groundedAnswer)
+	l := newLLM(t, f, nil)
+	p := newTestPipeline(t, func(c *Config, d *Deps) { d.LLM = l; d.Cache = newReplyCache(t) })
+	ctx := context.Background()
+	f.mode.Store("noanswer")
+	r, err := p.Respond(ctx, turn("noanswer-1", "how can I track my order"))
+	if err != nil || r.Kind != tandem.ReplyAnswer || r.Generated {
+		t.Fatalf("declined: want the extractive answer, got %+v %v", r, err)
+	}
+	f.mode.Store("")
+	r, err = p.Respond(ctx, turn("noanswer-2", "how can I track my order"))
+	if err != nil || r.Cached || !r.Generated || r.Text != groundedAnswer || f.requests.Load() != 2 {
+		t.Fatalf("second time: want a generated answer, got %+v %v (%d requests)", r, err, f.requests.Load())
+	}
+}
+
+// TestHalfOpenRefusalIsBreakerOpen: while the half-open probe is in
+// flight, another call is refused without reaching the server, as by an
+// open breaker (BreakerRefused; counted as breaker_open, not as an error).
+func TestHalfOpenRefusalIsBreakerOpen(t *testing.T) {
+	f := newFakeOpenAI(t, groundedAnswer)
+	l := newLLM(t, f, func(c *LLMConfig) { c.FirstTokenTimeout = time.Second })
+	src := []tandem.FAQ{{ID: "f1", Question: "How do I track my order?", Answer: "Orders page."}}
+	ctx := context.Background()
+	f.mode.Store("fail")
+	for range 3 {
+		_, _ = l.Generate(ctx, "q", src, nil)
+	}
+	if !l.Open() {
+		t.Fatal("breaker not open")
+	}
+	time.Sleep(150 * time.Millisecond) // OpenFor
+	f.mode.Store("slow")
+	probe := make(chan error, 1)
+	go func() { _, err := l.Generate(ctx, "q", src, nil); probe <- err }()
+	for l.BreakerState() != "half-open" || f.requests.Load() < 4 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	n := f.requests.Load()
+	_, err := l.Generate(ctx, "q", src, nil)
+	if !BreakerRefused(err) || tandem.ErrorCode(err) != tandem.EUNAVAILABLE || f.requests.Load() != n {
+		t.Fatalf("call during the probe: %v (requests %d -> %d)", err, n, f.requests.Load())
+	}
+	if err := <-probe; err == nil {
+		t.Fatal("the slow probe succeeded")
+	}
+}
