@@ -86,7 +86,11 @@ type turnJob struct {
 
 // dispatcher runs bot turns: in order per conversation, at most
 // MaxConcurrentTurns at once on the node, at most MaxPendingTurns waiting
-// per conversation.
+// per conversation. A "talk to a person" request (the widget's button)
+// takes no slot: it must not wait behind other conversations' slow turns
+// (a generator streaming for up to BotTimeout holds its slot throughout);
+// it is bounded by the per-conversation queue, the widget's rate limits
+// and the pipeline's own admission gate.
 type dispatcher struct {
 	chat   *Chat
 	sem    chan struct{}
@@ -170,11 +174,17 @@ func (d *dispatcher) run(conv string) {
 		d.queues[conv] = q[1:]
 		d.running[conv] = j.msg.Seq
 		d.mu.Unlock()
-		select {
-		case d.sem <- struct{}{}:
+		switch {
+		case d.ctx.Err() != nil: // drain without running
+		case j.requestHuman:
 			d.chat.runTurn(d.ctx, j)
-			<-d.sem
-		case <-d.ctx.Done(): // drain without running
+		default:
+			select {
+			case d.sem <- struct{}{}:
+				d.chat.runTurn(d.ctx, j)
+				<-d.sem
+			case <-d.ctx.Done(): // drain without running
+			}
 		}
 		d.mu.Lock()
 		delete(d.running, conv)

@@ -479,3 +479,44 @@ func TestHelloAnswersLostTurn(t *testing.T) {
 		})
 	}
 }
+
+// gatedBot holds every turn whose text starts with "slow" until release is
+// closed; the rest are echoBot's.
+type gatedBot struct {
+	echoBot
+	release chan struct{}
+	held    chan string
+}
+
+func (b gatedBot) Respond(ctx context.Context, turn tandem.Turn) (tandem.Reply, error) {
+	if strings.HasPrefix(turn.Text, "slow") {
+		b.held <- turn.ConversationID
+		select {
+		case <-b.release:
+		case <-ctx.Done():
+			return tandem.Reply{}, ctx.Err()
+		}
+	}
+	return b.echoBot.Respond(ctx, turn)
+}
+
+// TestHandoffButtonTakesNoTurnSlot: with every turn slot of the node held
+// by a slow turn (a generator streaming), the "talk to a person" button of
+// another conversation still escalates at once; a plain message waits.
+func TestHandoffButtonTakesNoTurnSlot(t *testing.T) {
+	bot := gatedBot{release: make(chan struct{}), held: make(chan string, 1)}
+	ts := startServer(t, serverOpts{bot: bot, cfg: gateway.ChatConfig{MaxConcurrentTurns: 1}})
+	defer close(bot.release)
+	slow := ts.session(t, nil)
+	sc := ts.connect(t, slow.Token, 0)
+	sc.send(map[string]any{"type": "message", "client_id": "m1", "text": "slow question"})
+	<-bot.held // the only slot is taken
+
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	c.send(map[string]any{"type": "handoff_request", "client_id": "h1"})
+	c.until(func(f frame) bool { return f.Type == "handoff" && f.Status == "queued" })
+	if got := ts.Handoff.escalated(); len(got) != 1 || got[0] != s.ConversationID {
+		t.Fatalf("escalated %v, want %s", got, s.ConversationID)
+	}
+}
