@@ -384,7 +384,7 @@ func (p *Pipeline) cheapTrigger(t *turnCtx, turn tandem.Turn) tandem.EscalationR
 
 func (p *Pipeline) mentionsHuman(norm string) bool {
 	for _, k := range p.humanKW {
-		if containsNormalised(norm, k) {
+		if containsAffirmed(norm, k) {
 			return true
 		}
 	}

@@ -194,14 +194,19 @@ func (p *Policy) applyDefaults() {
 
 func defaultHumanKeywords() map[string][]string {
 	return map[string][]string{
-		"en": {"talk to a person", "talk to a human", "speak to a human", "speak to a person", "real person", "human agent", "live agent", "customer service representative", "talk to an agent", "speak to an agent", "talk to someone", "speak to someone", "representative", "operator"},
-		"de": {"mit einem menschen", "mitarbeiter sprechen", "echten menschen", "kundenberater"},
-		"fr": {"parler à un humain", "parler à une personne", "conseiller", "un agent humain"},
-		"es": {"hablar con una persona", "hablar con un humano", "agente humano", "un representante"},
+		// Phrases, not single words: "operator", "representative",
+		// "conseiller" or "Kundenberater" alone are in ordinary questions
+		// ("which payment operator do you use?").
+		"en": {"talk to a person", "talk to a human", "speak to a human", "speak to a person", "real person", "human agent", "live agent", "live-agent", "customer service representative",
+			"talk to an agent", "speak to an agent", "talk to someone", "speak to someone", "talk to a representative", "speak to a representative", "talk to an operator", "speak to an operator"},
+		"de": {"mit einem menschen", "mitarbeiter sprechen", "echten menschen", "mit einem kundenberater", "kundenberater sprechen"},
+		"fr": {"parler à un humain", "parler à une personne", "parler à un conseiller", "un agent humain"},
+		"es": {"hablar con una persona", "hablar con un humano", "agente humano", "hablar con un representante"},
 		// Not the bare 人工 ("manual, human-made"): CJK phrases match as
-		// substrings, and it would also match 人工智能 ("AI").
-		"zh": {"人工客服", "人工服务", "转人工", "要人工", "找人工", "接人工", "真人", "客服人员", "找客服"},
-		"ja": {"オペレーター", "担当者", "人と話"},
+		// substrings, and it would also match 人工智能 ("AI"); nor 真人
+		// (真人秀 "reality show"), 担当者 or 人と話 (友人と話す).
+		"zh": {"人工客服", "人工服务", "转人工", "要人工", "找人工", "接人工", "真人客服", "找真人", "转真人", "客服人员", "找客服"},
+		"ja": {"オペレーター", "担当者と話", "担当者に代わ", "人間と話"},
 	}
 }
 

@@ -87,6 +87,60 @@ func containsNormalised(text, phrase string) bool {
 	}
 }
 
+// containsAffirmed is containsNormalised for a request: a match that a
+// declining phrase comes right before ("i don't want to talk to a person",
+// "no need for a human agent", 不要转人工) does not count. Only a negation
+// followed by want/need/wish/like is declining: "this is not working talk
+// to a human" asks for one.
+func containsAffirmed(text, phrase string) bool {
+	for i := 0; i < len(text); {
+		j := strings.Index(text[i:], phrase)
+		if j < 0 || phrase == "" {
+			return false
+		}
+		start, end := i+j, i+j+len(phrase)
+		cjk := isCJKStart(phrase)
+		if (cjk || wordEdge(text[:start], true) && wordEdge(text[end:], false)) && !declined(text[:start], cjk) {
+			return true
+		}
+		i = start + 1
+	}
+	return false
+}
+
+func isCJKStart(s string) bool {
+	r, _ := utf8.DecodeRuneInString(s)
+	return isCJK(r)
+}
+
+var (
+	declineNegations = map[string]bool{"not": true, "no": true, "never": true, "don't": true, "dont": true, "doesn't": true, "didn't": true}
+	declineVerbs     = map[string]bool{"want": true, "wanna": true, "need": true, "needed": true, "wish": true, "like": true}
+	cjkDeclines      = []string{"不要", "不用", "不想", "不需要", "没必要", "別", "别", "いらない"}
+)
+
+// declined reports whether before (the normalised text before a keyword)
+// ends with a declining phrase.
+func declined(before string, cjk bool) bool {
+	if cjk {
+		t := strings.TrimSpace(before)
+		for _, d := range cjkDeclines {
+			if strings.HasSuffix(t, d) {
+				return true
+			}
+		}
+		return false
+	}
+	w := strings.Fields(before)
+	w = w[max(0, len(w)-4):]
+	for k := 0; k+1 < len(w); k++ {
+		if declineNegations[w[k]] && declineVerbs[w[k+1]] {
+			return true
+		}
+	}
+	return false
+}
+
 // wordEdge reports whether a phrase that ends where side begins (before,
 // false) or begins where side ends (before, true) is on a word boundary
 // there: at the text's edge, a space, or a CJK character (mixed-script

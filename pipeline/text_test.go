@@ -1,0 +1,45 @@
+package pipeline
+
+import "testing"
+
+// TestHumanKeywordsDefaults: the default "talk to a person" keywords match
+// requests in several languages, not ordinary questions that contain a
+// support word ("operator", 真人秀) and not a customer declining one (found
+// by a black-box review: each of the "no" texts escalated).
+func TestHumanKeywordsDefaults(t *testing.T) {
+	var kws []string
+	for _, l := range DefaultPolicy().Escalation.Keywords {
+		for _, k := range l {
+			kws = append(kws, normalise(k))
+		}
+	}
+	asks := func(text string) bool {
+		n := normalise(text)
+		for _, k := range kws {
+			if containsAffirmed(n, k) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, text := range []string{
+		"Can I talk to a human please", "I want to speak to an operator", "live-agent please", "this is not working, let me talk to a human",
+		"why can't I talk to a person?", "Ich möchte mit einem Kundenberater sprechen", "je veux parler à un conseiller",
+		"我要转人工", "我要真人客服", "オペレーターと話したい", "担当者と話したいです",
+	} {
+		if !asks(text) {
+			t.Errorf("%q: not a request for a person", text)
+		}
+	}
+	for _, text := range []string{
+		"which payment operator do you use for card payments?", "is this photo representative of the actual colour?",
+		"pouvez-vous me conseiller un mode de livraison", "mein Kundenberater bei der Bank sagt die Zahlung ist durch",
+		"我喜欢看真人秀", "这个商品有真人图片吗", "担当者からメールが届きました、注文はどこですか", "友人と話したら",
+		"I don't want to talk to a person, how do I reset my password?", "no need for a human agent, what payment methods do you accept",
+		"I do not need to speak to someone", "不要转人工", "我不想找人工",
+	} {
+		if asks(text) {
+			t.Errorf("%q: taken for a request for a person", text)
+		}
+	}
+}
