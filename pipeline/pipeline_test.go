@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -409,10 +411,24 @@ llm:
 		{"escalation: {skills: {complaints: [billing]}}", "skills.complaints"},
 		{"escalation: {keywords: {en: ['!!!']}}", "keywords.en"},
 		{"escalation: {abuse_words: ['...']}", "abuse_words"},
+		{"labels: {greet: '   '}", "labels.greet"},
+		{"messages: {fallback: '   '}", "messages.fallback"},
+		{"answer_threshold: 0.5\n---\nbogus_key: 1\n", "more than one YAML document"},
 	} {
 		if _, err := ParsePolicy([]byte(bad.yaml)); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%q: err = %v, want mention of %q", bad.yaml, err, bad.want)
 		}
+	}
+}
+
+// TestLoadPolicyBounded: a policy file over 1 MiB is refused unread.
+func TestLoadPolicyBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(path, []byte("# "+strings.Repeat("x", maxPolicyBytes)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadPolicy(path); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("err = %v", err)
 	}
 }
 

@@ -277,6 +277,17 @@ func (p Policy) Validate() error {
 			errs = append(errs, fmt.Errorf("responses.%s: empty response", intent))
 		}
 	}
+	for intent, l := range p.Labels {
+		if strings.TrimSpace(l) == "" { // a quick reply nobody can pick
+			errs = append(errs, fmt.Errorf("labels.%s: empty label", intent))
+		}
+	}
+	m := p.Messages
+	for key, v := range map[string]string{"fallback": m.Fallback, "clarify": m.Clarify, "suggest": m.Suggest, "escalate": m.Escalate, "overloaded": m.Overloaded, "ask_slot": m.AskSlot} {
+		if strings.TrimSpace(v) == "" { // "" is the default; spaces are not
+			errs = append(errs, fmt.Errorf("messages.%s: blank message", key))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -291,6 +302,11 @@ func ParsePolicy(b []byte) (Policy, error) {
 	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) {
 		return Policy{}, fmt.Errorf("policy: %w", err)
 	}
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		// A second document ("---") would be dropped unread.
+		return Policy{}, errors.New("policy: the file holds more than one YAML document")
+	}
 	p.applyDefaults()
 	if err := p.Validate(); err != nil {
 		return Policy{}, fmt.Errorf("policy: %w", err)
@@ -298,11 +314,22 @@ func ParsePolicy(b []byte) (Policy, error) {
 	return p, nil
 }
 
+// maxPolicyBytes bounds a policy file (the demo's is about 4 KB).
+const maxPolicyBytes = 1 << 20
+
 // LoadPolicy reads a policy YAML file.
 func LoadPolicy(path string) (Policy, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return Policy{}, fmt.Errorf("policy: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxPolicyBytes+1))
+	if err != nil {
+		return Policy{}, fmt.Errorf("policy: %w", err)
+	}
+	if len(b) > maxPolicyBytes {
+		return Policy{}, fmt.Errorf("policy: %s: larger than %d bytes", path, maxPolicyBytes)
 	}
 	p, err := ParsePolicy(b)
 	if err != nil {
