@@ -345,7 +345,7 @@ func (e *Engine) Connect(ctx context.Context, agentID string) (string, AgentStat
 // after a long network outage) is recreated. For a disabled agent it
 // returns EFORBIDDEN: close the console's socket.
 func (e *Engine) Heartbeat(ctx context.Context, agentID, sessionID string) error {
-	_, err := e.HeartbeatWithStamp(ctx, agentID, sessionID)
+	_, err := e.heartbeat(ctx, agentID, sessionID)
 	return err
 }
 
@@ -354,22 +354,31 @@ func (e *Engine) Heartbeat(ctx context.Context, agentID, sessionID string) error
 // issued before a password change (made by any process: the stamp comes
 // from the store) can end itself.
 func (e *Engine) HeartbeatWithStamp(ctx context.Context, agentID, sessionID string) (string, error) {
-	now := e.now()
-	a, err := e.store.Agent(ctx, agentID)
+	a, err := e.heartbeat(ctx, agentID, sessionID)
 	if err != nil {
 		return "", err
 	}
+	return CredentialStamp(a.PasswordHash), nil
+}
+
+// heartbeat does Heartbeat's work and returns the stored agent.
+func (e *Engine) heartbeat(ctx context.Context, agentID, sessionID string) (tandem.Agent, error) {
+	now := e.now()
+	a, err := e.store.Agent(ctx, agentID)
+	if err != nil {
+		return tandem.Agent{}, err
+	}
 	if a.Disabled {
-		return "", errDisabled
+		return tandem.Agent{}, errDisabled
 	}
 	err = e.store.TouchSession(ctx, agentID, sessionID, now)
 	if tandem.ErrorCode(err) == tandem.ENOTFOUND {
 		err = e.store.OpenSession(ctx, agentID, sessionID, e.cfg.Node, now)
 	}
 	if err != nil {
-		return "", fmt.Errorf("handoff: heartbeat: %w", err)
+		return tandem.Agent{}, fmt.Errorf("handoff: heartbeat: %w", err)
 	}
-	return CredentialStamp(a.PasswordHash), nil
+	return a, nil
 }
 
 // Disconnect ends a session. When it was the agent's last one, the agent

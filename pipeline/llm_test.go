@@ -173,23 +173,27 @@ func TestStreamCutMidAnswer(t *testing.T) {
 	}
 }
 
-// TestLLMFailureAnswerNotCached: the extractive answer given because the
-// generator failed is not put in the hot cache, so the same question gets
-// the generator again once it works.
-func TestLLMFailureAnswerNotCached(t *testing.T) {
-	f := newFakeOpenAI(t, groundedAnswer)
-	l := newLLM(t, f, nil)
-	p := newTestPipeline(t, func(c *Config, d *Deps) { d.LLM = l; d.Cache = newReplyCache(t) })
-	ctx := context.Background()
-	f.mode.Store("fail")
-	r, err := p.Respond(ctx, turn("cache-llm-1", "how can I track my order"))
-	if err != nil || r.Kind != tandem.ReplyAnswer || r.Generated {
-		t.Fatalf("failing LLM: want the extractive answer, got %+v %v", r, err)
-	}
-	f.mode.Store("")
-	r, err = p.Respond(ctx, turn("cache-llm-2", "how can I track my order"))
-	if err != nil || r.Cached || !r.Generated || r.Text != groundedAnswer {
-		t.Fatalf("healthy again: want a generated answer, got %+v %v", r, err)
+// TestLLMFallbackAnswerNotCached: the extractive answer given because the
+// generator failed, or declined (NO_ANSWER: a sampled call), is not put in
+// the hot cache, so the same question gets the generator again.
+func TestLLMFallbackAnswerNotCached(t *testing.T) {
+	for _, mode := range []string{"fail", "noanswer"} {
+		t.Run(mode, func(t *testing.T) {
+			f := newFakeOpenAI(t, groundedAnswer)
+			l := newLLM(t, f, nil)
+			p := newTestPipeline(t, func(c *Config, d *Deps) { d.LLM = l; d.Cache = newReplyCache(t) })
+			ctx := context.Background()
+			f.mode.Store(mode)
+			r, err := p.Respond(ctx, turn("cache-llm-1", "how can I track my order"))
+			if err != nil || r.Kind != tandem.ReplyAnswer || r.Generated {
+				t.Fatalf("%s: want the extractive answer, got %+v %v", mode, r, err)
+			}
+			f.mode.Store("")
+			r, err = p.Respond(ctx, turn("cache-llm-2", "how can I track my order"))
+			if err != nil || r.Cached || !r.Generated || r.Text != groundedAnswer || f.requests.Load() != 2 {
+				t.Fatalf("second time: want a generated answer, got %+v %v (%d requests)", r, err, f.requests.Load())
+			}
+		})
 	}
 }
 
@@ -362,26 +366,6 @@ func TestOversizedAnswerRefused(t *testing.T) {
 		if out, err := l.Generate(context.Background(), "q", src, nil); err == nil || !strings.Contains(err.Error(), "longer than") {
 			t.Errorf("no stream %v: %d bytes, %v", noStream, len(out), err)
 		}
-	}
-}
-
-// TestNoAnswerNotCached: the extractive answer given after the model
-// declined (a sampled call) is not cached: the next identical question
-// asks the generator again.
-func TestNoAnswerNotCached(t *testing.T) {
-	f := newFakeOpenAI(t, groundedAnswer)
-	l := newLLM(t, f, nil)
-	p := newTestPipeline(t, func(c *Config, d *Deps) { d.LLM = l; d.Cache = newReplyCache(t) })
-	ctx := context.Background()
-	f.mode.Store("noanswer")
-	r, err := p.Respond(ctx, turn("noanswer-1", "how can I track my order"))
-	if err != nil || r.Kind != tandem.ReplyAnswer || r.Generated {
-		t.Fatalf("declined: want the extractive answer, got %+v %v", r, err)
-	}
-	f.mode.Store("")
-	r, err = p.Respond(ctx, turn("noanswer-2", "how can I track my order"))
-	if err != nil || r.Cached || !r.Generated || r.Text != groundedAnswer || f.requests.Load() != 2 {
-		t.Fatalf("second time: want a generated answer, got %+v %v (%d requests)", r, err, f.requests.Load())
 	}
 }
 

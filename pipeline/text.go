@@ -63,54 +63,36 @@ func containsPhrase(text, phrase string) bool {
 }
 
 // containsNormalised is containsPhrase for an already normalised phrase.
-func containsNormalised(text, phrase string) bool {
-	if phrase == "" {
-		return false
-	}
-	r, _ := utf8.DecodeRuneInString(phrase)
-	if isCJK(r) {
-		return strings.Contains(text, phrase)
-	}
-	for i := 0; ; {
-		j := strings.Index(text[i:], phrase)
-		if j < 0 {
-			return false
-		}
-		start, end := i+j, i+j+len(phrase)
-		if wordEdge(text[:start], true) && wordEdge(text[end:], false) {
-			return true
-		}
-		i = start + 1
-		if i >= len(text) {
-			return false
-		}
-	}
-}
+func containsNormalised(text, phrase string) bool { return findPhrase(text, phrase, false) }
 
 // containsAffirmed is containsNormalised for a request: a match that a
 // declining phrase comes right before ("i don't want to talk to a person",
 // "no need for a human agent", 不要转人工) does not count. Only a negation
 // followed by want/need/wish/like is declining: "this is not working talk
 // to a human" asks for one.
-func containsAffirmed(text, phrase string) bool {
+func containsAffirmed(text, phrase string) bool { return findPhrase(text, phrase, true) }
+
+// findPhrase reports whether text holds the normalised phrase: CJK as a
+// substring, other scripts on word boundaries; with skipDeclined, a match
+// after a declining phrase does not count.
+func findPhrase(text, phrase string, skipDeclined bool) bool {
+	if phrase == "" {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(phrase)
+	cjk := isCJK(r)
 	for i := 0; i < len(text); {
 		j := strings.Index(text[i:], phrase)
-		if j < 0 || phrase == "" {
+		if j < 0 {
 			return false
 		}
 		start, end := i+j, i+j+len(phrase)
-		cjk := isCJKStart(phrase)
-		if (cjk || wordEdge(text[:start], true) && wordEdge(text[end:], false)) && !declined(text[:start], cjk) {
+		if (cjk || wordEdge(text[:start], true) && wordEdge(text[end:], false)) && !(skipDeclined && declined(text[:start], cjk)) {
 			return true
 		}
 		i = start + 1
 	}
 	return false
-}
-
-func isCJKStart(s string) bool {
-	r, _ := utf8.DecodeRuneInString(s)
-	return isCJK(r)
 }
 
 var (

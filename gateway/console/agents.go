@@ -199,9 +199,8 @@ func (c *Console) listAgents(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) getAgent(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "id")
-	if !gateway.ValidID(id, 64) {
-		gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.ENOTFOUND, "agent not found"))
+	id, ok := c.agentID(w, r)
+	if !ok {
 		return
 	}
 	st, err := c.eng.AgentStatus(r.Context(), id)
@@ -234,9 +233,8 @@ func (c *Console) createAgent(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) setDisabled(disabled bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id := chi.URLParam(r, "id")
-		if !gateway.ValidID(id, 64) {
-			gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.ENOTFOUND, "agent not found"))
+		id, ok := c.agentID(w, r)
+		if !ok {
 			return
 		}
 		a, err := c.eng.SetDisabled(r.Context(), id, disabled)
@@ -253,9 +251,8 @@ func (c *Console) setDisabled(disabled bool) http.HandlerFunc {
 // stop working at once and the agent's open consoles close at their next
 // heartbeat (their tokens carry the old password's stamp).
 func (c *Console) setPassword(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "id")
-	if !gateway.ValidID(id, 64) {
-		gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.ENOTFOUND, "agent not found"))
+	id, ok := c.agentID(w, r)
+	if !ok {
 		return
 	}
 	var req PasswordRequest
@@ -263,15 +260,23 @@ func (c *Console) setPassword(w http.ResponseWriter, r *http.Request) {
 		gateway.WriteError(w, r, c.log, err)
 		return
 	}
-	if err := handoff.CheckPassword(req.Password); err != nil {
-		gateway.WriteError(w, r, c.log, err)
-		return
-	}
+	// SetPassword checks the password (handoff.CheckPassword) first.
 	if err := c.eng.SetPassword(r.Context(), id, req.Password); err != nil {
 		gateway.WriteError(w, r, c.log, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// agentID returns the {id} path parameter, answering 404 for one that
+// cannot be an agent id.
+func (c *Console) agentID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := chi.URLParam(r, "id")
+	if !gateway.ValidID(id, 64) {
+		gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.ENOTFOUND, "agent not found"))
+		return "", false
+	}
+	return id, true
 }
 
 // limiter is a bounded set of per-key token buckets.
