@@ -85,8 +85,10 @@ type turnJob struct {
 }
 
 // dispatcher runs bot turns: in order per conversation, at most
-// MaxConcurrentTurns at once on the node, at most MaxPendingTurns waiting
-// per conversation. A "talk to a person" request (the widget's button)
+// MaxConcurrentTurns at once on the node (a turn that goes on to stream a
+// generative answer gives its slot back when it starts waiting for the
+// remote server, which bounds its own calls: pipeline.LLMConfig
+// MaxConcurrent), at most MaxPendingTurns waiting per conversation. A "talk to a person" request (the widget's button)
 // takes no slot: it must not wait behind other conversations' slow turns
 // (a generator streaming for up to BotTimeout holds its slot throughout);
 // it is bounded by the per-conversation queue, the widget's rate limits
@@ -181,8 +183,11 @@ func (d *dispatcher) run(conv string) {
 		default:
 			select {
 			case d.sem <- struct{}{}:
-				d.chat.runTurn(d.ctx, j)
-				<-d.sem
+				// The bot gives the slot back early when it goes on to
+				// wait for a remote generator (tandem.ReleaseSlot).
+				release := sync.OnceFunc(func() { <-d.sem })
+				d.chat.runTurn(tandem.WithSlotRelease(d.ctx, release), j)
+				release()
 			case <-d.ctx.Done(): // drain without running
 			}
 		}

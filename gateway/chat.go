@@ -60,7 +60,9 @@ type ChatConfig struct {
 	MaxRejects int
 
 	// BotTimeout bounds one bot turn (default 30s). MaxConcurrentTurns
-	// bounds turns in flight on this node (default 64); MaxPendingTurns
+	// bounds turns in flight on this node (default 64), but for the part
+	// of a turn spent waiting for a remote generator, which gives its slot
+	// back (tandem.ReleaseSlot); MaxPendingTurns
 	// bounds turns waiting per conversation (default 8).
 	BotTimeout         time.Duration
 	MaxConcurrentTurns int

@@ -520,3 +520,35 @@ func TestHandoffButtonTakesNoTurnSlot(t *testing.T) {
 		t.Fatalf("escalated %v, want %s", got, s.ConversationID)
 	}
 }
+
+// releasingBot is gatedBot for a bot that gives its turn slot back before
+// it waits (a pipeline streaming a generative answer from a remote server).
+type releasingBot struct{ gatedBot }
+
+func (b releasingBot) Respond(ctx context.Context, turn tandem.Turn) (tandem.Reply, error) {
+	if strings.HasPrefix(turn.Text, "slow") {
+		tandem.ReleaseSlot(ctx)
+	}
+	return b.gatedBot.Respond(ctx, turn)
+}
+
+// TestTurnWaitingOnGeneratorFreesItsSlot: a turn that gives its slot back
+// while it waits on a remote generator lets another conversation's
+// ordinary turn run, with the node's only slot.
+func TestTurnWaitingOnGeneratorFreesItsSlot(t *testing.T) {
+	bot := releasingBot{gatedBot{release: make(chan struct{}), held: make(chan string, 1)}}
+	ts := startServer(t, serverOpts{bot: bot, cfg: gateway.ChatConfig{MaxConcurrentTurns: 1}})
+	defer close(bot.release)
+	slow := ts.session(t, nil)
+	sc := ts.connect(t, slow.Token, 0)
+	sc.send(map[string]any{"type": "message", "client_id": "m1", "text": "slow question"})
+	<-bot.held // waiting on the "generator", its slot given back
+
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	c.send(map[string]any{"type": "message", "client_id": "m1", "text": "hello"})
+	f, _ := c.until(messageFrom(tandem.AuthorBot))
+	if got := f.msg(t).Text; got != "echo: hello" {
+		t.Fatalf("bot said %q", got)
+	}
+}

@@ -116,6 +116,10 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 			for i := range n {
 				sources[i] = t.hits[i].FAQ
 			}
+			// The model stages are done and the rest is mostly waiting on
+			// the server: the gateway's turn slot goes to another
+			// conversation meanwhile (the generator bounds its own calls).
+			tandem.ReleaseSlot(ctx)
 			text, gerr := p.deps.LLM.Generate(ctx, t.text, sources, onDelta)
 			switch {
 			case gerr == nil:
@@ -130,6 +134,8 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 				}
 				if BreakerRefused(gerr) { // half-open, its probe in flight
 					p.m.llm.WithLabelValues("breaker_open").Inc()
+				} else if errors.Is(gerr, ErrBusy) {
+					p.m.llm.WithLabelValues("busy").Inc()
 				} else {
 					p.m.llm.WithLabelValues("error").Inc()
 				}

@@ -47,6 +47,12 @@ type LLMConfig struct {
 	Interval            time.Duration
 	// Company is named in the system prompt ["our company"].
 	Company string
+	// MaxConcurrent bounds the calls in flight to the server [64]. A call
+	// that finds them all taken waits up to QueueTimeout [2s] for one, then
+	// fails with ErrBusy without calling the server (not a breaker
+	// failure: a full house says nothing about the server's health).
+	MaxConcurrent int
+	QueueTimeout  time.Duration
 }
 
 func (c LLMConfig) withDefaults() LLMConfig {
@@ -80,6 +86,12 @@ func (c LLMConfig) withDefaults() LLMConfig {
 	if c.Company == "" {
 		c.Company = "our company"
 	}
+	if c.MaxConcurrent <= 0 {
+		c.MaxConcurrent = 64
+	}
+	if c.QueueTimeout <= 0 {
+		c.QueueTimeout = 2 * time.Second
+	}
 	return c
 }
 
@@ -92,6 +104,10 @@ var ErrNoAnswer = errors.New("llm: the sources do not answer the question")
 // maxAnswerBytes bounds a generated answer: MaxTokens (400) makes about
 // 2 KB; a server that ignores it is cut off here and the answer refused.
 const maxAnswerBytes = 16 << 10
+
+// ErrBusy means every call to the server was taken (LLMConfig
+// MaxConcurrent) for longer than QueueTimeout; the server was not called.
+var ErrBusy = errors.New("llm: every call to the answer generator is taken")
 
 // errUnfinished means the model stopped before the end of its answer
 // (finish_reason "length": MaxTokens reached; "content_filter"): the text
@@ -131,6 +147,7 @@ type LLM struct {
 	cfg    LLMConfig
 	client *openai.Client
 	cb     *gobreaker.CircuitBreaker
+	calls  chan struct{} // one token per call in flight (MaxConcurrent)
 	// onState, when set, observes breaker transitions (metrics).
 	onState func(from, to string)
 }
@@ -154,7 +171,7 @@ func NewLLM(cfg LLMConfig) (*LLM, error) {
 		MaxIdleConnsPerHost:   32,
 		IdleConnTimeout:       90 * time.Second,
 	}}
-	l := &LLM{cfg: cfg, client: openai.NewClientWithConfig(oc)}
+	l := &LLM{cfg: cfg, client: openai.NewClientWithConfig(oc), calls: make(chan struct{}, cfg.MaxConcurrent)}
 	l.cb = gobreaker.NewCircuitBreaker(gobreaker.Settings{
 		Name:        "llm",
 		MaxRequests: cfg.HalfOpenRequests,
@@ -214,13 +231,40 @@ func callDeadlineMargin(remaining time.Duration) time.Duration {
 	return min(time.Second, remaining/5)
 }
 
+// acquire takes one of the MaxConcurrent calls, waiting up to QueueTimeout
+// for one; release must follow a nil return.
+func (l *LLM) acquire(ctx context.Context) error {
+	select {
+	case l.calls <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(l.cfg.QueueTimeout)
+	defer t.Stop()
+	select {
+	case l.calls <- struct{}{}:
+		return nil
+	case <-t.C:
+		return tandem.WrapError(tandem.EUNAVAILABLE, ErrBusy, "the answer generator is busy")
+	case <-ctx.Done():
+		return fmt.Errorf("llm: waiting for a free call: %w", ctx.Err())
+	}
+}
+
+func (l *LLM) release() { <-l.calls }
+
 // Generate answers question from sources, calling onDelta (if not nil) with
 // each piece of text as it arrives. It returns the whole answer. On a
 // failure after some deltas were delivered, the caller must discard them:
 // the returned error says no answer was produced. ErrNoAnswer means the
 // model said the sources do not cover the question. An open breaker returns
-// an error with code tandem.EUNAVAILABLE without calling the server.
+// an error with code tandem.EUNAVAILABLE without calling the server, and so
+// does a full house (ErrBusy, after QueueTimeout).
 func (l *LLM) Generate(ctx context.Context, question string, sources []tandem.FAQ, onDelta func(string)) (string, error) {
+	if err := l.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer l.release()
 	callCtx := ctx
 	if dl, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc

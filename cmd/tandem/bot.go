@@ -229,7 +229,8 @@ func buildBot(ctx context.Context, rt *models.Runtime, cfg Config, opt botOption
 
 	var gen pipeline.Generator
 	if cfg.LLM.BaseURL != "" {
-		llm, err := pipeline.NewLLM(pipeline.LLMConfig{BaseURL: cfg.LLM.BaseURL, Model: cfg.LLM.Model, APIKey: cfg.LLM.APIKey, Company: policy.Name})
+		llm, err := pipeline.NewLLM(pipeline.LLMConfig{BaseURL: cfg.LLM.BaseURL, Model: cfg.LLM.Model, APIKey: cfg.LLM.APIKey, Company: policy.Name,
+			MaxConcurrent: cfg.LLM.MaxConcurrent})
 		if err != nil {
 			return nil, fmt.Errorf("serve: LLM: %w", err)
 		}

@@ -114,6 +114,10 @@ type LLMConfig struct {
 	BaseURL string // env LLM_BASE_URL
 	Model   string // env LLM_MODEL (default "gpt-4o-mini")
 	APIKey  string // env LLM_API_KEY
+	// MaxConcurrent bounds the calls in flight to the server (env
+	// LLM_MAX_CONCURRENT, default 64); a turn that finds them all taken for
+	// 2 s answers without the generator (pipeline.ErrBusy).
+	MaxConcurrent int
 }
 
 // DefaultConfig returns the documented defaults: the embedded configuration
@@ -128,7 +132,7 @@ func DefaultConfig() Config {
 		ModelDir:        filepath.Join("models", "default"),
 		ONNXRuntimeLib:  filepath.Join(".deps", "onnxruntime", "libonnxruntime.so.1"),
 		Demo:            true,
-		LLM:             LLMConfig{Model: "gpt-4o-mini"},
+		LLM:             LLMConfig{Model: "gpt-4o-mini", MaxConcurrent: 64},
 	}
 }
 
@@ -197,6 +201,9 @@ func (c Config) Validate() error {
 	checkURL("LLM_BASE_URL (--llm-base-url)", c.LLM.BaseURL, "http", "https")
 	if c.LLM.BaseURL != "" && c.LLM.Model == "" {
 		bad("LLM_MODEL (--llm-model)", "", "a model name when LLM_BASE_URL is set")
+	}
+	if c.LLM.MaxConcurrent < 1 || c.LLM.MaxConcurrent > 4096 {
+		bad("LLM_MAX_CONCURRENT (--llm-max-concurrent)", strconv.Itoa(c.LLM.MaxConcurrent), "a number of calls between 1 and 4096")
 	}
 	if c.ModelDir == "" {
 		bad("TANDEM_MODEL_DIR (--models)", "", "a directory made by `make models` or `tandem train`")
@@ -331,6 +338,15 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) envErro
 			c.MaxActiveTurns = n
 		}
 	}
+	if v := getenv("LLM_MAX_CONCURRENT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs["llm-max-concurrent"] = fmt.Errorf("invalid LLM_MAX_CONCURRENT %q: accepted values: a number of calls between 1 and 4096", v)
+		} else {
+			c.LLM.MaxConcurrent = n
+		}
+	}
+	fs.IntVar(&c.LLM.MaxConcurrent, "llm-max-concurrent", c.LLM.MaxConcurrent, "calls in flight to the LLM server at most; a turn that waits 2 s for one answers without it (env LLM_MAX_CONCURRENT)")
 	fs.IntVar(&c.MaxActiveTurns, "max-active-turns", c.MaxActiveTurns, "turns running their model stages at once, the rest wait in arrival order (env TANDEM_MAX_ACTIVE_TURNS; 0 = 16 × cores, -1 = no bound)")
 	fs.DurationVar(&c.StageTimeout, "stage-timeout", c.StageTimeout, "deadline of each pipeline stage of a turn (env TANDEM_STAGE_TIMEOUT)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "graceful shutdown deadline (env TANDEM_SHUTDOWN_TIMEOUT)")

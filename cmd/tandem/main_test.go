@@ -132,6 +132,8 @@ func TestBadConfigRejected(t *testing.T) {
 		{"shutdown env", nil, map[string]string{"TANDEM_SHUTDOWN_TIMEOUT": "soon"}, []string{"TANDEM_SHUTDOWN_TIMEOUT", "duration"}},
 		{"max active turns env", nil, map[string]string{"TANDEM_MAX_ACTIVE_TURNS": "many"}, []string{"TANDEM_MAX_ACTIVE_TURNS", "integer"}},
 		{"max active turns flag", []string{"--max-active-turns", "-5"}, nil, []string{"TANDEM_MAX_ACTIVE_TURNS", "-5", "no bound"}},
+		{"llm max concurrent env", nil, map[string]string{"LLM_MAX_CONCURRENT": "lots"}, []string{"LLM_MAX_CONCURRENT", "between 1 and 4096"}},
+		{"llm max concurrent flag", []string{"--llm-max-concurrent", "0"}, nil, []string{"LLM_MAX_CONCURRENT", "0", "between 1 and 4096"}},
 		{"demo env", nil, map[string]string{"TANDEM_DEMO": "maybe"}, []string{"TANDEM_DEMO", "true, false"}},
 		{"retention env", nil, map[string]string{"TANDEM_RETENTION": "90d"}, []string{"TANDEM_RETENTION", "duration"}},
 		{"retention too short", []string{"--retention", "10m"}, nil, []string{"TANDEM_RETENTION", "10m0s", "at least 1h"}},

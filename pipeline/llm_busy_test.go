@@ -1,0 +1,64 @@
+package pipeline
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tandem-chat/tandem"
+)
+
+// TestLLMBusyFallsBackWithoutCallingTheServer: with every generator call
+// taken (MaxConcurrent) a turn waits QueueTimeout, then answers
+// extractively without calling the server, counted as busy and not as a
+// breaker failure; before waiting on the generator the turn gave its
+// caller's slot back (tandem.ReleaseSlot).
+func TestLLMBusyFallsBackWithoutCallingTheServer(t *testing.T) {
+	f := newFakeOpenAI(t, groundedAnswer)
+	l := newLLM(t, f, func(c *LLMConfig) {
+		c.MaxConcurrent = 1
+		c.QueueTimeout = 50 * time.Millisecond
+		c.ConsecutiveFailures = 1
+	})
+	p := newTestPipeline(t, func(c *Config, d *Deps) { d.LLM = l })
+	f.mode.Store("slow")
+	slowCtx, cancelSlow := context.WithCancel(context.Background())
+	first := make(chan tandem.Reply, 1)
+	go func() {
+		r, _ := p.Respond(slowCtx, turn("busy-1", "how can I track my order"))
+		first <- r
+	}()
+	for f.requests.Load() < 1 {
+		time.Sleep(2 * time.Millisecond)
+	}
+
+	var released atomic.Int64
+	ctx := tandem.WithSlotRelease(context.Background(), func() { released.Add(1) })
+	r, err := p.Respond(ctx, turn("busy-2", "how can I track my order"))
+	if err != nil || r.Kind != tandem.ReplyAnswer || r.Generated || r.Text != demoFAQs[0].Answer {
+		t.Fatalf("with the generator busy: want the extractive answer, got %+v %v", r, err)
+	}
+	if n := f.requests.Load(); n != 1 {
+		t.Fatalf("the server was called %d times, want only the first turn's call", n)
+	}
+	if got := testutil.ToFloat64(p.m.llm.WithLabelValues("busy")); got != 1 {
+		t.Fatalf("busy count = %v, want 1", got)
+	}
+	if released.Load() == 0 {
+		t.Fatal("the turn did not give its slot back before waiting on the generator")
+	}
+	if l.Open() {
+		t.Fatal("a busy generator opened the breaker (one failure trips it here)")
+	}
+
+	cancelSlow()
+	<-first
+	f.mode.Store("")
+	r, err = p.Respond(context.Background(), turn("busy-3", "how can I track my order"))
+	if err != nil || !r.Generated || r.Text != groundedAnswer {
+		t.Fatalf("after the slow call ended: want a generated answer, got %+v %v", r, err)
+	}
+}

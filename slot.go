@@ -1,0 +1,24 @@
+package tandem
+
+import "context"
+
+type slotReleaseKey struct{}
+
+// WithSlotRelease returns a copy of ctx that carries release. A caller
+// that runs turns in a bounded pool (the gateway's turn slots) passes it,
+// so that the bot can give its slot back before it waits on a remote
+// server — a generative answer streamed for seconds needs no local CPU —
+// and the pool starts another conversation's turn meanwhile. release must
+// be safe to call more than once and from any goroutine.
+func WithSlotRelease(ctx context.Context, release func()) context.Context {
+	return context.WithValue(ctx, slotReleaseKey{}, release)
+}
+
+// ReleaseSlot calls the release function ctx carries (WithSlotRelease), if
+// any. Code that calls it must not rely on the caller's pool bound
+// afterwards: what it does next should bound itself.
+func ReleaseSlot(ctx context.Context) {
+	if f, ok := ctx.Value(slotReleaseKey{}).(func()); ok {
+		f()
+	}
+}
