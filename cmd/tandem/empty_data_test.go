@@ -11,21 +11,23 @@ import (
 	"github.com/tandem-chat/tandem/internal/testenv"
 )
 
-// emptyCSV writes a CSV data set with its header and no rows.
-func emptyCSV(t *testing.T) string {
+// noExamples writes a data set that loads but has no examples: a Tandem
+// YAML file with entities only (entities only is refused by
+// the loader itself, naming the file).
+func noExamples(t *testing.T) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "empty.csv")
-	if err := os.WriteFile(p, []byte("text,intent\n"), 0o644); err != nil {
+	p := filepath.Join(t.TempDir(), "entities.yml")
+	if err := os.WriteFile(p, []byte("entities:\n  city:\n    lookup: [Berlin]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return "tandem:" + p
 }
 
 // TestEvalWithoutLabelledExamplesFails: `tandem eval` on data without a
 // single labelled example printed all-zero metrics and exited 0.
 func TestEvalWithoutLabelledExamplesFails(t *testing.T) {
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), []string{"eval", "--model", testenv.ModelDir(t), "--onnxruntime-lib", testenv.ONNXRuntimeLib(t), "--data", "csv:" + emptyCSV(t)}, func(string) string { return "" }, &out, &errOut)
+	err := run(context.Background(), []string{"eval", "--model", testenv.ModelDir(t), "--onnxruntime-lib", testenv.ONNXRuntimeLib(t), "--data", noExamples(t)}, func(string) string { return "" }, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "no labelled examples") {
 		t.Fatalf("err = %v (stdout %q), want an error saying there is nothing to evaluate", err, out.String())
 	}
@@ -37,7 +39,7 @@ func TestEvalWithoutLabelledExamplesFails(t *testing.T) {
 func TestLoadgenWithoutMessagesFails(t *testing.T) {
 	env := map[string]string{"ONNXRUNTIME_LIB": testenv.ONNXRuntimeLib(t), "TANDEM_MODEL_DIR": testenv.ModelDir(t)}
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), []string{"loadgen", "--data", "csv:" + emptyCSV(t), "--concurrency", "1", "--turns", "5"}, testGetenv(env), &out, &errOut)
+	err := run(context.Background(), []string{"loadgen", "--data", noExamples(t), "--concurrency", "1", "--turns", "5"}, testGetenv(env), &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "no messages") {
 		t.Fatalf("err = %v, want an error saying the data has no messages", err)
 	}

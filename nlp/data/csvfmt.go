@@ -26,6 +26,11 @@ func readCSV(path string, row func(rec []string, line int) error) error {
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
+				if pe.StartLine > 0 && pe.StartLine != pe.Line {
+					// An unterminated quote is found where the file ends:
+					// name the record's first line, where it opened.
+					return fileErr(path, pe.StartLine, "invalid CSV: %v (in the record that starts here, found at line %d)", pe.Err, pe.Line)
+				}
 				return fileErr(path, pe.Line, "invalid CSV: %v", pe.Err)
 			}
 			return fileErr(path, 0, "invalid CSV: %v", err)
@@ -82,6 +87,9 @@ func loadCSV(s Spec) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(ds.Examples) == 0 {
+		return nil, fileErr(s.Path, 0, "no examples")
+	}
 	return ds, nil
 }
 
@@ -132,6 +140,9 @@ func loadBitext(s Spec) (*Dataset, error) {
 	}
 	if textCol < 0 {
 		return nil, fileErr(s.Path, 0, "empty file")
+	}
+	if len(ds.Examples) == 0 {
+		return nil, fileErr(s.Path, 0, "no examples (only the header)")
 	}
 	return ds, nil
 }

@@ -25,6 +25,7 @@
 package data
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -236,7 +237,8 @@ func readFile(path string) ([]byte, error) {
 	if err := checkUTF8(path, b); err != nil {
 		return nil, err
 	}
-	return b, nil
+	// A UTF-8 byte order mark (Windows editors write one) is not data.
+	return bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")), nil
 }
 
 func checkUTF8(path string, b []byte) error {

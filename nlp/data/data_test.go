@@ -164,6 +164,25 @@ func TestBadFiles(t *testing.T) {
 		{"clinc wrong type", "clinc150", "c.json", "{\"train\": [\n  [\"hi\", \"greet\"],\n  [\"hello\", \"greet\"],\n  [\"yo\",\n   5]\n]}", 5, "unexpected JSON value"},
 		{"clinc wrong type, first", "clinc150", "c.json", "{\"train\": [\n\n  [\"hi\", 5]\n]}", 3, "unexpected JSON value"},
 		{"clinc syntax", "clinc150", "c.json", "{\"train\": [\n  [\"hi\", \"greet\"],\n  [\"yo\" \"x\"]\n]}", 3, "invalid JSON"},
+		// Found by a black-box review: data dropped or merged without a word.
+		{"second document", "tandem", "a.yml", "intents:\n  a: [hi]\n---\nintents:\n  b: [yo]\n", 4, "second YAML document"},
+		{"rasa second document", "rasa", "nlu.yml", "nlu:\n- intent: a\n  examples: |\n    - hi\n---\nnlu:\n- intent: b\n  examples: |\n    - yo\n", 6, "second YAML document"},
+		{"rasa duplicate nlu", "rasa", "nlu.yml", "nlu:\n- intent: a\n  examples: |\n    - hi\nnlu:\n- intent: b\n  examples: |\n    - yo\n", 5, `duplicate key "nlu"`},
+		{"rasa duplicate examples", "rasa", "nlu.yml", "nlu:\n- intent: a\n  examples: |\n    - hi\n  examples: |\n    - yo\n", 5, `duplicate key "examples"`},
+		{"duplicate examples", "tandem", "a.yml", "intents:\n  a:\n    examples: [hi]\n    examples: [yo]\n", 4, `duplicate key "examples"`},
+		{"folded examples", "tandem", "a.yml", "intents:\n  a:\n    examples: >\n      - hi\n      - hello\n", 3, "folded block"},
+		{"rasa folded examples", "rasa", "nlu.yml", "nlu:\n- intent: a\n  examples: >\n    - hi\n    - hello\n", 3, "folded block"},
+		{"rasa empty examples", "rasa", "nlu.yml", "nlu:\n- intent: a\n  examples: |\n    - hi\n- intent: b\n  examples: \"\"\n", 6, `"b" has no examples`},
+		{"rasa empty nlu", "rasa", "nlu.yml", "nlu: []\n", 1, "no examples"},
+		{"synonym conflict", "tandem", "a.yml", "entities:\n  city:\n    synonyms:\n      New York City: [NY]\n  state:\n    synonyms:\n      New York State: [NY]\n", 7, `synonym "NY" maps to both "New York City" and "New York State"`},
+		{"rasa synonym conflict", "rasa", "nlu.yml", "nlu:\n- synonym: New York\n  examples: |\n    - NYC\n- synonym: Newark\n  examples: |\n    - NYC\n", 7, "maps to both"},
+		{"csv header only", "csv", "a.csv", "text,intent\n", 0, "no examples"},
+		{"csv empty", "csv", "a.csv", "", 0, "no examples"},
+		{"bitext header only", "bitext", "b.csv", "utterance,intent\n", 0, "no examples"},
+		{"csv unterminated quote", "csv", "a.csv", "text,intent\n\"hello,greet\nbye,bye\nyo,yo\n", 2, "starts here"},
+		{"clinc trailing data", "clinc150", "c.json", "{\"train\": [\n  [\"hi\", \"greet\"]\n]}\ngarbage", 4, "unexpected data after"},
+		{"clinc second value", "clinc150", "c.json", "{\"train\": [[\"hi\", \"greet\"]]}\n{\"train\": [[\"yo\", \"greet\"]]}", 2, "unexpected data after"},
+		{"nlupp trailing data", "nlupp", "n.json", "[{\"text\": \"hi\", \"intents\": [\"greet\"]}]\n[{\"text\": \"bye\"}]", 2, "unexpected data after"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -456,5 +475,23 @@ func TestAnnotatedValueEscapes(t *testing.T) {
 		if err != nil || len(spans) != 1 || spans[0].Value != want {
 			t.Errorf("ParseAnnotated(%q) = %+v, %v; want value %q", in, spans, err, want)
 		}
+	}
+}
+
+// TestJSONByteOrderMark: a JSON file saved with a UTF-8 byte order mark
+// loads like one without (CSV and YAML already did).
+func TestJSONByteOrderMark(t *testing.T) {
+	p := writeFile(t, "c.json", "\xef\xbb\xbf{\"train\": [[\"hi\", \"greet\"]]}\n")
+	ds, err := Load("clinc150:" + p + "#train")
+	if err != nil || len(ds.Examples) != 1 {
+		t.Fatalf("%v %v", ds, err)
+	}
+}
+
+// TestFoldRangeBounded: a huge fold range is refused before it is expanded
+// (it took seconds and gigabytes, then crashed).
+func TestFoldRangeBounded(t *testing.T) {
+	if _, err := Load("nlupp:" + t.TempDir() + "#0-300000000"); err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Fatalf("err = %v", err)
 	}
 }

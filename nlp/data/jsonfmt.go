@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -49,6 +50,19 @@ func decodeValue(path string, b []byte, dec *json.Decoder, v any) error {
 		return fileErr(path, lineAt(b, base+te.Offset), "unexpected JSON value: %v", te)
 	}
 	return jsonErr(path, b, dec, err)
+}
+
+// expectEnd reads the closing delimiter want of the top-level value and
+// checks nothing but white space follows it (a second value, or garbage,
+// would otherwise be dropped without a word).
+func expectEnd(path string, b []byte, dec *json.Decoder, want json.Delim) error {
+	if err := expectDelim(path, b, dec, want); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fileErr(path, lineAt(b, dec.InputOffset()), "unexpected data after the JSON value")
+	}
+	return nil
 }
 
 // expectDelim reads one JSON token and checks it is the delimiter want.
@@ -138,6 +152,9 @@ func loadCLINC(s Spec) (*Dataset, error) {
 		if err := expectDelim(s.Path, b, dec, ']'); err != nil {
 			return nil, err
 		}
+	}
+	if err := expectEnd(s.Path, b, dec, '}'); err != nil {
+		return nil, err
 	}
 	for _, sp := range splits {
 		if !found[sp] {
@@ -268,6 +285,9 @@ func loadSNIPSFile(path string) ([]Example, error) {
 			return nil, err
 		}
 	}
+	if err := expectEnd(path, b, dec, '}'); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -345,6 +365,9 @@ func loadNLUPP(s Spec) (*Dataset, error) {
 	return ds, nil
 }
 
+// maxFolds bounds the folds one spec may name (NLU++ has 20).
+const maxFolds = 1000
+
 func parseFolds(splits []string) ([]int, error) {
 	if splits == nil {
 		return nil, nil
@@ -370,6 +393,9 @@ func parseFolds(splits []string) ([]int, error) {
 		b, err := strconv.Atoi(strings.TrimSpace(hi))
 		if err != nil || b < a {
 			return nil, fmt.Errorf("data: nlupp: bad fold range %q", sp)
+		}
+		if b-a >= maxFolds || len(out)+b-a >= maxFolds {
+			return nil, fmt.Errorf("data: nlupp: fold range %q: more than %d folds", sp, maxFolds)
 		}
 		for n := a; n <= b; n++ {
 			add(n)
@@ -455,7 +481,7 @@ func loadNLUPPFile(path string, slotTypes map[string]bool) ([]Example, error) {
 		}
 		out = append(out, ex)
 	}
-	if err := expectDelim(path, b, dec, ']'); err != nil {
+	if err := expectEnd(path, b, dec, ']'); err != nil {
 		return nil, err
 	}
 	return out, nil

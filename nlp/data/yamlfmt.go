@@ -1,7 +1,10 @@
 package data
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 
@@ -16,7 +19,8 @@ func parseYAML(path string) (*yaml.Node, error) {
 		return nil, err
 	}
 	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		// yaml.v3 errors read "yaml: line N: reason".
 		msg := err.Error()
 		var line int
@@ -34,11 +38,54 @@ func parseYAML(path string) (*yaml.Node, error) {
 	if len(doc.Content) == 0 {
 		return nil, fileErr(path, 0, "empty file")
 	}
+	// Only one document is read: a second one ("---") would be dropped
+	// without a word, so it is refused.
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		line := next.Line
+		if len(next.Content) > 0 {
+			line = next.Content[0].Line
+		}
+		return nil, fileErr(path, line, "a second YAML document (after ---) is not read; put everything in one document")
+	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
 		return nil, fileErr(path, root.Line, "top level must be a mapping")
 	}
+	// YAML forbids a key twice in one mapping, but the node tree keeps
+	// both: refuse it everywhere (a second "examples:" or "nlu:" would
+	// otherwise replace the first without a word).
+	if err := uniqueKeysDeep(path, root); err != nil {
+		return nil, err
+	}
 	return root, nil
+}
+
+// uniqueKeysDeep runs uniqueKeys on every mapping under n.
+func uniqueKeysDeep(path string, n *yaml.Node) error {
+	if n.Kind == yaml.MappingNode {
+		if err := uniqueKeys(path, n); err != nil {
+			return err
+		}
+	}
+	for _, c := range n.Content {
+		if err := uniqueKeysDeep(path, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addSynonym maps variant (normalised) to canonical; a variant already
+// mapped to another canonical value is an error (synonyms are shared by
+// every entity type, and the last one would win without a word).
+func addSynonym(path string, line int, syn map[string]string, variant, canonical string) error {
+	k := text.Normalize(variant)
+	if old, ok := syn[k]; ok && old != canonical {
+		return fileErr(path, line, "synonym %q maps to both %q and %q (synonyms are shared by every entity type)", variant, old, canonical)
+	}
+	syn[k] = canonical
+	return nil
 }
 
 // line is one example with its source line.
@@ -58,6 +105,9 @@ func exampleLines(path string, n *yaml.Node) ([]line, error) {
 		// string the value's lines do not map to the file's, so errors
 		// name the string's own line.
 		lineOf := func(int) int { return n.Line }
+		if n.Style == yaml.FoldedStyle {
+			return nil, fileErr(path, n.Line, "a folded block (>) joins the examples into one line; use a literal block (|) or a list")
+		}
 		if n.Style == yaml.LiteralStyle {
 			lineOf = func(i int) int { return n.Line + 1 + i }
 		}
@@ -181,6 +231,9 @@ func loadRasa(s Spec) (*Dataset, error) {
 		if err != nil {
 			return nil, err
 		}
+		if len(lines) == 0 {
+			return nil, fileErr(s.Path, examples.Line, "%s %q has no examples", kind, name)
+		}
 		switch kind {
 		case "intent":
 			for _, l := range lines {
@@ -195,7 +248,9 @@ func loadRasa(s Spec) (*Dataset, error) {
 				if ds.Synonyms == nil {
 					ds.Synonyms = map[string]string{}
 				}
-				ds.Synonyms[text.Normalize(l.text)] = name
+				if err := addSynonym(s.Path, l.line, ds.Synonyms, l.text, name); err != nil {
+					return nil, err
+				}
 			}
 		case "regex":
 			for _, l := range lines {
@@ -219,6 +274,9 @@ func loadRasa(s Spec) (*Dataset, error) {
 				ds.Lookups[name] = append(ds.Lookups[name], l.text)
 			}
 		}
+	}
+	if len(ds.Examples)+len(ds.Synonyms)+len(ds.Regexes)+len(ds.Lookups) == 0 {
+		return nil, fileErr(s.Path, nlu.Line, "no examples (\"nlu:\" is empty)")
 	}
 	return ds, nil
 }
@@ -413,9 +471,13 @@ func tandemEntity(path string, ds *Dataset, typ string, v *yaml.Node) error {
 				if vars.Kind != yaml.SequenceNode {
 					return fileErr(path, vars.Line, "entity %s: synonyms of %q must be a list", typ, canon.Value)
 				}
-				ds.Synonyms[text.Normalize(canon.Value)] = canon.Value
+				if err := addSynonym(path, canon.Line, ds.Synonyms, canon.Value, canon.Value); err != nil {
+					return err
+				}
 				for _, it := range vars.Content {
-					ds.Synonyms[text.Normalize(it.Value)] = canon.Value
+					if err := addSynonym(path, it.Line, ds.Synonyms, it.Value, canon.Value); err != nil {
+						return err
+					}
 				}
 			}
 		default:
