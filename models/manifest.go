@@ -33,7 +33,11 @@ type Manifest struct {
 	Precision string                `json:"precision"`          // "int8" or "fp32"
 	Data      DataInfo              `json:"data"`
 	Models    map[string]ModelEntry `json:"models"` // by role: "intent", "entity"
-	Files     map[string]FileInfo   `json:"files"`  // every file of the directory but the manifest
+	// Rules names the file of the training data's lookup tables, entity
+	// synonyms and regex entities (JSON), which the rule extractor serves;
+	// empty when the data declared none.
+	Rules string              `json:"rules,omitempty"`
+	Files map[string]FileInfo `json:"files"` // every file of the directory but the manifest
 }
 
 // DataInfo identifies the training data.
@@ -127,6 +131,11 @@ func (m *Manifest) Seal(dir string) error {
 		}
 		m.Files[e.Name()] = fi
 	}
+	if m.Rules != "" {
+		if _, ok := m.Files[m.Rules]; !ok {
+			return fmt.Errorf("models: seal %s: the rules file %s is missing", dir, m.Rules)
+		}
+	}
 	for role, me := range m.Models {
 		for _, f := range me.files() {
 			if _, ok := m.Files[f]; !ok {
@@ -160,6 +169,9 @@ func (m *Manifest) validateEntries() error {
 	}
 	if len(m.Models) == 0 {
 		return errors.New("models: manifest lists no models")
+	}
+	if m.Rules != "" && (m.Rules != filepath.Base(m.Rules) || m.Rules == ManifestFile) {
+		return fmt.Errorf("models: manifest: bad rules file name %q", m.Rules)
 	}
 	for role, me := range m.Models {
 		if me.File == "" || len(me.Inputs) == 0 || len(me.Outputs) == 0 {
@@ -197,6 +209,9 @@ func ReadManifest(dir string) (*Manifest, error) {
 				return nil, fmt.Errorf("models: %s: model %s file %s is not in the manifest's file list", dir, role, f)
 			}
 		}
+	}
+	if _, ok := m.Files[m.Rules]; m.Rules != "" && !ok {
+		return nil, fmt.Errorf("models: %s: the rules file %s is not in the manifest's file list", dir, m.Rules)
 	}
 	names := make([]string, 0, len(m.Files))
 	for n := range m.Files {

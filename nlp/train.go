@@ -64,6 +64,24 @@ func TrainDir(ctx context.Context, opt TrainOptions) (*TrainResult, error) {
 	if opt.Valid != nil && len(opt.Valid.Examples) == 0 {
 		return nil, errors.New("nlp: the validation data has no examples")
 	}
+	if opt.Valid != nil {
+		// The threshold is chosen on the validation data: without one
+		// example of an intent the model knows it would be chosen on
+		// nothing (0) and the run would look successful.
+		known := map[string]bool{}
+		for _, ex := range opt.Data.Examples {
+			known[ex.Intent] = true
+		}
+		usable := 0
+		for _, ex := range opt.Valid.Examples {
+			if ex.Intent != "" && known[ex.Intent] {
+				usable++
+			}
+		}
+		if usable == 0 {
+			return nil, fmt.Errorf("nlp: none of the validation data's %d examples has an intent of the training data", len(opt.Valid.Examples))
+		}
+	}
 	// Refuse an output that is not ours to replace before training, not
 	// after minutes of it.
 	if err := checkOutDir(opt.Out); err != nil {
@@ -140,16 +158,24 @@ func TrainDir(ctx context.Context, opt TrainOptions) (*TrainResult, error) {
 				}
 				man.Models[RoleEntity] = ee
 			}
+			if rc, ok := datasetRules(opt.Data, opt.EntityData); ok {
+				if err := writeRules(tmp, rc); err != nil {
+					return nil, err
+				}
+				man.Rules = FileRules
+			}
 			return man, man.Seal(tmp)
 		})
 	}
-	if res.Manifest, err = write(opt.Out, true); err != nil {
-		return nil, err
-	}
+	// The fp32 export first: a run that fails writing it leaves the int8
+	// directory (the one served) as it was.
 	if opt.FP32Out != "" {
 		if _, err := write(opt.FP32Out, false); err != nil {
 			return nil, err
 		}
+	}
+	if res.Manifest, err = write(opt.Out, true); err != nil {
+		return nil, err
 	}
 	res.Elapsed = time.Since(start)
 	return res, nil

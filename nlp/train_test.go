@@ -7,9 +7,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tandem-chat/tandem/nlp/data"
 	"github.com/tandem-chat/tandem/nlp/intent"
+	"github.com/tandem-chat/tandem/nlp/rules"
 )
 
 // TestTrainDirOutput checks what TrainDir may replace: a missing path, an
@@ -74,6 +76,7 @@ func TestTrainDirOutput(t *testing.T) {
 	refused("int8 inside fp32", train(out+"/int8", out, nil), "two separate directories")
 	// Validation data without examples.
 	refused("empty validation data", train(out, "", &data.Dataset{}), "no examples")
+	refused("validation data of other intents", train(out, "", &data.Dataset{Examples: []data.Example{{Text: "hello there", Intent: "not_in_training"}}}), "none of the validation data")
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Fatalf("a refused run left %s: %v", out, err)
 	}
@@ -89,5 +92,84 @@ func TestTrainDirOutput(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(out, "manifest.json")); err != nil {
 			t.Fatalf("run %d: %v", i, err)
 		}
+	}
+
+	// A run that fails writing the fp32 export (here: a directory nothing
+	// can be created in) leaves the int8 directory as it was.
+	// (Training is deterministic, so the files could be equal: the
+	// directory itself must be the same one, not a replacement.)
+	before, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/proc/self"); err == nil {
+		if err := train(out, "/proc/tandem-fp32", nil); err == nil {
+			t.Fatal("fp32 export into /proc succeeded")
+		}
+		after, err := os.Stat(out)
+		if err != nil || !os.SameFile(before, after) {
+			t.Fatalf("the int8 directory was replaced by a run whose fp32 export failed (%v)", err)
+		}
+	}
+}
+
+// TestTrainedRuleEntitiesReachTheExtractor: the lookup tables, synonyms and
+// regex entities of the training data are written into the model
+// directory (sealed by the manifest) and LoadRules gives them to the rule
+// extractor, as the server does; a directory without them serves the
+// built-in rules only.
+func TestTrainedRuleEntitiesReachTheExtractor(t *testing.T) {
+	cfg := intent.DefaultConfig()
+	cfg.Hidden, cfg.Members, cfg.Epochs, cfg.LinearEpochs, cfg.SVMEpochs = 8, 1, 2, 2, 2
+	cfg.Features.Buckets = 1 << 12
+	ds := toyDataset(10, 1)
+	ds.Regexes = map[string]string{"sku": `\bSKU\d{4}\b`}
+	ds.Lookups = map[string][]string{"product": {"red shirt", "blue hat"}}
+	ds.Synonyms = map[string]string{"navy cap": "blue hat"}
+	out := filepath.Join(t.TempDir(), "m")
+	if _, err := TrainDir(context.Background(), TrainOptions{Data: ds, Out: out, Intent: cfg, NoEntity: true}); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := LoadRules(out, rules.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := rules.New(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range x.Extract("I want SKU4321, a navy cap and a red shirt", time.Now()) {
+		got[e.Type+":"+e.Text] = e.Value
+	}
+	for k, v := range map[string]string{"sku:SKU4321": "SKU4321", "product:navy cap": "blue hat", "product:red shirt": "red shirt"} {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q (all: %v)", k, got[k], v, got)
+		}
+	}
+
+	// The file is sealed: an edited rules file is refused.
+	p := filepath.Join(out, FileRules)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, append(b, ' '), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadRules(out, rules.Config{}); err == nil {
+		t.Fatal("an edited rules file was loaded")
+	}
+
+	// Without rule entities in the data: no file, the base config.
+	plain := filepath.Join(t.TempDir(), "p")
+	if _, err := TrainDir(context.Background(), TrainOptions{Data: toyDataset(10, 1), Out: plain, Intent: cfg, NoEntity: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(plain, FileRules)); !os.IsNotExist(err) {
+		t.Fatalf("rules file without rule entities: %v", err)
+	}
+	if rc, err := LoadRules(plain, rules.Config{DateOrder: "MDY"}); err != nil || rc.DateOrder != "MDY" || len(rc.Regexes) > 0 {
+		t.Fatalf("plain directory: %+v %v", rc, err)
 	}
 }

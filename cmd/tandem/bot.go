@@ -129,7 +129,13 @@ func buildBot(ctx context.Context, rt *models.Runtime, cfg Config, opt botOption
 	if entities != nil {
 		b.closers = append(b.closers, entities.Close)
 	}
-	ruleX, err := rules.New(rules.Config{})
+	// The built-in rules, plus the lookup tables, synonyms and regex
+	// entities the models' training data declared.
+	rcfg, err := nlp.LoadRules(cfg.ModelDir, rules.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("serve: rule entities of %s: %w", cfg.ModelDir, err)
+	}
+	ruleX, err := rules.New(rcfg)
 	if err != nil {
 		return nil, fmt.Errorf("serve: rule extractors: %w", err)
 	}
