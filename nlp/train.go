@@ -64,6 +64,15 @@ func TrainDir(ctx context.Context, opt TrainOptions) (*TrainResult, error) {
 	if opt.Valid != nil && len(opt.Valid.Examples) == 0 {
 		return nil, errors.New("nlp: the validation data has no examples")
 	}
+	// Settings are checked before minutes of training, not after.
+	if err := opt.Intent.Validate(); err != nil {
+		return nil, err
+	}
+	if !opt.NoEntity {
+		if err := opt.Entity.Validate(); err != nil {
+			return nil, err
+		}
+	}
 	if opt.Valid != nil {
 		// The threshold is chosen on the validation data: without one
 		// example of an intent the model knows it would be chosen on

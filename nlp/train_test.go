@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tandem-chat/tandem/nlp/data"
+	"github.com/tandem-chat/tandem/nlp/entity"
 	"github.com/tandem-chat/tandem/nlp/intent"
 	"github.com/tandem-chat/tandem/nlp/rules"
 )
@@ -171,5 +172,18 @@ func TestTrainedRuleEntitiesReachTheExtractor(t *testing.T) {
 	}
 	if rc, err := LoadRules(plain, rules.Config{DateOrder: "MDY"}); err != nil || rc.DateOrder != "MDY" || len(rc.Regexes) > 0 {
 		t.Fatalf("plain directory: %+v %v", rc, err)
+	}
+}
+
+// TestTrainDirChecksSettingsFirst: an entity tagger setting out of range
+// is refused before the intent model trains (it was refused after).
+func TestTrainDirChecksSettingsFirst(t *testing.T) {
+	cfg := intent.DefaultConfig()
+	cfg.Hidden, cfg.Members, cfg.Epochs, cfg.LinearEpochs, cfg.SVMEpochs = 8, 1, 2, 2, 2
+	var trained atomic.Int64
+	_, err := TrainDir(context.Background(), TrainOptions{Data: toyDataset(10, 1), Out: filepath.Join(t.TempDir(), "m"), Intent: cfg,
+		Entity: entity.Config{Epochs: 5000}, Progress: func(string, ...any) { trained.Add(1) }})
+	if err == nil || !strings.Contains(err.Error(), "epochs") || trained.Load() != 0 {
+		t.Fatalf("err %v after %d progress lines, want an epochs error before training", err, trained.Load())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/models"
@@ -24,6 +25,13 @@ func runAsk(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	if fs.NArg() == 0 {
 		return fmt.Errorf("ask: give at least one message, e.g. tandem ask \"where is my order?\"")
+	}
+	for i, text := range fs.Args() {
+		// The server refuses such a message; ask must not answer a
+		// different text (with U+FFFD) instead.
+		if !utf8.ValidString(text) {
+			return fmt.Errorf("ask: message %d is not valid UTF-8", i+1)
+		}
 	}
 	rt, err := models.OpenRuntime(cfg.ONNXRuntimeLib)
 	if err != nil {
