@@ -414,6 +414,10 @@ llm:
 		{"labels: {greet: '   '}", "labels.greet"},
 		{"messages: {fallback: '   '}", "messages.fallback"},
 		{"answer_threshold: 0.5\n---\nbogus_key: 1\n", "more than one YAML document"},
+		// yaml.v3 truncated these into integers without a word.
+		{"max_fallbacks: 1.5", "max_fallbacks must be a whole number"},
+		{"llm: {sources: 2.5}", "llm.sources must be a whole number"},
+		{"escalation: {priorities: {vip: 1e1}}", "escalation.priorities.vip must be a whole number"},
 	} {
 		if _, err := ParsePolicy([]byte(bad.yaml)); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%q: err = %v, want mention of %q", bad.yaml, err, bad.want)

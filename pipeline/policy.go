@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -302,6 +303,13 @@ func ParsePolicy(b []byte) (Policy, error) {
 	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) {
 		return Policy{}, fmt.Errorf("policy: %w", err)
 	}
+	// yaml.v3 truncates 1.5 into an int setting without a word.
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err == nil {
+		if err := wholeNumbers(&doc, reflect.TypeOf(p), ""); err != nil {
+			return Policy{}, fmt.Errorf("policy: %w", err)
+		}
+	}
 	var more yaml.Node
 	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
 		// A second document ("---") would be dropped unread.
@@ -312,6 +320,67 @@ func ParsePolicy(b []byte) (Policy, error) {
 		return Policy{}, fmt.Errorf("policy: %w", err)
 	}
 	return p, nil
+}
+
+// wholeNumbers walks n along the Go type t and refuses a number with a
+// fraction or an exponent where t holds an integer.
+func wholeNumbers(n *yaml.Node, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.AliasNode:
+		for _, c := range n.Content {
+			if err := wholeNumbers(c, t, path); err != nil {
+				return err
+			}
+		}
+		if n.Alias != nil {
+			return wholeNumbers(n.Alias, t, path)
+		}
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float" {
+			return fmt.Errorf("line %d: %s must be a whole number, got %s", n.Line, path, n.Value)
+		}
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			for j := range t.NumField() {
+				f := t.Field(j)
+				if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name == key {
+					if err := wholeNumbers(n.Content[i+1], f.Type, strings.TrimPrefix(path+"."+key, ".")); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := wholeNumbers(n.Content[i+1], t.Elem(), path+"."+n.Content[i].Value); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if n.Kind != yaml.SequenceNode {
+			return nil
+		}
+		for i, c := range n.Content {
+			if err := wholeNumbers(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // maxPolicyBytes bounds a policy file (the demo's is about 4 KB).

@@ -116,7 +116,7 @@ func buildBot(ctx context.Context, rt *models.Runtime, cfg Config, opt botOption
 	b.closers = append(b.closers, cls.Close)
 	if err := checkPolicyIntents(policy, cls.Labels()); err != nil {
 		if cfg.Policy != "" {
-			return nil, err
+			return nil, fmt.Errorf("%w (policy %s, models %s)", err, cfg.Policy, cfg.ModelDir)
 		}
 		// The embedded demo policy covers the Bitext intents, which models
 		// trained without the public datasets lack: serve what there is.

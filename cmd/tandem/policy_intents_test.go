@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -79,5 +83,21 @@ func TestDemoFAQIntentsKnownToDefaultModel(t *testing.T) {
 		if f.Intent != "" && !slices.Contains(labels, f.Intent) {
 			t.Errorf("demo FAQ %q links to intent %q, which the default model does not have", f.Question, f.Intent)
 		}
+	}
+}
+
+// TestPolicyIntentsErrorNamesFiles: the start-up error for a policy that
+// names intents the model lacks says which policy file and model directory
+// (it named neither).
+func TestPolicyIntentsErrorNamesFiles(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(p, []byte("escalation: {intents: [no_such_intent]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"ONNXRUNTIME_LIB": testenv.ONNXRuntimeLib(t), "TANDEM_MODEL_DIR": testenv.ModelDir(t)}
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"ask", "--policy", p, "hello"}, testGetenv(env), &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "no_such_intent") || !strings.Contains(err.Error(), testenv.ModelDir(t)) {
+		t.Fatalf("err = %v, want the policy file, the model directory and the intent named", err)
 	}
 }
