@@ -273,7 +273,9 @@ func (s *widgetSession) HandleFrame(ctx context.Context, c *Conn, data []byte) {
 			_ = s.chat.Publish(ctx, conv, c.ID(), TypingFrame{Type: FrameTyping, ConversationID: conv, Author: tandem.AuthorCustomer, On: *f.On})
 		}
 	case FrameRead:
-		if c.AllowEphemeral() {
+		// A read mark past the end of the log is not relayed: the agent's
+		// console would show messages not yet written as read.
+		if c.AllowEphemeral() && s.chat.seqLogged(ctx, conv, f.Seq) {
 			_ = s.chat.Publish(ctx, conv, c.ID(), ReadFrame{Type: FrameRead, ConversationID: conv, Author: tandem.AuthorCustomer, Seq: f.Seq})
 		}
 	case FramePing:

@@ -81,6 +81,12 @@ func TestHandoffThroughConsole(t *testing.T) {
 	if f, _ := cust.until(messageFrom(tandem.AuthorAgent, "Let me check")); f.msg().AuthorName != "Ann" || f.msg().Seq != ack.Seq {
 		t.Fatalf("customer got %s", f.raw)
 	}
+	// The agent's read marks: one past the end of the log is not relayed.
+	agent.send(map[string]any{"type": "read", "conversation_id": conv, "seq": ack.Seq + 1000})
+	agent.send(map[string]any{"type": "read", "conversation_id": conv, "seq": ack.Seq})
+	if f, _ := cust.until(isType("read")); f.Author != "agent" || f.Seq != ack.Seq {
+		t.Fatalf("customer read frame %s, want the agent's mark at %d", f.raw, ack.Seq)
+	}
 	// Customer to agent, with typing; the bot stays quiet.
 	cust.send(map[string]any{"type": "typing", "on": true})
 	if f, _ := agent.until(isType("typing")); f.Author != "customer" || !f.On {

@@ -327,8 +327,8 @@ func (s *session) handle(ctx context.Context, f ClientFrame) error {
 		if _, err := c.eng.Authorize(ctx, a, f.ConversationID, false); err != nil {
 			return err
 		}
-		if !s.conn.AllowEphemeral() {
-			return nil
+		if !s.conn.AllowEphemeral() || !c.chat.SeqLogged(ctx, f.ConversationID, f.Seq) {
+			return nil // a read mark past the end of the log is not relayed
 		}
 		return c.chat.Publish(ctx, f.ConversationID, s.conn.ID(), gateway.ReadFrame{Type: gateway.FrameRead,
 			ConversationID: f.ConversationID, Author: tandem.AuthorAgent, Seq: f.Seq})
