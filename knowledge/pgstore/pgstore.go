@@ -894,13 +894,16 @@ func (s *Store) LexicalSearch(ctx context.Context, query string, fl knowledge.Fi
 	if avgdl <= 0 {
 		avgdl = 1
 	}
+	// Every number is cast to float8 in the SQL: an untyped parameter in
+	// "$5 + 1" is inferred as an integer, and k1 = 1.2, b = 0.75 were
+	// bound as 1 and 0 (document length did not count).
 	args := []any{qterms, idfs, strings.Join(parts, " | "), avgdl, k1, bm25b, answerWeight}
 	cond, args := where(fl, args)
 	args = append(args, k)
 	sql := `WITH q AS (SELECT * FROM unnest($1::text[], $2::float8[]) AS q(term, idf)),
 cand AS (SELECT f.id, f.tsv, f.dl FROM kb_faqs f WHERE f.tsv @@ $3::tsquery AND ` + cond + `),
 scored AS (
-  SELECT c.id, sum(q.idf * t.tf * ($5 + 1) / (t.tf + $5 * (1 - $6 + $6 * c.dl / $4))) AS score
+  SELECT c.id, sum(q.idf * t.tf * ($5::float8 + 1) / (t.tf + $5::float8 * (1 - $6::float8 + $6::float8 * c.dl / $4::float8))) AS score
   FROM cand c
   CROSS JOIN LATERAL (SELECT u.lexeme, (SELECT sum(CASE WHEN w = 'D' THEN $7::float8 ELSE 1 END) FROM unnest(u.weights) AS w) AS tf
                       FROM unnest(c.tsv) AS u WHERE u.lexeme = ANY($1)) t

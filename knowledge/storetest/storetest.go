@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"RestoreDeletedByID", testRestoreDeletedByID},
 		{"LexicalSearch", testLexicalSearch},
 		{"LexicalFilters", testLexicalFilters},
+		{"LexicalBM25", testLexicalBM25},
 		{"VectorSearch", testVectorSearch},
 		{"VectorDegenerate", testVectorDegenerate},
 		{"VectorLifecycle", testVectorLifecycle},
@@ -435,6 +436,28 @@ func testLexicalSearch(t *testing.T, s knowledge.Store) {
 	hits, err = s.LexicalSearch(ctx, "password payment", knowledge.Filter{}, 10)
 	if got := ids(hits); err != nil || len(got) != 3 || !contains(got, "pw") || !contains(got, "pay") || !contains(got, "refund") {
 		t.Errorf("two-term query = %v, %v; want pw, pay and refund (tagged payments)", got, err)
+	}
+}
+
+// testLexicalBM25: lexical scores are BM25 with k1 = 1.2 and b = 0.75 in
+// every store: a term found twice scores more than once, and the same
+// term in a shorter FAQ more than in a longer one (PostgreSQL bound k1
+// and b as integers, 1 and 0, so length did not count and rankings
+// differed from the memory store's).
+func testLexicalBM25(t *testing.T, s knowledge.Store) {
+	short := mustCreate(t, s, faq("short", "zqxword?"))
+	long := mustCreate(t, s, faq("long", "zqxword alpha beta gamma delta epsilon?"))
+	twice := mustCreate(t, s, faq("twice", "zqxword zqxword?"))
+	hits, err := s.LexicalSearch(ctx, "zqxword", knowledge.Filter{}, 10)
+	if err != nil || len(hits) != 3 {
+		t.Fatalf("hits %v, %v", ids(hits), err)
+	}
+	score := map[string]float64{}
+	for _, h := range hits {
+		score[h.FAQ.ID] = float64(h.Score)
+	}
+	if !(score[twice.ID] > score[short.ID] && score[short.ID] > score[long.ID]) {
+		t.Fatalf("scores twice %v, short %v, long %v: want twice > short > long", score[twice.ID], score[short.ID], score[long.ID])
 	}
 }
 
