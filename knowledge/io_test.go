@@ -3,6 +3,7 @@ package knowledge_test
 import (
 	"bytes"
 	"encoding/csv"
+	"math"
 	"strings"
 	"testing"
 
@@ -325,5 +326,18 @@ func TestCSVSemicolonHeader(t *testing.T) {
 	_, err := knowledge.ParseImport(strings.NewReader("external_id;question;answer\na;Q?;A\n"), knowledge.FormatCSV)
 	if tandem.ErrorCode(err) != tandem.EINVALID || !strings.Contains(tandem.ErrorMessage(err), "separated by commas") {
 		t.Errorf("semicolon CSV: %v", err)
+	}
+}
+
+// TestNegativeZeroThreshold: a threshold of -0 is stored as 0, so an
+// export does not write "-0" (a cell starting with "-" that the CSV
+// export's formula guard would have to escape).
+func TestNegativeZeroThreshold(t *testing.T) {
+	f, err := knowledge.Normalize(tandem.FAQ{Question: "Thr?", Answer: "a", Threshold: math.Copysign(0, -1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Signbit(f.Threshold) {
+		t.Fatalf("threshold %v keeps its sign", f.Threshold)
 	}
 }

@@ -155,6 +155,9 @@ func Normalize(f tandem.FAQ) (tandem.FAQ, error) {
 	if math.IsNaN(f.Threshold) || f.Threshold < 0 || f.Threshold > 1 {
 		return bad("threshold", "must be between 0 and 1")
 	}
+	if out.Threshold == 0 {
+		out.Threshold = 0 // -0 too (it was exported as "-0")
+	}
 	if len(f.ID) > MaxExternalIDLen || hasControl(f.ID, false) || strings.ContainsAny(f.ID, "/ ") {
 		return bad("id", "not a valid id")
 	}

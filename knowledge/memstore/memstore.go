@@ -393,7 +393,13 @@ func (s *Store) Import(ctx context.Context, ws []knowledge.Write, dryRun bool) (
 				outs[i].FAQ.Version++
 			}
 		case dryRun:
+			// The version it would get, as the PostgreSQL store's rolled
+			// back run reports (1, or the next of a deleted id's trail).
 			outs[i].FAQ = knowledge.Clone(w.FAQ)
+			outs[i].FAQ.Version = 1
+			if revs := s.revs[w.FAQ.ID]; w.FAQ.ID != "" && len(revs) > 0 {
+				outs[i].FAQ.Version = revs[len(revs)-1].FAQ.Version + 1
+			}
 		case p.action == knowledge.ActionCreated:
 			if _, byID := knowledge.ImportKey(w.FAQ); !byID {
 				w.FAQ.ID = ""

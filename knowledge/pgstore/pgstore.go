@@ -515,7 +515,13 @@ func (w *txw) create(ctx context.Context, wr knowledge.Write) (tandem.FAQ, error
 		f.ID, nullable(f.ExternalID), f.Question, nonNil(f.Phrasings), f.Answer, f.Category, nonNil(f.Tags), f.Locale, string(f.Status), f.Intent, f.Threshold,
 		f.Version, f.CreatedAt, f.UpdatedAt, f.UpdatedBy, d.tsv, d.dl)
 	if uniqueViolation(err) {
-		return tandem.FAQ{}, tandem.Errorf(tandem.ECONFLICT, "an FAQ with external id %q (or id %s) already exists", f.ExternalID, f.ID)
+		// Name what clashed: a generated id is the rejected create's own,
+		// which no one can look up.
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && strings.Contains(pe.ConstraintName, "pkey") {
+			return tandem.FAQ{}, tandem.Errorf(tandem.ECONFLICT, "FAQ %s already exists", f.ID)
+		}
+		return tandem.FAQ{}, tandem.Errorf(tandem.ECONFLICT, "an FAQ with external id %q already exists", f.ExternalID)
 	}
 	if err != nil {
 		return tandem.FAQ{}, fmt.Errorf("pgstore: insert: %w", err)

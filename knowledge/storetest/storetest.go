@@ -238,8 +238,13 @@ func testDeleteAndAudit(t *testing.T, s knowledge.Store) {
 func testExternalIDUnique(t *testing.T, s knowledge.Store) {
 	a := mustCreate(t, s, faq("same", "First?"))
 	n, _ := knowledge.Normalize(faq("same", "Second?"))
+	n.ID = knowledge.NewID()
 	_, err := s.Create(ctx, knowledge.Write{FAQ: n, Actor: "x"})
 	wantCode(t, err, tandem.ECONFLICT)
+	// The message names the clash, not the rejected create's own new id.
+	if msg := err.Error(); !strings.Contains(msg, `"same"`) || strings.Contains(msg, n.ID) {
+		t.Fatalf("conflict message %q", msg)
+	}
 	b := mustCreate(t, s, faq("other", "Third?"))
 	b.ExternalID = "same"
 	_, err = s.Update(ctx, knowledge.Write{FAQ: b, Actor: "x", ExpectedVersion: 1})
@@ -358,6 +363,10 @@ func testImportDryRun(t *testing.T, s knowledge.Store) {
 	}
 	if outs[0].Action != knowledge.ActionUpdated || outs[1].Action != knowledge.ActionCreated || outs[2].Action != knowledge.ActionCreated {
 		t.Fatalf("dry-run outcomes %+v", outs)
+	}
+	// The versions the rows would get, the same in every store.
+	if outs[0].FAQ.Version != 2 || outs[1].FAQ.Version != 1 || outs[2].FAQ.Version != 1 {
+		t.Fatalf("dry-run versions %d %d %d, want 2 1 1", outs[0].FAQ.Version, outs[1].FAQ.Version, outs[2].FAQ.Version)
 	}
 	if n := count(t, s); n != 1 {
 		t.Fatalf("dry run stored items: %d", n)
