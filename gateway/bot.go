@@ -85,14 +85,14 @@ type turnJob struct {
 }
 
 // dispatcher runs bot turns: in order per conversation, at most
-// MaxConcurrentTurns at once on the node (a turn that goes on to stream a
-// generative answer gives its slot back when it starts waiting for the
-// remote server, which bounds its own calls: pipeline.LLMConfig
-// MaxConcurrent), at most MaxPendingTurns waiting per conversation. A "talk to a person" request (the widget's button)
-// takes no slot: it must not wait behind other conversations' slow turns
-// (a generator streaming for up to BotTimeout holds its slot throughout);
-// it is bounded by the per-conversation queue, the widget's rate limits
-// and the pipeline's own admission gate.
+// MaxConcurrentTurns at once on the node, at most MaxPendingTurns waiting
+// per conversation. A turn that goes on to stream a generative answer
+// gives its slot back when it starts waiting for the remote server, which
+// bounds its own calls (pipeline.LLMConfig MaxConcurrent). A "talk to a
+// person" request (the widget's button) takes no slot: it must not wait
+// behind other conversations' turns; it is bounded by the
+// per-conversation queue, the widget's rate limits and the pipeline's own
+// admission gate.
 type dispatcher struct {
 	chat   *Chat
 	sem    chan struct{}
