@@ -106,7 +106,8 @@ func newReplyCache(t testing.TB) *knowledge.Cache[tandem.Reply] {
 // chunk then silence), "malformed" (bad JSON chunk), "cut" (connection
 // dropped mid-stream), "unfinished" (the body ends cleanly after the text,
 // without a finish_reason or [DONE]), "length" (finish_reason "length":
-// max_tokens reached). mode, when set, overrides the model name. A stream
+// max_tokens reached), "jsonstream" (a plain JSON completion also when
+// asked to stream). mode, when set, overrides the model name. A stream
 // ends as OpenAI's does: a chunk with an empty delta and the
 // finish_reason, then "data: [DONE]".
 type fakeOpenAI struct {
@@ -175,7 +176,7 @@ func (f *fakeOpenAI) handle(w http.ResponseWriter, r *http.Request) {
 	if mode == "length" {
 		finish = "length"
 	}
-	if !req.Stream {
+	if !req.Stream || mode == "jsonstream" { // "jsonstream": a server that ignores "stream": true
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{
 			"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": req.Model,

@@ -148,6 +148,10 @@ type LLM struct {
 	client *openai.Client
 	cb     *gobreaker.CircuitBreaker
 	calls  chan struct{} // one token per call in flight (MaxConcurrent)
+	// plain is set once the server answered a streaming request with a
+	// plain JSON completion (it ignores "stream": true): from then on
+	// requests are not streamed.
+	plain atomic.Bool
 	// onState, when set, observes breaker transitions (metrics).
 	onState func(from, to string)
 }
@@ -316,7 +320,7 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 		MaxTokens:   l.cfg.MaxTokens,
 		Temperature: l.cfg.Temperature,
 	}
-	if l.cfg.NoStream {
+	if l.cfg.NoStream || l.plain.Load() {
 		resp, err := l.client.CreateChatCompletion(ctx, req)
 		if err != nil {
 			return "", fmt.Errorf("llm: chat completion: %w", err)
@@ -358,6 +362,14 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 		return "", fmt.Errorf("llm: open stream: %w", withCause(sctx, err))
 	}
 	defer stream.Close()
+	if ct := stream.Header().Get("Content-Type"); strings.HasPrefix(ct, "application/json") {
+		// A server that ignores "stream": true sends one JSON completion,
+		// which the stream reader cannot read: ask again without
+		// streaming, this time and from now on.
+		stream.Close()
+		l.plain.Store(true)
+		return l.generate(ctx, question, sources, onDelta)
+	}
 
 	var text strings.Builder
 	held := "" // text not yet forwarded while it could still be the NO_ANSWER sentinel

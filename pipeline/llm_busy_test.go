@@ -62,3 +62,23 @@ func TestLLMBusyFallsBackWithoutCallingTheServer(t *testing.T) {
 		t.Fatalf("after the slow call ended: want a generated answer, got %+v %v", r, err)
 	}
 }
+
+// TestServerIgnoringStreamFlag: a server that answers a streaming request
+// with one plain JSON completion (it ignores "stream": true) still gives
+// answers: the first call asks again without streaming, later calls do not
+// stream at all (one request each).
+func TestServerIgnoringStreamFlag(t *testing.T) {
+	f := newFakeOpenAI(t, groundedAnswer)
+	l := newLLM(t, f, nil)
+	f.mode.Store("jsonstream")
+	src := []tandem.FAQ{{ID: "f1", Question: "How do I track my order?", Answer: "Orders page."}}
+	var d deltaRecorder
+	text, err := l.Generate(context.Background(), "track my order", src, d.add)
+	if err != nil || text != groundedAnswer || d.String() != groundedAnswer {
+		t.Fatalf("first call: %q %v (deltas %q)", text, err, d.String())
+	}
+	n := f.requests.Load()
+	if _, err := l.Generate(context.Background(), "track my order", src, nil); err != nil || f.requests.Load() != n+1 {
+		t.Fatalf("second call: %v, %d requests (want one more than %d)", err, f.requests.Load(), n)
+	}
+}
