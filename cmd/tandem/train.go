@@ -89,6 +89,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			annotated = append(annotated, ds)
 		}
 	}
+	if err := data.CheckSynonyms(sets...); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
 	ds := data.Merge(sets...)
 	// The entity tagger learns from the data sets that carry annotations
 	// only: a set without any is unannotated, not free of entities.

@@ -329,6 +329,26 @@ func checkExample(ex *Example) error {
 	return nil
 }
 
+// CheckSynonyms reports a variant that two datasets map to different
+// canonical values (Merge would keep the later one without a word).
+func CheckSynonyms(sets ...*Dataset) error {
+	type from struct{ canon, src string }
+	seen := map[string]from{}
+	for _, d := range sets {
+		if d == nil {
+			continue
+		}
+		for _, k := range sortedKeys(d.Synonyms) {
+			v := d.Synonyms[k]
+			if p, ok := seen[k]; ok && p.canon != v {
+				return fmt.Errorf("data: synonym %q maps to %q in %s and to %q in %s", k, p.canon, p.src, v, d.Source)
+			}
+			seen[k] = from{v, d.Source}
+		}
+	}
+	return nil
+}
+
 // Merge concatenates datasets (examples in order; resources merged, later
 // datasets winning on conflicting keys).
 func Merge(sets ...*Dataset) *Dataset {

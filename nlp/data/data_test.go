@@ -495,3 +495,17 @@ func TestFoldRangeBounded(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestCheckSynonyms: two files mapping one variant to different canonical
+// values are reported (Merge keeps the later one); agreeing files are not.
+func TestCheckSynonyms(t *testing.T) {
+	a := &Dataset{Source: "a.yml", Synonyms: map[string]string{"ny": "New York"}}
+	b := &Dataset{Source: "b.yml", Synonyms: map[string]string{"ny": "Newark"}}
+	c := &Dataset{Source: "c.yml", Synonyms: map[string]string{"ny": "New York", "la": "Los Angeles"}}
+	if err := CheckSynonyms(a, b); err == nil || !strings.Contains(err.Error(), "a.yml") || !strings.Contains(err.Error(), "b.yml") {
+		t.Fatalf("conflict: %v", err)
+	}
+	if err := CheckSynonyms(a, nil, c); err != nil {
+		t.Fatalf("agreeing sets: %v", err)
+	}
+}
