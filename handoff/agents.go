@@ -1,12 +1,16 @@
 package handoff
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"net/mail"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -101,11 +105,38 @@ func (e *Engine) SetDisabled(ctx context.Context, agentID string, disabled bool)
 	if err != nil {
 		return tandem.Agent{}, err
 	}
+	if disabled && len(a.PasswordHash) > 0 {
+		// Disabling ends the account's tokens for good, also once it is
+		// enabled again (a compromised account's stolen token must not
+		// come back): a new revocation nonce changes the credential
+		// stamp, not the password.
+		nonce := make([]byte, 8)
+		if _, err := rand.Read(nonce); err != nil {
+			return tandem.Agent{}, fmt.Errorf("handoff: revoke tokens: %w", err)
+		}
+		h := append(append(slices.Clone(bcryptPart(a.PasswordHash)), revokeSep), hex.EncodeToString(nonce)...)
+		if err := e.store.SetPasswordHash(ctx, agentID, h); err != nil {
+			return tandem.Agent{}, fmt.Errorf("handoff: revoke tokens: %w", err)
+		}
+	}
 	a.Disabled = disabled
 	if err := e.store.UpdateAgent(ctx, a); err != nil {
 		return tandem.Agent{}, fmt.Errorf("handoff: update agent: %w", err)
 	}
 	return e.agentUpdated(ctx, a)
+}
+
+// revokeSep separates a stored bcrypt hash from the revocation nonce that
+// disabling an account appends (bcrypt's alphabet has no '~').
+const revokeSep = '~'
+
+// bcryptPart is the bcrypt hash of a stored password hash, without a
+// revocation nonce.
+func bcryptPart(h []byte) []byte {
+	if i := bytes.IndexByte(h, revokeSep); i >= 0 {
+		return h[:i]
+	}
+	return h
 }
 
 // agentUpdated does what follows a change of agent a's profile. A
@@ -210,7 +241,7 @@ func (e *Engine) authenticate(ctx context.Context, email, password string) (tand
 	case err != nil:
 		return tandem.Agent{}, fmt.Errorf("handoff: authenticate: %w", err)
 	}
-	if bcrypt.CompareHashAndPassword(a.PasswordHash, []byte(password)) != nil {
+	if bcrypt.CompareHashAndPassword(bcryptPart(a.PasswordHash), []byte(password)) != nil {
 		return tandem.Agent{}, deny
 	}
 	if a.Disabled {

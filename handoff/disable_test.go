@@ -76,3 +76,47 @@ func TestDisableCompletesWhenCallerGoesAway(t *testing.T) {
 		t.Fatalf("after disabling its agent the ticket is %s to %s, want queued", got.State, got.AgentID)
 	}
 }
+
+// TestDisableEndsTokensForGood: the credential stamp (which staff tokens
+// carry) changes when an account is disabled and stays changed once it is
+// enabled again, so a token issued before cannot come back; the password
+// still works, and a new login carries the new stamp.
+func TestDisableEndsTokensForGood(t *testing.T) {
+	e, err := handoff.New(memstore.New(), handoff.Config{BcryptCost: 4, Registerer: prometheus.NewRegistry(), Clock: handoff.NewManualClock(t0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := e.CreateAgent(ctx, tandem.Agent{Email: "eve@example.com"}, "correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, before, err := e.Login(ctx, "eve@example.com", "correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, disabled := range []bool{true, false} {
+		if _, err := e.SetDisabled(ctx, a.ID, disabled); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, now, err := e.AgentWithStamp(ctx, a.ID)
+	if err != nil || now == before {
+		t.Fatalf("stamp after disable and enable = %q (before %q), %v: the old tokens would be accepted again", now, before, err)
+	}
+	_, again, err := e.Login(ctx, "eve@example.com", "correct horse battery")
+	if err != nil || again != now {
+		t.Fatalf("login after re-enabling: stamp %q (want %q), %v", again, now, err)
+	}
+	if _, _, err := e.Login(ctx, "eve@example.com", "wrong horse battery"); err == nil {
+		t.Fatal("a wrong password was accepted")
+	}
+	// Disabled twice: each time a new stamp.
+	for _, disabled := range []bool{true, false} {
+		if _, err := e.SetDisabled(ctx, a.ID, disabled); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, third, _ := e.AgentWithStamp(ctx, a.ID); third == now {
+		t.Fatal("a second disable kept the stamp")
+	}
+}
