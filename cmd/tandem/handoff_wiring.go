@@ -150,10 +150,20 @@ func (m *Main) demoAgent(ctx context.Context, eng *handoff.Engine) (string, erro
 		Skills:    []string{"complaints", "accounts"},
 		Languages: []string{"en", "de", "fr", "es", "it", "nl", "pt", "zh", "ja", "ko"},
 	}, password)
+	if tandem.ErrorCode(err) == tandem.ECONFLICT {
+		// Another node starting on the same empty database created it a
+		// moment ago: this one starts too.
+		return "demo agent:    " + demoAgentEmail + " (an admin; created by another node, which printed its password)", nil
+	}
 	if err != nil {
 		return "", fmt.Errorf("serve: demo agent: %w", err)
 	}
-	return "demo agent:    " + demoAgentEmail + " / " + password + " (an admin: sees and may write in every open chat; create plain agents with `tandem agent create`)", nil
+	create := "`tandem agent create`"
+	if m.Config.DatabaseURL == "" {
+		// The CLI writes to a database; in memory only the API can.
+		create = "POST /api/v1/agents (docs/openapi-agents.yaml)"
+	}
+	return "demo agent:    " + demoAgentEmail + " / " + password + " (an admin: sees and may write in every open chat; create plain agents with " + create + ")", nil
 }
 
 // suggester searches the knowledge base for the console's suggested
