@@ -17,6 +17,7 @@ import (
 	"github.com/sony/gobreaker"
 
 	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/internal/baseurl"
 )
 
 // LLMConfig configures generative answers through any OpenAI-compatible
@@ -163,18 +164,24 @@ func NewLLM(cfg LLMConfig) (*LLM, error) {
 		return nil, errors.New("llm: base URL and model are required")
 	}
 	oc := openai.DefaultConfig(cfg.APIKey)
-	oc.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	// A query on the base URL (?api-version=, a gateway key) goes on every
+	// request, not before the endpoint's path.
+	base, query, err := baseurl.Split(cfg.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("llm: base URL: %w", err)
+	}
+	oc.BaseURL = base
 	headerTimeout := cfg.FirstTokenTimeout
 	if cfg.NoStream {
 		headerTimeout = cfg.MaxDuration // the headers come with the whole answer
 	}
-	oc.HTTPClient = &http.Client{Transport: &http.Transport{
+	oc.HTTPClient = &http.Client{Transport: baseurl.Transport(&http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		ResponseHeaderTimeout: headerTimeout,
 		MaxIdleConnsPerHost:   32,
 		IdleConnTimeout:       90 * time.Second,
-	}}
+	}, query)}
 	l := &LLM{cfg: cfg, client: openai.NewClientWithConfig(oc), calls: make(chan struct{}, cfg.MaxConcurrent)}
 	l.cb = gobreaker.NewCircuitBreaker(gobreaker.Settings{
 		Name:        "llm",

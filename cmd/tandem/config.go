@@ -235,6 +235,14 @@ func redact(s string) string {
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		return "(hidden: not a URL with a scheme and host)"
 	}
+	// Query values may be secrets too (?password=, ?key=, ?sslpassword=).
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"xxxxx"}
+		}
+		u.RawQuery = q.Encode()
+	}
 	return u.Redacted()
 }
 

@@ -183,6 +183,14 @@ func TestSecretsStayOutOfOutput(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "Sup3rS3cret") || !strings.Contains(err.Error(), "DATABASE_URL") {
 		t.Fatalf("libpq string: %v", err)
 	}
+	// A password in a URL's query (libpq and nats.go read one there).
+	for env, v := range map[string]string{"DATABASE_URL": "postgress://db.example/tandem?user=app&password=QueryS3cret", "NATS_URL": "nat://n.example?password=QueryS3cret",
+		"LLM_BASE_URL": "ftp://llm.example/v1?key=QueryS3cret"} {
+		err := run(context.Background(), []string{"serve"}, testGetenv(map[string]string{env: v}), &stdout, &stderr)
+		if err == nil || strings.Contains(err.Error()+stderr.String(), "QueryS3cret") || !strings.Contains(err.Error(), env) {
+			t.Fatalf("%s with a secret in its query: %v", env, err)
+		}
+	}
 	m := NewMain(&stdout, &stderr)
 	m.Config.AdminToken = "operators-own-token-123"
 	m.printBanner()

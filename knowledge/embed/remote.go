@@ -14,6 +14,7 @@ import (
 	"github.com/sony/gobreaker"
 
 	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/internal/baseurl"
 	"github.com/tandem-chat/tandem/knowledge"
 )
 
@@ -86,18 +87,26 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		cfg.Interval = 60 * time.Second
 	}
 	oc := openai.DefaultConfig(cfg.APIKey)
-	oc.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	// A query on the base URL (?api-version=, a gateway key) goes on every
+	// request, not before the endpoint's path.
+	base, query, err := baseurl.Split(cfg.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("embed: base URL: %w", err)
+	}
+	oc.BaseURL = base
 	if cfg.HTTPClient != nil {
-		oc.HTTPClient = cfg.HTTPClient
+		hc := *cfg.HTTPClient
+		hc.Transport = baseurl.Transport(hc.Transport, query)
+		oc.HTTPClient = &hc
 	} else {
-		oc.HTTPClient = &http.Client{Transport: &http.Transport{
+		oc.HTTPClient = &http.Client{Transport: baseurl.Transport(&http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			ResponseHeaderTimeout: cfg.HeaderTimeout,
 			MaxIdleConnsPerHost:   8,
 			IdleConnTimeout:       90 * time.Second,
 			TLSHandshakeTimeout:   5 * time.Second,
-		}}
+		}, query)}
 	}
 	threshold := cfg.FailureThreshold
 	cb := gobreaker.NewCircuitBreaker(gobreaker.Settings{

@@ -274,3 +274,26 @@ func TestRemoteCallerDeadlinesDoNotTrip(t *testing.T) {
 		t.Fatalf("breaker %s after two service timeouts, want open", slow.State())
 	}
 }
+
+// TestRemoteBaseURLWithQuery: a base URL with a query (Azure-style
+// ?api-version=) reaches /v1/embeddings with the query kept (go-openai put
+// "/embeddings" after the query).
+func TestRemoteBaseURLWithQuery(t *testing.T) {
+	var path, query string
+	f := &fakeOpenAI{dim: 8}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path, query = r.URL.Path, r.URL.RawQuery
+		f.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	r, err := embed.NewRemote(embed.RemoteConfig{BaseURL: srv.URL + "/v1?api-version=2024-06-01", APIKey: "sk-test", Model: "m", Dim: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Embed(context.Background(), []string{"where is my order"}); err != nil {
+		t.Fatal(err)
+	}
+	if path != "/v1/embeddings" || query != "api-version=2024-06-01" {
+		t.Fatalf("request went to %s?%s", path, query)
+	}
+}
