@@ -60,10 +60,14 @@ func (c Config) Defaults() Config {
 }
 
 // ReadyCheck reports whether a dependency is ready; a non-nil error makes
-// /readyz answer 503 with the check's name.
+// /readyz answer 503 with the check's name, or, for a check that only
+// Degrades the node, 200 with the check's name under "degraded" (the node
+// still serves: taking every node out of a load balancer for it would be
+// worse).
 type ReadyCheck struct {
-	Name  string
-	Check func(ctx context.Context) error
+	Name     string
+	Check    func(ctx context.Context) error
+	Degrades bool
 }
 
 // Server is the gateway HTTP server.
@@ -187,14 +191,22 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	failed := map[string]string{}
+	failed, degraded := map[string]string{}, map[string]string{}
 	for _, c := range checks {
 		if err := c.Check(ctx); err != nil {
-			failed[c.Name] = err.Error()
+			if c.Degrades {
+				degraded[c.Name] = err.Error()
+			} else {
+				failed[c.Name] = err.Error()
+			}
 		}
 	}
 	if len(failed) > 0 {
 		WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failed": failed})
+		return
+	}
+	if len(degraded) > 0 {
+		WriteJSON(w, http.StatusOK, map[string]any{"status": "degraded", "degraded": degraded})
 		return
 	}
 	WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -1,6 +1,8 @@
 package gateway_test
 
 import (
+	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -106,5 +108,26 @@ func TestPathParamsDecoded(t *testing.T) {
 		if resp.StatusCode != c.status || !strings.Contains(string(body), c.want) {
 			t.Errorf("GET %s = %d %q, want %d %q", c.path, resp.StatusCode, body, c.status, c.want)
 		}
+	}
+}
+
+// TestReadyDegraded: a failing check that only degrades the node (NATS:
+// cross-node delivery) leaves /readyz at 200, naming it, so a load
+// balancer keeps every node in during the outage; any other failing check
+// answers 503.
+func TestReadyDegraded(t *testing.T) {
+	s := gateway.New(gateway.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	down := func(context.Context) error { return errors.New("not connected") }
+	s.AddReadyCheck(gateway.ReadyCheck{Name: "nats", Check: down, Degrades: true})
+	rec := httptest.NewRecorder()
+	s.Router().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"degraded"`) || !strings.Contains(rec.Body.String(), "nats") {
+		t.Fatalf("degraded: %d %s", rec.Code, rec.Body)
+	}
+	s.AddReadyCheck(gateway.ReadyCheck{Name: "database", Check: down})
+	rec = httptest.NewRecorder()
+	s.Router().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "database") {
+		t.Fatalf("failed: %d %s", rec.Code, rec.Body)
 	}
 }

@@ -68,7 +68,10 @@ func (m *Main) wireGateway(ctx context.Context, bot gateway.Bot, handoff gateway
 		if err != nil {
 			return fmt.Errorf("serve: NATS: %w", err)
 		}
-		m.server.AddReadyCheck(gateway.ReadyCheck{Name: "nats", Check: nb.Ping})
+		// A NATS outage stops cross-node delivery only (a node's own
+		// customers and agents keep chatting; gaps are filled from the log
+		// on reconnect): the node stays in the load balancer, degraded.
+		m.server.AddReadyCheck(gateway.ReadyCheck{Name: "nats", Check: nb.Ping, Degrades: true})
 		bus = nb
 	}
 	m.server.OnShutdown(func(context.Context) error { return bus.Close() })
