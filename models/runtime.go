@@ -45,7 +45,7 @@ func OpenRuntime(libPath string) (*Runtime, error) {
 			return nil, errors.New("models: ONNX Runtime library path is empty (set ONNXRUNTIME_LIB or run `make deps`)")
 		}
 		if _, err := os.Stat(libPath); err != nil {
-			return nil, fmt.Errorf("models: ONNX Runtime library: %w (run `make deps`)", err)
+			return nil, fmt.Errorf("models: ONNX Runtime library (ONNXRUNTIME_LIB, --onnxruntime-lib): %w (run `make deps`)", err)
 		}
 		ort.SetSharedLibraryPath(libPath)
 		if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {

@@ -110,7 +110,7 @@ func buildBot(ctx context.Context, rt *models.Runtime, cfg Config, opt botOption
 
 	cls, err := nlp.LoadClassifier(rt, cfg.ModelDir, nlp.Options{})
 	if err != nil {
-		return nil, fmt.Errorf("serve: intent model (%s; run `make models`): %w", cfg.ModelDir, err)
+		return nil, fmt.Errorf("serve: intent model of TANDEM_MODEL_DIR (--models) %s (run `make models`): %w", cfg.ModelDir, err)
 	}
 	b.Intent = cls
 	b.closers = append(b.closers, cls.Close)

@@ -199,6 +199,17 @@ func (c Config) Validate() error {
 	checkURL("DATABASE_URL (--database-url)", c.DatabaseURL, "postgres", "postgresql")
 	checkURL("NATS_URL (--nats-url)", c.NATSURL, "nats", "tls")
 	checkURL("LLM_BASE_URL (--llm-base-url)", c.LLM.BaseURL, "http", "https")
+	checkURL("TANDEM_PUBLIC_URL (--public-url)", c.PublicURL, "http", "https")
+	if c.EmbeddingsURL == "" && (c.EmbeddingsModel != "" || c.EmbeddingsDim != 0) {
+		bad("EMBEDDINGS_MODEL/EMBEDDINGS_DIM", fmt.Sprintf("%s/%d", c.EmbeddingsModel, c.EmbeddingsDim), "set only with EMBEDDINGS_BASE_URL (without it the local encoder is used)")
+	}
+	if c.Demo {
+		if sites, err := parseSites(c.Sites); err == nil {
+			if _, clash := sites[demoSiteKey]; clash {
+				bad("TANDEM_SITES (--sites)", "(hidden)", "no site named \""+demoSiteKey+"\" while TANDEM_DEMO is on (the demo adds it, with the server's own origin)")
+			}
+		}
+	}
 	if c.LLM.BaseURL != "" && c.LLM.Model == "" {
 		bad("LLM_MODEL (--llm-model)", "", "a model name when LLM_BASE_URL is set")
 	}
@@ -325,7 +336,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) envErro
 	if v := getenv("TANDEM_SHUTDOWN_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			errs["shutdown-timeout"] = fmt.Errorf("invalid TANDEM_SHUTDOWN_TIMEOUT %q: accepted values: a duration such as 15s", v)
+			errs["shutdown-timeout"] = fmt.Errorf("invalid TANDEM_SHUTDOWN_TIMEOUT (--shutdown-timeout) %q: accepted values: a duration such as 15s", v)
 		} else {
 			c.ShutdownTimeout = d
 		}
@@ -368,18 +379,18 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) envErro
 	}
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "load the demo knowledge, site and agent into empty stores (env TANDEM_DEMO)")
 	for _, d := range []struct {
-		p         *time.Duration
-		name, env string
-		usage     string
+		p              *time.Duration
+		name, env      string
+		usage, example string
 	}{
-		{&c.AgentTokenTTL, "agent-token-ttl", "TANDEM_AGENT_TOKEN_TTL", "lifetime of agent login tokens; 0 = 12h"},
-		{&c.OfferTimeout, "offer-timeout", "TANDEM_OFFER_TIMEOUT", "time an agent has to accept an offer; 0 = 30s"},
-		{&c.DisconnectGrace, "disconnect-grace", "TANDEM_DISCONNECT_GRACE", "how long a disconnected agent keeps their chats; 0 = 60s"},
-		{&c.Retention, "retention", "TANDEM_RETENTION", "erase conversations idle longer than this, e.g. 2160h (90 days); 0 = keep forever"},
+		{&c.AgentTokenTTL, "agent-token-ttl", "TANDEM_AGENT_TOKEN_TTL", "lifetime of agent login tokens; 0 = 12h", "12h"},
+		{&c.OfferTimeout, "offer-timeout", "TANDEM_OFFER_TIMEOUT", "time an agent has to accept an offer; 0 = 30s", "30s"},
+		{&c.DisconnectGrace, "disconnect-grace", "TANDEM_DISCONNECT_GRACE", "how long a disconnected agent keeps their chats; 0 = 60s", "60s"},
+		{&c.Retention, "retention", "TANDEM_RETENTION", "erase conversations idle longer than this, e.g. 2160h (90 days); 0 = keep forever", "2160h (at least 1h)"},
 	} {
 		if v := getenv(d.env); v != "" {
 			if x, err := time.ParseDuration(v); err != nil {
-				errs[d.name] = fmt.Errorf("invalid %s %q: accepted values: a duration such as 30s", d.env, v)
+				errs[d.name] = fmt.Errorf("invalid %s (--%s) %q: accepted values: a duration such as %s", d.env, d.name, v, d.example)
 			} else {
 				*d.p = x
 			}

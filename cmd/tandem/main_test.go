@@ -138,6 +138,10 @@ func TestBadConfigRejected(t *testing.T) {
 		{"retention env", nil, map[string]string{"TANDEM_RETENTION": "90d"}, []string{"TANDEM_RETENTION", "duration"}},
 		{"retention too short", []string{"--retention", "10m"}, nil, []string{"TANDEM_RETENTION", "10m0s", "at least 1h"}},
 		{"retention negative", nil, map[string]string{"TANDEM_RETENTION": "-2160h"}, []string{"TANDEM_RETENTION", "at least 1h"}},
+		{"public url", nil, map[string]string{"TANDEM_PUBLIC_URL": "notaurl"}, []string{"TANDEM_PUBLIC_URL", "scheme http or https"}},
+		{"embeddings model without url", nil, map[string]string{"EMBEDDINGS_MODEL": "x"}, []string{"EMBEDDINGS_MODEL", "only with EMBEDDINGS_BASE_URL"}},
+		{"demo site clash", nil, map[string]string{"TANDEM_SITES": "demo=s@https://a.example"}, []string{"TANDEM_SITES", `no site named "demo"`}},
+		{"retention unparsable", nil, map[string]string{"TANDEM_RETENTION": "xyz"}, []string{"TANDEM_RETENTION (--retention)", "2160h"}},
 		{"unknown flag", []string{"--no-such-flag"}, nil, []string{"no-such-flag"}},
 	}
 	for _, tt := range tests {
