@@ -189,7 +189,7 @@ func parseAgentFlags(fs *flag.FlagSet, args []string, cmd string, email *string)
 	hideSecretDefaults(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return errUsage
+			return flag.ErrHelp
 		}
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
@@ -252,7 +252,7 @@ func runAgentList(ctx context.Context, args []string, getenv func(string) string
 	hideSecretDefaults(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return errUsage
+			return flag.ErrHelp
 		}
 		return fmt.Errorf("agent list: %w", err)
 	}

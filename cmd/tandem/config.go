@@ -452,7 +452,7 @@ func parseOfflineFlags(name string, args []string, getenv func(string) string, s
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return cfg, fs, errUsage
+			return cfg, fs, flag.ErrHelp
 		}
 		return cfg, fs, err
 	}

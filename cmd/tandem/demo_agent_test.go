@@ -40,3 +40,21 @@ func TestDemoAgentCreatedByAnotherNode(t *testing.T) {
 		t.Fatalf("second node: %q, %v", second, err)
 	}
 }
+
+// TestHelpIsSuccess: a subcommand's -h prints its flags and succeeds (it
+// exited 1, as a mistake does); a mistake still fails.
+func TestHelpIsSuccess(t *testing.T) {
+	for _, args := range [][]string{{"serve", "-h"}, {"ask", "-h"}, {"train", "-h"}, {"eval", "-h"}, {"agent", "create", "-h"}, {"agent", "list", "-h"}} {
+		var out, errOut strings.Builder
+		if err := run(context.Background(), args, func(string) string { return "" }, &out, &errOut); err != nil {
+			t.Errorf("%v: %v", args, err)
+		}
+		if !strings.Contains(errOut.String()+out.String(), "-") {
+			t.Errorf("%v printed no flags", args)
+		}
+	}
+	var out, errOut strings.Builder
+	if err := run(context.Background(), []string{"serve", "--no-such-flag"}, func(string) string { return "" }, &out, &errOut); err == nil {
+		t.Error("a mistyped flag succeeded")
+	}
+}

@@ -70,7 +70,7 @@ func runEvalNLU(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return errUsage
+			return flag.ErrHelp
 		}
 		return fmt.Errorf("eval: %w", err)
 	}

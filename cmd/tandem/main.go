@@ -6,7 +6,7 @@
 //	tandem train-encoder train the knowledge base's sentence encoder
 //	tandem eval-bot evaluate the whole bot (answers, handoffs) on held-out messages
 //	tandem ask     answer messages with the configured bot and print the replies
-//	tandem agent   create and list agent accounts (PostgreSQL)
+//	tandem agent   create, list agent accounts and set passwords (PostgreSQL)
 //	tandem loadgen measure whole-turn latency and throughput of the bot
 //
 // Run `tandem <command> -h` for each command's flags. Configuration of
@@ -17,6 +17,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -66,11 +67,19 @@ commands:
   eval-bot       evaluate the whole bot on held-out labelled messages
   ask     answer messages with the bot and print the replies as JSON
   loadgen measure whole-turn latency and throughput (docs/benchmarks.md)
-  agent   create and list agent accounts (tandem agent create --email ...)
+  agent   agent accounts on DATABASE_URL: create, list, password (tandem agent create --email ...)
 `
 
-// run dispatches a subcommand. It is main without the process: tests call it.
+// run dispatches a subcommand. It is main without the process: tests call
+// it. A subcommand's -h (its flags printed) is a success.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if err := dispatch(ctx, args, getenv, stdout, stderr); !errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return nil
+}
+
+func dispatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errUsage

@@ -63,7 +63,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	envErr := m.Config.bindFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return errUsage
+			return flag.ErrHelp
 		}
 		return fmt.Errorf("serve: %w", err)
 	}
