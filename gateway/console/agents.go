@@ -141,8 +141,16 @@ func decodeBody(r *http.Request, v any) error {
 // (or admin) JWT.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
-	if ip := gateway.ClientIP(r); !c.logins.allow(ip, now) {
-		c.refuseLogin(w, r, c.logins, ip, "too many login attempts; retry later", now)
+	ip := gateway.ClientIP(r)
+	if !c.logins.allow(ip, now) {
+		// The account's wait counts too (its limit may outlast the
+		// address's): the body is read for it, not acted on.
+		var req LoginRequest
+		account := ""
+		if decodeBody(r, &req) == nil {
+			account = accountKey(req.Email)
+		}
+		c.refuseLogin(w, r, ip, account, "too many login attempts; retry later", now)
 		return
 	}
 	var req LoginRequest
@@ -153,7 +161,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	// Per account too (known or not, so the answer reveals nothing):
 	// guesses spread over many addresses still get a few per minute.
 	if key := accountKey(req.Email); !c.accountLogins.allow(key, now) {
-		c.refuseLogin(w, r, c.accountLogins, key, "too many login attempts for this account; retry later", now)
+		c.refuseLogin(w, r, ip, key, "too many login attempts for this account; retry later", now)
 		return
 	}
 	a, stamp, err := c.eng.Login(r.Context(), req.Email, req.Password)
@@ -334,9 +342,15 @@ func (l *limiter) retryAfter(key string, now time.Time) time.Duration {
 	return time.Duration(missing / l.rate * float64(time.Second))
 }
 
-// refuseLogin answers 429 with Retry-After (whole seconds, rounded up).
-func (c *Console) refuseLogin(w http.ResponseWriter, r *http.Request, l *limiter, key, msg string, now time.Time) {
-	secs := int64(math.Ceil(l.retryAfter(key, now).Seconds()))
+// refuseLogin answers 429 with Retry-After (whole seconds, rounded up):
+// the longer wait of the address's and the account's (when known) limits,
+// so that a client retrying then is not refused by the other.
+func (c *Console) refuseLogin(w http.ResponseWriter, r *http.Request, ip, account, msg string, now time.Time) {
+	wait := c.logins.retryAfter(ip, now)
+	if account != "" {
+		wait = max(wait, c.accountLogins.retryAfter(account, now))
+	}
+	secs := int64(math.Ceil(wait.Seconds()))
 	w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
 	gateway.WriteError(w, r, c.log, tandem.Errorf(tandem.EOVERLOADED, "%s", msg))
 }
