@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -19,7 +20,12 @@ import (
 //
 //	tandem ask [serve flags] "where is my order?" ["and then?" ...]
 func runAsk(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, fs, err := parseOfflineFlags("ask", args, getenv, stderr, nil)
+	cfg, fs, err := parseOfflineFlags("ask", args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.Usage = func() {
+			fmt.Fprint(fs.Output(), "usage: tandem ask [flags] MESSAGE [MESSAGE ...]\n\nAnswers each message with the bot of the configuration (models, policy, demo knowledge;\nin-memory stores) and prints the replies as JSON. The flags are serve's:\n\n")
+			fs.PrintDefaults()
+		}
+	})
 	if err != nil {
 		return err
 	}
