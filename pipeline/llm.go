@@ -146,7 +146,8 @@ func finished(reason openai.FinishReason) error {
 // Generate may be called from many goroutines.
 type LLM struct {
 	cfg    LLMConfig
-	client *openai.Client
+	client *openai.Client // streaming requests (or all, with NoStream)
+	whole  *openai.Client // requests answered whole (NoStream, or a server that does not stream)
 	cb     *gobreaker.CircuitBreaker
 	calls  chan struct{} // one token per call in flight (MaxConcurrent)
 	// plain is set once the server answered a streaming request with a
@@ -171,18 +172,25 @@ func NewLLM(cfg LLMConfig) (*LLM, error) {
 		return nil, fmt.Errorf("llm: base URL: %w", err)
 	}
 	oc.BaseURL = base
-	headerTimeout := cfg.FirstTokenTimeout
-	if cfg.NoStream {
-		headerTimeout = cfg.MaxDuration // the headers come with the whole answer
+	client := func(headerTimeout time.Duration) *openai.Client {
+		c := oc
+		c.HTTPClient = &http.Client{Transport: baseurl.Transport(&http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			ResponseHeaderTimeout: headerTimeout,
+			MaxIdleConnsPerHost:   32,
+			IdleConnTimeout:       90 * time.Second,
+		}, query)}
+		return openai.NewClientWithConfig(c)
 	}
-	oc.HTTPClient = &http.Client{Transport: baseurl.Transport(&http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ResponseHeaderTimeout: headerTimeout,
-		MaxIdleConnsPerHost:   32,
-		IdleConnTimeout:       90 * time.Second,
-	}, query)}
-	l := &LLM{cfg: cfg, client: openai.NewClientWithConfig(oc), calls: make(chan struct{}, cfg.MaxConcurrent)}
+	l := &LLM{cfg: cfg, calls: make(chan struct{}, cfg.MaxConcurrent)}
+	// Without streaming the headers come with the whole answer: only
+	// MaxDuration bounds them. The streaming client waits FirstTokenTimeout.
+	l.whole = client(cfg.MaxDuration)
+	l.client = l.whole
+	if !cfg.NoStream {
+		l.client = client(cfg.FirstTokenTimeout)
+	}
 	l.cb = gobreaker.NewCircuitBreaker(gobreaker.Settings{
 		Name:        "llm",
 		MaxRequests: cfg.HalfOpenRequests,
@@ -328,7 +336,7 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 		Temperature: l.cfg.Temperature,
 	}
 	if l.cfg.NoStream || l.plain.Load() {
-		resp, err := l.client.CreateChatCompletion(ctx, req)
+		resp, err := l.whole.CreateChatCompletion(ctx, req)
 		if err != nil {
 			return "", fmt.Errorf("llm: chat completion: %w", err)
 		}

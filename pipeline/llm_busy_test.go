@@ -2,6 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -80,5 +83,31 @@ func TestServerIgnoringStreamFlag(t *testing.T) {
 	n := f.requests.Load()
 	if _, err := l.Generate(context.Background(), "track my order", src, nil); err != nil || f.requests.Load() != n+1 {
 		t.Fatalf("second call: %v, %d requests (want one more than %d)", err, f.requests.Load(), n)
+	}
+}
+
+// TestServerIgnoringStreamFlagSlowAnswer: once a server is known not to
+// stream, its whole answers may take longer than the first-token timeout
+// (only MaxDuration bounds them, as with NoStream); they failed with a
+// header timeout.
+func TestServerIgnoringStreamFlagSlowAnswer(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) > 1 {
+			time.Sleep(700 * time.Millisecond) // longer than FirstTokenTimeout
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":%q}}]}`, groundedAnswer)
+	}))
+	t.Cleanup(srv.Close)
+	l, err := NewLLM(LLMConfig{BaseURL: srv.URL + "/v1", Model: "m", FirstTokenTimeout: 300 * time.Millisecond, MaxDuration: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := []tandem.FAQ{{ID: "f1", Question: "How do I track my order?", Answer: "Orders page."}}
+	for i := range 2 {
+		if text, err := l.Generate(context.Background(), "track my order", src, nil); err != nil || text != groundedAnswer {
+			t.Fatalf("call %d: %q %v", i, text, err)
+		}
 	}
 }

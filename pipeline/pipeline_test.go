@@ -417,7 +417,7 @@ llm:
 		// yaml.v3 truncated these into integers without a word.
 		{"max_fallbacks: 1.5", "max_fallbacks must be a whole number"},
 		{"llm: {sources: 2.5}", "llm.sources must be a whole number"},
-		{"escalation: {priorities: {vip: 1e1}}", "escalation.priorities.vip must be a whole number"},
+		{"escalation: {priorities: {vip: 1.25e1}}", "escalation.priorities.vip must be a whole number"},
 	} {
 		if _, err := ParsePolicy([]byte(bad.yaml)); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%q: err = %v, want mention of %q", bad.yaml, err, bad.want)
@@ -426,6 +426,15 @@ llm:
 }
 
 // TestLoadPolicyBounded: a policy file over 1 MiB is refused unread.
+// TestPolicyWholeNumbersAsFloats: an integer setting written as 2.0 or
+// 1e1 is that number (yaml.v3 accepts it); only a fraction is refused.
+func TestPolicyWholeNumbersAsFloats(t *testing.T) {
+	p, err := ParsePolicy([]byte("max_fallbacks: 2.0\nescalation: {priorities: {vip: 1e1}}\n"))
+	if err != nil || p.MaxFallbacks != 2 || p.Escalation.Priorities["vip"] != 10 {
+		t.Fatalf("%v %v %v", p.MaxFallbacks, p.Escalation.Priorities, err)
+	}
+}
+
 func TestLoadPolicyBounded(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "big.yaml")
 	if err := os.WriteFile(path, []byte("# "+strings.Repeat("x", maxPolicyBytes)+"\n"), 0o644); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"reflect"
 	"slices"
@@ -344,7 +345,11 @@ func wholeNumbers(n *yaml.Node, t reflect.Type, path string) error {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float" {
-			return fmt.Errorf("line %d: %s must be a whole number, got %s", n.Line, path, n.Value)
+			// 2.0 and 1e1 are whole numbers; 1.5 (and .nan) are not.
+			var v float64
+			if err := n.Decode(&v); err != nil || v != math.Trunc(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("line %d: %s must be a whole number, got %s", n.Line, path, n.Value)
+			}
 		}
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
