@@ -509,3 +509,15 @@ func TestCheckSynonyms(t *testing.T) {
 		t.Fatalf("agreeing sets: %v", err)
 	}
 }
+
+// TestYAMLTrailingEmptyDocument: a file ending with an empty document (a
+// trailing "---", with a comment, or "--- ~") loads: there is nothing to
+// drop; a second document with data is still refused.
+func TestYAMLTrailingEmptyDocument(t *testing.T) {
+	for _, tail := range []string{"---\n", "---\n# nothing more\n", "--- ~\n"} {
+		p := writeFile(t, "a.yml", "intents:\n  a: [hi]\n"+tail)
+		if ds, err := Load("tandem:" + p); err != nil || len(ds.Examples) != 1 {
+			t.Errorf("%q: %v", tail, err)
+		}
+	}
+}

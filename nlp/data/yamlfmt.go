@@ -38,15 +38,22 @@ func parseYAML(path string) (*yaml.Node, error) {
 	if len(doc.Content) == 0 {
 		return nil, fileErr(path, 0, "empty file")
 	}
-	// Only one document is read: a second one ("---") would be dropped
-	// without a word, so it is refused.
-	var next yaml.Node
-	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
-		line := next.Line
-		if len(next.Content) > 0 {
-			line = next.Content[0].Line
+	// Only one document is read: a second one ("---") with data in it
+	// would be dropped without a word, so it is refused (an empty one, a
+	// trailing "---" or "--- ~", holds nothing to drop).
+	for {
+		var next yaml.Node
+		err := dec.Decode(&next)
+		if errors.Is(err, io.EOF) {
+			break
 		}
-		return nil, fileErr(path, line, "a second YAML document (after ---) is not read; put everything in one document")
+		if err != nil {
+			return nil, fileErr(path, 0, "invalid YAML after the first document: %v", err)
+		}
+		if len(next.Content) == 0 || next.Content[0].Kind == yaml.ScalarNode && next.Content[0].ShortTag() == "!!null" {
+			continue
+		}
+		return nil, fileErr(path, next.Content[0].Line, "a second YAML document (after ---) is not read; put everything in one document")
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
