@@ -284,8 +284,18 @@ func (e envErrors) err(fs *flag.FlagSet) error {
 // prints on -h and after any mistyped flag (into a service's logs).
 var secretFlags = []string{"admin-token", "jwt-secret", "llm-api-key", "embeddings-api-key", "sites", "database-url", "nats-url"}
 
-// hideSecretDefaults blanks the shown default of fs's secret flags.
+// urlFlags may carry a secret in their query (?key=, ?api-key=): their
+// shown default is redacted.
+var urlFlags = []string{"llm-base-url", "embeddings-base-url", "public-url"}
+
+// hideSecretDefaults blanks the shown default of fs's secret flags and
+// redacts that of its URL flags.
 func hideSecretDefaults(fs *flag.FlagSet) {
+	for _, n := range urlFlags {
+		if f := fs.Lookup(n); f != nil && f.DefValue != "" {
+			f.DefValue = redact(f.DefValue)
+		}
+	}
 	for _, n := range secretFlags {
 		if f := fs.Lookup(n); f != nil && f.DefValue != "" {
 			f.DefValue = ""

@@ -171,9 +171,10 @@ func TestSecretsStayOutOfOutput(t *testing.T) {
 		"TANDEM_ADMIN_TOKEN": "admin-secret-0123456789", "TANDEM_JWT_SECRET": "jwt-secret-0123456789-0123456789-xx",
 		"LLM_API_KEY": "sk-live-secret", "EMBEDDINGS_API_KEY": "emb-secret", "TANDEM_SITES": "shop=site-secret@*",
 		"DATABASE_URL": "postgres://app:db-secret@db.example/tandem",
+		"LLM_BASE_URL": "https://llm.example/v1?key=llm-query-secret", "EMBEDDINGS_BASE_URL": "https://emb.example/v1?api-key=emb-query-secret",
 	})
-	secrets := []string{"admin-secret", "jwt-secret-0123", "sk-live-secret", "emb-secret", "site-secret", "db-secret"}
-	for _, args := range [][]string{{"serve", "--bogus"}, {"serve", "-h"}, {"agent", "list", "-h"}} {
+	secrets := []string{"admin-secret", "jwt-secret-0123", "sk-live-secret", "emb-secret", "site-secret", "db-secret", "llm-query-secret", "emb-query-secret"}
+	for _, args := range [][]string{{"serve", "--bogus"}, {"serve", "-h"}, {"agent", "list", "-h"}, {"ask", "-h"}} {
 		var stdout, stderr bytes.Buffer
 		_ = run(context.Background(), args, env, &stdout, &stderr)
 		for _, s := range secrets {
