@@ -105,18 +105,31 @@ func (e *Engine) SetDisabled(ctx context.Context, agentID string, disabled bool)
 	if err != nil {
 		return tandem.Agent{}, err
 	}
-	if disabled && len(a.PasswordHash) > 0 {
+	if disabled {
 		// Disabling ends the account's tokens for good, also once it is
 		// enabled again (a compromised account's stolen token must not
 		// come back): a new revocation nonce changes the credential
-		// stamp, not the password.
-		nonce := make([]byte, 8)
-		if _, err := rand.Read(nonce); err != nil {
-			return tandem.Agent{}, fmt.Errorf("handoff: revoke tokens: %w", err)
-		}
-		h := append(append(slices.Clone(bcryptPart(a.PasswordHash)), revokeSep), hex.EncodeToString(nonce)...)
-		if err := e.store.SetPasswordHash(ctx, agentID, h); err != nil {
-			return tandem.Agent{}, fmt.Errorf("handoff: revoke tokens: %w", err)
+		// stamp, not the password. Compare-and-swap, so that a password
+		// changed at the same moment is not put back.
+		for attempt := 0; len(a.PasswordHash) > 0; attempt++ {
+			nonce := make([]byte, 8)
+			if _, err := rand.Read(nonce); err != nil {
+				return tandem.Agent{}, fmt.Errorf("handoff: revoke tokens: %w", err)
+			}
+			h := append(append(slices.Clone(bcryptPart(a.PasswordHash)), revokeSep), hex.EncodeToString(nonce)...)
+			ok, err := e.store.SwapPasswordHash(ctx, agentID, a.PasswordHash, h)
+			if err != nil {
+				return tandem.Agent{}, fmt.Errorf("handoff: revoke tokens: %w", err)
+			}
+			if ok {
+				break
+			}
+			if attempt == 4 {
+				return tandem.Agent{}, tandem.Errorf(tandem.ECONFLICT, "the account's password keeps changing; retry")
+			}
+			if a, err = e.store.Agent(ctx, agentID); err != nil {
+				return tandem.Agent{}, err
+			}
 		}
 	}
 	a.Disabled = disabled

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/handoff"
@@ -118,5 +119,53 @@ func TestDisableEndsTokensForGood(t *testing.T) {
 	}
 	if _, third, _ := e.AgentWithStamp(ctx, a.ID); third == now {
 		t.Fatal("a second disable kept the stamp")
+	}
+}
+
+// resetRaceStore changes the password (as `tandem agent password` in
+// another process would) just before the engine's first swap.
+type resetRaceStore struct {
+	handoff.Store
+	newHash []byte
+	done    bool
+}
+
+func (s *resetRaceStore) SwapPasswordHash(ctx context.Context, id string, old, h []byte) (bool, error) {
+	if !s.done {
+		s.done = true
+		if err := s.Store.SetPasswordHash(ctx, id, s.newHash); err != nil {
+			return false, err
+		}
+	}
+	return s.Store.SwapPasswordHash(ctx, id, old, h)
+}
+
+// TestDisableKeepsConcurrentPasswordChange: a password changed while the
+// account is being disabled stays changed (the revocation nonce was
+// written over it, bringing the old password back).
+func TestDisableKeepsConcurrentPasswordChange(t *testing.T) {
+	newHash, err := bcrypt.GenerateFromPassword([]byte("the new password"), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &resetRaceStore{Store: memstore.New(), newHash: newHash}
+	e, err := handoff.New(st, handoff.Config{BcryptCost: 4, Registerer: prometheus.NewRegistry(), Clock: handoff.NewManualClock(t0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := e.CreateAgent(ctx, tandem.Agent{Email: "fay@example.com"}, "the old password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, disabled := range []bool{true, false} {
+		if _, err := e.SetDisabled(ctx, a.ID, disabled); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := e.Login(ctx, "fay@example.com", "the new password"); err != nil {
+		t.Fatalf("the new password: %v", err)
+	}
+	if _, _, err := e.Login(ctx, "fay@example.com", "the old password"); err == nil {
+		t.Fatal("the old password came back")
 	}
 }

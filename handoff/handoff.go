@@ -61,6 +61,9 @@ type Store interface {
 	UpdateAgent(ctx context.Context, a tandem.Agent) error
 	// SetPasswordHash replaces an agent's bcrypt hash.
 	SetPasswordHash(ctx context.Context, agentID string, hash []byte) error
+	// SwapPasswordHash replaces an agent's hash only if it is still old
+	// (compare-and-swap); it reports whether it did.
+	SwapPasswordHash(ctx context.Context, agentID string, old, hash []byte) (bool, error)
 	// Agent returns an agent with its password hash.
 	Agent(ctx context.Context, id string) (tandem.Agent, error)
 	// AgentByEmail finds an agent by email, case-insensitively.

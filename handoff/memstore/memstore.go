@@ -7,6 +7,7 @@
 package memstore
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"slices"
@@ -139,6 +140,21 @@ func (s *Store) SetPasswordHash(_ context.Context, agentID string, hash []byte) 
 	}
 	r.a.PasswordHash = slices.Clone(hash)
 	return nil
+}
+
+// SwapPasswordHash implements handoff.Store.
+func (s *Store) SwapPasswordHash(_ context.Context, agentID string, old, hash []byte) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.agents[agentID]
+	if !ok {
+		return false, handoff.ErrAgentNotFound
+	}
+	if !bytes.Equal(r.a.PasswordHash, old) {
+		return false, nil
+	}
+	r.a.PasswordHash = slices.Clone(hash)
+	return true, nil
 }
 
 // Agent implements handoff.Store.

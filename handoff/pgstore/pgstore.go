@@ -193,6 +193,21 @@ func (s *Store) SetPasswordHash(ctx context.Context, agentID string, hash []byte
 	return wrap("set password", err)
 }
 
+// SwapPasswordHash implements handoff.Store.
+func (s *Store) SwapPasswordHash(ctx context.Context, agentID string, old, hash []byte) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE handoff_agents SET password_hash = $3 WHERE id = $1 AND password_hash IS NOT DISTINCT FROM $2`, agentID, old, hash)
+	if err != nil {
+		return false, wrap("swap password", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return true, nil
+	}
+	if _, err := s.Agent(ctx, agentID); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
 // Agent implements handoff.Store.
 func (s *Store) Agent(ctx context.Context, id string) (tandem.Agent, error) {
 	a, err := scanAgent(s.pool.QueryRow(ctx, `SELECT `+agentCols+` FROM handoff_agents WHERE id = $1`, id))

@@ -407,6 +407,18 @@ func testAgents(t *testing.T, s handoff.Store) {
 		t.Fatalf("hash = %q", got.PasswordHash)
 	}
 	wantCode(t, s.SetPasswordHash(ctx, "nope", []byte("x")), tandem.ENOTFOUND)
+	// Compare-and-swap: only from the current hash.
+	if ok, err := s.SwapPasswordHash(ctx, "a1", []byte("stale"), []byte("x")); ok || err != nil {
+		t.Fatalf("swap from a stale hash = %v, %v", ok, err)
+	}
+	if ok, err := s.SwapPasswordHash(ctx, "a1", []byte("new"), []byte("newer")); !ok || err != nil {
+		t.Fatalf("swap from the current hash = %v, %v", ok, err)
+	}
+	if got := must[tandem.Agent](t)(s.Agent(ctx, "a1")); string(got.PasswordHash) != "newer" {
+		t.Fatalf("hash after swap = %q", got.PasswordHash)
+	}
+	_, err = s.SwapPasswordHash(ctx, "nope", nil, []byte("x"))
+	wantCode(t, err, tandem.ENOTFOUND)
 }
 
 func testSessions(t *testing.T, s handoff.Store) {
