@@ -291,6 +291,22 @@ func TestConsoleAccess(t *testing.T) {
 		if code, _ := e.do("POST", "/api/v1/agents/login", "", map[string]string{"email": "bob@example.com", "password": password}); code != http.StatusUnauthorized {
 			t.Fatalf("disabled login: %d", code)
 		}
+		// Enabled again: the token issued before stays ended (it may have
+		// been stolen); a new login works.
+		if code, raw := e.do("POST", "/api/v1/agents/"+bob.ID+"/enable", testAdmin, nil); code != 200 {
+			t.Fatalf("enable: %d %s", code, raw)
+		}
+		c = e.dial("/console/ws")
+		c.send(map[string]any{"type": "hello", "token": bobTok})
+		if f, _ := c.until(isType("error")); f.Code != tandem.EUNAUTHORIZED {
+			t.Fatalf("hello with the token from before the disable: %s", f.raw)
+		}
+		if code, raw := e.do("GET", "/api/v1/agents/"+bob.ID, bobTok, nil); code != http.StatusUnauthorized {
+			t.Fatalf("API with the token from before the disable: %d %s", code, raw)
+		}
+		if code, _ := e.do("POST", "/api/v1/agents/login", "", map[string]string{"email": "bob@example.com", "password": password}); code != http.StatusOK {
+			t.Fatalf("login after enabling: %d", code)
+		}
 	})
 }
 
@@ -376,7 +392,7 @@ func TestPasswordChangeEndsTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, raw := e.do("GET", "/api/v1/agents", oldTok, nil)
-	if code != 401 || !strings.Contains(string(raw), "password of this account has changed") {
+	if code != 401 || !strings.Contains(string(raw), "this token was ended") {
 		t.Fatalf("old token after the change: %d %s", code, raw)
 	}
 	c := e.dial("/console/ws")

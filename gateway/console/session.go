@@ -137,6 +137,11 @@ func (s *session) hello(ctx context.Context, conn *gateway.Conn, f ClientFrame) 
 		fail(err)
 		return
 	}
+	if agent.Disabled {
+		// Said before the stamp (disabling changes it too): the reason.
+		fail(tandem.Errorf(tandem.EFORBIDDEN, "this account is disabled"))
+		return
+	}
 	if err := p.CheckStamp(stamp); err != nil {
 		fail(err)
 		return
