@@ -516,14 +516,9 @@ func newID(prefix string) string {
 	return prefix + "_" + hex.EncodeToString(b[:])
 }
 
-// seqLogged reports whether conversation conv's log reaches seq (a read
+// SeqLogged reports whether conversation conv's log reaches seq (a read
 // mark up to seq is true); false when the log cannot be read.
-func (c *Chat) seqLogged(ctx context.Context, conv string, seq int64) bool {
+func (c *Chat) SeqLogged(ctx context.Context, conv string, seq int64) bool {
 	cv, err := c.log.Conversation(ctx, conv)
 	return err == nil && seq <= cv.LastSeq
-}
-
-// SeqLogged is seqLogged for the agent console.
-func (c *Chat) SeqLogged(ctx context.Context, conv string, seq int64) bool {
-	return c.seqLogged(ctx, conv, seq)
 }

@@ -275,7 +275,7 @@ func (s *widgetSession) HandleFrame(ctx context.Context, c *Conn, data []byte) {
 	case FrameRead:
 		// A read mark past the end of the log is not relayed: the agent's
 		// console would show messages not yet written as read.
-		if c.AllowEphemeral() && s.chat.seqLogged(ctx, conv, f.Seq) {
+		if c.AllowEphemeral() && s.chat.SeqLogged(ctx, conv, f.Seq) {
 			_ = s.chat.Publish(ctx, conv, c.ID(), ReadFrame{Type: FrameRead, ConversationID: conv, Author: tandem.AuthorCustomer, Seq: f.Seq})
 		}
 	case FramePing:

@@ -25,17 +25,6 @@ func datasetRules(ds, eds *data.Dataset) (rules.Config, bool) {
 	if eds != nil && eds != ds {
 		c = c.WithDataset(eds)
 	}
-	for typ, vs := range c.Lookups { // the same file may be in both
-		seen := make(map[string]bool, len(vs))
-		uniq := vs[:0]
-		for _, v := range vs {
-			if !seen[v] {
-				seen[v] = true
-				uniq = append(uniq, v)
-			}
-		}
-		c.Lookups[typ] = uniq
-	}
 	return c, len(c.Lookups)+len(c.Synonyms)+len(c.Regexes) > 0
 }
 
@@ -59,12 +48,10 @@ func writeRules(dir string, c rules.Config) error {
 // LoadRules returns base with the lookup tables, entity synonyms and regex
 // entities of the model directory's training data added (base unchanged
 // when the directory has none, as directories trained before this file
-// existed). The file is checked against the manifest.
-func LoadRules(dir string, base rules.Config) (rules.Config, error) {
-	man, err := models.ReadManifest(dir)
-	if err != nil {
-		return base, err
-	}
+// existed). man is the directory's manifest as the models were loaded with
+// (Classifier.Manifest: it is not read and verified again); the file is
+// checked against it.
+func LoadRules(dir string, man *models.Manifest, base rules.Config) (rules.Config, error) {
 	if man.Rules == "" {
 		return base, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandem-chat/tandem/models"
 	"github.com/tandem-chat/tandem/nlp/data"
 	"github.com/tandem-chat/tandem/nlp/entity"
 	"github.com/tandem-chat/tandem/nlp/intent"
@@ -131,7 +132,11 @@ func TestTrainedRuleEntitiesReachTheExtractor(t *testing.T) {
 	if _, err := TrainDir(context.Background(), TrainOptions{Data: ds, Out: out, Intent: cfg, NoEntity: true}); err != nil {
 		t.Fatal(err)
 	}
-	rc, err := LoadRules(out, rules.Config{})
+	man, err := models.ReadManifest(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := LoadRules(out, man, rules.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +163,7 @@ func TestTrainedRuleEntitiesReachTheExtractor(t *testing.T) {
 	if err := os.WriteFile(p, append(b, ' '), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadRules(out, rules.Config{}); err == nil {
+	if _, err := LoadRules(out, man, rules.Config{}); err == nil {
 		t.Fatal("an edited rules file was loaded")
 	}
 
@@ -170,7 +175,11 @@ func TestTrainedRuleEntitiesReachTheExtractor(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(plain, FileRules)); !os.IsNotExist(err) {
 		t.Fatalf("rules file without rule entities: %v", err)
 	}
-	if rc, err := LoadRules(plain, rules.Config{DateOrder: "MDY"}); err != nil || rc.DateOrder != "MDY" || len(rc.Regexes) > 0 {
+	pman, err := models.ReadManifest(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc, err := LoadRules(plain, pman, rules.Config{DateOrder: "MDY"}); err != nil || rc.DateOrder != "MDY" || len(rc.Regexes) > 0 {
 		t.Fatalf("plain directory: %+v %v", rc, err)
 	}
 }

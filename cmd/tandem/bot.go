@@ -131,7 +131,7 @@ func buildBot(ctx context.Context, rt *models.Runtime, cfg Config, opt botOption
 	}
 	// The built-in rules, plus the lookup tables, synonyms and regex
 	// entities the models' training data declared.
-	rcfg, err := nlp.LoadRules(cfg.ModelDir, rules.Config{})
+	rcfg, err := nlp.LoadRules(cfg.ModelDir, cls.Manifest(), rules.Config{})
 	if err != nil {
 		return nil, fmt.Errorf("serve: rule entities of %s: %w", cfg.ModelDir, err)
 	}

@@ -203,13 +203,6 @@ func (c Config) Validate() error {
 	if c.EmbeddingsURL == "" && (c.EmbeddingsModel != "" || c.EmbeddingsDim != 0) {
 		bad("EMBEDDINGS_MODEL/EMBEDDINGS_DIM", fmt.Sprintf("%s/%d", c.EmbeddingsModel, c.EmbeddingsDim), "set only with EMBEDDINGS_BASE_URL (without it the local encoder is used)")
 	}
-	if c.Demo {
-		if sites, err := parseSites(c.Sites); err == nil {
-			if _, clash := sites[demoSiteKey]; clash {
-				bad("TANDEM_SITES (--sites)", "(hidden)", "no site named \""+demoSiteKey+"\" while TANDEM_DEMO is on (the demo adds it, with the server's own origin)")
-			}
-		}
-	}
 	if c.LLM.BaseURL != "" && c.LLM.Model == "" {
 		bad("LLM_MODEL (--llm-model)", "", "a model name when LLM_BASE_URL is set")
 	}
@@ -223,8 +216,10 @@ func (c Config) Validate() error {
 	if c.EmbeddingsURL != "" && (c.EmbeddingsModel == "" || c.EmbeddingsDim <= 0 || c.EmbeddingsDim > 16000) {
 		bad("EMBEDDINGS_MODEL/EMBEDDINGS_DIM", fmt.Sprintf("%s/%d", c.EmbeddingsModel, c.EmbeddingsDim), "a model name and dimensions between 1 and 16000 when EMBEDDINGS_BASE_URL is set")
 	}
-	if _, err := parseSites(c.Sites); err != nil {
+	if sites, err := parseSites(c.Sites); err != nil {
 		errs = append(errs, fmt.Errorf("invalid TANDEM_SITES (--sites): %w", err))
+	} else if _, clash := sites[demoSiteKey]; clash && c.Demo {
+		bad("TANDEM_SITES (--sites)", "(hidden)", "no site named \""+demoSiteKey+"\" while TANDEM_DEMO is on (the demo adds it, with the server's own origin)")
 	}
 	if _, err := parseProxies(c.TrustedProxies); err != nil {
 		bad("TANDEM_TRUSTED_PROXIES (--trusted-proxies)", c.TrustedProxies, "comma-separated CIDRs or IP addresses, e.g. 10.0.0.0/8,192.168.1.5")
@@ -334,15 +329,21 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) envErro
 	str(&c.EmbeddingsURL, "embeddings-base-url", "EMBEDDINGS_BASE_URL", "OpenAI-compatible embeddings API; empty = local encoder")
 	str(&c.EmbeddingsModel, "embeddings-model", "EMBEDDINGS_MODEL", "embeddings model name")
 	str(&c.EmbeddingsKey, "embeddings-api-key", "EMBEDDINGS_API_KEY", "embeddings API key")
-	if v := getenv("EMBEDDINGS_DIM"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs["embeddings-dim"] = fmt.Errorf("invalid EMBEDDINGS_DIM %q: accepted values: a positive integer", v)
-		} else {
-			c.EmbeddingsDim = n
+	num := func(p *int, name, env, accepted, usage string) {
+		if v := getenv(env); v != "" {
+			if n, err := strconv.Atoi(v); err != nil {
+				errs[name] = fmt.Errorf("invalid %s %q: accepted values: %s", env, v, accepted)
+			} else {
+				*p = n
+			}
 		}
+		fs.IntVar(p, name, *p, usage+" (env "+env+")")
 	}
-	fs.IntVar(&c.EmbeddingsDim, "embeddings-dim", c.EmbeddingsDim, "embedding dimensions of the remote API (env EMBEDDINGS_DIM)")
+	num(&c.EmbeddingsDim, "embeddings-dim", "EMBEDDINGS_DIM", "a positive integer", "embedding dimensions of the remote API")
+	num(&c.MaxActiveTurns, "max-active-turns", "TANDEM_MAX_ACTIVE_TURNS", "an integer (0 = 16 × the cores, -1 = no bound)",
+		"turns running their model stages at once, the rest wait in arrival order; 0 = 16 × cores, -1 = no bound")
+	num(&c.LLM.MaxConcurrent, "llm-max-concurrent", "LLM_MAX_CONCURRENT", "a number of calls between 1 and 4096",
+		"calls in flight to the LLM server at most; a turn that waits 2 s for one answers without it")
 	if v := getenv("TANDEM_SHUTDOWN_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -359,24 +360,6 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) envErro
 			c.StageTimeout = d
 		}
 	}
-	if v := getenv("TANDEM_MAX_ACTIVE_TURNS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs["max-active-turns"] = fmt.Errorf("invalid TANDEM_MAX_ACTIVE_TURNS %q: accepted values: an integer (0 = 16 × the cores, -1 = no bound)", v)
-		} else {
-			c.MaxActiveTurns = n
-		}
-	}
-	if v := getenv("LLM_MAX_CONCURRENT"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs["llm-max-concurrent"] = fmt.Errorf("invalid LLM_MAX_CONCURRENT %q: accepted values: a number of calls between 1 and 4096", v)
-		} else {
-			c.LLM.MaxConcurrent = n
-		}
-	}
-	fs.IntVar(&c.LLM.MaxConcurrent, "llm-max-concurrent", c.LLM.MaxConcurrent, "calls in flight to the LLM server at most; a turn that waits 2 s for one answers without it (env LLM_MAX_CONCURRENT)")
-	fs.IntVar(&c.MaxActiveTurns, "max-active-turns", c.MaxActiveTurns, "turns running their model stages at once, the rest wait in arrival order (env TANDEM_MAX_ACTIVE_TURNS; 0 = 16 × cores, -1 = no bound)")
 	fs.DurationVar(&c.StageTimeout, "stage-timeout", c.StageTimeout, "deadline of each pipeline stage of a turn (env TANDEM_STAGE_TIMEOUT)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "graceful shutdown deadline (env TANDEM_SHUTDOWN_TIMEOUT)")
 	if v := getenv("TANDEM_DEMO"); v != "" {

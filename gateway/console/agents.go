@@ -142,26 +142,26 @@ func decodeBody(r *http.Request, v any) error {
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	ip := gateway.ClientIP(r)
+	// The body is read first: a refusal by the address's limit names the
+	// account's wait too (its limit may outlast the address's).
+	var req LoginRequest
+	bodyErr := decodeBody(r, &req)
+	account := ""
+	if bodyErr == nil {
+		account = accountKey(req.Email)
+	}
 	if !c.logins.allow(ip, now) {
-		// The account's wait counts too (its limit may outlast the
-		// address's): the body is read for it, not acted on.
-		var req LoginRequest
-		account := ""
-		if decodeBody(r, &req) == nil {
-			account = accountKey(req.Email)
-		}
 		c.refuseLogin(w, r, ip, account, "too many login attempts; retry later", now)
 		return
 	}
-	var req LoginRequest
-	if err := decodeBody(r, &req); err != nil {
-		gateway.WriteError(w, r, c.log, err)
+	if bodyErr != nil {
+		gateway.WriteError(w, r, c.log, bodyErr)
 		return
 	}
 	// Per account too (known or not, so the answer reveals nothing):
 	// guesses spread over many addresses still get a few per minute.
-	if key := accountKey(req.Email); !c.accountLogins.allow(key, now) {
-		c.refuseLogin(w, r, ip, key, "too many login attempts for this account; retry later", now)
+	if !c.accountLogins.allow(account, now) {
+		c.refuseLogin(w, r, ip, account, "too many login attempts for this account; retry later", now)
 		return
 	}
 	a, stamp, err := c.eng.Login(r.Context(), req.Email, req.Password)

@@ -8,14 +8,13 @@ import (
 	"strings"
 )
 
-// readCSV parses a CSV file (an optional UTF-8 byte-order mark is skipped)
+// readCSV parses a CSV file (readFile skips an optional UTF-8 byte-order mark)
 // and calls row with each record and its line.
 func readCSV(path string, row func(rec []string, line int) error) error {
 	b, err := readFile(path)
 	if err != nil {
 		return err
 	}
-	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
 	r := csv.NewReader(bytes.NewReader(b))
 	r.FieldsPerRecord = -1
 	for {

@@ -292,7 +292,8 @@ func loadRasa(s Spec) (*Dataset, error) {
 
 // uniqueKeys refuses a mapping that names a key twice (the YAML node tree
 // keeps both, and a second intent or entity section under the same name
-// would be merged or overwritten without a word).
+// would be merged or overwritten without a word). parseYAML runs it on
+// every mapping of a file.
 func uniqueKeys(path string, m *yaml.Node) error {
 	first := map[string]int{}
 	for i := 0; i+1 < len(m.Content); i += 2 {
@@ -329,9 +330,6 @@ func loadTandem(s Spec) (*Dataset, error) {
 		return nil, err
 	}
 	ds := &Dataset{}
-	if err := uniqueKeys(s.Path, root); err != nil {
-		return nil, err
-	}
 	var intents, entities *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
@@ -355,9 +353,6 @@ func loadTandem(s Spec) (*Dataset, error) {
 		if entities.Kind != yaml.MappingNode {
 			return nil, fileErr(s.Path, entities.Line, "entities must be a mapping of entity type to its definition")
 		}
-		if err := uniqueKeys(s.Path, entities); err != nil {
-			return nil, err
-		}
 		for i := 0; i+1 < len(entities.Content); i += 2 {
 			k, v := entities.Content[i], entities.Content[i+1]
 			typ := strings.TrimSpace(k.Value)
@@ -379,9 +374,6 @@ func loadTandem(s Spec) (*Dataset, error) {
 	}
 	if intents.Kind != yaml.MappingNode {
 		return nil, fileErr(s.Path, intents.Line, "intents must be a mapping of intent name to examples")
-	}
-	if err := uniqueKeys(s.Path, intents); err != nil {
-		return nil, err
 	}
 	for i := 0; i+1 < len(intents.Content); i += 2 {
 		k, v := intents.Content[i], intents.Content[i+1]

@@ -141,8 +141,18 @@ func (c Config) WithDataset(ds *data.Dataset) Config {
 	for k, v := range c.Lookups {
 		lk[k] = append([]string(nil), v...)
 	}
-	for k, v := range ds.Lookups {
-		lk[k] = append(lk[k], v...)
+	for k, vs := range ds.Lookups {
+		// Each value once: the same data may come twice.
+		seen := make(map[string]bool, len(lk[k])+len(vs))
+		for _, v := range lk[k] {
+			seen[v] = true
+		}
+		for _, v := range vs {
+			if !seen[v] {
+				seen[v] = true
+				lk[k] = append(lk[k], v)
+			}
+		}
 	}
 	syn := make(map[string]string, len(c.Synonyms)+len(ds.Synonyms))
 	for k, v := range c.Synonyms {
