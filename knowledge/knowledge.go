@@ -141,6 +141,11 @@ type ModelInfo struct {
 // EINVALID (vector dimension mismatch).
 type Store interface {
 	List(ctx context.Context, f ListFilter) (Page, error)
+	// Scan calls yield with every FAQ matching f (f.After and f.Limit are
+	// ignored) in id order, all read from one consistent snapshot: writes
+	// made while it runs, even by yield, are not seen. An error from yield
+	// stops the scan and is returned.
+	Scan(ctx context.Context, f ListFilter, yield func(tandem.FAQ) error) error
 	Get(ctx context.Context, id string) (tandem.FAQ, error)
 	GetByExternalID(ctx context.Context, externalID string) (tandem.FAQ, error)
 	// Create stores a new FAQ (ID assigned when empty) at version 1 or,

@@ -834,7 +834,9 @@ func (s *Service) importWrites(ctx context.Context, writes []Write, opts ImportO
 	return outs, nil
 }
 
-// Export writes every FAQ matching f in the format.
+// Export writes every FAQ matching f in the format, from one consistent
+// snapshot of the store (Store.Scan): edits made while it runs are either
+// all in the export or none of them. f.After and f.Limit are ignored.
 func (s *Service) Export(ctx context.Context, f ListFilter, e *Exporter) error {
 	f.After = ""
 	f.Limit = 1000
@@ -842,21 +844,16 @@ func (s *Service) Export(ctx context.Context, f ListFilter, e *Exporter) error {
 		return err
 	}
 	f.Tags = filterTags(f.Tags)
-	for {
-		page, err := s.store.List(ctx, f)
-		if err != nil {
-			return err
+	err := s.store.Scan(ctx, f, func(item tandem.FAQ) error {
+		if err := e.Write(item); err != nil {
+			return fmt.Errorf("knowledge: export: %w", err)
 		}
-		for _, item := range page.Items {
-			if err := e.Write(item); err != nil {
-				return fmt.Errorf("knowledge: export: %w", err)
-			}
-		}
-		if page.Next == "" {
-			return e.Close()
-		}
-		f.After = page.Next
+		return nil
+	})
+	if err != nil {
+		return err
 	}
+	return e.Close()
 }
 
 // Search runs a hybrid (or single-retriever) search behind the hot answer

@@ -131,6 +131,30 @@ func (s *Store) List(ctx context.Context, f knowledge.ListFilter) (knowledge.Pag
 	return page, nil
 }
 
+// Scan implements knowledge.Store: the matching FAQs are copied under
+// the read lock, then yielded without it.
+func (s *Store) Scan(ctx context.Context, f knowledge.ListFilter, yield func(tandem.FAQ) error) error {
+	s.mu.RLock()
+	match := f.Filter.Matcher()
+	var items []tandem.FAQ
+	for _, id := range s.ids {
+		it := s.items[id]
+		if match(it.faq) && (f.Status == "" || it.faq.Status == f.Status) && (f.Category == "" || it.faq.Category == f.Category) {
+			items = append(items, knowledge.Clone(it.faq))
+		}
+	}
+	s.mu.RUnlock()
+	for _, item := range items {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := yield(item); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Get implements knowledge.Store.
 func (s *Store) Get(ctx context.Context, id string) (tandem.FAQ, error) {
 	s.mu.RLock()

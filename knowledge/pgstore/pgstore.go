@@ -169,15 +169,7 @@ func (s *Store) List(ctx context.Context, lf knowledge.ListFilter) (knowledge.Pa
 		limit = 100
 	}
 	limit = min(limit, 1000)
-	cond, args := where(lf.Filter, nil)
-	if lf.Status != "" {
-		args = append(args, string(lf.Status))
-		cond += fmt.Sprintf(" AND f.status = $%d", len(args))
-	}
-	if lf.Category != "" {
-		args = append(args, lf.Category)
-		cond += fmt.Sprintf(" AND f.category = $%d", len(args))
-	}
+	cond, args := listWhere(lf)
 	args = append(args, lf.After)
 	cond += fmt.Sprintf(" AND f.id > $%d", len(args))
 	args = append(args, limit+1)
@@ -198,6 +190,45 @@ func (s *Store) List(ctx context.Context, lf knowledge.ListFilter) (knowledge.Pa
 		page.Items = []tandem.FAQ{}
 	}
 	return page, nil
+}
+
+// listWhere is the condition of List and Scan (without the cursor).
+func listWhere(lf knowledge.ListFilter) (string, []any) {
+	cond, args := where(lf.Filter, nil)
+	if lf.Status != "" {
+		args = append(args, string(lf.Status))
+		cond += fmt.Sprintf(" AND f.status = $%d", len(args))
+	}
+	if lf.Category != "" {
+		args = append(args, lf.Category)
+		cond += fmt.Sprintf(" AND f.category = $%d", len(args))
+	}
+	return cond, args
+}
+
+// Scan implements knowledge.Store with one streamed query: a statement
+// reads from one snapshot, so the FAQs are consistent with each other
+// however long yield takes (the scan holds a pooled connection meanwhile).
+func (s *Store) Scan(ctx context.Context, lf knowledge.ListFilter, yield func(tandem.FAQ) error) error {
+	cond, args := listWhere(lf)
+	rows, err := s.pool.Query(ctx, "SELECT "+prefixed("", faqColumns)+" FROM kb_faqs f WHERE "+cond+" ORDER BY f.id", args...)
+	if err != nil {
+		return fmt.Errorf("pgstore: scan: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		f, err := scanFAQ(rows)
+		if err != nil {
+			return fmt.Errorf("pgstore: scan: %w", err)
+		}
+		if err := yield(f); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("pgstore: scan: %w", err)
+	}
+	return nil
 }
 
 // Get implements knowledge.Store.

@@ -29,6 +29,7 @@ func Run(t *testing.T, newStore Factory) {
 	}{
 		{"CreateGetList", testCreateGetList},
 		{"UpdateOptimistic", testUpdateOptimistic},
+		{"ScanSnapshot", testScanSnapshot},
 		{"DeleteAndAudit", testDeleteAndAudit},
 		{"ExternalIDUnique", testExternalIDUnique},
 		{"Upsert", testUpsert},
@@ -146,6 +147,82 @@ func testCreateGetList(t *testing.T, s knowledge.Store) {
 	p, err = s.List(ctx, knowledge.ListFilter{Filter: knowledge.Filter{Tags: []string{"security"}}})
 	if err != nil || len(p.Items) != 1 {
 		t.Fatalf("tag filter = %+v, %v", p, err)
+	}
+}
+
+// testScanSnapshot: Scan yields every matching FAQ in id order from one
+// snapshot, even when yield itself changes the store.
+func testScanSnapshot(t *testing.T, s knowledge.Store) {
+	var made []tandem.FAQ
+	for i := range 5 {
+		f := faq(fmt.Sprintf("s-%d", i), fmt.Sprintf("Snapshot question %d?", i))
+		f.Category = "snap"
+		made = append(made, mustCreate(t, s, f))
+	}
+	other := faq("s-other", "Another category?")
+	other.Category = "other"
+	mustCreate(t, s, other)
+	scan := func() []tandem.FAQ {
+		t.Helper()
+		var got []tandem.FAQ
+		err := s.Scan(ctx, knowledge.ListFilter{Category: "snap", Limit: 1, After: "zzz"}, func(f tandem.FAQ) error {
+			if len(got) == 0 && len(made) == 5 {
+				// Change the store in the middle of the scan.
+				ids := make([]string, 0, 5)
+				for _, m := range made {
+					ids = append(ids, m.ID)
+				}
+				slices.Sort(ids)
+				last, err := s.Get(ctx, ids[4])
+				if err != nil {
+					return err
+				}
+				last.Answer = "changed during the scan"
+				if _, err := s.Update(ctx, knowledge.Write{FAQ: last, Actor: "bob", ExpectedVersion: last.Version}); err != nil {
+					return err
+				}
+				if err := s.Delete(ctx, ids[3], 0, "bob"); err != nil {
+					return err
+				}
+				added := faq("s-new", "Added during the scan?")
+				added.Category = "snap"
+				made = append(made, mustCreate(t, s, added))
+			}
+			got = append(got, f)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	first := scan()
+	if len(first) != 5 {
+		t.Fatalf("scan during changes yielded %d FAQs, want the 5 of its snapshot", len(first))
+	}
+	for i, f := range first {
+		if i > 0 && first[i-1].ID >= f.ID {
+			t.Fatalf("scan not in id order: %s then %s", first[i-1].ID, f.ID)
+		}
+		if f.Answer == "changed during the scan" || f.ExternalID == "s-new" || f.Category != "snap" {
+			t.Fatalf("scan saw a write made after it started, or another category: %+v", f)
+		}
+	}
+	second := scan()
+	if len(second) != 5 || second[len(second)-2].Answer != "changed during the scan" && second[len(second)-1].Answer != "changed during the scan" {
+		t.Fatalf("a later scan does not see the changes: %+v", second)
+	}
+	stop := errors.New("stop")
+	calls := 0
+	err := s.Scan(ctx, knowledge.ListFilter{}, func(tandem.FAQ) error {
+		calls++
+		if calls == 2 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || calls != 2 {
+		t.Fatalf("yield's error: Scan returned %v after %d calls, want stop after 2", err, calls)
 	}
 }
 
