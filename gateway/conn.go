@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
@@ -456,10 +457,31 @@ func (c *Conn) writeLoop() {
 	}
 }
 
+// maxCloseReason is the most bytes a close frame's reason may have (RFC
+// 6455: a control frame's payload is at most 125 bytes, 2 of them the
+// code).
+const maxCloseReason = 123
+
+// CloseReason fits a close reason into a close frame: a longer one is cut
+// at a character boundary and ends with "…" (a frame with the whole reason
+// could not be sent at all, and the peer saw 1006 instead of the code; the
+// error frame sent before the close carries the whole message).
+func CloseReason(reason string) string {
+	if len(reason) <= maxCloseReason {
+		return reason
+	}
+	const ell = "…"
+	cut := maxCloseReason - len(ell)
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
+		cut--
+	}
+	return reason[:cut] + ell
+}
+
 // writeClose writes the close frame of req and waits briefly for the
 // peer's (the reader ends).
 func (c *Conn) writeClose(req closeRequest) {
-	msg := websocket.FormatCloseMessage(req.code, req.reason)
+	msg := websocket.FormatCloseMessage(req.code, CloseReason(req.reason))
 	if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.chat.cfg.WriteTimeout)); err != nil {
 		return
 	}

@@ -5,7 +5,9 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/tandem-chat/tandem/gateway"
 )
@@ -24,5 +26,24 @@ func TestWriteJSONNeverSendsAnEmptySuccess(t *testing.T) {
 	gateway.WriteJSON(w, http.StatusCreated, map[string]int{"n": 1})
 	if w.Code != http.StatusCreated || w.Body.String() != "{\"n\":1}\n" {
 		t.Fatalf("status %d, body %q", w.Code, w.Body.String())
+	}
+}
+
+// TestCloseReason: a reason longer than a close frame allows is cut at a
+// character boundary (a close frame with the whole reason could not be
+// written, and the peer saw 1006 instead of the code).
+func TestCloseReason(t *testing.T) {
+	short := "log in again"
+	if got := gateway.CloseReason(short); got != short {
+		t.Fatalf("short reason changed: %q", got)
+	}
+	long := strings.Repeat("é", 100) // 200 bytes
+	got := gateway.CloseReason(long)
+	if len(got) > 123 || !utf8.ValidString(got) || !strings.HasSuffix(got, "…") || !strings.HasPrefix(long, strings.TrimSuffix(got, "…")) {
+		t.Fatalf("long reason = %q (%d bytes)", got, len(got))
+	}
+	exact := strings.Repeat("a", 123)
+	if got := gateway.CloseReason(exact); got != exact {
+		t.Fatalf("a 123-byte reason was cut: %q", got)
 	}
 }
