@@ -140,7 +140,7 @@ type Principal struct {
 // account's current one (stamp; "" = the account has none to compare).
 func (p Principal) CheckStamp(stamp string) error {
 	if stamp != "" && p.Stamp != stamp {
-		return tandem.Errorf(tandem.EUNAUTHORIZED, "this token was ended (the account's password changed or the account was disabled since it was issued); log in again")
+		return tandem.Errorf(tandem.EUNAUTHORIZED, "this token was ended (password or role changed, or account disabled, since it was issued); log in again")
 	}
 	return nil
 }

@@ -99,44 +99,148 @@ func (e *Engine) UpdateAgent(ctx context.Context, a tandem.Agent) (tandem.Agent,
 // SetDisabled disables or enables an agent account; disabling does what
 // UpdateAgent does on it. The rest of the profile stays as stored, even if
 // it predates today's validation rules, so that any account can be locked
-// out.
+// out. The flag is set by compare-and-swap on the profile, so a profile
+// change (PatchAgent) made at the same moment cannot put back the old
+// flag.
 func (e *Engine) SetDisabled(ctx context.Context, agentID string, disabled bool) (tandem.Agent, error) {
-	a, err := e.store.Agent(ctx, agentID)
-	if err != nil {
-		return tandem.Agent{}, err
-	}
-	if disabled {
-		// Disabling ends the account's tokens for good, also once it is
-		// enabled again (a compromised account's stolen token must not
-		// come back): a new revocation nonce changes the credential
-		// stamp, not the password. Compare-and-swap, so that a password
-		// changed at the same moment is not put back.
-		for attempt := 0; len(a.PasswordHash) > 0; attempt++ {
-			nonce := make([]byte, 8)
-			if _, err := rand.Read(nonce); err != nil {
-				return tandem.Agent{}, fmt.Errorf("handoff: revoke tokens: %w", err)
-			}
-			h := append(append(slices.Clone(bcryptPart(a.PasswordHash)), revokeSep), hex.EncodeToString(nonce)...)
-			ok, err := e.store.SwapPasswordHash(ctx, agentID, a.PasswordHash, h)
-			if err != nil {
-				return tandem.Agent{}, fmt.Errorf("handoff: revoke tokens: %w", err)
-			}
-			if ok {
-				break
-			}
-			if attempt == 4 {
-				return tandem.Agent{}, tandem.Errorf(tandem.ECONFLICT, "the account's password keeps changing; retry")
-			}
-			if a, err = e.store.Agent(ctx, agentID); err != nil {
+	for attempt := 0; ; attempt++ {
+		a, err := e.store.Agent(ctx, agentID)
+		if err != nil {
+			return tandem.Agent{}, err
+		}
+		if disabled {
+			// Disabling ends the account's tokens for good, also once it
+			// is enabled again (a compromised account's stolen token must
+			// not come back).
+			if err := e.revokeTokens(ctx, &a); err != nil {
 				return tandem.Agent{}, err
 			}
 		}
+		next := a
+		next.Disabled = disabled
+		ok, err := e.store.SwapAgent(ctx, a, next)
+		if err != nil {
+			return tandem.Agent{}, fmt.Errorf("handoff: update agent: %w", err)
+		}
+		if ok {
+			return e.agentUpdated(ctx, next)
+		}
+		if attempt == 4 {
+			return tandem.Agent{}, tandem.Errorf(tandem.ECONFLICT, "the account keeps changing; retry")
+		}
 	}
-	a.Disabled = disabled
-	if err := e.store.UpdateAgent(ctx, a); err != nil {
-		return tandem.Agent{}, fmt.Errorf("handoff: update agent: %w", err)
+}
+
+// revokeTokens ends every token issued to agent a (read from the store):
+// a new revocation nonce changes the credential stamp, not the password.
+// Compare-and-swap on the hash, so that a password changed at the same
+// moment is not put back; a is updated to the stored agent.
+func (e *Engine) revokeTokens(ctx context.Context, a *tandem.Agent) error {
+	for attempt := 0; len(a.PasswordHash) > 0; attempt++ {
+		nonce := make([]byte, 8)
+		if _, err := rand.Read(nonce); err != nil {
+			return fmt.Errorf("handoff: revoke tokens: %w", err)
+		}
+		h := append(append(slices.Clone(bcryptPart(a.PasswordHash)), revokeSep), hex.EncodeToString(nonce)...)
+		ok, err := e.store.SwapPasswordHash(ctx, a.ID, a.PasswordHash, h)
+		if err != nil {
+			return fmt.Errorf("handoff: revoke tokens: %w", err)
+		}
+		if ok {
+			a.PasswordHash = h
+			return nil
+		}
+		if attempt == 4 {
+			return tandem.Errorf(tandem.ECONFLICT, "the account's password keeps changing; retry")
+		}
+		if *a, err = e.store.Agent(ctx, a.ID); err != nil {
+			return err
+		}
 	}
-	return e.agentUpdated(ctx, a)
+	return nil
+}
+
+// AgentPatch changes part of an agent's profile; nil fields are kept.
+type AgentPatch struct {
+	Email       *string
+	DisplayName *string
+	Role        *string
+	Skills      *[]string
+	Languages   *[]string
+	MaxChats    *int
+}
+
+// Empty reports whether the patch changes nothing.
+func (p AgentPatch) Empty() bool {
+	return p.Email == nil && p.DisplayName == nil && p.Role == nil && p.Skills == nil && p.Languages == nil && p.MaxChats == nil
+}
+
+// PatchAgent applies p to an agent's stored profile and returns the stored
+// agent. The result is validated as a whole (as CreateAgent validates). It
+// is applied by compare-and-swap on the profile, read again and retried
+// when another change lands in between, so concurrent patches and
+// SetDisabled never undo each other. A role change ends the agent's tokens
+// first (as disabling does): the agent logs in again with the new role,
+// and an open console closes at its next heartbeat instead of keeping the
+// old role's powers. The name, skills, languages and max chats apply to
+// routing at once; an open console shows a new display name to customers
+// from its next login.
+func (e *Engine) PatchAgent(ctx context.Context, agentID string, p AgentPatch) (tandem.Agent, error) {
+	if p.Empty() {
+		return tandem.Agent{}, tandem.Errorf(tandem.EINVALID, "nothing to change: give at least one of email, display_name, role, skills, languages, max_chats")
+	}
+	for attempt := 0; ; attempt++ {
+		old, err := e.store.Agent(ctx, agentID)
+		if err != nil {
+			return tandem.Agent{}, err
+		}
+		a := cloneAgentProfile(old)
+		if p.Email != nil {
+			a.Email = *p.Email
+		}
+		if p.DisplayName != nil {
+			a.DisplayName = *p.DisplayName
+		}
+		if p.Role != nil {
+			a.Role = *p.Role
+			if a.Role == "" {
+				return tandem.Agent{}, tandem.Errorf(tandem.EINVALID, "role must be %q or %q", RoleAgent, RoleAdmin)
+			}
+		}
+		if p.Skills != nil {
+			a.Skills = slices.Clone(*p.Skills)
+		}
+		if p.Languages != nil {
+			a.Languages = slices.Clone(*p.Languages)
+		}
+		if p.MaxChats != nil {
+			a.MaxChats = *p.MaxChats
+		}
+		if a, err = validateAgent(a); err != nil {
+			return tandem.Agent{}, err
+		}
+		if a.Role != old.Role {
+			if err := e.revokeTokens(ctx, &old); err != nil {
+				return tandem.Agent{}, err
+			}
+		}
+		ok, err := e.store.SwapAgent(ctx, old, a)
+		if err != nil {
+			return tandem.Agent{}, fmt.Errorf("handoff: update agent: %w", err)
+		}
+		if ok {
+			return e.agentUpdated(ctx, a)
+		}
+		if attempt == 4 {
+			return tandem.Agent{}, tandem.Errorf(tandem.ECONFLICT, "the account keeps changing; retry")
+		}
+	}
+}
+
+// cloneAgentProfile copies a's profile with its own slices.
+func cloneAgentProfile(a tandem.Agent) tandem.Agent {
+	a.Skills, a.Languages = slices.Clone(a.Skills), slices.Clone(a.Languages)
+	return a
 }
 
 // revokeSep separates a stored bcrypt hash from the revocation nonce that
@@ -165,11 +269,12 @@ func (e *Engine) agentUpdated(ctx context.Context, a tandem.Agent) (tandem.Agent
 		if err := e.withdrawOffers(ctx, a.ID, e.now()); err != nil {
 			return tandem.Agent{}, err
 		}
-		// Consoles end the agent's sessions on it at once (the next
-		// Heartbeat refuses them anyway, should the event be lost).
-		if st, err := e.AgentStatus(ctx, a.ID); err == nil {
-			e.emit(Event{Type: EventPresence, AgentID: a.ID, Agent: ptr(st)})
-		}
+	}
+	// Consoles show the new profile; they end the agent's sessions at once
+	// when the account is disabled or its role changed (the next Heartbeat
+	// refuses them anyway, should the event be lost).
+	if st, err := e.AgentStatus(ctx, a.ID); err == nil {
+		e.emit(Event{Type: EventPresence, AgentID: a.ID, Agent: ptr(st)})
 	}
 	e.requestRoute() // more capacity or skills may make routing possible
 	e.mu.Lock()

@@ -28,6 +28,14 @@ func (s *ctxStore) UpdateAgent(ctx context.Context, a tandem.Agent) error {
 	return err
 }
 
+func (s *ctxStore) SwapAgent(ctx context.Context, old, a tandem.Agent) (bool, error) {
+	ok, err := s.Store.SwapAgent(ctx, old, a)
+	if s.cancel != nil {
+		s.cancel()
+	}
+	return ok, err
+}
+
 func (s *ctxStore) Tickets(ctx context.Context, f handoff.TicketFilter) ([]tandem.Ticket, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

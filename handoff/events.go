@@ -48,7 +48,7 @@ const (
 	EventClosed EventType = "ticket.closed"
 	// EventContact: the customer left a contact address.
 	EventContact EventType = "ticket.contact"
-	// EventPresence: an agent's effective presence or connection changed.
+	// EventPresence: an agent's effective presence, connection or profile changed.
 	// Agent is set.
 	EventPresence EventType = "agent.presence"
 )

@@ -59,6 +59,11 @@ type Store interface {
 	// candidates and cannot acquire tickets. Lowering MaxChats below the current load
 	// is allowed: no new work arrives until the load falls.
 	UpdateAgent(ctx context.Context, a tandem.Agent) error
+	// SwapAgent replaces the profile as UpdateAgent does, but only if the
+	// stored profile (email, display name, role, skills, languages, max
+	// chats, disabled) is still old's (compare-and-swap); it reports
+	// whether it did.
+	SwapAgent(ctx context.Context, old, a tandem.Agent) (bool, error)
 	// SetPasswordHash replaces an agent's bcrypt hash.
 	SetPasswordHash(ctx context.Context, agentID string, hash []byte) error
 	// SwapPasswordHash replaces an agent's hash only if it is still old

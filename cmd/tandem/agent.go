@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,6 +24,9 @@ const agentUsage = `usage: tandem agent <command> [flags]
 commands:
   create     create an agent account (prompts for the password, or --password-stdin)
   list       list agent accounts
+  update     change an agent's profile (--email to find it; --role, --name, --skills,
+             --languages, --max-chats, --new-email: only the flags given change; a
+             role change ends the agent's tokens and open consoles)
   password   set an agent's password (--email; prompts, or --password-stdin), e.g. the
              demo agent's, whose password the server prints only when it creates it
 
@@ -44,6 +48,8 @@ func runAgent(ctx context.Context, args []string, getenv func(string) string, st
 		return runAgentList(ctx, args[1:], getenv, stdout, stderr)
 	case "password":
 		return runAgentPassword(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "update":
+		return runAgentUpdate(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, agentUsage)
 		return nil
@@ -180,6 +186,81 @@ func runAgentPassword(ctx context.Context, args []string, getenv func(string) st
 		return nil
 	}
 	return fmt.Errorf("agent password: no agent has the email %q", strings.TrimSpace(*email))
+}
+
+func runAgentUpdate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tandem agent update", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	email := fs.String("email", "", "login email of the account (required)")
+	newEmail := fs.String("new-email", "", "new login email")
+	name := fs.String("name", "", "new display name (empty: the email's local part)")
+	role := fs.String("role", "", "new role: agent or admin (ends the agent's tokens)")
+	skills := fs.String("skills", "", "new comma-separated skills (empty: none)")
+	languages := fs.String("languages", "", "new comma-separated languages (empty: none)")
+	maxChats := fs.Int("max-chats", 0, "new number of concurrent chats (1-100)")
+	dbURL := fs.String("database-url", getenv("DATABASE_URL"), "PostgreSQL URL (env DATABASE_URL)")
+	if err := parseAgentFlags(fs, args, "agent update", email); err != nil {
+		return err
+	}
+	var p handoff.AgentPatch
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "new-email":
+			p.Email = ptr(strings.TrimSpace(*newEmail))
+		case "name":
+			p.DisplayName = ptr(strings.TrimSpace(*name))
+		case "role":
+			p.Role = role
+		case "skills":
+			p.Skills = ptr(splitList(*skills))
+		case "languages":
+			p.Languages = ptr(splitList(*languages))
+		case "max-chats":
+			p.MaxChats = maxChats
+		}
+	})
+	if p.Empty() {
+		return errors.New("agent update: nothing to change: give --role, --name, --skills, --languages, --max-chats or --new-email")
+	}
+	if p.Role != nil && *p.Role != handoff.RoleAgent && *p.Role != handoff.RoleAdmin {
+		return fmt.Errorf("agent update: invalid --role %q: accepted values: agent, admin", *p.Role)
+	}
+	if p.MaxChats != nil && (*p.MaxChats < 1 || *p.MaxChats > handoff.MaxChatsLimit) {
+		return fmt.Errorf("agent update: invalid --max-chats %d: accepted values: 1..%d", *p.MaxChats, handoff.MaxChatsLimit)
+	}
+	eng, closeEng, err := openAgentEngine(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer closeEng()
+	agents, err := eng.Agents(ctx)
+	if err != nil {
+		return fmt.Errorf("agent update: %w", err)
+	}
+	i := slices.IndexFunc(agents, func(a tandem.Agent) bool { return strings.EqualFold(a.Email, strings.TrimSpace(*email)) })
+	if i < 0 {
+		return fmt.Errorf("agent update: no agent has the email %q", strings.TrimSpace(*email))
+	}
+	found := agents[i]
+	a, err := eng.PatchAgent(ctx, found.ID, p)
+	if err != nil {
+		if code := tandem.ErrorCode(err); code != tandem.EINTERNAL {
+			return fmt.Errorf("agent update: %s", tandem.ErrorMessage(err))
+		}
+		return fmt.Errorf("agent update: %w", err)
+	}
+	fmt.Fprintf(stdout, "updated %s %s <%s> (%s, max %d chats, skills %s, languages %s)\n", a.ID, a.DisplayName, a.Email, a.Role, a.MaxChats,
+		orNone(strings.Join(a.Skills, ",")), orNone(strings.Join(a.Languages, ",")))
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 // parseAgentFlags parses an agent command's flags (secret defaults hidden

@@ -85,6 +85,30 @@ func TestAgentCLIAndPostgresServe(t *testing.T) {
 		}
 	}
 
+	// A profile change: only the flags given change.
+	if out, err := agentCmd("", "update", "--email", "dana@example.com", "--skills", "", "--max-chats", "5", "--name", "Dana K"); err != nil ||
+		!strings.Contains(out, "updated agt_") || !strings.Contains(out, "Dana K <dana@example.com> (agent, max 5 chats, skills none, languages de,en)") {
+		t.Fatalf("update: %v\n%s", err, out)
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"nothing to change", []string{"update", "--email", "dana@example.com"}, "nothing to change"},
+		{"bad role", []string{"update", "--email", "dana@example.com", "--role", "root"}, "agent, admin"},
+		{"max chats 0", []string{"update", "--email", "dana@example.com", "--max-chats", "0"}, "1..100"},
+		{"unknown email", []string{"update", "--email", "nobody@example.com", "--role", "admin"}, "no agent has the email"},
+		{"bad new email", []string{"update", "--email", "dana@example.com", "--new-email", "nope"}, "invalid email"},
+	} {
+		if out, err := agentCmd("", tt.args...); err == nil || !strings.Contains(err.Error()+out, tt.want) {
+			t.Errorf("update, %s: err %v, out %q; want an error mentioning %q", tt.name, err, out, tt.want)
+		}
+	}
+	if out, err := agentCmd("", "update", "--email", "dana@example.com", "--max-chats", "4", "--skills", "billing,returns"); err != nil || !strings.Contains(out, "max 4 chats, skills billing,returns") {
+		t.Fatalf("update back: %v\n%s", err, out)
+	}
+
 	// The server on the same database: Dana logs in and opens the console.
 	m := bootServer(t, map[string]string{"DATABASE_URL": db.URL, "TANDEM_DEMO": "false"})
 	base := m.URL()

@@ -46,6 +46,18 @@ type CreateAgentRequest struct {
 	MaxChats    int      `json:"max_chats,omitempty"`
 }
 
+// PatchAgentRequest is the body of PATCH /api/v1/agents/{id}: the profile
+// fields to change; an absent field is kept (null is refused: [] clears
+// skills or languages).
+type PatchAgentRequest struct {
+	Email       *string   `json:"email,omitempty"`
+	DisplayName *string   `json:"display_name,omitempty"`
+	Role        *string   `json:"role,omitempty"`
+	Skills      *[]string `json:"skills,omitempty"`
+	Languages   *[]string `json:"languages,omitempty"`
+	MaxChats    *int      `json:"max_chats,omitempty"`
+}
+
 // PasswordRequest is the body of POST /api/v1/agents/{id}/password.
 type PasswordRequest struct {
 	Password string `json:"password"`
@@ -75,6 +87,7 @@ func (c *Console) agentsAPI() http.Handler {
 		r.Get("/", c.listAgents)
 		r.Post("/", c.createAgent)
 		r.Get("/{id}", c.getAgent)
+		r.Patch("/{id}", c.patchAgent)
 		r.Post("/{id}/disable", c.setDisabled(true))
 		r.Post("/{id}/enable", c.setDisabled(false))
 		r.Post("/{id}/password", c.setPassword)
@@ -108,13 +121,27 @@ func (c *Console) requireAdmin(next http.Handler) http.Handler {
 }
 
 func decodeBody(r *http.Request, v any) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	return decodeBytes(body, v)
+}
+
+// readBody reads a request body of at most maxAgentBody bytes.
+func readBody(r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxAgentBody+1))
 	if err != nil {
-		return tandem.Errorf(tandem.EINVALID, "request body unreadable")
+		return nil, tandem.Errorf(tandem.EINVALID, "request body unreadable")
 	}
 	if len(body) > maxAgentBody {
-		return gateway.TooLargeError{Limit: maxAgentBody}
+		return nil, gateway.TooLargeError{Limit: maxAgentBody}
 	}
+	return body, nil
+}
+
+// decodeBytes decodes a body that must be one JSON object of v's fields.
+func decodeBytes(body []byte, v any) error {
 	if !utf8.Valid(body) {
 		// encoding/json would replace the bad bytes with U+FFFD: a name
 		// customers see, or a password, changed without a word.
@@ -237,6 +264,50 @@ func (c *Console) createAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/api/v1/agents/"+a.ID)
 	gateway.WriteJSON(w, http.StatusCreated, a)
+}
+
+// patchAgent changes part of an agent's profile (handoff.PatchAgent): 200
+// with the agent.
+func (c *Console) patchAgent(w http.ResponseWriter, r *http.Request) {
+	id, ok := c.agentID(w, r)
+	if !ok {
+		return
+	}
+	var req PatchAgentRequest
+	body, err := readBody(r)
+	if err == nil {
+		err = decodeBytes(body, &req)
+	}
+	if err == nil {
+		err = refuseNulls(body)
+	}
+	if err != nil {
+		gateway.WriteError(w, r, c.log, err)
+		return
+	}
+	a, err := c.eng.PatchAgent(r.Context(), id, handoff.AgentPatch{Email: req.Email, DisplayName: req.DisplayName, Role: req.Role,
+		Skills: req.Skills, Languages: req.Languages, MaxChats: req.MaxChats})
+	if err != nil {
+		gateway.WriteError(w, r, c.log, err)
+		return
+	}
+	a.PasswordHash = nil
+	gateway.WriteJSON(w, http.StatusOK, a)
+}
+
+// refuseNulls refuses a JSON object (already decoded) with a null member:
+// for a patch, null would read as "keep", which is not what it says.
+func refuseNulls(body []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return tandem.Errorf(tandem.EINVALID, "body must be a JSON object with the documented fields")
+	}
+	for k, v := range raw {
+		if string(bytes.TrimSpace(v)) == "null" {
+			return tandem.Errorf(tandem.EINVALID, "%s: null is not a value (leave the field out to keep it; [] clears skills or languages)", k)
+		}
+	}
+	return nil
 }
 
 func (c *Console) setDisabled(disabled bool) http.HandlerFunc {

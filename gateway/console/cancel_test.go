@@ -196,6 +196,31 @@ func TestDisabledAgentConsoleEndsAtOnce(t *testing.T) {
 	}
 }
 
+// TestDemotedAdminConsoleEndsAtOnce: an admin demoted to agent loses the
+// admin console at once (it could act on others' chats until it
+// reconnected), with 4401 and the reason; a skills change keeps the
+// console open.
+func TestDemotedAdminConsoleEndsAtOnce(t *testing.T) {
+	e := newEnv(t)
+	root, rootTok := e.agent("root@example.com", "Root", map[string]any{"role": "admin"})
+	rootC := e.console(rootTok)
+	if code, raw := e.do("PATCH", "/api/v1/agents/"+root.ID, testAdmin, map[string]any{"skills": []string{"billing"}}); code != 200 {
+		t.Fatalf("patch skills: %d %s", code, raw)
+	}
+	rootC.send(map[string]any{"type": "ping", "id": "still-open"})
+	rootC.until(isType("pong"))
+	if code, raw := e.do("PATCH", "/api/v1/agents/"+root.ID, testAdmin, map[string]any{"role": "agent"}); code != 200 {
+		t.Fatalf("demote: %d %s", code, raw)
+	}
+	f, _ := rootC.until(isType("error"))
+	if !strings.Contains(string(f.raw), "role changed") {
+		t.Fatalf("error frame %s, want the role change named", f.raw)
+	}
+	if code := rootC.expectClose(); code != 4401 {
+		t.Fatalf("close code %d, want 4401", code)
+	}
+}
+
 // TestAgentReusedClientID: an agent's client_id names one message: another
 // text under a used one is refused with conflict (it was acked as a
 // duplicate and dropped); the same message again is a duplicate.

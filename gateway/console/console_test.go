@@ -569,6 +569,85 @@ func TestAgentsAPI(t *testing.T) {
 	}
 }
 
+// TestAgentsAPIPatch: PATCH /api/v1/agents/{id} changes only the fields
+// given, refuses bad input clearly, and a role change ends the agent's
+// tokens (a demoted admin keeps no admin powers).
+func TestAgentsAPIPatch(t *testing.T) {
+	e := newEnv(t)
+	a, agentTok := e.agent("ann@example.com", "Ann", map[string]any{"skills": []string{"billing"}, "languages": []string{"en"}, "max_chats": 2})
+	e.agent("bob@example.com", "Bob", nil)
+	path := "/api/v1/agents/" + a.ID
+	code, raw := e.do("PATCH", path, testAdmin, map[string]any{"skills": []string{"returns", "Billing"}, "max_chats": 4})
+	if code != 200 {
+		t.Fatalf("patch: %d %s", code, raw)
+	}
+	var got tandem.Agent
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Skills, []string{"billing", "returns"}) || got.MaxChats != 4 || got.DisplayName != "Ann" || got.Email != "ann@example.com" ||
+		!slices.Equal(got.Languages, []string{"en"}) || got.Role != "agent" || strings.Contains(string(raw), "password") {
+		t.Fatalf("patched: %s", raw)
+	}
+	if code, raw := e.do("GET", "/api/v1/agents", agentTok, nil); code != 403 {
+		t.Fatalf("a skills change should keep the agent's token (403 on the admin API, not 401): %d %s", code, raw)
+	}
+	for _, tt := range []struct {
+		name, bearer string
+		body         any
+		want         int
+		says         string
+	}{
+		{"no token", "", map[string]any{"max_chats": 3}, 401, ""},
+		{"as the agent", agentTok, map[string]any{"role": "admin"}, 403, ""},
+		{"empty", testAdmin, map[string]any{}, 400, "nothing to change"},
+		{"null", testAdmin, json.RawMessage(`{"skills":null}`), 400, "skills: null"},
+		{"password", testAdmin, map[string]any{"password": password}, 400, "password"},
+		{"disabled", testAdmin, map[string]any{"disabled": true}, 400, "disabled"},
+		{"bad role", testAdmin, map[string]any{"role": "boss"}, 400, "role"},
+		{"wrong type", testAdmin, map[string]any{"max_chats": "4"}, 400, "max_chats"},
+		{"max chats 0", testAdmin, map[string]any{"max_chats": 0}, 400, "max chats"},
+		{"taken email", testAdmin, map[string]any{"email": "BOB@example.com"}, 409, ""},
+		{"invalid UTF-8", testAdmin, json.RawMessage("{\"display_name\":\"a\xffb\"}"), 400, "UTF-8"},
+		{"oversized", testAdmin, map[string]any{"display_name": strings.Repeat("x", 20<<10)}, 413, ""},
+		{"array", testAdmin, json.RawMessage(`[]`), 400, ""},
+		{"trailing data", testAdmin, json.RawMessage(`{"max_chats":3} {"role":"admin"}`), 400, ""},
+	} {
+		code, raw := e.do("PATCH", path, tt.bearer, tt.body)
+		if code != tt.want || !strings.Contains(string(raw), `"error"`) || !strings.Contains(string(raw), tt.says) {
+			t.Errorf("%s: %d %s, want %d saying %q", tt.name, code, raw, tt.want, tt.says)
+		}
+	}
+	if code, raw := e.do("PATCH", "/api/v1/agents/agt_nope", testAdmin, map[string]any{"max_chats": 3}); code != 404 {
+		t.Errorf("unknown agent: %d %s", code, raw)
+	}
+	if code, raw := e.do("GET", path, testAdmin, nil); code != 200 || !strings.Contains(string(raw), `"max_chats":4`) || strings.Contains(string(raw), `"admin"`) {
+		t.Fatalf("refused patches changed the agent: %d %s", code, raw)
+	}
+
+	// Promote, then demote: each role change ends the tokens issued before.
+	if code, raw := e.do("PATCH", path, testAdmin, map[string]any{"role": "admin"}); code != 200 || !strings.Contains(string(raw), `"role":"admin"`) {
+		t.Fatalf("promote: %d %s", code, raw)
+	}
+	if code, raw := e.do("GET", "/api/v1/agents", agentTok, nil); code != 401 || !strings.Contains(string(raw), "role changed") {
+		t.Fatalf("the token from before the promotion: %d %s, want 401 naming the role change", code, raw)
+	}
+	_, adminTok := e.login("ann@example.com")
+	if code, raw := e.do("GET", "/api/v1/agents", adminTok, nil); code != 200 {
+		t.Fatalf("promoted agent's new token: %d %s", code, raw)
+	}
+	if code, raw := e.do("PATCH", path, testAdmin, map[string]any{"role": "agent"}); code != 200 {
+		t.Fatalf("demote: %d %s", code, raw)
+	}
+	if code, raw := e.do("GET", "/api/v1/agents", adminTok, nil); code != 401 {
+		t.Fatalf("a demoted admin's token still works: %d %s", code, raw)
+	}
+	_, tok := e.login("ann@example.com")
+	if code, raw := e.do("GET", "/api/v1/agents", tok, nil); code != 403 {
+		t.Fatalf("demoted agent's new token on the admin API: %d %s, want 403", code, raw)
+	}
+}
+
 func TestConsolePage(t *testing.T) {
 	e := newEnv(t)
 	for path, want := range map[string]string{"/console": "text/html", "/console/console.js": "text/javascript", "/console/console.css": "text/css"} {
@@ -809,7 +888,7 @@ func TestMethodNotAllowedAllow(t *testing.T) {
 	for _, tc := range []struct{ method, path, want string }{
 		{"PATCH", "/api/v1/agents/ag_x/password", "POST"},
 		{"DELETE", "/api/v1/agents/", "GET, POST"},
-		{"POST", "/api/v1/agents/ag_x", "GET"},
+		{"POST", "/api/v1/agents/ag_x", "GET, PATCH"},
 		{"PUT", "/api/v1/agents/login", "POST"},
 		{"POST", "/healthz", "GET"},
 	} {

@@ -228,7 +228,13 @@ func (e *env) agent(email, name string, extra map[string]any) (tandem.Agent, str
 	if code != http.StatusCreated {
 		e.t.Fatalf("create agent: %d %s", code, raw)
 	}
-	code, raw = e.do("POST", "/api/v1/agents/login", "", map[string]string{"email": email, "password": password})
+	return e.login(email)
+}
+
+// login logs an agent in with the test password.
+func (e *env) login(email string) (tandem.Agent, string) {
+	e.t.Helper()
+	code, raw := e.do("POST", "/api/v1/agents/login", "", map[string]string{"email": email, "password": password})
 	if code != 200 {
 		e.t.Fatalf("login: %d %s", code, raw)
 	}

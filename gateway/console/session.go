@@ -486,6 +486,12 @@ func (s *session) apply(ctx context.Context, e handoff.Event) {
 				s.end(tandem.Errorf(tandem.EFORBIDDEN, "this account is disabled"))
 				return
 			}
+			if (e.Agent.Agent.Role == handoff.RoleAdmin) != s.admin {
+				// The token is ended too (handoff.PatchAgent): no console
+				// keeps the old role's powers.
+				s.end(tandem.Errorf(tandem.EUNAUTHORIZED, "your role changed to %s; log in again", e.Agent.Agent.Role))
+				return
+			}
 			s.conn.Send(PresenceFrame{Type: FrameMyPresence, Agent: agentView(*e.Agent, true)})
 		}
 		return

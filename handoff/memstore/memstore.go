@@ -118,6 +118,11 @@ func (s *Store) UpdateAgent(_ context.Context, a tandem.Agent) error {
 	if !ok {
 		return handoff.ErrAgentNotFound
 	}
+	return s.updateLocked(r, a)
+}
+
+// updateLocked replaces r's profile with a's; s.mu is held.
+func (s *Store) updateLocked(r *agent, a tandem.Agent) error {
 	key := strings.ToLower(a.Email)
 	if id, ok := s.emails[key]; ok && id != a.ID {
 		return handoff.ErrAgentConflict
@@ -128,6 +133,25 @@ func (s *Store) UpdateAgent(_ context.Context, a tandem.Agent) error {
 	a.PasswordHash, a.CreatedAt = r.a.PasswordHash, r.a.CreatedAt
 	r.a = a
 	return nil
+}
+
+// SwapAgent implements handoff.Store.
+func (s *Store) SwapAgent(_ context.Context, old, a tandem.Agent) (bool, error) {
+	if old.ID != a.ID {
+		return false, tandem.Errorf(tandem.EINTERNAL, "memstore: swap agent: ids %q and %q differ", old.ID, a.ID)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.agents[a.ID]
+	if !ok {
+		return false, handoff.ErrAgentNotFound
+	}
+	old, cur := normAgent(old), r.a
+	if cur.Email != old.Email || cur.DisplayName != old.DisplayName || cur.Role != old.Role || !slices.Equal(cur.Skills, old.Skills) ||
+		!slices.Equal(cur.Languages, old.Languages) || cur.MaxChats != old.MaxChats || cur.Disabled != old.Disabled {
+		return false, nil
+	}
+	return true, s.updateLocked(r, a)
 }
 
 // SetPasswordHash implements handoff.Store.

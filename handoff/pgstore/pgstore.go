@@ -184,6 +184,30 @@ func (s *Store) UpdateAgent(ctx context.Context, a tandem.Agent) error {
 	return wrap("update agent", err)
 }
 
+// SwapAgent implements handoff.Store.
+func (s *Store) SwapAgent(ctx context.Context, old, a tandem.Agent) (bool, error) {
+	if old.ID != a.ID {
+		return false, tandem.Errorf(tandem.EINTERNAL, "pgstore: swap agent: ids %q and %q differ", old.ID, a.ID)
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE handoff_agents SET email = $2, display_name = $3, role = $4, skills = $5, languages = $6, max_chats = $7, disabled = $8
+		WHERE id = $1 AND email = $9 AND display_name = $10 AND role = $11 AND skills = $12 AND languages = $13 AND max_chats = $14 AND disabled = $15`,
+		a.ID, a.Email, a.DisplayName, a.Role, tags(a.Skills), tags(a.Languages), a.MaxChats, a.Disabled,
+		old.Email, old.DisplayName, old.Role, tags(old.Skills), tags(old.Languages), old.MaxChats, old.Disabled)
+	if isUnique(err, "") {
+		return false, handoff.ErrAgentConflict
+	}
+	if err != nil {
+		return false, wrap("swap agent", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return true, nil
+	}
+	if _, err := s.Agent(ctx, a.ID); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
 // SetPasswordHash implements handoff.Store.
 func (s *Store) SetPasswordHash(ctx context.Context, agentID string, hash []byte) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE handoff_agents SET password_hash = $2 WHERE id = $1`, agentID, hash)

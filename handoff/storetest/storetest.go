@@ -402,6 +402,41 @@ func testAgents(t *testing.T, s handoff.Store) {
 	wantCode(t, s.UpdateAgent(ctx, upd), tandem.ECONFLICT)
 	wantCode(t, s.UpdateAgent(ctx, mkAgent("nope", "n@example.com", 1)), tandem.ENOTFOUND)
 
+	// SwapAgent: only from the stored profile; the hash is not part of it.
+	cur := must[tandem.Agent](t)(s.Agent(ctx, "a1"))
+	next := cur
+	next.Skills, next.Role, next.Disabled = []string{"billing", "tech"}, "agent", false
+	stale := cur
+	stale.Disabled = false
+	if ok := must[bool](t)(s.SwapAgent(ctx, stale, next)); ok {
+		t.Fatal("SwapAgent from a stale profile (disabled differs) swapped")
+	}
+	stale = cur
+	stale.Skills = []string{"other"}
+	if ok := must[bool](t)(s.SwapAgent(ctx, stale, next)); ok {
+		t.Fatal("SwapAgent from a stale profile (skills differ) swapped")
+	}
+	stale = cur
+	stale.PasswordHash = []byte("other hash")
+	if ok := must[bool](t)(s.SwapAgent(ctx, stale, next)); !ok {
+		t.Fatal("SwapAgent from the stored profile did not swap")
+	}
+	got = must[tandem.Agent](t)(s.Agent(ctx, "a1"))
+	if got.Role != "agent" || got.Disabled || !slices.Equal(got.Skills, []string{"billing", "tech"}) || string(got.PasswordHash) != "hash" {
+		t.Fatalf("swapped agent = %+v", got)
+	}
+	if ok := must[bool](t)(s.SwapAgent(ctx, cur, next)); ok {
+		t.Fatal("a second SwapAgent from the replaced profile swapped")
+	}
+	clash := got
+	clash.Email = "ZED@example.com"
+	if _, err := s.SwapAgent(ctx, got, clash); tandem.ErrorCode(err) != tandem.ECONFLICT {
+		t.Fatalf("SwapAgent to another agent's email: %v, want conflict", err)
+	}
+	if _, err := s.SwapAgent(ctx, mkAgent("nope", "n@example.com", 1), mkAgent("nope", "n@example.com", 2)); tandem.ErrorCode(err) != tandem.ENOTFOUND {
+		t.Fatalf("SwapAgent of a missing agent: %v, want not_found", err)
+	}
+
 	check(t, s.SetPasswordHash(ctx, "a1", []byte("new")))
 	if got := must[tandem.Agent](t)(s.Agent(ctx, "a1")); string(got.PasswordHash) != "new" {
 		t.Fatalf("hash = %q", got.PasswordHash)
@@ -1721,6 +1756,14 @@ func (s *acceptOnDisable) UpdateAgent(ctx context.Context, a tandem.Agent) error
 		s.err, s.accept = s.accept(), nil
 	}
 	return err
+}
+
+func (s *acceptOnDisable) SwapAgent(ctx context.Context, old, a tandem.Agent) (bool, error) {
+	ok, err := s.Store.SwapAgent(ctx, old, a)
+	if ok && a.Disabled && s.accept != nil {
+		s.err, s.accept = s.accept(), nil
+	}
+	return ok, err
 }
 
 // testAcceptWhileDisabling: an offer accepted in the moment between the
