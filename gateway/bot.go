@@ -115,6 +115,43 @@ func newDispatcher(c *Chat) *dispatcher {
 		queues: map[string][]turnJob{}, running: map[string]int64{}, looks: map[string]*time.Timer{}}
 }
 
+// convLocks serialises one conversation's work on this node, a lock per
+// conversation while anyone holds or waits for it. The zero value is
+// ready to use.
+type convLocks struct {
+	mu sync.Mutex
+	m  map[string]*convLock
+}
+
+type convLock struct {
+	sync.Mutex
+	refs int
+}
+
+// lock locks conv's lock and returns its unlock.
+func (l *convLocks) lock(conv string) func() {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*convLock{}
+	}
+	k := l.m[conv]
+	if k == nil {
+		k = &convLock{}
+		l.m[conv] = k
+	}
+	k.refs++
+	l.mu.Unlock()
+	k.Lock()
+	return func() {
+		k.Unlock()
+		l.mu.Lock()
+		if k.refs--; k.refs == 0 {
+			delete(l.m, conv)
+		}
+		l.mu.Unlock()
+	}
+}
+
 // room reports whether the conversation can take another turn.
 func (d *dispatcher) room(conv string) error {
 	d.mu.Lock()
@@ -326,7 +363,7 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 	if _, ok := c.bot.(StreamingBot); ok {
 		streamID = "s" + strconv.FormatInt(j.msg.Seq, 10)
 	}
-	reply, err := c.respond(ctx, turn, streamID)
+	reply, streamed, err := c.respond(ctx, turn, streamID)
 	if err != nil {
 		c.logger.Error("bot turn failed", "conversation", convID, "seq", j.msg.Seq, "err", err)
 		reply = tandem.Reply{Kind: tandem.ReplyFallback,
@@ -339,6 +376,19 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 	// A shutdown that runs out of time still cuts it short (base).
 	ctx, cancel = context.WithTimeout(base, turnFinishTimeout)
 	defer cancel()
+	if !streamed {
+		// An agent who took the conversation while the bot worked answers
+		// the message (it is in their transcript): the bot's answer (or
+		// its escalation), after "You are now chatting with …", would talk
+		// over them. A streamed answer is stored all the same: the
+		// customer has seen part of it.
+		if now, err := c.log.Conversation(ctx, convID); err == nil && now.Mode == tandem.ModeHuman {
+			c.logger.Info("bot turn: an agent took the conversation meanwhile; the answer is dropped", "conversation", convID, "seq", j.msg.Seq)
+			c.metrics.lateAnswers.Inc()
+			_ = c.Publish(ctx, convID, "", TypingFrame{Type: FrameTyping, ConversationID: convID, Author: tandem.AuthorBot, On: false})
+			return
+		}
+	}
 	if reply.Text != "" {
 		data := map[string]any{"reply_kind": string(reply.Kind), "reply_to": j.msg.Seq}
 		if len(reply.Sources) > 0 {
@@ -419,7 +469,9 @@ func (c *Chat) storeRetry(ctx context.Context, what, conversationID string, op f
 // respond asks the bot for its reply to turn, streamed as stream
 // (delta frames) when stream is set. A panicking bot fails the turn (the
 // customer gets the fallback) instead of ending the process.
-func (c *Chat) respond(ctx context.Context, turn tandem.Turn, stream string) (reply tandem.Reply, err error) {
+// respond runs the bot, streaming its deltas under stream when it is set;
+// streamed reports whether any delta was sent.
+func (c *Chat) respond(ctx context.Context, turn tandem.Turn, stream string) (reply tandem.Reply, streamed bool, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			c.logger.Error("bot panicked", "conversation", turn.ConversationID, "seq", turn.MessageSeq, "panic", v, "stack", string(debug.Stack()))
@@ -427,15 +479,18 @@ func (c *Chat) respond(ctx context.Context, turn tandem.Turn, stream string) (re
 		}
 	}()
 	if stream == "" {
-		return c.bot.Respond(ctx, turn)
+		reply, err = c.bot.Respond(ctx, turn)
+		return reply, false, err
 	}
 	convID := turn.ConversationID
-	return c.bot.(StreamingBot).RespondStream(ctx, turn, func(delta string) {
+	reply, err = c.bot.(StreamingBot).RespondStream(ctx, turn, func(delta string) {
 		if delta == "" {
 			return
 		}
+		streamed = true
 		_ = c.Publish(ctx, convID, "", DeltaFrame{Type: FrameDelta, ConversationID: convID, StreamID: stream, ReplyTo: turn.MessageSeq, Text: delta})
 	})
+	return reply, streamed, err
 }
 
 // botAnswers decides who answers a customer message just stored in

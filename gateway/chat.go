@@ -166,6 +166,7 @@ type Chat struct {
 	metrics  *chatMetrics
 	upgrader websocket.Upgrader
 	turns    *dispatcher
+	intake   convLocks // a conversation's customer messages, from store to turn queue, one at a time on this node
 
 	ipLimiter   *keyedLimiter
 	convLimiter *keyedLimiter

@@ -390,7 +390,21 @@ func (c *Conn) readLoop() {
 			c.Strike()
 			continue
 		}
+		c.yieldToWriter()
 		c.handleFrame(data)
+	}
+}
+
+// yieldToWriter holds the read loop while the connection's own send queue
+// is more than half full (up to 5 s): a client that sends frames faster
+// than it reads their answers (a burst of messages, each acked and echoed)
+// is slowed down, by TCP, instead of being closed as a slow consumer with
+// answers to frames it sent never written. A client that does not read at
+// all is still closed when the queue fills or a write times out.
+func (c *Conn) yieldToWriter() {
+	half := cap(c.queue) / 2
+	for i := 0; i < 5000 && len(c.queue) > half && !c.closing.Load(); i++ {
+		time.Sleep(time.Millisecond)
 	}
 }
 

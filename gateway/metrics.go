@@ -26,6 +26,9 @@ type chatMetrics struct {
 	// lostTurns counts customer messages answered late because their bot
 	// turn was lost, by how it was found (resend or hello).
 	lostTurns *prometheus.CounterVec
+	// lateAnswers counts bot answers dropped because an agent took the
+	// conversation while the bot worked on them.
+	lateAnswers prometheus.Counter
 	// ratings counts customers' ratings of their conversations, by score.
 	ratings *prometheus.CounterVec
 	erased  prometheus.Counter
@@ -50,6 +53,8 @@ func newChatMetrics() *chatMetrics {
 			Help: "Conversations found in queued or human mode without an open ticket (a handoff event was lost) and sent back to the bot."}),
 		lostTurns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_bot_turns_recovered_total",
 			Help: "Stored customer messages whose bot turn was lost (the store's reply lost, the node stopped, the turn not queued), answered late, by how they were found: resend or hello."}, []string{"found_by"}),
+		lateAnswers: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_bot_answers_dropped_total",
+			Help: "Bot answers not posted because an agent took the conversation while the bot worked on them (the agent answers the message)."}),
 		ratings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_conversation_ratings_total",
 			Help: "Customers' ratings of their conversations (the widget asks when an agent closes one), by score (good or bad) and the agent who wrote last (agent id; empty when none in the last 50 messages)."}, []string{"score", "agent"}),
 		erased:  prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_conversations_erased_total", Help: "Conversations erased for good (DELETE /v1/conversations/{id})."}),
@@ -62,7 +67,7 @@ func (m *chatMetrics) register(r prometheus.Registerer, c *Chat) error {
 		func() float64 { return float64(c.Connections()) })
 	pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_bot_turns_pending", Help: "Bot turns queued or running on this node."},
 		func() float64 { return float64(c.PendingTurns()) })
-	for _, col := range []prometheus.Collector{m.accepted, m.rejected, m.framesIn, m.framesOut, m.errors, m.slow, m.ephemeralDropped, m.gapFills, m.appended, m.turns, m.modeRepaired, m.lostTurns, m.ratings, m.erased, m.expired, conns, pending} {
+	for _, col := range []prometheus.Collector{m.accepted, m.rejected, m.framesIn, m.framesOut, m.errors, m.slow, m.ephemeralDropped, m.gapFills, m.appended, m.turns, m.modeRepaired, m.lostTurns, m.lateAnswers, m.ratings, m.erased, m.expired, conns, pending} {
 		if err := r.Register(col); err != nil {
 			return fmt.Errorf("gateway: register metrics: %w", err)
 		}

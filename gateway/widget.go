@@ -235,6 +235,12 @@ func (s *widgetSession) HandleFrame(ctx context.Context, c *Conn, data []byte) {
 		// can fail that message instead of resending it forever.
 		c.SendError(err, clientIDOf(data))
 		if s.p.ID == "" { // the first frame must be a valid hello
+			if IsHello(data) {
+				// A malformed hello (a negative last_seq): 4400, not
+				// 4401, on which clients throw their token away.
+				c.Close(WSCloseCode(tandem.EINVALID), "invalid hello", true)
+				return
+			}
 			c.Close(WSCloseCode(tandem.EUNAUTHORIZED), "hello required", true)
 			return
 		}
@@ -366,6 +372,11 @@ func (s *widgetSession) message(ctx context.Context, c *Conn, f ClientFrame) {
 			m.Text = "I would like to talk to a person."
 		}
 	}
+	// From the append to the turn queue, one message of the conversation
+	// at a time: two tabs' messages stored as 5 and 6 are then queued as 5
+	// and 6, so 6's turn cannot start before 5 is queued (the queue orders
+	// only the turns still waiting), and the replies follow the log.
+	defer chat.intake.lock(conv)()
 	stored, dup, err := chat.log.Append(ctx, m)
 	if err != nil {
 		c.SendError(err, f.ClientID)
@@ -442,6 +453,10 @@ func (s *widgetSession) rate(ctx context.Context, c *Conn, f ClientFrame) {
 	}
 	m := tandem.Message{ConversationID: conv, ClientID: f.ClientID, Author: tandem.AuthorCustomer, AuthorID: s.p.ID,
 		AuthorName: s.p.Name, Text: ratingText[f.Score], Kind: "rating", Data: map[string]any{"score": f.Score}}
+	// The check that the conversation is not rated yet and the append, one
+	// customer frame of the conversation at a time on this node: two tabs
+	// rating at once logged two ratings.
+	defer chat.intake.lock(conv)()
 	cv, err := chat.log.Conversation(ctx, conv)
 	if err != nil {
 		c.SendError(err, f.ClientID)
@@ -654,6 +669,17 @@ func clientIDOf(data []byte) string {
 		return ""
 	}
 	return f.ClientID
+}
+
+// IsHello reports whether a frame that failed validation is a hello (its
+// "type" reads as hello, whatever else is wrong with it).
+func IsHello(data []byte) bool {
+	var f map[string]json.RawMessage
+	if json.Unmarshal(data, &f) != nil {
+		return false
+	}
+	var typ string
+	return json.Unmarshal(f["type"], &typ) == nil && typ == FrameHello
 }
 
 // Closed implements FrameHandler.

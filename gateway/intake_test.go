@@ -1,0 +1,221 @@
+package gateway_test
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/gateway"
+)
+
+// stallOnceLog stalls the first Conversation call, or the first Append,
+// made after it is armed (the store is slow for one request), holding up
+// the frame that made it.
+type stallOnceLog struct {
+	gateway.ConvLog
+	conv, appends atomic.Bool
+	stalled       chan struct{} // closed when the stall begins
+}
+
+func newStallOnceLog() *stallOnceLog {
+	return &stallOnceLog{ConvLog: gateway.NewMemLog(), stalled: make(chan struct{})}
+}
+
+func (l *stallOnceLog) stall() {
+	close(l.stalled)
+	time.Sleep(300 * time.Millisecond)
+}
+
+// waitStalled waits until the armed call stalls.
+func (l *stallOnceLog) waitStalled(t *testing.T) {
+	t.Helper()
+	select {
+	case <-l.stalled:
+	case <-time.After(10 * time.Second): // a hang guard
+		t.Fatal("the armed store call never came")
+	}
+}
+
+func (l *stallOnceLog) Conversation(ctx context.Context, id string) (tandem.Conversation, error) {
+	if l.conv.CompareAndSwap(true, false) {
+		l.stall()
+	}
+	return l.ConvLog.Conversation(ctx, id)
+}
+
+func (l *stallOnceLog) Append(ctx context.Context, m tandem.Message) (tandem.Message, bool, error) {
+	if l.appends.CompareAndSwap(true, false) {
+		l.stall()
+	}
+	return l.ConvLog.Append(ctx, m)
+}
+
+// TestTwoTabsRepliesFollowTheLog: a customer writes from two tabs at once
+// and the first message's frame is held up after the store took it; the
+// bot still answers in the log's order (the second message's turn was
+// queued and started first: replies swapped, and the bot saw the
+// customer's messages out of order).
+func TestTwoTabsRepliesFollowTheLog(t *testing.T) {
+	log := newStallOnceLog()
+	ts := startServer(t, serverOpts{log: log})
+	s := ts.session(t, nil)
+	a := ts.connect(t, s.Token, 0)
+	b := ts.connect(t, s.Token, 0)
+	log.conv.Store(true)
+	a.send(map[string]any{"type": "message", "client_id": "a1", "text": "first"})
+	log.waitStalled(t) // a's message is stored and its frame stalls
+	b.send(map[string]any{"type": "message", "client_id": "b1", "text": "second"})
+	var replies []tandem.Message
+	a.until(func(f frame) bool {
+		if f.Type == "message" {
+			if m := f.msg(t); m.Author == tandem.AuthorBot {
+				replies = append(replies, m)
+			}
+		}
+		return len(replies) == 2
+	})
+	msgs, err := log.Messages(context.Background(), s.ConversationID, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The customer's messages in the order stored, the bot's answers in
+	// the same order (b's message may be stored before or after the
+	// answer to a's).
+	var customer, bot []string
+	for _, m := range msgs {
+		switch m.Author {
+		case tandem.AuthorCustomer:
+			customer = append(customer, m.Text)
+		case tandem.AuthorBot:
+			bot = append(bot, strings.TrimPrefix(m.Text, "echo: "))
+		}
+	}
+	if strings.Join(customer, ",") != "first,second" || strings.Join(bot, ",") != "first,second" {
+		t.Fatalf("customer messages %q, bot answers to %q; want both first,second", customer, bot)
+	}
+}
+
+// TestTwoTabsRateOnce: two tabs rate the closed conversation at once; one
+// rating is logged and the other tab hears conflict (both were logged).
+func TestTwoTabsRateOnce(t *testing.T) {
+	ctx := context.Background()
+	log := newStallOnceLog()
+	ts := startServer(t, serverOpts{log: log})
+	s := ts.session(t, nil)
+	a := ts.connect(t, s.Token, 0)
+	b := ts.connect(t, s.Token, 0)
+	if err := ts.Chat.HandoffStatus(ctx, s.ConversationID, gateway.HandoffStatus{Status: gateway.HandoffClosed}); err != nil {
+		t.Fatal(err)
+	}
+	log.appends.Store(true)
+	a.send(map[string]any{"type": "rating", "client_id": "ra", "score": "good"})
+	log.waitStalled(t) // a's rating found the conversation unrated and stalls in the append
+	b.send(map[string]any{"type": "rating", "client_id": "rb", "score": "bad"})
+	answer := func(c *wsClient) frame {
+		f, _ := c.until(func(f frame) bool { return f.Type == "ack" || f.Type == "error" })
+		return f
+	}
+	fa, fb := answer(a), answer(b)
+	if fa.Type != "ack" || fb.Code != "conflict" {
+		t.Fatalf("tab a: %s; tab b: %s; want an ack and conflict", fa.raw, fb.raw)
+	}
+	msgs, err := log.Messages(ctx, s.ConversationID, 0, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ratings := 0
+	for _, m := range msgs {
+		if m.Kind == "rating" {
+			ratings++
+		}
+	}
+	if ratings != 1 {
+		t.Fatalf("%d ratings logged, want 1", ratings)
+	}
+}
+
+// holdBot answers "wait" only when released, and echoes anything else.
+type holdBot struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b holdBot) Respond(ctx context.Context, turn tandem.Turn) (tandem.Reply, error) {
+	if turn.Text == "wait" {
+		close(b.started)
+		<-b.release
+	}
+	return echoBot{}.Respond(ctx, turn)
+}
+
+// TestAgentJoinedWhileBotAnswered: an agent takes the conversation while
+// the bot works on the customer's message; the bot's answer is not posted
+// after "You are now chatting with …" (the agent answers the message),
+// and it is counted.
+func TestAgentJoinedWhileBotAnswered(t *testing.T) {
+	ctx := context.Background()
+	bot := holdBot{started: make(chan struct{}), release: make(chan struct{})}
+	ts := startServer(t, serverOpts{bot: bot})
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	c.send(map[string]any{"type": "message", "client_id": "m1", "text": "wait"})
+	select {
+	case <-bot.started:
+	case <-time.After(10 * time.Second): // a hang guard
+		t.Fatal("the bot turn never started")
+	}
+	if err := ts.Chat.HandoffStatus(ctx, s.ConversationID, gateway.HandoffStatus{Status: gateway.HandoffAssigned, AgentID: "agent-1", AgentName: "Sam"}); err != nil {
+		t.Fatal(err)
+	}
+	close(bot.release)
+	// The turn is over: the bot's typing indicator goes off, or (the
+	// fault) its answer comes.
+	c.until(func(f frame) bool {
+		return f.Type == "typing" && f.Author == string(tandem.AuthorBot) && !f.On || f.Type == "message" && f.msg(t).Author == tandem.AuthorBot
+	})
+	msgs, err := ts.Log.Messages(ctx, s.ConversationID, 0, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if m.Author == tandem.AuthorBot {
+			t.Fatalf("the bot answered after the agent joined: %+v", m)
+		}
+	}
+	if _, body := ts.get(t, "/metrics", ""); !strings.Contains(body, "tandem_bot_answers_dropped_total 1") {
+		t.Fatalf("dropped answer not counted:\n%s", grepLines(body, "tandem_bot_answers_dropped_total"))
+	}
+}
+
+// TestMalformedHelloIsInvalidNotUnauthorized: a hello the server cannot
+// read (a negative last_seq) closes with 4400, not 4401, on which widgets
+// throw away a token that is fine; a first frame that is not a hello still
+// closes with 4401.
+func TestMalformedHelloIsInvalidNotUnauthorized(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	s := ts.session(t, nil)
+	for _, tc := range []struct {
+		name  string
+		frame map[string]any
+		want  int
+	}{
+		{"negative last_seq", map[string]any{"type": "hello", "token": s.Token, "last_seq": -1}, 4400},
+		{"token of the wrong type", map[string]any{"type": "hello", "token": 5}, 4400},
+		{"not a hello", map[string]any{"type": "message", "client_id": "m", "text": "hi"}, 4401},
+	} {
+		ws, _, err := ts.dial(t, testSite, ts.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws.send(tc.frame)
+		if code := ws.expectClose(); code != tc.want {
+			t.Errorf("%s: close %d, want %d", tc.name, code, tc.want)
+		}
+		ws.ws.Close()
+	}
+	// The token still works.
+	ts.connect(t, s.Token, 0)
+}
