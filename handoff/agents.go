@@ -181,8 +181,9 @@ func (p AgentPatch) Empty() bool {
 // when another change lands in between, so concurrent patches and
 // SetDisabled never undo each other. A role change ends the agent's tokens
 // first (as disabling does): the agent logs in again with the new role,
-// and an open console closes at its next heartbeat instead of keeping the
-// old role's powers. The name, skills, languages and max chats apply to
+// and an open console closes at once on the EventPresence that follows (at
+// its next heartbeat, should the event be lost) instead of keeping the old
+// role's powers. The name, skills, languages and max chats apply to
 // routing at once; an open console shows a new display name to customers
 // from its next login.
 func (e *Engine) PatchAgent(ctx context.Context, agentID string, p AgentPatch) (tandem.Agent, error) {

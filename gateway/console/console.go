@@ -112,7 +112,14 @@ type Config struct {
 	// gets 10 attempts at once, then one every 10 s, whatever the address.
 	LoginRate  float64
 	LoginBurst int
-	Logger     *slog.Logger
+	// MessageRate and MessageBurst limit an agent's messages per console
+	// connection (default 5/s, burst 20): more get an error frame with
+	// code overloaded and retry_after_ms, and 30 of those in a row close
+	// the console with 4429 (a flood filled its send queue with acks and
+	// echoes, and it was closed as a slow consumer).
+	MessageRate  float64
+	MessageBurst int
+	Logger       *slog.Logger
 }
 
 // Console serves the agent console and the agents API and is the handoff
@@ -164,6 +171,12 @@ func New(cfg Config) (*Console, error) {
 	}
 	if cfg.LoginBurst <= 0 {
 		cfg.LoginBurst = 10
+	}
+	if cfg.MessageRate <= 0 {
+		cfg.MessageRate = 5
+	}
+	if cfg.MessageBurst <= 0 {
+		cfg.MessageBurst = 20
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

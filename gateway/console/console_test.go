@@ -880,6 +880,25 @@ func TestWelcomeComesFirst(t *testing.T) {
 	}
 }
 
+// TestBadFieldTypeKeepsRef: a frame with a field of the wrong type is
+// answered with an error that carries its ref and action (a numeric
+// ticket_id lost the ref, and the client waited on it for ever).
+func TestBadFieldTypeKeepsRef(t *testing.T) {
+	e := newEnv(t)
+	_, tok := e.agent("ann@example.com", "Ann", nil)
+	c := e.console(tok)
+	c.send(map[string]any{"type": "accept", "ticket_id": 5, "ref": "r1"})
+	f, _ := c.until(isType("error"))
+	var body struct {
+		Ref    string `json:"ref"`
+		Action string `json:"action"`
+		Code   string `json:"code"`
+	}
+	if err := json.Unmarshal(f.raw, &body); err != nil || body.Ref != "r1" || body.Action != "accept" || body.Code != tandem.EINVALID {
+		t.Fatalf("error frame %s, want invalid with ref r1 and action accept", f.raw)
+	}
+}
+
 // TestMethodNotAllowedAllow: a 405 from the agents API or the server's own
 // routes names the route's methods in Allow, as HTTP requires (the custom
 // JSON 405 handlers dropped chi's header).

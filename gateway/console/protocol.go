@@ -318,6 +318,8 @@ type ErrorFrame struct {
 	Action   string `json:"action,omitempty"`
 	TicketID string `json:"ticket_id,omitempty"`
 	ClientID string `json:"client_id,omitempty"`
+	// RetryAfterMS: with overloaded, when to send again.
+	RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
 }
 
 // PongFrame answers a ping.

@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/time/rate"
+
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/gateway"
 	"github.com/tandem-chat/tandem/handoff"
@@ -33,8 +35,10 @@ type session struct {
 	authed   atomic.Bool
 	isReady  atomic.Bool // the welcome was sent
 	closed   atomic.Bool
-	sid      atomic.Value // string: the engine's presence session id
-	lastBeat time.Time    // read goroutine only
+	sid      atomic.Value  // string: the engine's presence session id
+	lastBeat time.Time     // read goroutine only
+	msgs     *rate.Limiter // the agent's messages (read goroutine only)
+	rejects  int           // messages refused in a row by msgs (read goroutine only)
 
 	mu      sync.Mutex      // guards watched
 	watched map[string]bool // conversations an admin opened
@@ -83,6 +87,12 @@ func (s *session) HandleFrame(ctx context.Context, conn *gateway.Conn, data []by
 		// client waiting on its ref gets this error.
 		conn.Send(errorFrame(err, refOf(data)))
 		if !s.authed.Load() { // the first frame must be a valid hello
+			if gateway.IsHello(data) {
+				// A malformed hello: 4400, not 4401, on which the console
+				// throws its token away.
+				conn.Close(gateway.WSCloseCode(tandem.EINVALID), "invalid hello", true)
+				return
+			}
 			conn.Close(gateway.WSCloseCode(tandem.EUNAUTHORIZED), "hello required", true)
 			return
 		}
@@ -157,6 +167,7 @@ func (s *session) hello(ctx context.Context, conn *gateway.Conn, f ClientFrame) 
 	s.conn, s.agent, s.admin, s.token = conn, agent, agent.Role == handoff.RoleAdmin, p
 	s.sid.Store(sid)
 	s.lastBeat = c.eng.Config().Clock.Now()
+	s.msgs = rate.NewLimiter(rate.Limit(c.cfg.MessageRate), c.cfg.MessageBurst)
 	s.jobs = make(chan job, c.cfg.SessionQueue)
 	s.welcomed = make(chan struct{})
 	s.authed.Store(true)
@@ -305,6 +316,18 @@ func (s *session) handle(ctx context.Context, f ClientFrame) error {
 		}
 		ok(nil)
 	case FrameMessage:
+		if r := s.msgs.Reserve(); r.Delay() > 0 {
+			wait := r.Delay()
+			r.Cancel()
+			fr := errorFrame(tandem.Errorf(tandem.EOVERLOADED, "too many messages; slow down"), f)
+			fr.RetryAfterMS = max(wait.Milliseconds(), 1)
+			s.conn.Send(fr)
+			if s.rejects++; s.rejects >= maxMessageRejects {
+				s.conn.Close(gateway.WSCloseCode(tandem.EOVERLOADED), "message flood", true)
+			}
+			return nil
+		}
+		s.rejects = 0
 		if _, err := c.eng.Authorize(ctx, a, f.ConversationID, true); err != nil {
 			return err
 		}
@@ -525,18 +548,29 @@ func (s *session) Closed(*gateway.Conn) {
 	}
 }
 
+// maxMessageRejects is how many messages in a row a console may send over
+// its rate before it is closed (4429).
+const maxMessageRejects = 30
+
 // refOf reads what it can of a frame that failed validation (its ref, type,
 // ticket and client ids) for the error answer; nothing for malformed JSON.
 func refOf(data []byte) ClientFrame {
-	var f struct {
-		Type     string `json:"type"`
-		Ref      string `json:"ref"`
-		TicketID string `json:"ticket_id"`
-		ClientID string `json:"client_id"`
-	}
-	if json.Unmarshal(data, &f) != nil || !utf8.ValidString(f.Ref+f.Type+f.TicketID+f.ClientID) ||
-		len(f.Ref)+len(f.Type)+len(f.TicketID)+len(f.ClientID) > 512 {
+	var raw map[string]json.RawMessage
+	if json.Unmarshal(data, &raw) != nil {
 		return ClientFrame{}
 	}
-	return ClientFrame{Type: f.Type, Ref: f.Ref, TicketID: f.TicketID, ClientID: f.ClientID}
+	// Field by field: one of the wrong type (a numeric ticket_id) must not
+	// cost the others (the ref the client waits on).
+	str := func(k string) string {
+		var v string
+		if json.Unmarshal(raw[k], &v) != nil {
+			return ""
+		}
+		return v
+	}
+	f := ClientFrame{Type: str("type"), Ref: str("ref"), TicketID: str("ticket_id"), ClientID: str("client_id")}
+	if !utf8.ValidString(f.Ref+f.Type+f.TicketID+f.ClientID) || len(f.Ref)+len(f.Type)+len(f.TicketID)+len(f.ClientID) > 512 {
+		return ClientFrame{}
+	}
+	return f
 }
