@@ -130,3 +130,31 @@ func TestMalformedConsoleHello(t *testing.T) {
 		t.Fatalf("close %d, want 4400", code)
 	}
 }
+
+// TestOfferedAgentReadNotRelayed: an agent who holds only an offer and
+// reads its transcript is not shown to the customer as having read it
+// (they have not joined); once they accept, their marks are relayed.
+func TestOfferedAgentReadNotRelayed(t *testing.T) {
+	e := newEnv(t)
+	_, tok := e.agent("ann@example.com", "Ann", nil)
+	agent := e.console(tok)
+	cust, conv := e.customer()
+	cust.send(map[string]any{"type": "handoff_request", "client_id": "h"})
+	cust.until(handoffStatus("queued"))
+	e.escalated(conv)
+	e.tick()
+	offer, _ := agent.until(ticketEvent("ticket.offered"))
+	agent.send(map[string]any{"type": "read", "conversation_id": conv, "seq": 1})
+	agent.send(map[string]any{"type": "accept", "ticket_id": offer.Ticket.ID, "ref": "a"})
+	agent.until(answer("a"))
+	agent.send(map[string]any{"type": "read", "conversation_id": conv, "seq": 2})
+	f, skipped := cust.until(isType("read"))
+	for _, g := range skipped {
+		if g.Type == "read" {
+			t.Fatalf("read mark relayed before the agent joined: %s", g.raw)
+		}
+	}
+	if f.Seq != 2 {
+		t.Fatalf("first read mark the customer saw: %s, want the one after the accept (seq 2)", f.raw)
+	}
+}

@@ -352,8 +352,14 @@ func (s *session) handle(ctx context.Context, f ClientFrame) error {
 		return c.chat.Publish(ctx, f.ConversationID, s.conn.ID(), gateway.TypingFrame{Type: gateway.FrameTyping,
 			ConversationID: f.ConversationID, Author: tandem.AuthorAgent, Name: s.agent.DisplayName, On: *f.On})
 	case FrameRead:
-		if _, err := c.eng.Authorize(ctx, a, f.ConversationID, false); err != nil {
+		t, err := c.eng.Authorize(ctx, a, f.ConversationID, false)
+		if err != nil {
 			return err
+		}
+		if t.State == tandem.TicketOffered && !a.Admin {
+			// An agent reading an offer's transcript has not joined: the
+			// customer is not told "read" by someone not in the chat.
+			return nil
 		}
 		if !s.conn.AllowEphemeral() || !c.chat.SeqLogged(ctx, f.ConversationID, f.Seq) {
 			return nil // a read mark past the end of the log is not relayed
