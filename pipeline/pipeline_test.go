@@ -168,6 +168,19 @@ func TestEscalationTriggers(t *testing.T) {
 	}
 }
 
+// TestNegatedConfiguredIntentDoesNotEscalate: "this is not a complaint"
+// is classified as a complaint, but it does not escalate as one.
+func TestNegatedConfiguredIntentDoesNotEscalate(t *testing.T) {
+	p := newTestPipeline(t, nil)
+	r, err := p.Respond(context.Background(), turn("neg", "this is not a complaint, just a question about my delivery"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind == tandem.ReplyEscalate && r.Escalation != nil && r.Escalation.Reason == tandem.EscalateIntent {
+		t.Fatalf("a negated complaint escalated as one: %+v", r)
+	}
+}
+
 // TestHumanKeywordsNoFalsePositive: words that merely contain a keyword's
 // characters (人工智能, "AI") are not a request for a person.
 func TestHumanKeywordsNoFalsePositive(t *testing.T) {

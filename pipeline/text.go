@@ -298,3 +298,64 @@ func glossEmoji(s string) string {
 	}
 	return strings.Join(words, " ")
 }
+
+// intentNegators are the words that negate an intent named a few words
+// after them in the same clause ("this is not a complaint", "I don't want
+// to delete my account"). "can't" and "cannot" are not among them: "why
+// can't I delete my account" asks for the deletion.
+var intentNegators = map[string]bool{"not": true, "no": true, "never": true, "don't": true, "dont": true, "doesn't": true, "didn't": true,
+	"won't": true, "isn't": true, "wasn't": true, "aren't": true, "nor": true, "neither": true}
+
+// negationFiller are the words that may stand between a negator and the
+// intent word it negates.
+var negationFiller = map[string]bool{"a": true, "an": true, "the": true, "my": true, "this": true, "that": true, "any": true, "to": true,
+	"want": true, "wanna": true, "need": true, "wish": true, "like": true, "going": true, "gonna": true, "trying": true, "planning": true,
+	"really": true, "even": true, "actually": true, "intend": true, "mean": true, "it": true, "be": true, "i": true, "me": true, "we": true}
+
+// negatesIntent reports whether text negates the intent named name: a word
+// that starts like one of the name's words (its first five letters, words
+// of four letters or more: complaint → "compl", delete_account → "delet",
+// "accou") follows a negator in the same clause with at most four filler
+// words between (negationFiller).
+// The configured-intent and human-intent escalations skip a negated
+// intent: "this is not a complaint, just a question" is not a complaint.
+func negatesIntent(text, name string) bool {
+	var keys []string
+	for _, part := range strings.FieldsFunc(strings.ToLower(name), func(r rune) bool { return r == '_' || r == '-' || r == ' ' }) {
+		if utf8.RuneCountInString(part) >= 4 {
+			keys = append(keys, string([]rune(part)[:min(5, utf8.RuneCountInString(part))]))
+		}
+	}
+	if len(keys) == 0 {
+		return false
+	}
+	clauses := strings.FieldsFunc(strings.ToLower(strings.ToValidUTF8(text, "")), func(r rune) bool {
+		return r == ',' || r == '.' || r == ';' || r == '!' || r == '?' || r == ':' || r == '\n' || r == '，' || r == '。'
+	})
+	for _, clause := range clauses {
+		words := strings.Fields(normalise(clause))
+		for i, w := range words {
+			named := false
+			for _, k := range keys {
+				if strings.HasPrefix(w, k) {
+					named = true
+					break
+				}
+			}
+			if !named {
+				continue
+			}
+			// Back over filler words only: "not a complaint", "don't
+			// want to delete", but not "not working so delete it".
+			for j := i - 1; j >= max(0, i-4); j-- {
+				if intentNegators[words[j]] {
+					return true
+				}
+				if !negationFiller[words[j]] {
+					break
+				}
+			}
+		}
+	}
+	return false
+}

@@ -43,3 +43,29 @@ func TestHumanKeywordsDefaults(t *testing.T) {
 		}
 	}
 }
+
+func TestNegatesIntent(t *testing.T) {
+	for _, tc := range []struct {
+		text, intent string
+		want         bool
+	}{
+		{"this is not a complaint, just a question about shipping", "complaint", true},
+		{"I don't want to delete my account, I just want to change my password", "delete_account", true},
+		{"I do not want to cancel my order", "cancel_order", true},
+		{"No complaints here, thanks!", "complaint", true},
+		{"I don’t need a human agent", "contact_human_agent", true},
+		{"I want to complain about the delivery", "complaint", false},
+		{"why can't I delete my account", "delete_account", false},
+		{"I'm not happy. I want to file a complaint", "complaint", false},
+		{"no, delete my account", "delete_account", false},
+		{"my account is not working so delete it", "delete_account", false},
+		{"I don't want to wait any longer, delete my account now", "delete_account", false},
+		{"not", "complaint", false},
+		{"complaint", "ok", false},
+		{"\xff not a complaint", "complaint", true},
+	} {
+		if got := negatesIntent(tc.text, tc.intent); got != tc.want {
+			t.Errorf("negatesIntent(%q, %q) = %v, want %v", tc.text, tc.intent, got, tc.want)
+		}
+	}
+}
