@@ -391,9 +391,12 @@ func (p *Pipeline) mentionsHuman(norm string) bool {
 	return false
 }
 
+// abusive reports whether the normalised text holds an abuse word aimed at
+// someone: one the customer says of themselves or their own question ("a
+// stupid question", "I'm an idiot") does not count (selfDirected).
 func (p *Pipeline) abusive(norm string) bool {
 	for _, w := range p.abuseKW {
-		if containsNormalised(norm, w) {
+		if findPhraseUnless(norm, w, selfDirected) {
 			return true
 		}
 	}

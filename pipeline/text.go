@@ -76,6 +76,16 @@ func containsAffirmed(text, phrase string) bool { return findPhrase(text, phrase
 // substring, other scripts on word boundaries; with skipDeclined, a match
 // after a declining phrase does not count.
 func findPhrase(text, phrase string, skipDeclined bool) bool {
+	var skip func(before, after string, cjk bool) bool
+	if skipDeclined {
+		skip = func(before, _ string, cjk bool) bool { return declined(before, cjk) }
+	}
+	return findPhraseUnless(text, phrase, skip)
+}
+
+// findPhraseUnless is findPhrase with a match that skip (given the text
+// before and after it) refuses not counting; skip may be nil.
+func findPhraseUnless(text, phrase string, skip func(before, after string, cjk bool) bool) bool {
 	if phrase == "" {
 		return false
 	}
@@ -87,13 +97,42 @@ func findPhrase(text, phrase string, skipDeclined bool) bool {
 			return false
 		}
 		start, end := i+j, i+j+len(phrase)
-		if (cjk || wordEdge(text[:start], true) && wordEdge(text[end:], false)) && !(skipDeclined && declined(text[:start], cjk)) {
+		if (cjk || wordEdge(text[:start], true) && wordEdge(text[end:], false)) && (skip == nil || !skip(text[:start], text[end:], cjk)) {
 			return true
 		}
 		i = start + 1
 	}
 	return false
 }
+
+// selfDirected reports whether an abuse word between before and after (a
+// normalised text) is the customer speaking of themselves or of their own
+// question, not insulting anyone: "this may be a stupid question", "I'm
+// such an idiot", "I feel stupid", "my stupid mistake".
+func selfDirected(before, after string, cjk bool) bool {
+	if cjk {
+		return false
+	}
+	if next, _, _ := strings.Cut(strings.TrimSpace(after), " "); selfObjects[next] {
+		return true
+	}
+	w := strings.Fields(before)
+	for _, x := range w[max(0, len(w)-3):] {
+		if selfSubjects[x] {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	// selfObjects follow an abuse word that qualifies the customer's own
+	// words or deeds.
+	selfObjects = map[string]bool{"question": true, "questions": true, "mistake": true, "mistakes": true, "me": true, "thing": true, "typo": true}
+	// selfSubjects come shortly before an abuse word the customer says of
+	// themselves.
+	selfSubjects = map[string]bool{"i'm": true, "im": true, "am": true, "i": true, "me": true, "myself": true, "my": true, "i've": true, "i'd": true, "feel": true, "felt": true}
+)
 
 var (
 	declineNegations = map[string]bool{"not": true, "no": true, "never": true, "don't": true, "dont": true, "doesn't": true, "didn't": true}

@@ -69,3 +69,22 @@ func TestNegatesIntent(t *testing.T) {
 		}
 	}
 }
+
+func TestSelfDirectedAbuseWords(t *testing.T) {
+	p := newTestPipeline(t, nil)
+	for text, want := range map[string]bool{
+		"you stupid bot":                   true,
+		"you're an idiot":                  true,
+		"this fucking shop lost my parcel": true,
+		"stupid":                           true,
+		"this may be a stupid question but where is my order": false,
+		"I'm such an idiot, I forgot my password":             false,
+		"I feel stupid asking, how do I log in":               false,
+		"sorry, stupid me, wrong order number":                false,
+		"it was my stupid mistake":                            false,
+	} {
+		if got := p.abusive(normalise(text)); got != want {
+			t.Errorf("abusive(%q) = %v, want %v", text, got, want)
+		}
+	}
+}
