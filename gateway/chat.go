@@ -485,7 +485,7 @@ func (c *Chat) Accept(w http.ResponseWriter, r *http.Request, h FrameHandler) {
 		ephemeral: rate.NewLimiter(ephemeralRate, ephemeralBurst),
 		pings:     rate.NewLimiter(pingRate, pingBurst),
 		id:        newID("k"), chat: c, ws: ws, ip: ip, handler: h, ctx: ctx, cancel: cancel,
-		queue: make(chan outItem, c.cfg.SendQueue), closeReq: make(chan closeRequest, 1), readDone: make(chan struct{}),
+		queue: make(chan outItem, c.cfg.SendQueue), closeReq: make(chan closeRequest, 1), readDone: make(chan struct{}), wrote: make(chan struct{}),
 	}
 	c.live[conn] = struct{}{}
 	// Under mu with the draining check: Shutdown waits for these
@@ -493,7 +493,7 @@ func (c *Chat) Accept(w http.ResponseWriter, r *http.Request, h FrameHandler) {
 	c.wg.Add(2)
 	c.mu.Unlock()
 	c.metrics.accepted.Inc()
-	go func() { defer c.wg.Done(); conn.writeLoop() }()
+	go func() { defer c.wg.Done(); defer close(conn.wrote); conn.writeLoop() }()
 	go func() { defer c.wg.Done(); conn.readLoop() }()
 }
 

@@ -59,6 +59,7 @@ type Conn struct {
 	closing  atomic.Bool       // no more frames are queued
 	ignoring atomic.Bool       // a close was requested: incoming frames are ignored
 	readDone chan struct{}     // closed when the read goroutine ends
+	wrote    chan struct{}     // closed when the writer goroutine ends
 	strikes  int               // invalid frames; read goroutine only
 
 	authed  atomic.Bool // the handler accepted the hello (Authenticated)
@@ -403,8 +404,17 @@ func (c *Conn) readLoop() {
 // all is still closed when the queue fills or a write times out.
 func (c *Conn) yieldToWriter() {
 	half := cap(c.queue) / 2
-	for i := 0; i < 5000 && len(c.queue) > half && !c.closing.Load(); i++ {
-		time.Sleep(time.Millisecond)
+	if len(c.queue) <= half {
+		return
+	}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for until := time.Now().Add(5 * time.Second); len(c.queue) > half && !c.closing.Load() && time.Now().Before(until); {
+		select {
+		case <-c.wrote: // the writer is gone: nothing will drain the queue
+			return
+		case <-tick.C:
+		}
 	}
 }
 
