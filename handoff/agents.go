@@ -221,7 +221,12 @@ func (e *Engine) PatchAgent(ctx context.Context, agentID string, p AgentPatch) (
 			return tandem.Agent{}, err
 		}
 		if a.Role != old.Role {
-			if err := e.revokeTokens(ctx, &old); err != nil {
+			// On a copy: revokeTokens reads the agent again when the hash
+			// changed meanwhile, and the swap must still compare against
+			// the profile a was built from (a disable in between, which
+			// changes the hash too, then fails the swap: read again).
+			cur := old
+			if err := e.revokeTokens(ctx, &cur); err != nil {
 				return tandem.Agent{}, err
 			}
 		}
@@ -500,15 +505,15 @@ func (e *Engine) Heartbeat(ctx context.Context, agentID, sessionID string) error
 }
 
 // HeartbeatWithStamp is Heartbeat that also returns the CredentialStamp of
-// the agent's current password, so that a console opened with a token
-// issued before a password change (made by any process: the stamp comes
-// from the store) can end itself.
-func (e *Engine) HeartbeatWithStamp(ctx context.Context, agentID, sessionID string) (string, error) {
+// the agent's current password and their current role, so that a console
+// opened with a token issued before a password change, or before a role
+// change (made by any process: both come from the store), can end itself.
+func (e *Engine) HeartbeatWithStamp(ctx context.Context, agentID, sessionID string) (stamp, role string, err error) {
 	a, err := e.heartbeat(ctx, agentID, sessionID)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return CredentialStamp(a.PasswordHash), nil
+	return CredentialStamp(a.PasswordHash), a.Role, nil
 }
 
 // heartbeat does Heartbeat's work and returns the stored agent.

@@ -138,3 +138,43 @@ func TestPatchAgentKeepsConcurrentDisable(t *testing.T) {
 		t.Fatalf("after a patch racing a disable: %+v, want disabled and renamed", got)
 	}
 }
+
+// disableBeforeRevokeStore disables the agent (as another admin would)
+// just before the first token revocation's hash swap.
+type disableBeforeRevokeStore struct {
+	handoff.Store
+	e    *handoff.Engine
+	done bool
+}
+
+func (s *disableBeforeRevokeStore) SwapPasswordHash(ctx context.Context, id string, old, h []byte) (bool, error) {
+	if !s.done {
+		s.done = true
+		if _, err := s.e.SetDisabled(ctx, id, true); err != nil {
+			return false, err
+		}
+	}
+	return s.Store.SwapPasswordHash(ctx, id, old, h)
+}
+
+// TestRoleChangeKeepsConcurrentDisable: an account disabled while its role
+// is being changed stays disabled (the role change's revocation read the
+// agent again and its swap compared against that fresh copy, enabling and
+// promoting the disabled account).
+func TestRoleChangeKeepsConcurrentDisable(t *testing.T) {
+	st := &disableBeforeRevokeStore{Store: memstore.New(), done: true}
+	e := patchEngine(t, st)
+	st.e = e
+	a, err := e.CreateAgent(ctx, tandem.Agent{Email: "promo@example.com"}, "a long password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.done = false
+	got, err := e.PatchAgent(ctx, a.ID, handoff.AgentPatch{Role: ptrTo(handoff.RoleAdmin)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Disabled || got.Role != handoff.RoleAdmin {
+		t.Fatalf("after a role change racing a disable: %+v, want disabled (and the role changed)", got)
+	}
+}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/handoff/memstore"
 )
 
 // floodResult sends n agent messages back to back while reading, and
@@ -156,5 +158,31 @@ func TestOfferedAgentReadNotRelayed(t *testing.T) {
 	}
 	if f.Seq != 2 {
 		t.Fatalf("first read mark the customer saw: %s, want the one after the accept (seq 2)", f.raw)
+	}
+}
+
+// TestRoleChangeSeenAtHeartbeat: a role changed without its event reaching
+// the console (another process, a lost event) ends the console at its next
+// heartbeat; it kept the old role's powers until it reconnected.
+func TestRoleChangeSeenAtHeartbeat(t *testing.T) {
+	st := memstore.New()
+	e := newNode(t, nodeOpts{store: st})
+	root, tok := e.agent("root@example.com", "Root", map[string]any{"role": "admin"})
+	c := e.console(tok)
+	a, err := st.Agent(context.Background(), root.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Role = "agent"
+	if err := st.UpdateAgent(context.Background(), a); err != nil { // no event, no revocation
+		t.Fatal(err)
+	}
+	e.Clock.Advance(e.Engine.Config().HeartbeatTimeout / 3) // the next frame heartbeats
+	c.send(map[string]any{"type": "ping"})
+	if f, _ := c.until(isType("error")); f.Code != tandem.EUNAUTHORIZED || !strings.Contains(string(f.raw), "role changed") {
+		t.Fatalf("at the heartbeat: %s", f.raw)
+	}
+	if code := c.expectClose(); code != 4401 {
+		t.Fatalf("close %d, want 4401", code)
 	}
 }

@@ -189,12 +189,18 @@ func (s *session) heartbeat(ctx context.Context) {
 	}
 	s.lastBeat = now
 	sid, _ := s.sid.Load().(string)
-	stamp, err := s.c.eng.HeartbeatWithStamp(ctx, s.agent.ID, sid)
+	stamp, role, err := s.c.eng.HeartbeatWithStamp(ctx, s.agent.ID, sid)
 	if err == nil {
 		// A password changed since the hello (here, or by `tandem agent
 		// password` in another process) ends the console as it ends the
 		// token: whoever held the old password is out within a heartbeat.
 		err = s.token.CheckStamp(stamp)
+	}
+	if err == nil && (role == handoff.RoleAdmin) != s.admin {
+		// A role change whose event was lost (or that came between a
+		// login and the swap of the role): no console keeps the old
+		// role's powers past a heartbeat.
+		err = tandem.Errorf(tandem.EUNAUTHORIZED, "your role changed to %s; log in again", role)
 	}
 	switch tandem.ErrorCode(err) {
 	case "":
