@@ -116,9 +116,14 @@ func selfDirected(before, after string, cjk bool) bool {
 	if next, _, _ := strings.Cut(strings.TrimSpace(after), " "); selfObjects[next] {
 		return true
 	}
+	// Back from the word: a second-person word first makes it an insult
+	// ("I think you're stupid", "give me my money you bastard").
 	w := strings.Fields(before)
-	for _, x := range w[max(0, len(w)-3):] {
-		if selfSubjects[x] {
+	for k := len(w) - 1; k >= max(0, len(w)-3); k-- {
+		switch {
+		case secondPerson[w[k]]:
+			return false
+		case selfSubjects[w[k]]:
 			return true
 		}
 	}
@@ -132,6 +137,8 @@ var (
 	// selfSubjects come shortly before an abuse word the customer says of
 	// themselves.
 	selfSubjects = map[string]bool{"i'm": true, "im": true, "am": true, "i": true, "me": true, "myself": true, "my": true, "i've": true, "i'd": true, "feel": true, "felt": true}
+	// secondPerson words aim an abuse word at someone.
+	secondPerson = map[string]bool{"you": true, "you're": true, "youre": true, "your": true, "yours": true, "yourself": true, "u": true, "ur": true, "y'all": true, "ya": true}
 )
 
 var (
@@ -349,20 +356,26 @@ var intentNegators = map[string]bool{"not": true, "no": true, "never": true, "do
 // intent word it negates.
 var negationFiller = map[string]bool{"a": true, "an": true, "the": true, "my": true, "this": true, "that": true, "any": true, "to": true,
 	"want": true, "wanna": true, "need": true, "wish": true, "like": true, "going": true, "gonna": true, "trying": true, "planning": true,
-	"really": true, "even": true, "actually": true, "intend": true, "mean": true, "it": true, "be": true, "i": true, "me": true, "we": true}
+	"really": true, "even": true, "actually": true, "intend": true, "mean": true, "it": true, "be": true, "for": true}
+
+// inabilityVerbs before "not" make it inability, not refusal: "I can not
+// delete my account" asks for the deletion.
+var inabilityVerbs = map[string]bool{"can": true, "could": true, "cannot": true}
 
 // negatesIntent reports whether text negates the intent named name: a word
-// that starts like one of the name's words (its first five letters, words
-// of four letters or more: complaint → "compl", delete_account → "delet",
-// "accou") follows a negator in the same clause with at most four filler
-// words between (negationFiller).
+// that starts like one of the name's words (its stem: up to six letters,
+// one fewer than the word, for words of four letters or more) follows a
+// negator in the same clause with at most four filler words between
+// (negationFiller), and no other mention of it is affirmed.
 // The configured-intent and human-intent escalations skip a negated
 // intent: "this is not a complaint, just a question" is not a complaint.
 func negatesIntent(text, name string) bool {
 	var keys []string
 	for _, part := range strings.FieldsFunc(strings.ToLower(name), func(r rune) bool { return r == '_' || r == '-' || r == ' ' }) {
-		if utf8.RuneCountInString(part) >= 4 {
-			keys = append(keys, string([]rune(part)[:min(5, utf8.RuneCountInString(part))]))
+		if n := utf8.RuneCountInString(part); n >= 4 {
+			// A stem: complaint → "compla" (not "complete"), delete →
+			// "delet", cancel → "cance", human → "huma".
+			keys = append(keys, string([]rune(part)[:min(6, n-1)]))
 		}
 	}
 	if len(keys) == 0 {
@@ -371,8 +384,12 @@ func negatesIntent(text, name string) bool {
 	clauses := strings.FieldsFunc(strings.ToLower(strings.ToValidUTF8(text, "")), func(r rune) bool {
 		return r == ',' || r == '.' || r == ';' || r == '!' || r == '?' || r == ':' || r == '\n' || r == '，' || r == '。'
 	})
+	// Negated only when no mention affirms it: "I do not want to cancel
+	// the order, I want to cancel my subscription" cancels.
+	negated, affirmed := false, false
 	for _, clause := range clauses {
 		words := strings.Fields(normalise(clause))
+		last := -10 // the clause's last word naming the intent
 		for i, w := range words {
 			named := false
 			for _, k := range keys {
@@ -384,17 +401,30 @@ func negatesIntent(text, name string) bool {
 			if !named {
 				continue
 			}
+			near := i-last <= 3
+			last = i
+			if near {
+				continue // one mention: "delete my account", "human agent"
+			}
 			// Back over filler words only: "not a complaint", "don't
 			// want to delete", but not "not working so delete it".
+			neg := false
 			for j := i - 1; j >= max(0, i-4); j-- {
 				if intentNegators[words[j]] {
-					return true
+					// "I can not delete my account" asks for it.
+					neg = !(words[j] == "not" && j > 0 && inabilityVerbs[words[j-1]])
+					break
 				}
 				if !negationFiller[words[j]] {
 					break
 				}
 			}
+			if neg {
+				negated = true
+			} else {
+				affirmed = true
+			}
 		}
 	}
-	return false
+	return negated && !affirmed
 }

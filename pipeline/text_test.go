@@ -63,6 +63,13 @@ func TestNegatesIntent(t *testing.T) {
 		{"not", "complaint", false},
 		{"complaint", "ok", false},
 		{"\xff not a complaint", "complaint", true},
+		{"no need for a human agent", "contact_human_agent", true},
+		{"I can not delete my account", "delete_account", false},
+		{"I could not cancel my order, please cancel it", "cancel_order", false},
+		{"no I want to cancel my order", "cancel_order", false},
+		{"I do not want to cancel the order, I want to cancel my subscription", "cancel_order", false},
+		{"my order is not complete and I want to complain", "complaint", false},
+		{"I don't want to delete my account", "delete_account", true},
 	} {
 		if got := negatesIntent(tc.text, tc.intent); got != tc.want {
 			t.Errorf("negatesIntent(%q, %q) = %v, want %v", tc.text, tc.intent, got, tc.want)
@@ -82,6 +89,11 @@ func TestSelfDirectedAbuseWords(t *testing.T) {
 		"I feel stupid asking, how do I log in":               false,
 		"sorry, stupid me, wrong order number":                false,
 		"it was my stupid mistake":                            false,
+		"I hate you idiots":                                   true,
+		"I told you idiots three times":                       true,
+		"I think you're stupid":                               true,
+		"my god you idiots":                                   true,
+		"give me my money you bastard":                        true,
 	} {
 		if got := p.abusive(normalise(text)); got != want {
 			t.Errorf("abusive(%q) = %v, want %v", text, got, want)
