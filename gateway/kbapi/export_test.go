@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,5 +114,56 @@ func TestExportStreams(t *testing.T) {
 	res, body, err = getExport(t, url, tok)
 	if res.StatusCode != 200 || err == nil {
 		t.Fatalf("export failing after the response started: %d, %d bytes read, err %v; want the download to fail", res.StatusCode, len(body), err)
+	}
+}
+
+// endlessExport writes FAQs until the exporter fails, then reports how the
+// export ended.
+type endlessExport struct {
+	kbapi.Service
+	ended chan error
+}
+
+func (s endlessExport) Export(ctx context.Context, f knowledge.ListFilter, e *knowledge.Exporter) error {
+	item := tandem.FAQ{ID: "faq_x", Question: "A question that is long enough to fill the pipe?", Answer: strings.Repeat("An answer. ", 20)}
+	for {
+		if err := e.Write(item); err != nil {
+			s.ended <- err
+			return err
+		}
+	}
+}
+
+// TestExportEndsWhenClientStopsReading: a client that stops reading a
+// streaming export ends it at the write timeout (the export held its
+// database snapshot and pooled connection for as long as the client
+// waited).
+func TestExportEndsWhenClientStopsReading(t *testing.T) {
+	auth, err := gateway.NewAuth([]byte(secret), "static-admin-token", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := endlessExport{ended: make(chan error, 1)}
+	h, err := kbapi.New(kbapi.Config{Service: svc, Auth: auth, ExportBuffer: 1024, ExportWriteTimeout: 200 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.StripPrefix("/api/v1/knowledge", h))
+	t.Cleanup(srv.Close)
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /api/v1/knowledge/export?format=jsonl HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer static-admin-token\r\n\r\n")
+	// ... and never read.
+	select {
+	case err := <-svc.ended:
+		if err == nil {
+			t.Fatal("the export ended without an error")
+		}
+	case <-time.After(30 * time.Second): // a hang guard
+		t.Fatal("the export to a client that stopped reading did not end")
 	}
 }

@@ -79,6 +79,11 @@ type Config struct {
 	// with a JSON error; a longer one streams, and a failure then cuts the
 	// connection.
 	ExportBuffer int
+	// ExportWriteTimeout bounds each write of a streaming export (default
+	// 30 s): a client that stops reading ends the export, which would
+	// otherwise hold its database snapshot and pooled connection for as
+	// long as the client waits.
+	ExportWriteTimeout time.Duration
 }
 
 type api struct {
@@ -87,6 +92,7 @@ type api struct {
 	log          *slog.Logger
 	maxImport    int64
 	exportBuffer int
+	exportWrite  time.Duration
 }
 
 // New returns the API handler; mount it at /api/v1/knowledge (routes are
@@ -104,7 +110,10 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.ExportBuffer <= 0 {
 		cfg.ExportBuffer = 4 << 20
 	}
-	a := &api{svc: cfg.Service, auth: cfg.Auth, log: cfg.Logger, maxImport: cfg.MaxImportBytes, exportBuffer: cfg.ExportBuffer}
+	if cfg.ExportWriteTimeout <= 0 {
+		cfg.ExportWriteTimeout = 30 * time.Second
+	}
+	a := &api{svc: cfg.Service, auth: cfg.Auth, log: cfg.Logger, maxImport: cfg.MaxImportBytes, exportBuffer: cfg.ExportBuffer, exportWrite: cfg.ExportWriteTimeout}
 	r := chi.NewRouter()
 	r.Use(a.admin)
 	r.Get("/faqs", a.list)
@@ -594,7 +603,7 @@ func (a *api) export(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	out := &spillWriter{w: w, limit: a.exportBuffer, start: func() {
+	out := &spillWriter{w: w, rc: http.NewResponseController(w), timeout: a.exportWrite, limit: a.exportBuffer, start: func() {
 		w.Header().Set("Content-Type", format.ContentType())
 		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="knowledge-%s.%s"`, time.Now().UTC().Format("20060102-150405"), format))
 		w.WriteHeader(http.StatusOK)
@@ -626,6 +635,8 @@ func (a *api) export(w http.ResponseWriter, r *http.Request) {
 // bounded whatever the size of the knowledge base.
 type spillWriter struct {
 	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration // bounds each write to the client
 	limit   int
 	start   func()
 	buf     bytes.Buffer
@@ -639,7 +650,15 @@ func (s *spillWriter) Write(p []byte) (int, error) {
 	if err := s.flush(); err != nil {
 		return 0, err
 	}
+	s.deadline()
 	return s.w.Write(p)
+}
+
+// deadline gives the next write to the client its time.
+func (s *spillWriter) deadline() {
+	if s.rc != nil && s.timeout > 0 {
+		_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout)) // not supported by every writer (tests' recorders)
+	}
 }
 
 // flush starts the response if needed and sends what is held.
@@ -651,6 +670,7 @@ func (s *spillWriter) flush() error {
 	if s.buf.Len() == 0 {
 		return nil
 	}
+	s.deadline()
 	_, err := s.w.Write(s.buf.Bytes())
 	s.buf = bytes.Buffer{}
 	return err
