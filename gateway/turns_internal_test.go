@@ -302,3 +302,53 @@ func awaitTurns(t *testing.T, c *Chat) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestConvLocks: one holder per conversation; a waiter whose context ends
+// gives up (it stayed behind a holder stuck on a slow store); nothing is
+// left in the map once everyone is done.
+func TestConvLocks(t *testing.T) {
+	var l convLocks
+	ctx := context.Background()
+	unlock, err := l.lock(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := l.lock(ctx, "c2") // another conversation: not blocked
+	if err != nil {
+		t.Fatal(err)
+	}
+	other()
+	cctx, cancel := context.WithCancel(ctx)
+	got := make(chan error, 1)
+	go func() {
+		u, err := l.lock(cctx, "c1")
+		if u != nil {
+			u()
+		}
+		got <- err
+	}()
+	cancel()
+	select {
+	case err := <-got:
+		if err == nil {
+			t.Fatal("a waiter got the held lock")
+		}
+	case <-time.After(10 * time.Second): // a hang guard
+		t.Fatal("a cancelled waiter stayed blocked")
+	}
+	done := make(chan struct{})
+	go func() {
+		u, err := l.lock(ctx, "c1")
+		if err == nil {
+			u()
+		}
+		close(done)
+	}()
+	unlock()
+	<-done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.m) != 0 {
+		t.Fatalf("%d locks left in the map", len(l.m))
+	}
+}

@@ -376,7 +376,12 @@ func (s *widgetSession) message(ctx context.Context, c *Conn, f ClientFrame) {
 	// at a time: two tabs' messages stored as 5 and 6 are then queued as 5
 	// and 6, so 6's turn cannot start before 5 is queued (the queue orders
 	// only the turns still waiting), and the replies follow the log.
-	defer chat.intake.lock(conv)()
+	unlock, err := chat.intake.lock(ctx, conv)
+	if err != nil {
+		c.SendError(turnEndedError(err), f.ClientID)
+		return
+	}
+	defer unlock()
 	stored, dup, err := chat.log.Append(ctx, m)
 	if err != nil {
 		c.SendError(err, f.ClientID)
@@ -456,7 +461,12 @@ func (s *widgetSession) rate(ctx context.Context, c *Conn, f ClientFrame) {
 	// The check that the conversation is not rated yet and the append, one
 	// customer frame of the conversation at a time on this node: two tabs
 	// rating at once logged two ratings.
-	defer chat.intake.lock(conv)()
+	unlock, err := chat.intake.lock(ctx, conv)
+	if err != nil {
+		c.SendError(turnEndedError(err), f.ClientID)
+		return
+	}
+	defer unlock()
 	cv, err := chat.log.Conversation(ctx, conv)
 	if err != nil {
 		c.SendError(err, f.ClientID)
@@ -669,6 +679,12 @@ func clientIDOf(data []byte) string {
 		return ""
 	}
 	return f.ClientID
+}
+
+// turnEndedError is the error of a frame whose connection ended while it
+// waited for its turn at the conversation.
+func turnEndedError(err error) error {
+	return tandem.WrapError(tandem.EUNAVAILABLE, err, "the connection is closing; send it again")
 }
 
 // IsHello reports whether a frame that failed validation is a hello (its
