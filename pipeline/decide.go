@@ -69,7 +69,8 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 		}
 	}
 	if confident && (slices.Contains(pol.Escalation.HumanIntents, intent.Name) || slices.Contains(pol.Escalation.Intents, intent.Name)) &&
-		negatesIntent(turn.Text, intent.Name) {
+		negatesIntent(turn.Text, intent.Name) ||
+		confident && slices.Contains(pol.Escalation.HumanIntents, intent.Name) && p.declinesHuman(t.norm) {
 		// "this is not a complaint, just a question": not the intent
 		// that escalates; the text is answered as any unsure one is.
 		confident = false

@@ -382,6 +382,23 @@ func (p *Pipeline) cheapTrigger(t *turnCtx, turn tandem.Turn) tandem.EscalationR
 	return ""
 }
 
+// declinesHuman reports whether the normalised text names a person only to
+// decline one ("I don't want to talk to a person", "ich möchte nicht mit
+// einem Menschen sprechen") or to ask what the bot is ("am I talking to a
+// real person?"): then a human-request intent does not escalate either.
+func (p *Pipeline) declinesHuman(norm string) bool {
+	declined := false
+	for _, k := range p.humanKW {
+		if containsAffirmed(norm, k) {
+			return false
+		}
+		if containsNormalised(norm, k) {
+			declined = true
+		}
+	}
+	return declined
+}
+
 func (p *Pipeline) mentionsHuman(norm string) bool {
 	for _, k := range p.humanKW {
 		if containsAffirmed(norm, k) {

@@ -181,6 +181,24 @@ func TestNegatedConfiguredIntentDoesNotEscalate(t *testing.T) {
 	}
 }
 
+// TestDeclinedHumanIntentDoesNotEscalate: a text the model reads as a
+// request for a person, but that declines one ("I don't want to talk to a
+// person, just asking: agent please?"), does not escalate through the intent either.
+func TestDeclinedHumanIntentDoesNotEscalate(t *testing.T) {
+	p := newTestPipeline(t, nil)
+	ctx := context.Background()
+	r, err := p.Respond(ctx, turn("dh", "I don't want to talk to a person, just asking: agent please?"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind == tandem.ReplyEscalate {
+		t.Fatalf("a declined request for a person escalated: %+v", r.Escalation)
+	}
+	if r, err = p.Respond(ctx, turn("dh2", "agent please")); err != nil || r.Kind != tandem.ReplyEscalate {
+		t.Fatalf("agent please: %+v %v, want an escalation", r, err)
+	}
+}
+
 // TestHumanKeywordsNoFalsePositive: words that merely contain a keyword's
 // characters (人工智能, "AI") are not a request for a person.
 func TestHumanKeywordsNoFalsePositive(t *testing.T) {

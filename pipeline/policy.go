@@ -200,10 +200,15 @@ func defaultHumanKeywords() map[string][]string {
 		// "conseiller" or "Kundenberater" alone are in ordinary questions
 		// ("which payment operator do you use?").
 		"en": {"talk to a person", "talk to a human", "speak to a human", "speak to a person", "real person", "human agent", "live agent", "live-agent", "customer service representative",
-			"talk to an agent", "speak to an agent", "talk to someone", "speak to someone", "talk to a representative", "speak to a representative", "talk to an operator", "speak to an operator"},
-		"de": {"mit einem menschen", "mitarbeiter sprechen", "echten menschen", "mit einem kundenberater", "kundenberater sprechen"},
-		"fr": {"parler à un humain", "parler à une personne", "parler à un conseiller", "un agent humain"},
-		"es": {"hablar con una persona", "hablar con un humano", "agente humano", "hablar con un representante"},
+			"talk to an agent", "speak to an agent", "talk to someone", "speak to someone", "talk to a representative", "speak to a representative", "talk to an operator", "speak to an operator",
+			"connect me to a person", "connect me with a person", "connect me to an agent", "connect me with an agent", "connect me to someone", "connect me with someone", "connect me to a human", "connect me with a human"},
+		"de": {"mit einem menschen", "mitarbeiter sprechen", "echten menschen", "mit einem kundenberater", "kundenberater sprechen",
+			"mit jemandem sprechen", "mit jemandem reden", "einen menschen sprechen", "mit einem mitarbeiter", "mitarbeiter reden", "menschen sprechen"},
+		// Also without accents: phone keyboards and hurried customers
+		// leave them out.
+		"fr": {"parler à un humain", "parler à une personne", "parler à un conseiller", "un agent humain", "parler a un humain", "parler a une personne", "parler a un conseiller",
+			"parler à un agent", "parler a un agent", "parler à quelqu'un", "parler a quelqu'un", "parler avec un conseiller", "parler avec quelqu'un", "parler avec un humain"},
+		"es": {"hablar con una persona", "hablar con un humano", "agente humano", "hablar con un representante", "hablar con un agente", "hablar con alguien", "hablar con un asesor", "persona real"},
 		// Not the bare 人工 ("manual, human-made"): CJK phrases match as
 		// substrings, and it would also match 人工智能 ("AI"); nor 真人
 		// (真人秀 "reality show"), 担当者 or 人と話 (友人と話す).

@@ -78,7 +78,12 @@ func containsAffirmed(text, phrase string) bool { return findPhrase(text, phrase
 func findPhrase(text, phrase string, skipDeclined bool) bool {
 	var skip func(before, after string, cjk bool) bool
 	if skipDeclined {
-		skip = func(before, _ string, cjk bool) bool { return declined(before, cjk) }
+		skip = func(before, after string, cjk bool) bool {
+			if cjk {
+				return cjkDeclined(before, phrase) || cjkDeclinedAfter(after)
+			}
+			return declined(before, cjk)
+		}
 	}
 	return findPhraseUnless(text, phrase, skip)
 }
@@ -144,22 +149,34 @@ var (
 var (
 	declineNegations = map[string]bool{"not": true, "no": true, "never": true, "don't": true, "dont": true, "doesn't": true, "didn't": true}
 	declineVerbs     = map[string]bool{"want": true, "wanna": true, "need": true, "needed": true, "wish": true, "like": true}
-	cjkDeclines      = []string{"不要", "不用", "不想", "不需要", "没必要", "別", "别", "いらない"}
+	cjkDeclines      = []string{"不要", "不用", "不想", "不需要", "没必要", "別", "别", "いらない", "不要です", "は不要"}
 )
 
 // declined reports whether before (the normalised text before a keyword)
 // ends with a declining phrase.
 func declined(before string, cjk bool) bool {
 	if cjk {
-		t := strings.TrimSpace(before)
-		for _, d := range cjkDeclines {
-			if strings.HasSuffix(t, d) {
-				return true
-			}
-		}
-		return false
+		return cjkDeclined(before, "")
 	}
 	w := strings.Fields(before)
+	if asksIdentity(w) {
+		return true
+	}
+	// A negation right before the request, across a few of its own words
+	// ("ich möchte nicht mit einem Menschen sprechen", "no quiero hablar
+	// con una persona", "je ne veux pas parler à un humain", "please
+	// don't connect me to a person").
+	for k := len(w) - 1; k >= max(0, len(w)-4); k-- {
+		// "no" only with words of its own after it ("no quiero hablar
+		// con…", "no need to talk to…"): "no, talk to a person" (its comma
+		// gone) answers the bot and asks for one.
+		if requestNegations[w[k]] && (w[k] != "no" || k < len(w)-1) {
+			return true
+		}
+		if !requestFiller[w[k]] {
+			break
+		}
+	}
 	w = w[max(0, len(w)-4):]
 	for k := 0; k+1 < len(w); k++ {
 		if declineNegations[w[k]] && declineVerbs[w[k+1]] {
@@ -168,6 +185,70 @@ func declined(before string, cjk bool) bool {
 	}
 	return false
 }
+
+// cjkDeclined reports whether a declining phrase ends in before or runs
+// into the keyword (phrase): in 我不需要人工客服 the keyword 要人工 starts
+// inside 不需要.
+func cjkDeclined(before, phrase string) bool {
+	t := strings.TrimSpace(before)
+	tail := t[max(0, len(t)-12):]
+	for len(tail) > 0 && !utf8.RuneStart(tail[0]) {
+		tail = tail[1:]
+	}
+	window := tail + phrase
+	for _, d := range cjkDeclines {
+		if strings.HasSuffix(t, d) {
+			return true
+		}
+		if i := strings.LastIndex(window, d); i >= 0 && i < len(tail) {
+			return true
+		}
+	}
+	return false
+}
+
+// cjkDeclinedAfter reports whether a CJK keyword is followed by a
+// declining phrase (オペレーターは不要です, 人工客服不需要).
+func cjkDeclinedAfter(after string) bool {
+	t := strings.TrimSpace(after)
+	for _, d := range []string{"は不要", "不要", "はいらない", "いらない", "は要らない", "不需要", "不用"} {
+		if strings.HasPrefix(t, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// asksIdentity reports whether the words before a keyword ask whether the
+// customer is talking to a person ("am I talking to a real person?", "are
+// you a human?"): a question for the bot, not a request for a person.
+func asksIdentity(w []string) bool {
+	for len(w) > 0 && identityFiller[w[len(w)-1]] {
+		w = w[:len(w)-1]
+	}
+	s := " " + strings.Join(w[max(0, len(w)-4):], " ")
+	for _, q := range []string{" am i talking to", " am i chatting with", " am i speaking to", " am i speaking with", " are you", " is this", " is it"} {
+		if strings.HasSuffix(s, q) {
+			return true
+		}
+	}
+	return false
+}
+
+// identityFiller may stand between an identity question and the person
+// word: "am I talking to a real person".
+var identityFiller = map[string]bool{"a": true, "an": true, "the": true, "real": true, "actual": true, "live": true, "really": true}
+
+var (
+	// requestNegations negate a request for a person that follows them.
+	requestNegations = map[string]bool{"not": true, "don't": true, "dont": true, "never": true, "nicht": true, "kein": true, "keinen": true,
+		"keine": true, "pas": true, "jamais": true, "no": true, "nunca": true}
+	// requestFiller may stand between such a negation and the request.
+	requestFiller = map[string]bool{"please": true, "want": true, "need": true, "to": true, "me": true, "quiero": true, "necesito": true,
+		"deseo": true, "veux": true, "voudrais": true, "besoin": true, "de": true, "d'": true, "möchte": true, "will": true, "brauche": true,
+		"mit": true, "einem": true, "einen": true, "einer": true, "con": true, "un": true, "una": true, "une": true, "avec": true, "à": true, "a": true,
+		"hablar": true, "parler": true, "sprechen": true, "reden": true, "talk": true, "speak": true}
+)
 
 // wordEdge reports whether a phrase that ends where side begins (before,
 // false) or begins where side ends (before, true) is on a word boundary

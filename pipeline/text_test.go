@@ -100,3 +100,37 @@ func TestSelfDirectedAbuseWords(t *testing.T) {
 		}
 	}
 }
+
+func TestHumanRequestsAndDeclines(t *testing.T) {
+	p := newTestPipeline(t, nil)
+	for text, want := range map[string]bool{
+		"I want to talk to a person":                           true,
+		"this is not working, talk to a person":                true,
+		"no, talk to a person":                                 true,
+		"connect me with an agent":                             true,
+		"quiero hablar con un agente":                          true,
+		"quiero hablar con alguien":                            true,
+		"je veux parler a un humain":                           true,
+		"je veux parler à un agent":                            true,
+		"puis-je parler à quelqu'un ?":                         true,
+		"je voudrais parler avec un conseiller":                true,
+		"Kann ich bitte mit jemandem sprechen?":                true,
+		"ich möchte einen Menschen sprechen":                   true,
+		"ich will mit einem Mitarbeiter reden":                 true,
+		"das geht nicht, ich will mit einem Menschen sprechen": true,
+		"我要人工客服":                                               true,
+		"I don't want to talk to a person":                     false,
+		"please don't connect me to a person":                  false,
+		"ich möchte nicht mit einem Menschen sprechen":         false,
+		"no quiero hablar con una persona":                     false,
+		"je ne veux pas parler à un humain":                    false,
+		"我不需要人工客服":                                             false,
+		"オペレーターは不要です":                                          false,
+		"am I talking to a real person?":                       false,
+		"are you a real person":                                false,
+	} {
+		if got := p.mentionsHuman(normalise(text)); got != want {
+			t.Errorf("mentionsHuman(%q) = %v, want %v", text, got, want)
+		}
+	}
+}
