@@ -159,6 +159,7 @@ type Turn struct {
 	Locale         string    `json:"locale,omitempty"`
 	Customer       Customer  `json:"customer"`
 	RequestHuman   bool      `json:"request_human,omitempty"` // the widget's "talk to a person" button
+	Queued         bool      `json:"queued,omitempty"`        // the conversation waits in the queue for a person
 	Time           time.Time `json:"time"`
 }
 

@@ -367,7 +367,7 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 		return
 	}
 	turn := tandem.Turn{ConversationID: convID, MessageSeq: j.msg.Seq, Text: j.msg.Text, Locale: conv.Locale,
-		Customer: conv.Customer, RequestHuman: j.requestHuman, Time: j.msg.CreatedAt}
+		Customer: conv.Customer, RequestHuman: j.requestHuman, Queued: conv.Mode == tandem.ModeQueued, Time: j.msg.CreatedAt}
 	_ = c.Publish(ctx, convID, "", TypingFrame{Type: FrameTyping, ConversationID: convID, Author: tandem.AuthorBot, Name: c.cfg.BotName, On: true})
 	start := time.Now()
 	streamID := ""

@@ -313,6 +313,9 @@ func (p *Pipeline) finish(ctx context.Context, t *turnCtx, turn tandem.Turn, r t
 		st.setSlot(e.Type, e.Value)
 	}
 	st.PendingSlotIntent = t.askedSlotFor
+	if r.Escalation != nil && r.Escalation.Reason == tandem.EscalateVIP {
+		st.VIPEscalatedAt = turn.Time
+	}
 	switch r.Kind {
 	case tandem.ReplyFallback:
 		st.Fallbacks++

@@ -301,7 +301,7 @@ func (p *Pipeline) RespondStream(ctx context.Context, turn tandem.Turn, onDelta 
 	t.lang = detectLanguage(text, turn.Locale)
 	t.sentiment = sentiment(t.norm)
 
-	if esc := p.cheapTrigger(t, turn); esc != "" {
+	if esc := p.cheapTrigger(ctx, t, turn); esc != "" {
 		p.runStages(ctx, t, turn, false) // best effort: the agent gets the NLU summary
 		// The escalation is recorded even when the turn's time ran out
 		// meanwhile: losing "talk to a person" is worse than a late reply.
@@ -365,14 +365,14 @@ func turnEnded(ctx context.Context) error {
 }
 
 // cheapTrigger checks the triggers that need no model.
-func (p *Pipeline) cheapTrigger(t *turnCtx, turn tandem.Turn) tandem.EscalationReason {
+func (p *Pipeline) cheapTrigger(ctx context.Context, t *turnCtx, turn tandem.Turn) tandem.EscalationReason {
 	e := p.cfg.Policy.Escalation
 	switch {
 	case turn.RequestHuman:
 		return tandem.EscalateButton
 	case p.mentionsHuman(t.norm):
 		return tandem.EscalateRequested
-	case *e.VIP && turn.Customer.VIP():
+	case *e.VIP && turn.Customer.VIP() && p.vipEscalates(ctx, turn):
 		return tandem.EscalateVIP
 	case p.abusive(t.norm):
 		return tandem.EscalateAbuse
@@ -397,6 +397,26 @@ func (p *Pipeline) declinesHuman(norm string) bool {
 		}
 	}
 	return declined
+}
+
+// vipRepeat is how long after a VIP escalation a VIP whose conversation
+// is back with the bot is answered by it instead of escalated again.
+const vipRepeat = 24 * time.Hour
+
+// vipEscalates reports whether a VIP's turn escalates: while the
+// conversation waits in the queue (the reply says a person is coming),
+// and otherwise unless the tier escalated it in the last vipRepeat — a VIP
+// handed back to the bot, or who withdrew the request, is answered by it.
+// When the state cannot be read it escalates.
+func (p *Pipeline) vipEscalates(ctx context.Context, turn tandem.Turn) bool {
+	if turn.Queued {
+		return true
+	}
+	st, err := p.deps.State.Load(ctx, turn.ConversationID)
+	if err != nil {
+		return true
+	}
+	return st.VIPEscalatedAt.IsZero() || turn.Time.Sub(st.VIPEscalatedAt) >= vipRepeat
 }
 
 func (p *Pipeline) mentionsHuman(norm string) bool {

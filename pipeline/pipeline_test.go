@@ -199,6 +199,39 @@ func TestDeclinedHumanIntentDoesNotEscalate(t *testing.T) {
 	}
 }
 
+// TestVIPBackWithTheBot: a VIP's first turn escalates; while queued every
+// turn does; once the conversation is back with the bot (handed back, or
+// the request withdrawn) the bot answers them, until a day has passed (a
+// VIP could never talk to the bot again).
+func TestVIPBackWithTheBot(t *testing.T) {
+	p := newTestPipeline(t, nil)
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	vip := func(text string, at time.Time, queued bool) tandem.Reply {
+		t.Helper()
+		r, err := p.Respond(ctx, tandem.Turn{ConversationID: "vip", Text: text, Customer: tandem.Customer{ID: "u1", Tier: "vip"}, Queued: queued, Time: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	isVIP := func(r tandem.Reply) bool {
+		return r.Kind == tandem.ReplyEscalate && r.Escalation.Reason == tandem.EscalateVIP
+	}
+	if r := vip("hello", t0, false); !isVIP(r) {
+		t.Fatalf("first VIP turn: %+v, want a vip escalation", r)
+	}
+	if r := vip("track my order", t0.Add(time.Minute), true); !isVIP(r) {
+		t.Fatalf("VIP turn while queued: %+v, want a vip escalation", r)
+	}
+	if r := vip("track my order", t0.Add(10*time.Minute), false); isVIP(r) || r.Kind != tandem.ReplyAnswer {
+		t.Fatalf("VIP back with the bot: %+v, want the bot's answer", r)
+	}
+	if r := vip("track my order", t0.Add(25*time.Hour), false); !isVIP(r) {
+		t.Fatalf("VIP a day later: %+v, want a vip escalation", r)
+	}
+}
+
 // TestHumanKeywordsNoFalsePositive: words that merely contain a keyword's
 // characters (人工智能, "AI") are not a request for a person.
 func TestHumanKeywordsNoFalsePositive(t *testing.T) {

@@ -20,6 +20,10 @@ type State struct {
 	PendingSlotIntent string    `json:"pending_slot_intent,omitempty"`
 	Turns             int       `json:"turns"`
 	UpdatedAt         time.Time `json:"updated_at"`
+	// VIPEscalatedAt is when the customer's VIP tier last escalated the
+	// conversation: a VIP handed back to the bot (or who withdrew the
+	// request) is answered by it, not escalated again, for vipRepeat.
+	VIPEscalatedAt time.Time `json:"vip_escalated_at,omitzero"`
 }
 
 // Choice is one option of a pending clarification.
