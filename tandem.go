@@ -97,7 +97,7 @@ type Entity struct {
 	Value      string  `json:"value"`
 	Start      int     `json:"start"`
 	End        int     `json:"end"`
-	Source     string  `json:"source"` // "model", "rule" or "lookup"
+	Source     string  `json:"source"` // "model", "rule" or "lookup"; "dialogue" in an escalation's summary: a value an earlier turn gave (Start and End are 0)
 	Confidence float64 `json:"confidence,omitempty"`
 }
 

@@ -339,9 +339,38 @@ func (p *Pipeline) finish(ctx context.Context, t *turnCtx, turn tandem.Turn, r t
 	}
 	r.NLU = t.nlu
 	if r.Escalation != nil {
-		r.Escalation.Summary = t.nlu
+		r.Escalation.Summary = withSlots(t.nlu, st.Slots)
 	}
 	return r, nil
+}
+
+// withSlots is an escalation's summary: the turn's NLU plus the values the
+// conversation gave before (its dialogue slots, source "dialogue") that
+// the turn does not repeat — "my parcel ORD-98765 has not arrived", then
+// the "talk to a person" button: the agent sees the order id.
+func withSlots(nlu tandem.NLU, slots map[string]string) tandem.NLU {
+	if len(slots) == 0 {
+		return nlu
+	}
+	have := map[string]bool{}
+	for _, e := range nlu.Entities {
+		have[e.Type] = true
+	}
+	types := make([]string, 0, len(slots))
+	for k := range slots {
+		if !have[k] {
+			types = append(types, k)
+		}
+	}
+	if len(types) == 0 {
+		return nlu
+	}
+	slices.Sort(types)
+	nlu.Entities = slices.Clone(nlu.Entities)
+	for _, k := range types {
+		nlu.Entities = append(nlu.Entities, tandem.Entity{Type: k, Text: slots[k], Value: slots[k], Source: "dialogue"})
+	}
+	return nlu
 }
 
 // escalationWithoutState returns an escalation whose dialogue state could

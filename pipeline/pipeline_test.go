@@ -232,6 +232,30 @@ func TestVIPBackWithTheBot(t *testing.T) {
 	}
 }
 
+// TestEscalationSummaryKeepsEarlierValues: the order id a customer gave
+// before pressing "talk to a person" is in the escalation's summary (it
+// held only the button turn's own understanding: no entities).
+func TestEscalationSummaryKeepsEarlierValues(t *testing.T) {
+	p := newTestPipeline(t, nil)
+	ctx := context.Background()
+	if _, err := p.Respond(ctx, turn("sum", "track ORD-7014 please")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := p.Respond(ctx, tandem.Turn{ConversationID: "sum", RequestHuman: true})
+	if err != nil || r.Escalation == nil {
+		t.Fatalf("button: %+v %v", r, err)
+	}
+	found := false
+	for _, e := range r.Escalation.Summary.Entities {
+		if e.Type == "order_id" && e.Value == "ORD-7014" && e.Source == "dialogue" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("summary entities %+v lack the order id given before", r.Escalation.Summary.Entities)
+	}
+}
+
 // TestHumanKeywordsNoFalsePositive: words that merely contain a keyword's
 // characters (人工智能, "AI") are not a request for a person.
 func TestHumanKeywordsNoFalsePositive(t *testing.T) {
