@@ -544,6 +544,14 @@ func TestSentimentAndKeywords(t *testing.T) {
 		{"great service, thank you", false},
 		{"where is my order", false},
 		{"太差了，我很生气", true},
+		{"what is the worst that can happen if I return late?", false},
+		{"how do you protect me against fraud?", false},
+		{"I got a scam email claiming to be from your store", false},
+		{"I hate to bother you but where is my order", false},
+		{"worst case, can I return it after 30 days?", false},
+		{"why is your service so terrible?", true},
+		{"this is a scam, I am furious", true},
+		{"I hate this shop", true},
 	} {
 		s := sentiment(normalise(tc.text))
 		if (s <= -0.6) != tc.neg {

@@ -301,7 +301,7 @@ func detectLanguage(s, fallback string) string {
 var sentimentLexicon = map[string]float64{
 	"terrible": -0.9, "horrible": -0.9, "awful": -0.9, "worst": -1, "hate": -0.9, "disgusting": -0.9,
 	"furious": -1, "angry": -0.8, "outraged": -1, "ridiculous": -0.7, "unacceptable": -0.9,
-	"scam": -0.9, "fraud": -0.8, "useless": -0.8, "pathetic": -0.9, "disappointed": -0.6,
+	"scam": -0.5, "fraud": -0.5, "useless": -0.8, "pathetic": -0.9, "disappointed": -0.6,
 	"disappointing": -0.6, "annoyed": -0.5, "frustrated": -0.6, "frustrating": -0.6, "bad": -0.5,
 	"poor": -0.4, "broken": -0.4, "never": -0.2, "incompetent": -0.9, "lousy": -0.7, "sucks": -0.8,
 	"rubbish": -0.7, "garbage": -0.8, "nightmare": -0.8, "fed": -0.3, "sick": -0.3, "lied": -0.7,
@@ -345,7 +345,7 @@ func sentiment(normText string) float64 {
 	var hits int
 	for i, w := range words {
 		v, ok := sentimentLexicon[w]
-		if !ok {
+		if !ok || idiom(words, i) {
 			continue
 		}
 		if i > 0 {
@@ -383,8 +383,41 @@ func sentiment(normText string) float64 {
 	if hits > 1 {
 		score *= 1 + 0.15*float64(min(hits-1, 3))
 	}
+	if hits == 1 && len(words) > 1 && questionWords[words[0]] {
+		// One charged word in a question asks about something bad more
+		// often than it vents ("what is the worst that can happen if I
+		// return late", "how do you protect me against fraud"); an
+		// intensified one still counts ("why is your service so terrible").
+		score *= 0.5
+	}
 	return max(-1, min(1, score))
 }
+
+// questionWords open a question.
+var questionWords = map[string]bool{"what": true, "what's": true, "how": true, "why": true, "when": true, "where": true, "who": true, "which": true,
+	"can": true, "could": true, "is": true, "are": true, "do": true, "does": true, "did": true, "will": true, "would": true, "should": true}
+
+// idiom reports whether the lexicon word words[i] is part of a set phrase
+// that carries no feeling about the service: "I hate to bother you",
+// "worst case", "the worst that can happen".
+func idiom(words []string, i int) bool {
+	next := func(k int) string {
+		if i+k < len(words) {
+			return words[i+k]
+		}
+		return ""
+	}
+	switch words[i] {
+	case "hate":
+		return next(1) == "to" && hateTo[next(2)]
+	case "worst":
+		return next(1) == "case" || next(1) == "that" && (next(2) == "can" || next(2) == "could")
+	}
+	return false
+}
+
+// hateTo are the verbs of "I hate to …" that only soften a request.
+var hateTo = map[string]bool{"bother": true, "ask": true, "say": true, "trouble": true, "disturb": true, "be": true, "admit": true, "complain": true}
 
 // emojiWords are the emoji whose meaning as a whole message is plain: a
 // customer's "👍" after an answer is "ok" and "👎" "not helpful", not a
