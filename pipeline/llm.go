@@ -389,6 +389,7 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 	var text strings.Builder
 	held := "" // text not yet forwarded while it could still be the NO_ANSWER sentinel
 	sentinelChecked := false
+	declined := false // NO_ANSWER came after the start: nothing more is forwarded
 	var finish openai.FinishReason
 	for {
 		resp, err := stream.Recv()
@@ -440,7 +441,20 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 			}
 			d, held = held, ""
 		}
-		if onDelta != nil {
+		// After the start, a tail that could begin the sentinel is held
+		// back, and nothing is forwarded once it appears ("Sorry, I
+		// cannot help with that. NO_ANSWER"): the customer never sees it.
+		if declined {
+			continue
+		}
+		held += d
+		if strings.Contains(held, noAnswer) {
+			declined, held = true, ""
+			continue
+		}
+		keep := sentinelTail(held)
+		d, held = held[:len(held)-keep], held[len(held)-keep:]
+		if d != "" && onDelta != nil {
 			onDelta(d)
 		}
 	}
@@ -458,6 +472,17 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 		onDelta(held)
 	}
 	return out, nil
+}
+
+// sentinelTail is the length of the longest end of s that could begin the
+// NO_ANSWER sentinel.
+func sentinelTail(s string) int {
+	for k := min(len(s), len(noAnswer)-1); k > 0; k-- {
+		if strings.HasPrefix(noAnswer, s[len(s)-k:]) {
+			return k
+		}
+	}
+	return 0
 }
 
 // withCause prefers the watchdog's reason over a bare "context canceled".
