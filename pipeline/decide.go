@@ -29,18 +29,13 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 	// text, so it is never cached.
 	var chosenFAQ string
 	picked := false
-	if len(st.PendingClarify) > 0 {
-		for _, c := range st.PendingClarify {
-			if normalise(c.Label) == t.norm {
-				if c.Intent != "" {
-					nlu.Intent = tandem.IntentScore{Name: c.Intent, Confidence: 1}
-					nlu.OutOfScope = false
-				}
-				chosenFAQ = c.FAQID
-				picked = true
-				break
-			}
+	if c, ok := pickChoice(st.PendingClarify, t.norm); ok {
+		if c.Intent != "" {
+			nlu.Intent = tandem.IntentScore{Name: c.Intent, Confidence: 1}
+			nlu.OutOfScope = false
 		}
+		chosenFAQ = c.FAQID
+		picked = true
 	}
 	// An extractive answer given because the generator was unavailable,
 	// failed or found no answer (a sampled call) is not cached either: the
@@ -400,6 +395,51 @@ func (p *Pipeline) choiceFor(t *turnCtx, label string) Choice {
 	return Choice{Label: label}
 }
 
+// pickChoice returns the pending choice the normalised text picks: its
+// label; "yes" (and the like) when one choice names a topic (the bot's
+// "Did you mean this?"); or its position ("1", "the second one").
+func pickChoice(choices []Choice, norm string) (Choice, bool) {
+	if len(choices) == 0 || norm == "" {
+		return Choice{}, false
+	}
+	for _, c := range choices {
+		if normalise(c.Label) == norm {
+			return c, true
+		}
+	}
+	if affirmations[norm] {
+		var topic []Choice
+		for _, c := range choices {
+			if c.Intent != "" || c.FAQID != "" {
+				topic = append(topic, c)
+			}
+		}
+		if len(topic) == 1 {
+			return topic[0], true
+		}
+		return Choice{}, false
+	}
+	words := strings.Fields(norm)
+	if len(words) > 0 && (words[0] == "the" || words[0] == "number" || words[0] == "option") {
+		words = words[1:]
+	}
+	if len(words) == 2 && words[1] == "one" || len(words) == 1 {
+		if i, ok := ordinals[words[0]]; ok && i < len(choices) {
+			return choices[i], true
+		}
+	}
+	return Choice{}, false
+}
+
+var (
+	// affirmations say yes to the bot's one suggestion.
+	affirmations = map[string]bool{"yes": true, "yes please": true, "yeah": true, "yep": true, "yup": true, "y": true, "sure": true,
+		"ok": true, "okay": true, "correct": true, "right": true, "exactly": true, "that's it": true, "that one": true, "yes that's it": true,
+		"ja": true, "oui": true, "sí": true, "si": true, "是": true, "是的": true, "对": true, "はい": true}
+	// ordinals pick a choice by its position.
+	ordinals = map[string]int{"1": 0, "2": 1, "3": 2, "4": 3, "5": 4, "first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "1st": 0, "2nd": 1, "3rd": 2}
+)
+
 // setPending records a reply's quick replies as the conversation's
 // pending choices (none: no pending choice).
 func (p *Pipeline) setPending(t *turnCtx, st *State, quick []string) {
@@ -424,10 +464,8 @@ func (p *Pipeline) finishCached(ctx context.Context, t *turnCtx, turn tandem.Tur
 	if err != nil {
 		return tandem.Reply{}, true, tandem.WrapError(tandem.EUNAVAILABLE, err, "conversation state unavailable")
 	}
-	for _, c := range st.PendingClarify {
-		if normalise(c.Label) == t.norm {
-			return tandem.Reply{}, false, nil
-		}
+	if _, ok := pickChoice(st.PendingClarify, t.norm); ok {
+		return tandem.Reply{}, false, nil
 	}
 	st.Turns++
 	st.UpdatedAt = turn.Time

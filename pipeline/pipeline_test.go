@@ -256,6 +256,32 @@ func TestEscalationSummaryKeepsEarlierValues(t *testing.T) {
 	}
 }
 
+// TestPickChoiceByYesOrPosition: the customer answers a clarification
+// with its position ("2", "the first one") or says "yes" to the bot's one
+// suggestion; both pick it (they were read as new questions).
+func TestPickChoiceByYesOrPosition(t *testing.T) {
+	p := newTestPipeline(t, nil)
+	ctx := context.Background()
+	r, err := p.Respond(ctx, turn("pick", "invoice or bill?"))
+	if err != nil || r.Kind != tandem.ReplyClarify || len(r.QuickReplies) != 2 {
+		t.Fatalf("want clarify, got %+v %v", r, err)
+	}
+	if r, err = p.Respond(ctx, turn("pick", "the second one")); err != nil || r.Kind != tandem.ReplyAnswer || r.Text != "Your bill is under Account > Billing." {
+		t.Fatalf("after 'the second one': %+v %v", r, err)
+	}
+	suggest := []Choice{{Label: "What are the shipping costs?", FAQID: "f-ship"}, {Label: "Talk to a person"}}
+	for norm, want := range map[string]string{"yes": "f-ship", "yes please": "f-ship", "1": "f-ship", "2": "", "first": "f-ship", "no": "", "what": ""} {
+		c, ok := pickChoice(suggest, norm)
+		if ok != (want != "" || norm == "2") || c.FAQID != want {
+			t.Errorf("pickChoice(%q) = %+v, %v; want FAQ %q", norm, c, ok, want)
+		}
+	}
+	two := []Choice{{Label: "A", Intent: "a"}, {Label: "B", Intent: "b"}}
+	if _, ok := pickChoice(two, "yes"); ok {
+		t.Error("'yes' picked one of two topics")
+	}
+}
+
 // TestHumanKeywordsNoFalsePositive: words that merely contain a keyword's
 // characters (人工智能, "AI") are not a request for a person.
 func TestHumanKeywordsNoFalsePositive(t *testing.T) {
