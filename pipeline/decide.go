@@ -80,19 +80,27 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 	// Pick the FAQ to answer from: the chosen one, the one linked to a
 	// confident intent, or a strong retrieval hit (per-item threshold wins).
 	var faq *tandem.Hit
+	_, intentResponse := pol.Responses[intent.Name]
 	for i := range t.hits {
 		h := &t.hits[i]
-		if (chosenFAQ != "" && h.FAQ.ID == chosenFAQ) || (chosenFAQ == "" && confident && h.FAQ.Intent == intent.Name) {
+		if chosenFAQ != "" && h.FAQ.ID == chosenFAQ {
 			faq = h
+			break
+		}
+		if chosenFAQ == "" && confident && h.FAQ.Intent == intent.Name {
+			// Of several FAQs linked to a broad intent, a weak match is
+			// a guess ("what delivery options are there" is not "Do you
+			// offer express delivery?"): the intent's own response, when
+			// it has one, answers instead.
+			if !intentResponse || h.Score >= faqThreshold(pol, h) {
+				faq = h
+			}
 			break
 		}
 	}
 	if faq == nil && len(t.hits) > 0 {
 		h := &t.hits[0]
-		thr := pol.FAQMinScore
-		if h.FAQ.Threshold > 0 {
-			thr = h.FAQ.Threshold
-		}
+		thr := faqThreshold(pol, h)
 		if h.Score >= thr && (!nlu.OutOfScope || h.Score >= max(thr, 0.9)) {
 			faq = h
 		}
@@ -393,6 +401,15 @@ func (p *Pipeline) choiceFor(t *turnCtx, label string) Choice {
 		}
 	}
 	return Choice{Label: label}
+}
+
+// faqThreshold is the retrieval score an FAQ answers from: its own
+// threshold, else the policy's.
+func faqThreshold(pol Policy, h *tandem.Hit) float64 {
+	if h.FAQ.Threshold > 0 {
+		return h.FAQ.Threshold
+	}
+	return pol.FAQMinScore
 }
 
 // pickChoice returns the pending choice the normalised text picks: its

@@ -282,6 +282,44 @@ func TestPickChoiceByYesOrPosition(t *testing.T) {
 	}
 }
 
+// scoredRetriever returns its FAQs, all with the same score.
+type scoredRetriever struct {
+	faqs  []tandem.FAQ
+	score float64
+}
+
+func (w scoredRetriever) Retrieve(context.Context, string, string, int) ([]tandem.Hit, error) {
+	var out []tandem.Hit
+	for _, f := range w.faqs {
+		out = append(out, tandem.Hit{FAQ: f, Score: w.score})
+	}
+	return out, nil
+}
+
+// TestWeakLinkedFAQLeavesTheIntentResponse: of the FAQs linked to a
+// confident intent, a weak match does not answer when the intent has a
+// response of its own ("what delivery options are there" got "Yes: express
+// delivery…"); a strong one does.
+func TestWeakLinkedFAQLeavesTheIntentResponse(t *testing.T) {
+	express := tandem.FAQ{ID: "f-express", Question: "Do you offer express delivery?", Answer: "Yes: express delivery is 9.90 EUR.", Intent: "track_order", Status: tandem.FAQPublished}
+	for _, tc := range []struct {
+		score float64
+		want  string
+	}{{0.5, "Your orders are under Account > Orders."}, {0.9, "Yes: express delivery is 9.90 EUR."}} {
+		p := newTestPipeline(t, func(c *Config, d *Deps) {
+			c.Policy.Responses["track_order"] = "Your orders are under Account > Orders."
+			d.Retriever = scoredRetriever{faqs: []tandem.FAQ{express}, score: tc.score}
+		})
+		r, err := p.Respond(context.Background(), turn(fmt.Sprintf("weak-%v", tc.score), "track my things"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Text != tc.want {
+			t.Errorf("score %.1f: %q, want %q", tc.score, r.Text, tc.want)
+		}
+	}
+}
+
 // TestHumanKeywordsNoFalsePositive: words that merely contain a keyword's
 // characters (人工智能, "AI") are not a request for a person.
 func TestHumanKeywordsNoFalsePositive(t *testing.T) {
