@@ -192,8 +192,8 @@ func TestAgentJoinedWhileBotAnswered(t *testing.T) {
 
 // TestMalformedHelloIsInvalidNotUnauthorized: a hello the server cannot
 // read (a negative last_seq) closes with 4400, not 4401, on which widgets
-// throw away a token that is fine; a first frame that is not a hello still
-// closes with 4401.
+// throw away a token that is fine; a hello without a usable token, or a
+// first frame that is not a hello, still closes with 4401.
 func TestMalformedHelloIsInvalidNotUnauthorized(t *testing.T) {
 	ts := startServer(t, serverOpts{})
 	s := ts.session(t, nil)
@@ -203,7 +203,9 @@ func TestMalformedHelloIsInvalidNotUnauthorized(t *testing.T) {
 		want  int
 	}{
 		{"negative last_seq", map[string]any{"type": "hello", "token": s.Token, "last_seq": -1}, 4400},
-		{"token of the wrong type", map[string]any{"type": "hello", "token": 5}, 4400},
+		{"Last_Seq negative, keys in another case", map[string]any{"Type": "hello", "Token": s.Token, "last_seq": -1}, 4400},
+		{"token of the wrong type", map[string]any{"type": "hello", "token": 5}, 4401},
+		{"empty token", map[string]any{"type": "hello", "token": ""}, 4401},
 		{"not a hello", map[string]any{"type": "message", "client_id": "m", "text": "hi"}, 4401},
 	} {
 		ws, _, err := ts.dial(t, testSite, ts.URL)
@@ -218,4 +220,22 @@ func TestMalformedHelloIsInvalidNotUnauthorized(t *testing.T) {
 	}
 	// The token still works.
 	ts.connect(t, s.Token, 0)
+}
+
+// TestInvisibleMessageIsEmpty: a message of only zero-width and other
+// invisible characters is refused as empty (it was stored and answered
+// with a fallback).
+func TestInvisibleMessageIsEmpty(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	c.send(map[string]any{"type": "message", "client_id": "z1", "text": "\u3000\u00a0\u200b\ufeff\u200d"})
+	f, _ := c.until(isType("error"))
+	if f.Code != "invalid" || !strings.Contains(string(f.raw), "empty") {
+		t.Fatalf("invisible message: %s, want invalid empty", f.raw)
+	}
+	c.send(map[string]any{"type": "message", "client_id": "z2", "text": "👍\u200d"})
+	if f, _ := c.until(func(f frame) bool { return f.Type == "ack" || f.Type == "error" }); f.Type != "ack" {
+		t.Fatalf("a visible message with a joiner: %s, want an ack", f.raw)
+	}
 }

@@ -687,15 +687,28 @@ func turnEndedError(err error) error {
 	return tandem.WrapError(tandem.EUNAVAILABLE, err, "the connection is closing; send it again")
 }
 
-// IsHello reports whether a frame that failed validation is a hello (its
-// "type" reads as hello, whatever else is wrong with it).
+// IsHello reports whether a frame that failed validation is a hello with
+// a token that could be one (a non-empty string of at most the longest
+// token's length), something else being wrong with it: the client should
+// keep that token. Keys match case-insensitively, as the frame decoder's
+// do.
 func IsHello(data []byte) bool {
 	var f map[string]json.RawMessage
 	if json.Unmarshal(data, &f) != nil {
 		return false
 	}
-	var typ string
-	return json.Unmarshal(f["type"], &typ) == nil && typ == FrameHello
+	str := func(k string) (string, bool) {
+		for key, v := range f {
+			if strings.EqualFold(key, k) {
+				var s string
+				return s, json.Unmarshal(v, &s) == nil
+			}
+		}
+		return "", false
+	}
+	typ, _ := str("type")
+	tok, ok := str("token")
+	return typ == FrameHello && ok && tok != "" && len(tok) <= maxTokenLen
 }
 
 // Closed implements FrameHandler.

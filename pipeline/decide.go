@@ -323,7 +323,9 @@ func (p *Pipeline) finish(ctx context.Context, t *turnCtx, turn tandem.Turn, r t
 	case tandem.ReplyFallback:
 		st.Fallbacks++
 		p.setPending(t, &st, r.QuickReplies) // a suggested FAQ, picked, answers
-		if max := p.cfg.Policy.MaxFallbacks; max > 0 && st.Fallbacks >= max {
+		// Not while queued: a person is on the way already, and the
+		// escalation reply ("I'm connecting you…") would come again.
+		if max := p.cfg.Policy.MaxFallbacks; max > 0 && st.Fallbacks >= max && !turn.Queued {
 			r = p.escalate(t, turn, tandem.EscalateLowConfidence, "consecutive low-confidence turns")
 			st.Fallbacks = 0
 			st.PendingClarify = nil

@@ -320,6 +320,22 @@ func TestWeakLinkedFAQLeavesTheIntentResponse(t *testing.T) {
 	}
 }
 
+// TestNoLowConfidenceEscalationWhileQueued: while the conversation waits
+// for a person, unsure turns stay fallbacks ("I'm connecting you…" came
+// again on every second one).
+func TestNoLowConfidenceEscalationWhileQueued(t *testing.T) {
+	p := newTestPipeline(t, nil)
+	for i, text := range []string{"blorp zzz", "qwerty asdf", "zzz blorp"} {
+		r, err := p.Respond(context.Background(), tandem.Turn{ConversationID: "q-lc", Text: text, Queued: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind == tandem.ReplyEscalate {
+			t.Fatalf("turn %d while queued escalated: %+v", i, r.Escalation)
+		}
+	}
+}
+
 // TestHumanKeywordsNoFalsePositive: words that merely contain a keyword's
 // characters (人工智能, "AI") are not a request for a person.
 func TestHumanKeywordsNoFalsePositive(t *testing.T) {

@@ -127,9 +127,14 @@ func TestAgentMessageFloodCloses(t *testing.T) {
 func TestMalformedConsoleHello(t *testing.T) {
 	e := newEnv(t)
 	c := e.dial("/console/ws")
-	c.send(map[string]any{"type": "hello", "token": 5})
+	c.send(map[string]any{"type": "hello", "token": "x", "ref": 5})
 	if code := c.expectClose(); code != 4400 {
 		t.Fatalf("close %d, want 4400", code)
+	}
+	c = e.dial("/console/ws")
+	c.send(map[string]any{"type": "hello", "token": 5})
+	if code := c.expectClose(); code != 4401 {
+		t.Fatalf("a hello without a usable token: close %d, want 4401", code)
 	}
 }
 

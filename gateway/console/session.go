@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -574,11 +575,15 @@ func refOf(data []byte) ClientFrame {
 	// Field by field: one of the wrong type (a numeric ticket_id) must not
 	// cost the others (the ref the client waits on).
 	str := func(k string) string {
-		var v string
-		if json.Unmarshal(raw[k], &v) != nil {
-			return ""
+		for key, m := range raw { // case-insensitively, as the frame decoder
+			if strings.EqualFold(key, k) {
+				var v string
+				if json.Unmarshal(m, &v) == nil {
+					return v
+				}
+			}
 		}
-		return v
+		return ""
 	}
 	f := ClientFrame{Type: str("type"), Ref: str("ref"), TicketID: str("ticket_id"), ClientID: str("client_id")}
 	if !utf8.ValidString(f.Ref+f.Type+f.TicketID+f.ClientID) || len(f.Ref)+len(f.Type)+len(f.TicketID)+len(f.ClientID) > 512 {
