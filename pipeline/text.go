@@ -177,13 +177,26 @@ func declined(before string, cjk bool) bool {
 			break
 		}
 	}
-	w = w[max(0, len(w)-4):]
+	// A negation and want/need/wish/like, with only the request's own
+	// words after them: "I don't want to talk to a person", "no need for a
+	// human agent" — not "I don't want to wait, talk to a person".
+	w = w[max(0, len(w)-6):]
 	for k := 0; k+1 < len(w); k++ {
-		if declineNegations[w[k]] && declineVerbs[w[k+1]] {
+		if declineNegations[w[k]] && declineVerbs[w[k+1]] && allFiller(w[k+2:]) {
 			return true
 		}
 	}
 	return false
+}
+
+// allFiller reports whether every word is a requestFiller.
+func allFiller(w []string) bool {
+	for _, x := range w {
+		if !requestFiller[x] {
+			return false
+		}
+	}
+	return true
 }
 
 // cjkDeclined reports whether a declining phrase ends in before or runs
@@ -247,7 +260,8 @@ var (
 	requestFiller = map[string]bool{"please": true, "want": true, "need": true, "to": true, "me": true, "quiero": true, "necesito": true,
 		"deseo": true, "veux": true, "voudrais": true, "besoin": true, "de": true, "d'": true, "möchte": true, "will": true, "brauche": true,
 		"mit": true, "einem": true, "einen": true, "einer": true, "con": true, "un": true, "una": true, "une": true, "avec": true, "à": true, "a": true,
-		"hablar": true, "parler": true, "sprechen": true, "reden": true, "talk": true, "speak": true}
+		"hablar": true, "parler": true, "sprechen": true, "reden": true, "talk": true, "speak": true, "for": true, "an": true, "the": true,
+		"with": true, "be": true, "connected": true, "put": true, "through": true, "really": true, "actually": true, "any": true}
 )
 
 // wordEdge reports whether a phrase that ends where side begins (before,
