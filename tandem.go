@@ -216,6 +216,10 @@ type Reply struct {
 	Escalation   *Escalation `json:"escalation,omitempty"`
 	Cached       bool        `json:"cached,omitempty"`
 	Generated    bool        `json:"generated,omitempty"` // written by the LLM
+	// WithdrawHandoff: the customer of a queued conversation no longer
+	// wants a person ("never mind, no need for a human"); the caller
+	// withdraws the open request, as the widget's handoff_cancel does.
+	WithdrawHandoff bool `json:"withdraw_handoff,omitempty"`
 }
 
 // TicketState is the state of an escalation ticket.

@@ -433,6 +433,15 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 	} else {
 		_ = c.Publish(ctx, convID, "", TypingFrame{Type: FrameTyping, ConversationID: convID, Author: tandem.AuthorBot, On: false})
 	}
+	if reply.WithdrawHandoff && conv.Mode == tandem.ModeQueued {
+		// As the widget's handoff_cancel: the ticket closes as returned and
+		// the handoff reports it (HandoffStatus: back with the bot).
+		if hc, ok := c.handoff.(HandoffCanceler); ok {
+			if err := hc.CancelHandoff(ctx, convID); err != nil && tandem.ErrorCode(err) != tandem.ENOTFOUND {
+				c.logger.Warn("bot turn: withdraw the request for a person", "conversation", convID, "err", err)
+			}
+		}
+	}
 	if reply.Kind == tandem.ReplyEscalate {
 		esc := tandem.Escalation{Reason: tandem.EscalateLowConfidence, Summary: reply.NLU}
 		if reply.Escalation != nil {

@@ -239,3 +239,48 @@ func TestInvisibleMessageIsEmpty(t *testing.T) {
 		t.Fatalf("a visible message with a joiner: %s, want an ack", f.raw)
 	}
 }
+
+// withdrawBot withdraws the request for a person on "never mind".
+type withdrawBot struct{}
+
+func (withdrawBot) Respond(_ context.Context, turn tandem.Turn) (tandem.Reply, error) {
+	if turn.Text == "never mind" {
+		return tandem.Reply{Kind: tandem.ReplyAnswer, Text: "Alright, withdrawn.", WithdrawHandoff: turn.Queued}, nil
+	}
+	return tandem.Reply{Kind: tandem.ReplyAnswer, Text: "echo: " + turn.Text}, nil
+}
+
+// cancelRecorder is a Handoff that records withdrawn requests.
+type cancelRecorder struct {
+	fakeHandoff
+	cancelled chan string
+}
+
+func (h *cancelRecorder) CancelHandoff(_ context.Context, id string) error {
+	h.cancelled <- id
+	return nil
+}
+
+// TestBotWithdrawsQueuedRequest: a bot reply that withdraws the request
+// for a person (the customer said they no longer want one while queued)
+// cancels the open request, as the widget's handoff_cancel does (the
+// ticket stayed queued).
+func TestBotWithdrawsQueuedRequest(t *testing.T) {
+	ctx := context.Background()
+	h := &cancelRecorder{cancelled: make(chan string, 1)}
+	ts := startServer(t, serverOpts{bot: withdrawBot{}, handoffImpl: h})
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	if err := ts.Chat.HandoffStatus(ctx, s.ConversationID, gateway.HandoffStatus{Status: gateway.HandoffQueued}); err != nil {
+		t.Fatal(err)
+	}
+	c.send(map[string]any{"type": "message", "client_id": "n1", "text": "never mind"})
+	select {
+	case id := <-h.cancelled:
+		if id != s.ConversationID {
+			t.Fatalf("cancelled %q, want %q", id, s.ConversationID)
+		}
+	case <-time.After(10 * time.Second): // a hang guard
+		t.Fatal("the request for a person was not withdrawn")
+	}
+}

@@ -24,6 +24,13 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 	}
 	nlu := &t.nlu
 
+	// Waiting for a person, the customer says they no longer want one
+	// ("never mind, no need for a human"): the request is withdrawn (the
+	// caller cancels it) and the bot takes the conversation back.
+	if turn.Queued && (p.declinesHuman(t.norm) || declinesPerson(t.norm)) {
+		return tandem.Reply{Kind: tandem.ReplyAnswer, Text: pol.Messages.Withdrawn, WithdrawHandoff: true}, false, nil
+	}
+
 	// The customer picked one of the clarifying quick replies: the answer
 	// then depends on this conversation's pending choices, not only on the
 	// text, so it is never cached.

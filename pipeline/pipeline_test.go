@@ -336,6 +336,24 @@ func TestNoLowConfidenceEscalationWhileQueued(t *testing.T) {
 	}
 }
 
+// TestWithdrawWhileQueued: waiting for a person, a customer who says they
+// no longer want one gets the request withdrawn (the ticket stayed queued);
+// not queued, the same words withdraw nothing.
+func TestWithdrawWhileQueued(t *testing.T) {
+	p := newTestPipeline(t, nil)
+	ctx := context.Background()
+	r, err := p.Respond(ctx, tandem.Turn{ConversationID: "wd", Text: "actually never mind, no need for a human", Queued: true})
+	if err != nil || !r.WithdrawHandoff || r.Kind != tandem.ReplyAnswer || r.Text == "" {
+		t.Fatalf("queued decline: %+v %v, want an answer that withdraws the request", r, err)
+	}
+	if r, err = p.Respond(ctx, tandem.Turn{ConversationID: "wd2", Text: "actually never mind, no need for a human"}); err != nil || r.WithdrawHandoff {
+		t.Fatalf("decline while not queued: %+v %v, want no withdrawal", r, err)
+	}
+	if r, err = p.Respond(ctx, tandem.Turn{ConversationID: "wd3", Text: "where is my parcel", Queued: true}); err != nil || r.WithdrawHandoff {
+		t.Fatalf("a question while queued: %+v %v, want no withdrawal", r, err)
+	}
+}
+
 // TestHumanKeywordsNoFalsePositive: words that merely contain a keyword's
 // characters (人工智能, "AI") are not a request for a person.
 func TestHumanKeywordsNoFalsePositive(t *testing.T) {

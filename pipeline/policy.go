@@ -93,6 +93,9 @@ type Messages struct {
 	// AskSlot asks for a value an intent's response needs ({slot} is the
 	// entity type, underscores as spaces).
 	AskSlot string `yaml:"ask_slot"`
+	// Withdrawn answers a customer who, while waiting for a person, says
+	// they no longer want one (the request is then withdrawn).
+	Withdrawn string `yaml:"withdrawn"`
 }
 
 // LLMPolicy configures generative answers (used only when an LLM is wired).
@@ -179,6 +182,9 @@ func (p *Policy) applyDefaults() {
 	}
 	if m.AskSlot == "" {
 		m.AskSlot = "Could you tell me your {slot}?"
+	}
+	if m.Withdrawn == "" {
+		m.Withdrawn = "Alright, I've withdrawn your request for a person. What can I help you with?"
 	}
 	if m.Overloaded == "" {
 		m.Overloaded = "We're very busy right now; please try again in a moment."
@@ -290,7 +296,7 @@ func (p Policy) Validate() error {
 		}
 	}
 	m := p.Messages
-	for key, v := range map[string]string{"fallback": m.Fallback, "clarify": m.Clarify, "suggest": m.Suggest, "escalate": m.Escalate, "overloaded": m.Overloaded, "ask_slot": m.AskSlot} {
+	for key, v := range map[string]string{"fallback": m.Fallback, "clarify": m.Clarify, "suggest": m.Suggest, "escalate": m.Escalate, "overloaded": m.Overloaded, "ask_slot": m.AskSlot, "withdrawn": m.Withdrawn} {
 		if strings.TrimSpace(v) == "" { // "" is the default; spaces are not
 			errs = append(errs, fmt.Errorf("messages.%s: blank message", key))
 		}

@@ -189,6 +189,29 @@ func declined(before string, cjk bool) bool {
 	return false
 }
 
+// personWords name a person the customer could ask for.
+var personWords = map[string]bool{"human": true, "humans": true, "person": true, "people": true, "agent": true, "agents": true, "someone": true,
+	"somebody": true, "representative": true, "operator": true, "staff": true}
+
+// declinesPerson reports whether the normalised text names a person only
+// to decline one ("never mind, no need for a human", "I don't need an agent
+// any more"): every person word in it comes after a declining phrase
+// (declined), and there is at least one.
+func declinesPerson(norm string) bool {
+	w := strings.Fields(norm)
+	seen := false
+	for i, x := range w {
+		if !personWords[x] {
+			continue
+		}
+		if !declined(strings.Join(w[:i], " "), false) {
+			return false
+		}
+		seen = true
+	}
+	return seen
+}
+
 // allFiller reports whether every word is a requestFiller.
 func allFiller(w []string) bool {
 	for _, x := range w {
