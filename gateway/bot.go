@@ -115,54 +115,6 @@ func newDispatcher(c *Chat) *dispatcher {
 		queues: map[string][]turnJob{}, running: map[string]int64{}, looks: map[string]*time.Timer{}}
 }
 
-// convLocks serialises one conversation's work on this node, a lock per
-// conversation while anyone holds or waits for it. The zero value is
-// ready to use.
-type convLocks struct {
-	mu sync.Mutex
-	m  map[string]*convLock
-}
-
-type convLock struct {
-	held chan struct{} // holds a token while locked
-	refs int           // holders and waiters
-}
-
-// lock locks conv's lock and returns its unlock, or ctx's error if ctx
-// ends first (a waiter whose connection went away while the holder waits
-// on a slow store does not stay behind it).
-func (l *convLocks) lock(ctx context.Context, conv string) (func(), error) {
-	l.mu.Lock()
-	if l.m == nil {
-		l.m = map[string]*convLock{}
-	}
-	k := l.m[conv]
-	if k == nil {
-		k = &convLock{held: make(chan struct{}, 1)}
-		l.m[conv] = k
-	}
-	k.refs++
-	l.mu.Unlock()
-	select {
-	case k.held <- struct{}{}:
-		return func() {
-			<-k.held
-			l.release(conv, k)
-		}, nil
-	case <-ctx.Done():
-		l.release(conv, k)
-		return nil, ctx.Err()
-	}
-}
-
-func (l *convLocks) release(conv string, k *convLock) {
-	l.mu.Lock()
-	if k.refs--; k.refs == 0 {
-		delete(l.m, conv)
-	}
-	l.mu.Unlock()
-}
-
 // room reports whether the conversation can take another turn.
 func (d *dispatcher) room(conv string) error {
 	d.mu.Lock()

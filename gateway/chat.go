@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/internal/convlock"
 )
 
 // ChatConfig configures the customer chat: WebSocket limits, rate limits
@@ -166,7 +167,7 @@ type Chat struct {
 	metrics  *chatMetrics
 	upgrader websocket.Upgrader
 	turns    *dispatcher
-	intake   convLocks // a conversation's customer messages, from store to turn queue, one at a time on this node
+	intake   convlock.Locks // a conversation's customer messages, from store to turn queue, one at a time on this node
 
 	ipLimiter   *keyedLimiter
 	convLimiter *keyedLimiter

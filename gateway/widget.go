@@ -376,9 +376,8 @@ func (s *widgetSession) message(ctx context.Context, c *Conn, f ClientFrame) {
 	// at a time: two tabs' messages stored as 5 and 6 are then queued as 5
 	// and 6, so 6's turn cannot start before 5 is queued (the queue orders
 	// only the turns still waiting), and the replies follow the log.
-	unlock, err := chat.intake.lock(ctx, conv)
-	if err != nil {
-		c.SendError(turnEndedError(err), f.ClientID)
+	unlock, ok := s.intake(ctx, c, f)
+	if !ok {
 		return
 	}
 	defer unlock()
@@ -461,9 +460,8 @@ func (s *widgetSession) rate(ctx context.Context, c *Conn, f ClientFrame) {
 	// The check that the conversation is not rated yet and the append, one
 	// customer frame of the conversation at a time on this node: two tabs
 	// rating at once logged two ratings.
-	unlock, err := chat.intake.lock(ctx, conv)
-	if err != nil {
-		c.SendError(turnEndedError(err), f.ClientID)
+	unlock, ok := s.intake(ctx, c, f)
+	if !ok {
 		return
 	}
 	defer unlock()
@@ -681,10 +679,15 @@ func clientIDOf(data []byte) string {
 	return f.ClientID
 }
 
-// turnEndedError is the error of a frame whose connection ended while it
-// waited for its turn at the conversation.
-func turnEndedError(err error) error {
-	return tandem.WrapError(tandem.EUNAVAILABLE, err, "the connection is closing; send it again")
+// intake takes the conversation's intake lock for frame f (Chat.intake);
+// a frame whose connection ended while it waited is answered unavailable.
+func (s *widgetSession) intake(ctx context.Context, c *Conn, f ClientFrame) (func(), bool) {
+	unlock, err := s.chat.intake.Lock(ctx, s.p.ConversationID)
+	if err != nil {
+		c.SendError(tandem.WrapError(tandem.EUNAVAILABLE, err, "the connection is closing; send it again"), f.ClientID)
+		return nil, false
+	}
+	return unlock, true
 }
 
 // IsHello reports whether a frame that failed validation is a hello with
@@ -693,11 +696,26 @@ func turnEndedError(err error) error {
 // keep that token. Keys match case-insensitively, as the frame decoder's
 // do.
 func IsHello(data []byte) bool {
-	var f map[string]json.RawMessage
-	if json.Unmarshal(data, &f) != nil {
+	str, ok := LooseStrings(data)
+	if !ok {
 		return false
 	}
-	str := func(k string) (string, bool) {
+	typ, _ := str("type")
+	tok, ok := str("token")
+	return typ == FrameHello && ok && tok != "" && len(tok) <= maxTokenLen
+}
+
+// LooseStrings reads the string fields of a frame that may have failed
+// validation, field by field (one of the wrong type does not cost the
+// others): str finds a key case-insensitively, as the frame decoder does,
+// and reports whether its value is a string. ok is false when data is not
+// a JSON object.
+func LooseStrings(data []byte) (str func(key string) (string, bool), ok bool) {
+	var f map[string]json.RawMessage
+	if json.Unmarshal(data, &f) != nil {
+		return nil, false
+	}
+	return func(k string) (string, bool) {
 		for key, v := range f {
 			if strings.EqualFold(key, k) {
 				var s string
@@ -705,10 +723,7 @@ func IsHello(data []byte) bool {
 			}
 		}
 		return "", false
-	}
-	typ, _ := str("type")
-	tok, ok := str("token")
-	return typ == FrameHello && ok && tok != "" && len(tok) <= maxTokenLen
+	}, true
 }
 
 // Closed implements FrameHandler.

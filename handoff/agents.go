@@ -103,22 +103,36 @@ func (e *Engine) UpdateAgent(ctx context.Context, a tandem.Agent) (tandem.Agent,
 // change (PatchAgent) made at the same moment cannot put back the old
 // flag.
 func (e *Engine) SetDisabled(ctx context.Context, agentID string, disabled bool) (tandem.Agent, error) {
-	for attempt := 0; ; attempt++ {
-		a, err := e.store.Agent(ctx, agentID)
-		if err != nil {
-			return tandem.Agent{}, err
-		}
+	return e.swapProfile(ctx, agentID, func(a tandem.Agent) (tandem.Agent, error) {
 		if disabled {
 			// Disabling ends the account's tokens for good, also once it
 			// is enabled again (a compromised account's stolen token must
 			// not come back).
-			if err := e.revokeTokens(ctx, &a); err != nil {
+			cur := a
+			if err := e.revokeTokens(ctx, &cur); err != nil {
 				return tandem.Agent{}, err
 			}
 		}
-		next := a
-		next.Disabled = disabled
-		ok, err := e.store.SwapAgent(ctx, a, next)
+		a.Disabled = disabled
+		return a, nil
+	})
+}
+
+// swapProfile replaces an agent's stored profile with change's result by
+// compare-and-swap against the profile change was given, reading it again
+// and retrying (five attempts) when another change lands in between, and
+// then does what follows a profile change (agentUpdated).
+func (e *Engine) swapProfile(ctx context.Context, agentID string, change func(tandem.Agent) (tandem.Agent, error)) (tandem.Agent, error) {
+	for attempt := 0; ; attempt++ {
+		old, err := e.store.Agent(ctx, agentID)
+		if err != nil {
+			return tandem.Agent{}, err
+		}
+		next, err := change(old)
+		if err != nil {
+			return tandem.Agent{}, err
+		}
+		ok, err := e.store.SwapAgent(ctx, old, next)
 		if err != nil {
 			return tandem.Agent{}, fmt.Errorf("handoff: update agent: %w", err)
 		}
@@ -190,11 +204,7 @@ func (e *Engine) PatchAgent(ctx context.Context, agentID string, p AgentPatch) (
 	if p.Empty() {
 		return tandem.Agent{}, tandem.Errorf(tandem.EINVALID, "nothing to change: give at least one of email, display_name, role, skills, languages, max_chats")
 	}
-	for attempt := 0; ; attempt++ {
-		old, err := e.store.Agent(ctx, agentID)
-		if err != nil {
-			return tandem.Agent{}, err
-		}
+	return e.swapProfile(ctx, agentID, func(old tandem.Agent) (tandem.Agent, error) {
 		a := cloneAgentProfile(old)
 		if p.Email != nil {
 			a.Email = *p.Email
@@ -217,7 +227,8 @@ func (e *Engine) PatchAgent(ctx context.Context, agentID string, p AgentPatch) (
 		if p.MaxChats != nil {
 			a.MaxChats = *p.MaxChats
 		}
-		if a, err = validateAgent(a); err != nil {
+		a, err := validateAgent(a)
+		if err != nil {
 			return tandem.Agent{}, err
 		}
 		if a.Role != old.Role {
@@ -230,17 +241,8 @@ func (e *Engine) PatchAgent(ctx context.Context, agentID string, p AgentPatch) (
 				return tandem.Agent{}, err
 			}
 		}
-		ok, err := e.store.SwapAgent(ctx, old, a)
-		if err != nil {
-			return tandem.Agent{}, fmt.Errorf("handoff: update agent: %w", err)
-		}
-		if ok {
-			return e.agentUpdated(ctx, a)
-		}
-		if attempt == 4 {
-			return tandem.Agent{}, tandem.Errorf(tandem.ECONFLICT, "the account keeps changing; retry")
-		}
-	}
+		return a, nil
+	})
 }
 
 // cloneAgentProfile copies a's profile with its own slices.

@@ -3,9 +3,10 @@ package pipeline
 import (
 	"container/list"
 	"context"
-	"hash/fnv"
 	"sync"
 	"time"
+
+	"github.com/tandem-chat/tandem/internal/convlock"
 )
 
 // State is the dialogue state of one conversation, bounded in size.
@@ -166,28 +167,15 @@ func cloneState(s State) State {
 }
 
 // convLocks serialises the state read-modify-write of one conversation
-// without a lock per conversation: ids hash onto a fixed set of stripes.
-// A stripe is held across the store's Load and Save, so waiting for one
-// honours the turn's context: a turn whose caller left does not queue
-// behind a slow store.
-type convLocks struct {
-	once    sync.Once
-	stripes [1024]chan struct{}
-}
+// (convlock.Locks): a stripe is held across the store's Load and Save, and
+// a turn whose caller left stops waiting (unavailable, wrapping the
+// context's error).
+type convLocks struct{ l convlock.Locks }
 
 func (c *convLocks) lock(ctx context.Context, id string) (func(), error) {
-	c.once.Do(func() {
-		for i := range c.stripes {
-			c.stripes[i] = make(chan struct{}, 1)
-		}
-	})
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(id))
-	ch := c.stripes[h.Sum32()%uint32(len(c.stripes))]
-	select {
-	case ch <- struct{}{}:
-		return func() { <-ch }, nil
-	case <-ctx.Done():
+	unlock, err := c.l.Lock(ctx, id)
+	if err != nil {
 		return nil, turnEnded(ctx)
 	}
+	return unlock, nil
 }

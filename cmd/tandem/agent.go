@@ -137,10 +137,7 @@ func runAgentCreate(ctx context.Context, args []string, getenv func(string) stri
 	a, err := eng.CreateAgent(ctx, tandem.Agent{Email: strings.TrimSpace(*email), DisplayName: strings.TrimSpace(*name), Role: *role,
 		Skills: splitList(*skills), Languages: splitList(*languages), MaxChats: *maxChats}, password)
 	if err != nil {
-		if code := tandem.ErrorCode(err); code != tandem.EINTERNAL {
-			return fmt.Errorf("agent create: %s", tandem.ErrorMessage(err))
-		}
-		return fmt.Errorf("agent create: %w", err)
+		return agentError("agent create", err)
 	}
 	fmt.Fprintf(stdout, "created %s %s <%s> (%s, max %d chats", a.ID, a.DisplayName, a.Email, a.Role, a.MaxChats)
 	if len(a.Skills) > 0 {
@@ -171,21 +168,38 @@ func runAgentPassword(ctx context.Context, args []string, getenv func(string) st
 		return err
 	}
 	defer closeEng()
-	agents, err := eng.Agents(ctx)
+	a, err := agentByEmail(ctx, eng, *email, "agent password")
 	if err != nil {
+		return err
+	}
+	if err := eng.SetPassword(ctx, a.ID, password); err != nil {
 		return fmt.Errorf("agent password: %w", err)
 	}
-	for _, a := range agents {
-		if !strings.EqualFold(a.Email, strings.TrimSpace(*email)) {
-			continue
-		}
-		if err := eng.SetPassword(ctx, a.ID, password); err != nil {
-			return fmt.Errorf("agent password: %w", err)
-		}
-		fmt.Fprintf(stdout, "password set for %s <%s>\n", a.ID, a.Email)
-		return nil
+	fmt.Fprintf(stdout, "password set for %s <%s>\n", a.ID, a.Email)
+	return nil
+}
+
+// agentByEmail finds the agent with the email, case-insensitively.
+func agentByEmail(ctx context.Context, eng *handoff.Engine, email, cmd string) (tandem.Agent, error) {
+	agents, err := eng.Agents(ctx)
+	if err != nil {
+		return tandem.Agent{}, fmt.Errorf("%s: %w", cmd, err)
 	}
-	return fmt.Errorf("agent password: no agent has the email %q", strings.TrimSpace(*email))
+	email = strings.TrimSpace(email)
+	i := slices.IndexFunc(agents, func(a tandem.Agent) bool { return strings.EqualFold(a.Email, email) })
+	if i < 0 {
+		return tandem.Agent{}, fmt.Errorf("%s: no agent has the email %q", cmd, email)
+	}
+	return agents[i], nil
+}
+
+// agentError is an engine error for the command line: a client fault's
+// message alone, an internal error wrapped.
+func agentError(cmd string, err error) error {
+	if tandem.ErrorCode(err) != tandem.EINTERNAL {
+		return fmt.Errorf("%s: %s", cmd, tandem.ErrorMessage(err))
+	}
+	return fmt.Errorf("%s: %w", cmd, err)
 }
 
 func runAgentUpdate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -233,21 +247,13 @@ func runAgentUpdate(ctx context.Context, args []string, getenv func(string) stri
 		return err
 	}
 	defer closeEng()
-	agents, err := eng.Agents(ctx)
+	found, err := agentByEmail(ctx, eng, *email, "agent update")
 	if err != nil {
-		return fmt.Errorf("agent update: %w", err)
+		return err
 	}
-	i := slices.IndexFunc(agents, func(a tandem.Agent) bool { return strings.EqualFold(a.Email, strings.TrimSpace(*email)) })
-	if i < 0 {
-		return fmt.Errorf("agent update: no agent has the email %q", strings.TrimSpace(*email))
-	}
-	found := agents[i]
 	a, err := eng.PatchAgent(ctx, found.ID, p)
 	if err != nil {
-		if code := tandem.ErrorCode(err); code != tandem.EINTERNAL {
-			return fmt.Errorf("agent update: %s", tandem.ErrorMessage(err))
-		}
-		return fmt.Errorf("agent update: %w", err)
+		return agentError("agent update", err)
 	}
 	fmt.Fprintf(stdout, "updated %s %s <%s> (%s, max %d chats, skills %s, languages %s)\n", a.ID, a.DisplayName, a.Email, a.Role, a.MaxChats,
 		orNone(strings.Join(a.Skills, ",")), orNone(strings.Join(a.Languages, ",")))

@@ -2,8 +2,6 @@ package console
 
 import (
 	"context"
-	"encoding/json"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -568,23 +566,11 @@ const maxMessageRejects = 30
 // refOf reads what it can of a frame that failed validation (its ref, type,
 // ticket and client ids) for the error answer; nothing for malformed JSON.
 func refOf(data []byte) ClientFrame {
-	var raw map[string]json.RawMessage
-	if json.Unmarshal(data, &raw) != nil {
+	get, ok := gateway.LooseStrings(data)
+	if !ok {
 		return ClientFrame{}
 	}
-	// Field by field: one of the wrong type (a numeric ticket_id) must not
-	// cost the others (the ref the client waits on).
-	str := func(k string) string {
-		for key, m := range raw { // case-insensitively, as the frame decoder
-			if strings.EqualFold(key, k) {
-				var v string
-				if json.Unmarshal(m, &v) == nil {
-					return v
-				}
-			}
-		}
-		return ""
-	}
+	str := func(k string) string { v, _ := get(k); return v }
 	f := ClientFrame{Type: str("type"), Ref: str("ref"), TicketID: str("ticket_id"), ClientID: str("client_id")}
 	if !utf8.ValidString(f.Ref+f.Type+f.TicketID+f.ClientID) || len(f.Ref)+len(f.Type)+len(f.TicketID)+len(f.ClientID) > 512 {
 		return ClientFrame{}
