@@ -299,7 +299,7 @@ func (p *Pipeline) RespondStream(ctx context.Context, turn tandem.Turn, onDelta 
 	t.lead = utf8.RuneCountInString(lead)
 	t.norm = normalise(t.text)
 	t.lang = detectLanguage(text, turn.Locale)
-	t.sentiment = sentiment(t.norm)
+	t.sentiment = sentiment(t.text, t.norm)
 
 	if esc := p.cheapTrigger(ctx, t, turn); esc != "" {
 		p.runStages(ctx, t, turn, false) // best effort: the agent gets the NLU summary

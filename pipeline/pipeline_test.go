@@ -650,8 +650,13 @@ func TestSentimentAndKeywords(t *testing.T) {
 		{"why is your service so terrible?", true},
 		{"this is a scam, I am furious", true},
 		{"I hate this shop", true},
+		{"ok 😡", true},
+		{"still nothing 👎🤬", true},
+		{"thanks 😊", false},
+		{"where is my order 🙂", false},
+		{"ok", false},
 	} {
-		s := sentiment(normalise(tc.text))
+		s := sentiment(tc.text, normalise(tc.text))
 		if (s <= -0.6) != tc.neg {
 			t.Errorf("sentiment(%q) = %.2f", tc.text, s)
 		}
@@ -668,7 +673,7 @@ func TestSentimentAndKeywords(t *testing.T) {
 		for i := range b {
 			b[i] = byte(r.UintN(256))
 		}
-		_ = sentiment(normalise(string(b)))
+		_ = sentiment(string(b), normalise(string(b)))
 		_ = detectLanguage(string(b), "")
 	}
 }
@@ -778,7 +783,7 @@ func TestChineseNegatedSentimentDoesNotEscalate(t *testing.T) {
 		"我很生气":          true,
 		"太差了，我很失望":      true,
 	} {
-		if s := sentiment(normalise(text)); (s <= -0.6) != neg {
+		if s := sentiment(text, normalise(text)); (s <= -0.6) != neg {
 			t.Errorf("sentiment(%q) = %.2f, negative %v", text, s, neg)
 		}
 	}
@@ -797,7 +802,7 @@ func TestChineseNegatedSentimentDoesNotEscalate(t *testing.T) {
 // negation was lost and the turn escalated as negative sentiment).
 func TestTypographicApostropheNegates(t *testing.T) {
 	for _, text := range []string{"I don’t hate it, where is my order?", "it isn’t terrible", "it wasnʼt awful"} {
-		if s := sentiment(normalise(text)); s <= -0.6 {
+		if s := sentiment(text, normalise(text)); s <= -0.6 {
 			t.Errorf("sentiment(%q) = %.2f", text, s)
 		}
 	}

@@ -374,12 +374,32 @@ var cjkNegations = map[rune]bool{'不': true, '没': true, '沒': true, '别': t
 var negations = map[string]bool{"not": true, "no": true, "never": true, "isn't": true, "don't": true, "didn't": true, "wasn't": true, "can't": true, "won't": true}
 var intensifiers = map[string]float64{"very": 1.5, "so": 1.4, "really": 1.4, "extremely": 1.8, "absolutely": 1.7, "totally": 1.5, "completely": 1.5}
 
-// sentiment returns a score in [-1, 1] for normalised text using a small
-// lexicon with negation and intensifiers; CJK terms match as substrings.
-func sentiment(normText string) float64 {
+// emojiSentiment scores the emoji that carry a feeling inside a message
+// of words ("ok 😡", "still nothing 👎"); normalise drops them, so
+// sentiment reads them from the text before it. A message of emoji alone
+// reaches sentiment as words (glossEmoji).
+var emojiSentiment = map[rune]float64{
+	'😡': -1, '🤬': -1, '😠': -0.8, '😤': -0.6, '👎': -0.5, '💩': -0.7, '🖕': -1,
+	'😒': -0.4, '🙄': -0.4, '😞': -0.4, '😩': -0.5, '😫': -0.5, '😖': -0.5, '😣': -0.4,
+	'👍': 0.4, '🙂': 0.3, '😊': 0.5, '😀': 0.5, '😃': 0.5, '😄': 0.5, '🙏': 0.4, '❤': 0.5, '🥰': 0.6, '😍': 0.6,
+}
+
+// sentiment returns a score in [-1, 1] for a message, from its normalised
+// words (a small lexicon with negation and intensifiers; CJK terms match
+// as substrings) and the emoji of its text (emojiSentiment).
+func sentiment(text, normText string) float64 {
 	words := strings.Fields(normText)
 	var sum float64
 	var hits int
+	for _, r := range text {
+		if r < 0x2700 {
+			continue
+		}
+		if v, ok := emojiSentiment[r]; ok {
+			sum += v
+			hits++
+		}
+	}
 	for i, w := range words {
 		v, ok := sentimentLexicon[w]
 		if !ok || idiom(words, i) {
