@@ -401,3 +401,39 @@ func TestAverager(t *testing.T) {
 		t.Fatal("decayed: wrong schedule")
 	}
 }
+
+// TestChooseThresholdOneStandardError: one out-of-scope text a little more
+// confident than the other twenty does not decide the threshold when the
+// score it adds is within the best score's sampling error (an in-scope
+// accuracy of 0.95 on 200 texts); with every measure exact it does.
+func TestChooseThresholdOneStandardError(t *testing.T) {
+	var gold, top []string
+	var conf []float64
+	for i := range 200 {
+		gold = append(gold, "a")
+		if i < 190 {
+			top = append(top, "a")
+		} else {
+			top = append(top, "b")
+		}
+		conf = append(conf, 0.9)
+	}
+	for i := range 21 {
+		gold = append(gold, tandem.OutOfScope)
+		top = append(top, "b")
+		if i == 0 {
+			conf = append(conf, 0.6)
+		} else {
+			conf = append(conf, 0.3)
+		}
+	}
+	if got := ChooseThreshold(gold, top, conf, 0.05, 0); got != 0.31 {
+		t.Fatalf("threshold %v, want 0.31 (the 0.6 text is within one standard error)", got)
+	}
+	for i := 190; i < 200; i++ {
+		top[i] = "a" // every in-scope answer right: no sampling error left
+	}
+	if got := ChooseThreshold(gold, top, conf, 0.05, 0); got != 0.61 {
+		t.Fatalf("exact measures: threshold %v, want 0.61", got)
+	}
+}
