@@ -237,19 +237,55 @@ func decodeObject(raw []byte) (tandem.FAQ, error) {
 	if !utf8.Valid(raw) {
 		return tandem.FAQ{}, tandem.Errorf(tandem.EINVALID, "not valid UTF-8")
 	}
+	w, err := decodeWire(raw)
+	if err != nil {
+		return tandem.FAQ{}, err
+	}
+	return w.faq(), nil
+}
+
+// wireFields are wireFAQ's JSON field names.
+var wireFields = func() map[string]bool {
+	out := map[string]bool{}
+	t := reflect.TypeFor[wireFAQ]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		out[name] = true
+	}
+	return out
+}()
+
+// decodeWire decodes one JSON object (valid UTF-8) into a wireFAQ
+// strictly: no unknown field, field names in their exact case
+// (encoding/json alone matches "External_Id" to external_id, which the
+// API's checks for a field's presence would not see), nothing after it.
+func decodeWire(raw []byte) (wireFAQ, error) {
+	raw = bytes.TrimSpace(raw)
+	if string(raw) == "null" { // the decoder takes it for an empty object
+		return wireFAQ{}, tandem.Errorf(tandem.EINVALID, "expected an FAQ object, got null")
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var w wireFAQ
 	if err := dec.Decode(&w); err != nil {
-		return tandem.FAQ{}, rowError(err)
+		return wireFAQ{}, rowError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return wireFAQ{}, tandem.Errorf(tandem.EINVALID, "trailing data after the JSON object")
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		return wireFAQ{}, rowError(err)
+	}
+	for k := range keys {
+		if !wireFields[k] {
+			return wireFAQ{}, tandem.Errorf(tandem.EINVALID, "unknown field %q (field names are lower case, as in %q)", k, strings.ToLower(k))
+		}
 	}
 	if err := w.stamps(); err != nil {
-		return tandem.FAQ{}, err
+		return wireFAQ{}, err
 	}
-	if dec.More() {
-		return tandem.FAQ{}, tandem.Errorf(tandem.EINVALID, "trailing data after the object")
-	}
-	return w.faq(), nil
+	return w, nil
 }
 
 // jsonSyntax describes a JSON syntax error for messages.
@@ -605,17 +641,9 @@ func DecodeFAQ(raw []byte) (tandem.FAQ, int64, error) {
 	if !utf8.Valid(raw) {
 		return tandem.FAQ{}, 0, tandem.Errorf(tandem.EINVALID, "body is not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	var w wireFAQ
-	if err := dec.Decode(&w); err != nil {
-		return tandem.FAQ{}, 0, rowError(err)
-	}
-	if err := w.stamps(); err != nil {
+	w, err := decodeWire(bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf")))
+	if err != nil {
 		return tandem.FAQ{}, 0, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return tandem.FAQ{}, 0, tandem.Errorf(tandem.EINVALID, "trailing data after the JSON object")
 	}
 	return w.faq(), w.Version, nil
 }

@@ -24,6 +24,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -250,9 +251,22 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return b, nil
 }
 
+// tagParams are the query's tag filters; an empty one (tag=) filters
+// nothing, as an empty locale or category does (it used to require a tag
+// "", which no FAQ has: an export answered 200 with nothing in it).
+func tagParams(q url.Values) []string {
+	var out []string
+	for _, t := range q["tag"] {
+		if strings.TrimSpace(t) != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 func listFilter(r *http.Request) (knowledge.ListFilter, error) {
 	q := r.URL.Query()
-	f := knowledge.ListFilter{Filter: knowledge.Filter{Locale: q.Get("locale"), Tags: q["tag"]}, Category: q.Get("category"), After: q.Get("after")}
+	f := knowledge.ListFilter{Filter: knowledge.Filter{Locale: q.Get("locale"), Tags: tagParams(q)}, Category: q.Get("category"), After: q.Get("after")}
 	switch s := q.Get("status"); s {
 	case "", string(tandem.FAQDraft), string(tandem.FAQPublished):
 		f.Status = tandem.FAQStatus(s)
@@ -679,7 +693,7 @@ func (s *spillWriter) flush() error {
 func (a *api) search(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	req := knowledge.SearchRequest{Query: q.Get("q"), Mode: knowledge.Mode(q.Get("mode")),
-		Filter: knowledge.Filter{Locale: q.Get("locale"), Tags: q["tag"]}}
+		Filter: knowledge.Filter{Locale: q.Get("locale"), Tags: tagParams(q)}}
 	if !q.Has("q") {
 		a.fail(w, r, tandem.Errorf(tandem.EINVALID, "q is required"))
 		return

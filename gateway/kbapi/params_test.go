@@ -73,6 +73,13 @@ func TestMalformedParams(t *testing.T) {
 		if r := e.do(t, "GET", "/search?q=shipping&tag=post&locale=en-US", e.admin, nil); r.status != 200 || !strings.Contains(string(r.body), `"ship"`) {
 			t.Errorf("search: %d %s", r.status, r.body)
 		}
+		// An empty tag filters nothing, as an empty category does (it
+		// required the tag "": an export of nothing answered 200).
+		for _, path := range []string{"/faqs?tag=", "/search?q=shipping&tag=", "/export?format=jsonl&tag=&tag=post"} {
+			if r := e.do(t, "GET", path, e.admin, nil); r.status != 200 || !strings.Contains(string(r.body), `"ship"`) {
+				t.Errorf("%s: %d %s", path, r.status, r.body)
+			}
+		}
 		r = e.do(t, "GET", "/faqs", e.admin, nil)
 		if r.status != 200 || strings.Count(string(r.body), `"external_id"`) != 1 {
 			t.Errorf("after the bad requests: %d %s", r.status, r.body)
