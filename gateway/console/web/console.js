@@ -36,6 +36,9 @@
   var MAX_MESSAGES = 500, FORGET_MS = 10 * 60 * 1000;
   var forgetTimers = {};   // conversation id -> timer forgetting it
   var readUpTo = {};       // conversation id -> the customer read everything up to this seq (kept across reconnects: read frames are not replayed)
+  var drafts = {};         // conversation id -> the composer's unsent text while another conversation is shown
+  var OUTBOX_KEY = "tandem-console-outbox:"; // + agent id: unacknowledged replies, kept across reloads and sign-outs in this tab
+  var BASE_TITLE = document.title;
 
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
@@ -80,6 +83,37 @@
     return prefix + Array.prototype.map.call(a, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
   }
   function shortID(id) { return String(id || "").slice(-6); }
+  // saveOutbox keeps the unacknowledged replies in this tab's storage, so
+  // a reload or a sign-out (an expired token) does not lose a reply the
+  // console promised to send; they are sent when this agent is back.
+  function saveOutbox() {
+    if (!me) { return; }
+    try {
+      var keep = outbox.filter(function (x) { return !x.failed; }).map(function (x) { return { client_id: x.client_id, conversation_id: x.conversation_id, text: x.text }; });
+      if (keep.length) { sessionStorage.setItem(OUTBOX_KEY + me.id, JSON.stringify(keep)); } else { sessionStorage.removeItem(OUTBOX_KEY + me.id); }
+    } catch (e) { /* storage full or disabled: the outbox lives in memory only */ }
+  }
+  function loadOutbox() {
+    var saved = [];
+    try { saved = JSON.parse(sessionStorage.getItem(OUTBOX_KEY + me.id) || "[]") || []; } catch (e) { saved = []; }
+    saved.forEach(function (x) {
+      if (x && typeof x.client_id === "string" && typeof x.conversation_id === "string" && typeof x.text === "string" && !outboxItem(x.client_id)) {
+        outbox.push({ client_id: x.client_id, conversation_id: x.conversation_id, text: x.text });
+      }
+    });
+  }
+  // awaiting is how many customer messages end the conversation's
+  // transcript, unanswered by the agent, the bot or a note.
+  function awaiting(convId) {
+    var c = convs[convId], n = 0;
+    if (!c) { return 0; }
+    for (var i = c.seqs.length - 1; i >= 0; i--) {
+      var m = c.messages[c.seqs[i]];
+      if (!m || m.author !== "customer") { break; }
+      n++;
+    }
+    return n;
+  }
   function pct(x) { return Math.round((x || 0) * 100) + "%"; }
 
   // ---- login -------------------------------------------------------------------
@@ -90,11 +124,15 @@
     if (!email || !password) { $("login-error").textContent = "Enter your email and password."; return; }
     $("login-submit").disabled = true;
     fetch("/api/v1/agents/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email: email, password: password }) })
-      .then(function (r) { return r.json().then(function (j) { return { status: r.status, body: j }; }); })
+      .then(function (r) { return r.json().then(function (j) { return { status: r.status, body: j, headers: { retry: r.headers.get("Retry-After") } }; }); })
       .then(function (res) {
         $("login-submit").disabled = false;
         if (res.status !== 200) {
-          $("login-error").textContent = (res.body && res.body.error && res.body.error.message) || "Sign-in failed.";
+          var msg = (res.body && res.body.error && res.body.error.message) || "Sign-in failed.";
+          var wait = res.status === 429 && res.headers && +res.headers.retry;
+          if (wait) { msg += " (try again in " + wait + " s)"; }
+          $("login-error").textContent = msg;
+          $("login-password").focus();
           return;
         }
         token = res.body.token;
@@ -102,16 +140,21 @@
         $("login-password").value = "";
         connect();
       })
-      .catch(function () { $("login-submit").disabled = false; $("login-error").textContent = "Cannot reach the server."; });
+      .catch(function () { $("login-submit").disabled = false; $("login-error").textContent = "Cannot reach the server."; $("login-password").focus(); });
   });
   $("logout").addEventListener("click", function () { signOut("Signed out"); });
 
   function signOut(msg) {
+    var unsent = outbox.filter(function (x) { return !x.failed; }).length;
+    saveOutbox();
+    if (unsent) { msg = (msg || "Signed out") + ". " + unsent + (unsent === 1 ? " reply was" : " replies were") + " not sent yet: kept in this tab, sent when you sign in again."; }
     token = ""; sessionStorage.removeItem(TOKEN_KEY);
     if (ws) { var w = ws; ws = null; w.onclose = null; w.close(1000); }
     clearTimeout(reconnectTimer); clearInterval(pingTimer);
     pending = {};
-    me = null; tickets = {}; convs = {}; readUpTo = {}; selected = ""; queue = []; agents = []; outbox = []; pendingMsgs = {}; welcomed = false;
+    me = null; tickets = {}; convs = {}; readUpTo = {}; drafts = {}; selected = ""; queue = []; agents = []; outbox = []; pendingMsgs = {}; welcomed = false;
+    $("composer-input").value = "";
+    document.title = BASE_TITLE;
     $("app").hidden = true; $("me").hidden = true; $("login").hidden = false;
     $("conn-status").textContent = msg || "Signed out";
     $("login-email").focus();
@@ -216,7 +259,9 @@
   function onWelcome(f) {
     clearTimeout(stableTimer);
     stableTimer = setTimeout(function () { attempt = 0; }, STABLE_MS);
+    if (me && f.agent && me.id !== f.agent.id) { outbox = []; drafts = {}; }
     me = f.agent; canned = f.canned || []; heartbeatMS = f.heartbeat_ms || 15000;
+    loadOutbox();
     tickets = {};
     (f.tickets || []).forEach(function (t) { tickets[t.id] = t; });
     // Transcripts are replayed from the start on every (re)connect.
@@ -283,6 +328,7 @@
     // The agent's own reply (its bubble shown) brings the transcript down.
     var own = false;
     if (m.client_id && m.client_id.indexOf("agent:") === 0) { own = !!pendingMsgs[m.client_id.slice(6)]; acked(m.client_id.slice(6)); }
+    if (convId !== selected && ticketOf(convId)) { renderLists(); }
     if (convId === selected) {
       appendMessage(m, own);
       if (m.author === "customer") {
@@ -308,6 +354,7 @@
         setTimeout(flushReplies, delay + 50);
       } else {
         item.failed = f.message || f.code || "not sent";
+        saveOutbox();
         renderPendingReply(item);
         // The text goes back to the composer, if it is free, to edit or resend.
         var input = $("composer-input");
@@ -324,6 +371,7 @@
   }
   function acked(clientID) {
     outbox = outbox.filter(function (x) { return x.client_id !== clientID; });
+    saveOutbox();
     var p = pendingMsgs[clientID];
     if (p) { if (p.parentNode) { p.parentNode.removeChild(p); } delete pendingMsgs[clientID]; }
     flushReplies();
@@ -371,7 +419,7 @@
   function renderLists() {
     var offers = $("offers"), chats = $("chats");
     clear(offers); clear(chats);
-    var nOffers = 0, nChats = 0;
+    var nOffers = 0, nChats = 0, waitingChats = 0;
     Object.keys(tickets).map(function (k) { return tickets[k]; })
       .sort(function (a, b) { return (a.offered_at || a.created_at) < (b.offered_at || b.created_at) ? -1 : 1; })
       .forEach(function (t) {
@@ -388,10 +436,13 @@
           offers.appendChild(li);
         } else {
           nChats++;
-          li.appendChild(itemButton(t, "Customer " + shortID(t.customer_id), reasonText(t.reason)));
+          var n = t.conversation_id === selected ? 0 : awaiting(t.conversation_id);
+          if (n) { li.className += " waiting"; waitingChats++; }
+          li.appendChild(itemButton(t, "Customer " + shortID(t.customer_id) + (n ? " · " + n + " new" : ""), reasonText(t.reason)));
           chats.appendChild(li);
         }
       });
+    document.title = (nOffers + waitingChats ? "(" + (nOffers + waitingChats) + ") " : "") + BASE_TITLE;
     if (nOffers === 0) { offers.appendChild(el("li", { "class": "meta" }, "No offers.")); }
     if (nChats === 0) { chats.appendChild(el("li", { "class": "meta" }, "No chats.")); }
     $("offers-count").textContent = nOffers ? "(" + nOffers + ")" : "";
@@ -438,6 +489,14 @@
   }
 
   function select(convId) {
+    // Each conversation keeps its own unsent text: a draft written for one
+    // customer is never sent to another after a click on another chat.
+    var input = $("composer-input");
+    if (convId !== selected) {
+      if (selected && input.value) { drafts[selected] = input.value; } else if (selected) { delete drafts[selected]; }
+      input.value = drafts[convId] || "";
+      delete drafts[convId];
+    }
     selected = convId;
     renderLists();
     renderConv();
@@ -553,7 +612,12 @@
       li.appendChild(el("span", { "class": "a" }, it.answer));
       var b = el("button", { type: "button", "class": "use", "aria-label": "Use the answer to: " + it.question }, "Use this answer");
       b.disabled = !(t && t.state === "assigned");
-      b.addEventListener("click", function () { var input = $("composer-input"); input.value = it.answer; input.focus(); });
+      b.addEventListener("click", function () {
+        // Added after what the agent wrote, never over it.
+        var input = $("composer-input");
+        input.value = input.value.trim() ? input.value.replace(/\s+$/, "") + "\n\n" + it.answer : it.answer;
+        input.focus();
+      });
       li.appendChild(b);
       ul.appendChild(li);
     });
@@ -636,6 +700,7 @@
     if (!text || !t || t.state !== "assigned") { return; }
     var item = { client_id: newID("m"), conversation_id: selected, text: text };
     outbox.push(item);
+    saveOutbox();
     renderPendingReply(item);
     $("chat-log").scrollTop = $("chat-log").scrollHeight;
     input.value = "";
