@@ -122,7 +122,8 @@
     ".tandem-panel[hidden]{display:none}",
     ".tandem-header{display:flex;align-items:center;gap:8px;background:#2456d3;color:#fff;padding:10px 12px}",
     ".tandem-title{flex:1;font-weight:600;margin:0;font-size:16px}",
-    ".tandem-status{font-size:12px;opacity:.9}",
+    ".tandem-status{font-size:12px;opacity:.9;max-width:55%;overflow:hidden;display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical}",
+    ".tandem-human[hidden]{display:none}",
     ".tandem-close{background:transparent;border:0;color:#fff;font-size:22px;line-height:1;cursor:pointer;padding:2px 8px}",
     ".tandem-log{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:8px;background:#f5f7fb}",
     ".tandem-msg{max-width:85%;padding:8px 11px;border-radius:12px;white-space:pre-wrap;word-wrap:break-word;overflow-wrap:anywhere}",
@@ -139,7 +140,9 @@
     ".tandem-form-error:empty{display:none}",
     ".tandem-text{display:block}",
     ".tandem-name{display:block;font-size:11px;font-weight:600;opacity:.75;margin-bottom:2px}",
-    ".tandem-sources{margin:6px 0 0;padding-left:18px;font-size:12px;color:#444}",
+    ".tandem-sources{margin:2px 0 0;padding-left:18px;font-size:12px;color:#444}",
+    ".tandem-sources-label{display:block;margin-top:6px;font-size:12px;color:#444}",
+    ".tandem-msg a{color:inherit;text-decoration:underline}",
     ".tandem-typing{min-height:18px;padding:0 12px;font-size:12px;color:#555;background:#f5f7fb}",
     ".tandem-quick{display:flex;flex-wrap:wrap;gap:6px;padding:6px 12px;background:#f5f7fb}",
     ".tandem-quick:empty{display:none}",
@@ -160,7 +163,10 @@
     ".tandem-contact-msg:empty{display:none}",
     ".tandem-contact-msg.tandem-error{color:#b0281a}",
     ".tandem-sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}",
+    // On a phone the open panel fills the screen and has its own close
+    // button: the launcher ("Close chat") would cover the Send button.
     "@media (max-width:480px){.tandem-root{right:0;bottom:0;left:0}.tandem-root .tandem-launcher{position:fixed;right:16px;bottom:16px}",
+    ".tandem-panel:not([hidden])~.tandem-launcher{display:none}",
     ".tandem-panel{width:100vw;max-width:100vw;height:100vh;height:100dvh;max-height:none;border-radius:0;margin:0}}"
   ].join("\n");
 
@@ -247,6 +253,9 @@
     humanBtn.textContent = waiting ? "Back to the assistant" : "Talk to a person";
   }
   humanBtn.addEventListener("click", function () { queueHandoff(waiting ? "handoff_cancel" : "handoff_request"); });
+  // With an agent the button has nothing to ask for (it sent "I would
+  // like to talk to a person" to the agent).
+  function setWithAgent(on) { if (on) { humanBtn.setAttribute("hidden", ""); } else { humanBtn.removeAttribute("hidden"); } }
   // queueHandoff asks for a person (or withdraws the request) once: while
   // such a request is still on its way, another click adds nothing.
   function queueHandoff(type) {
@@ -269,14 +278,38 @@
     if (author === "agent" || (author === "bot" && m.author_name)) {
       node.appendChild(el("span", { "class": "tandem-name", dir: "auto" }, m.author_name || (author === "agent" ? "Agent" : "Assistant")));
     }
-    node.appendChild(el("span", { "class": "tandem-text", dir: "auto" }, m.text));
+    node.appendChild(richText(m.text));
     var data = m.data || {};
     if (Array.isArray(data.sources) && data.sources.length) {
+      node.appendChild(el("span", { "class": "tandem-sources-label" }, data.sources.length > 1 ? "Sources:" : "Source:"));
       var ul = el("ul", { "class": "tandem-sources", "aria-label": "Sources" });
       data.sources.slice(0, 5).forEach(function (s) { ul.appendChild(el("li", { dir: "auto" }, s && s.question ? s.question : "")); });
       node.appendChild(ul);
     }
     return node;
+  }
+
+  // richText renders the little Markdown that answers use — **bold** and
+  // [links](https://…) — as elements built node by node (never HTML):
+  // customers saw the asterisks. Other text, and links to anything but
+  // http(s), stay as they are.
+  var richRe = /\*\*([^*\n]{1,500})\*\*|\[([^\]\n]{1,200})\]\((https?:\/\/[^\s)]{1,2000})\)/g;
+  function richText(text) {
+    var span = el("span", { "class": "tandem-text", dir: "auto" });
+    text = String(text == null ? "" : text);
+    var at = 0, m;
+    richRe.lastIndex = 0;
+    while ((m = richRe.exec(text)) !== null) {
+      if (m.index > at) { span.appendChild(document.createTextNode(text.slice(at, m.index))); }
+      if (m[1] !== undefined) {
+        span.appendChild(el("strong", null, m[1]));
+      } else {
+        span.appendChild(el("a", { href: m[3], target: "_blank", rel: "noopener noreferrer nofollow" }, m[2]));
+      }
+      at = richRe.lastIndex;
+    }
+    if (at < text.length) { span.appendChild(document.createTextNode(text.slice(at))); }
+    return span;
   }
 
   // renderPending shows an outbox item: "sending", or, once the server
@@ -401,7 +434,7 @@
     if (typingEl.textContent !== line) { typingEl.textContent = line; }
   }
 
-  function setStatus(text) { statusEl.textContent = text; }
+  function setStatus(text) { statusEl.textContent = text; statusEl.title = text; }
 
   // ---- outbox --------------------------------------------------------------
   function newClientId() {
@@ -422,7 +455,12 @@
   var SPACE = "\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
   var trimRe = new RegExp("^[" + SPACE + "]+|[" + SPACE + "]+$", "g");
   function serverTrim(text) { return String(text).replace(trimRe, ""); }
+  // invisibleRe matches a text of only white space and format characters
+  // (zero-width spaces, joiners, direction marks), which the server
+  // refuses as empty.
+  var invisibleRe = new RegExp("^[\\s\\p{Cf}]*$", "u");
   function textProblem(text) {
+    if (invisibleRe.test(text)) { return "Your message has no visible text."; }
     if (text.indexOf("\u0000") >= 0) { return "Your message contains a character that cannot be sent."; }
     if (Array.from(text).length > MAX_TEXT) { return "Your message is too long (at most " + MAX_TEXT + " characters)."; }
     // The server reads frames of at most 32 KiB, which 4000 characters of
@@ -550,7 +588,11 @@
     var done = !!state.contact;
     contactLabel.hidden = done; contactInput.hidden = done; contactSend.hidden = done;
     if (done) { contactMsg.textContent = "We'll get back to you at " + state.contact + "."; }
+    var follow = nearBottom();
     contactForm.removeAttribute("hidden");
+    // The form takes room from the log: a customer at its end stays there
+    // (the bot's "connecting you" was pushed out of sight).
+    if (follow) { scrollDown(); }
   }
   function contactStatus(text, isError) {
     contactMsg.className = "tandem-contact-msg" + (isError ? " tandem-error" : "");
@@ -754,6 +796,10 @@
       // customer's next message) reopens it, as after a live close.
       closedShown = f.mode === "closed";
       setStatus(modeText(f.mode));
+      // A reload (or a reconnect) of a conversation closed meanwhile asks
+      // for the rating the handoff frame would have asked for.
+      if (closedShown && !rated()) { showRating(); }
+      setWithAgent(f.mode === "human");
       // The last handoff frame's invitation survives reloads while queued.
       if (f.mode !== "queued") { state.leaveContact = false; save(); }
       showContact(f.mode === "queued" && !!state.leaveContact);
@@ -795,7 +841,8 @@
     case "handoff":
       closedShown = f.status === "closed";
       setStatus(handoffText(f));
-      if (closedShown) { showRating(); }
+      if (closedShown && !rated()) { showRating(); }
+      setWithAgent(f.status === "assigned");
       state.leaveContact = !!f.leave_contact; save();
       showContact(state.leaveContact);
       setWaiting(f.status === "queued" || (f.status === "unavailable" && !!f.leave_contact));
@@ -835,7 +882,15 @@
   }
 
   function modeText(mode) {
-    return mode === "human" ? "With an agent" : mode === "queued" ? "Waiting for an agent" : "Online";
+    return mode === "human" ? "With an agent" : mode === "queued" ? "Waiting for an agent" : mode === "closed" ? "Conversation closed" : "Online";
+  }
+  // rated reports whether the closed conversation's rating is given or on
+  // its way (the last logged message is the customer's rating, or the
+  // outbox holds one).
+  function rated() {
+    var last = state.messages[state.messages.length - 1];
+    if (last && last.kind === "rating") { return true; }
+    return state.outbox.some(function (x) { return x.type === "rating"; });
   }
   function handoffText(f) {
     switch (f.status) {
