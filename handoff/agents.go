@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/mail"
 	"regexp"
@@ -557,6 +558,51 @@ func (e *Engine) Disconnect(ctx context.Context, agentID, sessionID string) erro
 	}
 	e.presenceChanged(before, after)
 	return nil
+}
+
+// SignOut ends a session the agent closed on purpose (the console's "Sign
+// out"). When it was their last live session, their offers and chats go
+// back to the queue at once instead of after DisconnectGrace, which is for
+// connections that drop and come back: customers do not wait a minute on
+// an agent who has left. It returns how many tickets were re-queued.
+func (e *Engine) SignOut(ctx context.Context, agentID, sessionID string) (int, error) {
+	if err := e.Disconnect(ctx, agentID, sessionID); err != nil {
+		return 0, err
+	}
+	ts, err := e.AgentTickets(ctx, agentID)
+	if err != nil {
+		return 0, fmt.Errorf("handoff: sign out: %w", err)
+	}
+	now := e.now()
+	// Gone with no grace: no live session, and no sign of life after this
+	// instant (the session just closed counts as one at now).
+	gone := &Gone{LiveAfter: e.liveAfter(now), Cutoff: now.Add(time.Millisecond)}
+	n := 0
+	var errs []error
+	for _, t := range ts {
+		out, err := e.store.Apply(ctx, Change{
+			TicketID: t.ID, Now: now, Node: e.cfg.Node, Reason: ReasonSignOut,
+			From: []tandem.TicketState{tandem.TicketOffered, tandem.TicketAssigned}, Holder: agentID, Version: t.Version,
+			HolderGone: gone, To: tandem.TicketQueued, SetLastAgent: true,
+		})
+		if errors.Is(err, ErrAgentReturned) {
+			return n, nil // another console of theirs is still open: they keep their chats
+		}
+		if tandem.ErrorCode(err) == tandem.ECONFLICT || tandem.ErrorCode(err) == tandem.ENOTFOUND {
+			continue // changed meanwhile (closed, transferred)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("handoff: sign out: requeue %s: %w", t.ID, err))
+			continue
+		}
+		n++
+		e.m.transitions.WithLabelValues(ReasonSignOut).Inc()
+		e.emit(Event{Type: EventRequeued, At: now, Ticket: ptr(out), PrevAgentID: agentID, Reason: ReasonSignOut})
+	}
+	if n > 0 {
+		e.requestRoute()
+	}
+	return n, errors.Join(errs...)
 }
 
 // SetPresence sets the presence an agent chose. Away and offline agents

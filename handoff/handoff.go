@@ -273,6 +273,7 @@ const (
 	ReasonTransfer      = "transfer"
 	ReasonTransferGroup = "transfer_group"
 	ReasonDisconnect    = "disconnect"
+	ReasonSignOut       = "sign_out"
 	ReasonPresence      = "presence"
 	ReasonResolve       = "resolve"
 	ReasonReturn        = "return_to_bot"

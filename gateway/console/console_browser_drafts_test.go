@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,4 +87,18 @@ func TestBrowserConsoleUnsentReplySurvivesReloadAndSignOut(t *testing.T) {
 	if got := agentTexts(t, log, conv); fmt.Sprint(got) != "[written on a dead link written before signing out]" {
 		t.Fatalf("agent messages in the log = %q, want each once", got)
 	}
+}
+
+// "Sign out" gives the agent's chats back to the queue at once: the
+// customer hears their agent left (it kept "Chatting with Ann" for the
+// grace period, about a minute, with messages unanswered).
+func TestBrowserConsoleSignOutRequeues(t *testing.T) {
+	e := newNode(t, nodeOpts{heartbeatTimeout: 30 * time.Minute})
+	p := browsertest.NewHoleProxy(t, e.URL)
+	ctx, cust, _ := startConsoleChat(t, e, p, "Ann")
+	browsertest.Do(t, ctx, chromedp.Click(chromedp.ID("logout")))
+	waitFrame(t, cust, "the queued status saying the agent left", func(f frame) bool {
+		return f.Type == "handoff" && f.Status == "queued" && strings.Contains(string(f.raw), "had to leave")
+	})
+	poll(t, ctx, "the login page", `!document.getElementById("login").hidden && document.getElementById("me").hidden`)
 }

@@ -15,7 +15,10 @@ import (
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/gateway"
 	"github.com/tandem-chat/tandem/gateway/console"
+	"github.com/tandem-chat/tandem/gateway/pgconvlog"
 	"github.com/tandem-chat/tandem/handoff"
+	"github.com/tandem-chat/tandem/handoff/pgstore"
+	"github.com/tandem-chat/tandem/internal/pgtest"
 )
 
 // TestHandoffThroughConsole drives one handoff over real sockets: the
@@ -374,6 +377,79 @@ func TestDisconnectRequeues(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(reasons, ","), handoff.ReasonDisconnect) {
 		t.Fatalf("transitions %v lack a disconnect", reasons)
+	}
+}
+
+// TestSignOutRequeuesAtOnce: an agent who signs out (sign_out) gives their
+// chat back to the queue at once — the customer is told, and the next agent
+// is offered it with the transcript — without the grace period a dropped
+// connection gets (the customer waited a minute, "Chatting with Ann").
+// With a second console of theirs still open they keep their chats.
+func TestSignOutRequeuesAtOnce(t *testing.T) {
+	t.Run("memory", func(t *testing.T) { testSignOut(t, newEnv(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		ctx := context.Background()
+		store, err := pgstore.Open(ctx, pgtest.New(t).URL, pgstore.Options{MaxConns: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = store.Close() })
+		log, err := pgconvlog.New(ctx, store.Pool())
+		if err != nil {
+			t.Fatal(err)
+		}
+		testSignOut(t, newNode(t, nodeOpts{store: store, log: log}))
+	})
+}
+
+func testSignOut(t *testing.T, e *env) {
+	_, annTok := e.agent("ann@example.com", "Ann", nil)
+	_, bobTok := e.agent("bob@example.com", "Bob", nil)
+	annC := e.console(annTok)
+	annC2 := e.console(annTok)
+	cust, conv := e.customer()
+	cust.send(map[string]any{"type": "handoff_request", "client_id": "h"})
+	cust.until(handoffStatus("queued"))
+	e.escalated(conv)
+	e.tick()
+	offer, _ := annC.until(ticketEvent("ticket.offered"))
+	annC.send(map[string]any{"type": "accept", "ticket_id": offer.Ticket.ID, "ref": "a"})
+	annC.until(answer("a"))
+	annC.send(map[string]any{"type": "message", "conversation_id": conv, "client_id": "m1", "text": "Ann here"})
+	annC.until(isType("ack"))
+	cust.until(messageFrom(tandem.AuthorAgent, "Ann here"))
+
+	annC2.send(map[string]any{"type": "sign_out", "ref": "s2"})
+	annC2.until(answer("s2"))
+	if code := annC2.expectClose(); code != 1000 {
+		t.Fatalf("close code %d, want 1000", code)
+	}
+	if tk, err := e.Engine.Ticket(context.Background(), offer.Ticket.ID); err != nil || tk.State != tandem.TicketAssigned {
+		t.Fatalf("with another console open the chat stays: %+v %v", tk, err)
+	}
+
+	bobC := e.console(bobTok)
+	annC.send(map[string]any{"type": "sign_out", "ref": "s"})
+	annC.until(answer("s"))
+	if code := annC.expectClose(); code != 1000 {
+		t.Fatalf("close code %d, want 1000", code)
+	}
+	cust.until(handoffStatus("queued")) // "Your agent had to leave…", no clock advanced
+	e.tick()
+	o, _ := bobC.until(ticketEvent("ticket.offered"))
+	if o.Ticket.ConversationID != conv || o.Ticket.LastAgentID == "" {
+		t.Fatalf("re-offered ticket %+v", o.Ticket)
+	}
+	trs, err := e.Engine.Transitions(context.Background(), o.Ticket.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, tr := range trs {
+		reasons = append(reasons, tr.Reason)
+	}
+	if !strings.Contains(strings.Join(reasons, ","), handoff.ReasonSignOut) {
+		t.Fatalf("transitions %v lack a sign_out", reasons)
 	}
 }
 

@@ -31,6 +31,7 @@ const (
 	FrameSuggest  = "suggest"
 	FrameQueue    = "queue"
 	FrameAgents   = "agents"
+	FrameSignOut  = "sign_out"
 )
 
 // Server frame types (besides the conversation frames message, typing,
@@ -183,7 +184,7 @@ func (f *ClientFrame) validate() error {
 		if utf8.RuneCountInString(f.Query) > maxQueryRunes {
 			return tandem.Errorf(tandem.EINVALID, "query is longer than %d characters", maxQueryRunes)
 		}
-	case FrameQueue, FrameAgents:
+	case FrameQueue, FrameAgents, FrameSignOut:
 	case "":
 		return tandem.Errorf(tandem.EINVALID, "frame has no type")
 	default:

@@ -31,13 +31,15 @@ type session struct {
 	welcomed chan struct{} // closed by the worker once the welcome is sent (or failed)
 	welcome1 sync.Once     // closes welcomed
 
-	authed   atomic.Bool
-	isReady  atomic.Bool // the welcome was sent
-	closed   atomic.Bool
-	sid      atomic.Value  // string: the engine's presence session id
-	lastBeat time.Time     // read goroutine only
-	msgs     *rate.Limiter // the agent's messages (read goroutine only)
-	rejects  int           // messages refused in a row by msgs (read goroutine only)
+	authed  atomic.Bool
+	isReady atomic.Bool // the welcome was sent
+	closed  atomic.Bool
+	// signedOut: the sign_out frame ended the presence session already.
+	signedOut atomic.Bool
+	sid       atomic.Value  // string: the engine's presence session id
+	lastBeat  time.Time     // read goroutine only
+	msgs      *rate.Limiter // the agent's messages (read goroutine only)
+	rejects   int           // messages refused in a row by msgs (read goroutine only)
 
 	mu      sync.Mutex      // guards watched
 	watched map[string]bool // conversations an admin opened
@@ -389,6 +391,18 @@ func (s *session) handle(ctx context.Context, f ClientFrame) error {
 			return err
 		}
 		s.conn.Send(af)
+	case FrameSignOut:
+		// The agent left on purpose: their chats go back to the queue
+		// now (unless another console of theirs is open), not after the
+		// grace period a dropped connection gets.
+		sid, _ := s.sid.Load().(string)
+		if _, err := c.eng.SignOut(ctx, s.agent.ID, sid); err != nil {
+			return err
+		}
+		s.signedOut.Store(true)
+		ok(nil)
+		s.closed.Store(true)
+		s.conn.Close(1000, "signed out", true) // a normal closure
 	}
 	return nil
 }
@@ -551,6 +565,9 @@ func (s *session) Closed(*gateway.Conn) {
 		return
 	}
 	s.c.unregister(s)
+	if s.signedOut.Load() {
+		return
+	}
 	sid, _ := s.sid.Load().(string)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

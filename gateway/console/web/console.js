@@ -142,7 +142,18 @@
       })
       .catch(function () { $("login-submit").disabled = false; $("login-error").textContent = "Cannot reach the server."; $("login-password").focus(); });
   });
-  $("logout").addEventListener("click", function () { signOut("Signed out"); });
+  // Sign out tells the server first (sign_out): the agent's chats go back
+  // to the queue at once instead of after the grace period a dropped
+  // connection gets. Without an answer soon (a dead link) it signs out
+  // anyway; the server then re-queues after the grace period.
+  $("logout").addEventListener("click", function () {
+    if (!ws || !welcomed) { signOut("Signed out"); return; }
+    $("logout").disabled = true;
+    var done = false;
+    var finish = function () { if (done) { return; } done = true; $("logout").disabled = false; signOut("Signed out"); };
+    act({ type: "sign_out" }, finish);
+    setTimeout(finish, 3000);
+  });
 
   function signOut(msg) {
     var unsent = outbox.filter(function (x) { return !x.failed; }).length;
