@@ -134,6 +134,13 @@ type Principal struct {
 	SiteKey        string
 	Verified       bool
 	Stamp          string // staff: the credential stamp the token was issued for
+	Expires        time.Time
+}
+
+// Expired reports whether p's token has expired since it was parsed (a
+// connection opened with it stays open past its expiry otherwise).
+func (a *Auth) Expired(p Principal) bool {
+	return !p.Expires.IsZero() && !a.now().Before(p.Expires)
 }
 
 // CheckStamp refuses a staff token issued for another password than the
@@ -218,6 +225,9 @@ func (a *Auth) Parse(token string) (Principal, error) {
 		return Principal{}, tandem.WrapError(tandem.EUNAUTHORIZED, err, "invalid or expired token")
 	}
 	p := Principal{Role: c.Role, ID: c.Subject, Name: c.Name, ConversationID: c.ConversationID, SiteKey: c.SiteKey, Verified: c.Verified, Stamp: c.Stamp}
+	if c.ExpiresAt != nil {
+		p.Expires = c.ExpiresAt.Time
+	}
 	switch {
 	case p.ID == "":
 		return Principal{}, tandem.Errorf(tandem.EUNAUTHORIZED, "invalid token")

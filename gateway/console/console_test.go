@@ -453,6 +453,31 @@ func testSignOut(t *testing.T, e *env) {
 	}
 }
 
+// TestExpiredTokenEndsConsole: a console opened with a token stays open
+// past the token's expiry no longer than a heartbeat: it is closed 4401
+// (the agent kept writing to customers on a token expired minutes ago).
+func TestExpiredTokenEndsConsole(t *testing.T) {
+	e := newEnv(t)
+	ann, _ := e.agent("ann@example.com", "Ann", nil)
+	_, stamp, err := e.Engine.AgentWithStamp(context.Background(), ann.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := e.Auth.IssueStaff(ann.ID, ann.DisplayName, gateway.RoleAgent, stamp, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.console(tok)
+	c.send(map[string]any{"type": "ping"})
+	c.until(isType("pong"))
+	time.Sleep(3 * time.Second) // past the token's expiry (whole seconds), not a timing assertion
+	e.Clock.Advance(e.Engine.Config().HeartbeatTimeout / 3)
+	c.send(map[string]any{"type": "ping"})
+	if code := c.expectClose(); code != 4401 {
+		t.Fatalf("close code %d, want 4401", code)
+	}
+}
+
 // TestPasswordChangeEndsTokens: a token issued before its account's
 // password changed is refused by the APIs and at the console's hello (it
 // stayed valid until it expired), and a console opened with it ends at its

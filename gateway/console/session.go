@@ -190,6 +190,12 @@ func (s *session) heartbeat(ctx context.Context) {
 	}
 	s.lastBeat = now
 	sid, _ := s.sid.Load().(string)
+	if s.c.auth.Expired(s.token) {
+		// The token the console said hello with ran out: the console
+		// signs in again (its unsent replies are kept in the tab).
+		s.end(tandem.Errorf(tandem.EUNAUTHORIZED, "your session expired; log in again"))
+		return
+	}
 	stamp, role, err := s.c.eng.HeartbeatWithStamp(ctx, s.agent.ID, sid)
 	if err == nil {
 		// A password changed since the hello (here, or by `tandem agent

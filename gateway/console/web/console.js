@@ -6,7 +6,7 @@
  */
 (function () {
   "use strict";
-  var TOKEN_KEY = "tandem-console-token";
+  var TOKEN_KEY = "tandem-console-token", EMAIL_KEY = "tandem-console-email";
   var $ = function (id) { return document.getElementById(id); };
 
   // ---- state -----------------------------------------------------------------
@@ -137,6 +137,7 @@
         }
         token = res.body.token;
         sessionStorage.setItem(TOKEN_KEY, token);
+        sessionStorage.setItem(EMAIL_KEY, email);
         $("login-password").value = "";
         connect();
       })
@@ -168,7 +169,11 @@
     document.title = BASE_TITLE;
     $("app").hidden = true; $("me").hidden = true; $("login").hidden = false;
     $("conn-status").textContent = msg || "Signed out";
-    $("login-email").focus();
+    // Signed out by the server (an expired token): the email is kept, the
+    // password asked for.
+    var email = sessionStorage.getItem(EMAIL_KEY) || "";
+    if (email && !$("login-email").value) { $("login-email").value = email; }
+    if ($("login-email").value) { $("login-password").focus(); } else { $("login-email").focus(); }
   }
 
   // ---- socket ------------------------------------------------------------------
