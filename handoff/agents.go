@@ -19,6 +19,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/tandem-chat/tandem"
 )
 
@@ -360,7 +362,7 @@ func (e *Engine) authenticate(ctx context.Context, email, password string) (tand
 		_ = bcrypt.CompareHashAndPassword(e.dummy, []byte(password))
 		return tandem.Agent{}, deny
 	}
-	a, err := e.store.AgentByEmail(ctx, email)
+	a, err := e.store.AgentByEmail(ctx, norm.NFC.String(email))
 	switch {
 	case tandem.ErrorCode(err) == tandem.ENOTFOUND || (err == nil && len(a.PasswordHash) == 0):
 		_ = bcrypt.CompareHashAndPassword(e.dummy, []byte(password))
@@ -417,13 +419,20 @@ func (e *Engine) Agents(ctx context.Context) ([]tandem.Agent, error) {
 }
 
 func validateAgent(a tandem.Agent) (tandem.Agent, error) {
-	a.Email = strings.ToLower(strings.TrimSpace(a.Email))
+	// NFC: "ü" typed as one code point or as u + combining diaeresis is
+	// the same address (two accounts could hold it).
+	a.Email = norm.NFC.String(strings.ToLower(strings.TrimSpace(a.Email)))
 	if addr, err := mail.ParseAddress(a.Email); err != nil || addr.Address != a.Email || addr.Name != "" {
 		return a, tandem.Errorf(tandem.EINVALID, "invalid email address %q", a.Email)
 	}
 	a.DisplayName = strings.TrimSpace(a.DisplayName)
 	if a.DisplayName == "" {
+		// The email's local part, cut to the name's limit (it said
+		// "display name longer than 100 characters" when none was sent).
 		a.DisplayName, _, _ = strings.Cut(a.Email, "@")
+		if r := []rune(a.DisplayName); len(r) > maxNameLength {
+			a.DisplayName = string(r[:maxNameLength])
+		}
 	}
 	if utf8.RuneCountInString(a.DisplayName) > maxNameLength {
 		return a, tandem.Errorf(tandem.EINVALID, "display name longer than %d characters", maxNameLength)

@@ -3,6 +3,7 @@ package handoff_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -192,6 +193,24 @@ func TestAgentValidation(t *testing.T) {
 		if _, err := e.CreateAgent(ctx, bad, ""); tandem.ErrorCode(err) != tandem.EINVALID {
 			t.Errorf("%+v: %v, want invalid", bad, err)
 		}
+	}
+	// One address however its accents are encoded (NFC "ü", or u and a
+	// combining diaeresis): the second account is a conflict, and the
+	// password signs in with either form.
+	if _, err := e.CreateAgent(ctx, tandem.Agent{Email: "\u00fcn\u00ef@ex\u00e4mple.com"}, "password123"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateAgent(ctx, tandem.Agent{Email: "u\u0308ni\u0308@exa\u0308mple.com"}, "password123"); tandem.ErrorCode(err) != tandem.ECONFLICT {
+		t.Fatalf("the NFD spelling of an existing email: %v, want conflict", err)
+	}
+	if _, err := e.Authenticate(ctx, "U\u0308NI\u0308@exa\u0308mple.com", "password123"); err != nil {
+		t.Fatalf("sign-in with the NFD spelling: %v", err)
+	}
+	// A long local part is cut to the display name's limit, not refused
+	// for a display name nobody sent.
+	a, err = e.CreateAgent(ctx, tandem.Agent{Email: strings.Repeat("l", 120) + "@example.com"}, "")
+	if err != nil || len(a.DisplayName) != 100 {
+		t.Fatalf("long local part: %q %v", a.DisplayName, err)
 	}
 }
 

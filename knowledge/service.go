@@ -650,11 +650,10 @@ func (s *Service) Import(ctx context.Context, actor string, recs []Record, opts 
 		}
 		rep.Rows[i] = rr
 	}
-	if rep.Failed > 0 && !opts.Partial {
-		return rep, nil
-	}
 	// Rows for an FAQ that another row names by its other key are found
 	// here, all at once; the store refuses them too, one per transaction.
+	// Looked for even when rows failed to parse, so an atomic import's
+	// report lists every row to fix, not some of them.
 	same, err := s.sameFAQRows(ctx, writes)
 	if err != nil {
 		return rep, err
@@ -670,10 +669,10 @@ func (s *Service) Import(ctx context.Context, actor string, recs []Record, opts 
 			writes[keep], rowOf[keep] = writes[j], rowOf[j]
 			keep++
 		}
-		if !opts.Partial {
-			return rep, nil
-		}
 		writes, rowOf = writes[:keep], rowOf[:keep]
+	}
+	if rep.Failed > 0 && !opts.Partial {
+		return rep, nil
 	}
 	for refused := 0; ; refused++ {
 		outs, err := s.importWrites(ctx, writes, opts)

@@ -581,6 +581,20 @@ func TestServiceImportStoreRowError(t *testing.T) {
 	if got, _ := s.Get(ctx, b.ID); got.Answer != "By id." {
 		t.Errorf("a refused atomic import changed the FAQ: %+v", got)
 	}
+	// Atomic with a row that fails to parse too: the report names both
+	// rows to fix (it named only the parse error, and the other showed up
+	// after the fix).
+	recs, err = knowledge.ParseImport(strings.NewReader(body), knowledge.FormatJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err = s.Import(ctx, "importer", recs, knowledge.ImportOptions{})
+	if err != nil {
+		t.Fatalf("atomic import: %v", err)
+	}
+	if rep.Applied || rep.Failed != 2 || rep.Rows[0].Error == nil || rep.Rows[3].Error == nil {
+		t.Fatalf("atomic report with a parse error: %+v", rep)
+	}
 }
 
 // countingStore counts Import calls.

@@ -66,6 +66,9 @@ func Normalize(f tandem.FAQ) (tandem.FAQ, error) {
 	if out.Question == "" {
 		return bad("question", "must not be empty")
 	}
+	if blank(out.Question) {
+		return bad("question", "has no visible characters")
+	}
 	if n := utf8.RuneCountInString(out.Question); n > MaxQuestionLen {
 		return bad("question", "%d characters, more than %d", n, MaxQuestionLen)
 	}
@@ -85,7 +88,7 @@ func Normalize(f tandem.FAQ) (tandem.FAQ, error) {
 		if hasControl(p, false) {
 			return bad(fmt.Sprintf("phrasings[%d]", i), "contains control characters")
 		}
-		if p == "" || seen[strings.ToLower(p)] {
+		if blank(p) || seen[strings.ToLower(p)] {
 			continue
 		}
 		seen[strings.ToLower(p)] = true
@@ -96,6 +99,9 @@ func Normalize(f tandem.FAQ) (tandem.FAQ, error) {
 	out.Answer = strings.TrimSpace(crlf.Replace(f.Answer))
 	if out.Answer == "" {
 		return bad("answer", "must not be empty")
+	}
+	if blank(out.Answer) {
+		return bad("answer", "has no visible characters")
 	}
 	if n := utf8.RuneCountInString(out.Answer); n > MaxAnswerLen {
 		return bad("answer", "%d characters, more than %d", n, MaxAnswerLen)
@@ -158,8 +164,10 @@ func Normalize(f tandem.FAQ) (tandem.FAQ, error) {
 	if out.Threshold == 0 {
 		out.Threshold = 0 // -0 too (it was exported as "-0")
 	}
-	if len(f.ID) > MaxExternalIDLen || hasControl(f.ID, false) || strings.ContainsAny(f.ID, "/ ") {
-		return bad("id", "not a valid id")
+	if f.ID != "" && (len(f.ID) > MaxExternalIDLen || !idChars.MatchString(f.ID) || strings.Trim(f.ID, ".") == "") {
+		// Ids go into URL paths: "..", "?x=1" or "#frag" were stored and
+		// could not be addressed (clients normalise or cut them).
+		return bad("id", "not a valid id (letters, digits, _ - . : only, not only dots)")
 	}
 	return out, nil
 }
@@ -246,6 +254,15 @@ func ValidActor(actor string) error {
 var crlf = strings.NewReplacer("\r\n", "\n", "\r", "\n")
 
 // collapse trims s and replaces runs of white space with one space.
+// idChars are the characters of an FAQ id.
+var idChars = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
+
+// blank reports whether s shows nothing: only white space and format
+// characters (zero-width spaces, joiners, direction marks).
+func blank(s string) bool {
+	return strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) }) == ""
+}
+
 func collapse(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }

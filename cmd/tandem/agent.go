@@ -14,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/handoff"
 	"github.com/tandem-chat/tandem/handoff/pgstore"
@@ -185,7 +187,7 @@ func agentByEmail(ctx context.Context, eng *handoff.Engine, email, cmd string) (
 	if err != nil {
 		return tandem.Agent{}, fmt.Errorf("%s: %w", cmd, err)
 	}
-	email = strings.TrimSpace(email)
+	email = norm.NFC.String(strings.TrimSpace(email))
 	i := slices.IndexFunc(agents, func(a tandem.Agent) bool { return strings.EqualFold(a.Email, email) })
 	if i < 0 {
 		return tandem.Agent{}, fmt.Errorf("%s: no agent has the email %q", cmd, email)

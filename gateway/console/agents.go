@@ -14,6 +14,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/gateway"
 	"github.com/tandem-chat/tandem/handoff"
@@ -214,7 +216,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 // longer ones share their first 254 bytes and a bucket costs no more than
 // that, whatever the body size.
 func accountKey(email string) string {
-	k := strings.ToLower(strings.TrimSpace(email))
+	k := norm.NFC.String(strings.ToLower(strings.TrimSpace(email)))
 	if len(k) > 254 {
 		k = strings.Clone(k[:254])
 	}
