@@ -57,8 +57,10 @@ func TestBrowserWidget(t *testing.T) {
 	if role := browsertest.Eval[string](t, ctx, `document.getElementById("tandem-log").getAttribute("role") + "/" + document.getElementById("tandem-log").getAttribute("aria-live")`); role != "log/polite" {
 		t.Fatalf("log role = %s", role)
 	}
-	if got := browsertest.Eval[string](t, ctx, `document.activeElement && document.activeElement.id`); got != "tandem-input" {
-		t.Fatalf("focus after open = %q, want the input", got)
+	// Opened by the page (data-open) the panel leaves the focus on the
+	// page; opened by the customer it takes it (below).
+	if got := browsertest.Eval[string](t, ctx, `document.activeElement ? document.activeElement.tagName : ""`); got != "BODY" {
+		t.Fatalf("focus after the page opened the chat = %q, want the page's", got)
 	}
 
 	t.Run("send and get the bot's answer", func(t *testing.T) {

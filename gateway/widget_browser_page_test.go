@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -87,4 +88,23 @@ func TestBrowserWidgetNoHumanButtonWithAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, ctx, "the button back", `getComputedStyle(document.getElementById("tandem-human")).display !== "none"`)
+}
+
+// A message not acknowledged within a few seconds makes the widget check
+// the link (a ping that must be answered): on a link that died silently it
+// reconnects and delivers the message then, instead of saying "Online"
+// until two heartbeats pass (70 s by default; an hour here).
+func TestBrowserWidgetUnackedMessageChecksLink(t *testing.T) {
+	ts := startServer(t, serverOpts{cfg: gateway.ChatConfig{PingInterval: time.Hour}})
+	p := browsertest.NewHoleProxy(t, ts.URL)
+	ctx := browsertest.Start(t, 1200, 900)
+	browsertest.Do(t, ctx, chromedp.Navigate(p.URL()+"/"))
+	waitFor(t, ctx, "the widget to connect", statusOnline)
+	conns := p.Connections()
+	p.Blackhole(true)
+	sendFromWidget(t, ctx, "on a silently dead link")
+	waitFor(t, ctx, "the answer over a new connection", `document.getElementById("tandem-log").textContent.includes("echo: on a silently dead link") && `+noPendingLeft)
+	if p.Connections() == conns {
+		t.Fatal("the widget did not open a new connection")
+	}
 }

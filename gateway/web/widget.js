@@ -211,12 +211,15 @@
   var streamsDone = {}; // stream_ids whose final message has arrived (late deltas are ignored)
   var typingTimers = {};
 
-  function setOpen(open) {
+  // setOpen opens or closes the panel; quiet (the page's data-open at
+  // load) leaves the focus where the page has it: a page does not pull
+  // keyboard and screen-reader users into the chat as it loads.
+  function setOpen(open, quiet) {
     if (open) { panel.removeAttribute("hidden"); } else { panel.setAttribute("hidden", ""); }
     launcher.setAttribute("aria-expanded", open ? "true" : "false");
     if (open) { unread = 0; newsEl.textContent = ""; }
     showLauncher();
-    if (open) { input.focus(); scrollDown(); sendRead(); } else { launcher.focus(); }
+    if (open) { if (!quiet) { input.focus(); } scrollDown(); sendRead(); } else { launcher.focus(); }
   }
   // Messages of others that arrive live while the panel is closed are
   // counted on the launcher and announced, so they are not missed.
@@ -557,10 +560,17 @@
       if (item.retryAt > Date.now()) { return; }
       var frame = item.type === "rating" ? { type: "rating", client_id: item.client_id, score: item.score }
         : { type: item.type, client_id: item.client_id, text: item.text };
-      if (send(frame)) { item.sentOn = connSerial; }
+      if (send(frame)) {
+        item.sentOn = connSerial;
+        // A message not acknowledged soon checks the link at once, instead
+        // of "Online" over a dead one until two heartbeats pass (70 s).
+        var serial = connSerial;
+        setTimeout(function () { if (item.sentOn === serial && serial === connSerial && outboxItem(item.client_id)) { checkLink(); } }, ACK_CHECK_MS);
+      }
       return;
     }
   }
+  var ACK_CHECK_MS = 4000;
   // acked drops an outbox item; seq, when given, is the ack's: a message
   // already logged at or below the last seq seen was shown as logged (its
   // message frame came first, or before a reload), so its pending bubble,
@@ -916,13 +926,18 @@
   window.addEventListener("online", function () {
     attempt = 0;
     if (!ws) { scheduleReconnect(100); return; }
-    if (!welcomed) { return; }
+    checkLink();
+  });
+  // checkLink pings and gives the socket up when its pong does not come
+  // within ONLINE_CHECK_MS.
+  function checkLink() {
+    if (!ws || !welcomed) { return; }
     var sock = ws, probe = ++onlineProbe;
     send({ type: "ping", id: "online-" + probe });
     setTimeout(function () {
       if (ws === sock && onlineAnswered < probe) { try { sock.close(); } catch (e) { /* ignore */ } closed(sock, 1006); }
     }, ONLINE_CHECK_MS);
-  });
+  }
 
   // ---- boot ----------------------------------------------------------------
   function boot() {
@@ -945,7 +960,7 @@
       renderPending(item);
     });
     save();
-    if (script.getAttribute("data-open") === "true") { setOpen(true); }
+    if (script.getAttribute("data-open") === "true") { setOpen(true, true); }
     start();
   }
   window.__tandemWidget = { version: "tandem.v1", state: function () { return JSON.parse(JSON.stringify(state)); } };
