@@ -43,6 +43,13 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 		}
 		chosenFAQ = c.FAQID
 		picked = true
+		if chosenFAQ != "" && !slices.ContainsFunc(t.hits, func(h tandem.Hit) bool { return h.FAQ.ID == chosenFAQ }) && p.deps.Retriever != nil {
+			// "yes please" retrieves nothing of the FAQ it accepts: look
+			// it up by its question (the label the bot offered).
+			if hits, err := p.deps.Retriever.Retrieve(ctx, c.Label, turn.Locale, p.cfg.TopK); err == nil {
+				t.hits = append(t.hits, hits...)
+			}
+		}
 	}
 	// An extractive answer given because the generator was unavailable,
 	// failed or found no answer (a sampled call) is not cached either: the
@@ -70,9 +77,14 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 			}
 		}
 	}
+	if confident && slices.Contains(pol.Escalation.HumanIntents, intent.Name) && (p.declinesHuman(t.norm) || declinesPerson(t.norm)) {
+		// "no, I don't need a person": the refusal is the whole message
+		// (a question next to it has its own intent); acknowledged, not a
+		// failed turn that would count towards escalating.
+		return tandem.Reply{Kind: tandem.ReplyAnswer, Text: pol.Messages.DeclinedHuman}, false, nil
+	}
 	if confident && (slices.Contains(pol.Escalation.HumanIntents, intent.Name) || slices.Contains(pol.Escalation.Intents, intent.Name)) &&
-		negatesIntent(turn.Text, intent.Name) ||
-		confident && slices.Contains(pol.Escalation.HumanIntents, intent.Name) && p.declinesHuman(t.norm) {
+		negatesIntent(turn.Text, intent.Name) {
 		// "this is not a complaint, just a question": not the intent
 		// that escalates; the text is answered as any unsure one is.
 		confident = false
@@ -452,6 +464,9 @@ func pickChoice(choices []Choice, norm string) (Choice, bool) {
 	if len(words) == 2 && words[1] == "one" || len(words) == 1 {
 		if i, ok := ordinals[words[0]]; ok && i < len(choices) {
 			return choices[i], true
+		}
+		if words[0] == "last" {
+			return choices[len(choices)-1], true
 		}
 	}
 	return Choice{}, false

@@ -199,6 +199,26 @@ func TestDeclinedHumanIntentDoesNotEscalate(t *testing.T) {
 	}
 }
 
+// A message the model reads as a request for a person but that only says
+// no to one ("no I don't need a person", "please don't transfer me to a
+// person") gets the declined_human acknowledgement: no escalation (the
+// second escalated) and no failed turn counting towards one.
+func TestOnlyDecliningAPersonIsAcknowledged(t *testing.T) {
+	p := newTestPipeline(t, func(_ *Config, d *Deps) {
+		d.Intent = &keywordModel{rules: []kwRule{{kw: "person", intent: "contact_human_agent", conf: 0.95}}}
+	})
+	ctx := context.Background()
+	for i, text := range []string{"no I don't need a person", "please don't transfer me to a person", "I don't want to talk to a person"} {
+		r, err := p.Respond(ctx, turn("decl", text))
+		if err != nil || r.Kind != tandem.ReplyAnswer || r.Text != p.cfg.Policy.Messages.DeclinedHuman {
+			t.Fatalf("turn %d %q: %s %q (%v), want the declined_human answer", i, text, r.Kind, r.Text, err)
+		}
+	}
+	if r, err := p.Respond(ctx, turn("decl2", "please connect me to a person")); err != nil || r.Kind != tandem.ReplyEscalate {
+		t.Fatalf("a request for a person: %+v %v, want an escalation", r, err)
+	}
+}
+
 // TestVIPBackWithTheBot: a VIP's first turn escalates; while queued every
 // turn does; once the conversation is back with the bot (handed back, or
 // the request withdrawn) the bot answers them, until a day has passed (a
@@ -1000,6 +1020,44 @@ func TestPickedSuggestionAnswers(t *testing.T) {
 	r, err = p.Respond(context.Background(), turn("c-pick", r.QuickReplies[0]))
 	if err != nil || r.Kind != tandem.ReplyAnswer || r.Text != ship.Answer {
 		t.Fatalf("picking %q gave %s %q (%v), want its answer", ship.Question, r.Kind, r.Text, err)
+	}
+}
+
+// onlyRetriever finds its hit for queries that contain one of its words.
+type onlyRetriever struct {
+	hit   tandem.Hit
+	words []string
+}
+
+func (o onlyRetriever) Retrieve(_ context.Context, q, _ string, _ int) ([]tandem.Hit, error) {
+	for _, w := range o.words {
+		if strings.Contains(strings.ToLower(q), w) {
+			return []tandem.Hit{o.hit}, nil
+		}
+	}
+	return nil, nil
+}
+
+// "sure" (or "yes please") to the bot's one suggestion answers from that
+// FAQ although the retrieval finds nothing for "sure" (it got the affirm
+// intent's "what can I help you with?"); "the last one" picks the last
+// choice.
+func TestAcceptedSuggestionAnswersWithoutItsHit(t *testing.T) {
+	ship := demoFAQs[2]
+	p := newTestPipeline(t, func(_ *Config, d *Deps) {
+		d.Retriever = onlyRetriever{tandem.Hit{FAQ: ship, Score: 0.7}, []string{"delivery", strings.ToLower(ship.Question)}}
+	})
+	r, err := p.Respond(context.Background(), turn("c-sure", "what does delivery cost"))
+	if err != nil || len(r.QuickReplies) != 1 {
+		t.Fatalf("no suggestion: %+v %v", r, err)
+	}
+	r, err = p.Respond(context.Background(), turn("c-sure", "sure"))
+	if err != nil || r.Kind != tandem.ReplyAnswer || r.Text != ship.Answer {
+		t.Fatalf("'sure' gave %s %q (%v), want the suggested FAQ's answer", r.Kind, r.Text, err)
+	}
+	three := []Choice{{Label: "A", Intent: "a"}, {Label: "B", Intent: "b"}, {Label: "C", Intent: "c"}}
+	if c, ok := pickChoice(three, "the last one"); !ok || c.Intent != "c" {
+		t.Errorf("'the last one' picked %+v %v", c, ok)
 	}
 }
 

@@ -96,6 +96,9 @@ type Messages struct {
 	// Withdrawn answers a customer who, while waiting for a person, says
 	// they no longer want one (the request is then withdrawn).
 	Withdrawn string `yaml:"withdrawn"`
+	// DeclinedHuman answers a message that only says no to a person ("no,
+	// I don't need a person"): not a failed turn, and no escalation.
+	DeclinedHuman string `yaml:"declined_human"`
 }
 
 // LLMPolicy configures generative answers (used only when an LLM is wired).
@@ -182,6 +185,9 @@ func (p *Policy) applyDefaults() {
 	}
 	if m.AskSlot == "" {
 		m.AskSlot = "Could you tell me your {slot}?"
+	}
+	if m.DeclinedHuman == "" {
+		m.DeclinedHuman = "Alright, no person then. What can I help you with?"
 	}
 	if m.Withdrawn == "" {
 		m.Withdrawn = "Alright, I've withdrawn your request for a person. What can I help you with?"
@@ -296,7 +302,7 @@ func (p Policy) Validate() error {
 		}
 	}
 	m := p.Messages
-	for key, v := range map[string]string{"fallback": m.Fallback, "clarify": m.Clarify, "suggest": m.Suggest, "escalate": m.Escalate, "overloaded": m.Overloaded, "ask_slot": m.AskSlot, "withdrawn": m.Withdrawn} {
+	for key, v := range map[string]string{"fallback": m.Fallback, "clarify": m.Clarify, "suggest": m.Suggest, "escalate": m.Escalate, "overloaded": m.Overloaded, "ask_slot": m.AskSlot, "withdrawn": m.Withdrawn, "declined_human": m.DeclinedHuman} {
 		if strings.TrimSpace(v) == "" { // "" is the default; spaces are not
 			errs = append(errs, fmt.Errorf("messages.%s: blank message", key))
 		}

@@ -166,7 +166,7 @@ func declined(before string, cjk bool) bool {
 	// ("ich möchte nicht mit einem Menschen sprechen", "no quiero hablar
 	// con una persona", "je ne veux pas parler à un humain", "please
 	// don't connect me to a person").
-	for k := len(w) - 1; k >= max(0, len(w)-4); k-- {
+	for k := len(w) - 1; k >= max(0, len(w)-5); k-- {
 		// "no" only with words of its own after it ("no quiero hablar
 		// con…", "no need to talk to…"): "no, talk to a person" (its comma
 		// gone) answers the bot and asks for one.
@@ -284,7 +284,8 @@ var (
 		"deseo": true, "veux": true, "voudrais": true, "besoin": true, "de": true, "d'": true, "möchte": true, "will": true, "brauche": true,
 		"mit": true, "einem": true, "einen": true, "einer": true, "con": true, "un": true, "una": true, "une": true, "avec": true, "à": true, "a": true,
 		"hablar": true, "parler": true, "sprechen": true, "reden": true, "talk": true, "speak": true, "for": true, "an": true, "the": true,
-		"with": true, "be": true, "connected": true, "put": true, "through": true, "really": true, "actually": true, "any": true}
+		"with": true, "be": true, "connected": true, "put": true, "through": true, "really": true, "actually": true, "any": true,
+		"transfer": true, "connect": true, "forward": true, "pass": true, "hand": true, "over": true, "send": true}
 )
 
 // wordEdge reports whether a phrase that ends where side begins (before,
