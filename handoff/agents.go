@@ -363,6 +363,11 @@ func (e *Engine) authenticate(ctx context.Context, email, password string) (tand
 		return tandem.Agent{}, deny
 	}
 	a, err := e.store.AgentByEmail(ctx, norm.NFC.String(email))
+	if tandem.ErrorCode(err) == tandem.ENOTFOUND && norm.NFC.String(email) != email {
+		// An account stored before emails were kept in NFC, under the
+		// spelling typed now.
+		a, err = e.store.AgentByEmail(ctx, email)
+	}
 	switch {
 	case tandem.ErrorCode(err) == tandem.ENOTFOUND || (err == nil && len(a.PasswordHash) == 0):
 		_ = bcrypt.CompareHashAndPassword(e.dummy, []byte(password))

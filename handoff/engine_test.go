@@ -206,6 +206,29 @@ func TestAgentValidation(t *testing.T) {
 	if _, err := e.Authenticate(ctx, "U\u0308NI\u0308@exa\u0308mple.com", "password123"); err != nil {
 		t.Fatalf("sign-in with the NFD spelling: %v", err)
 	}
+	// An account stored before emails were kept in NFC (here: put in the
+	// store as it is) still signs in with the spelling it has.
+	st := memstore.New()
+	le, err := handoff.New(st, handoff.Config{BcryptCost: 4, SweepInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := le.CreateAgent(ctx, tandem.Agent{Email: "legacy@example.com"}, "password123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := st.Agent(ctx, old.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nfd := stored
+	nfd.Email = "ju\u0308rgen@example.com"
+	if ok, err := st.SwapAgent(ctx, stored, nfd); !ok || err != nil {
+		t.Fatalf("swap: %v %v", ok, err)
+	}
+	if _, err := le.Authenticate(ctx, "ju\u0308rgen@example.com", "password123"); err != nil {
+		t.Fatalf("sign-in of an account stored in NFD: %v", err)
+	}
 	// A long local part is cut to the display name's limit, not refused
 	// for a display name nobody sent.
 	a, err = e.CreateAgent(ctx, tandem.Agent{Email: strings.Repeat("l", 120) + "@example.com"}, "")

@@ -31,7 +31,7 @@ func TestParseImportRowErrors(t *testing.T) {
 		{"json duplicate id", knowledge.FormatJSON, `[{"id":"faq_1","question":"Q?","answer":"A"},{"id":"faq_1","question":"R?","answer":"B"}]`, 2, map[int]string{1: "duplicates row 1"}, ""},
 		{"json bad id", knowledge.FormatJSON, `[{"id":"a b","question":"Q?","answer":"A"}]`, 1, map[int]string{0: "id"}, ""},
 		// Ids go into URL paths; text that shows nothing is empty.
-		{"json dot ids", knowledge.FormatJSON, `[{"id":"..","question":"Q?","answer":"A"},{"id":"?x=1","question":"R?","answer":"B"},{"id":"a#b","question":"S?","answer":"C"}]`, 3, map[int]string{0: "id", 1: "id", 2: "id"}, ""},
+		{"json dot ids", knowledge.FormatJSON, `[{"id":"..","question":"Q?","answer":"A"},{"id":"?x=1","question":"R?","answer":"B"},{"id":"a#b","question":"S?","answer":"C"},{"id":"faq+1@ü","question":"T?","answer":"D"}]`, 4, map[int]string{0: "id", 1: "id", 2: "id"}, ""},
 		{"json invisible text", knowledge.FormatJSON, `[{"external_id":"a","question":"\u200b\u200b","answer":"A"},{"external_id":"b","question":"Q?","answer":" \u2060 "}]`, 2, map[int]string{0: "question: has no visible", 1: "answer: has no visible"}, ""},
 		{"csv id only", knowledge.FormatCSV, "id,question,answer\nfaq_1,Q?,A\n,R?,B\n", 2, map[int]string{1: "external_id: required"}, ""},
 		{"csv no key column", knowledge.FormatCSV, "question,answer\nQ?,A\n", 0, nil, "external_id"},

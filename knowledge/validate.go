@@ -164,10 +164,10 @@ func Normalize(f tandem.FAQ) (tandem.FAQ, error) {
 	if out.Threshold == 0 {
 		out.Threshold = 0 // -0 too (it was exported as "-0")
 	}
-	if f.ID != "" && (len(f.ID) > MaxExternalIDLen || !idChars.MatchString(f.ID) || strings.Trim(f.ID, ".") == "") {
+	if len(f.ID) > MaxExternalIDLen || hasControl(f.ID, false) || strings.ContainsAny(f.ID, "/ ?#%") || f.ID != "" && strings.Trim(f.ID, ".") == "" {
 		// Ids go into URL paths: "..", "?x=1" or "#frag" were stored and
 		// could not be addressed (clients normalise or cut them).
-		return bad("id", "not a valid id (letters, digits, _ - . : only, not only dots)")
+		return bad("id", "not a valid id (no / space ? # %%, not only dots)")
 	}
 	return out, nil
 }
@@ -253,16 +253,13 @@ func ValidActor(actor string) error {
 
 var crlf = strings.NewReplacer("\r\n", "\n", "\r", "\n")
 
-// collapse trims s and replaces runs of white space with one space.
-// idChars are the characters of an FAQ id.
-var idChars = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
-
 // blank reports whether s shows nothing: only white space and format
 // characters (zero-width spaces, joiners, direction marks).
 func blank(s string) bool {
 	return strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) }) == ""
 }
 
+// collapse trims s and replaces runs of white space with one space.
 func collapse(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }

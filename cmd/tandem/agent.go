@@ -188,7 +188,7 @@ func agentByEmail(ctx context.Context, eng *handoff.Engine, email, cmd string) (
 		return tandem.Agent{}, fmt.Errorf("%s: %w", cmd, err)
 	}
 	email = norm.NFC.String(strings.TrimSpace(email))
-	i := slices.IndexFunc(agents, func(a tandem.Agent) bool { return strings.EqualFold(a.Email, email) })
+	i := slices.IndexFunc(agents, func(a tandem.Agent) bool { return strings.EqualFold(norm.NFC.String(a.Email), email) })
 	if i < 0 {
 		return tandem.Agent{}, fmt.Errorf("%s: no agent has the email %q", cmd, email)
 	}

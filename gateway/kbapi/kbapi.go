@@ -379,6 +379,9 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	// A byte order mark is skipped (DecodeFAQ skips it too): the presence
+	// check below reads the same bytes.
+	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
 	f, bodyVersion, err := knowledge.DecodeFAQ(body)
 	if err != nil {
 		a.fail(w, r, err)
@@ -407,7 +410,10 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 	// keeps the publication state, which has its own calls; a missing
 	// external_id keeps the import key (one sent empty or null clears it).
 	var present map[string]json.RawMessage
-	_ = json.Unmarshal(body, &present) // DecodeFAQ accepted it as one JSON object
+	if err := json.Unmarshal(body, &present); err != nil { // DecodeFAQ accepted it as one JSON object
+		a.fail(w, r, tandem.WrapError(tandem.EINVALID, err, "malformed JSON"))
+		return
+	}
 	_, hasExt := present["external_id"]
 	out, err := a.svc.Update(r.Context(), actor(r), f, expected, knowledge.Keep{Status: f.Status == "", ExternalID: !hasExt})
 	if err != nil {

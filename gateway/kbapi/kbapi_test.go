@@ -184,6 +184,14 @@ func TestFieldNamesAreExact(t *testing.T) {
 	if g.Version != 1 || g.ExternalID != "case-1" {
 		t.Fatalf("after the refused edit: %+v", g)
 	}
+	// A PUT with a byte order mark changes external_id too (its presence
+	// check read the raw body, failed on the mark and kept the old key).
+	r0 := e.do(t, "PUT", "/faqs/"+f.ID, e.admin, []byte("\xef\xbb\xbf"+`{"question":"Where is my parcel?","answer":"C.","external_id":"case-3"}`), "If-Match", `"1"`)
+	g = tandem.FAQ{}
+	r0.json(t, &g)
+	if r0.status != 200 || g.ExternalID != "case-3" {
+		t.Fatalf("PUT with a byte order mark: %d %s", r0.status, r0.body)
+	}
 	var rep knowledge.ImportReport
 	r := e.do(t, "POST", "/import?format=jsonl&mode=partial", e.admin, []byte("{\"External_Id\":\"x\",\"question\":\"Q?\",\"answer\":\"A.\"}\nnull\n"))
 	r.json(t, &rep)
