@@ -111,7 +111,8 @@ func thresholded(top []string, conf []float64, t float64) []string {
 // expected accuracy on traffic in which a share oosPrior of the texts is out
 // of scope, (1-oosPrior)*in-scope accuracy + oosPrior*oos recall, by the
 // one-standard-error rule: the lowest threshold (on a grid of 0.01) whose
-// score lies within one binomial standard error of the best score.
+// score lies within one standard error of its paired difference to the
+// best score.
 //
 // Without them nothing says what an out-of-scope text looks like, so the
 // threshold only rejects what is less confident than the model's correct
@@ -127,7 +128,7 @@ func ChooseThreshold(gold, top []string, conf []float64, oosPrior, maxReject flo
 	if !hasOOS {
 		return RejectThreshold(gold, top, conf, maxReject)
 	}
-	var nIn, nOOS int
+	var nIn, nOOS float64
 	for _, g := range gold {
 		if g == tandem.OutOfScope {
 			nOOS++
@@ -135,38 +136,65 @@ func ChooseThreshold(gold, top []string, conf []float64, oosPrior, maxReject flo
 			nIn++
 		}
 	}
+	// correct: text i is answered right at threshold t (an in-scope text
+	// kept with its intent, an out-of-scope one rejected or labelled oos).
+	correct := func(i int, t float64) bool {
+		if gold[i] == tandem.OutOfScope {
+			return top[i] == tandem.OutOfScope || conf[i] < t
+		}
+		return top[i] == gold[i] && conf[i] >= t
+	}
+	wIn, wOOS := (1-oosPrior)/nIn, oosPrior/nOOS
+	if nIn == 0 {
+		wIn = 0
+	}
+	score := func(t float64) float64 {
+		var s float64
+		for i := range gold {
+			if correct(i, t) {
+				if gold[i] == tandem.OutOfScope {
+					s += wOOS
+				} else {
+					s += wIn
+				}
+			}
+		}
+		return s
+	}
 	var scores [101]float64
-	bestScore, bestVar := -1.0, 0.0
+	best := 0
 	for i := range scores {
-		m := Score(gold, thresholded(top, conf, float64(i)/100))
-		scores[i] = (1-oosPrior)*m.InScopeAccuracy + oosPrior*m.OOSRecall
-		if scores[i] > bestScore+1e-12 {
-			bestScore = scores[i]
-			bestVar = scoreVar(m.InScopeAccuracy, nIn, 1-oosPrior) + scoreVar(m.OOSRecall, nOOS, oosPrior)
+		scores[i] = score(float64(i) / 100)
+		if scores[i] > scores[best]+1e-12 {
+			best = i
 		}
 	}
-	// One standard error: the lowest threshold whose score is within the
-	// best's sampling error (binomial, its two parts added in quadrature)
-	// of the best. Otherwise one or two out-of-scope validation texts a
-	// little more confident than the rest decide the threshold; on the
-	// demo data the same rule put it at 0.46 or at 0.68 for a dozen added
-	// training texts.
-	limit := bestScore - math.Sqrt(bestVar) - 1e-12
-	for i, s := range scores {
-		if s >= limit {
-			return float64(i) / 100
+	// One standard error of the paired difference: the lowest threshold
+	// whose score is within the sampling error of its difference to the
+	// best score, counted on the texts whose answer the two thresholds
+	// decide differently (each ±1, weighted). One out-of-scope text a
+	// little more confident than the rest no longer places the threshold
+	// (on the demo data the plain maximum put it at 0.46 or 0.68 for a
+	// dozen added training texts), and a lower threshold that only loses
+	// is not taken.
+	tb := float64(best) / 100
+	for i := 0; i < best; i++ {
+		t := float64(i) / 100
+		var v float64
+		for j := range gold {
+			if correct(j, t) != correct(j, tb) {
+				if gold[j] == tandem.OutOfScope {
+					v += wOOS * wOOS
+				} else {
+					v += wIn * wIn
+				}
+			}
+		}
+		if scores[i] >= scores[best]-math.Sqrt(v)-1e-12 {
+			return t
 		}
 	}
-	return 0
-}
-
-// scoreVar is the sampling variance of w times a proportion p measured on
-// n texts.
-func scoreVar(p float64, n int, w float64) float64 {
-	if n == 0 {
-		return 0
-	}
-	return w * w * p * (1 - p) / float64(n)
+	return tb
 }
 
 // RejectThreshold returns the score below which a share reject of the
