@@ -102,3 +102,27 @@ func TestBrowserConsoleSignOutRequeues(t *testing.T) {
 	})
 	poll(t, ctx, "the login page", `!document.getElementById("login").hidden && document.getElementById("me").hidden`)
 }
+
+// Replies still on their way when the agent signs out are delivered first:
+// sign_out gives the chats back to the queue, after which a reply would
+// be refused (and its text was lost).
+func TestBrowserConsoleSignOutDeliversRepliesFirst(t *testing.T) {
+	log := gateway.NewMemLog()
+	e := newNode(t, nodeOpts{log: log, heartbeatTimeout: 30 * time.Minute})
+	p := browsertest.NewHoleProxy(t, e.URL)
+	ctx, cust, conv := startConsoleChat(t, e, p, "Ann")
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+		const input = document.getElementById("composer-input"), form = document.getElementById("composer");
+		for (const text of ["reply one", "reply two", "reply three"]) { input.value = text; form.requestSubmit(); }
+		document.getElementById("logout").click();
+	})()`))
+	for _, text := range []string{"reply one", "reply two", "reply three"} {
+		waitFrame(t, cust, text, messageFrom(tandem.AuthorAgent, text))
+	}
+	waitFrame(t, cust, "the queued status saying the agent left", func(f frame) bool {
+		return f.Type == "handoff" && f.Status == "queued" && strings.Contains(string(f.raw), "had to leave")
+	})
+	if got := agentTexts(t, log, conv); fmt.Sprint(got) != "[reply one reply two reply three]" {
+		t.Fatalf("agent messages in the log = %q", got)
+	}
+}

@@ -86,21 +86,37 @@
   // saveOutbox keeps the unacknowledged replies in this tab's storage, so
   // a reload or a sign-out (an expired token) does not lose a reply the
   // console promised to send; they are sent when this agent is back.
+  // Failed replies are kept too (their text is not lost), and so are the
+  // drafts (a sign-out by the server, an expired token, would clear them).
   function saveOutbox() {
     if (!me) { return; }
     try {
-      var keep = outbox.filter(function (x) { return !x.failed; }).map(function (x) { return { client_id: x.client_id, conversation_id: x.conversation_id, text: x.text }; });
-      if (keep.length) { sessionStorage.setItem(OUTBOX_KEY + me.id, JSON.stringify(keep)); } else { sessionStorage.removeItem(OUTBOX_KEY + me.id); }
+      var keep = outbox.map(function (x) { return { client_id: x.client_id, conversation_id: x.conversation_id, text: x.text, at: x.at || Date.now(), failed: x.failed || "" }; });
+      var d = {};
+      for (var k in drafts) { if (Object.prototype.hasOwnProperty.call(drafts, k) && drafts[k]) { d[k] = drafts[k]; } }
+      if (selected && $("composer-input").value) { d[selected] = $("composer-input").value; }
+      if (keep.length || Object.keys(d).length) { sessionStorage.setItem(OUTBOX_KEY + me.id, JSON.stringify({ outbox: keep, drafts: d })); } else { sessionStorage.removeItem(OUTBOX_KEY + me.id); }
     } catch (e) { /* storage full or disabled: the outbox lives in memory only */ }
   }
+  // OUTBOX_MAX_AGE_MS: a reply kept longer is shown, not sent by itself
+  // (the conversation has moved on; the agent decides).
+  var OUTBOX_MAX_AGE_MS = 30 * 60 * 1000;
   function loadOutbox() {
-    var saved = [];
-    try { saved = JSON.parse(sessionStorage.getItem(OUTBOX_KEY + me.id) || "[]") || []; } catch (e) { saved = []; }
-    saved.forEach(function (x) {
+    var saved = null;
+    try { saved = JSON.parse(sessionStorage.getItem(OUTBOX_KEY + me.id) || "null"); } catch (e) { saved = null; }
+    if (!saved || typeof saved !== "object") { return; }
+    (Array.isArray(saved.outbox) ? saved.outbox : []).forEach(function (x) {
       if (x && typeof x.client_id === "string" && typeof x.conversation_id === "string" && typeof x.text === "string" && !outboxItem(x.client_id)) {
-        outbox.push({ client_id: x.client_id, conversation_id: x.conversation_id, text: x.text });
+        var item = { client_id: x.client_id, conversation_id: x.conversation_id, text: x.text, at: +x.at || Date.now() };
+        if (typeof x.failed === "string" && x.failed) { item.failed = x.failed; } else if (Date.now() - item.at > OUTBOX_MAX_AGE_MS) { item.failed = "kept from an earlier session; not sent automatically"; }
+        outbox.push(item);
       }
     });
+    if (saved.drafts && typeof saved.drafts === "object") {
+      for (var k in saved.drafts) {
+        if (Object.prototype.hasOwnProperty.call(saved.drafts, k) && typeof saved.drafts[k] === "string" && !drafts[k]) { drafts[k] = saved.drafts[k]; }
+      }
+    }
   }
   // awaiting is how many customer messages end the conversation's
   // transcript, unanswered by the agent, the bot or a note.
@@ -152,8 +168,16 @@
     $("logout").disabled = true;
     var done = false;
     var finish = function () { if (done) { return; } done = true; $("logout").disabled = false; signOut("Signed out"); };
-    act({ type: "sign_out" }, finish);
-    setTimeout(finish, 3000);
+    // Replies still on their way go first (sign_out gives the chats away,
+    // after which they would be refused), for up to 3 s.
+    var deadline = Date.now() + 3000;
+    (function drain() {
+      if (done) { return; }
+      var unsent = outbox.some(function (x) { return !x.failed; });
+      if (unsent && Date.now() < deadline && ws && welcomed) { flushReplies(); setTimeout(drain, 100); return; }
+      act({ type: "sign_out" }, finish);
+      setTimeout(finish, 3000);
+    })();
   });
 
   function signOut(msg) {
@@ -344,7 +368,7 @@
     // The agent's own reply (its bubble shown) brings the transcript down.
     var own = false;
     if (m.client_id && m.client_id.indexOf("agent:") === 0) { own = !!pendingMsgs[m.client_id.slice(6)]; acked(m.client_id.slice(6)); }
-    if (convId !== selected && ticketOf(convId)) { renderLists(); }
+    if (convId !== selected && ticketOf(convId)) { renderListsSoon(); }
     if (convId === selected) {
       appendMessage(m, own);
       if (m.author === "customer") {
@@ -376,6 +400,12 @@
         var input = $("composer-input");
         if (item.conversation_id === selected && !input.value) { input.value = item.text; }
         flushReplies();
+        if (item.conversation_id !== selected) {
+          // Not on screen (the chat may no longer be the agent's): say
+          // which reply was not delivered, with its text, so it is not lost.
+          toast("Reply to customer " + shortID(item.conversation_id) + " not delivered (" + item.failed + "): “" + item.text.slice(0, 200) + "”");
+          return;
+        }
       }
     }
     toast(f.message || f.code);
@@ -432,6 +462,13 @@
     return b;
   }
 
+  // renderListsSoon renders the lists once for a burst of messages (a
+  // reconnect replays every transcript).
+  var listsTimer = null;
+  function renderListsSoon() {
+    if (listsTimer) { return; }
+    listsTimer = setTimeout(function () { listsTimer = null; renderLists(); }, 50);
+  }
   function renderLists() {
     var offers = $("offers"), chats = $("chats");
     clear(offers); clear(chats);
@@ -714,7 +751,7 @@
     var text = input.value.trim();
     var t = selected ? ticketOf(selected) : null;
     if (!text || !t || t.state !== "assigned") { return; }
-    var item = { client_id: newID("m"), conversation_id: selected, text: text };
+    var item = { client_id: newID("m"), conversation_id: selected, text: text, at: Date.now() };
     outbox.push(item);
     saveOutbox();
     renderPendingReply(item);
