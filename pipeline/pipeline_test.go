@@ -675,6 +675,9 @@ func TestSentimentAndKeywords(t *testing.T) {
 		{"thanks 😊", false},
 		{"where is my order 🙂", false},
 		{"ok", false},
+		{"I'm not 😡, just asking where my parcel is", false},
+		{"where is my order 😡", true},
+		{"not 👍", false},
 	} {
 		s := sentiment(tc.text, normalise(tc.text))
 		if (s <= -0.6) != tc.neg {

@@ -392,14 +392,26 @@ func sentiment(text, normText string) float64 {
 	words := strings.Fields(normText)
 	var sum float64
 	var hits int
-	for _, r := range text {
+	emoji := 0
+	for b, r := range text {
 		if r < 0x2700 {
 			continue
 		}
-		if v, ok := emojiSentiment[r]; ok {
-			sum += v
-			hits++
+		v, ok := emojiSentiment[r]
+		if !ok {
+			continue
 		}
+		// "not 😡" is negated as "not angry" is (the three words before).
+		before := strings.Fields(normalise(text[:b]))
+		for j := max(0, len(before)-3); j < len(before); j++ {
+			if negations[before[j]] {
+				v = -v * 0.5
+				break
+			}
+		}
+		sum += v
+		hits++
+		emoji++
 	}
 	for i, w := range words {
 		v, ok := sentimentLexicon[w]
@@ -441,11 +453,12 @@ func sentiment(text, normText string) float64 {
 	if hits > 1 {
 		score *= 1 + 0.15*float64(min(hits-1, 3))
 	}
-	if hits == 1 && len(words) > 1 && questionWords[words[0]] {
+	if hits == 1 && emoji == 0 && len(words) > 1 && questionWords[words[0]] {
 		// One charged word in a question asks about something bad more
 		// often than it vents ("what is the worst that can happen if I
 		// return late", "how do you protect me against fraud"); an
 		// intensified one still counts ("why is your service so terrible").
+		// An emoji is a feeling, not a topic: it is not halved.
 		score *= 0.5
 	}
 	return max(-1, min(1, score))

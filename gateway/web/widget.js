@@ -461,7 +461,7 @@
   // invisibleRe matches a text of only white space and format characters
   // (zero-width spaces, joiners, direction marks), which the server
   // refuses as empty.
-  var invisibleRe = new RegExp("^[\\s\\p{Cf}]*$", "u");
+  var invisibleRe = new RegExp("^[\\s\\u0085\\p{Cf}]*$", "u");
   function textProblem(text) {
     if (invisibleRe.test(text)) { return "Your message has no visible text."; }
     if (text.indexOf("\u0000") >= 0) { return "Your message contains a character that cannot be sent."; }
