@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/mail"
 	"regexp"
@@ -590,33 +589,11 @@ func (e *Engine) SignOut(ctx context.Context, agentID, sessionID string) (int, e
 	now := e.now()
 	// Gone with no grace: no live session, and no sign of life after this
 	// instant (the session just closed counts as one at now).
-	gone := &Gone{LiveAfter: e.liveAfter(now), Cutoff: now.Add(time.Millisecond)}
-	n := 0
-	var errs []error
-	for _, t := range ts {
-		out, err := e.store.Apply(ctx, Change{
-			TicketID: t.ID, Now: now, Node: e.cfg.Node, Reason: ReasonSignOut,
-			From: []tandem.TicketState{tandem.TicketOffered, tandem.TicketAssigned}, Holder: agentID, Version: t.Version,
-			HolderGone: gone, To: tandem.TicketQueued, SetLastAgent: true,
-		})
-		if errors.Is(err, ErrAgentReturned) {
-			return n, nil // another console of theirs is still open: they keep their chats
-		}
-		if tandem.ErrorCode(err) == tandem.ECONFLICT || tandem.ErrorCode(err) == tandem.ENOTFOUND {
-			continue // changed meanwhile (closed, transferred)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("handoff: sign out: requeue %s: %w", t.ID, err))
-			continue
-		}
-		n++
-		e.m.transitions.WithLabelValues(ReasonSignOut).Inc()
-		e.emit(Event{Type: EventRequeued, At: now, Ticket: ptr(out), PrevAgentID: agentID, Reason: ReasonSignOut})
+	n, err := e.requeueHeld(ctx, ts, &Gone{LiveAfter: e.liveAfter(now), Cutoff: now.Add(time.Millisecond)}, now, ReasonSignOut)
+	if err != nil {
+		return n, fmt.Errorf("handoff: sign out: %w", err)
 	}
-	if n > 0 {
-		e.requestRoute()
-	}
-	return n, errors.Join(errs...)
+	return n, nil
 }
 
 // SetPresence sets the presence an agent chose. Away and offline agents

@@ -387,13 +387,26 @@ func (e *Engine) requeueOrphans(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("handoff: orphans: %w", err)
 	}
+	_, err = e.requeueHeld(ctx, ts, gone, now, ReasonDisconnect)
+	return err
+}
+
+// requeueHeld puts tickets back in the queue from their holder while the
+// holder is still gone (gone), with reason: skipping those that changed
+// meanwhile (conflict, not found) and stopping at the first the store
+// refuses because the holder is back. It returns how many it re-queued.
+func (e *Engine) requeueHeld(ctx context.Context, ts []tandem.Ticket, gone *Gone, now time.Time, reason string) (int, error) {
+	n := 0
 	var errs []error
 	for _, t := range ts {
 		out, err := e.store.Apply(ctx, Change{
-			TicketID: t.ID, Now: now, Node: e.cfg.Node, Reason: ReasonDisconnect,
+			TicketID: t.ID, Now: now, Node: e.cfg.Node, Reason: reason,
 			From: []tandem.TicketState{tandem.TicketOffered, tandem.TicketAssigned}, Holder: t.AgentID, Version: t.Version,
 			HolderGone: gone, To: tandem.TicketQueued, SetLastAgent: true,
 		})
+		if errors.Is(err, ErrAgentReturned) && reason == ReasonSignOut {
+			break // another console of theirs is open: they keep their chats
+		}
 		if tandem.ErrorCode(err) == tandem.ECONFLICT || tandem.ErrorCode(err) == tandem.ENOTFOUND {
 			continue
 		}
@@ -401,13 +414,14 @@ func (e *Engine) requeueOrphans(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("handoff: requeue %s: %w", t.ID, err))
 			continue
 		}
-		e.m.transitions.WithLabelValues(ReasonDisconnect).Inc()
-		e.emit(Event{Type: EventRequeued, At: now, Ticket: ptr(out), PrevAgentID: t.AgentID, Reason: ReasonDisconnect})
+		n++
+		e.m.transitions.WithLabelValues(reason).Inc()
+		e.emit(Event{Type: EventRequeued, At: now, Ticket: ptr(out), PrevAgentID: t.AgentID, Reason: reason})
 	}
-	if len(ts) > 0 {
+	if n > 0 {
 		e.requestRoute()
 	}
-	return errors.Join(errs...)
+	return n, errors.Join(errs...)
 }
 
 // prune drops sessions dead for a day (crashed nodes), every 10 minutes.

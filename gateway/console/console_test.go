@@ -440,6 +440,7 @@ func testSignOut(t *testing.T, e *env) {
 	if o.Ticket.ConversationID != conv || o.Ticket.LastAgentID == "" {
 		t.Fatalf("re-offered ticket %+v", o.Ticket)
 	}
+	bobC.until(messageFrom(tandem.AuthorAgent, "Ann here")) // the transcript is intact
 	trs, err := e.Engine.Transitions(context.Background(), o.Ticket.ID)
 	if err != nil {
 		t.Fatal(err)
