@@ -242,7 +242,7 @@ func TestAskedSlotIsAnsweredWhenGiven(t *testing.T) {
 	if _, err := p.Respond(ctx, turn("slot2", "what is the status")); err != nil {
 		t.Fatal(err)
 	}
-	d, err := p.Respond(ctx, turn("slot2", "hello, my order is ORD-1"))
+	d, err := p.Respond(ctx, turn("slot2", "hello, ORD-1"))
 	if err != nil || d.Text != "Hello! How can I help?" {
 		t.Fatalf("a new confident intent after the question: %+v %v", d, err)
 	}

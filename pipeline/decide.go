@@ -220,7 +220,9 @@ func (p *Pipeline) clarifyChoices(t *turnCtx) []Choice {
 			if len(out) == pol.ClarifyChoices || s.Confidence < 0.1 || s.Name == tandem.OutOfScope {
 				break
 			}
-			if !p.answerable(t, s.Name) {
+			if !p.answerable(t, s.Name) || !p.labelled(t, s.Name) {
+				// Small talk has no label: a "Greet" button offered next
+				// to "Delivery options" made no sense.
 				continue
 			}
 			out = append(out, Choice{Label: p.label(t, s.Name), Intent: s.Name})
@@ -245,6 +247,21 @@ func (p *Pipeline) clarifyChoices(t *turnCtx) []Choice {
 
 func (p *Pipeline) answerable(t *turnCtx, intent string) bool {
 	if _, ok := p.cfg.Policy.Responses[intent]; ok {
+		return true
+	}
+	for _, h := range t.hits {
+		if h.FAQ.Intent == intent {
+			return true
+		}
+	}
+	return false
+}
+
+// labelled reports whether an intent has a label a customer can read: one
+// configured (labels), or the question of an FAQ linked to it. A policy
+// with no labels at all offers its intents by their names.
+func (p *Pipeline) labelled(t *turnCtx, intent string) bool {
+	if _, ok := p.cfg.Policy.Labels[intent]; ok || len(p.cfg.Policy.Labels) == 0 {
 		return true
 	}
 	for _, h := range t.hits {

@@ -293,6 +293,10 @@ func (p *Pipeline) RespondStream(ctx context.Context, turn tandem.Turn, onDelta 
 		turn.Time = time.Now()
 	}
 
+	if rest, cut := stripGreeting(text); cut > 0 {
+		// "Hi there, quick question - …": the question is the turn.
+		lead, text = lead+text[:cut], rest
+	}
 	t := p.acquire()
 	defer p.release(t)
 	t.text = glossEmoji(text)
@@ -419,7 +423,15 @@ func (p *Pipeline) vipEscalates(ctx context.Context, turn tandem.Turn) bool {
 	return st.VIPEscalatedAt.IsZero() || turn.Time.Sub(st.VIPEscalatedAt) >= vipRepeat
 }
 
+// bareHumanRequests are whole messages that ask for a person ("agent"):
+// single words that, inside a sentence, are ordinary questions' words.
+var bareHumanRequests = set("agent", "human", "person", "operator", "representative", "a human", "a person", "an agent", "human please",
+	"agent please", "person please", "operator please", "live agent please", "real person please", "mitarbeiter", "humano", "humain")
+
 func (p *Pipeline) mentionsHuman(norm string) bool {
+	if bareHumanRequests[norm] {
+		return true
+	}
 	for _, k := range p.humanKW {
 		if containsAffirmed(norm, k) {
 			return true

@@ -219,6 +219,25 @@ func TestOnlyDecliningAPersonIsAcknowledged(t *testing.T) {
 	}
 }
 
+// With labels configured, a clarification offers only labelled intents
+// (or ones with a linked FAQ): small talk ("Greet") is not a choice.
+func TestClarifyOffersOnlyLabelledIntents(t *testing.T) {
+	p := newTestPipeline(t, func(c *Config, d *Deps) {
+		c.Policy.Labels = map[string]string{"check_invoice": "My invoices", "check_bill": "My bill"}
+		c.Policy.Responses["greet"] = "Hello! How can I help?"
+		d.Intent = &keywordModel{rules: []kwRule{{kw: "canada", intent: "check_invoice", conf: 0.42, second: "greet", secondConf: 0.4}}}
+	})
+	r, err := p.Respond(context.Background(), turn("lbl", "hey do you ship to canada"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range r.QuickReplies {
+		if q == "Greet" {
+			t.Fatalf("offered %q: %+v", q, r)
+		}
+	}
+}
+
 // TestVIPBackWithTheBot: a VIP's first turn escalates; while queued every
 // turn does; once the conversation is back with the bot (handed back, or
 // the request withdrawn) the bot answers them, until a day has passed (a
@@ -678,6 +697,9 @@ func TestSentimentAndKeywords(t *testing.T) {
 		{"I'm not 😡, just asking where my parcel is", false},
 		{"where is my order 😡", true},
 		{"not 👍", false},
+		{"I hate these shoes, how do I return them?", false},
+		{"the shoes are terrible quality, can I return them?", false},
+		{"why is your service so terrible?", true},
 	} {
 		s := sentiment(tc.text, normalise(tc.text))
 		if (s <= -0.6) != tc.neg {
@@ -1086,5 +1108,27 @@ func TestForgetDeletesState(t *testing.T) {
 	}
 	if s, _ := st.Load(ctx, "c-keep"); s.Turns == 0 {
 		t.Fatal("Forget took another conversation's state")
+	}
+}
+
+// Requests for a person that were missed ("agent" alone, "Mitarbeiter
+// bitte", 担当者につないでください, 有真人吗, "get me someone who can
+// actually help") escalate, while the same words inside ordinary questions
+// do not; "this is bullshit" and "you suck" are abuse.
+func TestMoreHumanRequestsAndAbuse(t *testing.T) {
+	p := newTestPipeline(t, nil)
+	for text, want := range map[string]bool{
+		"agent": true, "Mitarbeiter bitte": true, "ich will einen echten Mitarbeiter": true, "担当者につないでください": true, "有真人吗": true,
+		"I've asked three times already, get me someone who can actually help": true,
+		"which shipping agent do you use?": false, "is a person needed to sign for the parcel?": false,
+	} {
+		if got := p.mentionsHuman(normalise(text)); got != want {
+			t.Errorf("mentionsHuman(%q) = %v, want %v", text, got, want)
+		}
+	}
+	for text, want := range map[string]bool{"this is bullshit": true, "you suck": true, "my vacuum doesn't suck anymore": false} {
+		if got := p.abusive(normalise(text)); got != want {
+			t.Errorf("abusive(%q) = %v, want %v", text, got, want)
+		}
 	}
 }

@@ -165,7 +165,8 @@ func (p *Policy) applyDefaults() {
 		e.SentimentThreshold = -0.6
 	}
 	if e.AbuseWords == nil {
-		e.AbuseWords = []string{"idiot", "idiots", "stupid", "moron", "fuck", "fucking", "shit", "bastard", "asshole", "dumbass", "useless piece"}
+		e.AbuseWords = []string{"idiot", "idiots", "stupid", "moron", "fuck", "fucking", "shit", "bastard", "asshole", "dumbass", "useless piece",
+			"bullshit", "you suck", "screw you", "piss off"}
 	}
 	if e.Priorities == nil {
 		e.Priorities = map[string]int{}
@@ -213,9 +214,11 @@ func defaultHumanKeywords() map[string][]string {
 		// ("which payment operator do you use?").
 		"en": {"talk to a person", "talk to a human", "speak to a human", "speak to a person", "real person", "human agent", "live agent", "live-agent", "customer service representative",
 			"talk to an agent", "speak to an agent", "talk to someone", "speak to someone", "talk to a representative", "speak to a representative", "talk to an operator", "speak to an operator",
-			"connect me to a person", "connect me with a person", "connect me to an agent", "connect me with an agent", "connect me to someone", "connect me with someone", "connect me to a human", "connect me with a human"},
+			"connect me to a person", "connect me with a person", "connect me to an agent", "connect me with an agent", "connect me to someone", "connect me with someone", "connect me to a human", "connect me with a human",
+			"get me a human", "get me a person", "get me an agent", "get me someone", "someone who can help", "someone who can actually help", "a real human"},
 		"de": {"mit einem menschen", "mitarbeiter sprechen", "echten menschen", "mit einem kundenberater", "kundenberater sprechen",
-			"mit jemandem sprechen", "mit jemandem reden", "einen menschen sprechen", "mit einem mitarbeiter", "mitarbeiter reden", "menschen sprechen"},
+			"mit jemandem sprechen", "mit jemandem reden", "einen menschen sprechen", "mit einem mitarbeiter", "mitarbeiter reden", "menschen sprechen",
+			"echten mitarbeiter", "einen mitarbeiter", "mitarbeiter bitte"},
 		// Also without accents: phone keyboards and hurried customers
 		// leave them out.
 		"fr": {"parler à un humain", "parler à une personne", "parler à un conseiller", "un agent humain", "parler a un humain", "parler a une personne", "parler a un conseiller",
@@ -224,8 +227,8 @@ func defaultHumanKeywords() map[string][]string {
 		// Not the bare 人工 ("manual, human-made"): CJK phrases match as
 		// substrings, and it would also match 人工智能 ("AI"); nor 真人
 		// (真人秀 "reality show"), 担当者 or 人と話 (友人と話す).
-		"zh": {"人工客服", "人工服务", "转人工", "要人工", "找人工", "接人工", "真人客服", "找真人", "转真人", "客服人员", "找客服"},
-		"ja": {"オペレーター", "担当者と話", "担当者に代わ", "人間と話"},
+		"zh": {"人工客服", "人工服务", "转人工", "要人工", "找人工", "接人工", "真人客服", "找真人", "转真人", "客服人员", "找客服", "有真人吗"},
+		"ja": {"オペレーター", "担当者と話", "担当者に代わ", "担当者につな", "担当者に繋", "人間と話"},
 	}
 }
 

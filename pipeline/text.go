@@ -329,10 +329,58 @@ func detectLanguage(s, fallback string) string {
 	case hangul > 0 && hangul >= latin:
 		return "ko"
 	}
+	if l := latinLanguage(s); l != "" {
+		return l
+	}
 	if fallback != "" {
 		return fallback
 	}
 	return "en"
+}
+
+// functionWords are frequent words of one language and rare in the
+// others: a text with at least two of one language, and more than of any
+// other, is in it ("ich möchte mit einem Mitarbeiter sprechen" is German
+// whatever the widget's locale says, and its ticket goes to an agent who
+// speaks it).
+var functionWords = map[string]map[string]bool{
+	"en": set("the", "is", "are", "my", "i", "you", "your", "to", "and", "of", "it", "for", "how", "what", "where", "do", "does", "can", "with", "have", "want", "please", "this", "when", "why", "order", "not", "was"),
+	"de": set("ich", "der", "die", "das", "und", "ist", "nicht", "mit", "meine", "mein", "meinen", "einem", "einen", "eine", "wie", "wo", "bitte", "sie", "auf", "für", "möchte", "kann", "habe", "bestellung", "warum", "wann", "noch", "keine", "sprechen", "mir"),
+	"es": set("el", "los", "las", "que", "y", "es", "mi", "mis", "por", "con", "una", "dónde", "donde", "cómo", "está", "quiero", "puedo", "pedido", "para", "hablar", "tengo", "cuándo", "qué", "gracias", "necesito"),
+	"fr": set("le", "les", "des", "et", "est", "je", "mon", "ma", "mes", "pas", "une", "pour", "avec", "où", "comment", "veux", "commande", "vous", "ne", "suis", "j'ai", "quand", "pourquoi", "parler", "merci", "mais", "voudrais"),
+}
+
+func set(words ...string) map[string]bool {
+	m := make(map[string]bool, len(words))
+	for _, w := range words {
+		m[w] = true
+	}
+	return m
+}
+
+// latinLanguage names the language of a text in Latin script by its
+// function words, or "" when they do not say.
+func latinLanguage(s string) string {
+	counts := map[string]int{}
+	for _, w := range strings.Fields(normalise(s)) {
+		for lang, ws := range functionWords {
+			if ws[w] {
+				counts[lang]++
+			}
+		}
+	}
+	best, bestN, secondN := "", 0, 0
+	for _, lang := range []string{"en", "de", "es", "fr"} {
+		if n := counts[lang]; n > bestN {
+			best, bestN, secondN = lang, n, bestN
+		} else if n > secondN {
+			secondN = n
+		}
+	}
+	if bestN >= 2 && bestN > secondN {
+		return best
+	}
+	return ""
 }
 
 // sentimentLexicon scores words from -1 (very negative) to 1.
@@ -453,12 +501,14 @@ func sentiment(text, normText string) float64 {
 	if hits > 1 {
 		score *= 1 + 0.15*float64(min(hits-1, 3))
 	}
-	if hits == 1 && emoji == 0 && len(words) > 1 && questionWords[words[0]] {
+	if hits == 1 && emoji == 0 && len(words) > 1 && (questionWords[words[0]] || strings.Contains(text, "?")) {
 		// One charged word in a question asks about something bad more
 		// often than it vents ("what is the worst that can happen if I
 		// return late", "how do you protect me against fraud"); an
 		// intensified one still counts ("why is your service so terrible").
-		// An emoji is a feeling, not a topic: it is not halved.
+		// An emoji is a feeling, not a topic: it is not halved. A question
+		// later in the message counts too ("I hate these shoes, how do I
+		// return them?" asks how to return them).
 		score *= 0.5
 	}
 	return max(-1, min(1, score))
@@ -612,4 +662,55 @@ func negatesIntent(text, name string) bool {
 		}
 	}
 	return negated && !affirmed
+}
+
+// greetingOpeners open a greeting; greetingWords may follow them in it.
+var (
+	greetingOpeners = set("hi", "hello", "hey", "hiya", "heya", "howdy", "greetings", "dear", "good", "hallo", "hola", "bonjour", "salut", "moin", "servus")
+	greetingWords   = set("hi", "hello", "hey", "there", "all", "team", "support", "guys", "folks", "everyone", "good", "morning", "afternoon",
+		"evening", "day", "dear", "quick", "question", "tag", "guten", "buenos", "buenas", "días", "dias", "tardes")
+)
+
+// stripGreeting returns s without a greeting that opens it ("hi there,
+// quick question - can I pay with PayPal?") when at least three words of
+// a message follow, and how many bytes it cut: the models read the
+// question, not the greeting (they answered "Hi! I'm the assistant…" to
+// it). A greeting alone, or with less after it, stays.
+func stripGreeting(s string) (string, int) {
+	cut, words, first := 0, 0, true
+	i := 0
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if !unicode.IsLetter(r) && r != '\'' && r != '\u2019' {
+			i += size
+			continue
+		}
+		j := i
+		for j < len(s) {
+			r, size := utf8.DecodeRuneInString(s[j:])
+			if !unicode.IsLetter(r) && r != '\'' && r != '\u2019' {
+				break
+			}
+			j += size
+		}
+		w := strings.ToLower(s[i:j])
+		if first && !greetingOpeners[w] || !first && !greetingWords[w] {
+			cut = i
+			break
+		}
+		first = false
+		i = j
+	}
+	if first || cut == 0 {
+		return s, 0 // no greeting, or nothing after it
+	}
+	for _, w := range strings.Fields(s[cut:]) {
+		if strings.IndexFunc(w, unicode.IsLetter) >= 0 {
+			words++
+		}
+	}
+	if words < 3 {
+		return s, 0
+	}
+	return s[cut:], cut
 }

@@ -137,3 +137,38 @@ func TestHumanRequestsAndDeclines(t *testing.T) {
 		}
 	}
 }
+
+// Latin-script text is placed in English, German, Spanish or French by its
+// function words (German, Spanish and French requests for a person were
+// escalated as "en", to English-speaking agents); too little to go on
+// leaves the widget's locale.
+func TestDetectLatinLanguage(t *testing.T) {
+	for text, want := range map[string]string{
+		"ich möchte mit einem Mitarbeiter sprechen": "de", "wo ist meine Bestellung?": "de",
+		"¿dónde está mi pedido?": "es", "quiero hablar con una persona": "es",
+		"je veux parler à un humain": "fr", "Bonjour, où est ma commande ?": "fr",
+		"where is my order": "en", "I want to return the Mitarbeiter": "en",
+		"hello": "pt-BR", "ok": "pt-BR",
+	} {
+		if got := detectLanguage(text, "pt-BR"); got != want {
+			t.Errorf("detectLanguage(%q) = %q, want %q", text, got, want)
+		}
+	}
+}
+
+// A greeting that opens a question is left out of what the models read
+// ("hi there, quick question - can I pay with PayPal?" got the greeting's
+// answer); a greeting alone, or with less than three words after it, stays.
+func TestStripGreeting(t *testing.T) {
+	for text, want := range map[string]string{
+		"hi there, quick question - can I pay with paypal?": "can I pay with paypal?",
+		"Hi, good morning. My order hasn't arrived yet.":    "My order hasn't arrived yet.",
+		"Hallo, wo ist meine Bestellung?":                   "wo ist meine Bestellung?",
+		"hello": "hello", "hi there": "hi there", "hey you idiot": "hey you idiot", "good job": "good job",
+		"where is my order": "where is my order",
+	} {
+		if got, cut := stripGreeting(text); got != want || (cut > 0) != (got != text) || text[cut:] != got {
+			t.Errorf("stripGreeting(%q) = %q, %d; want %q", text, got, cut, want)
+		}
+	}
+}
