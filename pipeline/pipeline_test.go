@@ -1120,7 +1120,7 @@ func TestMoreHumanRequestsAndAbuse(t *testing.T) {
 	for text, want := range map[string]bool{
 		"agent": true, "Mitarbeiter bitte": true, "ich will einen echten Mitarbeiter": true, "担当者につないでください": true, "有真人吗": true,
 		"I've asked three times already, get me someone who can actually help": true,
-		"which shipping agent do you use?": false, "is a person needed to sign for the parcel?": false,
+		"which shipping agent do you use?":                                     false, "is a person needed to sign for the parcel?": false,
 	} {
 		if got := p.mentionsHuman(normalise(text)); got != want {
 			t.Errorf("mentionsHuman(%q) = %v, want %v", text, got, want)

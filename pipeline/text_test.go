@@ -164,7 +164,7 @@ func TestStripGreeting(t *testing.T) {
 		"hi there, quick question - can I pay with paypal?": "can I pay with paypal?",
 		"Hi, good morning. My order hasn't arrived yet.":    "My order hasn't arrived yet.",
 		"Hallo, wo ist meine Bestellung?":                   "wo ist meine Bestellung?",
-		"hello": "hello", "hi there": "hi there", "hey you idiot": "hey you idiot", "good job": "good job",
+		"hello":                                             "hello", "hi there": "hi there", "hey you idiot": "hey you idiot", "good job": "good job",
 		"where is my order": "where is my order",
 	} {
 		if got, cut := stripGreeting(text); got != want || (cut > 0) != (got != text) || text[cut:] != got {
