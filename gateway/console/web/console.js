@@ -464,10 +464,21 @@
 
   // renderListsSoon renders the lists once for a burst of messages (a
   // reconnect replays every transcript).
-  var listsTimer = null;
+  // Only when a chat's "new" count changed: rebuilding the lists under the
+  // agent's pointer loses a click on the button it replaces.
+  var listsTimer = null, waitingShown = "";
+  function waitingSignature() {
+    return Object.keys(tickets).map(function (k) {
+      var t = tickets[k];
+      return t.state === "assigned" && t.conversation_id !== selected ? t.conversation_id + ":" + awaiting(t.conversation_id) : "";
+    }).join(",");
+  }
   function renderListsSoon() {
     if (listsTimer) { return; }
-    listsTimer = setTimeout(function () { listsTimer = null; renderLists(); }, 50);
+    listsTimer = setTimeout(function () {
+      listsTimer = null;
+      if (waitingSignature() !== waitingShown) { renderLists(); }
+    }, 50);
   }
   function renderLists() {
     var offers = $("offers"), chats = $("chats");
@@ -496,6 +507,7 @@
         }
       });
     document.title = (nOffers + waitingChats ? "(" + (nOffers + waitingChats) + ") " : "") + BASE_TITLE;
+    waitingShown = waitingSignature();
     if (nOffers === 0) { offers.appendChild(el("li", { "class": "meta" }, "No offers.")); }
     if (nChats === 0) { chats.appendChild(el("li", { "class": "meta" }, "No chats.")); }
     $("offers-count").textContent = nOffers ? "(" + nOffers + ")" : "";
