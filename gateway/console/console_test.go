@@ -15,9 +15,7 @@ import (
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/gateway"
 	"github.com/tandem-chat/tandem/gateway/console"
-	"github.com/tandem-chat/tandem/gateway/pgconvlog"
 	"github.com/tandem-chat/tandem/handoff"
-	"github.com/tandem-chat/tandem/handoff/pgstore"
 	"github.com/tandem-chat/tandem/internal/pgtest"
 )
 
@@ -367,7 +365,14 @@ func TestDisconnectRequeues(t *testing.T) {
 	}
 	bobC.until(messageFrom(tandem.AuthorAgent, "Ann here")) // the transcript is intact
 	cust.until(handoffStatus("queued"))
-	trs, err := e.Engine.Transitions(context.Background(), o.Ticket.ID)
+	wantTransition(t, e, o.Ticket.ID, handoff.ReasonDisconnect)
+}
+
+// wantTransition fails the test unless the ticket's history has a
+// transition with reason.
+func wantTransition(t *testing.T, e *env, ticketID, reason string) {
+	t.Helper()
+	trs, err := e.Engine.Transitions(context.Background(), ticketID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,8 +380,8 @@ func TestDisconnectRequeues(t *testing.T) {
 	for _, tr := range trs {
 		reasons = append(reasons, tr.Reason)
 	}
-	if !strings.Contains(strings.Join(reasons, ","), handoff.ReasonDisconnect) {
-		t.Fatalf("transitions %v lack a disconnect", reasons)
+	if !slices.Contains(reasons, reason) {
+		t.Fatalf("transitions %v lack a %s", reasons, reason)
 	}
 }
 
@@ -388,16 +393,7 @@ func TestDisconnectRequeues(t *testing.T) {
 func TestSignOutRequeuesAtOnce(t *testing.T) {
 	t.Run("memory", func(t *testing.T) { testSignOut(t, newEnv(t)) })
 	t.Run("postgres", func(t *testing.T) {
-		ctx := context.Background()
-		store, err := pgstore.Open(ctx, pgtest.New(t).URL, pgstore.Options{MaxConns: 4})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = store.Close() })
-		log, err := pgconvlog.New(ctx, store.Pool())
-		if err != nil {
-			t.Fatal(err)
-		}
+		store, log := pgStores(t, pgtest.New(t).URL)
 		testSignOut(t, newNode(t, nodeOpts{store: store, log: log}))
 	})
 }
@@ -441,17 +437,7 @@ func testSignOut(t *testing.T, e *env) {
 		t.Fatalf("re-offered ticket %+v", o.Ticket)
 	}
 	bobC.until(messageFrom(tandem.AuthorAgent, "Ann here")) // the transcript is intact
-	trs, err := e.Engine.Transitions(context.Background(), o.Ticket.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reasons []string
-	for _, tr := range trs {
-		reasons = append(reasons, tr.Reason)
-	}
-	if !strings.Contains(strings.Join(reasons, ","), handoff.ReasonSignOut) {
-		t.Fatalf("transitions %v lack a sign_out", reasons)
-	}
+	wantTransition(t, e, o.Ticket.ID, handoff.ReasonSignOut)
 }
 
 // TestExpiredTokenEndsConsole: a console opened with a token stays open

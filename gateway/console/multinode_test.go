@@ -15,6 +15,23 @@ import (
 	"github.com/tandem-chat/tandem/internal/pgtest"
 )
 
+// pgStores opens a handoff store and a conversation log on the PostgreSQL
+// database at url, closed when the test ends.
+func pgStores(t *testing.T, url string) (*pgstore.Store, *pgconvlog.Log) {
+	t.Helper()
+	ctx := context.Background()
+	store, err := pgstore.Open(ctx, url, pgstore.Options{MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	log, err := pgconvlog.New(ctx, store.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, log
+}
+
 // TestTwoNodes: the customer is connected to node A, the agent's console to
 // node B; both nodes share PostgreSQL (handoff store and conversation log)
 // and NATS. Events emitted on one node reach sockets on the other: the
@@ -34,15 +51,7 @@ func TestTwoNodes(t *testing.T) {
 	clock := handoff.NewManualClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 	node := func(name string) *env {
 		ctx := context.Background()
-		store, err := pgstore.Open(ctx, db.URL, pgstore.Options{MaxConns: 4})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = store.Close() })
-		log, err := pgconvlog.New(ctx, store.Pool())
-		if err != nil {
-			t.Fatal(err)
-		}
+		store, log := pgStores(t, db.URL)
 		bus, err := natsbus.Connect(ctx, natsbus.Config{URL: ns.ClientURL(), Name: name})
 		if err != nil {
 			t.Fatal(err)

@@ -242,6 +242,43 @@ func TestNoDoubleAssignment(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// The crash below must find a chat to re-queue: the workers' schedule
+	// (goroutine order varies from run to run) may have left the crashing
+	// agents none, and the run then exercised no disconnect. One of them
+	// claims a ticket no agent's skills route (so routing cannot take it
+	// first).
+	crash := agents[1]
+	actor := handoff.Actor{AgentID: crash.id}
+	if _, err := engines[1].SetPresence(ctx, crash.id, tandem.PresenceOnline); err != nil {
+		t.Fatal(err)
+	}
+	sid, _, err := engines[1].Connect(ctx, crash.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	sessions[crash.id] = sid
+	mu.Unlock()
+	tk, _, err := engines[1].Escalate(ctx, tandem.Conversation{ID: "conv-crash-held"}, tandem.Escalation{Reason: tandem.EscalateButton, Skills: []string{"nobody-has-it"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for attempt := 0; ; attempt++ {
+		held, err := engines[1].AgentTickets(ctx, crash.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.ContainsFunc(held, func(h tandem.Ticket) bool { return h.State == tandem.TicketAssigned }) {
+			break
+		}
+		if attempt == 20 {
+			t.Fatalf("the crashing agent holds no chat: %+v", held)
+		}
+		for _, h := range held { // routing offered it one meanwhile
+			_, _ = engines[1].Accept(ctx, actor, h.ID)
+		}
+		_, _ = engines[1].Claim(ctx, actor, tk.ID)
+	}
 	// Final phase: the nodes holding half of the agents' consoles crash (no
 	// more heartbeats); two minutes pass in 10 s steps while the other half
 	// keep heartbeating and both nodes sweep concurrently, so offers expire
