@@ -312,6 +312,11 @@ func (e *Extractor) dates(s string, h *hints, ref time.Time, cs []candidate) []c
 				ahead = 7
 			}
 			t = today.AddDate(0, 0, ahead)
+			if (q == "" || q == "on") && pastClause(s, m[0], m[1]) {
+				// "I paid on Monday and nothing happened": the Monday
+				// that has been, not the next one.
+				t = today.AddDate(0, 0, -((int(ref.Weekday()) - int(wd) + 7) % 7))
+			}
 		}
 		addDate(m[0], m[1], t)
 	}
@@ -590,4 +595,35 @@ func fractionOf(rest string) bool {
 	}
 	f := strings.Fields(rest)
 	return len(f) > 0 && strings.EqualFold(f[0], "of")
+}
+
+// pastCues and futureCues are the words that put a clause in the past or
+// the future, for a bare weekday in it.
+var (
+	pastCues = map[string]bool{"was": true, "were": true, "did": true, "had": true, "ago": true, "paid": true, "ordered": true, "placed": true,
+		"bought": true, "purchased": true, "sent": true, "shipped": true, "received": true, "arrived": true, "delivered": true, "returned": true,
+		"charged": true, "got": true, "made": true, "called": true, "emailed": true, "contacted": true, "tried": true, "submitted": true,
+		"cancelled": true, "canceled": true, "refunded": true, "happened": true, "came": true, "wrote": true, "spoke": true, "told": true}
+	futureCues = map[string]bool{"will": true, "won't": true, "wont": true, "gonna": true, "going": true, "should": true, "can": true,
+		"could": true, "would": true, "tomorrow": true, "next": true, "until": true, "by": true, "before": true}
+)
+
+// pastClause reports whether the clause around s[st:en] (up to the nearest
+// . , ; ! ? on either side) speaks of the past: a past cue and no future
+// cue among its words.
+func pastClause(s string, st, en int) bool {
+	a := strings.LastIndexAny(s[:st], ".,;!?") + 1
+	b := len(s)
+	if i := strings.IndexAny(s[en:], ".,;!?"); i >= 0 {
+		b = en + i
+	}
+	past := false
+	for _, w := range strings.Fields(strings.ToLower(s[a:b])) {
+		w = strings.Trim(w, "\"'()")
+		if futureCues[w] {
+			return false
+		}
+		past = past || pastCues[w]
+	}
+	return past
 }

@@ -27,7 +27,10 @@
 //
 // Date conventions (documented so callers can rely on them): a bare weekday
 // ("friday", "on friday", "this friday") is the first such day on or after
-// the reference date; "next friday" the first strictly after it; "last
+// the reference date — or, "friday" and "on friday" in a clause that speaks
+// of the past ("I paid on Monday", "it arrived friday": a past cue such as
+// was/paid/ordered/ago and no future cue such as will/can/next), the last
+// such day on or before it; "next friday" the first strictly after it; "last
 // friday" the last strictly before it. A day and month without a year take
 // the year that puts the date nearest to the reference date. Numeric dates
 // "5/3" follow Config.DateOrder (default day/month, "MDY" for month/day);
