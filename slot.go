@@ -1,6 +1,10 @@
 package tandem
 
-import "context"
+import (
+	"context"
+	"strings"
+	"unicode"
+)
 
 type slotReleaseKey struct{}
 
@@ -21,4 +25,11 @@ func ReleaseSlot(ctx context.Context) {
 	if f, ok := ctx.Value(slotReleaseKey{}).(func()); ok {
 		f()
 	}
+}
+
+// Blank reports whether s shows nothing: only white space and format
+// characters (zero-width spaces, joiners, direction marks). A customer
+// message or an FAQ text that is Blank counts as empty.
+func Blank(s string) bool {
+	return strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) }) == ""
 }

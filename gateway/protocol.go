@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/tandem-chat/tandem"
@@ -104,10 +103,6 @@ func DecodeStrict(data []byte, v any) error {
 	return nil
 }
 
-// invisible reports whether r shows nothing: white space, or a format
-// character such as a zero-width space or a byte order mark.
-func invisible(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) }
-
 // FieldError returns the client-safe error (invalid) naming the field a
 // JSON decoding error is about — a value of the wrong type, or an unknown
 // field (json.Decoder.DisallowUnknownFields) — or nil when it names none.
@@ -142,7 +137,7 @@ func (f *ClientFrame) validate() error {
 			return tandem.Errorf(tandem.EINVALID, "client_id must be 1-%d characters of A-Z a-z 0-9 _ - .", MaxClientIDLen)
 		}
 		f.Text = strings.TrimSpace(f.Text)
-		if f.Type == FrameMessage && strings.TrimFunc(f.Text, invisible) == "" {
+		if f.Type == FrameMessage && tandem.Blank(f.Text) {
 			// Zero-width spaces and other format characters show nothing
 			// either: "\u200b" is as empty as "".
 			return tandem.Errorf(tandem.EINVALID, "message text is empty")

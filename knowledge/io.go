@@ -237,7 +237,7 @@ func decodeObject(raw []byte) (tandem.FAQ, error) {
 	if !utf8.Valid(raw) {
 		return tandem.FAQ{}, tandem.Errorf(tandem.EINVALID, "not valid UTF-8")
 	}
-	w, err := decodeWire(raw)
+	w, _, err := decodeWire(raw)
 	if err != nil {
 		return tandem.FAQ{}, err
 	}
@@ -259,33 +259,36 @@ var wireFields = func() map[string]bool {
 // strictly: no unknown field, field names in their exact case
 // (encoding/json alone matches "External_Id" to external_id, which the
 // API's checks for a field's presence would not see), nothing after it.
-func decodeWire(raw []byte) (wireFAQ, error) {
+// It also returns the names of the fields the object has (null ones too).
+func decodeWire(raw []byte) (wireFAQ, map[string]bool, error) {
 	raw = bytes.TrimSpace(raw)
 	if string(raw) == "null" { // the decoder takes it for an empty object
-		return wireFAQ{}, tandem.Errorf(tandem.EINVALID, "expected an FAQ object, got null")
+		return wireFAQ{}, nil, tandem.Errorf(tandem.EINVALID, "expected an FAQ object, got null")
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var w wireFAQ
 	if err := dec.Decode(&w); err != nil {
-		return wireFAQ{}, rowError(err)
+		return wireFAQ{}, nil, rowError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return wireFAQ{}, tandem.Errorf(tandem.EINVALID, "trailing data after the JSON object")
+		return wireFAQ{}, nil, tandem.Errorf(tandem.EINVALID, "trailing data after the JSON object")
 	}
 	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &keys); err != nil {
-		return wireFAQ{}, rowError(err)
+		return wireFAQ{}, nil, rowError(err)
 	}
+	sent := make(map[string]bool, len(keys))
 	for k := range keys {
 		if !wireFields[k] {
-			return wireFAQ{}, tandem.Errorf(tandem.EINVALID, "unknown field %q (field names are lower case, as in %q)", k, strings.ToLower(k))
+			return wireFAQ{}, nil, tandem.Errorf(tandem.EINVALID, "unknown field %q (field names are lower case, as in %q)", k, strings.ToLower(k))
 		}
+		sent[k] = true
 	}
 	if err := w.stamps(); err != nil {
-		return wireFAQ{}, err
+		return wireFAQ{}, nil, err
 	}
-	return w, nil
+	return w, sent, nil
 }
 
 // jsonSyntax describes a JSON syntax error for messages.
@@ -634,16 +637,23 @@ func (e *Exporter) Close() error {
 	return e.err
 }
 
+// FAQBody is what an API body said besides the FAQ: the "version" field
+// (0 when absent) and the names of the fields it sent (null ones too).
+type FAQBody struct {
+	Version int64
+	Sent    map[string]bool
+}
+
 // DecodeFAQ strictly decodes one FAQ object as the admin API accepts it
-// (the import row shape: unknown fields and invalid UTF-8 are EINVALID).
-// It returns the FAQ and the "version" field, if the object carried one.
-func DecodeFAQ(raw []byte) (tandem.FAQ, int64, error) {
+// (the import row shape: unknown fields and invalid UTF-8 are EINVALID; a
+// leading byte order mark is skipped).
+func DecodeFAQ(raw []byte) (tandem.FAQ, FAQBody, error) {
 	if !utf8.Valid(raw) {
-		return tandem.FAQ{}, 0, tandem.Errorf(tandem.EINVALID, "body is not valid UTF-8")
+		return tandem.FAQ{}, FAQBody{}, tandem.Errorf(tandem.EINVALID, "body is not valid UTF-8")
 	}
-	w, err := decodeWire(bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf")))
+	w, sent, err := decodeWire(bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf")))
 	if err != nil {
-		return tandem.FAQ{}, 0, err
+		return tandem.FAQ{}, FAQBody{}, err
 	}
-	return w.faq(), w.Version, nil
+	return w.faq(), FAQBody{Version: w.Version, Sent: sent}, nil
 }

@@ -66,7 +66,7 @@ func Normalize(f tandem.FAQ) (tandem.FAQ, error) {
 	if out.Question == "" {
 		return bad("question", "must not be empty")
 	}
-	if blank(out.Question) {
+	if tandem.Blank(out.Question) {
 		return bad("question", "has no visible characters")
 	}
 	if n := utf8.RuneCountInString(out.Question); n > MaxQuestionLen {
@@ -88,7 +88,7 @@ func Normalize(f tandem.FAQ) (tandem.FAQ, error) {
 		if hasControl(p, false) {
 			return bad(fmt.Sprintf("phrasings[%d]", i), "contains control characters")
 		}
-		if blank(p) || seen[strings.ToLower(p)] {
+		if tandem.Blank(p) || seen[strings.ToLower(p)] {
 			continue
 		}
 		seen[strings.ToLower(p)] = true
@@ -100,7 +100,7 @@ func Normalize(f tandem.FAQ) (tandem.FAQ, error) {
 	if out.Answer == "" {
 		return bad("answer", "must not be empty")
 	}
-	if blank(out.Answer) {
+	if tandem.Blank(out.Answer) {
 		return bad("answer", "has no visible characters")
 	}
 	if n := utf8.RuneCountInString(out.Answer); n > MaxAnswerLen {
@@ -252,12 +252,6 @@ func ValidActor(actor string) error {
 }
 
 var crlf = strings.NewReplacer("\r\n", "\n", "\r", "\n")
-
-// blank reports whether s shows nothing: only white space and format
-// characters (zero-width spaces, joiners, direction marks).
-func blank(s string) bool {
-	return strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) }) == ""
-}
 
 // collapse trims s and replaces runs of white space with one space.
 func collapse(s string) string {

@@ -146,6 +146,30 @@ func newNode(t *testing.T, o nodeOpts) *env {
 	return &env{t: t, URL: hs.URL, Clock: clock, Engine: eng, Chat: chat, Console: con, Auth: auth}
 }
 
+// offerTo has a new customer ask for a person and routes the ticket; it
+// returns the customer, their conversation and the offer frame agent's
+// console got.
+func (e *env) offerTo(agent *client) (*client, string, frame) {
+	e.t.Helper()
+	cust, conv := e.customer()
+	cust.send(map[string]any{"type": "handoff_request", "client_id": "h"})
+	cust.until(handoffStatus("queued"))
+	e.escalated(conv)
+	e.tick()
+	offer, _ := agent.until(ticketEvent("ticket.offered"))
+	return cust, conv, offer
+}
+
+// acceptAndWrite accepts the offer on agent's console and writes text to
+// the customer, who gets it.
+func acceptAndWrite(agent, cust *client, conv, ticketID, text string) {
+	agent.send(map[string]any{"type": "accept", "ticket_id": ticketID, "ref": "a"})
+	agent.until(answer("a"))
+	agent.send(map[string]any{"type": "message", "conversation_id": conv, "client_id": "m1", "text": text})
+	agent.until(isType("ack"))
+	cust.until(messageFrom(tandem.AuthorAgent, text))
+}
+
 // escalated waits until the conversation has an open ticket (the bot turn
 // that escalates runs asynchronously).
 func (e *env) escalated(conv string) tandem.Ticket {

@@ -16,7 +16,6 @@ package kbapi
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -379,14 +378,12 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	// A byte order mark is skipped (DecodeFAQ skips it too): the presence
-	// check below reads the same bytes.
-	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
-	f, bodyVersion, err := knowledge.DecodeFAQ(body)
+	f, sent, err := knowledge.DecodeFAQ(body)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
+	bodyVersion := sent.Version
 	switch {
 	case bodyVersion < 0:
 		a.fail(w, r, tandem.Errorf(tandem.EINVALID, "version: %d is not a version (versions start at 1)", bodyVersion))
@@ -409,13 +406,7 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 	// Fields the body leaves out: a missing (or empty, or null) status
 	// keeps the publication state, which has its own calls; a missing
 	// external_id keeps the import key (one sent empty or null clears it).
-	var present map[string]json.RawMessage
-	if err := json.Unmarshal(body, &present); err != nil { // DecodeFAQ accepted it as one JSON object
-		a.fail(w, r, tandem.WrapError(tandem.EINVALID, err, "malformed JSON"))
-		return
-	}
-	_, hasExt := present["external_id"]
-	out, err := a.svc.Update(r.Context(), actor(r), f, expected, knowledge.Keep{Status: f.Status == "", ExternalID: !hasExt})
+	out, err := a.svc.Update(r.Context(), actor(r), f, expected, knowledge.Keep{Status: f.Status == "", ExternalID: !sent.Sent["external_id"]})
 	if err != nil {
 		a.fail(w, r, err)
 		return
