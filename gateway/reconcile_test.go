@@ -516,6 +516,13 @@ func TestHandoffButtonTakesNoTurnSlot(t *testing.T) {
 	c := ts.connect(t, s.Token, 0)
 	c.send(map[string]any{"type": "handoff_request", "client_id": "h1"})
 	c.until(func(f frame) bool { return f.Type == "handoff" && f.Status == "queued" })
+	// The queued frame goes out just before the handoff is asked (the
+	// customer learns at once): wait for the request itself (a hang guard,
+	// while the slow turn still holds the only slot).
+	deadline := time.Now().Add(10 * time.Second)
+	for len(ts.Handoff.escalated()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if got := ts.Handoff.escalated(); len(got) != 1 || got[0] != s.ConversationID {
 		t.Fatalf("escalated %v, want %s", got, s.ConversationID)
 	}
