@@ -51,17 +51,18 @@ func TestBrowserWidgetPhoneSendReachable(t *testing.T) {
 }
 
 // Answers' **bold** and [links](https://…) show as such, built as elements
-// (no HTML is parsed; a javascript: link stays text); a message of only
+// (no HTML is parsed; a javascript: link stays text; a link's address may
+// hold a pair of parentheses, as Wikipedia-style addresses do); a message of only
 // invisible characters is refused in the widget, not queued for a retry
 // that can never succeed.
 func TestBrowserWidgetRichTextAndInvisibleText(t *testing.T) {
 	_, ctx := onlineWidget(t, serverOpts{})
-	sendFromWidget(t, ctx, "see **Account → Orders** or [our help](https://example.com/help) not [this](javascript:alert(1)) <b>x</b>")
+	sendFromWidget(t, ctx, "see **Account → Orders** or [our help](https://example.com/help) or [the terms](https://example.com/Terms_(EU)) not [this](javascript:alert(1)) <b>x</b>")
 	waitFor(t, ctx, "the answer", `Array.from(document.querySelectorAll('#tandem-log .tandem-msg[data-author="bot"]')).some(e => e.textContent.includes("echo: see")) && `+noPendingLeft)
 	got := browsertest.Eval[string](t, ctx, `(() => { const m = Array.from(document.querySelectorAll('#tandem-log .tandem-msg[data-author="bot"]')).pop();
 		const a = m.querySelectorAll("a"); const s = m.querySelectorAll("strong");
-		return [s.length, s[0] && s[0].textContent, a.length, a[0] && a[0].getAttribute("href"), a[0] && a[0].getAttribute("rel"), m.querySelectorAll("b").length, m.textContent.includes("[this](javascript:alert(1))")].join("|"); })()`)
-	if got != "1|Account → Orders|1|https://example.com/help|noopener noreferrer nofollow|0|true" {
+		return [s.length, s[0] && s[0].textContent, a.length, a[0] && a[0].getAttribute("href"), a[0] && a[0].getAttribute("rel"), a[1] && a[1].getAttribute("href"), a[1] && a[1].textContent, m.querySelectorAll("b").length, m.textContent.includes("[this](javascript:alert(1))")].join("|"); })()`)
+	if got != "1|Account → Orders|2|https://example.com/help|noopener noreferrer nofollow|https://example.com/Terms_(EU)|the terms|0|true" {
 		t.Fatalf("rendered answer: %s", got)
 	}
 	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("tandem-input").value = "\u200b\u200b \u2060"`),

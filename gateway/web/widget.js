@@ -295,8 +295,10 @@
   // richText renders the little Markdown that answers use — **bold** and
   // [links](https://…) — as elements built node by node (never HTML):
   // customers saw the asterisks. Other text, and links to anything but
-  // http(s), stay as they are.
-  var richRe = /\*\*([^*\n]{1,500})\*\*|\[([^\]\n]{1,200})\]\((https?:\/\/[^\s)]{1,2000})\)/g;
+  // http(s), stay as they are. An address may hold pairs of parentheses
+  // (https://en.wikipedia.org/wiki/Mercury_(planet)); the first unpaired
+  // ")" ends the link.
+  var richRe = /\*\*([^*\n]{1,500})\*\*|\[([^\]\n]{1,200})\]\((https?:\/\/(?:[^\s()]|\([^\s()]{0,200}\)){1,2000})\)/g;
   function richText(text) {
     var span = el("span", { "class": "tandem-text", dir: "auto" });
     text = String(text == null ? "" : text);
