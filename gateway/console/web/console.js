@@ -133,21 +133,29 @@
   function pct(x) { return Math.round((x || 0) * 100) + "%"; }
 
   // ---- login -------------------------------------------------------------------
+  // postLogin asks for a token: {status, body, message} (message: why not).
+  function postLogin(email, password) {
+    return fetch("/api/v1/agents/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email: email, password: password }) })
+      .then(function (r) { return r.json().then(function (j) { return { status: r.status, body: j, retry: r.headers.get("Retry-After") }; }); })
+      .then(function (res) {
+        if (res.status !== 200) {
+          res.message = (res.body && res.body.error && res.body.error.message) || "Sign-in failed.";
+          if (res.status === 429 && +res.retry) { res.message += " (try again in " + (+res.retry) + " s)"; }
+        }
+        return res;
+      });
+  }
   $("login-form").addEventListener("submit", function (e) {
     e.preventDefault();
     $("login-error").textContent = "";
     var email = $("login-email").value.trim(), password = $("login-password").value;
     if (!email || !password) { $("login-error").textContent = "Enter your email and password."; return; }
     $("login-submit").disabled = true;
-    fetch("/api/v1/agents/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email: email, password: password }) })
-      .then(function (r) { return r.json().then(function (j) { return { status: r.status, body: j, headers: { retry: r.headers.get("Retry-After") } }; }); })
+    postLogin(email, password)
       .then(function (res) {
         $("login-submit").disabled = false;
         if (res.status !== 200) {
-          var msg = (res.body && res.body.error && res.body.error.message) || "Sign-in failed.";
-          var wait = res.status === 429 && res.headers && +res.headers.retry;
-          if (wait) { msg += " (try again in " + wait + " s)"; }
-          $("login-error").textContent = msg;
+          $("login-error").textContent = res.message;
           $("login-password").focus();
           return;
         }
@@ -180,6 +188,55 @@
     })();
   });
 
+  // ---- session expiry ------------------------------------------------------------
+  // A console token lasts the agent token TTL; at its end the server closes
+  // the console (4401) and the agent signs in again — by then their chats
+  // may be back in the queue. Ten minutes before the end (half the
+  // lifetime of a shorter token) a bar asks for the password and swaps in
+  // a fresh token; the console reconnects with it at once, well within the
+  // disconnect grace period, so the agent keeps every chat. (The password,
+  // not the old token, buys the new one: a stolen token cannot be
+  // extended.)
+  function tokenTimes(tok) {
+    try {
+      var p = JSON.parse(atob(tok.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+      return { iat: (+p.iat || 0) * 1000, exp: (+p.exp || 0) * 1000 };
+    } catch (e) { return null; }
+  }
+  function checkExpiry() {
+    var t = token && me ? tokenTimes(token) : null, bar = $("renew");
+    if (!t || !t.exp) { bar.hidden = true; return; }
+    var left = t.exp - Date.now(), warnAt = Math.min(10 * 60000, t.iat ? (t.exp - t.iat) / 2 : 10 * 60000);
+    if (left > warnAt) { bar.hidden = true; return; }
+    var mins = Math.ceil(Math.max(0, left) / 60000);
+    var at = new Date(t.exp).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    $("renew-text").textContent = "Your session ends " + (mins <= 1 ? "within a minute" : "in " + mins + " minutes") + " (" + at + "). Enter your password to stay signed in and keep your chats.";
+    if (bar.hidden) { bar.hidden = false; toast("Your session ends at " + at + ": enter your password in the bar at the top to stay signed in."); }
+  }
+  setInterval(checkExpiry, 15000);
+  $("renew").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var email = (me && me.email) || sessionStorage.getItem(EMAIL_KEY) || "", password = $("renew-password").value, was = me && me.id;
+    $("renew-error").textContent = "";
+    if (!password) { $("renew-error").textContent = "Enter your password."; $("renew-password").focus(); return; }
+    $("renew-submit").disabled = true;
+    postLogin(email, password)
+      .then(function (res) {
+        $("renew-submit").disabled = false;
+        if (!token || !me || me.id !== was) { return; }
+        if (res.status !== 200) { $("renew-error").textContent = res.message; $("renew-password").focus(); return; }
+        if (!res.body.agent || res.body.agent.id !== me.id) { $("renew-error").textContent = "That is another account."; return; }
+        token = res.body.token;
+        sessionStorage.setItem(TOKEN_KEY, token);
+        $("renew-password").value = "";
+        $("renew").hidden = true;
+        var t = tokenTimes(token);
+        if (t && t.exp) { toast("You stay signed in until " + new Date(t.exp).toLocaleString([], { weekday: "short", hour: "2-digit", minute: "2-digit" }) + "."); }
+        connect();
+      })
+      .catch(function () { $("renew-submit").disabled = false; $("renew-error").textContent = "Cannot reach the server."; });
+  });
+
   function signOut(msg) {
     var unsent = outbox.filter(function (x) { return !x.failed; }).length;
     saveOutbox();
@@ -192,6 +249,7 @@
     $("composer-input").value = "";
     document.title = BASE_TITLE;
     $("app").hidden = true; $("me").hidden = true; $("login").hidden = false;
+    $("renew").hidden = true; $("renew-password").value = ""; $("renew-error").textContent = "";
     $("conn-status").textContent = msg || "Signed out";
     // Signed out by the server (an expired token): the email is kept, the
     // password asked for.
@@ -308,7 +366,7 @@
     convs = {};
     $("login").hidden = true; $("app").hidden = false; $("me").hidden = false;
     $("conn-status").textContent = "Connected";
-    renderMe(); renderCanned(); renderLists();
+    renderMe(); renderCanned(); renderLists(); checkExpiry();
     if (selected && !ticketOf(selected)) { select(""); } else { renderConv(); }
     clearInterval(pingTimer);
     welcomed = true;
