@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tandem-chat/tandem"
+	"github.com/tandem-chat/tandem/internal/jsonx"
 )
 
 // Format is a bulk import/export format.
@@ -244,17 +245,6 @@ func decodeObject(raw []byte) (tandem.FAQ, error) {
 	return w.faq(), nil
 }
 
-// wireFields are wireFAQ's JSON field names.
-var wireFields = func() map[string]bool {
-	out := map[string]bool{}
-	t := reflect.TypeFor[wireFAQ]()
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		out[name] = true
-	}
-	return out
-}()
-
 // decodeWire decodes one JSON object (valid UTF-8) into a wireFAQ
 // strictly: no unknown field, field names in their exact case
 // (encoding/json alone matches "External_Id" to external_id, which the
@@ -274,16 +264,9 @@ func decodeWire(raw []byte) (wireFAQ, map[string]bool, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return wireFAQ{}, nil, tandem.Errorf(tandem.EINVALID, "trailing data after the JSON object")
 	}
-	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &keys); err != nil {
-		return wireFAQ{}, nil, rowError(err)
-	}
-	sent := make(map[string]bool, len(keys))
-	for k := range keys {
-		if !wireFields[k] {
-			return wireFAQ{}, nil, tandem.Errorf(tandem.EINVALID, "unknown field %q (field names are lower case, as in %q)", k, strings.ToLower(k))
-		}
-		sent[k] = true
+	sent, err := jsonx.ExactKeys(raw, &w)
+	if err != nil {
+		return wireFAQ{}, nil, tandem.Errorf(tandem.EINVALID, "%v", err)
 	}
 	if err := w.stamps(); err != nil {
 		return wireFAQ{}, nil, err

@@ -19,6 +19,7 @@ import (
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/gateway"
 	"github.com/tandem-chat/tandem/handoff"
+	"github.com/tandem-chat/tandem/internal/jsonx"
 )
 
 // maxAgentBody bounds agents API request bodies.
@@ -162,6 +163,11 @@ func decodeBytes(body []byte, v any) error {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return tandem.Errorf(tandem.EINVALID, "body must hold one JSON object and nothing after it")
+	}
+	// Field names as documented, in their case: encoding/json alone took
+	// {"Display_Name": …} and, of {"email": a, "EMAIL": b}, the last.
+	if _, err := jsonx.ExactKeys(body, v); err != nil {
+		return tandem.Errorf(tandem.EINVALID, "%v", err)
 	}
 	return nil
 }

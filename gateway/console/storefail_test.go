@@ -233,6 +233,34 @@ func TestAgentsAPINamesTheBadField(t *testing.T) {
 	}
 }
 
+// TestAgentsAPIExactFieldNames: field names are matched as documented,
+// not case-insensitively — a PATCH with "Display_Name" answered 200 and
+// changed the name while a check of the body's fields saw no display_name,
+// and of {"max_chats": 2, "MAX_CHATS": 9} the last one won.
+func TestAgentsAPIExactFieldNames(t *testing.T) {
+	e := newEnv(t)
+	ann, _ := e.agent("ann@example.com", "Ann", nil)
+	for _, body := range []string{
+		`{"Display_Name":"Anna"}`,
+		`{"max_chats":2,"MAX_CHATS":9}`,
+	} {
+		code, raw := e.do("PATCH", "/api/v1/agents/"+ann.ID, testAdmin, json.RawMessage(body))
+		if code != 400 || !strings.Contains(string(raw), "unknown field") {
+			t.Errorf("PATCH %s: %d %s", body, code, raw)
+		}
+	}
+	if code, raw := e.do("POST", "/api/v1/agents", testAdmin, json.RawMessage(`{"Email":"b@example.com","display_name":"B","password":"password1"}`)); code != 400 || !strings.Contains(string(raw), `\"email\"`) {
+		t.Errorf("POST with Email: %d %s", code, raw)
+	}
+	code, raw := e.do("GET", "/api/v1/agents/"+ann.ID, testAdmin, nil)
+	if code != 200 || !strings.Contains(string(raw), `"display_name":"Ann"`) || strings.Contains(string(raw), `"max_chats":9`) {
+		t.Errorf("the agent changed: %d %s", code, raw)
+	}
+	if code, raw := e.do("PATCH", "/api/v1/agents/"+ann.ID, testAdmin, json.RawMessage(`{"display_name":"Anna","max_chats":2}`)); code != 200 {
+		t.Errorf("a documented PATCH: %d %s", code, raw)
+	}
+}
+
 // offersFailStore fails the listing of an agent's pending offers while
 // broken is set (disabling withdraws them).
 type offersFailStore struct {
