@@ -317,3 +317,62 @@ func TestBrowserWidgetSignedTier(t *testing.T) {
 		t.Fatalf("customer = %+v, want a verified VIP", conv.Customer)
 	}
 }
+
+// A signed-in customer who signs out of the site leaves the widget's token
+// in the browser: the next page without their identity gets a new
+// anonymous conversation (it resumed theirs: transcript and all, for the
+// next person at the browser), and what they left unsent is not sent
+// into it.
+func TestBrowserWidgetSignedOutCustomerIsForgotten(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := browsertest.Start(t, 390, 844)
+	browsertest.Do(t, ctx, chromedp.Navigate(ts.URL+"/healthz"))
+	embed := func(identity string) {
+		t.Helper()
+		browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+			const s = document.createElement("script");
+			s.src = "/widget.js";
+			for (const [k, v] of Object.entries(Object.assign({"data-site-key": %q, "data-open": "true"}, %s))) { s.setAttribute(k, v); }
+			document.body.appendChild(s);
+		})()`, testSiteSigned, identity)))
+		waitFor(t, ctx, "the widget to connect", `document.getElementById("tandem-status") && document.getElementById("tandem-status").textContent === "Online"`)
+	}
+	sig := gateway.SignIdentity([]byte(testSiteSecret), "ada")
+	embed(fmt.Sprintf(`{"data-user-id": "ada", "data-user-signature": %q}`, sig))
+	sendFromWidget(t, ctx, "my address is 1 Main Street")
+	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: my address is 1 Main Street") && `+noPendingLeft)
+	adaConv, err := ts.Log.LatestConversation(context.Background(), testSiteSigned, "u:ada")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Something Ada wrote that never left (stored as the widget stores
+	// its outbox), then she signs out: the page no longer names her.
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+		const k = Object.keys(localStorage).find(k => k.startsWith("tandem:v1:"));
+		const s = JSON.parse(localStorage.getItem(k));
+		s.outbox.push({client_id: "ada-unsent-1", type: "message", text: "my card ends in 4242"});
+		localStorage.setItem(k, JSON.stringify(s));
+	})()`), chromedp.Navigate(ts.URL+"/healthz"))
+	embed(`{}`)
+	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+	if conv == adaConv.ID {
+		t.Fatal("the signed-out page resumed Ada's conversation")
+	}
+	sendFromWidget(t, ctx, "hello")
+	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: hello") && `+noPendingLeft)
+	if txt := browsertest.Eval[string](t, ctx, `document.getElementById("tandem-log").textContent`); strings.Contains(txt, "Main Street") || strings.Contains(txt, "4242") {
+		t.Fatalf("the next person sees Ada's chat: %q", txt)
+	}
+	msgs, err := ts.Log.Messages(context.Background(), conv, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if strings.Contains(m.Text, "4242") {
+			t.Fatalf("Ada's unsent message went into the next person's conversation: %+v", m)
+		}
+	}
+	if c, err := ts.Log.Conversation(context.Background(), conv); err != nil || c.Customer.Verified {
+		t.Fatalf("the next person's conversation: %+v, %v", c.Customer, err)
+	}
+}

@@ -71,6 +71,12 @@ func (c *Chat) handleSessionPreflight(w http.ResponseWriter, r *http.Request) {
 // bound to one conversation.
 func (c *Chat) handleSession(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	// Every answer, errors too, is readable by the calling page: a widget
+	// embedded on another site must see "unknown site key" or "origin not
+	// allowed" (and stop) rather than a network error it retries forever.
+	// Errors carry nothing secret; a token is issued only to an allowed
+	// origin (below).
+	allowCORS(w, r)
 	if c.draining.Load() {
 		WriteError(w, r, c.logger, tandem.Errorf(tandem.EUNAVAILABLE, "server is restarting; retry"))
 		return
@@ -107,7 +113,6 @@ func (c *Chat) handleSession(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, c.logger, tandem.Errorf(tandem.EFORBIDDEN, "origin not allowed for this site"))
 		return
 	}
-	allowCORS(w, r)
 	if !validLocale(req.Locale) {
 		req.Locale = "" // a hint only: ignored rather than refused
 	}
@@ -157,8 +162,12 @@ func (c *Chat) handleSession(w http.ResponseWriter, r *http.Request) {
 func (c *Chat) resumeSession(ctx context.Context, req SessionRequest, site Site, verified tandem.Customer) (tandem.Conversation, bool) {
 	var closed *tandem.Conversation
 	if req.Token != "" {
+		// A token issued to a signed-in customer resumes only with the same
+		// signed identity: after they sign out of the site, the next person
+		// at the browser (the token is still in its storage) gets a new
+		// conversation, not theirs.
 		if p, err := c.auth.Parse(req.Token); err == nil && p.Role == RoleCustomer && p.SiteKey == site.Key &&
-			(verified.ID == "" || verified.ID == p.ID) {
+			(verified.ID == "" && !p.Verified || verified.ID == p.ID) {
 			if conv, err := c.log.Conversation(ctx, p.ConversationID); err == nil && conv.Customer.ID == p.ID {
 				if conv.Mode != tandem.ModeClosed {
 					return conv, true

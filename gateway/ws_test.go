@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -470,8 +471,10 @@ func TestOriginAllowListAndIdentity(t *testing.T) {
 		t.Fatalf("verified user got a new conversation: %s vs %s", s2.ConversationID, s.ConversationID)
 	}
 	// Once it is closed: a new session starts a new conversation; the old
-	// device's token then resumes that open one, not the closed one
-	// (without the identity, the token alone resumes its closed one).
+	// device's token then resumes that open one, not the closed one.
+	// Without the identity (the customer signed out of the site; the next
+	// person at the browser still has the token) the token resumes
+	// nothing: a new anonymous conversation.
 	if _, err := ts.Log.SetMode(context.Background(), s.ConversationID, tandem.ModeClosed, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -493,10 +496,13 @@ func TestOriginAllowListAndIdentity(t *testing.T) {
 	if back := verified(map[string]any{"token": s.Token}); back.ConversationID != fresh.ConversationID {
 		t.Fatalf("old device's closed token = %s, want the open %s", back.ConversationID, fresh.ConversationID)
 	}
-	code, raw = ts.post(t, "/v1/widget/session", map[string]any{"site_key": testSiteKey2, "token": s.Token}, "https://shop.example")
-	var alone gateway.SessionResponse
-	if _ = json.Unmarshal([]byte(raw), &alone); code != 200 || alone.ConversationID != s.ConversationID {
-		t.Fatalf("the closed token alone = %d %s, want its conversation %s", code, raw, s.ConversationID)
+	for _, tok := range []string{s.Token, fresh.Token} {
+		code, raw = ts.post(t, "/v1/widget/session", map[string]any{"site_key": testSiteKey2, "token": tok}, "https://shop.example")
+		var alone gateway.SessionResponse
+		if _ = json.Unmarshal([]byte(raw), &alone); code != 200 || alone.ConversationID == s.ConversationID || alone.ConversationID == fresh.ConversationID ||
+			alone.Customer.Verified || alone.Customer.Name != "" || alone.LastSeq != 0 {
+			t.Fatalf("a signed-in customer's token without the identity = %d %s, want a new anonymous conversation", code, raw)
+		}
 	}
 	// Wrong signature (e.g. signed for another user).
 	bad := gateway.SignIdentity([]byte(testSiteSecret), "user-43")
@@ -512,6 +518,36 @@ func TestOriginAllowListAndIdentity(t *testing.T) {
 	c.send(map[string]any{"type": "hello", "token": s.Token})
 	if f := c.next(); f.Code != "unauthorized" {
 		t.Fatalf("cross-site token = %s", f.raw)
+	}
+}
+
+// A widget on another site can read the session endpoint's refusals (the
+// CORS header is on errors too): it showed "Offline — reconnecting…" and
+// retried forever on an unknown site key or a foreign origin, since the
+// browser hid the answer from it.
+func TestSessionErrorsReadableCrossOrigin(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	for _, tc := range []struct {
+		body   string
+		origin string
+		code   int
+	}{
+		{`{"site_key":"` + testSiteKey2 + `"}`, "https://evil.example", 403},
+		{`{"site_key":"no-such-site"}`, "https://shop.example", 404},
+		{`{"site_key":`, "https://shop.example", 400},
+	} {
+		req, _ := http.NewRequest("POST", ts.URL+"/v1/widget/session", strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Origin", tc.origin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || resp.Header.Get("Access-Control-Allow-Origin") != tc.origin {
+			t.Errorf("%s from %s: %d, Access-Control-Allow-Origin %q: %s", tc.body, tc.origin, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"), raw)
+		}
 	}
 }
 

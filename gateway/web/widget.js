@@ -89,6 +89,16 @@
     }
     return out;
   }
+  // dropOutbox forgets every unsent item, this tab's and those other tabs
+  // stored (which save would otherwise merge back).
+  function dropOutbox() {
+    var stored = null;
+    try { stored = JSON.parse(localStorage.getItem(storeKey) || "null"); } catch (e) { /* corrupt or unavailable */ }
+    state.outbox.concat(stored && Array.isArray(stored.outbox) ? stored.outbox : []).forEach(function (x) {
+      if (x && typeof x.client_id === "string") { goneIds[x.client_id] = true; }
+    });
+    state.outbox = [];
+  }
   // resetConversation switches to another conversation (a new visitor's
   // first session, an expired one replaced, a log reset). The outbox is
   // kept: its messages were never acknowledged, so they go to the new
@@ -730,8 +740,14 @@
           if (code === "unauthorized") { state.token = ""; save(); }
           setStatus("Reconnecting…"); scheduleReconnect(); return;
         }
-        var s = res.body;
+        var s = res.body, who = (s.customer && s.customer.id) || "";
+        // No longer the signed-in customer of before (they signed out of
+        // the site, or another one signed in): what they left unsent is
+        // theirs, not this person's to send. (An anonymous visitor who
+        // signs in keeps theirs.)
+        if (state.customerVerified && who !== state.customerId) { dropOutbox(); }
         if (s.conversation_id !== state.conversationId) { resetConversation(s.conversation_id); }
+        state.customerId = who; state.customerVerified = !!(s.customer && s.customer.verified);
         state.token = s.token; save();
         connect(s);
       }, function () { clearTimeout(abortTimer); starting = false; if (!ws) { setStatus("Offline — reconnecting…"); scheduleReconnect(); } });
