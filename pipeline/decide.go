@@ -136,7 +136,7 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 		if p.deps.LLM.Open() {
 			p.m.llm.WithLabelValues("breaker_open").Inc()
 			llmFailed = true
-			if pol.LLM.OnFailure == "escalate" || !canFallBack {
+			if pol.LLM.OnFailure == "escalate" || !canFallBack && !nlu.OutOfScope {
 				return p.escalate(t, turn, tandem.EscalateBreakerOpen, "the answer generator is unavailable"), false, nil
 			}
 		} else {
@@ -161,16 +161,23 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 				if ctx.Err() != nil {
 					return tandem.Reply{}, false, turnEnded(ctx)
 				}
+				llmFailed = true
+				if errors.Is(gerr, ErrBusy) {
+					// A full house says nothing about the server: the turn
+					// answers as without a generator (a traffic peak sent
+					// every unanswerable question to the agents).
+					p.m.llm.WithLabelValues("busy").Inc()
+					break
+				}
 				if BreakerRefused(gerr) { // half-open, its probe in flight
 					p.m.llm.WithLabelValues("breaker_open").Inc()
-				} else if errors.Is(gerr, ErrBusy) {
-					p.m.llm.WithLabelValues("busy").Inc()
 				} else {
 					p.m.llm.WithLabelValues("error").Inc()
 				}
-				llmFailed = true
 				p.log.WarnContext(ctx, "llm answer failed", "conversation", turn.ConversationID, "err", gerr)
-				if pol.LLM.OnFailure == "escalate" || !canFallBack {
+				// Out of scope ("what is the capital of France?"), the
+				// generator would have declined: no person is needed.
+				if pol.LLM.OnFailure == "escalate" || !canFallBack && !nlu.OutOfScope {
 					return p.escalate(t, turn, tandem.EscalateBreakerOpen, "answer generation failed"), false, nil
 				}
 			}

@@ -39,13 +39,13 @@ type LLMConfig struct {
 	MaxDuration       time.Duration
 	MaxTokens         int     // [400]
 	Temperature       float32 // [0.2]
-	// Breaker: open after ConsecutiveFailures [5] failures in a row, stay open
-	// OpenFor [30s], then let HalfOpenRequests [1] through; counts reset every
-	// Interval [60s] while closed.
+	// Breaker: open after ConsecutiveFailures [5] failures in a row (only a
+	// success resets the count: no time window, so failures that each take
+	// a first-token timeout on a quiet site still add up), stay open
+	// OpenFor [30s], then let HalfOpenRequests [1] through.
 	ConsecutiveFailures uint32
 	OpenFor             time.Duration
 	HalfOpenRequests    uint32
-	Interval            time.Duration
 	// Company is named in the system prompt ["our company"].
 	Company string
 	// MaxConcurrent bounds the calls in flight to the server [64]. A call
@@ -80,9 +80,6 @@ func (c LLMConfig) withDefaults() LLMConfig {
 	}
 	if c.HalfOpenRequests == 0 {
 		c.HalfOpenRequests = 1
-	}
-	if c.Interval <= 0 {
-		c.Interval = 60 * time.Second
 	}
 	if c.Company == "" {
 		c.Company = "our company"
@@ -124,7 +121,27 @@ func BreakerRefused(err error) bool {
 // isNoAnswer reports whether a model's text is the NO_ANSWER sentinel,
 // also when wrapped in markdown or quotes or said after an apology ("Sorry,
 // I cannot help with that. NO_ANSWER"): no real answer contains the word.
-func isNoAnswer(text string) bool { return strings.Contains(text, noAnswer) }
+func isNoAnswer(text string) bool { return strings.Contains(sentinelFold(text), noAnswer) }
+
+// sentinelFold maps what models write for the sentinel to NO_ANSWER:
+// "no_answer" in any case, and "NO ANSWER" or "NO-ANSWER" in capitals
+// ("no answer" in lower case is English: "if there is no answer within
+// two days, call us"). The result has s's length in bytes, so offsets into
+// it are offsets into s.
+func sentinelFold(s string) string {
+	b := []byte(s)
+	for i := 0; i+len(noAnswer) <= len(s); i++ {
+		if (s[i+2] == ' ' || s[i+2] == '-') && s[i:i+2] == "NO" && s[i+3:i+len(noAnswer)] == "ANSWER" {
+			b[i+2] = '_'
+		}
+	}
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}
 
 // sentinelStart trims what may come before a leading sentinel: spaces,
 // and markdown or quotes around it (`NO_ANSWER`, **NO_ANSWER**).
@@ -194,7 +211,12 @@ func NewLLM(cfg LLMConfig) (*LLM, error) {
 	l.cb = gobreaker.NewCircuitBreaker(gobreaker.Settings{
 		Name:        "llm",
 		MaxRequests: cfg.HalfOpenRequests,
-		Interval:    cfg.Interval,
+		// Interval 0: the counts are never cleared while closed. With a
+		// window (it was 60 s) failures of 10–30 s each, a few a minute,
+		// never reached five in one window, and gobreaker drops the result
+		// of a call that started before a reset: the breaker never opened
+		// and every turn waited for the timeout.
+		Interval:    0,
 		Timeout:     cfg.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.ConsecutiveFailures },
 		IsSuccessful: func(err error) bool {
@@ -431,7 +453,7 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 		}
 		if !sentinelChecked {
 			held += d
-			trimmed := sentinelStart(held)
+			trimmed := sentinelFold(sentinelStart(held))
 			if len(trimmed) < len(noAnswer) && strings.HasPrefix(noAnswer, trimmed) {
 				continue // could still be the sentinel
 			}
@@ -448,7 +470,7 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 			continue
 		}
 		held += d
-		if strings.Contains(held, noAnswer) {
+		if strings.Contains(sentinelFold(held), noAnswer) {
 			declined, held = true, ""
 			continue
 		}
@@ -477,8 +499,9 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 // sentinelTail is the length of the longest end of s that could begin the
 // NO_ANSWER sentinel.
 func sentinelTail(s string) int {
-	for k := min(len(s), len(noAnswer)-1); k > 0; k-- {
-		if strings.HasPrefix(noAnswer, s[len(s)-k:]) {
+	f := sentinelFold(s)
+	for k := min(len(f), len(noAnswer)-1); k > 0; k-- {
+		if strings.HasPrefix(noAnswer, f[len(f)-k:]) {
 			return k
 		}
 	}

@@ -66,6 +66,38 @@ func TestLLMBusyFallsBackWithoutCallingTheServer(t *testing.T) {
 	}
 }
 
+// TestLLMBusyNeverEscalates: a turn with nothing to fall back to (no FAQ
+// strong enough, no configured response) that finds the generator busy
+// answers as without a generator; it escalated with llm_unavailable, so a
+// traffic peak sent every unanswerable question to the agents.
+func TestLLMBusyNeverEscalates(t *testing.T) {
+	f := newFakeOpenAI(t, groundedAnswer)
+	l := newLLM(t, f, func(c *LLMConfig) {
+		c.MaxConcurrent = 1
+		c.QueueTimeout = 20 * time.Millisecond
+	})
+	p := newTestPipeline(t, func(c *Config, d *Deps) { d.LLM = l; d.Retriever = weakRetriever{} })
+	f.mode.Store("slow")
+	slowCtx, cancelSlow := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = p.Respond(slowCtx, turn("busy-a", "something else entirely"))
+	}()
+	for f.requests.Load() < 1 {
+		time.Sleep(2 * time.Millisecond)
+	}
+	r, err := p.Respond(context.Background(), turn("busy-b", "something else entirely"))
+	cancelSlow()
+	<-done
+	if err != nil || r.Kind == tandem.ReplyEscalate {
+		t.Fatalf("with the generator busy: %+v %v, want no escalation", r, err)
+	}
+	if got := testutil.ToFloat64(p.m.llm.WithLabelValues("busy")); got != 1 {
+		t.Fatalf("busy count = %v, want 1", got)
+	}
+}
+
 // TestServerIgnoringStreamFlag: a server that answers a streaming request
 // with one plain JSON completion (it ignores "stream": true) still gives
 // answers: the first call asks again without streaming, later calls do not

@@ -266,10 +266,16 @@ func TestLLMFailureFallsBackToIntentResponse(t *testing.T) {
 	if l.BreakerState() != "open" {
 		t.Fatalf("breaker = %s", l.BreakerState())
 	}
-	// Without an FAQ or a response to fall back to, it still escalates.
-	r, err := p.Respond(ctx, turn("resp-x", "something else entirely"))
+	// Without an FAQ or a response to fall back to, an in-scope question
+	// still escalates; an out-of-scope one (the generator would have
+	// declined it) gets the fallback, not a person.
+	r, err := p.Respond(ctx, turn("resp-x", "something vague"))
 	if err != nil || r.Kind != tandem.ReplyEscalate || r.Escalation.Reason != tandem.EscalateBreakerOpen {
 		t.Fatalf("nothing to fall back to: %+v %v", r, err)
+	}
+	r, err = p.Respond(ctx, turn("resp-y", "something else entirely"))
+	if err != nil || r.Kind != tandem.ReplyFallback {
+		t.Fatalf("out of scope with the breaker open: %+v %v", r, err)
 	}
 }
 
@@ -341,7 +347,8 @@ func TestSentinelVariants(t *testing.T) {
 	for _, tc := range []struct {
 		answer     string
 		noStreamed bool
-	}{{"`NO_ANSWER`", true}, {"**NO_ANSWER**", true}, {`"NO_ANSWER"`, true}, {"Sorry, I cannot help with that. NO_ANSWER", false}} {
+	}{{"`NO_ANSWER`", true}, {"**NO_ANSWER**", true}, {`"NO_ANSWER"`, true}, {"Sorry, I cannot help with that. NO_ANSWER", false},
+		{"No_Answer", true}, {"no_answer", true}, {"NO ANSWER", false}, {"Sorry. no_answer.", false}} {
 		f := newFakeOpenAI(t, tc.answer)
 		for _, noStream := range []bool{false, true} {
 			l := newLLM(t, f, func(c *LLMConfig) { c.NoStream = noStream })
@@ -349,10 +356,22 @@ func TestSentinelVariants(t *testing.T) {
 			if out, err := l.Generate(context.Background(), "q", src, d.add); err != ErrNoAnswer {
 				t.Errorf("%q (no stream %v): %q, %v; want ErrNoAnswer", tc.answer, noStream, out, err)
 			}
-			if tc.noStreamed && strings.Contains(d.String(), "NO_") || strings.Contains(d.String(), "NO_ANSWER") {
+			if streamed := strings.ToUpper(d.String()); tc.noStreamed && strings.Contains(streamed, "NO_") || strings.Contains(streamed, "NO_ANSWER") {
 				t.Errorf("%q: sentinel streamed: %q", tc.answer, d.String())
 			}
 		}
+	}
+}
+
+// "no answer" in lower case is English, not the sentinel: such an answer
+// is an answer.
+func TestNoAnswerInWordsIsAnAnswer(t *testing.T) {
+	src := []tandem.FAQ{{ID: "f1", Question: "How do I track my order?", Answer: "Orders page."}}
+	const answer = "Track it on the Orders page [1]; if there is no answer within two days, write to us."
+	f := newFakeOpenAI(t, answer)
+	l := newLLM(t, f, nil)
+	if out, err := l.Generate(context.Background(), "q", src, nil); err != nil || out != answer {
+		t.Fatalf("%q, %v", out, err)
 	}
 }
 
