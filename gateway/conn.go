@@ -37,6 +37,15 @@ type FrameHandler interface {
 	Closed(c *Conn)
 }
 
+// PongHandler is implemented by a FrameHandler that wants to know of the
+// peer's pongs: an answer to the server's ping shows a client alive that
+// sends no frames of its own (the agent console counts it as a presence
+// heartbeat). HandlePong runs on the read goroutine, between frames, and
+// only after the hello.
+type PongHandler interface {
+	HandlePong(ctx context.Context, c *Conn)
+}
+
 // Conn is one WebSocket connection: a read goroutine that hands frames to
 // its FrameHandler and one writer goroutine that drains a bounded queue.
 // Conversation messages are written in seq order, exactly once per
@@ -366,7 +375,11 @@ func (c *Conn) readLoop() {
 		}
 		return time.Now().Add(cfg.PongWait)
 	}
+	ph, _ := c.handler.(PongHandler)
 	c.ws.SetPongHandler(func(string) error {
+		if ph != nil && c.authed.Load() && !c.ignoring.Load() {
+			c.handlePong(ph)
+		}
 		return c.ws.SetReadDeadline(deadline())
 	})
 	for {
@@ -428,6 +441,16 @@ func (c *Conn) handleFrame(data []byte) {
 		}
 	}()
 	c.handler.HandleFrame(c.ctx, c, data)
+}
+
+func (c *Conn) handlePong(ph PongHandler) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.chat.logger.Error("panic in a pong handler", "conn", c.id, "panic", v, "stack", string(debug.Stack()))
+			c.Close(WSCloseCode(tandem.EINTERNAL), "internal error", false)
+		}
+	}()
+	ph.HandlePong(c.ctx, c)
 }
 
 func (c *Conn) writeLoop() {

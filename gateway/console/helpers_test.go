@@ -72,6 +72,8 @@ type nodeOpts struct {
 	heartbeatTimeout time.Duration
 	// logger, when set, receives the node's logs (default: discarded).
 	logger *slog.Logger
+	// pingInterval, when set, is how often the server pings its sockets.
+	pingInterval time.Duration
 }
 
 func newNode(t *testing.T, o nodeOpts) *env {
@@ -113,7 +115,7 @@ func newNode(t *testing.T, o nodeOpts) *env {
 	}
 	bus := o.bus
 	ho := &console.Handoff{Engine: eng}
-	chat, err := gateway.NewChat(gateway.ChatConfig{}, gateway.ChatDeps{
+	chat, err := gateway.NewChat(gateway.ChatConfig{PingInterval: o.pingInterval}, gateway.ChatDeps{
 		Log: o.log, Bus: bus, Auth: auth, Bot: testBot{}, Handoff: ho, AgentAccess: ho.AgentAccess,
 		Sites: gateway.StaticSites{"demo": {Key: "demo", AllowedOrigins: []string{"self"}}}, Logger: logger,
 	})

@@ -566,6 +566,17 @@ func (s *session) apply(ctx context.Context, e handoff.Event) {
 
 // Closed implements gateway.FrameHandler: the agent's presence session ends
 // (the engine's grace period starts when it was their last).
+// HandlePong counts the console's answer to a server ping as a presence
+// heartbeat (docs/handoff.md: "pong / any frame"): a console that is
+// connected but sends nothing (a client relying on WebSocket keepalive, a
+// browser throttling a background tab's timers) kept its socket open
+// while the engine re-queued its chats as disconnected.
+func (s *session) HandlePong(ctx context.Context, _ *gateway.Conn) {
+	if s.authed.Load() && !s.closed.Load() {
+		s.heartbeat(ctx)
+	}
+}
+
 func (s *session) Closed(*gateway.Conn) {
 	if !s.authed.Load() {
 		return
