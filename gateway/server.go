@@ -194,10 +194,14 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	failed, degraded := map[string]string{}, map[string]string{}
 	for _, c := range checks {
 		if err := c.Check(ctx); err != nil {
+			// The endpoint is public (load balancers call it without
+			// credentials): the cause — a database error names the user,
+			// database, host and port — goes to the log, not the answer.
+			s.logger.WarnContext(r.Context(), "readiness check failed", "check", c.Name, "degrades_only", c.Degrades, "err", err)
 			if c.Degrades {
-				degraded[c.Name] = err.Error()
+				degraded[c.Name] = "unavailable"
 			} else {
-				failed[c.Name] = err.Error()
+				failed[c.Name] = "unavailable"
 			}
 		}
 	}

@@ -117,7 +117,9 @@ func TestPathParamsDecoded(t *testing.T) {
 // answers 503.
 func TestReadyDegraded(t *testing.T) {
 	s := gateway.New(gateway.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	down := func(context.Context) error { return errors.New("not connected") }
+	down := func(context.Context) error {
+		return errors.New("failed to connect to `user=postgres database=shop`: 10.0.0.5:5432 (db.internal): dial error")
+	}
 	s.AddReadyCheck(gateway.ReadyCheck{Name: "nats", Check: down, Degrades: true})
 	rec := httptest.NewRecorder()
 	s.Router().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
@@ -129,5 +131,11 @@ func TestReadyDegraded(t *testing.T) {
 	s.Router().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "database") {
 		t.Fatalf("failed: %d %s", rec.Code, rec.Body)
+	}
+	// The public answer names the checks, not their causes.
+	for _, secret := range []string{"postgres", "shop", "10.0.0.5", "db.internal"} {
+		if strings.Contains(rec.Body.String(), secret) {
+			t.Fatalf("/readyz shows %q: %s", secret, rec.Body)
+		}
 	}
 }

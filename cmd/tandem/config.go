@@ -161,10 +161,10 @@ func (c Config) Validate() error {
 	if !slices.Contains(logFormats, c.LogFormat) {
 		bad("LOG_FORMAT (--log-format)", c.LogFormat, strings.Join(logFormats, ", "))
 	}
-	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 10*time.Minute {
+	if c.ShutdownTimeout < time.Millisecond || c.ShutdownTimeout > 10*time.Minute {
 		bad("TANDEM_SHUTDOWN_TIMEOUT (--shutdown-timeout)", c.ShutdownTimeout.String(), "a duration between 1ms and 10m, e.g. 15s")
 	}
-	if c.StageTimeout <= 0 || c.StageTimeout > 5*time.Minute {
+	if c.StageTimeout < time.Millisecond || c.StageTimeout > 5*time.Minute {
 		bad("TANDEM_STAGE_TIMEOUT (--stage-timeout)", c.StageTimeout.String(), "a duration between 1ms and 5m, e.g. 250ms")
 	}
 	for _, d := range []struct {
@@ -196,7 +196,13 @@ func (c Config) Validate() error {
 			bad(setting, redact(v), "a URL with scheme "+strings.Join(schemes, " or "))
 		}
 	}
-	checkURL("DATABASE_URL (--database-url)", c.DatabaseURL, "postgres", "postgresql")
+	if v := c.DatabaseURL; v != "" {
+		// libpq's URL forms, the Unix socket ones included
+		// (postgresql:///tandem, postgresql:///tandem?host=/var/run/postgresql).
+		if u, err := url.Parse(v); err != nil || u.Scheme != "postgres" && u.Scheme != "postgresql" || u.Host == "" && u.Path == "" && u.Query().Get("host") == "" {
+			bad("DATABASE_URL (--database-url)", redact(v), "a URL with scheme postgres or postgresql, e.g. postgres://user@db.example/tandem or postgresql:///tandem?host=/var/run/postgresql (a Unix socket)")
+		}
+	}
 	checkURL("NATS_URL (--nats-url)", c.NATSURL, "nats", "tls")
 	checkURL("LLM_BASE_URL (--llm-base-url)", c.LLM.BaseURL, "http", "https")
 	checkURL("TANDEM_PUBLIC_URL (--public-url)", c.PublicURL, "http", "https")
@@ -355,7 +361,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) envErro
 	if v := getenv("TANDEM_STAGE_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			errs["stage-timeout"] = fmt.Errorf("invalid TANDEM_STAGE_TIMEOUT %q: accepted values: a duration such as 250ms", v)
+			errs["stage-timeout"] = fmt.Errorf("invalid TANDEM_STAGE_TIMEOUT (--stage-timeout) %q: accepted values: a duration such as 250ms", v)
 		} else {
 			c.StageTimeout = d
 		}

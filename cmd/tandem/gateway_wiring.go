@@ -116,12 +116,18 @@ func parseSites(s string) (gateway.StaticSites, error) {
 		}
 		secret, origins := rest[:at], rest[at+1:]
 		site := gateway.Site{Key: key, Name: key, Secret: []byte(secret)}
-		for _, o := range strings.Split(origins, ",") {
+		for j, o := range strings.Split(origins, ",") {
 			o = strings.TrimSpace(o)
 			if o == "" {
 				continue
 			}
 			if err := checkOrigin(o); err != nil {
+				if !strings.Contains(o, "://") {
+					// Not even shaped like an origin: maybe the end of a
+					// secret holding '@' whose origins were forgotten. Not
+					// shown (errors never print a secret).
+					return nil, fmt.Errorf("site %q: origin %d is not *, self or scheme://host[:port] (not shown: it may be part of the secret; the origins follow the last '@')", key, j+1)
+				}
 				return nil, fmt.Errorf("site %q: origin %q: %w", key, o, err)
 			}
 			site.AllowedOrigins = append(site.AllowedOrigins, o)

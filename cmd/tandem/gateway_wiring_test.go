@@ -119,7 +119,8 @@ func TestParseSites(t *testing.T) {
 	if err != nil || string(sites["a"].Secret) != "s3cr@t==" {
 		t.Fatalf("secret with @ and =: %+v, %v", sites, err)
 	}
-	for _, bad := range []string{"topsecret@https://a.example", "a=topsecret@https://a.example/p", "a=topsecret@"} {
+	for _, bad := range []string{"topsecret@https://a.example", "a=topsecret@https://a.example/p", "a=topsecret@",
+		"a=Tr0ub4dor@topsecret" /* the origins forgotten: the secret's end taken for one */} {
 		if _, err := parseSites(bad); err == nil || strings.Contains(err.Error(), "topsecret") {
 			t.Errorf("%q: error %v shows the secret", bad, err)
 		}

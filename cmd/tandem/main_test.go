@@ -143,6 +143,9 @@ func TestBadConfigRejected(t *testing.T) {
 		{"demo site clash", nil, map[string]string{"TANDEM_SITES": "demo=s@https://a.example"}, []string{"TANDEM_SITES", `no site named "demo"`}},
 		{"retention unparsable", nil, map[string]string{"TANDEM_RETENTION": "xyz"}, []string{"TANDEM_RETENTION (--retention)", "2160h"}},
 		{"unknown flag", []string{"--no-such-flag"}, nil, []string{"no-such-flag"}},
+		{"stage timeout under 1ms", []string{"--stage-timeout", "1us"}, nil, []string{"TANDEM_STAGE_TIMEOUT", "between 1ms and 5m"}},
+		{"shutdown timeout under 1ms", nil, map[string]string{"TANDEM_SHUTDOWN_TIMEOUT": "1ns"}, []string{"TANDEM_SHUTDOWN_TIMEOUT", "between 1ms and 10m"}},
+		{"database url without host or database", nil, map[string]string{"DATABASE_URL": "postgres://"}, []string{"DATABASE_URL", "Unix socket"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,6 +161,18 @@ func TestBadConfigRejected(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDatabaseURLUnixSocket: libpq's Unix-socket URL forms are accepted
+// (they were refused as "not a URL with a scheme and host").
+func TestDatabaseURLUnixSocket(t *testing.T) {
+	for _, u := range []string{"postgresql:///tandem", "postgresql:///tandem?host=/var/run/postgresql&user=app"} {
+		c := DefaultConfig()
+		c.DatabaseURL = u
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
 	}
 }
 
