@@ -27,9 +27,21 @@ func ReleaseSlot(ctx context.Context) {
 	}
 }
 
-// Blank reports whether s shows nothing: only white space and format
-// characters (zero-width spaces, joiners, direction marks). A customer
-// message or an FAQ text that is Blank counts as empty.
+// Blank reports whether s shows nothing: only white space, format
+// characters (zero-width spaces, joiners, direction marks), combining
+// marks with nothing to combine with (variation selectors among them), and
+// the blank letters of Hangul and Braille (U+3164 HANGUL FILLER, U+2800
+// BRAILLE PATTERN BLANK…). A customer message or an FAQ text that is Blank
+// counts as empty. (Marks after a letter are kept: "é" as e + U+0301 is
+// text.)
 func Blank(s string) bool {
-	return strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) }) == ""
+	return strings.TrimFunc(s, invisible) == ""
+}
+
+func invisible(r rune) bool {
+	switch r {
+	case '\u115F', '\u1160', '\u3164', '\uFFA0', '\u2800':
+		return true
+	}
+	return unicode.IsSpace(r) || unicode.In(r, unicode.Cf, unicode.Mn, unicode.Me)
 }

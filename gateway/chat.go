@@ -24,10 +24,13 @@ import (
 // ChatConfig configures the customer chat: WebSocket limits, rate limits
 // and the bot dispatcher. Zero values take the defaults of Defaults.
 type ChatConfig struct {
-	// MaxFrameBytes is the WebSocket read limit (default 32 KiB: a
-	// message of MaxTextRunes characters fits whatever they are, six bytes
-	// each for control characters in JSON); larger frames close the
-	// connection with 1009.
+	// MaxFrameBytes is the WebSocket read limit (default 64 KiB: a
+	// message of MaxTextRunes characters fits whatever they are and however
+	// a client escapes them — twelve bytes each for a character beyond the
+	// Basic Multilingual Plane written as a surrogate pair of \u escapes,
+	// as Python's json.dumps does; 32 KiB closed such a message of 4,000
+	// emoji, and every resend of it); larger frames close the connection
+	// with 1009.
 	MaxFrameBytes int64
 	// SendQueue is each connection's outbound queue (default 64 frames);
 	// a connection that lets it overflow is closed as a slow consumer.
@@ -96,7 +99,7 @@ func (c ChatConfig) Defaults() ChatConfig {
 		}
 	}
 	if c.MaxFrameBytes == 0 {
-		c.MaxFrameBytes = 32 << 10
+		c.MaxFrameBytes = 64 << 10
 	}
 	def(&c.SendQueue, 64)
 	defd(&c.WriteTimeout, 10*time.Second)

@@ -2,10 +2,13 @@ package gateway_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/gateway"
@@ -204,7 +207,8 @@ func TestMalformedHelloIsInvalidNotUnauthorized(t *testing.T) {
 	}{
 		{"negative last_seq", map[string]any{"type": "hello", "token": s.Token, "last_seq": -1}, 4400},
 		{"Last_Seq negative, keys in another case", map[string]any{"Type": "hello", "Token": s.Token, "last_seq": -1}, 4400},
-		{"token of the wrong type", map[string]any{"type": "hello", "token": 5}, 4401},
+		{"token of the wrong type", map[string]any{"type": "hello", "token": 5}, 4400}, // the frame is malformed; the stored token may be fine
+		{"null token", map[string]any{"type": "hello", "token": nil}, 4401},
 		{"empty token", map[string]any{"type": "hello", "token": ""}, 4401},
 		{"not a hello", map[string]any{"type": "message", "client_id": "m", "text": "hi"}, 4401},
 	} {
@@ -237,6 +241,26 @@ func TestInvisibleMessageIsEmpty(t *testing.T) {
 	c.send(map[string]any{"type": "message", "client_id": "z2", "text": "👍\u200d"})
 	if f, _ := c.until(func(f frame) bool { return f.Type == "ack" || f.Type == "error" }); f.Type != "ack" {
 		t.Fatalf("a visible message with a joiner: %s, want an ack", f.raw)
+	}
+	// Blank letters and lone marks show nothing either.
+	for i, text := range []string{"\u3164", "\u2800\u2800", "\ufe0f", "\u0301"} {
+		c.send(map[string]any{"type": "message", "client_id": fmt.Sprint("z3-", i), "text": text})
+		if f, _ := c.until(func(f frame) bool { return f.Type == "ack" || f.Type == "error" }); f.Code != "invalid" {
+			t.Fatalf("%q: %s, want invalid empty", text, f.raw)
+		}
+	}
+}
+
+// A request for a person whose text shows nothing is stored with the
+// button's words, not as an invisible message in the agent's transcript.
+func TestInvisibleHandoffRequestGetsTheButtonsWords(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	c.send(map[string]any{"type": "handoff_request", "client_id": "h1", "text": "\u200b"})
+	f, _ := c.until(messageFrom(tandem.AuthorCustomer))
+	if m := f.msg(t); m.Text != "I would like to talk to a person." {
+		t.Fatalf("stored text %q", m.Text)
 	}
 }
 
@@ -282,5 +306,20 @@ func TestBotWithdrawsQueuedRequest(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second): // a hang guard
 		t.Fatal("the request for a person was not withdrawn")
+	}
+}
+
+// A message of 4,000 emoji written by a client that escapes characters
+// beyond the Basic Multilingual Plane as surrogate pairs (Python's
+// json.dumps: twelve bytes each, 48 KB) fits the read limit: it closed the
+// connection with 1009, and so did every resend.
+func TestEscapedEmojiMessageFits(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	raw := `{"type":"message","client_id":"e1","text":"` + strings.Repeat(`\ud83d\ude42`, 4000) + `"}`
+	c.sendRaw(websocket.TextMessage, []byte(raw))
+	if f, _ := c.until(func(f frame) bool { return f.Type == "ack" || f.Type == "error" }); f.Type != "ack" {
+		t.Fatalf("escaped emoji: %s", f.raw)
 	}
 }

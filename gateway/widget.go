@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -377,7 +378,7 @@ func (s *widgetSession) message(ctx context.Context, c *Conn, f ClientFrame) {
 		AuthorName: s.p.Name, Text: f.Text, Kind: "text"}
 	if f.Type == FrameHandoffRequest {
 		m.Kind = "handoff_request"
-		if m.Text == "" {
+		if tandem.Blank(m.Text) { // nothing to show: the button's words
 			m.Text = "I would like to talk to a person."
 		}
 	}
@@ -704,14 +705,33 @@ func (s *widgetSession) intake(ctx context.Context, c *Conn, f ClientFrame) (fun
 // token's length), something else being wrong with it: the client should
 // keep that token. Keys match case-insensitively, as the frame decoder's
 // do.
+//
+// A token of another JSON type than string (5, {}) is a malformed frame,
+// not a bad token: the client's stored token may be fine (docs/protocol.md:
+// close 4400, not 4401, on which clients throw their token away).
 func IsHello(data []byte) bool {
-	str, ok := LooseStrings(data)
-	if !ok {
+	var f map[string]json.RawMessage
+	if json.Unmarshal(data, &f) != nil {
 		return false
 	}
-	typ, _ := str("type")
-	tok, ok := str("token")
-	return typ == FrameHello && ok && tok != "" && len(tok) <= maxTokenLen
+	var typ string
+	var tok json.RawMessage
+	for k, v := range f {
+		switch {
+		case strings.EqualFold(k, "type"):
+			_ = json.Unmarshal(v, &typ)
+		case strings.EqualFold(k, "token"):
+			tok = v
+		}
+	}
+	if typ != FrameHello || tok == nil || string(bytes.TrimSpace(tok)) == "null" {
+		return false
+	}
+	var s string
+	if json.Unmarshal(tok, &s) != nil {
+		return true
+	}
+	return s != "" && len(s) <= maxTokenLen
 }
 
 // LooseStrings reads the string fields of a frame that may have failed

@@ -133,6 +133,11 @@ func TestMalformedConsoleHello(t *testing.T) {
 	}
 	c = e.dial("/console/ws")
 	c.send(map[string]any{"type": "hello", "token": 5})
+	if code := c.expectClose(); code != 4400 {
+		t.Fatalf("a token that is not a string (docs/protocol.md): close %d, want 4400", code)
+	}
+	c = e.dial("/console/ws")
+	c.send(map[string]any{"type": "hello", "token": ""})
 	if code := c.expectClose(); code != 4401 {
 		t.Fatalf("a hello without a usable token: close %d, want 4401", code)
 	}

@@ -470,10 +470,11 @@
   var SPACE = "\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
   var trimRe = new RegExp("^[" + SPACE + "]+|[" + SPACE + "]+$", "g");
   function serverTrim(text) { return String(text).replace(trimRe, ""); }
-  // invisibleRe matches a text of only white space and format characters
-  // (zero-width spaces, joiners, direction marks), which the server
-  // refuses as empty.
-  var invisibleRe = new RegExp("^[\\s\\u0085\\p{Cf}]*$", "u");
+  // invisibleRe matches a text that shows nothing, which the server
+  // refuses as empty (tandem.Blank): white space, format characters
+  // (zero-width spaces, joiners, direction marks), lone combining marks
+  // and variation selectors, the Hangul fillers and the blank Braille cell.
+  var invisibleRe = new RegExp("^[\\s\\u0085\\p{Cf}\\p{Mn}\\p{Me}\\u115f\\u1160\\u3164\\uffa0\\u2800]*$", "u");
   function textProblem(text) {
     if (invisibleRe.test(text)) { return "Your message has no visible text."; }
     if (text.indexOf("\u0000") >= 0) { return "Your message contains a character that cannot be sent."; }
