@@ -75,6 +75,11 @@ func TestRating(t *testing.T) {
 	if f := rate("r3", "good"); f.Code != "conflict" {
 		t.Fatalf("rating the reopened conversation: %s, want conflict", f.raw)
 	}
+	// A resend of the rating that went through (another tab wrote since):
+	// still its duplicate ack, not a conflict the widget shows as failed.
+	if f := rate("r1", "good"); f.Type != "ack" || !f.Duplicate || f.Seq != ack.Seq {
+		t.Fatalf("resent rating after the reopening: %s, want a duplicate ack of seq %d", f.raw, ack.Seq)
+	}
 	msgs, err := ts.Log.Messages(ctx, s.ConversationID, 0, 20)
 	if err != nil {
 		t.Fatal(err)

@@ -487,11 +487,16 @@ func (s *widgetSession) rate(ctx context.Context, c *Conn, f ClientFrame) {
 		c.SendError(err, f.ClientID)
 		return
 	}
-	if n := len(tail); n > 0 && tail[n-1].Kind == "rating" {
-		if last := tail[n-1]; last.ClientID == f.ClientID && last.Text == m.Text {
-			c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: last.Seq, Duplicate: true})
+	// A resend of a rating that went through (its ack lost) is acked
+	// again, also when the customer wrote since (which reopened the
+	// conversation: the rating was answered conflict and shown as failed).
+	for i := len(tail) - 1; i >= 0; i-- {
+		if x := tail[i]; x.ClientID == f.ClientID && x.Kind == "rating" && x.Text == m.Text {
+			c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: x.Seq, Duplicate: true})
 			return
 		}
+	}
+	if n := len(tail); n > 0 && tail[n-1].Kind == "rating" {
 		c.SendError(tandem.Errorf(tandem.ECONFLICT, "this conversation is rated already"), f.ClientID)
 		return
 	}
@@ -613,8 +618,22 @@ func (s *widgetSession) cancelHandoff(ctx context.Context, c *Conn, f ClientFram
 		c.SendError(tandem.Errorf(tandem.EUNAVAILABLE, "there is no request for a person to withdraw here"), f.ClientID)
 		return
 	}
+	// The check for an open request and the append, one customer frame of
+	// the conversation at a time on this node (as messages and ratings):
+	// two tabs withdrawing at once both logged "Back to the assistant",
+	// and one was told not_found.
+	unlock, ok := s.intake(ctx, c, f)
+	if !ok {
+		return
+	}
+	defer unlock()
+	var st HandoffState
+	stKnown := false
 	if hs, ok := chat.handoff.(HandoffStater); ok {
-		if st, err := hs.HandoffState(ctx, conv); err == nil && !st.Open {
+		var err error
+		st, err = hs.HandoffState(ctx, conv)
+		stKnown = err == nil
+		if stKnown && !st.Open {
 			// A resend of a cancel that went through (its ack was lost)?
 			if m, ok := s.recent(ctx, f.ClientID, "handoff_cancel"); ok {
 				c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: m.Seq, Duplicate: true})
@@ -634,6 +653,14 @@ func (s *widgetSession) cancelHandoff(ctx context.Context, c *Conn, f ClientFram
 	if dup && stored.Kind != m.Kind {
 		// The client_id names another message: refused, nothing cancelled.
 		c.SendError(tandem.Errorf(tandem.ECONFLICT, "client_id %q was already used for a different message (seq %d); send it with a new client_id", f.ClientID, stored.Seq), f.ClientID)
+		return
+	}
+	// A resend of a withdrawal stored before the open request was made (its
+	// ack was lost, and meanwhile the customer asked again, perhaps in
+	// another tab) withdrew the earlier request: acknowledged, and the new
+	// one is left alone.
+	if dup && stKnown && st.Open && !st.Since.IsZero() && stored.CreatedAt.Before(st.Since) {
+		c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: stored.Seq, Duplicate: true})
 		return
 	}
 	// Also for a duplicate: its first attempt may have failed to cancel.

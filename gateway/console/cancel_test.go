@@ -243,3 +243,34 @@ func TestAgentReusedClientID(t *testing.T) {
 		t.Fatalf("resend: %s", f.raw)
 	}
 }
+
+// TestStaleCancelResendKeepsNewRequest: a withdrawal whose ack was lost is
+// resent after the customer asked for a person again (another tab): it is
+// acknowledged as a duplicate and the new request stays (it was closed as
+// "returned", and the customer was told "back with the assistant").
+func TestStaleCancelResendKeepsNewRequest(t *testing.T) {
+	// The engine's clock starts now, as in production (tickets and log
+	// messages are stamped by the same kind of clock).
+	clock := handoff.NewManualClock(time.Now())
+	e := newNode(t, nodeOpts{clock: clock})
+	ctx := context.Background()
+	cust, conv := e.customer()
+	cust.send(map[string]any{"type": "handoff_request", "client_id": "h1"})
+	cust.until(handoffStatus("queued"))
+	cust.send(map[string]any{"type": "handoff_cancel", "client_id": "x1"})
+	cust.all(isType("ack"), handoffStatus("returned"))
+
+	clock.Advance(time.Minute)
+	cust.send(map[string]any{"type": "handoff_request", "client_id": "h2", "text": "I really need a person"})
+	cust.until(handoffStatus("queued"))
+	second := e.escalated(conv)
+
+	cust.send(map[string]any{"type": "handoff_cancel", "client_id": "x1"})
+	if f, _ := cust.until(func(f frame) bool { return f.Type == "ack" || f.Type == "error" }); f.Type != "ack" || !strings.Contains(string(f.raw), `"duplicate":true`) {
+		t.Fatalf("stale resend: %s", f.raw)
+	}
+	got, err := e.Engine.OpenTicket(ctx, conv)
+	if err != nil || got.ID != second.ID {
+		t.Fatalf("the new request was withdrawn by the old resend: %+v %v", got, err)
+	}
+}
