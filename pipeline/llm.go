@@ -93,6 +93,10 @@ func (c LLMConfig) withDefaults() LLMConfig {
 	return c
 }
 
+// plainFor is how long requests go unstreamed after a server answered a
+// streaming request whole.
+const plainFor = 10 * time.Minute
+
 // noAnswer is what the model must say when the sources do not answer.
 const noAnswer = "NO_ANSWER"
 
@@ -167,10 +171,14 @@ type LLM struct {
 	whole  *openai.Client // requests answered whole (NoStream, or a server that does not stream)
 	cb     *gobreaker.CircuitBreaker
 	calls  chan struct{} // one token per call in flight (MaxConcurrent)
-	// plain is set once the server answered a streaming request with a
-	// plain JSON completion (it ignores "stream": true): from then on
-	// requests are not streamed.
-	plain atomic.Bool
+	// plainUntil (Unix nanoseconds) is set when the server answered a
+	// streaming request with a plain JSON completion (it ignores "stream":
+	// true): until then requests are not streamed. A time, not for good: a
+	// proxy that answered one request whole, or a server restarted with
+	// streaming on, would otherwise cost every later turn the wait for a
+	// whole answer.
+	plainUntil atomic.Int64
+	now        func() time.Time // time.Now; tests move it
 	// onState, when set, observes breaker transitions (metrics).
 	onState func(from, to string)
 }
@@ -200,7 +208,7 @@ func NewLLM(cfg LLMConfig) (*LLM, error) {
 		}, query)}
 		return openai.NewClientWithConfig(c)
 	}
-	l := &LLM{cfg: cfg, calls: make(chan struct{}, cfg.MaxConcurrent)}
+	l := &LLM{cfg: cfg, calls: make(chan struct{}, cfg.MaxConcurrent), now: time.Now}
 	// Without streaming the headers come with the whole answer: only
 	// MaxDuration bounds them. The streaming client waits FirstTokenTimeout.
 	l.whole = client(cfg.MaxDuration)
@@ -357,7 +365,7 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 		MaxTokens:   l.cfg.MaxTokens,
 		Temperature: l.cfg.Temperature,
 	}
-	if l.cfg.NoStream || l.plain.Load() {
+	if l.cfg.NoStream || l.now().UnixNano() < l.plainUntil.Load() {
 		resp, err := l.whole.CreateChatCompletion(ctx, req)
 		if err != nil {
 			return "", fmt.Errorf("llm: chat completion: %w", err)
@@ -365,7 +373,7 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 		if len(resp.Choices) == 0 {
 			return "", errors.New("llm: response has no choices")
 		}
-		text := strings.TrimSpace(resp.Choices[0].Message.Content)
+		text := strings.TrimSpace(stripThink(resp.Choices[0].Message.Content))
 		if isNoAnswer(text) {
 			return "", ErrNoAnswer
 		}
@@ -404,12 +412,13 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 		// which the stream reader cannot read: ask again without
 		// streaming, this time and from now on.
 		stream.Close()
-		l.plain.Store(true)
+		l.plainUntil.Store(l.now().Add(plainFor).UnixNano())
 		return l.generate(ctx, question, sources, onDelta)
 	}
 
 	var text strings.Builder
-	held := "" // text not yet forwarded while it could still be the NO_ANSWER sentinel
+	var think thinkFilter // a reasoning model's <think> block is never shown
+	held := ""            // text not yet forwarded while it could still be the NO_ANSWER sentinel
 	sentinelChecked := false
 	declined := false // NO_ANSWER came after the start: nothing more is forwarded
 	var finish openai.FinishReason
@@ -421,6 +430,10 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 			// from one whose connection was closed mid-answer.
 			if finish == "" {
 				return "", fmt.Errorf("llm: stream ended after %d bytes without a finish_reason (cut short?)", text.Len())
+			}
+			if tail := think.flush(); tail != "" { // "<th" that opened nothing
+				text.WriteString(tail)
+				held += tail
 			}
 			break
 		}
@@ -445,6 +458,9 @@ func (l *LLM) generate(ctx context.Context, question string, sources []tandem.FA
 		}
 		d := resp.Choices[0].Delta.Content
 		if d == "" {
+			continue
+		}
+		if d = think.feed(d); d == "" {
 			continue
 		}
 		text.WriteString(d)

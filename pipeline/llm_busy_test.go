@@ -143,3 +143,27 @@ func TestServerIgnoringStreamFlagSlowAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainModeIsNotForever: after a server answered a streaming request
+// whole, requests go unstreamed for a while, then streaming is tried
+// again (it was off for the life of the process: every later turn waited
+// for whole answers).
+func TestPlainModeIsNotForever(t *testing.T) {
+	f := newFakeOpenAI(t, groundedAnswer)
+	l := newLLM(t, f, nil)
+	src := []tandem.FAQ{{ID: "f1", Question: "How do I track my order?", Answer: "Orders page."}}
+	f.mode.Store("jsonstream")
+	if text, err := l.Generate(context.Background(), "track my order", src, nil); err != nil || text != groundedAnswer {
+		t.Fatalf("whole answer: %q %v", text, err)
+	}
+	f.mode.Store("")
+	var d deltaRecorder
+	if _, err := l.Generate(context.Background(), "track my order", src, d.add); err != nil || d.n != 1 {
+		t.Fatalf("right after: %v, %d deltas, want one whole answer", err, d.n)
+	}
+	l.now = func() time.Time { return time.Now().Add(plainFor + time.Minute) }
+	var d2 deltaRecorder
+	if text, err := l.Generate(context.Background(), "track my order", src, d2.add); err != nil || text != groundedAnswer || d2.n < 2 {
+		t.Fatalf("later: %q %v, %d deltas, want a stream", text, err, d2.n)
+	}
+}
