@@ -179,6 +179,9 @@ type Source struct {
 	FAQID    string  `json:"faq_id"`
 	Question string  `json:"question"`
 	Score    float64 `json:"score"`
+	// N is the source's number in a generated answer's citations ("[2]");
+	// 0 for an extractive answer's source.
+	N int `json:"n,omitempty"`
 }
 
 // EscalationReason is a machine-readable reason for a handoff.

@@ -152,8 +152,16 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 			text, gerr := p.deps.LLM.Generate(ctx, t.text, sources, onDelta)
 			switch {
 			case gerr == nil:
+				srcs, ok := citedSources(text, t.hits[:n])
+				if !ok {
+					// It cites a source it was not given: invented, so not
+					// shown (a model fault, not the server's health).
+					p.m.llm.WithLabelValues("bad_citation").Inc()
+					llmFailed = true
+					break
+				}
 				p.m.llm.WithLabelValues("ok").Inc()
-				return tandem.Reply{Kind: tandem.ReplyAnswer, Text: text, Sources: toSources(t.hits[:n]), Generated: true}, false, nil
+				return tandem.Reply{Kind: tandem.ReplyAnswer, Text: text, Sources: srcs, Generated: true}, false, nil
 			case errors.Is(gerr, ErrNoAnswer):
 				p.m.llm.WithLabelValues("no_answer").Inc()
 				llmFailed = true

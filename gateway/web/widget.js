@@ -296,7 +296,8 @@
     if (Array.isArray(data.sources) && data.sources.length) {
       node.appendChild(el("span", { "class": "tandem-sources-label" }, data.sources.length > 1 ? "Sources:" : "Source:"));
       var ul = el("ul", { "class": "tandem-sources", "aria-label": "Sources" });
-      data.sources.slice(0, 5).forEach(function (s) { ul.appendChild(el("li", { dir: "auto" }, s && s.question ? s.question : "")); });
+      // A generated answer's sources carry their citation number ("[2]").
+      data.sources.slice(0, 5).forEach(function (s) { ul.appendChild(el("li", { dir: "auto" }, (s && s.n > 0 ? "[" + s.n + "] " : "") + (s && s.question ? s.question : ""))); });
       node.appendChild(ul);
     }
     return node;
