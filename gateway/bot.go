@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"slices"
@@ -332,6 +333,12 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 	}
 	reply, streamed, err := c.respond(ctx, turn, streamID)
 	if err != nil {
+		if c.cutByShutdown(err) {
+			// Expected at a shutdown deadline; the message is answered at the
+			// customer's next hello, on any node (docs/operations.md).
+			c.logger.Warn("bot turn cut short by shutdown; it is answered when the customer reconnects", "conversation", convID, "seq", j.msg.Seq)
+			return
+		}
 		c.logger.Error("bot turn failed", "conversation", convID, "seq", j.msg.Seq, "err", err)
 		reply = tandem.Reply{Kind: tandem.ReplyFallback,
 			Text:         "Sorry, I could not process that just now. Please try again, or talk to a person.",
@@ -381,6 +388,10 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 				if err := c.forget(ctx, convID); err != nil {
 					c.logger.Error("bot turn: forget an erased conversation", "conversation", convID, "err", err)
 				}
+				return
+			}
+			if c.cutByShutdown(err) {
+				c.logger.Warn("bot turn cut short by shutdown before its reply was stored; it is answered when the customer reconnects", "conversation", convID)
 				return
 			}
 			c.logger.Error("bot turn: log reply", "conversation", convID, "err", err)
@@ -562,4 +573,10 @@ func (c *Chat) escalate(ctx context.Context, conv tandem.Conversation, esc tande
 		// The ticket is open; the engine's next event for it sets the mode.
 		c.logger.Error("escalate: set mode", "conversation", conv.ID, "err", err)
 	}
+}
+
+// cutByShutdown reports whether err is a turn's context ended by the
+// node's shutdown deadline.
+func (c *Chat) cutByShutdown(err error) bool {
+	return c.draining.Load() && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 }

@@ -161,8 +161,13 @@ func (s *Server) Serve(ln net.Listener) error {
 	return err
 }
 
+// closerGrace is what each shutdown closer gets once the shutdown
+// deadline has passed.
+const closerGrace = 2 * time.Second
+
 // Shutdown marks the server not ready, stops accepting connections, waits
-// for in-flight requests within ctx, then runs the closers.
+// for in-flight requests within ctx, then runs the closers (in reverse
+// order; each one that starts after ctx's deadline gets closerGrace).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining = true
@@ -173,7 +178,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("gateway: http shutdown: %w", err))
 	}
 	for i := len(closers) - 1; i >= 0; i-- {
-		if err := closers[i](ctx); err != nil {
+		// A closer after the deadline (the chat's used it up, cutting
+		// turns short) still gets a moment of its own: the handoff's
+		// event dispatcher flushes, the pools close cleanly. With the
+		// spent context it gave up at once and queued events were lost.
+		cctx, cancel := ctx, context.CancelFunc(func() {})
+		if ctx.Err() != nil {
+			cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), closerGrace)
+		}
+		err := closers[i](cctx)
+		cancel()
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}

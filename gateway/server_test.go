@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -137,5 +138,28 @@ func TestReadyDegraded(t *testing.T) {
 		if strings.Contains(rec.Body.String(), secret) {
 			t.Fatalf("/readyz shows %q: %s", secret, rec.Body)
 		}
+	}
+}
+
+// TestShutdownClosersAfterTheDeadline: a closer that runs after the
+// shutdown deadline has passed (an earlier one used it up) still gets a
+// live context of its own: the handoff's event dispatcher gave up at once
+// with the spent one and its queued events were lost.
+func TestShutdownClosersAfterTheDeadline(t *testing.T) {
+	s := gateway.New(gateway.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	flushed := false
+	s.OnShutdown(func(ctx context.Context) error { // runs last
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		flushed = true
+		return nil
+	})
+	s.OnShutdown(func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }) // uses the whole deadline
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	err := s.Shutdown(ctx)
+	if !flushed {
+		t.Fatalf("the last closer got a spent context: %v", err)
 	}
 }
