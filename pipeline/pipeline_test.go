@@ -879,6 +879,30 @@ func TestEmptyPolicyIsTheDefault(t *testing.T) {
 	}
 }
 
+// TestEmptyPolicyFileRefused: a policy file with nothing in it at all is
+// refused at start (a truncated file or a failed mount ran the default
+// policy, without the operator's rules, unnoticed); a comment is enough
+// to mean "the defaults".
+func TestEmptyPolicyFileRefused(t *testing.T) {
+	dir := t.TempDir()
+	for name, doc := range map[string]string{"empty.yml": "", "blank.yml": " \n\n"} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadPolicy(path); err == nil || !strings.Contains(err.Error(), "empty") {
+			t.Errorf("%s: %v, want an error", name, err)
+		}
+	}
+	path := filepath.Join(dir, "defaults.yml")
+	if err := os.WriteFile(path, []byte("# all defaults\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadPolicy(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Entity offsets index the customer's text as sent (in code points), white
 // space around it included, so a console or API client can mark the span
 // in the stored message.

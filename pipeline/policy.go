@@ -425,6 +425,13 @@ func LoadPolicy(path string) (Policy, error) {
 	if len(b) > maxPolicyBytes {
 		return Policy{}, fmt.Errorf("policy: %s: larger than %d bytes", path, maxPolicyBytes)
 	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		// Most likely a truncated file or a mount that failed, not a
+		// choice: the default policy would run without the operator's
+		// responses and escalation rules, unnoticed. (A file with only a
+		// comment in it is the default policy, on purpose.)
+		return Policy{}, fmt.Errorf("policy: %s is empty (a truncated file or a failed mount?); write at least a comment to run the default policy", path)
+	}
 	p, err := ParsePolicy(b)
 	if err != nil {
 		return Policy{}, fmt.Errorf("%s: %w", path, err)

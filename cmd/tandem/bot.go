@@ -465,7 +465,11 @@ func (m *Main) wireBot(ctx context.Context) (gateway.Bot, error) {
 	}
 	m.bot = b
 	m.server.OnShutdown(func(context.Context) error { return b.Close() })
-	m.Logger.Info("bot ready", "policy", b.Policy.Name, "intents", len(b.Intent.Labels()),
+	policyFile := m.Config.Policy
+	if policyFile == "" {
+		policyFile = "(embedded demo policy)"
+	}
+	m.Logger.Info("bot ready", "policy", b.Policy.Name, "policy_file", policyFile, "intents", len(b.Intent.Labels()),
 		"model", b.Intent.Manifest().Version, "took", time.Since(started).Round(time.Millisecond))
 	return b, nil
 }
