@@ -372,6 +372,23 @@ func (c *Chat) AssignedIfQueued(ctx context.Context, conversationID string, st H
 	return true, c.announce(ctx, conversationID, st, assignedNote(st.AgentName))
 }
 
+// AssignedIfBot is AssignedIfQueued for a conversation still in bot mode:
+// the escalating node switches it to queued only once the engine has
+// committed the ticket, and routing can offer the ticket and the agent
+// accept it before that. The caller checks that the ticket is still open
+// and the agent's; a conversation in human mode without an open ticket is
+// repaired at the customer's next message (HandoffStater).
+func (c *Chat) AssignedIfBot(ctx context.Context, conversationID string, st HandoffStatus) (bool, error) {
+	if st.Status != HandoffAssigned {
+		return false, tandem.Errorf(tandem.EINVALID, "not an assignment: %q", st.Status)
+	}
+	_, swapped, err := c.log.SwapMode(ctx, conversationID, tandem.ModeBot, tandem.ModeHuman, st.AgentID)
+	if err != nil || !swapped {
+		return false, err
+	}
+	return true, c.announce(ctx, conversationID, st, assignedNote(st.AgentName))
+}
+
 // assignedNote is the customer's note of an assignment.
 func assignedNote(agentName string) string {
 	return "You are now chatting with " + nonEmpty(agentName, "an agent") + "."

@@ -274,3 +274,45 @@ func TestStaleCancelResendKeepsNewRequest(t *testing.T) {
 		t.Fatalf("the new request was withdrawn by the old resend: %+v %v", got, err)
 	}
 }
+
+// TestAcceptBeforeTheModeSwitch: routing can offer a ticket, and the
+// agent accept it, before the escalating node has switched the
+// conversation to queued (it does once the ticket is committed). The
+// "You are now chatting with …" note still comes before the accept's ok,
+// so a greeting sent on ok follows it (it came after the greeting, or not
+// at all when that node died before the event).
+func TestAcceptBeforeTheModeSwitch(t *testing.T) {
+	// The assignment's event is late (here: lost), as across nodes; the
+	// accept itself must announce.
+	e := newNode(t, nodeOpts{drop: func(ev handoff.Event) bool { return ev.Type == handoff.EventAssigned }})
+	ctx := context.Background()
+	_, annTok := e.agent("ann@example.com", "Ann", nil)
+	agent := e.console(annTok)
+	cust, convID := e.customer()
+	conv, err := e.Chat.Conversation(ctx, convID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The engine commits the ticket; the gateway's mode switch has not
+	// happened yet (the conversation is still with the bot).
+	tk, _, err := e.Engine.Escalate(ctx, conv, tandem.Escalation{Reason: tandem.EscalateButton})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tick()
+	agent.until(ticketEvent("ticket.offered"))
+	agent.send(map[string]any{"type": "accept", "ticket_id": tk.ID, "ref": "a1"})
+	agent.until(answer("a1"))
+	agent.send(map[string]any{"type": "message", "conversation_id": convID, "client_id": "g1", "text": "Hi, I'm Ann", "ref": "m1"})
+	if f, _ := agent.until(func(f frame) bool { return f.Type == "ack" || f.Type == "error" }); f.Type != "ack" {
+		t.Fatalf("greeting: %s", f.raw)
+	}
+	note, _ := cust.until(messageFrom(tandem.AuthorSystem, "You are now chatting with Ann"))
+	greeting, _ := cust.until(messageFrom(tandem.AuthorAgent, "Hi, I'm Ann"))
+	if note.msg().Seq > greeting.msg().Seq {
+		t.Fatalf("the note (seq %d) came after the greeting (seq %d)", note.msg().Seq, greeting.msg().Seq)
+	}
+	if c, err := e.Chat.Conversation(ctx, convID); err != nil || c.Mode != tandem.ModeHuman {
+		t.Fatalf("mode %v, %v", c.Mode, err)
+	}
+}

@@ -258,8 +258,20 @@ func (s *session) assigning(do func(context.Context, handoff.Actor, string) (tan
 	return func(ctx context.Context, a handoff.Actor, id string) (tandem.Ticket, error) {
 		t, err := do(ctx, a, id)
 		if err == nil && t.State == tandem.TicketAssigned && t.AgentID == s.agent.ID {
-			if _, err := s.c.chat.AssignedIfQueued(ctx, t.ConversationID, assignedStatus(t, s.agent.DisplayName)); err != nil {
-				s.c.log.Warn("console: announce an assignment", "conversation", t.ConversationID, "err", err)
+			st := assignedStatus(t, s.agent.DisplayName)
+			done, aerr := s.c.chat.AssignedIfQueued(ctx, t.ConversationID, st)
+			if aerr == nil && !done {
+				// Still in bot mode: the escalating node has not switched it
+				// to queued yet (it does once the ticket is committed, and
+				// routing can be quicker). The note must still come before
+				// the ok, so the agent's greeting follows it.
+				if cur, cerr := s.c.eng.OpenTicket(ctx, t.ConversationID); cerr == nil && cur.ID == t.ID &&
+					cur.State == tandem.TicketAssigned && cur.AgentID == s.agent.ID {
+					_, aerr = s.c.chat.AssignedIfBot(ctx, t.ConversationID, st)
+				}
+			}
+			if aerr != nil {
+				s.c.log.Warn("console: announce an assignment", "conversation", t.ConversationID, "err", aerr)
 			}
 		}
 		return t, err
