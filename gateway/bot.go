@@ -108,16 +108,19 @@ type dispatcher struct {
 
 	mu      sync.Mutex // guards queues, running, looks, closed
 	queues  map[string][]turnJob
-	running map[string]int64       // conversation -> seq of the turn running
-	looks   map[string]*time.Timer // conversation -> pending look for lost turns (later)
-	closed  bool
-	wg      sync.WaitGroup
+	running map[string]int64 // conversation -> seq of the turn running
+	// stops ends the running bot turn of a conversation (not a request
+	// for a person) when the customer asks for a person meanwhile.
+	stops  map[string]context.CancelCauseFunc
+	looks  map[string]*time.Timer // conversation -> pending look for lost turns (later)
+	closed bool
+	wg     sync.WaitGroup
 }
 
 func newDispatcher(c *Chat) *dispatcher {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &dispatcher{chat: c, sem: make(chan struct{}, c.cfg.MaxConcurrentTurns), ctx: ctx, cancel: cancel,
-		queues: map[string][]turnJob{}, running: map[string]int64{}, looks: map[string]*time.Timer{}}
+		queues: map[string][]turnJob{}, running: map[string]int64{}, stops: map[string]context.CancelCauseFunc{}, looks: map[string]*time.Timer{}}
 }
 
 // room reports whether the conversation can take another turn.
@@ -160,6 +163,12 @@ func (d *dispatcher) submit(j turnJob) error {
 	}
 	d.queues[conv] = slices.Insert(q, i, j)
 	d.pending.Add(1)
+	// "Talk to a person" does not wait behind a bot answer still being
+	// written (a slow generator held the button up to half a minute): that
+	// turn ends, and the request runs next.
+	if stop, ok := d.stops[conv]; ok && j.requestHuman && d.running[conv] < j.msg.Seq {
+		stop(errSupersededByHuman)
+	}
 	if !running {
 		d.wg.Add(1)
 		go d.run(conv)
@@ -180,24 +189,30 @@ func (d *dispatcher) run(conv string) {
 		j := q[0]
 		d.queues[conv] = q[1:]
 		d.running[conv] = j.msg.Seq
+		tctx, stop := context.WithCancelCause(d.ctx)
+		if !j.requestHuman {
+			d.stops[conv] = stop
+		}
 		d.mu.Unlock()
 		switch {
 		case d.ctx.Err() != nil: // drain without running
 		case j.requestHuman:
-			d.chat.runTurn(d.ctx, j)
+			d.chat.runTurn(tctx, j)
 		default:
 			select {
 			case d.sem <- struct{}{}:
 				// The bot gives the slot back early when it goes on to
 				// wait for a remote generator (tandem.ReleaseSlot).
 				release := sync.OnceFunc(func() { <-d.sem })
-				d.chat.runTurn(tandem.WithSlotRelease(d.ctx, release), j)
+				d.chat.runTurn(tandem.WithSlotRelease(tctx, release), j)
 				release()
-			case <-d.ctx.Done(): // drain without running
+			case <-tctx.Done(): // drain, or superseded, without running
 			}
 		}
+		stop(nil)
 		d.mu.Lock()
 		delete(d.running, conv)
+		delete(d.stops, conv)
 		d.mu.Unlock()
 		d.pending.Add(-1)
 	}
@@ -300,7 +315,9 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 	convID := j.msg.ConversationID
 	conv, err := c.turnConversation(ctx, convID)
 	if err != nil {
-		c.logger.Error("bot turn: read conversation", "conversation", convID, "err", err)
+		if !errors.Is(context.Cause(ctx), errSupersededByHuman) {
+			c.logger.Error("bot turn: read conversation", "conversation", convID, "err", err)
+		}
 		return
 	}
 	conv, st, known := c.reconcile(ctx, conv)
@@ -333,6 +350,14 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 	}
 	reply, streamed, err := c.respond(ctx, turn, streamID)
 	if err != nil {
+		if errors.Is(context.Cause(ctx), errSupersededByHuman) {
+			// The customer asked for a person while this answer was being
+			// written: no answer, the request runs next. The typing line
+			// ends, and with it the bubble of any streamed part.
+			c.logger.Info("bot turn ended: the customer asked for a person", "conversation", convID, "seq", j.msg.Seq)
+			_ = c.Publish(context.WithoutCancel(ctx), convID, "", TypingFrame{Type: FrameTyping, ConversationID: convID, Author: tandem.AuthorBot, On: false})
+			return
+		}
 		if c.cutByShutdown(err) {
 			// Expected at a shutdown deadline; the message is answered at the
 			// customer's next hello, on any node (docs/operations.md).
@@ -347,9 +372,12 @@ func (c *Chat) runTurn(base context.Context, j turnJob) {
 	c.metrics.turns.WithLabelValues(string(reply.Kind)).Observe(time.Since(start).Seconds())
 	// The answer (the fallback of a bot that ran out of time included) is
 	// stored and escalated with time of its own: the turn's may be spent.
-	// A shutdown that runs out of time still cuts it short (base).
-	ctx, cancel = context.WithTimeout(base, turnFinishTimeout)
+	// A shutdown that runs out of time still cuts it short (the
+	// dispatcher's context); a request for a person that came meanwhile
+	// (which ends base) does not: the answer is written, so it is stored.
+	ctx, cancel = context.WithTimeout(context.WithoutCancel(base), turnFinishTimeout)
 	defer cancel()
+	defer context.AfterFunc(c.turns.ctx, cancel)()
 	if !streamed {
 		// An agent who took the conversation while the bot worked answers
 		// the message (it is in their transcript): the bot's answer (or
@@ -574,6 +602,10 @@ func (c *Chat) escalate(ctx context.Context, conv tandem.Conversation, esc tande
 		c.logger.Error("escalate: set mode", "conversation", conv.ID, "err", err)
 	}
 }
+
+// errSupersededByHuman ends a bot turn when the customer asks for a
+// person while it runs.
+var errSupersededByHuman = errors.New("the customer asked for a person")
 
 // cutByShutdown reports whether err is a turn's context ended by the
 // node's shutdown deadline.

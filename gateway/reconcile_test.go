@@ -559,3 +559,35 @@ func TestTurnWaitingOnGeneratorFreesItsSlot(t *testing.T) {
 		t.Fatalf("bot said %q", got)
 	}
 }
+
+// TestHandoffButtonEndsTheRunningAnswer: "talk to a person" pressed while
+// the bot is still writing the answer to the customer's previous message
+// (a slow generator) does not wait for it: that turn ends without an
+// answer (nor a "Sorry, I could not process that" fallback) and the
+// request is made at once; it waited up to half a minute.
+func TestHandoffButtonEndsTheRunningAnswer(t *testing.T) {
+	bot := gatedBot{release: make(chan struct{}), held: make(chan string, 1)}
+	ts := startServer(t, serverOpts{bot: bot})
+	defer close(bot.release)
+	s := ts.session(t, nil)
+	c := ts.connect(t, s.Token, 0)
+	c.send(map[string]any{"type": "message", "client_id": "m1", "text": "slow question"})
+	<-bot.held // the answer is being written
+	c.send(map[string]any{"type": "handoff_request", "client_id": "h1"})
+	deadline := time.Now().Add(10 * time.Second) // hang guard
+	for len(ts.Handoff.escalated()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := ts.Handoff.escalated(); len(got) != 1 || got[0] != s.ConversationID {
+		t.Fatalf("escalated %v, want %s while the slow answer is still being written", got, s.ConversationID)
+	}
+	msgs, err := ts.Log.Messages(context.Background(), s.ConversationID, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if m.Author == tandem.AuthorBot && strings.Contains(m.Text, "could not process") {
+			t.Fatalf("the ended turn stored a fallback: %+v", m)
+		}
+	}
+}
