@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/text/unicode/norm"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/tandem-chat/tandem"
 	"github.com/tandem-chat/tandem/handoff"
 	"github.com/tandem-chat/tandem/handoff/pgstore"
@@ -63,7 +65,11 @@ func runAgent(ctx context.Context, args []string, getenv func(string) string, st
 
 // openAgentEngine opens the Postgres handoff store and an engine over it
 // (no routing runs: only account calls are made).
-func openAgentEngine(ctx context.Context, databaseURL string) (*handoff.Engine, func(), error) {
+//
+// Only create may set the schema up in a database that has none (the
+// first account before the first start); list, password and update refuse
+// one: a mistyped database name got the schema, and an empty list.
+func openAgentEngine(ctx context.Context, databaseURL string, mayCreate bool) (*handoff.Engine, func(), error) {
 	if databaseURL == "" {
 		return nil, nil, errors.New("agent: DATABASE_URL (or --database-url) is required; without a database, agents live in the running server: use POST /api/v1/agents")
 	}
@@ -72,6 +78,11 @@ func openAgentEngine(ctx context.Context, databaseURL string) (*handoff.Engine, 
 	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if !mayCreate {
+		if err := requireHandoffSchema(octx, databaseURL); err != nil {
+			return nil, nil, err
+		}
+	}
 	store, err := pgstore.Open(octx, databaseURL, pgstore.Options{MaxConns: 2})
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: %w", err)
@@ -85,6 +96,24 @@ func openAgentEngine(ctx context.Context, databaseURL string) (*handoff.Engine, 
 		_ = eng.Close(context.Background())
 		_ = store.Close()
 	}, nil
+}
+
+// requireHandoffSchema fails unless the database has Tandem's handoff
+// tables.
+func requireHandoffSchema(ctx context.Context, databaseURL string) error {
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		return fmt.Errorf("agent: connect to DATABASE_URL: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('handoff_agents') IS NOT NULL`).Scan(&exists); err != nil {
+		return fmt.Errorf("agent: read DATABASE_URL's schema: %w", err)
+	}
+	if !exists {
+		return errors.New("agent: this database has no Tandem agents (no handoff tables): is DATABASE_URL the service's database? (`tandem agent create` or a first `tandem serve` sets one up)")
+	}
+	return nil
 }
 
 // validateDatabaseURL checks only the database URL setting.
@@ -131,7 +160,7 @@ func runAgentCreate(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return err
 	}
-	eng, closeEng, err := openAgentEngine(ctx, *dbURL)
+	eng, closeEng, err := openAgentEngine(ctx, *dbURL, true)
 	if err != nil {
 		return err
 	}
@@ -165,7 +194,7 @@ func runAgentPassword(ctx context.Context, args []string, getenv func(string) st
 	if err != nil {
 		return err
 	}
-	eng, closeEng, err := openAgentEngine(ctx, *dbURL)
+	eng, closeEng, err := openAgentEngine(ctx, *dbURL, false)
 	if err != nil {
 		return err
 	}
@@ -244,7 +273,7 @@ func runAgentUpdate(ctx context.Context, args []string, getenv func(string) stri
 	if p.MaxChats != nil && (*p.MaxChats < 1 || *p.MaxChats > handoff.MaxChatsLimit) {
 		return fmt.Errorf("agent update: invalid --max-chats %d: accepted values: 1..%d", *p.MaxChats, handoff.MaxChatsLimit)
 	}
-	eng, closeEng, err := openAgentEngine(ctx, *dbURL)
+	eng, closeEng, err := openAgentEngine(ctx, *dbURL, false)
 	if err != nil {
 		return err
 	}
@@ -348,7 +377,7 @@ func runAgentList(ctx context.Context, args []string, getenv func(string) string
 	if fs.NArg() > 0 {
 		return fmt.Errorf("agent list: unexpected argument %q", fs.Arg(0))
 	}
-	eng, closeEng, err := openAgentEngine(ctx, *dbURL)
+	eng, closeEng, err := openAgentEngine(ctx, *dbURL, false)
 	if err != nil {
 		return err
 	}

@@ -64,6 +64,21 @@ func TestAgentCLIAndPostgresServe(t *testing.T) {
 	if err := run(ctx, []string{"agent", "list"}, testGetenv(nil), &noDB, &noDB); err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
 		t.Errorf("list without a database: %v", err)
 	}
+	// A database without Tandem's schema (a mistyped name) is refused by
+	// list, password and update, and left as it was (it got the schema,
+	// and an empty list).
+	empty := pgtest.New(t)
+	emptyEnv := testGetenv(map[string]string{"DATABASE_URL": empty.URL})
+	for _, args := range [][]string{{"agent", "list"}, {"agent", "update", "--email", "dana@example.com", "--name", "D"}} {
+		var out bytes.Buffer
+		if err := run(ctx, args, emptyEnv, &out, &out); err == nil || !strings.Contains(err.Error(), "no Tandem agents") {
+			t.Errorf("%v on an empty database: %v\n%s", args, err, out.String())
+		}
+	}
+	var tables int
+	if err := empty.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE tablename LIKE 'handoff_%'`).Scan(&tables); err != nil || tables != 0 {
+		t.Errorf("the empty database got %d handoff tables (%v)", tables, err)
+	}
 	if out, err := agentCmd("", "list"); err != nil || !strings.Contains(out, "dana@example.com") || !strings.Contains(out, "billing,returns") {
 		t.Fatalf("list: %v\n%s", err, out)
 	}
