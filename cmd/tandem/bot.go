@@ -145,13 +145,13 @@ func buildBot(ctx context.Context, rt *models.Runtime, cfg Config, opt botOption
 	if cfg.DatabaseURL != "" {
 		ps, err := pgstore.Open(ctx, cfg.DatabaseURL, pgstore.Options{})
 		if err != nil {
-			return nil, fmt.Errorf("serve: knowledge store: %w", err)
+			return nil, fmt.Errorf("serve: knowledge store (DATABASE_URL): %w", err)
 		}
 		b.closers = append(b.closers, ps.Close)
 		store = ps
 		pool, err = pgxpool.New(ctx, cfg.DatabaseURL)
 		if err != nil {
-			return nil, fmt.Errorf("serve: database: %w", err)
+			return nil, fmt.Errorf("serve: database (DATABASE_URL): %w", err)
 		}
 		b.closers = append(b.closers, func() error { pool.Close(); return nil })
 	} else {

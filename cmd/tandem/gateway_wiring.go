@@ -42,7 +42,7 @@ func (m *Main) wireGateway(ctx context.Context, bot gateway.Bot, handoff gateway
 	if cfg.DatabaseURL != "" {
 		pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
 		if err != nil {
-			return fmt.Errorf("serve: database: %w", err)
+			return fmt.Errorf("serve: database (DATABASE_URL): %w", err)
 		}
 		m.server.OnShutdown(func(context.Context) error { pool.Close(); return nil })
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -66,7 +66,7 @@ func (m *Main) wireGateway(ctx context.Context, bot gateway.Bot, handoff gateway
 				}
 			}})
 		if err != nil {
-			return fmt.Errorf("serve: NATS: %w", err)
+			return fmt.Errorf("serve: NATS (NATS_URL): %w", err)
 		}
 		// A NATS outage stops cross-node delivery only (a node's own
 		// customers and agents keep chatting; gaps are filled from the log

@@ -41,7 +41,7 @@ func (m *Main) wireHandoff(ctx context.Context) (*handoffWiring, error) {
 		defer cancel()
 		ps, err := pgstore.Open(pctx, cfg.DatabaseURL, pgstore.Options{})
 		if err != nil {
-			return nil, fmt.Errorf("serve: handoff store: %w", err)
+			return nil, fmt.Errorf("serve: handoff store (DATABASE_URL): %w", err)
 		}
 		m.server.AddReadyCheck(gateway.ReadyCheck{Name: "handoff-store", Check: func(ctx context.Context) error { return ps.Pool().Ping(ctx) }})
 		store = ps

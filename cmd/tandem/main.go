@@ -67,7 +67,7 @@ commands:
   eval-bot       evaluate the whole bot on held-out labelled messages
   ask     answer messages with the bot and print the replies as JSON
   loadgen measure whole-turn latency and throughput (docs/benchmarks.md)
-  agent   agent accounts on DATABASE_URL: create, list, password (tandem agent create --email ...)
+  agent   agent accounts on DATABASE_URL: create, list, password, update (tandem agent create --email ...)
 `
 
 // run dispatches a subcommand. It is main without the process: tests call
