@@ -477,8 +477,9 @@ func (c *Chat) Accept(w http.ResponseWriter, r *http.Request, h FrameHandler) {
 		return
 	}
 	ip := ClientIP(r)
-	if ok, _ := c.ipLimiter.allow(ip, time.Now()); !ok {
+	if ok, wait := c.ipLimiter.allow(ip, time.Now()); !ok {
 		c.metrics.rejected.WithLabelValues("ip_rate").Inc()
+		setRetryAfter(w, wait)
 		WriteError(w, r, c.logger, tandem.Errorf(tandem.EOVERLOADED, "too many connections; retry later"))
 		return
 	}

@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -145,4 +147,10 @@ func ClientKey(host string) string {
 		return host
 	}
 	return p.String()
+}
+
+// setRetryAfter tells a refused client when to try again (whole seconds,
+// at least 1).
+func setRetryAfter(w http.ResponseWriter, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 }

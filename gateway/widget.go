@@ -82,8 +82,9 @@ func (c *Chat) handleSession(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, c.logger, tandem.Errorf(tandem.EUNAVAILABLE, "server is restarting; retry"))
 		return
 	}
-	if ok, _ := c.ipLimiter.allow(ClientIP(r), time.Now()); !ok {
+	if ok, wait := c.ipLimiter.allow(ClientIP(r), time.Now()); !ok {
 		c.metrics.rejected.WithLabelValues("ip_rate").Inc()
+		setRetryAfter(w, wait)
 		WriteError(w, r, c.logger, tandem.Errorf(tandem.EOVERLOADED, "too many requests; retry later"))
 		return
 	}

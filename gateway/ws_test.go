@@ -950,3 +950,21 @@ func TestLongStreamToBusyClient(t *testing.T) {
 		t.Fatalf("streamed preview %q is not a prefix of the answer", got.String())
 	}
 }
+
+// TestSessionRateLimitSaysWhen: a session request over the per-address
+// rate is refused 429 with Retry-After (it had none: clients guessed).
+func TestSessionRateLimitSaysWhen(t *testing.T) {
+	ts := startServer(t, serverOpts{cfg: gateway.ChatConfig{IPRate: 0.01, IPBurst: 1}})
+	ts.session(t, nil)
+	req, _ := http.NewRequest("POST", ts.URL+"/v1/widget/session", strings.NewReader(`{"site_key":"`+testSite+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", ts.URL)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || resp.Header.Get("Retry-After") == "0" {
+		t.Fatalf("%d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
