@@ -36,3 +36,23 @@ func citedSources(text string, hits []tandem.Hit) (sources []tandem.Source, ok b
 	}
 	return sources, true
 }
+
+// mdLinkRe matches a markdown link to an http(s) address, as the widget
+// renders them (an address may hold pairs of parentheses).
+var mdLinkRe = regexp.MustCompile(`\[([^\]\n]{1,200})\]\((https?://(?:[^\s()]|\([^\s()]{0,200}\))+)\)`)
+
+// groundLinks keeps a generated answer's markdown links only when their
+// address appears in one of its sources; any other link becomes its plain
+// text. The widget renders links as clickable elements, and an address
+// the model made up (or was talked into) must not become one.
+func groundLinks(text string, sources []tandem.FAQ) string {
+	return mdLinkRe.ReplaceAllStringFunc(text, func(link string) string {
+		m := mdLinkRe.FindStringSubmatch(link)
+		for _, s := range sources {
+			if strings.Contains(s.Answer, m[2]) || strings.Contains(s.Question, m[2]) {
+				return link
+			}
+		}
+		return m[1]
+	})
+}

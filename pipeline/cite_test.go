@@ -63,3 +63,17 @@ func TestGeneratedAnswerCitations(t *testing.T) {
 		t.Fatalf("bad_citation = %v", got)
 	}
 }
+
+func TestGroundLinks(t *testing.T) {
+	src := []tandem.FAQ{{Question: "Where are the terms?", Answer: "Read [the terms](https://shop.example/terms_(EU)) or https://shop.example/help."}}
+	for in, want := range map[string]string{
+		"See [the terms](https://shop.example/terms_(EU)) [1].": "See [the terms](https://shop.example/terms_(EU)) [1].",
+		"See [help](https://shop.example/help) [1].":            "See [help](https://shop.example/help) [1].",
+		"Pay at [our partner](https://evil.example/pay) [1].":   "Pay at our partner [1].",
+		"No links here [1].": "No links here [1].",
+	} {
+		if got := groundLinks(in, src); got != want {
+			t.Errorf("%q: %q, want %q", in, got, want)
+		}
+	}
+}

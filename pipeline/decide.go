@@ -161,7 +161,7 @@ func (p *Pipeline) decide(ctx context.Context, t *turnCtx, turn tandem.Turn, onD
 					break
 				}
 				p.m.llm.WithLabelValues("ok").Inc()
-				return tandem.Reply{Kind: tandem.ReplyAnswer, Text: text, Sources: srcs, Generated: true}, false, nil
+				return tandem.Reply{Kind: tandem.ReplyAnswer, Text: groundLinks(text, sources), Sources: srcs, Generated: true}, false, nil
 			case errors.Is(gerr, ErrNoAnswer):
 				p.m.llm.WithLabelValues("no_answer").Inc()
 				llmFailed = true
