@@ -20,10 +20,16 @@ var citeRe = regexp.MustCompile(`\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]`)
 func citedSources(text string, hits []tandem.Hit) (sources []tandem.Source, ok bool) {
 	cited := make([]bool, len(hits)+1)
 	any := false
-	for _, m := range citeRe.FindAllStringSubmatch(text, -1) {
-		for _, part := range strings.Split(m[1], ",") {
+	for _, loc := range citeRe.FindAllStringSubmatchIndex(text, -1) {
+		if loc[1] < len(text) && text[loc[1]] == '(' {
+			continue // a markdown link whose text is a number: [3](https://…)
+		}
+		for _, part := range strings.Split(text[loc[2]:loc[3]], ",") {
 			k, err := strconv.Atoi(strings.TrimSpace(part))
-			if err != nil || k < 1 || k > len(hits) {
+			if err != nil || k == 0 {
+				continue // "[0]" is no citation (a keypad key, a list index)
+			}
+			if k > len(hits) {
 				return nil, false
 			}
 			cited[k], any = true, true
@@ -45,14 +51,31 @@ var mdLinkRe = regexp.MustCompile(`\[([^\]\n]{1,200})\]\((https?://(?:[^\s()]|\(
 // address appears in one of its sources; any other link becomes its plain
 // text. The widget renders links as clickable elements, and an address
 // the model made up (or was talked into) must not become one.
+//
+// The address must equal one of the sources' addresses (markdown links or
+// bare http(s) addresses in their text), not merely be part of one:
+// https://help.acme.co is a prefix of https://help.acme.com/reset and
+// another domain.
 func groundLinks(text string, sources []tandem.FAQ) string {
+	known := map[string]bool{}
+	for _, s := range sources {
+		for _, t := range []string{s.Question, s.Answer} {
+			for _, m := range mdLinkRe.FindAllStringSubmatch(t, -1) {
+				known[m[2]] = true
+			}
+			for _, u := range bareURLRe.FindAllString(t, -1) {
+				known[strings.TrimRight(u, ".,;:!?")] = true
+			}
+		}
+	}
 	return mdLinkRe.ReplaceAllStringFunc(text, func(link string) string {
 		m := mdLinkRe.FindStringSubmatch(link)
-		for _, s := range sources {
-			if strings.Contains(s.Answer, m[2]) || strings.Contains(s.Question, m[2]) {
-				return link
-			}
+		if known[m[2]] {
+			return link
 		}
 		return m[1]
 	})
 }
+
+// bareURLRe matches an http(s) address written out in a text.
+var bareURLRe = regexp.MustCompile(`https?://(?:[^\s()<>\]\[]|\([^\s()]{0,200}\))+`)

@@ -24,7 +24,8 @@ func TestCitedSources(t *testing.T) {
 		"Both [1][2].":             "a1b2",
 		"No citation at all.":      "a1b2c3",
 		"Invented [7].":            "!",
-		"Zero [0].":                "!",
+		"Zero [0].":                "a1b2c3",
+		"Press [3](https://x) [1]": "a1",
 		"A link [docs](https://x)": "a1b2c3",
 	} {
 		got, ok := citedSources(text, hits)
@@ -71,6 +72,8 @@ func TestGroundLinks(t *testing.T) {
 		"See [help](https://shop.example/help) [1].":            "See [help](https://shop.example/help) [1].",
 		"Pay at [our partner](https://evil.example/pay) [1].":   "Pay at our partner [1].",
 		"No links here [1].": "No links here [1].",
+		"A lookalike [help](https://shop.example/hel) [1].": "A lookalike help [1].",
+		"A lookalike [help](https://shop.exampl) [1].":      "A lookalike help [1].",
 	} {
 		if got := groundLinks(in, src); got != want {
 			t.Errorf("%q: %q, want %q", in, got, want)

@@ -134,8 +134,11 @@ func isNoAnswer(text string) bool { return strings.Contains(sentinelFold(text), 
 // it are offsets into s.
 func sentinelFold(s string) string {
 	b := []byte(s)
-	for i := 0; i+len(noAnswer) <= len(s); i++ {
-		if (s[i+2] == ' ' || s[i+2] == '-') && s[i:i+2] == "NO" && s[i+3:i+len(noAnswer)] == "ANSWER" {
+	for i := 0; i+3 <= len(s); i++ {
+		// The whole "NO ANSWER", or, at the end of s, its start ("NO ",
+		// "NO ANS"): a stream's text is checked as it comes, and the rest
+		// may be in the next chunk.
+		if (s[i+2] == ' ' || s[i+2] == '-') && s[i:i+2] == "NO" && strings.HasPrefix("ANSWER", s[i+3:min(len(s), i+len(noAnswer))]) {
 			b[i+2] = '_'
 		}
 	}

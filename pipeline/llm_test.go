@@ -419,3 +419,18 @@ func TestHalfOpenRefusalIsBreakerOpen(t *testing.T) {
 		t.Fatal("the slow probe succeeded")
 	}
 }
+
+// "NO ANSWER" in capitals split across chunks ("NO " then "ANSWER") is
+// held back like NO_ANSWER: nothing of it is streamed.
+func TestSpacedSentinelAcrossChunksNotStreamed(t *testing.T) {
+	if k := sentinelTail("Sorry. NO "); k != 3 {
+		t.Fatalf("sentinelTail(%q) = %d, want 3", "Sorry. NO ", k)
+	}
+	src := []tandem.FAQ{{ID: "f1", Question: "How do I track my order?", Answer: "Orders page."}}
+	f := newFakeOpenAI(t, "NO ANSWER") // the fake streams word by word: "NO ", "ANSWER"
+	l := newLLM(t, f, nil)
+	var d deltaRecorder
+	if _, err := l.Generate(context.Background(), "q", src, d.add); err != ErrNoAnswer || d.String() != "" {
+		t.Fatalf("%v, streamed %q", err, d.String())
+	}
+}

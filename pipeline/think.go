@@ -6,7 +6,8 @@ import (
 )
 
 // Reasoning models served by llama.cpp, Ollama or vLLM may open their
-// answer with their reasoning between <think> and </think>. It is the
+// answer with their reasoning between <think> and </think> (matched in
+// any case). It is the
 // model's scratch pad — guesses, the prompt's wording, things the sources
 // do not say — and never reaches the customer.
 const (
@@ -18,14 +19,27 @@ const (
 // white space) from a whole answer. An unclosed block leaves nothing.
 func stripThink(s string) string {
 	rest := strings.TrimLeftFunc(s, unicode.IsSpace)
-	if !strings.HasPrefix(rest, thinkOpen) {
+	if !strings.HasPrefix(asciiLower(rest), thinkOpen) {
 		return s
 	}
-	_, after, ok := strings.Cut(rest[len(thinkOpen):], thinkClose)
-	if !ok {
+	body := rest[len(thinkOpen):]
+	i := strings.Index(asciiLower(body), thinkClose)
+	if i < 0 {
 		return ""
 	}
-	return after
+	return body[i+len(thinkClose):]
+}
+
+// asciiLower lower-cases ASCII letters only, so byte offsets into the
+// result are offsets into s (tags match in any case: <Think>).
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // thinkFilter removes a leading <think>…</think> block from a stream of
@@ -47,10 +61,10 @@ func (f *thinkFilter) feed(d string) string {
 	case 0:
 		f.pending += d
 		rest := strings.TrimLeftFunc(f.pending, unicode.IsSpace)
-		if rest == "" || len(rest) < len(thinkOpen) && strings.HasPrefix(thinkOpen, rest) {
+		if rest == "" || len(rest) < len(thinkOpen) && strings.HasPrefix(thinkOpen, asciiLower(rest)) {
 			return "" // could still open a block
 		}
-		if !strings.HasPrefix(rest, thinkOpen) {
+		if !strings.HasPrefix(asciiLower(rest), thinkOpen) {
 			f.state = 2
 			out := f.pending
 			f.pending = ""
@@ -60,7 +74,8 @@ func (f *thinkFilter) feed(d string) string {
 		return f.feed("")
 	default: // inside the block
 		f.pending += d
-		if _, after, ok := strings.Cut(f.pending, thinkClose); ok {
+		if i := strings.Index(asciiLower(f.pending), thinkClose); i >= 0 {
+			after := f.pending[i+len(thinkClose):]
 			f.state, f.pending = 3, ""
 			return f.feed(after)
 		}

@@ -14,6 +14,7 @@ func TestThinkFilter(t *testing.T) {
 	for in, want := range map[string]string{
 		"<think>the sources say nothing; guess</think>\n\nStandard delivery takes 3 days [1].": "Standard delivery takes 3 days [1].",
 		"  <think>x</think>Hi":       "Hi",
+		"<Think>LEAK</THINK>Hi":      "Hi",
 		"Plain answer":               "Plain answer",
 		"<th":                        "<th",
 		"<b>bold</b> answer":         "<b>bold</b> answer",
