@@ -192,6 +192,11 @@ func (d *dispatcher) run(conv string) {
 		tctx, stop := context.WithCancelCause(d.ctx)
 		if !j.requestHuman {
 			d.stops[conv] = stop
+			// A request for a person queued behind this message: its
+			// answer is not waited for either (the agent sees the message).
+			if slices.ContainsFunc(q[1:], func(x turnJob) bool { return x.requestHuman }) {
+				stop(errSupersededByHuman)
+			}
 		}
 		d.mu.Unlock()
 		switch {
@@ -610,5 +615,8 @@ var errSupersededByHuman = errors.New("the customer asked for a person")
 // cutByShutdown reports whether err is a turn's context ended by the
 // node's shutdown deadline.
 func (c *Chat) cutByShutdown(err error) bool {
-	return c.draining.Load() && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+	// The dispatcher's context ends when the shutdown deadline passes (not
+	// when the drain starts: a turn's own timeout during a drain is a
+	// failure like any other).
+	return c.turns.ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 }

@@ -562,17 +562,21 @@ func TestTurnWaitingOnGeneratorFreesItsSlot(t *testing.T) {
 
 // TestHandoffButtonEndsTheRunningAnswer: "talk to a person" pressed while
 // the bot is still writing the answer to the customer's previous message
-// (a slow generator) does not wait for it: that turn ends without an
+// (a slow generator) does not wait for it, nor for the answers of messages
+// queued behind it: those turns end without an
 // answer (nor a "Sorry, I could not process that" fallback) and the
 // request is made at once; it waited up to half a minute.
 func TestHandoffButtonEndsTheRunningAnswer(t *testing.T) {
-	bot := gatedBot{release: make(chan struct{}), held: make(chan string, 1)}
+	bot := gatedBot{release: make(chan struct{}), held: make(chan string, 2)}
 	ts := startServer(t, serverOpts{bot: bot})
 	defer close(bot.release)
 	s := ts.session(t, nil)
 	c := ts.connect(t, s.Token, 0)
 	c.send(map[string]any{"type": "message", "client_id": "m1", "text": "slow question"})
 	<-bot.held // the answer is being written
+	// Another message queued behind it, whose answer would be slow too.
+	c.send(map[string]any{"type": "message", "client_id": "m2", "text": "slow follow-up"})
+	c.until(func(f frame) bool { return f.Type == "ack" && f.ClientID == "m2" })
 	c.send(map[string]any{"type": "handoff_request", "client_id": "h1"})
 	deadline := time.Now().Add(10 * time.Second) // hang guard
 	for len(ts.Handoff.escalated()) == 0 && time.Now().Before(deadline) {
