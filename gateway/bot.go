@@ -61,10 +61,6 @@ type HandoffState struct {
 	// (a transfer, or a re-queue after the agent left). Before any agent
 	// joined, the bot keeps answering while the customer waits.
 	Held bool
-	// Since is when the open ticket was opened (zero when unknown): a
-	// resent withdrawal older than it withdrew an earlier request, not
-	// this one.
-	Since time.Time
 }
 
 // HandoffStater is an optional interface of a Handoff, asked for every

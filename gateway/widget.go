@@ -660,7 +660,7 @@ func (s *widgetSession) cancelHandoff(ctx context.Context, c *Conn, f ClientFram
 	// ack was lost, and meanwhile the customer asked again, perhaps in
 	// another tab) withdrew the earlier request: acknowledged, and the new
 	// one is left alone.
-	if dup && stKnown && st.Open && !st.Since.IsZero() && stored.CreatedAt.Before(st.Since) {
+	if dup && stKnown && st.Open && s.returnedAfter(ctx, stored.Seq) {
 		c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: stored.Seq, Duplicate: true})
 		return
 	}
@@ -670,6 +670,28 @@ func (s *widgetSession) cancelHandoff(ctx context.Context, c *Conn, f ClientFram
 		return
 	}
 	c.Send(AckFrame{Type: FrameAck, ClientID: f.ClientID, Seq: stored.Seq, Duplicate: dup})
+}
+
+// returnedAfter reports whether the log shows the conversation going back
+// to the assistant after seq (the "returned" note): a withdrawal stored at
+// seq took effect, so a request open now was made after it. (The log's
+// order, not clocks: the ticket's and the message's times come from
+// different nodes.)
+func (s *widgetSession) returnedAfter(ctx context.Context, seq int64) bool {
+	conv, err := s.chat.log.Conversation(ctx, s.p.ConversationID)
+	if err != nil || conv.LastSeq <= seq {
+		return false
+	}
+	ms, err := s.chat.log.Messages(ctx, conv.ID, seq, 200)
+	if err != nil {
+		return false
+	}
+	for _, m := range ms {
+		if m.Author == tandem.AuthorSystem && m.Data["handoff"] == string(HandoffReturned) {
+			return true
+		}
+	}
+	return false
 }
 
 // recent finds a message of the given kind by idempotency key among the

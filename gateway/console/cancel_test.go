@@ -249,9 +249,9 @@ func TestAgentReusedClientID(t *testing.T) {
 // acknowledged as a duplicate and the new request stays (it was closed as
 // "returned", and the customer was told "back with the assistant").
 func TestStaleCancelResendKeepsNewRequest(t *testing.T) {
-	// The engine's clock starts now, as in production (tickets and log
-	// messages are stamped by the same kind of clock).
-	clock := handoff.NewManualClock(time.Now())
+	// The engine's clock is far from the log's (another node's): the
+	// order is the log's, not the clocks'.
+	clock := handoff.NewManualClock(time.Now().Add(-time.Hour))
 	e := newNode(t, nodeOpts{clock: clock})
 	ctx := context.Background()
 	cust, conv := e.customer()

@@ -92,7 +92,7 @@ func (h *Handoff) HandoffState(ctx context.Context, conversationID string) (gate
 	if err != nil {
 		return gateway.HandoffState{}, err
 	}
-	return gateway.HandoffState{Open: true, Held: took, Since: t.CreatedAt}, nil
+	return gateway.HandoffState{Open: true, Held: took}, nil
 }
 
 // tookPart reports whether an agent took part in a ticket: it is assigned,
