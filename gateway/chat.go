@@ -362,14 +362,7 @@ func (c *Chat) HandoffStatus(ctx context.Context, conversationID string, st Hand
 // not overwritten. st.Status must be HandoffAssigned; it reports whether
 // it announced.
 func (c *Chat) AssignedIfQueued(ctx context.Context, conversationID string, st HandoffStatus) (bool, error) {
-	if st.Status != HandoffAssigned {
-		return false, tandem.Errorf(tandem.EINVALID, "not an assignment: %q", st.Status)
-	}
-	_, swapped, err := c.log.SwapMode(ctx, conversationID, tandem.ModeQueued, tandem.ModeHuman, st.AgentID)
-	if err != nil || !swapped {
-		return false, err
-	}
-	return true, c.announce(ctx, conversationID, st, assignedNote(st.AgentName))
+	return c.assignedIf(ctx, conversationID, tandem.ModeQueued, st)
 }
 
 // AssignedIfBot is AssignedIfQueued for a conversation still in bot mode:
@@ -379,10 +372,16 @@ func (c *Chat) AssignedIfQueued(ctx context.Context, conversationID string, st H
 // and the agent's; a conversation in human mode without an open ticket is
 // repaired at the customer's next message (HandoffStater).
 func (c *Chat) AssignedIfBot(ctx context.Context, conversationID string, st HandoffStatus) (bool, error) {
+	return c.assignedIf(ctx, conversationID, tandem.ModeBot, st)
+}
+
+// assignedIf moves the conversation from mode from to human and announces
+// the assignment st, if it still is in mode from.
+func (c *Chat) assignedIf(ctx context.Context, conversationID string, from tandem.Mode, st HandoffStatus) (bool, error) {
 	if st.Status != HandoffAssigned {
 		return false, tandem.Errorf(tandem.EINVALID, "not an assignment: %q", st.Status)
 	}
-	_, swapped, err := c.log.SwapMode(ctx, conversationID, tandem.ModeBot, tandem.ModeHuman, st.AgentID)
+	_, swapped, err := c.log.SwapMode(ctx, conversationID, from, tandem.ModeHuman, st.AgentID)
 	if err != nil || !swapped {
 		return false, err
 	}
