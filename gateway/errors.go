@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -79,12 +80,22 @@ func WriteError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 		return
 	}
 	code := tandem.ErrorCode(err)
+	msg := tandem.ErrorMessage(err)
+	var ne net.Error
+	if code == tandem.EINTERNAL && errors.As(err, &ne) {
+		// A store or service that cannot be reached (the database is
+		// down): 503, which clients retry, not 500. Logged all the same.
+		code, msg = tandem.EUNAVAILABLE, "temporarily unavailable; retry shortly"
+		if logger != nil {
+			logger.ErrorContext(r.Context(), "a backing service is unreachable", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
+	}
 	if code == tandem.EINTERNAL && logger != nil {
 		logger.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	var body ErrorBody
 	body.Error.Code = code
-	body.Error.Message = tandem.ErrorMessage(err)
+	body.Error.Message = msg
 	WriteJSON(w, HTTPStatus(code), body)
 }
 

@@ -3,8 +3,10 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -161,5 +163,20 @@ func TestShutdownClosersAfterTheDeadline(t *testing.T) {
 	err := s.Shutdown(ctx)
 	if !flushed {
 		t.Fatalf("the last closer got a spent context: %v", err)
+	}
+}
+
+// TestUnreachableStoreIs503: an error that comes from a service that
+// cannot be reached (a database that is down: a dial error under the
+// store's wrapping) is answered 503 unavailable, which clients retry; it
+// was 500 internal. Other unknown errors stay 500.
+func TestUnreachableStoreIs503(t *testing.T) {
+	dial := fmt.Errorf("log: conversation: %w", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")})
+	for err, want := range map[error]int{dial: 503, errors.New("bug"): 500} {
+		rec := httptest.NewRecorder()
+		gateway.WriteError(rec, httptest.NewRequest("POST", "/v1/widget/session", nil), slog.New(slog.NewTextHandler(io.Discard, nil)), err)
+		if rec.Code != want || strings.Contains(rec.Body.String(), "refused") {
+			t.Errorf("%v: %d %s, want %d without the cause", err, rec.Code, rec.Body, want)
+		}
 	}
 }
