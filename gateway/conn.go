@@ -388,6 +388,12 @@ func (c *Conn) readLoop() {
 			if errors.Is(err, websocket.ErrReadLimit) {
 				c.chat.metrics.errors.WithLabelValues("too_big").Inc()
 			}
+			var ne net.Error
+			if !c.authed.Load() && errors.As(err, &ne) && ne.Timeout() {
+				// No hello in time: closed with a code (it was a dropped
+				// connection, 1006, with no reason).
+				c.Close(WSCloseCode(tandem.EUNAUTHORIZED), "hello required", false)
+			}
 			return
 		}
 		_ = c.ws.SetReadDeadline(deadline())
@@ -499,6 +505,14 @@ func (c *Conn) writeLoop() {
 				return
 			}
 		case <-c.readDone:
+			// The reader may have asked for a close on its way out (a
+			// client that never said hello): the client gets its code.
+			select {
+			case req := <-c.closeReq:
+				c.closing.Store(true)
+				c.writeClose(req)
+			default:
+			}
 			return
 		}
 	}

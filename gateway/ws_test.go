@@ -817,7 +817,13 @@ func TestHelloDeadlineHolds(t *testing.T) {
 		if errors.As(err, &ne) && ne.Timeout() {
 			t.Fatalf("a socket without hello is still open after 10s: %v", err)
 		}
-		break // closed by the server
+		// Closed by the server with a code (it dropped the connection:
+		// 1006, no reason).
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != gateway.WSCloseCode(tandem.EUNAUTHORIZED) {
+			t.Fatalf("no hello in time: %v, want close %d", err, gateway.WSCloseCode(tandem.EUNAUTHORIZED))
+		}
+		break
 	}
 
 	for _, first := range []string{`{"type":"nope"}`, `{not json`, `{"type":"message","text":"hi"}`} {
