@@ -177,9 +177,7 @@ func TestEraseDuringTurn(t *testing.T) {
 // answered there, instead of staying "not sent".
 func TestBrowserWidgetAfterErasure(t *testing.T) {
 	ts, ctx := onlineWidget(t, serverOpts{})
-	sendFromWidget(t, ctx, "hello")
-	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: hello") && `+noPendingLeft)
-	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+	conv := helloFromWidget(t, ctx)
 	if code := ts.erase(t, conv, testAdmin); code != 204 {
 		t.Fatalf("erase: %d", code)
 	}

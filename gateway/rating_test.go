@@ -106,14 +106,21 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
+// helloFromWidget has the widget's customer say hello and get the answer
+// (with nothing left unsent); it returns the conversation's id.
+func helloFromWidget(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	sendFromWidget(t, ctx, "hello")
+	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: hello") && `+noPendingLeft)
+	return browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+}
+
 // closeWidgetConversation has the widget's customer say hello and get the
 // answer, then closes the conversation as an agent does; it returns the
 // conversation's id.
 func closeWidgetConversation(t *testing.T, ts *testServer, ctx context.Context) string {
 	t.Helper()
-	sendFromWidget(t, ctx, "hello")
-	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: hello") && `+noPendingLeft)
-	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+	conv := helloFromWidget(t, ctx)
 	if err := ts.Chat.HandoffStatus(context.Background(), conv, gateway.HandoffStatus{Status: gateway.HandoffClosed}); err != nil {
 		t.Fatal(err)
 	}

@@ -78,9 +78,7 @@ func TestBrowserWidgetRichTextAndInvisibleText(t *testing.T) {
 // is back when the conversation returns to the bot.
 func TestBrowserWidgetNoHumanButtonWithAgent(t *testing.T) {
 	ts, ctx := onlineWidget(t, serverOpts{})
-	sendFromWidget(t, ctx, "hello")
-	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: hello") && `+noPendingLeft)
-	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+	conv := helloFromWidget(t, ctx)
 	if err := ts.Chat.HandoffStatus(context.Background(), conv, gateway.HandoffStatus{Status: gateway.HandoffAssigned, AgentName: "Ann"}); err != nil {
 		t.Fatal(err)
 	}

@@ -819,9 +819,7 @@ func TestBrowserWidgetBurstKeepsOrder(t *testing.T) {
 // to screen readers, and opening the panel clears the count.
 func TestBrowserWidgetNewMessagesWhileClosed(t *testing.T) {
 	ts, ctx := onlineWidget(t, serverOpts{})
-	sendFromWidget(t, ctx, "hello")
-	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: hello") && `+noPendingLeft)
-	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+	conv := helloFromWidget(t, ctx)
 	browsertest.Do(t, ctx, chromedp.Click(chromedp.ID("tandem-launcher")))
 	waitFor(t, ctx, "the panel to close", `document.getElementById("tandem-panel").hidden`)
 	launcher := browsertest.Eval[string](t, ctx, `document.getElementById("tandem-launcher").textContent`)
@@ -1189,9 +1187,7 @@ func TestBrowserWidgetNoReadReceiptWhileHidden(t *testing.T) {
 		Object.defineProperty(document, "visibilityState", { configurable: true, get: () => window.__hidden ? "hidden" : "visible" });
 		Object.defineProperty(document, "hidden", { configurable: true, get: () => window.__hidden });
 	})()`))
-	sendFromWidget(t, ctx, "hello")
-	waitFor(t, ctx, "the answer", `document.getElementById("tandem-log").textContent.includes("echo: hello") && `+noPendingLeft)
-	conv := browsertest.Eval[string](t, ctx, `window.__tandemWidget.state().conversationId`)
+	conv := helloFromWidget(t, ctx)
 	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.__hidden = true; document.dispatchEvent(new Event("visibilitychange"))`))
 	m, _, err := ts.Chat.PostMessage(context.Background(), tandem.Message{ConversationID: conv, ClientID: "agent:a1", Author: tandem.AuthorAgent, AuthorName: "Ann", Text: "Hello from Ann", Kind: "text"})
 	if err != nil {
